@@ -1,0 +1,3 @@
+//! Estimation (stub).
+pub mod ci;
+pub mod variance;

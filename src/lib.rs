@@ -1,0 +1,14 @@
+//! cvsurvey: design-based estimation of corruption and crime-victimization indicators.
+//!
+//! The pipeline runs one way: [`questionnaire`] → [`ingest`] → [`design`] → [`weighting`] →
+//! [`estimate`] → [`output`], orchestrated by [`pipeline`] from a [`config`] file.
+
+pub mod config;
+pub mod design;
+pub mod estimate;
+pub mod frame;
+pub mod ingest;
+pub mod output;
+pub mod pipeline;
+pub mod questionnaire;
+pub mod weighting;
