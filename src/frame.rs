@@ -164,6 +164,14 @@ impl Frame {
         self.by_name.get(name).map(|&i| &self.columns[i])
     }
 
+    /// Look a column up by name, for in-place changes (validation updates cell states).
+    pub fn column_mut(&mut self, name: &str) -> Option<&mut Column> {
+        match self.by_name.get(name) {
+            Some(&i) => Some(&mut self.columns[i]),
+            None => None,
+        }
+    }
+
     /// Add a column; its length must equal the frame's row count and its name must be new.
     pub fn push(&mut self, column: Column) -> Result<(), FrameError> {
         if column.len() != self.n_rows {

@@ -1,1 +1,54 @@
-fn main() {}
+//! `cvsurvey` command line: parses arguments and calls the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Design-based estimation of corruption and crime-victimization indicators.
+#[derive(Debug, Parser)]
+#[command(name = "cvsurvey", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate, weight and estimate; write estimates.parquet, quarantine.csv and findings.csv.
+    Run {
+        /// The pipeline config (TOML).
+        config: PathBuf,
+        /// Treat any validation finding as an error.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Check the data against the questionnaire only; write quarantine.csv and findings.csv.
+    Validate {
+        /// The pipeline config (TOML).
+        config: PathBuf,
+        /// Treat any validation finding as an error.
+        #[arg(long)]
+        strict: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Run { config, strict } => cvsurvey::pipeline::run(config, cvsurvey::pipeline::RunOptions { strict: *strict }),
+        Command::Validate { config, strict } => {
+            cvsurvey::pipeline::validate(config, cvsurvey::pipeline::RunOptions { strict: *strict })
+        }
+    };
+    match result {
+        Ok(report) => {
+            print!("{}", report.summary());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

@@ -1,1 +1,209 @@
-//! output (stub)
+//! Output files: `estimates.parquet`, `quarantine.csv`, `findings.csv`.
+//!
+//! Every file is first written under a temporary name in the output folder and renamed into
+//! place only after all of them were written, so a failed run never leaves a half-written file
+//! under a final name.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+
+use crate::estimate::EstimateRow;
+use crate::ingest::Finding;
+
+/// Errors writing outputs.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// File system error.
+    #[error("{path}: {message}")]
+    Io {
+        /// File concerned.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// Arrow/Parquet encoding error.
+    #[error("{path}: cannot encode Parquet: {message}")]
+    Parquet {
+        /// File concerned.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> OutputError {
+    OutputError::Io { path: path.to_path_buf(), message: e.to_string() }
+}
+
+/// A set of files written under temporary names, to be committed (renamed) together.
+#[derive(Debug, Default)]
+pub struct StagedFiles {
+    staged: Vec<(PathBuf, PathBuf)>,
+}
+
+impl StagedFiles {
+    /// Start a new set.
+    pub fn new() -> StagedFiles {
+        StagedFiles::default()
+    }
+
+    /// The temporary path under which `final_path` is written.
+    fn temp_for(final_path: &Path) -> PathBuf {
+        let name = final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        final_path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    }
+
+    /// Write `final_path` through a temporary file using `write`.
+    pub fn write(
+        &mut self,
+        final_path: &Path,
+        write: impl FnOnce(&mut BufWriter<File>) -> Result<(), OutputError>,
+    ) -> Result<(), OutputError> {
+        let temp = Self::temp_for(final_path);
+        let file = File::create(&temp).map_err(|e| io_err(&temp, e))?;
+        let mut out = BufWriter::new(file);
+        let result = write(&mut out).and_then(|()| {
+            let file = out.into_inner().map_err(|e| io_err(&temp, e.error()))?;
+            file.sync_all().map_err(|e| io_err(&temp, e))
+        });
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&temp);
+            return Err(e);
+        }
+        self.staged.push((temp, final_path.to_path_buf()));
+        Ok(())
+    }
+
+    /// Rename every staged file into place.
+    pub fn commit(mut self) -> Result<Vec<PathBuf>, OutputError> {
+        let staged = std::mem::take(&mut self.staged);
+        let mut done = Vec::new();
+        for (temp, final_path) in staged {
+            std::fs::rename(&temp, &final_path).map_err(|e| io_err(&final_path, e))?;
+            done.push(final_path);
+        }
+        Ok(done)
+    }
+}
+
+impl Drop for StagedFiles {
+    fn drop(&mut self) {
+        for (temp, _) in &self.staged {
+            let _ = std::fs::remove_file(temp);
+        }
+    }
+}
+
+/// Arrow schema of `estimates.parquet` (the output contract).
+pub fn estimates_schema() -> Schema {
+    let utf8 = |n: &str| Field::new(n, DataType::Utf8, false);
+    let f64n = |n: &str| Field::new(n, DataType::Float64, true);
+    Schema::new(vec![
+        utf8("indicator"),
+        utf8("weighting"),
+        utf8("variance"),
+        utf8("domain_var"),
+        utf8("domain_value"),
+        f64n("estimate"),
+        f64n("se"),
+        f64n("ci_low"),
+        f64n("ci_high"),
+        utf8("ci_method"),
+        f64n("df"),
+        f64n("cv"),
+        f64n("deff"),
+        Field::new("n_unweighted", DataType::Int64, false),
+        Field::new("n_weighted", DataType::Float64, false),
+    ])
+}
+
+/// Build the Arrow record batch of the estimates.
+pub fn estimates_batch(rows: &[EstimateRow]) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    let s = |f: fn(&EstimateRow) -> &str| -> ArrayRef { Arc::new(StringArray::from_iter_values(rows.iter().map(f))) };
+    let o = |f: fn(&EstimateRow) -> Option<f64>| -> ArrayRef { Arc::new(Float64Array::from_iter(rows.iter().map(f))) };
+    let columns: Vec<ArrayRef> = vec![
+        s(|r| &r.indicator),
+        s(|r| &r.weighting),
+        s(|r| &r.variance),
+        s(|r| &r.domain_var),
+        s(|r| &r.domain_value),
+        o(|r| r.estimate),
+        o(|r| r.se),
+        o(|r| r.ci_low),
+        o(|r| r.ci_high),
+        s(|r| &r.ci_method),
+        o(|r| r.df),
+        o(|r| r.cv),
+        o(|r| r.deff),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.n_unweighted))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.n_weighted))),
+    ];
+    RecordBatch::try_new(Arc::new(estimates_schema()), columns)
+}
+
+/// Write `estimates.parquet` (ZSTD) with key-value `metadata`.
+pub fn write_estimates(
+    staged: &mut StagedFiles,
+    path: &Path,
+    rows: &[EstimateRow],
+    metadata: &[(String, String)],
+) -> Result<(), OutputError> {
+    let perr = |e: &dyn std::fmt::Display| OutputError::Parquet { path: path.to_path_buf(), message: e.to_string() };
+    let batch = estimates_batch(rows).map_err(|e| perr(&e))?;
+    let zstd = ZstdLevel::try_new(3).map_err(|e| perr(&e))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(zstd))
+        .set_coerce_types(true)
+        .set_key_value_metadata(Some(
+            metadata.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect(),
+        ))
+        .build();
+    staged.write(path, |out| {
+        let mut writer = ArrowWriter::try_new(out, batch.schema(), Some(props)).map_err(|e| perr(&e))?;
+        writer.write(&batch).map_err(|e| perr(&e))?;
+        writer.close().map_err(|e| perr(&e))?;
+        Ok(())
+    })
+}
+
+/// Write findings as CSV with columns `row,id,column,value,kind,reason`.
+///
+/// `quarantine.csv` gets the findings that excluded their row; `findings.csv` all of them.
+pub fn write_findings<'a>(
+    staged: &mut StagedFiles,
+    path: &Path,
+    findings: impl Iterator<Item = &'a Finding>,
+) -> Result<(), OutputError> {
+    staged.write(path, |out| {
+        let mut w = csv::Writer::from_writer(out);
+        let e = |err: csv::Error| io_err(path, err);
+        w.write_record(["row", "id", "column", "value", "kind", "reason"]).map_err(e)?;
+        for f in findings {
+            w.write_record([
+                f.row.to_string().as_str(),
+                &f.id,
+                &f.column,
+                &f.value,
+                f.kind.as_str(),
+                &f.reason,
+            ])
+            .map_err(e)?;
+        }
+        w.flush().map_err(|err| io_err(path, err))?;
+        Ok(())
+    })
+}
+
+/// Write a plain text file.
+pub fn write_text(staged: &mut StagedFiles, path: &Path, text: &str) -> Result<(), OutputError> {
+    staged.write(path, |out| out.write_all(text.as_bytes()).map_err(|e| io_err(path, e)))
+}

@@ -1,1 +1,397 @@
-//! pipeline (stub)
+//! Orchestration of `cvsurvey run` and `cvsurvey validate`: config → questionnaire → ingest →
+//! design → weighting → estimate → output.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::config::{ConfigError, Pipeline};
+use crate::design::{Design, DesignError};
+use crate::estimate::{EstimateError, EstimateRow, EstimationRequest, TOTAL};
+use crate::frame::{CellState, ColumnData};
+use crate::ingest::{FindingKind, IngestError, IngestSpec, Ingested};
+use crate::output::{OutputError, StagedFiles};
+use crate::questionnaire::{Indicator, Questionnaire, QuestionnaireError};
+use crate::weighting::{Scheme, WeightingError};
+
+/// Tool version written to output metadata.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Options of a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Treat any validation finding as an error.
+    pub strict: bool,
+}
+
+/// Errors that stop a run. `exit_code` maps them to the CLI's exit status.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Config file problem.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Questionnaire problem.
+    #[error(transparent)]
+    Questionnaire(#[from] QuestionnaireError),
+    /// Config refers to something the questionnaire does not define.
+    #[error("{config}: {message}")]
+    Reference {
+        /// Config file.
+        config: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Data could not be read.
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    /// `--strict` and the data has findings.
+    #[error("{path}: {count} validation finding(s) and --strict was given; first: row {row}, column {column}, value \"{value}\": {reason}")]
+    Strict {
+        /// Data file.
+        path: PathBuf,
+        /// Number of findings.
+        count: usize,
+        /// First finding's row.
+        row: u64,
+        /// Its column.
+        column: String,
+        /// Its value.
+        value: String,
+        /// Its reason.
+        reason: String,
+    },
+    /// No usable respondent.
+    #[error("{path}: no usable respondent rows ({read} read, {quarantined} quarantined); see quarantine.csv")]
+    NoRespondents {
+        /// Data file.
+        path: PathBuf,
+        /// Rows read.
+        read: u64,
+        /// Rows quarantined.
+        quarantined: u64,
+    },
+    /// Design problem.
+    #[error(transparent)]
+    Design(#[from] DesignError),
+    /// Weighting problem.
+    #[error(transparent)]
+    Weighting(#[from] WeightingError),
+    /// Estimation problem.
+    #[error(transparent)]
+    Estimate(#[from] EstimateError),
+    /// Output problem.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+impl PipelineError {
+    /// 1 when the data or the config failed validation, 2 for any other error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            PipelineError::Config(_)
+            | PipelineError::Questionnaire(_)
+            | PipelineError::Reference { .. }
+            | PipelineError::Strict { .. }
+            | PipelineError::NoRespondents { .. } => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// What a run did, for the summary.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// Questionnaire id and version.
+    pub questionnaire: String,
+    /// Data file.
+    pub data_path: PathBuf,
+    /// Rows read, used, quarantined.
+    pub rows_read: u64,
+    /// Rows used.
+    pub rows_used: u64,
+    /// Rows quarantined.
+    pub rows_quarantined: u64,
+    /// Respondents among used rows.
+    pub respondents: u64,
+    /// Findings per kind.
+    pub findings_by_kind: BTreeMap<FindingKind, usize>,
+    /// Strata and PSUs among respondents, and the design df.
+    pub design: Option<(usize, usize, f64)>,
+    /// Schemes with their weight range.
+    pub schemes: Vec<(String, f64, f64, f64)>,
+    /// Estimates produced (empty for `validate`).
+    pub estimates: Vec<EstimateRow>,
+    /// Files written.
+    pub files: Vec<PathBuf>,
+}
+
+/// Load the config and questionnaire and check every cross-reference before data is read.
+fn prepare(config_path: &Path) -> Result<(Pipeline, Questionnaire), PipelineError> {
+    let pipeline = Pipeline::load(config_path)?;
+    let questionnaire = Questionnaire::load(&pipeline.questionnaire)?;
+    let reference = |message: String| PipelineError::Reference { config: config_path.to_path_buf(), message };
+    let known = |name: &str| {
+        questionnaire.variable(name).is_some() || questionnaire.derived.iter().any(|d| d.name == name)
+    };
+    let mut problems = Vec::new();
+    for id in &pipeline.estimation.indicators {
+        if id != "*" && questionnaire.indicator(id).is_none() {
+            let ids: Vec<&str> = questionnaire.indicators.iter().map(|i| i.id.as_str()).collect();
+            problems.push(format!("estimation.indicators: \"{id}\" is not an indicator of {} (has: {})", questionnaire.id, ids.join(", ")));
+        }
+    }
+    for d in &pipeline.estimation.domains {
+        if !known(d) {
+            problems.push(format!("estimation.domains: \"{d}\" is neither a variable nor a derived variable of {}", questionnaire.id));
+        }
+    }
+    for w in &pipeline.weighting {
+        for c in w.nonresponse_classes.iter().flatten() {
+            if questionnaire.derived.iter().any(|d| &d.name == c) {
+                problems.push(format!("weighting \"{}\": nonresponse class \"{c}\" must be a data column, not a derived variable", w.name));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(reference(problems.join("; ")));
+    }
+    Ok((pipeline, questionnaire))
+}
+
+fn ingest_spec(p: &Pipeline) -> IngestSpec {
+    let d = &p.design;
+    let mut design_columns: Vec<String> = d.strata.iter().cloned().collect();
+    design_columns.extend(d.psu.iter().cloned());
+    design_columns.extend(d.fpc.iter().cloned());
+    let mut required: Vec<String> = Vec::new();
+    for w in &p.weighting {
+        required.extend(w.nonresponse_classes.iter().flatten().cloned());
+    }
+    IngestSpec {
+        path: p.data.path.clone(),
+        id: p.data.id.clone(),
+        response: p.data.response.clone(),
+        design_columns,
+        positive_columns: vec![d.weight.clone()],
+        required_columns: required,
+    }
+}
+
+fn read_data(p: &Pipeline, q: &Questionnaire, opts: RunOptions) -> Result<Ingested, PipelineError> {
+    let ingested = crate::ingest::read(&ingest_spec(p), q)?;
+    if opts.strict
+        && let Some(f) = ingested.findings.first()
+    {
+        return Err(PipelineError::Strict {
+            path: p.data.path.clone(),
+            count: ingested.findings.len(),
+            row: f.row,
+            column: f.column.clone(),
+            value: f.value.clone(),
+            reason: f.reason.clone(),
+        });
+    }
+    Ok(ingested)
+}
+
+fn findings_by_kind(ingested: &Ingested) -> BTreeMap<FindingKind, usize> {
+    let mut m = BTreeMap::new();
+    for f in &ingested.findings {
+        *m.entry(f.kind).or_insert(0) += 1;
+    }
+    m
+}
+
+fn write_row_reports(staged: &mut StagedFiles, dir: &Path, ingested: &Ingested) -> Result<(), PipelineError> {
+    crate::output::write_findings(staged, &dir.join("quarantine.csv"), ingested.findings.iter().filter(|f| f.kind.quarantines()))?;
+    crate::output::write_findings(staged, &dir.join("findings.csv"), ingested.findings.iter())?;
+    Ok(())
+}
+
+fn create_dir(dir: &Path) -> Result<(), PipelineError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| OutputError::Io { path: dir.to_path_buf(), message: format!("cannot create the output folder: {e}") }.into())
+}
+
+/// `cvsurvey validate`: read and check the data only; writes `quarantine.csv` and `findings.csv`.
+pub fn validate(config_path: &Path, opts: RunOptions) -> Result<RunReport, PipelineError> {
+    let (p, q) = prepare(config_path)?;
+    let ingested = read_data(&p, &q, opts)?;
+    create_dir(&p.output_dir)?;
+    let mut staged = StagedFiles::new();
+    write_row_reports(&mut staged, &p.output_dir, &ingested)?;
+    let files = staged.commit()?;
+    Ok(report(&p, &q, &ingested, None, &[], Vec::new(), files))
+}
+
+/// `cvsurvey run`: the whole pipeline; writes `estimates.parquet`, `quarantine.csv`,
+/// `findings.csv` into the configured output folder.
+pub fn run(config_path: &Path, opts: RunOptions) -> Result<RunReport, PipelineError> {
+    let (p, q) = prepare(config_path)?;
+    let ingested = read_data(&p, &q, opts)?;
+    let respondents: Vec<usize> = (0..ingested.frame.n_rows()).filter(|&r| ingested.respondent[r]).collect();
+    if respondents.is_empty() {
+        return Err(PipelineError::NoRespondents {
+            path: p.data.path.clone(),
+            read: ingested.rows_read,
+            quarantined: ingested.rows_quarantined,
+        });
+    }
+    let design = Design::build(&ingested.frame, &respondents, &p.design)?;
+    let base_weights = numeric_column(&ingested, &p.design.weight);
+    let schemes = crate::weighting::compute(&ingested.frame, &ingested.row_numbers, &base_weights, &respondents, &p.weighting)?;
+
+    let resp_frame = ingested.frame.take(&respondents);
+    let indicators: Vec<&Indicator> = if p.estimation.indicators.iter().any(|i| i == "*") {
+        q.indicators.iter().collect()
+    } else {
+        p.estimation.indicators.iter().filter_map(|id| q.indicator(id)).collect()
+    };
+    let mut estimates = Vec::new();
+    for &variance in &p.variance {
+        let request = EstimationRequest {
+            frame: &resp_frame,
+            design: &design,
+            schemes: &schemes,
+            indicators: &indicators,
+            domains: &p.estimation.domains,
+            ci: &p.estimation.ci,
+            level: p.estimation.level,
+            domain_df: p.estimation.domain_df,
+            variance,
+        };
+        estimates.extend(crate::estimate::estimate(&request)?);
+    }
+
+    create_dir(&p.output_dir)?;
+    let metadata = provenance(&p, &q, &ingested)?;
+    let mut staged = StagedFiles::new();
+    crate::output::write_estimates(&mut staged, &p.output_dir.join("estimates.parquet"), &estimates, &metadata)?;
+    write_row_reports(&mut staged, &p.output_dir, &ingested)?;
+    let files = staged.commit()?;
+    let all_rows: Vec<bool> = schemes.first().map(|s| s.weights.iter().map(|&w| w != 0.0).collect()).unwrap_or_default();
+    let design_summary = Some((design.n_strata(), design.n_psu(), design.degf(&all_rows)));
+    Ok(report(&p, &q, &ingested, design_summary, &schemes, estimates, files))
+}
+
+fn numeric_column(ingested: &Ingested, name: &str) -> Vec<f64> {
+    match ingested.frame.column(name).map(|c| &c.data) {
+        Some(ColumnData::Num(v)) => v.clone(),
+        // Ingest quarantines rows whose weight is not a positive number, so a text weight column
+        // can only reach here when every row was quarantined.
+        _ => vec![f64::NAN; ingested.frame.n_rows()],
+    }
+}
+
+fn provenance(p: &Pipeline, q: &Questionnaire, ingested: &Ingested) -> Result<Vec<(String, String)>, PipelineError> {
+    let hash = |path: &Path| {
+        crate::ingest::sha256_file(path).map_err(|e| OutputError::Io { path: path.to_path_buf(), message: e.to_string() })
+    };
+    let file_name = |path: &Path| path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok(vec![
+        ("cvsurvey.version".into(), VERSION.into()),
+        ("cvsurvey.questionnaire.id".into(), q.id.clone()),
+        ("cvsurvey.questionnaire.version".into(), q.version.clone()),
+        ("cvsurvey.questionnaire.file".into(), file_name(&p.questionnaire)),
+        ("cvsurvey.questionnaire.sha256".into(), hash(&p.questionnaire)?),
+        ("cvsurvey.config.file".into(), file_name(&p.config_path)),
+        ("cvsurvey.config.sha256".into(), hash(&p.config_path)?),
+        ("cvsurvey.data.file".into(), file_name(&p.data.path)),
+        ("cvsurvey.data.sha256".into(), ingested.sha256.clone()),
+        ("cvsurvey.ci.level".into(), format!("{}", p.estimation.level)),
+    ])
+}
+
+fn report(
+    p: &Pipeline,
+    q: &Questionnaire,
+    ingested: &Ingested,
+    design: Option<(usize, usize, f64)>,
+    schemes: &[Scheme],
+    estimates: Vec<EstimateRow>,
+    files: Vec<PathBuf>,
+) -> RunReport {
+    RunReport {
+        questionnaire: format!("{} {}", q.id, q.version),
+        data_path: p.data.path.clone(),
+        rows_read: ingested.rows_read,
+        rows_used: ingested.rows_used(),
+        rows_quarantined: ingested.rows_quarantined,
+        respondents: ingested.respondent.iter().filter(|&&r| r).count() as u64,
+        findings_by_kind: findings_by_kind(ingested),
+        design,
+        schemes: schemes
+            .iter()
+            .map(|s| {
+                let min = s.weights.iter().copied().fold(f64::INFINITY, f64::min);
+                let max = s.weights.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                (s.name.clone(), min, max, s.weights.iter().sum())
+            })
+            .collect(),
+        estimates,
+        files,
+    }
+}
+
+impl RunReport {
+    /// The short human summary printed on stdout.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "cvsurvey {VERSION} · questionnaire {}", self.questionnaire);
+        let _ = writeln!(s, "data      {}", self.data_path.display());
+        let _ = writeln!(
+            s,
+            "rows      {} read = {} used + {} quarantined  ({} respondents, {} unit nonrespondents)",
+            self.rows_read,
+            self.rows_used,
+            self.rows_quarantined,
+            self.respondents,
+            self.rows_used - self.respondents
+        );
+        if self.findings_by_kind.is_empty() {
+            let _ = writeln!(s, "findings  none");
+        } else {
+            let parts: Vec<String> = self
+                .findings_by_kind
+                .iter()
+                .map(|(k, n)| format!("{n} {k}{}", if k.quarantines() { "" } else { " (kept)" }))
+                .collect();
+            let _ = writeln!(s, "findings  {}", parts.join(", "));
+        }
+        if let Some((strata, psus, df)) = self.design {
+            let _ = writeln!(s, "design    {strata} strata, {psus} PSUs, {df} df");
+        }
+        for (name, min, max, sum) in &self.schemes {
+            let _ = writeln!(s, "weights   {name}: min {min:.4}, max {max:.4}, sum {sum:.1}");
+        }
+        if !self.estimates.is_empty() {
+            let _ = writeln!(s, "estimates {} rows; whole population:", self.estimates.len());
+            let _ = writeln!(s, "  {:<28} {:<12} {:>12} {:>10} {:>25}", "indicator", "weighting", "estimate", "se", "95% CI (method)");
+            let mut seen = std::collections::HashSet::new();
+            for r in self.estimates.iter().filter(|r| r.domain_var == TOTAL) {
+                if !seen.insert((r.indicator.clone(), r.weighting.clone(), r.variance.clone())) {
+                    continue;
+                }
+                let f = |x: Option<f64>| x.map_or("NA".to_string(), |v| format!("{v:.4}"));
+                let _ = writeln!(
+                    s,
+                    "  {:<28} {:<12} {:>12} {:>10} {:>25}",
+                    r.indicator,
+                    r.weighting,
+                    f(r.estimate),
+                    f(r.se),
+                    format!("[{}, {}] ({})", f(r.ci_low), f(r.ci_high), r.ci_method)
+                );
+            }
+        }
+        for f in &self.files {
+            let _ = writeln!(s, "wrote     {}", f.display());
+        }
+        s
+    }
+}
+
+/// True when a cell state carries a value (re-exported for callers inspecting frames).
+pub fn has_value(state: CellState) -> bool {
+    state == CellState::Value
+}

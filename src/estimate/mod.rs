@@ -1,3 +1,389 @@
-//! Estimation (stub).
+//! Estimation: indicators by domain under each weighting scheme, with design-based standard
+//! errors, degrees of freedom, design effects and confidence intervals.
+//!
+//! For a domain D and indicator values y (and x for ratios) defined on a universe U, with final
+//! weights w over the respondent design:
+//!
+//! * mean / proportion: θ̂ = Σ_{D∩U} w y / Σ_{D∩U} w, scores z_i = w_i (y_i − θ̂) / Σ_{D∩U} w;
+//! * total: θ̂ = Σ_{D∩U} w y, z_i = w_i y_i;
+//! * ratio: θ̂ = Σ w y / Σ w x, z_i = w_i (y_i − θ̂ x_i) / Σ w x;
+//!
+//! with z_i = 0 outside D∩U, so the variance keeps the full design (domain estimation,
+//! Särndal et al. 1992 §10.3). V̂(θ̂) is the Taylor variance of Σ z ([`crate::design`]).
+//! Formulas, df and interval methods are stated with references in `docs/methods.md`.
+
 pub mod ci;
 pub mod variance;
+
+use rayon::prelude::*;
+
+use crate::config::{DomainDf, VarianceMethod};
+use crate::design::Design;
+use crate::frame::{CellState, ColumnData, Frame, format_number};
+use crate::questionnaire::{EvalState, Indicator, IndicatorKind};
+use crate::weighting::Scheme;
+use ci::CiMethod;
+
+/// Domain label used for the whole population (SDMX convention).
+pub const TOTAL: &str = "_T";
+
+/// One output row: indicator × weighting × variance method × domain × CI method.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EstimateRow {
+    /// Indicator id.
+    pub indicator: String,
+    /// Weighting scheme.
+    pub weighting: String,
+    /// Variance method.
+    pub variance: String,
+    /// Domain variable, `_T` for the whole population.
+    pub domain_var: String,
+    /// Domain value as written in the data, `_T` for the whole population.
+    pub domain_value: String,
+    /// Point estimate (times the indicator's multiplier).
+    pub estimate: Option<f64>,
+    /// Standard error (times the multiplier).
+    pub se: Option<f64>,
+    /// Lower confidence bound.
+    pub ci_low: Option<f64>,
+    /// Upper confidence bound.
+    pub ci_high: Option<f64>,
+    /// Interval method.
+    pub ci_method: String,
+    /// Degrees of freedom used by the interval.
+    pub df: Option<f64>,
+    /// Coefficient of variation se / |estimate|.
+    pub cv: Option<f64>,
+    /// Design effect (R `deff = TRUE`); none for ratios.
+    pub deff: Option<f64>,
+    /// Respondents in the domain and universe with a defined value.
+    pub n_unweighted: i64,
+    /// Sum of weights over those respondents.
+    pub n_weighted: f64,
+}
+
+/// Everything estimation needs.
+#[derive(Debug, Clone, Copy)]
+pub struct EstimationRequest<'a> {
+    /// Respondent rows, in design-row order.
+    pub frame: &'a Frame,
+    /// The sampling design over those rows.
+    pub design: &'a Design,
+    /// Weighting schemes (weights over the same rows).
+    pub schemes: &'a [Scheme],
+    /// Indicators to estimate.
+    pub indicators: &'a [&'a Indicator],
+    /// Domain variables.
+    pub domains: &'a [String],
+    /// Interval methods for proportions.
+    pub ci: &'a [CiMethod],
+    /// Confidence level.
+    pub level: f64,
+    /// Degrees of freedom for domain intervals.
+    pub domain_df: DomainDf,
+    /// Variance method.
+    pub variance: VarianceMethod,
+}
+
+/// Errors during estimation.
+#[derive(Debug, thiserror::Error)]
+pub enum EstimateError {
+    /// An indicator expression failed on the data.
+    #[error("indicator {indicator}: {message}")]
+    Indicator {
+        /// Indicator id.
+        indicator: String,
+        /// What failed.
+        message: String,
+    },
+    /// A domain variable is absent.
+    #[error("domain variable {0} is not in the data (nor a derived variable)")]
+    MissingDomain(String),
+    /// The variance could not be computed.
+    #[error("indicator {indicator}, weighting {weighting}, domain {domain}: {message}")]
+    Variance {
+        /// Indicator id.
+        indicator: String,
+        /// Scheme.
+        weighting: String,
+        /// Domain `var=value`.
+        domain: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// Indicator values over the respondent rows.
+struct IndicatorValues {
+    y: Vec<f64>,
+    x: Option<Vec<f64>>,
+    defined: Vec<bool>,
+}
+
+fn evaluate(ind: &Indicator, frame: &Frame) -> Result<IndicatorValues, EstimateError> {
+    let err = |message: String| EstimateError::Indicator { indicator: ind.id.clone(), message };
+    let n = frame.n_rows();
+    let universe = match &ind.universe {
+        None => vec![true; n],
+        Some(e) => {
+            let u = e.eval(frame).map_err(|e| err(e.to_string()))?;
+            u.state.iter().zip(&u.values).map(|(s, v)| *s == EvalState::Value && *v != 0.0).collect()
+        }
+    };
+    let (value_expr, den_expr) = match ind.kind {
+        IndicatorKind::Ratio => (ind.numerator.as_ref(), ind.denominator.as_ref()),
+        _ => (ind.value.as_ref(), None),
+    };
+    let value_expr = value_expr.ok_or_else(|| err("has no value/numerator expression".into()))?;
+    let y = value_expr.eval(frame).map_err(|e| err(e.to_string()))?;
+    let mut defined: Vec<bool> = universe.iter().zip(&y.state).map(|(u, s)| *u && *s == EvalState::Value).collect();
+    let x = match den_expr {
+        None => None,
+        Some(e) => {
+            let x = e.eval(frame).map_err(|e| err(e.to_string()))?;
+            for (d, s) in defined.iter_mut().zip(&x.state) {
+                *d &= *s == EvalState::Value;
+            }
+            Some(x.values)
+        }
+    };
+    if ind.kind == IndicatorKind::Proportion
+        && let Some(r) = (0..n).find(|&r| defined[r] && y.values[r] != 0.0 && y.values[r] != 1.0)
+    {
+        return Err(err(format!(
+            "a proportion's value must be true/false or 0/1, but respondent row {} has {}",
+            r + 1,
+            y.values[r]
+        )));
+    }
+    Ok(IndicatorValues { y: y.values, x, defined })
+}
+
+/// A domain breakdown: per row the domain value index (or none), and the values' labels.
+struct Breakdown {
+    var: String,
+    labels: Vec<String>,
+    of_row: Vec<Option<u32>>,
+}
+
+fn breakdown(frame: &Frame, var: &str) -> Result<Breakdown, EstimateError> {
+    let col = frame.column(var).ok_or_else(|| EstimateError::MissingDomain(var.to_string()))?;
+    let n = frame.n_rows();
+    let (labels, of_row) = match &col.data {
+        ColumnData::Num(v) => {
+            let mut values: Vec<f64> = (0..n).filter(|&r| col.state[r] == CellState::Value).map(|r| v[r]).collect();
+            values.sort_by(f64::total_cmp);
+            values.dedup();
+            let of_row = (0..n)
+                .map(|r| {
+                    (col.state[r] == CellState::Value)
+                        .then(|| values.binary_search_by(|p| p.total_cmp(&v[r])).ok().map(|i| i as u32))
+                        .flatten()
+                })
+                .collect();
+            (values.iter().map(|&x| format_number(x)).collect(), of_row)
+        }
+        ColumnData::Text { codes, levels } => {
+            let mut order: Vec<u32> = (0..levels.len() as u32).collect();
+            order.sort_by(|a, b| levels[*a as usize].cmp(&levels[*b as usize]));
+            let mut rank = vec![0u32; levels.len()];
+            for (i, &l) in order.iter().enumerate() {
+                rank[l as usize] = i as u32;
+            }
+            let of_row = (0..n)
+                .map(|r| (col.state[r] == CellState::Value).then(|| rank[codes[r] as usize]))
+                .collect();
+            (order.iter().map(|&l| levels[l as usize].clone()).collect(), of_row)
+        }
+    };
+    Ok(Breakdown { var: var.to_string(), labels, of_row })
+}
+
+/// Estimate every indicator × scheme × domain. Rows come out sorted by indicator (request
+/// order), scheme (request order), domain variable (`_T` first, then request order), domain
+/// value (numeric or lexical order) and interval method (request order), whatever the thread
+/// count.
+pub fn estimate(req: &EstimationRequest<'_>) -> Result<Vec<EstimateRow>, EstimateError> {
+    let n = req.frame.n_rows();
+    let mut breakdowns = vec![Breakdown { var: TOTAL.into(), labels: vec![TOTAL.into()], of_row: vec![Some(0); n] }];
+    for d in req.domains {
+        breakdowns.push(breakdown(req.frame, d)?);
+    }
+    let values: Vec<IndicatorValues> =
+        req.indicators.par_iter().map(|ind| evaluate(ind, req.frame)).collect::<Result<_, _>>()?;
+
+    let tasks: Vec<(usize, usize)> =
+        (0..req.indicators.len()).flat_map(|i| (0..req.schemes.len()).map(move |s| (i, s))).collect();
+    let blocks: Vec<Vec<EstimateRow>> = tasks
+        .par_iter()
+        .map(|&(i, s)| estimate_block(req, req.indicators[i], &values[i], &req.schemes[s], &breakdowns))
+        .collect::<Result<_, _>>()?;
+    Ok(blocks.into_iter().flatten().collect())
+}
+
+fn estimate_block(
+    req: &EstimationRequest<'_>,
+    ind: &Indicator,
+    vals: &IndicatorValues,
+    scheme: &Scheme,
+    breakdowns: &[Breakdown],
+) -> Result<Vec<EstimateRow>, EstimateError> {
+    let n = req.frame.n_rows();
+    let w = &scheme.weights;
+    let full_df = req.design.degf(&w.iter().map(|&x| x != 0.0).collect::<Vec<_>>());
+    let mut rows = Vec::new();
+    let mut mask = vec![false; n];
+    let mut scores = vec![0.0; n];
+    for b in breakdowns {
+        for (d, label) in b.labels.iter().enumerate() {
+            for r in 0..n {
+                mask[r] = vals.defined[r] && b.of_row[r] == Some(d as u32);
+            }
+            let n_unweighted = mask.iter().filter(|&&m| m).count();
+            if n_unweighted == 0 {
+                continue;
+            }
+            let domain = if b.var == TOTAL { TOTAL.to_string() } else { format!("{}={}", b.var, label) };
+            let stats = domain_estimate(req, ind, vals, scheme, &mask, &mut scores, full_df)
+                .map_err(|message| EstimateError::Variance {
+                    indicator: ind.id.clone(),
+                    weighting: scheme.name.clone(),
+                    domain,
+                    message,
+                })?;
+            let m = ind.multiplier;
+            let est = stats.estimate * m;
+            let se = stats.se * m;
+            let cv = (est != 0.0 && se.is_finite()).then(|| se / est.abs());
+            let mut push = |method: CiMethod, bounds: Option<(f64, f64)>| {
+                rows.push(EstimateRow {
+                    indicator: ind.id.clone(),
+                    weighting: scheme.name.clone(),
+                    variance: req.variance.as_str().to_string(),
+                    domain_var: b.var.clone(),
+                    domain_value: label.clone(),
+                    estimate: finite(est),
+                    se: finite(se),
+                    ci_low: bounds.and_then(|b| finite(b.0 * m)),
+                    ci_high: bounds.and_then(|b| finite(b.1 * m)),
+                    ci_method: method.as_str().to_string(),
+                    df: finite(stats.df),
+                    cv: cv.and_then(finite),
+                    deff: stats.deff.and_then(finite),
+                    n_unweighted: n_unweighted as i64,
+                    n_weighted: stats.n_weighted,
+                });
+            };
+            if ind.kind == IndicatorKind::Proportion {
+                for &method in req.ci {
+                    push(method, ci::proportion_ci(method, stats.estimate, stats.se, stats.df, req.level, stats.beta_nrow));
+                }
+            } else {
+                push(CiMethod::Mean, ci::wald_ci(stats.estimate, stats.se, stats.df, req.level, false));
+                if req.ci.contains(&CiMethod::Normal) {
+                    push(CiMethod::Normal, ci::wald_ci(stats.estimate, stats.se, stats.df, req.level, true));
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
+struct DomainStats {
+    estimate: f64,
+    se: f64,
+    df: f64,
+    deff: Option<f64>,
+    n_weighted: f64,
+    beta_nrow: f64,
+}
+
+/// Point estimate, linearization scores, variance, df and deff of one domain.
+fn domain_estimate(
+    req: &EstimationRequest<'_>,
+    ind: &Indicator,
+    vals: &IndicatorValues,
+    scheme: &Scheme,
+    mask: &[bool],
+    scores: &mut [f64],
+    full_df: f64,
+) -> Result<DomainStats, String> {
+    let w = &scheme.weights;
+    let y = &vals.y;
+    let (mut sw, mut swy, mut swx) = (0.0, 0.0, 0.0);
+    let mut nobs = 0usize;
+    for r in 0..mask.len() {
+        if mask[r] {
+            sw += w[r];
+            swy += w[r] * y[r];
+            if let Some(x) = &vals.x {
+                swx += w[r] * x[r];
+            }
+            if w[r] != 0.0 {
+                nobs += 1;
+            }
+        }
+    }
+    let estimate = match ind.kind {
+        IndicatorKind::Mean | IndicatorKind::Proportion => swy / sw,
+        IndicatorKind::Total => swy,
+        IndicatorKind::Ratio => swy / swx,
+    };
+    for r in 0..mask.len() {
+        scores[r] = if !mask[r] {
+            0.0
+        } else {
+            match ind.kind {
+                IndicatorKind::Mean | IndicatorKind::Proportion => w[r] * (y[r] - estimate) / sw,
+                IndicatorKind::Total => w[r] * y[r],
+                IndicatorKind::Ratio => w[r] * (y[r] - estimate * vals.x.as_ref().map_or(0.0, |x| x[r])) / swx,
+            }
+        };
+    }
+    // Calibrated designs keep out-of-domain rows with zero weight (R's `[` on a calibrated
+    // design); plain designs drop them, which matters for lonely-PSU handling.
+    let present = if scheme.calibrated { None } else { Some(mask) };
+    let variance = req.design.variance(scores, present).map_err(|e| e.to_string())?;
+    let df = match req.domain_df {
+        DomainDf::Full => full_df,
+        DomainDf::Subset => {
+            let include: Vec<bool> = mask.iter().zip(w).map(|(&m, &wi)| m && wi != 0.0).collect();
+            req.design.degf(&include)
+        }
+    };
+    // R's deff = TRUE: V / V_srswor with V_srswor = s²_w (N̂ − n) / (N̂ n) for a mean and
+    // s²_w N̂² (N̂ − n) / (N̂ n) for a total, s²_w = Σw(y − ȳ)²/Σw · n/(n − 1) (R `svyvar`).
+    let deff = match ind.kind {
+        IndicatorKind::Ratio => None,
+        _ if nobs < 2 || sw <= nobs as f64 => None,
+        _ => {
+            let mean = swy / sw;
+            let mut ss = 0.0;
+            for r in 0..mask.len() {
+                if mask[r] {
+                    ss += w[r] * (y[r] - mean) * (y[r] - mean);
+                }
+            }
+            let n = nobs as f64;
+            let svyvar = ss / sw * n / (n - 1.0);
+            let vsrs = match ind.kind {
+                IndicatorKind::Total => svyvar * sw * sw * (sw - n) / (sw * n),
+                _ => svyvar * (sw - n) / (sw * n),
+            };
+            (vsrs > 0.0).then(|| variance / vsrs)
+        }
+    };
+    let n_unweighted = mask.iter().filter(|&&m| m).count();
+    Ok(DomainStats {
+        estimate,
+        se: variance.sqrt(),
+        df,
+        deff,
+        n_weighted: sw,
+        beta_nrow: if scheme.calibrated { mask.len() as f64 } else { n_unweighted as f64 },
+    })
+}

@@ -1,0 +1,232 @@
+//! Typed column builders: one per loaded variable, fed cell by cell from CSV text or Arrow
+//! arrays, classifying each cell (value, blank, missing code, invalid) as it arrives.
+
+use std::collections::HashMap;
+
+use crate::frame::{CellState, Column, ColumnData, format_number};
+use crate::questionnaire::{MissingMeaning, VarType, Variable};
+
+/// What went wrong with one cell; turned into a finding by the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum CellProblem {
+    NotANumber,
+    NotInteger,
+    InvalidCode,
+    OutOfRange { low: f64, high: f64 },
+}
+
+/// How the values of a column are checked.
+#[derive(Debug, Clone)]
+pub(crate) struct CellRules {
+    pub numeric: bool,
+    pub integer: bool,
+    /// Valid codes as text (text storage) and as numbers (numeric storage); empty = any.
+    pub codes_text: Vec<String>,
+    pub codes_num: Vec<f64>,
+    pub missing_text: Vec<(String, CellState)>,
+    pub missing_num: Vec<(f64, CellState)>,
+    pub range: Option<(f64, f64)>,
+}
+
+fn state_of(meaning: MissingMeaning) -> CellState {
+    match meaning {
+        MissingMeaning::DontKnow => CellState::DontKnow,
+        MissingMeaning::Refused => CellState::Refused,
+        MissingMeaning::NotApplicable => CellState::NotAsked,
+        MissingMeaning::NoResponse => CellState::NoResponse,
+        MissingMeaning::Other => CellState::OtherMissing,
+    }
+}
+
+impl CellRules {
+    pub(crate) fn from_variable(v: &Variable) -> CellRules {
+        let numeric = v.numeric_storage;
+        CellRules {
+            numeric,
+            integer: v.var_type == VarType::Integer,
+            codes_text: v.codes.iter().map(|c| c.code.clone()).collect(),
+            codes_num: if numeric {
+                v.codes.iter().filter_map(|c| c.code.trim().parse::<f64>().ok()).collect()
+            } else {
+                Vec::new()
+            },
+            missing_text: v.missing.iter().map(|m| (m.code.clone(), state_of(m.meaning))).collect(),
+            missing_num: if numeric {
+                v.missing
+                    .iter()
+                    .filter_map(|m| m.code.trim().parse::<f64>().ok().map(|x| (x, state_of(m.meaning))))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            range: v.range,
+        }
+    }
+
+    /// Rules for a column the questionnaire does not declare: any number, or any text.
+    pub(crate) fn free(numeric: bool) -> CellRules {
+        CellRules {
+            numeric,
+            integer: false,
+            codes_text: Vec::new(),
+            codes_num: Vec::new(),
+            missing_text: Vec::new(),
+            missing_num: Vec::new(),
+            range: None,
+        }
+    }
+}
+
+/// Accumulates one column.
+#[derive(Debug)]
+pub(crate) struct ColumnBuilder {
+    pub name: String,
+    rules: CellRules,
+    values: Vec<f64>,
+    codes: Vec<u32>,
+    levels: Vec<String>,
+    level_index: HashMap<String, u32>,
+    pub state: Vec<CellState>,
+    /// True where the cell was empty in the input.
+    pub blank: Vec<bool>,
+}
+
+impl ColumnBuilder {
+    pub(crate) fn new(name: &str, rules: CellRules, capacity: usize) -> ColumnBuilder {
+        ColumnBuilder {
+            name: name.to_string(),
+            rules,
+            values: Vec::with_capacity(if capacity > 0 { capacity } else { 0 }),
+            codes: Vec::new(),
+            levels: Vec::new(),
+            level_index: HashMap::new(),
+            state: Vec::with_capacity(capacity),
+            blank: Vec::with_capacity(capacity),
+        }
+    }
+
+    fn push_cell(&mut self, value: f64, code: u32, state: CellState, blank: bool) {
+        if self.rules.numeric {
+            self.values.push(value);
+        } else {
+            self.codes.push(code);
+        }
+        self.state.push(state);
+        self.blank.push(blank);
+    }
+
+    /// An empty cell (blank text or Arrow null).
+    pub(crate) fn push_null(&mut self) {
+        // Resolved later by skip logic into NotAsked or NoResponse.
+        self.push_cell(f64::NAN, u32::MAX, CellState::NotAsked, true);
+    }
+
+    /// A cell given as text (CSV, or an Arrow string array).
+    pub(crate) fn push_str(&mut self, raw: &str) -> Option<CellProblem> {
+        let s = raw.trim();
+        if s.is_empty() {
+            self.push_null();
+            return None;
+        }
+        if self.rules.numeric {
+            match s.parse::<f64>() {
+                Ok(x) if x.is_finite() => self.push_num(x),
+                Ok(_) | Err(_) => {
+                    // A declared text missing code on a numeric column ("DK") is still a missing code.
+                    if let Some(&(_, st)) = self.rules.missing_text.iter().find(|(c, _)| c == s) {
+                        self.push_cell(f64::NAN, u32::MAX, st, false);
+                        return None;
+                    }
+                    self.push_cell(f64::NAN, u32::MAX, CellState::OtherMissing, false);
+                    Some(CellProblem::NotANumber)
+                }
+            }
+        } else {
+            if let Some(&(_, st)) = self.rules.missing_text.iter().find(|(c, _)| c == s) {
+                self.push_cell(f64::NAN, u32::MAX, st, false);
+                return None;
+            }
+            if !self.rules.codes_text.is_empty() && !self.rules.codes_text.iter().any(|c| c == s) {
+                self.push_cell(f64::NAN, u32::MAX, CellState::OtherMissing, false);
+                return Some(CellProblem::InvalidCode);
+            }
+            let code = match self.level_index.get(s) {
+                Some(&c) => c,
+                None => {
+                    let c = self.levels.len() as u32;
+                    self.levels.push(s.to_string());
+                    self.level_index.insert(s.to_string(), c);
+                    c
+                }
+            };
+            self.push_cell(f64::NAN, code, CellState::Value, false);
+            None
+        }
+    }
+
+    /// A cell given as a number (an Arrow numeric array, or parsed CSV text).
+    pub(crate) fn push_num(&mut self, x: f64) -> Option<CellProblem> {
+        if !self.rules.numeric {
+            return self.push_str(&format_number(x));
+        }
+        if let Some(&(_, st)) = self.rules.missing_num.iter().find(|(c, _)| *c == x) {
+            self.push_cell(f64::NAN, u32::MAX, st, false);
+            return None;
+        }
+        let problem = if !x.is_finite() {
+            Some(CellProblem::NotANumber)
+        } else if !self.rules.codes_num.is_empty() && !self.rules.codes_num.contains(&x) {
+            Some(CellProblem::InvalidCode)
+        } else if self.rules.integer && x.fract() != 0.0 {
+            Some(CellProblem::NotInteger)
+        } else if let Some((low, high)) = self.rules.range.filter(|&(l, h)| x < l || x > h) {
+            Some(CellProblem::OutOfRange { low, high })
+        } else {
+            None
+        };
+        match problem {
+            None => self.push_cell(x, u32::MAX, CellState::Value, false),
+            Some(_) => self.push_cell(f64::NAN, u32::MAX, CellState::OtherMissing, false),
+        }
+        problem
+    }
+
+    pub(crate) fn finish(self) -> Column {
+        let data = if self.rules.numeric {
+            ColumnData::Num(self.values)
+        } else {
+            ColumnData::Text { codes: self.codes, levels: self.levels }
+        };
+        Column { name: self.name, data, state: self.state }
+    }
+}
+
+/// A column the questionnaire does not declare: its type is decided once all values are seen
+/// (numeric when every non-blank value parses as a number).
+#[derive(Debug, Default)]
+pub(crate) struct AutoBuilder {
+    pub name: String,
+    raw: Vec<Option<String>>,
+}
+
+impl AutoBuilder {
+    pub(crate) fn new(name: &str) -> AutoBuilder {
+        AutoBuilder { name: name.to_string(), raw: Vec::new() }
+    }
+    pub(crate) fn push(&mut self, s: Option<&str>) {
+        self.raw.push(s.map(|s| s.trim()).filter(|s| !s.is_empty()).map(str::to_string));
+    }
+    pub(crate) fn into_builder(self) -> ColumnBuilder {
+        let numeric = self.raw.iter().flatten().all(|s| s.parse::<f64>().is_ok_and(f64::is_finite));
+        let mut b = ColumnBuilder::new(&self.name, CellRules::free(numeric), self.raw.len());
+        for cell in &self.raw {
+            match cell {
+                Some(s) => {
+                    b.push_str(s);
+                }
+                None => b.push_null(),
+            }
+        }
+        b
+    }
+}

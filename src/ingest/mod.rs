@@ -1,0 +1,568 @@
+//! Ingest: read fieldwork microdata (CSV or Parquet) into typed columns and validate every row
+//! against the questionnaire.
+//!
+//! Every input row ends up either *used* or *quarantined* with its reasons, and
+//! `rows_read = rows_used + rows_quarantined` is asserted before returning. Findings that do not
+//! make a row unusable (item nonresponse, answers recorded for a unit nonrespondent) are reported
+//! but the row is kept.
+
+mod builder;
+mod read;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use builder::{CellProblem, CellRules, ColumnBuilder};
+
+use crate::frame::{CellState, ColumnData, Frame};
+use crate::questionnaire::{EvalState, Questionnaire};
+
+/// Which columns matter beyond the questionnaire, and how they must look.
+#[derive(Debug, Clone, Default)]
+pub struct IngestSpec {
+    /// Data file: `.csv` or `.parquet`.
+    pub path: PathBuf,
+    /// Unique id column.
+    pub id: String,
+    /// Response indicator (1 respondent, 0 unit nonrespondent), if any.
+    pub response: Option<String>,
+    /// Design columns that must be present and filled in every row (strata, PSUs, FPCs, weight).
+    pub design_columns: Vec<String>,
+    /// Columns whose values must be finite and strictly positive (the design weight).
+    pub positive_columns: Vec<String>,
+    /// Further columns that must exist (domains, nonresponse classes).
+    pub required_columns: Vec<String>,
+}
+
+/// Kind of a validation finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FindingKind {
+    /// The row has a different number of fields than the header.
+    MalformedRow,
+    /// The row is not valid UTF-8.
+    InvalidEncoding,
+    /// A value that should be a number is not.
+    NotANumber,
+    /// A value that should be whole is not.
+    NotInteger,
+    /// A code not declared for the variable.
+    InvalidCode,
+    /// A value outside the declared range.
+    OutOfRange,
+    /// An answer where skip logic says the question was not asked.
+    AnsweredNotAsked,
+    /// The id occurs more than once.
+    DuplicateId,
+    /// A design field (id, strata, PSU, FPC, weight, response) is blank.
+    MissingDesignValue,
+    /// A weight that is not finite and > 0.
+    InvalidWeight,
+    /// A response indicator other than 0 or 1.
+    InvalidResponse,
+    /// A blank where the question was asked (kept; the item is missing).
+    ItemNonresponse,
+    /// Answers recorded for a unit nonrespondent (kept; the answers are ignored).
+    NonrespondentAnswers,
+}
+
+impl FindingKind {
+    /// Short machine-readable name (used in `quarantine.csv` and the summary).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::MalformedRow => "malformed_row",
+            FindingKind::InvalidEncoding => "invalid_encoding",
+            FindingKind::NotANumber => "not_a_number",
+            FindingKind::NotInteger => "not_integer",
+            FindingKind::InvalidCode => "invalid_code",
+            FindingKind::OutOfRange => "out_of_range",
+            FindingKind::AnsweredNotAsked => "answered_not_asked",
+            FindingKind::DuplicateId => "duplicate_id",
+            FindingKind::MissingDesignValue => "missing_design_value",
+            FindingKind::InvalidWeight => "invalid_weight",
+            FindingKind::InvalidResponse => "invalid_response",
+            FindingKind::ItemNonresponse => "item_nonresponse",
+            FindingKind::NonrespondentAnswers => "nonrespondent_answers",
+        }
+    }
+
+    /// True when a row with this finding cannot be used and is quarantined.
+    pub fn quarantines(self) -> bool {
+        !matches!(self, FindingKind::ItemNonresponse | FindingKind::NonrespondentAnswers)
+    }
+}
+
+impl fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One validation finding, located by data row (1 = first row after the header) and column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// Data row number, 1-based, header excluded.
+    pub row: u64,
+    /// The row's id as written (empty when unreadable).
+    pub id: String,
+    /// Column concerned (empty for whole-row problems).
+    pub column: String,
+    /// The offending value as written.
+    pub value: String,
+    /// Kind.
+    pub kind: FindingKind,
+    /// Human-readable reason.
+    pub reason: String,
+}
+
+/// Result of reading and validating a data file.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    /// Used rows (respondents and unit nonrespondents), in input order, with derived variables.
+    pub frame: Frame,
+    /// Data row number (1-based) of each used row.
+    pub row_numbers: Vec<u64>,
+    /// Per used row: true for respondents.
+    pub respondent: Vec<bool>,
+    /// Data rows in the file.
+    pub rows_read: u64,
+    /// Rows excluded (each has at least one quarantining finding).
+    pub rows_quarantined: u64,
+    /// All findings, in row order; those with `kind.quarantines()` excluded their row.
+    pub findings: Vec<Finding>,
+    /// SHA-256 of the data file, lower-case hex.
+    pub sha256: String,
+    /// Columns of the file that were not loaded (not declared, not needed).
+    pub ignored_columns: Vec<String>,
+}
+
+impl Ingested {
+    /// Rows used.
+    pub fn rows_used(&self) -> u64 {
+        self.frame.n_rows() as u64
+    }
+}
+
+/// Errors that stop ingest altogether (as opposed to findings, which quarantine rows).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The file could not be opened or read.
+    #[error("{path}: cannot read: {message}")]
+    Io {
+        /// Data file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// Extension is neither .csv nor .parquet.
+    #[error("{path}: unsupported data file type; use a .csv or .parquet file")]
+    UnsupportedFormat {
+        /// Data file.
+        path: PathBuf,
+    },
+    /// The file has no header or no data rows.
+    #[error("{path}: {message}")]
+    Empty {
+        /// Data file.
+        path: PathBuf,
+        /// Which.
+        message: String,
+    },
+    /// The file is not valid CSV/Parquet.
+    #[error("{path}: not a readable {format} file: {message}")]
+    Malformed {
+        /// Data file.
+        path: PathBuf,
+        /// Expected format.
+        format: &'static str,
+        /// Parser message.
+        message: String,
+    },
+    /// Columns required by the questionnaire or the config are absent.
+    #[error("{path}: missing column(s) {columns}; the file has: {available}")]
+    MissingColumns {
+        /// Data file.
+        path: PathBuf,
+        /// Missing names, comma separated.
+        columns: String,
+        /// Columns present (abridged).
+        available: String,
+    },
+    /// A column name occurs twice in the header.
+    #[error("{path}: column {column} appears more than once in the header")]
+    DuplicateColumn {
+        /// Data file.
+        path: PathBuf,
+        /// Column.
+        column: String,
+    },
+    /// A Parquet column has a type that cannot hold survey values.
+    #[error("{path}: column {column} has Arrow type {data_type}, which cannot be read as survey data")]
+    UnsupportedType {
+        /// Data file.
+        path: PathBuf,
+        /// Column.
+        column: String,
+        /// Arrow type.
+        data_type: String,
+    },
+    /// Skip-logic rules depend on each other in a cycle, or cannot be evaluated.
+    #[error("{path}: skip logic of {variable}: {message}")]
+    SkipLogic {
+        /// Questionnaire file.
+        path: PathBuf,
+        /// Variable.
+        variable: String,
+        /// What failed.
+        message: String,
+    },
+    /// A derived variable could not be computed.
+    #[error("derived variables: {0}")]
+    Derived(String),
+}
+
+/// Read `spec.path` and validate it against `questionnaire`.
+///
+/// Loads every questionnaire variable plus the id, response, design and required columns;
+/// other columns of the file are ignored (listed in `ignored_columns`).
+pub fn read(spec: &IngestSpec, questionnaire: &Questionnaire) -> Result<Ingested, IngestError> {
+    let path = spec.path.as_path();
+    let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let raw = match extension.as_deref() {
+        Some("csv") => read::read_csv(path, &|name| column_plan(name, spec, questionnaire))?,
+        Some("parquet") | Some("pq") => read::read_parquet(path, &|name| column_plan(name, spec, questionnaire))?,
+        _ => return Err(IngestError::UnsupportedFormat { path: path.to_path_buf() }),
+    };
+    validate(raw, spec, questionnaire)
+}
+
+/// How a header column is loaded.
+#[derive(Debug, Clone)]
+pub(crate) enum ColumnPlan {
+    /// Declared by the questionnaire: typed and checked.
+    Declared(CellRules),
+    /// Needed by the config but not declared: type inferred from the values.
+    Inferred,
+    /// Not needed.
+    Ignore,
+}
+
+fn needed_columns(spec: &IngestSpec) -> Vec<&str> {
+    let mut v: Vec<&str> = vec![spec.id.as_str()];
+    v.extend(spec.response.as_deref());
+    v.extend(spec.design_columns.iter().map(String::as_str));
+    v.extend(spec.positive_columns.iter().map(String::as_str));
+    v.extend(spec.required_columns.iter().map(String::as_str));
+    v
+}
+
+fn column_plan(name: &str, spec: &IngestSpec, q: &Questionnaire) -> ColumnPlan {
+    if let Some(v) = q.variable(name) {
+        ColumnPlan::Declared(CellRules::from_variable(v))
+    } else if needed_columns(spec).contains(&name) {
+        ColumnPlan::Inferred
+    } else {
+        ColumnPlan::Ignore
+    }
+}
+
+/// Columns as read, before row-level validation.
+pub(crate) struct RawTable {
+    pub builders: Vec<ColumnBuilder>,
+    pub n_rows: usize,
+    /// Cell-level findings collected while reading: (row index 0-based, column, value, problem).
+    pub cell_problems: Vec<(usize, String, String, CellProblem)>,
+    /// Whole-row problems: (row index, kind, message).
+    pub row_problems: Vec<(usize, FindingKind, String)>,
+    pub sha256: String,
+    pub ignored: Vec<String>,
+    pub header: Vec<String>,
+}
+
+fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Ingested, IngestError> {
+    let path = spec.path.clone();
+    let RawTable { builders, n_rows, cell_problems, row_problems, sha256, ignored, header } = raw;
+
+    // Every questionnaire variable and every needed column must be present.
+    let present: Vec<&str> = builders.iter().map(|b| b.name.as_str()).collect();
+    let mut missing: Vec<String> = q
+        .variables
+        .iter()
+        .map(|v| v.name.as_str())
+        .chain(needed_columns(spec))
+        .filter(|n| !present.contains(n))
+        .map(str::to_string)
+        .collect();
+    missing.dedup();
+    let mut seen = std::collections::HashSet::new();
+    missing.retain(|m| seen.insert(m.clone()));
+    if !missing.is_empty() {
+        let mut available = header.iter().take(12).cloned().collect::<Vec<_>>().join(", ");
+        if header.len() > 12 {
+            available.push_str(&format!(", … ({} columns)", header.len()));
+        }
+        return Err(IngestError::MissingColumns { path, columns: missing.join(", "), available });
+    }
+
+    // Keep the blank masks: skip logic needs to tell a blank from a declared missing code.
+    let blanks: HashMap<String, Vec<bool>> =
+        builders.iter().map(|b| (b.name.clone(), b.blank.clone())).collect();
+    let mut frame = Frame::new(n_rows);
+    for b in builders {
+        frame.push(b.finish()).map_err(|e| IngestError::Io { path: path.clone(), message: e.to_string() })?;
+    }
+
+    let mut findings: Vec<(usize, String, String, FindingKind, String)> = Vec::new();
+    for (row, kind, message) in row_problems {
+        findings.push((row, String::new(), String::new(), kind, message));
+    }
+    for (row, column, value, problem) in cell_problems {
+        let (kind, reason) = match problem {
+            CellProblem::NotANumber => (FindingKind::NotANumber, "not a number".to_string()),
+            CellProblem::NotInteger => (FindingKind::NotInteger, "not a whole number".to_string()),
+            CellProblem::InvalidCode => {
+                let codes = q
+                    .variable(&column)
+                    .map(|v| {
+                        v.codes.iter().chain(std::iter::empty()).map(|c| c.code.as_str()).collect::<Vec<_>>().join(", ")
+                    })
+                    .unwrap_or_default();
+                (FindingKind::InvalidCode, format!("not a declared code (valid: {codes})"))
+            }
+            CellProblem::OutOfRange { low, high } => {
+                (FindingKind::OutOfRange, format!("outside the valid range [{low}, {high}]"))
+            }
+        };
+        findings.push((row, column, value, kind, reason));
+    }
+
+    // Response status.
+    let mut respondent = vec![true; n_rows];
+    if let Some(resp) = spec.response.as_deref() {
+        let col = frame.column(resp).expect("checked present");
+        for (r, is_resp) in respondent.iter_mut().enumerate() {
+            match col.display(r).as_deref() {
+                Some("1") => {}
+                Some("0") => *is_resp = false,
+                Some(other) => {
+                    findings.push((r, resp.into(), other.into(), FindingKind::InvalidResponse, "response must be 1 (respondent) or 0 (nonrespondent)".into()));
+                }
+                None => {}
+            }
+        }
+    }
+
+    // Design fields: present everywhere; weights finite and > 0.
+    let mut design_cols: Vec<&str> = vec![spec.id.as_str()];
+    design_cols.extend(spec.response.as_deref());
+    design_cols.extend(spec.design_columns.iter().map(String::as_str));
+    design_cols.extend(spec.positive_columns.iter().map(String::as_str));
+    let mut checked = std::collections::HashSet::new();
+    for name in design_cols {
+        if !checked.insert(name) {
+            continue;
+        }
+        let col = frame.column(name).expect("checked present");
+        let blank = &blanks[name];
+        for r in 0..n_rows {
+            if blank[r] {
+                findings.push((r, name.into(), String::new(), FindingKind::MissingDesignValue, "design field is blank".into()));
+            } else if col.state[r] != CellState::Value && !findings_has(&findings, r, name) {
+                findings.push((r, name.into(), col.display(r).unwrap_or_default(), FindingKind::MissingDesignValue, "design field holds a missing-value code".into()));
+            }
+        }
+    }
+    for name in &spec.positive_columns {
+        let col = frame.column(name).expect("checked present");
+        match &col.data {
+            ColumnData::Num(v) => {
+                for r in 0..n_rows {
+                    if col.state[r] == CellState::Value && !(v[r].is_finite() && v[r] > 0.0) {
+                        findings.push((r, name.clone(), crate::frame::format_number(v[r]), FindingKind::InvalidWeight, "weight must be a finite number > 0".into()));
+                    }
+                }
+            }
+            ColumnData::Text { .. } => {
+                for r in 0..n_rows {
+                    if col.state[r] == CellState::Value {
+                        findings.push((r, name.clone(), col.display(r).unwrap_or_default(), FindingKind::InvalidWeight, "weight must be a finite number > 0".into()));
+                    }
+                }
+            }
+        }
+    }
+
+    // Duplicate ids: every occurrence is quarantined, since nothing tells which record is right.
+    {
+        let col = frame.column(&spec.id).expect("checked present");
+        let mut by_id: HashMap<String, Vec<usize>> = HashMap::new();
+        for r in 0..n_rows {
+            if let Some(id) = col.display(r) {
+                by_id.entry(id).or_default().push(r);
+            }
+        }
+        for (id, rows) in by_id {
+            if rows.len() > 1 {
+                for &r in &rows {
+                    let others: Vec<String> = rows.iter().filter(|&&o| o != r).map(|o| (o + 1).to_string()).collect();
+                    findings.push((r, spec.id.clone(), id.clone(), FindingKind::DuplicateId, format!("id also on row(s) {}", others.join(", "))));
+                }
+            }
+        }
+    }
+
+    resolve_item_states(&mut frame, &blanks, &respondent, q, spec, &mut findings)?;
+
+    // Assemble findings and the used rows.
+    let ids: Vec<String> = {
+        let col = frame.column(&spec.id).expect("checked present");
+        (0..n_rows).map(|r| col.display(r).unwrap_or_default()).collect()
+    };
+    let mut quarantined = vec![false; n_rows];
+    for f in &findings {
+        if f.3.quarantines() {
+            quarantined[f.0] = true;
+        }
+    }
+    findings.sort_by(|a, b| (a.0, &a.1, a.3).cmp(&(b.0, &b.1, b.3)));
+    let findings: Vec<Finding> = findings
+        .into_iter()
+        .map(|(row, column, value, kind, reason)| Finding { row: row as u64 + 1, id: ids[row].clone(), column, value, kind, reason })
+        .collect();
+    let used: Vec<usize> = (0..n_rows).filter(|&r| !quarantined[r]).collect();
+    let rows_quarantined = (n_rows - used.len()) as u64;
+    let mut frame = frame.take(&used);
+    let respondent: Vec<bool> = used.iter().map(|&r| respondent[r]).collect();
+    let row_numbers: Vec<u64> = used.iter().map(|&r| r as u64 + 1).collect();
+    q.add_derived(&mut frame).map_err(|e| IngestError::Derived(e.to_string()))?;
+
+    let ingested = Ingested {
+        frame,
+        row_numbers,
+        respondent,
+        rows_read: n_rows as u64,
+        rows_quarantined,
+        findings,
+        sha256,
+        ignored_columns: ignored,
+    };
+    assert_eq!(ingested.rows_read, ingested.rows_used() + ingested.rows_quarantined, "row accounting");
+    Ok(ingested)
+}
+
+fn findings_has(findings: &[(usize, String, String, FindingKind, String)], row: usize, column: &str) -> bool {
+    findings.iter().any(|f| f.0 == row && f.1 == column)
+}
+
+/// Apply unit nonresponse and skip logic to item cells.
+///
+/// Unit nonrespondents: item (non-frame) cells become NotAsked; recorded answers are a finding.
+/// Respondents: for each variable in dependency order, `asked_if` is evaluated on the current
+/// states; a blank becomes NotAsked where the question was not asked and NoResponse (item
+/// nonresponse, a kept finding) where it was; an answer where it was not asked quarantines the row.
+fn resolve_item_states(
+    frame: &mut Frame,
+    blanks: &HashMap<String, Vec<bool>>,
+    respondent: &[bool],
+    q: &Questionnaire,
+    spec: &IngestSpec,
+    findings: &mut Vec<(usize, String, String, FindingKind, String)>,
+) -> Result<(), IngestError> {
+    let n_rows = frame.n_rows();
+    let names: Vec<&str> = q.variables.iter().map(|v| v.name.as_str()).collect();
+    let mut done = vec![false; q.variables.len()];
+    let mut remaining = q.variables.len();
+    while remaining > 0 {
+        let mut progressed = false;
+        for (i, v) in q.variables.iter().enumerate() {
+            if done[i] {
+                continue;
+            }
+            let deps: Vec<String> = v.asked_if.as_ref().map(|e| e.variables()).unwrap_or_default();
+            let ready = deps.iter().all(|d| match names.iter().position(|n| n == d) {
+                Some(j) => done[j] || j == i,
+                None => true,
+            });
+            if !ready {
+                continue;
+            }
+            let asked: Option<Vec<bool>> = match &v.asked_if {
+                None => None,
+                Some(expr) => {
+                    let eval = expr.eval(frame).map_err(|e| IngestError::SkipLogic {
+                        path: q.source.clone(),
+                        variable: v.name.clone(),
+                        message: e.to_string(),
+                    })?;
+                    Some(
+                        eval.state
+                            .iter()
+                            .zip(&eval.values)
+                            .map(|(s, x)| *s == EvalState::Value && *x != 0.0)
+                            .collect(),
+                    )
+                }
+            };
+            let blank = &blanks[&v.name];
+            let is_design = v.name == spec.id
+                || spec.response.as_deref() == Some(v.name.as_str())
+                || spec.design_columns.contains(&v.name)
+                || spec.positive_columns.contains(&v.name);
+            let col = frame.column_mut(&v.name).expect("checked present");
+            for r in 0..n_rows {
+                let all_rows_var = v.frame || is_design;
+                if !respondent[r] && !all_rows_var {
+                    if !blank[r] {
+                        findings.push((r, v.name.clone(), col.display(r).unwrap_or_default(), FindingKind::NonrespondentAnswers, "answer recorded for a unit nonrespondent; ignored".into()));
+                    }
+                    col.state[r] = CellState::NotAsked;
+                    continue;
+                }
+                let was_asked = asked.as_ref().is_none_or(|a| a[r]);
+                if blank[r] {
+                    if was_asked {
+                        col.state[r] = CellState::NoResponse;
+                        if !is_design {
+                            findings.push((r, v.name.clone(), String::new(), FindingKind::ItemNonresponse, "blank although the question was asked".into()));
+                        }
+                    } else {
+                        col.state[r] = CellState::NotAsked;
+                    }
+                } else if !was_asked {
+                    let shown = col.display(r).unwrap_or_else(|| "(missing code)".into());
+                    let rule = v.asked_if.as_ref().map(|e| e.source().to_string()).unwrap_or_default();
+                    findings.push((r, v.name.clone(), shown, FindingKind::AnsweredNotAsked, format!("answered although not asked (asked_if: {rule})")));
+                }
+            }
+            done[i] = true;
+            remaining -= 1;
+            progressed = true;
+        }
+        if !progressed {
+            let stuck = q.variables.iter().enumerate().find(|(i, _)| !done[*i]).map(|(_, v)| v.name.clone()).unwrap_or_default();
+            return Err(IngestError::SkipLogic {
+                path: q.source.clone(),
+                variable: stuck,
+                message: "asked_if rules refer to each other in a cycle".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Lower-case hex SHA-256 of a file, read in chunks.
+pub fn sha256_file(path: &Path) -> Result<String, std::io::Error> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
