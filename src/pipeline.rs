@@ -92,7 +92,13 @@ impl PipelineError {
             | PipelineError::Questionnaire(_)
             | PipelineError::Reference { .. }
             | PipelineError::Strict { .. }
-            | PipelineError::NoRespondents { .. } => 1,
+            | PipelineError::NoRespondents { .. }
+            | PipelineError::Design(_)
+            | PipelineError::Weighting(_) => 1,
+            PipelineError::Ingest(e) => match e {
+                IngestError::Io { .. } => 2,
+                _ => 1,
+            },
             _ => 2,
         }
     }

@@ -1,0 +1,165 @@
+//! The `cvsurvey` binary: the demo run, and clear one-line errors on bad input with no partial
+//! output left behind.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::{relocated_config, root, scratch};
+
+fn cvsurvey(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cvsurvey")).args(args).output().expect("run cvsurvey");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn demo_config(dir: &Path) -> PathBuf {
+    relocated_config(&root().join("fixtures/demo/pipeline.toml"), dir, &[])
+}
+
+fn replace_in(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).expect("read");
+    assert!(text.contains(from), "{from} not in {}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).expect("write");
+}
+
+#[test]
+fn run_on_the_demo_prints_a_summary_and_writes_outputs() {
+    let dir = scratch("cli-demo");
+    let config = demo_config(&dir);
+    let (code, stdout, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    assert!(stdout.contains("20028 read = 20028 used + 0 quarantined"), "{stdout}");
+    assert!(stdout.contains("bribery_prevalence"), "{stdout}");
+    for f in ["estimates.parquet", "quarantine.csv", "findings.csv"] {
+        assert!(dir.join("out").join(f).is_file(), "{f} missing");
+    }
+    let quarantine = std::fs::read_to_string(dir.join("out/quarantine.csv")).expect("quarantine");
+    assert_eq!(quarantine.trim_end(), "row,id,column,value,kind,reason", "header only when nothing is quarantined");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.join("out"))
+        .expect("out")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn validate_checks_without_estimating() {
+    let dir = scratch("cli-validate");
+    let config = demo_config(&dir);
+    let (code, stdout, stderr) = cvsurvey(&["validate", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    assert!(stdout.contains("item_nonresponse (kept)"), "{stdout}");
+    assert!(!dir.join("out/estimates.parquet").exists());
+    assert!(dir.join("out/quarantine.csv").is_file());
+    // --strict turns the item nonresponse findings into an error.
+    let (code, _, stderr) = cvsurvey(&["validate", "--strict", config.to_str().expect("utf8")]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--strict") && stderr.contains("nbribes_"), "{stderr}");
+}
+
+fn assert_one_line_error(code: i32, stderr: &str, expected: i32, must_contain: &[&str]) {
+    assert_eq!(code, expected, "stderr: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    for m in must_contain {
+        assert!(stderr.contains(m), "{m:?} not in {stderr}");
+    }
+}
+
+#[test]
+fn unknown_config_key_is_named() {
+    let dir = scratch("cli-unknown-key");
+    let config = demo_config(&dir);
+    replace_in(&config, "nest = true", "nest = true\nstrata_typo = 1");
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_one_line_error(code, &stderr, 1, &["strata_typo", "pipeline.toml"]);
+    assert!(!dir.join("out").exists(), "no output on a config error");
+}
+
+#[test]
+fn missing_column_is_named() {
+    let dir = scratch("cli-missing-column");
+    let config = demo_config(&dir);
+    replace_in(&config, "strata = \"stratum\"", "strata = \"stratum_code\"");
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_one_line_error(code, &stderr, 1, &["stratum_code", "data.csv"]);
+    assert!(!dir.join("out/estimates.parquet").exists());
+}
+
+#[test]
+fn unsupported_and_empty_data_files_are_errors() {
+    let dir = scratch("cli-bad-files");
+    let config = demo_config(&dir);
+    let data = root().join("fixtures/demo/data.csv").canonicalize().expect("data");
+    let xlsx = dir.join("data.xlsx");
+    std::fs::write(&xlsx, "not really").expect("write");
+    replace_in(&config, data.to_str().expect("utf8"), xlsx.to_str().expect("utf8"));
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_one_line_error(code, &stderr, 1, &["data.xlsx", ".csv or .parquet"]);
+
+    let empty = dir.join("empty.csv");
+    std::fs::write(&empty, "").expect("write");
+    replace_in(&config, xlsx.to_str().expect("utf8"), empty.to_str().expect("utf8"));
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_one_line_error(code, &stderr, 1, &["empty.csv", "empty"]);
+
+    let fake = dir.join("fake.parquet");
+    std::fs::write(&fake, "a,b\n1,2\n").expect("write");
+    replace_in(&config, empty.to_str().expect("utf8"), fake.to_str().expect("utf8"));
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_one_line_error(code, &stderr, 1, &["fake.parquet", "Parquet"]);
+    assert!(!dir.join("out/estimates.parquet").exists());
+}
+
+#[test]
+fn broken_questionnaire_is_reported_with_its_location() {
+    let dir = scratch("cli-bad-questionnaire");
+    let q = root().join("questionnaires/cvs-core.toml");
+    let text = std::fs::read_to_string(&q).expect("questionnaire");
+    let broken = text.replacen("contact_police == 1", "contact_police == = 1", 1);
+    assert_ne!(text, broken);
+    let qpath = dir.join("broken.toml");
+    std::fs::write(&qpath, broken).expect("write");
+    let config = demo_config(&dir);
+    let original = q.canonicalize().expect("canonical");
+    replace_in(&config, original.to_str().expect("utf8"), qpath.to_str().expect("utf8"));
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_one_line_error(code, &stderr, 1, &["broken.toml", "line"]);
+}
+
+#[test]
+fn bad_rows_are_quarantined_with_reasons_and_accounted_for() {
+    let dir = scratch("cli-quarantine");
+    let src = std::fs::read_to_string(root().join("fixtures/demo/data.csv")).expect("data");
+    let mut lines: Vec<String> = src.lines().map(str::to_string).collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let (sex, weight, id) = (col("sex"), col("design_weight"), col("resp_id"));
+    let edit = |line: &str, j: usize, v: &str| {
+        let mut f: Vec<String> = line.split(',').map(str::to_string).collect();
+        f[j] = v.to_string();
+        f.join(",")
+    };
+    lines[1] = edit(&lines[1], sex, "7"); // invalid code
+    lines[2] = edit(&lines[2], weight, "-3"); // invalid weight
+    let dup = lines[3].split(',').nth(id).expect("id").to_string();
+    lines[4] = edit(&lines[4], id, &dup); // duplicate id: both rows quarantined
+    lines[5] = "1,2,3".to_string(); // malformed
+    let data = dir.join("data.csv");
+    std::fs::write(&data, lines.join("\n") + "\n").expect("write");
+    let config = demo_config(&dir);
+    let original = root().join("fixtures/demo/data.csv").canonicalize().expect("data");
+    replace_in(&config, original.to_str().expect("utf8"), data.to_str().expect("utf8"));
+    let (code, stdout, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("20028 read = 20023 used + 5 quarantined"), "{stdout}");
+    let q = std::fs::read_to_string(dir.join("out/quarantine.csv")).expect("quarantine");
+    assert!(q.contains(",sex,7,invalid_code,"), "{q}");
+    assert!(q.contains(",design_weight,-3,invalid_weight,"), "{q}");
+    assert_eq!(q.matches("duplicate_id").count(), 2, "{q}");
+    assert!(q.contains("malformed_row"), "{q}");
+    assert!(q.lines().any(|l| l.starts_with("1,") && l.contains("sex")), "row numbers are data rows: {q}");
+}

@@ -1,0 +1,125 @@
+//! Shared helpers: run a config into a scratch folder and read `estimates.parquet` back.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::{Array, RecordBatch};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// Repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh scratch folder under the target directory.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = root().join("target").join("it-scratch").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// Copy `config` into `dir` with `[output] dir` pointing at `dir/out` and relative paths made
+/// absolute, so tests never write into `fixtures/`.
+pub fn relocated_config(config: &Path, dir: &Path, extra: &[(&str, &str)]) -> PathBuf {
+    let base = config.parent().expect("config has a folder").canonicalize().expect("canonical");
+    let text = std::fs::read_to_string(config).expect("read config");
+    let mut out = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let mut line = line.to_string();
+        for key in ["questionnaire", "path"] {
+            if let Some(rest) = trimmed.strip_prefix(&format!("{key} = \"")) {
+                let value = rest.split('"').next().unwrap_or_default();
+                line = format!("{key} = \"{}\"", base.join(value).display());
+            }
+        }
+        if trimmed.starts_with("dir = ") {
+            line = format!("dir = \"{}\"", dir.join("out").display());
+        }
+        for (from, to) in extra {
+            if trimmed.starts_with(from) {
+                line = to.to_string();
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let path = dir.join(config.file_name().expect("file name"));
+    std::fs::write(&path, out).expect("write config");
+    path
+}
+
+/// One row of `estimates.parquet`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub indicator: String,
+    pub weighting: String,
+    pub variance: String,
+    pub domain_var: String,
+    pub domain_value: String,
+    pub estimate: Option<f64>,
+    pub se: Option<f64>,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+    pub ci_method: String,
+    pub df: Option<f64>,
+    pub cv: Option<f64>,
+    pub deff: Option<f64>,
+    pub n_unweighted: i64,
+    pub n_weighted: f64,
+}
+
+/// Read `estimates.parquet` and its key-value metadata.
+pub fn read_estimates(path: &Path) -> (Vec<Row>, HashMap<String, String>) {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).expect("open parquet")).expect("parquet");
+    let meta: HashMap<String, String> = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .map(|kv| kv.iter().map(|k| (k.key.clone(), k.value.clone().unwrap_or_default())).collect())
+        .unwrap_or_default();
+    let mut rows = Vec::new();
+    for batch in builder.build().expect("reader") {
+        let batch: RecordBatch = batch.expect("batch");
+        let s = |name: &str| batch.column_by_name(name).expect(name).as_string::<i32>().clone();
+        let f = |name: &str| batch.column_by_name(name).expect(name).as_primitive::<Float64Type>().clone();
+        let (ind, wt, var, dv, dval, cim) =
+            (s("indicator"), s("weighting"), s("variance"), s("domain_var"), s("domain_value"), s("ci_method"));
+        let (est, se, lo, hi, df, cv, deff, nw) =
+            (f("estimate"), f("se"), f("ci_low"), f("ci_high"), f("df"), f("cv"), f("deff"), f("n_weighted"));
+        let n = batch.column_by_name("n_unweighted").expect("n").as_primitive::<Int64Type>().clone();
+        let opt = |a: &arrow_array::Float64Array, i: usize| (!a.is_null(i)).then(|| a.value(i));
+        for i in 0..batch.num_rows() {
+            rows.push(Row {
+                indicator: ind.value(i).into(),
+                weighting: wt.value(i).into(),
+                variance: var.value(i).into(),
+                domain_var: dv.value(i).into(),
+                domain_value: dval.value(i).into(),
+                estimate: opt(&est, i),
+                se: opt(&se, i),
+                ci_low: opt(&lo, i),
+                ci_high: opt(&hi, i),
+                ci_method: cim.value(i).into(),
+                df: opt(&df, i),
+                cv: opt(&cv, i),
+                deff: opt(&deff, i),
+                n_unweighted: n.value(i),
+                n_weighted: nw.value(i),
+            });
+        }
+    }
+    (rows, meta)
+}
+
+/// |a − b| / max(|b|, tiny).
+pub fn rel_diff(a: f64, b: f64) -> f64 {
+    if a == b {
+        return 0.0;
+    }
+    (a - b).abs() / b.abs().max(1e-300)
+}

@@ -1,0 +1,6 @@
+//! Integration tests: the pipeline on the shipped fixtures, compared with R `survey` references.
+
+mod cli;
+mod common;
+mod identities;
+mod oracle;
