@@ -1,3 +1,4 @@
 //! Estimation (stub).
 pub mod ci;
+pub mod quantile;
 pub mod variance;
