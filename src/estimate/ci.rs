@@ -7,7 +7,8 @@
 //! - `mean`: `p ± t·se`; `normal`: `p ± z·se`.
 //! - `logit`, `xlogit`: `expit(logit(p) ± t·se/(p(1−p)))` (R's `logit` comes from `svyglm`, equal
 //!   to this to about 1e-9).
-//! - `asin`: `sin²(asin(√p) ± t·se/(2√(p(1−p))))`, no clamping, as R.
+//! - `asin`: `sin²(asin(√p) ± t·se/(2√(p(1−p))))`, no clamping, as R (so near 0 or 1 a bound
+//!   can wrap past π/2 and the interval need not contain `p`).
 //! - `beta` (Korn & Graubard 1998): `n_eff = p(1−p)/se² · (qt(α/2, nrow − 1)/qt(α/2, df))²`,
 //!   `[qbeta(α/2, n_eff·p, n_eff(1−p)+1), qbeta(1−α/2, n_eff·p+1, n_eff(1−p))]`.
 //! - `wilson`: `n_eff = p(1−p)/se²`, `[p + t²/(2n_eff) ∓ t/(2n_eff)·√(4n_eff·p(1−p) + t²)] / (1 + t²/n_eff)`.
@@ -229,4 +230,166 @@ pub fn deff_mean(v: f64, svyvar: f64, psum: f64, nobs: f64) -> Option<f64> {
 /// Design effect of a total: `v / srs_variance_total(...)`.
 pub fn deff_total(v: f64, svyvar: f64, psum: f64, nobs: f64) -> Option<f64> {
     srs_variance_total(svyvar, psum, nobs).filter(|&s| s > 0.0).map(|s| v / s)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Minimal CSV reader for the fixtures: quoted fields, blank = `None`.
+    pub(crate) fn read_csv(text: &str) -> (Vec<String>, Vec<Vec<Option<String>>>) {
+        let parse = |line: &str| -> Vec<Option<String>> {
+            let mut out = Vec::new();
+            let mut cur = String::new();
+            let mut quoted = false;
+            let mut was_quoted = false;
+            for ch in line.chars() {
+                match ch {
+                    '"' => {
+                        quoted = !quoted;
+                        was_quoted = true;
+                    }
+                    ',' if !quoted => {
+                        out.push(if cur.is_empty() && !was_quoted { None } else { Some(std::mem::take(&mut cur)) });
+                        was_quoted = false;
+                    }
+                    _ => cur.push(ch),
+                }
+            }
+            out.push(if cur.is_empty() && !was_quoted { None } else { Some(cur) });
+            out
+        };
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        let header = parse(lines.next().unwrap_or_default()).into_iter().map(Option::unwrap_or_default).collect();
+        (header, lines.map(parse).collect())
+    }
+
+    pub(crate) fn rel(a: f64, b: f64) -> f64 {
+        if a == b { 0.0 } else { (a - b).abs() / b.abs().max(1e-300) }
+    }
+
+    struct Ref {
+        weighting: String,
+        estimator: String,
+        method: String,
+        estimate: f64,
+        se: f64,
+        lo: f64,
+        hi: f64,
+        df: f64,
+        n: f64,
+    }
+
+    fn refs(text: &str) -> Vec<Ref> {
+        let (h, rows) = read_csv(text);
+        let col = |name: &str| h.iter().position(|c| c == name).unwrap_or(usize::MAX);
+        let num = |r: &Vec<Option<String>>, c: usize| r[c].as_deref().and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+        let s = |r: &Vec<Option<String>>, c: usize| r[c].clone().unwrap_or_default();
+        rows.iter()
+            .map(|r| Ref {
+                weighting: s(r, col("weighting")),
+                estimator: s(r, col("estimator")),
+                method: s(r, col("ci_method")),
+                estimate: num(r, col("estimate")),
+                se: num(r, col("se")),
+                lo: num(r, col("ci_low")),
+                hi: num(r, col("ci_high")),
+                df: num(r, col("df")),
+                n: num(r, col("n_unweighted")),
+            })
+            .collect()
+    }
+
+    fn check(r: &Ref, beta_nrow: f64) -> Option<f64> {
+        let (lo, hi) = match r.method.as_str() {
+            "t_degf" | "t_degf_full" => wald_ci(r.estimate, r.se, r.df, 0.95, false)?,
+            "normal" => wald_ci(r.estimate, r.se, r.df, 0.95, true)?,
+            "likelihood" => return None,
+            m => proportion_ci(m.parse().ok()?, r.estimate, r.se, r.df, 0.95, beta_nrow)?,
+        };
+        Some(rel(lo, r.lo).max(rel(hi, r.hi)))
+    }
+
+    #[test]
+    fn cvs_demo_reference_intervals() {
+        let mut worst = [0.0f64; 3];
+        let mut n = 0;
+        for r in refs(include_str!("../../fixtures/cvs_demo/reference_ci.csv")) {
+            let beta_nrow = match r.weighting.as_str() {
+                "design" | "nr_adjusted" => r.n,
+                _ => 17022.0,
+            };
+            let e = check(&r, beta_nrow).unwrap_or(f64::INFINITY);
+            let (k, tol) = match r.method.as_str() {
+                "logit" => (0, 1e-8),
+                "beta" => (1, 1e-10),
+                _ => (2, 1e-10),
+            };
+            assert!(e < tol, "{} {} {}: rel {e:e}", r.weighting, r.estimator, r.method);
+            worst[k] = worst[k].max(e);
+            n += 1;
+        }
+        assert!(n > 2000);
+        eprintln!("cvs CIs: {n} rows, worst logit {:e} beta {:e} wald {:e}", worst[0], worst[1], worst[2]);
+    }
+
+    #[test]
+    fn api_reference_intervals() {
+        let mut n = 0;
+        for r in refs(include_str!("../../fixtures/api/reference_taylor.csv")) {
+            let nrow = if r.estimator.starts_with("svyciprop") && r.df == 14.0 { 183.0 } else { 200.0 };
+            let Some(e) = check(&r, nrow) else { continue };
+            let tol = if r.method == "logit" { 1e-8 } else { 1e-10 };
+            assert!(e < tol, "{} {} {}: rel {e:e}", r.weighting, r.estimator, r.method);
+            n += 1;
+        }
+        assert!(n >= 40, "{n}");
+    }
+
+    #[test]
+    fn wilson_formula_and_names() {
+        // survey 4.5 formula from the oracle notes, by hand: p = 0.3, se = 0.05, df = 50.
+        let (p, se, df) = (0.3f64, 0.05f64, 50.0);
+        let t = qt(0.975, df);
+        let n = p * (1.0 - p) / (se * se);
+        let c = p + t * t / (2.0 * n);
+        let h = t / (2.0 * n) * (4.0 * n * p * (1.0 - p) + t * t).sqrt();
+        let d = 1.0 + t * t / n;
+        let (lo, hi) = proportion_ci(CiMethod::Wilson, p, se, df, 0.95, 100.0).unwrap_or((f64::NAN, f64::NAN));
+        assert!(rel(lo, (c - h) / d) < 1e-15 && rel(hi, (c + h) / d) < 1e-15);
+        for m in ["mean", "normal", "logit", "beta", "xlogit", "asin", "wilson"] {
+            let parsed: CiMethod = m.parse().unwrap_or(CiMethod::Mean);
+            assert_eq!(parsed.as_str(), m);
+        }
+        assert!("bogus".parse::<CiMethod>().is_err());
+    }
+
+    #[test]
+    fn degenerate_cases_are_defined_or_none() {
+        let all = [CiMethod::Mean, CiMethod::Normal, CiMethod::Logit, CiMethod::Beta, CiMethod::Xlogit, CiMethod::Asin, CiMethod::Wilson];
+        for m in all {
+            for &(p, se) in &[(0.0, 0.0), (1.0, 0.0), (0.4, 0.0), (0.4, 0.1), (1e-9, 1e-10), (0.999_999, 1e-4)] {
+                let ci = proportion_ci(m, p, se, 30.0, 0.95, 50.0);
+                let (lo, hi) = ci.unwrap_or_else(|| panic!("{m} p={p} se={se} gave None"));
+                assert!(lo.is_finite() && hi.is_finite(), "{m} {p} {se}: {lo} {hi}");
+                // asin is not clamped (as R): near 0 or 1 the upper end can wrap past π/2.
+                if m != CiMethod::Asin {
+                    assert!(lo <= p + 1e-15 && hi >= p - 1e-15, "{m} {p} {se}: {lo} {hi}");
+                }
+            }
+            assert!(proportion_ci(m, 0.4, 0.1, 0.0, 0.95, 50.0).is_none() || m == CiMethod::Normal);
+            assert!(proportion_ci(m, 0.4, f64::NAN, 10.0, 0.95, 50.0).is_none());
+            assert!(proportion_ci(m, 1.5, 0.1, 10.0, 0.95, 50.0).is_none());
+            assert!(proportion_ci(m, 0.4, 0.1, 10.0, 1.0, 50.0).is_none());
+        }
+        // Beta closed forms at p = 0 / 1: Clopper–Pearson with n_eff = nrow when df factor is 1.
+        let (lo, hi) = proportion_ci(CiMethod::Beta, 0.0, 0.0, 49.0, 0.95, 50.0).unwrap_or((1.0, 0.0));
+        assert_eq!(lo, 0.0);
+        assert!(rel(hi, 1.0 - 0.025f64.powf(1.0 / 50.0)) < 1e-12);
+        let (lo, hi) = proportion_ci(CiMethod::Beta, 1.0, 0.0, 49.0, 0.95, 50.0).unwrap_or((1.0, 0.0));
+        assert_eq!(hi, 1.0);
+        assert!(rel(lo, 0.025f64.powf(1.0 / 50.0)) < 1e-12);
+        assert!(wald_ci(1.0, 0.5, -1.0, 0.95, false).is_none());
+        assert_eq!(wald_ci(1.0, 0.0, 5.0, 0.95, false), Some((1.0, 1.0)));
+    }
 }
