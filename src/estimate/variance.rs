@@ -270,3 +270,196 @@ fn multistage(d: &Design, s: usize, rows: &[usize], scores: &[f64]) -> Result<f6
     }
     Ok(v)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::design::{DesignSpec, LonelyPsu};
+    use crate::estimate::ci::tests::{read_csv, rel};
+    use crate::estimate::ci::{deff_mean, deff_total, svyvar};
+    use crate::frame::{CellState, Column, ColumnData, Frame};
+
+    /// Frame from CSV text: numeric columns where every non-blank cell parses, else text.
+    fn frame(text: &str) -> Frame {
+        let (h, rows) = read_csv(text);
+        let mut f = Frame::new(rows.len());
+        for (j, name) in h.iter().enumerate() {
+            let cells: Vec<Option<String>> = rows.iter().map(|r| r.get(j).cloned().flatten()).collect();
+            let state: Vec<CellState> =
+                cells.iter().map(|c| if c.is_some() { CellState::Value } else { CellState::NoResponse }).collect();
+            let nums: Option<Vec<f64>> =
+                cells.iter().map(|c| c.as_deref().map_or(Some(f64::NAN), |s| s.parse().ok())).collect();
+            let data = match nums {
+                Some(v) => ColumnData::Num(v),
+                None => {
+                    let mut levels: Vec<String> = Vec::new();
+                    let codes = cells
+                        .iter()
+                        .map(|c| match c {
+                            None => u32::MAX,
+                            Some(s) => match levels.iter().position(|l| l == s) {
+                                Some(k) => k as u32,
+                                None => {
+                                    levels.push(s.clone());
+                                    (levels.len() - 1) as u32
+                                }
+                            },
+                        })
+                        .collect();
+                    ColumnData::Text { codes, levels }
+                }
+            };
+            f.push(Column { name: name.clone(), data, state }).expect("fixture column");
+        }
+        f
+    }
+
+    fn num(f: &Frame, name: &str, rows: &[usize]) -> Vec<f64> {
+        match &f.column(name).expect("column").data {
+            ColumnData::Num(v) => rows.iter().map(|&r| v[r]).collect(),
+            ColumnData::Text { .. } => panic!("{name} is text"),
+        }
+    }
+
+    fn text_eq(f: &Frame, name: &str, value: &str, rows: &[usize]) -> Vec<bool> {
+        let c = f.column(name).expect("column");
+        rows.iter().map(|&r| c.display(r).as_deref() == Some(value)).collect()
+    }
+
+    fn spec(strata: Option<&str>, psu: &[&str], fpc: &[&str], weight: &str) -> DesignSpec {
+        DesignSpec {
+            strata: strata.map(str::to_string),
+            psu: psu.iter().map(|s| s.to_string()).collect(),
+            fpc: fpc.iter().map(|s| s.to_string()).collect(),
+            weight: weight.to_string(),
+            nest: false,
+            lonely_psu: LonelyPsu::Fail,
+        }
+    }
+
+    /// Linearized scores of a domain mean / total / ratio (zero outside `dom`).
+    fn mean_scores(w: &[f64], y: &[f64], dom: &[bool]) -> (f64, Vec<f64>) {
+        let n_hat: f64 = (0..w.len()).filter(|&i| dom[i]).map(|i| w[i]).sum();
+        let m = (0..w.len()).filter(|&i| dom[i]).map(|i| w[i] * y[i]).sum::<f64>() / n_hat;
+        (m, (0..w.len()).map(|i| if dom[i] { w[i] * (y[i] - m) / n_hat } else { 0.0 }).collect())
+    }
+
+    fn total_scores(w: &[f64], y: &[f64], dom: &[bool]) -> Vec<f64> {
+        (0..w.len()).map(|i| if dom[i] { w[i] * y[i] } else { 0.0 }).collect()
+    }
+
+    fn ratio_scores(w: &[f64], y: &[f64], x: &[f64]) -> Vec<f64> {
+        let tx: f64 = w.iter().zip(x).map(|(a, b)| a * b).sum();
+        let r = w.iter().zip(y).map(|(a, b)| a * b).sum::<f64>() / tx;
+        (0..w.len()).map(|i| w[i] * (y[i] - r * x[i]) / tx).collect()
+    }
+
+    const TOL: f64 = 1e-10;
+
+    #[test]
+    fn api_stratified_reference() {
+        let f = frame(include_str!("../../fixtures/api/apistrat.csv"));
+        let rows: Vec<usize> = (0..f.n_rows()).collect();
+        let all = vec![true; rows.len()];
+        // (design, fpc, se mean api00, se total enroll, se ratio, deff mean, deff total, se by stype)
+        let cases = [
+            ("strat_fpc", true, 9.40894080278458, 114641.71610078, 0.00775710316663788, 1.20445726853772, 0.362018122363404, [12.3824797939073, 14.9371291853931, 16.2147073081845]),
+            ("strat_nofpc", false, 9.53613229692516, 117319.085968965, 0.00797025904429553, 1.23724144502163, 0.379124888872927, [12.5249428313782, 15.4577420005349, 16.6282032359826]),
+        ];
+        for (name, fpc, se_m, se_t, se_r, deff_m, deff_t, se_by) in cases {
+            let fp: &[&str] = if fpc { &["fpc"] } else { &[] };
+            let d = Design::build(&f, &rows, &spec(Some("stype"), &[], fp, "pw")).expect(name);
+            assert_eq!(d.degf(&all), 197.0);
+            let w = d.weights().to_vec();
+            let api00 = num(&f, "api00", &rows);
+            let enroll = num(&f, "enroll", &rows);
+            let (_, z) = mean_scores(&w, &api00, &all);
+            let v = d.variance(&z, None).expect("var");
+            assert!(rel(v.sqrt(), se_m) < TOL, "{name} mean {}", v.sqrt());
+            let psum: f64 = w.iter().sum();
+            let dm = deff_mean(v, svyvar(&api00, &w).unwrap_or(f64::NAN), psum, 200.0).unwrap_or(f64::NAN);
+            assert!(rel(dm, deff_m) < 1e-9, "{name} deff mean {dm}");
+            let vt = d.variance(&total_scores(&w, &enroll, &all), None).expect("var");
+            assert!(rel(vt.sqrt(), se_t) < TOL, "{name} total {}", vt.sqrt());
+            let dt = deff_total(vt, svyvar(&enroll, &w).unwrap_or(f64::NAN), psum, 200.0).unwrap_or(f64::NAN);
+            assert!(rel(dt, deff_t) < 1e-9, "{name} deff total {dt}");
+            let vr = d.variance(&ratio_scores(&w, &num(&f, "api.stu", &rows), &enroll), None).expect("var");
+            assert!(rel(vr.sqrt(), se_r) < TOL, "{name} ratio {}", vr.sqrt());
+            for (k, lev) in ["E", "H", "M"].iter().enumerate() {
+                let dom = text_eq(&f, "stype", lev, &rows);
+                let (_, z) = mean_scores(&w, &api00, &dom);
+                let v = d.variance(&z, Some(&dom)).expect("var");
+                assert!(rel(v.sqrt(), se_by[k]) < TOL, "{name} {lev} {}", v.sqrt());
+                // Same through precomputed PSU totals.
+                let t = psu_totals(&d, &z, Some(&dom));
+                let mut pp = vec![false; d.n_psu()];
+                for (i, &u) in d.psu_of_row().iter().enumerate() {
+                    pp[u as usize] |= dom[i];
+                }
+                let v2 = d.variance_from_psu_totals(&t, Some(&pp)).expect("var");
+                assert!(rel(v2, v) < 1e-13);
+            }
+        }
+    }
+
+    #[test]
+    fn api_one_stage_cluster_reference() {
+        let f = frame(include_str!("../../fixtures/api/apiclus1.csv"));
+        let rows: Vec<usize> = (0..f.n_rows()).collect();
+        let all = vec![true; rows.len()];
+        let d = Design::build(&f, &rows, &spec(None, &["dnum"], &["fpc"], "pw")).expect("clus1");
+        assert_eq!(d.degf(&all), 14.0);
+        assert_eq!(d.n_psu(), 15);
+        let w = d.weights().to_vec();
+        let api00 = num(&f, "api00", &rows);
+        let enroll = num(&f, "enroll", &rows);
+        let (_, z) = mean_scores(&w, &api00, &all);
+        let v = d.variance(&z, None).expect("var");
+        assert!(rel(v.sqrt(), 23.542240693781) < TOL, "{}", v.sqrt());
+        let psum: f64 = w.iter().sum();
+        let dm = deff_mean(v, svyvar(&api00, &w).unwrap_or(f64::NAN), psum, 183.0).unwrap_or(f64::NAN);
+        assert!(rel(dm, 9.34586945059095) < 1e-9, "deff {dm}");
+        let vt = d.variance(&total_scores(&w, &enroll, &all), None).expect("var");
+        assert!(rel(vt.sqrt(), 932235.027041215) < TOL);
+        let dt = deff_total(vt, svyvar(&enroll, &w).unwrap_or(f64::NAN), psum, 183.0).unwrap_or(f64::NAN);
+        assert!(rel(dt, 31.3106560943494) < 1e-9, "deff total {dt}");
+        for (lev, se) in [("E", 22.3624088938319), ("H", 38.0202493594075), ("M", 31.6094652272455)] {
+            let dom = text_eq(&f, "stype", lev, &rows);
+            let (_, z) = mean_scores(&w, &api00, &dom);
+            let v = d.variance(&z, Some(&dom)).expect("var");
+            assert!(rel(v.sqrt(), se) < TOL, "{lev} {}", v.sqrt());
+        }
+    }
+
+    #[test]
+    fn api_two_stage_reference() {
+        let f = frame(include_str!("../../fixtures/api/apiclus2.csv"));
+        let wf = frame(include_str!("../../fixtures/api/apiclus2_weights.csv"));
+        let mut f = f;
+        let w_all = num(&wf, "weight", &(0..wf.n_rows()).collect::<Vec<_>>());
+        let n = f.n_rows();
+        f.push(Column { name: "w".into(), data: ColumnData::Num(w_all), state: vec![CellState::Value; n] }).expect("w");
+        let rows: Vec<usize> = (0..n).collect();
+        let all = vec![true; n];
+        let d = Design::build(&f, &rows, &spec(None, &["dnum", "snum"], &["fpc1", "fpc2"], "w")).expect("clus2");
+        assert_eq!(d.degf(&all), 39.0);
+        let w = d.weights().to_vec();
+        let api00 = num(&f, "api00", &rows);
+        let (_, z) = mean_scores(&w, &api00, &all);
+        let v = d.variance(&z, None).expect("var");
+        assert!(rel(v.sqrt(), 30.0990273768366) < TOL, "{}", v.sqrt());
+        let psum: f64 = w.iter().sum();
+        let dm = deff_mean(v, svyvar(&api00, &w).unwrap_or(f64::NAN), psum, 126.0).unwrap_or(f64::NAN);
+        assert!(rel(dm, 6.25051375571258) < 1e-9, "deff {dm}");
+        // enroll with na.rm: R subsets the (non-calibrated) design to the non-missing rows.
+        let enroll: Vec<f64> = num(&f, "enroll", &rows);
+        let ok: Vec<bool> = enroll.iter().map(|x| !x.is_nan()).collect();
+        let e0: Vec<f64> = enroll.iter().map(|x| if x.is_nan() { 0.0 } else { *x }).collect();
+        let vt = d.variance(&total_scores(&w, &e0, &ok), Some(&ok)).expect("var");
+        assert!(rel(vt.sqrt(), 799637.773648358) < TOL, "{}", vt.sqrt());
+        let (_, z) = mean_scores(&w, &e0, &ok);
+        let vm = d.variance(&z, Some(&ok)).expect("var");
+        assert!(rel(vm.sqrt(), 80.3409839904244) < TOL, "{}", vm.sqrt());
+        assert!(matches!(d.variance_from_psu_totals(&[0.0; 40], None), Err(VarianceError::Multistage)));
+    }
+}
