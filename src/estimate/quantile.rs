@@ -217,7 +217,7 @@ pub fn qt(p: f64, df: f64) -> f64 {
         }
         let dens = ln_dt(x, df).exp();
         let mut next = x - f / dens;
-        if !(next > lo && next < hi) || !next.is_finite() {
+        if !(next > lo && next < hi && next.is_finite()) {
             next = 0.5 * (lo + hi);
         }
         if (next - x).abs() <= 4e-16 * x.abs() {

@@ -462,4 +462,98 @@ mod tests {
         assert!(rel(vm.sqrt(), 80.3409839904244) < TOL, "{}", vm.sqrt());
         assert!(matches!(d.variance_from_psu_totals(&[0.0; 40], None), Err(VarianceError::Multistage)));
     }
+    #[test]
+    fn lonely_psu_options_match_r() {
+        let f = frame(include_str!("../../fixtures/lonely/data.csv"));
+        let rows: Vec<usize> = (0..f.n_rows()).collect();
+        let all = vec![true; rows.len()];
+        let y = num(&f, "y", &rows);
+        let dom: Vec<bool> = num(&f, "dom", &rows).iter().map(|&v| v == 1.0).collect();
+        let (_, want) = read_csv(include_str!("../../fixtures/lonely/expected.csv"));
+        assert_eq!(want.len(), 8);
+        for r in &want {
+            let g = |k: usize| r[k].as_deref().and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+            let opt: LonelyPsu = r[0].as_deref().unwrap_or("").parse().expect("option");
+            let fpc = r[1].as_deref() == Some("TRUE");
+            let mut sp = spec(Some("st"), &["psu"], if fpc { &["N"] } else { &[] }, "w");
+            sp.lonely_psu = opt;
+            let d = Design::build(&f, &rows, &sp).expect("design");
+            let w = d.weights().to_vec();
+            let vt = d.variance(&total_scores(&w, &y, &all), None).expect("v");
+            assert!(rel(vt.sqrt(), g(2)) < TOL, "{opt} {fpc} total {} vs {}", vt.sqrt(), g(2));
+            let (_, z) = mean_scores(&w, &y, &all);
+            let vm = d.variance(&z, None).expect("v");
+            assert!(rel(vm.sqrt(), g(3)) < TOL, "{opt} {fpc} mean");
+            let (_, z) = mean_scores(&w, &y, &dom);
+            let vd = d.variance(&z, Some(&dom)).expect("v");
+            assert!(rel(vd.sqrt(), g(4)) < TOL, "{opt} {fpc} domain mean {} vs {}", vd.sqrt(), g(4));
+            let vdt = d.variance(&total_scores(&w, &y, &dom), Some(&dom)).expect("v");
+            assert!(rel(vdt.sqrt(), g(5)) < TOL, "{opt} {fpc} domain total {} vs {}", vdt.sqrt(), g(5));
+        }
+        // fail: error naming the stratum, unless the lonely stratum is outside the subset.
+        let d = Design::build(&f, &rows, &spec(Some("st"), &["psu"], &[], "w")).expect("design");
+        let (_, z) = mean_scores(d.weights(), &y, &all);
+        match d.variance(&z, None) {
+            Err(VarianceError::LonelyPsu { stratum, stage }) => assert_eq!((stratum.as_str(), stage), ("C", 1)),
+            other => panic!("expected lonely error, got {other:?}"),
+        }
+        let not_c: Vec<bool> = (0..rows.len()).map(|i| i < 10).collect();
+        let (_, z) = mean_scores(d.weights(), &y, &not_c);
+        assert!(d.variance(&z, Some(&not_c)).is_ok());
+        assert!(d.variance(&z, None).is_err());
+    }
+
+    #[test]
+    fn design_errors_and_basics() {
+        let f = frame(include_str!("../../fixtures/lonely/data.csv"));
+        let rows: Vec<usize> = (0..f.n_rows()).collect();
+        // PSU 1 put in two strata: not nested unless nest = true.
+        let mut g = f.clone();
+        let mut psu = num(&f, "psu", &rows);
+        psu[10] = 1.0;
+        psu[11] = 1.0;
+        g.set(Column { name: "psu".into(), data: ColumnData::Num(psu), state: vec![CellState::Value; 12] }).expect("set");
+        let e = Design::build(&g, &rows, &spec(Some("st"), &["psu"], &[], "w")).expect_err("not nested");
+        let msg = e.to_string();
+        assert!(msg.contains("PSU 1") && msg.contains("strata A and C") && msg.contains("nest = true"), "{msg}");
+        let mut sp = spec(Some("st"), &["psu"], &[], "w");
+        sp.nest = true;
+        let d = Design::build(&g, &rows, &sp).expect("nested");
+        assert_eq!((d.n_strata(), d.n_psu()), (3, 6));
+        // FPC smaller than n_h, and varying within a stratum.
+        let mut h = f.clone();
+        let mut n_col = num(&f, "N", &rows);
+        n_col[6] = 1.5;
+        n_col[7] = 1.5;
+        n_col[8] = 1.5;
+        n_col[9] = 1.5;
+        h.set(Column { name: "N".into(), data: ColumnData::Num(n_col.clone()), state: vec![CellState::Value; 12] }).expect("set");
+        let e = Design::build(&h, &rows, &spec(Some("st"), &["psu"], &["N"], "w")).expect_err("too small");
+        assert!(matches!(e, crate::design::DesignError::FpcTooSmall { ref stratum, .. } if stratum == "B"), "{e}");
+        n_col[6] = 5.0;
+        h.set(Column { name: "N".into(), data: ColumnData::Num(n_col), state: vec![CellState::Value; 12] }).expect("set");
+        let e = Design::build(&h, &rows, &spec(Some("st"), &["psu"], &["N"], "w")).expect_err("varies");
+        assert!(matches!(e, crate::design::DesignError::FpcNotConstant { .. }), "{e}");
+        // Sampling fractions give the same variance as population counts.
+        let mut k = f.clone();
+        let frac = num(&f, "N", &rows);
+        let nh = [3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 2.0, 2.0, 2.0, 2.0, 1.0, 1.0];
+        let frac: Vec<f64> = frac.iter().zip(nh).map(|(n, s)| s / n).collect();
+        k.push(Column { name: "f".into(), data: ColumnData::Num(frac), state: vec![CellState::Value; 12] }).expect("push");
+        let mut a = spec(Some("st"), &["psu"], &["N"], "w");
+        a.lonely_psu = LonelyPsu::Remove;
+        let mut b = a.clone();
+        b.fpc = vec!["f".into()];
+        let y = num(&f, "y", &rows);
+        let da = Design::build(&k, &rows, &a).expect("a");
+        let db = Design::build(&k, &rows, &b).expect("b");
+        let z = total_scores(da.weights(), &y, &[true; 12]);
+        assert!(rel(da.variance(&z, None).expect("v"), db.variance(&z, None).expect("v")) < 1e-14);
+        // Constant scores have zero variance; each row its own PSU works.
+        let one = Design::build(&f, &rows, &spec(None, &[], &[], "w")).expect("srs");
+        assert_eq!((one.n_psu(), one.degf(&[true; 12])), (12, 11.0));
+        assert_eq!(one.variance(&[2.5; 12], None).expect("v"), 0.0);
+        assert!("sometimes".parse::<LonelyPsu>().is_err());
+        assert!(matches!(Design::build(&f, &rows, &spec(None, &["nope"], &[], "w")), Err(crate::design::DesignError::MissingColumn(_))));
+    }
 }
