@@ -13,6 +13,7 @@
 //! Formulas, df and interval methods are stated with references in `docs/methods.md`.
 
 pub mod ci;
+pub mod quantile;
 pub mod variance;
 
 use rayon::prelude::*;
