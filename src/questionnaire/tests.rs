@@ -1,0 +1,1 @@
+//! Tests of questionnaire loading and of the cvs-core indicators against the R reference.
