@@ -9,7 +9,7 @@ pub mod expr;
 
 use std::path::{Path, PathBuf};
 
-pub use expr::{EvalColumn, EvalState, Expr, ExprType};
+pub use expr::{EvalColumn, EvalError, EvalState, Expr, ExprError, ExprType, VarInfo};
 
 /// A parsed and checked questionnaire.
 #[derive(Debug, Clone)]
@@ -179,17 +179,83 @@ mod parse;
 /// line and column (1-based).
 #[derive(Debug, thiserror::Error)]
 pub enum QuestionnaireError {
-    /// placeholder; the implementation defines the real variants.
-    #[error("{0}")]
-    Invalid(String),
+    /// The file could not be read.
+    #[error("{}: cannot read the questionnaire: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The file is not a valid questionnaire: TOML syntax, unknown or missing keys, bad
+    /// references, expression syntax or type errors. All problems found are listed.
+    #[error("{}", render_problems(path, problems))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, in file order where positions are known.
+        problems: Vec<Problem>,
+    },
+}
+
+/// One problem found in a questionnaire file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column (in characters), when known.
+    pub column: Option<usize>,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+fn render_problems(path: &Path, problems: &[Problem]) -> String {
+    let mut out = String::new();
+    for (i, p) in problems.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&path.display().to_string());
+        if let Some(line) = p.line {
+            out.push_str(&format!(":{line}"));
+            if let Some(col) = p.column {
+                out.push_str(&format!(":{col}"));
+            }
+        }
+        out.push_str(": ");
+        out.push_str(&p.message);
+    }
+    out
 }
 
 impl Questionnaire {
+    /// Parse and check a questionnaire given as TOML text; `source` is the file name used in
+    /// messages and stored in [`Questionnaire::source`].
+    pub fn from_toml_str(text: &str, source: &Path) -> Result<Questionnaire, QuestionnaireError> {
+        parse::parse_str(text, source)
+    }
+
+    /// Look a derived variable up by name.
+    pub fn derived_variable(&self, name: &str) -> Option<&Derived> {
+        self.derived.iter().find(|d| d.name == name)
+    }
+
     /// Compute every derived variable, in definition order, and add it to `frame` as a numeric
     /// column (Bool as 1/0). States map as: Value → Value, NotApplicable → NotAsked,
     /// Missing → NoResponse.
     pub fn add_derived(&self, frame: &mut crate::frame::Frame) -> Result<(), expr::EvalError> {
-        let _ = frame;
+        for d in &self.derived {
+            let col = d.expr.eval(frame)?;
+            let column = crate::frame::Column {
+                name: d.name.clone(),
+                data: crate::frame::ColumnData::Num(col.values),
+                state: col.state.into_iter().map(EvalState::to_cell).collect(),
+            };
+            frame.push(column).map_err(|source| expr::EvalError::Frame { name: d.name.clone(), source })?;
+        }
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,703 @@
-//! TOML parsing of questionnaires (STUB).
-use super::{Questionnaire, QuestionnaireError};
+//! Reading a questionnaire: TOML text → raw serde structs (with spans) → checked
+//! [`Questionnaire`]. Every problem found is collected and reported at once, each with the line
+//! and column it comes from; expression errors point inside the expression.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::ops::Range;
 use std::path::Path;
 
+use serde::Deserialize;
+use serde::de::{self, MapAccess, Visitor};
+use toml::Spanned;
+
+use super::expr::{Expr, ExprType, VarInfo};
+use super::{
+    CodeLabel, Derived, Indicator, IndicatorKind, MissingCode, MissingMeaning, Problem, Questionnaire,
+    QuestionnaireError, VarType, Variable,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Raw file structure
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    questionnaire: RawHeader,
+    #[serde(default)]
+    codesets: Ordered<Spanned<RawCodeset>>,
+    #[serde(default)]
+    variables: Vec<Spanned<RawVariable>>,
+    #[serde(default)]
+    derived: Vec<Spanned<RawDerived>>,
+    #[serde(default)]
+    indicators: Vec<Spanned<RawIndicator>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeader {
+    id: String,
+    version: String,
+    #[serde(default)]
+    title: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCodeset {
+    #[serde(default)]
+    codes: Ordered<String>,
+    #[serde(default)]
+    missing: Ordered<MissingSpec>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum RawVarType {
+    Categorical,
+    Integer,
+    Numeric,
+    Text,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVariable {
+    name: String,
+    #[serde(default)]
+    label: String,
+    #[serde(rename = "type")]
+    var_type: Option<RawVarType>,
+    codeset: Option<String>,
+    codes: Option<Ordered<String>>,
+    missing: Option<Ordered<MissingSpec>>,
+    range: Option<[f64; 2]>,
+    asked_if: Option<Spanned<String>>,
+    #[serde(default)]
+    frame: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDerived {
+    name: String,
+    #[serde(default)]
+    label: String,
+    expr: Spanned<String>,
+    codes: Option<Ordered<String>>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum RawKind {
+    Proportion,
+    Mean,
+    Ratio,
+    Total,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIndicator {
+    id: String,
+    #[serde(default)]
+    label: String,
+    kind: RawKind,
+    value: Option<Spanned<String>>,
+    numerator: Option<Spanned<String>>,
+    denominator: Option<Spanned<String>>,
+    universe: Option<Spanned<String>>,
+    multiplier: Option<f64>,
+    unit: Option<String>,
+    sdg_series: Option<String>,
+}
+
+/// A TOML table read as a list of (key, value) pairs in file order.
+struct Ordered<V>(Vec<(String, V)>);
+
+impl<V> Default for Ordered<V> {
+    fn default() -> Self {
+        Ordered(Vec::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Ordered<V> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V2<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for V2<V> {
+            type Value = Ordered<V>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, V>()? {
+                    out.push((k, v));
+                }
+                Ok(Ordered(out))
+            }
+        }
+        d.deserialize_map(V2(std::marker::PhantomData))
+    }
+}
+
+/// A missing code's description: either just the meaning keyword (`"dont_know"`) or a table
+/// `{ meaning = "dont_know", label = "Don't know" }`.
+struct MissingSpec {
+    meaning: String,
+    label: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for MissingSpec {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Vis;
+        impl<'de> Visitor<'de> for Vis {
+            type Value = MissingSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a meaning (\"dont_know\", \"refused\", ...) or a table { meaning = ..., label = ... }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<MissingSpec, E> {
+                Ok(MissingSpec { meaning: v.to_string(), label: None })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MissingSpec, A::Error> {
+                let mut meaning = None;
+                let mut label = None;
+                while let Some(k) = map.next_key::<String>()? {
+                    match k.as_str() {
+                        "meaning" => meaning = Some(map.next_value::<String>()?),
+                        "label" => label = Some(map.next_value::<String>()?),
+                        other => return Err(de::Error::unknown_field(other, &["meaning", "label"])),
+                    }
+                }
+                let meaning = meaning.ok_or_else(|| de::Error::missing_field("meaning"))?;
+                Ok(MissingSpec { meaning, label })
+            }
+        }
+        d.deserialize_any(Vis)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Positions
+
+/// Maps byte offsets of the file to 1-based line and column (in characters).
+struct Source<'a> {
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        (line, column)
+    }
+
+    fn problem_at(&self, offset: usize, message: String) -> Problem {
+        let (line, column) = self.line_col(offset);
+        Problem { line: Some(line), column: Some(column), message }
+    }
+
+    /// Where the text of the TOML string at `span` starts in the file, if its content is
+    /// written verbatim (no escapes), so that offsets inside `value` map onto the file.
+    fn string_content_start(&self, span: &Range<usize>, value: &str) -> Option<usize> {
+        let raw = self.text.get(span.clone())?;
+        for delim in ["\"\"\"", "'''", "\"", "'"] {
+            let d = delim.len();
+            if raw.len() >= 2 * d && raw.starts_with(delim) && raw.ends_with(delim) {
+                let inner = raw.get(d..raw.len() - d)?;
+                if inner == value {
+                    return Some(span.start + d);
+                }
+                if d == 3 {
+                    for nl in ["\n", "\r\n"] {
+                        if inner.strip_prefix(nl) == Some(value) {
+                            return Some(span.start + d + nl.len());
+                        }
+                    }
+                }
+                return None;
+            }
+        }
+        None
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading and checking
+
 pub(super) fn load(path: &Path) -> Result<Questionnaire, QuestionnaireError> {
-    Err(QuestionnaireError::Invalid(format!("{}: not implemented", path.display())))
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| QuestionnaireError::Read { path: path.to_path_buf(), source })?;
+    parse_str(&text, path)
+}
+
+pub(super) fn parse_str(text: &str, path: &Path) -> Result<Questionnaire, QuestionnaireError> {
+    let src = Source { text };
+    let invalid = |problems: Vec<Problem>| QuestionnaireError::Invalid { path: path.to_path_buf(), problems };
+    let raw: RawFile = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let message = e.message().trim_end().to_string();
+            let problem = match e.span() {
+                Some(span) => src.problem_at(span.start, message),
+                None => Problem { line: None, column: None, message },
+            };
+            return Err(invalid(vec![problem]));
+        }
+    };
+    let mut checker = Checker { src: &src, problems: Vec::new() };
+    let q = checker.questionnaire(raw, path);
+    if checker.problems.is_empty() {
+        Ok(q)
+    } else {
+        let mut problems = checker.problems;
+        problems.sort_by_key(|p| (p.line.unwrap_or(usize::MAX), p.column.unwrap_or(0)));
+        Err(invalid(problems))
+    }
+}
+
+fn parse_meaning(s: &str) -> Option<MissingMeaning> {
+    Some(match s {
+        "dont_know" => MissingMeaning::DontKnow,
+        "refused" => MissingMeaning::Refused,
+        "not_applicable" => MissingMeaning::NotApplicable,
+        "no_response" => MissingMeaning::NoResponse,
+        "other" => MissingMeaning::Other,
+        _ => return None,
+    })
+}
+
+fn default_missing_label(m: MissingMeaning) -> &'static str {
+    match m {
+        MissingMeaning::DontKnow => "Don't know",
+        MissingMeaning::Refused => "Refused",
+        MissingMeaning::NotApplicable => "Not applicable",
+        MissingMeaning::NoResponse => "No answer",
+        MissingMeaning::Other => "Other missing",
+    }
+}
+
+/// A numeric code: a finite number written the usual way.
+fn numeric_code(code: &str) -> Option<f64> {
+    code.trim().parse::<f64>().ok().filter(|x| x.is_finite())
+}
+
+/// A code set after checking.
+#[derive(Clone, Default)]
+struct Codes {
+    codes: Vec<CodeLabel>,
+    missing: Vec<MissingCode>,
+}
+
+struct Checker<'a> {
+    src: &'a Source<'a>,
+    problems: Vec<Problem>,
+}
+
+/// What expressions may reference: variables and derived variables by name.
+struct Names {
+    vars: HashMap<String, VarInfo>,
+    /// Derived variables in order, with their info once checked.
+    derived_order: Vec<String>,
+    derived: HashMap<String, VarInfo>,
+}
+
+impl Checker<'_> {
+    fn at(&mut self, offset: usize, message: String) {
+        self.problems.push(self.src.problem_at(offset, message));
+    }
+
+    fn codes(&mut self, at: usize, what: &str, codes: &Ordered<String>, missing: &Ordered<MissingSpec>) -> Codes {
+        let mut out = Codes::default();
+        let mut seen = HashSet::new();
+        for (code, label) in &codes.0 {
+            if !seen.insert(code.clone()) {
+                self.at(at, format!("{what}: code {code:?} is declared twice"));
+            }
+            out.codes.push(CodeLabel { code: code.clone(), label: label.clone() });
+        }
+        for (code, spec) in &missing.0 {
+            if !seen.insert(code.clone()) {
+                self.at(at, format!("{what}: missing code {code:?} is also declared as a valid code or twice"));
+            }
+            match parse_meaning(&spec.meaning) {
+                Some(meaning) => out.missing.push(MissingCode {
+                    code: code.clone(),
+                    meaning,
+                    label: spec.label.clone().unwrap_or_else(|| default_missing_label(meaning).to_string()),
+                }),
+                None => self.at(
+                    at,
+                    format!(
+                        "{what}: missing code {code:?} has meaning {:?}; use one of dont_know, refused, \
+                         not_applicable, no_response, other",
+                        spec.meaning
+                    ),
+                ),
+            }
+        }
+        out
+    }
+
+    /// Parse an expression, reporting errors at their position in the file.
+    fn expr(
+        &mut self,
+        what: &str,
+        s: &Spanned<String>,
+        scope: &dyn Fn(&str) -> Result<VarInfo, String>,
+    ) -> Option<Expr> {
+        match Expr::parse(s.get_ref(), scope) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                let span = s.span();
+                match self.src.string_content_start(&span, s.get_ref()) {
+                    Some(start) => self.at(start + e.start, format!("{what}: {}", e.message)),
+                    None => {
+                        let col = s.get_ref().get(..e.start).map_or(e.start, |p| p.chars().count()) + 1;
+                        self.at(span.start, format!("{what}: at character {col} of the expression: {}", e.message))
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    fn questionnaire(&mut self, raw: RawFile, path: &Path) -> Questionnaire {
+        // Code sets
+        let mut codesets: HashMap<String, Codes> = HashMap::new();
+        for (name, cs) in &raw.codesets.0 {
+            let at = cs.span().start;
+            let c = self.codes(at, &format!("codeset {name}"), &cs.get_ref().codes, &cs.get_ref().missing);
+            if c.codes.is_empty() && c.missing.is_empty() {
+                self.at(at, format!("codeset {name} declares no codes"));
+            }
+            codesets.insert(name.clone(), c);
+        }
+
+        // Variables (without skip rules first, so that skip rules may reference any variable)
+        let mut variables = Vec::with_capacity(raw.variables.len());
+        let mut names = Names { vars: HashMap::new(), derived_order: Vec::new(), derived: HashMap::new() };
+        for rv in &raw.variables {
+            let at = rv.span().start;
+            let v = rv.get_ref();
+            if let Some(var) = self.variable(at, v, &codesets) {
+                if names.vars.contains_key(&var.name) {
+                    self.at(at, format!("variable {} is declared twice", var.name));
+                } else {
+                    names.vars.insert(var.name.clone(), var_info(&var));
+                }
+                variables.push(var);
+            }
+        }
+        for (var, rv) in variables.iter_mut().zip(raw.variables.iter().filter(|rv| !rv.get_ref().name.is_empty())) {
+            if let Some(cond) = &rv.get_ref().asked_if {
+                let own = var.name.clone();
+                let scope = |n: &str| -> Result<VarInfo, String> {
+                    if n == own {
+                        return Err(format!("the skip rule of {own} cannot use {own} itself"));
+                    }
+                    lookup_vars(&names, n, "skip rules are checked before derived variables exist")
+                };
+                if let Some(e) = self.expr(&format!("variable {own}, asked_if"), cond, &scope) {
+                    if e.output_type() != ExprType::Bool {
+                        self.at(cond.span().start, format!("variable {own}, asked_if: must be true/false, e.g. `x == 1`"));
+                    }
+                    var.asked_if = Some(e);
+                }
+            }
+        }
+
+        // Derived variables, in order
+        for rd in &raw.derived {
+            names.derived_order.push(rd.get_ref().name.clone());
+        }
+        let mut derived = Vec::with_capacity(raw.derived.len());
+        let mut seen_derived = HashSet::new();
+        for (i, rd) in raw.derived.iter().enumerate() {
+            let at = rd.span().start;
+            let d = rd.get_ref();
+            if d.name.is_empty() {
+                self.at(at, "a derived variable has an empty name".into());
+                continue;
+            }
+            if names.vars.contains_key(&d.name) || !seen_derived.insert(d.name.clone()) {
+                self.at(at, format!("derived variable {} has the name of another variable", d.name));
+                continue;
+            }
+            let scope = |n: &str| -> Result<VarInfo, String> {
+                if let Some(info) = names.derived.get(n) {
+                    return Ok(info.clone());
+                }
+                if let Some(pos) = names.derived_order.iter().position(|x| x == n)
+                    && pos >= i
+                {
+                    return Err(format!(
+                        "derived variable {n} is defined at or after this one; derived variables may use only \
+                         earlier ones"
+                    ));
+                }
+                lookup_vars(&names, n, "")
+            };
+            let Some(expr) = self.expr(&format!("derived variable {}", d.name), &d.expr, &scope) else {
+                continue;
+            };
+            let codes = match &d.codes {
+                Some(c) => self.codes(at, &format!("derived variable {}", d.name), c, &Ordered::default()).codes,
+                None => Vec::new(),
+            };
+            if let Some(bad) = codes.iter().find(|c| numeric_code(&c.code).is_none()) {
+                self.at(at, format!("derived variable {}: code {:?} is not a number (derived variables are numeric)", d.name, bad.code));
+            }
+            let info = VarInfo {
+                ty: expr.output_type(),
+                codes: codes.iter().map(|c| c.code.clone()).collect(),
+                missing_codes: Vec::new(),
+                zero_one: expr.is_zero_one(),
+            };
+            names.derived.insert(d.name.clone(), info);
+            derived.push(Derived { name: d.name.clone(), label: d.label.clone(), expr, codes });
+        }
+
+        // Indicators
+        let mut indicators = Vec::with_capacity(raw.indicators.len());
+        let mut ids = HashSet::new();
+        let scope = |n: &str| -> Result<VarInfo, String> {
+            if let Some(info) = names.derived.get(n) {
+                return Ok(info.clone());
+            }
+            lookup_vars(&names, n, "")
+        };
+        for ri in &raw.indicators {
+            let at = ri.span().start;
+            let r = ri.get_ref();
+            if r.id.is_empty() {
+                self.at(at, "an indicator has an empty id".into());
+                continue;
+            }
+            if !ids.insert(r.id.clone()) {
+                self.at(at, format!("indicator {} is defined twice", r.id));
+            }
+            if let Some(ind) = self.indicator(at, r, &scope) {
+                indicators.push(ind);
+            }
+        }
+
+        Questionnaire {
+            id: raw.questionnaire.id,
+            version: raw.questionnaire.version,
+            title: raw.questionnaire.title,
+            source: path.to_path_buf(),
+            variables,
+            derived,
+            indicators,
+        }
+    }
+
+    fn variable(&mut self, at: usize, v: &RawVariable, codesets: &HashMap<String, Codes>) -> Option<Variable> {
+        if v.name.is_empty() {
+            self.at(at, "a variable has an empty name".into());
+            return None;
+        }
+        let name = &v.name;
+        let what = format!("variable {name}");
+        let mut codes = Codes::default();
+        if let Some(cs) = &v.codeset {
+            match codesets.get(cs) {
+                Some(c) => codes = c.clone(),
+                None => {
+                    let mut known: Vec<&str> = codesets.keys().map(String::as_str).collect();
+                    known.sort_unstable();
+                    self.at(at, format!("{what}: codeset {cs} is not defined (codesets: {})", known.join(", ")));
+                }
+            }
+            if v.codes.is_some() {
+                self.at(at, format!("{what}: give either codeset or codes, not both"));
+            }
+        }
+        let inline = self.codes(
+            at,
+            &what,
+            v.codes.as_ref().unwrap_or(&Ordered::default()),
+            v.missing.as_ref().unwrap_or(&Ordered::default()),
+        );
+        codes.codes.extend(inline.codes);
+        for m in inline.missing {
+            if codes.missing.iter().any(|x| x.code == m.code) || codes.codes.iter().any(|x| x.code == m.code) {
+                self.at(at, format!("{what}: missing code {:?} is already declared by the codeset", m.code));
+            } else {
+                codes.missing.push(m);
+            }
+        }
+        let var_type = match v.var_type {
+            Some(RawVarType::Categorical) => VarType::Categorical,
+            Some(RawVarType::Integer) => VarType::Integer,
+            Some(RawVarType::Numeric) => VarType::Numeric,
+            Some(RawVarType::Text) => VarType::Text,
+            None if !codes.codes.is_empty() => VarType::Categorical,
+            None => {
+                self.at(at, format!("{what}: give its type (categorical, integer, numeric or text)"));
+                VarType::Numeric
+            }
+        };
+        if var_type == VarType::Categorical && codes.codes.is_empty() {
+            self.at(at, format!("{what}: a categorical variable needs codes (codeset or codes); use type = \"text\" for free text"));
+        }
+        if matches!(var_type, VarType::Integer | VarType::Numeric | VarType::Text) && !codes.codes.is_empty() {
+            self.at(at, format!("{what}: only categorical variables have valid codes; use range for numbers"));
+        }
+        let numeric_storage = match var_type {
+            VarType::Integer | VarType::Numeric => true,
+            VarType::Text => false,
+            VarType::Categorical => codes
+                .codes
+                .iter()
+                .map(|c| &c.code)
+                .chain(codes.missing.iter().map(|m| &m.code))
+                .all(|c| numeric_code(c).is_some()),
+        };
+        if matches!(var_type, VarType::Integer | VarType::Numeric)
+            && let Some(m) = codes.missing.iter().find(|m| numeric_code(&m.code).is_none())
+        {
+            self.at(at, format!("{what}: missing code {:?} of a numeric variable must be a number", m.code));
+        }
+        let range = match v.range {
+            None => None,
+            Some([lo, hi]) => {
+                if !matches!(var_type, VarType::Integer | VarType::Numeric) {
+                    self.at(at, format!("{what}: range applies to integer and numeric variables only"));
+                }
+                if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+                    self.at(at, format!("{what}: range [{lo}, {hi}] must be two finite numbers, low first"));
+                }
+                Some((lo, hi))
+            }
+        };
+        Some(Variable {
+            name: name.clone(),
+            label: v.label.clone(),
+            var_type,
+            numeric_storage,
+            codes: codes.codes,
+            missing: codes.missing,
+            range,
+            asked_if: None,
+            frame: v.frame,
+        })
+    }
+
+    fn indicator(
+        &mut self,
+        at: usize,
+        r: &RawIndicator,
+        scope: &dyn Fn(&str) -> Result<VarInfo, String>,
+    ) -> Option<Indicator> {
+        let id = &r.id;
+        let mut ok = true;
+        let mut parse = |this: &mut Self, key: &str, s: &Option<Spanned<String>>| -> Option<Expr> {
+            let s = s.as_ref()?;
+            let e = this.expr(&format!("indicator {id}, {key}"), s, scope);
+            if e.is_none() {
+                ok = false;
+            }
+            e
+        };
+        let value = parse(self, "value", &r.value);
+        let numerator = parse(self, "numerator", &r.numerator);
+        let denominator = parse(self, "denominator", &r.denominator);
+        let universe = parse(self, "universe", &r.universe);
+        let kind = match r.kind {
+            RawKind::Proportion => IndicatorKind::Proportion,
+            RawKind::Mean => IndicatorKind::Mean,
+            RawKind::Ratio => IndicatorKind::Ratio,
+            RawKind::Total => IndicatorKind::Total,
+        };
+        let pos = |s: &Option<Spanned<String>>| s.as_ref().map_or(at, |s| s.span().start);
+        if kind == IndicatorKind::Ratio {
+            if r.value.is_some() {
+                self.at(pos(&r.value), format!("indicator {id}: a ratio has numerator and denominator, not value"));
+            }
+            for (key, raw) in [("numerator", &r.numerator), ("denominator", &r.denominator)] {
+                if raw.is_none() {
+                    self.at(at, format!("indicator {id}: a ratio needs {key}"));
+                }
+            }
+        } else {
+            if r.value.is_none() {
+                self.at(at, format!("indicator {id}: needs value"));
+            }
+            for (key, raw) in [("numerator", &r.numerator), ("denominator", &r.denominator)] {
+                if raw.is_some() {
+                    self.at(pos(raw), format!("indicator {id}: {key} belongs to ratio indicators only; use value"));
+                }
+            }
+        }
+        if kind == IndicatorKind::Proportion
+            && let Some(v) = &value
+            && !(v.output_type() == ExprType::Bool || v.is_zero_one())
+        {
+            self.at(
+                pos(&r.value),
+                format!("indicator {id}: the value of a proportion must be true/false or a 0/1 variable, e.g. `x == 1`"),
+            );
+        }
+        if let Some(u) = &universe
+            && u.output_type() != ExprType::Bool
+        {
+            self.at(pos(&r.universe), format!("indicator {id}: universe must be true/false, e.g. `x in [1, 2]`"));
+        }
+        let multiplier = r.multiplier.unwrap_or(1.0);
+        if !(multiplier.is_finite() && multiplier > 0.0) {
+            self.at(at, format!("indicator {id}: multiplier must be a positive number, got {multiplier}"));
+        }
+        if !ok {
+            return None;
+        }
+        Some(Indicator {
+            id: id.clone(),
+            label: r.label.clone(),
+            kind,
+            value,
+            numerator,
+            denominator,
+            universe,
+            multiplier,
+            unit: r.unit.clone(),
+            sdg_series: r.sdg_series.clone(),
+        })
+    }
+}
+
+fn lookup_vars(names: &Names, n: &str, note: &str) -> Result<VarInfo, String> {
+    if let Some(info) = names.vars.get(n) {
+        return Ok(info.clone());
+    }
+    if names.derived_order.iter().any(|d| d == n) && !note.is_empty() {
+        return Err(format!("{n} is a derived variable; {note}"));
+    }
+    Err(format!("unknown variable {n}: declare it under [[variables]] or [[derived]]"))
+}
+
+/// How expressions see a variable.
+fn var_info(v: &Variable) -> VarInfo {
+    let ty = if v.numeric_storage { ExprType::Num } else { ExprType::Text };
+    let zero_one = match v.var_type {
+        VarType::Categorical => {
+            v.numeric_storage && v.codes.iter().all(|c| matches!(numeric_code(&c.code), Some(x) if x == 0.0 || x == 1.0))
+        }
+        VarType::Integer => v.range.is_some_and(|(lo, hi)| lo >= 0.0 && hi <= 1.0),
+        _ => false,
+    };
+    VarInfo {
+        ty,
+        codes: if v.var_type == VarType::Categorical { v.codes.iter().map(|c| c.code.clone()).collect() } else { Vec::new() },
+        missing_codes: v.missing.iter().map(|m| m.code.clone()).collect(),
+        zero_one,
+    }
 }

@@ -1,0 +1,436 @@
+//! Columnar evaluation of a compiled expression.
+//!
+//! Each node is evaluated once over all rows. Column references are looked up once per node,
+//! text literals are resolved against a column's levels once, and the per-row loops neither
+//! allocate nor look anything up by name.
+
+use std::collections::HashMap;
+
+use super::check::{Agg, Node, StateArg, StateFn, TextOp};
+use super::parser::BinOp;
+use super::{EvalColumn, EvalError, EvalState};
+use crate::frame::{CellState, Column, ColumnData, Frame};
+
+use EvalState::{Missing, NotApplicable, Value};
+
+/// An intermediate result: a constant, a borrowed numeric column, or a computed column.
+enum Col<'a> {
+    Const(f64),
+    Data { values: &'a [f64], state: &'a [CellState] },
+    Owned { values: Vec<f64>, state: Vec<EvalState> },
+}
+
+impl Col<'_> {
+    #[inline]
+    fn get(&self, i: usize) -> (EvalState, f64) {
+        match self {
+            Col::Const(x) => (Value, *x),
+            Col::Data { values, state } => {
+                let s = state.get(i).map_or(Missing, |&c| EvalState::from_cell(c));
+                (s, values.get(i).copied().unwrap_or(f64::NAN))
+            }
+            Col::Owned { values, state } => {
+                (state.get(i).copied().unwrap_or(Missing), values.get(i).copied().unwrap_or(f64::NAN))
+            }
+        }
+    }
+}
+
+/// The stronger of two non-value states: Missing wins over NotApplicable.
+#[inline]
+fn worst(a: EvalState, b: EvalState) -> EvalState {
+    match (a, b) {
+        (Missing, _) | (_, Missing) => Missing,
+        (NotApplicable, _) | (_, NotApplicable) => NotApplicable,
+        _ => Value,
+    }
+}
+
+#[inline]
+fn b2f(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
+/// Builds an owned column row by row.
+struct Out {
+    values: Vec<f64>,
+    state: Vec<EvalState>,
+}
+
+impl Out {
+    fn new(n: usize) -> Out {
+        Out { values: Vec::with_capacity(n), state: Vec::with_capacity(n) }
+    }
+    #[inline]
+    fn value(&mut self, x: f64) {
+        self.values.push(x);
+        self.state.push(Value);
+    }
+    #[inline]
+    fn none(&mut self, s: EvalState) {
+        if s == Value {
+            // Only reached for undefined arithmetic (division by zero): treat as unknown.
+            self.values.push(f64::NAN);
+            self.state.push(Missing);
+        } else {
+            self.values.push(f64::NAN);
+            self.state.push(s);
+        }
+    }
+    #[inline]
+    fn push(&mut self, (s, x): (EvalState, f64)) {
+        if s == Value { self.value(x) } else { self.none(s) }
+    }
+    fn done<'a>(self) -> Col<'a> {
+        Col::Owned { values: self.values, state: self.state }
+    }
+}
+
+struct Ctx<'a> {
+    frame: &'a Frame,
+    source: &'a str,
+    n: usize,
+}
+
+pub(super) fn eval(node: &Node, frame: &Frame, source: &str) -> Result<EvalColumn, EvalError> {
+    let n = frame.n_rows();
+    let ctx = Ctx { frame, source, n };
+    let col = ctx.eval(node)?;
+    let mut out = EvalColumn { values: Vec::with_capacity(n), state: Vec::with_capacity(n) };
+    for i in 0..n {
+        let (s, x) = col.get(i);
+        out.values.push(if s == Value { x } else { f64::NAN });
+        out.state.push(s);
+    }
+    Ok(out)
+}
+
+/// A text operand resolved against the frame.
+enum TextCol<'a> {
+    Lit(&'a str),
+    Var { codes: &'a [u32], levels: &'a [String], state: &'a [CellState] },
+}
+
+impl<'a> Ctx<'a> {
+    fn column(&self, name: &str) -> Result<&'a Column, EvalError> {
+        self.frame
+            .column(name)
+            .ok_or_else(|| EvalError::MissingColumn { expr: self.source.to_string(), column: name.to_string() })
+    }
+
+    fn num_column(&self, name: &str) -> Result<Col<'a>, EvalError> {
+        let c = self.column(name)?;
+        match &c.data {
+            ColumnData::Num(values) => Ok(Col::Data { values, state: &c.state }),
+            ColumnData::Text { .. } => Err(EvalError::ColumnType {
+                expr: self.source.to_string(),
+                column: name.to_string(),
+                expected: "numbers",
+                found: "text",
+            }),
+        }
+    }
+
+    fn text(&self, op: &'a TextOp) -> Result<TextCol<'a>, EvalError> {
+        match op {
+            TextOp::Lit(s) => Ok(TextCol::Lit(s)),
+            TextOp::Var(name) => {
+                let c = self.column(name)?;
+                match &c.data {
+                    ColumnData::Text { codes, levels } => Ok(TextCol::Var { codes, levels, state: &c.state }),
+                    ColumnData::Num(_) => Err(EvalError::ColumnType {
+                        expr: self.source.to_string(),
+                        column: name.to_string(),
+                        expected: "text",
+                        found: "numbers",
+                    }),
+                }
+            }
+        }
+    }
+
+    fn eval(&self, node: &'a Node) -> Result<Col<'a>, EvalError> {
+        let n = self.n;
+        Ok(match node {
+            Node::Const(x) => Col::Const(*x),
+            Node::Var(name) => self.num_column(name)?,
+            Node::TextEq { lhs, rhs, negate } => self.text_eq(self.text(lhs)?, self.text(rhs)?, *negate),
+            Node::TextIn { lhs, list, negate } => {
+                let mut out = Out::new(n);
+                match self.text(lhs)? {
+                    TextCol::Lit(s) => return Ok(Col::Const(b2f(list.iter().any(|t| t == s) != *negate))),
+                    TextCol::Var { codes, levels, state } => {
+                        let member: Vec<bool> = levels.iter().map(|l| list.contains(l) != *negate).collect();
+                        for i in 0..n {
+                            let s = state.get(i).map_or(Missing, |&c| EvalState::from_cell(c));
+                            if s != Value {
+                                out.none(s);
+                                continue;
+                            }
+                            match codes.get(i).and_then(|&c| member.get(c as usize)) {
+                                Some(&m) => out.value(b2f(m)),
+                                None => out.none(Missing),
+                            }
+                        }
+                    }
+                }
+                out.done()
+            }
+            Node::NumIn { lhs, list, negate } => {
+                let a = self.eval(lhs)?;
+                let mut out = Out::new(n);
+                for i in 0..n {
+                    let (s, x) = a.get(i);
+                    if s == Value { out.value(b2f(list.contains(&x) != *negate)) } else { out.none(s) }
+                }
+                out.done()
+            }
+            Node::Binary(op, a, b) => {
+                let (ca, cb) = (self.eval(a)?, self.eval(b)?);
+                match op {
+                    BinOp::And | BinOp::Or => kleene(n, *op == BinOp::And, &ca, &cb),
+                    _ => {
+                        let f: fn(f64, f64) -> Option<f64> = match op {
+                            BinOp::Eq => |x, y| Some(b2f(x == y)),
+                            BinOp::Ne => |x, y| Some(b2f(x != y)),
+                            BinOp::Lt => |x, y| Some(b2f(x < y)),
+                            BinOp::Le => |x, y| Some(b2f(x <= y)),
+                            BinOp::Gt => |x, y| Some(b2f(x > y)),
+                            BinOp::Ge => |x, y| Some(b2f(x >= y)),
+                            BinOp::Add => |x, y| Some(x + y),
+                            BinOp::Sub => |x, y| Some(x - y),
+                            BinOp::Mul => |x, y| Some(x * y),
+                            _ => |x, y| if y == 0.0 { None } else { Some(x / y) },
+                        };
+                        strict2(n, &ca, &cb, f)
+                    }
+                }
+            }
+            Node::Cap(a, b) => {
+                let (ca, cb) = (self.eval(a)?, self.eval(b)?);
+                strict2(n, &ca, &cb, |x, u| Some(if x <= u { x } else { u }))
+            }
+            Node::Neg(a) => {
+                let ca = self.eval(a)?;
+                let mut out = Out::new(n);
+                for i in 0..n {
+                    let (s, x) = ca.get(i);
+                    out.push((s, -x));
+                }
+                out.done()
+            }
+            Node::Not(a) => {
+                let ca = self.eval(a)?;
+                let mut out = Out::new(n);
+                for i in 0..n {
+                    let (s, x) = ca.get(i);
+                    out.push((s, b2f(x == 0.0)));
+                }
+                out.done()
+            }
+            Node::Agg(agg, args) => {
+                let cols = args.iter().map(|a| self.eval(a)).collect::<Result<Vec<_>, _>>()?;
+                aggregate(n, *agg, &cols)
+            }
+            Node::If(c, a, b) => {
+                let (cc, ca, cb) = (self.eval(c)?, self.eval(a)?, self.eval(b)?);
+                let mut out = Out::new(n);
+                for i in 0..n {
+                    let (s, x) = cc.get(i);
+                    if s != Value {
+                        out.none(s);
+                    } else if x != 0.0 {
+                        out.push(ca.get(i));
+                    } else {
+                        out.push(cb.get(i));
+                    }
+                }
+                out.done()
+            }
+            Node::Coalesce(args) => {
+                let cols = args.iter().map(|a| self.eval(a)).collect::<Result<Vec<_>, _>>()?;
+                let mut out = Out::new(n);
+                for i in 0..n {
+                    let mut state = NotApplicable;
+                    let mut found = None;
+                    for c in &cols {
+                        let (s, x) = c.get(i);
+                        if s == Value {
+                            found = Some(x);
+                            break;
+                        }
+                        state = worst(state, s);
+                    }
+                    match found {
+                        Some(x) => out.value(x),
+                        None => out.none(state),
+                    }
+                }
+                out.done()
+            }
+            Node::State(f, arg) => {
+                let want = |s: EvalState| match f {
+                    StateFn::Answered => s == Value,
+                    StateFn::Missing => s == Missing,
+                    StateFn::Skipped => s == NotApplicable,
+                };
+                match arg {
+                    StateArg::Text(TextOp::Lit(_)) => Col::Const(b2f(want(Value))),
+                    StateArg::Text(op) => {
+                        let TextCol::Var { state, .. } = self.text(op)? else {
+                            return Ok(Col::Const(b2f(want(Value))));
+                        };
+                        let mut out = Out::new(n);
+                        for i in 0..n {
+                            let s = state.get(i).map_or(Missing, |&c| EvalState::from_cell(c));
+                            out.value(b2f(want(s)));
+                        }
+                        out.done()
+                    }
+                    StateArg::Expr(e) => {
+                        let c = self.eval(e)?;
+                        let mut out = Out::new(n);
+                        for i in 0..n {
+                            out.value(b2f(want(c.get(i).0)));
+                        }
+                        out.done()
+                    }
+                }
+            }
+        })
+    }
+
+    fn text_eq(&self, a: TextCol<'a>, b: TextCol<'a>, negate: bool) -> Col<'a> {
+        let n = self.n;
+        // Give every distinct text a small integer key once, then compare keys row by row.
+        let mut dict: HashMap<&str, u32> = HashMap::new();
+        let mut keys_of = |t: &TextCol<'a>| -> Vec<u32> {
+            let texts: Vec<&str> = match t {
+                TextCol::Lit(s) => vec![s],
+                TextCol::Var { levels, .. } => levels.iter().map(String::as_str).collect(),
+            };
+            texts
+                .into_iter()
+                .map(|s| {
+                    let next = u32::try_from(dict.len()).unwrap_or(u32::MAX);
+                    *dict.entry(s).or_insert(next)
+                })
+                .collect()
+        };
+        let (ka, kb) = (keys_of(&a), keys_of(&b));
+        let row = |t: &TextCol<'a>, keys: &[u32], i: usize| -> (EvalState, u32) {
+            match t {
+                TextCol::Lit(_) => (Value, keys.first().copied().unwrap_or(u32::MAX)),
+                TextCol::Var { codes, state, .. } => {
+                    let s = state.get(i).map_or(Missing, |&c| EvalState::from_cell(c));
+                    if s != Value {
+                        return (s, u32::MAX);
+                    }
+                    match codes.get(i).and_then(|&c| keys.get(c as usize)) {
+                        Some(&k) => (Value, k),
+                        None => (Missing, u32::MAX),
+                    }
+                }
+            }
+        };
+        if let (TextCol::Lit(_), TextCol::Lit(_)) = (&a, &b) {
+            return Col::Const(b2f((ka == kb) != negate));
+        }
+        let mut out = Out::new(n);
+        for i in 0..n {
+            let (sa, xa) = row(&a, &ka, i);
+            let (sb, xb) = row(&b, &kb, i);
+            if sa == Value && sb == Value {
+                out.value(b2f((xa == xb) != negate));
+            } else {
+                out.none(worst(sa, sb));
+            }
+        }
+        out.done()
+    }
+}
+
+/// Arithmetic and comparison: a non-value operand passes its state on (Missing wins).
+fn strict2<'a>(n: usize, a: &Col<'_>, b: &Col<'_>, f: impl Fn(f64, f64) -> Option<f64>) -> Col<'a> {
+    let mut out = Out::new(n);
+    for i in 0..n {
+        let (sa, x) = a.get(i);
+        let (sb, y) = b.get(i);
+        if sa == Value && sb == Value {
+            match f(x, y) {
+                Some(z) => out.value(z),
+                None => out.none(Missing),
+            }
+        } else {
+            out.none(worst(sa, sb));
+        }
+    }
+    out.done()
+}
+
+/// Kleene three-valued `and` / `or`.
+fn kleene<'a>(n: usize, is_and: bool, a: &Col<'_>, b: &Col<'_>) -> Col<'a> {
+    // The value that decides the result on its own: false for `and`, true for `or`.
+    let decisive = !is_and;
+    let mut out = Out::new(n);
+    for i in 0..n {
+        let (sa, x) = a.get(i);
+        let (sb, y) = b.get(i);
+        let (xa, xb) = (x != 0.0, y != 0.0);
+        if (sa == Value && xa == decisive) || (sb == Value && xb == decisive) {
+            out.value(b2f(decisive));
+        } else if sa == Value && sb == Value {
+            out.value(b2f(!decisive));
+        } else {
+            out.none(worst(sa, sb));
+        }
+    }
+    out.done()
+}
+
+/// `any`, `all`, `sum`, `count`, `min`, `max`: not-applicable arguments are ignored.
+fn aggregate<'a>(n: usize, agg: Agg, cols: &[Col<'_>]) -> Col<'a> {
+    let mut out = Out::new(n);
+    for i in 0..n {
+        let mut seen = false; // any argument that is not NotApplicable
+        let mut missing = false;
+        let mut hit = false; // any: a true; all: a false
+        let mut acc = match agg {
+            Agg::Min => f64::INFINITY,
+            Agg::Max => f64::NEG_INFINITY,
+            _ => 0.0,
+        };
+        for c in cols {
+            let (s, x) = c.get(i);
+            match s {
+                NotApplicable => continue,
+                Missing => {
+                    seen = true;
+                    missing = true;
+                }
+                Value => {
+                    seen = true;
+                    match agg {
+                        Agg::Any => hit |= x != 0.0,
+                        Agg::All => hit |= x == 0.0,
+                        Agg::Sum => acc += x,
+                        Agg::Count => acc += b2f(x != 0.0),
+                        Agg::Min => acc = acc.min(x),
+                        Agg::Max => acc = acc.max(x),
+                    }
+                }
+            }
+        }
+        if !seen {
+            out.none(NotApplicable);
+            continue;
+        }
+        match agg {
+            Agg::Any | Agg::All if hit => out.value(b2f(agg == Agg::Any)),
+            _ if missing => out.none(Missing),
+            Agg::Any | Agg::All => out.value(b2f(agg == Agg::All)),
+            _ => out.value(acc),
+        }
+    }
+    out.done()
+}

@@ -1,0 +1,402 @@
+//! Tests of questionnaire loading and of the cvs-core indicators against the R reference.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::frame::{CellState, Column, ColumnData, Frame};
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn oracle(rel: &str) -> PathBuf {
+    repo("../shared/oracle").join(rel)
+}
+
+fn cvs_core() -> Questionnaire {
+    Questionnaire::load(&repo("questionnaires/cvs-core.toml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Test-only loader: reads a CSV into a frame following the questionnaire's codes, missing
+/// codes and skip rules (blank and asked → NoResponse; blank and not asked → NotAsked). Keeps
+/// only rows where `keep(header, record)` holds.
+fn load_csv(q: &Questionnaire, path: &Path, keep: &dyn Fn(&csv::StringRecord, &csv::StringRecord) -> bool) -> Frame {
+    let mut rdr = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let header = rdr.headers().expect("header").clone();
+    let records: Vec<csv::StringRecord> =
+        rdr.records().map(|r| r.expect("record")).filter(|r| keep(&header, r)).collect();
+    let mut frame = Frame::new(records.len());
+    let mut blanks: Vec<Vec<bool>> = Vec::new();
+    for v in &q.variables {
+        // Declared but absent (e.g. `fpc1` outside apiclus2): not loaded.
+        let Some(idx) = header.iter().position(|h| h == v.name) else {
+            blanks.push(Vec::new());
+            continue;
+        };
+        let mut state = Vec::with_capacity(records.len());
+        let mut blank = Vec::with_capacity(records.len());
+        let mut values = Vec::new();
+        let mut codes = Vec::new();
+        let mut levels: Vec<String> = Vec::new();
+        for r in &records {
+            let cell = r.get(idx).unwrap_or("").trim();
+            blank.push(cell.is_empty());
+            let missing = v.missing.iter().find(|m| {
+                m.code == cell || matches!((m.code.parse::<f64>(), cell.parse::<f64>()), (Ok(a), Ok(b)) if a == b)
+            });
+            let s = if cell.is_empty() {
+                CellState::NoResponse
+            } else if let Some(m) = missing {
+                match m.meaning {
+                    MissingMeaning::DontKnow => CellState::DontKnow,
+                    MissingMeaning::Refused => CellState::Refused,
+                    MissingMeaning::NotApplicable => CellState::NotAsked,
+                    MissingMeaning::NoResponse => CellState::NoResponse,
+                    MissingMeaning::Other => CellState::OtherMissing,
+                }
+            } else {
+                CellState::Value
+            };
+            state.push(s);
+            if v.numeric_storage {
+                values.push(if s == CellState::Value {
+                    cell.parse::<f64>().unwrap_or_else(|_| panic!("{}: {cell:?} is not a number", v.name))
+                } else {
+                    f64::NAN
+                });
+            } else if s == CellState::Value {
+                let k = levels.iter().position(|l| l == cell).unwrap_or_else(|| {
+                    levels.push(cell.to_string());
+                    levels.len() - 1
+                });
+                codes.push(k as u32);
+            } else {
+                codes.push(u32::MAX);
+            }
+        }
+        let data = if v.numeric_storage { ColumnData::Num(values) } else { ColumnData::Text { codes, levels } };
+        frame.push(Column { name: v.name.clone(), data, state }).expect("push");
+        blanks.push(blank);
+    }
+    for (v, blank) in q.variables.iter().zip(&blanks) {
+        let Some(cond) = &v.asked_if else { continue };
+        if frame.column(&v.name).is_none() {
+            continue;
+        }
+        let asked = cond.eval(&frame).unwrap_or_else(|e| panic!("{e}"));
+        let mut col = frame.column(&v.name).expect("column").clone();
+        for (i, &b) in blank.iter().enumerate() {
+            if b {
+                col.state[i] = if asked.is_true(i) { CellState::NoResponse } else { CellState::NotAsked };
+            }
+        }
+        frame.set(col).expect("set");
+    }
+    frame
+}
+
+/// Per respondent: the indicator's value where it is defined (value known, universe true).
+fn defined_values(value: &EvalColumn, universe: Option<&EvalColumn>) -> Vec<Option<f64>> {
+    (0..value.state.len())
+        .map(|i| {
+            let in_universe = universe.is_none_or(|u| u.is_true(i));
+            (in_universe && value.state[i] == EvalState::Value).then(|| value.values[i])
+        })
+        .collect()
+}
+
+#[test]
+fn cvs_core_indicators_match_r_reference() {
+    let q = cvs_core();
+    let responded = |h: &csv::StringRecord, r: &csv::StringRecord| {
+        let i = h.iter().position(|c| c == "responded").expect("responded column");
+        r.get(i) == Some("1")
+    };
+    let mut frame = load_csv(&q, &oracle("cvs_demo/data.csv"), &responded);
+    assert_eq!(frame.n_rows(), 17022);
+    q.add_derived(&mut frame).unwrap_or_else(|e| panic!("{e}"));
+
+    let mut rdr = csv::Reader::from_path(oracle("cvs_demo/indicators_per_respondent.csv")).expect("reference");
+    let header = rdr.headers().expect("header").clone();
+    let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.expect("record")).collect();
+    assert_eq!(rows.len(), frame.n_rows());
+    let ids = frame.column("resp_id").expect("resp_id");
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(ids.display(i).as_deref(), r.get(0), "row {i}");
+    }
+    let reference = |col: &str| -> Vec<Option<f64>> {
+        let j = header.iter().position(|h| h == col).unwrap_or_else(|| panic!("no column {col}"));
+        rows.iter()
+            .map(|r| r.get(j).filter(|s| !s.is_empty()).map(|s| s.parse::<f64>().expect("number")))
+            .collect()
+    };
+    let cases = [
+        ("bribery_prevalence", "I1"),
+        ("bribery_prevalence_police", "I2_police"),
+        ("bribery_prevalence_land", "I2_land"),
+        ("bribe_frequency", "I3"),
+        ("bribery_reporting_rate", "I4"),
+        ("assault_prevalence", "I5"),
+        ("theft_prevalence", "I6"),
+        ("violence_prevalence", "I7"),
+        ("assault_reporting_rate", "I8"),
+        ("feel_safe_dark", "I9"),
+    ];
+    let mut checked = 0;
+    let mut compare = |name: &str, ours: Vec<Option<f64>>, theirs: Vec<Option<f64>>| {
+        let bad: Vec<usize> = (0..ours.len()).filter(|&i| ours[i] != theirs[i]).collect();
+        if let Some(&i) = bad.first() {
+            panic!(
+                "{name}: {} of {} respondents differ; first: resp_id {:?}: ours {:?}, R {:?}",
+                bad.len(),
+                ours.len(),
+                ids.display(i),
+                ours[i],
+                theirs[i]
+            );
+        }
+        checked += 1;
+    };
+    for (id, col) in cases {
+        let ind = q.indicator(id).unwrap_or_else(|| panic!("no indicator {id}"));
+        let value = ind.value.as_ref().expect("value").eval(&frame).expect("eval");
+        let universe = ind.universe.as_ref().map(|u| u.eval(&frame).expect("eval"));
+        compare(id, defined_values(&value, universe.as_ref()), reference(col));
+    }
+    let i10 = q.indicator("assault_incidence_per_1000").expect("I10");
+    assert_eq!((i10.kind, i10.multiplier), (IndicatorKind::Ratio, 1000.0));
+    let universe = i10.universe.as_ref().expect("universe").eval(&frame).expect("eval");
+    let num = i10.numerator.as_ref().expect("numerator").eval(&frame).expect("eval");
+    let den = i10.denominator.as_ref().expect("denominator").eval(&frame).expect("eval");
+    compare("I10_num", defined_values(&num, Some(&universe)), reference("I10_num"));
+    compare("I10_den", defined_values(&den, Some(&universe)), reference("I10_den"));
+    assert_eq!(checked, 12);
+}
+
+#[test]
+fn cvs_core_declares_every_data_column() {
+    let q = cvs_core();
+    let mut rdr = csv::Reader::from_path(oracle("cvs_demo/data.csv")).expect("data");
+    let header = rdr.headers().expect("header").clone();
+    let declared: Vec<&str> = q.variables.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(header.iter().collect::<Vec<_>>(), declared);
+    let frame_vars: Vec<&str> = q.variables.iter().filter(|v| v.frame).map(|v| v.name.as_str()).collect();
+    assert_eq!(
+        frame_vars,
+        ["resp_id", "region", "urban", "stratum", "psu", "design_weight", "psu_pop", "responded"]
+    );
+    assert_eq!(q.indicators.len(), 11);
+    let bp = q.indicator("bribery_prevalence").expect("I1");
+    assert_eq!(bp.sdg_series.as_deref(), Some("IU_COR_BRIB"));
+    assert_eq!(q.indicator("bribe_frequency").map(|i| i.kind), Some(IndicatorKind::Mean));
+    let region = q.variable("region").expect("region");
+    assert!(!region.numeric_storage);
+    let bribe = q.variable("bribe_police").expect("bribe_police");
+    assert!(bribe.numeric_storage);
+    assert_eq!(bribe.var_type, VarType::Categorical);
+    assert_eq!(bribe.missing.len(), 2);
+    assert_eq!(bribe.missing[0].meaning, MissingMeaning::DontKnow);
+    assert_eq!(bribe.asked_if.as_ref().map(Expr::source), Some("contact_police == 1"));
+}
+
+#[test]
+fn api_fixture_loads_and_evaluates() {
+    let q = Questionnaire::load(&repo("fixtures/api/api.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let frame = load_csv(&q, &oracle("api/apistrat.csv"), &|_, _| true);
+    assert_eq!(frame.n_rows(), 200);
+    let sch = q.indicator("sch_wide").expect("sch_wide");
+    let v = sch.value.as_ref().expect("value").eval(&frame).expect("eval");
+    let yes = (0..200).filter(|&i| v.is_true(i)).count();
+    let wide = frame.column("sch.wide").expect("sch.wide");
+    let yes_direct = (0..200).filter(|&i| wide.display(i).as_deref() == Some("Yes")).count();
+    assert_eq!(yes, yes_direct);
+    assert!(yes > 0 && yes < 200);
+    let ratio = q.indicator("api_stu_per_enroll").expect("ratio");
+    assert_eq!(ratio.kind, IndicatorKind::Ratio);
+    for id in ["api00", "enroll_total", "enroll_mean", "sch_wide", "api_stu_per_enroll"] {
+        assert!(q.indicator(id).is_some(), "{id}");
+    }
+}
+
+fn problems(text: &str) -> Vec<Problem> {
+    match Questionnaire::from_toml_str(text, Path::new("q.toml")) {
+        Ok(_) => panic!("should fail:\n{text}"),
+        Err(QuestionnaireError::Invalid { problems, .. }) => problems,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+const HEAD: &str = "[questionnaire]\nid = \"t\"\nversion = \"1\"\n";
+
+#[test]
+fn unknown_keys_are_reported_with_position() {
+    let p = problems(&format!("{HEAD}[[variables]]\nname = \"a\"\ntype = \"integer\"\nlabl = \"x\"\n"));
+    assert_eq!(p.len(), 1);
+    assert!(p[0].message.contains("labl"), "{}", p[0].message);
+    assert_eq!(p[0].line, Some(7));
+    let err = Questionnaire::from_toml_str(&format!("{HEAD}colour = 1\n"), Path::new("dir/q.toml")).expect_err("fails");
+    let text = err.to_string();
+    assert!(text.starts_with("dir/q.toml:4:1: ") && text.contains("colour"), "{text}");
+}
+
+#[test]
+fn expression_errors_point_into_the_file() {
+    let text = format!(
+        "{HEAD}[[variables]]\nname = \"a\"\ntype = \"integer\"\n\n[[variables]]\nname = \"b\"\ntype = \"integer\"\nasked_if = \"a == 1 and zz == 2\"\n"
+    );
+    let p = problems(&text);
+    assert_eq!(p.len(), 1);
+    // line 11 is the asked_if line; `zz` starts at column 24 (12 for `asked_if = "` + 11 + 1)
+    assert_eq!((p[0].line, p[0].column), (Some(11), Some(24)), "{:?}", p[0]);
+    assert!(p[0].message.contains("unknown variable zz"), "{}", p[0].message);
+}
+
+#[test]
+fn semantic_errors_are_all_reported() {
+    let text = format!(
+        r#"{HEAD}
+[codesets.yn]
+codes = {{ 1 = "Yes", 2 = "No" }}
+missing = {{ 8 = "dunno" }}
+
+[[variables]]
+name = "a"
+codeset = "nope"
+
+[[variables]]
+name = "a"
+type = "integer"
+
+[[variables]]
+name = "t"
+type = "text"
+
+[[variables]]
+name = "q"
+type = "integer"
+asked_if = "a + 1"
+
+[[derived]]
+name = "d1"
+expr = "d2 + 1"
+
+[[derived]]
+name = "d2"
+expr = "t == 1"
+
+[[indicators]]
+id = "p"
+kind = "proportion"
+value = "q"
+
+[[indicators]]
+id = "r"
+kind = "ratio"
+value = "q"
+
+[[indicators]]
+id = "p"
+kind = "mean"
+value = "q"
+universe = "q"
+multiplier = 0
+"#
+    );
+    let p = problems(&text);
+    let all: Vec<&str> = p.iter().map(|x| x.message.as_str()).collect();
+    for needle in [
+        "meaning \"dunno\"",
+        "codeset nope is not defined",
+        "variable a is declared twice",
+        "asked_if: must be true/false",
+        "defined at or after this one",
+        "cannot compare text with number",
+        "value of a proportion must be true/false",
+        "a ratio has numerator and denominator, not value",
+        "a ratio needs numerator",
+        "indicator p is defined twice",
+        "universe must be true/false",
+        "multiplier must be a positive number",
+    ] {
+        assert!(all.iter().any(|m| m.contains(needle)), "missing {needle:?} in {all:#?}");
+    }
+    assert!(p.iter().all(|x| x.line.is_some()), "{p:#?}");
+}
+
+#[test]
+fn codes_and_storage() {
+    let text = format!(
+        r#"{HEAD}
+[[variables]]
+name = "stype"
+codes = {{ E = "Elementary", H = "High", M = "Middle" }}
+
+[[variables]]
+name = "flag"
+codes = {{ 0 = "No", 1 = "Yes" }}
+missing = {{ 9 = {{ meaning = "refused", label = "Did not say" }} }}
+
+[[derived]]
+name = "both"
+expr = "flag == 1 and stype == \"E\""
+
+[[indicators]]
+id = "f"
+kind = "proportion"
+value = "flag"
+"#
+    );
+    let q = Questionnaire::from_toml_str(&text, Path::new("q.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let stype = q.variable("stype").expect("stype");
+    assert_eq!((stype.var_type, stype.numeric_storage), (VarType::Categorical, false));
+    assert_eq!(stype.codes[1], CodeLabel { code: "H".into(), label: "High".into() });
+    let flag = q.variable("flag").expect("flag");
+    assert!(flag.numeric_storage);
+    assert_eq!(flag.missing[0].label, "Did not say");
+    assert_eq!(q.derived_variable("both").map(|d| d.expr.output_type()), Some(ExprType::Bool));
+
+    // add_derived pushes a 1/0 column with mapped states
+    let mut frame = Frame::new(3);
+    frame
+        .push(Column {
+            name: "stype".into(),
+            data: ColumnData::Text { codes: vec![0, 1, u32::MAX], levels: vec!["E".into(), "H".into()] },
+            state: vec![CellState::Value, CellState::Value, CellState::NotAsked],
+        })
+        .expect("push");
+    frame
+        .push(Column {
+            name: "flag".into(),
+            data: ColumnData::Num(vec![1.0, 1.0, 1.0]),
+            state: vec![CellState::Value; 3],
+        })
+        .expect("push");
+    q.add_derived(&mut frame).expect("derived");
+    let both = frame.column("both").expect("both");
+    assert_eq!(both.state, vec![CellState::Value, CellState::Value, CellState::NotAsked]);
+    match &both.data {
+        ColumnData::Num(v) => assert_eq!(&v[..2], &[1.0, 0.0]),
+        other => panic!("{other:?}"),
+    }
+    // a second call is refused rather than silently overwriting
+    assert!(q.add_derived(&mut frame).is_err());
+}
+
+#[test]
+fn malformed_files_do_not_panic() {
+    for text in [
+        "",
+        "[questionnaire]",
+        "[questionnaire]\nid = 1\nversion = \"1\"",
+        "x = \"\u{0}\"",
+        "[[variables]]\nname = \"a\"",
+        &format!("{HEAD}[[variables]]\nname = \"\"\ntype = \"integer\""),
+        &format!("{HEAD}[[variables]]\nname = \"a\"\ntype = \"integer\"\nrange = [1]"),
+        &format!("{HEAD}[[variables]]\nname = \"a\"\ntype = \"integer\"\nasked_if = 'a == \"'"),
+        &format!("{HEAD}[[indicators]]\nid = \"x\"\nkind = \"median\"\nvalue = \"1\""),
+        &format!("{HEAD}[[indicators]]\nid = \"x\"\nkind = \"mean\"\nvalue = \"\"\"\n1 +\"\"\""),
+        &format!("{HEAD}[[indicators]]\nid = \"x\"\nkind = \"mean\"\nvalue = \"\\u00e9 + 1\""),
+    ] {
+        assert!(Questionnaire::from_toml_str(text, Path::new("q.toml")).is_err(), "{text}");
+    }
+}
