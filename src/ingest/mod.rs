@@ -134,6 +134,9 @@ pub struct Ingested {
     pub sha256: String,
     /// Columns of the file that were not loaded (not declared, not needed).
     pub ignored_columns: Vec<String>,
+    /// Questionnaire variables absent from the file (allowed when no expression or config key
+    /// uses them).
+    pub absent_variables: Vec<String>,
 }
 
 impl Ingested {
@@ -283,19 +286,20 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
     let path = spec.path.clone();
     let RawTable { builders, n_rows, cell_problems, row_problems, sha256, ignored, header } = raw;
 
-    // Every questionnaire variable and every needed column must be present.
+    // Every column the config names and every variable an expression reads must be present;
+    // declared variables nothing uses may be absent (one questionnaire, several file layouts).
     let present: Vec<&str> = builders.iter().map(|b| b.name.as_str()).collect();
-    let mut missing: Vec<String> = q
-        .variables
-        .iter()
-        .map(|v| v.name.as_str())
-        .chain(needed_columns(spec))
-        .filter(|n| !present.contains(n))
+    let referenced = referenced_variables(q);
+    let mut missing: Vec<String> = needed_columns(spec)
+        .into_iter()
         .map(str::to_string)
+        .chain(referenced.iter().filter(|n| q.variable(n).is_some()).cloned())
+        .filter(|n| !present.contains(&n.as_str()))
         .collect();
-    missing.dedup();
     let mut seen = std::collections::HashSet::new();
     missing.retain(|m| seen.insert(m.clone()));
+    let absent_declared: Vec<String> =
+        q.variables.iter().map(|v| v.name.clone()).filter(|n| !present.contains(&n.as_str())).collect();
     if !missing.is_empty() {
         let mut available = header.iter().take(12).cloned().collect::<Vec<_>>().join(", ");
         if header.len() > 12 {
@@ -445,9 +449,30 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         findings,
         sha256,
         ignored_columns: ignored,
+        absent_variables: absent_declared,
     };
     assert_eq!(ingested.rows_read, ingested.rows_used() + ingested.rows_quarantined, "row accounting");
     Ok(ingested)
+}
+
+/// Every variable read by an expression of the questionnaire (skip logic, derived variables,
+/// indicators).
+fn referenced_variables(q: &Questionnaire) -> Vec<String> {
+    let mut names = Vec::new();
+    let exprs = q
+        .variables
+        .iter()
+        .filter_map(|v| v.asked_if.as_ref())
+        .chain(q.derived.iter().map(|d| &d.expr))
+        .chain(q.indicators.iter().flat_map(|i| [&i.value, &i.numerator, &i.denominator, &i.universe].into_iter().flatten()));
+    for e in exprs {
+        for v in e.variables() {
+            if !names.contains(&v) {
+                names.push(v);
+            }
+        }
+    }
+    names
 }
 
 fn findings_has(findings: &[(usize, String, String, FindingKind, String)], row: usize, column: &str) -> bool {
@@ -476,6 +501,13 @@ fn resolve_item_states(
         let mut progressed = false;
         for (i, v) in q.variables.iter().enumerate() {
             if done[i] {
+                continue;
+            }
+            if !blanks.contains_key(&v.name) {
+                // Declared but absent from this file (and used by nothing).
+                done[i] = true;
+                remaining -= 1;
+                progressed = true;
                 continue;
             }
             let deps: Vec<String> = v.asked_if.as_ref().map(|e| e.variables()).unwrap_or_default();
