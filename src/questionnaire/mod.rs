@@ -251,7 +251,12 @@ impl Questionnaire {
                 data: crate::frame::ColumnData::Num(col.values),
                 state: col.state.into_iter().map(EvalState::to_cell).collect(),
             };
-            frame.push(column).map_err(|source| expr::EvalError::Frame { name: d.name.clone(), source })?;
+            frame
+                .push(column)
+                .map_err(|source| expr::EvalError::Frame {
+                    name: d.name.clone(),
+                    source,
+                })?;
         }
         Ok(())
     }

@@ -13,8 +13,8 @@ use toml::Spanned;
 
 use super::expr::{Expr, ExprType, VarInfo};
 use super::{
-    CodeLabel, Derived, Indicator, IndicatorKind, MissingCode, MissingMeaning, Problem, Questionnaire,
-    QuestionnaireError, VarType, Variable,
+    CodeLabel, Derived, Indicator, IndicatorKind, MissingCode, MissingMeaning, Problem,
+    Questionnaire, QuestionnaireError, VarType, Variable,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -158,7 +158,10 @@ impl<'de> Deserialize<'de> for MissingSpec {
                 f.write_str("a meaning (\"dont_know\", \"refused\", ...) or a table { meaning = ..., label = ... }")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<MissingSpec, E> {
-                Ok(MissingSpec { meaning: v.to_string(), label: None })
+                Ok(MissingSpec {
+                    meaning: v.to_string(),
+                    label: None,
+                })
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MissingSpec, A::Error> {
                 let mut meaning = None;
@@ -167,7 +170,9 @@ impl<'de> Deserialize<'de> for MissingSpec {
                     match k.as_str() {
                         "meaning" => meaning = Some(map.next_value::<String>()?),
                         "label" => label = Some(map.next_value::<String>()?),
-                        other => return Err(de::Error::unknown_field(other, &["meaning", "label"])),
+                        other => {
+                            return Err(de::Error::unknown_field(other, &["meaning", "label"]));
+                        }
                     }
                 }
                 let meaning = meaning.ok_or_else(|| de::Error::missing_field("meaning"))?;
@@ -201,7 +206,11 @@ impl Source<'_> {
 
     fn problem_at(&self, offset: usize, message: String) -> Problem {
         let (line, column) = self.line_col(offset);
-        Problem { line: Some(line), column: Some(column), message }
+        Problem {
+            line: Some(line),
+            column: Some(column),
+            message,
+        }
     }
 
     /// Where the text of the TOML string at `span` starts in the file, if its content is
@@ -233,26 +242,38 @@ impl Source<'_> {
 // Loading and checking
 
 pub(super) fn load(path: &Path) -> Result<Questionnaire, QuestionnaireError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| QuestionnaireError::Read { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| QuestionnaireError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse_str(&text, path)
 }
 
 pub(super) fn parse_str(text: &str, path: &Path) -> Result<Questionnaire, QuestionnaireError> {
     let src = Source { text };
-    let invalid = |problems: Vec<Problem>| QuestionnaireError::Invalid { path: path.to_path_buf(), problems };
+    let invalid = |problems: Vec<Problem>| QuestionnaireError::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    };
     let raw: RawFile = match toml::from_str(text) {
         Ok(raw) => raw,
         Err(e) => {
             let message = e.message().trim_end().to_string();
             let problem = match e.span() {
                 Some(span) => src.problem_at(span.start, message),
-                None => Problem { line: None, column: None, message },
+                None => Problem {
+                    line: None,
+                    column: None,
+                    message,
+                },
             };
             return Err(invalid(vec![problem]));
         }
     };
-    let mut checker = Checker { src: &src, problems: Vec::new() };
+    let mut checker = Checker {
+        src: &src,
+        problems: Vec::new(),
+    };
     let q = checker.questionnaire(raw, path);
     if checker.problems.is_empty() {
         Ok(q)
@@ -314,24 +335,41 @@ impl Checker<'_> {
         self.problems.push(self.src.problem_at(offset, message));
     }
 
-    fn codes(&mut self, at: usize, what: &str, codes: &Ordered<String>, missing: &Ordered<MissingSpec>) -> Codes {
+    fn codes(
+        &mut self,
+        at: usize,
+        what: &str,
+        codes: &Ordered<String>,
+        missing: &Ordered<MissingSpec>,
+    ) -> Codes {
         let mut out = Codes::default();
         let mut seen = HashSet::new();
         for (code, label) in &codes.0 {
             if !seen.insert(code.clone()) {
                 self.at(at, format!("{what}: code {code:?} is declared twice"));
             }
-            out.codes.push(CodeLabel { code: code.clone(), label: label.clone() });
+            out.codes.push(CodeLabel {
+                code: code.clone(),
+                label: label.clone(),
+            });
         }
         for (code, spec) in &missing.0 {
             if !seen.insert(code.clone()) {
-                self.at(at, format!("{what}: missing code {code:?} is also declared as a valid code or twice"));
+                self.at(
+                    at,
+                    format!(
+                        "{what}: missing code {code:?} is also declared as a valid code or twice"
+                    ),
+                );
             }
             match parse_meaning(&spec.meaning) {
                 Some(meaning) => out.missing.push(MissingCode {
                     code: code.clone(),
                     meaning,
-                    label: spec.label.clone().unwrap_or_else(|| default_missing_label(meaning).to_string()),
+                    label: spec
+                        .label
+                        .clone()
+                        .unwrap_or_else(|| default_missing_label(meaning).to_string()),
                 }),
                 None => self.at(
                     at,
@@ -360,8 +398,18 @@ impl Checker<'_> {
                 match self.src.string_content_start(&span, s.get_ref()) {
                     Some(start) => self.at(start + e.start, format!("{what}: {}", e.message)),
                     None => {
-                        let col = s.get_ref().get(..e.start).map_or(e.start, |p| p.chars().count()) + 1;
-                        self.at(span.start, format!("{what}: at character {col} of the expression: {}", e.message))
+                        let col = s
+                            .get_ref()
+                            .get(..e.start)
+                            .map_or(e.start, |p| p.chars().count())
+                            + 1;
+                        self.at(
+                            span.start,
+                            format!(
+                                "{what}: at character {col} of the expression: {}",
+                                e.message
+                            ),
+                        )
                     }
                 }
                 None
@@ -374,7 +422,12 @@ impl Checker<'_> {
         let mut codesets: HashMap<String, Codes> = HashMap::new();
         for (name, cs) in &raw.codesets.0 {
             let at = cs.span().start;
-            let c = self.codes(at, &format!("codeset {name}"), &cs.get_ref().codes, &cs.get_ref().missing);
+            let c = self.codes(
+                at,
+                &format!("codeset {name}"),
+                &cs.get_ref().codes,
+                &cs.get_ref().missing,
+            );
             if c.codes.is_empty() && c.missing.is_empty() {
                 self.at(at, format!("codeset {name} declares no codes"));
             }
@@ -383,7 +436,11 @@ impl Checker<'_> {
 
         // Variables (without skip rules first, so that skip rules may reference any variable)
         let mut variables = Vec::with_capacity(raw.variables.len());
-        let mut names = Names { vars: HashMap::new(), derived_order: Vec::new(), derived: HashMap::new() };
+        let mut names = Names {
+            vars: HashMap::new(),
+            derived_order: Vec::new(),
+            derived: HashMap::new(),
+        };
         for rv in &raw.variables {
             let at = rv.span().start;
             let v = rv.get_ref();
@@ -396,18 +453,29 @@ impl Checker<'_> {
                 variables.push(var);
             }
         }
-        for (var, rv) in variables.iter_mut().zip(raw.variables.iter().filter(|rv| !rv.get_ref().name.is_empty())) {
+        for (var, rv) in variables.iter_mut().zip(
+            raw.variables
+                .iter()
+                .filter(|rv| !rv.get_ref().name.is_empty()),
+        ) {
             if let Some(cond) = &rv.get_ref().asked_if {
                 let own = var.name.clone();
                 let scope = |n: &str| -> Result<VarInfo, String> {
                     if n == own {
                         return Err(format!("the skip rule of {own} cannot use {own} itself"));
                     }
-                    lookup_vars(&names, n, "skip rules are checked before derived variables exist")
+                    lookup_vars(
+                        &names,
+                        n,
+                        "skip rules are checked before derived variables exist",
+                    )
                 };
                 if let Some(e) = self.expr(&format!("variable {own}, asked_if"), cond, &scope) {
                     if e.output_type() != ExprType::Bool {
-                        self.at(cond.span().start, format!("variable {own}, asked_if: must be true/false, e.g. `x == 1`"));
+                        self.at(
+                            cond.span().start,
+                            format!("variable {own}, asked_if: must be true/false, e.g. `x == 1`"),
+                        );
                     }
                     var.asked_if = Some(e);
                 }
@@ -428,7 +496,13 @@ impl Checker<'_> {
                 continue;
             }
             if names.vars.contains_key(&d.name) || !seen_derived.insert(d.name.clone()) {
-                self.at(at, format!("derived variable {} has the name of another variable", d.name));
+                self.at(
+                    at,
+                    format!(
+                        "derived variable {} has the name of another variable",
+                        d.name
+                    ),
+                );
                 continue;
             }
             let scope = |n: &str| -> Result<VarInfo, String> {
@@ -445,15 +519,30 @@ impl Checker<'_> {
                 }
                 lookup_vars(&names, n, "")
             };
-            let Some(expr) = self.expr(&format!("derived variable {}", d.name), &d.expr, &scope) else {
+            let Some(expr) = self.expr(&format!("derived variable {}", d.name), &d.expr, &scope)
+            else {
                 continue;
             };
             let codes = match &d.codes {
-                Some(c) => self.codes(at, &format!("derived variable {}", d.name), c, &Ordered::default()).codes,
+                Some(c) => {
+                    self.codes(
+                        at,
+                        &format!("derived variable {}", d.name),
+                        c,
+                        &Ordered::default(),
+                    )
+                    .codes
+                }
                 None => Vec::new(),
             };
             if let Some(bad) = codes.iter().find(|c| numeric_code(&c.code).is_none()) {
-                self.at(at, format!("derived variable {}: code {:?} is not a number (derived variables are numeric)", d.name, bad.code));
+                self.at(
+                    at,
+                    format!(
+                        "derived variable {}: code {:?} is not a number (derived variables are numeric)",
+                        d.name, bad.code
+                    ),
+                );
             }
             let info = VarInfo {
                 ty: expr.output_type(),
@@ -462,7 +551,12 @@ impl Checker<'_> {
                 zero_one: expr.is_zero_one(),
             };
             names.derived.insert(d.name.clone(), info);
-            derived.push(Derived { name: d.name.clone(), label: d.label.clone(), expr, codes });
+            derived.push(Derived {
+                name: d.name.clone(),
+                label: d.label.clone(),
+                expr,
+                codes,
+            });
         }
 
         // Indicators
@@ -500,7 +594,12 @@ impl Checker<'_> {
         }
     }
 
-    fn variable(&mut self, at: usize, v: &RawVariable, codesets: &HashMap<String, Codes>) -> Option<Variable> {
+    fn variable(
+        &mut self,
+        at: usize,
+        v: &RawVariable,
+        codesets: &HashMap<String, Codes>,
+    ) -> Option<Variable> {
         if v.name.is_empty() {
             self.at(at, "a variable has an empty name".into());
             return None;
@@ -514,11 +613,20 @@ impl Checker<'_> {
                 None => {
                     let mut known: Vec<&str> = codesets.keys().map(String::as_str).collect();
                     known.sort_unstable();
-                    self.at(at, format!("{what}: codeset {cs} is not defined (codesets: {})", known.join(", ")));
+                    self.at(
+                        at,
+                        format!(
+                            "{what}: codeset {cs} is not defined (codesets: {})",
+                            known.join(", ")
+                        ),
+                    );
                 }
             }
             if v.codes.is_some() {
-                self.at(at, format!("{what}: give either codeset or codes, not both"));
+                self.at(
+                    at,
+                    format!("{what}: give either codeset or codes, not both"),
+                );
             }
         }
         let inline = self.codes(
@@ -529,8 +637,16 @@ impl Checker<'_> {
         );
         codes.codes.extend(inline.codes);
         for m in inline.missing {
-            if codes.missing.iter().any(|x| x.code == m.code) || codes.codes.iter().any(|x| x.code == m.code) {
-                self.at(at, format!("{what}: missing code {:?} is already declared by the codeset", m.code));
+            if codes.missing.iter().any(|x| x.code == m.code)
+                || codes.codes.iter().any(|x| x.code == m.code)
+            {
+                self.at(
+                    at,
+                    format!(
+                        "{what}: missing code {:?} is already declared by the codeset",
+                        m.code
+                    ),
+                );
             } else {
                 codes.missing.push(m);
             }
@@ -542,15 +658,32 @@ impl Checker<'_> {
             Some(RawVarType::Text) => VarType::Text,
             None if !codes.codes.is_empty() => VarType::Categorical,
             None => {
-                self.at(at, format!("{what}: give its type (categorical, integer, numeric or text)"));
+                self.at(
+                    at,
+                    format!("{what}: give its type (categorical, integer, numeric or text)"),
+                );
                 VarType::Numeric
             }
         };
         if var_type == VarType::Categorical && codes.codes.is_empty() {
-            self.at(at, format!("{what}: a categorical variable needs codes (codeset or codes); use type = \"text\" for free text"));
+            self.at(
+                at,
+                format!(
+                    "{what}: a categorical variable needs codes (codeset or codes); use type = \"text\" for free text"
+                ),
+            );
         }
-        if matches!(var_type, VarType::Integer | VarType::Numeric | VarType::Text) && !codes.codes.is_empty() {
-            self.at(at, format!("{what}: only categorical variables have valid codes; use range for numbers"));
+        if matches!(
+            var_type,
+            VarType::Integer | VarType::Numeric | VarType::Text
+        ) && !codes.codes.is_empty()
+        {
+            self.at(
+                at,
+                format!(
+                    "{what}: only categorical variables have valid codes; use range for numbers"
+                ),
+            );
         }
         let numeric_storage = match var_type {
             VarType::Integer | VarType::Numeric => true,
@@ -563,18 +696,33 @@ impl Checker<'_> {
                 .all(|c| numeric_code(c).is_some()),
         };
         if matches!(var_type, VarType::Integer | VarType::Numeric)
-            && let Some(m) = codes.missing.iter().find(|m| numeric_code(&m.code).is_none())
+            && let Some(m) = codes
+                .missing
+                .iter()
+                .find(|m| numeric_code(&m.code).is_none())
         {
-            self.at(at, format!("{what}: missing code {:?} of a numeric variable must be a number", m.code));
+            self.at(
+                at,
+                format!(
+                    "{what}: missing code {:?} of a numeric variable must be a number",
+                    m.code
+                ),
+            );
         }
         let range = match v.range {
             None => None,
             Some([lo, hi]) => {
                 if !matches!(var_type, VarType::Integer | VarType::Numeric) {
-                    self.at(at, format!("{what}: range applies to integer and numeric variables only"));
+                    self.at(
+                        at,
+                        format!("{what}: range applies to integer and numeric variables only"),
+                    );
                 }
                 if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
-                    self.at(at, format!("{what}: range [{lo}, {hi}] must be two finite numbers, low first"));
+                    self.at(
+                        at,
+                        format!("{what}: range [{lo}, {hi}] must be two finite numbers, low first"),
+                    );
                 }
                 Some((lo, hi))
             }
@@ -621,7 +769,10 @@ impl Checker<'_> {
         let pos = |s: &Option<Spanned<String>>| s.as_ref().map_or(at, |s| s.span().start);
         if kind == IndicatorKind::Ratio {
             if r.value.is_some() {
-                self.at(pos(&r.value), format!("indicator {id}: a ratio has numerator and denominator, not value"));
+                self.at(
+                    pos(&r.value),
+                    format!("indicator {id}: a ratio has numerator and denominator, not value"),
+                );
             }
             for (key, raw) in [("numerator", &r.numerator), ("denominator", &r.denominator)] {
                 if raw.is_none() {
@@ -634,7 +785,12 @@ impl Checker<'_> {
             }
             for (key, raw) in [("numerator", &r.numerator), ("denominator", &r.denominator)] {
                 if raw.is_some() {
-                    self.at(pos(raw), format!("indicator {id}: {key} belongs to ratio indicators only; use value"));
+                    self.at(
+                        pos(raw),
+                        format!(
+                            "indicator {id}: {key} belongs to ratio indicators only; use value"
+                        ),
+                    );
                 }
             }
         }
@@ -644,17 +800,25 @@ impl Checker<'_> {
         {
             self.at(
                 pos(&r.value),
-                format!("indicator {id}: the value of a proportion must be true/false or a 0/1 variable, e.g. `x == 1`"),
+                format!(
+                    "indicator {id}: the value of a proportion must be true/false or a 0/1 variable, e.g. `x == 1`"
+                ),
             );
         }
         if let Some(u) = &universe
             && u.output_type() != ExprType::Bool
         {
-            self.at(pos(&r.universe), format!("indicator {id}: universe must be true/false, e.g. `x in [1, 2]`"));
+            self.at(
+                pos(&r.universe),
+                format!("indicator {id}: universe must be true/false, e.g. `x in [1, 2]`"),
+            );
         }
         let multiplier = r.multiplier.unwrap_or(1.0);
         if !(multiplier.is_finite() && multiplier > 0.0) {
-            self.at(at, format!("indicator {id}: multiplier must be a positive number, got {multiplier}"));
+            self.at(
+                at,
+                format!("indicator {id}: multiplier must be a positive number, got {multiplier}"),
+            );
         }
         if !ok {
             return None;
@@ -681,22 +845,35 @@ fn lookup_vars(names: &Names, n: &str, note: &str) -> Result<VarInfo, String> {
     if names.derived_order.iter().any(|d| d == n) && !note.is_empty() {
         return Err(format!("{n} is a derived variable; {note}"));
     }
-    Err(format!("unknown variable {n}: declare it under [[variables]] or [[derived]]"))
+    Err(format!(
+        "unknown variable {n}: declare it under [[variables]] or [[derived]]"
+    ))
 }
 
 /// How expressions see a variable.
 fn var_info(v: &Variable) -> VarInfo {
-    let ty = if v.numeric_storage { ExprType::Num } else { ExprType::Text };
+    let ty = if v.numeric_storage {
+        ExprType::Num
+    } else {
+        ExprType::Text
+    };
     let zero_one = match v.var_type {
         VarType::Categorical => {
-            v.numeric_storage && v.codes.iter().all(|c| matches!(numeric_code(&c.code), Some(x) if x == 0.0 || x == 1.0))
+            v.numeric_storage
+                && v.codes
+                    .iter()
+                    .all(|c| matches!(numeric_code(&c.code), Some(x) if x == 0.0 || x == 1.0))
         }
         VarType::Integer => v.range.is_some_and(|(lo, hi)| lo >= 0.0 && hi <= 1.0),
         _ => false,
     };
     VarInfo {
         ty,
-        codes: if v.var_type == VarType::Categorical { v.codes.iter().map(|c| c.code.clone()).collect() } else { Vec::new() },
+        codes: if v.var_type == VarType::Categorical {
+            v.codes.iter().map(|c| c.code.clone()).collect()
+        } else {
+            Vec::new()
+        },
         missing_codes: v.missing.iter().map(|m| m.code.clone()).collect(),
         zero_one,
     }

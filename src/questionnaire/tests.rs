@@ -20,11 +20,19 @@ fn cvs_core() -> Questionnaire {
 /// Test-only loader: reads a CSV into a frame following the questionnaire's codes, missing
 /// codes and skip rules (blank and asked → NoResponse; blank and not asked → NotAsked). Keeps
 /// only rows where `keep(header, record)` holds.
-fn load_csv(q: &Questionnaire, path: &Path, keep: &dyn Fn(&csv::StringRecord, &csv::StringRecord) -> bool) -> Frame {
-    let mut rdr = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+fn load_csv(
+    q: &Questionnaire,
+    path: &Path,
+    keep: &dyn Fn(&csv::StringRecord, &csv::StringRecord) -> bool,
+) -> Frame {
+    let mut rdr =
+        csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let header = rdr.headers().expect("header").clone();
-    let records: Vec<csv::StringRecord> =
-        rdr.records().map(|r| r.expect("record")).filter(|r| keep(&header, r)).collect();
+    let records: Vec<csv::StringRecord> = rdr
+        .records()
+        .map(|r| r.expect("record"))
+        .filter(|r| keep(&header, r))
+        .collect();
     let mut frame = Frame::new(records.len());
     let mut blanks: Vec<Vec<bool>> = Vec::new();
     for v in &q.variables {
@@ -60,7 +68,8 @@ fn load_csv(q: &Questionnaire, path: &Path, keep: &dyn Fn(&csv::StringRecord, &c
             state.push(s);
             if v.numeric_storage {
                 values.push(if s == CellState::Value {
-                    cell.parse::<f64>().unwrap_or_else(|_| panic!("{}: {cell:?} is not a number", v.name))
+                    cell.parse::<f64>()
+                        .unwrap_or_else(|_| panic!("{}: {cell:?} is not a number", v.name))
                 } else {
                     f64::NAN
                 });
@@ -74,8 +83,18 @@ fn load_csv(q: &Questionnaire, path: &Path, keep: &dyn Fn(&csv::StringRecord, &c
                 codes.push(u32::MAX);
             }
         }
-        let data = if v.numeric_storage { ColumnData::Num(values) } else { ColumnData::Text { codes, levels } };
-        frame.push(Column { name: v.name.clone(), data, state }).expect("push");
+        let data = if v.numeric_storage {
+            ColumnData::Num(values)
+        } else {
+            ColumnData::Text { codes, levels }
+        };
+        frame
+            .push(Column {
+                name: v.name.clone(),
+                data,
+                state,
+            })
+            .expect("push");
         blanks.push(blank);
     }
     for (v, blank) in q.variables.iter().zip(&blanks) {
@@ -87,7 +106,11 @@ fn load_csv(q: &Questionnaire, path: &Path, keep: &dyn Fn(&csv::StringRecord, &c
         let mut col = frame.column(&v.name).expect("column").clone();
         for (i, &b) in blank.iter().enumerate() {
             if b {
-                col.state[i] = if asked.is_true(i) { CellState::NoResponse } else { CellState::NotAsked };
+                col.state[i] = if asked.is_true(i) {
+                    CellState::NoResponse
+                } else {
+                    CellState::NotAsked
+                };
             }
         }
         frame.set(col).expect("set");
@@ -109,14 +132,18 @@ fn defined_values(value: &EvalColumn, universe: Option<&EvalColumn>) -> Vec<Opti
 fn cvs_core_indicators_match_r_reference() {
     let q = cvs_core();
     let responded = |h: &csv::StringRecord, r: &csv::StringRecord| {
-        let i = h.iter().position(|c| c == "responded").expect("responded column");
+        let i = h
+            .iter()
+            .position(|c| c == "responded")
+            .expect("responded column");
         r.get(i) == Some("1")
     };
     let mut frame = load_csv(&q, &oracle("cvs_demo/data.csv"), &responded);
     assert_eq!(frame.n_rows(), 17022);
     q.add_derived(&mut frame).unwrap_or_else(|e| panic!("{e}"));
 
-    let mut rdr = csv::Reader::from_path(oracle("cvs_demo/indicators_per_respondent.csv")).expect("reference");
+    let mut rdr = csv::Reader::from_path(oracle("cvs_demo/indicators_per_respondent.csv"))
+        .expect("reference");
     let header = rdr.headers().expect("header").clone();
     let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.expect("record")).collect();
     assert_eq!(rows.len(), frame.n_rows());
@@ -125,9 +152,16 @@ fn cvs_core_indicators_match_r_reference() {
         assert_eq!(ids.display(i).as_deref(), r.get(0), "row {i}");
     }
     let reference = |col: &str| -> Vec<Option<f64>> {
-        let j = header.iter().position(|h| h == col).unwrap_or_else(|| panic!("no column {col}"));
+        let j = header
+            .iter()
+            .position(|h| h == col)
+            .unwrap_or_else(|| panic!("no column {col}"));
         rows.iter()
-            .map(|r| r.get(j).filter(|s| !s.is_empty()).map(|s| s.parse::<f64>().expect("number")))
+            .map(|r| {
+                r.get(j)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.parse::<f64>().expect("number"))
+            })
             .collect()
     };
     let cases = [
@@ -158,18 +192,52 @@ fn cvs_core_indicators_match_r_reference() {
         checked += 1;
     };
     for (id, col) in cases {
-        let ind = q.indicator(id).unwrap_or_else(|| panic!("no indicator {id}"));
-        let value = ind.value.as_ref().expect("value").eval(&frame).expect("eval");
+        let ind = q
+            .indicator(id)
+            .unwrap_or_else(|| panic!("no indicator {id}"));
+        let value = ind
+            .value
+            .as_ref()
+            .expect("value")
+            .eval(&frame)
+            .expect("eval");
         let universe = ind.universe.as_ref().map(|u| u.eval(&frame).expect("eval"));
-        compare(id, defined_values(&value, universe.as_ref()), reference(col));
+        compare(
+            id,
+            defined_values(&value, universe.as_ref()),
+            reference(col),
+        );
     }
     let i10 = q.indicator("assault_incidence_per_1000").expect("I10");
     assert_eq!((i10.kind, i10.multiplier), (IndicatorKind::Ratio, 1000.0));
-    let universe = i10.universe.as_ref().expect("universe").eval(&frame).expect("eval");
-    let num = i10.numerator.as_ref().expect("numerator").eval(&frame).expect("eval");
-    let den = i10.denominator.as_ref().expect("denominator").eval(&frame).expect("eval");
-    compare("I10_num", defined_values(&num, Some(&universe)), reference("I10_num"));
-    compare("I10_den", defined_values(&den, Some(&universe)), reference("I10_den"));
+    let universe = i10
+        .universe
+        .as_ref()
+        .expect("universe")
+        .eval(&frame)
+        .expect("eval");
+    let num = i10
+        .numerator
+        .as_ref()
+        .expect("numerator")
+        .eval(&frame)
+        .expect("eval");
+    let den = i10
+        .denominator
+        .as_ref()
+        .expect("denominator")
+        .eval(&frame)
+        .expect("eval");
+    compare(
+        "I10_num",
+        defined_values(&num, Some(&universe)),
+        reference("I10_num"),
+    );
+    compare(
+        "I10_den",
+        defined_values(&den, Some(&universe)),
+        reference("I10_den"),
+    );
     assert_eq!(checked, 12);
 }
 
@@ -180,15 +248,32 @@ fn cvs_core_declares_every_data_column() {
     let header = rdr.headers().expect("header").clone();
     let declared: Vec<&str> = q.variables.iter().map(|v| v.name.as_str()).collect();
     assert_eq!(header.iter().collect::<Vec<_>>(), declared);
-    let frame_vars: Vec<&str> = q.variables.iter().filter(|v| v.frame).map(|v| v.name.as_str()).collect();
+    let frame_vars: Vec<&str> = q
+        .variables
+        .iter()
+        .filter(|v| v.frame)
+        .map(|v| v.name.as_str())
+        .collect();
     assert_eq!(
         frame_vars,
-        ["resp_id", "region", "urban", "stratum", "psu", "design_weight", "psu_pop", "responded"]
+        [
+            "resp_id",
+            "region",
+            "urban",
+            "stratum",
+            "psu",
+            "design_weight",
+            "psu_pop",
+            "responded"
+        ]
     );
     assert_eq!(q.indicators.len(), 11);
     let bp = q.indicator("bribery_prevalence").expect("I1");
     assert_eq!(bp.sdg_series.as_deref(), Some("IU_COR_BRIB"));
-    assert_eq!(q.indicator("bribe_frequency").map(|i| i.kind), Some(IndicatorKind::Mean));
+    assert_eq!(
+        q.indicator("bribe_frequency").map(|i| i.kind),
+        Some(IndicatorKind::Mean)
+    );
     let region = q.variable("region").expect("region");
     assert!(!region.numeric_storage);
     let bribe = q.variable("bribe_police").expect("bribe_police");
@@ -196,7 +281,10 @@ fn cvs_core_declares_every_data_column() {
     assert_eq!(bribe.var_type, VarType::Categorical);
     assert_eq!(bribe.missing.len(), 2);
     assert_eq!(bribe.missing[0].meaning, MissingMeaning::DontKnow);
-    assert_eq!(bribe.asked_if.as_ref().map(Expr::source), Some("contact_police == 1"));
+    assert_eq!(
+        bribe.asked_if.as_ref().map(Expr::source),
+        Some("contact_police == 1")
+    );
 }
 
 #[test]
@@ -205,15 +293,28 @@ fn api_fixture_loads_and_evaluates() {
     let frame = load_csv(&q, &oracle("api/apistrat.csv"), &|_, _| true);
     assert_eq!(frame.n_rows(), 200);
     let sch = q.indicator("sch_wide").expect("sch_wide");
-    let v = sch.value.as_ref().expect("value").eval(&frame).expect("eval");
+    let v = sch
+        .value
+        .as_ref()
+        .expect("value")
+        .eval(&frame)
+        .expect("eval");
     let yes = (0..200).filter(|&i| v.is_true(i)).count();
     let wide = frame.column("sch.wide").expect("sch.wide");
-    let yes_direct = (0..200).filter(|&i| wide.display(i).as_deref() == Some("Yes")).count();
+    let yes_direct = (0..200)
+        .filter(|&i| wide.display(i).as_deref() == Some("Yes"))
+        .count();
     assert_eq!(yes, yes_direct);
     assert!(yes > 0 && yes < 200);
     let ratio = q.indicator("api_stu_per_enroll").expect("ratio");
     assert_eq!(ratio.kind, IndicatorKind::Ratio);
-    for id in ["api00", "enroll_total", "enroll_mean", "sch_wide", "api_stu_per_enroll"] {
+    for id in [
+        "api00",
+        "enroll_total",
+        "enroll_mean",
+        "sch_wide",
+        "api_stu_per_enroll",
+    ] {
         assert!(q.indicator(id).is_some(), "{id}");
     }
 }
@@ -230,13 +331,19 @@ const HEAD: &str = "[questionnaire]\nid = \"t\"\nversion = \"1\"\n";
 
 #[test]
 fn unknown_keys_are_reported_with_position() {
-    let p = problems(&format!("{HEAD}[[variables]]\nname = \"a\"\ntype = \"integer\"\nlabl = \"x\"\n"));
+    let p = problems(&format!(
+        "{HEAD}[[variables]]\nname = \"a\"\ntype = \"integer\"\nlabl = \"x\"\n"
+    ));
     assert_eq!(p.len(), 1);
     assert!(p[0].message.contains("labl"), "{}", p[0].message);
     assert_eq!(p[0].line, Some(7));
-    let err = Questionnaire::from_toml_str(&format!("{HEAD}colour = 1\n"), Path::new("dir/q.toml")).expect_err("fails");
+    let err = Questionnaire::from_toml_str(&format!("{HEAD}colour = 1\n"), Path::new("dir/q.toml"))
+        .expect_err("fails");
     let text = err.to_string();
-    assert!(text.starts_with("dir/q.toml:4:1: ") && text.contains("colour"), "{text}");
+    assert!(
+        text.starts_with("dir/q.toml:4:1: ") && text.contains("colour"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -248,7 +355,28 @@ fn expression_errors_point_into_the_file() {
     assert_eq!(p.len(), 1);
     // line 11 is the asked_if line; `zz` starts at column 24 (12 for `asked_if = "` + 11 + 1)
     assert_eq!((p[0].line, p[0].column), (Some(11), Some(24)), "{:?}", p[0]);
-    assert!(p[0].message.contains("unknown variable zz"), "{}", p[0].message);
+    assert!(
+        p[0].message.contains("unknown variable zz"),
+        "{}",
+        p[0].message
+    );
+}
+
+#[test]
+fn expression_positions_in_literal_and_multiline_strings() {
+    let base = format!(
+        "{HEAD}[[variables]]\nname = \"a\"\ntype = \"integer\"\n\n[[indicators]]\nid = \"x\"\nkind = \"mean\"\n"
+    );
+    // line 11: value = 'a + zz'  -> `zz` at column 14
+    let p = problems(&format!("{base}value = 'a + zz'\n"));
+    assert_eq!((p[0].line, p[0].column), (Some(11), Some(14)), "{:?}", p[0]);
+    // multi-line basic string: the newline after the opening quotes is dropped
+    let p = problems(&format!("{base}value = \"\"\"\na +\n  zz\"\"\"\n"));
+    assert_eq!((p[0].line, p[0].column), (Some(13), Some(3)), "{:?}", p[0]);
+    // with an escape the offset cannot be mapped: the string start and the character are given
+    let p = problems(&format!("{base}value = \"\\u0061 + zz\"\n"));
+    assert_eq!((p[0].line, p[0].column), (Some(11), Some(9)), "{:?}", p[0]);
+    assert!(p[0].message.contains("at character 5"), "{}", p[0].message);
 }
 
 #[test]
@@ -318,7 +446,10 @@ multiplier = 0
         "universe must be true/false",
         "multiplier must be a positive number",
     ] {
-        assert!(all.iter().any(|m| m.contains(needle)), "missing {needle:?} in {all:#?}");
+        assert!(
+            all.iter().any(|m| m.contains(needle)),
+            "missing {needle:?} in {all:#?}"
+        );
     }
     assert!(p.iter().all(|x| x.line.is_some()), "{p:#?}");
 }
@@ -346,21 +477,37 @@ kind = "proportion"
 value = "flag"
 "#
     );
-    let q = Questionnaire::from_toml_str(&text, Path::new("q.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let q =
+        Questionnaire::from_toml_str(&text, Path::new("q.toml")).unwrap_or_else(|e| panic!("{e}"));
     let stype = q.variable("stype").expect("stype");
-    assert_eq!((stype.var_type, stype.numeric_storage), (VarType::Categorical, false));
-    assert_eq!(stype.codes[1], CodeLabel { code: "H".into(), label: "High".into() });
+    assert_eq!(
+        (stype.var_type, stype.numeric_storage),
+        (VarType::Categorical, false)
+    );
+    assert_eq!(
+        stype.codes[1],
+        CodeLabel {
+            code: "H".into(),
+            label: "High".into()
+        }
+    );
     let flag = q.variable("flag").expect("flag");
     assert!(flag.numeric_storage);
     assert_eq!(flag.missing[0].label, "Did not say");
-    assert_eq!(q.derived_variable("both").map(|d| d.expr.output_type()), Some(ExprType::Bool));
+    assert_eq!(
+        q.derived_variable("both").map(|d| d.expr.output_type()),
+        Some(ExprType::Bool)
+    );
 
     // add_derived pushes a 1/0 column with mapped states
     let mut frame = Frame::new(3);
     frame
         .push(Column {
             name: "stype".into(),
-            data: ColumnData::Text { codes: vec![0, 1, u32::MAX], levels: vec!["E".into(), "H".into()] },
+            data: ColumnData::Text {
+                codes: vec![0, 1, u32::MAX],
+                levels: vec!["E".into(), "H".into()],
+            },
             state: vec![CellState::Value, CellState::Value, CellState::NotAsked],
         })
         .expect("push");
@@ -373,7 +520,10 @@ value = "flag"
         .expect("push");
     q.add_derived(&mut frame).expect("derived");
     let both = frame.column("both").expect("both");
-    assert_eq!(both.state, vec![CellState::Value, CellState::Value, CellState::NotAsked]);
+    assert_eq!(
+        both.state,
+        vec![CellState::Value, CellState::Value, CellState::NotAsked]
+    );
     match &both.data {
         ColumnData::Num(v) => assert_eq!(&v[..2], &[1.0, 0.0]),
         other => panic!("{other:?}"),
@@ -397,6 +547,9 @@ fn malformed_files_do_not_panic() {
         &format!("{HEAD}[[indicators]]\nid = \"x\"\nkind = \"mean\"\nvalue = \"\"\"\n1 +\"\"\""),
         &format!("{HEAD}[[indicators]]\nid = \"x\"\nkind = \"mean\"\nvalue = \"\\u00e9 + 1\""),
     ] {
-        assert!(Questionnaire::from_toml_str(text, Path::new("q.toml")).is_err(), "{text}");
+        assert!(
+            Questionnaire::from_toml_str(text, Path::new("q.toml")).is_err(),
+            "{text}"
+        );
     }
 }

@@ -16,8 +16,14 @@ use EvalState::{Missing, NotApplicable, Value};
 /// An intermediate result: a constant, a borrowed numeric column, or a computed column.
 enum Col<'a> {
     Const(f64),
-    Data { values: &'a [f64], state: &'a [CellState] },
-    Owned { values: Vec<f64>, state: Vec<EvalState> },
+    Data {
+        values: &'a [f64],
+        state: &'a [CellState],
+    },
+    Owned {
+        values: Vec<f64>,
+        state: Vec<EvalState>,
+    },
 }
 
 impl Col<'_> {
@@ -29,9 +35,10 @@ impl Col<'_> {
                 let s = state.get(i).map_or(Missing, |&c| EvalState::from_cell(c));
                 (s, values.get(i).copied().unwrap_or(f64::NAN))
             }
-            Col::Owned { values, state } => {
-                (state.get(i).copied().unwrap_or(Missing), values.get(i).copied().unwrap_or(f64::NAN))
-            }
+            Col::Owned { values, state } => (
+                state.get(i).copied().unwrap_or(Missing),
+                values.get(i).copied().unwrap_or(f64::NAN),
+            ),
         }
     }
 }
@@ -59,7 +66,10 @@ struct Out {
 
 impl Out {
     fn new(n: usize) -> Out {
-        Out { values: Vec::with_capacity(n), state: Vec::with_capacity(n) }
+        Out {
+            values: Vec::with_capacity(n),
+            state: Vec::with_capacity(n),
+        }
     }
     #[inline]
     fn value(&mut self, x: f64) {
@@ -79,10 +89,17 @@ impl Out {
     }
     #[inline]
     fn push(&mut self, (s, x): (EvalState, f64)) {
-        if s == Value { self.value(x) } else { self.none(s) }
+        if s == Value {
+            self.value(x)
+        } else {
+            self.none(s)
+        }
     }
     fn done<'a>(self) -> Col<'a> {
-        Col::Owned { values: self.values, state: self.state }
+        Col::Owned {
+            values: self.values,
+            state: self.state,
+        }
     }
 }
 
@@ -96,7 +113,10 @@ pub(super) fn eval(node: &Node, frame: &Frame, source: &str) -> Result<EvalColum
     let n = frame.n_rows();
     let ctx = Ctx { frame, source, n };
     let col = ctx.eval(node)?;
-    let mut out = EvalColumn { values: Vec::with_capacity(n), state: Vec::with_capacity(n) };
+    let mut out = EvalColumn {
+        values: Vec::with_capacity(n),
+        state: Vec::with_capacity(n),
+    };
     for i in 0..n {
         let (s, x) = col.get(i);
         out.values.push(if s == Value { x } else { f64::NAN });
@@ -108,20 +128,30 @@ pub(super) fn eval(node: &Node, frame: &Frame, source: &str) -> Result<EvalColum
 /// A text operand resolved against the frame.
 enum TextCol<'a> {
     Lit(&'a str),
-    Var { codes: &'a [u32], levels: &'a [String], state: &'a [CellState] },
+    Var {
+        codes: &'a [u32],
+        levels: &'a [String],
+        state: &'a [CellState],
+    },
 }
 
 impl<'a> Ctx<'a> {
     fn column(&self, name: &str) -> Result<&'a Column, EvalError> {
         self.frame
             .column(name)
-            .ok_or_else(|| EvalError::MissingColumn { expr: self.source.to_string(), column: name.to_string() })
+            .ok_or_else(|| EvalError::MissingColumn {
+                expr: self.source.to_string(),
+                column: name.to_string(),
+            })
     }
 
     fn num_column(&self, name: &str) -> Result<Col<'a>, EvalError> {
         let c = self.column(name)?;
         match &c.data {
-            ColumnData::Num(values) => Ok(Col::Data { values, state: &c.state }),
+            ColumnData::Num(values) => Ok(Col::Data {
+                values,
+                state: &c.state,
+            }),
             ColumnData::Text { .. } => Err(EvalError::ColumnType {
                 expr: self.source.to_string(),
                 column: name.to_string(),
@@ -137,7 +167,11 @@ impl<'a> Ctx<'a> {
             TextOp::Var(name) => {
                 let c = self.column(name)?;
                 match &c.data {
-                    ColumnData::Text { codes, levels } => Ok(TextCol::Var { codes, levels, state: &c.state }),
+                    ColumnData::Text { codes, levels } => Ok(TextCol::Var {
+                        codes,
+                        levels,
+                        state: &c.state,
+                    }),
                     ColumnData::Num(_) => Err(EvalError::ColumnType {
                         expr: self.source.to_string(),
                         column: name.to_string(),
@@ -154,13 +188,22 @@ impl<'a> Ctx<'a> {
         Ok(match node {
             Node::Const(x) => Col::Const(*x),
             Node::Var(name) => self.num_column(name)?,
-            Node::TextEq { lhs, rhs, negate } => self.text_eq(self.text(lhs)?, self.text(rhs)?, *negate),
+            Node::TextEq { lhs, rhs, negate } => {
+                self.text_eq(self.text(lhs)?, self.text(rhs)?, *negate)
+            }
             Node::TextIn { lhs, list, negate } => {
                 let mut out = Out::new(n);
                 match self.text(lhs)? {
-                    TextCol::Lit(s) => return Ok(Col::Const(b2f(list.iter().any(|t| t == s) != *negate))),
-                    TextCol::Var { codes, levels, state } => {
-                        let member: Vec<bool> = levels.iter().map(|l| list.contains(l) != *negate).collect();
+                    TextCol::Lit(s) => {
+                        return Ok(Col::Const(b2f(list.iter().any(|t| t == s) != *negate)));
+                    }
+                    TextCol::Var {
+                        codes,
+                        levels,
+                        state,
+                    } => {
+                        let member: Vec<bool> =
+                            levels.iter().map(|l| list.contains(l) != *negate).collect();
                         for i in 0..n {
                             let s = state.get(i).map_or(Missing, |&c| EvalState::from_cell(c));
                             if s != Value {
@@ -181,7 +224,11 @@ impl<'a> Ctx<'a> {
                 let mut out = Out::new(n);
                 for i in 0..n {
                     let (s, x) = a.get(i);
-                    if s == Value { out.value(b2f(list.contains(&x) != *negate)) } else { out.none(s) }
+                    if s == Value {
+                        out.value(b2f(list.contains(&x) != *negate))
+                    } else {
+                        out.none(s)
+                    }
                 }
                 out.done()
             }
@@ -229,7 +276,10 @@ impl<'a> Ctx<'a> {
                 out.done()
             }
             Node::Agg(agg, args) => {
-                let cols = args.iter().map(|a| self.eval(a)).collect::<Result<Vec<_>, _>>()?;
+                let cols = args
+                    .iter()
+                    .map(|a| self.eval(a))
+                    .collect::<Result<Vec<_>, _>>()?;
                 aggregate(n, *agg, &cols)
             }
             Node::If(c, a, b) => {
@@ -248,7 +298,10 @@ impl<'a> Ctx<'a> {
                 out.done()
             }
             Node::Coalesce(args) => {
-                let cols = args.iter().map(|a| self.eval(a)).collect::<Result<Vec<_>, _>>()?;
+                let cols = args
+                    .iter()
+                    .map(|a| self.eval(a))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let mut out = Out::new(n);
                 for i in 0..n {
                     let mut state = NotApplicable;

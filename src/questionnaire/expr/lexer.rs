@@ -91,8 +91,16 @@ pub(super) fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
             it.next();
             continue;
         }
-        let err = |end: usize, msg: String| ExprError { start, end, message: msg };
-        let simple = |kind: Tok, len: usize| Token { kind, start, end: start + len };
+        let err = |end: usize, msg: String| ExprError {
+            start,
+            end,
+            message: msg,
+        };
+        let simple = |kind: Tok, len: usize| Token {
+            kind,
+            start,
+            end: start + len,
+        };
         match c {
             '(' | ')' | '[' | ']' | ',' | '+' | '-' | '*' | '/' => {
                 it.next();
@@ -123,15 +131,26 @@ pub(super) fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
                     ('<', false) => Tok::Lt,
                     ('>', false) => Tok::Gt,
                     ('=', false) => {
-                        return Err(err(start + 1, "`=` is not an operator: write `==` to compare".into()));
+                        return Err(err(
+                            start + 1,
+                            "`=` is not an operator: write `==` to compare".into(),
+                        ));
                     }
-                    _ => return Err(err(start + 1, "`!` is not an operator: write `not` or `!=`".into())),
+                    _ => {
+                        return Err(err(
+                            start + 1,
+                            "`!` is not an operator: write `not` or `!=`".into(),
+                        ));
+                    }
                 };
                 out.push(simple(kind, if followed_by_eq { 2 } else { 1 }));
             }
             '&' | '|' => {
                 let word = if c == '&' { "and" } else { "or" };
-                return Err(err(start + 1, format!("`{c}` is not an operator: write `{word}`")));
+                return Err(err(
+                    start + 1,
+                    format!("`{c}` is not an operator: write `{word}`"),
+                ));
             }
             '"' => {
                 it.next();
@@ -140,7 +159,11 @@ pub(super) fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
                 while let Some((i, ch)) = it.next() {
                     match ch {
                         '"' => {
-                            out.push(Token { kind: Tok::Str(std::mem::take(&mut s)), start, end: i + 1 });
+                            out.push(Token {
+                                kind: Tok::Str(std::mem::take(&mut s)),
+                                start,
+                                end: i + 1,
+                            });
                             closed = true;
                             break;
                         }
@@ -150,7 +173,9 @@ pub(super) fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
                                 return Err(ExprError {
                                     start: i,
                                     end: j + other.len_utf8(),
-                                    message: format!("unknown escape `\\{other}` in text (only \\\" and \\\\)"),
+                                    message: format!(
+                                        "unknown escape `\\{other}` in text (only \\\" and \\\\)"
+                                    ),
                                 });
                             }
                             None => break,
@@ -159,7 +184,10 @@ pub(super) fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
                     }
                 }
                 if !closed {
-                    return Err(err(src.len(), "text literal is not closed: missing `\"`".into()));
+                    return Err(err(
+                        src.len(),
+                        "text literal is not closed: missing `\"`".into(),
+                    ));
                 }
             }
             '`' => {
@@ -172,7 +200,11 @@ pub(super) fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
                         if s.is_empty() {
                             return Err(err(i + 1, "empty name between backticks".into()));
                         }
-                        out.push(Token { kind: Tok::Ident(std::mem::take(&mut s)), start, end: i + 1 });
+                        out.push(Token {
+                            kind: Tok::Ident(std::mem::take(&mut s)),
+                            start,
+                            end: i + 1,
+                        });
                         break;
                     }
                     s.push(ch);
@@ -197,7 +229,11 @@ pub(super) fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
                 let text = &src[start..end];
                 match text.parse::<f64>() {
                     Ok(x) if x.is_finite() && !text.contains(['i', 'I', 'n', 'N', '_']) => {
-                        out.push(Token { kind: Tok::Num(x), start, end });
+                        out.push(Token {
+                            kind: Tok::Num(x),
+                            start,
+                            end,
+                        });
                     }
                     _ => return Err(err(end, format!("`{text}` is not a number"))),
                 }
@@ -225,7 +261,10 @@ pub(super) fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
                 out.push(Token { kind, start, end });
             }
             other => {
-                return Err(err(start + other.len_utf8(), format!("unexpected character `{other}`")));
+                return Err(err(
+                    start + other.len_utf8(),
+                    format!("unexpected character `{other}`"),
+                ));
             }
         }
     }
@@ -268,7 +307,9 @@ mod tests {
 
     #[test]
     fn errors() {
-        for bad in ["a = 1", "a && b", "!a", "\"open", "`x", "1x", "1e", "a # b", "\"\\q\""] {
+        for bad in [
+            "a = 1", "a && b", "!a", "\"open", "`x", "1x", "1e", "a # b", "\"\\q\"",
+        ] {
             assert!(lex(bad).is_err(), "{bad}");
         }
     }

@@ -90,7 +90,8 @@ impl EvalColumn {
     /// True on rows where the expression is a value and that value is true (non-zero).
     /// Unknown (not applicable or missing) counts as false, as for an indicator universe.
     pub fn is_true(&self, row: usize) -> bool {
-        self.state.get(row) == Some(&EvalState::Value) && self.values.get(row).is_some_and(|&v| v != 0.0)
+        self.state.get(row) == Some(&EvalState::Value)
+            && self.values.get(row).is_some_and(|&v| v != 0.0)
     }
 }
 
@@ -113,7 +114,12 @@ pub struct VarInfo {
 impl VarInfo {
     /// A variable of type `ty` without codes.
     pub fn of_type(ty: ExprType) -> VarInfo {
-        VarInfo { ty, codes: Vec::new(), missing_codes: Vec::new(), zero_one: ty == ExprType::Bool }
+        VarInfo {
+            ty,
+            codes: Vec::new(),
+            missing_codes: Vec::new(),
+            zero_one: ty == ExprType::Bool,
+        }
     }
 }
 
@@ -175,7 +181,10 @@ pub enum EvalError {
 impl Expr {
     /// Parse and type-check `source`. `scope` describes each variable the expression may use,
     /// or returns the message to report for a name it does not know.
-    pub fn parse(source: &str, scope: &dyn Fn(&str) -> Result<VarInfo, String>) -> Result<Expr, ExprError> {
+    pub fn parse(
+        source: &str,
+        scope: &dyn Fn(&str) -> Result<VarInfo, String>,
+    ) -> Result<Expr, ExprError> {
         let tokens = lexer::lex(source)?;
         let ast = parser::parse(&tokens, source.len())?;
         let typed = check::check(&ast, scope)?;
@@ -183,14 +192,21 @@ impl Expr {
             return Err(ExprError {
                 start: ast.start,
                 end: ast.end,
-                message: "a text value can only be compared (==, !=, in); this expression must give \
+                message:
+                    "a text value can only be compared (==, !=, in); this expression must give \
                           a number or true/false"
-                    .into(),
+                        .into(),
             });
         }
         let mut variables = Vec::new();
         typed.node.collect_variables(&mut variables);
-        Ok(Expr { source: source.to_string(), node: typed.node, ty: typed.ty, zero_one: typed.zero_one, variables })
+        Ok(Expr {
+            source: source.to_string(),
+            node: typed.node,
+            ty: typed.ty,
+            zero_one: typed.zero_one,
+            variables,
+        })
     }
 
     /// The source text.

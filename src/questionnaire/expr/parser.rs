@@ -74,8 +74,16 @@ pub(super) enum AstKind {
     Neg(Box<Ast>),
     Not(Box<Ast>),
     Binary(BinOp, Box<Ast>, Box<Ast>),
-    In { negated: bool, lhs: Box<Ast>, list: Box<Ast> },
-    Call { name: String, name_end: usize, args: Vec<Ast> },
+    In {
+        negated: bool,
+        lhs: Box<Ast>,
+        list: Box<Ast>,
+    },
+    Call {
+        name: String,
+        name_end: usize,
+        args: Vec<Ast>,
+    },
 }
 
 struct Parser<'a> {
@@ -88,15 +96,27 @@ struct Parser<'a> {
 /// Parse a whole expression.
 pub(super) fn parse(toks: &[Token], src_len: usize) -> Result<Ast, ExprError> {
     if toks.is_empty() {
-        return Err(ExprError { start: 0, end: 0, message: "empty expression".into() });
+        return Err(ExprError {
+            start: 0,
+            end: 0,
+            message: "empty expression".into(),
+        });
     }
-    let mut p = Parser { toks, pos: 0, src_len, nesting: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        src_len,
+        nesting: 0,
+    };
     let ast = p.expr()?;
     if let Some(t) = p.peek() {
         return Err(ExprError {
             start: t.start,
             end: t.end,
-            message: format!("unexpected {} after a complete expression", t.kind.describe()),
+            message: format!(
+                "unexpected {} after a complete expression",
+                t.kind.describe()
+            ),
         });
     }
     Ok(ast)
@@ -108,10 +128,17 @@ fn node(kind: AstKind, start: usize, end: usize, child_depth: usize) -> Result<A
         return Err(ExprError {
             start,
             end,
-            message: format!("expression is nested more than {MAX_DEPTH} levels deep; split it into derived variables"),
+            message: format!(
+                "expression is nested more than {MAX_DEPTH} levels deep; split it into derived variables"
+            ),
         });
     }
-    Ok(Ast { kind, start, end, depth })
+    Ok(Ast {
+        kind,
+        start,
+        end,
+        depth,
+    })
 }
 
 fn bin(op: BinOp, lhs: Ast, rhs: Ast) -> Result<Ast, ExprError> {
@@ -166,7 +193,9 @@ impl Parser<'_> {
     fn enter(&mut self) -> Result<(), ExprError> {
         self.nesting += 1;
         if self.nesting > MAX_DEPTH {
-            let (start, end) = self.peek().map_or((self.src_len, self.src_len), |t| (t.start, t.end));
+            let (start, end) = self
+                .peek()
+                .map_or((self.src_len, self.src_len), |t| (t.start, t.end));
             return Err(ExprError {
                 start,
                 end,
@@ -240,12 +269,24 @@ impl Parser<'_> {
             self.pos += 1; // `in`
             let list = self.additive()?;
             let (s, e, d) = (lhs.start, list.end, lhs.depth.max(list.depth));
-            node(AstKind::In { negated, lhs: Box::new(lhs), list: Box::new(list) }, s, e, d)?
+            node(
+                AstKind::In {
+                    negated,
+                    lhs: Box::new(lhs),
+                    list: Box::new(list),
+                },
+                s,
+                e,
+                d,
+            )?
         } else {
             return Ok(lhs);
         };
         if let Some(t) = self.peek()
-            && matches!(t.kind, Tok::Eq | Tok::Ne | Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge | Tok::In)
+            && matches!(
+                t.kind,
+                Tok::Eq | Tok::Ne | Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge | Tok::In
+            )
         {
             return Err(ExprError {
                 start: t.start,
@@ -325,7 +366,11 @@ impl Parser<'_> {
                 self.pos += 1;
                 let inner = self.expr()?;
                 let end = self.expect(&Tok::RParen, "`)`")?;
-                Ok(Ast { start: t.start, end, ..inner })
+                Ok(Ast {
+                    start: t.start,
+                    end,
+                    ..inner
+                })
             }
             Tok::LBracket => {
                 self.pos += 1;
@@ -341,7 +386,8 @@ impl Parser<'_> {
                                 return Err(ExprError {
                                     start: item.start,
                                     end: item.end,
-                                    message: "a list may hold only numbers, texts or true/false".into(),
+                                    message: "a list may hold only numbers, texts or true/false"
+                                        .into(),
                                 });
                             }
                         };
@@ -357,7 +403,10 @@ impl Parser<'_> {
                         break;
                     }
                 }
-                let end = self.toks.get(self.pos.wrapping_sub(1)).map_or(self.src_len, |t| t.end);
+                let end = self
+                    .toks
+                    .get(self.pos.wrapping_sub(1))
+                    .map_or(self.src_len, |t| t.end);
                 node(AstKind::List(items), t.start, end, 0)
             }
             Tok::Ident(name) => {
@@ -377,12 +426,24 @@ impl Parser<'_> {
                             return self.expect(&Tok::RParen, "`,` or `)`");
                         }
                     }
-                    Ok(self.toks.get(self.pos.wrapping_sub(1)).map_or(self.src_len, |t| t.end))
+                    Ok(self
+                        .toks
+                        .get(self.pos.wrapping_sub(1))
+                        .map_or(self.src_len, |t| t.end))
                 })();
                 self.nesting -= 1;
                 let end = r?;
                 let d = args.iter().map(|a| a.depth).max().unwrap_or(0);
-                node(AstKind::Call { name, name_end: t.end, args }, t.start, end, d)
+                node(
+                    AstKind::Call {
+                        name,
+                        name_end: t.end,
+                        args,
+                    },
+                    t.start,
+                    end,
+                    d,
+                )
             }
             _ => Err(self.unexpected("a value, a name or `(`")),
         }

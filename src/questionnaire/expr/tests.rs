@@ -12,7 +12,10 @@ enum C {
 }
 
 fn num_col(name: &str, cells: &[C]) -> Column {
-    let values = cells.iter().map(|c| if let C::V(x) = c { *x } else { f64::NAN }).collect();
+    let values = cells
+        .iter()
+        .map(|c| if let C::V(x) = c { *x } else { f64::NAN })
+        .collect();
     let state = cells
         .iter()
         .map(|c| match c {
@@ -21,7 +24,11 @@ fn num_col(name: &str, cells: &[C]) -> Column {
             C::M => CellState::DontKnow,
         })
         .collect();
-    Column { name: name.into(), data: ColumnData::Num(values), state }
+    Column {
+        name: name.into(),
+        data: ColumnData::Num(values),
+        state,
+    }
 }
 
 fn text_col(name: &str, cells: &[Option<&str>]) -> Column {
@@ -47,7 +54,11 @@ fn text_col(name: &str, cells: &[Option<&str>]) -> Column {
             }
         }
     }
-    Column { name: name.into(), data: ColumnData::Text { codes, levels }, state }
+    Column {
+        name: name.into(),
+        data: ColumnData::Text { codes, levels },
+        state,
+    }
 }
 
 fn scope(name: &str) -> Result<VarInfo, String> {
@@ -107,7 +118,12 @@ fn show(col: &EvalColumn) -> String {
 }
 
 fn run(src: &str, f: &Frame) -> String {
-    show(&parse(src).unwrap_or_else(|e| panic!("{src}: {e}")).eval(f).unwrap_or_else(|e| panic!("{src}: {e}")))
+    show(
+        &parse(src)
+            .unwrap_or_else(|e| panic!("{src}: {e}"))
+            .eval(f)
+            .unwrap_or_else(|e| panic!("{src}: {e}")),
+    )
 }
 
 // Rows of ab_frame, a-major: a ∈ {1, 0, S, M} × b ∈ {1, 0, S, M}.
@@ -115,8 +131,14 @@ fn run(src: &str, f: &Frame) -> String {
 #[test]
 fn kleene_and_or() {
     let f = ab_frame();
-    assert_eq!(run("a == 1 and b == 1", &f), "1 0 S M  0 0 0 0  S 0 S M  M 0 M M".replace("  ", " "));
-    assert_eq!(run("a == 1 or b == 1", &f), "1 1 1 1  1 0 S M  1 S S M  1 M M M".replace("  ", " "));
+    assert_eq!(
+        run("a == 1 and b == 1", &f),
+        "1 0 S M  0 0 0 0  S 0 S M  M 0 M M".replace("  ", " ")
+    );
+    assert_eq!(
+        run("a == 1 or b == 1", &f),
+        "1 1 1 1  1 0 S M  1 S S M  1 M M M".replace("  ", " ")
+    );
     assert_eq!(run("not a == 1", &f), "0 0 0 0 1 1 1 1 S S S S M M M M");
 }
 
@@ -135,10 +157,19 @@ fn comparisons_and_arithmetic_propagate() {
 #[test]
 fn aggregates_skip_not_applicable() {
     let f = ab_frame();
-    assert_eq!(run("any(a == 1, b == 1)", &f), "1 1 1 1 1 0 0 M 1 0 S M 1 M M M");
-    assert_eq!(run("all(a == 1, b == 1)", &f), "1 0 1 M 0 0 0 0 1 0 S M M 0 M M");
+    assert_eq!(
+        run("any(a == 1, b == 1)", &f),
+        "1 1 1 1 1 0 0 M 1 0 S M 1 M M M"
+    );
+    assert_eq!(
+        run("all(a == 1, b == 1)", &f),
+        "1 0 1 M 0 0 0 0 1 0 S M M 0 M M"
+    );
     assert_eq!(run("sum(a, b)", &f), "2 1 1 M 1 0 0 M 1 0 S M M M M M");
-    assert_eq!(run("count(a == 1, b == 1)", &f), "2 1 1 M 1 0 0 M 1 0 S M M M M M");
+    assert_eq!(
+        run("count(a == 1, b == 1)", &f),
+        "2 1 1 M 1 0 0 M 1 0 S M M M M M"
+    );
     assert_eq!(run("min(a, b)", &f), "1 0 1 M 0 0 0 M 1 0 S M M M M M");
     assert_eq!(run("max(a, b)", &f), "1 1 1 M 1 0 0 M 1 0 S M M M M M");
     // cap propagates like arithmetic
@@ -148,7 +179,10 @@ fn aggregates_skip_not_applicable() {
 #[test]
 fn if_coalesce_and_state_functions() {
     let f = ab_frame();
-    assert_eq!(run("if(a == 1, b, 5)", &f), "1 0 S M 5 5 5 5 S S S S M M M M");
+    assert_eq!(
+        run("if(a == 1, b, 5)", &f),
+        "1 0 S M 5 5 5 5 S S S S M M M M"
+    );
     assert_eq!(run("coalesce(a, b)", &f), "1 1 1 1 0 0 0 0 1 0 S M 1 0 M M");
     assert_eq!(run("answered(a)", &f), "1 1 1 1 1 1 1 1 0 0 0 0 0 0 0 0");
     assert_eq!(run("missing(a)", &f), "0 0 0 0 0 0 0 0 0 0 0 0 1 1 1 1");
@@ -158,9 +192,21 @@ fn if_coalesce_and_state_functions() {
 #[test]
 fn text_comparisons() {
     let mut f = Frame::new(4);
-    f.push(text_col("sch.wide", &[Some("Yes"), Some("No"), None, Some("Yes")])).expect("push");
-    f.push(text_col("t", &[Some("No"), Some("No"), Some("Yes"), Some("Maybe")])).expect("push");
-    f.push(text_col("stype", &[Some("E"), Some("H"), Some("M"), Some("E")])).expect("push");
+    f.push(text_col(
+        "sch.wide",
+        &[Some("Yes"), Some("No"), None, Some("Yes")],
+    ))
+    .expect("push");
+    f.push(text_col(
+        "t",
+        &[Some("No"), Some("No"), Some("Yes"), Some("Maybe")],
+    ))
+    .expect("push");
+    f.push(text_col(
+        "stype",
+        &[Some("E"), Some("H"), Some("M"), Some("E")],
+    ))
+    .expect("push");
     assert_eq!(run("sch.wide == \"Yes\"", &f), "1 0 M 1");
     assert_eq!(run("\"Yes\" != sch.wide", &f), "0 1 M 0");
     assert_eq!(run("sch.wide == t", &f), "0 1 M 0");
@@ -174,8 +220,10 @@ fn text_comparisons() {
 #[test]
 fn bool_variables_and_types() {
     let mut f = Frame::new(3);
-    f.push(num_col("flag", &[C::V(1.0), C::V(0.0), C::S])).expect("push");
-    f.push(num_col("a", &[C::V(3.0), C::V(4.0), C::V(5.0)])).expect("push");
+    f.push(num_col("flag", &[C::V(1.0), C::V(0.0), C::S]))
+        .expect("push");
+    f.push(num_col("a", &[C::V(3.0), C::V(4.0), C::V(5.0)]))
+        .expect("push");
     assert_eq!(run("flag and a > 3", &f), "0 0 S");
     assert_eq!(run("flag + a", &f), "4 4 S");
     let e = parse("flag or a == 1").expect("parses");
@@ -184,7 +232,10 @@ fn bool_variables_and_types() {
     assert!(e.is_zero_one());
     assert!(!parse("a + 1").expect("parses").is_zero_one());
     assert!(parse("if(a > 1, 1, 0)").expect("parses").is_zero_one());
-    assert_eq!(parse("count(a > 1)").expect("parses").output_type(), ExprType::Num);
+    assert_eq!(
+        parse("count(a > 1)").expect("parses").output_type(),
+        ExprType::Num
+    );
 }
 
 #[test]
@@ -215,7 +266,11 @@ fn type_errors() {
     ] {
         match parse(src) {
             Ok(_) => panic!("{src:?} should not parse"),
-            Err(e) => assert!(e.message.contains(needle), "{src:?}: {} (wanted {needle:?})", e.message),
+            Err(e) => assert!(
+                e.message.contains(needle),
+                "{src:?}: {} (wanted {needle:?})",
+                e.message
+            ),
         }
     }
 }
@@ -248,7 +303,22 @@ fn hostile_input_does_not_panic() {
         assert!(parse(src).is_err());
     }
     assert!(parse(&long_any).is_ok());
-    for src in ["\u{0}", "é == 1", "a == \"é", "`", "[", "]", "in", "not", ",", "a(", "any(,)", "1..2", "a in [", "\\"] {
+    for src in [
+        "\u{0}",
+        "é == 1",
+        "a == \"é",
+        "`",
+        "[",
+        "]",
+        "in",
+        "not",
+        ",",
+        "a(",
+        "any(,)",
+        "1..2",
+        "a in [",
+        "\\",
+    ] {
         let _ = parse(src);
     }
     // every prefix of a valid expression
