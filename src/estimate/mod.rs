@@ -356,12 +356,12 @@ fn domain_estimate(
             req.design.degf(&include)
         }
     };
-    // R's deff = TRUE: V / V_srswor with V_srswor = s²_w (N̂ − n) / (N̂ n) for a mean and
-    // s²_w N̂² (N̂ − n) / (N̂ n) for a total, s²_w = Σw(y − ȳ)²/Σw · n/(n − 1) (R `svyvar`).
+    // R's deff = TRUE (docs/methods.md): V over the SRS-without-replacement variance with the
+    // same n, from the domain's weighted variance s²_w = Σw(y − ȳ)²/Σw · n/(n − 1) (R `svyvar`).
     let deff = match ind.kind {
         IndicatorKind::Ratio => None,
-        _ if nobs < 2 || sw <= nobs as f64 => None,
-        _ => {
+        _ if nobs < 2 => None,
+        kind => {
             let mean = swy / sw;
             let mut ss = 0.0;
             for r in 0..mask.len() {
@@ -371,11 +371,11 @@ fn domain_estimate(
             }
             let n = nobs as f64;
             let svyvar = ss / sw * n / (n - 1.0);
-            let vsrs = match ind.kind {
-                IndicatorKind::Total => svyvar * sw * sw * (sw - n) / (sw * n),
-                _ => svyvar * (sw - n) / (sw * n),
-            };
-            (vsrs > 0.0).then(|| variance / vsrs)
+            if kind == IndicatorKind::Total {
+                ci::deff_total(variance, svyvar, sw, n)
+            } else {
+                ci::deff_mean(variance, svyvar, sw, n)
+            }
         }
     };
     let n_unweighted = mask.iter().filter(|&&m| m).count();

@@ -166,7 +166,7 @@ fn bad_rows_are_quarantined_with_reasons_and_accounted_for() {
     assert!(stdout.contains("20028 read = 20023 used + 5 quarantined"), "{stdout}");
     let q = std::fs::read_to_string(dir.join("out/quarantine.csv")).expect("quarantine");
     assert!(q.contains(",sex,7,invalid_code,"), "{q}");
-    assert!(q.contains(",design_weight,-3,"), "{q}");
+    assert!(q.contains(",design_weight,-3,invalid_weight,"), "{q}");
     assert_eq!(q.matches("duplicate_id").count(), 2, "{q}");
     assert!(q.contains("malformed_row"), "{q}");
     assert!(q.lines().any(|l| l.starts_with("1,") && l.contains("sex")), "row numbers are data rows: {q}");
