@@ -226,8 +226,10 @@ pub struct Pipeline {
 impl Pipeline {
     /// Read and check a pipeline config; relative paths are taken from the config's folder.
     pub fn load(path: &Path) -> Result<Pipeline, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Pipeline::from_str(&text, path)
     }
 
@@ -245,7 +247,11 @@ impl Pipeline {
         };
         let resolve = |p: &str| -> PathBuf {
             let p = Path::new(p);
-            if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
         };
 
         let lonely_psu = match raw.design.lonely_psu.as_deref() {
@@ -262,7 +268,11 @@ impl Pipeline {
         if fpc.len() > psu.len().max(1) {
             return Err(invalid(
                 "design.fpc",
-                format!("{} fpc columns given for {} sampling stages", fpc.len(), psu.len().max(1)),
+                format!(
+                    "{} fpc columns given for {} sampling stages",
+                    fpc.len(),
+                    psu.len().max(1)
+                ),
             ));
         }
         let design = DesignSpec {
@@ -276,14 +286,23 @@ impl Pipeline {
 
         let mut weighting = Vec::new();
         if raw.weighting.is_empty() {
-            weighting.push(WeightingSpec { name: "design".into(), nonresponse_classes: None });
+            weighting.push(WeightingSpec {
+                name: "design".into(),
+                nonresponse_classes: None,
+            });
         }
         for w in raw.weighting {
             if w.name.trim().is_empty() {
-                return Err(invalid("weighting.name", "a weighting scheme needs a name".into()));
+                return Err(invalid(
+                    "weighting.name",
+                    "a weighting scheme needs a name".into(),
+                ));
             }
             if weighting.iter().any(|x: &WeightingSpec| x.name == w.name) {
-                return Err(invalid("weighting.name", format!("scheme \"{}\" is defined twice", w.name)));
+                return Err(invalid(
+                    "weighting.name",
+                    format!("scheme \"{}\" is defined twice", w.name),
+                ));
             }
             let classes = match w.nonresponse {
                 Some(nr) if nr.classes.is_empty() => {
@@ -295,10 +314,16 @@ impl Pipeline {
                 Some(nr) => Some(nr.classes),
                 None => None,
             };
-            weighting.push(WeightingSpec { name: w.name, nonresponse_classes: classes });
+            weighting.push(WeightingSpec {
+                name: w.name,
+                nonresponse_classes: classes,
+            });
         }
 
-        let methods = raw.variance.map(|v| v.method.into_vec()).unwrap_or_else(|| vec!["taylor".into()]);
+        let methods = raw
+            .variance
+            .map(|v| v.method.into_vec())
+            .unwrap_or_else(|| vec!["taylor".into()]);
         let mut variance = Vec::new();
         for m in methods {
             let method = match m.as_str() {
@@ -324,14 +349,19 @@ impl Pipeline {
         });
         let level = est.level.unwrap_or(0.95);
         if !(level > 0.0 && level < 1.0) {
-            return Err(invalid("estimation.level", format!("{level} is not strictly between 0 and 1")));
+            return Err(invalid(
+                "estimation.level",
+                format!("{level} is not strictly between 0 and 1"),
+            ));
         }
         let mut ci = Vec::new();
         for name in est.ci.unwrap_or_else(|| vec!["logit".into()]) {
             let m = name.parse::<CiMethod>().map_err(|_| {
                 invalid(
                     "estimation.ci",
-                    format!("\"{name}\" is not one of mean, normal, logit, beta, xlogit, asin, wilson"),
+                    format!(
+                        "\"{name}\" is not one of mean, normal, logit, beta, xlogit, asin, wilson"
+                    ),
                 )
             })?;
             if !ci.contains(&m) {
@@ -342,13 +372,19 @@ impl Pipeline {
             None | Some("subset") => DomainDf::Subset,
             Some("full") => DomainDf::Full,
             Some(other) => {
-                return Err(invalid("estimation.domain_df", format!("\"{other}\" is not one of subset, full")));
+                return Err(invalid(
+                    "estimation.domain_df",
+                    format!("\"{other}\" is not one of subset, full"),
+                ));
             }
         };
         let mut domains = Vec::new();
         for d in est.domains {
             if domains.contains(&d) {
-                return Err(invalid("estimation.domains", format!("domain \"{d}\" is listed twice")));
+                return Err(invalid(
+                    "estimation.domains",
+                    format!("domain \"{d}\" is listed twice"),
+                ));
             }
             domains.push(d);
         }
@@ -356,7 +392,11 @@ impl Pipeline {
         Ok(Pipeline {
             config_path: path.to_path_buf(),
             questionnaire: resolve(&raw.questionnaire),
-            data: DataSpec { path: resolve(&raw.data.path), id: raw.data.id, response: raw.data.response },
+            data: DataSpec {
+                path: resolve(&raw.data.path),
+                id: raw.data.id,
+                response: raw.data.response,
+            },
             design,
             weighting,
             variance,

@@ -92,7 +92,9 @@ pub struct DesignSpec {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum DesignError {
     /// Unknown lonely PSU option.
-    #[error("unknown lonely_psu option \"{0}\" (expected fail, remove, certainty, adjust or average)")]
+    #[error(
+        "unknown lonely_psu option \"{0}\" (expected fail, remove, certainty, adjust or average)"
+    )]
     LonelyPsuOption(String),
     /// A column named in the design is not in the data.
     #[error("design column {0} does not exist in the data")]
@@ -222,13 +224,22 @@ pub struct Design {
 }
 
 /// A design-column cell as a hashable key plus its label.
-fn keys_of(frame: &Frame, name: &str, rows: &[usize]) -> Result<(Vec<u64>, Vec<String>), DesignError> {
-    let col = frame.column(name).ok_or_else(|| DesignError::MissingColumn(name.to_string()))?;
+fn keys_of(
+    frame: &Frame,
+    name: &str,
+    rows: &[usize],
+) -> Result<(Vec<u64>, Vec<String>), DesignError> {
+    let col = frame
+        .column(name)
+        .ok_or_else(|| DesignError::MissingColumn(name.to_string()))?;
     let mut keys = Vec::with_capacity(rows.len());
     let mut labels = Vec::with_capacity(rows.len());
     for &r in rows {
         if col.state[r] != CellState::Value {
-            return Err(DesignError::MissingValue { column: name.to_string(), row: r });
+            return Err(DesignError::MissingValue {
+                column: name.to_string(),
+                row: r,
+            });
         }
         match &col.data {
             ColumnData::Num(v) => {
@@ -255,14 +266,19 @@ fn keys_of(frame: &Frame, name: &str, rows: &[usize]) -> Result<(Vec<u64>, Vec<S
 }
 
 fn numeric_of(frame: &Frame, name: &str, rows: &[usize]) -> Result<Vec<f64>, DesignError> {
-    let col = frame.column(name).ok_or_else(|| DesignError::MissingColumn(name.to_string()))?;
+    let col = frame
+        .column(name)
+        .ok_or_else(|| DesignError::MissingColumn(name.to_string()))?;
     let ColumnData::Num(v) = &col.data else {
         return Err(DesignError::NotNumeric(name.to_string()));
     };
     rows.iter()
         .map(|&r| {
             if col.state[r] != CellState::Value {
-                Err(DesignError::MissingValue { column: name.to_string(), row: r })
+                Err(DesignError::MissingValue {
+                    column: name.to_string(),
+                    row: r,
+                })
             } else {
                 Ok(v[r])
             }
@@ -295,12 +311,18 @@ impl Design {
             return Err(DesignError::Empty);
         }
         if let Some(&r) = rows.iter().find(|&&r| r >= frame.n_rows()) {
-            return Err(DesignError::RowOutOfRange { row: r, n_rows: frame.n_rows() });
+            return Err(DesignError::RowOutOfRange {
+                row: r,
+                n_rows: frame.n_rows(),
+            });
         }
         let n = rows.len();
         let n_stages = spec.psu.len().max(1);
         if spec.fpc.len() > n_stages {
-            return Err(DesignError::FpcStages { n_fpc: spec.fpc.len(), n_stages });
+            return Err(DesignError::FpcStages {
+                n_fpc: spec.fpc.len(),
+                n_stages,
+            });
         }
         let weights = numeric_of(frame, &spec.weight, rows)?;
         for (i, &w) in weights.iter().enumerate() {
@@ -336,7 +358,8 @@ impl Design {
                         column: name.clone(),
                         row: rows[i],
                         value: format!("{x}"),
-                        reason: "fpc must be a positive population size or sampling fraction".into(),
+                        reason: "fpc must be a positive population size or sampling fraction"
+                            .into(),
                     });
                 }
             }
@@ -355,7 +378,11 @@ impl Design {
             }
         }
         if let (Some((column, count)), Some((_, fraction))) = (&count_seen, &frac_seen) {
-            return Err(DesignError::FpcMixed { column: column.clone(), count: *count, fraction: *fraction });
+            return Err(DesignError::FpcMixed {
+                column: column.clone(),
+                count: *count,
+                fraction: *fraction,
+            });
         }
         let fpc_is_popsize = count_seen.is_some();
 
@@ -459,7 +486,12 @@ impl Design {
             stage_strata = unit;
             stage_labels = unit_labels;
         }
-        Ok(Design { rows: rows.to_vec(), weights, stages, lonely: spec.lonely_psu })
+        Ok(Design {
+            rows: rows.to_vec(),
+            weights,
+            stages,
+            lonely: spec.lonely_psu,
+        })
     }
 
     /// Number of design rows.

@@ -35,7 +35,10 @@ impl CellState {
     pub fn is_missing(self) -> bool {
         matches!(
             self,
-            CellState::NoResponse | CellState::DontKnow | CellState::Refused | CellState::OtherMissing
+            CellState::NoResponse
+                | CellState::DontKnow
+                | CellState::Refused
+                | CellState::OtherMissing
         )
     }
 }
@@ -146,7 +149,11 @@ pub enum FrameError {
 impl Frame {
     /// An empty frame with `n_rows` rows and no columns.
     pub fn new(n_rows: usize) -> Frame {
-        Frame { n_rows, columns: Vec::new(), by_name: HashMap::new() }
+        Frame {
+            n_rows,
+            columns: Vec::new(),
+            by_name: HashMap::new(),
+        }
     }
 
     /// Number of rows.

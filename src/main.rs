@@ -36,7 +36,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Run { config, strict } => cvsurvey::pipeline::run(config, cvsurvey::pipeline::RunOptions { strict: *strict }),
+        Command::Run { config, strict } => {
+            cvsurvey::pipeline::run(config, cvsurvey::pipeline::RunOptions { strict: *strict })
+        }
         Command::Validate { config, strict } => {
             cvsurvey::pipeline::validate(config, cvsurvey::pipeline::RunOptions { strict: *strict })
         }

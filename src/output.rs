@@ -41,7 +41,10 @@ pub enum OutputError {
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> OutputError {
-    OutputError::Io { path: path.to_path_buf(), message: e.to_string() }
+    OutputError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
 }
 
 /// A set of files written under temporary names, to be committed (renamed) together.
@@ -58,7 +61,10 @@ impl StagedFiles {
 
     /// The temporary path under which `final_path` is written.
     fn temp_for(final_path: &Path) -> PathBuf {
-        let name = final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = final_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         final_path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
     }
 
@@ -128,8 +134,12 @@ pub fn estimates_schema() -> Schema {
 
 /// Build the Arrow record batch of the estimates.
 pub fn estimates_batch(rows: &[EstimateRow]) -> Result<RecordBatch, arrow_schema::ArrowError> {
-    let s = |f: fn(&EstimateRow) -> &str| -> ArrayRef { Arc::new(StringArray::from_iter_values(rows.iter().map(f))) };
-    let o = |f: fn(&EstimateRow) -> Option<f64>| -> ArrayRef { Arc::new(Float64Array::from_iter(rows.iter().map(f))) };
+    let s = |f: fn(&EstimateRow) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+    };
+    let o = |f: fn(&EstimateRow) -> Option<f64>| -> ArrayRef {
+        Arc::new(Float64Array::from_iter(rows.iter().map(f)))
+    };
     let columns: Vec<ArrayRef> = vec![
         s(|r| &r.indicator),
         s(|r| &r.weighting),
@@ -144,8 +154,12 @@ pub fn estimates_batch(rows: &[EstimateRow]) -> Result<RecordBatch, arrow_schema
         o(|r| r.df),
         o(|r| r.cv),
         o(|r| r.deff),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.n_unweighted))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.n_weighted))),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.n_unweighted),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| r.n_weighted),
+        )),
     ];
     RecordBatch::try_new(Arc::new(estimates_schema()), columns)
 }
@@ -157,18 +171,25 @@ pub fn write_estimates(
     rows: &[EstimateRow],
     metadata: &[(String, String)],
 ) -> Result<(), OutputError> {
-    let perr = |e: &dyn std::fmt::Display| OutputError::Parquet { path: path.to_path_buf(), message: e.to_string() };
+    let perr = |e: &dyn std::fmt::Display| OutputError::Parquet {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     let batch = estimates_batch(rows).map_err(|e| perr(&e))?;
     let zstd = ZstdLevel::try_new(3).map_err(|e| perr(&e))?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(zstd))
         .set_coerce_types(true)
         .set_key_value_metadata(Some(
-            metadata.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect(),
+            metadata
+                .iter()
+                .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+                .collect(),
         ))
         .build();
     staged.write(path, |out| {
-        let mut writer = ArrowWriter::try_new(out, batch.schema(), Some(props)).map_err(|e| perr(&e))?;
+        let mut writer =
+            ArrowWriter::try_new(out, batch.schema(), Some(props)).map_err(|e| perr(&e))?;
         writer.write(&batch).map_err(|e| perr(&e))?;
         writer.close().map_err(|e| perr(&e))?;
         Ok(())
@@ -186,7 +207,8 @@ pub fn write_findings<'a>(
     staged.write(path, |out| {
         let mut w = csv::Writer::from_writer(out);
         let e = |err: csv::Error| io_err(path, err);
-        w.write_record(["row", "id", "column", "value", "kind", "reason"]).map_err(e)?;
+        w.write_record(["row", "id", "column", "value", "kind", "reason"])
+            .map_err(e)?;
         for f in findings {
             w.write_record([
                 f.row.to_string().as_str(),
@@ -205,5 +227,7 @@ pub fn write_findings<'a>(
 
 /// Write a plain text file.
 pub fn write_text(staged: &mut StagedFiles, path: &Path, text: &str) -> Result<(), OutputError> {
-    staged.write(path, |out| out.write_all(text.as_bytes()).map_err(|e| io_err(path, e)))
+    staged.write(path, |out| {
+        out.write_all(text.as_bytes()).map_err(|e| io_err(path, e))
+    })
 }

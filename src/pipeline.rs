@@ -45,7 +45,9 @@ pub enum PipelineError {
     #[error(transparent)]
     Ingest(#[from] IngestError),
     /// `--strict` and the data has findings.
-    #[error("{path}: {count} validation finding(s) and --strict was given; first: row {row}, column {column}, value \"{value}\": {reason}")]
+    #[error(
+        "{path}: {count} validation finding(s) and --strict was given; first: row {row}, column {column}, value \"{value}\": {reason}"
+    )]
     Strict {
         /// Data file.
         path: PathBuf,
@@ -61,7 +63,9 @@ pub enum PipelineError {
         reason: String,
     },
     /// No usable respondent.
-    #[error("{path}: no usable respondent rows ({read} read, {quarantined} quarantined); see quarantine.csv")]
+    #[error(
+        "{path}: no usable respondent rows ({read} read, {quarantined} quarantined); see quarantine.csv"
+    )]
     NoRespondents {
         /// Data file.
         path: PathBuf,
@@ -135,20 +139,35 @@ pub struct RunReport {
 fn prepare(config_path: &Path) -> Result<(Pipeline, Questionnaire), PipelineError> {
     let pipeline = Pipeline::load(config_path)?;
     let questionnaire = Questionnaire::load(&pipeline.questionnaire)?;
-    let reference = |message: String| PipelineError::Reference { config: config_path.to_path_buf(), message };
+    let reference = |message: String| PipelineError::Reference {
+        config: config_path.to_path_buf(),
+        message,
+    };
     let known = |name: &str| {
-        questionnaire.variable(name).is_some() || questionnaire.derived.iter().any(|d| d.name == name)
+        questionnaire.variable(name).is_some()
+            || questionnaire.derived.iter().any(|d| d.name == name)
     };
     let mut problems = Vec::new();
     for id in &pipeline.estimation.indicators {
         if id != "*" && questionnaire.indicator(id).is_none() {
-            let ids: Vec<&str> = questionnaire.indicators.iter().map(|i| i.id.as_str()).collect();
-            problems.push(format!("estimation.indicators: \"{id}\" is not an indicator of {} (has: {})", questionnaire.id, ids.join(", ")));
+            let ids: Vec<&str> = questionnaire
+                .indicators
+                .iter()
+                .map(|i| i.id.as_str())
+                .collect();
+            problems.push(format!(
+                "estimation.indicators: \"{id}\" is not an indicator of {} (has: {})",
+                questionnaire.id,
+                ids.join(", ")
+            ));
         }
     }
     for d in &pipeline.estimation.domains {
         if !known(d) {
-            problems.push(format!("estimation.domains: \"{d}\" is neither a variable nor a derived variable of {}", questionnaire.id));
+            problems.push(format!(
+                "estimation.domains: \"{d}\" is neither a variable nor a derived variable of {}",
+                questionnaire.id
+            ));
         }
     }
     for w in &pipeline.weighting {
@@ -208,15 +227,28 @@ fn findings_by_kind(ingested: &Ingested) -> BTreeMap<FindingKind, usize> {
     m
 }
 
-fn write_row_reports(staged: &mut StagedFiles, dir: &Path, ingested: &Ingested) -> Result<(), PipelineError> {
-    crate::output::write_findings(staged, &dir.join("quarantine.csv"), ingested.findings.iter().filter(|f| f.kind.quarantines()))?;
+fn write_row_reports(
+    staged: &mut StagedFiles,
+    dir: &Path,
+    ingested: &Ingested,
+) -> Result<(), PipelineError> {
+    crate::output::write_findings(
+        staged,
+        &dir.join("quarantine.csv"),
+        ingested.findings.iter().filter(|f| f.kind.quarantines()),
+    )?;
     crate::output::write_findings(staged, &dir.join("findings.csv"), ingested.findings.iter())?;
     Ok(())
 }
 
 fn create_dir(dir: &Path) -> Result<(), PipelineError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| OutputError::Io { path: dir.to_path_buf(), message: format!("cannot create the output folder: {e}") }.into())
+    std::fs::create_dir_all(dir).map_err(|e| {
+        OutputError::Io {
+            path: dir.to_path_buf(),
+            message: format!("cannot create the output folder: {e}"),
+        }
+        .into()
+    })
 }
 
 /// `cvsurvey validate`: read and check the data only; writes `quarantine.csv` and `findings.csv`.
@@ -235,7 +267,9 @@ pub fn validate(config_path: &Path, opts: RunOptions) -> Result<RunReport, Pipel
 pub fn run(config_path: &Path, opts: RunOptions) -> Result<RunReport, PipelineError> {
     let (p, q) = prepare(config_path)?;
     let ingested = read_data(&p, &q, opts)?;
-    let respondents: Vec<usize> = (0..ingested.frame.n_rows()).filter(|&r| ingested.respondent[r]).collect();
+    let respondents: Vec<usize> = (0..ingested.frame.n_rows())
+        .filter(|&r| ingested.respondent[r])
+        .collect();
     if respondents.is_empty() {
         return Err(PipelineError::NoRespondents {
             path: p.data.path.clone(),
@@ -245,13 +279,23 @@ pub fn run(config_path: &Path, opts: RunOptions) -> Result<RunReport, PipelineEr
     }
     let design = Design::build(&ingested.frame, &respondents, &p.design)?;
     let base_weights = numeric_column(&ingested, &p.design.weight);
-    let schemes = crate::weighting::compute(&ingested.frame, &ingested.row_numbers, &base_weights, &respondents, &p.weighting)?;
+    let schemes = crate::weighting::compute(
+        &ingested.frame,
+        &ingested.row_numbers,
+        &base_weights,
+        &respondents,
+        &p.weighting,
+    )?;
 
     let resp_frame = ingested.frame.take(&respondents);
     let indicators: Vec<&Indicator> = if p.estimation.indicators.iter().any(|i| i == "*") {
         q.indicators.iter().collect()
     } else {
-        p.estimation.indicators.iter().filter_map(|id| q.indicator(id)).collect()
+        p.estimation
+            .indicators
+            .iter()
+            .filter_map(|id| q.indicator(id))
+            .collect()
     };
     let mut estimates = Vec::new();
     for &variance in &p.variance {
@@ -272,12 +316,28 @@ pub fn run(config_path: &Path, opts: RunOptions) -> Result<RunReport, PipelineEr
     create_dir(&p.output_dir)?;
     let metadata = provenance(&p, &q, &ingested)?;
     let mut staged = StagedFiles::new();
-    crate::output::write_estimates(&mut staged, &p.output_dir.join("estimates.parquet"), &estimates, &metadata)?;
+    crate::output::write_estimates(
+        &mut staged,
+        &p.output_dir.join("estimates.parquet"),
+        &estimates,
+        &metadata,
+    )?;
     write_row_reports(&mut staged, &p.output_dir, &ingested)?;
     let files = staged.commit()?;
-    let all_rows: Vec<bool> = schemes.first().map(|s| s.weights.iter().map(|&w| w != 0.0).collect()).unwrap_or_default();
+    let all_rows: Vec<bool> = schemes
+        .first()
+        .map(|s| s.weights.iter().map(|&w| w != 0.0).collect())
+        .unwrap_or_default();
     let design_summary = Some((design.n_strata(), design.n_psu(), design.degf(&all_rows)));
-    Ok(report(&p, &q, &ingested, design_summary, &schemes, estimates, files))
+    Ok(report(
+        &p,
+        &q,
+        &ingested,
+        design_summary,
+        &schemes,
+        estimates,
+        files,
+    ))
 }
 
 fn numeric_column(ingested: &Ingested, name: &str) -> Vec<f64> {
@@ -289,22 +349,42 @@ fn numeric_column(ingested: &Ingested, name: &str) -> Vec<f64> {
     }
 }
 
-fn provenance(p: &Pipeline, q: &Questionnaire, ingested: &Ingested) -> Result<Vec<(String, String)>, PipelineError> {
+fn provenance(
+    p: &Pipeline,
+    q: &Questionnaire,
+    ingested: &Ingested,
+) -> Result<Vec<(String, String)>, PipelineError> {
     let hash = |path: &Path| {
-        crate::ingest::sha256_file(path).map_err(|e| OutputError::Io { path: path.to_path_buf(), message: e.to_string() })
+        crate::ingest::sha256_file(path).map_err(|e| OutputError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
     };
-    let file_name = |path: &Path| path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = |path: &Path| {
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
     Ok(vec![
         ("cvsurvey.version".into(), VERSION.into()),
         ("cvsurvey.questionnaire.id".into(), q.id.clone()),
         ("cvsurvey.questionnaire.version".into(), q.version.clone()),
-        ("cvsurvey.questionnaire.file".into(), file_name(&p.questionnaire)),
-        ("cvsurvey.questionnaire.sha256".into(), hash(&p.questionnaire)?),
+        (
+            "cvsurvey.questionnaire.file".into(),
+            file_name(&p.questionnaire),
+        ),
+        (
+            "cvsurvey.questionnaire.sha256".into(),
+            hash(&p.questionnaire)?,
+        ),
         ("cvsurvey.config.file".into(), file_name(&p.config_path)),
         ("cvsurvey.config.sha256".into(), hash(&p.config_path)?),
         ("cvsurvey.data.file".into(), file_name(&p.data.path)),
         ("cvsurvey.data.sha256".into(), ingested.sha256.clone()),
-        ("cvsurvey.ci.level".into(), format!("{}", p.estimation.level)),
+        (
+            "cvsurvey.ci.level".into(),
+            format!("{}", p.estimation.level),
+        ),
     ])
 }
 
@@ -343,7 +423,11 @@ impl RunReport {
     /// The short human summary printed on stdout.
     pub fn summary(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "cvsurvey {VERSION} · questionnaire {}", self.questionnaire);
+        let _ = writeln!(
+            s,
+            "cvsurvey {VERSION} · questionnaire {}",
+            self.questionnaire
+        );
         let _ = writeln!(s, "data      {}", self.data_path.display());
         let _ = writeln!(
             s,
@@ -368,11 +452,22 @@ impl RunReport {
             let _ = writeln!(s, "design    {strata} strata, {psus} PSUs, {df} df");
         }
         for (name, min, max, sum) in &self.schemes {
-            let _ = writeln!(s, "weights   {name}: min {min:.4}, max {max:.4}, sum {sum:.1}");
+            let _ = writeln!(
+                s,
+                "weights   {name}: min {min:.4}, max {max:.4}, sum {sum:.1}"
+            );
         }
         if !self.estimates.is_empty() {
-            let _ = writeln!(s, "estimates {} rows; whole population:", self.estimates.len());
-            let _ = writeln!(s, "  {:<28} {:<12} {:>12} {:>10} {:>25}", "indicator", "weighting", "estimate", "se", "95% CI (method)");
+            let _ = writeln!(
+                s,
+                "estimates {} rows; whole population:",
+                self.estimates.len()
+            );
+            let _ = writeln!(
+                s,
+                "  {:<28} {:<12} {:>12} {:>10} {:>25}",
+                "indicator", "weighting", "estimate", "se", "95% CI (method)"
+            );
             let mut seen = std::collections::HashSet::new();
             for r in self.estimates.iter().filter(|r| r.domain_var == TOTAL) {
                 if !seen.insert((r.indicator.clone(), r.weighting.clone(), r.variance.clone())) {

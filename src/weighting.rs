@@ -43,7 +43,9 @@ pub enum WeightingError {
         column: String,
     },
     /// A class has sampled units but no respondent to carry their weight.
-    #[error("weighting \"{scheme}\": nonresponse class {class} has {sampled} sampled units and no respondent; merge it with a neighbouring class")]
+    #[error(
+        "weighting \"{scheme}\": nonresponse class {class} has {sampled} sampled units and no respondent; merge it with a neighbouring class"
+    )]
     EmptyClass {
         /// Scheme.
         scheme: String,
@@ -76,9 +78,20 @@ pub fn compute(
         .map(|spec| {
             let weights = match &spec.nonresponse_classes {
                 None => respondents.iter().map(|&r| base_weights[r]).collect(),
-                Some(classes) => nonresponse_adjust(frame, row_numbers, base_weights, respondents, classes, &spec.name)?,
+                Some(classes) => nonresponse_adjust(
+                    frame,
+                    row_numbers,
+                    base_weights,
+                    respondents,
+                    classes,
+                    &spec.name,
+                )?,
             };
-            Ok(Scheme { name: spec.name.clone(), weights, calibrated: false })
+            Ok(Scheme {
+                name: spec.name.clone(),
+                weights,
+                calibrated: false,
+            })
         })
         .collect()
 }
@@ -94,10 +107,14 @@ fn nonresponse_adjust(
     let n = frame.n_rows();
     let mut columns = Vec::new();
     for c in classes {
-        columns.push(frame.column(c).ok_or_else(|| WeightingError::MissingClassColumn {
-            scheme: scheme.to_string(),
-            column: c.clone(),
-        })?);
+        columns.push(
+            frame
+                .column(c)
+                .ok_or_else(|| WeightingError::MissingClassColumn {
+                    scheme: scheme.to_string(),
+                    column: c.clone(),
+                })?,
+        );
     }
     // Class keys as the joined display values; a BTreeMap keeps the class order deterministic.
     let mut key_of_row = Vec::with_capacity(n);
@@ -105,11 +122,13 @@ fn nonresponse_adjust(
     for r in 0..n {
         let mut parts = Vec::with_capacity(columns.len());
         for col in &columns {
-            let v = col.display(r).ok_or_else(|| WeightingError::MissingClassValue {
-                scheme: scheme.to_string(),
-                row: row_numbers[r],
-                column: col.name.clone(),
-            })?;
+            let v = col
+                .display(r)
+                .ok_or_else(|| WeightingError::MissingClassValue {
+                    scheme: scheme.to_string(),
+                    row: row_numbers[r],
+                    column: col.name.clone(),
+                })?;
             parts.push(format!("{}={}", col.name, v));
         }
         let key = parts.join(",");
@@ -130,8 +149,15 @@ fn nonresponse_adjust(
     }
     for (key, &k) in &class_index {
         if responded[k] <= 0.0 {
-            return Err(WeightingError::EmptyClass { scheme: scheme.to_string(), class: key.clone(), sampled: sampled_n[k] });
+            return Err(WeightingError::EmptyClass {
+                scheme: scheme.to_string(),
+                class: key.clone(),
+                sampled: sampled_n[k],
+            });
         }
     }
-    Ok(respondents.iter().map(|&r| base_weights[r] * sampled[key_of_row[r]] / responded[key_of_row[r]]).collect())
+    Ok(respondents
+        .iter()
+        .map(|&r| base_weights[r] * sampled[key_of_row[r]] / responded[key_of_row[r]])
+        .collect())
 }

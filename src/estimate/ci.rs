@@ -111,7 +111,12 @@ pub fn wald_ci(estimate: f64, se: f64, df: f64, level: f64, normal: bool) -> Opt
 }
 
 fn expit(x: f64) -> f64 {
-    if x >= 0.0 { 1.0 / (1.0 + (-x).exp()) } else { let e = x.exp(); e / (1.0 + e) }
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
 }
 
 /// Interval for a proportion `p` with linearized standard error `se`, by `method`.
@@ -127,7 +132,14 @@ fn expit(x: f64) -> f64 {
 ///   `[0, qbeta(1−α/2, 1, n_eff)]` / `[qbeta(α/2, n_eff, 1), 1]` and `wilson` its score interval,
 ///   both with `n_eff` = `beta_nrow` (times the df factor for `beta`) when `se = 0`, because
 ///   `p(1−p)/se²` is undefined.
-pub fn proportion_ci(method: CiMethod, p: f64, se: f64, df: f64, level: f64, beta_nrow: f64) -> Option<(f64, f64)> {
+pub fn proportion_ci(
+    method: CiMethod,
+    p: f64,
+    se: f64,
+    df: f64,
+    level: f64,
+    beta_nrow: f64,
+) -> Option<(f64, f64)> {
     if !(0.0..=1.0).contains(&p) || se.is_nan() || se < 0.0 || se.is_infinite() {
         return None;
     }
@@ -158,7 +170,11 @@ pub fn proportion_ci(method: CiMethod, p: f64, se: f64, df: f64, level: f64, bet
                 return None;
             }
             let ratio = qt(alpha / 2.0, beta_nrow - 1.0) / qt(alpha / 2.0, df);
-            let base = if se > 0.0 && interior { p * (1.0 - p) / (se * se) } else { beta_nrow };
+            let base = if se > 0.0 && interior {
+                p * (1.0 - p) / (se * se)
+            } else {
+                beta_nrow
+            };
             if interior && se == 0.0 {
                 return Some((p, p));
             }
@@ -166,15 +182,27 @@ pub fn proportion_ci(method: CiMethod, p: f64, se: f64, df: f64, level: f64, bet
             if !(n_eff > 0.0 && n_eff.is_finite()) {
                 return None;
             }
-            let lo = if p == 0.0 { 0.0 } else { qbeta(alpha / 2.0, n_eff * p, n_eff * (1.0 - p) + 1.0) };
-            let hi = if p == 1.0 { 1.0 } else { qbeta(1.0 - alpha / 2.0, n_eff * p + 1.0, n_eff * (1.0 - p)) };
+            let lo = if p == 0.0 {
+                0.0
+            } else {
+                qbeta(alpha / 2.0, n_eff * p, n_eff * (1.0 - p) + 1.0)
+            };
+            let hi = if p == 1.0 {
+                1.0
+            } else {
+                qbeta(1.0 - alpha / 2.0, n_eff * p + 1.0, n_eff * (1.0 - p))
+            };
             (lo.is_finite() && hi.is_finite()).then_some((lo, hi))
         }
         CiMethod::Wilson => {
             if interior && se == 0.0 {
                 return Some((p, p));
             }
-            let n_eff = if se > 0.0 && interior { p * (1.0 - p) / (se * se) } else { beta_nrow };
+            let n_eff = if se > 0.0 && interior {
+                p * (1.0 - p) / (se * se)
+            } else {
+                beta_nrow
+            };
             if !(n_eff > 0.0 && n_eff.is_finite()) {
                 return None;
             }
@@ -203,7 +231,12 @@ pub fn svyvar(y: &[f64], w: &[f64]) -> Option<f64> {
         return None;
     }
     let m = swy / sw;
-    let ss: f64 = y.iter().zip(w).filter(|(_, w)| **w != 0.0).map(|(&yi, &wi)| wi * (yi - m) * (yi - m)).sum();
+    let ss: f64 = y
+        .iter()
+        .zip(w)
+        .filter(|(_, w)| **w != 0.0)
+        .map(|(&yi, &wi)| wi * (yi - m) * (yi - m))
+        .sum();
     let n = n as f64;
     Some(ss / sw * n / (n - 1.0))
 }
@@ -224,12 +257,16 @@ pub fn srs_variance_total(svyvar: f64, psum: f64, nobs: f64) -> Option<f64> {
 
 /// Design effect of a mean: `v / srs_variance_mean(...)` (R's `deff(svymean(..., deff = TRUE))`).
 pub fn deff_mean(v: f64, svyvar: f64, psum: f64, nobs: f64) -> Option<f64> {
-    srs_variance_mean(svyvar, psum, nobs).filter(|&s| s > 0.0).map(|s| v / s)
+    srs_variance_mean(svyvar, psum, nobs)
+        .filter(|&s| s > 0.0)
+        .map(|s| v / s)
 }
 
 /// Design effect of a total: `v / srs_variance_total(...)`.
 pub fn deff_total(v: f64, svyvar: f64, psum: f64, nobs: f64) -> Option<f64> {
-    srs_variance_total(svyvar, psum, nobs).filter(|&s| s > 0.0).map(|s| v / s)
+    srs_variance_total(svyvar, psum, nobs)
+        .filter(|&s| s > 0.0)
+        .map(|s| v / s)
 }
 
 #[cfg(test)]
@@ -250,22 +287,37 @@ pub(crate) mod tests {
                         was_quoted = true;
                     }
                     ',' if !quoted => {
-                        out.push(if cur.is_empty() && !was_quoted { None } else { Some(std::mem::take(&mut cur)) });
+                        out.push(if cur.is_empty() && !was_quoted {
+                            None
+                        } else {
+                            Some(std::mem::take(&mut cur))
+                        });
                         was_quoted = false;
                     }
                     _ => cur.push(ch),
                 }
             }
-            out.push(if cur.is_empty() && !was_quoted { None } else { Some(cur) });
+            out.push(if cur.is_empty() && !was_quoted {
+                None
+            } else {
+                Some(cur)
+            });
             out
         };
         let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-        let header = parse(lines.next().unwrap_or_default()).into_iter().map(Option::unwrap_or_default).collect();
+        let header = parse(lines.next().unwrap_or_default())
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect();
         (header, lines.map(parse).collect())
     }
 
     pub(crate) fn rel(a: f64, b: f64) -> f64 {
-        if a == b { 0.0 } else { (a - b).abs() / b.abs().max(1e-300) }
+        if a == b {
+            0.0
+        } else {
+            (a - b).abs() / b.abs().max(1e-300)
+        }
     }
 
     struct Ref {
@@ -284,7 +336,11 @@ pub(crate) mod tests {
     fn refs(text: &str) -> Vec<Ref> {
         let (h, rows) = read_csv(text);
         let col = |name: &str| h.iter().position(|c| c == name).unwrap_or(usize::MAX);
-        let num = |r: &Vec<Option<String>>, c: usize| r[c].as_deref().and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+        let num = |r: &Vec<Option<String>>, c: usize| {
+            r[c].as_deref()
+                .and_then(|s| s.parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
         let s = |r: &Vec<Option<String>>, c: usize| r[c].clone().unwrap_or_default();
         rows.iter()
             .map(|r| Ref {
@@ -316,7 +372,10 @@ pub(crate) mod tests {
     fn cvs_demo_reference_intervals() {
         let mut worst = [0.0f64; 3];
         let mut n = 0;
-        for r in refs(include_str!("../../fixtures/demo/reference.csv")).into_iter().filter(|r| r.design == "taylor") {
+        for r in refs(include_str!("../../fixtures/demo/reference.csv"))
+            .into_iter()
+            .filter(|r| r.design == "taylor")
+        {
             let beta_nrow = match r.weighting.as_str() {
                 "design" | "nr_adjusted" => r.n,
                 _ => 17022.0,
@@ -327,23 +386,47 @@ pub(crate) mod tests {
                 "beta" => (1, 1e-10),
                 _ => (2, 1e-10),
             };
-            assert!(e < tol, "{} {} {}: rel {e:e}", r.weighting, r.estimator, r.method);
+            assert!(
+                e < tol,
+                "{} {} {}: rel {e:e}",
+                r.weighting,
+                r.estimator,
+                r.method
+            );
             worst[k] = worst[k].max(e);
             n += 1;
         }
         assert!(n > 2000);
-        eprintln!("cvs CIs: {n} rows, worst logit {:e} beta {:e} wald {:e}", worst[0], worst[1], worst[2]);
+        eprintln!(
+            "cvs CIs: {n} rows, worst logit {:e} beta {:e} wald {:e}",
+            worst[0], worst[1], worst[2]
+        );
     }
 
     #[test]
     fn api_reference_intervals() {
         let mut n = 0;
-        let taylor = |r: &Ref| !r.design.contains("_rep_") && (r.weighting == "pw" || r.weighting == "implied_by_fpc");
-        for r in refs(include_str!("../../fixtures/api/reference.csv")).into_iter().filter(taylor) {
-            let nrow = if r.estimator.starts_with("svyciprop") && r.df == 14.0 { 183.0 } else { 200.0 };
+        let taylor = |r: &Ref| {
+            !r.design.contains("_rep_") && (r.weighting == "pw" || r.weighting == "implied_by_fpc")
+        };
+        for r in refs(include_str!("../../fixtures/api/reference.csv"))
+            .into_iter()
+            .filter(taylor)
+        {
+            let nrow = if r.estimator.starts_with("svyciprop") && r.df == 14.0 {
+                183.0
+            } else {
+                200.0
+            };
             let Some(e) = check(&r, nrow) else { continue };
             let tol = if r.method == "logit" { 1e-8 } else { 1e-10 };
-            assert!(e < tol, "{} {} {}: rel {e:e}", r.weighting, r.estimator, r.method);
+            assert!(
+                e < tol,
+                "{} {} {}: rel {e:e}",
+                r.weighting,
+                r.estimator,
+                r.method
+            );
             n += 1;
         }
         assert!(n >= 40, "{n}");
@@ -358,9 +441,12 @@ pub(crate) mod tests {
         let c = p + t * t / (2.0 * n);
         let h = t / (2.0 * n) * (4.0 * n * p * (1.0 - p) + t * t).sqrt();
         let d = 1.0 + t * t / n;
-        let (lo, hi) = proportion_ci(CiMethod::Wilson, p, se, df, 0.95, 100.0).unwrap_or((f64::NAN, f64::NAN));
+        let (lo, hi) =
+            proportion_ci(CiMethod::Wilson, p, se, df, 0.95, 100.0).unwrap_or((f64::NAN, f64::NAN));
         assert!(rel(lo, (c - h) / d) < 1e-15 && rel(hi, (c + h) / d) < 1e-15);
-        for m in ["mean", "normal", "logit", "beta", "xlogit", "asin", "wilson"] {
+        for m in [
+            "mean", "normal", "logit", "beta", "xlogit", "asin", "wilson",
+        ] {
             let parsed: CiMethod = m.parse().unwrap_or(CiMethod::Mean);
             assert_eq!(parsed.as_str(), m);
         }
@@ -369,15 +455,33 @@ pub(crate) mod tests {
 
     #[test]
     fn degenerate_cases_are_defined_or_none() {
-        let all = [CiMethod::Mean, CiMethod::Normal, CiMethod::Logit, CiMethod::Beta, CiMethod::Xlogit, CiMethod::Asin, CiMethod::Wilson];
+        let all = [
+            CiMethod::Mean,
+            CiMethod::Normal,
+            CiMethod::Logit,
+            CiMethod::Beta,
+            CiMethod::Xlogit,
+            CiMethod::Asin,
+            CiMethod::Wilson,
+        ];
         for m in all {
-            for &(p, se) in &[(0.0, 0.0), (1.0, 0.0), (0.4, 0.0), (0.4, 0.1), (1e-9, 1e-10), (0.999_999, 1e-4)] {
+            for &(p, se) in &[
+                (0.0, 0.0),
+                (1.0, 0.0),
+                (0.4, 0.0),
+                (0.4, 0.1),
+                (1e-9, 1e-10),
+                (0.999_999, 1e-4),
+            ] {
                 let ci = proportion_ci(m, p, se, 30.0, 0.95, 50.0);
                 let (lo, hi) = ci.unwrap_or_else(|| panic!("{m} p={p} se={se} gave None"));
                 assert!(lo.is_finite() && hi.is_finite(), "{m} {p} {se}: {lo} {hi}");
                 // asin is not clamped (as R): near 0 or 1 the upper end can wrap past π/2.
                 if m != CiMethod::Asin {
-                    assert!(lo <= p + 1e-15 && hi >= p - 1e-15, "{m} {p} {se}: {lo} {hi}");
+                    assert!(
+                        lo <= p + 1e-15 && hi >= p - 1e-15,
+                        "{m} {p} {se}: {lo} {hi}"
+                    );
                 }
             }
             assert!(proportion_ci(m, 0.4, 0.1, 0.0, 0.95, 50.0).is_none() || m == CiMethod::Normal);
@@ -386,10 +490,12 @@ pub(crate) mod tests {
             assert!(proportion_ci(m, 0.4, 0.1, 10.0, 1.0, 50.0).is_none());
         }
         // Beta closed forms at p = 0 / 1: Clopper–Pearson with n_eff = nrow when df factor is 1.
-        let (lo, hi) = proportion_ci(CiMethod::Beta, 0.0, 0.0, 49.0, 0.95, 50.0).unwrap_or((1.0, 0.0));
+        let (lo, hi) =
+            proportion_ci(CiMethod::Beta, 0.0, 0.0, 49.0, 0.95, 50.0).unwrap_or((1.0, 0.0));
         assert_eq!(lo, 0.0);
         assert!(rel(hi, 1.0 - 0.025f64.powf(1.0 / 50.0)) < 1e-12);
-        let (lo, hi) = proportion_ci(CiMethod::Beta, 1.0, 0.0, 49.0, 0.95, 50.0).unwrap_or((1.0, 0.0));
+        let (lo, hi) =
+            proportion_ci(CiMethod::Beta, 1.0, 0.0, 49.0, 0.95, 50.0).unwrap_or((1.0, 0.0));
         assert_eq!(hi, 1.0);
         assert!(rel(lo, 0.025f64.powf(1.0 / 50.0)) < 1e-12);
         assert!(wald_ci(1.0, 0.5, -1.0, 0.95, false).is_none());

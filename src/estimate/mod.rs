@@ -122,13 +122,20 @@ struct IndicatorValues {
 }
 
 fn evaluate(ind: &Indicator, frame: &Frame) -> Result<IndicatorValues, EstimateError> {
-    let err = |message: String| EstimateError::Indicator { indicator: ind.id.clone(), message };
+    let err = |message: String| EstimateError::Indicator {
+        indicator: ind.id.clone(),
+        message,
+    };
     let n = frame.n_rows();
     let universe = match &ind.universe {
         None => vec![true; n],
         Some(e) => {
             let u = e.eval(frame).map_err(|e| err(e.to_string()))?;
-            u.state.iter().zip(&u.values).map(|(s, v)| *s == EvalState::Value && *v != 0.0).collect()
+            u.state
+                .iter()
+                .zip(&u.values)
+                .map(|(s, v)| *s == EvalState::Value && *v != 0.0)
+                .collect()
         }
     };
     let (value_expr, den_expr) = match ind.kind {
@@ -137,7 +144,11 @@ fn evaluate(ind: &Indicator, frame: &Frame) -> Result<IndicatorValues, EstimateE
     };
     let value_expr = value_expr.ok_or_else(|| err("has no value/numerator expression".into()))?;
     let y = value_expr.eval(frame).map_err(|e| err(e.to_string()))?;
-    let mut defined: Vec<bool> = universe.iter().zip(&y.state).map(|(u, s)| *u && *s == EvalState::Value).collect();
+    let mut defined: Vec<bool> = universe
+        .iter()
+        .zip(&y.state)
+        .map(|(u, s)| *u && *s == EvalState::Value)
+        .collect();
     let x = match den_expr {
         None => None,
         Some(e) => {
@@ -157,7 +168,11 @@ fn evaluate(ind: &Indicator, frame: &Frame) -> Result<IndicatorValues, EstimateE
             y.values[r]
         )));
     }
-    Ok(IndicatorValues { y: y.values, x, defined })
+    Ok(IndicatorValues {
+        y: y.values,
+        x,
+        defined,
+    })
 }
 
 /// A domain breakdown: per row the domain value index (or none), and the values' labels.
@@ -168,17 +183,27 @@ struct Breakdown {
 }
 
 fn breakdown(frame: &Frame, var: &str) -> Result<Breakdown, EstimateError> {
-    let col = frame.column(var).ok_or_else(|| EstimateError::MissingDomain(var.to_string()))?;
+    let col = frame
+        .column(var)
+        .ok_or_else(|| EstimateError::MissingDomain(var.to_string()))?;
     let n = frame.n_rows();
     let (labels, of_row) = match &col.data {
         ColumnData::Num(v) => {
-            let mut values: Vec<f64> = (0..n).filter(|&r| col.state[r] == CellState::Value).map(|r| v[r]).collect();
+            let mut values: Vec<f64> = (0..n)
+                .filter(|&r| col.state[r] == CellState::Value)
+                .map(|r| v[r])
+                .collect();
             values.sort_by(f64::total_cmp);
             values.dedup();
             let of_row = (0..n)
                 .map(|r| {
                     (col.state[r] == CellState::Value)
-                        .then(|| values.binary_search_by(|p| p.total_cmp(&v[r])).ok().map(|i| i as u32))
+                        .then(|| {
+                            values
+                                .binary_search_by(|p| p.total_cmp(&v[r]))
+                                .ok()
+                                .map(|i| i as u32)
+                        })
                         .flatten()
                 })
                 .collect();
@@ -194,10 +219,17 @@ fn breakdown(frame: &Frame, var: &str) -> Result<Breakdown, EstimateError> {
             let of_row = (0..n)
                 .map(|r| (col.state[r] == CellState::Value).then(|| rank[codes[r] as usize]))
                 .collect();
-            (order.iter().map(|&l| levels[l as usize].clone()).collect(), of_row)
+            (
+                order.iter().map(|&l| levels[l as usize].clone()).collect(),
+                of_row,
+            )
         }
     };
-    Ok(Breakdown { var: var.to_string(), labels, of_row })
+    Ok(Breakdown {
+        var: var.to_string(),
+        labels,
+        of_row,
+    })
 }
 
 /// Estimate every indicator × scheme × domain. Rows come out sorted by indicator (request
@@ -206,18 +238,34 @@ fn breakdown(frame: &Frame, var: &str) -> Result<Breakdown, EstimateError> {
 /// count.
 pub fn estimate(req: &EstimationRequest<'_>) -> Result<Vec<EstimateRow>, EstimateError> {
     let n = req.frame.n_rows();
-    let mut breakdowns = vec![Breakdown { var: TOTAL.into(), labels: vec![TOTAL.into()], of_row: vec![Some(0); n] }];
+    let mut breakdowns = vec![Breakdown {
+        var: TOTAL.into(),
+        labels: vec![TOTAL.into()],
+        of_row: vec![Some(0); n],
+    }];
     for d in req.domains {
         breakdowns.push(breakdown(req.frame, d)?);
     }
-    let values: Vec<IndicatorValues> =
-        req.indicators.par_iter().map(|ind| evaluate(ind, req.frame)).collect::<Result<_, _>>()?;
+    let values: Vec<IndicatorValues> = req
+        .indicators
+        .par_iter()
+        .map(|ind| evaluate(ind, req.frame))
+        .collect::<Result<_, _>>()?;
 
-    let tasks: Vec<(usize, usize)> =
-        (0..req.indicators.len()).flat_map(|i| (0..req.schemes.len()).map(move |s| (i, s))).collect();
+    let tasks: Vec<(usize, usize)> = (0..req.indicators.len())
+        .flat_map(|i| (0..req.schemes.len()).map(move |s| (i, s)))
+        .collect();
     let blocks: Vec<Vec<EstimateRow>> = tasks
         .par_iter()
-        .map(|&(i, s)| estimate_block(req, req.indicators[i], &values[i], &req.schemes[s], &breakdowns))
+        .map(|&(i, s)| {
+            estimate_block(
+                req,
+                req.indicators[i],
+                &values[i],
+                &req.schemes[s],
+                &breakdowns,
+            )
+        })
         .collect::<Result<_, _>>()?;
     Ok(blocks.into_iter().flatten().collect())
 }
@@ -231,7 +279,9 @@ fn estimate_block(
 ) -> Result<Vec<EstimateRow>, EstimateError> {
     let n = req.frame.n_rows();
     let w = &scheme.weights;
-    let full_df = req.design.degf(&w.iter().map(|&x| x != 0.0).collect::<Vec<_>>());
+    let full_df = req
+        .design
+        .degf(&w.iter().map(|&x| x != 0.0).collect::<Vec<_>>());
     let mut rows = Vec::new();
     let mut mask = vec![false; n];
     let mut scores = vec![0.0; n];
@@ -244,7 +294,11 @@ fn estimate_block(
             if n_unweighted == 0 {
                 continue;
             }
-            let domain = if b.var == TOTAL { TOTAL.to_string() } else { format!("{}={}", b.var, label) };
+            let domain = if b.var == TOTAL {
+                TOTAL.to_string()
+            } else {
+                format!("{}={}", b.var, label)
+            };
             let stats = domain_estimate(req, ind, vals, scheme, &mask, &mut scores, full_df)
                 .map_err(|message| EstimateError::Variance {
                     indicator: ind.id.clone(),
@@ -277,12 +331,28 @@ fn estimate_block(
             };
             if ind.kind == IndicatorKind::Proportion {
                 for &method in req.ci {
-                    push(method, ci::proportion_ci(method, stats.estimate, stats.se, stats.df, req.level, stats.beta_nrow));
+                    push(
+                        method,
+                        ci::proportion_ci(
+                            method,
+                            stats.estimate,
+                            stats.se,
+                            stats.df,
+                            req.level,
+                            stats.beta_nrow,
+                        ),
+                    );
                 }
             } else {
-                push(CiMethod::Mean, ci::wald_ci(stats.estimate, stats.se, stats.df, req.level, false));
+                push(
+                    CiMethod::Mean,
+                    ci::wald_ci(stats.estimate, stats.se, stats.df, req.level, false),
+                );
                 if req.ci.contains(&CiMethod::Normal) {
-                    push(CiMethod::Normal, ci::wald_ci(stats.estimate, stats.se, stats.df, req.level, true));
+                    push(
+                        CiMethod::Normal,
+                        ci::wald_ci(stats.estimate, stats.se, stats.df, req.level, true),
+                    );
                 }
             }
         }
@@ -341,14 +411,19 @@ fn domain_estimate(
             match ind.kind {
                 IndicatorKind::Mean | IndicatorKind::Proportion => w[r] * (y[r] - estimate) / sw,
                 IndicatorKind::Total => w[r] * y[r],
-                IndicatorKind::Ratio => w[r] * (y[r] - estimate * vals.x.as_ref().map_or(0.0, |x| x[r])) / swx,
+                IndicatorKind::Ratio => {
+                    w[r] * (y[r] - estimate * vals.x.as_ref().map_or(0.0, |x| x[r])) / swx
+                }
             }
         };
     }
     // Calibrated designs keep out-of-domain rows with zero weight (R's `[` on a calibrated
     // design); plain designs drop them, which matters for lonely-PSU handling.
     let present = if scheme.calibrated { None } else { Some(mask) };
-    let variance = req.design.variance(scores, present).map_err(|e| e.to_string())?;
+    let variance = req
+        .design
+        .variance(scores, present)
+        .map_err(|e| e.to_string())?;
     let df = match req.domain_df {
         DomainDf::Full => full_df,
         DomainDf::Subset => {
@@ -385,6 +460,10 @@ fn domain_estimate(
         df,
         deff,
         n_weighted: sw,
-        beta_nrow: if scheme.calibrated { mask.len() as f64 } else { n_unweighted as f64 },
+        beta_nrow: if scheme.calibrated {
+            mask.len() as f64
+        } else {
+            n_unweighted as f64
+        },
     })
 }

@@ -10,14 +10,17 @@
 //! `fixtures/quantiles/`.
 
 use statrs::distribution::{ContinuousCDF, Normal};
-use statrs::function::gamma::ln_gamma;
 use statrs::function::erf::erfc;
+use statrs::function::gamma::ln_gamma;
 
 /// Stirling-series remainder `ln Γ(x) − [(x − ½) ln x − x + ½ ln 2π]`, for x ≥ 10.
 fn stirling_corr(x: f64) -> f64 {
     let r = 1.0 / x;
     let r2 = r * r;
-    r * (1.0 / 12.0 - r2 * (1.0 / 360.0 - r2 * (1.0 / 1260.0 - r2 * (1.0 / 1680.0 - r2 * (1.0 / 1188.0 - r2 * 691.0 / 360360.0)))))
+    r * (1.0 / 12.0
+        - r2 * (1.0 / 360.0
+            - r2 * (1.0 / 1260.0
+                - r2 * (1.0 / 1680.0 - r2 * (1.0 / 1188.0 - r2 * 691.0 / 360360.0)))))
 }
 
 /// `ln B(a, b)` without the cancellation of `ln Γ(a) + ln Γ(b) − ln Γ(a + b)` for large shapes.
@@ -32,7 +35,10 @@ pub fn ln_beta(a: f64, b: f64) -> f64 {
         let d = -(b - 0.5) * (a / b).ln_1p() - a * c.ln() + a + stirling_corr(b) - stirling_corr(c);
         return ln_gamma(a) + d;
     }
-    0.5 * (2.0 * std::f64::consts::PI).ln() - 0.5 * c.ln() - (a - 0.5) * (b / a).ln_1p() - (b - 0.5) * (a / b).ln_1p()
+    0.5 * (2.0 * std::f64::consts::PI).ln()
+        - 0.5 * c.ln()
+        - (a - 0.5) * (b / a).ln_1p()
+        - (b - 0.5) * (a / b).ln_1p()
         + stirling_corr(a)
         + stirling_corr(b)
         - stirling_corr(c)
@@ -60,7 +66,9 @@ pub fn qnorm(p: f64) -> f64 {
     if p > 0.5 {
         return -qnorm(1.0 - p);
     }
-    let Ok(n) = Normal::new(0.0, 1.0) else { return f64::NAN };
+    let Ok(n) = Normal::new(0.0, 1.0) else {
+        return f64::NAN;
+    };
     // statrs' inverse (Acklam/erfc_inv based) is accurate to ~1e-16 here, better than its
     // `erfc` (~1e-12 absolute), so it is not "refined" on that CDF.
     n.inverse_cdf(p)
@@ -234,7 +242,10 @@ pub fn qt(p: f64, df: f64) -> f64 {
 /// Beta quantile (R's `qbeta(p, a, b)`): 0 at p = 0, 1 at p = 1, NaN for non-positive or
 /// non-finite shapes or p outside [0, 1].
 pub fn qbeta(p: f64, a: f64, b: f64) -> f64 {
-    if p.is_nan() || !(0.0..=1.0).contains(&p) || !(a > 0.0 && b > 0.0 && a.is_finite() && b.is_finite()) {
+    if p.is_nan()
+        || !(0.0..=1.0).contains(&p)
+        || !(a > 0.0 && b > 0.0 && a.is_finite() && b.is_finite())
+    {
         return f64::NAN;
     }
     if p == 0.0 {
@@ -244,9 +255,18 @@ pub fn qbeta(p: f64, a: f64, b: f64) -> f64 {
         return 1.0;
     }
     // Solve in u = logit(x); for p > 1/2 solve the mirror problem 1 − p, (b, a) and negate u.
-    let (u, mirrored) = if p > 0.5 { (qbeta_logit(1.0 - p, b, a), true) } else { (qbeta_logit(p, a, b), false) };
+    let (u, mirrored) = if p > 0.5 {
+        (qbeta_logit(1.0 - p, b, a), true)
+    } else {
+        (qbeta_logit(p, a, b), false)
+    };
     let u = if mirrored { -u } else { u };
-    if u >= 0.0 { 1.0 / (1.0 + (-u).exp()) } else { let e = u.exp(); e / (1.0 + e) }
+    if u >= 0.0 {
+        1.0 / (1.0 + (-u).exp())
+    } else {
+        let e = u.exp();
+        e / (1.0 + e)
+    }
 }
 
 /// x and 1 − x from u = logit(x), both accurate.
@@ -324,7 +344,11 @@ mod tests {
     use super::*;
 
     fn rel(a: f64, b: f64) -> f64 {
-        if a == b { 0.0 } else { (a - b).abs() / b.abs().max(1e-300) }
+        if a == b {
+            0.0
+        } else {
+            (a - b).abs() / b.abs().max(1e-300)
+        }
     }
 
     #[test]
@@ -338,8 +362,18 @@ mod tests {
         assert!(qbeta(0.5, 0.0, 3.0).is_nan());
         let z = qt(0.975, f64::INFINITY);
         assert!(rel(z, 1.959963984540054) < 1e-14, "{z:e}");
-        assert!(rel(ln_beta(3.0, 40.0), statrs::function::beta::ln_beta(3.0, 40.0)) < 1e-13);
-        assert!(rel(ln_beta(30.0, 40.0), statrs::function::beta::ln_beta(30.0, 40.0)) < 1e-13);
+        assert!(
+            rel(
+                ln_beta(3.0, 40.0),
+                statrs::function::beta::ln_beta(3.0, 40.0)
+            ) < 1e-13
+        );
+        assert!(
+            rel(
+                ln_beta(30.0, 40.0),
+                statrs::function::beta::ln_beta(30.0, 40.0)
+            ) < 1e-13
+        );
         assert!(rel(qbeta(0.3, 1.0, 1.0), 0.3) < 1e-13);
     }
 

@@ -38,7 +38,9 @@ pub enum VarianceError {
         stage: usize,
     },
     /// Every stratum is lonely under `lonely_psu = "average"`: nothing to average.
-    #[error("every stratum present at stage {stage} has a single PSU: lonely_psu = average has no stratum to average over")]
+    #[error(
+        "every stratum present at stage {stage} has a single PSU: lonely_psu = average has no stratum to average over"
+    )]
     NothingToAverage {
         /// Sampling stage (1-based).
         stage: usize,
@@ -64,7 +66,9 @@ pub enum VarianceError {
         value: f64,
     },
     /// The PSU-total shortcut is only valid when the first stage is the whole variance.
-    #[error("variance_from_psu_totals needs a single-stage design (or one without fpc); use variance()")]
+    #[error(
+        "variance_from_psu_totals needs a single-stage design (or one without fpc); use variance()"
+    )]
     Multistage,
 }
 
@@ -79,18 +83,26 @@ fn stratum_var(
     label: &str,
     stage: usize,
 ) -> Result<Option<f64>, VarianceError> {
-    let fr = if big_n.is_infinite() { 1.0 } else { (big_n - n_h) / big_n };
+    let fr = if big_n.is_infinite() {
+        1.0
+    } else {
+        (big_n - n_h) / big_n
+    };
     if fr < 1e-7 {
         return Ok(Some(0.0));
     }
     if n_h > 1.0 {
         let mean = totals.iter().sum::<f64>() / n_h;
         let absent = n_h - totals.len() as f64;
-        let ss: f64 = totals.iter().map(|t| (t - mean) * (t - mean)).sum::<f64>() + absent * mean * mean;
+        let ss: f64 =
+            totals.iter().map(|t| (t - mean) * (t - mean)).sum::<f64>() + absent * mean * mean;
         return Ok(Some(fr * n_h / (n_h - 1.0) * ss));
     }
     match lonely {
-        LonelyPsu::Fail => Err(VarianceError::LonelyPsu { stratum: label.to_string(), stage }),
+        LonelyPsu::Fail => Err(VarianceError::LonelyPsu {
+            stratum: label.to_string(),
+            stage,
+        }),
         LonelyPsu::Remove | LonelyPsu::Certainty => Ok(Some(0.0)),
         LonelyPsu::Adjust => {
             let t = totals.iter().sum::<f64>();
@@ -110,21 +122,37 @@ fn combine(parts: &[Option<f64>], stage: usize) -> Result<f64, VarianceError> {
         return Err(VarianceError::NothingToAverage { stage });
     }
     let sum: f64 = ok.iter().sum();
-    Ok(if ok.len() == nstrat { sum } else { sum * nstrat as f64 / ok.len() as f64 })
+    Ok(if ok.len() == nstrat {
+        sum
+    } else {
+        sum * nstrat as f64 / ok.len() as f64
+    })
 }
 
 fn check_scores(d: &Design, scores: &[f64], present: Option<&[bool]>) -> Result<(), VarianceError> {
     if scores.len() != d.n_rows() {
-        return Err(VarianceError::Length { what: "scores", got: scores.len(), expected: d.n_rows() });
+        return Err(VarianceError::Length {
+            what: "scores",
+            got: scores.len(),
+            expected: d.n_rows(),
+        });
     }
     if let Some(p) = present
         && p.len() != d.n_rows()
     {
-        return Err(VarianceError::Length { what: "present", got: p.len(), expected: d.n_rows() });
+        return Err(VarianceError::Length {
+            what: "present",
+            got: p.len(),
+            expected: d.n_rows(),
+        });
     }
     for (i, &z) in scores.iter().enumerate() {
         if !z.is_finite() && present.is_none_or(|p| p[i]) {
-            return Err(VarianceError::NonFinite { what: "score of design row", index: i, value: z });
+            return Err(VarianceError::NonFinite {
+                what: "score of design row",
+                index: i,
+                value: z,
+            });
         }
     }
     Ok(())
@@ -138,7 +166,11 @@ fn check_scores(d: &Design, scores: &[f64], present: Option<&[bool]>) -> Result<
 /// a non-calibrated design, where only rows with `mask[i]` remain: only strata with a present row
 /// exist (this matters for `average` and for `fail`), while PSUs of a present stratum that have no
 /// present row still count as zero totals.
-pub fn variance(d: &Design, scores: &[f64], present: Option<&[bool]>) -> Result<f64, VarianceError> {
+pub fn variance(
+    d: &Design,
+    scores: &[f64],
+    present: Option<&[bool]>,
+) -> Result<f64, VarianceError> {
     check_scores(d, scores, present)?;
     if d.stages.len() == 1 || !d.stages[0].has_fpc {
         let totals = psu_totals(d, scores, present);
@@ -184,22 +216,38 @@ pub fn variance_from_psu_totals(
         return Err(VarianceError::Multistage);
     }
     if psu_totals.len() != d.n_psu() {
-        return Err(VarianceError::Length { what: "psu_totals", got: psu_totals.len(), expected: d.n_psu() });
+        return Err(VarianceError::Length {
+            what: "psu_totals",
+            got: psu_totals.len(),
+            expected: d.n_psu(),
+        });
     }
     if let Some(p) = psu_present
         && p.len() != d.n_psu()
     {
-        return Err(VarianceError::Length { what: "psu_present", got: p.len(), expected: d.n_psu() });
+        return Err(VarianceError::Length {
+            what: "psu_present",
+            got: p.len(),
+            expected: d.n_psu(),
+        });
     }
     for (k, &t) in psu_totals.iter().enumerate() {
         if !t.is_finite() && psu_present.is_none_or(|p| p[k]) {
-            return Err(VarianceError::NonFinite { what: "PSU total", index: k, value: t });
+            return Err(VarianceError::NonFinite {
+                what: "PSU total",
+                index: k,
+                value: t,
+            });
         }
     }
     from_totals(d, psu_totals, psu_present)
 }
 
-fn from_totals(d: &Design, totals: &[f64], psu_present: Option<&[bool]>) -> Result<f64, VarianceError> {
+fn from_totals(
+    d: &Design,
+    totals: &[f64],
+    psu_present: Option<&[bool]>,
+) -> Result<f64, VarianceError> {
     let st = &d.stages[0];
     let n_strata = st.sampsize.len();
     let mut by_stratum: Vec<Vec<f64>> = vec![Vec::new(); n_strata];
@@ -243,7 +291,11 @@ fn multistage(d: &Design, s: usize, rows: &[usize], scores: &[f64]) -> Result<f6
     let mut groups: BTreeMap<u32, BTreeMap<u32, (f64, Vec<usize>)>> = BTreeMap::new();
     let mut grand_num = 0.0;
     for &i in rows {
-        let e = groups.entry(st.stratum[i]).or_default().entry(st.unit[i]).or_insert((0.0, Vec::new()));
+        let e = groups
+            .entry(st.stratum[i])
+            .or_default()
+            .entry(st.unit[i])
+            .or_insert((0.0, Vec::new()));
         e.0 += scores[i];
         e.1.push(i);
         grand_num += scores[i];
@@ -254,7 +306,15 @@ fn multistage(d: &Design, s: usize, rows: &[usize], scores: &[f64]) -> Result<f6
     for (&h, units) in &groups {
         let totals: Vec<f64> = units.values().map(|(t, _)| *t).collect();
         let h = h as usize;
-        parts.push(stratum_var(&totals, st.sampsize[h], st.popsize[h], grand, d.lonely, &st.stratum_label[h], s + 1)?);
+        parts.push(stratum_var(
+            &totals,
+            st.sampsize[h],
+            st.popsize[h],
+            grand,
+            d.lonely,
+            &st.stratum_label[h],
+            s + 1,
+        )?);
     }
     let mut v = combine(&parts, s + 1)?;
     if s + 1 < d.stages.len() {
@@ -284,11 +344,22 @@ mod tests {
         let (h, rows) = read_csv(text);
         let mut f = Frame::new(rows.len());
         for (j, name) in h.iter().enumerate() {
-            let cells: Vec<Option<String>> = rows.iter().map(|r| r.get(j).cloned().flatten()).collect();
-            let state: Vec<CellState> =
-                cells.iter().map(|c| if c.is_some() { CellState::Value } else { CellState::NoResponse }).collect();
-            let nums: Option<Vec<f64>> =
-                cells.iter().map(|c| c.as_deref().map_or(Some(f64::NAN), |s| s.parse().ok())).collect();
+            let cells: Vec<Option<String>> =
+                rows.iter().map(|r| r.get(j).cloned().flatten()).collect();
+            let state: Vec<CellState> = cells
+                .iter()
+                .map(|c| {
+                    if c.is_some() {
+                        CellState::Value
+                    } else {
+                        CellState::NoResponse
+                    }
+                })
+                .collect();
+            let nums: Option<Vec<f64>> = cells
+                .iter()
+                .map(|c| c.as_deref().map_or(Some(f64::NAN), |s| s.parse().ok()))
+                .collect();
             let data = match nums {
                 Some(v) => ColumnData::Num(v),
                 None => {
@@ -309,7 +380,12 @@ mod tests {
                     ColumnData::Text { codes, levels }
                 }
             };
-            f.push(Column { name: name.clone(), data, state }).expect("fixture column");
+            f.push(Column {
+                name: name.clone(),
+                data,
+                state,
+            })
+            .expect("fixture column");
         }
         f
     }
@@ -323,7 +399,9 @@ mod tests {
 
     fn text_eq(f: &Frame, name: &str, value: &str, rows: &[usize]) -> Vec<bool> {
         let c = f.column(name).expect("column");
-        rows.iter().map(|&r| c.display(r).as_deref() == Some(value)).collect()
+        rows.iter()
+            .map(|&r| c.display(r).as_deref() == Some(value))
+            .collect()
     }
 
     fn spec(strata: Option<&str>, psu: &[&str], fpc: &[&str], weight: &str) -> DesignSpec {
@@ -340,18 +418,37 @@ mod tests {
     /// Linearized scores of a domain mean / total / ratio (zero outside `dom`).
     fn mean_scores(w: &[f64], y: &[f64], dom: &[bool]) -> (f64, Vec<f64>) {
         let n_hat: f64 = (0..w.len()).filter(|&i| dom[i]).map(|i| w[i]).sum();
-        let m = (0..w.len()).filter(|&i| dom[i]).map(|i| w[i] * y[i]).sum::<f64>() / n_hat;
-        (m, (0..w.len()).map(|i| if dom[i] { w[i] * (y[i] - m) / n_hat } else { 0.0 }).collect())
+        let m = (0..w.len())
+            .filter(|&i| dom[i])
+            .map(|i| w[i] * y[i])
+            .sum::<f64>()
+            / n_hat;
+        (
+            m,
+            (0..w.len())
+                .map(|i| {
+                    if dom[i] {
+                        w[i] * (y[i] - m) / n_hat
+                    } else {
+                        0.0
+                    }
+                })
+                .collect(),
+        )
     }
 
     fn total_scores(w: &[f64], y: &[f64], dom: &[bool]) -> Vec<f64> {
-        (0..w.len()).map(|i| if dom[i] { w[i] * y[i] } else { 0.0 }).collect()
+        (0..w.len())
+            .map(|i| if dom[i] { w[i] * y[i] } else { 0.0 })
+            .collect()
     }
 
     fn ratio_scores(w: &[f64], y: &[f64], x: &[f64]) -> Vec<f64> {
         let tx: f64 = w.iter().zip(x).map(|(a, b)| a * b).sum();
         let r = w.iter().zip(y).map(|(a, b)| a * b).sum::<f64>() / tx;
-        (0..w.len()).map(|i| w[i] * (y[i] - r * x[i]) / tx).collect()
+        (0..w.len())
+            .map(|i| w[i] * (y[i] - r * x[i]) / tx)
+            .collect()
     }
 
     const TOL: f64 = 1e-10;
@@ -363,8 +460,26 @@ mod tests {
         let all = vec![true; rows.len()];
         // (design, fpc, se mean api00, se total enroll, se ratio, deff mean, deff total, se by stype)
         let cases = [
-            ("strat_fpc", true, 9.40894080278458, 114641.71610078, 0.00775710316663788, 1.20445726853772, 0.362018122363404, [12.3824797939073, 14.9371291853931, 16.2147073081845]),
-            ("strat_nofpc", false, 9.53613229692516, 117319.085968965, 0.00797025904429553, 1.23724144502163, 0.379124888872927, [12.5249428313782, 15.4577420005349, 16.6282032359826]),
+            (
+                "strat_fpc",
+                true,
+                9.40894080278458,
+                114641.71610078,
+                0.00775710316663788,
+                1.20445726853772,
+                0.362018122363404,
+                [12.3824797939073, 14.9371291853931, 16.2147073081845],
+            ),
+            (
+                "strat_nofpc",
+                false,
+                9.53613229692516,
+                117319.085968965,
+                0.00797025904429553,
+                1.23724144502163,
+                0.379124888872927,
+                [12.5249428313782, 15.4577420005349, 16.6282032359826],
+            ),
         ];
         for (name, fpc, se_m, se_t, se_r, deff_m, deff_t, se_by) in cases {
             let fp: &[&str] = if fpc { &["fpc"] } else { &[] };
@@ -377,13 +492,19 @@ mod tests {
             let v = d.variance(&z, None).expect("var");
             assert!(rel(v.sqrt(), se_m) < TOL, "{name} mean {}", v.sqrt());
             let psum: f64 = w.iter().sum();
-            let dm = deff_mean(v, svyvar(&api00, &w).unwrap_or(f64::NAN), psum, 200.0).unwrap_or(f64::NAN);
+            let dm = deff_mean(v, svyvar(&api00, &w).unwrap_or(f64::NAN), psum, 200.0)
+                .unwrap_or(f64::NAN);
             assert!(rel(dm, deff_m) < 1e-9, "{name} deff mean {dm}");
-            let vt = d.variance(&total_scores(&w, &enroll, &all), None).expect("var");
+            let vt = d
+                .variance(&total_scores(&w, &enroll, &all), None)
+                .expect("var");
             assert!(rel(vt.sqrt(), se_t) < TOL, "{name} total {}", vt.sqrt());
-            let dt = deff_total(vt, svyvar(&enroll, &w).unwrap_or(f64::NAN), psum, 200.0).unwrap_or(f64::NAN);
+            let dt = deff_total(vt, svyvar(&enroll, &w).unwrap_or(f64::NAN), psum, 200.0)
+                .unwrap_or(f64::NAN);
             assert!(rel(dt, deff_t) < 1e-9, "{name} deff total {dt}");
-            let vr = d.variance(&ratio_scores(&w, &num(&f, "api.stu", &rows), &enroll), None).expect("var");
+            let vr = d
+                .variance(&ratio_scores(&w, &num(&f, "api.stu", &rows), &enroll), None)
+                .expect("var");
             assert!(rel(vr.sqrt(), se_r) < TOL, "{name} ratio {}", vr.sqrt());
             for (k, lev) in ["E", "H", "M"].iter().enumerate() {
                 let dom = text_eq(&f, "stype", lev, &rows);
@@ -417,13 +538,21 @@ mod tests {
         let v = d.variance(&z, None).expect("var");
         assert!(rel(v.sqrt(), 23.542240693781) < TOL, "{}", v.sqrt());
         let psum: f64 = w.iter().sum();
-        let dm = deff_mean(v, svyvar(&api00, &w).unwrap_or(f64::NAN), psum, 183.0).unwrap_or(f64::NAN);
+        let dm =
+            deff_mean(v, svyvar(&api00, &w).unwrap_or(f64::NAN), psum, 183.0).unwrap_or(f64::NAN);
         assert!(rel(dm, 9.34586945059095) < 1e-9, "deff {dm}");
-        let vt = d.variance(&total_scores(&w, &enroll, &all), None).expect("var");
+        let vt = d
+            .variance(&total_scores(&w, &enroll, &all), None)
+            .expect("var");
         assert!(rel(vt.sqrt(), 932235.027041215) < TOL);
-        let dt = deff_total(vt, svyvar(&enroll, &w).unwrap_or(f64::NAN), psum, 183.0).unwrap_or(f64::NAN);
+        let dt = deff_total(vt, svyvar(&enroll, &w).unwrap_or(f64::NAN), psum, 183.0)
+            .unwrap_or(f64::NAN);
         assert!(rel(dt, 31.3106560943494) < 1e-9, "deff total {dt}");
-        for (lev, se) in [("E", 22.3624088938319), ("H", 38.0202493594075), ("M", 31.6094652272455)] {
+        for (lev, se) in [
+            ("E", 22.3624088938319),
+            ("H", 38.0202493594075),
+            ("M", 31.6094652272455),
+        ] {
             let dom = text_eq(&f, "stype", lev, &rows);
             let (_, z) = mean_scores(&w, &api00, &dom);
             let v = d.variance(&z, Some(&dom)).expect("var");
@@ -438,10 +567,20 @@ mod tests {
         let mut f = f;
         let w_all = num(&wf, "weight", &(0..wf.n_rows()).collect::<Vec<_>>());
         let n = f.n_rows();
-        f.push(Column { name: "w".into(), data: ColumnData::Num(w_all), state: vec![CellState::Value; n] }).expect("w");
+        f.push(Column {
+            name: "w".into(),
+            data: ColumnData::Num(w_all),
+            state: vec![CellState::Value; n],
+        })
+        .expect("w");
         let rows: Vec<usize> = (0..n).collect();
         let all = vec![true; n];
-        let d = Design::build(&f, &rows, &spec(None, &["dnum", "snum"], &["fpc1", "fpc2"], "w")).expect("clus2");
+        let d = Design::build(
+            &f,
+            &rows,
+            &spec(None, &["dnum", "snum"], &["fpc1", "fpc2"], "w"),
+        )
+        .expect("clus2");
         assert_eq!(d.degf(&all), 39.0);
         let w = d.weights().to_vec();
         let api00 = num(&f, "api00", &rows);
@@ -449,18 +588,27 @@ mod tests {
         let v = d.variance(&z, None).expect("var");
         assert!(rel(v.sqrt(), 30.0990273768366) < TOL, "{}", v.sqrt());
         let psum: f64 = w.iter().sum();
-        let dm = deff_mean(v, svyvar(&api00, &w).unwrap_or(f64::NAN), psum, 126.0).unwrap_or(f64::NAN);
+        let dm =
+            deff_mean(v, svyvar(&api00, &w).unwrap_or(f64::NAN), psum, 126.0).unwrap_or(f64::NAN);
         assert!(rel(dm, 6.25051375571258) < 1e-9, "deff {dm}");
         // enroll with na.rm: R subsets the (non-calibrated) design to the non-missing rows.
         let enroll: Vec<f64> = num(&f, "enroll", &rows);
         let ok: Vec<bool> = enroll.iter().map(|x| !x.is_nan()).collect();
-        let e0: Vec<f64> = enroll.iter().map(|x| if x.is_nan() { 0.0 } else { *x }).collect();
-        let vt = d.variance(&total_scores(&w, &e0, &ok), Some(&ok)).expect("var");
+        let e0: Vec<f64> = enroll
+            .iter()
+            .map(|x| if x.is_nan() { 0.0 } else { *x })
+            .collect();
+        let vt = d
+            .variance(&total_scores(&w, &e0, &ok), Some(&ok))
+            .expect("var");
         assert!(rel(vt.sqrt(), 799637.773648358) < TOL, "{}", vt.sqrt());
         let (_, z) = mean_scores(&w, &e0, &ok);
         let vm = d.variance(&z, Some(&ok)).expect("var");
         assert!(rel(vm.sqrt(), 80.3409839904244) < TOL, "{}", vm.sqrt());
-        assert!(matches!(d.variance_from_psu_totals(&[0.0; 40], None), Err(VarianceError::Multistage)));
+        assert!(matches!(
+            d.variance_from_psu_totals(&[0.0; 40], None),
+            Err(VarianceError::Multistage)
+        ));
     }
     #[test]
     fn lonely_psu_options_match_r() {
@@ -472,7 +620,11 @@ mod tests {
         let (_, want) = read_csv(include_str!("../../fixtures/lonely/expected.csv"));
         assert_eq!(want.len(), 8);
         for r in &want {
-            let g = |k: usize| r[k].as_deref().and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+            let g = |k: usize| {
+                r[k].as_deref()
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .unwrap_or(f64::NAN)
+            };
             let opt: LonelyPsu = r[0].as_deref().unwrap_or("").parse().expect("option");
             let fpc = r[1].as_deref() == Some("TRUE");
             let mut sp = spec(Some("st"), &["psu"], if fpc { &["N"] } else { &[] }, "w");
@@ -480,21 +632,40 @@ mod tests {
             let d = Design::build(&f, &rows, &sp).expect("design");
             let w = d.weights().to_vec();
             let vt = d.variance(&total_scores(&w, &y, &all), None).expect("v");
-            assert!(rel(vt.sqrt(), g(2)) < TOL, "{opt} {fpc} total {} vs {}", vt.sqrt(), g(2));
+            assert!(
+                rel(vt.sqrt(), g(2)) < TOL,
+                "{opt} {fpc} total {} vs {}",
+                vt.sqrt(),
+                g(2)
+            );
             let (_, z) = mean_scores(&w, &y, &all);
             let vm = d.variance(&z, None).expect("v");
             assert!(rel(vm.sqrt(), g(3)) < TOL, "{opt} {fpc} mean");
             let (_, z) = mean_scores(&w, &y, &dom);
             let vd = d.variance(&z, Some(&dom)).expect("v");
-            assert!(rel(vd.sqrt(), g(4)) < TOL, "{opt} {fpc} domain mean {} vs {}", vd.sqrt(), g(4));
-            let vdt = d.variance(&total_scores(&w, &y, &dom), Some(&dom)).expect("v");
-            assert!(rel(vdt.sqrt(), g(5)) < TOL, "{opt} {fpc} domain total {} vs {}", vdt.sqrt(), g(5));
+            assert!(
+                rel(vd.sqrt(), g(4)) < TOL,
+                "{opt} {fpc} domain mean {} vs {}",
+                vd.sqrt(),
+                g(4)
+            );
+            let vdt = d
+                .variance(&total_scores(&w, &y, &dom), Some(&dom))
+                .expect("v");
+            assert!(
+                rel(vdt.sqrt(), g(5)) < TOL,
+                "{opt} {fpc} domain total {} vs {}",
+                vdt.sqrt(),
+                g(5)
+            );
         }
         // fail: error naming the stratum, unless the lonely stratum is outside the subset.
         let d = Design::build(&f, &rows, &spec(Some("st"), &["psu"], &[], "w")).expect("design");
         let (_, z) = mean_scores(d.weights(), &y, &all);
         match d.variance(&z, None) {
-            Err(VarianceError::LonelyPsu { stratum, stage }) => assert_eq!((stratum.as_str(), stage), ("C", 1)),
+            Err(VarianceError::LonelyPsu { stratum, stage }) => {
+                assert_eq!((stratum.as_str(), stage), ("C", 1))
+            }
             other => panic!("expected lonely error, got {other:?}"),
         }
         let not_c: Vec<bool> = (0..rows.len()).map(|i| i < 10).collect();
@@ -512,10 +683,19 @@ mod tests {
         let mut psu = num(&f, "psu", &rows);
         psu[10] = 1.0;
         psu[11] = 1.0;
-        g.set(Column { name: "psu".into(), data: ColumnData::Num(psu), state: vec![CellState::Value; 12] }).expect("set");
-        let e = Design::build(&g, &rows, &spec(Some("st"), &["psu"], &[], "w")).expect_err("not nested");
+        g.set(Column {
+            name: "psu".into(),
+            data: ColumnData::Num(psu),
+            state: vec![CellState::Value; 12],
+        })
+        .expect("set");
+        let e = Design::build(&g, &rows, &spec(Some("st"), &["psu"], &[], "w"))
+            .expect_err("not nested");
         let msg = e.to_string();
-        assert!(msg.contains("PSU 1") && msg.contains("strata A and C") && msg.contains("nest = true"), "{msg}");
+        assert!(
+            msg.contains("PSU 1") && msg.contains("strata A and C") && msg.contains("nest = true"),
+            "{msg}"
+        );
         let mut sp = spec(Some("st"), &["psu"], &[], "w");
         sp.nest = true;
         let d = Design::build(&g, &rows, &sp).expect("nested");
@@ -527,19 +707,42 @@ mod tests {
         n_col[7] = 1.5;
         n_col[8] = 1.5;
         n_col[9] = 1.5;
-        h.set(Column { name: "N".into(), data: ColumnData::Num(n_col.clone()), state: vec![CellState::Value; 12] }).expect("set");
-        let e = Design::build(&h, &rows, &spec(Some("st"), &["psu"], &["N"], "w")).expect_err("too small");
-        assert!(matches!(e, crate::design::DesignError::FpcTooSmall { ref stratum, .. } if stratum == "B"), "{e}");
+        h.set(Column {
+            name: "N".into(),
+            data: ColumnData::Num(n_col.clone()),
+            state: vec![CellState::Value; 12],
+        })
+        .expect("set");
+        let e = Design::build(&h, &rows, &spec(Some("st"), &["psu"], &["N"], "w"))
+            .expect_err("too small");
+        assert!(
+            matches!(e, crate::design::DesignError::FpcTooSmall { ref stratum, .. } if stratum == "B"),
+            "{e}"
+        );
         n_col[6] = 5.0;
-        h.set(Column { name: "N".into(), data: ColumnData::Num(n_col), state: vec![CellState::Value; 12] }).expect("set");
-        let e = Design::build(&h, &rows, &spec(Some("st"), &["psu"], &["N"], "w")).expect_err("varies");
-        assert!(matches!(e, crate::design::DesignError::FpcNotConstant { .. }), "{e}");
+        h.set(Column {
+            name: "N".into(),
+            data: ColumnData::Num(n_col),
+            state: vec![CellState::Value; 12],
+        })
+        .expect("set");
+        let e =
+            Design::build(&h, &rows, &spec(Some("st"), &["psu"], &["N"], "w")).expect_err("varies");
+        assert!(
+            matches!(e, crate::design::DesignError::FpcNotConstant { .. }),
+            "{e}"
+        );
         // Sampling fractions give the same variance as population counts.
         let mut k = f.clone();
         let frac = num(&f, "N", &rows);
         let nh = [3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 2.0, 2.0, 2.0, 2.0, 1.0, 1.0];
         let frac: Vec<f64> = frac.iter().zip(nh).map(|(n, s)| s / n).collect();
-        k.push(Column { name: "f".into(), data: ColumnData::Num(frac), state: vec![CellState::Value; 12] }).expect("push");
+        k.push(Column {
+            name: "f".into(),
+            data: ColumnData::Num(frac),
+            state: vec![CellState::Value; 12],
+        })
+        .expect("push");
         let mut a = spec(Some("st"), &["psu"], &["N"], "w");
         a.lonely_psu = LonelyPsu::Remove;
         let mut b = a.clone();
@@ -548,12 +751,20 @@ mod tests {
         let da = Design::build(&k, &rows, &a).expect("a");
         let db = Design::build(&k, &rows, &b).expect("b");
         let z = total_scores(da.weights(), &y, &[true; 12]);
-        assert!(rel(da.variance(&z, None).expect("v"), db.variance(&z, None).expect("v")) < 1e-14);
+        assert!(
+            rel(
+                da.variance(&z, None).expect("v"),
+                db.variance(&z, None).expect("v")
+            ) < 1e-14
+        );
         // Constant scores have zero variance; each row its own PSU works.
         let one = Design::build(&f, &rows, &spec(None, &[], &[], "w")).expect("srs");
         assert_eq!((one.n_psu(), one.degf(&[true; 12])), (12, 11.0));
         assert_eq!(one.variance(&[2.5; 12], None).expect("v"), 0.0);
         assert!("sometimes".parse::<LonelyPsu>().is_err());
-        assert!(matches!(Design::build(&f, &rows, &spec(None, &["nope"], &[], "w")), Err(crate::design::DesignError::MissingColumn(_))));
+        assert!(matches!(
+            Design::build(&f, &rows, &spec(None, &["nope"], &[], "w")),
+            Err(crate::design::DesignError::MissingColumn(_))
+        ));
     }
 }

@@ -46,15 +46,28 @@ impl CellRules {
             integer: v.var_type == VarType::Integer,
             codes_text: v.codes.iter().map(|c| c.code.clone()).collect(),
             codes_num: if numeric {
-                v.codes.iter().filter_map(|c| c.code.trim().parse::<f64>().ok()).collect()
+                v.codes
+                    .iter()
+                    .filter_map(|c| c.code.trim().parse::<f64>().ok())
+                    .collect()
             } else {
                 Vec::new()
             },
-            missing_text: v.missing.iter().map(|m| (m.code.clone(), state_of(m.meaning))).collect(),
+            missing_text: v
+                .missing
+                .iter()
+                .map(|m| (m.code.clone(), state_of(m.meaning)))
+                .collect(),
             missing_num: if numeric {
                 v.missing
                     .iter()
-                    .filter_map(|m| m.code.trim().parse::<f64>().ok().map(|x| (x, state_of(m.meaning))))
+                    .filter_map(|m| {
+                        m.code
+                            .trim()
+                            .parse::<f64>()
+                            .ok()
+                            .map(|x| (x, state_of(m.meaning)))
+                    })
                     .collect()
             } else {
                 Vec::new()
@@ -195,9 +208,16 @@ impl ColumnBuilder {
         let data = if self.rules.numeric {
             ColumnData::Num(self.values)
         } else {
-            ColumnData::Text { codes: self.codes, levels: self.levels }
+            ColumnData::Text {
+                codes: self.codes,
+                levels: self.levels,
+            }
         };
-        Column { name: self.name, data, state: self.state }
+        Column {
+            name: self.name,
+            data,
+            state: self.state,
+        }
     }
 }
 
@@ -211,13 +231,24 @@ pub(crate) struct AutoBuilder {
 
 impl AutoBuilder {
     pub(crate) fn new(name: &str) -> AutoBuilder {
-        AutoBuilder { name: name.to_string(), raw: Vec::new() }
+        AutoBuilder {
+            name: name.to_string(),
+            raw: Vec::new(),
+        }
     }
     pub(crate) fn push(&mut self, s: Option<&str>) {
-        self.raw.push(s.map(|s| s.trim()).filter(|s| !s.is_empty()).map(str::to_string));
+        self.raw.push(
+            s.map(|s| s.trim())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        );
     }
     pub(crate) fn into_builder(self) -> ColumnBuilder {
-        let numeric = self.raw.iter().flatten().all(|s| s.parse::<f64>().is_ok_and(f64::is_finite));
+        let numeric = self
+            .raw
+            .iter()
+            .flatten()
+            .all(|s| s.parse::<f64>().is_ok_and(f64::is_finite));
         let mut b = ColumnBuilder::new(&self.name, CellRules::free(numeric), self.raw.len());
         for cell in &self.raw {
             match cell {

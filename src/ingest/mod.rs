@@ -88,7 +88,10 @@ impl FindingKind {
 
     /// True when a row with this finding cannot be used and is quarantined.
     pub fn quarantines(self) -> bool {
-        !matches!(self, FindingKind::ItemNonresponse | FindingKind::NonrespondentAnswers)
+        !matches!(
+            self,
+            FindingKind::ItemNonresponse | FindingKind::NonrespondentAnswers
+        )
     }
 }
 
@@ -200,7 +203,9 @@ pub enum IngestError {
         column: String,
     },
     /// A Parquet column has a type that cannot hold survey values.
-    #[error("{path}: column {column} has Arrow type {data_type}, which cannot be read as survey data")]
+    #[error(
+        "{path}: column {column} has Arrow type {data_type}, which cannot be read as survey data"
+    )]
     UnsupportedType {
         /// Data file.
         path: PathBuf,
@@ -230,11 +235,20 @@ pub enum IngestError {
 /// other columns of the file are ignored (listed in `ignored_columns`).
 pub fn read(spec: &IngestSpec, questionnaire: &Questionnaire) -> Result<Ingested, IngestError> {
     let path = spec.path.as_path();
-    let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
     let raw = match extension.as_deref() {
         Some("csv") => read::read_csv(path, &|name| column_plan(name, spec, questionnaire))?,
-        Some("parquet") | Some("pq") => read::read_parquet(path, &|name| column_plan(name, spec, questionnaire))?,
-        _ => return Err(IngestError::UnsupportedFormat { path: path.to_path_buf() }),
+        Some("parquet") | Some("pq") => {
+            read::read_parquet(path, &|name| column_plan(name, spec, questionnaire))?
+        }
+        _ => {
+            return Err(IngestError::UnsupportedFormat {
+                path: path.to_path_buf(),
+            });
+        }
     };
     validate(raw, spec, questionnaire)
 }
@@ -284,7 +298,15 @@ pub(crate) struct RawTable {
 
 fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Ingested, IngestError> {
     let path = spec.path.clone();
-    let RawTable { builders, n_rows, cell_problems, row_problems, sha256, ignored, header } = raw;
+    let RawTable {
+        builders,
+        n_rows,
+        cell_problems,
+        row_problems,
+        sha256,
+        ignored,
+        header,
+    } = raw;
 
     // Every column the config names and every variable an expression reads must be present;
     // declared variables nothing uses may be absent (one questionnaire, several file layouts).
@@ -293,27 +315,50 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
     let mut missing: Vec<String> = needed_columns(spec)
         .into_iter()
         .map(str::to_string)
-        .chain(referenced.iter().filter(|n| q.variable(n).is_some()).cloned())
+        .chain(
+            referenced
+                .iter()
+                .filter(|n| q.variable(n).is_some())
+                .cloned(),
+        )
         .filter(|n| !present.contains(&n.as_str()))
         .collect();
     let mut seen = std::collections::HashSet::new();
     missing.retain(|m| seen.insert(m.clone()));
-    let absent_declared: Vec<String> =
-        q.variables.iter().map(|v| v.name.clone()).filter(|n| !present.contains(&n.as_str())).collect();
+    let absent_declared: Vec<String> = q
+        .variables
+        .iter()
+        .map(|v| v.name.clone())
+        .filter(|n| !present.contains(&n.as_str()))
+        .collect();
     if !missing.is_empty() {
-        let mut available = header.iter().take(12).cloned().collect::<Vec<_>>().join(", ");
+        let mut available = header
+            .iter()
+            .take(12)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
         if header.len() > 12 {
             available.push_str(&format!(", … ({} columns)", header.len()));
         }
-        return Err(IngestError::MissingColumns { path, columns: missing.join(", "), available });
+        return Err(IngestError::MissingColumns {
+            path,
+            columns: missing.join(", "),
+            available,
+        });
     }
 
     // Keep the blank masks: skip logic needs to tell a blank from a declared missing code.
-    let blanks: HashMap<String, Vec<bool>> =
-        builders.iter().map(|b| (b.name.clone(), b.blank.clone())).collect();
+    let blanks: HashMap<String, Vec<bool>> = builders
+        .iter()
+        .map(|b| (b.name.clone(), b.blank.clone()))
+        .collect();
     let mut frame = Frame::new(n_rows);
     for b in builders {
-        frame.push(b.finish()).map_err(|e| IngestError::Io { path: path.clone(), message: e.to_string() })?;
+        frame.push(b.finish()).map_err(|e| IngestError::Io {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
     }
 
     let mut findings: Vec<(usize, String, String, FindingKind, String)> = Vec::new();
@@ -328,14 +373,23 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
                 let codes = q
                     .variable(&column)
                     .map(|v| {
-                        v.codes.iter().chain(std::iter::empty()).map(|c| c.code.as_str()).collect::<Vec<_>>().join(", ")
+                        v.codes
+                            .iter()
+                            .chain(std::iter::empty())
+                            .map(|c| c.code.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     })
                     .unwrap_or_default();
-                (FindingKind::InvalidCode, format!("not a declared code (valid: {codes})"))
+                (
+                    FindingKind::InvalidCode,
+                    format!("not a declared code (valid: {codes})"),
+                )
             }
-            CellProblem::OutOfRange { low, high } => {
-                (FindingKind::OutOfRange, format!("outside the valid range [{low}, {high}]"))
-            }
+            CellProblem::OutOfRange { low, high } => (
+                FindingKind::OutOfRange,
+                format!("outside the valid range [{low}, {high}]"),
+            ),
         };
         findings.push((row, column, value, kind, reason));
     }
@@ -349,7 +403,13 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
                 Some("1") => {}
                 Some("0") => *is_resp = false,
                 Some(other) => {
-                    findings.push((r, resp.into(), other.into(), FindingKind::InvalidResponse, "response must be 1 (respondent) or 0 (nonrespondent)".into()));
+                    findings.push((
+                        r,
+                        resp.into(),
+                        other.into(),
+                        FindingKind::InvalidResponse,
+                        "response must be 1 (respondent) or 0 (nonrespondent)".into(),
+                    ));
                 }
                 None => {}
             }
@@ -370,9 +430,21 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         let blank = &blanks[name];
         for r in 0..n_rows {
             if blank[r] {
-                findings.push((r, name.into(), String::new(), FindingKind::MissingDesignValue, "design field is blank".into()));
+                findings.push((
+                    r,
+                    name.into(),
+                    String::new(),
+                    FindingKind::MissingDesignValue,
+                    "design field is blank".into(),
+                ));
             } else if col.state[r] != CellState::Value && !findings_has(&findings, r, name) {
-                findings.push((r, name.into(), col.display(r).unwrap_or_default(), FindingKind::MissingDesignValue, "design field holds a missing-value code".into()));
+                findings.push((
+                    r,
+                    name.into(),
+                    col.display(r).unwrap_or_default(),
+                    FindingKind::MissingDesignValue,
+                    "design field holds a missing-value code".into(),
+                ));
             }
         }
     }
@@ -382,14 +454,26 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
             ColumnData::Num(v) => {
                 for r in 0..n_rows {
                     if col.state[r] == CellState::Value && !(v[r].is_finite() && v[r] > 0.0) {
-                        findings.push((r, name.clone(), crate::frame::format_number(v[r]), FindingKind::InvalidWeight, "weight must be a finite number > 0".into()));
+                        findings.push((
+                            r,
+                            name.clone(),
+                            crate::frame::format_number(v[r]),
+                            FindingKind::InvalidWeight,
+                            "weight must be a finite number > 0".into(),
+                        ));
                     }
                 }
             }
             ColumnData::Text { .. } => {
                 for r in 0..n_rows {
                     if col.state[r] == CellState::Value {
-                        findings.push((r, name.clone(), col.display(r).unwrap_or_default(), FindingKind::InvalidWeight, "weight must be a finite number > 0".into()));
+                        findings.push((
+                            r,
+                            name.clone(),
+                            col.display(r).unwrap_or_default(),
+                            FindingKind::InvalidWeight,
+                            "weight must be a finite number > 0".into(),
+                        ));
                     }
                 }
             }
@@ -408,8 +492,18 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         for (id, rows) in by_id {
             if rows.len() > 1 {
                 for &r in &rows {
-                    let others: Vec<String> = rows.iter().filter(|&&o| o != r).map(|o| (o + 1).to_string()).collect();
-                    findings.push((r, spec.id.clone(), id.clone(), FindingKind::DuplicateId, format!("id also on row(s) {}", others.join(", "))));
+                    let others: Vec<String> = rows
+                        .iter()
+                        .filter(|&&o| o != r)
+                        .map(|o| (o + 1).to_string())
+                        .collect();
+                    findings.push((
+                        r,
+                        spec.id.clone(),
+                        id.clone(),
+                        FindingKind::DuplicateId,
+                        format!("id also on row(s) {}", others.join(", ")),
+                    ));
                 }
             }
         }
@@ -420,7 +514,9 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
     // Assemble findings and the used rows.
     let ids: Vec<String> = {
         let col = frame.column(&spec.id).expect("checked present");
-        (0..n_rows).map(|r| col.display(r).unwrap_or_default()).collect()
+        (0..n_rows)
+            .map(|r| col.display(r).unwrap_or_default())
+            .collect()
     };
     let mut quarantined = vec![false; n_rows];
     for f in &findings {
@@ -431,14 +527,22 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
     findings.sort_by(|a, b| (a.0, &a.1, a.3).cmp(&(b.0, &b.1, b.3)));
     let findings: Vec<Finding> = findings
         .into_iter()
-        .map(|(row, column, value, kind, reason)| Finding { row: row as u64 + 1, id: ids[row].clone(), column, value, kind, reason })
+        .map(|(row, column, value, kind, reason)| Finding {
+            row: row as u64 + 1,
+            id: ids[row].clone(),
+            column,
+            value,
+            kind,
+            reason,
+        })
         .collect();
     let used: Vec<usize> = (0..n_rows).filter(|&r| !quarantined[r]).collect();
     let rows_quarantined = (n_rows - used.len()) as u64;
     let mut frame = frame.take(&used);
     let respondent: Vec<bool> = used.iter().map(|&r| respondent[r]).collect();
     let row_numbers: Vec<u64> = used.iter().map(|&r| r as u64 + 1).collect();
-    q.add_derived(&mut frame).map_err(|e| IngestError::Derived(e.to_string()))?;
+    q.add_derived(&mut frame)
+        .map_err(|e| IngestError::Derived(e.to_string()))?;
 
     let ingested = Ingested {
         frame,
@@ -451,7 +555,11 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         ignored_columns: ignored,
         absent_variables: absent_declared,
     };
-    assert_eq!(ingested.rows_read, ingested.rows_used() + ingested.rows_quarantined, "row accounting");
+    assert_eq!(
+        ingested.rows_read,
+        ingested.rows_used() + ingested.rows_quarantined,
+        "row accounting"
+    );
     Ok(ingested)
 }
 
@@ -464,7 +572,11 @@ fn referenced_variables(q: &Questionnaire) -> Vec<String> {
         .iter()
         .filter_map(|v| v.asked_if.as_ref())
         .chain(q.derived.iter().map(|d| &d.expr))
-        .chain(q.indicators.iter().flat_map(|i| [&i.value, &i.numerator, &i.denominator, &i.universe].into_iter().flatten()));
+        .chain(q.indicators.iter().flat_map(|i| {
+            [&i.value, &i.numerator, &i.denominator, &i.universe]
+                .into_iter()
+                .flatten()
+        }));
     for e in exprs {
         for v in e.variables() {
             if !names.contains(&v) {
@@ -475,7 +587,11 @@ fn referenced_variables(q: &Questionnaire) -> Vec<String> {
     names
 }
 
-fn findings_has(findings: &[(usize, String, String, FindingKind, String)], row: usize, column: &str) -> bool {
+fn findings_has(
+    findings: &[(usize, String, String, FindingKind, String)],
+    row: usize,
+    column: &str,
+) -> bool {
     findings.iter().any(|f| f.0 == row && f.1 == column)
 }
 
@@ -510,11 +626,17 @@ fn resolve_item_states(
                 progressed = true;
                 continue;
             }
-            let deps: Vec<String> = v.asked_if.as_ref().map(|e| e.variables()).unwrap_or_default();
-            let ready = deps.iter().all(|d| match names.iter().position(|n| n == d) {
-                Some(j) => done[j] || j == i,
-                None => true,
-            });
+            let deps: Vec<String> = v
+                .asked_if
+                .as_ref()
+                .map(|e| e.variables())
+                .unwrap_or_default();
+            let ready = deps
+                .iter()
+                .all(|d| match names.iter().position(|n| n == d) {
+                    Some(j) => done[j] || j == i,
+                    None => true,
+                });
             if !ready {
                 continue;
             }
@@ -545,7 +667,13 @@ fn resolve_item_states(
                 let all_rows_var = v.frame || is_design;
                 if !respondent[r] && !all_rows_var {
                     if !blank[r] {
-                        findings.push((r, v.name.clone(), col.display(r).unwrap_or_default(), FindingKind::NonrespondentAnswers, "answer recorded for a unit nonrespondent; ignored".into()));
+                        findings.push((
+                            r,
+                            v.name.clone(),
+                            col.display(r).unwrap_or_default(),
+                            FindingKind::NonrespondentAnswers,
+                            "answer recorded for a unit nonrespondent; ignored".into(),
+                        ));
                     }
                     col.state[r] = CellState::NotAsked;
                     continue;
@@ -555,15 +683,31 @@ fn resolve_item_states(
                     if was_asked {
                         col.state[r] = CellState::NoResponse;
                         if !is_design {
-                            findings.push((r, v.name.clone(), String::new(), FindingKind::ItemNonresponse, "blank although the question was asked".into()));
+                            findings.push((
+                                r,
+                                v.name.clone(),
+                                String::new(),
+                                FindingKind::ItemNonresponse,
+                                "blank although the question was asked".into(),
+                            ));
                         }
                     } else {
                         col.state[r] = CellState::NotAsked;
                     }
                 } else if !was_asked {
                     let shown = col.display(r).unwrap_or_else(|| "(missing code)".into());
-                    let rule = v.asked_if.as_ref().map(|e| e.source().to_string()).unwrap_or_default();
-                    findings.push((r, v.name.clone(), shown, FindingKind::AnsweredNotAsked, format!("answered although not asked (asked_if: {rule})")));
+                    let rule = v
+                        .asked_if
+                        .as_ref()
+                        .map(|e| e.source().to_string())
+                        .unwrap_or_default();
+                    findings.push((
+                        r,
+                        v.name.clone(),
+                        shown,
+                        FindingKind::AnsweredNotAsked,
+                        format!("answered although not asked (asked_if: {rule})"),
+                    ));
                 }
             }
             done[i] = true;
@@ -571,7 +715,13 @@ fn resolve_item_states(
             progressed = true;
         }
         if !progressed {
-            let stuck = q.variables.iter().enumerate().find(|(i, _)| !done[*i]).map(|(_, v)| v.name.clone()).unwrap_or_default();
+            let stuck = q
+                .variables
+                .iter()
+                .enumerate()
+                .find(|(i, _)| !done[*i])
+                .map(|(_, v)| v.name.clone())
+                .unwrap_or_default();
             return Err(IngestError::SkipLogic {
                 path: q.source.clone(),
                 variable: stuck,
@@ -596,5 +746,9 @@ pub fn sha256_file(path: &Path) -> Result<String, std::io::Error> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type,
-    UInt64Type,
+    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
+    UInt32Type, UInt64Type,
 };
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::DataType;
@@ -27,13 +27,19 @@ fn check_header(path: &Path, header: &[String]) -> Result<(), IngestError> {
     let mut seen = HashSet::new();
     for h in header {
         if !seen.insert(h.as_str()) {
-            return Err(IngestError::DuplicateColumn { path: path.to_path_buf(), column: h.clone() });
+            return Err(IngestError::DuplicateColumn {
+                path: path.to_path_buf(),
+                column: h.clone(),
+            });
         }
     }
     Ok(())
 }
 
-fn plan_slots(header: &[String], plan: &dyn Fn(&str) -> ColumnPlan) -> (Vec<Option<usize>>, Vec<Slot>, Vec<String>) {
+fn plan_slots(
+    header: &[String],
+    plan: &dyn Fn(&str) -> ColumnPlan,
+) -> (Vec<Option<usize>>, Vec<Slot>, Vec<String>) {
     let mut slot_of = Vec::with_capacity(header.len());
     let mut slots = Vec::new();
     let mut ignored = Vec::new();
@@ -67,8 +73,14 @@ fn finish_slots(slots: Vec<Slot>) -> Vec<ColumnBuilder> {
 }
 
 /// Read a CSV file (header row, comma separated, optional double quotes).
-pub(crate) fn read_csv(path: &Path, plan: &dyn Fn(&str) -> ColumnPlan) -> Result<RawTable, IngestError> {
-    let io = |e: &dyn std::fmt::Display| IngestError::Io { path: path.to_path_buf(), message: e.to_string() };
+pub(crate) fn read_csv(
+    path: &Path,
+    plan: &dyn Fn(&str) -> ColumnPlan,
+) -> Result<RawTable, IngestError> {
+    let io = |e: &dyn std::fmt::Display| IngestError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     let sha256 = sha256_file(path).map_err(|e| io(&e))?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -78,13 +90,25 @@ pub(crate) fn read_csv(path: &Path, plan: &dyn Fn(&str) -> ColumnPlan) -> Result
     let mut records = reader.byte_records();
     let header_record = match records.next() {
         None => {
-            return Err(IngestError::Empty { path: path.to_path_buf(), message: "the file is empty; expected a header row and data rows".into() });
+            return Err(IngestError::Empty {
+                path: path.to_path_buf(),
+                message: "the file is empty; expected a header row and data rows".into(),
+            });
         }
-        Some(r) => r.map_err(|e| IngestError::Malformed { path: path.to_path_buf(), format: "CSV", message: e.to_string() })?,
+        Some(r) => r.map_err(|e| IngestError::Malformed {
+            path: path.to_path_buf(),
+            format: "CSV",
+            message: e.to_string(),
+        })?,
     };
     let header: Vec<String> = header_record
         .iter()
-        .map(|f| String::from_utf8_lossy(f).trim().trim_start_matches('\u{feff}').to_string())
+        .map(|f| {
+            String::from_utf8_lossy(f)
+                .trim()
+                .trim_start_matches('\u{feff}')
+                .to_string()
+        })
         .collect();
     check_header(path, &header)?;
     let (slot_of, mut slots, ignored) = plan_slots(&header, plan);
@@ -98,7 +122,11 @@ pub(crate) fn read_csv(path: &Path, plan: &dyn Fn(&str) -> ColumnPlan) -> Result
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                row_problems.push((row, FindingKind::MalformedRow, format!("unreadable CSV record: {e}")));
+                row_problems.push((
+                    row,
+                    FindingKind::MalformedRow,
+                    format!("unreadable CSV record: {e}"),
+                ));
                 push_null_row(&mut slots);
                 continue;
             }
@@ -107,14 +135,22 @@ pub(crate) fn read_csv(path: &Path, plan: &dyn Fn(&str) -> ColumnPlan) -> Result
             row_problems.push((
                 row,
                 FindingKind::MalformedRow,
-                format!("{} fields where the header has {}", record.len(), header.len()),
+                format!(
+                    "{} fields where the header has {}",
+                    record.len(),
+                    header.len()
+                ),
             ));
             push_null_row(&mut slots);
             continue;
         }
         let fields: Result<Vec<&str>, _> = record.iter().map(std::str::from_utf8).collect();
         let Ok(fields) = fields else {
-            row_problems.push((row, FindingKind::InvalidEncoding, "the row is not valid UTF-8".into()));
+            row_problems.push((
+                row,
+                FindingKind::InvalidEncoding,
+                "the row is not valid UTF-8".into(),
+            ));
             push_null_row(&mut slots);
             continue;
         };
@@ -131,9 +167,20 @@ pub(crate) fn read_csv(path: &Path, plan: &dyn Fn(&str) -> ColumnPlan) -> Result
         }
     }
     if n_rows == 0 {
-        return Err(IngestError::Empty { path: path.to_path_buf(), message: "the file has a header but no data rows".into() });
+        return Err(IngestError::Empty {
+            path: path.to_path_buf(),
+            message: "the file has a header but no data rows".into(),
+        });
     }
-    Ok(RawTable { builders: finish_slots(slots), n_rows, cell_problems, row_problems, sha256, ignored, header })
+    Ok(RawTable {
+        builders: finish_slots(slots),
+        n_rows,
+        cell_problems,
+        row_problems,
+        sha256,
+        ignored,
+        header,
+    })
 }
 
 fn push_null_row(slots: &mut [Slot]) {
@@ -146,9 +193,19 @@ fn push_null_row(slots: &mut [Slot]) {
 }
 
 /// Read a Parquet file, streaming record batches of the needed columns only.
-pub(crate) fn read_parquet(path: &Path, plan: &dyn Fn(&str) -> ColumnPlan) -> Result<RawTable, IngestError> {
-    let io = |e: &dyn std::fmt::Display| IngestError::Io { path: path.to_path_buf(), message: e.to_string() };
-    let malformed = |e: &dyn std::fmt::Display| IngestError::Malformed { path: path.to_path_buf(), format: "Parquet", message: e.to_string() };
+pub(crate) fn read_parquet(
+    path: &Path,
+    plan: &dyn Fn(&str) -> ColumnPlan,
+) -> Result<RawTable, IngestError> {
+    let io = |e: &dyn std::fmt::Display| IngestError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let malformed = |e: &dyn std::fmt::Display| IngestError::Malformed {
+        path: path.to_path_buf(),
+        format: "Parquet",
+        message: e.to_string(),
+    };
     let sha256 = sha256_file(path).map_err(|e| io(&e))?;
     let file = File::open(path).map_err(|e| io(&e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| malformed(&e))?;
@@ -156,25 +213,54 @@ pub(crate) fn read_parquet(path: &Path, plan: &dyn Fn(&str) -> ColumnPlan) -> Re
     let header: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     check_header(path, &header)?;
     let (slot_of, mut slots, ignored) = plan_slots(&header, plan);
-    let wanted: Vec<usize> = slot_of.iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| i).collect();
+    let wanted: Vec<usize> = slot_of
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_some())
+        .map(|(i, _)| i)
+        .collect();
     let mask = ProjectionMask::roots(builder.parquet_schema(), wanted.iter().copied());
-    let reader = builder.with_projection(mask).with_batch_size(65536).build().map_err(|e| malformed(&e))?;
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(65536)
+        .build()
+        .map_err(|e| malformed(&e))?;
 
     let mut cell_problems = Vec::new();
     let mut n_rows = 0usize;
     for batch in reader {
         let batch = batch.map_err(|e| malformed(&e))?;
         for (k, &col_index) in wanted.iter().enumerate() {
-            let Some(i) = slot_of[col_index] else { continue };
+            let Some(i) = slot_of[col_index] else {
+                continue;
+            };
             let array = batch.column(k);
-            push_array(path, &header[col_index], array, &mut slots[i], n_rows, &mut cell_problems)?;
+            push_array(
+                path,
+                &header[col_index],
+                array,
+                &mut slots[i],
+                n_rows,
+                &mut cell_problems,
+            )?;
         }
         n_rows += batch.num_rows();
     }
     if n_rows == 0 {
-        return Err(IngestError::Empty { path: path.to_path_buf(), message: "the file has no data rows".into() });
+        return Err(IngestError::Empty {
+            path: path.to_path_buf(),
+            message: "the file has no data rows".into(),
+        });
     }
-    Ok(RawTable { builders: finish_slots(slots), n_rows, cell_problems, row_problems: Vec::new(), sha256, ignored, header })
+    Ok(RawTable {
+        builders: finish_slots(slots),
+        n_rows,
+        cell_problems,
+        row_problems: Vec::new(),
+        sha256,
+        ignored,
+        header,
+    })
 }
 
 fn push_array(
@@ -189,7 +275,11 @@ fn push_array(
         ($t:ty) => {{
             let a = array.as_primitive::<$t>();
             for r in 0..a.len() {
-                let v = if a.is_null(r) { None } else { Some(a.value(r) as f64) };
+                let v = if a.is_null(r) {
+                    None
+                } else {
+                    Some(a.value(r) as f64)
+                };
                 push_value(slot, v.map(Cell::Num), first_row + r, name, problems);
             }
         }};
@@ -208,7 +298,11 @@ fn push_array(
         DataType::Boolean => {
             let a = array.as_boolean();
             for r in 0..a.len() {
-                let v = if a.is_null(r) { None } else { Some(if a.value(r) { 1.0 } else { 0.0 }) };
+                let v = if a.is_null(r) {
+                    None
+                } else {
+                    Some(if a.value(r) { 1.0 } else { 0.0 })
+                };
                 push_value(slot, v.map(Cell::Num), first_row + r, name, problems);
             }
         }
@@ -234,7 +328,11 @@ fn push_array(
             }
         }
         other => {
-            return Err(IngestError::UnsupportedType { path: path.to_path_buf(), column: name.to_string(), data_type: other.to_string() });
+            return Err(IngestError::UnsupportedType {
+                path: path.to_path_buf(),
+                column: name.to_string(),
+                data_type: other.to_string(),
+            });
         }
     }
     Ok(())

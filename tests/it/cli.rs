@@ -7,7 +7,10 @@ use std::process::Command;
 use crate::common::{relocated_config, root, scratch};
 
 fn cvsurvey(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cvsurvey")).args(args).output().expect("run cvsurvey");
+    let out = Command::new(env!("CARGO_BIN_EXE_cvsurvey"))
+        .args(args)
+        .output()
+        .expect("run cvsurvey");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -31,13 +34,20 @@ fn run_on_the_demo_prints_a_summary_and_writes_outputs() {
     let config = demo_config(&dir);
     let (code, stdout, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
     assert_eq!(code, 0, "stderr: {stderr}");
-    assert!(stdout.contains("20028 read = 20028 used + 0 quarantined"), "{stdout}");
+    assert!(
+        stdout.contains("20028 read = 20028 used + 0 quarantined"),
+        "{stdout}"
+    );
     assert!(stdout.contains("bribery_prevalence"), "{stdout}");
     for f in ["estimates.parquet", "quarantine.csv", "findings.csv"] {
         assert!(dir.join("out").join(f).is_file(), "{f} missing");
     }
     let quarantine = std::fs::read_to_string(dir.join("out/quarantine.csv")).expect("quarantine");
-    assert_eq!(quarantine.trim_end(), "row,id,column,value,kind,reason", "header only when nothing is quarantined");
+    assert_eq!(
+        quarantine.trim_end(),
+        "row,id,column,value,kind,reason",
+        "header only when nothing is quarantined"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(dir.join("out"))
         .expect("out")
         .filter_map(Result::ok)
@@ -58,7 +68,10 @@ fn validate_checks_without_estimating() {
     // --strict turns the item nonresponse findings into an error.
     let (code, _, stderr) = cvsurvey(&["validate", "--strict", config.to_str().expect("utf8")]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("--strict") && stderr.contains("nbribes_"), "{stderr}");
+    assert!(
+        stderr.contains("--strict") && stderr.contains("nbribes_"),
+        "{stderr}"
+    );
 }
 
 fn assert_one_line_error(code: i32, stderr: &str, expected: i32, must_contain: &[&str]) {
@@ -93,22 +106,37 @@ fn missing_column_is_named() {
 fn unsupported_and_empty_data_files_are_errors() {
     let dir = scratch("cli-bad-files");
     let config = demo_config(&dir);
-    let data = root().join("fixtures/demo/data.csv").canonicalize().expect("data");
+    let data = root()
+        .join("fixtures/demo/data.csv")
+        .canonicalize()
+        .expect("data");
     let xlsx = dir.join("data.xlsx");
     std::fs::write(&xlsx, "not really").expect("write");
-    replace_in(&config, data.to_str().expect("utf8"), xlsx.to_str().expect("utf8"));
+    replace_in(
+        &config,
+        data.to_str().expect("utf8"),
+        xlsx.to_str().expect("utf8"),
+    );
     let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
     assert_one_line_error(code, &stderr, 1, &["data.xlsx", ".csv or .parquet"]);
 
     let empty = dir.join("empty.csv");
     std::fs::write(&empty, "").expect("write");
-    replace_in(&config, xlsx.to_str().expect("utf8"), empty.to_str().expect("utf8"));
+    replace_in(
+        &config,
+        xlsx.to_str().expect("utf8"),
+        empty.to_str().expect("utf8"),
+    );
     let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
     assert_one_line_error(code, &stderr, 1, &["empty.csv", "empty"]);
 
     let fake = dir.join("fake.parquet");
     std::fs::write(&fake, "a,b\n1,2\n").expect("write");
-    replace_in(&config, empty.to_str().expect("utf8"), fake.to_str().expect("utf8"));
+    replace_in(
+        &config,
+        empty.to_str().expect("utf8"),
+        fake.to_str().expect("utf8"),
+    );
     let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
     assert_one_line_error(code, &stderr, 1, &["fake.parquet", "Parquet"]);
     assert!(!dir.join("out/estimates.parquet").exists());
@@ -127,7 +155,13 @@ fn broken_questionnaire_is_reported_with_its_location() {
     let text = std::fs::read_to_string(&config).expect("config");
     let text: Vec<String> = text
         .lines()
-        .map(|l| if l.starts_with("questionnaire = ") { format!("questionnaire = \"{}\"", qpath.display()) } else { l.to_string() })
+        .map(|l| {
+            if l.starts_with("questionnaire = ") {
+                format!("questionnaire = \"{}\"", qpath.display())
+            } else {
+                l.to_string()
+            }
+        })
         .collect();
     std::fs::write(&config, text.join("\n")).expect("write");
     let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
@@ -135,7 +169,10 @@ fn broken_questionnaire_is_reported_with_its_location() {
     let location = stderr.split("broken.toml:").nth(1).expect("location");
     let mut parts = location.splitn(3, ':');
     let (line, column) = (parts.next().expect("line"), parts.next().expect("column"));
-    assert!(line.parse::<u32>().is_ok() && column.parse::<u32>().is_ok(), "file:line:column in {stderr}");
+    assert!(
+        line.parse::<u32>().is_ok() && column.parse::<u32>().is_ok(),
+        "file:line:column in {stderr}"
+    );
 }
 
 #[test]
@@ -159,15 +196,28 @@ fn bad_rows_are_quarantined_with_reasons_and_accounted_for() {
     let data = dir.join("data.csv");
     std::fs::write(&data, lines.join("\n") + "\n").expect("write");
     let config = demo_config(&dir);
-    let original = root().join("fixtures/demo/data.csv").canonicalize().expect("data");
-    replace_in(&config, original.to_str().expect("utf8"), data.to_str().expect("utf8"));
+    let original = root()
+        .join("fixtures/demo/data.csv")
+        .canonicalize()
+        .expect("data");
+    replace_in(
+        &config,
+        original.to_str().expect("utf8"),
+        data.to_str().expect("utf8"),
+    );
     let (code, stdout, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("20028 read = 20023 used + 5 quarantined"), "{stdout}");
+    assert!(
+        stdout.contains("20028 read = 20023 used + 5 quarantined"),
+        "{stdout}"
+    );
     let q = std::fs::read_to_string(dir.join("out/quarantine.csv")).expect("quarantine");
     assert!(q.contains(",sex,7,invalid_code,"), "{q}");
     assert!(q.contains(",design_weight,-3,invalid_weight,"), "{q}");
     assert_eq!(q.matches("duplicate_id").count(), 2, "{q}");
     assert!(q.contains("malformed_row"), "{q}");
-    assert!(q.lines().any(|l| l.starts_with("1,") && l.contains("sex")), "row numbers are data rows: {q}");
+    assert!(
+        q.lines().any(|l| l.starts_with("1,") && l.contains("sex")),
+        "row numbers are data rows: {q}"
+    );
 }

@@ -25,7 +25,11 @@ pub fn scratch(name: &str) -> PathBuf {
 /// Copy `config` into `dir` with `[output] dir` pointing at `dir/out` and relative paths made
 /// absolute, so tests never write into `fixtures/`.
 pub fn relocated_config(config: &Path, dir: &Path, extra: &[(&str, &str)]) -> PathBuf {
-    let base = config.parent().expect("config has a folder").canonicalize().expect("canonical");
+    let base = config
+        .parent()
+        .expect("config has a folder")
+        .canonicalize()
+        .expect("canonical");
     let text = std::fs::read_to_string(config).expect("read config");
     let mut out = String::new();
     for line in text.lines() {
@@ -75,23 +79,58 @@ pub struct Row {
 
 /// Read `estimates.parquet` and its key-value metadata.
 pub fn read_estimates(path: &Path) -> (Vec<Row>, HashMap<String, String>) {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).expect("open parquet")).expect("parquet");
+    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).expect("open parquet"))
+        .expect("parquet");
     let meta: HashMap<String, String> = builder
         .metadata()
         .file_metadata()
         .key_value_metadata()
-        .map(|kv| kv.iter().map(|k| (k.key.clone(), k.value.clone().unwrap_or_default())).collect())
+        .map(|kv| {
+            kv.iter()
+                .map(|k| (k.key.clone(), k.value.clone().unwrap_or_default()))
+                .collect()
+        })
         .unwrap_or_default();
     let mut rows = Vec::new();
     for batch in builder.build().expect("reader") {
         let batch: RecordBatch = batch.expect("batch");
-        let s = |name: &str| batch.column_by_name(name).expect(name).as_string::<i32>().clone();
-        let f = |name: &str| batch.column_by_name(name).expect(name).as_primitive::<Float64Type>().clone();
-        let (ind, wt, var, dv, dval, cim) =
-            (s("indicator"), s("weighting"), s("variance"), s("domain_var"), s("domain_value"), s("ci_method"));
-        let (est, se, lo, hi, df, cv, deff, nw) =
-            (f("estimate"), f("se"), f("ci_low"), f("ci_high"), f("df"), f("cv"), f("deff"), f("n_weighted"));
-        let n = batch.column_by_name("n_unweighted").expect("n").as_primitive::<Int64Type>().clone();
+        let s = |name: &str| {
+            batch
+                .column_by_name(name)
+                .expect(name)
+                .as_string::<i32>()
+                .clone()
+        };
+        let f = |name: &str| {
+            batch
+                .column_by_name(name)
+                .expect(name)
+                .as_primitive::<Float64Type>()
+                .clone()
+        };
+        let (ind, wt, var, dv, dval, cim) = (
+            s("indicator"),
+            s("weighting"),
+            s("variance"),
+            s("domain_var"),
+            s("domain_value"),
+            s("ci_method"),
+        );
+        let (est, se, lo, hi, df, cv, deff, nw) = (
+            f("estimate"),
+            f("se"),
+            f("ci_low"),
+            f("ci_high"),
+            f("df"),
+            f("cv"),
+            f("deff"),
+            f("n_weighted"),
+        );
+        let n = batch
+            .column_by_name("n_unweighted")
+            .expect("n")
+            .as_primitive::<Int64Type>()
+            .clone();
         let opt = |a: &arrow_array::Float64Array, i: usize| (!a.is_null(i)).then(|| a.value(i));
         for i in 0..batch.num_rows() {
             rows.push(Row {

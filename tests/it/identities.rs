@@ -9,10 +9,18 @@ use parquet::arrow::ArrowWriter;
 use crate::common::{read_estimates, rel_diff, relocated_config, root, scratch};
 
 fn demo_csv() -> (Vec<String>, Vec<Vec<String>>) {
-    let mut reader = csv::Reader::from_path(root().join("fixtures/demo/data.csv")).expect("demo data");
-    let header: Vec<String> = reader.headers().expect("header").iter().map(str::to_string).collect();
-    let rows: Vec<Vec<String>> =
-        reader.records().map(|r| r.expect("record").iter().map(str::to_string).collect()).collect();
+    let mut reader =
+        csv::Reader::from_path(root().join("fixtures/demo/data.csv")).expect("demo data");
+    let header: Vec<String> = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.expect("record").iter().map(str::to_string).collect())
+        .collect();
     (header, rows)
 }
 
@@ -31,7 +39,13 @@ fn run_on(data: &std::path::Path, name: &str) -> Vec<crate::common::Row> {
     let text = std::fs::read_to_string(&config).expect("config");
     let text = text
         .lines()
-        .map(|l| if l.trim_start().starts_with("path = ") { format!("path = \"{}\"", data.display()) } else { l.to_string() })
+        .map(|l| {
+            if l.trim_start().starts_with("path = ") {
+                format!("path = \"{}\"", data.display())
+            } else {
+                l.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(&config, text).expect("write config");
@@ -47,7 +61,12 @@ fn estimates_do_not_depend_on_row_order() {
     rows.reverse();
     let half = rows.len() / 2;
     let (a, b) = rows.split_at(half);
-    let shuffled: Vec<Vec<String>> = a.iter().zip(b).flat_map(|(x, y)| [y.clone(), x.clone()]).chain(b[a.len()..].iter().cloned()).collect();
+    let shuffled: Vec<Vec<String>> = a
+        .iter()
+        .zip(b)
+        .flat_map(|(x, y)| [y.clone(), x.clone()])
+        .chain(b[a.len()..].iter().cloned())
+        .collect();
     assert_eq!(shuffled.len(), rows.len());
     let path = dir.join("shuffled.csv");
     write_csv(&path, &header, &shuffled);
@@ -55,10 +74,36 @@ fn estimates_do_not_depend_on_row_order() {
     let permuted = run_on(&path, "order-permuted");
     assert_eq!(original.len(), permuted.len());
     for (x, y) in original.iter().zip(&permuted) {
-        assert_eq!((&x.indicator, &x.weighting, &x.domain_var, &x.domain_value, &x.ci_method), (&y.indicator, &y.weighting, &y.domain_var, &y.domain_value, &y.ci_method));
-        for (a, b) in [(x.estimate, y.estimate), (x.se, y.se), (x.ci_low, y.ci_low), (x.ci_high, y.ci_high)] {
+        assert_eq!(
+            (
+                &x.indicator,
+                &x.weighting,
+                &x.domain_var,
+                &x.domain_value,
+                &x.ci_method
+            ),
+            (
+                &y.indicator,
+                &y.weighting,
+                &y.domain_var,
+                &y.domain_value,
+                &y.ci_method
+            )
+        );
+        for (a, b) in [
+            (x.estimate, y.estimate),
+            (x.se, y.se),
+            (x.ci_low, y.ci_low),
+            (x.ci_high, y.ci_high),
+        ] {
             let (a, b) = (a.expect("value"), b.expect("value"));
-            assert!(rel_diff(a, b) < 1e-10, "{} {}={}: {a} vs {b}", x.indicator, x.domain_var, x.domain_value);
+            assert!(
+                rel_diff(a, b) < 1e-10,
+                "{} {}={}: {a} vs {b}",
+                x.indicator,
+                x.domain_var,
+                x.domain_value
+            );
         }
         assert_eq!(x.n_unweighted, y.n_unweighted);
         assert_eq!(x.df, y.df);
@@ -76,19 +121,43 @@ fn parquet_input_gives_the_same_estimates_as_csv() {
     for (j, name) in header.iter().enumerate() {
         let cells = rows.iter().map(|r| r[j].as_str());
         if text_columns.contains(&name.as_str()) {
-            arrays.push(Arc::new(StringArray::from_iter(cells.map(|c| (!c.is_empty()).then_some(c)))));
-            fields.push(arrow_schema::Field::new(name, arrow_schema::DataType::Utf8, true));
+            arrays.push(Arc::new(StringArray::from_iter(
+                cells.map(|c| (!c.is_empty()).then_some(c)),
+            )));
+            fields.push(arrow_schema::Field::new(
+                name,
+                arrow_schema::DataType::Utf8,
+                true,
+            ));
         } else if float_columns.contains(&name.as_str()) {
-            arrays.push(Arc::new(Float64Array::from_iter(cells.map(|c| c.parse::<f64>().ok()))));
-            fields.push(arrow_schema::Field::new(name, arrow_schema::DataType::Float64, true));
+            arrays.push(Arc::new(Float64Array::from_iter(
+                cells.map(|c| c.parse::<f64>().ok()),
+            )));
+            fields.push(arrow_schema::Field::new(
+                name,
+                arrow_schema::DataType::Float64,
+                true,
+            ));
         } else {
-            arrays.push(Arc::new(Int64Array::from_iter(cells.map(|c| c.parse::<i64>().ok()))));
-            fields.push(arrow_schema::Field::new(name, arrow_schema::DataType::Int64, true));
+            arrays.push(Arc::new(Int64Array::from_iter(
+                cells.map(|c| c.parse::<i64>().ok()),
+            )));
+            fields.push(arrow_schema::Field::new(
+                name,
+                arrow_schema::DataType::Int64,
+                true,
+            ));
         }
     }
-    let batch = RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), arrays).expect("batch");
+    let batch =
+        RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), arrays).expect("batch");
     let path = dir.join("data.parquet");
-    let mut writer = ArrowWriter::try_new(std::fs::File::create(&path).expect("file"), batch.schema(), None).expect("writer");
+    let mut writer = ArrowWriter::try_new(
+        std::fs::File::create(&path).expect("file"),
+        batch.schema(),
+        None,
+    )
+    .expect("writer");
     writer.write(&batch).expect("write");
     writer.close().expect("close");
     let from_csv = run_on(&root().join("fixtures/demo/data.csv"), "csv-input");
@@ -100,15 +169,37 @@ fn parquet_input_gives_the_same_estimates_as_csv() {
 #[test]
 fn nonresponse_adjustment_preserves_the_sampled_weight_total() {
     let (header, rows) = demo_csv();
-    let w = header.iter().position(|h| h == "design_weight").expect("weight column");
-    let total: f64 = rows.iter().map(|r| r[w].parse::<f64>().expect("weight")).sum();
+    let w = header
+        .iter()
+        .position(|h| h == "design_weight")
+        .expect("weight column");
+    let total: f64 = rows
+        .iter()
+        .map(|r| r[w].parse::<f64>().expect("weight"))
+        .sum();
     let dir = scratch("nr-total");
     let config = relocated_config(&root().join("fixtures/demo/pipeline.toml"), &dir, &[]);
     let report = cvsurvey::pipeline::run(&config, Default::default()).expect("run");
-    let (_, _, _, sum) = report.schemes.iter().find(|s| s.0 == "nr_adjusted").expect("scheme").clone();
-    assert!(rel_diff(sum, total) < 1e-12, "nr-adjusted weights sum {sum}, sampled design weights {total}");
-    let (_, _, _, resp_sum) = report.schemes.iter().find(|s| s.0 == "design").expect("scheme").clone();
-    assert!(resp_sum < total, "respondents' design weights alone fall short of the sample total");
+    let (_, _, _, sum) = report
+        .schemes
+        .iter()
+        .find(|s| s.0 == "nr_adjusted")
+        .expect("scheme")
+        .clone();
+    assert!(
+        rel_diff(sum, total) < 1e-12,
+        "nr-adjusted weights sum {sum}, sampled design weights {total}"
+    );
+    let (_, _, _, resp_sum) = report
+        .schemes
+        .iter()
+        .find(|s| s.0 == "design")
+        .expect("scheme")
+        .clone();
+    assert!(
+        resp_sum < total,
+        "respondents' design weights alone fall short of the sample total"
+    );
     assert_eq!(report.rows_read, report.rows_used + report.rows_quarantined);
     assert_eq!(report.rows_read, 20028);
     assert_eq!(report.respondents, 17022);

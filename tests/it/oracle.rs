@@ -31,8 +31,21 @@ fn references(path: &Path) -> Vec<Reference> {
     let headers = reader.headers().expect("header").clone();
     let col = |name: &str| headers.iter().position(|h| h == name).expect(name);
     let idx: HashMap<&str, usize> = [
-        "case", "design", "weighting", "estimator", "variable", "domain_var", "domain_value", "estimate", "se",
-        "ci_low", "ci_high", "ci_method", "df", "deff", "n_unweighted",
+        "case",
+        "design",
+        "weighting",
+        "estimator",
+        "variable",
+        "domain_var",
+        "domain_value",
+        "estimate",
+        "se",
+        "ci_low",
+        "ci_high",
+        "ci_method",
+        "df",
+        "deff",
+        "n_unweighted",
     ]
     .into_iter()
     .map(|n| (n, col(n)))
@@ -42,7 +55,11 @@ fn references(path: &Path) -> Vec<Reference> {
         .map(|r| {
             let r = r.expect("record");
             let s = |n: &str| r[idx[n]].to_string();
-            let f = |n: &str| r[idx[n]].parse::<f64>().unwrap_or_else(|_| panic!("{n} of {}", &r[0]));
+            let f = |n: &str| {
+                r[idx[n]]
+                    .parse::<f64>()
+                    .unwrap_or_else(|_| panic!("{n} of {}", &r[0]))
+            };
             Reference {
                 case: s("case"),
                 design: s("design"),
@@ -66,13 +83,21 @@ fn references(path: &Path) -> Vec<Reference> {
 
 /// Find our row for a reference row; `indicator` is our indicator id.
 fn lookup<'a>(rows: &'a [Row], r: &Reference, indicator: &str, weighting: &str) -> Option<&'a Row> {
-    let (dvar, dval) = if r.domain_var == "overall" { ("_T", "_T") } else { (r.domain_var.as_str(), r.domain_value.as_str()) };
+    let (dvar, dval) = if r.domain_var == "overall" {
+        ("_T", "_T")
+    } else {
+        (r.domain_var.as_str(), r.domain_value.as_str())
+    };
     let method = match r.ci_method.as_str() {
         "t_degf" | "t_degf_full" => "mean",
         m => m,
     };
     rows.iter().find(|x| {
-        x.indicator == indicator && x.weighting == weighting && x.domain_var == dvar && x.domain_value == dval && x.ci_method == method
+        x.indicator == indicator
+            && x.weighting == weighting
+            && x.domain_var == dvar
+            && x.domain_value == dval
+            && x.ci_method == method
     })
 }
 
@@ -88,14 +113,32 @@ fn compare(ours: &Row, r: &Reference, tol: f64) -> f64 {
     ] {
         let a = a.unwrap_or_else(|| panic!("{}: {name} is null", r.case));
         let d = rel_diff(a, b);
-        assert!(d <= tol, "{} {} {} {}={}: {name} ours {a} R {b} (rel diff {d:e})", r.case, r.variable, r.weighting, r.domain_var, r.domain_value);
+        assert!(
+            d <= tol,
+            "{} {} {} {}={}: {name} ours {a} R {b} (rel diff {d:e})",
+            r.case,
+            r.variable,
+            r.weighting,
+            r.domain_var,
+            r.domain_value
+        );
         worst = worst.max(d);
     }
     assert_eq!(ours.df, Some(r.df), "{}: df", r.case);
-    assert_eq!(ours.n_unweighted, r.n_unweighted, "{}: n_unweighted", r.case);
+    assert_eq!(
+        ours.n_unweighted, r.n_unweighted,
+        "{}: n_unweighted",
+        r.case
+    );
     if let Some(deff) = r.deff {
-        let ours_deff = ours.deff.unwrap_or_else(|| panic!("{}: deff is null", r.case));
-        assert!(rel_diff(ours_deff, deff) <= tol, "{}: deff ours {ours_deff} R {deff}", r.case);
+        let ours_deff = ours
+            .deff
+            .unwrap_or_else(|| panic!("{}: deff is null", r.case));
+        assert!(
+            rel_diff(ours_deff, deff) <= tol,
+            "{}: deff ours {ours_deff} R {deff}",
+            r.case
+        );
     }
     worst
 }
@@ -106,31 +149,51 @@ fn demo_matches_r_survey_for_design_and_nr_adjusted() {
     let config = relocated_config(&root().join("fixtures/demo/pipeline.toml"), &dir, &[]);
     cvsurvey::pipeline::run(&config, Default::default()).expect("demo run");
     let (rows, meta) = read_estimates(&dir.join("out/estimates.parquet"));
-    assert_eq!(meta.get("cvsurvey.questionnaire.id").map(String::as_str), Some("cvs-core"));
+    assert_eq!(
+        meta.get("cvsurvey.questionnaire.id").map(String::as_str),
+        Some("cvs-core")
+    );
     let refs = references(&root().join("fixtures/demo/reference.csv"));
     let mut checked = 0;
     let mut worst: f64 = 0.0;
-    for r in refs.iter().filter(|r| r.design == "taylor" && (r.weighting == "design" || r.weighting == "nr_adjusted")) {
-        let indicator = r.variable.split_once('_').map(|(_, rest)| rest).expect("I<n>_ prefix");
-        let ours = lookup(&rows, r, indicator, &r.weighting).unwrap_or_else(|| panic!("no row for {} ({indicator})", r.case));
+    for r in refs.iter().filter(|r| {
+        r.design == "taylor" && (r.weighting == "design" || r.weighting == "nr_adjusted")
+    }) {
+        let indicator = r
+            .variable
+            .split_once('_')
+            .map(|(_, rest)| rest)
+            .expect("I<n>_ prefix");
+        let ours = lookup(&rows, r, indicator, &r.weighting)
+            .unwrap_or_else(|| panic!("no row for {} ({indicator})", r.case));
         worst = worst.max(compare(ours, r, 1e-6));
         checked += 1;
     }
-    assert_eq!(checked, 840, "every design and nr_adjusted Taylor reference row is checked");
+    assert_eq!(
+        checked, 840,
+        "every design and nr_adjusted Taylor reference row is checked"
+    );
     eprintln!("demo: {checked} reference rows, largest relative difference {worst:e}");
 }
 
 /// The api cases: each design is a config in `fixtures/api/`.
 fn api_case(config: &str, design: &str, domain_df_full: bool) {
     let dir = scratch(&format!("api-{config}"));
-    let extra: Vec<(&str, &str)> = if domain_df_full { vec![("domain_df", "domain_df = \"full\"")] } else { vec![] };
+    let extra: Vec<(&str, &str)> = if domain_df_full {
+        vec![("domain_df", "domain_df = \"full\"")]
+    } else {
+        vec![]
+    };
     let config = relocated_config(&root().join("fixtures/api").join(config), &dir, &extra);
     cvsurvey::pipeline::run(&config, Default::default()).expect("api run");
     let (rows, _) = read_estimates(&dir.join("out/estimates.parquet"));
     let refs = references(&root().join("fixtures/api/reference.csv"));
     let mut checked = 0;
     let mut worst: f64 = 0.0;
-    for r in refs.iter().filter(|r| r.design == design && ["pw", "implied_by_fpc"].contains(&r.weighting.as_str())) {
+    for r in refs
+        .iter()
+        .filter(|r| r.design == design && ["pw", "implied_by_fpc"].contains(&r.weighting.as_str()))
+    {
         if r.ci_method == "likelihood" {
             continue; // svyciprop(method = "likelihood") is not offered: see docs/methods.md
         }
@@ -142,7 +205,8 @@ fn api_case(config: &str, design: &str, domain_df_full: bool) {
             ("svyratio", "api.stu/enroll") => "api_stu_per_enroll",
             other => panic!("unmapped api reference {other:?}"),
         };
-        let ours = lookup(&rows, r, indicator, "pw").unwrap_or_else(|| panic!("no row for {} ({indicator})", r.case));
+        let ours = lookup(&rows, r, indicator, "pw")
+            .unwrap_or_else(|| panic!("no row for {} ({indicator})", r.case));
         worst = worst.max(compare(ours, r, 1e-6));
         checked += 1;
     }
