@@ -106,6 +106,40 @@ struct RawWeighting {
     name: String,
     #[serde(default)]
     nonresponse: Option<RawNonresponse>,
+    #[serde(default)]
+    calibration: Option<RawCalibration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCalibration {
+    method: String,
+    margins: String,
+    #[serde(default)]
+    bounds: Option<[f64; 2]>,
+    #[serde(default)]
+    trim: Option<RawTrim>,
+    #[serde(default)]
+    max_iter: Option<usize>,
+    #[serde(default)]
+    tolerance: Option<f64>,
+    #[serde(default)]
+    force: bool,
+    #[serde(default)]
+    partial: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrim {
+    #[serde(default)]
+    lower: Option<f64>,
+    #[serde(default)]
+    upper: Option<f64>,
+    #[serde(default)]
+    on: Option<String>,
+    #[serde(default)]
+    strict: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,13 +186,75 @@ pub struct DataSpec {
     pub response: Option<String>,
 }
 
-/// One weighting scheme.
+/// One weighting scheme: base weights → optional nonresponse adjustment → optional calibration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WeightingSpec {
     /// Name, written to the `weighting` output column.
     pub name: String,
     /// Weighting-class nonresponse adjustment: the classes' columns.
     pub nonresponse_classes: Option<Vec<String>>,
+    /// Calibration to population totals.
+    pub calibration: Option<CalibrationConfig>,
+}
+
+/// Calibration method (see `docs/weighting.md` for the R function each matches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CalibrationMethodName {
+    /// R `postStratify` on a joint table.
+    Poststratify,
+    /// R `rake()`: iterative proportional fitting, R's approximate variance residuals.
+    Rake,
+    /// R `calibrate(calfun = "raking")`: exponential distance, exact GREG residuals.
+    Raking,
+    /// R `calibrate(calfun = "linear")`: GREG, closed form.
+    Linear,
+    /// R `calibrate(calfun = "logit", bounds)`: bounded (Deville–Särndal).
+    Logit,
+    /// R `calibrate(calfun = "linear", bounds)`: truncated linear.
+    Truncated,
+}
+
+/// What a trim applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrimTarget {
+    /// The final weights (R `trimWeights`).
+    Weights,
+    /// The calibration factors g = w/d (R `calibrate(trim = )`).
+    G,
+}
+
+/// Weight trimming.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrimConfig {
+    /// Lower limit (−∞ when absent).
+    pub lower: f64,
+    /// Upper limit (+∞ when absent).
+    pub upper: f64,
+    /// Weights or g.
+    pub on: TrimTarget,
+    /// Repeat until no weight is outside the limits (R `trimWeights(strict = TRUE)`).
+    pub strict: bool,
+}
+
+/// Calibration settings of one scheme.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalibrationConfig {
+    /// Method.
+    pub method: CalibrationMethodName,
+    /// Margins file (resolved path).
+    pub margins: PathBuf,
+    /// Bounds on g = w/d.
+    pub bounds: Option<(f64, f64)>,
+    /// Trimming.
+    pub trim: Option<TrimConfig>,
+    /// Iteration limit (R: 50 for `calibrate`, 10 for `rake`).
+    pub max_iter: Option<usize>,
+    /// Convergence tolerance (R: 1e-7 for `calibrate`, 1 for `rake`).
+    pub tolerance: Option<f64>,
+    /// Keep the weights of a calibration that did not converge, with a warning.
+    pub force: bool,
+    /// Post-stratification: ignore population cells absent from the sample (R `partial = TRUE`).
+    pub partial: bool,
 }
 
 /// Variance estimation method.
@@ -289,9 +385,16 @@ impl Pipeline {
             weighting.push(WeightingSpec {
                 name: "design".into(),
                 nonresponse_classes: None,
+                calibration: None,
             });
         }
         for w in raw.weighting {
+            let calibration = match w.calibration {
+                None => None,
+                Some(c) => Some(
+                    check_calibration(c, &w.name, &resolve).map_err(|(key, m)| invalid(&key, m))?,
+                ),
+            };
             if w.name.trim().is_empty() {
                 return Err(invalid(
                     "weighting.name",
@@ -317,6 +420,7 @@ impl Pipeline {
             weighting.push(WeightingSpec {
                 name: w.name,
                 nonresponse_classes: classes,
+                calibration,
             });
         }
 
@@ -409,5 +513,214 @@ impl Pipeline {
             },
             output_dir: resolve(&raw.output.dir),
         })
+    }
+}
+
+/// Check one `[weighting.calibration]` table; errors are (key, message).
+fn check_calibration(
+    c: RawCalibration,
+    scheme: &str,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<CalibrationConfig, (String, String)> {
+    let key = |k: &str| format!("weighting.calibration.{k}");
+    let method = match c.method.as_str() {
+        "poststratify" => CalibrationMethodName::Poststratify,
+        "rake" => CalibrationMethodName::Rake,
+        "raking" => CalibrationMethodName::Raking,
+        "linear" => CalibrationMethodName::Linear,
+        "logit" => CalibrationMethodName::Logit,
+        "truncated" => CalibrationMethodName::Truncated,
+        other => {
+            return Err((
+                key("method"),
+                format!(
+                    "scheme \"{scheme}\": \"{other}\" is not one of poststratify, rake, raking, linear, logit, truncated"
+                ),
+            ));
+        }
+    };
+    let bounds = c.bounds.map(|[l, u]| (l, u));
+    if let Some((l, u)) = bounds
+        && !(l < 1.0 && 1.0 < u)
+    {
+        return Err((
+            key("bounds"),
+            format!(
+                "scheme \"{scheme}\": bounds [{l}, {u}] must satisfy lower < 1 < upper (they bound g = w/d)"
+            ),
+        ));
+    }
+    match method {
+        CalibrationMethodName::Logit | CalibrationMethodName::Truncated => {
+            if !bounds.is_some_and(|(l, u)| l.is_finite() && u.is_finite()) {
+                return Err((
+                    key("bounds"),
+                    format!(
+                        "scheme \"{scheme}\": {} calibration needs finite bounds = [lower, upper]",
+                        c.method
+                    ),
+                ));
+            }
+        }
+        CalibrationMethodName::Poststratify | CalibrationMethodName::Rake if bounds.is_some() => {
+            return Err((
+                key("bounds"),
+                format!(
+                    "scheme \"{scheme}\": {} takes no bounds; use raking, logit or truncated",
+                    c.method
+                ),
+            ));
+        }
+        _ => {}
+    }
+    if c.partial && method != CalibrationMethodName::Poststratify {
+        return Err((
+            key("partial"),
+            format!("scheme \"{scheme}\": partial applies to poststratify only"),
+        ));
+    }
+    if let Some(t) = c.tolerance
+        && !(t > 0.0 && t.is_finite())
+    {
+        return Err((
+            key("tolerance"),
+            format!("scheme \"{scheme}\": tolerance must be a positive number"),
+        ));
+    }
+    if c.max_iter == Some(0) {
+        return Err((
+            key("max_iter"),
+            format!("scheme \"{scheme}\": max_iter must be at least 1"),
+        ));
+    }
+    let trim = match c.trim {
+        None => None,
+        Some(t) => {
+            let lower = t.lower.unwrap_or(f64::NEG_INFINITY);
+            let upper = t.upper.unwrap_or(f64::INFINITY);
+            if !(lower < upper) || (t.lower.is_none() && t.upper.is_none()) {
+                return Err((
+                    key("trim"),
+                    format!("scheme \"{scheme}\": trim needs lower < upper (at least one of them)"),
+                ));
+            }
+            let on = match t.on.as_deref() {
+                None | Some("weights") => TrimTarget::Weights,
+                Some("g") => TrimTarget::G,
+                Some(other) => {
+                    return Err((
+                        key("trim.on"),
+                        format!("scheme \"{scheme}\": \"{other}\" is not one of weights, g"),
+                    ));
+                }
+            };
+            Some(TrimConfig {
+                lower,
+                upper,
+                on,
+                strict: t.strict,
+            })
+        }
+    };
+    Ok(CalibrationConfig {
+        method,
+        margins: resolve(&c.margins),
+        bounds,
+        trim,
+        max_iter: c.max_iter,
+        tolerance: c.tolerance,
+        force: c.force,
+        partial: c.partial,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+questionnaire = "q.toml"
+[data]
+path = "d.csv"
+id = "id"
+[design]
+weight = "w"
+[output]
+dir = "out"
+"#;
+
+    fn parse(extra: &str) -> Result<Pipeline, ConfigError> {
+        Pipeline::from_str(
+            &format!("{BASE}\n{extra}"),
+            Path::new("/tmp/cfg/pipeline.toml"),
+        )
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let p = parse("").expect("minimal config");
+        assert_eq!(p.questionnaire, PathBuf::from("/tmp/cfg/q.toml"));
+        assert_eq!(p.data.path, PathBuf::from("/tmp/cfg/d.csv"));
+        assert_eq!(p.weighting.len(), 1);
+        assert_eq!(p.weighting[0].name, "design");
+        assert_eq!(p.variance, vec![VarianceMethod::Taylor]);
+        assert_eq!(p.estimation.level, 0.95);
+        assert_eq!(p.design.lonely_psu, LonelyPsu::Fail);
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_the_file() {
+        let e = parse("[estimation]\ndomain = [\"sex\"]").expect_err("unknown key");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("domain") && msg.contains("pipeline.toml"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn calibration_settings_are_checked() {
+        let ok = parse("[[weighting]]\nname = \"r\"\ncalibration = { method = \"logit\", margins = \"m.csv\", bounds = [0.7, 1.7] }")
+            .expect("logit with bounds");
+        let c = ok.weighting[0].calibration.as_ref().expect("calibration");
+        assert_eq!(c.method, CalibrationMethodName::Logit);
+        assert_eq!(c.margins, PathBuf::from("/tmp/cfg/m.csv"));
+        assert_eq!(c.bounds, Some((0.7, 1.7)));
+        for (bad, key) in [
+            ("{ method = \"logit\", margins = \"m.csv\" }", "bounds"),
+            (
+                "{ method = \"raking\", margins = \"m.csv\", bounds = [1.2, 3] }",
+                "bounds",
+            ),
+            ("{ method = \"ipf\", margins = \"m.csv\" }", "method"),
+            (
+                "{ method = \"rake\", margins = \"m.csv\", trim = { lower = 2, upper = 1 } }",
+                "trim",
+            ),
+            (
+                "{ method = \"raking\", margins = \"m.csv\", partial = true }",
+                "partial",
+            ),
+        ] {
+            let e =
+                parse(&format!("[[weighting]]\nname = \"r\"\ncalibration = {bad}")).expect_err(bad);
+            assert!(e.to_string().contains(key), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        for (extra, key) in [
+            ("[estimation]\nlevel = 1.5", "level"),
+            ("[estimation]\nci = [\"exact\"]", "ci"),
+            ("[variance]\nmethod = \"bootstrap-ish\"", "variance.method"),
+            (
+                "[[weighting]]\nname = \"a\"\n[[weighting]]\nname = \"a\"",
+                "twice",
+            ),
+        ] {
+            let e = parse(extra).expect_err(extra);
+            assert!(e.to_string().contains(key), "{extra}: {e}");
+        }
     }
 }

@@ -23,6 +23,14 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Run, and put every weighting scheme side by side: writes comparison.parquet too.
+    Compare {
+        /// The pipeline config (TOML).
+        config: PathBuf,
+        /// Treat any validation finding as an error.
+        #[arg(long)]
+        strict: bool,
+    },
     /// Check the data against the questionnaire only; write quarantine.csv and findings.csv.
     Validate {
         /// The pipeline config (TOML).
@@ -39,6 +47,9 @@ fn main() -> ExitCode {
         Command::Run { config, strict } => {
             cvsurvey::pipeline::run(config, cvsurvey::pipeline::RunOptions { strict: *strict })
         }
+        Command::Compare { config, strict } => {
+            cvsurvey::pipeline::compare(config, cvsurvey::pipeline::RunOptions { strict: *strict })
+        }
         Command::Validate { config, strict } => {
             cvsurvey::pipeline::validate(config, cvsurvey::pipeline::RunOptions { strict: *strict })
         }
@@ -46,6 +57,9 @@ fn main() -> ExitCode {
     match result {
         Ok(report) => {
             print!("{}", report.summary());
+            if matches!(cli.command, Command::Compare { .. }) {
+                print!("\n{}", report.comparison());
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

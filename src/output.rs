@@ -171,29 +171,11 @@ pub fn write_estimates(
     rows: &[EstimateRow],
     metadata: &[(String, String)],
 ) -> Result<(), OutputError> {
-    let perr = |e: &dyn std::fmt::Display| OutputError::Parquet {
+    let batch = estimates_batch(rows).map_err(|e| OutputError::Parquet {
         path: path.to_path_buf(),
         message: e.to_string(),
-    };
-    let batch = estimates_batch(rows).map_err(|e| perr(&e))?;
-    let zstd = ZstdLevel::try_new(3).map_err(|e| perr(&e))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(zstd))
-        .set_coerce_types(true)
-        .set_key_value_metadata(Some(
-            metadata
-                .iter()
-                .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
-                .collect(),
-        ))
-        .build();
-    staged.write(path, |out| {
-        let mut writer =
-            ArrowWriter::try_new(out, batch.schema(), Some(props)).map_err(|e| perr(&e))?;
-        writer.write(&batch).map_err(|e| perr(&e))?;
-        writer.close().map_err(|e| perr(&e))?;
-        Ok(())
-    })
+    })?;
+    write_batch(staged, path, &batch, metadata)
 }
 
 /// Write findings as CSV with columns `row,id,column,value,kind,reason`.
@@ -229,5 +211,164 @@ pub fn write_findings<'a>(
 pub fn write_text(staged: &mut StagedFiles, path: &Path, text: &str) -> Result<(), OutputError> {
     staged.write(path, |out| {
         out.write_all(text.as_bytes()).map_err(|e| io_err(path, e))
+    })
+}
+
+/// Write `weights.parquet`: one row per used input row, in input order, with the id, whether
+/// the row is a respondent, its design weight, and its final weight under each scheme (null for
+/// unit nonrespondents, who carry no analysis weight).
+pub fn write_weights(
+    staged: &mut StagedFiles,
+    path: &Path,
+    ids: &[String],
+    respondent: &[bool],
+    design_weight: &[f64],
+    schemes: &[(String, Vec<Option<f64>>)],
+    metadata: &[(String, String)],
+) -> Result<(), OutputError> {
+    let perr = |e: &dyn std::fmt::Display| OutputError::Parquet {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut fields = vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("respondent", DataType::Boolean, false),
+        Field::new("design_weight", DataType::Float64, false),
+    ];
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(ids.iter())),
+        Arc::new(arrow_array::BooleanArray::from(respondent.to_vec())),
+        Arc::new(Float64Array::from(design_weight.to_vec())),
+    ];
+    for (name, weights) in schemes {
+        fields.push(Field::new(name, DataType::Float64, true));
+        columns.push(Arc::new(Float64Array::from(weights.clone())));
+    }
+    let batch =
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| perr(&e))?;
+    write_batch(staged, path, &batch, metadata)
+}
+
+/// Write `comparison.parquet`: one row per indicator × variance method × domain, with
+/// `<scheme>_estimate`, `<scheme>_se`, `<scheme>_deff` and `<scheme>_n` for every scheme in
+/// `schemes` order. Estimate, SE and deff do not depend on the interval method, so the first
+/// interval row of each group is used.
+pub fn write_comparison(
+    staged: &mut StagedFiles,
+    path: &Path,
+    rows: &[EstimateRow],
+    schemes: &[String],
+    metadata: &[(String, String)],
+) -> Result<(), OutputError> {
+    let perr = |e: &dyn std::fmt::Display| OutputError::Parquet {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let table = comparison_table(rows, schemes);
+    let mut fields = vec![
+        Field::new("indicator", DataType::Utf8, false),
+        Field::new("variance", DataType::Utf8, false),
+        Field::new("domain_var", DataType::Utf8, false),
+        Field::new("domain_value", DataType::Utf8, false),
+    ];
+    let key = |i: usize| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(
+            table.iter().map(|r| r.key[i].as_str()),
+        ))
+    };
+    let mut columns: Vec<ArrayRef> = vec![key(0), key(1), key(2), key(3)];
+    for (k, name) in schemes.iter().enumerate() {
+        for (suffix, pick) in [
+            (
+                "estimate",
+                (|r: &EstimateRow| r.estimate) as fn(&EstimateRow) -> Option<f64>,
+            ),
+            ("se", |r: &EstimateRow| r.se),
+            ("deff", |r: &EstimateRow| r.deff),
+        ] {
+            fields.push(Field::new(
+                format!("{name}_{suffix}"),
+                DataType::Float64,
+                true,
+            ));
+            columns.push(Arc::new(Float64Array::from_iter(
+                table.iter().map(|r| r.by_scheme[k].and_then(pick)),
+            )));
+        }
+        fields.push(Field::new(format!("{name}_n"), DataType::Int64, true));
+        columns.push(Arc::new(Int64Array::from_iter(
+            table.iter().map(|r| r.by_scheme[k].map(|x| x.n_unweighted)),
+        )));
+    }
+    let batch =
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| perr(&e))?;
+    write_batch(staged, path, &batch, metadata)
+}
+
+/// One row of the scheme comparison: the key and, per scheme, the matching estimate row.
+#[derive(Debug)]
+pub struct ComparisonRow<'a> {
+    /// indicator, variance, domain_var, domain_value.
+    pub key: [String; 4],
+    /// The estimate row of each scheme (in scheme order), if any.
+    pub by_scheme: Vec<Option<&'a EstimateRow>>,
+}
+
+/// Pivot estimates to one row per indicator × variance × domain, schemes side by side, in the
+/// order the keys first appear in `rows`.
+pub fn comparison_table<'a>(rows: &'a [EstimateRow], schemes: &[String]) -> Vec<ComparisonRow<'a>> {
+    let mut index: std::collections::HashMap<[String; 4], usize> = std::collections::HashMap::new();
+    let mut table: Vec<ComparisonRow<'a>> = Vec::new();
+    for r in rows {
+        let key = [
+            r.indicator.clone(),
+            r.variance.clone(),
+            r.domain_var.clone(),
+            r.domain_value.clone(),
+        ];
+        let Some(k) = schemes.iter().position(|s| *s == r.weighting) else {
+            continue;
+        };
+        let i = *index.entry(key.clone()).or_insert_with(|| {
+            table.push(ComparisonRow {
+                key,
+                by_scheme: vec![None; schemes.len()],
+            });
+            table.len() - 1
+        });
+        if table[i].by_scheme[k].is_none() {
+            table[i].by_scheme[k] = Some(r);
+        }
+    }
+    table
+}
+
+fn write_batch(
+    staged: &mut StagedFiles,
+    path: &Path,
+    batch: &RecordBatch,
+    metadata: &[(String, String)],
+) -> Result<(), OutputError> {
+    let perr = |e: &dyn std::fmt::Display| OutputError::Parquet {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let zstd = ZstdLevel::try_new(3).map_err(|e| perr(&e))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(zstd))
+        .set_coerce_types(true)
+        .set_key_value_metadata(Some(
+            metadata
+                .iter()
+                .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+                .collect(),
+        ))
+        .build();
+    staged.write(path, |out| {
+        let mut writer =
+            ArrowWriter::try_new(out, batch.schema(), Some(props)).map_err(|e| perr(&e))?;
+        writer.write(batch).map_err(|e| perr(&e))?;
+        writer.close().map_err(|e| perr(&e))?;
+        Ok(())
     })
 }

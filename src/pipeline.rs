@@ -12,7 +12,7 @@ use crate::frame::{CellState, ColumnData};
 use crate::ingest::{FindingKind, IngestError, IngestSpec, Ingested};
 use crate::output::{OutputError, StagedFiles};
 use crate::questionnaire::{Indicator, Questionnaire, QuestionnaireError};
-use crate::weighting::{Scheme, WeightingError};
+use crate::weighting::{Scheme, WeightSummary, WeightingError};
 
 /// Tool version written to output metadata.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -127,8 +127,8 @@ pub struct RunReport {
     pub findings_by_kind: BTreeMap<FindingKind, usize>,
     /// Strata and PSUs among respondents, and the design df.
     pub design: Option<(usize, usize, f64)>,
-    /// Schemes with their weight range.
-    pub schemes: Vec<(String, f64, f64, f64)>,
+    /// Schemes with the distribution of their final weights.
+    pub schemes: Vec<(String, WeightSummary)>,
     /// Estimates produced (empty for `validate`).
     pub estimates: Vec<EstimateRow>,
     /// Files written.
@@ -262,9 +262,17 @@ pub fn validate(config_path: &Path, opts: RunOptions) -> Result<RunReport, Pipel
     Ok(report(&p, &q, &ingested, None, &[], Vec::new(), files))
 }
 
-/// `cvsurvey run`: the whole pipeline; writes `estimates.parquet`, `quarantine.csv`,
-/// `findings.csv` into the configured output folder.
-pub fn run(config_path: &Path, opts: RunOptions) -> Result<RunReport, PipelineError> {
+/// Everything a run computed, before anything is written.
+struct Computed {
+    pipeline: Pipeline,
+    questionnaire: Questionnaire,
+    ingested: Ingested,
+    design: Design,
+    schemes: Vec<Scheme>,
+    estimates: Vec<EstimateRow>,
+}
+
+fn compute(config_path: &Path, opts: RunOptions) -> Result<Computed, PipelineError> {
     let (p, q) = prepare(config_path)?;
     let ingested = read_data(&p, &q, opts)?;
     let respondents: Vec<usize> = (0..ingested.frame.n_rows())
@@ -312,32 +320,133 @@ pub fn run(config_path: &Path, opts: RunOptions) -> Result<RunReport, PipelineEr
         };
         estimates.extend(crate::estimate::estimate(&request)?);
     }
+    Ok(Computed {
+        pipeline: p,
+        questionnaire: q,
+        ingested,
+        design,
+        schemes,
+        estimates,
+    })
+}
 
-    create_dir(&p.output_dir)?;
-    let metadata = provenance(&p, &q, &ingested)?;
+/// Write the outputs every run produces; returns the staged set for callers adding more.
+fn stage_outputs(c: &Computed) -> Result<StagedFiles, PipelineError> {
+    let dir = &c.pipeline.output_dir;
+    create_dir(dir)?;
+    let metadata = provenance(&c.pipeline, &c.questionnaire, &c.ingested)?;
     let mut staged = StagedFiles::new();
     crate::output::write_estimates(
         &mut staged,
-        &p.output_dir.join("estimates.parquet"),
-        &estimates,
+        &dir.join("estimates.parquet"),
+        &c.estimates,
         &metadata,
     )?;
-    write_row_reports(&mut staged, &p.output_dir, &ingested)?;
-    let files = staged.commit()?;
-    let all_rows: Vec<bool> = schemes
-        .first()
-        .map(|s| s.weights.iter().map(|&w| w != 0.0).collect())
+    write_row_reports(&mut staged, dir, &c.ingested)?;
+    let ids: Vec<String> = match c.ingested.frame.column(&c.pipeline.data.id) {
+        Some(col) => (0..col.len())
+            .map(|r| col.display(r).unwrap_or_default())
+            .collect(),
+        None => Vec::new(),
+    };
+    let base = numeric_column(&c.ingested, &c.pipeline.design.weight);
+    let mut per_scheme: Vec<(String, Vec<Option<f64>>)> = Vec::new();
+    for s in &c.schemes {
+        let mut full = vec![None; c.ingested.frame.n_rows()];
+        let mut k = 0;
+        for (r, slot) in full.iter_mut().enumerate() {
+            if c.ingested.respondent[r] {
+                *slot = Some(s.weights[k]);
+                k += 1;
+            }
+        }
+        per_scheme.push((s.name.clone(), full));
+    }
+    crate::output::write_weights(
+        &mut staged,
+        &dir.join("weights.parquet"),
+        &ids,
+        &c.ingested.respondent,
+        &base,
+        &per_scheme,
+        &metadata,
+    )?;
+    crate::output::write_text(&mut staged, &dir.join("weighting.json"), &weighting_json(c))?;
+    Ok(staged)
+}
+
+/// `weighting.json`: per scheme its definition and the distribution of its final weights.
+fn weighting_json(c: &Computed) -> String {
+    let schemes: Vec<serde_json::Value> = c
+        .pipeline
+        .weighting
+        .iter()
+        .zip(&c.schemes)
+        .map(|(spec, s)| {
+            serde_json::json!({
+                "name": s.name,
+                "nonresponse_classes": spec.nonresponse_classes,
+                "calibrated": s.calibrated,
+                "weights": WeightSummary::of(&s.weights),
+            })
+        })
+        .collect();
+    let mut text = serde_json::to_string_pretty(&serde_json::json!({ "schemes": schemes }))
         .unwrap_or_default();
-    let design_summary = Some((design.n_strata(), design.n_psu(), design.degf(&all_rows)));
-    Ok(report(
-        &p,
-        &q,
+    text.push('\n');
+    text
+}
+
+/// `cvsurvey run`: the whole pipeline; writes `estimates.parquet`, `weights.parquet`,
+/// `weighting.json`, `quarantine.csv` and `findings.csv` into the configured output folder.
+pub fn run(config_path: &Path, opts: RunOptions) -> Result<RunReport, PipelineError> {
+    let c = compute(config_path, opts)?;
+    let files = stage_outputs(&c)?.commit()?;
+    Ok(finish(c, files))
+}
+
+/// `cvsurvey compare`: the run, plus `comparison.parquet` putting each indicator × domain's
+/// estimate, SE and deff under every scheme side by side; the report's `comparison()` prints it.
+pub fn compare(config_path: &Path, opts: RunOptions) -> Result<RunReport, PipelineError> {
+    let c = compute(config_path, opts)?;
+    let mut staged = stage_outputs(&c)?;
+    let metadata = provenance(&c.pipeline, &c.questionnaire, &c.ingested)?;
+    let names: Vec<String> = c.schemes.iter().map(|s| s.name.clone()).collect();
+    crate::output::write_comparison(
+        &mut staged,
+        &c.pipeline.output_dir.join("comparison.parquet"),
+        &c.estimates,
+        &names,
+        &metadata,
+    )?;
+    let files = staged.commit()?;
+    Ok(finish(c, files))
+}
+
+fn finish(c: Computed, files: Vec<PathBuf>) -> RunReport {
+    let all_rows: Vec<bool> = vec![true; c.design.n_rows()];
+    let design_summary = Some((
+        c.design.n_strata(),
+        c.design.n_psu(),
+        c.design.degf(&all_rows),
+    ));
+    let Computed {
+        pipeline,
+        questionnaire,
+        ingested,
+        schemes,
+        estimates,
+        ..
+    } = c;
+    report(
+        &pipeline,
+        &questionnaire,
         &ingested,
         design_summary,
         &schemes,
         estimates,
         files,
-    ))
+    )
 }
 
 fn numeric_column(ingested: &Ingested, name: &str) -> Vec<f64> {
@@ -408,11 +517,7 @@ fn report(
         design,
         schemes: schemes
             .iter()
-            .map(|s| {
-                let min = s.weights.iter().copied().fold(f64::INFINITY, f64::min);
-                let max = s.weights.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                (s.name.clone(), min, max, s.weights.iter().sum())
-            })
+            .map(|s| (s.name.clone(), WeightSummary::of(&s.weights)))
             .collect(),
         estimates,
         files,
@@ -451,10 +556,11 @@ impl RunReport {
         if let Some((strata, psus, df)) = self.design {
             let _ = writeln!(s, "design    {strata} strata, {psus} PSUs, {df} df");
         }
-        for (name, min, max, sum) in &self.schemes {
+        for (name, w) in &self.schemes {
             let _ = writeln!(
                 s,
-                "weights   {name}: min {min:.4}, max {max:.4}, sum {sum:.1}"
+                "weights   {name}: min {:.4}, max {:.4}, sum {:.1}, Kish deff {:.3}",
+                w.min, w.max, w.sum, w.kish_deff
             );
         }
         if !self.estimates.is_empty() {
@@ -487,6 +593,62 @@ impl RunReport {
         }
         for f in &self.files {
             let _ = writeln!(s, "wrote     {}", f.display());
+        }
+        s
+    }
+}
+
+impl RunReport {
+    /// The side-by-side comparison of schemes printed by `cvsurvey compare`: per scheme its
+    /// weight distribution, then per indicator the whole-population estimate (SE) and deff
+    /// under each scheme.
+    pub fn comparison(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "weighting schemes");
+        let _ = writeln!(
+            s,
+            "  {:<14} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>7} {:>9}",
+            "scheme", "n", "min", "q1", "median", "q3", "max", "max/min", "1+CV²", "n_eff"
+        );
+        for (name, w) in &self.schemes {
+            let _ = writeln!(
+                s,
+                "  {:<14} {:>7} {:>10.3} {:>10.3} {:>10.3} {:>10.3} {:>10.3} {:>8.2} {:>7.3} {:>9.1}",
+                name,
+                w.n,
+                w.min,
+                w.q1,
+                w.median,
+                w.q3,
+                w.max,
+                w.ratio_max_min,
+                w.kish_deff,
+                w.effective_n
+            );
+        }
+        let names: Vec<String> = self.schemes.iter().map(|(n, _)| n.clone()).collect();
+        let table = crate::output::comparison_table(&self.estimates, &names);
+        let _ = writeln!(s, "\nwhole population: estimate (SE) [deff] per scheme");
+        let mut header = format!("  {:<28}", "indicator");
+        for n in &names {
+            header.push_str(&format!(" {:>28}", n));
+        }
+        let _ = writeln!(s, "{header}");
+        for row in table.iter().filter(|r| r.key[2] == TOTAL) {
+            let mut line = format!("  {:<28}", row.key[0]);
+            for cell in &row.by_scheme {
+                let text = match cell {
+                    Some(r) => format!(
+                        "{} ({}) [{}]",
+                        r.estimate.map_or("NA".into(), |v| format!("{v:.4}")),
+                        r.se.map_or("NA".into(), |v| format!("{v:.4}")),
+                        r.deff.map_or("-".into(), |v| format!("{v:.2}"))
+                    ),
+                    None => "-".into(),
+                };
+                line.push_str(&format!(" {text:>28}"));
+            }
+            let _ = writeln!(s, "{line}");
         }
         s
     }

@@ -42,6 +42,14 @@ pub enum WeightingError {
         /// Column.
         column: String,
     },
+    /// The scheme asks for a step this build does not provide.
+    #[error("weighting \"{scheme}\": {step} is not available yet")]
+    Unsupported {
+        /// Scheme.
+        scheme: String,
+        /// The step.
+        step: String,
+    },
     /// A class has sampled units but no respondent to carry their weight.
     #[error(
         "weighting \"{scheme}\": nonresponse class {class} has {sampled} sampled units and no respondent; merge it with a neighbouring class"
@@ -76,6 +84,12 @@ pub fn compute(
     specs
         .iter()
         .map(|spec| {
+            if spec.calibration.is_some() {
+                return Err(WeightingError::Unsupported {
+                    scheme: spec.name.clone(),
+                    step: "calibration".into(),
+                });
+            }
             let weights = match &spec.nonresponse_classes {
                 None => respondents.iter().map(|&r| base_weights[r]).collect(),
                 Some(classes) => nonresponse_adjust(
@@ -160,4 +174,91 @@ fn nonresponse_adjust(
         .iter()
         .map(|&r| base_weights[r] * sampled[key_of_row[r]] / responded[key_of_row[r]])
         .collect())
+}
+
+/// Distribution of one scheme's final weights, for the comparison of schemes.
+///
+/// Kish's design effect due to unequal weighting is `1 + CV² = n Σw² / (Σw)²` (Kish 1965,
+/// §11.7) and the effective sample size `n / (1 + CV²) = (Σw)² / Σw²`. Quartiles use R's default
+/// `quantile(type = 7)`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WeightSummary {
+    /// Respondents weighted.
+    pub n: usize,
+    /// Sum of the weights (estimated population size).
+    pub sum: f64,
+    /// Smallest weight.
+    pub min: f64,
+    /// First quartile.
+    pub q1: f64,
+    /// Median.
+    pub median: f64,
+    /// Third quartile.
+    pub q3: f64,
+    /// Largest weight.
+    pub max: f64,
+    /// max / min.
+    pub ratio_max_min: f64,
+    /// Kish's 1 + CV².
+    pub kish_deff: f64,
+    /// (Σw)² / Σw².
+    pub effective_n: f64,
+    /// Weights ≤ 0.
+    pub nonpositive: usize,
+}
+
+impl WeightSummary {
+    /// Summarise a weight vector (non-empty).
+    pub fn of(weights: &[f64]) -> WeightSummary {
+        let mut sorted = weights.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let quantile = |p: f64| -> f64 {
+            if n == 0 {
+                return f64::NAN;
+            }
+            let h = (n - 1) as f64 * p;
+            let lo = h.floor() as usize;
+            let hi = h.ceil() as usize;
+            sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+        };
+        let sum: f64 = weights.iter().sum();
+        let sum_sq: f64 = weights.iter().map(|w| w * w).sum();
+        let min = sorted.first().copied().unwrap_or(f64::NAN);
+        let max = sorted.last().copied().unwrap_or(f64::NAN);
+        WeightSummary {
+            n,
+            sum,
+            min,
+            q1: quantile(0.25),
+            median: quantile(0.5),
+            q3: quantile(0.75),
+            max,
+            ratio_max_min: max / min,
+            kish_deff: n as f64 * sum_sq / (sum * sum),
+            effective_n: sum * sum / sum_sq,
+            nonpositive: weights.iter().filter(|&&w| w <= 0.0).count(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_summary_by_hand() {
+        let s = WeightSummary::of(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(
+            (s.min, s.q1, s.median, s.q3, s.max),
+            (1.0, 1.75, 2.5, 3.25, 4.0)
+        );
+        assert_eq!(s.sum, 10.0);
+        // n Σw² / (Σw)² = 4 · 30 / 100
+        assert!((s.kish_deff - 1.2).abs() < 1e-15);
+        assert!((s.effective_n - 100.0 / 30.0).abs() < 1e-12);
+        assert_eq!(s.ratio_max_min, 4.0);
+        let equal = WeightSummary::of(&[5.0; 7]);
+        assert!((equal.kish_deff - 1.0).abs() < 1e-15 && (equal.effective_n - 7.0).abs() < 1e-12);
+    }
 }

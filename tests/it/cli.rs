@@ -39,7 +39,13 @@ fn run_on_the_demo_prints_a_summary_and_writes_outputs() {
         "{stdout}"
     );
     assert!(stdout.contains("bribery_prevalence"), "{stdout}");
-    for f in ["estimates.parquet", "quarantine.csv", "findings.csv"] {
+    for f in [
+        "estimates.parquet",
+        "weights.parquet",
+        "weighting.json",
+        "quarantine.csv",
+        "findings.csv",
+    ] {
         assert!(dir.join("out").join(f).is_file(), "{f} missing");
     }
     let quarantine = std::fs::read_to_string(dir.join("out/quarantine.csv")).expect("quarantine");
@@ -54,6 +60,33 @@ fn run_on_the_demo_prints_a_summary_and_writes_outputs() {
         .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn compare_puts_schemes_side_by_side() {
+    let dir = scratch("cli-compare");
+    let config = demo_config(&dir);
+    let (code, stdout, stderr) = cvsurvey(&["compare", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    assert!(
+        stdout.contains("weighting schemes") && stdout.contains("n_eff"),
+        "{stdout}"
+    );
+    let side_by_side = stdout
+        .split("estimate (SE) [deff] per scheme")
+        .nth(1)
+        .expect("comparison table");
+    let line = side_by_side
+        .lines()
+        .find(|l| l.trim_start().starts_with("bribery_prevalence "))
+        .expect("indicator line");
+    assert_eq!(line.matches('(').count(), 2, "one cell per scheme: {line}");
+    assert!(dir.join("out/comparison.parquet").is_file());
+    let json = std::fs::read_to_string(dir.join("out/weighting.json")).expect("weighting.json");
+    assert!(
+        json.contains("\"kish_deff\"") && json.contains("\"nr_adjusted\""),
+        "{json}"
+    );
 }
 
 #[test]

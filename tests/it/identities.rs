@@ -180,22 +180,24 @@ fn nonresponse_adjustment_preserves_the_sampled_weight_total() {
     let dir = scratch("nr-total");
     let config = relocated_config(&root().join("fixtures/demo/pipeline.toml"), &dir, &[]);
     let report = cvsurvey::pipeline::run(&config, Default::default()).expect("run");
-    let (_, _, _, sum) = report
+    let sum = report
         .schemes
         .iter()
         .find(|s| s.0 == "nr_adjusted")
         .expect("scheme")
-        .clone();
+        .1
+        .sum;
     assert!(
         rel_diff(sum, total) < 1e-12,
         "nr-adjusted weights sum {sum}, sampled design weights {total}"
     );
-    let (_, _, _, resp_sum) = report
+    let resp_sum = report
         .schemes
         .iter()
         .find(|s| s.0 == "design")
         .expect("scheme")
-        .clone();
+        .1
+        .sum;
     assert!(
         resp_sum < total,
         "respondents' design weights alone fall short of the sample total"
