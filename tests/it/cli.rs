@@ -254,3 +254,26 @@ fn bad_rows_are_quarantined_with_reasons_and_accounted_for() {
         "row numbers are data rows: {q}"
     );
 }
+
+#[test]
+fn outputs_are_byte_identical_across_runs_and_thread_counts() {
+    let mut digests: Vec<Vec<Vec<u8>>> = Vec::new();
+    for (k, threads) in ["1", "2", "7"].iter().enumerate() {
+        let dir = scratch(&format!("cli-determinism-{k}"));
+        let config = demo_config(&dir);
+        let out = Command::new(env!("CARGO_BIN_EXE_cvsurvey"))
+            .args(["run", config.to_str().expect("utf8")])
+            .env("RAYON_NUM_THREADS", threads)
+            .output()
+            .expect("run");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        digests.push(
+            ["estimates.parquet", "weights.parquet", "weighting.json", "findings.csv"]
+                .iter()
+                .map(|f| std::fs::read(dir.join("out").join(f)).expect("output"))
+                .collect(),
+        );
+    }
+    assert_eq!(digests[0], digests[1], "1 vs 2 threads");
+    assert_eq!(digests[0], digests[2], "1 vs 7 threads");
+}
