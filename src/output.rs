@@ -194,17 +194,29 @@ pub fn write_findings<'a>(
         for f in findings {
             w.write_record([
                 f.row.to_string().as_str(),
-                &f.id,
-                &f.column,
-                &f.value,
+                &spreadsheet_safe(&f.id),
+                &spreadsheet_safe(&f.column),
+                &spreadsheet_safe(&f.value),
                 f.kind.as_str(),
-                &f.reason,
+                &spreadsheet_safe(&f.reason),
             ])
             .map_err(e)?;
         }
         w.flush().map_err(|err| io_err(path, err))?;
         Ok(())
     })
+}
+
+/// Text from user files written to CSV: a cell starting with `=`, `+`, `-`, `@`, tab or carriage
+/// return could be run as a formula by a spreadsheet, so it is prefixed with `'` (OWASP CSV
+/// injection guidance). Plain numbers such as `-3` are left as they are.
+pub fn spreadsheet_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let risky = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && text.trim().parse::<f64>().is_err() {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 /// Write a plain text file.
@@ -371,4 +383,20 @@ fn write_batch(
         writer.close().map_err(|e| perr(&e))?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_neutralised_numbers_kept() {
+        assert_eq!(spreadsheet_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(spreadsheet_safe("+cmd"), "'+cmd");
+        assert_eq!(spreadsheet_safe("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(spreadsheet_safe("\tx"), "'\tx");
+        assert_eq!(spreadsheet_safe("-3"), "-3");
+        assert_eq!(spreadsheet_safe("-1e5"), "-1e5");
+        assert_eq!(spreadsheet_safe("R07"), "R07");
+    }
 }

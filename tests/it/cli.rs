@@ -267,14 +267,57 @@ fn outputs_are_byte_identical_across_runs_and_thread_counts() {
             .env("RAYON_NUM_THREADS", threads)
             .output()
             .expect("run");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         digests.push(
-            ["estimates.parquet", "weights.parquet", "weighting.json", "findings.csv"]
-                .iter()
-                .map(|f| std::fs::read(dir.join("out").join(f)).expect("output"))
-                .collect(),
+            [
+                "estimates.parquet",
+                "weights.parquet",
+                "weighting.json",
+                "findings.csv",
+            ]
+            .iter()
+            .map(|f| std::fs::read(dir.join("out").join(f)).expect("output"))
+            .collect(),
         );
     }
     assert_eq!(digests[0], digests[1], "1 vs 2 threads");
     assert_eq!(digests[0], digests[2], "1 vs 7 threads");
+}
+
+#[test]
+fn a_formula_in_the_data_cannot_reach_a_spreadsheet() {
+    let dir = scratch("cli-csv-injection");
+    let src = std::fs::read_to_string(root().join("fixtures/demo/data.csv")).expect("data");
+    let mut lines: Vec<String> = src.lines().map(str::to_string).collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let region = header.iter().position(|h| *h == "region").expect("region");
+    let mut fields: Vec<String> = lines[1].split(',').map(str::to_string).collect();
+    fields[region] = "=HYPERLINK(\"http://x\";\"y\")".replace(',', ";");
+    lines[1] = fields.join(",");
+    let data = dir.join("data.csv");
+    std::fs::write(&data, lines.join("\n") + "\n").expect("write");
+    let config = demo_config(&dir);
+    let original = root()
+        .join("fixtures/demo/data.csv")
+        .canonicalize()
+        .expect("data");
+    replace_in(
+        &config,
+        original.to_str().expect("utf8"),
+        data.to_str().expect("utf8"),
+    );
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stderr}");
+    let q = std::fs::read_to_string(dir.join("out/quarantine.csv")).expect("quarantine");
+    let mut reader = csv::Reader::from_reader(q.as_bytes());
+    let values: Vec<String> = reader
+        .records()
+        .map(|r| r.expect("record")[3].to_string())
+        .collect();
+    assert!(values.iter().any(|v| v.starts_with("'=HYPERLINK")), "{q}");
+    assert!(!values.iter().any(|v| v.starts_with('=')), "{q}");
 }
