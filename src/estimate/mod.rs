@@ -61,6 +61,12 @@ pub struct EstimateRow {
     pub n_unweighted: i64,
     /// Sum of weights over those respondents.
     pub n_weighted: f64,
+    /// Effective sample size n_unweighted / deff (none where deff is undefined).
+    pub n_effective: Option<f64>,
+    /// Reliability flag: `""` reliable, `"caution"`, `"suppressed"` (see `docs/reliability.md`).
+    pub flag: String,
+    /// Which reliability rule fired (empty when reliable).
+    pub flag_reason: String,
 }
 
 /// Everything estimation needs.
@@ -327,6 +333,12 @@ fn estimate_block(
                     deff: stats.deff.and_then(finite),
                     n_unweighted: n_unweighted as i64,
                     n_weighted: stats.n_weighted,
+                    n_effective: stats
+                        .deff
+                        .filter(|d| d.is_finite() && *d > 0.0)
+                        .map(|d| n_unweighted as f64 / d),
+                    flag: String::new(),
+                    flag_reason: String::new(),
                 });
             };
             if ind.kind == IndicatorKind::Proportion {

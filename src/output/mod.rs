@@ -129,6 +129,9 @@ pub fn estimates_schema() -> Schema {
         f64n("deff"),
         Field::new("n_unweighted", DataType::Int64, false),
         Field::new("n_weighted", DataType::Float64, false),
+        Field::new("n_effective", DataType::Float64, true),
+        utf8("flag"),
+        utf8("flag_reason"),
     ])
 }
 
@@ -160,6 +163,9 @@ pub fn estimates_batch(rows: &[EstimateRow]) -> Result<RecordBatch, arrow_schema
         Arc::new(Float64Array::from_iter_values(
             rows.iter().map(|r| r.n_weighted),
         )),
+        o(|r| r.n_effective),
+        s(|r| &r.flag),
+        s(|r| &r.flag_reason),
     ];
     RecordBatch::try_new(Arc::new(estimates_schema()), columns)
 }
