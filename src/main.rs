@@ -22,6 +22,9 @@ enum Command {
         /// Treat any validation finding as an error.
         #[arg(long)]
         strict: bool,
+        /// Record wall time per stage in run_summary.json.
+        #[arg(long)]
+        timings: bool,
     },
     /// Run, and put every weighting scheme side by side: writes comparison.parquet too.
     Compare {
@@ -44,15 +47,31 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Run { config, strict } => {
-            cvsurvey::pipeline::run(config, cvsurvey::pipeline::RunOptions { strict: *strict })
-        }
-        Command::Compare { config, strict } => {
-            cvsurvey::pipeline::compare(config, cvsurvey::pipeline::RunOptions { strict: *strict })
-        }
-        Command::Validate { config, strict } => {
-            cvsurvey::pipeline::validate(config, cvsurvey::pipeline::RunOptions { strict: *strict })
-        }
+        Command::Run {
+            config,
+            strict,
+            timings,
+        } => cvsurvey::pipeline::run(
+            config,
+            cvsurvey::pipeline::RunOptions {
+                strict: *strict,
+                timings: *timings,
+            },
+        ),
+        Command::Compare { config, strict } => cvsurvey::pipeline::compare(
+            config,
+            cvsurvey::pipeline::RunOptions {
+                strict: *strict,
+                ..Default::default()
+            },
+        ),
+        Command::Validate { config, strict } => cvsurvey::pipeline::validate(
+            config,
+            cvsurvey::pipeline::RunOptions {
+                strict: *strict,
+                ..Default::default()
+            },
+        ),
     };
     match result {
         Ok(report) => {

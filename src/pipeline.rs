@@ -22,6 +22,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct RunOptions {
     /// Treat any validation finding as an error.
     pub strict: bool,
+    /// Record wall time per stage in `run_summary.json` (off by default so that repeated runs
+    /// give byte-identical files).
+    pub timings: bool,
 }
 
 /// Errors that stop a run. `exit_code` maps them to the CLI's exit status.
@@ -262,8 +265,32 @@ pub fn validate(config_path: &Path, opts: RunOptions) -> Result<RunReport, Pipel
     Ok(report(&p, &q, &ingested, None, &[], Vec::new(), files))
 }
 
+/// Wall time per pipeline stage.
+#[derive(Debug, Clone)]
+struct StageClock {
+    last: std::time::Instant,
+    laps: Vec<(&'static str, f64)>,
+}
+
+impl StageClock {
+    fn new() -> StageClock {
+        StageClock {
+            last: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, stage: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps
+            .push((stage, (now - self.last).as_secs_f64() * 1e3));
+        self.last = now;
+    }
+}
+
 /// Everything a run computed, before anything is written.
 struct Computed {
+    timings: Option<StageClock>,
     pipeline: Pipeline,
     questionnaire: Questionnaire,
     ingested: Ingested,
@@ -273,8 +300,11 @@ struct Computed {
 }
 
 fn compute(config_path: &Path, opts: RunOptions) -> Result<Computed, PipelineError> {
+    let mut clock = StageClock::new();
     let (p, q) = prepare(config_path)?;
+    clock.lap("config");
     let ingested = read_data(&p, &q, opts)?;
+    clock.lap("ingest");
     let respondents: Vec<usize> = (0..ingested.frame.n_rows())
         .filter(|&r| ingested.respondent[r])
         .collect();
@@ -286,6 +316,7 @@ fn compute(config_path: &Path, opts: RunOptions) -> Result<Computed, PipelineErr
         });
     }
     let design = Design::build(&ingested.frame, &respondents, &p.design)?;
+    clock.lap("design");
     let base_weights = numeric_column(&ingested, &p.design.weight);
     let schemes = crate::weighting::compute(
         &ingested.frame,
@@ -294,6 +325,7 @@ fn compute(config_path: &Path, opts: RunOptions) -> Result<Computed, PipelineErr
         &respondents,
         &p.weighting,
     )?;
+    clock.lap("weighting");
 
     let resp_frame = ingested.frame.take(&respondents);
     let indicators: Vec<&Indicator> = if p.estimation.indicators.iter().any(|i| i == "*") {
@@ -320,7 +352,9 @@ fn compute(config_path: &Path, opts: RunOptions) -> Result<Computed, PipelineErr
         };
         estimates.extend(crate::estimate::estimate(&request)?);
     }
+    clock.lap("estimate");
     Ok(Computed {
+        timings: opts.timings.then_some(clock),
         pipeline: p,
         questionnaire: q,
         ingested,
@@ -372,6 +406,11 @@ fn stage_outputs(c: &Computed) -> Result<StagedFiles, PipelineError> {
         &metadata,
     )?;
     crate::output::write_text(&mut staged, &dir.join("weighting.json"), &weighting_json(c))?;
+    crate::output::write_text(
+        &mut staged,
+        &dir.join("run_summary.json"),
+        &run_summary_json(c),
+    )?;
     Ok(staged)
 }
 
@@ -393,6 +432,61 @@ fn weighting_json(c: &Computed) -> String {
         .collect();
     let mut text = serde_json::to_string_pretty(&serde_json::json!({ "schemes": schemes }))
         .unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// `run_summary.json`: row accounting per input file, findings by kind, what was run, and (with
+/// `--timings`) the wall time of each stage.
+fn run_summary_json(c: &Computed) -> String {
+    let i = &c.ingested;
+    assert_eq!(
+        i.rows_read,
+        i.rows_used() + i.rows_quarantined,
+        "row accounting"
+    );
+    let findings: serde_json::Map<String, serde_json::Value> = findings_by_kind(i)
+        .into_iter()
+        .map(|(k, n)| {
+            (
+                k.as_str().to_string(),
+                serde_json::json!({ "count": n, "quarantines": k.quarantines() }),
+            )
+        })
+        .collect();
+    let file_name = |path: &Path| {
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let mut summary = serde_json::json!({
+        "tool": { "name": "cvsurvey", "version": VERSION },
+        "questionnaire": { "id": c.questionnaire.id, "version": c.questionnaire.version },
+        "inputs": [{
+            "file": file_name(&c.pipeline.data.path),
+            "sha256": i.sha256,
+            "rows_read": i.rows_read,
+            "rows_used": i.rows_used(),
+            "rows_quarantined": i.rows_quarantined,
+            "respondents": i.respondent.iter().filter(|&&r| r).count(),
+            "ignored_columns": i.ignored_columns,
+            "absent_variables": i.absent_variables,
+        }],
+        "findings": findings,
+        "design": { "strata": c.design.n_strata(), "psus": c.design.n_psu(), "rows": c.design.n_rows() },
+        "weighting": c.schemes.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+        "variance": c.pipeline.variance.iter().map(|v| v.as_str()).collect::<Vec<_>>(),
+        "estimates": c.estimates.len(),
+    });
+    if let Some(clock) = &c.timings {
+        summary["wall_time_ms"] = clock
+            .laps
+            .iter()
+            .map(|(stage, ms)| (stage.to_string(), serde_json::json!(ms)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
+    let mut text = serde_json::to_string_pretty(&summary).unwrap_or_default();
     text.push('\n');
     text
 }
