@@ -109,7 +109,7 @@ fn paley(n: usize, nmax: usize, primes: &[usize]) -> Option<Hadamard> {
     let nceil = n + 4 - (n % 4);
     if (n % 4) + 4 == n % 8 {
         let mut nn = nceil;
-        while nn % 8 == 0 {
+        while nn.is_multiple_of(8) {
             nn /= 2;
         }
         if nn >= 1 && primes.contains(&(nn - 1)) {

@@ -189,7 +189,9 @@ pub enum ReplicateError {
         min: usize,
     },
     /// Every stratum was sampled exhaustively: no replicate carries variance.
-    #[error("all strata were exhaustively sampled (fpc = sample size): there is no sampling variance")]
+    #[error(
+        "all strata were exhaustively sampled (fpc = sample size): there is no sampling variance"
+    )]
     Exhaustive,
     /// Bad number of replicates.
     #[error("{0}")]
@@ -299,7 +301,11 @@ fn fpc_factor(d: &Design, h: usize) -> f64 {
     let st = &d.stages[0];
     let n = st.sampsize[h];
     let big_n = st.popsize[h];
-    if big_n.is_finite() { (big_n - n) / big_n } else { 1.0 }
+    if big_n.is_finite() {
+        (big_n - n) / big_n
+    } else {
+        1.0
+    }
 }
 
 impl ReplicateDesign {
@@ -336,8 +342,8 @@ impl ReplicateDesign {
                     }
                     reps.push(w);
                 }
-                let mut out = Self::supplied(design.weights(), reps, spec, options)
-                    .map_err(|e| match e {
+                let mut out =
+                    Self::supplied(design.weights(), reps, spec, options).map_err(|e| match e {
                         ReplicateError::InvalidWeight {
                             column,
                             row,
@@ -456,7 +462,11 @@ impl ReplicateDesign {
                         reason: "replicate weights must be finite and non-negative".into(),
                     });
                 }
-                w.push(if spec.combined_weights { x } else { x * base[i] });
+                w.push(if spec.combined_weights {
+                    x
+                } else {
+                    x * base[i]
+                });
             }
         }
         let nr = n_rep as f64;
@@ -993,7 +1003,11 @@ fn sample_without_replacement(rng: &mut Pcg32, n: u64, k: usize) -> Vec<u64> {
     let mut sorted: Vec<u64> = Vec::with_capacity(k);
     for j in (n - k as u64)..n {
         let t = rng.below_u64(j + 1);
-        let pick = if sorted.binary_search(&t).is_ok() { j } else { t };
+        let pick = if sorted.binary_search(&t).is_ok() {
+            j
+        } else {
+            t
+        };
         let pos = sorted.binary_search(&pick).unwrap_or_else(|p| p);
         sorted.insert(pos, pick);
         chosen.push(pick);
@@ -1001,12 +1015,7 @@ fn sample_without_replacement(rng: &mut Pcg32, n: u64, k: usize) -> Vec<u64> {
     chosen
 }
 
-fn bootstrap(
-    d: &Design,
-    replicates: usize,
-    seed: u64,
-    sub: bool,
-) -> Result<Built, ReplicateError> {
+fn bootstrap(d: &Design, replicates: usize, seed: u64, sub: bool) -> Result<Built, ReplicateError> {
     let method = if sub { "subbootstrap" } else { "bootstrap" };
     if replicates < 2 {
         return Err(ReplicateError::Replicates(format!(

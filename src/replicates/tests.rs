@@ -108,7 +108,12 @@ fn rel(a: f64, b: f64) -> f64 {
 /// Mean api00, total enroll, ratio api.stu/enroll over the whole sample.
 fn api_stats(f: &Frame) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<bool>) {
     let n = f.n_rows();
-    (num(f, "api00"), num(f, "enroll"), num(f, "api.stu"), vec![true; n])
+    (
+        num(f, "api00"),
+        num(f, "enroll"),
+        num(f, "api.stu"),
+        vec![true; n],
+    )
 }
 
 fn se_of(rd: &ReplicateDesign, f: &Frame) -> [f64; 3] {
@@ -148,7 +153,13 @@ fn r_rows(path: &str, design: &str) -> ([f64; 3], f64, f64, usize) {
     let mut se = [f64::NAN; 3];
     let (mut degf, mut scale, mut nrep) = (0.0, 0.0, 0);
     for r in rows.iter().filter(|r| r[0].as_deref() == Some(design)) {
-        let get = |n: &str| r[col(n)].as_deref().expect("cell").parse::<f64>().expect("num");
+        let get = |n: &str| {
+            r[col(n)]
+                .as_deref()
+                .expect("cell")
+                .parse::<f64>()
+                .expect("num")
+        };
         let k = match r[col("statistic")].as_deref() {
             Some("mean_api00") => 0,
             Some("total_enroll") => 1,
@@ -168,7 +179,11 @@ fn check(rd: &ReplicateDesign, f: &Frame, path: &str, name: &str, tol: f64) -> f
     let se = se_of(rd, f);
     assert_eq!(rd.n_replicates(), nrep, "{name} replicates");
     assert_eq!(rd.degf(), degf, "{name} degf");
-    assert!(rel(rd.scale(), scale) < 1e-14, "{name} scale {}", rd.scale());
+    assert!(
+        rel(rd.scale(), scale) < 1e-14,
+        "{name} scale {}",
+        rd.scale()
+    );
     let mut worst: f64 = 0.0;
     for k in 0..3 {
         let d = rel(se[k], se_r[k]);
@@ -227,7 +242,13 @@ fn replicates_jkn_apistrat_matches_r_exports() {
     assert!(rel(se, 9.53613229692519) < 1e-12, "{se}");
     let rd_mse = ReplicateDesign::from_design(&d, &ReplicateMethod::Jkn, &MSE).expect("jkn");
     assert!(rel(se_of(&rd_mse, &f)[0], 9.53613229692519) < 1e-12);
-    check(&rd, &f, "replicates/replicate_se.csv", "strat_nofpc_JKn", 1e-12);
+    check(
+        &rd,
+        &f,
+        "replicates/replicate_se.csv",
+        "strat_nofpc_JKn",
+        1e-12,
+    );
     // With the FPC: rscales (n_h − 1)/n_h · (1 − f_h).
     let d = design(&f, &spec(Some("stype"), &[], &["fpc"], LonelyPsu::Fail));
     let rd = ReplicateDesign::from_design(&d, &ReplicateMethod::Jkn, &OPT).expect("jkn");
@@ -236,7 +257,13 @@ fn replicates_jkn_apistrat_matches_r_exports() {
         let want: f64 = row[0].as_deref().expect("rscale").parse().expect("rscale");
         assert!(rel(rd.rscales()[r], want) < 1e-14);
     }
-    check(&rd, &f, "replicates/replicate_se.csv", "strat_fpc_JKn", 1e-12);
+    check(
+        &rd,
+        &f,
+        "replicates/replicate_se.csv",
+        "strat_fpc_JKn",
+        1e-12,
+    );
 }
 
 #[test]
@@ -248,10 +275,22 @@ fn replicates_jk1_apiclus1_matches_r() {
     assert!(rel(se_of(&rd, &f)[0], 26.3293605895276) < 1e-12);
     let rd_mse = ReplicateDesign::from_design(&d, &ReplicateMethod::Jk1, &MSE).expect("jk1");
     assert!(rel(se_of(&rd_mse, &f)[0], 26.3348576684592) < 1e-12);
-    check(&rd, &f, "replicates/replicate_se.csv", "clus1_fpc_JK1", 1e-12);
+    check(
+        &rd,
+        &f,
+        "replicates/replicate_se.csv",
+        "clus1_fpc_JK1",
+        1e-12,
+    );
     let d = design(&f, &spec(None, &["dnum"], &[], LonelyPsu::Fail));
     let rd = ReplicateDesign::from_design(&d, &ReplicateMethod::Jk1, &OPT).expect("jk1");
-    check(&rd, &f, "replicates/replicate_se.csv", "clus1_nofpc_JK1", 1e-12);
+    check(
+        &rd,
+        &f,
+        "replicates/replicate_se.csv",
+        "clus1_nofpc_JK1",
+        1e-12,
+    );
 }
 
 #[test]
@@ -264,7 +303,10 @@ fn replicates_method_errors() {
     );
     let e = ReplicateDesign::from_design(&d, &ReplicateMethod::Brr, &OPT).expect_err("brr");
     let msg = e.to_string();
-    assert!(msg.contains("stratum E has 100") && msg.contains("small"), "{msg}");
+    assert!(
+        msg.contains("stratum E has 100") && msg.contains("small"),
+        "{msg}"
+    );
     let f1 = frame("api/apiclus1.csv");
     let d1 = design(&f1, &spec(None, &["dnum"], &[], LonelyPsu::Fail));
     assert_eq!(
@@ -302,7 +344,13 @@ fn replicates_brr_fay_match_r() {
         }
         check(&rd, &f, "replicates/replicate_se.csv", label, 1e-12);
         let rd = ReplicateDesign::from_design(&d, &method, &MSE).expect(label);
-        check(&rd, &f, "replicates/replicate_se.csv", &format!("{label}_mse"), 1e-12);
+        check(
+            &rd,
+            &f,
+            "replicates/replicate_se.csv",
+            &format!("{label}_mse"),
+            1e-12,
+        );
     }
     let rd = ReplicateDesign::from_design(&d, &ReplicateMethod::Jkn, &OPT).expect("jkn");
     check(&rd, &f, "replicates/replicate_se.csv", "pairs_JKn", 1e-12);
@@ -550,4 +598,134 @@ fn replicates_svr_var_centring() {
     // A non-finite replicate is dropped with its rscale.
     let th = [1.0, f64::NAN, 3.0];
     assert!((svr_var(&th, 0.0, 1.0, &[1.0, 9.0, 1.0], false) - 2.0).abs() < 1e-15);
+}
+
+/// SDR: for a total, 4/R Σ_r (θ_r − θ̂)² is the successive-difference sum of squares of PSU
+/// totals (Fay & Train 1995): ½ Σ (t_p − t_{p+1})² around the circle when every Hadamard row
+/// is used, plus the end terms ½ t_1² + ½ t_n² otherwise.
+#[test]
+fn replicates_sdr_successive_differences() {
+    let f = frame("api/apiclus1.csv");
+    let d = design(&f, &spec(None, &["dnum"], &[], LonelyPsu::Fail));
+    let enroll = num(&f, "enroll");
+    let mut t = vec![0.0; d.n_psu()];
+    for (i, &p) in d.psu_of_row().iter().enumerate() {
+        t[p as usize] += d.weights()[i] * enroll[i];
+    }
+    let n = t.len();
+    let open: f64 = (0..n - 1).map(|p| (t[p] - t[p + 1]).powi(2)).sum::<f64>() / 2.0;
+    let circular = open + (t[n - 1] - t[0]).powi(2) / 2.0;
+    let ends = open + (t[0] * t[0] + t[n - 1] * t[n - 1]) / 2.0;
+    let all = vec![true; f.n_rows()];
+    let stat = [Statistic {
+        kind: IndicatorKind::Total,
+        y: &enroll,
+        x: None,
+        domain: &all,
+    }];
+    for (reps, want) in [(None, circular), (Some(28), ends)] {
+        let rd = ReplicateDesign::from_design(&d, &ReplicateMethod::Sdr { replicates: reps }, &MSE)
+            .expect("sdr");
+        let v = rd.estimate(&stat).variance[0];
+        eprintln!(
+            "SDR {} replicates: rel diff to the successive-difference formula {:.2e}",
+            rd.n_replicates(),
+            rel(v, want)
+        );
+        assert!(rel(v, want) < 1e-12, "{v} vs {want}");
+    }
+    assert!(matches!(
+        ReplicateDesign::from_design(
+            &d,
+            &ReplicateMethod::Sdr {
+                replicates: Some(30)
+            },
+            &OPT
+        ),
+        Err(ReplicateError::Replicates(_))
+    ));
+}
+
+/// On the demo survey, bootstrap and JKn SEs of several proportions agree with the Taylor SEs
+/// (bootstrap: within Monte-Carlo error; JKn: to the usual jackknife-vs-linearisation gap).
+#[test]
+fn replicates_demo_bootstrap_close_to_taylor() {
+    let f = frame("demo/data.csv");
+    let responded = num(&f, "responded");
+    let rows: Vec<usize> = (0..f.n_rows()).filter(|&r| responded[r] == 1.0).collect();
+    let s = DesignSpec {
+        strata: Some("stratum".into()),
+        psu: vec!["psu".into()],
+        fpc: vec![],
+        weight: "design_weight".into(),
+        nest: true,
+        lonely_psu: LonelyPsu::Fail,
+    };
+    let d = Design::build(&f, &rows, &s).expect("demo design");
+    let w = d.weights();
+    let items = ["theft_12m", "assault_12m", "burglary_12m", "fraud_12m"];
+    let mut ys = Vec::new();
+    let mut doms = Vec::new();
+    for it in items {
+        let v = num(&f, it);
+        ys.push(
+            rows.iter()
+                .map(|&r| f64::from(v[r] == 1.0))
+                .collect::<Vec<f64>>(),
+        );
+        doms.push(
+            rows.iter()
+                .map(|&r| v[r] == 1.0 || v[r] == 2.0)
+                .collect::<Vec<bool>>(),
+        );
+    }
+    let stats: Vec<Statistic<'_>> = (0..items.len())
+        .map(|k| Statistic {
+            kind: IndicatorKind::Proportion,
+            y: &ys[k],
+            x: None,
+            domain: &doms[k],
+        })
+        .collect();
+    let taylor: Vec<f64> = (0..items.len())
+        .map(|k| {
+            let (y, dm) = (&ys[k], &doms[k]);
+            let sw: f64 = (0..w.len()).filter(|&i| dm[i]).map(|i| w[i]).sum();
+            let p: f64 = (0..w.len())
+                .filter(|&i| dm[i])
+                .map(|i| w[i] * y[i])
+                .sum::<f64>()
+                / sw;
+            let z: Vec<f64> = (0..w.len())
+                .map(|i| if dm[i] { w[i] * (y[i] - p) / sw } else { 0.0 })
+                .collect();
+            d.variance(&z, Some(dm)).expect("taylor").sqrt()
+        })
+        .collect();
+    let reps = 500;
+    let boot = ReplicateDesign::from_design(
+        &d,
+        &ReplicateMethod::Bootstrap {
+            replicates: reps,
+            seed: 1,
+        },
+        &OPT,
+    )
+    .expect("boot");
+    let jkn = ReplicateDesign::from_design(&d, &ReplicateMethod::Jkn, &OPT).expect("jkn");
+    assert_eq!(jkn.degf(), d.degf(&vec![true; rows.len()]));
+    let tol = 4.0 / (2.0 * reps as f64).sqrt();
+    for (name, rd, tol) in [("bootstrap", &boot, tol), ("JKn", &jkn, 0.01)] {
+        let v = rd.estimate(&stats).variance;
+        for k in 0..items.len() {
+            let se = v[k].sqrt();
+            eprintln!(
+                "demo {} {name}: SE {se:.6e} vs Taylor {:.6e}, rel diff {:.4}",
+                items[k],
+                taylor[k],
+                rel(se, taylor[k])
+            );
+            assert!(rel(se, taylor[k]) < tol, "{name} {}", items[k]);
+        }
+    }
 }
