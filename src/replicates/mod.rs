@@ -810,7 +810,7 @@ pub fn variances_from(
         .collect()
 }
 
-/// Numerical rank of an `n × m` column-major... stored replicate-major matrix (`a[r * n + i]`,
+/// Numerical rank of an `n × m` matrix stored column after column (`a[r * n + i]` is row i of
 /// column r), by modified Gram–Schmidt with column pivoting by order: a column is dependent when
 /// its residual norm falls below 1e-5 of its original norm (R `qr(x, tol = 1e-5)`, LINPACK
 /// `dqrdc2`, which also tests each column against its original norm in column order).

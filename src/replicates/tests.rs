@@ -231,6 +231,7 @@ fn replicates_jkn_apistrat_matches_r_exports() {
             worst = worst.max((w[i] - want).abs() / want.max(1.0));
         }
     }
+    eprintln!("JKn analysis weights vs R export: max rel diff {worst:.2e}");
     assert!(worst < 1e-13, "repweights max rel diff {worst}");
     let (_, rs) = read("replicates/apistrat_jkn_rscales.csv");
     for (r, row) in rs.iter().enumerate() {
