@@ -11,4 +11,5 @@ pub mod ingest;
 pub mod output;
 pub mod pipeline;
 pub mod questionnaire;
+pub mod replicates;
 pub mod weighting;
