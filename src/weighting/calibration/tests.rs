@@ -366,6 +366,14 @@ fn demo_weights_and_ses_match_r() {
         let margins = Margins::load(root().join("fixtures/demo").join(file)).unwrap();
         let model = CalibrationModel::build(&demo.frame, &demo.respondents, &margins).unwrap();
         let cal = calibrate(&model, &demo.nr, &spec).unwrap();
+        eprintln!(
+            "demo {scheme}: iterations {}, g in [{:.4}, {:.4}], max margin error {:.1e}, negative {}",
+            cal.iterations,
+            cal.g.iter().copied().fold(f64::INFINITY, f64::min),
+            cal.g.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            cal.max_margin_error,
+            cal.negative_weights
+        );
         for (w, r) in cal.weights.iter().zip(r_col(scheme)) {
             let d = rel(*w, r);
             worst_w = worst_w.max(d);
@@ -644,4 +652,79 @@ fn trimming_follows_r() {
     trim_weights(&mut w, 0.0, 4.0, true).unwrap();
     assert!(w.iter().all(|&x| x <= 4.0 + 1e-12));
     assert!((w.iter().sum::<f64>() - 16.0).abs() < 1e-12);
+}
+
+/// `fixtures/weighting/demo_extra.R`: rake(), truncated linear, logit, g-trimming and
+/// trimWeights on the demo, weights and SEs of the assault prevalence.
+#[test]
+fn demo_extra_methods_match_r() {
+    let demo = demo();
+    let margins = Margins::load(root().join("fixtures/demo/margins.csv")).unwrap();
+    let model = CalibrationModel::build(&demo.frame, &demo.respondents, &margins).unwrap();
+    let (wh, wc) = read_table(&root().join("fixtures/weighting/demo_extra_weights.csv"));
+    let (_, sc) = read_table(&root().join("fixtures/weighting/demo_extra_se.csv"));
+    let ids = num(&demo.frame, "resp_id", &demo.respondents);
+    let pos: HashMap<i64, usize> = wc[0]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.parse::<f64>().unwrap() as i64, i))
+        .collect();
+    let assault = num(&demo.frame, "assault_12m", &demo.respondents);
+    let sex = num(&demo.frame, "sex", &demo.respondents);
+    let y: Vec<f64> = assault
+        .iter()
+        .map(|&a| f64::from(u8::from(a == 1.0)))
+        .collect();
+    let mut worst_w: f64 = 0.0;
+    let mut worst_se: f64 = 0.0;
+    for (c, scheme) in wh.iter().enumerate().skip(1) {
+        let spec = match scheme.as_str() {
+            "rake" => CalibrationSpec::new(CalMethod::Rake),
+            "truncated_0.7_1.6" => CalibrationSpec::new(CalMethod::Truncated).with_bounds(0.7, 1.6),
+            "logit_0.6_1.8" => CalibrationSpec::new(CalMethod::Logit).with_bounds(0.6, 1.8),
+            "raking_trim_0.8_1.5" => CalibrationSpec {
+                trim: Some(Trim::G {
+                    lower: 0.8,
+                    upper: 1.5,
+                }),
+                ..CalibrationSpec::new(CalMethod::Raking)
+            },
+            s => CalibrationSpec {
+                trim: Some(Trim::Weights {
+                    lower: 100.0,
+                    upper: 400.0,
+                    strict: s.ends_with("strict"),
+                }),
+                ..CalibrationSpec::new(CalMethod::Raking)
+            },
+        };
+        let cal = calibrate(&model, &demo.nr, &spec).unwrap();
+        for (k, id) in ids.iter().enumerate() {
+            let r: f64 = wc[c][pos[&(*id as i64)]].parse().unwrap();
+            let d = rel(cal.weights[k], r);
+            worst_w = worst_w.max(d);
+            assert!(d < 1e-8, "{scheme}: {} vs R {r}", cal.weights[k]);
+        }
+        for (j, dom) in sc[1].iter().enumerate() {
+            if sc[0][j] != *scheme {
+                continue;
+            }
+            let in_dom: Vec<bool> = (0..y.len())
+                .map(|i| {
+                    (assault[i] == 1.0 || assault[i] == 2.0)
+                        && (dom == "all" || sex[i] == dom.parse::<f64>().unwrap())
+                })
+                .collect();
+            let (est, mut z) = mean_scores(&cal.weights, &y, &in_dom);
+            cal.residualizer.residualize(&mut z);
+            let se = demo.design.variance(&z, None).unwrap().sqrt();
+            let r_est: f64 = sc[2][j].parse().unwrap();
+            let r_se: f64 = sc[3][j].parse().unwrap();
+            assert!(rel(est, r_est) < 1e-8, "{scheme} {dom}: {est} vs {r_est}");
+            let d = rel(se, r_se);
+            worst_se = worst_se.max(d);
+            assert!(d < 1e-6, "{scheme} sex={dom}: se {se} vs R {r_se}");
+        }
+    }
+    eprintln!("demo extra: max rel diff weights {worst_w:.2e}, SEs {worst_se:.2e}");
 }
