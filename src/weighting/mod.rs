@@ -4,6 +4,10 @@
 //! chain on every replicate). Implemented here: the plain design weights, and weighting-class
 //! nonresponse adjustment. Calibration (post-stratification, raking, GREG) extends this chain.
 
+pub mod calibration;
+mod linalg;
+pub mod margins;
+
 use std::collections::BTreeMap;
 
 use crate::config::WeightingSpec;

@@ -1,0 +1,1786 @@
+//! Calibration of respondent weights to population totals: post-stratification, raking and
+//! generalised regression (GREG) calibration, with the variance residuals R's `survey` uses.
+//!
+//! A [`CalibrationModel`] is built once per scheme from the data and the [`Margins`]: every
+//! check that does not depend on the weights (unknown or empty categories, blanks, redundant
+//! margins) is made there. [`calibrate`] is then a pure function from base weights d to final
+//! weights w = g·d, so the replicate stage can call it once per replicate with the same model.
+//! Its [`Residualizer`] turns linearisation scores into the calibration residuals whose design
+//! variance is R's `svyrecvar` variance of the calibrated estimator.
+//!
+//! Methods and their R counterparts (Deville & Särndal 1992; Särndal, Swensson & Wretman 1992
+//! §6.5–6.7; Lumley 2010 ch. 7), detailed in `docs/weighting.md`:
+//!
+//! | [`CalMethod`] | R call |
+//! |---|---|
+//! | `PostStratify` | `postStratify(design, ~a+b, table, partial)` |
+//! | `Rake` | `rake(design, list(~a, ~b), list(ta, tb), control = list(maxit = 10, epsilon = 1))` |
+//! | `Raking` | `calibrate(design, ~a+b, pop, calfun = "raking")` |
+//! | `Linear` | `calibrate(design, ~a+b, pop, calfun = "linear")` (closed form, `regcalibrate`) |
+//! | `Truncated` | `calibrate(design, ~a+b, pop, calfun = "linear", bounds = c(L, U))` |
+//! | `Logit` | `calibrate(design, ~a+b, pop, calfun = "logit", bounds = c(L, U))` |
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::linalg::{SymFactor, pinv_solve};
+use super::margins::{Margins, normalise};
+use crate::frame::{CellState, ColumnData, Frame};
+
+/// Errors reading margins, building a calibration model or calibrating.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CalibrationError {
+    /// The margins file could not be read.
+    #[error("{path}: {message}")]
+    Io {
+        /// File.
+        path: String,
+        /// System message.
+        message: String,
+    },
+    /// The header is neither layout.
+    #[error(
+        "{path} line 1: header \"{found}\" is neither `variable,category,total` (margins) nor `<variable>,…,total` (joint post-strata)"
+    )]
+    MarginsHeader {
+        /// File.
+        path: String,
+        /// Header found.
+        found: String,
+    },
+    /// A malformed line.
+    #[error("{path} line {line}: {message}")]
+    MarginsSyntax {
+        /// File.
+        path: String,
+        /// Line (1-based).
+        line: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// A total that is not a usable number.
+    #[error("{path} line {line}: total \"{value}\" of {variable} {category}: {reason}")]
+    MarginsTotal {
+        /// File.
+        path: String,
+        /// Line.
+        line: u64,
+        /// Variable.
+        variable: String,
+        /// Category (may be empty).
+        category: String,
+        /// The value as written.
+        value: String,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// A category (or cell) given twice.
+    #[error(
+        "{path} line {line}: category {category} of {variable} is given twice (first on line {first_line})"
+    )]
+    MarginsDuplicate {
+        /// File.
+        path: String,
+        /// Line of the repetition.
+        line: u64,
+        /// Variable.
+        variable: String,
+        /// Category.
+        category: String,
+        /// Line of the first occurrence.
+        first_line: u64,
+    },
+    /// Factor margins (or `_N`) describe populations of different sizes.
+    #[error(
+        "{path}: margin {variable} sums to {total}, {other} to {other_total}: they differ by {diff}; all margins must describe the same population",
+        diff = (.total - .other_total).abs()
+    )]
+    MarginsDisagree {
+        /// File.
+        path: String,
+        /// Margin that disagrees.
+        variable: String,
+        /// Its total.
+        total: f64,
+        /// The reference margin (the first one, or `_N`).
+        other: String,
+        /// The reference total.
+        other_total: f64,
+    },
+    /// A calibration variable is not a column of the data.
+    #[error("calibration variable {variable} (in {path}) is not in the data")]
+    MissingVariable {
+        /// Margins file.
+        path: String,
+        /// Variable.
+        variable: String,
+    },
+    /// A calibration variable is blank or missing in a design row.
+    #[error(
+        "calibration variable {variable} has no value in frame row {row} (a respondent): calibration variables must be complete; impute or recode the blanks first"
+    )]
+    MissingValue {
+        /// Variable.
+        variable: String,
+        /// Frame row (0-based).
+        row: usize,
+    },
+    /// A numeric auxiliary variable holds text or a non-finite number.
+    #[error(
+        "calibration variable {variable} has a numeric total, but frame row {row} holds \"{value}\", not a finite number"
+    )]
+    NotNumeric {
+        /// Variable.
+        variable: String,
+        /// Frame row (0-based).
+        row: usize,
+        /// The value.
+        value: String,
+    },
+    /// A value in the data has no population total.
+    #[error(
+        "{variable} = {value} occurs in {rows} respondent rows but has no population total in {path} (categories there: {known})"
+    )]
+    UnknownCategory {
+        /// Margins file.
+        path: String,
+        /// Variable (or `a:b` for a joint table).
+        variable: String,
+        /// The data value (or cell).
+        value: String,
+        /// Respondent rows with that value.
+        rows: usize,
+        /// The categories the file has.
+        known: String,
+    },
+    /// A population category has no respondent (or zero total base weight).
+    #[error(
+        "{path} line {line}: category {category} of {variable} has no respondent{detail}; merge it with a neighbouring category"
+    )]
+    EmptyCategory {
+        /// Margins file.
+        path: String,
+        /// Line of the category.
+        line: u64,
+        /// Variable (or `a:b` for post-strata).
+        variable: String,
+        /// Category (or cell `a=1,b=2`).
+        category: String,
+        /// Extra detail (e.g. " with positive weight").
+        detail: String,
+    },
+    /// The calibration columns are linearly dependent.
+    #[error(
+        "calibration column {column} is a linear combination of the columns before it (or has no weight){detail}: the margins are redundant; drop a variable or merge categories"
+    )]
+    RankDeficient {
+        /// Model column (R's model-matrix name, e.g. `region R13`).
+        column: String,
+        /// Extra detail.
+        detail: String,
+    },
+    /// GREG-type calibration needs the population size.
+    #[error(
+        "{path}: no population size: add a row `_N,,<N>` (or a factor margin, whose total is N)"
+    )]
+    NoPopulationSize {
+        /// Margins file.
+        path: String,
+    },
+    /// Calibration settings that do not fit together.
+    #[error("calibration settings: {0}")]
+    Spec(String),
+    /// Bounds that no weights can satisfy.
+    #[error(
+        "bounds [{lower}, {upper}] on g = w/d cannot reach the total of {column}: the base weights sum to {sample} there and the population total is {population}, which needs an average g of {needed}"
+    )]
+    InfeasibleBounds {
+        /// Lower bound.
+        lower: f64,
+        /// Upper bound.
+        upper: f64,
+        /// Model column or category.
+        column: String,
+        /// Σ d over the category.
+        sample: f64,
+        /// Population total.
+        population: f64,
+        /// population / sample.
+        needed: f64,
+    },
+    /// Base weights unusable.
+    #[error("base weights: {0}")]
+    Weights(String),
+    /// The iterations did not meet the totals.
+    #[error(
+        "{method} did not converge in {iterations} iterations: the total of {column} is off by {misfit} ({relative:.3e} relative; tolerance {epsilon}); widen the bounds, merge sparse categories, or set force = true to accept"
+    )]
+    NotConverged {
+        /// Method name.
+        method: String,
+        /// Iterations run.
+        iterations: usize,
+        /// Worst-fitting column / category.
+        column: String,
+        /// Absolute misfit.
+        misfit: f64,
+        /// Relative misfit.
+        relative: f64,
+        /// Tolerance.
+        epsilon: f64,
+    },
+    /// Weight trimming could not be carried out.
+    #[error("weight trimming to [{lower}, {upper}]: {message}")]
+    Trim {
+        /// Lower bound.
+        lower: f64,
+        /// Upper bound.
+        upper: f64,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// Calibration method (see the module table for the R calls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CalMethod {
+    /// Post-stratification on a joint table (or a single factor margin).
+    PostStratify,
+    /// Iterative proportional fitting: repeated post-stratification on each margin, R `rake()`.
+    Rake,
+    /// Raking ratio calibration, distance G(g) = g log g − g + 1, Newton iterations (`grake`).
+    Raking,
+    /// Linear (chi-square distance) GREG calibration without bounds, closed form.
+    Linear,
+    /// Linear calibration with bounds L ≤ g ≤ U (truncated linear distance), `grake` iterations.
+    Truncated,
+    /// Deville–Särndal logit distance with bounds L < g < U.
+    Logit,
+}
+
+impl CalMethod {
+    /// Short name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            CalMethod::PostStratify => "post-stratification",
+            CalMethod::Rake => "raking (rake)",
+            CalMethod::Raking => "raking calibration",
+            CalMethod::Linear => "linear calibration",
+            CalMethod::Truncated => "truncated linear calibration",
+            CalMethod::Logit => "logit calibration",
+        }
+    }
+
+    /// True for the GREG family (`calibrate()` in R), whose variance uses regression residuals.
+    pub fn is_greg(self) -> bool {
+        matches!(
+            self,
+            CalMethod::Raking | CalMethod::Linear | CalMethod::Truncated | CalMethod::Logit
+        )
+    }
+}
+
+/// Weight trimming after calibration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Trim {
+    /// R `trimWeights(design, upper, lower, strict)` on the final weights: weights outside
+    /// [lower, upper] are set to the bound and the trimmed amount is shared *equally* among the
+    /// untrimmed units; `strict` repeats until no weight is outside.
+    Weights {
+        /// Lower bound on w.
+        lower: f64,
+        /// Upper bound on w.
+        upper: f64,
+        /// Repeat until every weight is within the bounds.
+        strict: bool,
+    },
+    /// R `calibrate(..., trim = c(lower, upper))`: g-weights outside [lower, upper] are set to
+    /// the bound and the trimmed amount Σ(g − g')d is added to the untrimmed units in
+    /// proportion to d (one pass). Only for the iterative methods (`Raking`, `Truncated`,
+    /// `Logit`), as in R.
+    G {
+        /// Lower bound on g.
+        lower: f64,
+        /// Upper bound on g.
+        upper: f64,
+    },
+}
+
+/// How to calibrate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CalibrationSpec {
+    /// Method.
+    pub method: CalMethod,
+    /// Bounds (L, U) on g = w/d: required for `Truncated` and `Logit`, optional for `Raking`,
+    /// not allowed for the others.
+    pub bounds: Option<(f64, f64)>,
+    /// Maximum iterations (default: 10 sweeps for `Rake`, 50 Newton steps otherwise, as R).
+    pub maxit: Option<usize>,
+    /// Tolerance (default: 1 for `Rake` — absolute change of the weighted cross-table, or a
+    /// fraction of Σd when < 1 —, 1e-7 otherwise: |misfit|/(1+|total|) for every column).
+    pub epsilon: Option<f64>,
+    /// Trimming after calibration.
+    pub trim: Option<Trim>,
+    /// Accept a non-converged result (with a warning) instead of failing.
+    pub force: bool,
+    /// `PostStratify` only: ignore post-strata without respondents (R `partial = TRUE`).
+    pub partial: bool,
+}
+
+impl CalibrationSpec {
+    /// Defaults for `method` (no bounds, no trimming, R's iteration settings).
+    pub fn new(method: CalMethod) -> CalibrationSpec {
+        CalibrationSpec {
+            method,
+            bounds: None,
+            maxit: None,
+            epsilon: None,
+            trim: None,
+            force: false,
+            partial: false,
+        }
+    }
+
+    /// The same with bounds (L, U) on g.
+    pub fn with_bounds(mut self, lower: f64, upper: f64) -> CalibrationSpec {
+        self.bounds = Some((lower, upper));
+        self
+    }
+}
+
+/// One factor calibration variable.
+#[derive(Debug, Clone, PartialEq)]
+struct FactorVar {
+    name: String,
+    /// Level labels in R `factor()` order (as written in the margins file).
+    levels: Vec<String>,
+    totals: Vec<f64>,
+    lines: Vec<u64>,
+    /// Level index per design row.
+    codes: Vec<u32>,
+    /// Model column of level 1 (level 0 is the reference).
+    offset: usize,
+}
+
+/// One numeric auxiliary variable.
+#[derive(Debug, Clone, PartialEq)]
+struct NumericVar {
+    values: Vec<f64>,
+    column: usize,
+}
+
+/// Joint post-strata.
+#[derive(Debug, Clone, PartialEq)]
+struct Cells {
+    variable: String,
+    labels: Vec<String>,
+    totals: Vec<f64>,
+    lines: Vec<u64>,
+    codes: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct ModelData {
+    n: usize,
+    factors: Vec<FactorVar>,
+    numerics: Vec<NumericVar>,
+    /// Model columns (R model-matrix names) and population totals, in the same order.
+    columns: Vec<String>,
+    population: Vec<f64>,
+    joint: Option<Cells>,
+    /// Cross-classification of all factor variables (R `rake`'s convergence table).
+    cross: Vec<u32>,
+    n_cross: usize,
+}
+
+impl ModelData {
+    fn p(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// Calls `f(column, value)` for the non-zero entries of row i of the model matrix.
+    #[inline]
+    fn terms(&self, i: usize, mut f: impl FnMut(usize, f64)) {
+        f(0, 1.0);
+        for fv in &self.factors {
+            let c = fv.codes[i] as usize;
+            if c > 0 {
+                f(fv.offset + c - 1, 1.0);
+            }
+        }
+        for nv in &self.numerics {
+            f(nv.column, nv.values[i]);
+        }
+    }
+
+    #[inline]
+    fn dot(&self, i: usize, v: &[f64]) -> f64 {
+        let mut s = v[0];
+        for fv in &self.factors {
+            let c = fv.codes[i] as usize;
+            if c > 0 {
+                s += v[fv.offset + c - 1];
+            }
+        }
+        for nv in &self.numerics {
+            s += nv.values[i] * v[nv.column];
+        }
+        s
+    }
+
+    /// Σ_i a_i m_i m_i' into `t` (p × p, row-major), skipping a_i = 0.
+    fn crossprod(&self, a: impl Fn(usize) -> f64, t: &mut [f64]) {
+        let p = self.p();
+        t.iter_mut().for_each(|x| *x = 0.0);
+        let mut idx = [0usize; 64];
+        let mut val = [0f64; 64];
+        let mut big_idx: Vec<usize> = Vec::new();
+        let mut big_val: Vec<f64> = Vec::new();
+        let q = 1 + self.factors.len() + self.numerics.len();
+        for i in 0..self.n {
+            let ai = a(i);
+            if ai == 0.0 {
+                continue;
+            }
+            let (ix, vx): (&mut [usize], &mut [f64]) = if q <= 64 {
+                (&mut idx[..], &mut val[..])
+            } else {
+                big_idx.resize(q, 0);
+                big_val.resize(q, 0.0);
+                (&mut big_idx[..], &mut big_val[..])
+            };
+            let mut k = 0;
+            self.terms(i, |j, v| {
+                ix[k] = j;
+                vx[k] = v;
+                k += 1;
+            });
+            for u in 0..k {
+                let row = ix[u] * p;
+                let av = ai * vx[u];
+                for w in 0..k {
+                    t[row + ix[w]] += av * vx[w];
+                }
+            }
+        }
+    }
+
+    /// Σ_i a_i m_i into `out`.
+    fn total(&self, a: impl Fn(usize) -> f64, out: &mut [f64]) {
+        out.iter_mut().for_each(|x| *x = 0.0);
+        for i in 0..self.n {
+            let ai = a(i);
+            if ai == 0.0 {
+                continue;
+            }
+            self.terms(i, |j, v| out[j] += ai * v);
+        }
+    }
+}
+
+/// The calibration problem of one scheme: auxiliary values of the design rows and population
+/// totals, validated. Cheap to clone (shared data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalibrationModel {
+    data: Arc<ModelData>,
+    source: String,
+}
+
+/// Distinct normalised values of a column over `rows`: per row an id, and the key of each id.
+fn value_ids(
+    frame: &Frame,
+    source: &str,
+    variable: &str,
+    rows: &[usize],
+) -> Result<(Vec<u32>, Vec<String>), CalibrationError> {
+    let col = frame
+        .column(variable)
+        .ok_or_else(|| CalibrationError::MissingVariable {
+            path: source.to_string(),
+            variable: variable.to_string(),
+        })?;
+    let mut keys: Vec<String> = Vec::new();
+    let mut by_key: HashMap<String, u32> = HashMap::new();
+    let mut intern = |k: String, keys: &mut Vec<String>| -> u32 {
+        *by_key.entry(k.clone()).or_insert_with(|| {
+            keys.push(k);
+            (keys.len() - 1) as u32
+        })
+    };
+    let mut ids = Vec::with_capacity(rows.len());
+    match &col.data {
+        ColumnData::Text { codes, levels } => {
+            let mut cache: Vec<Option<u32>> = vec![None; levels.len()];
+            for &r in rows {
+                if col.state[r] != CellState::Value {
+                    return Err(CalibrationError::MissingValue {
+                        variable: variable.to_string(),
+                        row: r,
+                    });
+                }
+                let c = codes[r] as usize;
+                let id = match cache[c] {
+                    Some(id) => id,
+                    None => {
+                        let id = intern(normalise(&levels[c]), &mut keys);
+                        cache[c] = Some(id);
+                        id
+                    }
+                };
+                ids.push(id);
+            }
+        }
+        ColumnData::Num(v) => {
+            let mut cache: HashMap<u64, u32> = HashMap::new();
+            for &r in rows {
+                if col.state[r] != CellState::Value || !v[r].is_finite() {
+                    return Err(CalibrationError::MissingValue {
+                        variable: variable.to_string(),
+                        row: r,
+                    });
+                }
+                let x = if v[r] == 0.0 { 0.0 } else { v[r] };
+                let id = match cache.get(&x.to_bits()) {
+                    Some(&id) => id,
+                    None => {
+                        let id = intern(crate::frame::format_number(x), &mut keys);
+                        cache.insert(x.to_bits(), id);
+                        id
+                    }
+                };
+                ids.push(id);
+            }
+        }
+    }
+    Ok((ids, keys))
+}
+
+/// R `factor()` level order: numeric when every key is a number, else lexical (C collation).
+fn r_level_order(keys: &[&str]) -> Vec<usize> {
+    let nums: Option<Vec<f64>> = keys.iter().map(|k| k.parse::<f64>().ok()).collect();
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    match nums {
+        Some(x) => order.sort_by(|&a, &b| x[a].total_cmp(&x[b])),
+        None => order.sort_by(|&a, &b| keys[a].cmp(keys[b])),
+    }
+    order
+}
+
+impl CalibrationModel {
+    /// Build the model of `rows` (frame row indices of the respondents, in design-row order).
+    ///
+    /// Long margins give R's treatment-contrast model matrix `~ f1 + f2 + … + x1 + …` with
+    /// intercept (population total N), one dummy per non-reference level (levels in R
+    /// `factor()` order, the first is the reference) and the numeric auxiliaries. A joint
+    /// table gives post-strata (for [`CalMethod::PostStratify`] only).
+    pub fn build(
+        frame: &Frame,
+        rows: &[usize],
+        margins: &Margins,
+    ) -> Result<CalibrationModel, CalibrationError> {
+        let source = margins.source.clone();
+        let n = rows.len();
+        if n == 0 {
+            return Err(CalibrationError::Weights("there are no respondents".into()));
+        }
+        if let Some(joint) = &margins.joint {
+            let cells = build_cells(frame, rows, &source, joint)?;
+            let data = ModelData {
+                n,
+                factors: Vec::new(),
+                numerics: Vec::new(),
+                columns: Vec::new(),
+                population: Vec::new(),
+                joint: Some(cells),
+                cross: Vec::new(),
+                n_cross: 0,
+            };
+            return Ok(CalibrationModel {
+                data: Arc::new(data),
+                source,
+            });
+        }
+        let population_size =
+            margins
+                .population_size
+                .ok_or_else(|| CalibrationError::NoPopulationSize {
+                    path: source.clone(),
+                })?;
+        let mut columns = vec!["(Intercept)".to_string()];
+        let mut population = vec![population_size];
+        let mut factors = Vec::new();
+        for fm in &margins.factors {
+            let (ids, keys) = value_ids(frame, &source, &fm.variable, rows)?;
+            // Map data ids to margin categories.
+            let by_key: HashMap<&str, usize> = fm
+                .categories
+                .iter()
+                .enumerate()
+                .map(|(k, c)| (c.key.as_str(), k))
+                .collect();
+            let mut cat_of_id = Vec::with_capacity(keys.len());
+            for (id, key) in keys.iter().enumerate() {
+                match by_key.get(key.as_str()) {
+                    Some(&k) => cat_of_id.push(k),
+                    None => {
+                        let count = ids.iter().filter(|&&x| x as usize == id).count();
+                        return Err(CalibrationError::UnknownCategory {
+                            path: source.clone(),
+                            variable: fm.variable.clone(),
+                            value: key.clone(),
+                            rows: count,
+                            known: fm
+                                .categories
+                                .iter()
+                                .map(|c| c.label.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        });
+                    }
+                }
+            }
+            let cat_keys: Vec<&str> = fm.categories.iter().map(|c| c.key.as_str()).collect();
+            let order = r_level_order(&cat_keys);
+            let mut level_of_cat = vec![0u32; order.len()];
+            for (lev, &cat) in order.iter().enumerate() {
+                level_of_cat[cat] = lev as u32;
+            }
+            let codes: Vec<u32> = ids
+                .iter()
+                .map(|&id| level_of_cat[cat_of_id[id as usize]])
+                .collect();
+            let mut count = vec![0usize; order.len()];
+            for &c in &codes {
+                count[c as usize] += 1;
+            }
+            if let Some(lev) = count.iter().position(|&c| c == 0) {
+                let cat = &fm.categories[order[lev]];
+                return Err(CalibrationError::EmptyCategory {
+                    path: source.clone(),
+                    line: cat.line,
+                    variable: fm.variable.clone(),
+                    category: cat.label.clone(),
+                    detail: String::new(),
+                });
+            }
+            let offset = columns.len();
+            for &cat in &order[1..] {
+                let c = &fm.categories[cat];
+                columns.push(format!("{}{}", fm.variable, c.label));
+                population.push(c.total);
+            }
+            factors.push(FactorVar {
+                name: fm.variable.clone(),
+                levels: order
+                    .iter()
+                    .map(|&c| fm.categories[c].label.clone())
+                    .collect(),
+                totals: order.iter().map(|&c| fm.categories[c].total).collect(),
+                lines: order.iter().map(|&c| fm.categories[c].line).collect(),
+                codes,
+                offset,
+            });
+        }
+        let mut numerics = Vec::new();
+        for nt in &margins.numeric {
+            let col =
+                frame
+                    .column(&nt.variable)
+                    .ok_or_else(|| CalibrationError::MissingVariable {
+                        path: source.clone(),
+                        variable: nt.variable.clone(),
+                    })?;
+            let mut values = Vec::with_capacity(n);
+            for &r in rows {
+                if col.state[r] != CellState::Value {
+                    return Err(CalibrationError::MissingValue {
+                        variable: nt.variable.clone(),
+                        row: r,
+                    });
+                }
+                match &col.data {
+                    ColumnData::Num(v) if v[r].is_finite() => values.push(v[r]),
+                    _ => {
+                        return Err(CalibrationError::NotNumeric {
+                            variable: nt.variable.clone(),
+                            row: r,
+                            value: col.display(r).unwrap_or_default(),
+                        });
+                    }
+                }
+            }
+            numerics.push(NumericVar {
+                values,
+                column: columns.len(),
+            });
+            columns.push(nt.variable.clone());
+            population.push(nt.total);
+        }
+        // Cross-classification of the factors (rake's convergence table).
+        let mut cross_index: HashMap<Vec<u32>, u32> = HashMap::new();
+        let mut cross = Vec::with_capacity(n);
+        let mut buf: Vec<u32> = Vec::with_capacity(factors.len());
+        for i in 0..n {
+            buf.clear();
+            buf.extend(factors.iter().map(|f| f.codes[i]));
+            let next = cross_index.len() as u32;
+            let id = match cross_index.get(buf.as_slice()) {
+                Some(&id) => id,
+                None => {
+                    cross_index.insert(buf.clone(), next);
+                    next
+                }
+            };
+            cross.push(id);
+        }
+        let data = ModelData {
+            n,
+            factors,
+            numerics,
+            columns,
+            population,
+            joint: None,
+            n_cross: cross_index.len(),
+            cross,
+        };
+        // Rank of the cross-product matrix (with positive weights it is that of X'X).
+        let p = data.p();
+        let mut t = vec![0.0; p * p];
+        data.crossprod(|_| 1.0, &mut t);
+        let mut fac = SymFactor::new(p);
+        if let Err(j) = fac.factor(&t) {
+            return Err(CalibrationError::RankDeficient {
+                column: data.columns[j].clone(),
+                detail: String::new(),
+            });
+        }
+        Ok(CalibrationModel {
+            data: Arc::new(data),
+            source,
+        })
+    }
+
+    /// Number of design rows.
+    pub fn n_rows(&self) -> usize {
+        self.data.n
+    }
+
+    /// Model columns, named as R's `model.matrix` names them (`(Intercept)`, `sex2`, …);
+    /// empty for a joint post-strata table.
+    pub fn columns(&self) -> &[String] {
+        &self.data.columns
+    }
+
+    /// Population totals in the order of [`CalibrationModel::columns`].
+    pub fn population(&self) -> &[f64] {
+        &self.data.population
+    }
+
+    /// Σ_i w_i m_i over the model columns (the calibrated totals, for checks and reports).
+    pub fn weighted_totals(&self, weights: &[f64]) -> Vec<f64> {
+        let mut out = vec![0.0; self.data.p()];
+        self.data.total(|i| weights[i], &mut out);
+        out
+    }
+}
+
+fn build_cells(
+    frame: &Frame,
+    rows: &[usize],
+    source: &str,
+    joint: &super::margins::JointTable,
+) -> Result<Cells, CalibrationError> {
+    let n = rows.len();
+    let nv = joint.variables.len();
+    let mut ids = Vec::with_capacity(nv);
+    let mut keys = Vec::with_capacity(nv);
+    for v in &joint.variables {
+        let (i, k) = value_ids(frame, source, v, rows)?;
+        ids.push(i);
+        keys.push(k);
+    }
+    // Cell key (tuple of data ids) -> cell; cells whose values never occur cannot match.
+    let mut cell_of: HashMap<Vec<u32>, u32> = HashMap::new();
+    for (c, cell) in joint.cells.iter().enumerate() {
+        let tuple: Option<Vec<u32>> = cell
+            .keys
+            .iter()
+            .zip(&keys)
+            .map(|(k, ks)| ks.iter().position(|x| x == k).map(|p| p as u32))
+            .collect();
+        if let Some(t) = tuple {
+            cell_of.insert(t, c as u32);
+        }
+    }
+    let mut codes = Vec::with_capacity(n);
+    let mut buf: Vec<u32> = Vec::with_capacity(nv);
+    for i in 0..n {
+        buf.clear();
+        buf.extend(ids.iter().map(|v| v[i]));
+        match cell_of.get(buf.as_slice()) {
+            Some(&c) => codes.push(c),
+            None => {
+                let rows_in = (0..n)
+                    .filter(|&r| ids.iter().zip(&buf).all(|(v, &b)| v[r] == b))
+                    .count();
+                let value = joint
+                    .variables
+                    .iter()
+                    .zip(&buf)
+                    .zip(&keys)
+                    .map(|((v, &b), ks)| format!("{v}={}", ks[b as usize]))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                return Err(CalibrationError::UnknownCategory {
+                    path: source.to_string(),
+                    variable: joint.variables.join(":"),
+                    value,
+                    rows: rows_in,
+                    known: format!("{} cells", joint.cells.len()),
+                });
+            }
+        }
+    }
+    Ok(Cells {
+        variable: joint.variables.join(":"),
+        labels: joint
+            .cells
+            .iter()
+            .map(|c| {
+                joint
+                    .variables
+                    .iter()
+                    .zip(&c.labels)
+                    .map(|(v, l)| format!("{v}={l}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect(),
+        totals: joint.cells.iter().map(|c| c.total).collect(),
+        lines: joint.cells.iter().map(|c| c.line).collect(),
+        codes,
+    })
+}
+
+/// Result of calibrating one set of base weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calibrated {
+    /// Final weights w (after trimming, if any), in design-row order.
+    pub weights: Vec<f64>,
+    /// g = w / d (1 where d = 0).
+    pub g: Vec<f64>,
+    /// Newton iterations (`grake`), raking sweeps (`Rake`), 1 for the closed forms.
+    pub iterations: usize,
+    /// max_j |Σ w m_j − T_j| / |T_j| over the calibration totals (model columns, post-strata
+    /// or rake categories), on the final weights.
+    pub max_margin_error: f64,
+    /// False only when `force` accepted a non-converged result.
+    pub converged: bool,
+    /// Number of negative final weights (possible with `Linear`).
+    pub negative_weights: usize,
+    /// Number of weights (or g-weights) changed by trimming.
+    pub trimmed: usize,
+    /// Non-fatal findings, for the run report.
+    pub warnings: Vec<String>,
+    /// Turns scores into calibration residuals for the variance.
+    pub residualizer: Residualizer,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Resid {
+    /// GREG: e = x − w m'β, β = (Σ d m m')⁻¹ Σ m x / g.
+    Greg {
+        d: Vec<f64>,
+        g: Vec<f64>,
+        factor: SymFactor,
+    },
+    /// Post-stratification on `cells` (None = the single factor 0).
+    PostStrat { oldw: Vec<f64>, w: Vec<f64> },
+    /// R's raking approximation: per margin, the weights right after that margin's
+    /// post-stratification in the last sweep.
+    Rake { psw: Vec<Vec<f64>> },
+}
+
+/// Replaces linearisation scores by calibration residuals (R `svyrecvar`'s treatment of
+/// `design$postStrata`), so that `Design::variance` of the result is the variance of the
+/// calibrated estimator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Residualizer {
+    data: Arc<ModelData>,
+    kind: Resid,
+}
+
+impl Residualizer {
+    /// Replace `scores` (one per design row, already multiplied by the final weight, zero
+    /// outside the domain) by their calibration residuals:
+    ///
+    /// * GREG methods: e_i = x_i − w_i m_i'β, β = (Σ d m m')⁻¹ Σ m_i x_i / g_i
+    ///   (R: `qr.resid(qr(mm·√d), x/(g√d))·g√d`);
+    /// * `PostStratify`: e_i = x_i − w_i Σ_{j∈c}(x_j d_j / w_j) / Σ_{j∈c} d_j;
+    /// * `Rake`: R's approximation, 10 sweeps over the margins of x ← x − w_m · ave(x / w_m),
+    ///   with w_m the weights after margin m's post-stratification and `ave` the unweighted
+    ///   class mean.
+    pub fn residualize(&self, scores: &mut [f64]) {
+        let data = &self.data;
+        match &self.kind {
+            Resid::Greg { d, g, factor } => {
+                let p = data.p();
+                let mut beta = vec![0.0; p];
+                for i in 0..data.n {
+                    if d[i] > 0.0 && g[i] != 0.0 && scores[i] != 0.0 {
+                        let s = scores[i] / g[i];
+                        data.terms(i, |j, v| beta[j] += v * s);
+                    }
+                }
+                factor.solve(&mut beta);
+                for i in 0..data.n {
+                    if d[i] > 0.0 {
+                        scores[i] -= g[i] * d[i] * data.dot(i, &beta);
+                    }
+                }
+            }
+            Resid::PostStrat { oldw, w } => {
+                let (codes, k) = cell_codes(data);
+                let mut num = vec![0.0; k];
+                let mut den = vec![0.0; k];
+                for i in 0..data.n {
+                    let c = codes[i] as usize;
+                    let psw = if w[i] == 0.0 && oldw[i] == 0.0 {
+                        1.0
+                    } else {
+                        w[i]
+                    };
+                    if psw != 0.0 {
+                        num[c] += scores[i] * oldw[i] / psw;
+                    }
+                    den[c] += oldw[i];
+                }
+                for i in 0..data.n {
+                    let c = codes[i] as usize;
+                    if den[c] > 0.0 {
+                        scores[i] -= num[c] / den[c] * w[i];
+                    }
+                }
+            }
+            Resid::Rake { psw } => {
+                let kmax = data
+                    .factors
+                    .iter()
+                    .map(|f| f.levels.len())
+                    .max()
+                    .unwrap_or(0);
+                let mut sum = vec![0.0; kmax];
+                let mut cnt = vec![0.0; kmax];
+                for _ in 0..10 {
+                    for (f, w) in data.factors.iter().zip(psw) {
+                        let k = f.levels.len();
+                        sum[..k].iter_mut().for_each(|x| *x = 0.0);
+                        cnt[..k].iter_mut().for_each(|x| *x = 0.0);
+                        for i in 0..data.n {
+                            if w[i] != 0.0 {
+                                let c = f.codes[i] as usize;
+                                sum[c] += scores[i] / w[i];
+                                cnt[c] += 1.0;
+                            }
+                        }
+                        for i in 0..data.n {
+                            let c = f.codes[i] as usize;
+                            if cnt[c] > 0.0 {
+                                scores[i] -= w[i] * sum[c] / cnt[c];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Post-stratum code per row and number of cells: the joint table, or the single factor.
+fn cell_codes(data: &ModelData) -> (&[u32], usize) {
+    match &data.joint {
+        Some(c) => (&c.codes, c.totals.len()),
+        None => (&data.factors[0].codes, data.factors[0].levels.len()),
+    }
+}
+
+/// The calibration distance of the `grake` methods: F⁻¹(u) − 1 and its derivative, exactly
+/// as R's `cal.linear`, `cal.raking` and `cal.logit`.
+#[derive(Debug, Clone, Copy)]
+enum Distance {
+    Linear { l: f64, u: f64 },
+    Raking { l: f64, u: f64 },
+    Logit { l: f64, u: f64, a: f64 },
+}
+
+impl Distance {
+    #[inline]
+    fn fm1(self, x: f64) -> f64 {
+        match self {
+            Distance::Linear { l, u } => (x + 1.0).max(l).min(u) - 1.0,
+            Distance::Raking { l, u } => x.exp().max(l).min(u) - 1.0,
+            Distance::Logit { l, u, a } => {
+                let e = (a * x).exp();
+                (l * (u - 1.0) + u * (1.0 - l) * e) / (u - 1.0 + (1.0 - l) * e) - 1.0
+            }
+        }
+    }
+
+    #[inline]
+    fn df(self, x: f64) -> f64 {
+        match self {
+            Distance::Linear { l, u } => {
+                if x < u - 1.0 && x > l - 1.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Distance::Raking { l, u } => {
+                if x < u - 1.0 && x > l - 1.0 {
+                    x.exp()
+                } else {
+                    0.0
+                }
+            }
+            Distance::Logit { l, u, a } => {
+                let e = (a * x).exp();
+                let den = u - 1.0 + (1.0 - l) * e;
+                u * (1.0 - l) * e * a / den
+                    - ((l * (u - 1.0) + u * (1.0 - l) * e) * ((1.0 - l) * e * a)) / (den * den)
+            }
+        }
+    }
+}
+
+/// Calibrate `base_weights` (one per design row of `model`) as `spec` says.
+///
+/// Pure: the same model can be reused for every replicate. Rows with base weight 0 keep
+/// weight 0.
+pub fn calibrate(
+    model: &CalibrationModel,
+    base_weights: &[f64],
+    spec: &CalibrationSpec,
+) -> Result<Calibrated, CalibrationError> {
+    let data = &model.data;
+    if base_weights.len() != data.n {
+        return Err(CalibrationError::Weights(format!(
+            "{} base weights for {} design rows",
+            base_weights.len(),
+            data.n
+        )));
+    }
+    if let Some(i) = base_weights
+        .iter()
+        .position(|&d| !(d.is_finite() && d >= 0.0))
+    {
+        return Err(CalibrationError::Weights(format!(
+            "design row {} has base weight {}; weights must be finite and non-negative",
+            i + 1,
+            base_weights[i]
+        )));
+    }
+    check_spec(model, spec)?;
+    let mut out = match spec.method {
+        CalMethod::PostStratify => post_stratify(model, base_weights, spec)?,
+        CalMethod::Rake => rake(model, base_weights, spec)?,
+        CalMethod::Linear => linear(model, base_weights)?,
+        CalMethod::Raking | CalMethod::Truncated | CalMethod::Logit => {
+            greg_iterative(model, base_weights, spec)?
+        }
+    };
+    if let Some(Trim::Weights {
+        lower,
+        upper,
+        strict,
+    }) = spec.trim
+    {
+        out.trimmed = trim_weights(&mut out.weights, lower, upper, strict)?;
+        if out.trimmed > 0 {
+            out.warnings.push(format!(
+                "{} weights were trimmed to [{lower}, {upper}]",
+                out.trimmed
+            ));
+            for i in 0..data.n {
+                if base_weights[i] > 0.0 {
+                    out.g[i] = out.weights[i] / base_weights[i];
+                }
+            }
+        }
+    }
+    out.negative_weights = out.weights.iter().filter(|&&w| w < 0.0).count();
+    if out.negative_weights > 0 {
+        out.warnings.push(format!(
+            "{} negative weights (linear calibration does not keep weights positive; consider bounds)",
+            out.negative_weights
+        ));
+    }
+    if let Some(i) = out.weights.iter().position(|w| !w.is_finite()) {
+        return Err(CalibrationError::Weights(format!(
+            "{} produced a non-finite weight in design row {}",
+            spec.method.name(),
+            i + 1
+        )));
+    }
+    out.max_margin_error = margin_error(model, &out.weights, spec).1;
+    Ok(out)
+}
+
+fn check_spec(model: &CalibrationModel, spec: &CalibrationSpec) -> Result<(), CalibrationError> {
+    let data = &model.data;
+    let m = spec.method;
+    if m == CalMethod::PostStratify {
+        if data.joint.is_none() && data.factors.len() + data.numerics.len() != 1 {
+            return Err(CalibrationError::Spec(format!(
+                "post-stratification needs a joint table (header `var1,var2,total`) or a single factor margin; {} has {} margins",
+                model.source,
+                data.factors.len() + data.numerics.len()
+            )));
+        }
+        if data.joint.is_none() && data.factors.is_empty() {
+            return Err(CalibrationError::Spec(
+                "post-stratification needs a factor, not a numeric total".into(),
+            ));
+        }
+    } else if data.joint.is_some() {
+        return Err(CalibrationError::Spec(format!(
+            "{} is a joint post-strata table: only post-stratification can use it; give the margins in the long layout (variable,category,total)",
+            model.source
+        )));
+    }
+    if m == CalMethod::Rake && !data.numerics.is_empty() {
+        return Err(CalibrationError::Spec(
+            "rake() calibrates to factor margins only; use Raking (calibrate(calfun = \"raking\")) for numeric totals".into(),
+        ));
+    }
+    match (m, spec.bounds) {
+        (CalMethod::Truncated | CalMethod::Logit, None) => {
+            return Err(CalibrationError::Spec(format!(
+                "{} needs bounds (L, U) on g",
+                m.name()
+            )));
+        }
+        (CalMethod::Linear, Some(_)) => {
+            return Err(CalibrationError::Spec(
+                "linear calibration with bounds is the Truncated method".into(),
+            ));
+        }
+        (CalMethod::PostStratify | CalMethod::Rake, Some(_)) => {
+            return Err(CalibrationError::Spec(format!(
+                "{} takes no bounds",
+                m.name()
+            )));
+        }
+        (_, Some((l, u))) => {
+            let ok = if m == CalMethod::Logit {
+                l.is_finite() && u.is_finite() && l < 1.0 && 1.0 < u
+            } else {
+                !l.is_nan() && !u.is_nan() && l <= 1.0 && 1.0 <= u && l < u
+            };
+            if !ok {
+                return Err(CalibrationError::Spec(format!(
+                    "bounds [{l}, {u}] must satisfy L < 1 < U{}",
+                    if m == CalMethod::Logit {
+                        " and be finite for logit calibration"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+        }
+        _ => {}
+    }
+    if let Some(Trim::G { lower, upper }) = spec.trim {
+        if !matches!(
+            m,
+            CalMethod::Raking | CalMethod::Truncated | CalMethod::Logit
+        ) {
+            return Err(CalibrationError::Spec(format!(
+                "g-trimming (R calibrate(trim =)) applies to the iterative methods only, not {}; use weight trimming",
+                m.name()
+            )));
+        }
+        if lower.is_nan() || upper.is_nan() || lower > upper {
+            return Err(CalibrationError::Spec(format!(
+                "trim bounds [{lower}, {upper}] are not an interval"
+            )));
+        }
+    }
+    if let Some(Trim::Weights { lower, upper, .. }) = spec.trim
+        && (lower.is_nan() || upper.is_nan() || lower > upper)
+    {
+        return Err(CalibrationError::Spec(format!(
+            "trim bounds [{lower}, {upper}] are not an interval"
+        )));
+    }
+    if let Some(e) = spec.epsilon
+        && !(e > 0.0 && e.is_finite())
+    {
+        return Err(CalibrationError::Spec(format!(
+            "epsilon must be positive, not {e}"
+        )));
+    }
+    if spec.maxit == Some(0) {
+        return Err(CalibrationError::Spec("maxit must be at least 1".into()));
+    }
+    Ok(())
+}
+
+fn empty_result(data: &Arc<ModelData>, kind: Resid, weights: Vec<f64>, g: Vec<f64>) -> Calibrated {
+    Calibrated {
+        weights,
+        g,
+        iterations: 1,
+        max_margin_error: 0.0,
+        converged: true,
+        negative_weights: 0,
+        trimmed: 0,
+        warnings: Vec::new(),
+        residualizer: Residualizer {
+            data: Arc::clone(data),
+            kind,
+        },
+    }
+}
+
+fn post_stratify(
+    model: &CalibrationModel,
+    d: &[f64],
+    spec: &CalibrationSpec,
+) -> Result<Calibrated, CalibrationError> {
+    let data = &model.data;
+    let (codes, k) = cell_codes(data);
+    let mut st = vec![0.0; k];
+    for i in 0..data.n {
+        st[codes[i] as usize] += d[i];
+    }
+    let mut warnings = Vec::new();
+    let mut reweight = vec![1.0; k];
+    for c in 0..k {
+        let (label, variable, total, line) = match &data.joint {
+            Some(j) => (
+                j.labels[c].clone(),
+                j.variable.clone(),
+                j.totals[c],
+                j.lines[c],
+            ),
+            None => {
+                let f = &data.factors[0];
+                (f.levels[c].clone(), f.name.clone(), f.totals[c], f.lines[c])
+            }
+        };
+        if st[c] <= 0.0 {
+            if spec.partial {
+                warnings.push(format!(
+                    "post-stratum {label} has no respondent and was ignored (partial)"
+                ));
+                continue;
+            }
+            return Err(CalibrationError::EmptyCategory {
+                path: model.source.clone(),
+                line,
+                variable,
+                category: label,
+                detail: " with positive weight".into(),
+            });
+        }
+        reweight[c] = total / st[c];
+    }
+    let g: Vec<f64> = codes.iter().map(|&c| reweight[c as usize]).collect();
+    let w: Vec<f64> = d.iter().zip(&g).map(|(d, g)| d * g).collect();
+    let kind = Resid::PostStrat {
+        oldw: d.to_vec(),
+        w: w.clone(),
+    };
+    let mut out = empty_result(data, kind, w, g);
+    out.warnings = warnings;
+    Ok(out)
+}
+
+fn rake(
+    model: &CalibrationModel,
+    d: &[f64],
+    spec: &CalibrationSpec,
+) -> Result<Calibrated, CalibrationError> {
+    let data = &model.data;
+    let n = data.n;
+    let maxit = spec.maxit.unwrap_or(10);
+    let eps = spec.epsilon.unwrap_or(1.0);
+    let epsilon = if eps < 1.0 {
+        eps * d.iter().sum::<f64>()
+    } else {
+        eps
+    };
+    let mut w = d.to_vec();
+    let mut old = vec![0.0; data.n_cross];
+    let mut new = vec![0.0; data.n_cross];
+    for i in 0..n {
+        old[data.cross[i] as usize] += w[i];
+    }
+    let mut psw: Vec<Vec<f64>> = vec![vec![0.0; n]; data.factors.len()];
+    let kmax = data
+        .factors
+        .iter()
+        .map(|f| f.levels.len())
+        .max()
+        .unwrap_or(0);
+    let mut st = vec![0.0; kmax];
+    let mut iter = 0;
+    let mut converged = false;
+    while iter < maxit {
+        for (f, ps) in data.factors.iter().zip(psw.iter_mut()) {
+            let k = f.levels.len();
+            st[..k].iter_mut().for_each(|x| *x = 0.0);
+            for i in 0..n {
+                st[f.codes[i] as usize] += w[i];
+            }
+            if let Some(c) = (0..k).find(|&c| st[c] <= 0.0) {
+                return Err(CalibrationError::EmptyCategory {
+                    path: model.source.clone(),
+                    line: f.lines[c],
+                    variable: f.name.clone(),
+                    category: f.levels[c].clone(),
+                    detail: " with positive weight".into(),
+                });
+            }
+            for c in 0..k {
+                st[c] = f.totals[c] / st[c];
+            }
+            for i in 0..n {
+                w[i] *= st[f.codes[i] as usize];
+            }
+            ps.copy_from_slice(&w);
+        }
+        new.iter_mut().for_each(|x| *x = 0.0);
+        for i in 0..n {
+            new[data.cross[i] as usize] += w[i];
+        }
+        let delta = old
+            .iter()
+            .zip(&new)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        if delta < epsilon {
+            converged = true;
+            break;
+        }
+        std::mem::swap(&mut old, &mut new);
+        iter += 1;
+    }
+    let sweeps = if converged { iter + 1 } else { iter };
+    let mut warnings = Vec::new();
+    if !converged {
+        let (column, rel, misfit) = margin_error(model, &w, spec).0;
+        if !spec.force {
+            return Err(CalibrationError::NotConverged {
+                method: CalMethod::Rake.name().into(),
+                iterations: sweeps,
+                column,
+                misfit,
+                relative: rel,
+                epsilon,
+            });
+        }
+        warnings.push(format!(
+            "raking did not converge after {sweeps} sweeps: {column} is off by {misfit} ({rel:.3e} relative); accepted because force = true"
+        ));
+    }
+    let g: Vec<f64> = (0..n)
+        .map(|i| if d[i] > 0.0 { w[i] / d[i] } else { 1.0 })
+        .collect();
+    let mut out = empty_result(data, Resid::Rake { psw }, w, g);
+    out.iterations = sweeps;
+    out.converged = converged;
+    out.warnings = warnings;
+    Ok(out)
+}
+
+/// Σ d m m' factorised, or the rank error naming the first dependent column.
+fn factor_base(data: &ModelData, d: &[f64]) -> Result<SymFactor, CalibrationError> {
+    let p = data.p();
+    let mut t = vec![0.0; p * p];
+    data.crossprod(|i| d[i], &mut t);
+    let mut fac = SymFactor::new(p);
+    fac.factor(&t)
+        .map_err(|j| CalibrationError::RankDeficient {
+            column: data.columns[j].clone(),
+            detail: " with these base weights".into(),
+        })?;
+    Ok(fac)
+}
+
+fn linear(model: &CalibrationModel, d: &[f64]) -> Result<Calibrated, CalibrationError> {
+    // R regcalibrate: g = 1 + m'(Σ d m m')⁻¹ (T − Σ d m).
+    let data = &model.data;
+    let p = data.p();
+    let factor = factor_base(data, d)?;
+    let mut rhs = vec![0.0; p];
+    data.total(|i| d[i], &mut rhs);
+    for j in 0..p {
+        rhs[j] = data.population[j] - rhs[j];
+    }
+    factor.solve(&mut rhs);
+    let g: Vec<f64> = (0..data.n).map(|i| 1.0 + data.dot(i, &rhs)).collect();
+    let w: Vec<f64> = d.iter().zip(&g).map(|(d, g)| d * g).collect();
+    let kind = Resid::Greg {
+        d: d.to_vec(),
+        g: g.clone(),
+        factor,
+    };
+    Ok(empty_result(&model.data, kind, w, g))
+}
+
+fn greg_iterative(
+    model: &CalibrationModel,
+    d: &[f64],
+    spec: &CalibrationSpec,
+) -> Result<Calibrated, CalibrationError> {
+    let data = &model.data;
+    let n = data.n;
+    let p = data.p();
+    let pop = &data.population;
+    let maxit = spec.maxit.unwrap_or(50);
+    let epsilon = spec.epsilon.unwrap_or(1e-7);
+    let (l, u) = spec.bounds.unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
+    let dist = match spec.method {
+        CalMethod::Logit => Distance::Logit {
+            l,
+            u,
+            a: (u - l) / ((u - 1.0) * (1.0 - l)),
+        },
+        CalMethod::Raking => Distance::Raking { l, u },
+        _ => Distance::Linear { l, u },
+    };
+    // R grake: rescale the weights when every total is over 20 times its sample estimate.
+    let mut st = vec![0.0; p];
+    data.total(|i| d[i], &mut st);
+    let min_scale = (0..p).map(|j| pop[j] / st[j]).fold(f64::INFINITY, f64::min);
+    let mut warnings = Vec::new();
+    let scale = if min_scale > 20.0 {
+        let s = (0..p).map(|j| pop[j] / st[j]).sum::<f64>() / p as f64;
+        if spec.bounds.is_some() {
+            warnings.push(format!(
+                "base weights were rescaled by {s:.3} before calibration (as R does when every total is over 20 times its estimate); the bounds apply to g after rescaling"
+            ));
+        }
+        Some(s)
+    } else {
+        None
+    };
+    let ww: Vec<f64> = match scale {
+        Some(s) => d.iter().map(|x| x * s).collect(),
+        None => d.to_vec(),
+    };
+    if let Some(s) = scale {
+        st.iter_mut().for_each(|x| *x *= s);
+    }
+    if spec.bounds.is_some() {
+        check_feasible(model, &ww, l, u)?;
+    }
+    let mut eta = vec![0.0; p];
+    let mut deta = vec![0.0; p];
+    let mut misfit = vec![0.0; p];
+    let mut tmat = vec![0.0; p * p];
+    let mut xeta = vec![0.0; n];
+    let mut fm = vec![0.0; n];
+    let mut deriv = vec![0.0; n];
+    let mut fac = SymFactor::new(p);
+    let update = |eta: &[f64], xeta: &mut [f64], fm: &mut [f64], deriv: &mut [f64]| -> bool {
+        let mut finite = true;
+        for i in 0..n {
+            let x = data.dot(i, eta);
+            xeta[i] = x;
+            fm[i] = dist.fm1(x);
+            deriv[i] = dist.df(x);
+            finite &= fm[i].is_finite() && deriv[i].is_finite();
+        }
+        finite
+    };
+    let compute_misfit = |fm: &[f64], misfit: &mut [f64], tmp_total: &mut [f64]| {
+        data.total(|i| ww[i] * fm[i], tmp_total);
+        for j in 0..p {
+            misfit[j] = pop[j] - st[j] - tmp_total[j];
+        }
+    };
+    let mut tmp = vec![0.0; p];
+    update(&eta, &mut xeta, &mut fm, &mut deriv);
+    let mut iter = 1usize;
+    let mut failed: Option<usize> = None;
+    loop {
+        data.crossprod(|i| ww[i] * deriv[i], &mut tmat);
+        compute_misfit(&fm, &mut misfit, &mut tmp);
+        deta.copy_from_slice(&misfit);
+        match fac.factor(&tmat) {
+            Ok(()) => fac.solve(&mut deta),
+            Err(_) => pinv_solve(&tmat, p, &mut deta),
+        }
+        for j in 0..p {
+            eta[j] += deta[j];
+        }
+        let mut finite = update(&eta, &mut xeta, &mut fm, &mut deriv);
+        while iter < maxit && !finite {
+            iter += 1;
+            for j in 0..p {
+                deta[j] /= 2.0;
+                eta[j] -= deta[j];
+            }
+            finite = update(&eta, &mut xeta, &mut fm, &mut deriv);
+        }
+        compute_misfit(&fm, &mut misfit, &mut tmp);
+        if (0..p).all(|j| misfit[j].abs() / (1.0 + pop[j].abs()) < epsilon) {
+            break;
+        }
+        iter += 1;
+        if iter > maxit {
+            let worst = (0..p)
+                .max_by(|&a, &b| {
+                    let ra = misfit[a].abs() / (1.0 + pop[a].abs());
+                    let rb = misfit[b].abs() / (1.0 + pop[b].abs());
+                    ra.total_cmp(&rb)
+                })
+                .unwrap_or(0);
+            failed = Some(worst);
+            break;
+        }
+    }
+    let s = scale.unwrap_or(1.0);
+    let mut g: Vec<f64> = fm.iter().map(|f| (1.0 + f) * s).collect();
+    let mut trimmed = 0;
+    if let Some(Trim::G { lower, upper }) = spec.trim {
+        // R calibrate(trim =): clamp g, give the trimmed weight to the others in proportion to d.
+        let mut excess = 0.0;
+        let mut inside = 0.0;
+        for i in 0..n {
+            let gn = g[i].max(lower).min(upper);
+            if g[i] < lower || g[i] > upper {
+                trimmed += 1;
+                excess += (g[i] - gn) * d[i];
+                g[i] = gn;
+            } else {
+                inside += d[i];
+            }
+        }
+        if trimmed > 0 {
+            if !(inside > 0.0) {
+                return Err(CalibrationError::Trim {
+                    lower,
+                    upper,
+                    message: "every g-weight is outside the trimming bounds".into(),
+                });
+            }
+            let shift = excess / inside;
+            // The untrimmed units are those whose untrimmed g was inside the bounds.
+            for i in 0..n {
+                let gi = (1.0 + fm[i]) * s;
+                if !(gi < lower || gi > upper) {
+                    g[i] += shift;
+                }
+            }
+            warnings.push(format!(
+                "{trimmed} g-weights were trimmed to [{lower}, {upper}]"
+            ));
+        }
+    }
+    let mut converged = true;
+    if let Some(j) = failed {
+        let rel = misfit[j].abs() / (1.0 + pop[j].abs());
+        if trimmed > 0 {
+            // R clears the failure after trimming; keep a warning.
+            warnings.push(format!(
+                "{} did not converge before trimming: {} was off by {} ({rel:.3e})",
+                spec.method.name(),
+                data.columns[j],
+                misfit[j]
+            ));
+        } else if !spec.force {
+            return Err(CalibrationError::NotConverged {
+                method: spec.method.name().into(),
+                iterations: iter,
+                column: data.columns[j].clone(),
+                misfit: misfit[j],
+                relative: rel,
+                epsilon,
+            });
+        } else {
+            converged = false;
+            warnings.push(format!(
+                "{} did not converge in {iter} iterations: {} is off by {} ({rel:.3e} relative); accepted because force = true",
+                spec.method.name(),
+                data.columns[j],
+                misfit[j]
+            ));
+        }
+    }
+    let w: Vec<f64> = d.iter().zip(&g).map(|(d, g)| d * g).collect();
+    let factor = factor_base(data, d)?;
+    let kind = Resid::Greg {
+        d: d.to_vec(),
+        g: g.clone(),
+        factor,
+    };
+    let mut out = empty_result(data, kind, w, g);
+    out.iterations = iter;
+    out.converged = converged;
+    out.trimmed = trimmed;
+    out.warnings = warnings;
+    Ok(out)
+}
+
+/// With L ≤ g ≤ U every dummy column's total must lie in [L Σd, U Σd] over its category.
+fn check_feasible(
+    model: &CalibrationModel,
+    ww: &[f64],
+    l: f64,
+    u: f64,
+) -> Result<(), CalibrationError> {
+    let data = &model.data;
+    let check = |column: String, sample: f64, population: f64| {
+        if population < l * sample * (1.0 - 1e-12) || population > u * sample * (1.0 + 1e-12) {
+            Err(CalibrationError::InfeasibleBounds {
+                lower: l,
+                upper: u,
+                column,
+                sample,
+                population,
+                needed: population / sample,
+            })
+        } else {
+            Ok(())
+        }
+    };
+    let total: f64 = ww.iter().sum();
+    check(
+        "(Intercept) (population size)".into(),
+        total,
+        data.population[0],
+    )?;
+    for f in &data.factors {
+        let mut st = vec![0.0; f.levels.len()];
+        for i in 0..data.n {
+            st[f.codes[i] as usize] += ww[i];
+        }
+        for (c, lev) in f.levels.iter().enumerate() {
+            check(format!("{} = {}", f.name, lev), st[c], f.totals[c])?;
+        }
+    }
+    Ok(())
+}
+
+/// The calibration totals checked by `max_margin_error`: (name, relative, absolute) of the
+/// worst one, and the largest relative error.
+fn margin_error(
+    model: &CalibrationModel,
+    w: &[f64],
+    spec: &CalibrationSpec,
+) -> ((String, f64, f64), f64) {
+    let data = &model.data;
+    let mut worst = (String::new(), 0.0, 0.0);
+    let mut consider = |name: &dyn Fn() -> String, got: f64, want: f64| {
+        let abs = got - want;
+        let rel = if want != 0.0 {
+            (abs / want).abs()
+        } else {
+            abs.abs()
+        };
+        if rel > worst.1 || worst.0.is_empty() {
+            worst = (name(), rel, abs);
+        }
+    };
+    match spec.method {
+        CalMethod::PostStratify | CalMethod::Rake => {
+            let groups: Vec<(&[u32], &[f64], Vec<String>)> = match &data.joint {
+                Some(j) => vec![(&j.codes, &j.totals, j.labels.clone())],
+                None => data
+                    .factors
+                    .iter()
+                    .map(|f| {
+                        (
+                            f.codes.as_slice(),
+                            f.totals.as_slice(),
+                            f.levels
+                                .iter()
+                                .map(|l| format!("{} = {l}", f.name))
+                                .collect(),
+                        )
+                    })
+                    .collect(),
+            };
+            for (codes, totals, labels) in groups {
+                let mut st = vec![0.0; totals.len()];
+                for i in 0..data.n {
+                    st[codes[i] as usize] += w[i];
+                }
+                for c in 0..totals.len() {
+                    if st[c] == 0.0 && spec.partial {
+                        continue;
+                    }
+                    consider(&|| labels[c].clone(), st[c], totals[c]);
+                }
+            }
+        }
+        _ => {
+            let mut t = vec![0.0; data.p()];
+            data.total(|i| w[i], &mut t);
+            for j in 0..data.p() {
+                consider(&|| data.columns[j].clone(), t[j], data.population[j]);
+            }
+        }
+    }
+    let rel = worst.1;
+    (worst, rel)
+}
+
+/// R `trimWeights`: clamp to [lower, upper], share the trimmed amount equally among the
+/// untrimmed weights; with `strict`, repeat until nothing is outside. Returns the number of
+/// weights trimmed (in the first pass).
+fn trim_weights(
+    w: &mut [f64],
+    lower: f64,
+    upper: f64,
+    strict: bool,
+) -> Result<usize, CalibrationError> {
+    let mut first = None;
+    for _round in 0..10_000 {
+        let outside = w.iter().filter(|&&x| x < lower || x > upper).count();
+        if first.is_none() {
+            first = Some(outside);
+        }
+        if outside == 0 {
+            return Ok(first.unwrap_or(0));
+        }
+        let inside = w.len() - outside;
+        if inside == 0 {
+            return Err(CalibrationError::Trim {
+                lower,
+                upper,
+                message: "every weight is outside the bounds".into(),
+            });
+        }
+        let mut trimmings = 0.0;
+        let mut is_out = Vec::with_capacity(w.len());
+        for x in w.iter_mut() {
+            let out = *x < lower || *x > upper;
+            is_out.push(out);
+            let xn = x.max(lower).min(upper);
+            trimmings += *x - xn;
+            *x = xn;
+        }
+        let share = trimmings / inside as f64;
+        for (x, out) in w.iter_mut().zip(is_out) {
+            if !out {
+                *x += share;
+            }
+        }
+        if !strict {
+            return Ok(first.unwrap_or(0));
+        }
+    }
+    Err(CalibrationError::Trim {
+        lower,
+        upper,
+        message: "strict trimming did not settle after 10000 rounds".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests;
