@@ -27,6 +27,15 @@ fn main() {
                     "path = \"{}\"",
                     base.join(rest.trim_end_matches('"')).display()
                 )
+            } else if let Some(at) = l.find("margins = \"") {
+                let start = at + "margins = \"".len();
+                let len = l[start..].find('"').unwrap_or(0);
+                format!(
+                    "{}{}{}",
+                    &l[..start],
+                    base.join(&l[start..start + len]).display(),
+                    &l[start + len..]
+                )
             } else if l.starts_with("dir = ") {
                 format!("dir = \"{}\"", scratch.join("out").display())
             } else {

@@ -422,10 +422,25 @@ fn weighting_json(c: &Computed) -> String {
         .iter()
         .zip(&c.schemes)
         .map(|(spec, s)| {
+            let calibration = s.calibration.as_ref().map(|c| {
+                serde_json::json!({
+                    "method": c.method,
+                    "margins": c.margins,
+                    "bounds": spec.calibration.as_ref().and_then(|k| k.bounds).map(|(l, u)| [l, u]),
+                    "iterations": c.iterations,
+                    "converged": c.converged,
+                    "max_margin_error": c.max_margin_error,
+                    "negative_weights": c.negative_weights,
+                    "trimmed": c.trimmed,
+                    "g_min": c.g_range.0,
+                    "g_max": c.g_range.1,
+                    "warnings": c.warnings,
+                })
+            });
             serde_json::json!({
                 "name": s.name,
                 "nonresponse_classes": spec.nonresponse_classes,
-                "calibrated": s.calibrated,
+                "calibration": calibration,
                 "weights": WeightSummary::of(&s.weights),
             })
         })

@@ -429,6 +429,11 @@ fn domain_estimate(
             }
         };
     }
+    // Calibration: the variance is that of the calibration residuals of the scores (R
+    // `svyrecvar` with the design's `postStrata`), over every design row.
+    if let Some(cal) = &scheme.calibration {
+        cal.residualizer.residualize(scores);
+    }
     // Calibrated designs keep out-of-domain rows with zero weight (R's `[` on a calibrated
     // design); plain designs drop them, which matters for lonely-PSU handling.
     let present = if scheme.calibrated { None } else { Some(mask) };

@@ -1,8 +1,10 @@
 //! Weighting schemes: from design weights to the final analysis weights of the respondents.
 //!
-//! Each scheme is a pure function of the base weights (so the replicate stage can run the same
-//! chain on every replicate). Implemented here: the plain design weights, and weighting-class
-//! nonresponse adjustment. Calibration (post-stratification, raking, GREG) extends this chain.
+//! Each scheme is a [`Chain`]: design weights → optional weighting-class nonresponse adjustment →
+//! optional calibration ([`calibration`]: post-stratification, raking, GREG, logit, truncated,
+//! trimming; margins files in [`margins`]). A chain is a pure function of the base weights, so the
+//! replicate stage reruns it on every replicate. Methods and their R counterparts:
+//! `docs/weighting.md`.
 
 pub mod calibration;
 mod linalg;
@@ -10,11 +12,11 @@ pub mod margins;
 
 use std::collections::BTreeMap;
 
-use crate::config::WeightingSpec;
+use crate::config::{CalibrationMethodName, TrimTarget, WeightingSpec};
 use crate::frame::Frame;
 
-/// Final weights of one scheme.
-#[derive(Debug, Clone, PartialEq)]
+/// Final weights of one scheme, with what produced them.
+#[derive(Debug, Clone)]
 pub struct Scheme {
     /// Scheme name (the `weighting` output column).
     pub name: String,
@@ -23,6 +25,324 @@ pub struct Scheme {
     /// True when the weights were calibrated to population totals (changes how domains are
     /// subset and how variance is computed; see `docs/methods.md`).
     pub calibrated: bool,
+    /// Calibration diagnostics and the variance residualizer, for calibrated schemes.
+    pub calibration: Option<CalibrationOutcome>,
+    /// The chain, kept so that replicates can be weighted the same way.
+    pub chain: Chain,
+}
+
+/// What a calibration did.
+#[derive(Debug, Clone)]
+pub struct CalibrationOutcome {
+    /// Method name as configured.
+    pub method: String,
+    /// Margins file name.
+    pub margins: String,
+    /// Iterations (Newton steps, raking sweeps; 1 for closed forms).
+    pub iterations: usize,
+    /// Converged (false only when `force` kept a non-converged fit).
+    pub converged: bool,
+    /// Largest relative margin error on the final weights.
+    pub max_margin_error: f64,
+    /// Negative final weights (linear calibration).
+    pub negative_weights: usize,
+    /// Weights changed by trimming.
+    pub trimmed: usize,
+    /// Smallest and largest g = w/d.
+    pub g_range: (f64, f64),
+    /// Non-fatal findings.
+    pub warnings: Vec<String>,
+    /// Turns linearization scores into calibration residuals (R `svyrecvar`).
+    pub residualizer: calibration::Residualizer,
+}
+
+/// A weighting chain: base weights → optional weighting-class nonresponse adjustment →
+/// optional calibration. A pure function of the base weights (see [`Chain::apply`]), so the
+/// replicate stage reruns it on every replicate's base weights.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    name: String,
+    nonresponse: Option<NonresponseClasses>,
+    calibration: Option<(
+        calibration::CalibrationModel,
+        calibration::CalibrationSpec,
+        String,
+        String,
+    )>,
+}
+
+/// Weighting classes of every used row.
+#[derive(Debug, Clone)]
+struct NonresponseClasses {
+    class_of_row: Vec<usize>,
+    labels: Vec<String>,
+    sampled_count: Vec<usize>,
+}
+
+/// Result of running a chain once.
+#[derive(Debug, Clone)]
+pub struct Weighted {
+    /// Final respondent weights.
+    pub weights: Vec<f64>,
+    /// The calibration result, when the chain calibrates.
+    pub calibrated: Option<calibration::Calibrated>,
+}
+
+impl Chain {
+    /// Prepare a scheme's chain: resolve nonresponse classes and build the calibration model
+    /// (margins are read and checked against the respondents here, before any weight is
+    /// computed).
+    pub fn build(
+        frame: &Frame,
+        row_numbers: &[u64],
+        respondents: &[usize],
+        spec: &WeightingSpec,
+    ) -> Result<Chain, WeightingError> {
+        let nonresponse = match &spec.nonresponse_classes {
+            None => None,
+            Some(classes) => Some(nonresponse_classes(
+                frame,
+                row_numbers,
+                classes,
+                &spec.name,
+            )?),
+        };
+        let calibration = match &spec.calibration {
+            None => None,
+            Some(c) => {
+                let err = |e: calibration::CalibrationError| WeightingError::Calibration {
+                    scheme: spec.name.clone(),
+                    message: e.to_string(),
+                };
+                let margins = margins::Margins::load(&c.margins).map_err(err)?;
+                let model = calibration::CalibrationModel::build(frame, respondents, &margins)
+                    .map_err(err)?;
+                let method = match c.method {
+                    CalibrationMethodName::Poststratify => calibration::CalMethod::PostStratify,
+                    CalibrationMethodName::Rake => calibration::CalMethod::Rake,
+                    CalibrationMethodName::Raking => calibration::CalMethod::Raking,
+                    CalibrationMethodName::Linear => calibration::CalMethod::Linear,
+                    CalibrationMethodName::Logit => calibration::CalMethod::Logit,
+                    CalibrationMethodName::Truncated => calibration::CalMethod::Truncated,
+                };
+                let mut cal = calibration::CalibrationSpec::new(method);
+                cal.bounds = c.bounds;
+                cal.maxit = c.max_iter;
+                cal.epsilon = c.tolerance;
+                cal.force = c.force;
+                cal.partial = c.partial;
+                cal.trim = c.trim.map(|t| match t.on {
+                    TrimTarget::Weights => calibration::Trim::Weights {
+                        lower: t.lower,
+                        upper: t.upper,
+                        strict: t.strict,
+                    },
+                    TrimTarget::G => calibration::Trim::G {
+                        lower: t.lower,
+                        upper: t.upper,
+                    },
+                });
+                let file = c
+                    .margins
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let method_name = format!("{:?}", c.method).to_lowercase();
+                Some((model, cal, method_name, file))
+            }
+        };
+        Ok(Chain {
+            name: spec.name.clone(),
+            nonresponse,
+            calibration,
+        })
+    }
+
+    /// True when the chain calibrates.
+    pub fn calibrates(&self) -> bool {
+        self.calibration.is_some()
+    }
+
+    /// True when the chain adjusts for nonresponse.
+    pub fn adjusts_nonresponse(&self) -> bool {
+        self.nonresponse.is_some()
+    }
+
+    /// Run the whole chain: `base_weights` for every used row (respondents and unit
+    /// nonrespondents) → final respondent weights.
+    ///
+    /// Nonresponse adjustment (weighting classes c): for a respondent i in class c,
+    /// `w_i = d_i · Σ_{j∈s_c} d_j / Σ_{j∈r_c} d_j`, s_c all sampled units of the class, r_c its
+    /// respondents (Särndal & Lundström 2005, ch. 8). A class whose respondents carry no weight
+    /// is an error naming it.
+    pub fn apply(
+        &self,
+        base_weights: &[f64],
+        respondents: &[usize],
+    ) -> Result<Weighted, WeightingError> {
+        let adjusted: Vec<f64> = match &self.nonresponse {
+            None => respondents.iter().map(|&r| base_weights[r]).collect(),
+            Some(nr) => {
+                let n_classes = nr.labels.len();
+                let mut sampled = vec![0.0; n_classes];
+                let mut responded = vec![0.0; n_classes];
+                for (r, &w) in base_weights.iter().enumerate() {
+                    sampled[nr.class_of_row[r]] += w;
+                }
+                for &r in respondents {
+                    responded[nr.class_of_row[r]] += base_weights[r];
+                }
+                for (k, label) in nr.labels.iter().enumerate() {
+                    if !(responded[k] > 0.0) && sampled[k] > 0.0 {
+                        return Err(WeightingError::EmptyClass {
+                            scheme: self.name.clone(),
+                            class: label.clone(),
+                            sampled: nr.sampled_count[k],
+                        });
+                    }
+                }
+                respondents
+                    .iter()
+                    .map(|&r| {
+                        let k = nr.class_of_row[r];
+                        if responded[k] > 0.0 {
+                            base_weights[r] * sampled[k] / responded[k]
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect()
+            }
+        };
+        self.calibrate(adjusted)
+    }
+
+    /// The calibration step alone, on respondent weights already adjusted for nonresponse.
+    pub fn calibrate(&self, adjusted: Vec<f64>) -> Result<Weighted, WeightingError> {
+        match &self.calibration {
+            None => Ok(Weighted {
+                weights: adjusted,
+                calibrated: None,
+            }),
+            Some((model, spec, _, _)) => {
+                let c = calibration::calibrate(model, &adjusted, spec).map_err(|e| {
+                    WeightingError::Calibration {
+                        scheme: self.name.clone(),
+                        message: e.to_string(),
+                    }
+                })?;
+                Ok(Weighted {
+                    weights: c.weights.clone(),
+                    calibrated: Some(c),
+                })
+            }
+        }
+    }
+}
+
+/// Compute every scheme (in parallel across schemes; the result keeps config order).
+///
+/// * `frame`: all used rows (respondents and unit nonrespondents);
+/// * `row_numbers`: the data row number of each frame row (for messages);
+/// * `base_weights`: design weight of each frame row;
+/// * `respondents`: frame row indices of the respondents (the output weights follow this order).
+pub fn compute(
+    frame: &Frame,
+    row_numbers: &[u64],
+    base_weights: &[f64],
+    respondents: &[usize],
+    specs: &[WeightingSpec],
+) -> Result<Vec<Scheme>, WeightingError> {
+    use rayon::prelude::*;
+    specs
+        .par_iter()
+        .map(|spec| {
+            let chain = Chain::build(frame, row_numbers, respondents, spec)?;
+            let Weighted {
+                weights,
+                calibrated,
+            } = chain.apply(base_weights, respondents)?;
+            let calibration = match (calibrated, &chain.calibration) {
+                (Some(c), Some((_, _, method, file))) => {
+                    let g_min = c.g.iter().copied().fold(f64::INFINITY, f64::min);
+                    let g_max = c.g.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    Some(CalibrationOutcome {
+                        method: method.clone(),
+                        margins: file.clone(),
+                        iterations: c.iterations,
+                        converged: c.converged,
+                        max_margin_error: c.max_margin_error,
+                        negative_weights: c.negative_weights,
+                        trimmed: c.trimmed,
+                        g_range: (g_min, g_max),
+                        warnings: c.warnings,
+                        residualizer: c.residualizer,
+                    })
+                }
+                _ => None,
+            };
+            Ok(Scheme {
+                name: spec.name.clone(),
+                weights,
+                calibrated: calibration.is_some(),
+                calibration,
+                chain,
+            })
+        })
+        .collect()
+}
+
+fn nonresponse_classes(
+    frame: &Frame,
+    row_numbers: &[u64],
+    classes: &[String],
+    scheme: &str,
+) -> Result<NonresponseClasses, WeightingError> {
+    let n = frame.n_rows();
+    let mut columns = Vec::new();
+    for c in classes {
+        columns.push(
+            frame
+                .column(c)
+                .ok_or_else(|| WeightingError::MissingClassColumn {
+                    scheme: scheme.to_string(),
+                    column: c.clone(),
+                })?,
+        );
+    }
+    // Class keys as the joined display values; a BTreeMap keeps the class order deterministic.
+    let mut keys = Vec::with_capacity(n);
+    let mut class_index: BTreeMap<String, usize> = BTreeMap::new();
+    for r in 0..n {
+        let mut parts = Vec::with_capacity(columns.len());
+        for col in &columns {
+            let v = col
+                .display(r)
+                .ok_or_else(|| WeightingError::MissingClassValue {
+                    scheme: scheme.to_string(),
+                    row: row_numbers[r],
+                    column: col.name.clone(),
+                })?;
+            parts.push(format!("{}={}", col.name, v));
+        }
+        let key = parts.join(",");
+        class_index.entry(key.clone()).or_insert(0);
+        keys.push(key);
+    }
+    let labels: Vec<String> = class_index.keys().cloned().collect();
+    for (k, v) in class_index.values_mut().enumerate() {
+        *v = k;
+    }
+    let class_of_row: Vec<usize> = keys.iter().map(|k| class_index[k]).collect();
+    let mut sampled_count = vec![0usize; labels.len()];
+    for &k in &class_of_row {
+        sampled_count[k] += 1;
+    }
+    Ok(NonresponseClasses {
+        class_of_row,
+        labels,
+        sampled_count,
+    })
 }
 
 /// Errors computing weights.
@@ -46,13 +366,13 @@ pub enum WeightingError {
         /// Column.
         column: String,
     },
-    /// The scheme asks for a step this build does not provide.
-    #[error("weighting \"{scheme}\": {step} is not available yet")]
-    Unsupported {
+    /// Calibration failed (margins unreadable, inconsistent with the sample, or no fit).
+    #[error("weighting \"{scheme}\": {message}")]
+    Calibration {
         /// Scheme.
         scheme: String,
-        /// The step.
-        step: String,
+        /// The calibration error, naming the margin, category or file.
+        message: String,
     },
     /// A class has sampled units but no respondent to carry their weight.
     #[error(
@@ -66,118 +386,6 @@ pub enum WeightingError {
         /// Sampled units in the class.
         sampled: usize,
     },
-}
-
-/// Compute every scheme.
-///
-/// * `frame`: all used rows (respondents and unit nonrespondents);
-/// * `row_numbers`: the data row number of each frame row (for messages);
-/// * `base_weights`: design weight of each frame row;
-/// * `respondents`: frame row indices of the respondents (the output weights follow this order).
-///
-/// Nonresponse adjustment (weighting classes c): for a respondent i in class c,
-/// `w_i = d_i · Σ_{j∈s_c} d_j / Σ_{j∈r_c} d_j`, where s_c are all sampled units of the class and
-/// r_c its respondents (R: `design_weight * ave(...)`; Särndal & Lundström 2005, ch. 8).
-pub fn compute(
-    frame: &Frame,
-    row_numbers: &[u64],
-    base_weights: &[f64],
-    respondents: &[usize],
-    specs: &[WeightingSpec],
-) -> Result<Vec<Scheme>, WeightingError> {
-    specs
-        .iter()
-        .map(|spec| {
-            if spec.calibration.is_some() {
-                return Err(WeightingError::Unsupported {
-                    scheme: spec.name.clone(),
-                    step: "calibration".into(),
-                });
-            }
-            let weights = match &spec.nonresponse_classes {
-                None => respondents.iter().map(|&r| base_weights[r]).collect(),
-                Some(classes) => nonresponse_adjust(
-                    frame,
-                    row_numbers,
-                    base_weights,
-                    respondents,
-                    classes,
-                    &spec.name,
-                )?,
-            };
-            Ok(Scheme {
-                name: spec.name.clone(),
-                weights,
-                calibrated: false,
-            })
-        })
-        .collect()
-}
-
-fn nonresponse_adjust(
-    frame: &Frame,
-    row_numbers: &[u64],
-    base_weights: &[f64],
-    respondents: &[usize],
-    classes: &[String],
-    scheme: &str,
-) -> Result<Vec<f64>, WeightingError> {
-    let n = frame.n_rows();
-    let mut columns = Vec::new();
-    for c in classes {
-        columns.push(
-            frame
-                .column(c)
-                .ok_or_else(|| WeightingError::MissingClassColumn {
-                    scheme: scheme.to_string(),
-                    column: c.clone(),
-                })?,
-        );
-    }
-    // Class keys as the joined display values; a BTreeMap keeps the class order deterministic.
-    let mut key_of_row = Vec::with_capacity(n);
-    let mut class_index: BTreeMap<String, usize> = BTreeMap::new();
-    for r in 0..n {
-        let mut parts = Vec::with_capacity(columns.len());
-        for col in &columns {
-            let v = col
-                .display(r)
-                .ok_or_else(|| WeightingError::MissingClassValue {
-                    scheme: scheme.to_string(),
-                    row: row_numbers[r],
-                    column: col.name.clone(),
-                })?;
-            parts.push(format!("{}={}", col.name, v));
-        }
-        let key = parts.join(",");
-        let next = class_index.len();
-        let k = *class_index.entry(key).or_insert(next);
-        key_of_row.push(k);
-    }
-    let n_classes = class_index.len();
-    let mut sampled = vec![0.0; n_classes];
-    let mut sampled_n = vec![0usize; n_classes];
-    let mut responded = vec![0.0; n_classes];
-    for r in 0..n {
-        sampled[key_of_row[r]] += base_weights[r];
-        sampled_n[key_of_row[r]] += 1;
-    }
-    for &r in respondents {
-        responded[key_of_row[r]] += base_weights[r];
-    }
-    for (key, &k) in &class_index {
-        if responded[k] <= 0.0 {
-            return Err(WeightingError::EmptyClass {
-                scheme: scheme.to_string(),
-                class: key.clone(),
-                sampled: sampled_n[k],
-            });
-        }
-    }
-    Ok(respondents
-        .iter()
-        .map(|&r| base_weights[r] * sampled[key_of_row[r]] / responded[key_of_row[r]])
-        .collect())
 }
 
 /// Distribution of one scheme's final weights, for the comparison of schemes.

@@ -41,6 +41,18 @@ pub fn relocated_config(config: &Path, dir: &Path, extra: &[(&str, &str)]) -> Pa
                 line = format!("{key} = \"{}\"", base.join(value).display());
             }
         }
+        if let Some(at) = line.find("margins = \"") {
+            let start = at + "margins = \"".len();
+            if let Some(len) = line[start..].find('"') {
+                let value = line[start..start + len].to_string();
+                line = format!(
+                    "{}{}{}",
+                    &line[..start],
+                    base.join(&value).display(),
+                    &line[start + len..]
+                );
+            }
+        }
         if trimmed.starts_with("dir = ") {
             line = format!("dir = \"{}\"", dir.join("out").display());
         }

@@ -206,3 +206,115 @@ fn nonresponse_adjustment_preserves_the_sampled_weight_total() {
     assert_eq!(report.rows_read, 20028);
     assert_eq!(report.respondents, 17022);
 }
+
+/// `weights.parquet` of the demo run against R's final weights (`fixtures/demo/weights.csv`),
+/// and the calibrated weights against the margins they were calibrated to.
+#[test]
+fn demo_weights_match_r_and_reproduce_the_margins() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Float64Type;
+    use std::collections::HashMap;
+
+    let dir = scratch("demo-weights");
+    let config = relocated_config(&root().join("fixtures/demo/pipeline.toml"), &dir, &[]);
+    cvsurvey::pipeline::run(&config, Default::default()).expect("run");
+    let file = std::fs::File::open(dir.join("out/weights.parquet")).expect("weights.parquet");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let schemes = ["design", "nr_adjusted", "raked", "linear", "poststrat"];
+    let mut ours: HashMap<String, Vec<f64>> = HashMap::new();
+    for batch in reader {
+        let batch = batch.expect("batch");
+        let ids = batch
+            .column_by_name("id")
+            .expect("id")
+            .as_string::<i32>()
+            .clone();
+        for s in schemes {
+            let col = batch
+                .column_by_name(s)
+                .expect(s)
+                .as_primitive::<Float64Type>()
+                .clone();
+            for i in 0..batch.num_rows() {
+                if !arrow_array::Array::is_null(&col, i) {
+                    ours.entry(ids.value(i).to_string())
+                        .or_default()
+                        .push(col.value(i));
+                }
+            }
+        }
+    }
+    let mut reader =
+        csv::Reader::from_path(root().join("fixtures/demo/weights.csv")).expect("R weights");
+    let mut worst = [0.0f64; 5];
+    let mut n = 0;
+    for rec in reader.records() {
+        let rec = rec.expect("record");
+        let mine = ours
+            .get(&rec[0])
+            .unwrap_or_else(|| panic!("respondent {} has no weights", &rec[0]));
+        assert_eq!(mine.len(), 5, "respondent {}", &rec[0]);
+        for k in 0..5 {
+            let r: f64 = rec[k + 1].parse().expect("weight");
+            worst[k] = worst[k].max(rel_diff(mine[k], r));
+        }
+        n += 1;
+    }
+    assert_eq!(n, 17022);
+    for (k, s) in schemes.iter().enumerate() {
+        assert!(
+            worst[k] < 1e-8,
+            "{s}: largest relative difference from R {:e}",
+            worst[k]
+        );
+    }
+    eprintln!(
+        "weights vs R (relative): {:?}",
+        schemes.iter().zip(worst).collect::<Vec<_>>()
+    );
+
+    // Margins: weighted totals of each calibrated scheme against margins.csv / poststrata.csv.
+    let (header, rows) = demo_csv();
+    let col = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let (id, resp) = (col("resp_id"), col("responded"));
+    let respondents: Vec<&Vec<String>> = rows.iter().filter(|r| r[resp] == "1").collect();
+    let mut margins =
+        csv::Reader::from_path(root().join("fixtures/demo/margins.csv")).expect("margins");
+    for rec in margins.records() {
+        let rec = rec.expect("record");
+        let (var, cat, total): (&str, &str, f64) =
+            (&rec[0], &rec[1], rec[2].parse().expect("total"));
+        for (k, tol) in [(2usize, 1e-6), (3, 1e-9)] {
+            let sum: f64 = respondents
+                .iter()
+                .filter(|r| r[col(var)] == cat)
+                .map(|r| ours[&r[id]][k])
+                .sum();
+            assert!(
+                rel_diff(sum, total) < tol,
+                "{} {var}={cat}: {sum} vs {total}",
+                schemes[k]
+            );
+        }
+    }
+    let mut cells =
+        csv::Reader::from_path(root().join("fixtures/demo/poststrata.csv")).expect("poststrata");
+    for rec in cells.records() {
+        let rec = rec.expect("record");
+        let total: f64 = rec[2].parse().expect("total");
+        let sum: f64 = respondents
+            .iter()
+            .filter(|r| r[col("sex")] == rec[0] && r[col("age_group")] == rec[1])
+            .map(|r| ours[&r[id]][4])
+            .sum();
+        assert!(
+            rel_diff(sum, total) < 1e-9,
+            "poststrat cell {}/{}: {sum} vs {total}",
+            &rec[0],
+            &rec[1]
+        );
+    }
+}
