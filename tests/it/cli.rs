@@ -80,12 +80,27 @@ fn compare_puts_schemes_side_by_side() {
         .lines()
         .find(|l| l.trim_start().starts_with("bribery_prevalence "))
         .expect("indicator line");
-    assert_eq!(line.matches('(').count(), 2, "one cell per scheme: {line}");
+    assert_eq!(line.matches('(').count(), 5, "one cell per scheme: {line}");
     assert!(dir.join("out/comparison.parquet").is_file());
     let json = std::fs::read_to_string(dir.join("out/weighting.json")).expect("weighting.json");
     assert!(
         json.contains("\"kish_deff\"") && json.contains("\"nr_adjusted\""),
         "{json}"
+    );
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("weighting.json parses");
+    let raked = parsed["schemes"]
+        .as_array()
+        .expect("schemes")
+        .iter()
+        .find(|s| s["name"] == "raked")
+        .expect("raked");
+    assert_eq!(raked["calibration"]["method"], "raking");
+    assert_eq!(raked["calibration"]["converged"], true);
+    assert!(
+        raked["calibration"]["max_margin_error"]
+            .as_f64()
+            .expect("error")
+            < 1e-6
     );
 }
 
