@@ -673,31 +673,28 @@ impl RunReport {
             );
         }
         if !self.estimates.is_empty() {
+            let names: Vec<String> = self.schemes.iter().map(|(n, _)| n.clone()).collect();
+            let table = crate::output::comparison_table(&self.estimates, &names);
             let _ = writeln!(
                 s,
-                "estimates {} rows; whole population:",
+                "estimates {} rows; whole population, estimate (SE) by weighting scheme:",
                 self.estimates.len()
             );
-            let _ = writeln!(
-                s,
-                "  {:<28} {:<12} {:>12} {:>10} {:>25}",
-                "indicator", "weighting", "estimate", "se", "95% CI (method)"
-            );
-            let mut seen = std::collections::HashSet::new();
-            for r in self.estimates.iter().filter(|r| r.domain_var == TOTAL) {
-                if !seen.insert((r.indicator.clone(), r.weighting.clone(), r.variance.clone())) {
-                    continue;
+            let mut header = format!("  {:<28}", "indicator");
+            for n in &names {
+                header.push_str(&format!(" {n:>18}"));
+            }
+            let _ = writeln!(s, "{header}");
+            for row in table.iter().filter(|r| r.key[2] == TOTAL) {
+                let mut line = format!("  {:<28}", row.key[0]);
+                for cell in &row.by_scheme {
+                    let f = |x: Option<f64>| x.map_or("NA".to_string(), |v| format!("{v:.4}"));
+                    let text = cell.map_or("-".to_string(), |r| {
+                        format!("{} ({})", f(r.estimate), f(r.se))
+                    });
+                    line.push_str(&format!(" {text:>18}"));
                 }
-                let f = |x: Option<f64>| x.map_or("NA".to_string(), |v| format!("{v:.4}"));
-                let _ = writeln!(
-                    s,
-                    "  {:<28} {:<12} {:>12} {:>10} {:>25}",
-                    r.indicator,
-                    r.weighting,
-                    f(r.estimate),
-                    f(r.se),
-                    format!("[{}, {}] ({})", f(r.ci_low), f(r.ci_high), r.ci_method)
-                );
+                let _ = writeln!(s, "{line}");
             }
         }
         for f in &self.files {
