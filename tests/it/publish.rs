@@ -19,7 +19,7 @@ use cvsurvey::questionnaire::Questionnaire;
 use crate::common::{relocated_config, root, scratch};
 
 const DEMO_PUBLICATION: &str = r#"
-formats = ["parquet", "csv", "sdmx"]
+formats = ["parquet", "csv", "sdmx", "xlsx", "html"]
 
 [reliability]
 preset = "nchs-2017"
@@ -206,7 +206,7 @@ fn publication_files_sdmx_codes_and_manifest() {
         .collect();
     assert_eq!(
         names,
-        ["estimates.csv", "sdmx.csv", "manifest.json"]
+        ["estimates.csv", "sdmx.csv", "tables.xlsx", "report.html", "manifest.json"]
     );
     for n in &names {
         assert!(out.join(n).is_file(), "{n} missing after commit");
@@ -271,7 +271,7 @@ fn publication_files_sdmx_codes_and_manifest() {
     let listed: Vec<&str> = files.iter().map(|f| f["file"].as_str().expect("file")).collect();
     assert_eq!(
         listed,
-        ["estimates.csv", "estimates.parquet", "sdmx.csv"]
+        ["estimates.csv", "estimates.parquet", "report.html", "sdmx.csv", "tables.xlsx"]
     );
     for f in files {
         let path = out.join(f["file"].as_str().expect("file"));
@@ -344,4 +344,145 @@ fn config_errors_against_the_questionnaire() {
     let e = cvsurvey::output::sdmx::sdmx_rows(&rows, sdmx, &d.questionnaire, 0.95)
         .expect_err("urban = 2 has no code");
     assert!(e.contains("domain urban value \"2\" has no SDG code"), "{e}");
+}
+
+#[test]
+fn xlsx_cell_model_snapshot_and_readback() {
+    let d = demo("publish-xlsx");
+    let cfg = publication_config(DEMO_PUBLICATION);
+    let rows = flagged_rows(&d, &cfg);
+    let ctx = context(&d);
+    let model = cvsurvey::output::xlsx::workbook_model(&rows, &ctx, &cfg);
+    assert_eq!(model[0].name, "Cover");
+    assert_eq!(model.len(), 1 + d.questionnaire.indicators.len());
+    insta::assert_snapshot!(
+        "xlsx_model_demo",
+        cvsurvey::output::xlsx::model_text(&model)
+    );
+    // The rendered file is a zip with one worksheet per sheet of the model.
+    let bytes = cvsurvey::output::xlsx::render(&model).expect("xlsx");
+    assert_eq!(&bytes[..2], b"PK");
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains(&format!("xl/worksheets/sheet{}.xml", model.len())));
+}
+
+/// The report as text: scripts and SVG dropped, tags replaced by line breaks, entities decoded.
+fn html_text(html: &str) -> String {
+    let mut s = html.to_string();
+    while let (Some(a), Some(b)) = (s.find("<svg"), s.find("</svg>")) {
+        s.replace_range(a..b + "</svg>".len(), "[chart]\n");
+    }
+    if let (Some(a), Some(b)) = (s.find("<style>"), s.find("</style>")) {
+        s.replace_range(a..b + "</style>".len(), "");
+    }
+    let mut out = String::new();
+    let mut in_tag = false;
+    let mut tag = String::new();
+    for c in s.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                tag.clear();
+            }
+            '>' if in_tag => {
+                in_tag = false;
+                let name = tag.trim_start_matches('/');
+                if ["tr", "h1", "h2", "h3", "p", "dt", "dd", "table", "nav"]
+                    .iter()
+                    .any(|t| name == *t || name.starts_with(&format!("{t} ")))
+                {
+                    out.push('\n');
+                } else if name == "td" || name == "th" || name.starts_with("td ") || name.starts_with("th ") {
+                    out.push_str(" | ");
+                }
+            }
+            _ if in_tag => tag.push(c),
+            _ => out.push(c),
+        }
+    }
+    let out = out
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    out.lines()
+        .map(|l| l.trim().trim_start_matches("| ").trim())
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn html_report_text_snapshot_and_escaping() {
+    let d = demo("publish-html");
+    let cfg = publication_config(DEMO_PUBLICATION);
+    let rows = flagged_rows(&d, &cfg);
+    let ctx = context(&d);
+    let html = cvsurvey::output::html::render(&rows, &ctx, &cfg);
+    assert!(!html.contains("<script"), "no JavaScript");
+    assert!(!html.contains("http://") || !html.contains("src=\"http"), "no network");
+    assert!(!html.contains(" src="), "no external resources");
+    insta::assert_snapshot!("html_text_demo", html_text(&html));
+
+    // Labels are escaped: a hostile title and code label cannot inject markup.
+    let mut q = d.questionnaire.clone();
+    q.title = "<img src=x onerror=alert(1)>".into();
+    if let Some(v) = q.variables.iter_mut().find(|v| v.name == "sex") {
+        v.codes[0].label = "</td><script>alert(1)</script>".into();
+    }
+    let mut ctx = context(&d);
+    ctx.questionnaire = &q;
+    let html = cvsurvey::output::html::render(&rows, &ctx, &cfg);
+    assert!(!html.contains("<script>alert(1)"));
+    assert!(!html.contains("<img src=x"));
+    assert!(html.contains("&lt;/td&gt;&lt;script&gt;alert(1)&lt;/script&gt;"));
+}
+
+/// Render `report.html` in headless Chromium to a PNG (skipped when Chromium is absent).
+#[test]
+fn html_report_renders_in_chromium() {
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            std::process::Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    let Some(chromium) = chromium else {
+        eprintln!("skipped: Chromium not found (Debian: apt-get install -y chromium)");
+        return;
+    };
+    let d = demo("publish-chromium");
+    let cfg = publication_config(DEMO_PUBLICATION);
+    let (out, _) = publish(&d, &cfg);
+    let png = d.dir.join("report.png");
+    let profile = d.dir.join("chromium-profile");
+    let status = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg("--window-size=1200,3000")
+        .arg(format!("file://{}", out.join("report.html").display()))
+        .output()
+        .expect("run chromium");
+    assert!(
+        status.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let bytes = std::fs::read(&png).expect("screenshot written");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(bytes.len() > 20_000, "a blank page compresses to almost nothing");
+    eprintln!("screenshot: {}", png.display());
 }
