@@ -392,7 +392,7 @@ fn html_text(html: &str) -> String {
                     .any(|t| name == *t || name.starts_with(&format!("{t} ")))
                 {
                     out.push('\n');
-                } else if name == "td" || name == "th" || name.starts_with("td ") || name.starts_with("th ") {
+                } else if ["td", "th"].iter().any(|t| tag == *t || tag.starts_with(&format!("{t} "))) {
                     out.push_str(" | ");
                 }
             }
