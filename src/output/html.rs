@@ -47,12 +47,12 @@ dl{display:grid;grid-template-columns:220px 1fr;gap:4px 12px;font-size:14px}dt{f
 ";
 
 fn fmt(x: Option<f64>, decimals: usize) -> String {
-    x.map_or_else(|| String::new(), |v| format!("{v:.decimals$}"))
+    x.map_or_else(String::new, |v| format!("{v:.decimals$}"))
 }
 
 /// A "nice" upper bound for an axis.
 fn nice_ceiling(x: f64) -> f64 {
-    if !(x > 0.0) {
+    if x.is_nan() || x <= 0.0 {
         return 1.0;
     }
     let p = 10f64.powf(x.log10().floor());
