@@ -19,6 +19,12 @@ use parquet::file::properties::WriterProperties;
 use crate::estimate::EstimateRow;
 use crate::ingest::Finding;
 
+pub mod html;
+pub mod publish;
+pub mod reliability;
+pub mod sdmx;
+pub mod xlsx;
+
 /// Errors writing outputs.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
