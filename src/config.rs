@@ -11,6 +11,9 @@ use serde::Deserialize;
 
 use crate::design::{DesignSpec, LonelyPsu};
 use crate::estimate::ci::CiMethod;
+use crate::output::publish::PublicationConfig;
+use crate::output::reliability::RawReliability;
+use crate::output::sdmx::RawSdmx;
 
 /// Errors reading or checking a pipeline configuration.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +75,10 @@ struct RawPipeline {
     variance: Option<RawVariance>,
     #[serde(default)]
     estimation: Option<RawEstimation>,
+    #[serde(default)]
+    reliability: Option<RawReliability>,
+    #[serde(default)]
+    sdmx: Option<RawSdmx>,
     output: RawOutput,
 }
 
@@ -173,6 +180,12 @@ struct RawEstimation {
 #[serde(deny_unknown_fields)]
 struct RawOutput {
     dir: String,
+    #[serde(default)]
+    formats: Option<Vec<String>>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    reference_period: Option<String>,
 }
 
 /// Input data file.
@@ -317,6 +330,12 @@ pub struct Pipeline {
     pub estimation: EstimationSpec,
     /// Output folder.
     pub output_dir: PathBuf,
+    /// Publication products: formats, reliability rules, SDMX settings.
+    pub publication: PublicationConfig,
+    /// Title of the publication (`[output] title`); the questionnaire's title when absent.
+    pub title: Option<String>,
+    /// Reference period (`[output] reference_period`), e.g. `2025`.
+    pub reference_period: Option<String>,
 }
 
 impl Pipeline {
@@ -493,6 +512,21 @@ impl Pipeline {
             domains.push(d);
         }
 
+        let publication = PublicationConfig::check(
+            raw.reliability.as_ref(),
+            raw.sdmx.as_ref(),
+            raw.output.formats.as_deref(),
+        )
+        .map_err(|errors| {
+            let key = errors.first().map(|e| e.key.clone()).unwrap_or_default();
+            let message = errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ");
+            invalid(&key, message)
+        })?;
+
         Ok(Pipeline {
             config_path: path.to_path_buf(),
             questionnaire: resolve(&raw.questionnaire),
@@ -512,6 +546,9 @@ impl Pipeline {
                 domain_df,
             },
             output_dir: resolve(&raw.output.dir),
+            publication,
+            title: raw.output.title,
+            reference_period: raw.output.reference_period,
         })
     }
 }

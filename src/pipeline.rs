@@ -180,6 +180,9 @@ fn prepare(config_path: &Path) -> Result<(Pipeline, Questionnaire), PipelineErro
             }
         }
     }
+    if let Err(errors) = pipeline.publication.check_against(&questionnaire) {
+        problems.extend(errors.iter().map(|e| e.to_string()));
+    }
     if !problems.is_empty() {
         return Err(reference(problems.join("; ")));
     }
@@ -352,6 +355,7 @@ fn compute(config_path: &Path, opts: RunOptions) -> Result<Computed, PipelineErr
         };
         estimates.extend(crate::estimate::estimate(&request)?);
     }
+    crate::output::reliability::apply_reliability(&mut estimates, &p.publication.reliability, &q);
     clock.lap("estimate");
     Ok(Computed {
         timings: opts.timings.then_some(clock),
@@ -411,7 +415,85 @@ fn stage_outputs(c: &Computed) -> Result<StagedFiles, PipelineError> {
         &dir.join("run_summary.json"),
         &run_summary_json(c),
     )?;
+    let context = publication_context(c, metadata);
+    crate::output::publish::write_publication(
+        &mut staged,
+        dir,
+        &c.estimates,
+        &context,
+        &c.pipeline.publication,
+    )?;
     Ok(staged)
+}
+
+/// What the publication products (tables, SDMX, report, manifest) say about the run.
+fn publication_context(
+    c: &Computed,
+    provenance: Vec<(String, String)>,
+) -> crate::output::publish::PublicationContext<'_> {
+    use crate::output::publish::{
+        CalibrationFit, DesignSummary, PublicationContext, SchemeSummary,
+    };
+    let p = &c.pipeline;
+    let all_rows = vec![true; c.design.n_rows()];
+    let file_name = |path: &Path| {
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    PublicationContext {
+        questionnaire: &c.questionnaire,
+        title: p.title.clone().unwrap_or_default(),
+        reference_period: p.reference_period.clone().unwrap_or_default(),
+        tool_version: VERSION.to_string(),
+        data_file: file_name(&p.data.path),
+        data_sha256: c.ingested.sha256.clone(),
+        rows_read: c.ingested.rows_read,
+        rows_used: c.ingested.rows_used(),
+        rows_quarantined: c.ingested.rows_quarantined,
+        respondents: c.ingested.respondent.iter().filter(|&&r| r).count() as u64,
+        findings_by_kind: findings_by_kind(&c.ingested),
+        first_findings: c.ingested.findings.iter().take(20).cloned().collect(),
+        design: DesignSummary {
+            strata: p.design.strata.clone(),
+            psu: p.design.psu.clone(),
+            weight: p.design.weight.clone(),
+            fpc: p.design.fpc.clone(),
+            lonely_psu: p.design.lonely_psu.as_str().to_string(),
+            n_strata: c.design.n_strata(),
+            n_psu: c.design.n_psu(),
+            df: c.design.degf(&all_rows),
+        },
+        schemes: p
+            .weighting
+            .iter()
+            .zip(&c.schemes)
+            .map(|(spec, s)| SchemeSummary {
+                name: s.name.clone(),
+                nonresponse_classes: spec.nonresponse_classes.clone(),
+                weights: WeightSummary::of(&s.weights),
+                calibration: s.calibration.as_ref().map(|k| CalibrationFit {
+                    method: k.method.clone(),
+                    iterations: k.iterations,
+                    max_margin_error: k.max_margin_error,
+                    converged: k.converged,
+                }),
+            })
+            .collect(),
+        variance_methods: p.variance.iter().map(|v| v.as_str().to_string()).collect(),
+        ci_level: p.estimation.level,
+        ci_methods: p
+            .estimation
+            .ci
+            .iter()
+            .map(|m| m.as_str().to_string())
+            .collect(),
+        domain_df: match p.estimation.domain_df {
+            crate::config::DomainDf::Subset => "subset".into(),
+            crate::config::DomainDf::Full => "full".into(),
+        },
+        provenance,
+    }
 }
 
 /// `weighting.json`: per scheme its definition and the distribution of its final weights.

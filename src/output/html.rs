@@ -132,7 +132,11 @@ fn chart(rows: &[ChartRow], percent: bool, unit: &str) -> String {
     }
     for (i, r) in rows.iter().enumerate() {
         let y = top + row_h * i as f64 + row_h / 2.0;
-        let weight = if r.group || r.total { " font-weight=\"bold\"" } else { "" };
+        let weight = if r.group || r.total {
+            " font-weight=\"bold\""
+        } else {
+            ""
+        };
         let indent = if r.group || r.total { 4.0 } else { 16.0 };
         let _ = write!(
             s,
@@ -143,7 +147,11 @@ fn chart(rows: &[ChartRow], percent: bool, unit: &str) -> String {
         if r.group {
             continue;
         }
-        let color = if r.flag == CAUTION { "#c55a11" } else { "#1f4e79" };
+        let color = if r.flag == CAUTION {
+            "#c55a11"
+        } else {
+            "#1f4e79"
+        };
         if let (Some(lo), Some(hi)) = (r.lo, r.hi) {
             let _ = write!(
                 s,
@@ -197,7 +205,12 @@ fn chart(rows: &[ChartRow], percent: bool, unit: &str) -> String {
     s
 }
 
-fn indicator_section(s: &mut String, id: &str, cells: &[&EstimateRow], ctx: &PublicationContext<'_>) {
+fn indicator_section(
+    s: &mut String,
+    id: &str,
+    cells: &[&EstimateRow],
+    ctx: &PublicationContext<'_>,
+) {
     let q = ctx.questionnaire;
     let ind = q.indicator(id);
     let (factor, unit, _) = display_scale(ind);
@@ -217,7 +230,11 @@ fn indicator_section(s: &mut String, id: &str, cells: &[&EstimateRow], ctx: &Pub
         let _ = write!(about, "; SDG series {series}");
     }
     let _ = write!(s, "<p class=\"note\">{}</p>", escape(&about));
-    let unit_text = if percent { "percent".to_string() } else { unit.clone() };
+    let unit_text = if percent {
+        "percent".to_string()
+    } else {
+        unit.clone()
+    };
     let est_head = if unit.is_empty() {
         "Estimate".to_string()
     } else {
@@ -236,7 +253,11 @@ fn indicator_section(s: &mut String, id: &str, cells: &[&EstimateRow], ctx: &Pub
             var = Some(&r.domain_var);
             if r.domain_var != TOTAL {
                 let (vl, _) = domain_labels(q, &r.domain_var, &r.domain_value);
-                let _ = write!(s, "<tr class=\"group\"><td colspan=\"7\">{}</td></tr>", escape(&vl));
+                let _ = write!(
+                    s,
+                    "<tr class=\"group\"><td colspan=\"7\">{}</td></tr>",
+                    escape(&vl)
+                );
                 chart_rows.push(ChartRow {
                     label: vl,
                     group: true,
@@ -256,7 +277,11 @@ fn indicator_section(s: &mut String, id: &str, cells: &[&EstimateRow], ctx: &Pub
             _ => "",
         };
         let ci = match (r.ci_low, r.ci_high) {
-            (Some(lo), Some(hi)) => format!("{} – {}", fmt(Some(lo * factor), d), fmt(Some(hi * factor), d)),
+            (Some(lo), Some(hi)) => format!(
+                "{} – {}",
+                fmt(Some(lo * factor), d),
+                fmt(Some(hi * factor), d)
+            ),
             _ => String::new(),
         };
         let est = match (r.estimate, r.flag.as_str()) {
@@ -267,12 +292,20 @@ fn indicator_section(s: &mut String, id: &str, cells: &[&EstimateRow], ctx: &Pub
         let flag = if r.flag.is_empty() {
             String::new()
         } else {
-            format!("<span class=\"flag\">{}</span>: {}", escape(&r.flag), escape(&r.flag_reason))
+            format!(
+                "<span class=\"flag\">{}</span>: {}",
+                escape(&r.flag),
+                escape(&r.flag_reason)
+            )
         };
         let _ = write!(
             s,
             "<tr{class}><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{flag}</td></tr>",
-            if r.domain_var == TOTAL { "<b>Total</b>".to_string() } else { escape(&value_label) },
+            if r.domain_var == TOTAL {
+                "<b>Total</b>".to_string()
+            } else {
+                escape(&value_label)
+            },
             escape(&est),
             escape(&ci),
             escape(&fmt(scale(r.se), d + 1)),
@@ -280,7 +313,11 @@ fn indicator_section(s: &mut String, id: &str, cells: &[&EstimateRow], ctx: &Pub
             r.n_unweighted,
         );
         chart_rows.push(ChartRow {
-            label: if r.domain_var == TOTAL { "Total".into() } else { value_label },
+            label: if r.domain_var == TOTAL {
+                "Total".into()
+            } else {
+                value_label
+            },
             group: false,
             total: r.domain_var == TOTAL,
             est: scale(r.estimate),
@@ -297,7 +334,11 @@ fn indicator_section(s: &mut String, id: &str, cells: &[&EstimateRow], ctx: &Pub
 }
 
 /// Render the report.
-pub fn render(rows: &[EstimateRow], ctx: &PublicationContext<'_>, cfg: &PublicationConfig) -> String {
+pub fn render(
+    rows: &[EstimateRow],
+    ctx: &PublicationContext<'_>,
+    cfg: &PublicationConfig,
+) -> String {
     let q = ctx.questionnaire;
     let title = ctx.display_title();
     let mut s = String::new();
@@ -350,7 +391,11 @@ pub fn render(rows: &[EstimateRow], ctx: &PublicationContext<'_>, cfg: &Publicat
         escape(cfg.reliability.preset.as_str())
     );
     for id in ids {
-        let cells: Vec<&EstimateRow> = shown.iter().copied().filter(|r| r.indicator == id).collect();
+        let cells: Vec<&EstimateRow> = shown
+            .iter()
+            .copied()
+            .filter(|r| r.indicator == id)
+            .collect();
         indicator_section(&mut s, id, &cells, ctx);
     }
 
@@ -364,13 +409,19 @@ pub fn render(rows: &[EstimateRow], ctx: &PublicationContext<'_>, cfg: &Publicat
     if ctx.findings_by_kind.is_empty() {
         s.push_str("<p>No validation findings.</p>");
     } else {
-        s.push_str("<table><tr><th class=\"l\">Finding</th><th>Count</th><th class=\"l\">Effect</th></tr>");
+        s.push_str(
+            "<table><tr><th class=\"l\">Finding</th><th>Count</th><th class=\"l\">Effect</th></tr>",
+        );
         for (k, n) in &ctx.findings_by_kind {
             let _ = write!(
                 s,
                 "<tr><td class=\"l\">{}</td><td>{n}</td><td class=\"l\">{}</td></tr>",
                 escape(k.as_str()),
-                if k.quarantines() { "row quarantined" } else { "row kept" }
+                if k.quarantines() {
+                    "row quarantined"
+                } else {
+                    "row kept"
+                }
             );
         }
         s.push_str("</table>");
@@ -430,7 +481,11 @@ pub fn render(rows: &[EstimateRow], ctx: &PublicationContext<'_>, cfg: &Publicat
                 escape(&c.method),
                 c.iterations,
                 c.max_margin_error,
-                if c.converged { "" } else { ", <b>did not converge</b>" }
+                if c.converged {
+                    ""
+                } else {
+                    ", <b>did not converge</b>"
+                }
             );
         }
         s.push_str("</p>");
@@ -447,9 +502,17 @@ pub fn render(rows: &[EstimateRow], ctx: &PublicationContext<'_>, cfg: &Publicat
         format!(
             "Stratified by {}, clusters {}, weight {}, FPC {}: {} strata, {} PSUs, {} design degrees of freedom; lonely PSUs: {}.",
             d.strata.as_deref().unwrap_or("(none)"),
-            if d.psu.is_empty() { "(elements)".into() } else { d.psu.join(" > ") },
+            if d.psu.is_empty() {
+                "(elements)".into()
+            } else {
+                d.psu.join(" > ")
+            },
             d.weight,
-            if d.fpc.is_empty() { "(none)".into() } else { d.fpc.join(", ") },
+            if d.fpc.is_empty() {
+                "(none)".into()
+            } else {
+                d.fpc.join(", ")
+            },
             d.n_strata,
             d.n_psu,
             number(d.df),
@@ -460,7 +523,11 @@ pub fn render(rows: &[EstimateRow], ctx: &PublicationContext<'_>, cfg: &Publicat
         "Variance",
         format!(
             "{}; domain estimates keep the full design (domain estimation).",
-            ctx.variance_methods.iter().map(|v| variance_name(v)).collect::<Vec<_>>().join(", ")
+            ctx.variance_methods
+                .iter()
+                .map(|v| variance_name(v))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     );
     item(
@@ -468,17 +535,26 @@ pub fn render(rows: &[EstimateRow], ctx: &PublicationContext<'_>, cfg: &Publicat
         format!(
             "{}% level. Proportions: {}; the first is shown here and sent to SDMX. Means, ratios and totals: Wald interval with the t quantile on the design df. Domain df: {}.",
             number(ctx.ci_level * 100.0),
-            ctx.ci_methods.iter().map(|m| ci_method_name(m)).collect::<Vec<_>>().join(", "),
+            ctx.ci_methods
+                .iter()
+                .map(|m| ci_method_name(m))
+                .collect::<Vec<_>>()
+                .join(", "),
             ctx.domain_df
         ),
     );
-    item("Reliability", cfg.reliability.preset.description().to_string());
+    item(
+        "Reliability",
+        cfg.reliability.preset.description().to_string(),
+    );
     item(
         "Suppression",
         if cfg.reliability.suppress {
-            "Suppressed cells show no estimate, SE, CV or interval; the row and its reason remain.".into()
+            "Suppressed cells show no estimate, SE, CV or interval; the row and its reason remain."
+                .into()
         } else {
-            "suppress = false: values of cells flagged suppressed are shown; not for publication.".into()
+            "suppress = false: values of cells flagged suppressed are shown; not for publication."
+                .into()
         },
     );
     item(

@@ -103,7 +103,11 @@ impl Format {
                 out.push(f);
             }
         }
-        if errors.is_empty() { Ok(out) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -156,7 +160,12 @@ impl PublicationConfig {
             Vec::new()
         });
         let reliability = match reliability {
-            None => ReliabilityRules::default(),
+            // Without a [reliability] table cells are flagged (NCHS 2017) but never blanked:
+            // suppression is a publication decision the user states.
+            None => ReliabilityRules {
+                suppress: false,
+                ..ReliabilityRules::default()
+            },
             Some(r) => r.check().unwrap_or_else(|e| {
                 errors.extend(e);
                 ReliabilityRules::default()
@@ -190,7 +199,9 @@ impl PublicationConfig {
     }
 
     /// Check [`RawPublication`] (the three parts in one struct).
-    pub fn check_raw(raw: &RawPublication) -> Result<PublicationConfig, Vec<PublicationConfigError>> {
+    pub fn check_raw(
+        raw: &RawPublication,
+    ) -> Result<PublicationConfig, Vec<PublicationConfigError>> {
         PublicationConfig::check(
             raw.reliability.as_ref(),
             raw.sdmx.as_ref(),
@@ -205,7 +216,11 @@ impl PublicationConfig {
             .as_ref()
             .map(|s| s.check_against(q))
             .unwrap_or_default();
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     /// True when `f` is to be written.
@@ -456,7 +471,9 @@ pub fn manifest_json(
 ) -> String {
     let files: Vec<serde_json::Value> = files
         .iter()
-        .map(|(name, (sha, size))| serde_json::json!({ "file": name, "sha256": sha, "bytes": size }))
+        .map(
+            |(name, (sha, size))| serde_json::json!({ "file": name, "sha256": sha, "bytes": size }),
+        )
         .collect();
     let provenance: serde_json::Map<String, serde_json::Value> = provenance
         .iter()
@@ -469,7 +486,8 @@ pub fn manifest_json(
     }
     root.insert("provenance".into(), serde_json::Value::Object(provenance));
     root.insert("files".into(), serde_json::Value::Array(files));
-    let mut text = serde_json::to_string_pretty(&serde_json::Value::Object(root)).unwrap_or_default();
+    let mut text =
+        serde_json::to_string_pretty(&serde_json::Value::Object(root)).unwrap_or_default();
     text.push('\n');
     text
 }
@@ -489,7 +507,10 @@ pub fn write_publication(
     let mut products: Vec<(&str, Vec<u8>)> = Vec::new();
     if cfg.wants(Format::Csv) {
         let path = dir.join("estimates.csv");
-        products.push(("estimates.csv", estimates_csv(rows).map_err(|e| io(&path, e))?));
+        products.push((
+            "estimates.csv",
+            estimates_csv(rows).map_err(|e| io(&path, e))?,
+        ));
     }
     if cfg.wants(Format::Sdmx) {
         let path = dir.join("sdmx.csv");
@@ -499,7 +520,10 @@ pub fn write_publication(
             .ok_or_else(|| io(&path, "sdmx output needs an [sdmx] table"))?;
         let table = super::sdmx::sdmx_rows(rows, sdmx, ctx.questionnaire, ctx.ci_level)
             .map_err(|m| io(&path, m))?;
-        products.push(("sdmx.csv", super::sdmx::to_csv(&table).map_err(|e| io(&path, e))?));
+        products.push((
+            "sdmx.csv",
+            super::sdmx::to_csv(&table).map_err(|e| io(&path, e))?,
+        ));
     }
     if cfg.wants(Format::Xlsx) {
         let path = dir.join("tables.xlsx");
@@ -552,10 +576,14 @@ mod tests {
             Format::check_list(Some(&["csv".into(), "html".into()])).expect("ok"),
             vec![Format::Csv, Format::Html]
         );
-        let e = Format::check_list(Some(&["pdf".into(), "csv".into(), "csv".into()]))
-            .expect_err("bad");
+        let e =
+            Format::check_list(Some(&["pdf".into(), "csv".into(), "csv".into()])).expect_err("bad");
         assert_eq!(e.len(), 2);
-        assert!(e[0].to_string().starts_with("output.formats: \"pdf\""), "{}", e[0]);
+        assert!(
+            e[0].to_string().starts_with("output.formats: \"pdf\""),
+            "{}",
+            e[0]
+        );
         let e = PublicationConfig::check(None, None, Some(&["sdmx".into()])).expect_err("no sdmx");
         assert!(e[0].message.contains("[sdmx]"), "{e:?}");
     }

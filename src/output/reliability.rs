@@ -228,7 +228,9 @@ impl RawReliability {
             {
                 errors.push(err(
                     key,
-                    format!("{v} looks like a percentage; write the CV as a fraction (0.3 for 30 %)"),
+                    format!(
+                        "{v} looks like a percentage; write the CV as a fraction (0.3 for 30 %)"
+                    ),
                 ));
             }
         }
@@ -237,7 +239,9 @@ impl RawReliability {
         {
             errors.push(err(
                 "caution_cv",
-                format!("caution_cv {c} is above max_cv {m}: cautions must start below suppression"),
+                format!(
+                    "caution_cv {c} is above max_cv {m}: cautions must start below suppression"
+                ),
             ));
         }
         if preset == Preset::Custom && self.preset.is_some() && given.is_empty() {
@@ -345,7 +349,8 @@ pub fn assess(rules: &ReliabilityRules, s: &CellStats) -> Assessment {
             if s.n < 20.0 {
                 c.suppress.push("fewer than 20 sample observations");
             } else if s.n < 50.0 {
-                c.caution.push("20 to 49 sample observations (low reliability, u)");
+                c.caution
+                    .push("20 to 49 sample observations (low reliability, u)");
             }
         }
         Preset::IneChile => {
@@ -355,7 +360,9 @@ pub fn assess(rules: &ReliabilityRules, s: &CellStats) -> Assessment {
             if s.df.is_none_or(|df| df < 9.0) {
                 c.suppress.push("df < 9 (not reliable)");
             }
-            let p = s.estimate.filter(|p| s.proportion && (0.0..=1.0).contains(p));
+            let p = s
+                .estimate
+                .filter(|p| s.proportion && (0.0..=1.0).contains(p));
             match p {
                 Some(p) => {
                     let q = p.min(1.0 - p);
@@ -366,14 +373,18 @@ pub fn assess(rules: &ReliabilityRules, s: &CellStats) -> Assessment {
                 }
                 None => match s.cv {
                     Some(cv) if cv > 0.30 => c.suppress.push("CV > 30% (not reliable)"),
-                    Some(cv) if cv > 0.15 => c.caution.push("CV between 15% and 30% (weakly reliable)"),
+                    Some(cv) if cv > 0.15 => {
+                        c.caution.push("CV between 15% and 30% (weakly reliable)")
+                    }
                     Some(_) => {}
                     None => c.caution.push("CV undefined"),
                 },
             }
         }
         Preset::Statcan => match s.cv {
-            Some(cv) if cv > 0.333 => c.suppress.push("CV > 33.3% (too unreliable to be published)"),
+            Some(cv) if cv > 0.333 => c
+                .suppress
+                .push("CV > 33.3% (too unreliable to be published)"),
             Some(cv) if cv >= 0.166 => c.caution.push("CV 16.6% to 33.3% (use with caution)"),
             Some(_) => {}
             None => c.caution.push("CV undefined"),
@@ -386,7 +397,8 @@ pub fn assess(rules: &ReliabilityRules, s: &CellStats) -> Assessment {
             if let Some(m) = t.min_effective_n
                 && s.n_effective.is_some_and(|ne| ne < m)
             {
-                c.suppress.push("effective sample size below min_effective_n");
+                c.suppress
+                    .push("effective sample size below min_effective_n");
             }
             if let Some(m) = t.max_cv {
                 match s.cv {
@@ -426,7 +438,10 @@ fn nchs_proportion(s: &CellStats, c: &mut Collector) {
         s.n
     } else {
         s.n_effective
-            .or_else(|| s.se.filter(|se| *se > 0.0).map(|se| p * (1.0 - p) / (se * se)))
+            .or_else(|| {
+                s.se.filter(|se| *se > 0.0)
+                    .map(|se| p * (1.0 - p) / (se * se))
+            })
             .unwrap_or(s.n)
             .min(s.n)
     };
@@ -458,7 +473,8 @@ fn nchs_proportion(s: &CellStats, c: &mut Collector) {
             c.caution.push("df < 8 (statistical review)");
         }
         if extreme {
-            c.caution.push("estimate of 0% or 100% (statistical review)");
+            c.caution
+                .push("estimate of 0% or 100% (statistical review)");
         }
     }
 }
@@ -574,9 +590,16 @@ mod tests {
     #[test]
     fn nchs_effective_n_below_30_is_suppressed() {
         // p(1-p)/se² = 0.25/0.01 = 25 < 30.
-        let a = assess(&rules(Preset::Nchs2017), &prop(0.5, 0.1, 0.3, 0.7, 500.0, 50.0));
+        let a = assess(
+            &rules(Preset::Nchs2017),
+            &prop(0.5, 0.1, 0.3, 0.7, 500.0, 50.0),
+        );
         assert_eq!(a.flag, SUPPRESSED);
-        assert!(a.reason.contains("effective sample size < 30"), "{}", a.reason);
+        assert!(
+            a.reason.contains("effective sample size < 30"),
+            "{}",
+            a.reason
+        );
     }
 
     #[test]
@@ -590,13 +613,24 @@ mod tests {
     fn nchs_width_rules() {
         let r = rules(Preset::Nchs2017);
         // narrow interval: presented.
-        assert_eq!(assess(&r, &prop(0.5, 0.01, 0.48, 0.52, 3000.0, 50.0)).flag, RELIABLE);
+        assert_eq!(
+            assess(&r, &prop(0.5, 0.01, 0.48, 0.52, 3000.0, 50.0)).flag,
+            RELIABLE
+        );
         // width 0.30 exactly: suppressed.
         let a = assess(&r, &prop(0.5, 0.02, 0.35, 0.65, 3000.0, 50.0));
-        assert_eq!((a.flag, a.reason.as_str()), (SUPPRESSED, "nchs-2017: confidence interval width >= 0.30"));
+        assert_eq!(
+            (a.flag, a.reason.as_str()),
+            (SUPPRESSED, "nchs-2017: confidence interval width >= 0.30")
+        );
         // width 0.10 on p = 0.05: relative width 200 % > 130 %: suppressed.
         let a = assess(&r, &prop(0.05, 0.01, 0.01, 0.11, 3000.0, 50.0));
-        assert!(a.reason.contains("relative confidence interval width > 130%"), "{}", a.reason);
+        assert!(
+            a.reason
+                .contains("relative confidence interval width > 130%"),
+            "{}",
+            a.reason
+        );
         // width 0.10 on p = 0.95: the complement's relative width is 200 %: footnote only.
         let a = assess(&r, &prop(0.95, 0.01, 0.89, 0.99, 3000.0, 50.0));
         assert_eq!(a.flag, CAUTION);
@@ -607,12 +641,18 @@ mod tests {
     fn nchs_review_flags() {
         let r = rules(Preset::Nchs2017);
         let a = assess(&r, &prop(0.5, 0.01, 0.48, 0.52, 3000.0, 7.0));
-        assert_eq!((a.flag, a.reason.as_str()), (CAUTION, "nchs-2017: df < 8 (statistical review)"));
+        assert_eq!(
+            (a.flag, a.reason.as_str()),
+            (CAUTION, "nchs-2017: df < 8 (statistical review)")
+        );
         let a = assess(&r, &prop(0.0, 0.0, 0.0, 0.01, 100.0, 50.0));
         assert_eq!(a.flag, CAUTION);
         assert!(a.reason.contains("0% or 100%"));
         // 0 % on fewer than 30 respondents: suppressed.
-        assert_eq!(assess(&r, &prop(0.0, 0.0, 0.0, 0.1, 20.0, 50.0)).flag, SUPPRESSED);
+        assert_eq!(
+            assess(&r, &prop(0.0, 0.0, 0.0, 0.1, 20.0, 50.0)).flag,
+            SUPPRESSED
+        );
     }
 
     #[test]
@@ -641,12 +681,27 @@ mod tests {
     fn ine_chile_rules() {
         let r = rules(Preset::IneChile);
         // p = 0.2: limit 0.2^(2/3)/9 = 0.03799.
-        assert_eq!(assess(&r, &prop(0.2, 0.037, 0.1, 0.3, 60.0, 9.0)).flag, RELIABLE);
-        assert_eq!(assess(&r, &prop(0.2, 0.039, 0.1, 0.3, 60.0, 9.0)).flag, CAUTION);
+        assert_eq!(
+            assess(&r, &prop(0.2, 0.037, 0.1, 0.3, 60.0, 9.0)).flag,
+            RELIABLE
+        );
+        assert_eq!(
+            assess(&r, &prop(0.2, 0.039, 0.1, 0.3, 60.0, 9.0)).flag,
+            CAUTION
+        );
         // p = 0.8 uses 1 - p.
-        assert_eq!(assess(&r, &prop(0.8, 0.037, 0.7, 0.9, 60.0, 9.0)).flag, RELIABLE);
-        assert_eq!(assess(&r, &prop(0.2, 0.01, 0.1, 0.3, 59.0, 9.0)).flag, SUPPRESSED);
-        assert_eq!(assess(&r, &prop(0.2, 0.01, 0.1, 0.3, 60.0, 8.0)).flag, SUPPRESSED);
+        assert_eq!(
+            assess(&r, &prop(0.8, 0.037, 0.7, 0.9, 60.0, 9.0)).flag,
+            RELIABLE
+        );
+        assert_eq!(
+            assess(&r, &prop(0.2, 0.01, 0.1, 0.3, 59.0, 9.0)).flag,
+            SUPPRESSED
+        );
+        assert_eq!(
+            assess(&r, &prop(0.2, 0.01, 0.1, 0.3, 60.0, 8.0)).flag,
+            SUPPRESSED
+        );
         let mut mean = prop(10.0, 1.0, 8.0, 12.0, 100.0, 20.0);
         mean.proportion = false;
         mean.cv = Some(0.15);
@@ -689,8 +744,14 @@ mod tests {
         };
         assert_eq!(assess(&r, &s(49.0, 0.1, 20.0)).flag, SUPPRESSED);
         assert_eq!(assess(&r, &s(50.0, 0.31, 20.0)).flag, SUPPRESSED);
-        assert_eq!(assess(&r, &s(50.0, 0.2, 20.0)).reason, "custom: CV above caution_cv");
-        assert_eq!(assess(&r, &s(50.0, 0.1, 7.0)).reason, "custom: df below min_df");
+        assert_eq!(
+            assess(&r, &s(50.0, 0.2, 20.0)).reason,
+            "custom: CV above caution_cv"
+        );
+        assert_eq!(
+            assess(&r, &s(50.0, 0.1, 7.0)).reason,
+            "custom: df below min_df"
+        );
         assert_eq!(assess(&r, &s(50.0, 0.1, 20.0)).flag, RELIABLE);
     }
 

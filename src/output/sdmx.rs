@@ -143,7 +143,8 @@ impl RawSdmx {
                 message,
             })
         };
-        if !(1..=3).contains(&self.ref_area.len()) || !self.ref_area.chars().all(|c| c.is_ascii_digit())
+        if !(1..=3).contains(&self.ref_area.len())
+            || !self.ref_area.chars().all(|c| c.is_ascii_digit())
         {
             err(
                 "ref_area".into(),
@@ -156,9 +157,9 @@ impl RawSdmx {
         let tp = &self.time_period;
         let year_ok = |y: &str| y.len() == 4 && y.chars().all(|c| c.is_ascii_digit());
         let period_ok = year_ok(tp)
-            || tp
-                .split_once('-')
-                .is_some_and(|(a, b)| year_ok(a) && (year_ok(b) || b.starts_with('Q') || b.len() == 2));
+            || tp.split_once('-').is_some_and(|(a, b)| {
+                year_ok(a) && (year_ok(b) || b.starts_with('Q') || b.len() == 2)
+            });
         if !period_ok {
             err(
                 "time_period".into(),
@@ -414,7 +415,13 @@ pub fn sdmx_rows(
         let proportion = ind.is_some_and(|i| i.kind == IndicatorKind::Proportion);
         let multiplier = ind.map_or(1.0, |i| i.multiplier);
         let scale = |x: Option<f64>| {
-            x.map(|v| if proportion { v / multiplier * 100.0 } else { v })
+            x.map(|v| {
+                if proportion {
+                    v / multiplier * 100.0
+                } else {
+                    v
+                }
+            })
         };
         let unit = if proportion {
             "PT".to_string()
@@ -469,7 +476,11 @@ pub fn sdmx_rows(
         let mut key = vec![code.clone()];
         for (i, d) in BREAKDOWN_DIMENSIONS.iter().enumerate() {
             let v = &row[5 + i];
-            key.push(if v == TOTAL { String::new() } else { format!("{d}={v}") });
+            key.push(if v == TOTAL {
+                String::new()
+            } else {
+                format!("{d}={v}")
+            });
         }
         out.push((key, row));
     }

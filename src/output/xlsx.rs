@@ -187,7 +187,11 @@ pub fn domain_labels(q: &Questionnaire, var: &str, value: &str) -> (String, Stri
 pub fn display_scale(ind: Option<&Indicator>) -> (f64, String, Style) {
     match ind {
         Some(i) if i.kind == IndicatorKind::Proportion => {
-            let m = if i.multiplier != 0.0 { i.multiplier } else { 1.0 };
+            let m = if i.multiplier != 0.0 {
+                i.multiplier
+            } else {
+                1.0
+            };
             (100.0 / m, "%".into(), Style::Dec1)
         }
         Some(i) => (
@@ -242,7 +246,10 @@ fn cover(rows: &[EstimateRow], ctx: &PublicationContext<'_>, cfg: &PublicationCo
         Style::Note,
     );
     b.row += 1;
-    b.pair("Questionnaire", &format!("{} ({} {})", q.title, q.id, q.version));
+    b.pair(
+        "Questionnaire",
+        &format!("{} ({} {})", q.title, q.id, q.version),
+    );
     b.pair("Reference period", &ctx.reference_period);
     b.pair("Data file", &ctx.data_file);
     b.pair("Data file SHA-256", &ctx.data_sha256);
@@ -261,9 +268,17 @@ fn cover(rows: &[EstimateRow], ctx: &PublicationContext<'_>, cfg: &PublicationCo
         &format!(
             "strata: {}; PSU: {}; weight: {}; FPC: {}; {} strata, {} PSUs, {} df; lonely PSU: {}",
             d.strata.as_deref().unwrap_or("none"),
-            if d.psu.is_empty() { "none (elements)".into() } else { d.psu.join(" > ") },
+            if d.psu.is_empty() {
+                "none (elements)".into()
+            } else {
+                d.psu.join(" > ")
+            },
             d.weight,
-            if d.fpc.is_empty() { "none".into() } else { d.fpc.join(", ") },
+            if d.fpc.is_empty() {
+                "none".into()
+            } else {
+                d.fpc.join(", ")
+            },
             d.n_strata,
             d.n_psu,
             super::sdmx::number(d.df),
@@ -345,14 +360,15 @@ fn indicator_sheet(
     let q = ctx.questionnaire;
     let ind = q.indicator(id);
     let (factor, unit, num_style) = display_scale(ind);
-    let mut b = SheetBuilder::new(
-        name,
-        vec![34.0, 12.0, 12.0, 12.0, 11.0, 9.0, 12.0, 16.0],
-    );
+    let mut b = SheetBuilder::new(name, vec![34.0, 12.0, 12.0, 12.0, 11.0, 9.0, 12.0, 16.0]);
     b.line(ind.map_or(id, |i| i.label.as_str()), Style::Title);
     let mut about = format!("Indicator {id}");
     if !unit.is_empty() {
-        let _ = write!(about, "; unit: {}", if unit == "%" { "percent" } else { &unit });
+        let _ = write!(
+            about,
+            "; unit: {}",
+            if unit == "%" { "percent" } else { &unit }
+        );
     }
     if let Some(s) = ind.and_then(|i| i.sdg_series.as_deref()) {
         let _ = write!(about, "; SDG series {s}");
@@ -429,7 +445,11 @@ fn indicator_sheet(
             Some(v) => b.put(col, CellValue::Number(v), style, fill),
             None => b.put(
                 col,
-                CellValue::Text(if fill == Fill::Suppressed { "x".into() } else { "..".into() }),
+                CellValue::Text(if fill == Fill::Suppressed {
+                    "x".into()
+                } else {
+                    "..".into()
+                }),
                 Style::Missing,
                 fill,
             ),
@@ -444,7 +464,12 @@ fn indicator_sheet(
         number(&mut b, 3, r.ci_high.map(|v| v * factor), num_style);
         number(&mut b, 4, r.se.map(|v| v * factor), se_style);
         number(&mut b, 5, r.cv.map(|v| v * 100.0), Style::Dec1);
-        b.put(6, CellValue::Number(r.n_unweighted as f64), Style::Int, fill);
+        b.put(
+            6,
+            CellValue::Number(r.n_unweighted as f64),
+            Style::Int,
+            fill,
+        );
         if !r.flag.is_empty() {
             let next = footnotes.len() + 1;
             let k = *footnotes.entry(r.flag_reason.clone()).or_insert_with(|| {
@@ -543,7 +568,9 @@ fn format_for(style: Style, fill: Fill) -> Format {
         Style::Dec2 => base.set_num_format("0.00"),
         Style::Dec3 => base.set_num_format("0.000"),
         Style::Int => base.set_num_format("#,##0"),
-        Style::Missing => base.set_align(FormatAlign::Right).set_font_color(Color::RGB(0x80_8080)),
+        Style::Missing => base
+            .set_align(FormatAlign::Right)
+            .set_font_color(Color::RGB(0x80_8080)),
     };
     match fill {
         Fill::None => f,

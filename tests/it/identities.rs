@@ -35,7 +35,11 @@ fn write_csv(path: &std::path::Path, header: &[String], rows: &[Vec<String>]) {
 
 fn run_on(data: &std::path::Path, name: &str) -> Vec<crate::common::Row> {
     let dir = scratch(name);
-    let config = relocated_config(&root().join("fixtures/demo/pipeline.toml"), &dir, &[]);
+    let config = relocated_config(
+        &root().join("fixtures/demo/pipeline.toml"),
+        &dir,
+        &[("suppress = ", "suppress = false")],
+    );
     let text = std::fs::read_to_string(&config).expect("config");
     let text = text
         .lines()
@@ -178,7 +182,11 @@ fn nonresponse_adjustment_preserves_the_sampled_weight_total() {
         .map(|r| r[w].parse::<f64>().expect("weight"))
         .sum();
     let dir = scratch("nr-total");
-    let config = relocated_config(&root().join("fixtures/demo/pipeline.toml"), &dir, &[]);
+    let config = relocated_config(
+        &root().join("fixtures/demo/pipeline.toml"),
+        &dir,
+        &[("suppress = ", "suppress = false")],
+    );
     let report = cvsurvey::pipeline::run(&config, Default::default()).expect("run");
     let sum = report
         .schemes
@@ -216,7 +224,11 @@ fn demo_weights_match_r_and_reproduce_the_margins() {
     use std::collections::HashMap;
 
     let dir = scratch("demo-weights");
-    let config = relocated_config(&root().join("fixtures/demo/pipeline.toml"), &dir, &[]);
+    let config = relocated_config(
+        &root().join("fixtures/demo/pipeline.toml"),
+        &dir,
+        &[("suppress = ", "suppress = false")],
+    );
     cvsurvey::pipeline::run(&config, Default::default()).expect("run");
     let file = std::fs::File::open(dir.join("out/weights.parquet")).expect("weights.parquet");
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)

@@ -181,7 +181,11 @@ fn apply_reference_fixes(refs: &mut [Reference]) -> usize {
 #[test]
 fn demo_matches_r_survey_for_every_taylor_weighting() {
     let dir = scratch("demo-oracle");
-    let config = relocated_config(&root().join("fixtures/demo/pipeline.toml"), &dir, &[]);
+    let config = relocated_config(
+        &root().join("fixtures/demo/pipeline.toml"),
+        &dir,
+        &[("suppress = ", "suppress = false")],
+    );
     cvsurvey::pipeline::run(&config, Default::default()).expect("demo run");
     let (rows, meta) = read_estimates(&dir.join("out/estimates.parquet"));
     assert_eq!(

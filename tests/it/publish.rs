@@ -47,7 +47,12 @@ struct Demo {
 
 fn demo(name: &str) -> Demo {
     let dir = scratch(name);
-    let config = relocated_config(&root().join("fixtures/demo/pipeline.toml"), &dir, &[]);
+    // The run flags cells but keeps their values, so the tests can apply their own rules.
+    let config = relocated_config(
+        &root().join("fixtures/demo/pipeline.toml"),
+        &dir,
+        &[("suppress = ", "suppress = false")],
+    );
     let report = cvsurvey::pipeline::run(&config, RunOptions::default()).expect("demo run");
     let pipeline = Pipeline::load(&config).expect("config");
     let questionnaire = Questionnaire::load(&pipeline.questionnaire).expect("questionnaire");
@@ -148,7 +153,12 @@ fn publish(d: &Demo, cfg: &PublicationConfig) -> (PathBuf, Vec<PathBuf>) {
 
 fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     let mut r = csv::Reader::from_path(path).expect("csv");
-    let header = r.headers().expect("header").iter().map(String::from).collect();
+    let header = r
+        .headers()
+        .expect("header")
+        .iter()
+        .map(String::from)
+        .collect();
     let rows = r
         .records()
         .map(|x| x.expect("record").iter().map(String::from).collect())
@@ -177,8 +187,14 @@ fn reliability_flags_every_row_and_suppression_keeps_rows() {
     }
     // The demo has small domains (bribery among land-registry users by region): some cells
     // must be suppressed, most must not.
-    assert!(by_flag.get("suppressed").copied().unwrap_or(0) > 0, "{by_flag:?}");
-    assert!(by_flag.get("").copied().unwrap_or(0) > rows.len() / 2, "{by_flag:?}");
+    assert!(
+        by_flag.get("suppressed").copied().unwrap_or(0) > 0,
+        "{by_flag:?}"
+    );
+    assert!(
+        by_flag.get("").copied().unwrap_or(0) > rows.len() / 2,
+        "{by_flag:?}"
+    );
     // One decision per cell whatever the interval method.
     let mut cells: BTreeMap<(String, String, String, String), BTreeSet<String>> = BTreeMap::new();
     for r in &rows {
@@ -206,7 +222,13 @@ fn publication_files_sdmx_codes_and_manifest() {
         .collect();
     assert_eq!(
         names,
-        ["estimates.csv", "sdmx.csv", "tables.xlsx", "report.html", "manifest.json"]
+        [
+            "estimates.csv",
+            "sdmx.csv",
+            "tables.xlsx",
+            "report.html",
+            "manifest.json"
+        ]
     );
     for n in &names {
         assert!(out.join(n).is_file(), "{n} missing after commit");
@@ -243,18 +265,32 @@ fn publication_files_sdmx_codes_and_manifest() {
             None => continue,
         };
         for r in &rows {
-            assert!(allowed.contains(&r[col]), "{name} = {:?} is not in the code list", r[col]);
+            assert!(
+                allowed.contains(&r[col]),
+                "{name} = {:?} is not in the code list",
+                r[col]
+            );
         }
     }
     // One observation per key.
-    let key_cols = 0..header.iter().position(|h| h == "OBS_VALUE").expect("OBS_VALUE");
+    let key_cols = 0..header
+        .iter()
+        .position(|h| h == "OBS_VALUE")
+        .expect("OBS_VALUE");
     let keys: BTreeSet<Vec<String>> = rows.iter().map(|r| r[key_cols.clone()].to_vec()).collect();
     assert_eq!(keys.len(), rows.len(), "duplicate SDMX keys");
     // Suppressed observations have no value.
-    let status = header.iter().position(|h| h == "OBS_STATUS").expect("status");
+    let status = header
+        .iter()
+        .position(|h| h == "OBS_STATUS")
+        .expect("status");
     let value = header.iter().position(|h| h == "OBS_VALUE").expect("value");
     for r in &rows {
-        assert_eq!(r[status] == "Q" || r[status] == "O", r[value].is_empty(), "{r:?}");
+        assert_eq!(
+            r[status] == "Q" || r[status] == "O",
+            r[value].is_empty(),
+            "{r:?}"
+        );
     }
 
     // estimates.csv mirrors every row.
@@ -268,10 +304,19 @@ fn publication_files_sdmx_codes_and_manifest() {
     )
     .expect("json");
     let files = manifest["files"].as_array().expect("files");
-    let listed: Vec<&str> = files.iter().map(|f| f["file"].as_str().expect("file")).collect();
+    let listed: Vec<&str> = files
+        .iter()
+        .map(|f| f["file"].as_str().expect("file"))
+        .collect();
     assert_eq!(
         listed,
-        ["estimates.csv", "estimates.parquet", "report.html", "sdmx.csv", "tables.xlsx"]
+        [
+            "estimates.csv",
+            "estimates.parquet",
+            "report.html",
+            "sdmx.csv",
+            "tables.xlsx"
+        ]
     );
     for f in files {
         let path = out.join(f["file"].as_str().expect("file"));
@@ -317,7 +362,10 @@ fn sdmx_rows_snapshot() {
 fn config_errors_against_the_questionnaire() {
     let d = demo("publish-config-errors");
     let bad = DEMO_PUBLICATION
-        .replace("feel_safe_dark = \"VC_SNS_WALN_DRK\"", "feel_safe = \"VC_SNS_WALN_DRK\"")
+        .replace(
+            "feel_safe_dark = \"VC_SNS_WALN_DRK\"",
+            "feel_safe = \"VC_SNS_WALN_DRK\"",
+        )
         .replace("3 = \"Y45T59\", ", "");
     let cfg = publication_config(&bad);
     let errors = cfg
@@ -330,7 +378,8 @@ fn config_errors_against_the_questionnaire() {
         "{text:?}"
     );
     assert!(
-        text.iter().any(|e| e.starts_with("sdmx.dimensions.age_group.codes: domain value(s) 3")),
+        text.iter()
+            .any(|e| e.starts_with("sdmx.dimensions.age_group.codes: domain value(s) 3")),
         "{text:?}"
     );
     let raw: RawPublication =
@@ -343,7 +392,10 @@ fn config_errors_against_the_questionnaire() {
     let sdmx = cfg.sdmx.as_ref().expect("sdmx");
     let e = cvsurvey::output::sdmx::sdmx_rows(&rows, sdmx, &d.questionnaire, 0.95)
         .expect_err("urban = 2 has no code");
-    assert!(e.contains("domain urban value \"2\" has no SDG code"), "{e}");
+    assert!(
+        e.contains("domain urban value \"2\" has no SDG code"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -392,7 +444,10 @@ fn html_text(html: &str) -> String {
                     .any(|t| name == *t || name.starts_with(&format!("{t} ")))
                 {
                     out.push('\n');
-                } else if ["td", "th"].iter().any(|t| tag == *t || tag.starts_with(&format!("{t} "))) {
+                } else if ["td", "th"]
+                    .iter()
+                    .any(|t| tag == *t || tag.starts_with(&format!("{t} ")))
+                {
                     out.push_str(" | ");
                 }
             }
@@ -421,7 +476,10 @@ fn html_report_text_snapshot_and_escaping() {
     let ctx = context(&d);
     let html = cvsurvey::output::html::render(&rows, &ctx, &cfg);
     assert!(!html.contains("<script"), "no JavaScript");
-    assert!(!html.contains("http://") || !html.contains("src=\"http"), "no network");
+    assert!(
+        !html.contains("http://") || !html.contains("src=\"http"),
+        "no network"
+    );
     assert!(!html.contains(" src="), "no external resources");
     insta::assert_snapshot!("html_text_demo", html_text(&html));
 
@@ -483,6 +541,9 @@ fn html_report_renders_in_chromium() {
     );
     let bytes = std::fs::read(&png).expect("screenshot written");
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-    assert!(bytes.len() > 20_000, "a blank page compresses to almost nothing");
+    assert!(
+        bytes.len() > 20_000,
+        "a blank page compresses to almost nothing"
+    );
     eprintln!("screenshot: {}", png.display());
 }
