@@ -184,3 +184,143 @@ fn text_variable_where_numbers_are_declared_is_an_error_naming_file_and_variable
         assert!(msg.contains(file) && msg.contains("stratum"), "{msg}");
     }
 }
+
+fn imported(file: &Path, codebook: Option<&Path>) -> Questionnaire {
+    let text = cvsurvey::questionnaire::import::import(file, codebook).expect("import");
+    assert!(text.starts_with("# Questionnaire drafted"), "{text}");
+    assert!(text.contains("skip logic"));
+    Questionnaire::from_toml_str(&text, Path::new("imported.toml")).expect("imported TOML parses")
+}
+
+fn missing_of(q: &Questionnaire, name: &str) -> Vec<(String, MissingMeaning)> {
+    q.variable(name)
+        .expect(name)
+        .missing
+        .iter()
+        .map(|m| (m.code.clone(), m.meaning))
+        .collect()
+}
+
+use cvsurvey::questionnaire::MissingMeaning;
+
+#[test]
+fn imported_questionnaires_describe_the_files_and_read_them() {
+    for file in ["demo.sav", "demo.zsav", "demo.dta", "demo_extmiss.dta"] {
+        let q = imported(&statfile(file), None);
+        assert_eq!(q.variables.len(), 45, "{file}");
+        let bribe = q.variable("bribe_police").expect("bribe_police");
+        let codes: Vec<&str> = bribe.codes.iter().map(|c| c.code.as_str()).collect();
+        assert_eq!(codes, ["1", "2"], "{file}");
+        let (dk, rf) = if file == "demo_extmiss.dta" {
+            (".a", ".b")
+        } else {
+            ("8", "9")
+        };
+        assert_eq!(
+            missing_of(&q, "bribe_police"),
+            [
+                (dk.to_string(), MissingMeaning::DontKnow),
+                (rf.to_string(), MissingMeaning::Refused)
+            ],
+            "{file}"
+        );
+        if file != "demo_extmiss.dta" {
+            let label = &q.variable("bribe_police").expect("v").label;
+            assert!(
+                label.starts_with("Did you give the police money"),
+                "{label}"
+            );
+        }
+        // The draft reads its own file: every row, the same missing states as cvs-core.
+        let got = cvsurvey::ingest::read(&spec(statfile(file)), &q).expect("read");
+        assert_eq!(got.rows_read, 20028, "{file}");
+        let reference = cvsurvey::ingest::read(&spec(statfile(file)), &core()).expect("core");
+        for name in ["bribe_police", "safe_dark", "education"] {
+            let a = got.frame.column(name).expect(name);
+            let b = reference.frame.column(name).expect(name);
+            let dk = |c: &cvsurvey::frame::Column| {
+                c.state
+                    .iter()
+                    .filter(|s| **s == cvsurvey::frame::CellState::DontKnow)
+                    .count()
+            };
+            assert_eq!(dk(a), dk(b), "{file} {name}");
+        }
+    }
+}
+
+#[test]
+fn csv_with_a_codebook_imports() {
+    let dir = scratch("import-codebook");
+    let cb = dir.join("codebook.csv");
+    std::fs::write(
+        &cb,
+        "variable,label,type,code,code_label,missing\n\
+         sex,Sex,,1,Male,\n\
+         sex,,,2,Female,\n\
+         bribe_police,Gave a bribe to the police,categorical,1,Yes,\n\
+         bribe_police,,,2,No,\n\
+         bribe_police,,,8,DK,yes\n\
+         bribe_police,,,9,Declined,refused\n\
+         region,Region,,R01,North,\n\
+         region,,,R02,South,\n\
+         age,Age in years,integer,,,\n\
+         age,,,99,Not stated,no_response\n",
+    )
+    .expect("codebook");
+    let q = imported(&root().join("fixtures/demo/data.csv"), Some(&cb));
+    assert_eq!(q.variables.len(), 45);
+    assert_eq!(q.variable("sex").expect("sex").label, "Sex");
+    assert_eq!(
+        missing_of(&q, "bribe_police"),
+        [
+            ("8".to_string(), MissingMeaning::DontKnow),
+            ("9".to_string(), MissingMeaning::Refused)
+        ]
+    );
+    assert!(q.variable("bribe_police").expect("b").numeric_storage);
+    assert_eq!(
+        missing_of(&q, "age"),
+        [("99".to_string(), MissingMeaning::NoResponse)]
+    );
+    assert!(!q.variable("region").expect("region").numeric_storage);
+    // Undeclared variables get their type from the data.
+    assert_eq!(
+        q.variable("design_weight").expect("w").var_type,
+        cvsurvey::questionnaire::VarType::Numeric
+    );
+    assert_eq!(
+        q.variable("stratum").expect("s").var_type,
+        cvsurvey::questionnaire::VarType::Text
+    );
+
+    std::fs::write(
+        &cb,
+        "variable,label,type,code,code_label,missing\nsex,Sex,,1,Male,maybe\n",
+    )
+    .expect("codebook");
+    let e =
+        cvsurvey::questionnaire::import::import(&root().join("fixtures/demo/data.csv"), Some(&cb))
+            .err()
+            .expect("bad missing");
+    assert!(e.to_string().contains("codebook.csv:2"), "{e}");
+}
+
+#[test]
+fn cli_prints_the_draft() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cvsurvey"))
+        .args(["questionnaire", "import"])
+        .arg(statfile("demo.sav"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    Questionnaire::from_toml_str(&text, Path::new("stdout.toml")).expect("parses");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cvsurvey"))
+        .args(["questionnaire", "import"])
+        .arg(root().join("fixtures/statfiles/make_statfiles.py"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("make_statfiles.py"));
+}
