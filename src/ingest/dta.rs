@@ -135,7 +135,7 @@ fn open(path: &Path, want_long_strings: bool) -> Result<Opened, IngestError> {
                             .iter()
                             .filter_map(|e| {
                                 let value = e.value();
-                                let code = if value > LONG_MISSING_SYSTEM && value <= i32::MAX {
+                                let code = if value > LONG_MISSING_SYSTEM {
                                     let k = (value - LONG_MISSING_SYSTEM) as u8;
                                     FileCode::Extended(char::from(b'a' + k - 1))
                                 } else if value == LONG_MISSING_SYSTEM {

@@ -117,6 +117,9 @@ fn encode_f64(x: f64, big_endian: bool) -> [u8; 8] {
     }
 }
 
+/// A value label record as stored: raw values, raw labels, 1-based slots of its variables.
+type LabelRecord = (Vec<[u8; 8]>, Vec<Vec<u8>>, Vec<usize>);
+
 /// A variable record as stored: one per 8-byte slot of a case (continuations included).
 #[derive(Debug, Clone)]
 struct VarRecord {
@@ -227,7 +230,7 @@ fn read_layout<R: Read>(input: &mut Input<R>) -> Res<Layout> {
     let _pad = input.bytes(3, "file header")?;
 
     let mut records: Vec<VarRecord> = Vec::new();
-    let mut value_labels: Vec<(Vec<[u8; 8]>, Vec<Vec<u8>>, Vec<usize>)> = Vec::new();
+    let mut value_labels: Vec<LabelRecord> = Vec::new();
     let mut encoding: Option<&'static Encoding> = None;
     let mut codepage: Option<i32> = None;
     let mut sysmis = -f64::MAX;
@@ -473,13 +476,12 @@ fn read_layout<R: Read>(input: &mut Input<R>) -> Res<Layout> {
     if let Some(data) = long_names {
         let text = decode(encoding, &data);
         for pair in text.split('\t') {
-            if let Some((short, long)) = pair.split_once('=') {
-                if let Some(v) = vars
+            if let Some((short, long)) = pair.split_once('=')
+                && let Some(v) = vars
                     .iter_mut()
                     .find(|v| v.dict.name.eq_ignore_ascii_case(short.trim()))
-                {
-                    v.dict.name = long.trim().to_string();
-                }
+            {
+                v.dict.name = long.trim().to_string();
             }
         }
     }

@@ -205,7 +205,7 @@ enum ExtAction {
 }
 
 enum Slot {
-    Typed(ColumnBuilder),
+    Typed(Box<ColumnBuilder>),
     Auto(AutoBuilder),
 }
 
@@ -273,7 +273,7 @@ impl StatSink {
                         .collect();
                     slot_of.push(Some(columns.len()));
                     columns.push(SinkColumn {
-                        slot: Slot::Typed(ColumnBuilder::new(&var.name, rules, 0)),
+                        slot: Slot::Typed(Box::new(ColumnBuilder::new(&var.name, rules, 0))),
                         ext,
                         ext_unmapped: BTreeMap::new(),
                     });
@@ -373,7 +373,7 @@ impl StatSink {
                 ));
             }
             builders.push(match col.slot {
-                Slot::Typed(b) => b,
+                Slot::Typed(b) => *b,
                 Slot::Auto(a) => a.into_builder(),
             });
         }

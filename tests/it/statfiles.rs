@@ -301,8 +301,7 @@ fn csv_with_a_codebook_imports() {
     .expect("codebook");
     let e =
         cvsurvey::questionnaire::import::import(&root().join("fixtures/demo/data.csv"), Some(&cb))
-            .err()
-            .expect("bad missing");
+            .expect_err("bad missing");
     assert!(e.to_string().contains("codebook.csv:2"), "{e}");
 }
 
