@@ -171,7 +171,10 @@ pub enum IngestError {
         message: String,
     },
     /// Extension is none of .csv, .parquet, .sav, .zsav, .dta.
-    #[error("{path}: unsupported data file type; use a .csv, .parquet, .sav, .zsav or .dta file")]
+    #[error(
+        "{path}: unsupported data file type; use a .csv or .parquet file, or an SPSS (.sav, \
+         .zsav) or Stata (.dta) file"
+    )]
     UnsupportedFormat {
         /// Data file.
         path: PathBuf,
