@@ -109,6 +109,13 @@ fn open(path: &Path, want_long_strings: bool) -> Result<Opened, IngestError> {
         )
     };
 
+    let fix = |s: &str| -> String {
+        if release < 118 {
+            legacy_text(s).into_owned()
+        } else {
+            s.to_string()
+        }
+    };
     let variables = schema
         .variables()
         .iter()
@@ -143,7 +150,7 @@ fn open(path: &Path, want_long_strings: bool) -> Result<Opened, IngestError> {
                                 } else {
                                     FileCode::Num(f64::from(value))
                                 };
-                                Some((code, e.label().to_string()))
+                                Some((code, fix(e.label())))
                             })
                             .collect()
                     })
@@ -151,7 +158,7 @@ fn open(path: &Path, want_long_strings: bool) -> Result<Opened, IngestError> {
             };
             FileVariable {
                 name: v.name().to_string(),
-                label: v.label().to_string(),
+                label: fix(v.label()),
                 file_type,
                 value_labels,
                 missing: Vec::new(),
@@ -161,7 +168,7 @@ fn open(path: &Path, want_long_strings: bool) -> Result<Opened, IngestError> {
     let dict = FileDictionary {
         format: "Stata",
         version: release.to_string(),
-        label: header.dataset_label().to_string(),
+        label: fix(header.dataset_label()),
         variables,
         rows: Some(header.observation_count()),
     };
@@ -197,6 +204,7 @@ pub(crate) fn read_dta(
         .collect();
     let expected = dict.rows.unwrap_or(0);
     let encoding = records.encoding();
+    let legacy = dict.version.parse::<u8>().is_ok_and(|r| r < 118);
     loop {
         let row = sink.rows();
         let record = records.read_lazy_record().map_err(|e| {
@@ -219,6 +227,7 @@ pub(crate) fn read_dta(
                 Value::Long(v) => push_num(&mut sink, i, v.present().map(f64::from), v),
                 Value::Float(v) => push_num(&mut sink, i, v.present().map(f64::from), v),
                 Value::Double(v) => push_num(&mut sink, i, v.present(), v),
+                Value::String(s) if legacy => sink.push(i, StatCell::Str(&legacy_text(&s))),
                 Value::String(s) => sink.push(i, StatCell::Str(&s)),
                 Value::LongStringRef(r) => {
                     let text = long_strings
@@ -246,6 +255,20 @@ pub(crate) fn read_dta(
         });
     }
     sink.finish(sha256)
+}
+
+/// Text of a pre-118 file. Stata wrote those in Windows-1252/Latin-1, which is how the reader
+/// decodes them, but other writers (ReadStat, hence pyreadstat and haven) put UTF-8 there: when
+/// the original bytes are valid UTF-8 with non-ASCII characters, they are read as UTF-8.
+fn legacy_text(decoded: &str) -> std::borrow::Cow<'_, str> {
+    if decoded.is_ascii() {
+        return std::borrow::Cow::Borrowed(decoded);
+    }
+    let (bytes, _, unmappable) = encoding_rs::WINDOWS_1252.encode(decoded);
+    if !unmappable && let Ok(utf8) = std::str::from_utf8(&bytes) {
+        return std::borrow::Cow::Owned(utf8.to_string());
+    }
+    std::borrow::Cow::Borrowed(decoded)
 }
 
 /// A Stata number or one of its missing values.
@@ -306,6 +329,26 @@ mod tests {
             .expect("bribe_police");
         assert_eq!(v.label_of(&FileCode::Num(1.0)), Some("Yes"));
         assert_eq!(v.label_of(&FileCode::Num(8.0)), Some("Don't know"));
+    }
+
+    #[test]
+    fn release_114_is_read_and_113_refused() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/statfiles");
+        let t = read_dta(&dir.join("small_v114.dta"), &|_| ColumnPlan::Inferred).expect("114");
+        assert_eq!(t.n_rows, 3);
+        let cols: Vec<_> = t.builders.into_iter().map(|b| b.finish()).collect();
+        let show = |i: usize| -> Vec<Option<String>> {
+            (0..cols[i].len()).map(|r| cols[i].display(r)).collect()
+        };
+        assert_eq!(show(1), [Some("1".into()), Some("8".into()), None]);
+        assert_eq!(show(2)[0].as_deref(), Some("Zoë"));
+        let e = read_dta(&dir.join("small_v113.dta"), &|_| ColumnPlan::Inferred)
+            .err()
+            .expect("113 refused");
+        assert!(
+            e.to_string().contains("small_v113.dta") && e.to_string().contains("113"),
+            "{e}"
+        );
     }
 
     #[test]

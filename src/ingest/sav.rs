@@ -27,7 +27,7 @@ use super::{ColumnPlan, IngestError, RawTable, sha256_file};
 
 /// Bytes of one case slot.
 const SLOT: usize = 8;
-/// Useful bytes of each but the last segment of a very long string.
+/// A very long string of width w is stored as ceil(w / 252) string variables ("segments").
 const SEGMENT_BYTES: usize = 252;
 
 /// A reading error: what and where (byte offset).
@@ -507,15 +507,14 @@ fn read_layout<R: Read>(input: &mut Input<R>) -> Res<Layout> {
             if n_segments < 2 || i + n_segments > vars.len() {
                 continue;
             }
-            let mut segments = Vec::with_capacity(n_segments);
-            for k in 0..n_segments {
-                let useful = if k + 1 < n_segments {
-                    SEGMENT_BYTES
-                } else {
-                    width - SEGMENT_BYTES * (n_segments - 1)
-                };
-                segments.push((vars[i + k].segments[0].0, useful));
-            }
+            // Each segment but the last carries 255 bytes of the value (as SPSS and ReadStat
+            // write them); the last carries the rest, up to its own width.
+            let segments: Vec<(usize, usize)> = (0..n_segments)
+                .map(|k| {
+                    let (slot, own_width) = vars[i + k].segments[0];
+                    (slot, if k + 1 < n_segments { 255 } else { own_width })
+                })
+                .collect();
             vars[i].segments = segments;
             vars[i].dict.file_type = FileType::Text { width };
             vars.drain(i + 1..i + n_segments);
@@ -897,6 +896,42 @@ mod tests {
                 .find(|v| v.name == "region")
                 .expect("region");
             assert!(matches!(r.file_type, FileType::Text { .. }));
+        }
+    }
+
+    fn cells(table: RawTable) -> Vec<(String, Vec<Option<String>>)> {
+        table
+            .builders
+            .into_iter()
+            .map(|b| {
+                let c = b.finish();
+                let v = (0..c.len()).map(|r| c.display(r)).collect();
+                (c.name, v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn very_long_strings_encodings_and_user_missing() {
+        for name in ["small.sav", "small.zsav"] {
+            let t = read_sav(&fixture(name), &|_| ColumnPlan::Inferred).expect(name);
+            let got = cells(t);
+            let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names, ["id", "q1", "note", "name"], "{name}");
+            let note = &got[2].1;
+            assert_eq!(
+                note[0].as_deref(),
+                Some(format!("{}y", "x".repeat(299)).as_str())
+            );
+            assert_eq!(note[1].as_deref(), Some("short"));
+            assert_eq!(note[2], None);
+            assert_eq!(got[3].1[0].as_deref(), Some("Zoë"));
+            // The user-missing 8 is read as the value 8; system missing as blank.
+            assert_eq!(got[1].1, [Some("1".into()), Some("8".into()), None]);
+            let d = read_dictionary(&fixture(name)).expect("dictionary");
+            assert_eq!(d.variables[2].file_type, FileType::Text { width: 300 });
+            assert!(d.variables[1].is_missing(&FileCode::Num(8.0)));
+            assert_eq!(d.variables[1].label_of(&FileCode::Num(8.0)), Some("DK"));
         }
     }
 
