@@ -913,11 +913,12 @@ mod tests {
 
     #[test]
     fn very_long_strings_encodings_and_user_missing() {
-        for name in ["small.sav", "small.zsav"] {
+        for name in ["small.sav", "small.zsav", "small_plain.sav"] {
             let t = read_sav(&fixture(name), &|_| ColumnPlan::Inferred).expect(name);
             let got = cells(t);
             let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
-            assert_eq!(names, ["id", "q1", "note", "name"], "{name}");
+            assert_eq!(names, ["id", "q1", "note", "name", "district"], "{name}");
+            assert_eq!(got[4].1[1].as_deref(), Some("D02-South"));
             let note = &got[2].1;
             assert_eq!(
                 note[0].as_deref(),
@@ -932,6 +933,11 @@ mod tests {
             assert_eq!(d.variables[2].file_type, FileType::Text { width: 300 });
             assert!(d.variables[1].is_missing(&FileCode::Num(8.0)));
             assert_eq!(d.variables[1].label_of(&FileCode::Num(8.0)), Some("DK"));
+            // A value label of a string longer than 8 bytes (extension record 21).
+            assert_eq!(
+                d.variables[4].label_of(&FileCode::Text("D01-North".into())),
+                Some("North district")
+            );
         }
     }
 

@@ -362,9 +362,19 @@ impl StatSink {
                 Slot::Auto(a) => a.name.clone(),
             };
             for (c, n) in &col.ext_unmapped {
+                let code = format!(".{c}");
+                // One finding per variable and code: a labelled .a was reported from the
+                // dictionary already; add the count there.
+                if let Some(f) = file_findings
+                    .iter_mut()
+                    .find(|(column, value, _)| *column == name && *value == code)
+                {
+                    f.2.push_str(&format!(" ({n} row(s))"));
+                    continue;
+                }
                 file_findings.push((
                     name.clone(),
-                    format!(".{c}"),
+                    code,
                     format!(
                         "extended missing value .{c} occurs in {n} row(s) but matches no missing \
                          code of the questionnaire; read as blank. Declare \".{c}\" as a missing \

@@ -323,3 +323,65 @@ fn cli_prints_the_draft() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("make_statfiles.py"));
 }
+
+fn mini(q1: &str) -> Questionnaire {
+    let text = format!(
+        "[questionnaire]\nid = \"mini\"\nversion = \"1\"\n\n\
+         [[variables]]\nname = \"id\"\ntype = \"integer\"\n\n\
+         [[variables]]\nname = \"q1\"\ncodes = {{ 1 = \"Yes\", 2 = \"No\" }}\n{q1}\n\n\
+         [[variables]]\nname = \"q2\"\ncodes = {{ 1 = \"Yes\", 2 = \"No\" }}\n"
+    );
+    Questionnaire::from_toml_str(&text, Path::new("mini.toml")).expect("mini questionnaire")
+}
+
+#[test]
+fn stata_extended_missing_values_map_to_declared_missing_codes() {
+    use cvsurvey::frame::CellState;
+    let spec = IngestSpec {
+        path: statfile("small_extmiss.dta"),
+        id: "id".into(),
+        ..Default::default()
+    };
+    let undeclared = |got: &cvsurvey::ingest::Ingested| -> Vec<(String, String)> {
+        got.findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::UndeclaredLabel)
+            .map(|f| (f.column.clone(), f.value.clone()))
+            .collect()
+    };
+    // By meaning: .a is labelled "Don't know", the questionnaire's don't-know code is 8.
+    let got =
+        cvsurvey::ingest::read(&spec, &mini("missing = { 8 = \"dont_know\" }")).expect("read");
+    let q1 = got.frame.column("q1").expect("q1");
+    assert_eq!(
+        q1.state,
+        [CellState::Value, CellState::DontKnow, CellState::NoResponse]
+    );
+    // .c of q2 is unlabelled and undeclared: blank (item nonresponse) and reported once.
+    let q2 = got.frame.column("q2").expect("q2");
+    assert_eq!(q2.state[0], CellState::NoResponse);
+    assert_eq!(undeclared(&got), [("q2".to_string(), ".c".to_string())]);
+    assert_eq!(got.rows_quarantined, 0);
+
+    // Declared as ".a": that code wins over the label.
+    let got =
+        cvsurvey::ingest::read(&spec, &mini("missing = { \".a\" = \"refused\" }")).expect("read");
+    assert_eq!(
+        got.frame.column("q1").expect("q1").state[1],
+        CellState::Refused
+    );
+
+    // Not declared at all: blank, and the labelled .a is reported.
+    let got = cvsurvey::ingest::read(&spec, &mini("")).expect("read");
+    assert_eq!(
+        got.frame.column("q1").expect("q1").state[1],
+        CellState::NoResponse
+    );
+    let u = undeclared(&got);
+    assert!(u.contains(&("q1".to_string(), ".a".to_string())), "{u:?}");
+    assert_eq!(
+        u.iter().filter(|(c, v)| c == "q1" && v == ".a").count(),
+        1,
+        "{u:?}"
+    );
+}
