@@ -267,21 +267,12 @@ fn outputs_are_byte_identical_across_runs_and_thread_counts() {
             .env("RAYON_NUM_THREADS", threads)
             .output()
             .expect("run");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         digests.push(
-            [
-                "estimates.parquet",
-                "weights.parquet",
-                "weighting.json",
-                "findings.csv",
-            ]
-            .iter()
-            .map(|f| std::fs::read(dir.join("out").join(f)).expect("output"))
-            .collect(),
+            ["estimates.parquet", "weights.parquet", "weighting.json", "findings.csv"]
+                .iter()
+                .map(|f| std::fs::read(dir.join("out").join(f)).expect("output"))
+                .collect(),
         );
     }
     assert_eq!(digests[0], digests[1], "1 vs 2 threads");
