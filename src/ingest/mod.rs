@@ -1,5 +1,5 @@
-//! Ingest: read fieldwork microdata (CSV, Parquet, SPSS or Stata) into typed columns and validate every row
-//! against the questionnaire.
+//! Ingest: read fieldwork microdata (CSV, Parquet, SPSS or Stata) into typed columns and validate
+//! every row against the questionnaire.
 //!
 //! Every input row ends up either *used* or *quarantined* with its reasons, and
 //! `rows_read = rows_used + rows_quarantined` is asserted before returning. Findings that do not
