@@ -42,10 +42,43 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Questionnaire tools.
+    Questionnaire {
+        #[command(subcommand)]
+        command: QuestionnaireCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum QuestionnaireCommand {
+    /// Draft a questionnaire (TOML, on standard output) from an SPSS (.sav, .zsav) or Stata
+    /// (.dta) file's dictionary, or from a CSV and its codebook.
+    Import {
+        /// The data file.
+        file: PathBuf,
+        /// Codebook CSV for CSV data: variable,label,type,code,code_label,missing.
+        #[arg(long)]
+        codebook: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Questionnaire {
+        command: QuestionnaireCommand::Import { file, codebook },
+    } = &cli.command
+    {
+        return match cvsurvey::questionnaire::import::import(file, codebook.as_deref()) {
+            Ok(toml) => {
+                print!("{toml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let result = match &cli.command {
         Command::Run {
             config,
@@ -72,6 +105,7 @@ fn main() -> ExitCode {
                 ..Default::default()
             },
         ),
+        Command::Questionnaire { .. } => unreachable!("questionnaire commands return above"),
     };
     match result {
         Ok(report) => {

@@ -1,5 +1,5 @@
-//! Ingest: read fieldwork microdata (CSV or Parquet) into typed columns and validate every row
-//! against the questionnaire.
+//! Ingest: read fieldwork microdata (CSV, Parquet, SPSS or Stata) into typed columns and validate
+//! every row against the questionnaire.
 //!
 //! Every input row ends up either *used* or *quarantined* with its reasons, and
 //! `rows_read = rows_used + rows_quarantined` is asserted before returning. Findings that do not
@@ -7,7 +7,10 @@
 //! but the row is kept.
 
 mod builder;
+mod dta;
 mod read;
+mod sav;
+pub mod statfile;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -21,7 +24,7 @@ use crate::questionnaire::{EvalState, Questionnaire};
 /// Which columns matter beyond the questionnaire, and how they must look.
 #[derive(Debug, Clone, Default)]
 pub struct IngestSpec {
-    /// Data file: `.csv` or `.parquet`.
+    /// Data file: `.csv`, `.parquet`, `.sav`, `.zsav` or `.dta`.
     pub path: PathBuf,
     /// Unique id column.
     pub id: String,
@@ -64,6 +67,9 @@ pub enum FindingKind {
     ItemNonresponse,
     /// Answers recorded for a unit nonrespondent (kept; the answers are ignored).
     NonrespondentAnswers,
+    /// A code labelled or declared missing in an SPSS/Stata file's dictionary that the
+    /// questionnaire does not declare (kept; reported once per variable and code, row 0).
+    UndeclaredLabel,
 }
 
 impl FindingKind {
@@ -83,6 +89,7 @@ impl FindingKind {
             FindingKind::InvalidResponse => "invalid_response",
             FindingKind::ItemNonresponse => "item_nonresponse",
             FindingKind::NonrespondentAnswers => "nonrespondent_answers",
+            FindingKind::UndeclaredLabel => "undeclared_label",
         }
     }
 
@@ -90,7 +97,9 @@ impl FindingKind {
     pub fn quarantines(self) -> bool {
         !matches!(
             self,
-            FindingKind::ItemNonresponse | FindingKind::NonrespondentAnswers
+            FindingKind::ItemNonresponse
+                | FindingKind::NonrespondentAnswers
+                | FindingKind::UndeclaredLabel
         )
     }
 }
@@ -101,10 +110,11 @@ impl fmt::Display for FindingKind {
     }
 }
 
-/// One validation finding, located by data row (1 = first row after the header) and column.
+/// One validation finding, located by data row (1 = first row after the header; 0 = the file's
+/// dictionary) and column.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
-    /// Data row number, 1-based, header excluded.
+    /// Data row number, 1-based, header excluded; 0 for findings about the file's dictionary.
     pub row: u64,
     /// The row's id as written (empty when unreadable).
     pub id: String,
@@ -160,8 +170,11 @@ pub enum IngestError {
         /// What failed.
         message: String,
     },
-    /// Extension is neither .csv nor .parquet.
-    #[error("{path}: unsupported data file type; use a .csv or .parquet file")]
+    /// Extension is none of .csv, .parquet, .sav, .zsav, .dta.
+    #[error(
+        "{path}: unsupported data file type; use a .csv or .parquet file, or an SPSS (.sav, \
+         .zsav) or Stata (.dta) file"
+    )]
     UnsupportedFormat {
         /// Data file.
         path: PathBuf,
@@ -214,6 +227,17 @@ pub enum IngestError {
         /// Arrow type.
         data_type: String,
     },
+    /// A variable of an SPSS/Stata file has a storage type the questionnaire does not allow
+    /// (text where it declares numbers).
+    #[error("{path}: variable {column}: {message}")]
+    ColumnType {
+        /// Data file.
+        path: PathBuf,
+        /// Variable.
+        column: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// Skip-logic rules depend on each other in a cycle, or cannot be evaluated.
     #[error("{path}: skip logic of {variable}: {message}")]
     SkipLogic {
@@ -244,6 +268,10 @@ pub fn read(spec: &IngestSpec, questionnaire: &Questionnaire) -> Result<Ingested
         Some("parquet") | Some("pq") => {
             read::read_parquet(path, &|name| column_plan(name, spec, questionnaire))?
         }
+        Some("sav") | Some("zsav") => {
+            sav::read_sav(path, &|name| column_plan(name, spec, questionnaire))?
+        }
+        Some("dta") => dta::read_dta(path, &|name| column_plan(name, spec, questionnaire))?,
         _ => {
             return Err(IngestError::UnsupportedFormat {
                 path: path.to_path_buf(),
@@ -294,6 +322,9 @@ pub(crate) struct RawTable {
     pub sha256: String,
     pub ignored: Vec<String>,
     pub header: Vec<String>,
+    /// Findings about the file's dictionary (SPSS/Stata value labels and missing values):
+    /// (column, code, reason); reported with row 0, never quarantining.
+    pub file_findings: Vec<(String, String, String)>,
 }
 
 fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Ingested, IngestError> {
@@ -306,6 +337,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         sha256,
         ignored,
         header,
+        file_findings,
     } = raw;
 
     // Every column the config names and every variable an expression reads must be present;
@@ -525,16 +557,28 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         }
     }
     findings.sort_by(|a, b| (a.0, &a.1, a.3).cmp(&(b.0, &b.1, b.3)));
-    let findings: Vec<Finding> = findings
+    let findings: Vec<Finding> = file_findings
         .into_iter()
-        .map(|(row, column, value, kind, reason)| Finding {
-            row: row as u64 + 1,
-            id: ids[row].clone(),
+        .map(|(column, value, reason)| Finding {
+            row: 0,
+            id: String::new(),
             column,
             value,
-            kind,
+            kind: FindingKind::UndeclaredLabel,
             reason,
         })
+        .chain(
+            findings
+                .into_iter()
+                .map(|(row, column, value, kind, reason)| Finding {
+                    row: row as u64 + 1,
+                    id: ids[row].clone(),
+                    column,
+                    value,
+                    kind,
+                    reason,
+                }),
+        )
         .collect();
     let used: Vec<usize> = (0..n_rows).filter(|&r| !quarantined[r]).collect();
     let rows_quarantined = (n_rows - used.len()) as u64;

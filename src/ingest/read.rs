@@ -180,6 +180,7 @@ pub(crate) fn read_csv(
         sha256,
         ignored,
         header,
+        file_findings: Vec::new(),
     })
 }
 
@@ -260,6 +261,7 @@ pub(crate) fn read_parquet(
         sha256,
         ignored,
         header,
+        file_findings: Vec::new(),
     })
 }
 

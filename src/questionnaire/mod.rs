@@ -6,6 +6,7 @@
 //! [`expr`].
 
 pub mod expr;
+pub mod import;
 
 use std::path::{Path, PathBuf};
 

@@ -5,3 +5,4 @@ mod common;
 mod identities;
 mod oracle;
 mod publish;
+mod statfiles;
