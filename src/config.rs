@@ -155,10 +155,35 @@ struct RawNonresponse {
     classes: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawVariance {
-    method: OneOrMany,
+    #[serde(default)]
+    method: Option<OneOrMany>,
+    #[serde(default)]
+    replicates: Option<usize>,
+    #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default)]
+    fay_rho: Option<f64>,
+    #[serde(default)]
+    mse: Option<bool>,
+    #[serde(default)]
+    profile: Option<String>,
+    #[serde(default)]
+    nonresponse: Option<String>,
+    #[serde(default)]
+    drop_failed: bool,
+    #[serde(default)]
+    columns: Option<OneOrMany>,
+    #[serde(default)]
+    scale: Option<f64>,
+    #[serde(default)]
+    rscales: Option<Vec<f64>>,
+    #[serde(default, rename = "type")]
+    supplied_type: Option<String>,
+    #[serde(default)]
+    combined_weights: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,6 +207,8 @@ struct RawOutput {
     dir: String,
     #[serde(default)]
     formats: Option<Vec<String>>,
+    #[serde(default)]
+    replicate_weights: bool,
     #[serde(default)]
     title: Option<String>,
     #[serde(default)]
@@ -275,15 +302,99 @@ pub struct CalibrationConfig {
 pub enum VarianceMethod {
     /// Taylor linearization (R `svyrecvar`).
     Taylor,
+    /// Delete-one-PSU jackknife, unstratified designs (R `type = "JK1"`).
+    Jk1,
+    /// Stratified delete-one-PSU jackknife (R `type = "JKn"`).
+    Jkn,
+    /// Balanced repeated replication, 2 PSUs per stratum (R `type = "BRR"`).
+    Brr,
+    /// Fay's BRR with `fay_rho` (R `type = "Fay"`).
+    Fay,
+    /// Canty–Davison bootstrap (R `type = "bootstrap"`).
+    Bootstrap,
+    /// Rao–Wu (n_h − 1) bootstrap (R `type = "subbootstrap"`).
+    Subbootstrap,
+    /// Successive difference replication (Fay & Train 1995).
+    Sdr,
+    /// Replicate weights supplied in the data file (R `svrepdesign`).
+    Supplied,
 }
 
 impl VarianceMethod {
+    /// Every method, with its config and output name.
+    pub const ALL: [(VarianceMethod, &'static str); 9] = [
+        (VarianceMethod::Taylor, "taylor"),
+        (VarianceMethod::Jk1, "jk1"),
+        (VarianceMethod::Jkn, "jkn"),
+        (VarianceMethod::Brr, "brr"),
+        (VarianceMethod::Fay, "fay"),
+        (VarianceMethod::Bootstrap, "bootstrap"),
+        (VarianceMethod::Subbootstrap, "subbootstrap"),
+        (VarianceMethod::Sdr, "sdr"),
+        (VarianceMethod::Supplied, "supplied"),
+    ];
+
     /// Name written to the `variance` output column.
     pub fn as_str(self) -> &'static str {
-        match self {
-            VarianceMethod::Taylor => "taylor",
-        }
+        Self::ALL
+            .iter()
+            .find(|(m, _)| *m == self)
+            .map_or("taylor", |(_, n)| n)
     }
+}
+
+/// Conventions that differ between packages for replicate variance (`docs/variance.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicateProfile {
+    /// R `survey`: replicate df = rank of the replicate weights − 1, centring on the replicate
+    /// mean unless `mse`, bootstrap multiplier as `bootweights`.
+    R,
+    /// Stata `svy`: design df (#PSU − #strata); bootstrap multiplier 1/R.
+    Stata,
+    /// SAS `SURVEYMEANS`: centring on the full-sample estimate for jackknife and BRR/Fay; df
+    /// #PSU − #strata (jackknife), #strata (BRR/Fay), R − 1 (bootstrap); bootstrap 1/(R − 1).
+    Sas,
+}
+
+/// Whether each replicate redoes the nonresponse adjustment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicateNonresponse {
+    /// Every replicate reruns the whole chain from its design weights (default).
+    Recompute,
+    /// The nonresponse factor is held fixed: replicates start from the adjusted weights (what
+    /// R does with `as.svrepdesign` on a design built with adjusted weights).
+    Fixed,
+}
+
+/// Settings of the replicate variance methods.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicateSettings {
+    /// Number of replicates for bootstrap, subbootstrap and SDR (and the expected count of
+    /// supplied columns, when given).
+    pub replicates: Option<usize>,
+    /// Seed of the bootstrap draws.
+    pub seed: u64,
+    /// Fay's ρ.
+    pub fay_rho: f64,
+    /// Centre on the full-sample estimate (true) or on the replicate mean (false, R default).
+    pub mse: Option<bool>,
+    /// Package conventions.
+    pub profile: ReplicateProfile,
+    /// Nonresponse adjustment in replicates.
+    pub nonresponse: ReplicateNonresponse,
+    /// Drop a replicate whose calibration fails, with a warning, instead of stopping (R
+    /// `options(survey.drop.replicates)`).
+    pub drop_failed: bool,
+    /// Supplied replicate weights: column names or `*` patterns, in replicate order.
+    pub columns: Vec<String>,
+    /// Supplied: overall scale.
+    pub scale: Option<f64>,
+    /// Supplied: per-replicate scales.
+    pub rscales: Option<Vec<f64>>,
+    /// Supplied: replication type (`bootstrap`, `jk1`, `jkn`, `brr`, `fay`, `sdr`, `other`).
+    pub supplied_type: String,
+    /// Supplied: the columns are final analysis weights (true, default) or factors.
+    pub combined_weights: bool,
 }
 
 /// Which degrees of freedom a domain's interval uses.
@@ -326,10 +437,15 @@ pub struct Pipeline {
     pub weighting: Vec<WeightingSpec>,
     /// Variance methods, in config order.
     pub variance: Vec<VarianceMethod>,
+    /// Settings of the replicate methods.
+    pub replicate: ReplicateSettings,
     /// Estimation settings.
     pub estimation: EstimationSpec,
     /// Output folder.
     pub output_dir: PathBuf,
+    /// Add the final replicate weights of every scheme to `weights.parquet` (first replicate
+    /// method).
+    pub output_replicate_weights: bool,
     /// Publication products: formats, reliability rules, SDMX settings.
     pub publication: PublicationConfig,
     /// Title of the publication (`[output] title`); the questionnaire's title when absent.
@@ -443,24 +559,49 @@ impl Pipeline {
             });
         }
 
-        let methods = raw
-            .variance
-            .map(|v| v.method.into_vec())
-            .unwrap_or_else(|| vec!["taylor".into()]);
+        let raw_variance = raw.variance.unwrap_or_default();
+        let replicate = check_replicates(&raw_variance).map_err(|(key, m)| invalid(&key, m))?;
+        let methods = raw_variance
+            .method
+            .map(OneOrMany::into_vec)
+            .unwrap_or_else(|| vec!["taylor".to_string()]);
         let mut variance = Vec::new();
         for m in methods {
-            let method = match m.as_str() {
-                "taylor" => VarianceMethod::Taylor,
-                other => {
-                    return Err(invalid(
+            let method = VarianceMethod::ALL
+                .iter()
+                .find(|(_, n)| *n == m)
+                .map(|(v, _)| *v)
+                .ok_or_else(|| {
+                    invalid(
                         "variance.method",
-                        format!("\"{other}\" is not supported; available: taylor"),
-                    ));
-                }
-            };
+                        format!(
+                            "\"{m}\" is not one of {}",
+                            VarianceMethod::ALL
+                                .iter()
+                                .map(|(_, n)| *n)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })?;
             if !variance.contains(&method) {
                 variance.push(method);
             }
+        }
+        if variance.contains(&VarianceMethod::Supplied) && replicate.columns.is_empty() {
+            return Err(invalid(
+                "variance.columns",
+                "supplied replicate weights need columns = \"repw_*\" (names or patterns)".into(),
+            ));
+        }
+        if replicate.supplied_type == "jkn"
+            && variance.contains(&VarianceMethod::Supplied)
+            && replicate.rscales.is_none()
+        {
+            return Err(invalid(
+                "variance.rscales",
+                "supplied JKn replicate weights need rscales".into(),
+            ));
         }
 
         let est = raw.estimation.unwrap_or(RawEstimation {
@@ -538,6 +679,7 @@ impl Pipeline {
             design,
             weighting,
             variance,
+            replicate,
             estimation: EstimationSpec {
                 indicators: est.indicators.unwrap_or_else(|| vec!["*".into()]),
                 domains,
@@ -546,6 +688,7 @@ impl Pipeline {
                 domain_df,
             },
             output_dir: resolve(&raw.output.dir),
+            output_replicate_weights: raw.output.replicate_weights,
             publication,
             title: raw.output.title,
             reference_period: raw.output.reference_period,
@@ -760,4 +903,76 @@ dir = "out"
             assert!(e.to_string().contains(key), "{extra}: {e}");
         }
     }
+}
+
+/// Check `[variance]` replicate settings; errors are (key, message).
+fn check_replicates(v: &RawVariance) -> Result<ReplicateSettings, (String, String)> {
+    let key = |k: &str| format!("variance.{k}");
+    let profile = match v.profile.as_deref() {
+        None | Some("r") => ReplicateProfile::R,
+        Some("stata") => ReplicateProfile::Stata,
+        Some("sas") => ReplicateProfile::Sas,
+        Some(other) => {
+            return Err((
+                key("profile"),
+                format!("\"{other}\" is not one of r, stata, sas"),
+            ));
+        }
+    };
+    let nonresponse = match v.nonresponse.as_deref() {
+        None | Some("recompute") => ReplicateNonresponse::Recompute,
+        Some("fixed") => ReplicateNonresponse::Fixed,
+        Some(other) => {
+            return Err((
+                key("nonresponse"),
+                format!("\"{other}\" is not one of recompute, fixed"),
+            ));
+        }
+    };
+    if v.replicates == Some(0) || v.replicates == Some(1) {
+        return Err((key("replicates"), "at least 2 replicates are needed".into()));
+    }
+    let fay_rho = v.fay_rho.unwrap_or(0.5);
+    if !(0.0..1.0).contains(&fay_rho) {
+        return Err((key("fay_rho"), format!("{fay_rho} is not in [0, 1)")));
+    }
+    if let Some(s) = v.scale
+        && !(s > 0.0 && s.is_finite())
+    {
+        return Err((key("scale"), format!("{s} is not a positive number")));
+    }
+    if let Some(r) = &v.rscales
+        && r.iter().any(|x| !(x.is_finite() && *x >= 0.0))
+    {
+        return Err((
+            key("rscales"),
+            "rscales must be finite and non-negative".into(),
+        ));
+    }
+    let supplied_type = v.supplied_type.clone().unwrap_or_else(|| "other".into());
+    if !["bootstrap", "jk1", "jkn", "brr", "fay", "sdr", "other"].contains(&supplied_type.as_str())
+    {
+        return Err((
+            key("type"),
+            format!("\"{supplied_type}\" is not one of bootstrap, jk1, jkn, brr, fay, sdr, other"),
+        ));
+    }
+    Ok(ReplicateSettings {
+        replicates: v.replicates,
+        seed: v.seed.unwrap_or(20261129),
+        fay_rho,
+        mse: v.mse,
+        profile,
+        nonresponse,
+        drop_failed: v.drop_failed,
+        columns: v
+            .columns
+            .clone()
+            .map(OneOrMany::into_vec)
+            .unwrap_or_default(),
+        scale: v.scale,
+        rscales: v.rscales.clone(),
+        supplied_type,
+        combined_weights: v.combined_weights.unwrap_or(true),
+    })
 }

@@ -241,6 +241,26 @@ pub fn svyvar(y: &[f64], w: &[f64]) -> Option<f64> {
     Some(ss / sw * n / (n - 1.0))
 }
 
+/// Logit interval from a standard error on the logit scale: expit(logit p ± t·se_logit). This is
+/// R's `svyciprop(method = "logit")` on a replicate-weight design, where `svyglm` is refitted on
+/// every replicate and se_logit is the replicate SE of logit(p̂). `None` where p ∉ (0, 1) or the
+/// inputs are not finite (at p = 0 or 1, [p, p]).
+pub fn logit_scale_ci(p: f64, se_logit: f64, df: f64, level: f64) -> Option<(f64, f64)> {
+    if !(0.0..=1.0).contains(&p) || !(level > 0.0 && level < 1.0) || !(df > 0.0) {
+        return None;
+    }
+    if p == 0.0 || p == 1.0 {
+        return Some((p, p));
+    }
+    if !se_logit.is_finite() || se_logit < 0.0 {
+        return None;
+    }
+    let t = qt(1.0 - (1.0 - level) / 2.0, df);
+    let l = (p / (1.0 - p)).ln();
+    let expit = |x: f64| 1.0 / (1.0 + (-x).exp());
+    Some((expit(l - t * se_logit), expit(l + t * se_logit)))
+}
+
 /// Variance of a mean under simple random sampling without replacement with the same number of
 /// observations, as R's `svymean(deff = TRUE)`: `svyvar · (psum − nobs)/(psum · nobs)`, where
 /// `psum` is the sum of the sampling weights and `nobs` the number of rows with non-zero weight.

@@ -243,6 +243,47 @@ fn breakdown(frame: &Frame, var: &str) -> Result<Breakdown, EstimateError> {
 /// value (numeric or lexical order) and interval method (request order), whatever the thread
 /// count.
 pub fn estimate(req: &EstimationRequest<'_>) -> Result<Vec<EstimateRow>, EstimateError> {
+    let prepared = prepare(req)?;
+    let tasks: Vec<(usize, usize)> = (0..req.indicators.len())
+        .flat_map(|i| (0..req.schemes.len()).map(move |s| (i, s)))
+        .collect();
+    let blocks: Vec<Vec<EstimateRow>> = tasks
+        .par_iter()
+        .map(|&(i, s)| {
+            estimate_block(
+                req,
+                req.indicators[i],
+                &prepared.values[i],
+                &req.schemes[s],
+                &prepared.breakdowns,
+                None,
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(blocks.into_iter().flatten().collect())
+}
+
+/// Indicator values and domain breakdowns of a request, evaluated once and shared by the
+/// full-sample estimates and every replicate.
+pub struct Prepared {
+    values: Vec<IndicatorValues>,
+    breakdowns: Vec<Breakdown>,
+}
+
+impl Prepared {
+    /// Number of statistics [`point_estimates`] returns: indicators × (1 + Σ domain values).
+    pub fn n_statistics(&self) -> usize {
+        self.values.len()
+            * self
+                .breakdowns
+                .iter()
+                .map(|b| b.labels.len())
+                .sum::<usize>()
+    }
+}
+
+/// Evaluate the request's indicators and domain variables.
+pub fn prepare(req: &EstimationRequest<'_>) -> Result<Prepared, EstimateError> {
     let n = req.frame.n_rows();
     let mut breakdowns = vec![Breakdown {
         var: TOTAL.into(),
@@ -257,31 +298,98 @@ pub fn estimate(req: &EstimationRequest<'_>) -> Result<Vec<EstimateRow>, Estimat
         .par_iter()
         .map(|ind| evaluate(ind, req.frame))
         .collect::<Result<_, _>>()?;
-
-    let tasks: Vec<(usize, usize)> = (0..req.indicators.len())
-        .flat_map(|i| (0..req.schemes.len()).map(move |s| (i, s)))
-        .collect();
-    let blocks: Vec<Vec<EstimateRow>> = tasks
-        .par_iter()
-        .map(|&(i, s)| {
-            estimate_block(
-                req,
-                req.indicators[i],
-                &values[i],
-                &req.schemes[s],
-                &breakdowns,
-            )
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(blocks.into_iter().flatten().collect())
+    Ok(Prepared { values, breakdowns })
 }
 
+/// Point estimates of every indicator × domain under weights `w` (one per respondent row), in
+/// a fixed order: indicator, then domain variable (`_T` first), then domain value. One pass over
+/// the rows per indicator and domain variable; a domain without rows gives NaN. This is what a
+/// replicate needs: θ_r for every statistic from the replicate's weights.
+pub fn point_estimates(req: &EstimationRequest<'_>, prepared: &Prepared, w: &[f64]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(prepared.n_statistics());
+    for (ind, vals) in req.indicators.iter().zip(&prepared.values) {
+        for b in &prepared.breakdowns {
+            let k = b.labels.len();
+            let (mut sw, mut swy, mut swx) = (vec![0.0; k], vec![0.0; k], vec![0.0; k]);
+            for (r, d) in b.of_row.iter().enumerate() {
+                if let Some(d) = *d
+                    && vals.defined[r]
+                {
+                    let d = d as usize;
+                    sw[d] += w[r];
+                    swy[d] += w[r] * vals.y[r];
+                    if let Some(x) = &vals.x {
+                        swx[d] += w[r] * x[r];
+                    }
+                }
+            }
+            for d in 0..k {
+                out.push(match ind.kind {
+                    IndicatorKind::Mean | IndicatorKind::Proportion => swy[d] / sw[d],
+                    IndicatorKind::Total => swy[d],
+                    IndicatorKind::Ratio => swy[d] / swx[d],
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Rows for one scheme whose variances come from replicates: `variances` and the replicate `df`
+/// replace the Taylor variance (in [`point_estimates`] order, before the multiplier); estimates,
+/// counts, design effects and intervals are computed as for Taylor.
+pub fn rows_with_variances(
+    req: &EstimationRequest<'_>,
+    prepared: &Prepared,
+    scheme: &Scheme,
+    variances: &[f64],
+    logit_variances: &[f64],
+    df: &(dyn Fn(&[bool]) -> f64 + Sync),
+) -> Result<Vec<EstimateRow>, EstimateError> {
+    let per_indicator = prepared
+        .breakdowns
+        .iter()
+        .map(|b| b.labels.len())
+        .sum::<usize>();
+    let mut rows = Vec::new();
+    for (i, ind) in req.indicators.iter().enumerate() {
+        let range = i * per_indicator..(i + 1) * per_indicator;
+        let given = Replicated {
+            variances: &variances[range.clone()],
+            logit_variances: &logit_variances[range],
+            df,
+        };
+        rows.extend(estimate_block(
+            req,
+            ind,
+            &prepared.values[i],
+            scheme,
+            &prepared.breakdowns,
+            Some(given),
+        )?);
+    }
+    Ok(rows)
+}
+
+/// Replicate variances of one indicator's statistics, replacing the Taylor variance.
+#[derive(Clone, Copy)]
+struct Replicated<'a> {
+    variances: &'a [f64],
+    /// Replicate variances of logit(p̂) (proportions' `logit` interval).
+    logit_variances: &'a [f64],
+    /// Replicate df of a domain (its rows as a mask), R's `degf` of the subset.
+    df: &'a (dyn Fn(&[bool]) -> f64 + Sync),
+}
+
+/// Rows of one indicator under one scheme. `replicated`: variances per statistic (in
+/// [`point_estimates`] order) and the replicate df, replacing the Taylor variance.
 fn estimate_block(
     req: &EstimationRequest<'_>,
     ind: &Indicator,
     vals: &IndicatorValues,
     scheme: &Scheme,
     breakdowns: &[Breakdown],
+    replicated: Option<Replicated<'_>>,
 ) -> Result<Vec<EstimateRow>, EstimateError> {
     let n = req.frame.n_rows();
     let w = &scheme.weights;
@@ -291,8 +399,11 @@ fn estimate_block(
     let mut rows = Vec::new();
     let mut mask = vec![false; n];
     let mut scores = vec![0.0; n];
+    let mut k = 0usize;
     for b in breakdowns {
         for (d, label) in b.labels.iter().enumerate() {
+            let stat = k;
+            k += 1;
             for r in 0..n {
                 mask[r] = vals.defined[r] && b.of_row[r] == Some(d as u32);
             }
@@ -305,7 +416,9 @@ fn estimate_block(
             } else {
                 format!("{}={}", b.var, label)
             };
-            let stats = domain_estimate(req, ind, vals, scheme, &mask, &mut scores, full_df)
+            let given = replicated.map(|g| (g.variances[stat], (g.df)(&mask)));
+            let logit_se = replicated.map(|g| g.logit_variances[stat].sqrt());
+            let stats = domain_estimate(req, ind, vals, scheme, &mask, &mut scores, full_df, given)
                 .map_err(|message| EstimateError::Variance {
                     indicator: ind.id.clone(),
                     weighting: scheme.name.clone(),
@@ -343,9 +456,11 @@ fn estimate_block(
             };
             if ind.kind == IndicatorKind::Proportion {
                 for &method in req.ci {
-                    push(
-                        method,
-                        ci::proportion_ci(
+                    let bounds = match (method, logit_se) {
+                        (CiMethod::Logit, Some(se_logit)) => {
+                            ci::logit_scale_ci(stats.estimate, se_logit, stats.df, req.level)
+                        }
+                        _ => ci::proportion_ci(
                             method,
                             stats.estimate,
                             stats.se,
@@ -353,7 +468,8 @@ fn estimate_block(
                             req.level,
                             stats.beta_nrow,
                         ),
-                    );
+                    };
+                    push(method, bounds);
                 }
             } else {
                 push(
@@ -394,6 +510,7 @@ fn domain_estimate(
     mask: &[bool],
     scores: &mut [f64],
     full_df: f64,
+    replicated: Option<(f64, f64)>,
 ) -> Result<DomainStats, String> {
     let w = &scheme.weights;
     let y = &vals.y;
@@ -416,36 +533,45 @@ fn domain_estimate(
         IndicatorKind::Total => swy,
         IndicatorKind::Ratio => swy / swx,
     };
-    for r in 0..mask.len() {
-        scores[r] = if !mask[r] {
-            0.0
-        } else {
-            match ind.kind {
-                IndicatorKind::Mean | IndicatorKind::Proportion => w[r] * (y[r] - estimate) / sw,
-                IndicatorKind::Total => w[r] * y[r],
-                IndicatorKind::Ratio => {
-                    w[r] * (y[r] - estimate * vals.x.as_ref().map_or(0.0, |x| x[r])) / swx
-                }
+    let (variance, df) = match replicated {
+        Some(given) => given,
+        None => {
+            for r in 0..mask.len() {
+                scores[r] = if !mask[r] {
+                    0.0
+                } else {
+                    match ind.kind {
+                        IndicatorKind::Mean | IndicatorKind::Proportion => {
+                            w[r] * (y[r] - estimate) / sw
+                        }
+                        IndicatorKind::Total => w[r] * y[r],
+                        IndicatorKind::Ratio => {
+                            w[r] * (y[r] - estimate * vals.x.as_ref().map_or(0.0, |x| x[r])) / swx
+                        }
+                    }
+                };
             }
-        };
-    }
-    // Calibration: the variance is that of the calibration residuals of the scores (R
-    // `svyrecvar` with the design's `postStrata`), over every design row.
-    if let Some(cal) = &scheme.calibration {
-        cal.residualizer.residualize(scores);
-    }
-    // Calibrated designs keep out-of-domain rows with zero weight (R's `[` on a calibrated
-    // design); plain designs drop them, which matters for lonely-PSU handling.
-    let present = if scheme.calibrated { None } else { Some(mask) };
-    let variance = req
-        .design
-        .variance(scores, present)
-        .map_err(|e| e.to_string())?;
-    let df = match req.domain_df {
-        DomainDf::Full => full_df,
-        DomainDf::Subset => {
-            let include: Vec<bool> = mask.iter().zip(w).map(|(&m, &wi)| m && wi != 0.0).collect();
-            req.design.degf(&include)
+            // Calibration: the variance is that of the calibration residuals of the scores (R
+            // `svyrecvar` with the design's `postStrata`), over every design row.
+            if let Some(cal) = &scheme.calibration {
+                cal.residualizer.residualize(scores);
+            }
+            // Calibrated designs keep out-of-domain rows with zero weight (R's `[` on a calibrated
+            // design); plain designs drop them, which matters for lonely-PSU handling.
+            let present = if scheme.calibrated { None } else { Some(mask) };
+            let variance = req
+                .design
+                .variance(scores, present)
+                .map_err(|e| e.to_string())?;
+            let df = match req.domain_df {
+                DomainDf::Full => full_df,
+                DomainDf::Subset => {
+                    let include: Vec<bool> =
+                        mask.iter().zip(w).map(|(&m, &wi)| m && wi != 0.0).collect();
+                    req.design.degf(&include)
+                }
+            };
+            (variance, df)
         }
     };
     // R's deff = TRUE (docs/methods.md): V over the SRS-without-replacement variance with the
@@ -477,7 +603,10 @@ fn domain_estimate(
         df,
         deff,
         n_weighted: sw,
-        beta_nrow: if scheme.calibrated {
+        // R's nrow(design) in the Korn–Graubard df factor: a calibrated survey.design2 subset
+        // keeps its out-of-domain rows (zero weight); plain subsets and every replicate-weight
+        // subset drop them.
+        beta_nrow: if scheme.calibrated && replicated.is_none() {
             mask.len() as f64
         } else {
             n_unweighted as f64

@@ -36,6 +36,32 @@ pub struct IngestSpec {
     pub positive_columns: Vec<String>,
     /// Further columns that must exist (domains, nonresponse classes).
     pub required_columns: Vec<String>,
+    /// Column name patterns (`*` matches any text) of columns to load as numbers, each of which
+    /// must match at least one column (supplied replicate weights, e.g. `repw_*`).
+    pub column_patterns: Vec<String>,
+}
+
+/// True when `name` matches `pattern`, where `*` stands for any text (possibly empty).
+pub fn matches_pattern(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first)
+        || !name[first.len()..].ends_with(last)
+        || name.len() < first.len() + last.len()
+    {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 /// Kind of a validation finding.
@@ -304,7 +330,12 @@ fn needed_columns(spec: &IngestSpec) -> Vec<&str> {
 fn column_plan(name: &str, spec: &IngestSpec, q: &Questionnaire) -> ColumnPlan {
     if let Some(v) = q.variable(name) {
         ColumnPlan::Declared(CellRules::from_variable(v))
-    } else if needed_columns(spec).contains(&name) {
+    } else if needed_columns(spec).contains(&name)
+        || spec
+            .column_patterns
+            .iter()
+            .any(|p| matches_pattern(p, name))
+    {
         ColumnPlan::Inferred
     } else {
         ColumnPlan::Ignore
@@ -357,6 +388,11 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         .collect();
     let mut seen = std::collections::HashSet::new();
     missing.retain(|m| seen.insert(m.clone()));
+    for pattern in &spec.column_patterns {
+        if !present.iter().any(|n| matches_pattern(pattern, n)) {
+            missing.push(pattern.clone());
+        }
+    }
     let absent_declared: Vec<String> = q
         .variables
         .iter()

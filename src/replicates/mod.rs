@@ -415,6 +415,17 @@ impl ReplicateDesign {
         })
     }
 
+    /// Override the scale (package conventions: Stata's 1/R, SAS's 1/(R − 1) for the bootstrap).
+    pub fn set_scale(&mut self, scale: f64) {
+        self.scale = scale;
+    }
+
+    /// Override the replicate df (package conventions, or the rank of re-weighted replicates).
+    pub fn set_degf(&mut self, degf: f64, rule: DegfRule) {
+        self.degf = degf;
+        self.degf_rule = rule;
+    }
+
     /// Replicate weights given as vectors (one per replicate, one value per design row), over
     /// full-sample weights `base` (R `svrepdesign(repweights, weights, type, scale, rscales,
     /// combined.weights, mse)`). Values must be finite and non-negative.

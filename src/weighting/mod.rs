@@ -22,6 +22,8 @@ pub struct Scheme {
     pub name: String,
     /// Weight of each respondent, in the order of the respondent rows passed in.
     pub weights: Vec<f64>,
+    /// The same respondents' weights after nonresponse adjustment, before calibration.
+    pub adjusted: Vec<f64>,
     /// True when the weights were calibrated to population totals (changes how domains are
     /// subset and how variance is computed; see `docs/methods.md`).
     pub calibrated: bool,
@@ -82,6 +84,8 @@ struct NonresponseClasses {
 /// Result of running a chain once.
 #[derive(Debug, Clone)]
 pub struct Weighted {
+    /// Respondent weights after nonresponse adjustment, before calibration.
+    pub adjusted: Vec<f64>,
     /// Final respondent weights.
     pub weights: Vec<f64>,
     /// The calibration result, when the chain calibrates.
@@ -221,7 +225,8 @@ impl Chain {
     pub fn calibrate(&self, adjusted: Vec<f64>) -> Result<Weighted, WeightingError> {
         match &self.calibration {
             None => Ok(Weighted {
-                weights: adjusted,
+                weights: adjusted.clone(),
+                adjusted,
                 calibrated: None,
             }),
             Some((model, spec, _, _)) => {
@@ -233,6 +238,7 @@ impl Chain {
                 })?;
                 Ok(Weighted {
                     weights: c.weights.clone(),
+                    adjusted,
                     calibrated: Some(c),
                 })
             }
@@ -260,6 +266,7 @@ pub fn compute(
             let chain = Chain::build(frame, row_numbers, respondents, spec)?;
             let Weighted {
                 weights,
+                adjusted,
                 calibrated,
             } = chain.apply(base_weights, respondents)?;
             let calibration = match (calibrated, &chain.calibration) {
@@ -284,6 +291,7 @@ pub fn compute(
             Ok(Scheme {
                 name: spec.name.clone(),
                 weights,
+                adjusted,
                 calibrated: calibration.is_some(),
                 calibration,
                 chain,

@@ -5,4 +5,5 @@ mod common;
 mod identities;
 mod oracle;
 mod publish;
+mod replicates;
 mod statfiles;

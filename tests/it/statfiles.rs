@@ -92,6 +92,7 @@ fn spec(path: PathBuf) -> IngestSpec {
         design_columns: vec!["stratum".into(), "psu".into()],
         positive_columns: vec!["design_weight".into()],
         required_columns: Vec::new(),
+        column_patterns: Vec::new(),
     }
 }
 

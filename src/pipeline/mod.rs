@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::config::{ConfigError, Pipeline};
+mod replication;
+
+use crate::config::{ConfigError, Pipeline, VarianceMethod};
 use crate::design::{Design, DesignError};
 use crate::estimate::{EstimateError, EstimateRow, EstimationRequest, TOTAL};
 use crate::frame::{CellState, ColumnData};
@@ -89,6 +91,14 @@ pub enum PipelineError {
     /// Output problem.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// Replicate variance problem (construction, or a replicate's weighting).
+    #[error("variance {method}: {message}")]
+    Replicate {
+        /// Variance method.
+        method: String,
+        /// What failed, naming the replicate or the strata.
+        message: String,
+    },
 }
 
 impl PipelineError {
@@ -136,6 +146,9 @@ pub struct RunReport {
     pub estimates: Vec<EstimateRow>,
     /// Files written.
     pub files: Vec<PathBuf>,
+    /// Non-fatal findings of weighting and replicate stages (calibration kept with `force`,
+    /// dropped replicates).
+    pub warnings: Vec<String>,
 }
 
 /// Load the config and questionnaire and check every cross-reference before data is read.
@@ -205,6 +218,14 @@ fn ingest_spec(p: &Pipeline) -> IngestSpec {
         design_columns,
         positive_columns: vec![d.weight.clone()],
         required_columns: required,
+        column_patterns: if p
+            .variance
+            .contains(&crate::config::VarianceMethod::Supplied)
+        {
+            p.replicate.columns.clone()
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -293,6 +314,10 @@ impl StageClock {
 
 /// Everything a run computed, before anything is written.
 struct Computed {
+    /// Non-fatal findings of the weighting and replicate stages.
+    warnings: Vec<String>,
+    /// Replicate weights to publish: (column name, weight per respondent).
+    replicate_weights: Vec<(String, Vec<f64>)>,
     timings: Option<StageClock>,
     pipeline: Pipeline,
     questionnaire: Questionnaire,
@@ -341,6 +366,8 @@ fn compute(config_path: &Path, opts: RunOptions) -> Result<Computed, PipelineErr
             .collect()
     };
     let mut estimates = Vec::new();
+    let mut warnings = Vec::new();
+    let mut replicate_weights = Vec::new();
     for &variance in &p.variance {
         let request = EstimationRequest {
             frame: &resp_frame,
@@ -353,11 +380,32 @@ fn compute(config_path: &Path, opts: RunOptions) -> Result<Computed, PipelineErr
             domain_df: p.estimation.domain_df,
             variance,
         };
-        estimates.extend(crate::estimate::estimate(&request)?);
+        if variance == VarianceMethod::Taylor {
+            estimates.extend(crate::estimate::estimate(&request)?);
+        } else {
+            let keep = p.output_replicate_weights && replicate_weights.is_empty();
+            let out = replication::run(&replication::Inputs {
+                pipeline: &p,
+                frame: &ingested.frame,
+                base_weights: &base_weights,
+                respondents: &respondents,
+                design: &design,
+                schemes: &schemes,
+                request: &request,
+                keep_weights: keep,
+            })?;
+            estimates.extend(out.rows);
+            warnings.extend(out.warnings);
+            if keep {
+                replicate_weights = out.weights;
+            }
+        }
     }
     crate::output::reliability::apply_reliability(&mut estimates, &p.publication.reliability, &q);
     clock.lap("estimate");
     Ok(Computed {
+        warnings,
+        replicate_weights,
         timings: opts.timings.then_some(clock),
         pipeline: p,
         questionnaire: q,
@@ -399,6 +447,17 @@ fn stage_outputs(c: &Computed) -> Result<StagedFiles, PipelineError> {
             }
         }
         per_scheme.push((s.name.clone(), full));
+    }
+    for (name, weights) in &c.replicate_weights {
+        let mut full = vec![None; c.ingested.frame.n_rows()];
+        let mut k = 0;
+        for (r, slot) in full.iter_mut().enumerate() {
+            if c.ingested.respondent[r] {
+                *slot = Some(weights[k]).filter(|w| w.is_finite());
+                k += 1;
+            }
+        }
+        per_scheme.push((name.clone(), full));
     }
     crate::output::write_weights(
         &mut staged,
@@ -574,6 +633,7 @@ fn run_summary_json(c: &Computed) -> String {
         "weighting": c.schemes.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
         "variance": c.pipeline.variance.iter().map(|v| v.as_str()).collect::<Vec<_>>(),
         "estimates": c.estimates.len(),
+        "warnings": c.warnings,
     });
     if let Some(clock) = &c.timings {
         summary["wall_time_ms"] = clock
@@ -627,9 +687,10 @@ fn finish(c: Computed, files: Vec<PathBuf>) -> RunReport {
         ingested,
         schemes,
         estimates,
+        warnings,
         ..
     } = c;
-    report(
+    let mut report = report(
         &pipeline,
         &questionnaire,
         &ingested,
@@ -637,7 +698,9 @@ fn finish(c: Computed, files: Vec<PathBuf>) -> RunReport {
         &schemes,
         estimates,
         files,
-    )
+    );
+    report.warnings.extend(warnings);
+    report
 }
 
 fn numeric_column(ingested: &Ingested, name: &str) -> Vec<f64> {
@@ -712,6 +775,16 @@ fn report(
             .collect(),
         estimates,
         files,
+        warnings: schemes
+            .iter()
+            .flat_map(|s| {
+                s.calibration.iter().flat_map(move |c| {
+                    c.warnings
+                        .iter()
+                        .map(move |w| format!("weighting \"{}\": {w}", s.name))
+                })
+            })
+            .collect(),
     }
 }
 
@@ -778,6 +851,9 @@ impl RunReport {
                 }
                 let _ = writeln!(s, "{line}");
             }
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "warning   {w}");
         }
         for f in &self.files {
             let _ = writeln!(s, "wrote     {}", f.display());

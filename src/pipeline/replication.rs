@@ -1,0 +1,408 @@
+//! The replicate variance stage: every replicate's design weights go through the scheme's whole
+//! weighting chain (nonresponse adjustment, calibration), then every indicator × domain is
+//! estimated from the replicate's final weights; replicates run in parallel and are reduced in
+//! replicate order, so results do not depend on the thread count. Formulas and conventions:
+//! `docs/variance.md`.
+
+use rayon::prelude::*;
+
+use super::PipelineError;
+use crate::config::{Pipeline, ReplicateNonresponse, ReplicateProfile, VarianceMethod};
+use crate::design::Design;
+use crate::estimate::{EstimateRow, EstimationRequest};
+use crate::frame::Frame;
+use crate::ingest::matches_pattern;
+use crate::replicates::{
+    ReplicateDesign, ReplicateMethod, ReplicateOptions, SuppliedKind, SuppliedSpec, numerical_rank,
+};
+use crate::weighting::Scheme;
+
+/// Largest replicate weight matrix (rows × replicates) whose rank is computed on every row;
+/// beyond it the rank is computed on an evenly spaced subset of rows (documented).
+const RANK_CELLS: usize = 25_000_000;
+
+/// What the stage needs from the pipeline.
+pub(super) struct Inputs<'a> {
+    pub pipeline: &'a Pipeline,
+    /// All used rows.
+    pub frame: &'a Frame,
+    /// Design weight of every used row.
+    pub base_weights: &'a [f64],
+    /// Frame rows of the respondents (design rows).
+    pub respondents: &'a [usize],
+    pub design: &'a Design,
+    pub schemes: &'a [Scheme],
+    pub request: &'a EstimationRequest<'a>,
+    /// Keep every scheme's final replicate weights (for `weights.parquet`).
+    pub keep_weights: bool,
+}
+
+/// Rows, warnings and (when asked) the replicate weights.
+pub(super) struct Output {
+    pub rows: Vec<EstimateRow>,
+    pub warnings: Vec<String>,
+    pub weights: Vec<(String, Vec<f64>)>,
+}
+
+fn err(method: VarianceMethod, message: impl std::fmt::Display) -> PipelineError {
+    PipelineError::Replicate {
+        method: method.as_str().to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// The replicate method as the replicates module knows it.
+fn replicate_method(
+    p: &Pipeline,
+    method: VarianceMethod,
+    frame: &Frame,
+) -> Result<ReplicateMethod, PipelineError> {
+    let s = &p.replicate;
+    let replicates = s.replicates.unwrap_or(200);
+    Ok(match method {
+        VarianceMethod::Jk1 => ReplicateMethod::Jk1,
+        VarianceMethod::Jkn => ReplicateMethod::Jkn,
+        VarianceMethod::Brr => ReplicateMethod::Brr,
+        VarianceMethod::Fay => ReplicateMethod::Fay { rho: s.fay_rho },
+        VarianceMethod::Bootstrap => ReplicateMethod::Bootstrap {
+            replicates,
+            seed: s.seed,
+        },
+        VarianceMethod::Subbootstrap => ReplicateMethod::Subbootstrap {
+            replicates,
+            seed: s.seed,
+        },
+        VarianceMethod::Sdr => ReplicateMethod::Sdr {
+            replicates: s.replicates,
+        },
+        VarianceMethod::Supplied => {
+            let mut columns = Vec::new();
+            for pattern in &s.columns {
+                for c in frame.columns() {
+                    if matches_pattern(pattern, &c.name) && !columns.contains(&c.name) {
+                        columns.push(c.name.clone());
+                    }
+                }
+            }
+            let kind = match s.supplied_type.as_str() {
+                "bootstrap" => SuppliedKind::Bootstrap,
+                "jk1" => SuppliedKind::Jk1,
+                "jkn" => SuppliedKind::Jkn,
+                "brr" => SuppliedKind::Brr,
+                "fay" => SuppliedKind::Fay { rho: s.fay_rho },
+                "sdr" => SuppliedKind::Sdr,
+                _ => SuppliedKind::Other,
+            };
+            ReplicateMethod::Supplied(SuppliedSpec {
+                columns,
+                kind,
+                scale: s.scale,
+                rscales: s.rscales.clone(),
+                combined_weights: s.combined_weights,
+                replicates: s.replicates,
+            })
+        }
+        VarianceMethod::Taylor => return Err(err(method, "Taylor is not a replicate method")),
+    })
+}
+
+/// Run one replicate method for every scheme.
+pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
+    let p = inputs.pipeline;
+    let method = inputs.request.variance;
+    let settings = &p.replicate;
+    let jackknife_or_brr = matches!(
+        method,
+        VarianceMethod::Jk1 | VarianceMethod::Jkn | VarianceMethod::Brr | VarianceMethod::Fay
+    );
+    let mse = settings
+        .mse
+        .unwrap_or(settings.profile == ReplicateProfile::Sas && jackknife_or_brr);
+    let rep_method = replicate_method(p, method, inputs.frame)?;
+    let mut rep = ReplicateDesign::build(
+        inputs.frame,
+        inputs.design,
+        &rep_method,
+        &ReplicateOptions { mse },
+    )
+    .map_err(|e| err(method, e))?;
+    let n_rep = rep.n_replicates();
+    let bootstrap = matches!(
+        method,
+        VarianceMethod::Bootstrap | VarianceMethod::Subbootstrap
+    );
+    match settings.profile {
+        ReplicateProfile::R => {}
+        ReplicateProfile::Stata => {
+            if bootstrap {
+                rep.set_scale(1.0 / n_rep as f64);
+            }
+        }
+        ReplicateProfile::Sas => {
+            if bootstrap {
+                rep.set_scale(1.0 / (n_rep as f64 - 1.0));
+            }
+        }
+    }
+    let profile_df = match settings.profile {
+        ReplicateProfile::R => None,
+        ReplicateProfile::Stata => Some(inputs.design.degf(&vec![true; inputs.design.n_rows()])),
+        ReplicateProfile::Sas => Some(match method {
+            VarianceMethod::Jk1 | VarianceMethod::Jkn => {
+                inputs.design.degf(&vec![true; inputs.design.n_rows()])
+            }
+            VarianceMethod::Brr | VarianceMethod::Fay => inputs.design.n_strata() as f64,
+            _ => n_rep as f64 - 1.0,
+        }),
+    };
+
+    // First-stage PSU of every used row, so that unit nonrespondents get their PSU's factor
+    // when the nonresponse adjustment is recomputed (rows of a PSU without respondents: 1).
+    let psu_of_frame_row = psu_of_every_row(inputs);
+    let prepared = crate::estimate::prepare(inputs.request).map_err(PipelineError::Estimate)?;
+
+    let mut rows = Vec::new();
+    let mut warnings = Vec::new();
+    let mut kept = Vec::new();
+    for scheme in inputs.schemes {
+        let recompute_nr = settings.nonresponse == ReplicateNonresponse::Recompute
+            && scheme.chain.adjusts_nonresponse()
+            && method != VarianceMethod::Supplied;
+        let reweighted =
+            recompute_nr || scheme.chain.calibrates() || method == VarianceMethod::Supplied;
+        let weights_for = |r: usize| -> Result<Vec<f64>, String> {
+            if recompute_nr {
+                let factors = rep.psu_factors(r).ok_or("replicate factors unavailable")?;
+                let base: Vec<f64> = inputs
+                    .base_weights
+                    .iter()
+                    .zip(&psu_of_frame_row)
+                    .map(|(&d, psu)| d * psu.map_or(1.0, |k| factors[k as usize]))
+                    .collect();
+                scheme
+                    .chain
+                    .apply(&base, inputs.respondents)
+                    .map(|w| w.weights)
+                    .map_err(|e| e.to_string())
+            } else {
+                let mut pre = vec![0.0; scheme.adjusted.len()];
+                rep.weights_over(r, &scheme.adjusted, &mut pre);
+                scheme
+                    .chain
+                    .calibrate(pre)
+                    .map(|w| w.weights)
+                    .map_err(|e| e.to_string())
+            }
+        };
+        let full = crate::estimate::point_estimates(inputs.request, &prepared, &scheme.weights);
+        let keep_matrix = reweighted || inputs.keep_weights;
+        let results: Vec<Result<(Vec<f64>, Option<Vec<f64>>), String>> = (0..n_rep)
+            .into_par_iter()
+            .map(|r| {
+                let w = weights_for(r)?;
+                let theta = crate::estimate::point_estimates(inputs.request, &prepared, &w);
+                Ok((theta, keep_matrix.then_some(w)))
+            })
+            .collect();
+        let mut thetas = Vec::with_capacity(n_rep);
+        let mut matrix = Vec::new();
+        let mut dropped = Vec::new();
+        for (r, res) in results.into_iter().enumerate() {
+            match res {
+                Ok((theta, w)) => {
+                    thetas.push(theta);
+                    matrix.push(w);
+                }
+                Err(message) if settings.drop_failed => {
+                    dropped.push(r + 1);
+                    warnings.push(format!(
+                        "{} replicate {} of scheme \"{}\" dropped: {message}",
+                        method.as_str(),
+                        r + 1,
+                        scheme.name
+                    ));
+                    thetas.push(vec![f64::NAN; full.len()]);
+                    matrix.push(None);
+                }
+                Err(message) => {
+                    return Err(err(
+                        method,
+                        format!(
+                            "replicate {} of scheme \"{}\": {message} (set [variance] drop_failed = true to drop failed replicates with a warning)",
+                            r + 1,
+                            scheme.name
+                        ),
+                    ));
+                }
+            }
+        }
+        // One statistic at a time, as R's svrVar on one svymean: a replicate whose estimate of
+        // this statistic is not finite (an empty domain in that replicate) is left out for it.
+        let column = |k: usize, f: &dyn Fn(f64) -> f64| -> Vec<f64> {
+            thetas.iter().map(|t| f(t[k])).collect()
+        };
+        let variances: Vec<f64> = (0..full.len())
+            .map(|k| rep.variance(&column(k, &|x| x), full[k]))
+            .collect();
+        // For proportions R's logit interval on a replicate design comes from the replicate
+        // variance of logit(p̂_r) (svyglm refitted on each replicate), not from the delta method.
+        let logit = |x: f64| (x / (1.0 - x)).ln();
+        let logit_variances: Vec<f64> = (0..full.len())
+            .map(|k| rep.variance(&column(k, &logit), logit(full[k])))
+            .collect();
+        // Replicate df as R's degf() of the domain's replicate design (`[.svyrep.design` drops
+        // the other rows and recomputes the rank of the replicate weights), see replicate_df.
+        let full_rank = if reweighted {
+            replicate_rank(&matrix, scheme.weights.len(), None)
+        } else {
+            0
+        };
+        let rank_cache = std::sync::Mutex::new(std::collections::HashMap::<Vec<u32>, usize>::new());
+        let df = |mask: &[bool]| -> f64 {
+            if let Some(df) = profile_df {
+                return df;
+            }
+            let rows: Vec<usize> = mask
+                .iter()
+                .enumerate()
+                .filter(|&(i, &m)| m && scheme.weights[i] != 0.0)
+                .map(|(i, _)| i)
+                .collect();
+            if reweighted {
+                // Exact on small domains, where rank deficiency occurs; larger domains take the
+                // rank of the whole replicate matrix (docs/variance.md).
+                if rows.len() <= 2 * n_rep {
+                    replicate_rank(&matrix, scheme.weights.len(), Some(&rows)) as f64 - 1.0
+                } else {
+                    full_rank as f64 - 1.0
+                }
+            } else {
+                let mut psus: Vec<u32> = rows
+                    .iter()
+                    .map(|&i| inputs.design.psu_of_row()[i])
+                    .collect();
+                psus.sort_unstable();
+                psus.dedup();
+                if let Some(&rank) = rank_cache
+                    .lock()
+                    .ok()
+                    .and_then(|c| c.get(&psus).copied())
+                    .as_ref()
+                {
+                    return rank as f64 - 1.0;
+                }
+                let rank = factor_rank(&rep, &psus, &rows, inputs.design.psu_of_row());
+                if let Ok(mut c) = rank_cache.lock() {
+                    c.insert(psus, rank);
+                }
+                rank as f64 - 1.0
+            }
+        };
+        rows.extend(
+            crate::estimate::rows_with_variances(
+                inputs.request,
+                &prepared,
+                scheme,
+                &variances,
+                &logit_variances,
+                &df,
+            )
+            .map_err(PipelineError::Estimate)?,
+        );
+        if inputs.keep_weights {
+            for (r, w) in matrix.into_iter().enumerate() {
+                let name = format!("{}_{}_{:03}", scheme.name, method.as_str(), r + 1);
+                kept.push((
+                    name,
+                    w.unwrap_or_else(|| vec![f64::NAN; scheme.weights.len()]),
+                ));
+            }
+        }
+    }
+    Ok(Output {
+        rows,
+        warnings,
+        weights: kept,
+    })
+}
+
+/// Numerical rank of the replicate weight matrix (rows × replicates) over `rows` (all rows when
+/// `None`), as R's `qr(weights(design, "analysis"), tol = 1e-5)$rank`. Dropped replicates are
+/// left out. Beyond [`RANK_CELLS`] cells the rank is taken over every k-th row.
+fn replicate_rank(matrix: &[Option<Vec<f64>>], n: usize, rows: Option<&[usize]>) -> usize {
+    let columns: Vec<&Vec<f64>> = matrix.iter().flatten().collect();
+    let m = columns.len();
+    let all: Vec<usize>;
+    let rows = match rows {
+        Some(r) => r,
+        None => {
+            let step = (n * m.max(1)).div_ceil(RANK_CELLS).max(1);
+            all = (0..n).step_by(step).collect();
+            &all
+        }
+    };
+    if m == 0 || rows.is_empty() {
+        return 0;
+    }
+    let mut a = Vec::with_capacity(rows.len() * m);
+    for c in &columns {
+        a.extend(rows.iter().map(|&i| c[i]));
+    }
+    numerical_rank(&a, rows.len(), m)
+}
+
+/// Rank of the replicate weights over `rows` when every replicate weight is a PSU factor times
+/// the row's weight: rows of one PSU are proportional, so one representative row per PSU (with
+/// its weight) gives the same rank at a fraction of the cost.
+fn factor_rank(rep: &ReplicateDesign, psus: &[u32], rows: &[usize], psu_of_row: &[u32]) -> usize {
+    let n_rep = rep.n_replicates();
+    let mut first_row = std::collections::HashMap::new();
+    for &i in rows {
+        first_row.entry(psu_of_row[i]).or_insert(i);
+    }
+    let base = rep.base_weights();
+    let mut a = Vec::with_capacity(psus.len() * n_rep);
+    for r in 0..n_rep {
+        let Some(f) = rep.psu_factors(r) else {
+            // Supplied weights: per-row columns.
+            let w = rep.replicate_weights(r);
+            a.extend(psus.iter().map(|p| w[first_row[p]]));
+            continue;
+        };
+        a.extend(psus.iter().map(|p| f[*p as usize] * base[first_row[p]]));
+    }
+    numerical_rank(&a, psus.len(), n_rep)
+}
+
+/// The design's first-stage PSU index of every used frame row: respondents from the design,
+/// unit nonrespondents by their stratum and PSU values (none when their PSU has no respondent,
+/// or when elements are the PSUs).
+fn psu_of_every_row(inputs: &Inputs<'_>) -> Vec<Option<u32>> {
+    let spec = &inputs.pipeline.design;
+    let n = inputs.frame.n_rows();
+    let mut out = vec![None; n];
+    let psu_of_row = inputs.design.psu_of_row();
+    for (k, &r) in inputs.respondents.iter().enumerate() {
+        out[r] = Some(psu_of_row[k]);
+    }
+    let Some(psu_col) = spec.psu.first().and_then(|c| inputs.frame.column(c)) else {
+        return out;
+    };
+    let strata_col = spec.strata.as_ref().and_then(|c| inputs.frame.column(c));
+    let key = |r: usize| {
+        (
+            strata_col.and_then(|c| c.display(r)).unwrap_or_default(),
+            psu_col.display(r).unwrap_or_default(),
+        )
+    };
+    let mut index = std::collections::HashMap::new();
+    for (k, &r) in inputs.respondents.iter().enumerate() {
+        index.entry(key(r)).or_insert(psu_of_row[k]);
+    }
+    for (r, slot) in out.iter_mut().enumerate() {
+        if slot.is_none() {
+            *slot = index.get(&key(r)).copied();
+        }
+    }
+    out
+}

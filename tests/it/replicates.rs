@@ -1,0 +1,259 @@
+//! Replicate-weight variance through the whole pipeline, against R `survey` references:
+//! JKn and JK1 replicates recalibrated per replicate, supplied bootstrap weights, and the demo's
+//! JKn replicates recalibrated by raking.
+
+use std::path::Path;
+
+use crate::common::{read_estimates, rel_diff, relocated_config, root, scratch};
+
+/// Reference rows (design, weighting) → (estimate, se, ci_low, ci_high, df) for api00.
+fn api_references(design: &str) -> Vec<(String, [f64; 5])> {
+    let mut reader =
+        csv::Reader::from_path(root().join("fixtures/api/reference.csv")).expect("reference");
+    reader
+        .records()
+        .map(|r| r.expect("record"))
+        .filter(|r| &r[2] == design && &r[5] == "api00")
+        .map(|r| {
+            let f = |i: usize| r[i].parse::<f64>().expect("number");
+            (r[3].to_string(), [f(8), f(9), f(10), f(11), f(13)])
+        })
+        .collect()
+}
+
+fn check_api(config: &Path, design: &str, variance: &str, extra: &[(&str, &str)]) -> usize {
+    let dir = scratch(&format!("rep-{design}"));
+    let config = relocated_config(config, &dir, extra);
+    cvsurvey::pipeline::run(&config, Default::default()).expect("run");
+    let (rows, _) = read_estimates(&dir.join("out/estimates.parquet"));
+    let refs = api_references(design);
+    assert!(!refs.is_empty(), "no reference rows for {design}");
+    for (weighting, want) in &refs {
+        let ours = rows
+            .iter()
+            .find(|r| r.weighting == *weighting && r.variance == variance && r.domain_var == "_T")
+            .unwrap_or_else(|| panic!("{design}: no {weighting} row"));
+        let got = [
+            ours.estimate.expect("estimate"),
+            ours.se.expect("se"),
+            ours.ci_low.expect("low"),
+            ours.ci_high.expect("high"),
+            ours.df.expect("df"),
+        ];
+        for (k, name) in ["estimate", "se", "ci_low", "ci_high", "df"]
+            .iter()
+            .enumerate()
+        {
+            let d = rel_diff(got[k], want[k]);
+            assert!(
+                d < 1e-8,
+                "{design} {weighting} {name}: ours {} R {} (rel {d:e})",
+                got[k],
+                want[k]
+            );
+        }
+    }
+    refs.len()
+}
+
+#[test]
+fn jkn_and_jk1_recalibrated_per_replicate_match_r() {
+    let jkn = root().join("fixtures/api/strat_nofpc_jkn.toml");
+    assert_eq!(check_api(&jkn, "strat_nofpc_rep_JKn", "jkn", &[]), 3);
+    assert_eq!(
+        check_api(
+            &jkn,
+            "strat_nofpc_rep_JKn_mse",
+            "jkn",
+            &[("mse = ", "mse = true")]
+        ),
+        3
+    );
+    let jk1 = root().join("fixtures/api/clus1_fpc_jk1.toml");
+    assert_eq!(check_api(&jk1, "clus1_fpc_rep_JK1", "jk1", &[]), 2);
+    assert_eq!(
+        check_api(
+            &jk1,
+            "clus1_fpc_rep_JK1_mse",
+            "jk1",
+            &[("mse = ", "mse = true")]
+        ),
+        2
+    );
+}
+
+/// apistrat with R's 200 bootstrap replicate weights (`bootweights`, seed 20261129) appended as
+/// columns `rep001..rep200`, read back as supplied replicate weights.
+fn with_supplied_weights(data: &str, weights: &str, dir: &Path) -> std::path::PathBuf {
+    let mut d = csv::Reader::from_path(root().join("fixtures/api").join(data)).expect("data");
+    let mut w =
+        csv::Reader::from_path(root().join("fixtures/replicates").join(weights)).expect("weights");
+    let w_header = w.headers().expect("header").clone();
+    let reps: Vec<usize> = (0..w_header.len())
+        .filter(|&i| w_header[i].starts_with("rep"))
+        .collect();
+    let path = dir.join(data);
+    let mut out = csv::Writer::from_path(&path).expect("write");
+    let mut header: Vec<String> = d
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_string)
+        .collect();
+    header.extend(reps.iter().map(|&i| w_header[i].to_string()));
+    out.write_record(&header).expect("header");
+    for (a, b) in d.records().zip(w.records()) {
+        let (a, b) = (a.expect("row"), b.expect("row"));
+        let mut row: Vec<String> = a.iter().map(str::to_string).collect();
+        row.extend(reps.iter().map(|&i| b[i].to_string()));
+        out.write_record(&row).expect("row");
+    }
+    out.flush().expect("flush");
+    path
+}
+
+#[test]
+fn supplied_bootstrap_weights_reproduce_r() {
+    for (data, weights, design, scale, base) in [
+        (
+            "apistrat.csv",
+            "apistrat_boot200_repweights.csv",
+            "strat_nofpc_rep_bootstrap",
+            "0.00511029724895665",
+            "strat_nofpc_jkn.toml",
+        ),
+        (
+            "apiclus1.csv",
+            "apiclus1_boot200_repweights.csv",
+            "clus1_fpc_rep_bootstrap",
+            "0.0053840631730079",
+            "clus1_fpc_jk1.toml",
+        ),
+    ] {
+        let dir = scratch(&format!("supplied-{design}"));
+        let merged = with_supplied_weights(data, weights, &dir);
+        let path_line = format!("path = \"{}\"", merged.display());
+        let variance = format!(
+            "method = \"supplied\"\ncolumns = \"rep*\"\ntype = \"bootstrap\"\nscale = {scale}"
+        );
+        // The supplied weights are R's analysis weights of the design weights: compare the
+        // scheme without calibration (R rows with weighting pw).
+        let config = root().join("fixtures/api").join(base);
+        let relocated = relocated_config(
+            &config,
+            &dir,
+            &[("path = ", &path_line), ("method = ", &variance)],
+        );
+        cvsurvey::pipeline::run(&relocated, Default::default()).expect("run");
+        let (rows, _) = read_estimates(&dir.join("out/estimates.parquet"));
+        for (weighting, want) in api_references(design).iter().filter(|(w, _)| w == "pw") {
+            let ours = rows
+                .iter()
+                .find(|r| r.weighting == *weighting && r.domain_var == "_T")
+                .expect("row");
+            assert_eq!(ours.variance, "supplied");
+            let d = rel_diff(ours.se.expect("se"), want[1]);
+            assert!(
+                d < 1e-8,
+                "{design}: se ours {:?} R {} ({d:e})",
+                ours.se,
+                want[1]
+            );
+            assert_eq!(ours.df, Some(want[4]), "{design}: df");
+        }
+    }
+}
+
+#[test]
+fn demo_jkn_recalibrated_by_raking_matches_r() {
+    let dir = scratch("demo-jkn");
+    let config = relocated_config(
+        &root().join("fixtures/demo/pipeline.toml"),
+        &dir,
+        &[
+            (
+                "method = ",
+                "method = [\"taylor\", \"jkn\"]\nnonresponse = \"fixed\"",
+            ),
+            ("suppress = ", "suppress = false"),
+        ],
+    );
+    cvsurvey::pipeline::run(&config, Default::default()).expect("run");
+    let (rows, _) = read_estimates(&dir.join("out/estimates.parquet"));
+    let mut reader =
+        csv::Reader::from_path(root().join("fixtures/demo/reference.csv")).expect("reference");
+    let mut checked = 0;
+    for r in reader
+        .records()
+        .map(|r| r.expect("record"))
+        .filter(|r| &r[2] == "jkn")
+    {
+        let indicator = r[5].split_once('_').expect("prefix").1.to_string();
+        let method = if &r[12] == "t_degf" { "mean" } else { &r[12] };
+        let ours = rows
+            .iter()
+            .find(|x| {
+                x.indicator == indicator
+                    && x.weighting == r[3]
+                    && x.variance == "jkn"
+                    && x.domain_var == "_T"
+                    && x.ci_method == method
+            })
+            .unwrap_or_else(|| panic!("no row for {}", &r[0]));
+        let f = |i: usize| r[i].parse::<f64>().expect("number");
+        for (name, got, want) in [
+            ("estimate", ours.estimate, f(8)),
+            ("se", ours.se, f(9)),
+            ("ci_low", ours.ci_low, f(10)),
+            ("ci_high", ours.ci_high, f(11)),
+        ] {
+            let d = rel_diff(got.expect("value"), want);
+            assert!(
+                d < 1e-6,
+                "{} {indicator} {name}: ours {got:?} R {want} ({d:e})",
+                &r[0]
+            );
+        }
+        assert_eq!(ours.df, Some(f(13)), "{} df", &r[0]);
+        checked += 1;
+    }
+    assert_eq!(checked, 20);
+}
+
+#[test]
+fn seeded_bootstrap_is_byte_identical_across_thread_counts() {
+    let dir = scratch("bootstrap-determinism");
+    let config = relocated_config(
+        &root().join("fixtures/demo/pipeline.toml"),
+        &dir,
+        &[
+            (
+                "method = ",
+                "method = \"bootstrap\"\nreplicates = 20\nseed = 7",
+            ),
+            ("formats = ", "formats = [\"parquet\"]"),
+        ],
+    );
+    let mut outputs = Vec::new();
+    for threads in ["1", "3"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cvsurvey"))
+            .args(["run", config.to_str().expect("utf8")])
+            .env("RAYON_NUM_THREADS", threads)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outputs.push(std::fs::read(dir.join("out/estimates.parquet")).expect("estimates"));
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    let (rows, _) = read_estimates(&dir.join("out/estimates.parquet"));
+    assert!(rows.iter().all(|r| r.variance == "bootstrap"));
+    assert!(
+        rows.iter()
+            .filter(|r| r.domain_var == "_T")
+            .all(|r| r.se.is_some_and(|s| s > 0.0))
+    );
+}
