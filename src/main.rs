@@ -42,11 +42,76 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Generate synthetic microdata (stratified two-stage sample) for a questionnaire.
+    Synth {
+        /// The questionnaire (TOML).
+        #[arg(long)]
+        questionnaire: PathBuf,
+        /// Sampled persons (rows), respondents and unit nonrespondents.
+        #[arg(long)]
+        rows: u64,
+        /// Regions; strata are region x urban/rural.
+        #[arg(long, default_value_t = 12)]
+        regions: u32,
+        /// Sampled PSUs (default: one per 333 rows, at least 2 per stratum).
+        #[arg(long)]
+        psus: Option<u32>,
+        /// Seed of the PCG32 generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Mean unit nonresponse rate.
+        #[arg(long, default_value_t = 0.15)]
+        nonresponse: f64,
+        /// Output file: .csv or .parquet.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write population totals (variable,category,total) for calibration.
+        #[arg(long)]
+        margins: Option<PathBuf>,
+        /// Where to write the questionnaire copy when --regions exceeds its region codes.
+        #[arg(long)]
+        questionnaire_out: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Synth {
+            questionnaire,
+            rows,
+            regions,
+            psus,
+            seed,
+            nonresponse,
+            out,
+            margins,
+            questionnaire_out,
+        } => {
+            let request = cvsurvey::synth::SynthRequest {
+                questionnaire: questionnaire.clone(),
+                spec: cvsurvey::synth::SynthSpec {
+                    rows: *rows,
+                    regions: *regions,
+                    psus: *psus,
+                    seed: *seed,
+                    nonresponse: *nonresponse,
+                },
+                out: out.clone(),
+                margins: margins.clone(),
+                questionnaire_out: questionnaire_out.clone(),
+            };
+            return match cvsurvey::synth::generate(&request) {
+                Ok(summary) => {
+                    print!("{}", summary.text());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            };
+        }
         Command::Run {
             config,
             strict,
