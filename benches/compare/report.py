@@ -24,9 +24,8 @@ def load(tool, job):
         d = pl.read_parquet(p)
         variance = "taylor" if job == "taylor" else "bootstrap"
         d = d.filter(pl.col("variance") == variance)
-        if "ci_method" in d.columns:
-            d = d.filter(pl.col("ci_method") == d["ci_method"][0]) if d.height else d
-        return d.select(KEY + ["estimate", "se"]).unique(KEY, keep="first")
+        # One row per interval method: the estimate and SE are the same on each.
+        return d.select(KEY + ["estimate", "se"]).unique(KEY, keep="first", maintain_order=True)
     p = work / f"{tool}_{job}.csv"
     if not p.exists():
         return None
