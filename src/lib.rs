@@ -12,4 +12,5 @@ pub mod output;
 pub mod pipeline;
 pub mod questionnaire;
 pub mod replicates;
+pub mod synth;
 pub mod weighting;

@@ -42,6 +42,36 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Generate synthetic microdata (stratified two-stage sample) for a questionnaire.
+    Synth {
+        /// The questionnaire (TOML).
+        #[arg(long)]
+        questionnaire: PathBuf,
+        /// Sampled persons (rows), respondents and unit nonrespondents.
+        #[arg(long)]
+        rows: u64,
+        /// Regions; strata are region x urban/rural.
+        #[arg(long, default_value_t = 12)]
+        regions: u32,
+        /// Sampled PSUs (default: one per 333 rows, at least 2 per stratum).
+        #[arg(long)]
+        psus: Option<u32>,
+        /// Seed of the PCG32 generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Mean unit nonresponse rate.
+        #[arg(long, default_value_t = 0.15)]
+        nonresponse: f64,
+        /// Output file: .csv or .parquet.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write population totals (variable,category,total) for calibration.
+        #[arg(long)]
+        margins: Option<PathBuf>,
+        /// Where to write the questionnaire copy when --regions exceeds its region codes.
+        #[arg(long)]
+        questionnaire_out: Option<PathBuf>,
+    },
     /// Questionnaire tools.
     Questionnaire {
         #[command(subcommand)]
@@ -64,48 +94,68 @@ enum QuestionnaireCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Questionnaire {
-        command: QuestionnaireCommand::Import { file, codebook },
-    } = &cli.command
-    {
-        return match cvsurvey::questionnaire::import::import(file, codebook.as_deref()) {
-            Ok(toml) => {
-                print!("{toml}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        };
-    }
+    let options = |strict: bool, timings: bool| cvsurvey::pipeline::RunOptions { strict, timings };
     let result = match &cli.command {
         Command::Run {
             config,
             strict,
             timings,
-        } => cvsurvey::pipeline::run(
-            config,
-            cvsurvey::pipeline::RunOptions {
-                strict: *strict,
-                timings: *timings,
-            },
-        ),
-        Command::Compare { config, strict } => cvsurvey::pipeline::compare(
-            config,
-            cvsurvey::pipeline::RunOptions {
-                strict: *strict,
-                ..Default::default()
-            },
-        ),
-        Command::Validate { config, strict } => cvsurvey::pipeline::validate(
-            config,
-            cvsurvey::pipeline::RunOptions {
-                strict: *strict,
-                ..Default::default()
-            },
-        ),
-        Command::Questionnaire { .. } => unreachable!("questionnaire commands return above"),
+        } => cvsurvey::pipeline::run(config, options(*strict, *timings)),
+        Command::Compare { config, strict } => {
+            cvsurvey::pipeline::compare(config, options(*strict, false))
+        }
+        Command::Validate { config, strict } => {
+            cvsurvey::pipeline::validate(config, options(*strict, false))
+        }
+        Command::Synth {
+            questionnaire,
+            rows,
+            regions,
+            psus,
+            seed,
+            nonresponse,
+            out,
+            margins,
+            questionnaire_out,
+        } => {
+            let request = cvsurvey::synth::SynthRequest {
+                questionnaire: questionnaire.clone(),
+                spec: cvsurvey::synth::SynthSpec {
+                    rows: *rows,
+                    regions: *regions,
+                    psus: *psus,
+                    seed: *seed,
+                    nonresponse: *nonresponse,
+                },
+                out: out.clone(),
+                margins: margins.clone(),
+                questionnaire_out: questionnaire_out.clone(),
+            };
+            return match cvsurvey::synth::generate(&request) {
+                Ok(summary) => {
+                    print!("{}", summary.text());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            };
+        }
+        Command::Questionnaire {
+            command: QuestionnaireCommand::Import { file, codebook },
+        } => {
+            return match cvsurvey::questionnaire::import::import(file, codebook.as_deref()) {
+                Ok(toml) => {
+                    print!("{toml}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
     };
     match result {
         Ok(report) => {

@@ -7,3 +7,4 @@ mod oracle;
 mod publish;
 mod replicates;
 mod statfiles;
+mod synth;

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The same survey job in cvsurvey, svy (PyPI) and R survey, side by side.
+#
+#   benches/compare/run.sh                 # 1M rows, 40 regions x urban/rural, ~3,000 PSUs
+#   ROWS=100000 benches/compare/run.sh     # smaller
+#
+# Job "taylor": the 11 cvs-core indicators overall and by sex, age group, region and urban, on the
+# respondents with design weights, Taylor linearization (R: svydesign + svymean/svyby).
+# Job "replicate": raking on sex, age group, region and urban, then 200 bootstrap replicates, each
+# raked again, and the same estimates with replicate variance.
+#
+# It installs nothing. Missing peers are skipped with the command that installs them:
+#   svy:      pip install svy==0.35.0
+#   R survey: apt-get install r-base-core r-cran-survey r-cran-data.table
+#   time:     apt-get install time
+# R runs the replicate job with R_REPLICATES (default 10) replicates, and the 200-replicate time is
+# extrapolated linearly from runs with R_REPLICATES/2 and R_REPLICATES replicates (said in the
+# table). Environment: ROWS (1000000), SEED (7), WORK (target/compare), CVSURVEY (the binary,
+# default target/release/cvsurvey), JOBS ("taylor replicate"), R_REPLICATES (10), SKIP_R=1.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HERE="$ROOT/benches/compare"
+ROWS=${ROWS:-1000000}
+SEED=${SEED:-7}
+REGIONS=40
+REPLICATES=200
+R_REPLICATES=${R_REPLICATES:-10}
+JOBS=${JOBS:-"taylor replicate"}
+WORK=$(realpath -m "${WORK:-$ROOT/target/compare}")
+CVSURVEY=${CVSURVEY:-${CARGO_TARGET_DIR:-$ROOT/target}/release/cvsurvey}
+mkdir -p "$WORK"
+TIMES="$WORK/times.tsv"
+: > "$TIMES"
+
+[ -x /usr/bin/time ] || { echo "GNU time is missing: apt-get install time" >&2; exit 2; }
+[ -x "$CVSURVEY" ] || { echo "cvsurvey binary not found at $CVSURVEY: cargo build --release (or set CVSURVEY)" >&2; exit 2; }
+have_svy=1; python3 -c "import svy, polars" 2>/dev/null || { have_svy=0; echo "svy is missing: pip install svy==0.35.0 (skipping svy)"; }
+have_r=1; Rscript -e 'suppressMessages({library(survey); library(data.table)})' >/dev/null 2>&1 || { have_r=0; echo "R survey is missing: apt-get install r-base-core r-cran-survey r-cran-data.table (skipping R)"; }
+[ "${SKIP_R:-0}" = 1 ] && have_r=0
+python3 -c "import polars" 2>/dev/null || { echo "report needs polars: pip install polars" >&2; exit 2; }
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GB; $(date -u +%Y-%m-%d)"
+
+# Data: generated once per rows/seed.
+STEM="$WORK/data-n$ROWS-s$SEED"
+if [ ! -f "$STEM.parquet" ] || [ ! -f "$STEM.csv" ]; then
+  echo "generating $ROWS rows (seed $SEED, $REGIONS regions)"
+  "$CVSURVEY" synth --questionnaire "$ROOT/questionnaires/cvs-core.toml" --rows "$ROWS" \
+    --regions $REGIONS --seed "$SEED" --out "$STEM.parquet" --margins "$STEM.margins.csv" \
+    --questionnaire-out "$STEM.questionnaire.toml" >/dev/null
+  "$CVSURVEY" synth --questionnaire "$ROOT/questionnaires/cvs-core.toml" --rows "$ROWS" \
+    --regions $REGIONS --seed "$SEED" --out "$STEM.csv" \
+    --questionnaire-out "$STEM.questionnaire.toml" >/dev/null
+fi
+
+# measure JOB TOOL NOTE CMD...: wall seconds and peak RSS into times.tsv.
+measure() {
+  local job=$1 tool=$2 note=$3; shift 3
+  local log="$WORK/$tool-$job.log"
+  if /usr/bin/time -v -o "$log.time" "$@" >"$log" 2>&1; then
+    local wall rss
+    wall=$(awk -F': ' '/Elapsed \(wall clock\)/{n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$log.time")
+    rss=$(awk -F': ' '/Maximum resident set size/{print $2}' "$log.time")
+    printf '%s\t%s\t%s\t%s\t%s\n' "$job" "$tool" "$wall" "$rss" "$note" >>"$TIMES"
+    echo "  $job/$tool: ${wall}s, $((rss / 1024)) MB"
+    return 0
+  else
+    printf '%s\t%s\tNaN\tNaN\t%s\n' "$job" "$tool" "failed: $(grep -m1 -i error "$log" | cut -c1-160)" >>"$TIMES"
+    echo "  $job/$tool: failed, see $log"
+    return 1
+  fi
+}
+
+config() { # NAME WEIGHTING_AND_VARIANCE
+  cat >"$WORK/$1.toml" <<TOML
+questionnaire = "$STEM.questionnaire.toml"
+[data]
+path = "$STEM.parquet"
+id = "resp_id"
+response = "responded"
+[design]
+strata = "stratum"
+psu = "psu"
+weight = "design_weight"
+nest = true
+$2
+[estimation]
+indicators = ["*"]
+domains = ["sex", "age_group", "region", "urban"]
+ci = ["logit"]
+[output]
+dir = "$WORK/out_$1"
+TOML
+  echo "$WORK/$1.toml"
+}
+
+# Floor: read the same Parquet columns into Arrow, nothing else (in-process time, best of 3).
+COLUMNS=$(head -1 "$STEM.csv")
+BARE=$(cd "$ROOT" && cargo bench -q --bench bare_read -- "$STEM.parquet" "$COLUMNS" 2>/dev/null | awk '/bare_read_seconds/{print $2}')
+echo "bare read of the Parquet columns: ${BARE:-n/a} s"
+[ -n "$BARE" ] && printf 'floor\tbare_read\t%s\tNaN\t%s\n' "$BARE" "parquet crate, all columns, in-process" >>"$TIMES"
+
+for job in $JOBS; do
+  echo "job $job"
+  if [ "$job" = taylor ]; then
+    cfg=$(config taylor $'[[weighting]]\nname = "design"\n[variance]\nmethod = "taylor"')
+    measure taylor cvsurvey "" "$CVSURVEY" run --timings "$cfg" || true
+    [ $have_svy = 1 ] && { measure taylor svy "" python3 "$HERE/job_svy.py" taylor "$STEM.parquet" "$STEM.margins.csv" "$WORK/svy_taylor.csv" || true; }
+    [ $have_r = 1 ] && { measure taylor r "" Rscript "$HERE/job_r.R" taylor "$STEM.csv" "$STEM.margins.csv" "$WORK/r_taylor.csv" || true; }
+  else
+    cfg=$(config replicate "[[weighting]]
+name = \"raked\"
+calibration = { method = \"raking\", margins = \"$STEM.margins.csv\" }
+[variance]
+method = [\"taylor\", \"bootstrap\"]
+replicates = $REPLICATES")
+    if ! measure replicate cvsurvey "" "$CVSURVEY" run --timings "$cfg"; then
+      echo "  cvsurvey cannot run the replicate job yet: $(head -c 300 "$WORK/cvsurvey-replicate.log")"
+    fi
+    [ $have_svy = 1 ] && { measure replicate svy "$REPLICATES replicates" python3 "$HERE/job_svy.py" replicate "$STEM.parquet" "$STEM.margins.csv" "$WORK/svy_replicate.csv" $REPLICATES || true; }
+    if [ $have_r = 1 ]; then
+      half=$((R_REPLICATES / 2))
+      measure replicate_r_half r "$half replicates" Rscript "$HERE/job_r.R" replicate "$STEM.csv" "$STEM.margins.csv" "$WORK/r_replicate_half.csv" $half || true
+      measure replicate_r_full r "$R_REPLICATES replicates" Rscript "$HERE/job_r.R" replicate "$STEM.csv" "$STEM.margins.csv" "$WORK/r_replicate.csv" "$R_REPLICATES" || true
+      # Linear extrapolation to 200 replicates: t(R) = a + b R.
+      awk -F'\t' -v h="$half" -v f="$R_REPLICATES" -v R=$REPLICATES '
+        $1=="replicate_r_half"{t1=$3; m1=$4} $1=="replicate_r_full"{t2=$3; m2=$4}
+        END{ if (t1!="" && t2!="" && t1!="NaN" && t2!="NaN") { b=(t2-t1)/(f-h); a=t2-b*f;
+             mb=(m2-m1)/(f-h); ma=m2-mb*f;
+             printf "replicate\tr\t%.2f\t%.0f\textrapolated to %d replicates from %d and %d\n", a+b*R, ma+mb*R, R, h, f } }' \
+        "$TIMES" >>"$TIMES"
+    fi
+  fi
+done
+
+python3 "$HERE/report.py" "$WORK"
