@@ -14,7 +14,6 @@
 
 pub mod ci;
 pub mod quantile;
-pub mod variance;
 
 use rayon::prelude::*;
 
@@ -401,30 +400,51 @@ fn estimate_block(
     let mut scores = vec![0.0; n];
     let mut k = 0usize;
     for b in breakdowns {
+        // Plain (non-calibrated) Taylor variance of a single-stage design: every domain value of
+        // this breakdown from one grouped pass (sums by domain value × PSU).
+        let grouped = if replicated.is_none() && !scheme.calibrated {
+            grouped_domain_stats(req, ind, vals, scheme, b, full_df)
+        } else {
+            None
+        };
         for (d, label) in b.labels.iter().enumerate() {
             let stat = k;
             k += 1;
-            for r in 0..n {
-                mask[r] = vals.defined[r] && b.of_row[r] == Some(d as u32);
-            }
-            let n_unweighted = mask.iter().filter(|&&m| m).count();
-            if n_unweighted == 0 {
-                continue;
-            }
-            let domain = if b.var == TOTAL {
-                TOTAL.to_string()
-            } else {
-                format!("{}={}", b.var, label)
+            let domain = || {
+                if b.var == TOTAL {
+                    TOTAL.to_string()
+                } else {
+                    format!("{}={}", b.var, label)
+                }
             };
-            let given = replicated.map(|g| (g.variances[stat], (g.df)(&mask)));
+            let variance_error = |message: String| EstimateError::Variance {
+                indicator: ind.id.clone(),
+                weighting: scheme.name.clone(),
+                domain: domain(),
+                message,
+            };
+            let (stats, n_unweighted) = match &grouped {
+                Some(all) => match &all[d] {
+                    None => continue,
+                    Some(Ok((stats, n))) => (stats.clone(), *n),
+                    Some(Err(message)) => return Err(variance_error(message.clone())),
+                },
+                None => {
+                    for r in 0..n {
+                        mask[r] = vals.defined[r] && b.of_row[r] == Some(d as u32);
+                    }
+                    let n_unweighted = mask.iter().filter(|&&m| m).count();
+                    if n_unweighted == 0 {
+                        continue;
+                    }
+                    let given = replicated.map(|g| (g.variances[stat], (g.df)(&mask)));
+                    let stats =
+                        domain_estimate(req, ind, vals, scheme, &mask, &mut scores, full_df, given)
+                            .map_err(variance_error)?;
+                    (stats, n_unweighted)
+                }
+            };
             let logit_se = replicated.map(|g| g.logit_variances[stat].sqrt());
-            let stats = domain_estimate(req, ind, vals, scheme, &mask, &mut scores, full_df, given)
-                .map_err(|message| EstimateError::Variance {
-                    indicator: ind.id.clone(),
-                    weighting: scheme.name.clone(),
-                    domain,
-                    message,
-                })?;
             let m = ind.multiplier;
             let est = stats.estimate * m;
             let se = stats.se * m;
@@ -492,6 +512,7 @@ fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
 
+#[derive(Debug, Clone)]
 struct DomainStats {
     estimate: f64,
     se: f64,
@@ -499,6 +520,153 @@ struct DomainStats {
     deff: Option<f64>,
     n_weighted: f64,
     beta_nrow: f64,
+}
+
+/// Per domain value of breakdown `b`: its statistics and row count, an error message, or `None`
+/// when it has no row. The same formulas as [`domain_estimate`], from sums by (domain value,
+/// PSU) accumulated in one pass: a domain's PSU score totals are
+/// t_p = (Σ_p w y − θ̂ Σ_p w)/N̂ (means, proportions), Σ_p w y (totals) or (Σ_p w y − θ̂ Σ_p w x)/X̂
+/// (ratios). `None` for the whole breakdown when the design needs row-level scores (multistage
+/// with an FPC), in which case the caller takes the row path.
+#[allow(clippy::type_complexity)]
+fn grouped_domain_stats(
+    req: &EstimationRequest<'_>,
+    ind: &Indicator,
+    vals: &IndicatorValues,
+    scheme: &Scheme,
+    b: &Breakdown,
+    full_df: f64,
+) -> Option<Vec<Option<Result<(DomainStats, usize), String>>>> {
+    let design = req.design;
+    if design.n_stages() > 1 {
+        return None;
+    }
+    let w = &scheme.weights;
+    let k = b.labels.len();
+    let n_psu = design.n_psu();
+    let n_strata = design.n_strata();
+    let psu_of_row = design.psu_of_row();
+    let stratum_of_psu = design.stratum_of_psu();
+    let (mut sw, mut swy, mut swx) = (vec![0.0; k], vec![0.0; k], vec![0.0; k]);
+    let (mut count, mut nobs) = (vec![0usize; k], vec![0usize; k]);
+    // Sums by (domain value, PSU): weight, weighted value, weighted denominator, rows, rows with
+    // non-zero weight.
+    let mut tw = vec![0.0; k * n_psu];
+    let mut twy = vec![0.0; k * n_psu];
+    let mut twx = vec![0.0; k * n_psu];
+    let mut rows_in = vec![0u32; k * n_psu];
+    let mut nonzero_in = vec![0u32; k * n_psu];
+    for (r, dom) in b.of_row.iter().enumerate() {
+        let Some(d) = *dom else { continue };
+        if !vals.defined[r] {
+            continue;
+        }
+        let d = d as usize;
+        let y = vals.y[r];
+        let x = vals.x.as_ref().map_or(0.0, |x| x[r]);
+        let cell = d * n_psu + psu_of_row[r] as usize;
+        sw[d] += w[r];
+        swy[d] += w[r] * y;
+        swx[d] += w[r] * x;
+        count[d] += 1;
+        tw[cell] += w[r];
+        twy[cell] += w[r] * y;
+        twx[cell] += w[r] * x;
+        rows_in[cell] += 1;
+        if w[r] != 0.0 {
+            nobs[d] += 1;
+            nonzero_in[cell] += 1;
+        }
+    }
+    let estimate: Vec<f64> = (0..k)
+        .map(|d| match ind.kind {
+            IndicatorKind::Mean | IndicatorKind::Proportion => swy[d] / sw[d],
+            IndicatorKind::Total => swy[d],
+            IndicatorKind::Ratio => swy[d] / swx[d],
+        })
+        .collect();
+    // Second pass: Σ w (y − ȳ_d)² for R's deff.
+    let mut ss = vec![0.0; k];
+    if ind.kind != IndicatorKind::Ratio {
+        for (r, dom) in b.of_row.iter().enumerate() {
+            if let Some(d) = *dom
+                && vals.defined[r]
+            {
+                let d = d as usize;
+                let mean = swy[d] / sw[d];
+                ss[d] += w[r] * (vals.y[r] - mean) * (vals.y[r] - mean);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(k);
+    let mut totals = vec![0.0; n_psu];
+    let mut present = vec![false; n_psu];
+    for d in 0..k {
+        if count[d] == 0 {
+            out.push(None);
+            continue;
+        }
+        let cells = d * n_psu..(d + 1) * n_psu;
+        for (p, cell) in cells.clone().enumerate() {
+            present[p] = rows_in[cell] > 0;
+            totals[p] = match ind.kind {
+                IndicatorKind::Mean | IndicatorKind::Proportion => {
+                    (twy[cell] - estimate[d] * tw[cell]) / sw[d]
+                }
+                IndicatorKind::Total => twy[cell],
+                IndicatorKind::Ratio => (twy[cell] - estimate[d] * twx[cell]) / swx[d],
+            };
+        }
+        let variance = match design.variance_from_psu_totals(&totals, Some(&present)) {
+            Ok(v) => v,
+            Err(crate::design::VarianceError::Multistage) => return None,
+            Err(e) => {
+                out.push(Some(Err(e.to_string())));
+                continue;
+            }
+        };
+        let df = match req.domain_df {
+            DomainDf::Full => full_df,
+            DomainDf::Subset => {
+                let mut strata_seen = vec![false; n_strata];
+                let (mut psus, mut strata) = (0usize, 0usize);
+                for (p, cell) in cells.enumerate() {
+                    if nonzero_in[cell] > 0 {
+                        psus += 1;
+                        let h = stratum_of_psu[p] as usize;
+                        if !strata_seen[h] {
+                            strata_seen[h] = true;
+                            strata += 1;
+                        }
+                    }
+                }
+                psus as f64 - strata as f64
+            }
+        };
+        let deff = match ind.kind {
+            IndicatorKind::Ratio => None,
+            _ if nobs[d] < 2 => None,
+            kind => {
+                let n = nobs[d] as f64;
+                let svyvar = ss[d] / sw[d] * n / (n - 1.0);
+                if kind == IndicatorKind::Total {
+                    ci::deff_total(variance, svyvar, sw[d], n)
+                } else {
+                    ci::deff_mean(variance, svyvar, sw[d], n)
+                }
+            }
+        };
+        let stats = DomainStats {
+            estimate: estimate[d],
+            se: variance.sqrt(),
+            df,
+            deff,
+            n_weighted: sw[d],
+            beta_nrow: count[d] as f64,
+        };
+        out.push(Some(Ok((stats, count[d]))));
+    }
+    Some(out)
 }
 
 /// Point estimate, linearization scores, variance, df and deff of one domain.

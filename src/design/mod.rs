@@ -20,8 +20,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::estimate::variance::{self, VarianceError};
+pub mod variance;
+
 use crate::frame::{CellState, ColumnData, Frame};
+pub use variance::VarianceError;
 
 /// What to do with a stratum that has a single PSU (R's `options(survey.lonely.psu=)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::design::{Design, LonelyPsu};
+use super::{Design, LonelyPsu};
 
 /// Error raised while computing a variance.
 #[derive(Debug, thiserror::Error, PartialEq)]
