@@ -467,19 +467,29 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
     if let Some(resp) = spec.response.as_deref() {
         let col = frame.column(resp).expect("checked present");
         for (r, is_resp) in respondent.iter_mut().enumerate() {
-            match col.display(r).as_deref() {
-                Some("1") => {}
-                Some("0") => *is_resp = false,
-                Some(other) => {
-                    findings.push((
-                        r,
-                        resp.into(),
-                        other.into(),
-                        FindingKind::InvalidResponse,
-                        "response must be 1 (respondent) or 0 (nonrespondent)".into(),
-                    ));
-                }
-                None => {}
+            if col.state[r] != CellState::Value {
+                continue;
+            }
+            let status = match &col.data {
+                ColumnData::Num(v) if v[r] == 1.0 => Some(true),
+                ColumnData::Num(v) if v[r] == 0.0 => Some(false),
+                ColumnData::Num(_) => None,
+                ColumnData::Text { codes, levels } => match levels[codes[r] as usize].as_str() {
+                    "1" => Some(true),
+                    "0" => Some(false),
+                    _ => None,
+                },
+            };
+            match status {
+                Some(true) => {}
+                Some(false) => *is_resp = false,
+                None => findings.push((
+                    r,
+                    resp.into(),
+                    col.display(r).unwrap_or_default(),
+                    FindingKind::InvalidResponse,
+                    "response must be 1 (respondent) or 0 (nonrespondent)".into(),
+                )),
             }
         }
     }
@@ -549,30 +559,42 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
     }
 
     // Duplicate ids: every occurrence is quarantined, since nothing tells which record is right.
+    // Ids are grouped by their stored value (number bits or text code), not by formatted text.
     {
         let col = frame.column(&spec.id).expect("checked present");
-        let mut by_id: HashMap<String, Vec<usize>> = HashMap::new();
+        let key = |r: usize| -> Option<u64> {
+            if col.state[r] != CellState::Value {
+                return None;
+            }
+            Some(match &col.data {
+                ColumnData::Num(v) => v[r].to_bits(),
+                ColumnData::Text { codes, .. } => u64::from(codes[r]),
+            })
+        };
+        let mut by_id: HashMap<u64, Vec<usize>> = HashMap::with_capacity(n_rows);
         for r in 0..n_rows {
-            if let Some(id) = col.display(r) {
-                by_id.entry(id).or_default().push(r);
+            if let Some(k) = key(r) {
+                by_id.entry(k).or_default().push(r);
             }
         }
-        for (id, rows) in by_id {
-            if rows.len() > 1 {
-                for &r in &rows {
-                    let others: Vec<String> = rows
-                        .iter()
-                        .filter(|&&o| o != r)
-                        .map(|o| (o + 1).to_string())
-                        .collect();
-                    findings.push((
-                        r,
-                        spec.id.clone(),
-                        id.clone(),
-                        FindingKind::DuplicateId,
-                        format!("id also on row(s) {}", others.join(", ")),
-                    ));
-                }
+        let mut duplicated: Vec<&Vec<usize>> =
+            by_id.values().filter(|rows| rows.len() > 1).collect();
+        duplicated.sort_unstable_by_key(|rows| rows[0]);
+        for rows in duplicated {
+            let id = col.display(rows[0]).unwrap_or_default();
+            for &r in rows {
+                let others: Vec<String> = rows
+                    .iter()
+                    .filter(|&&o| o != r)
+                    .map(|o| (o + 1).to_string())
+                    .collect();
+                findings.push((
+                    r,
+                    spec.id.clone(),
+                    id.clone(),
+                    FindingKind::DuplicateId,
+                    format!("id also on row(s) {}", others.join(", ")),
+                ));
             }
         }
     }
@@ -618,7 +640,12 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         .collect();
     let used: Vec<usize> = (0..n_rows).filter(|&r| !quarantined[r]).collect();
     let rows_quarantined = (n_rows - used.len()) as u64;
-    let mut frame = frame.take(&used);
+    // Nothing quarantined (the usual case): keep the columns instead of copying them.
+    let mut frame = if used.len() == n_rows {
+        frame
+    } else {
+        frame.take(&used)
+    };
     let respondent: Vec<bool> = used.iter().map(|&r| respondent[r]).collect();
     let row_numbers: Vec<u64> = used.iter().map(|&r| r as u64 + 1).collect();
     q.add_derived(&mut frame)

@@ -354,16 +354,20 @@ fn push_value(
 ) {
     match slot {
         Slot::Typed(b) => {
-            let (problem, shown) = match value {
-                None => {
-                    b.push_null();
-                    (None, String::new())
+            // The value is written out only for a problem: formatting every cell costs more
+            // than reading it.
+            match value {
+                None => b.push_null(),
+                Some(Cell::Num(x)) => {
+                    if let Some(p) = b.push_num(x) {
+                        problems.push((row, name.to_string(), crate::frame::format_number(x), p));
+                    }
                 }
-                Some(Cell::Num(x)) => (b.push_num(x), crate::frame::format_number(x)),
-                Some(Cell::Str(s)) => (b.push_str(s), s.trim().to_string()),
-            };
-            if let Some(p) = problem {
-                problems.push((row, name.to_string(), shown, p));
+                Some(Cell::Str(s)) => {
+                    if let Some(p) = b.push_str(s) {
+                        problems.push((row, name.to_string(), s.trim().to_string(), p));
+                    }
+                }
             }
         }
         Slot::Auto(a) => match value {
