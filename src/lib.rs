@@ -13,4 +13,6 @@ pub mod pipeline;
 pub mod questionnaire;
 pub mod replicates;
 pub mod synth;
+#[cfg(test)]
+mod test_support;
 pub mod weighting;

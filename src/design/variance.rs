@@ -335,60 +335,11 @@ fn multistage(d: &Design, s: usize, rows: &[usize], scores: &[f64]) -> Result<f6
 mod tests {
     use super::*;
     use crate::design::{DesignSpec, LonelyPsu};
-    use crate::estimate::ci::tests::{read_csv, rel};
     use crate::estimate::ci::{deff_mean, deff_total, svyvar};
     use crate::frame::{CellState, Column, ColumnData, Frame};
+    use crate::test_support::{frame, read_csv, rel};
 
     /// Frame from CSV text: numeric columns where every non-blank cell parses, else text.
-    fn frame(text: &str) -> Frame {
-        let (h, rows) = read_csv(text);
-        let mut f = Frame::new(rows.len());
-        for (j, name) in h.iter().enumerate() {
-            let cells: Vec<Option<String>> =
-                rows.iter().map(|r| r.get(j).cloned().flatten()).collect();
-            let state: Vec<CellState> = cells
-                .iter()
-                .map(|c| {
-                    if c.is_some() {
-                        CellState::Value
-                    } else {
-                        CellState::NoResponse
-                    }
-                })
-                .collect();
-            let nums: Option<Vec<f64>> = cells
-                .iter()
-                .map(|c| c.as_deref().map_or(Some(f64::NAN), |s| s.parse().ok()))
-                .collect();
-            let data = match nums {
-                Some(v) => ColumnData::Num(v),
-                None => {
-                    let mut levels: Vec<String> = Vec::new();
-                    let codes = cells
-                        .iter()
-                        .map(|c| match c {
-                            None => u32::MAX,
-                            Some(s) => match levels.iter().position(|l| l == s) {
-                                Some(k) => k as u32,
-                                None => {
-                                    levels.push(s.clone());
-                                    (levels.len() - 1) as u32
-                                }
-                            },
-                        })
-                        .collect();
-                    ColumnData::Text { codes, levels }
-                }
-            };
-            f.push(Column {
-                name: name.clone(),
-                data,
-                state,
-            })
-            .expect("fixture column");
-        }
-        f
-    }
 
     fn num(f: &Frame, name: &str, rows: &[usize]) -> Vec<f64> {
         match &f.column(name).expect("column").data {

@@ -294,51 +294,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// Minimal CSV reader for the fixtures: quoted fields, blank = `None`.
-    pub(crate) fn read_csv(text: &str) -> (Vec<String>, Vec<Vec<Option<String>>>) {
-        let parse = |line: &str| -> Vec<Option<String>> {
-            let mut out = Vec::new();
-            let mut cur = String::new();
-            let mut quoted = false;
-            let mut was_quoted = false;
-            for ch in line.chars() {
-                match ch {
-                    '"' => {
-                        quoted = !quoted;
-                        was_quoted = true;
-                    }
-                    ',' if !quoted => {
-                        out.push(if cur.is_empty() && !was_quoted {
-                            None
-                        } else {
-                            Some(std::mem::take(&mut cur))
-                        });
-                        was_quoted = false;
-                    }
-                    _ => cur.push(ch),
-                }
-            }
-            out.push(if cur.is_empty() && !was_quoted {
-                None
-            } else {
-                Some(cur)
-            });
-            out
-        };
-        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-        let header = parse(lines.next().unwrap_or_default())
-            .into_iter()
-            .map(Option::unwrap_or_default)
-            .collect();
-        (header, lines.map(parse).collect())
-    }
-
-    pub(crate) fn rel(a: f64, b: f64) -> f64 {
-        if a == b {
-            0.0
-        } else {
-            (a - b).abs() / b.abs().max(1e-300)
-        }
-    }
+    use crate::test_support::{read_csv, rel};
 
     struct Ref {
         design: String,

@@ -9,73 +9,13 @@ const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/");
 
 /// CSV file → (header, rows of optional cells).
 fn read(path: &str) -> (Vec<String>, Vec<Vec<Option<String>>>) {
-    let mut rdr = csv::Reader::from_path(format!("{FIX}{path}")).expect("fixture");
-    let header = rdr
-        .headers()
-        .expect("header")
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let rows = rdr
-        .records()
-        .map(|r| {
-            r.expect("record")
-                .iter()
-                .map(|c| (!c.is_empty() && c != "NA").then(|| c.to_string()))
-                .collect()
-        })
-        .collect();
-    (header, rows)
+    let text = std::fs::read_to_string(format!("{FIX}{path}")).expect("fixture");
+    crate::test_support::read_csv(&text)
 }
 
 /// Frame with numeric columns where every cell parses, else text.
 fn frame(path: &str) -> Frame {
-    let (h, rows) = read(path);
-    let mut f = Frame::new(rows.len());
-    for (j, name) in h.iter().enumerate() {
-        let cells: Vec<Option<String>> = rows.iter().map(|r| r[j].clone()).collect();
-        let state = cells
-            .iter()
-            .map(|c| {
-                if c.is_some() {
-                    CellState::Value
-                } else {
-                    CellState::NoResponse
-                }
-            })
-            .collect();
-        let nums: Option<Vec<f64>> = cells
-            .iter()
-            .map(|c| c.as_deref().map_or(Some(f64::NAN), |s| s.parse().ok()))
-            .collect();
-        let data = match nums {
-            Some(v) => ColumnData::Num(v),
-            None => {
-                let mut levels: Vec<String> = Vec::new();
-                let codes = cells
-                    .iter()
-                    .map(|c| match c {
-                        None => u32::MAX,
-                        Some(s) => match levels.iter().position(|l| l == s) {
-                            Some(k) => k as u32,
-                            None => {
-                                levels.push(s.clone());
-                                (levels.len() - 1) as u32
-                            }
-                        },
-                    })
-                    .collect();
-                ColumnData::Text { codes, levels }
-            }
-        };
-        f.push(Column {
-            name: name.clone(),
-            data,
-            state,
-        })
-        .expect("column");
-    }
-    f
+    crate::test_support::frame(&std::fs::read_to_string(format!("{FIX}{path}")).expect("fixture"))
 }
 
 fn num(f: &Frame, name: &str) -> Vec<f64> {
