@@ -281,6 +281,37 @@ impl Prepared {
     }
 }
 
+impl Prepared {
+    /// Respondent rows (sorted, distinct) of every indicator × domain with at most `max_rows`
+    /// rows: the domains whose replicate df must be computed on their own rows.
+    pub fn small_domain_rows(&self, max_rows: usize) -> Vec<usize> {
+        let mut keep = Vec::new();
+        for vals in &self.values {
+            for b in &self.breakdowns {
+                let mut count = vec![0usize; b.labels.len()];
+                for (r, d) in b.of_row.iter().enumerate() {
+                    if let Some(d) = *d
+                        && vals.defined[r]
+                    {
+                        count[d as usize] += 1;
+                    }
+                }
+                for (r, d) in b.of_row.iter().enumerate() {
+                    if let Some(d) = *d
+                        && vals.defined[r]
+                        && count[d as usize] <= max_rows
+                    {
+                        keep.push(r);
+                    }
+                }
+            }
+        }
+        keep.sort_unstable();
+        keep.dedup();
+        keep
+    }
+}
+
 /// Evaluate the request's indicators and domain variables.
 pub fn prepare(req: &EstimationRequest<'_>) -> Result<Prepared, EstimateError> {
     let n = req.frame.n_rows();

@@ -195,13 +195,42 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
             }
         };
         let full = crate::estimate::point_estimates(inputs.request, &prepared, &scheme.weights);
-        let keep_matrix = reweighted || inputs.keep_weights;
+        // Replicate weights kept for the df: only the rows the rank computations read (small
+        // domains, and every k-th row for the whole matrix), unless all are to be published.
+        let n = scheme.weights.len();
+        let kept_rows: Vec<usize> = if inputs.keep_weights {
+            (0..n).collect()
+        } else if reweighted {
+            let step = (n * n_rep.max(1)).div_ceil(RANK_CELLS).max(1);
+            let mut rows = prepared.small_domain_rows(2 * n_rep);
+            rows.extend((0..n).step_by(step));
+            rows.sort_unstable();
+            rows.dedup();
+            rows
+        } else {
+            Vec::new()
+        };
+        let mut position = vec![u32::MAX; if kept_rows.is_empty() { 0 } else { n }];
+        for (k, &i) in kept_rows.iter().enumerate() {
+            position[i] = k as u32;
+        }
+        let sampled: Vec<usize> = {
+            let step = (n * n_rep.max(1)).div_ceil(RANK_CELLS).max(1);
+            (0..n)
+                .step_by(step)
+                .filter_map(|i| position.get(i).map(|&p| p as usize))
+                .collect()
+        };
+        let keep_matrix = !kept_rows.is_empty();
         let results: Vec<Result<(Vec<f64>, Option<Vec<f64>>), String>> = (0..n_rep)
             .into_par_iter()
             .map(|r| {
                 let w = weights_for(r)?;
                 let theta = crate::estimate::point_estimates(inputs.request, &prepared, &w);
-                Ok((theta, keep_matrix.then_some(w)))
+                Ok((
+                    theta,
+                    keep_matrix.then(|| kept_rows.iter().map(|&i| w[i]).collect::<Vec<f64>>()),
+                ))
             })
             .collect();
         let mut thetas = Vec::with_capacity(n_rep);
@@ -253,7 +282,7 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
         // Replicate df as R's degf() of the domain's replicate design (`[.svyrep.design` drops
         // the other rows and recomputes the rank of the replicate weights), see replicate_df.
         let full_rank = if reweighted {
-            replicate_rank(&matrix, scheme.weights.len(), None)
+            replicate_rank(&matrix, &sampled)
         } else {
             0
         };
@@ -272,7 +301,8 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
                 // Exact on small domains, where rank deficiency occurs; larger domains take the
                 // rank of the whole replicate matrix (docs/variance.md).
                 if rows.len() <= 2 * n_rep {
-                    replicate_rank(&matrix, scheme.weights.len(), Some(&rows)) as f64 - 1.0
+                    let at: Vec<usize> = rows.iter().map(|&i| position[i] as usize).collect();
+                    replicate_rank(&matrix, &at) as f64 - 1.0
                 } else {
                     full_rank as f64 - 1.0
                 }
@@ -326,21 +356,12 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
     })
 }
 
-/// Numerical rank of the replicate weight matrix (rows × replicates) over `rows` (all rows when
-/// `None`), as R's `qr(weights(design, "analysis"), tol = 1e-5)$rank`. Dropped replicates are
-/// left out. Beyond [`RANK_CELLS`] cells the rank is taken over every k-th row.
-fn replicate_rank(matrix: &[Option<Vec<f64>>], n: usize, rows: Option<&[usize]>) -> usize {
+/// Numerical rank of the kept replicate weights (replicates as columns) over the kept-row
+/// positions `rows`, as R's `qr(weights(design, "analysis"), tol = 1e-5)$rank`. Dropped
+/// replicates are left out.
+fn replicate_rank(matrix: &[Option<Vec<f64>>], rows: &[usize]) -> usize {
     let columns: Vec<&Vec<f64>> = matrix.iter().flatten().collect();
     let m = columns.len();
-    let all: Vec<usize>;
-    let rows = match rows {
-        Some(r) => r,
-        None => {
-            let step = (n * m.max(1)).div_ceil(RANK_CELLS).max(1);
-            all = (0..n).step_by(step).collect();
-            &all
-        }
-    };
     if m == 0 || rows.is_empty() {
         return 0;
     }
