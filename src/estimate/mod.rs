@@ -62,7 +62,7 @@ pub struct EstimateRow {
     pub n_weighted: f64,
     /// Effective sample size n_unweighted / deff (none where deff is undefined).
     pub n_effective: Option<f64>,
-    /// Reliability flag: `""` reliable, `"caution"`, `"suppressed"` (see `docs/reliability.md`).
+    /// Reliability flag: `""` reliable, `"caution"`, `"suppressed"` (see `docs/reliability-flags.md`).
     pub flag: String,
     /// Which reliability rule fired (empty when reliable).
     pub flag_reason: String,

@@ -2,7 +2,7 @@
 //! `flag_reason` (which rule fired), from a preset agency standard or custom thresholds.
 //!
 //! The rules, their sources and which of them apply to proportions and to other estimators are
-//! written down in `docs/reliability.md`. In short:
+//! written down in `docs/reliability-flags.md`. In short:
 //!
 //! * `nchs-2017`: NCHS Data Presentation Standards for Proportions (Parker et al. 2017, Vital
 //!   Health Stat 2(175)), as implemented by NCHS's own R package `surveytable`; other estimators
@@ -205,7 +205,7 @@ impl RawReliability {
             errors.push(err(
                 given[0],
                 format!(
-                    "thresholds apply to preset = \"custom\" only; preset \"{}\" has fixed rules (see docs/reliability.md)",
+                    "thresholds apply to preset = \"custom\" only; preset \"{}\" has fixed rules (see docs/reliability-flags.md)",
                     preset.as_str()
                 ),
             ));
