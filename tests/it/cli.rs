@@ -336,3 +336,80 @@ fn a_formula_in_the_data_cannot_reach_a_spreadsheet() {
     assert!(values.iter().any(|v| v.starts_with("'=HYPERLINK")), "{q}");
     assert!(!values.iter().any(|v| v.starts_with('=')), "{q}");
 }
+
+/// A run killed with SIGKILL in the middle leaves the previous outputs byte for byte, and no
+/// partial file under a final name.
+#[test]
+fn a_killed_run_leaves_the_previous_outputs_intact() {
+    let dir = scratch("cli-killed");
+    let config = demo_config(&dir);
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stderr}");
+    let out = dir.join("out");
+    let snapshot = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .expect("out")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| !name.starts_with('.'))
+            .map(|name| {
+                let bytes = std::fs::read(dir.join(&name)).expect("output");
+                (name, bytes)
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = snapshot(&out);
+    assert!(before.iter().any(|(n, _)| n == "estimates.parquet"));
+
+    // A slow run into the same folder: a larger synthetic survey with 200 bootstrap replicates.
+    let data = dir.join("big.parquet");
+    cvsurvey::synth::generate(&cvsurvey::synth::SynthRequest {
+        questionnaire: root().join("questionnaires/cvs-core.toml"),
+        spec: cvsurvey::synth::SynthSpec {
+            rows: 200_000,
+            regions: 12,
+            seed: 3,
+            ..Default::default()
+        },
+        out: data.clone(),
+        margins: None,
+        questionnaire_out: None,
+    })
+    .expect("synthetic data");
+    let slow = dir.join("slow.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("path = ") {
+                format!("path = \"{}\"", data.display())
+            } else if l.starts_with("method = ") {
+                "method = [\"taylor\", \"bootstrap\"]\nreplicates = 200".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&slow, text.join("\n")).expect("write");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cvsurvey"))
+        .args(["run", slow.to_str().expect("utf8")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let still_running = child.try_wait().expect("wait").is_none();
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    assert!(
+        still_running,
+        "the slow run finished before it could be killed; make it slower"
+    );
+    assert_eq!(
+        snapshot(&out),
+        before,
+        "outputs under their final names are the previous ones"
+    );
+}
