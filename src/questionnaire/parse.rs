@@ -310,6 +310,13 @@ fn numeric_code(code: &str) -> Option<f64> {
     code.trim().parse::<f64>().ok().filter(|x| x.is_finite())
 }
 
+/// A Stata extended missing value `.a` … `.z`: allowed as a missing code of a numeric variable,
+/// which stays numeric (the Stata reader delivers these cells as that text).
+fn extended_missing(code: &str) -> bool {
+    let b = code.trim().as_bytes();
+    b.len() == 2 && b[0] == b'.' && b[1].is_ascii_lowercase()
+}
+
 /// A code set after checking.
 #[derive(Clone, Default)]
 struct Codes {
@@ -692,14 +699,20 @@ impl Checker<'_> {
                 .codes
                 .iter()
                 .map(|c| &c.code)
-                .chain(codes.missing.iter().map(|m| &m.code))
+                .chain(
+                    codes
+                        .missing
+                        .iter()
+                        .map(|m| &m.code)
+                        .filter(|c| !extended_missing(c)),
+                )
                 .all(|c| numeric_code(c).is_some()),
         };
         if matches!(var_type, VarType::Integer | VarType::Numeric)
             && let Some(m) = codes
                 .missing
                 .iter()
-                .find(|m| numeric_code(&m.code).is_none())
+                .find(|m| numeric_code(&m.code).is_none() && !extended_missing(&m.code))
         {
             self.at(
                 at,

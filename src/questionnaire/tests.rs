@@ -553,3 +553,40 @@ fn malformed_files_do_not_panic() {
         );
     }
 }
+
+#[test]
+fn stata_extended_missing_codes_keep_numeric_storage() {
+    let text = r#"
+[questionnaire]
+id = "t"
+version = "1"
+title = "t"
+[[variables]]
+name = "x"
+type = "categorical"
+codes = { 1 = "Yes", 2 = "No" }
+missing = { ".a" = "dont_know", 9 = "refused" }
+[[variables]]
+name = "n"
+type = "integer"
+missing = { ".b" = "refused" }
+[[variables]]
+name = "s"
+type = "categorical"
+codes = { 1 = "Yes", 2 = "No" }
+missing = { DK = "dont_know" }
+"#;
+    let q = Questionnaire::from_toml_str(text, Path::new("q.toml")).expect("parses");
+    assert!(
+        q.variable("x").expect("x").numeric_storage,
+        ".a does not make x text"
+    );
+    assert!(q.variable("n").expect("n").numeric_storage);
+    assert!(
+        !q.variable("s").expect("s").numeric_storage,
+        "other text codes still do"
+    );
+    // ".ab" or ".A" are not Stata extended missing values.
+    let bad = text.replace(r#"".b" = "refused""#, r#"".ab" = "refused""#);
+    assert!(Questionnaire::from_toml_str(&bad, Path::new("q.toml")).is_err());
+}
