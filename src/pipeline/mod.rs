@@ -10,7 +10,7 @@ mod replication;
 use crate::config::{ConfigError, Pipeline, VarianceMethod};
 use crate::design::{Design, DesignError};
 use crate::estimate::{EstimateError, EstimateRow, EstimationRequest, TOTAL};
-use crate::frame::{CellState, ColumnData};
+use crate::frame::ColumnData;
 use crate::ingest::{FindingKind, IngestError, IngestSpec, Ingested};
 use crate::output::{OutputError, StagedFiles};
 use crate::questionnaire::{Indicator, Questionnaire, QuestionnaireError};
@@ -916,9 +916,4 @@ impl RunReport {
         }
         s
     }
-}
-
-/// True when a cell state carries a value (re-exported for callers inspecting frames).
-pub fn has_value(state: CellState) -> bool {
-    state == CellState::Value
 }
