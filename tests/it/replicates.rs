@@ -257,3 +257,70 @@ fn seeded_bootstrap_is_byte_identical_across_thread_counts() {
             .all(|r| r.se.is_some_and(|s| s > 0.0))
     );
 }
+
+#[test]
+fn replicate_weights_are_published_when_asked() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Float64Type;
+    let dir = scratch("rep-weights-out");
+    let config = relocated_config(
+        &root().join("fixtures/api/clus1_fpc_jk1.toml"),
+        &dir,
+        &[(
+            "dir = ",
+            &format!(
+                "dir = \"{}\"\nreplicate_weights = true",
+                dir.join("out").display()
+            ),
+        )],
+    );
+    cvsurvey::pipeline::run(&config, Default::default()).expect("run");
+    let file = std::fs::File::open(dir.join("out/weights.parquet")).expect("weights.parquet");
+    let batch = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader")
+        .next()
+        .expect("a batch")
+        .expect("batch");
+    // 15 JK1 replicates (one per sampled district) for each of the two schemes.
+    let names: Vec<String> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("pw_jk1_")).count(),
+        15,
+        "{names:?}"
+    );
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.starts_with("rake_stype_jk1_"))
+            .count(),
+        15
+    );
+    // JK1 replicate 1 drops one district (weight 0) and scales the others by 15/14.
+    let pw = batch
+        .column_by_name("pw")
+        .expect("pw")
+        .as_primitive::<Float64Type>()
+        .clone();
+    let rep = batch
+        .column_by_name("pw_jk1_001")
+        .expect("rep")
+        .as_primitive::<Float64Type>()
+        .clone();
+    let mut dropped = 0;
+    for i in 0..batch.num_rows() {
+        let (w, r) = (pw.value(i), rep.value(i));
+        if r == 0.0 {
+            dropped += 1;
+        } else {
+            assert!(rel_diff(r, w * 15.0 / 14.0) < 1e-12, "row {i}: {r} vs {w}");
+        }
+    }
+    assert!(dropped > 0, "one district is dropped in replicate 1");
+}
