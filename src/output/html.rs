@@ -497,28 +497,7 @@ pub fn render(
     let mut item = |k: &str, v: String| {
         let _ = write!(s, "<dt>{}</dt><dd>{}</dd>", escape(k), escape(&v));
     };
-    item(
-        "Sampling design",
-        format!(
-            "Stratified by {}, clusters {}, weight {}, FPC {}: {} strata, {} PSUs, {} design degrees of freedom; lonely PSUs: {}.",
-            d.strata.as_deref().unwrap_or("(none)"),
-            if d.psu.is_empty() {
-                "(elements)".into()
-            } else {
-                d.psu.join(" > ")
-            },
-            d.weight,
-            if d.fpc.is_empty() {
-                "(none)".into()
-            } else {
-                d.fpc.join(", ")
-            },
-            d.n_strata,
-            d.n_psu,
-            number(d.df),
-            d.lonely_psu
-        ),
-    );
+    item("Sampling design", d.describe());
     item(
         "Variance",
         format!(

@@ -255,6 +255,31 @@ pub struct SchemeSummary {
     pub calibration: Option<CalibrationFit>,
 }
 
+impl DesignSummary {
+    /// One sentence for methods sections (report and workbook cover).
+    pub fn describe(&self) -> String {
+        format!(
+            "Stratified by {}, clusters {}, weight {}, FPC {}: {} strata, {} PSUs, {} design degrees of freedom; lonely PSUs: {}.",
+            self.strata.as_deref().unwrap_or("(none)"),
+            if self.psu.is_empty() {
+                "(elements)".into()
+            } else {
+                self.psu.join(" > ")
+            },
+            self.weight,
+            if self.fpc.is_empty() {
+                "(none)".into()
+            } else {
+                self.fpc.join(", ")
+            },
+            self.n_strata,
+            self.n_psu,
+            super::sdmx::number(self.df),
+            self.lonely_psu
+        )
+    }
+}
+
 /// The sampling design as the products describe it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DesignSummary {

@@ -263,28 +263,7 @@ fn cover(rows: &[EstimateRow], ctx: &PublicationContext<'_>, cfg: &PublicationCo
     b.pair("Produced by", &format!("cvsurvey {}", ctx.tool_version));
     b.row += 1;
     let d = &ctx.design;
-    b.pair(
-        "Sampling design",
-        &format!(
-            "strata: {}; PSU: {}; weight: {}; FPC: {}; {} strata, {} PSUs, {} df; lonely PSU: {}",
-            d.strata.as_deref().unwrap_or("none"),
-            if d.psu.is_empty() {
-                "none (elements)".into()
-            } else {
-                d.psu.join(" > ")
-            },
-            d.weight,
-            if d.fpc.is_empty() {
-                "none".into()
-            } else {
-                d.fpc.join(", ")
-            },
-            d.n_strata,
-            d.n_psu,
-            super::sdmx::number(d.df),
-            d.lonely_psu
-        ),
-    );
+    b.pair("Sampling design", &d.describe());
     for s in &ctx.schemes {
         let mut text = match &s.nonresponse_classes {
             Some(c) => format!("nonresponse adjustment within classes of {}", c.join(" × ")),
