@@ -374,7 +374,7 @@ pub fn rows_with_variances(
     scheme: &Scheme,
     variances: &[f64],
     logit_variances: &[f64],
-    df: &(dyn Fn(&[bool]) -> f64 + Sync),
+    df: &ReplicateDf<'_>,
 ) -> Result<Vec<EstimateRow>, EstimateError> {
     let per_indicator = prepared
         .breakdowns
@@ -407,9 +407,13 @@ struct Replicated<'a> {
     variances: &'a [f64],
     /// Replicate variances of logit(p̂) (proportions' `logit` interval).
     logit_variances: &'a [f64],
-    /// Replicate df of a domain (its rows as a mask), R's `degf` of the subset.
-    df: &'a (dyn Fn(&[bool]) -> f64 + Sync),
+    /// Replicate df of a domain, R's `degf` of the subset.
+    df: &'a ReplicateDf<'a>,
 }
+
+/// Replicate df of a domain from (its PSUs with non-zero-weight rows, sorted; its number of
+/// rows; a function listing its rows, called only when needed).
+pub type ReplicateDf<'a> = dyn Fn(&[u32], usize, &dyn Fn() -> Vec<usize>) -> f64 + Sync + 'a;
 
 /// Rows of one indicator under one scheme. `replicated`: variances per statistic (in
 /// [`point_estimates`] order) and the replicate df, replacing the Taylor variance.
@@ -433,8 +437,10 @@ fn estimate_block(
     for b in breakdowns {
         // Plain (non-calibrated) Taylor variance of a single-stage design: every domain value of
         // this breakdown from one grouped pass (sums by domain value × PSU).
-        let grouped = if replicated.is_none() && !scheme.calibrated {
-            grouped_domain_stats(req, ind, vals, scheme, b, full_df)
+        // Replicate rows take their variance and df as given, so they use it too.
+        let given = replicated.map(|g| (&g.variances[k..k + b.labels.len()], g.df));
+        let grouped = if replicated.is_some() || !scheme.calibrated {
+            grouped_domain_stats(req, ind, vals, scheme, b, full_df, given)
         } else {
             None
         };
@@ -468,7 +474,8 @@ fn estimate_block(
                     if n_unweighted == 0 {
                         continue;
                     }
-                    let given = replicated.map(|g| (g.variances[stat], (g.df)(&mask)));
+                    // Replicate rows always take the grouped path.
+                    let given = replicated.map(|g| (g.variances[stat], f64::NAN));
                     let stats =
                         domain_estimate(req, ind, vals, scheme, &mask, &mut scores, full_df, given)
                             .map_err(variance_error)?;
@@ -567,9 +574,10 @@ fn grouped_domain_stats(
     scheme: &Scheme,
     b: &Breakdown,
     full_df: f64,
+    replicated: Option<(&[f64], &ReplicateDf<'_>)>,
 ) -> Option<Vec<Option<Result<(DomainStats, usize), String>>>> {
     let design = req.design;
-    if design.n_stages() > 1 {
+    if design.n_stages() > 1 && replicated.is_none() {
         return None;
     }
     let w = &scheme.weights;
@@ -637,41 +645,60 @@ fn grouped_domain_stats(
             out.push(None);
             continue;
         }
-        let cells = d * n_psu..(d + 1) * n_psu;
-        for (p, cell) in cells.clone().enumerate() {
-            present[p] = rows_in[cell] > 0;
-            totals[p] = match ind.kind {
-                IndicatorKind::Mean | IndicatorKind::Proportion => {
-                    (twy[cell] - estimate[d] * tw[cell]) / sw[d]
-                }
-                IndicatorKind::Total => twy[cell],
-                IndicatorKind::Ratio => (twy[cell] - estimate[d] * twx[cell]) / swx[d],
-            };
-        }
-        let variance = match design.variance_from_psu_totals(&totals, Some(&present)) {
-            Ok(v) => v,
-            Err(crate::design::VarianceError::Multistage) => return None,
-            Err(e) => {
-                out.push(Some(Err(e.to_string())));
-                continue;
+        let (variance, df) = match replicated {
+            Some((variances, df_of)) => {
+                let psus: Vec<u32> = (0..n_psu)
+                    .filter(|&p| nonzero_in[d * n_psu + p] > 0)
+                    .map(|p| p as u32)
+                    .collect();
+                let rows = || -> Vec<usize> {
+                    (0..b.of_row.len())
+                        .filter(|&r| {
+                            vals.defined[r] && b.of_row[r] == Some(d as u32) && w[r] != 0.0
+                        })
+                        .collect()
+                };
+                (variances[d], df_of(&psus, nobs[d], &rows))
             }
-        };
-        let df = match req.domain_df {
-            DomainDf::Full => full_df,
-            DomainDf::Subset => {
-                let mut strata_seen = vec![false; n_strata];
-                let (mut psus, mut strata) = (0usize, 0usize);
-                for (p, cell) in cells.enumerate() {
-                    if nonzero_in[cell] > 0 {
-                        psus += 1;
-                        let h = stratum_of_psu[p] as usize;
-                        if !strata_seen[h] {
-                            strata_seen[h] = true;
-                            strata += 1;
+            None => {
+                let cells = d * n_psu..(d + 1) * n_psu;
+                for (p, cell) in cells.clone().enumerate() {
+                    present[p] = rows_in[cell] > 0;
+                    totals[p] = match ind.kind {
+                        IndicatorKind::Mean | IndicatorKind::Proportion => {
+                            (twy[cell] - estimate[d] * tw[cell]) / sw[d]
                         }
-                    }
+                        IndicatorKind::Total => twy[cell],
+                        IndicatorKind::Ratio => (twy[cell] - estimate[d] * twx[cell]) / swx[d],
+                    };
                 }
-                psus as f64 - strata as f64
+                let variance = match design.variance_from_psu_totals(&totals, Some(&present)) {
+                    Ok(v) => v,
+                    Err(crate::design::VarianceError::Multistage) => return None,
+                    Err(e) => {
+                        out.push(Some(Err(e.to_string())));
+                        continue;
+                    }
+                };
+                let df = match req.domain_df {
+                    DomainDf::Full => full_df,
+                    DomainDf::Subset => {
+                        let mut strata_seen = vec![false; n_strata];
+                        let (mut psus, mut strata) = (0usize, 0usize);
+                        for (p, cell) in cells.enumerate() {
+                            if nonzero_in[cell] > 0 {
+                                psus += 1;
+                                let h = stratum_of_psu[p] as usize;
+                                if !strata_seen[h] {
+                                    strata_seen[h] = true;
+                                    strata += 1;
+                                }
+                            }
+                        }
+                        psus as f64 - strata as f64
+                    }
+                };
+                (variance, df)
             }
         };
         let deff = match ind.kind {

@@ -287,43 +287,31 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
             0
         };
         let rank_cache = std::sync::Mutex::new(std::collections::HashMap::<Vec<u32>, usize>::new());
-        let df = |mask: &[bool]| -> f64 {
+        let df = |psus: &[u32], n_rows: usize, rows: &dyn Fn() -> Vec<usize>| -> f64 {
             if let Some(df) = profile_df {
                 return df;
             }
-            let rows: Vec<usize> = mask
-                .iter()
-                .enumerate()
-                .filter(|&(i, &m)| m && scheme.weights[i] != 0.0)
-                .map(|(i, _)| i)
-                .collect();
             if reweighted {
                 // Exact on small domains, where rank deficiency occurs; larger domains take the
                 // rank of the whole replicate matrix (docs/variance.md).
-                if rows.len() <= 2 * n_rep {
-                    let at: Vec<usize> = rows.iter().map(|&i| position[i] as usize).collect();
+                if n_rows <= 2 * n_rep {
+                    let at: Vec<usize> = rows().iter().map(|&i| position[i] as usize).collect();
                     replicate_rank(&matrix, &at) as f64 - 1.0
                 } else {
                     full_rank as f64 - 1.0
                 }
             } else {
-                let mut psus: Vec<u32> = rows
-                    .iter()
-                    .map(|&i| inputs.design.psu_of_row()[i])
-                    .collect();
-                psus.sort_unstable();
-                psus.dedup();
                 if let Some(&rank) = rank_cache
                     .lock()
                     .ok()
-                    .and_then(|c| c.get(&psus).copied())
+                    .and_then(|c| c.get(psus).copied())
                     .as_ref()
                 {
                     return rank as f64 - 1.0;
                 }
-                let rank = factor_rank(&rep, &psus, &rows, inputs.design.psu_of_row());
+                let rank = factor_rank(&rep, psus, &rows(), inputs.design.psu_of_row());
                 if let Ok(mut c) = rank_cache.lock() {
-                    c.insert(psus, rank);
+                    c.insert(psus.to_vec(), rank);
                 }
                 rank as f64 - 1.0
             }
