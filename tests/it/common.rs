@@ -69,6 +69,19 @@ pub fn relocated_config(config: &Path, dir: &Path, extra: &[(&str, &str)]) -> Pa
     path
 }
 
+/// Run the demo config on another data file (suppression off) and read its estimates.
+pub fn run_demo_on(data: &Path, name: &str) -> Vec<Row> {
+    let dir = scratch(name);
+    let path_line = format!("path = \"{}\"", data.display());
+    let config = relocated_config(
+        &root().join("fixtures/demo/pipeline.toml"),
+        &dir,
+        &[("path = ", &path_line), ("suppress = ", "suppress = false")],
+    );
+    cvsurvey::pipeline::run(&config, Default::default()).expect("run");
+    read_estimates(&dir.join("out/estimates.parquet")).0
+}
+
 /// One row of `estimates.parquet`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use parquet::arrow::ArrowWriter;
 
-use crate::common::{read_estimates, rel_diff, relocated_config, root, scratch};
+use crate::common::{rel_diff, relocated_config, root, scratch};
 
 fn demo_csv() -> (Vec<String>, Vec<Vec<String>>) {
     let mut reader =
@@ -34,27 +34,7 @@ fn write_csv(path: &std::path::Path, header: &[String], rows: &[Vec<String>]) {
 }
 
 fn run_on(data: &std::path::Path, name: &str) -> Vec<crate::common::Row> {
-    let dir = scratch(name);
-    let config = relocated_config(
-        &root().join("fixtures/demo/pipeline.toml"),
-        &dir,
-        &[("suppress = ", "suppress = false")],
-    );
-    let text = std::fs::read_to_string(&config).expect("config");
-    let text = text
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("path = ") {
-                format!("path = \"{}\"", data.display())
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&config, text).expect("write config");
-    cvsurvey::pipeline::run(&config, Default::default()).expect("run");
-    read_estimates(&dir.join("out/estimates.parquet")).0
+    crate::common::run_demo_on(data, name)
 }
 
 #[test]

@@ -7,26 +7,10 @@ use std::path::{Path, PathBuf};
 use cvsurvey::ingest::{FindingKind, IngestSpec};
 use cvsurvey::questionnaire::Questionnaire;
 
-use crate::common::{Row, read_estimates, rel_diff, relocated_config, root, scratch};
+use crate::common::{Row, rel_diff, root, scratch};
 
-fn run_on(data: &Path, name: &str) -> Vec<Row> {
-    let dir = scratch(name);
-    let config = relocated_config(&root().join("fixtures/demo/pipeline.toml"), &dir, &[]);
-    let text = std::fs::read_to_string(&config).expect("config");
-    let text = text
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("path = ") {
-                format!("path = \"{}\"", data.display())
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&config, text).expect("write config");
-    cvsurvey::pipeline::run(&config, Default::default()).expect("run");
-    read_estimates(&dir.join("out/estimates.parquet")).0
+fn run_on(data: &std::path::Path, name: &str) -> Vec<crate::common::Row> {
+    crate::common::run_demo_on(data, name)
 }
 
 fn assert_same(csv: &[Row], other: &[Row], what: &str) {
