@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod identities;
 mod oracle;
+mod properties;
 mod publish;
 mod replicates;
 mod statfiles;
