@@ -15,7 +15,7 @@ use dta::stata::dta::variable_type::VariableType;
 use dta::stata::missing_value::MissingValue;
 
 use super::statfile::{FileCode, FileDictionary, FileType, FileVariable, StatCell, StatSink};
-use super::{ColumnPlan, IngestError, RawTable, sha256_file};
+use super::{ColumnPlan, IngestError, RawTable, input_sha256};
 
 /// Oldest release read: 114 (Stata 10). Older files lack the layout this reader was checked on.
 const OLDEST: u8 = 114;
@@ -189,10 +189,7 @@ pub(crate) fn read_dta(
     path: &Path,
     plan: &dyn Fn(&str) -> ColumnPlan,
 ) -> Result<RawTable, IngestError> {
-    let sha256 = sha256_file(path).map_err(|e| IngestError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let sha256 = input_sha256(path)?;
     let Opened {
         mut records,
         dict,

@@ -839,6 +839,14 @@ fn resolve_item_states(
     Ok(())
 }
 
+/// SHA-256 of an input file, with a read failure reported as an ingest error naming the file.
+pub(crate) fn input_sha256(path: &Path) -> Result<String, IngestError> {
+    sha256_file(path).map_err(|e| IngestError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
 /// Lower-case hex SHA-256 of a file, read in chunks.
 pub fn sha256_file(path: &Path) -> Result<String, std::io::Error> {
     use sha2::Digest;

@@ -16,7 +16,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::builder::{AutoBuilder, ColumnBuilder};
-use super::{ColumnPlan, FindingKind, IngestError, RawTable, sha256_file};
+use super::{ColumnPlan, FindingKind, IngestError, RawTable, input_sha256};
 
 enum Slot {
     Typed(ColumnBuilder),
@@ -81,7 +81,7 @@ pub(crate) fn read_csv(
         path: path.to_path_buf(),
         message: e.to_string(),
     };
-    let sha256 = sha256_file(path).map_err(|e| io(&e))?;
+    let sha256 = input_sha256(path)?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -207,7 +207,7 @@ pub(crate) fn read_parquet(
         format: "Parquet",
         message: e.to_string(),
     };
-    let sha256 = sha256_file(path).map_err(|e| io(&e))?;
+    let sha256 = input_sha256(path)?;
     let file = File::open(path).map_err(|e| io(&e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| malformed(&e))?;
     let schema = builder.schema().clone();

@@ -23,7 +23,7 @@ use encoding_rs::Encoding;
 use super::statfile::{
     FileCode, FileDictionary, FileMissing, FileType, FileVariable, StatCell, StatSink,
 };
-use super::{ColumnPlan, IngestError, RawTable, sha256_file};
+use super::{ColumnPlan, IngestError, RawTable, input_sha256};
 
 /// Bytes of one case slot.
 const SLOT: usize = 8;
@@ -771,10 +771,7 @@ pub(crate) fn read_sav(
     path: &Path,
     plan: &dyn Fn(&str) -> ColumnPlan,
 ) -> Result<RawTable, IngestError> {
-    let sha256 = sha256_file(path).map_err(|e| IngestError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let sha256 = input_sha256(path)?;
     let (layout, file, len) = open(path)?;
     let mut sink = StatSink::new(path, &layout.dict, plan)?;
     let stream: Box<dyn Read> = if layout.compression == 2 {

@@ -158,35 +158,24 @@ fn unsupported_and_empty_data_files_are_errors() {
         .join("fixtures/demo/data.csv")
         .canonicalize()
         .expect("data");
-    let xlsx = dir.join("data.xlsx");
-    std::fs::write(&xlsx, "not really").expect("write");
-    replace_in(
-        &config,
-        data.to_str().expect("utf8"),
-        xlsx.to_str().expect("utf8"),
-    );
-    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
-    assert_one_line_error(code, &stderr, 1, &["data.xlsx", ".csv or .parquet"]);
-
-    let empty = dir.join("empty.csv");
-    std::fs::write(&empty, "").expect("write");
-    replace_in(
-        &config,
-        xlsx.to_str().expect("utf8"),
-        empty.to_str().expect("utf8"),
-    );
-    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
-    assert_one_line_error(code, &stderr, 1, &["empty.csv", "empty"]);
-
-    let fake = dir.join("fake.parquet");
-    std::fs::write(&fake, "a,b\n1,2\n").expect("write");
-    replace_in(
-        &config,
-        empty.to_str().expect("utf8"),
-        fake.to_str().expect("utf8"),
-    );
-    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
-    assert_one_line_error(code, &stderr, 1, &["fake.parquet", "Parquet"]);
+    // Each file replaces the previous one in the config; each error names the file.
+    let mut previous = data;
+    for (name, content, expected) in [
+        ("data.xlsx", "not really", ".csv or .parquet"),
+        ("empty.csv", "", "empty"),
+        ("fake.parquet", "a,b\n1,2\n", "Parquet"),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, content).expect("write");
+        replace_in(
+            &config,
+            previous.to_str().expect("utf8"),
+            path.to_str().expect("utf8"),
+        );
+        let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+        assert_one_line_error(code, &stderr, 1, &[name, expected]);
+        previous = path;
+    }
     assert!(!dir.join("out/estimates.parquet").exists());
 }
 
