@@ -4,11 +4,12 @@
 //! `svyciprop(method = ...)` of survey 4.1 (`wilson` as survey 4.5). Formulas, with `α = 1 − level`,
 //! `t = qt(1 − α/2, df)`:
 //!
-//! - `mean`: `p ± t·se`; `normal`: `p ± z·se`.
+//! - `mean`: `p ± t·se`; `normal`: `p ± z·se`; for proportions truncated to [0, 1] (R does not
+//!   truncate).
 //! - `logit`, `xlogit`: `expit(logit(p) ± t·se/(p(1−p)))` (R's `logit` comes from `svyglm`, equal
 //!   to this to about 1e-9).
-//! - `asin`: `sin²(asin(√p) ± t·se/(2√(p(1−p))))`, no clamping, as R (so near 0 or 1 a bound
-//!   can wrap past π/2 and the interval need not contain `p`).
+//! - `asin`: `sin²(asin(√p) ± t·se/(2√(p(1−p))))` with the angle kept in [0, π/2] (R does not
+//!   clamp it, so near 0 or 1 its bound wraps past π/2 and its interval need not contain `p`).
 //! - `beta` (Korn & Graubard 1998): `n_eff = p(1−p)/se² · (qt(α/2, nrow − 1)/qt(α/2, df))²`,
 //!   `[qbeta(α/2, n_eff·p, n_eff(1−p)+1), qbeta(1−α/2, n_eff·p+1, n_eff(1−p))]`.
 //! - `wilson`: `n_eff = p(1−p)/se²`, `[p + t²/(2n_eff) ∓ t/(2n_eff)·√(4n_eff·p(1−p) + t²)] / (1 + t²/n_eff)`.
@@ -128,7 +129,7 @@ fn expit(x: f64) -> f64 {
 /// Degenerate cases (R gives NaN or an error there; we give these closed forms):
 /// - `se = 0` with `0 < p < 1`: `[p, p]` for every method.
 /// - `p = 0` or `p = 1`: `logit`, `xlogit`, `asin` give `[p, p]`; `mean`/`normal` give the Wald
-///   interval `p ± q·se`; `beta` gives the Clopper–Pearson closed forms
+///   interval `p ± q·se` truncated to [0, 1]; `beta` gives the Clopper–Pearson closed forms
 ///   `[0, qbeta(1−α/2, 1, n_eff)]` / `[qbeta(α/2, n_eff, 1), 1]` and `wilson` its score interval,
 ///   both with `n_eff` = `beta_nrow` (times the df factor for `beta`) when `se = 0`, because
 ///   `p(1−p)/se²` is undefined.
@@ -148,7 +149,10 @@ pub fn proportion_ci(
     let alpha = 1.0 - level;
     let interior = p > 0.0 && p < 1.0;
     match method {
-        CiMethod::Mean | CiMethod::Normal => Some((p - q * se, p + q * se)),
+        // A proportion lies in [0, 1]; R leaves the Wald ends unclamped, we truncate them.
+        CiMethod::Mean | CiMethod::Normal => {
+            Some(((p - q * se).clamp(0.0, 1.0), (p + q * se).clamp(0.0, 1.0)))
+        }
         CiMethod::Logit | CiMethod::Xlogit => {
             if !interior || se == 0.0 {
                 return Some((p, p));
@@ -163,7 +167,10 @@ pub fn proportion_ci(
             }
             let a = p.sqrt().asin();
             let h = q * se / (2.0 * (p * (1.0 - p)).sqrt());
-            Some(((a - h).sin().powi(2), (a + h).sin().powi(2)))
+            // Keep the angle in [0, π/2], where sin² is increasing: unclamped (R), a bound past
+            // π/2 wraps back below p.
+            let angle = |x: f64| x.clamp(0.0, std::f64::consts::FRAC_PI_2);
+            Some((angle(a - h).sin().powi(2), angle(a + h).sin().powi(2)))
         }
         CiMethod::Beta => {
             if beta_nrow.is_nan() || beta_nrow <= 1.0 {
@@ -452,13 +459,11 @@ pub(crate) mod tests {
                 let ci = proportion_ci(m, p, se, 30.0, 0.95, 50.0);
                 let (lo, hi) = ci.unwrap_or_else(|| panic!("{m} p={p} se={se} gave None"));
                 assert!(lo.is_finite() && hi.is_finite(), "{m} {p} {se}: {lo} {hi}");
-                // asin is not clamped (as R): near 0 or 1 the upper end can wrap past π/2.
-                if m != CiMethod::Asin {
-                    assert!(
-                        lo <= p + 1e-15 && hi >= p - 1e-15,
-                        "{m} {p} {se}: {lo} {hi}"
-                    );
-                }
+                assert!(
+                    lo <= p + 1e-15 && hi >= p - 1e-15,
+                    "{m} {p} {se}: {lo} {hi}"
+                );
+                assert!((0.0..=1.0).contains(&lo) && (0.0..=1.0).contains(&hi));
             }
             assert!(proportion_ci(m, 0.4, 0.1, 0.0, 0.95, 50.0).is_none() || m == CiMethod::Normal);
             assert!(proportion_ci(m, 0.4, f64::NAN, 10.0, 0.95, 50.0).is_none());

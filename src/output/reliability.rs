@@ -552,6 +552,14 @@ pub fn apply_reliability(
             let r = &mut rows[i];
             r.flag = a.flag.to_string();
             r.flag_reason = a.reason.clone();
+            if let Some(why) = undefined_reason(r, &info) {
+                if r.flag.is_empty() {
+                    r.flag = CAUTION.to_string();
+                    r.flag_reason = why;
+                } else {
+                    r.flag_reason = format!("{}; {why}", r.flag_reason);
+                }
+            }
             if rules.suppress && a.flag == SUPPRESSED {
                 r.estimate = None;
                 r.se = None;
@@ -561,6 +569,47 @@ pub fn apply_reliability(
             }
         }
     }
+}
+
+/// Why a row's estimate, standard error or interval is blank or degenerate, whatever the
+/// preset: a blank statistic in a published table always comes with a reason.
+///
+/// - estimate blank: no respondent with a positive weight in the domain;
+/// - standard error blank: the variance could not be computed (a replicate with an empty
+///   domain, a calibration that failed in a replicate);
+/// - interval blank: df = 0 (the domain lies in one PSU, or every stratum has one PSU), or the
+///   interval's inputs are undefined;
+/// - a logit, xlogit or asin interval at p̂ = 0 or 1 is the point [p̂, p̂]: those scales are
+///   undefined there (Korn–Graubard `beta` gives the Clopper–Pearson interval instead).
+fn undefined_reason(r: &EstimateRow, info: &BTreeMap<&str, (bool, f64)>) -> Option<String> {
+    let Some(estimate) = r.estimate else {
+        return Some("estimate undefined".into());
+    };
+    if r.se.is_none() {
+        return Some("standard error undefined".into());
+    }
+    if r.ci_low.is_none() || r.ci_high.is_none() {
+        return Some(match r.df {
+            Some(df) if df > 0.0 => "confidence interval undefined".into(),
+            Some(_) => "confidence interval undefined: df = 0".into(),
+            None => "confidence interval undefined: df undefined".into(),
+        });
+    }
+    let (proportion, multiplier) = info
+        .get(r.indicator.as_str())
+        .copied()
+        .unwrap_or((false, 1.0));
+    let p = estimate / multiplier;
+    if proportion
+        && (p <= 0.0 || p >= 1.0)
+        && matches!(r.ci_method.as_str(), "logit" | "xlogit" | "asin")
+    {
+        return Some(format!(
+            "{} interval undefined at 0% or 100% (given as the point estimate)",
+            r.ci_method
+        ));
+    }
+    None
 }
 
 #[cfg(test)]

@@ -1506,9 +1506,16 @@ fn greg_iterative(
     update(&eta, &mut xeta, &mut fm, &mut deriv);
     let mut iter = 1usize;
     let mut failed: Option<usize> = None;
+    // Scaled misfit, the quantity the convergence test looks at.
+    let misfit_norm = |misfit: &[f64]| -> f64 {
+        (0..p)
+            .map(|j| (misfit[j] / (1.0 + pop[j].abs())).powi(2))
+            .sum::<f64>()
+    };
     loop {
         data.crossprod(|i| ww[i] * deriv[i], &mut tmat);
         compute_misfit(&fm, &mut misfit, &mut tmp);
+        let before = misfit_norm(&misfit);
         deta.copy_from_slice(&misfit);
         match fac.factor(&tmat) {
             Ok(()) => fac.solve(&mut deta),
@@ -1527,6 +1534,21 @@ fn greg_iterative(
             finite = update(&eta, &mut xeta, &mut fm, &mut deriv);
         }
         compute_misfit(&fm, &mut misfit, &mut tmp);
+        // Safeguard R's plain Newton step: where a full step makes the misfit worse (far-off
+        // margins, where exp overshoots and R's grake diverges), halve it until it helps. The
+        // Newton direction is a descent direction of the misfit, and the solution is unique, so
+        // wherever R converges without such a step the iterates are R's, and elsewhere they
+        // reach the same solution.
+        let mut halvings = 0;
+        while finite && misfit_norm(&misfit) > before && halvings < 60 {
+            halvings += 1;
+            for j in 0..p {
+                deta[j] /= 2.0;
+                eta[j] -= deta[j];
+            }
+            finite = update(&eta, &mut xeta, &mut fm, &mut deriv);
+            compute_misfit(&fm, &mut misfit, &mut tmp);
+        }
         if (0..p).all(|j| misfit[j].abs() / (1.0 + pop[j].abs()) < epsilon) {
             break;
         }

@@ -100,6 +100,8 @@ pub struct Row {
     pub deff: Option<f64>,
     pub n_unweighted: i64,
     pub n_weighted: f64,
+    pub flag: String,
+    pub flag_reason: String,
 }
 
 /// Read `estimates.parquet` and its key-value metadata.
@@ -133,6 +135,7 @@ pub fn read_estimates(path: &Path) -> (Vec<Row>, HashMap<String, String>) {
                 .as_primitive::<Float64Type>()
                 .clone()
         };
+        let (flag, flag_reason) = (s("flag"), s("flag_reason"));
         let (ind, wt, var, dv, dval, cim) = (
             s("indicator"),
             s("weighting"),
@@ -174,6 +177,8 @@ pub fn read_estimates(path: &Path) -> (Vec<Row>, HashMap<String, String>) {
                 deff: opt(&deff, i),
                 n_unweighted: n.value(i),
                 n_weighted: nw.value(i),
+                flag: flag.value(i).into(),
+                flag_reason: flag_reason.value(i).into(),
             });
         }
     }

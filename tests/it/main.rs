@@ -2,8 +2,11 @@
 
 mod cli;
 mod common;
+mod edge_cases;
+mod fuzz_regressions;
 mod identities;
 mod oracle;
+mod pipeline_properties;
 mod properties;
 mod publish;
 mod replicates;

@@ -157,7 +157,7 @@ proptest! {
 
     #[test]
     fn proportion_intervals_contain_the_estimate(p in 0.0f64..=1.0, se in 0.0f64..0.3, df in 1.0f64..500.0, n in 2.0f64..5000.0) {
-        for method in [CiMethod::Logit, CiMethod::Xlogit, CiMethod::Beta, CiMethod::Wilson] {
+        for method in [CiMethod::Mean, CiMethod::Normal, CiMethod::Logit, CiMethod::Xlogit, CiMethod::Asin, CiMethod::Beta, CiMethod::Wilson] {
             if let Some((lo, hi)) = proportion_ci(method, p, se, df, 0.95, n) {
                 prop_assert!((0.0..=1.0).contains(&lo) && (0.0..=1.0).contains(&hi), "{method:?} [{lo}, {hi}]");
                 prop_assert!(lo <= p + 1e-12 && p <= hi + 1e-12, "{method:?} p {p} not in [{lo}, {hi}]");
