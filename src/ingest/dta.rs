@@ -2,7 +2,7 @@
 //! a pure-Rust streaming reader. Rows are decoded one at a time, only for the loaded columns.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Seek, SeekFrom};
 use std::path::Path;
 
 use dta::stata::dta::dta_error::DtaError;
@@ -47,10 +47,17 @@ struct Opened {
 }
 
 fn open(path: &Path, want_long_strings: bool) -> Result<Opened, IngestError> {
-    let file = File::open(path).map_err(|e| IngestError::Io {
+    let io = |e: std::io::Error| IngestError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),
+    };
+    let mut file = File::open(path).map_err(io)?;
+    super::dta_lengths::check(&mut file).map_err(|message| IngestError::Malformed {
+        path: path.to_path_buf(),
+        format: "Stata .dta",
+        message,
     })?;
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
     let header_reader = DtaReader::new().from_file(file);
     let schema_reader = header_reader
         .read_header()

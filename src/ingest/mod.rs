@@ -8,6 +8,7 @@
 
 mod builder;
 mod dta;
+mod dta_lengths;
 mod read;
 mod sav;
 pub mod statfile;

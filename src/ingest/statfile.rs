@@ -132,13 +132,39 @@ pub fn read_dictionary(path: &Path) -> Result<FileDictionary, IngestError> {
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    match extension.as_deref() {
-        Some("sav") | Some("zsav") => super::sav::read_dictionary(path),
-        Some("dta") => super::dta::read_dictionary(path),
-        _ => Err(IngestError::UnsupportedFormat {
-            path: path.to_path_buf(),
-        }),
+    let dict = match extension.as_deref() {
+        Some("sav") | Some("zsav") => super::sav::read_dictionary(path)?,
+        Some("dta") => super::dta::read_dictionary(path)?,
+        _ => {
+            return Err(IngestError::UnsupportedFormat {
+                path: path.to_path_buf(),
+            });
+        }
+    };
+    check_variable_names(path, &dict)?;
+    Ok(dict)
+}
+
+/// SPSS and Stata never write an unnamed variable or the same name twice; a file that has one
+/// is damaged, and a questionnaire drafted from it could not name its columns.
+fn check_variable_names(path: &Path, dict: &FileDictionary) -> Result<(), IngestError> {
+    let mut seen = std::collections::HashSet::new();
+    for (k, v) in dict.variables.iter().enumerate() {
+        if v.name.trim().is_empty() {
+            return Err(IngestError::Malformed {
+                path: path.to_path_buf(),
+                format: dict.format,
+                message: format!("variable {} of the dictionary has no name", k + 1),
+            });
+        }
+        if !seen.insert(v.name.as_str()) {
+            return Err(IngestError::DuplicateColumn {
+                path: path.to_path_buf(),
+                column: v.name.clone(),
+            });
+        }
     }
+    Ok(())
 }
 
 /// Guess the meaning of a missing code from its label: "don't know"/"DK" → don't know,

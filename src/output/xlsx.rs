@@ -409,17 +409,13 @@ fn indicator_sheet(
             _ => Fill::None,
         };
         let (_, value_label) = domain_labels(q, &r.domain_var, &r.domain_value);
+        // The label is made safe before it is indented: "  =..." would slip past the check.
         let shown = if r.domain_var == TOTAL {
             "Total".to_string()
         } else {
-            format!("  {value_label}")
+            format!("  {}", spreadsheet_safe(&value_label))
         };
-        b.put(
-            0,
-            CellValue::Text(spreadsheet_safe(&shown).into_owned()),
-            Style::Text,
-            fill,
-        );
+        b.put(0, CellValue::Text(shown), Style::Text, fill);
         let number = |b: &mut SheetBuilder, col: u16, x: Option<f64>, style: Style| match x {
             Some(v) => b.put(col, CellValue::Number(v), style, fill),
             None => b.put(

@@ -261,14 +261,19 @@ fn bad_rows_are_quarantined_with_reasons_and_accounted_for() {
 
 #[test]
 fn outputs_are_byte_identical_across_runs_and_thread_counts() {
-    // One config (its SHA-256 is in the metadata), outputs read back after each run.
+    // One config (its SHA-256 is in the metadata); every output file (estimates, weights,
+    // tables, report, SDMX, manifest, run summary) read back after each run. No timestamp is
+    // written unless asked for, so the bytes must not change.
     let dir = scratch("cli-determinism");
     let config = demo_config(&dir);
-    let mut digests: Vec<Vec<Vec<u8>>> = Vec::new();
-    for threads in ["1", "2", "7"] {
+    let runs = ["1", "1", "2", "16"];
+    let mut outputs: Vec<Vec<(String, Vec<u8>)>> = Vec::new();
+    for threads in runs {
+        let _ = std::fs::remove_dir_all(dir.join("out"));
         let out = Command::new(env!("CARGO_BIN_EXE_cvsurvey"))
             .args(["run", config.to_str().expect("utf8")])
             .env("RAYON_NUM_THREADS", threads)
+            .env_remove("SOURCE_DATE_EPOCH")
             .output()
             .expect("run");
         assert!(
@@ -276,20 +281,36 @@ fn outputs_are_byte_identical_across_runs_and_thread_counts() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        digests.push(
-            [
-                "estimates.parquet",
-                "weights.parquet",
-                "weighting.json",
-                "findings.csv",
-            ]
-            .iter()
-            .map(|f| std::fs::read(dir.join("out").join(f)).expect("output"))
-            .collect(),
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.join("out"))
+            .expect("out")
+            .map(|e| {
+                let path = e.expect("entry").path();
+                let name = path
+                    .file_name()
+                    .expect("name")
+                    .to_string_lossy()
+                    .into_owned();
+                (name, std::fs::read(&path).expect("output"))
+            })
+            .collect();
+        files.sort();
+        assert!(
+            files.len() >= 10,
+            "{:?}",
+            files.iter().map(|f| &f.0).collect::<Vec<_>>()
         );
+        outputs.push(files);
     }
-    assert_eq!(digests[0], digests[1], "1 vs 2 threads");
-    assert_eq!(digests[0], digests[2], "1 vs 7 threads");
+    for (k, threads) in runs.iter().enumerate().skip(1) {
+        assert_eq!(outputs[0].len(), outputs[k].len());
+        for ((name, a), (other, b)) in outputs[0].iter().zip(&outputs[k]) {
+            assert_eq!(name, other);
+            assert!(
+                a == b,
+                "{name} differs between 1 and {threads} threads (run {k})"
+            );
+        }
+    }
 }
 
 #[test]
@@ -324,6 +345,64 @@ fn a_formula_in_the_data_cannot_reach_a_spreadsheet() {
         .collect();
     assert!(values.iter().any(|v| v.starts_with("'=HYPERLINK")), "{q}");
     assert!(!values.iter().any(|v| v.starts_with('=')), "{q}");
+}
+
+#[test]
+fn a_formula_in_a_label_cannot_reach_a_spreadsheet() {
+    // Labels come from the questionnaire a user writes (or drafts from an SPSS file): a region
+    // label and an indicator label that a spreadsheet would run as formulas.
+    let dir = scratch("cli-label-injection");
+    let questionnaire = std::fs::read_to_string(root().join("questionnaires/cvs-core.toml"))
+        .expect("questionnaire")
+        .replace(
+            "R01 = \"Region 01\"",
+            "R01 = \"=HYPERLINK(\\\"http://x\\\",\\\"y\\\")\"",
+        )
+        .replace(
+            "label = \"Bribery prevalence: share",
+            "label = \"@SUM(1+1) Bribery prevalence: share",
+        );
+    assert!(questionnaire.contains("=HYPERLINK") && questionnaire.contains("@SUM"));
+    let q = dir.join("cvs-core.toml");
+    std::fs::write(&q, questionnaire).expect("write questionnaire");
+    let line = format!("questionnaire = \"{}\"", q.display());
+    let config = relocated_config(
+        &root().join("fixtures/demo/pipeline.toml"),
+        &dir,
+        &[("questionnaire = ", &line)],
+    );
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stderr}");
+    // Every text of the workbook (shared strings and inline strings of every sheet).
+    let file = std::fs::File::open(dir.join("out/tables.xlsx")).expect("tables.xlsx");
+    let mut archive = zip::ZipArchive::new(file).expect("xlsx is a zip");
+    let mut texts = Vec::new();
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).expect("entry");
+        if !entry.name().is_ok_and(|n| n.ends_with(".xml")) {
+            continue;
+        }
+        let mut xml = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut xml).expect("xml");
+        for piece in xml.split("<t").skip(1) {
+            let Some(start) = piece.find('>') else {
+                continue;
+            };
+            let body = &piece[start + 1..];
+            texts.push(body[..body.find("</t>").unwrap_or(0)].to_string());
+        }
+    }
+    let decoded: Vec<String> = texts.iter().map(|t| t.replace("&quot;", "\"")).collect();
+    assert!(
+        decoded.iter().any(|t| t.starts_with("'@SUM(1+1)")),
+        "{decoded:?}"
+    );
+    for t in &decoded {
+        assert!(
+            !t.starts_with(['=', '+', '@', '\t', '\r']),
+            "unsafe cell text: {t}"
+        );
+    }
 }
 
 /// A run killed with SIGKILL in the middle leaves the previous outputs byte for byte, and no
