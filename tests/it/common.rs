@@ -9,6 +9,38 @@ use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+/// Questionnaire TOML for a small test survey: its header and the design columns `id`,
+/// `stratum`, `psu` and weight `w`; the caller appends its own variables and indicators.
+pub fn design_questionnaire(id: &str, rest: &str) -> String {
+    format!(
+        r#"[questionnaire]
+id = "{id}"
+version = "1"
+title = "Test survey {id}"
+
+[[variables]]
+name = "id"
+type = "text"
+frame = true
+
+[[variables]]
+name = "stratum"
+type = "text"
+frame = true
+
+[[variables]]
+name = "psu"
+type = "integer"
+frame = true
+
+[[variables]]
+name = "w"
+type = "numeric"
+frame = true
+{rest}"#
+    )
+}
+
 /// Repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

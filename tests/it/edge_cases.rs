@@ -6,34 +6,10 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::common::{read_estimates, scratch};
+use crate::common::{design_questionnaire, read_estimates, scratch};
 
-const QUESTIONNAIRE: &str = r#"
-[questionnaire]
-id = "edge"
-version = "1"
-title = "Edge cases"
-
-[[variables]]
-name = "id"
-type = "text"
-frame = true
-
-[[variables]]
-name = "stratum"
-type = "text"
-frame = true
-
-[[variables]]
-name = "psu"
-type = "integer"
-frame = true
-
-[[variables]]
-name = "w"
-type = "numeric"
-frame = true
-
+/// The variables after the design columns of `common::design_questionnaire`.
+const VARIABLES: &str = r#"
 [[variables]]
 name = "psus_in_stratum"
 type = "numeric"
@@ -126,7 +102,11 @@ fn data_rows() -> Vec<(&'static str, u32, f64, &'static str, u8, f64)> {
 }
 
 fn write_case(dir: &Path, variance: &str) -> std::path::PathBuf {
-    std::fs::write(dir.join("edge.toml"), QUESTIONNAIRE).expect("write questionnaire");
+    std::fs::write(
+        dir.join("edge.toml"),
+        design_questionnaire("edge", VARIABLES),
+    )
+    .expect("write questionnaire");
     let mut csv = String::from("id,stratum,psu,w,psus_in_stratum,dom,y,x\n");
     let psus = |s: &str| match s {
         "A" => 40.0,

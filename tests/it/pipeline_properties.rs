@@ -14,34 +14,10 @@ use arrow_array::types::Float64Type;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use proptest::prelude::*;
 
-use crate::common::{Row, read_estimates, scratch};
+use crate::common::{Row, design_questionnaire, read_estimates, scratch};
 
-const QUESTIONNAIRE: &str = r#"
-[questionnaire]
-id = "prop"
-version = "1"
-title = "Property tests"
-
-[[variables]]
-name = "id"
-type = "text"
-frame = true
-
-[[variables]]
-name = "stratum"
-type = "text"
-frame = true
-
-[[variables]]
-name = "psu"
-type = "integer"
-frame = true
-
-[[variables]]
-name = "w"
-type = "numeric"
-frame = true
-
+/// The variables after the design columns of `common::design_questionnaire`.
+const VARIABLES: &str = r#"
 [[variables]]
 name = "sex"
 codes = { 1 = "Male", 2 = "Female" }
@@ -138,7 +114,8 @@ fn write_run(
     weight_factor: f64,
     margins: ([f64; 2], [f64; 3]),
 ) -> PathBuf {
-    std::fs::write(dir.join("q.toml"), QUESTIONNAIRE).expect("questionnaire");
+    std::fs::write(dir.join("q.toml"), design_questionnaire("prop", VARIABLES))
+        .expect("questionnaire");
     let mut csv = String::from("id,stratum,psu,w,sex,agegrp,y,x\n");
     for (i, (h, p, w, sex, age, y, x)) in people.iter().enumerate() {
         writeln!(
