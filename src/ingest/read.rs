@@ -10,10 +10,10 @@ use arrow_array::types::{
     Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
     UInt32Type, UInt64Type,
 };
-use arrow_array::{Array, ArrayRef};
-use arrow_schema::DataType;
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{ArrowError, DataType};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use super::builder::{AutoBuilder, ColumnBuilder};
 use super::{ColumnPlan, FindingKind, IngestError, RawTable, input_sha256};
@@ -193,6 +193,22 @@ fn push_null_row(slots: &mut [Slot]) {
     }
 }
 
+/// The next record batch. The parquet crate (60) can panic on some damaged pages (a definition
+/// level run longer than its page, found by fuzzing) instead of returning an error; that panic
+/// is turned into an error here, the only place our code calls into its page decoding.
+fn next_batch(
+    reader: &mut ParquetRecordBatchReader,
+) -> Result<Option<Result<RecordBatch, ArrowError>>, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.next())).map_err(|payload| {
+        let detail = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        format!("damaged data page ({detail})")
+    })
+}
+
 /// Read a Parquet file, streaming record batches of the needed columns only.
 pub(crate) fn read_parquet(
     path: &Path,
@@ -229,7 +245,8 @@ pub(crate) fn read_parquet(
 
     let mut cell_problems = Vec::new();
     let mut n_rows = 0usize;
-    for batch in reader {
+    let mut reader = reader;
+    while let Some(batch) = next_batch(&mut reader).map_err(|m| malformed(&m))? {
         let batch = batch.map_err(|e| malformed(&e))?;
         for (k, &col_index) in wanted.iter().enumerate() {
             let Some(i) = slot_of[col_index] else {
