@@ -105,6 +105,20 @@ fn quote(s: &str) -> String {
     out
 }
 
+/// Text for a `#` comment: TOML comments end at the line's end and may not hold control
+/// characters, so those (from labels and codes in the file) are written as `\u{..}`.
+fn comment_text(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                format!("\\u{{{:04X}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// A TOML key: bare when it can be.
 fn key(s: &str) -> String {
     if !s.is_empty()
@@ -179,7 +193,16 @@ fn coding(
             ));
             add_missing(code, label);
         } else if !numeric_type {
-            codes.push((code.as_code(), label.clone()));
+            let written = code.as_code();
+            // Two labels can write as the same code (1 and 1.0000000000000002, or text that
+            // differs only in trailing blanks): the first is kept, as a TOML key must be unique.
+            if codes.iter().any(|(c, _)| *c == written) {
+                notes.push(format!(
+                    "value {written:?} is labelled twice: the first label is kept"
+                ));
+            } else {
+                codes.push((written, label.clone()));
+            }
         }
     }
     for m in &v.missing {
@@ -205,6 +228,8 @@ fn coding(
             }
         }
     }
+    // A code declared missing is not also a valid code.
+    codes.retain(|(c, _)| !missing.iter().any(|(m, _, _)| m == c));
     Coding { codes, missing }
 }
 
@@ -260,15 +285,15 @@ fn to_toml(dict: &FileDictionary, data: &Path, meanings: &Meanings) -> String {
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# Questionnaire drafted by `cvsurvey questionnaire import` from {file_name} ({} {}, {} \
+    let origin = format!(
+        "Questionnaire drafted by `cvsurvey questionnaire import` from {file_name} ({} {}, {} \
          variables{}).",
         dict.format,
         dict.version,
         dict.variables.len(),
         dict.rows.map(|n| format!(", {n} rows")).unwrap_or_default()
     );
+    let _ = writeln!(out, "# {}", comment_text(&origin));
     out.push_str(
         "# To add by hand: skip logic (asked_if), `frame = true` on frame and design columns \
          (ids, strata,\n# PSUs, weights, response status), ranges, derived variables and \
@@ -334,7 +359,7 @@ fn to_toml(dict: &FileDictionary, data: &Path, meanings: &Meanings) -> String {
     for (v, numeric_type, c, notes) in &per_var {
         out.push_str("\n[[variables]]\n");
         for n in notes {
-            let _ = writeln!(out, "# {n}");
+            let _ = writeln!(out, "# {}", comment_text(n));
         }
         let _ = writeln!(out, "name = {}", quote(&v.name));
         if !v.label.trim().is_empty() {
