@@ -171,6 +171,12 @@ impl Frame {
         self.by_name.get(name).map(|&i| &self.columns[i])
     }
 
+    /// Every column, for in-place changes of several at once (skip logic resolves the
+    /// variables of one dependency level in parallel).
+    pub(crate) fn columns_mut(&mut self) -> &mut [Column] {
+        &mut self.columns
+    }
+
     /// Look a column up by name, for in-place changes (validation updates cell states).
     pub fn column_mut(&mut self, name: &str) -> Option<&mut Column> {
         match self.by_name.get(name) {
@@ -219,6 +225,17 @@ impl Frame {
     pub fn take(&self, rows: &[usize]) -> Frame {
         let mut out = Frame::new(rows.len());
         for c in &self.columns {
+            out.by_name.insert(c.name.clone(), out.columns.len());
+            out.columns.push(c.take(rows));
+        }
+        out
+    }
+
+    /// The given rows of the columns `keep` says to keep (in the frame's column order): a
+    /// stage that reads a few variables copies only those.
+    pub fn take_columns(&self, rows: &[usize], keep: impl Fn(&str) -> bool) -> Frame {
+        let mut out = Frame::new(rows.len());
+        for c in self.columns.iter().filter(|c| keep(&c.name)) {
             out.by_name.insert(c.name.clone(), out.columns.len());
             out.columns.push(c.take(rows));
         }

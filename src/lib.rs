@@ -10,6 +10,7 @@ pub mod frame;
 pub mod ingest;
 pub mod output;
 pub mod pipeline;
+pub mod progress;
 pub mod questionnaire;
 pub mod replicates;
 pub mod synth;

@@ -94,7 +94,12 @@ enum QuestionnaireCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let options = |strict: bool, timings: bool| cvsurvey::pipeline::RunOptions { strict, timings };
+    let bar = cvsurvey::progress::TerminalBar::for_stderr();
+    let options = |strict: bool, timings: bool| cvsurvey::pipeline::RunOptions {
+        strict,
+        timings,
+        progress: bar.as_ref().map(|b| b as &dyn cvsurvey::progress::Progress),
+    };
     let result = match &cli.command {
         Command::Run {
             config,
@@ -157,6 +162,9 @@ fn main() -> ExitCode {
             };
         }
     };
+    if let Some(bar) = &bar {
+        cvsurvey::progress::Progress::finish(bar);
+    }
     match result {
         Ok(report) => {
             print!("{}", report.summary());

@@ -134,14 +134,7 @@ fn evaluate(ind: &Indicator, frame: &Frame) -> Result<IndicatorValues, EstimateE
     let n = frame.n_rows();
     let universe = match &ind.universe {
         None => vec![true; n],
-        Some(e) => {
-            let u = e.eval(frame).map_err(|e| err(e.to_string()))?;
-            u.state
-                .iter()
-                .zip(&u.values)
-                .map(|(s, v)| *s == EvalState::Value && *v != 0.0)
-                .collect()
-        }
+        Some(e) => e.eval_true(frame).map_err(|e| err(e.to_string()))?,
     };
     let (value_expr, den_expr) = match ind.kind {
         IndicatorKind::Ratio => (ind.numerator.as_ref(), ind.denominator.as_ref()),
@@ -242,23 +235,35 @@ fn breakdown(frame: &Frame, var: &str) -> Result<Breakdown, EstimateError> {
 /// value (numeric or lexical order) and interval method (request order), whatever the thread
 /// count.
 pub fn estimate(req: &EstimationRequest<'_>) -> Result<Vec<EstimateRow>, EstimateError> {
-    let prepared = prepare(req)?;
+    estimate_with_progress(req, &crate::progress::Silent)
+}
+
+/// [`estimate`], telling `progress` of every finished indicator × scheme block.
+pub fn estimate_with_progress(
+    req: &EstimationRequest<'_>,
+    progress: &dyn crate::progress::Progress,
+) -> Result<Vec<EstimateRow>, EstimateError> {
     let tasks: Vec<(usize, usize)> = (0..req.indicators.len())
         .flat_map(|i| (0..req.schemes.len()).map(move |s| (i, s)))
         .collect();
+    progress.start("estimate", tasks.len().try_into().unwrap_or(u64::MAX));
+    let prepared = prepare(req)?;
     let blocks: Vec<Vec<EstimateRow>> = tasks
         .par_iter()
         .map(|&(i, s)| {
-            estimate_block(
+            let block = estimate_block(
                 req,
                 req.indicators[i],
                 &prepared.values[i],
                 &req.schemes[s],
                 &prepared.breakdowns,
                 None,
-            )
+            );
+            progress.advance(1);
+            block
         })
         .collect::<Result<_, _>>()?;
+    progress.finish();
     Ok(blocks.into_iter().flatten().collect())
 }
 

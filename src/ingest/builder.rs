@@ -26,6 +26,25 @@ pub(crate) struct CellRules {
     pub missing_text: Vec<(String, CellState)>,
     pub missing_num: Vec<(f64, CellState)>,
     pub range: Option<(f64, f64)>,
+    /// The valid codes as a bitset when they are all whole numbers in 0..256 (categorical
+    /// questions), so a cell is checked with one lookup instead of a scan of the code list.
+    pub code_bits: Option<[u64; 4]>,
+}
+
+/// `codes` as a bitset of 0..256, if every code is a whole number in that range.
+fn small_code_bits(codes: &[f64]) -> Option<[u64; 4]> {
+    if codes.is_empty() {
+        return None;
+    }
+    let mut bits = [0u64; 4];
+    for &c in codes {
+        if !((0.0..256.0).contains(&c) && c.fract() == 0.0) {
+            return None;
+        }
+        let k = c as usize;
+        bits[k / 64] |= 1 << (k % 64);
+    }
+    Some(bits)
 }
 
 fn state_of(meaning: MissingMeaning) -> CellState {
@@ -41,7 +60,7 @@ fn state_of(meaning: MissingMeaning) -> CellState {
 impl CellRules {
     pub(crate) fn from_variable(v: &Variable) -> CellRules {
         let numeric = v.numeric_storage;
-        CellRules {
+        let mut rules = CellRules {
             numeric,
             integer: v.var_type == VarType::Integer,
             codes_text: v.codes.iter().map(|c| c.code.clone()).collect(),
@@ -73,6 +92,24 @@ impl CellRules {
                 Vec::new()
             },
             range: v.range,
+            code_bits: None,
+        };
+        rules.code_bits = small_code_bits(&rules.codes_num);
+        rules
+    }
+
+    /// True when `x` is one of the declared codes (or any value is allowed).
+    #[inline]
+    fn code_ok(&self, x: f64) -> bool {
+        match &self.code_bits {
+            // Equal to a whole code in 0..256 exactly when it is that whole number.
+            Some(bits) => {
+                (0.0..256.0).contains(&x) && x.fract() == 0.0 && {
+                    let k = x as usize;
+                    bits[k / 64] >> (k % 64) & 1 == 1
+                }
+            }
+            None => self.codes_num.is_empty() || self.codes_num.contains(&x),
         }
     }
 
@@ -86,6 +123,7 @@ impl CellRules {
             missing_text: Vec::new(),
             missing_num: Vec::new(),
             range: None,
+            code_bits: None,
         }
     }
 }
@@ -116,6 +154,127 @@ impl ColumnBuilder {
             state: Vec::with_capacity(capacity),
             blank: Vec::with_capacity(capacity),
         }
+    }
+
+    /// Room for `additional` more cells, so that a file's columns grow once, not by doubling.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        if self.rules.numeric {
+            self.values.reserve_exact(additional);
+        } else {
+            self.codes.reserve_exact(additional);
+        }
+        self.state.reserve_exact(additional);
+        self.blank.reserve_exact(additional);
+    }
+
+    /// True when numbers are stored as they are (a numeric column): the bulk numeric path
+    /// applies; a text column gets numbers through [`ColumnBuilder::push_num`].
+    pub(crate) fn stores_numbers(&self) -> bool {
+        self.rules.numeric
+    }
+
+    /// A run of numeric cells (one Arrow array): `valid(i)` false marks a null. `whole` says
+    /// the values cannot have a fraction (integer arrays). Problems are returned as
+    /// (index in `values`, value, problem); the caller formats the value.
+    pub(crate) fn push_numbers<T: Copy>(
+        &mut self,
+        values: &[T],
+        to_f64: impl Fn(T) -> f64,
+        valid: impl Fn(usize) -> bool,
+        whole: bool,
+        problems: &mut Vec<(usize, f64, CellProblem)>,
+    ) {
+        debug_assert!(self.rules.numeric);
+        self.reserve(values.len());
+        let rules = &self.rules;
+        let out = &mut self.values;
+        let state = &mut self.state;
+        let blank = &mut self.blank;
+        for (i, &v) in values.iter().enumerate() {
+            if !valid(i) {
+                out.push(f64::NAN);
+                state.push(CellState::NotAsked);
+                blank.push(true);
+                continue;
+            }
+            let x = to_f64(v);
+            blank.push(false);
+            if let Some(&(_, st)) = rules.missing_num.iter().find(|(c, _)| *c == x) {
+                out.push(f64::NAN);
+                state.push(st);
+                continue;
+            }
+            // Same order of checks as `push_num`.
+            let problem = if !x.is_finite() {
+                Some(CellProblem::NotANumber)
+            } else if !rules.code_ok(x) {
+                Some(CellProblem::InvalidCode)
+            } else if !whole && rules.integer && x.fract() != 0.0 {
+                Some(CellProblem::NotInteger)
+            } else if let Some((low, high)) = rules.range.filter(|&(l, h)| x < l || x > h) {
+                Some(CellProblem::OutOfRange { low, high })
+            } else {
+                None
+            };
+            match problem {
+                None => {
+                    out.push(x);
+                    state.push(CellState::Value);
+                }
+                Some(p) => {
+                    out.push(f64::NAN);
+                    state.push(CellState::OtherMissing);
+                    problems.push((i, x, p));
+                }
+            }
+        }
+    }
+
+    /// A run of text cells (one Arrow string array, or a CSV column). Survey files repeat the
+    /// same text in consecutive rows (region, stratum), so the outcome of the previous cell is
+    /// reused when the text is the same: classifying a cell depends on its text only.
+    pub(crate) fn push_texts<'s>(
+        &mut self,
+        cells: impl Iterator<Item = Option<&'s str>>,
+        problems: &mut Vec<(usize, String, CellProblem)>,
+    ) {
+        let mut last: Option<(&'s str, Option<CellProblem>)> = None;
+        for (i, cell) in cells.enumerate() {
+            let Some(s) = cell else {
+                self.push_null();
+                last = None;
+                continue;
+            };
+            if let Some((prev, problem)) = &last
+                && *prev == s
+            {
+                self.repeat_last();
+                if let Some(p) = problem {
+                    problems.push((i, s.trim().to_string(), p.clone()));
+                }
+                continue;
+            }
+            let problem = self.push_str(s);
+            if let Some(p) = &problem {
+                problems.push((i, s.trim().to_string(), p.clone()));
+            }
+            last = Some((s, problem));
+        }
+    }
+
+    /// Append a copy of the last cell.
+    fn repeat_last(&mut self) {
+        if self.rules.numeric {
+            let v = self.values.last().copied().unwrap_or(f64::NAN);
+            self.values.push(v);
+        } else {
+            let c = self.codes.last().copied().unwrap_or(u32::MAX);
+            self.codes.push(c);
+        }
+        let st = self.state.last().copied().unwrap_or(CellState::NotAsked);
+        self.state.push(st);
+        let b = self.blank.last().copied().unwrap_or(true);
+        self.blank.push(b);
     }
 
     fn push_cell(&mut self, value: f64, code: u32, state: CellState, blank: bool) {
@@ -188,7 +347,7 @@ impl ColumnBuilder {
         }
         let problem = if !x.is_finite() {
             Some(CellProblem::NotANumber)
-        } else if !self.rules.codes_num.is_empty() && !self.rules.codes_num.contains(&x) {
+        } else if !self.rules.code_ok(x) {
             Some(CellProblem::InvalidCode)
         } else if self.rules.integer && x.fract() != 0.0 {
             Some(CellProblem::NotInteger)

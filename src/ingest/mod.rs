@@ -18,9 +18,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use builder::{CellProblem, CellRules, ColumnBuilder};
+use rayon::prelude::*;
 
 use crate::frame::{CellState, ColumnData, Frame};
-use crate::questionnaire::{EvalState, Questionnaire};
+use crate::questionnaire::Questionnaire;
 
 /// Which columns matter beyond the questionnaire, and how they must look.
 #[derive(Debug, Clone, Default)]
@@ -285,16 +286,33 @@ pub enum IngestError {
 /// Loads every questionnaire variable plus the id, response, design and required columns;
 /// other columns of the file are ignored (listed in `ignored_columns`).
 pub fn read(spec: &IngestSpec, questionnaire: &Questionnaire) -> Result<Ingested, IngestError> {
+    read_with_progress(spec, questionnaire, &crate::progress::Silent)
+}
+
+/// [`read`], telling `progress` how much of the file has been read (rows of a Parquet file,
+/// bytes of a CSV file; SPSS and Stata files at the end only).
+pub fn read_with_progress(
+    spec: &IngestSpec,
+    questionnaire: &Questionnaire,
+    progress: &dyn crate::progress::Progress,
+) -> Result<Ingested, IngestError> {
     let path = spec.path.as_path();
+    progress.start("ingest", 1);
     let extension = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
     let raw = match extension.as_deref() {
-        Some("csv") => read::read_csv(path, &|name| column_plan(name, spec, questionnaire))?,
-        Some("parquet") | Some("pq") => {
-            read::read_parquet(path, &|name| column_plan(name, spec, questionnaire))?
-        }
+        Some("csv") => read::read_csv(
+            path,
+            &|name| column_plan(name, spec, questionnaire),
+            progress,
+        )?,
+        Some("parquet") | Some("pq") => read::read_parquet(
+            path,
+            &|name| column_plan(name, spec, questionnaire),
+            progress,
+        )?,
         Some("sav") | Some("zsav") => {
             sav::read_sav(path, &|name| column_plan(name, spec, questionnaire))?
         }
@@ -305,7 +323,9 @@ pub fn read(spec: &IngestSpec, questionnaire: &Questionnaire) -> Result<Ingested
             });
         }
     };
-    validate(raw, spec, questionnaire)
+    let ingested = validate(raw, spec, questionnaire);
+    progress.finish();
+    ingested
 }
 
 /// How a header column is loaded.
@@ -418,9 +438,10 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
     }
 
     // Keep the blank masks: skip logic needs to tell a blank from a declared missing code.
+    let mut builders = builders;
     let blanks: HashMap<String, Vec<bool>> = builders
-        .iter()
-        .map(|b| (b.name.clone(), b.blank.clone()))
+        .iter_mut()
+        .map(|b| (b.name.clone(), std::mem::take(&mut b.blank)))
         .collect();
     let mut frame = Frame::new(n_rows);
     for b in builders {
@@ -572,16 +593,26 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
                 ColumnData::Text { codes, .. } => u64::from(codes[r]),
             })
         };
-        let mut by_id: HashMap<u64, Vec<usize>> = HashMap::with_capacity(n_rows);
-        for r in 0..n_rows {
-            if let Some(k) = key(r) {
-                by_id.entry(k).or_default().push(r);
-            }
-        }
-        let mut duplicated: Vec<&Vec<usize>> =
-            by_id.values().filter(|rows| rows.len() > 1).collect();
+        // Ids usually come in increasing order (numbers, or text codes, which are numbered in
+        // order of first appearance): then they are distinct, and one pass says so.
+        let increasing = match &col.data {
+            ColumnData::Num(v) => v.windows(2).all(|w| w[0] < w[1]),
+            ColumnData::Text { codes, .. } => codes.windows(2).all(|w| w[0] < w[1]),
+        } && col.state.iter().all(|&s| s == CellState::Value);
+        let mut keyed: Vec<(u64, usize)> = if increasing {
+            Vec::new()
+        } else {
+            (0..n_rows).filter_map(|r| key(r).map(|k| (k, r))).collect()
+        };
+        keyed.sort_unstable();
+        // Groups of equal keys, rows ascending within a group; groups by their first row.
+        let mut duplicated: Vec<Vec<usize>> = keyed
+            .chunk_by(|a, b| a.0 == b.0)
+            .filter(|g| g.len() > 1)
+            .map(|g| g.iter().map(|&(_, r)| r).collect())
+            .collect();
         duplicated.sort_unstable_by_key(|rows| rows[0]);
-        for rows in duplicated {
+        for rows in &duplicated {
             let id = col.display(rows[0]).unwrap_or_default();
             for &r in rows {
                 let others: Vec<String> = rows
@@ -603,11 +634,18 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
     resolve_item_states(&mut frame, &blanks, &respondent, q, spec, &mut findings)?;
 
     // Assemble findings and the used rows.
-    let ids: Vec<String> = {
-        let col = frame.column(&spec.id).expect("checked present");
-        (0..n_rows)
-            .map(|r| col.display(r).unwrap_or_default())
-            .collect()
+    // Ids as written, only for the rows that have findings.
+    let id_column = frame.column(&spec.id).expect("checked present");
+    let mut last_id: Option<(usize, String)> = None;
+    let mut id_of = |row: usize| -> String {
+        match &last_id {
+            Some((r, id)) if *r == row => id.clone(),
+            _ => {
+                let id = id_column.display(row).unwrap_or_default();
+                last_id = Some((row, id.clone()));
+                id
+            }
+        }
     };
     let mut quarantined = vec![false; n_rows];
     for f in &findings {
@@ -631,7 +669,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
                 .into_iter()
                 .map(|(row, column, value, kind, reason)| Finding {
                     row: row as u64 + 1,
-                    id: ids[row].clone(),
+                    id: id_of(row),
                     column,
                     value,
                     kind,
@@ -706,9 +744,13 @@ fn findings_has(
 /// Apply unit nonresponse and skip logic to item cells.
 ///
 /// Unit nonrespondents: item (non-frame) cells become NotAsked; recorded answers are a finding.
-/// Respondents: for each variable in dependency order, `asked_if` is evaluated on the current
-/// states; a blank becomes NotAsked where the question was not asked and NoResponse (item
+/// Respondents: `asked_if` is evaluated on the states of the variables it reads, once those are
+/// resolved; a blank becomes NotAsked where the question was not asked and NoResponse (item
 /// nonresponse, a kept finding) where it was; an answer where it was not asked quarantines the row.
+///
+/// Variables are resolved in waves: every variable whose rules' inputs are resolved, evaluated and
+/// applied in parallel (each variable only changes its own column, and findings are sorted
+/// afterwards, so the result does not depend on the number of threads).
 fn resolve_item_states(
     frame: &mut Frame,
     blanks: &HashMap<String, Vec<bool>>,
@@ -717,118 +759,36 @@ fn resolve_item_states(
     spec: &IngestSpec,
     findings: &mut Vec<(usize, String, String, FindingKind, String)>,
 ) -> Result<(), IngestError> {
-    let n_rows = frame.n_rows();
     let names: Vec<&str> = q.variables.iter().map(|v| v.name.as_str()).collect();
-    let mut done = vec![false; q.variables.len()];
-    let mut remaining = q.variables.len();
-    while remaining > 0 {
-        let mut progressed = false;
-        for (i, v) in q.variables.iter().enumerate() {
-            if done[i] {
-                continue;
-            }
-            if !blanks.contains_key(&v.name) {
-                // Declared but absent from this file (and used by nothing).
-                done[i] = true;
-                remaining -= 1;
-                progressed = true;
-                continue;
-            }
-            let deps: Vec<String> = v
-                .asked_if
+    // Declared but absent from this file (and used by nothing): nothing to resolve.
+    let mut done: Vec<bool> = q
+        .variables
+        .iter()
+        .map(|v| !blanks.contains_key(&v.name))
+        .collect();
+    let deps: Vec<Vec<usize>> = q
+        .variables
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.asked_if
                 .as_ref()
                 .map(|e| e.variables())
-                .unwrap_or_default();
-            let ready = deps
+                .unwrap_or_default()
                 .iter()
-                .all(|d| match names.iter().position(|n| n == d) {
-                    Some(j) => done[j] || j == i,
-                    None => true,
-                });
-            if !ready {
-                continue;
-            }
-            let asked: Option<Vec<bool>> = match &v.asked_if {
-                None => None,
-                Some(expr) => {
-                    let eval = expr.eval(frame).map_err(|e| IngestError::SkipLogic {
-                        path: q.source.clone(),
-                        variable: v.name.clone(),
-                        message: e.to_string(),
-                    })?;
-                    Some(
-                        eval.state
-                            .iter()
-                            .zip(&eval.values)
-                            .map(|(s, x)| *s == EvalState::Value && *x != 0.0)
-                            .collect(),
-                    )
-                }
-            };
-            let blank = &blanks[&v.name];
-            let is_design = v.name == spec.id
-                || spec.response.as_deref() == Some(v.name.as_str())
-                || spec.design_columns.contains(&v.name)
-                || spec.positive_columns.contains(&v.name);
-            let col = frame.column_mut(&v.name).expect("checked present");
-            for r in 0..n_rows {
-                let all_rows_var = v.frame || is_design;
-                if !respondent[r] && !all_rows_var {
-                    if !blank[r] {
-                        findings.push((
-                            r,
-                            v.name.clone(),
-                            col.display(r).unwrap_or_default(),
-                            FindingKind::NonrespondentAnswers,
-                            "answer recorded for a unit nonrespondent; ignored".into(),
-                        ));
-                    }
-                    col.state[r] = CellState::NotAsked;
-                    continue;
-                }
-                let was_asked = asked.as_ref().is_none_or(|a| a[r]);
-                if blank[r] {
-                    if was_asked {
-                        col.state[r] = CellState::NoResponse;
-                        if !is_design {
-                            findings.push((
-                                r,
-                                v.name.clone(),
-                                String::new(),
-                                FindingKind::ItemNonresponse,
-                                "blank although the question was asked".into(),
-                            ));
-                        }
-                    } else {
-                        col.state[r] = CellState::NotAsked;
-                    }
-                } else if !was_asked {
-                    let shown = col.display(r).unwrap_or_else(|| "(missing code)".into());
-                    let rule = v
-                        .asked_if
-                        .as_ref()
-                        .map(|e| e.source().to_string())
-                        .unwrap_or_default();
-                    findings.push((
-                        r,
-                        v.name.clone(),
-                        shown,
-                        FindingKind::AnsweredNotAsked,
-                        format!("answered although not asked (asked_if: {rule})"),
-                    ));
-                }
-            }
-            done[i] = true;
-            remaining -= 1;
-            progressed = true;
-        }
-        if !progressed {
-            let stuck = q
-                .variables
-                .iter()
-                .enumerate()
-                .find(|(i, _)| !done[*i])
-                .map(|(_, v)| v.name.clone())
+                .filter_map(|d| names.iter().position(|n| n == d))
+                .filter(|&j| j != i)
+                .collect()
+        })
+        .collect();
+    while done.iter().any(|d| !d) {
+        let wave: Vec<usize> = (0..names.len())
+            .filter(|&i| !done[i] && deps[i].iter().all(|&j| done[j]))
+            .collect();
+        if wave.is_empty() {
+            let stuck = (0..names.len())
+                .find(|&i| !done[i])
+                .map(|i| names[i].to_string())
                 .unwrap_or_default();
             return Err(IngestError::SkipLogic {
                 path: q.source.clone(),
@@ -836,8 +796,119 @@ fn resolve_item_states(
                 message: "asked_if rules refer to each other in a cycle".into(),
             });
         }
+        let asked: Vec<Option<Vec<bool>>> = wave
+            .par_iter()
+            .map(|&i| {
+                let v = &q.variables[i];
+                v.asked_if
+                    .as_ref()
+                    .map(|expr| {
+                        expr.eval_true(frame).map_err(|e| IngestError::SkipLogic {
+                            path: q.source.clone(),
+                            variable: v.name.clone(),
+                            message: e.to_string(),
+                        })
+                    })
+                    .transpose()
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        let wave_of = |name: &str| wave.iter().position(|&i| names[i] == name);
+        let mut found: Vec<(usize, Vec<RowFinding>)> = frame
+            .columns_mut()
+            .par_iter_mut()
+            .filter_map(|col| wave_of(&col.name).map(|k| (k, col)))
+            .map(|(k, col)| {
+                let v = &q.variables[wave[k]];
+                let is_design = v.name == spec.id
+                    || spec.response.as_deref() == Some(v.name.as_str())
+                    || spec.design_columns.contains(&v.name)
+                    || spec.positive_columns.contains(&v.name);
+                let mut out = Vec::new();
+                apply_skip_logic(
+                    col,
+                    v,
+                    &blanks[&v.name],
+                    respondent,
+                    asked[k].as_deref(),
+                    is_design,
+                    &mut out,
+                );
+                (k, out)
+            })
+            .collect();
+        found.sort_unstable_by_key(|(k, _)| *k);
+        for (_, f) in found {
+            findings.extend(f);
+        }
+        for &i in &wave {
+            done[i] = true;
+        }
     }
     Ok(())
+}
+
+/// A finding before it is numbered: (row index, column, value, kind, reason).
+type RowFinding = (usize, String, String, FindingKind, String);
+
+/// Resolve the blank cells of one variable and report answers where none belong.
+fn apply_skip_logic(
+    col: &mut crate::frame::Column,
+    v: &crate::questionnaire::Variable,
+    blank: &[bool],
+    respondent: &[bool],
+    asked: Option<&[bool]>,
+    is_design: bool,
+    findings: &mut Vec<(usize, String, String, FindingKind, String)>,
+) {
+    let all_rows_var = v.frame || is_design;
+    for r in 0..col.state.len() {
+        if !respondent[r] && !all_rows_var {
+            if !blank[r] {
+                findings.push((
+                    r,
+                    v.name.clone(),
+                    col.display(r).unwrap_or_default(),
+                    FindingKind::NonrespondentAnswers,
+                    "answer recorded for a unit nonrespondent; ignored".into(),
+                ));
+            }
+            col.state[r] = CellState::NotAsked;
+            continue;
+        }
+        let was_asked = asked.is_none_or(|a| a[r]);
+        if blank[r] {
+            if was_asked {
+                col.state[r] = CellState::NoResponse;
+                if !is_design {
+                    findings.push((
+                        r,
+                        v.name.clone(),
+                        String::new(),
+                        FindingKind::ItemNonresponse,
+                        "blank although the question was asked".into(),
+                    ));
+                }
+            } else {
+                col.state[r] = CellState::NotAsked;
+            }
+        } else if !was_asked {
+            let shown = col.display(r).unwrap_or_else(|| "(missing code)".into());
+            let rule = v
+                .asked_if
+                .as_ref()
+                .map(|e| e.source().to_string())
+                .unwrap_or_default();
+            findings.push((
+                r,
+                v.name.clone(),
+                shown,
+                FindingKind::AnsweredNotAsked,
+                format!("answered although not asked (asked_if: {rule})"),
+            ));
+        }
+    }
 }
 
 /// SHA-256 of an input file, with a read failure reported as an ingest error naming the file.

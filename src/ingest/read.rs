@@ -15,11 +15,14 @@ use arrow_schema::{ArrowError, DataType};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
-use super::builder::{AutoBuilder, ColumnBuilder};
+use rayon::prelude::*;
+
+use super::builder::{AutoBuilder, CellProblem, ColumnBuilder};
 use super::{ColumnPlan, FindingKind, IngestError, RawTable, input_sha256};
+use crate::progress::Progress;
 
 enum Slot {
-    Typed(ColumnBuilder),
+    Typed(Box<ColumnBuilder>),
     Auto(AutoBuilder),
 }
 
@@ -47,7 +50,7 @@ fn plan_slots(
         match plan(name) {
             ColumnPlan::Declared(rules) => {
                 slot_of.push(Some(slots.len()));
-                slots.push(Slot::Typed(ColumnBuilder::new(name, rules, 0)));
+                slots.push(Slot::Typed(Box::new(ColumnBuilder::new(name, rules, 0))));
             }
             ColumnPlan::Inferred => {
                 slot_of.push(Some(slots.len()));
@@ -66,22 +69,42 @@ fn finish_slots(slots: Vec<Slot>) -> Vec<ColumnBuilder> {
     slots
         .into_iter()
         .map(|s| match s {
-            Slot::Typed(b) => b,
+            Slot::Typed(b) => *b,
             Slot::Auto(a) => a.into_builder(),
         })
         .collect()
 }
 
-/// Read a CSV file (header row, comma separated, optional double quotes).
+/// Read a CSV file (header row, comma separated, optional double quotes); the file's hash is
+/// computed alongside.
 pub(crate) fn read_csv(
     path: &Path,
-    plan: &dyn Fn(&str) -> ColumnPlan,
+    plan: &(dyn Fn(&str) -> ColumnPlan + Sync),
+    progress: &dyn Progress,
 ) -> Result<RawTable, IngestError> {
+    let (sha256, table) = rayon::join(
+        || input_sha256(path),
+        || read_csv_columns(path, plan, progress),
+    );
+    let sha256 = sha256?;
+    let mut table = table?;
+    table.sha256 = sha256;
+    Ok(table)
+}
+
+fn read_csv_columns(
+    path: &Path,
+    plan: &dyn Fn(&str) -> ColumnPlan,
+    progress: &dyn Progress,
+) -> Result<RawTable, IngestError> {
+    let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    progress.start("ingest", file_bytes);
+    let mut reported = 0u64;
     let io = |e: &dyn std::fmt::Display| IngestError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),
     };
-    let sha256 = input_sha256(path)?;
+    let sha256 = String::new();
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -116,9 +139,14 @@ pub(crate) fn read_csv(
     let mut cell_problems = Vec::new();
     let mut row_problems = Vec::new();
     let mut n_rows = 0usize;
-    for record in records {
+    while let Some(record) = records.next() {
         let row = n_rows;
         n_rows += 1;
+        if n_rows.is_multiple_of(65536) {
+            let at = records.reader().position().byte();
+            progress.advance(at.saturating_sub(reported));
+            reported = at;
+        }
         let record = match record {
             Ok(r) => r,
             Err(e) => {
@@ -209,10 +237,31 @@ fn next_batch(
     })
 }
 
-/// Read a Parquet file, streaming record batches of the needed columns only.
+/// Read a Parquet file, streaming record batches of the needed columns only. The file's hash is
+/// computed alongside the read, and the columns of each batch are converted in parallel (each
+/// column on its own, in row order, so the result does not depend on the number of threads).
 pub(crate) fn read_parquet(
     path: &Path,
+    plan: &(dyn Fn(&str) -> ColumnPlan + Sync),
+    progress: &dyn Progress,
+) -> Result<RawTable, IngestError> {
+    let (sha256, table) = rayon::join(
+        || input_sha256(path),
+        || read_parquet_columns(path, plan, progress),
+    );
+    let sha256 = sha256?;
+    let mut table = table?;
+    table.sha256 = sha256;
+    Ok(table)
+}
+
+/// Cell problems of one column: (row index, value as written, problem).
+type ColumnProblems = Vec<(usize, String, CellProblem)>;
+
+fn read_parquet_columns(
+    path: &Path,
     plan: &dyn Fn(&str) -> ColumnPlan,
+    progress: &dyn Progress,
 ) -> Result<RawTable, IngestError> {
     let io = |e: &dyn std::fmt::Display| IngestError::Io {
         path: path.to_path_buf(),
@@ -223,13 +272,24 @@ pub(crate) fn read_parquet(
         format: "Parquet",
         message: e.to_string(),
     };
-    let sha256 = input_sha256(path)?;
     let file = File::open(path).map_err(|e| io(&e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| malformed(&e))?;
     let schema = builder.schema().clone();
     let header: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     check_header(path, &header)?;
     let (slot_of, mut slots, ignored) = plan_slots(&header, plan);
+    // The row count is in the footer: columns are allocated once, at their final size. A
+    // damaged footer can claim any count, so the reservation is capped by what the file's
+    // bytes could plausibly encode (64 rows a byte); past it, the columns simply grow.
+    let file_bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+    let claimed = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let file_rows = usize::try_from(claimed.min(file_bytes.saturating_mul(64))).unwrap_or(0);
+    for slot in &mut slots {
+        if let Slot::Typed(b) = slot {
+            b.reserve(file_rows);
+        }
+    }
+    progress.start("ingest", file_rows.try_into().unwrap_or(u64::MAX));
     let wanted: Vec<usize> = slot_of
         .iter()
         .enumerate()
@@ -243,26 +303,29 @@ pub(crate) fn read_parquet(
         .build()
         .map_err(|e| malformed(&e))?;
 
-    let mut cell_problems = Vec::new();
+    let mut problems: Vec<ColumnProblems> = slots.iter().map(|_| Vec::new()).collect();
     let mut n_rows = 0usize;
     let mut reader = reader;
     while let Some(batch) = next_batch(&mut reader).map_err(|m| malformed(&m))? {
         let batch = batch.map_err(|e| malformed(&e))?;
-        for (k, &col_index) in wanted.iter().enumerate() {
-            let Some(i) = slot_of[col_index] else {
-                continue;
-            };
-            let array = batch.column(k);
-            push_array(
-                path,
-                &header[col_index],
-                array,
-                &mut slots[i],
-                n_rows,
-                &mut cell_problems,
-            )?;
-        }
+        // Projected columns come in file order, as do the slots.
+        let arrays: Vec<(&str, &ArrayRef)> = wanted
+            .iter()
+            .enumerate()
+            .map(|(k, &col_index)| (header[col_index].as_str(), batch.column(k)))
+            .collect();
+        let results: Vec<Result<(), IngestError>> = slots
+            .par_iter_mut()
+            .zip(problems.par_iter_mut())
+            .zip(arrays.par_iter())
+            .map(|((slot, found), (name, array))| {
+                push_array(path, name, array, slot, n_rows, found)
+            })
+            .collect();
+        // The first failing column in file order, whatever the thread that saw it.
+        results.into_iter().collect::<Result<(), _>>()?;
         n_rows += batch.num_rows();
+        progress.advance(batch.num_rows().try_into().unwrap_or(0));
     }
     if n_rows == 0 {
         return Err(IngestError::Empty {
@@ -270,16 +333,34 @@ pub(crate) fn read_parquet(
             message: "the file has no data rows".into(),
         });
     }
+    // Findings are sorted by row and column later; the order here does not matter.
+    let cell_problems = slots
+        .iter()
+        .zip(problems)
+        .flat_map(|(slot, found)| {
+            let name = slot_name(slot).to_string();
+            found
+                .into_iter()
+                .map(move |(row, value, p)| (row, name.clone(), value, p))
+        })
+        .collect();
     Ok(RawTable {
         builders: finish_slots(slots),
         n_rows,
         cell_problems,
         row_problems: Vec::new(),
-        sha256,
+        sha256: String::new(),
         ignored,
         header,
         file_findings: Vec::new(),
     })
+}
+
+fn slot_name(slot: &Slot) -> &str {
+    match slot {
+        Slot::Typed(b) => &b.name,
+        Slot::Auto(a) => &a.name,
+    }
 }
 
 fn push_array(
@@ -288,32 +369,74 @@ fn push_array(
     array: &ArrayRef,
     slot: &mut Slot,
     first_row: usize,
-    problems: &mut Vec<(usize, String, String, super::builder::CellProblem)>,
+    problems: &mut ColumnProblems,
 ) -> Result<(), IngestError> {
+    // Declared numeric columns: straight over the value slice and validity bitmap.
     macro_rules! numeric {
-        ($t:ty) => {{
+        ($t:ty, $whole:expr) => {{
             let a = array.as_primitive::<$t>();
-            for r in 0..a.len() {
-                let v = if a.is_null(r) {
-                    None
-                } else {
-                    Some(a.value(r) as f64)
-                };
-                push_value(slot, v.map(Cell::Num), first_row + r, name, problems);
+            match slot {
+                Slot::Typed(b) if b.stores_numbers() => {
+                    let mut found = Vec::new();
+                    let to_f64 = |v| v as f64;
+                    match a.nulls().filter(|n| n.null_count() > 0) {
+                        None => b.push_numbers(a.values(), to_f64, |_| true, $whole, &mut found),
+                        Some(nulls) => b.push_numbers(
+                            a.values(),
+                            to_f64,
+                            |i| nulls.is_valid(i),
+                            $whole,
+                            &mut found,
+                        ),
+                    }
+                    problems.extend(
+                        found
+                            .into_iter()
+                            .map(|(i, x, p)| (first_row + i, crate::frame::format_number(x), p)),
+                    );
+                }
+                _ => {
+                    for r in 0..a.len() {
+                        let v = if a.is_null(r) {
+                            None
+                        } else {
+                            Some(a.value(r) as f64)
+                        };
+                        push_value(slot, v, first_row + r, problems);
+                    }
+                }
+            }
+        }};
+    }
+    macro_rules! text {
+        ($a:expr) => {{
+            let a = $a;
+            let cells = (0..a.len()).map(|r| if a.is_null(r) { None } else { Some(a.value(r)) });
+            match slot {
+                Slot::Typed(b) => {
+                    let mut found = Vec::new();
+                    b.push_texts(cells, &mut found);
+                    problems.extend(
+                        found
+                            .into_iter()
+                            .map(|(i, value, p)| (first_row + i, value, p)),
+                    );
+                }
+                Slot::Auto(auto) => cells.for_each(|c| auto.push(c)),
             }
         }};
     }
     match array.data_type() {
-        DataType::Int8 => numeric!(Int8Type),
-        DataType::Int16 => numeric!(Int16Type),
-        DataType::Int32 => numeric!(Int32Type),
-        DataType::Int64 => numeric!(Int64Type),
-        DataType::UInt8 => numeric!(UInt8Type),
-        DataType::UInt16 => numeric!(UInt16Type),
-        DataType::UInt32 => numeric!(UInt32Type),
-        DataType::UInt64 => numeric!(UInt64Type),
-        DataType::Float32 => numeric!(Float32Type),
-        DataType::Float64 => numeric!(Float64Type),
+        DataType::Int8 => numeric!(Int8Type, true),
+        DataType::Int16 => numeric!(Int16Type, true),
+        DataType::Int32 => numeric!(Int32Type, true),
+        DataType::Int64 => numeric!(Int64Type, true),
+        DataType::UInt8 => numeric!(UInt8Type, true),
+        DataType::UInt16 => numeric!(UInt16Type, true),
+        DataType::UInt32 => numeric!(UInt32Type, true),
+        DataType::UInt64 => numeric!(UInt64Type, true),
+        DataType::Float32 => numeric!(Float32Type, false),
+        DataType::Float64 => numeric!(Float64Type, false),
         DataType::Boolean => {
             let a = array.as_boolean();
             for r in 0..a.len() {
@@ -322,30 +445,12 @@ fn push_array(
                 } else {
                     Some(if a.value(r) { 1.0 } else { 0.0 })
                 };
-                push_value(slot, v.map(Cell::Num), first_row + r, name, problems);
+                push_value(slot, v, first_row + r, problems);
             }
         }
-        DataType::Utf8 => {
-            let a = array.as_string::<i32>();
-            for r in 0..a.len() {
-                let v = if a.is_null(r) { None } else { Some(a.value(r)) };
-                push_value(slot, v.map(Cell::Str), first_row + r, name, problems);
-            }
-        }
-        DataType::LargeUtf8 => {
-            let a = array.as_string::<i64>();
-            for r in 0..a.len() {
-                let v = if a.is_null(r) { None } else { Some(a.value(r)) };
-                push_value(slot, v.map(Cell::Str), first_row + r, name, problems);
-            }
-        }
-        DataType::Utf8View => {
-            let a = array.as_string_view();
-            for r in 0..a.len() {
-                let v = if a.is_null(r) { None } else { Some(a.value(r)) };
-                push_value(slot, v.map(Cell::Str), first_row + r, name, problems);
-            }
-        }
+        DataType::Utf8 => text!(array.as_string::<i32>()),
+        DataType::LargeUtf8 => text!(array.as_string::<i64>()),
+        DataType::Utf8View => text!(array.as_string_view()),
         other => {
             return Err(IngestError::UnsupportedType {
                 path: path.to_path_buf(),
@@ -357,40 +462,23 @@ fn push_array(
     Ok(())
 }
 
-enum Cell<'a> {
-    Num(f64),
-    Str(&'a str),
-}
-
-fn push_value(
-    slot: &mut Slot,
-    value: Option<Cell<'_>>,
-    row: usize,
-    name: &str,
-    problems: &mut Vec<(usize, String, String, super::builder::CellProblem)>,
-) {
+/// One numeric cell, for the cases without a bulk path (booleans, numbers into a text column or
+/// a column whose type is inferred).
+fn push_value(slot: &mut Slot, value: Option<f64>, row: usize, problems: &mut ColumnProblems) {
     match slot {
-        Slot::Typed(b) => {
+        Slot::Typed(b) => match value {
+            None => b.push_null(),
             // The value is written out only for a problem: formatting every cell costs more
             // than reading it.
-            match value {
-                None => b.push_null(),
-                Some(Cell::Num(x)) => {
-                    if let Some(p) = b.push_num(x) {
-                        problems.push((row, name.to_string(), crate::frame::format_number(x), p));
-                    }
-                }
-                Some(Cell::Str(s)) => {
-                    if let Some(p) = b.push_str(s) {
-                        problems.push((row, name.to_string(), s.trim().to_string(), p));
-                    }
+            Some(x) => {
+                if let Some(p) = b.push_num(x) {
+                    problems.push((row, crate::frame::format_number(x), p));
                 }
             }
-        }
+        },
         Slot::Auto(a) => match value {
             None => a.push(None),
-            Some(Cell::Num(x)) => a.push(Some(&crate::frame::format_number(x))),
-            Some(Cell::Str(s)) => a.push(Some(s)),
+            Some(x) => a.push(Some(&crate::frame::format_number(x))),
         },
     }
 }

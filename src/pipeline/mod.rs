@@ -13,6 +13,7 @@ use crate::estimate::{EstimateError, EstimateRow, EstimationRequest, TOTAL};
 use crate::frame::ColumnData;
 use crate::ingest::{FindingKind, IngestError, IngestSpec, Ingested};
 use crate::output::{OutputError, StagedFiles};
+use crate::progress::{Progress, Silent};
 use crate::questionnaire::{Indicator, Questionnaire, QuestionnaireError};
 use crate::weighting::{Scheme, WeightSummary, WeightingError};
 
@@ -20,13 +21,31 @@ use crate::weighting::{Scheme, WeightSummary, WeightingError};
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Options of a run.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RunOptions {
+#[derive(Clone, Copy, Default)]
+pub struct RunOptions<'a> {
     /// Treat any validation finding as an error.
     pub strict: bool,
     /// Record wall time per stage in `run_summary.json` (off by default so that repeated runs
     /// give byte-identical files).
     pub timings: bool,
+    /// Where the long stages report their progress (none by default).
+    pub progress: Option<&'a dyn Progress>,
+}
+
+impl std::fmt::Debug for RunOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("strict", &self.strict)
+            .field("timings", &self.timings)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+impl RunOptions<'_> {
+    fn progress(&self) -> &dyn Progress {
+        self.progress.unwrap_or(&Silent)
+    }
 }
 
 /// Errors that stop a run. `exit_code` maps them to the CLI's exit status.
@@ -229,8 +248,12 @@ fn ingest_spec(p: &Pipeline) -> IngestSpec {
     }
 }
 
-fn read_data(p: &Pipeline, q: &Questionnaire, opts: RunOptions) -> Result<Ingested, PipelineError> {
-    let ingested = crate::ingest::read(&ingest_spec(p), q)?;
+fn read_data(
+    p: &Pipeline,
+    q: &Questionnaire,
+    opts: RunOptions<'_>,
+) -> Result<Ingested, PipelineError> {
+    let ingested = crate::ingest::read_with_progress(&ingest_spec(p), q, opts.progress())?;
     if opts.strict
         && let Some(f) = ingested.findings.first()
     {
@@ -279,7 +302,7 @@ fn create_dir(dir: &Path) -> Result<(), PipelineError> {
 }
 
 /// `cvsurvey validate`: read and check the data only; writes `quarantine.csv` and `findings.csv`.
-pub fn validate(config_path: &Path, opts: RunOptions) -> Result<RunReport, PipelineError> {
+pub fn validate(config_path: &Path, opts: RunOptions<'_>) -> Result<RunReport, PipelineError> {
     let (p, q) = prepare(config_path)?;
     let ingested = read_data(&p, &q, opts)?;
     create_dir(&p.output_dir)?;
@@ -327,7 +350,7 @@ struct Computed {
     estimates: Vec<EstimateRow>,
 }
 
-fn compute(config_path: &Path, opts: RunOptions) -> Result<Computed, PipelineError> {
+fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, PipelineError> {
     let mut clock = StageClock::new();
     let (p, q) = prepare(config_path)?;
     clock.lap("config");
@@ -355,7 +378,6 @@ fn compute(config_path: &Path, opts: RunOptions) -> Result<Computed, PipelineErr
     )?;
     clock.lap("weighting");
 
-    let resp_frame = ingested.frame.take(&respondents);
     let indicators: Vec<&Indicator> = if p.estimation.indicators.iter().any(|i| i == "*") {
         q.indicators.iter().collect()
     } else {
@@ -365,6 +387,21 @@ fn compute(config_path: &Path, opts: RunOptions) -> Result<Computed, PipelineErr
             .filter_map(|id| q.indicator(id))
             .collect()
     };
+    // Estimation reads the indicators' variables and the domains only: copy just those columns
+    // of the respondents (a copy of the whole frame is most of the run's peak memory).
+    let estimation_columns: Vec<String> = indicators
+        .iter()
+        .flat_map(|i| {
+            [&i.value, &i.numerator, &i.denominator, &i.universe]
+                .into_iter()
+                .flatten()
+                .flat_map(|e| e.variables())
+        })
+        .chain(p.estimation.domains.iter().cloned())
+        .collect();
+    let resp_frame = ingested.frame.take_columns(&respondents, |name| {
+        estimation_columns.iter().any(|c| c == name)
+    });
     let mut estimates = Vec::new();
     let mut warnings = Vec::new();
     let mut replicate_weights = Vec::new();
@@ -381,7 +418,10 @@ fn compute(config_path: &Path, opts: RunOptions) -> Result<Computed, PipelineErr
             variance,
         };
         if variance == VarianceMethod::Taylor {
-            estimates.extend(crate::estimate::estimate(&request)?);
+            estimates.extend(crate::estimate::estimate_with_progress(
+                &request,
+                opts.progress(),
+            )?);
         } else {
             let keep = p.output_replicate_weights && replicate_weights.is_empty();
             let out = replication::run(&replication::Inputs {
@@ -393,6 +433,7 @@ fn compute(config_path: &Path, opts: RunOptions) -> Result<Computed, PipelineErr
                 schemes: &schemes,
                 request: &request,
                 keep_weights: keep,
+                progress: opts.progress(),
             })?;
             estimates.extend(out.rows);
             warnings.extend(out.warnings);
@@ -650,7 +691,7 @@ fn run_summary_json(c: &Computed) -> String {
 
 /// `cvsurvey run`: the whole pipeline; writes `estimates.parquet`, `weights.parquet`,
 /// `weighting.json`, `quarantine.csv` and `findings.csv` into the configured output folder.
-pub fn run(config_path: &Path, opts: RunOptions) -> Result<RunReport, PipelineError> {
+pub fn run(config_path: &Path, opts: RunOptions<'_>) -> Result<RunReport, PipelineError> {
     let c = compute(config_path, opts)?;
     let files = stage_outputs(&c)?.commit()?;
     Ok(finish(c, files))
@@ -658,7 +699,7 @@ pub fn run(config_path: &Path, opts: RunOptions) -> Result<RunReport, PipelineEr
 
 /// `cvsurvey compare`: the run, plus `comparison.parquet` putting each indicator × domain's
 /// estimate, SE and deff under every scheme side by side; the report's `comparison()` prints it.
-pub fn compare(config_path: &Path, opts: RunOptions) -> Result<RunReport, PipelineError> {
+pub fn compare(config_path: &Path, opts: RunOptions<'_>) -> Result<RunReport, PipelineError> {
     let c = compute(config_path, opts)?;
     let mut staged = stage_outputs(&c)?;
     let metadata = provenance(&c.pipeline, &c.questionnaire, &c.ingested)?;

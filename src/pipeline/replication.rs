@@ -35,6 +35,8 @@ pub(super) struct Inputs<'a> {
     pub request: &'a EstimationRequest<'a>,
     /// Keep every scheme's final replicate weights (for `weights.parquet`).
     pub keep_weights: bool,
+    /// Told of every finished replicate.
+    pub progress: &'a dyn crate::progress::Progress,
 }
 
 /// Rows, warnings and (when asked) the replicate weights.
@@ -164,6 +166,12 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
     let mut rows = Vec::new();
     let mut warnings = Vec::new();
     let mut kept = Vec::new();
+    inputs.progress.start(
+        "replicates",
+        (n_rep * inputs.schemes.len())
+            .try_into()
+            .unwrap_or(u64::MAX),
+    );
     for scheme in inputs.schemes {
         let recompute_nr = settings.nonresponse == ReplicateNonresponse::Recompute
             && scheme.chain.adjusts_nonresponse()
@@ -227,6 +235,7 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
             .map(|r| {
                 let w = weights_for(r)?;
                 let theta = crate::estimate::point_estimates(inputs.request, &prepared, &w);
+                inputs.progress.advance(1);
                 Ok((
                     theta,
                     keep_matrix.then(|| kept_rows.iter().map(|&i| w[i]).collect::<Vec<f64>>()),
@@ -337,6 +346,7 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
             }
         }
     }
+    inputs.progress.finish();
     Ok(Output {
         rows,
         warnings,

@@ -24,6 +24,38 @@ enum Col<'a> {
         values: Vec<f64>,
         state: Vec<EvalState>,
     },
+    /// `column <op> constant` (or `column in [...]`), computed when read: skip rules and
+    /// `any(...)` are mostly made of these, and a column per comparison would be allocated,
+    /// filled and read once.
+    Cmp {
+        values: &'a [f64],
+        state: &'a [CellState],
+        test: Test<'a>,
+    },
+}
+
+/// The comparison of a lazy [`Col::Cmp`] leaf.
+#[derive(Clone, Copy)]
+enum Test<'a> {
+    Op(BinOp, f64),
+    In(&'a [f64], bool),
+}
+
+impl Test<'_> {
+    #[inline]
+    fn holds(self, x: f64) -> bool {
+        match self {
+            Test::Op(op, c) => match op {
+                BinOp::Eq => x == c,
+                BinOp::Ne => x != c,
+                BinOp::Lt => x < c,
+                BinOp::Le => x <= c,
+                BinOp::Gt => x > c,
+                _ => x >= c,
+            },
+            Test::In(list, negate) => list.contains(&x) != negate,
+        }
+    }
 }
 
 impl Col<'_> {
@@ -39,8 +71,42 @@ impl Col<'_> {
                 state.get(i).copied().unwrap_or(Missing),
                 values.get(i).copied().unwrap_or(f64::NAN),
             ),
+            Col::Cmp {
+                values,
+                state,
+                test,
+            } => {
+                let s = state.get(i).map_or(Missing, |&c| EvalState::from_cell(c));
+                if s == Value {
+                    (
+                        Value,
+                        b2f(test.holds(values.get(i).copied().unwrap_or(f64::NAN))),
+                    )
+                } else {
+                    (s, f64::NAN)
+                }
+            }
         }
     }
+}
+
+/// Flips a comparison so that the column is on the left: `1 == x` is `x == 1`, `1 < x` is
+/// `x > 1`.
+fn mirrored(op: BinOp) -> BinOp {
+    match op {
+        BinOp::Lt => BinOp::Gt,
+        BinOp::Le => BinOp::Ge,
+        BinOp::Gt => BinOp::Lt,
+        BinOp::Ge => BinOp::Le,
+        other => other,
+    }
+}
+
+fn is_comparison(op: BinOp) -> bool {
+    matches!(
+        op,
+        BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
+    )
 }
 
 /// The stronger of two non-value states: Missing wins over NotApplicable.
@@ -113,6 +179,10 @@ pub(super) fn eval(node: &Node, frame: &Frame, source: &str) -> Result<EvalColum
     let n = frame.n_rows();
     let ctx = Ctx { frame, source, n };
     let col = ctx.eval(node)?;
+    if let Col::Owned { values, state } = col {
+        // `Out` already stores NaN wherever the state is not a value.
+        return Ok(EvalColumn { values, state });
+    }
     let mut out = EvalColumn {
         values: Vec::with_capacity(n),
         state: Vec::with_capacity(n),
@@ -123,6 +193,31 @@ pub(super) fn eval(node: &Node, frame: &Frame, source: &str) -> Result<EvalColum
         out.state.push(s);
     }
     Ok(out)
+}
+
+/// Per row: true where the expression is a value and that value is non-zero (a skip rule's
+/// "asked"), in one pass without materialising the expression's column.
+pub(super) fn eval_true(node: &Node, frame: &Frame, source: &str) -> Result<Vec<bool>, EvalError> {
+    let n = frame.n_rows();
+    let ctx = Ctx { frame, source, n };
+    let col = ctx.eval(node)?;
+    Ok(match &col {
+        Col::Cmp {
+            values,
+            state,
+            test,
+        } if values.len() == n && state.len() == n => values
+            .iter()
+            .zip(state.iter())
+            .map(|(&x, &s)| s == CellState::Value && test.holds(x))
+            .collect(),
+        _ => (0..n)
+            .map(|i| {
+                let (s, x) = col.get(i);
+                s == Value && x != 0.0
+            })
+            .collect(),
+    })
 }
 
 /// A text operand resolved against the frame.
@@ -221,6 +316,13 @@ impl<'a> Ctx<'a> {
             }
             Node::NumIn { lhs, list, negate } => {
                 let a = self.eval(lhs)?;
+                if let Col::Data { values, state } = a {
+                    return Ok(Col::Cmp {
+                        values,
+                        state,
+                        test: Test::In(list, *negate),
+                    });
+                }
                 let mut out = Out::new(n);
                 for i in 0..n {
                     let (s, x) = a.get(i);
@@ -234,6 +336,25 @@ impl<'a> Ctx<'a> {
             }
             Node::Binary(op, a, b) => {
                 let (ca, cb) = (self.eval(a)?, self.eval(b)?);
+                if is_comparison(*op) {
+                    match (&ca, &cb) {
+                        (Col::Data { values, state }, Col::Const(c)) => {
+                            return Ok(Col::Cmp {
+                                values,
+                                state,
+                                test: Test::Op(*op, *c),
+                            });
+                        }
+                        (Col::Const(c), Col::Data { values, state }) => {
+                            return Ok(Col::Cmp {
+                                values,
+                                state,
+                                test: Test::Op(mirrored(*op), *c),
+                            });
+                        }
+                        _ => {}
+                    }
+                }
                 match op {
                     BinOp::And | BinOp::Or => kleene(n, *op == BinOp::And, &ca, &cb),
                     _ => {

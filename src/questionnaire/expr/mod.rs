@@ -234,6 +234,12 @@ impl Expr {
     pub fn eval(&self, frame: &Frame) -> Result<EvalColumn, EvalError> {
         eval::eval(&self.node, frame, &self.source)
     }
+
+    /// Per row of `frame`: true where the expression is a value and non-zero, as
+    /// [`EvalColumn::is_true`] of [`Expr::eval`], without building the whole column.
+    pub fn eval_true(&self, frame: &Frame) -> Result<Vec<bool>, EvalError> {
+        eval::eval_true(&self.node, frame, &self.source)
+    }
 }
 
 #[cfg(test)]
