@@ -14,6 +14,9 @@
 
 pub mod ci;
 pub mod quantile;
+mod replicate_sums;
+
+pub use replicate_sums::GroupedSums;
 
 use rayon::prelude::*;
 

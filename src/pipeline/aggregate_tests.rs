@@ -186,3 +186,96 @@ fn calibrated_taylor_on_sums_equals_row_residuals() {
         assert!(worst < 1e-10);
     }
 }
+
+/// Replicate estimates on the (PSU × calibration cell) sums against the same replicates
+/// weighted and estimated row by row (the path taken when the replicate weights are
+/// published): every calibration method, domains, a lonely PSU under JKn.
+#[test]
+fn replicates_on_sums_equal_replicates_on_rows() {
+    let d = demo();
+    let specs = calibrated_specs(&d.p);
+    let indicators: Vec<&Indicator> = d.q.indicators.iter().collect();
+    let base_weights = numeric_column(&d.ingested, &d.p.design.weight);
+    for (lonely, lonely_psu, method) in [
+        (false, LonelyPsu::Fail, VarianceMethod::Bootstrap),
+        (true, LonelyPsu::Adjust, VarianceMethod::Jkn),
+    ] {
+        let respondents = respondents(&d, lonely);
+        let mut p = d.p.clone();
+        p.design.lonely_psu = lonely_psu;
+        p.replicate.replicates = Some(20);
+        p.replicate.nonresponse = crate::config::ReplicateNonresponse::Fixed;
+        let design = Design::build(&d.ingested.frame, &respondents, &p.design).expect("design");
+        let schemes = crate::weighting::compute(
+            &d.ingested.frame,
+            &d.ingested.row_numbers,
+            &base_weights,
+            &respondents,
+            &specs,
+        )
+        .expect("schemes");
+        for s in &schemes {
+            assert_eq!(
+                s.chain.cells().is_some(),
+                s.name != "linear_trim_weights",
+                "scheme {}",
+                s.name
+            );
+        }
+        let frame = d.ingested.frame.take(&respondents);
+        let request = EstimationRequest {
+            frame: &frame,
+            design: &design,
+            schemes: &schemes,
+            indicators: &indicators,
+            domains: &p.estimation.domains,
+            ci: &p.estimation.ci,
+            level: 0.95,
+            domain_df: DomainDf::Subset,
+            variance: method,
+        };
+        let run = |keep_weights: bool| {
+            replication::run(&replication::Inputs {
+                pipeline: &p,
+                frame: &d.ingested.frame,
+                base_weights: &base_weights,
+                respondents: &respondents,
+                design: &design,
+                schemes: &schemes,
+                request: &request,
+                keep_weights,
+            })
+            .expect("replicates")
+        };
+        let sums = run(false);
+        let rows = run(true);
+        assert!(sums.weights.is_empty() && !rows.weights.is_empty());
+        assert_eq!(sums.rows.len(), rows.rows.len());
+        assert_eq!(sums.warnings, rows.warnings);
+        let mut worst = 0.0f64;
+        for (a, b) in sums.rows.iter().zip(&rows.rows) {
+            let what = format!(
+                "{} {} {}={} {} ({method:?})",
+                a.indicator, a.weighting, a.domain_var, a.domain_value, a.ci_method
+            );
+            assert_eq!(
+                (&a.indicator, &a.weighting, &a.domain_var, &a.domain_value),
+                (&b.indicator, &b.weighting, &b.domain_var, &b.domain_value)
+            );
+            assert_eq!(a.estimate, b.estimate, "{what}");
+            assert_eq!(a.df, b.df, "{what}");
+            assert_eq!(a.n_unweighted, b.n_unweighted, "{what}");
+            for (x, y) in [
+                (a.se, b.se),
+                (a.ci_low, b.ci_low),
+                (a.ci_high, b.ci_high),
+                (a.deff, b.deff),
+            ] {
+                let r = rel(x, y);
+                assert!(r < 1e-9, "{what}: {x:?} vs {y:?}");
+                worst = worst.max(r);
+            }
+        }
+        assert!(worst < 1e-9);
+    }
+}

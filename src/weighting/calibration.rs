@@ -776,11 +776,117 @@ impl CalibrationModel {
         &self.data.population
     }
 
+    /// The model collapsed to calibration cells, for calibrating many sets of base weights
+    /// that differ only by factors constant within groups of rows (replicates).
+    ///
+    /// A cell is a set of rows with the same model row m: the cross-classification of the
+    /// factor margins, or the post-stratum of a joint table. Every method's weights are then
+    /// w_i = d_i g_c(i): the Newton steps of the GREG methods see the rows only through
+    /// Σ_c d F'(m_c'η) m_c m_c' and Σ_c d F⁻¹(m_c'η) m_c, post-stratification and `rake()`
+    /// multiply every row of a class by the same ratio, bounds act on g (a function of m_c'η),
+    /// and g-trimming clamps g and shifts it by one constant. So calibrating the cell totals
+    /// d_c = Σ_{i∈c} d_i gives every row's g. `None` where that does not hold: numeric
+    /// auxiliaries (m varies within a cell) and trimming of the final weights (acts on d_i g).
+    pub fn collapse(&self, spec: &CalibrationSpec) -> Option<CellModel> {
+        let data = &self.data;
+        if !data.numerics.is_empty() || matches!(spec.trim, Some(Trim::Weights { .. })) {
+            return None;
+        }
+        let collapsed = match &data.joint {
+            Some(cells) => {
+                let k = cells.totals.len();
+                let data = ModelData {
+                    n: k,
+                    factors: Vec::new(),
+                    numerics: Vec::new(),
+                    columns: Vec::new(),
+                    population: Vec::new(),
+                    joint: Some(Cells {
+                        codes: (0..k as u32).collect(),
+                        ..cells.clone()
+                    }),
+                    cross: Vec::new(),
+                    n_cross: 0,
+                };
+                (data, cells.codes.clone())
+            }
+            None => {
+                let k = data.n_cross;
+                let mut first = vec![usize::MAX; k];
+                for (i, &c) in data.cross.iter().enumerate() {
+                    if first[c as usize] == usize::MAX {
+                        first[c as usize] = i;
+                    }
+                }
+                let factors = data
+                    .factors
+                    .iter()
+                    .map(|f| FactorVar {
+                        codes: first.iter().map(|&i| f.codes[i]).collect(),
+                        ..f.clone()
+                    })
+                    .collect();
+                let data = ModelData {
+                    n: k,
+                    factors,
+                    numerics: Vec::new(),
+                    columns: data.columns.clone(),
+                    population: data.population.clone(),
+                    joint: None,
+                    cross: (0..k as u32).collect(),
+                    n_cross: k,
+                };
+                (data, self.data.cross.clone())
+            }
+        };
+        let (data, cell_of_row) = collapsed;
+        Some(CellModel {
+            model: CalibrationModel {
+                data: Arc::new(data),
+                source: self.source.clone(),
+            },
+            cell_of_row,
+        })
+    }
+
     /// Σ_i w_i m_i over the model columns (the calibrated totals, for checks and reports).
     pub fn weighted_totals(&self, weights: &[f64]) -> Vec<f64> {
         let mut out = vec![0.0; self.data.p()];
         self.data.total(|i| weights[i], &mut out);
         out
+    }
+}
+
+/// A calibration model collapsed to its cells ([`CalibrationModel::collapse`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellModel {
+    model: CalibrationModel,
+    cell_of_row: Vec<u32>,
+}
+
+impl CellModel {
+    /// Number of cells.
+    pub fn n_cells(&self) -> usize {
+        self.model.data.n
+    }
+
+    /// The cell of every design row.
+    pub fn cell_of_row(&self) -> &[u32] {
+        &self.cell_of_row
+    }
+
+    /// g per cell from the cell totals of the base weights d_c = Σ_{i∈c} d_i: row i's final
+    /// weight is d_i g_c(i). Same algorithm, options and errors as [`calibrate`] on the rows,
+    /// except that error messages naming a design row name a cell instead (callers that
+    /// report errors recalibrate the rows to get the row's message).
+    pub fn calibrate(
+        &self,
+        cell_base: &[f64],
+        spec: &CalibrationSpec,
+    ) -> Result<Vec<f64>, CalibrationError> {
+        let out = calibrate(&self.model, cell_base, spec)?;
+        // rake() reports g = 1 where d = 0; any g serves, the cell has no weight.
+        Ok(out.g)
     }
 }
 
