@@ -357,7 +357,6 @@ fn compute(config_path: &Path, opts: RunOptions) -> Result<Computed, PipelineErr
     )?;
     clock.lap("weighting");
 
-    let resp_frame = ingested.frame.take(&respondents);
     let indicators: Vec<&Indicator> = if p.estimation.indicators.iter().any(|i| i == "*") {
         q.indicators.iter().collect()
     } else {
@@ -367,6 +366,7 @@ fn compute(config_path: &Path, opts: RunOptions) -> Result<Computed, PipelineErr
             .filter_map(|id| q.indicator(id))
             .collect()
     };
+    let resp_frame = estimation_frame(&ingested.frame, &respondents, &indicators, &p);
     let mut estimates = Vec::new();
     let mut warnings = Vec::new();
     let mut replicate_weights = Vec::new();
@@ -703,6 +703,35 @@ fn finish(c: Computed, files: Vec<PathBuf>) -> RunReport {
     );
     report.warnings.extend(warnings);
     report
+}
+
+/// The respondents' rows of the columns estimation reads: the variables of the indicators'
+/// expressions and the domain variables. Copying only those keeps the estimation frame a
+/// fraction of the data's size (the other columns are not read after weighting).
+fn estimation_frame(
+    frame: &crate::frame::Frame,
+    respondents: &[usize],
+    indicators: &[&Indicator],
+    p: &Pipeline,
+) -> crate::frame::Frame {
+    let mut needed: std::collections::HashSet<String> =
+        p.estimation.domains.iter().cloned().collect();
+    for ind in indicators {
+        for e in [&ind.value, &ind.numerator, &ind.denominator, &ind.universe]
+            .into_iter()
+            .flatten()
+        {
+            needed.extend(e.variables());
+        }
+    }
+    let mut out = crate::frame::Frame::new(respondents.len());
+    for c in frame.columns() {
+        if needed.contains(&c.name) {
+            // Names are unique in the source frame, so the push cannot fail.
+            let _ = out.push(c.take(respondents));
+        }
+    }
+    out
 }
 
 fn numeric_column(ingested: &Ingested, name: &str) -> Vec<f64> {
