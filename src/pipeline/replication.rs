@@ -158,16 +158,24 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
 
     // First-stage PSU of every used row, so that unit nonrespondents get their PSU's factor
     // when the nonresponse adjustment is recomputed (rows of a PSU without respondents: 1).
-    let psu_of_frame_row = psu_of_every_row(inputs);
+    // Only needed when some scheme recomputes its nonresponse adjustment per replicate.
+    let recomputes_nr = |scheme: &Scheme| {
+        settings.nonresponse == ReplicateNonresponse::Recompute
+            && scheme.chain.adjusts_nonresponse()
+            && method != VarianceMethod::Supplied
+    };
+    let psu_of_frame_row = if inputs.schemes.iter().any(recomputes_nr) {
+        psu_of_every_row(inputs)
+    } else {
+        Vec::new()
+    };
     let prepared = crate::estimate::prepare(inputs.request).map_err(PipelineError::Estimate)?;
 
     let mut rows = Vec::new();
     let mut warnings = Vec::new();
     let mut kept = Vec::new();
     for scheme in inputs.schemes {
-        let recompute_nr = settings.nonresponse == ReplicateNonresponse::Recompute
-            && scheme.chain.adjusts_nonresponse()
-            && method != VarianceMethod::Supplied;
+        let recompute_nr = recomputes_nr(scheme);
         let reweighted =
             recompute_nr || scheme.chain.calibrates() || method == VarianceMethod::Supplied;
         let weights_for = |r: usize| -> Result<Vec<f64>, String> {
