@@ -14,6 +14,9 @@
 
 pub mod ci;
 pub mod quantile;
+mod replicate_sums;
+
+pub use replicate_sums::GroupedSums;
 
 use rayon::prelude::*;
 
@@ -22,6 +25,7 @@ use crate::design::Design;
 use crate::frame::{CellState, ColumnData, Frame, format_number};
 use crate::questionnaire::{EvalState, Indicator, IndicatorKind};
 use crate::weighting::Scheme;
+use crate::weighting::calibration::{LinearResidual, ResidualSolver};
 use ci::CiMethod;
 
 /// Domain label used for the whole population (SDMX convention).
@@ -243,6 +247,38 @@ pub fn estimate_with_progress(
     req: &EstimationRequest<'_>,
     progress: &dyn crate::progress::Progress,
 ) -> Result<Vec<EstimateRow>, EstimateError> {
+    estimate_with(req, true, progress)
+}
+
+/// [`estimate`] with the calibration residuals always taken row by row (the reference the
+/// grouped residuals are tested against).
+#[cfg(test)]
+pub(crate) fn estimate_row_residuals(
+    req: &EstimationRequest<'_>,
+) -> Result<Vec<EstimateRow>, EstimateError> {
+    estimate_with(req, false, &crate::progress::Silent)
+}
+
+/// Whether the Taylor variance of `scheme` takes its calibration residuals on sums.
+#[cfg(test)]
+pub(crate) fn uses_grouped_residuals(design: &Design, scheme: &Scheme) -> bool {
+    CalibratedSums::of(design, scheme).is_some()
+}
+
+fn estimate_with(
+    req: &EstimationRequest<'_>,
+    grouped_residuals: bool,
+    progress: &dyn crate::progress::Progress,
+) -> Result<Vec<EstimateRow>, EstimateError> {
+    let sums: Vec<Option<CalibratedSums<'_>>> = req
+        .schemes
+        .iter()
+        .map(|s| {
+            grouped_residuals
+                .then(|| CalibratedSums::of(req.design, s))
+                .flatten()
+        })
+        .collect();
     let tasks: Vec<(usize, usize)> = (0..req.indicators.len())
         .flat_map(|i| (0..req.schemes.len()).map(move |s| (i, s)))
         .collect();
@@ -258,6 +294,7 @@ pub fn estimate_with_progress(
                 &req.schemes[s],
                 &prepared.breakdowns,
                 None,
+                sums[s].as_ref(),
             );
             progress.advance(1);
             block
@@ -401,6 +438,7 @@ pub fn rows_with_variances(
             scheme,
             &prepared.breakdowns,
             Some(given),
+            None,
         )?);
     }
     Ok(rows)
@@ -429,6 +467,7 @@ fn estimate_block(
     scheme: &Scheme,
     breakdowns: &[Breakdown],
     replicated: Option<Replicated<'_>>,
+    sums: Option<&CalibratedSums<'_>>,
 ) -> Result<Vec<EstimateRow>, EstimateError> {
     let n = req.frame.n_rows();
     let w = &scheme.weights;
@@ -440,12 +479,13 @@ fn estimate_block(
     let mut scores = vec![0.0; n];
     let mut k = 0usize;
     for b in breakdowns {
-        // Plain (non-calibrated) Taylor variance of a single-stage design: every domain value of
-        // this breakdown from one grouped pass (sums by domain value × PSU).
-        // Replicate rows take their variance and df as given, so they use it too.
+        // Taylor variance of a single-stage design: every domain value of this breakdown from
+        // one grouped pass (sums by domain value × PSU), with the calibration residuals taken
+        // on sums when the scheme's calibration allows it. Replicate rows take their variance
+        // and df as given, so they use it too.
         let given = replicated.map(|g| (&g.variances[k..k + b.labels.len()], g.df));
-        let grouped = if replicated.is_some() || !scheme.calibrated {
-            grouped_domain_stats(req, ind, vals, scheme, b, full_df, given)
+        let grouped = if replicated.is_some() || !scheme.calibrated || sums.is_some() {
+            grouped_domain_stats(req, ind, vals, scheme, b, full_df, given, sums)
         } else {
             None
         };
@@ -565,13 +605,58 @@ struct DomainStats {
     beta_nrow: f64,
 }
 
+/// A calibrated scheme's residual map prepared for the grouped pass ([`LinearResidual`]):
+/// e = z − a ⊙ (M β), β = S⁻¹ Σ m b z. Per scheme, independent of the statistic:
+/// `score_weight` = b_i w_i per row and the PSU fitted totals F_p = Σ_{i∈p} a_i m_i.
+struct CalibratedSums<'a> {
+    form: LinearResidual<'a>,
+    solver: ResidualSolver<'a>,
+    score_weight: Vec<f64>,
+    /// n_psu × dim, row-major.
+    fitted: Vec<f64>,
+}
+
+/// Largest PSU × model-column table of fitted totals kept per scheme (a joint post-strata table
+/// with very many cells takes the row path instead).
+const MAX_FITTED_CELLS: usize = 1 << 24;
+
+impl<'a> CalibratedSums<'a> {
+    /// `None` when the scheme is not calibrated, its calibration has no linear residual form
+    /// (R's `rake()` approximation), or the design needs row-level scores (several stages).
+    fn of(design: &Design, scheme: &'a Scheme) -> Option<CalibratedSums<'a>> {
+        let cal = scheme.calibration.as_ref()?;
+        let form = cal.residualizer.linear_form()?;
+        let n = scheme.weights.len();
+        if design.n_stages() > 1
+            || form.n_rows() != n
+            || design.n_rows() != n
+            || form.dim().saturating_mul(design.n_psu()) > MAX_FITTED_CELLS
+        {
+            return None;
+        }
+        let score_weight = (0..n)
+            .map(|i| form.score_weight(i, scheme.weights[i]))
+            .collect();
+        let fitted = form.psu_fitted_totals(design.psu_of_row(), design.n_psu());
+        Some(CalibratedSums {
+            form,
+            solver: form.solver(),
+            score_weight,
+            fitted,
+        })
+    }
+}
+
 /// Per domain value of breakdown `b`: its statistics and row count, an error message, or `None`
 /// when it has no row. The same formulas as [`domain_estimate`], from sums by (domain value,
 /// PSU) accumulated in one pass: a domain's PSU score totals are
 /// t_p = (Σ_p w y − θ̂ Σ_p w)/N̂ (means, proportions), Σ_p w y (totals) or (Σ_p w y − θ̂ Σ_p w x)/X̂
-/// (ratios). `None` for the whole breakdown when the design needs row-level scores (multistage
-/// with an FPC), in which case the caller takes the row path.
-#[allow(clippy::type_complexity)]
+/// (ratios). For a calibrated scheme (`sums`) the PSU totals of the calibration residuals are
+/// t_p − F_p'β_D with β_D = S⁻¹ Σ_D m b z, the p-vector Σ_D m b z accumulated in the second
+/// pass ([`LinearResidual`]); every PSU and stratum stays in the design, as R's `[` on a
+/// calibrated design. `None` for the whole breakdown when the design needs row-level scores
+/// (multistage with an FPC), in which case the caller takes the row path.
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
 fn grouped_domain_stats(
     req: &EstimationRequest<'_>,
     ind: &Indicator,
@@ -580,11 +665,18 @@ fn grouped_domain_stats(
     b: &Breakdown,
     full_df: f64,
     replicated: Option<(&[f64], &ReplicateDf<'_>)>,
+    sums: Option<&CalibratedSums<'_>>,
 ) -> Option<Vec<Option<Result<(DomainStats, usize), String>>>> {
     let design = req.design;
     if design.n_stages() > 1 && replicated.is_none() {
         return None;
     }
+    let cal = if replicated.is_none() && scheme.calibrated {
+        Some(sums?)
+    } else {
+        None
+    };
+    let dim = cal.map_or(0, |c| c.form.dim());
     let w = &scheme.weights;
     let k = b.labels.len();
     let n_psu = design.n_psu();
@@ -629,16 +721,35 @@ fn grouped_domain_stats(
             IndicatorKind::Ratio => swy[d] / swx[d],
         })
         .collect();
-    // Second pass: Σ w (y − ȳ_d)² for R's deff.
+    // Second pass: Σ w (y − ȳ_d)² for R's deff and, for a calibrated scheme, Σ_D m b z with
+    // the score z = w s taken before its division by N̂ (or X̂), done once per domain below.
     let mut ss = vec![0.0; k];
-    if ind.kind != IndicatorKind::Ratio {
+    let mut rhs = vec![0.0; k * dim];
+    if ind.kind != IndicatorKind::Ratio || cal.is_some() {
         for (r, dom) in b.of_row.iter().enumerate() {
             if let Some(d) = *dom
                 && vals.defined[r]
             {
                 let d = d as usize;
-                let mean = swy[d] / sw[d];
-                ss[d] += w[r] * (vals.y[r] - mean) * (vals.y[r] - mean);
+                let y = vals.y[r];
+                if ind.kind != IndicatorKind::Ratio {
+                    let mean = swy[d] / sw[d];
+                    ss[d] += w[r] * (y - mean) * (y - mean);
+                }
+                if let Some(c) = cal {
+                    let s = match ind.kind {
+                        IndicatorKind::Mean | IndicatorKind::Proportion => y - estimate[d],
+                        IndicatorKind::Total => y,
+                        IndicatorKind::Ratio => {
+                            y - estimate[d] * vals.x.as_ref().map_or(0.0, |x| x[r])
+                        }
+                    };
+                    let v = c.score_weight[r] * s;
+                    if v != 0.0 {
+                        let row = &mut rhs[d * dim..(d + 1) * dim];
+                        c.form.terms(r, |j, m| row[j] += m * v);
+                    }
+                }
             }
         }
     }
@@ -677,7 +788,25 @@ fn grouped_domain_stats(
                         IndicatorKind::Ratio => (twy[cell] - estimate[d] * twx[cell]) / swx[d],
                     };
                 }
-                let variance = match design.variance_from_psu_totals(&totals, Some(&present)) {
+                let psu_present = match cal {
+                    None => Some(present.as_slice()),
+                    Some(c) => {
+                        let beta = &mut rhs[d * dim..(d + 1) * dim];
+                        let scale = match ind.kind {
+                            IndicatorKind::Mean | IndicatorKind::Proportion => sw[d],
+                            IndicatorKind::Total => 1.0,
+                            IndicatorKind::Ratio => swx[d],
+                        };
+                        beta.iter_mut().for_each(|x| *x /= scale);
+                        c.solver.solve(beta);
+                        for (p, t) in totals.iter_mut().enumerate() {
+                            let f = &c.fitted[p * dim..(p + 1) * dim];
+                            *t -= f.iter().zip(beta.iter()).map(|(a, b)| a * b).sum::<f64>();
+                        }
+                        None
+                    }
+                };
+                let variance = match design.variance_from_psu_totals(&totals, psu_present) {
                     Ok(v) => v,
                     Err(crate::design::VarianceError::Multistage) => return None,
                     Err(e) => {
@@ -725,7 +854,13 @@ fn grouped_domain_stats(
             df,
             deff,
             n_weighted: sw[d],
-            beta_nrow: count[d] as f64,
+            // R's nrow(design): a calibrated subset keeps its out-of-domain rows (see
+            // domain_estimate).
+            beta_nrow: if cal.is_some() {
+                b.of_row.len() as f64
+            } else {
+                count[d] as f64
+            },
         };
         out.push(Some(Ok((stats, count[d]))));
     }

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+#[cfg(test)]
+mod aggregate_tests;
 mod replication;
 
 use crate::config::{ConfigError, Pipeline, VarianceMethod};

@@ -15,7 +15,7 @@ use crate::ingest::matches_pattern;
 use crate::replicates::{
     ReplicateDesign, ReplicateMethod, ReplicateOptions, SuppliedKind, SuppliedSpec, numerical_rank,
 };
-use crate::weighting::Scheme;
+use crate::weighting::{ChainCells, Scheme};
 
 /// Largest replicate weight matrix (rows × replicates) whose rank is computed on every row;
 /// beyond it the rank is computed on an evenly spaced subset of rows (documented).
@@ -160,7 +160,17 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
 
     // First-stage PSU of every used row, so that unit nonrespondents get their PSU's factor
     // when the nonresponse adjustment is recomputed (rows of a PSU without respondents: 1).
-    let psu_of_frame_row = psu_of_every_row(inputs);
+    // Only needed when some scheme recomputes its nonresponse adjustment per replicate.
+    let recomputes_nr = |scheme: &Scheme| {
+        settings.nonresponse == ReplicateNonresponse::Recompute
+            && scheme.chain.adjusts_nonresponse()
+            && method != VarianceMethod::Supplied
+    };
+    let psu_of_frame_row = if inputs.schemes.iter().any(recomputes_nr) {
+        psu_of_every_row(inputs)
+    } else {
+        Vec::new()
+    };
     let prepared = crate::estimate::prepare(inputs.request).map_err(PipelineError::Estimate)?;
 
     let mut rows = Vec::new();
@@ -173,9 +183,7 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
             .unwrap_or(u64::MAX),
     );
     for scheme in inputs.schemes {
-        let recompute_nr = settings.nonresponse == ReplicateNonresponse::Recompute
-            && scheme.chain.adjusts_nonresponse()
-            && method != VarianceMethod::Supplied;
+        let recompute_nr = recomputes_nr(scheme);
         let reweighted =
             recompute_nr || scheme.chain.calibrates() || method == VarianceMethod::Supplied;
         let weights_for = |r: usize| -> Result<Vec<f64>, String> {
@@ -203,10 +211,37 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
             }
         };
         let full = crate::estimate::point_estimates(inputs.request, &prepared, &scheme.weights);
+        // Replicates on sums by (PSU, calibration cell) where every replicate weight is the
+        // adjusted weight times one multiplier per group (docs/performance.md); the rows
+        // otherwise, and when the replicate weights are to be published.
+        let groups = if !recompute_nr
+            && !inputs.keep_weights
+            && method != VarianceMethod::Supplied
+            && rep.psu_factors(0).is_some()
+        {
+            scheme
+                .chain
+                .cells()
+                .map(|cells| Groups::build(inputs.design, &scheme.adjusted, cells))
+        } else {
+            None
+        };
+        let sums = groups.as_ref().map(|g| {
+            crate::estimate::GroupedSums::build(
+                inputs.request,
+                &prepared,
+                &scheme.adjusted,
+                &g.of_row,
+                g.psu.len(),
+            )
+        });
         // Replicate weights kept for the df: only the rows the rank computations read (small
         // domains, and every k-th row for the whole matrix), unless all are to be published.
+        // With groups, the multipliers per group stand for them.
         let n = scheme.weights.len();
-        let kept_rows: Vec<usize> = if inputs.keep_weights {
+        let kept_rows: Vec<usize> = if groups.is_some() {
+            Vec::new()
+        } else if inputs.keep_weights {
             (0..n).collect()
         } else if reweighted {
             let step = (n * n_rep.max(1)).div_ceil(RANK_CELLS).max(1);
@@ -233,6 +268,10 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
         let results: Vec<Result<(Vec<f64>, Option<Vec<f64>>), String>> = (0..n_rep)
             .into_par_iter()
             .map(|r| {
+                if let (Some(g), Some(sums)) = (&groups, &sums) {
+                    let mult = g.multipliers(&rep, r, &scheme.adjusted, &weights_for)?;
+                    return Ok((sums.point_estimates(&mult), Some(mult)));
+                }
                 let w = weights_for(r)?;
                 let theta = crate::estimate::point_estimates(inputs.request, &prepared, &w);
                 inputs.progress.advance(1);
@@ -290,10 +329,22 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
             .collect();
         // Replicate df as R's degf() of the domain's replicate design (`[.svyrep.design` drops
         // the other rows and recomputes the rank of the replicate weights), see replicate_df.
-        let full_rank = if reweighted {
-            replicate_rank(&matrix, &sampled)
-        } else {
-            0
+        // Rank of the replicate weights over rows: with groups, from the multipliers.
+        let rank_over = |rows: &[usize]| -> usize {
+            match &groups {
+                Some(g) => g.rank(&matrix, &scheme.adjusted, rows),
+                None => {
+                    let at: Vec<usize> = rows.iter().map(|&i| position[i] as usize).collect();
+                    replicate_rank(&matrix, &at)
+                }
+            }
+        };
+        let full_rank = match (&groups, reweighted) {
+            (_, false) => 0,
+            // Rows of a group have proportional replicate weights: one row per group has the
+            // rank of all rows.
+            (Some(g), true) => g.rank(&matrix, &scheme.adjusted, &g.representative),
+            (None, true) => replicate_rank(&matrix, &sampled),
         };
         let rank_cache = std::sync::Mutex::new(std::collections::HashMap::<Vec<u32>, usize>::new());
         let df = |psus: &[u32], n_rows: usize, rows: &dyn Fn() -> Vec<usize>| -> f64 {
@@ -304,8 +355,7 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
                 // Exact on small domains, where rank deficiency occurs; larger domains take the
                 // rank of the whole replicate matrix (docs/variance.md).
                 if n_rows <= 2 * n_rep {
-                    let at: Vec<usize> = rows().iter().map(|&i| position[i] as usize).collect();
-                    replicate_rank(&matrix, &at) as f64 - 1.0
+                    rank_over(&rows()) as f64 - 1.0
                 } else {
                     full_rank as f64 - 1.0
                 }
@@ -352,6 +402,108 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
         warnings,
         weights: kept,
     })
+}
+
+/// Respondent rows grouped by (first-stage PSU, calibration cell). Within a group every
+/// replicate weight is a_i · F_r,k: the PSU's replicate factor f_r,p times the cell's g_r,c
+/// from calibrating the cell totals Σ_{i∈c} f_r,p(i) a_i ([`ChainCells`]), a_i the adjusted
+/// weight. Exact, not an approximation: the calibration sees the rows only through those cell
+/// totals (see `CalibrationModel::collapse`), and the estimators only through sums.
+struct Groups<'a> {
+    cells: ChainCells<'a>,
+    /// Group of every respondent row.
+    of_row: Vec<u32>,
+    /// PSU and cell of every group.
+    psu: Vec<u32>,
+    cell: Vec<u32>,
+    /// Σ a over the group.
+    base: Vec<f64>,
+    /// One row per group, with a ≠ 0 where the group has one.
+    representative: Vec<usize>,
+}
+
+impl<'a> Groups<'a> {
+    fn build(design: &Design, adjusted: &[f64], cells: ChainCells<'a>) -> Groups<'a> {
+        let psu_of_row = design.psu_of_row();
+        let mut id: std::collections::HashMap<(u32, u32), u32> = std::collections::HashMap::new();
+        let mut g = Groups {
+            cells,
+            of_row: Vec::with_capacity(adjusted.len()),
+            psu: Vec::new(),
+            cell: Vec::new(),
+            base: Vec::new(),
+            representative: Vec::new(),
+        };
+        for (i, &a) in adjusted.iter().enumerate() {
+            let key = (psu_of_row[i], g.cells.cell_of(i));
+            let k = *id.entry(key).or_insert_with(|| {
+                g.psu.push(key.0);
+                g.cell.push(key.1);
+                g.base.push(0.0);
+                g.representative.push(i);
+                (g.psu.len() - 1) as u32
+            }) as usize;
+            g.of_row.push(k as u32);
+            g.base[k] += a;
+            if adjusted[g.representative[k]] == 0.0 && a != 0.0 {
+                g.representative[k] = i;
+            }
+        }
+        g
+    }
+
+    /// F_r per group. A calibration that fails on the cell totals is redone on the rows, which
+    /// gives the error message (naming a design row), or the weights when only rounding made
+    /// the cells fail.
+    fn multipliers(
+        &self,
+        rep: &ReplicateDesign,
+        r: usize,
+        adjusted: &[f64],
+        weights_for: &dyn Fn(usize) -> Result<Vec<f64>, String>,
+    ) -> Result<Vec<f64>, String> {
+        let f = rep.psu_factors(r).ok_or("replicate factors unavailable")?;
+        let mut totals = vec![0.0; self.cells.n_cells()];
+        for k in 0..self.psu.len() {
+            totals[self.cell[k] as usize] += f[self.psu[k] as usize] * self.base[k];
+        }
+        Ok(match self.cells.calibrate(&totals) {
+            Ok(g) => (0..self.psu.len())
+                .map(|k| f[self.psu[k] as usize] * g[self.cell[k] as usize])
+                .collect(),
+            Err(_) => {
+                let w = weights_for(r)?;
+                self.representative
+                    .iter()
+                    .map(|&i| {
+                        if adjusted[i] != 0.0 {
+                            w[i] / adjusted[i]
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect()
+            }
+        })
+    }
+
+    /// Numerical rank of the replicate weights a_i F_r,k(i) over `rows` (replicates as
+    /// columns, dropped replicates left out), as [`replicate_rank`] on the rows.
+    fn rank(&self, multipliers: &[Option<Vec<f64>>], adjusted: &[f64], rows: &[usize]) -> usize {
+        let columns: Vec<&Vec<f64>> = multipliers.iter().flatten().collect();
+        let m = columns.len();
+        if m == 0 || rows.is_empty() {
+            return 0;
+        }
+        let mut a = Vec::with_capacity(rows.len() * m);
+        for c in &columns {
+            a.extend(
+                rows.iter()
+                    .map(|&i| adjusted[i] * c[self.of_row[i] as usize]),
+            );
+        }
+        numerical_rank(&a, rows.len(), m)
+    }
 }
 
 /// Numerical rank of the kept replicate weights (replicates as columns) over the kept-row

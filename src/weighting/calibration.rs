@@ -776,11 +776,117 @@ impl CalibrationModel {
         &self.data.population
     }
 
+    /// The model collapsed to calibration cells, for calibrating many sets of base weights
+    /// that differ only by factors constant within groups of rows (replicates).
+    ///
+    /// A cell is a set of rows with the same model row m: the cross-classification of the
+    /// factor margins, or the post-stratum of a joint table. Every method's weights are then
+    /// w_i = d_i g_c(i): the Newton steps of the GREG methods see the rows only through
+    /// Σ_c d F'(m_c'η) m_c m_c' and Σ_c d F⁻¹(m_c'η) m_c, post-stratification and `rake()`
+    /// multiply every row of a class by the same ratio, bounds act on g (a function of m_c'η),
+    /// and g-trimming clamps g and shifts it by one constant. So calibrating the cell totals
+    /// d_c = Σ_{i∈c} d_i gives every row's g. `None` where that does not hold: numeric
+    /// auxiliaries (m varies within a cell) and trimming of the final weights (acts on d_i g).
+    pub fn collapse(&self, spec: &CalibrationSpec) -> Option<CellModel> {
+        let data = &self.data;
+        if !data.numerics.is_empty() || matches!(spec.trim, Some(Trim::Weights { .. })) {
+            return None;
+        }
+        let collapsed = match &data.joint {
+            Some(cells) => {
+                let k = cells.totals.len();
+                let data = ModelData {
+                    n: k,
+                    factors: Vec::new(),
+                    numerics: Vec::new(),
+                    columns: Vec::new(),
+                    population: Vec::new(),
+                    joint: Some(Cells {
+                        codes: (0..k as u32).collect(),
+                        ..cells.clone()
+                    }),
+                    cross: Vec::new(),
+                    n_cross: 0,
+                };
+                (data, cells.codes.clone())
+            }
+            None => {
+                let k = data.n_cross;
+                let mut first = vec![usize::MAX; k];
+                for (i, &c) in data.cross.iter().enumerate() {
+                    if first[c as usize] == usize::MAX {
+                        first[c as usize] = i;
+                    }
+                }
+                let factors = data
+                    .factors
+                    .iter()
+                    .map(|f| FactorVar {
+                        codes: first.iter().map(|&i| f.codes[i]).collect(),
+                        ..f.clone()
+                    })
+                    .collect();
+                let data = ModelData {
+                    n: k,
+                    factors,
+                    numerics: Vec::new(),
+                    columns: data.columns.clone(),
+                    population: data.population.clone(),
+                    joint: None,
+                    cross: (0..k as u32).collect(),
+                    n_cross: k,
+                };
+                (data, self.data.cross.clone())
+            }
+        };
+        let (data, cell_of_row) = collapsed;
+        Some(CellModel {
+            model: CalibrationModel {
+                data: Arc::new(data),
+                source: self.source.clone(),
+            },
+            cell_of_row,
+        })
+    }
+
     /// Σ_i w_i m_i over the model columns (the calibrated totals, for checks and reports).
     pub fn weighted_totals(&self, weights: &[f64]) -> Vec<f64> {
         let mut out = vec![0.0; self.data.p()];
         self.data.total(|i| weights[i], &mut out);
         out
+    }
+}
+
+/// A calibration model collapsed to its cells ([`CalibrationModel::collapse`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellModel {
+    model: CalibrationModel,
+    cell_of_row: Vec<u32>,
+}
+
+impl CellModel {
+    /// Number of cells.
+    pub fn n_cells(&self) -> usize {
+        self.model.data.n
+    }
+
+    /// The cell of every design row.
+    pub fn cell_of_row(&self) -> &[u32] {
+        &self.cell_of_row
+    }
+
+    /// g per cell from the cell totals of the base weights d_c = Σ_{i∈c} d_i: row i's final
+    /// weight is d_i g_c(i). Same algorithm, options and errors as [`calibrate`] on the rows,
+    /// except that error messages naming a design row name a cell instead (callers that
+    /// report errors recalibrate the rows to get the row's message).
+    pub fn calibrate(
+        &self,
+        cell_base: &[f64],
+        spec: &CalibrationSpec,
+    ) -> Result<Vec<f64>, CalibrationError> {
+        let out = calibrate(&self.model, cell_base, spec)?;
+        // rake() reports g = 1 where d = 0; any g serves, the cell has no weight.
+        Ok(out.g)
     }
 }
 
@@ -992,6 +1098,157 @@ impl Residualizer {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The calibration residual of the GREG methods and of post-stratification written as a linear
+/// map, so that it can be applied to sums instead of rows:
+///
+/// e_i = z_i − a_i m_i'β, β = S⁻¹ Σ_i m_i b_i z_i,
+///
+/// * GREG: m_i the model row, a_i = g_i d_i, b_i = 1/g_i (0 where d_i = 0 or g_i = 0),
+///   S = Σ d m m';
+/// * `PostStratify`: m_i the post-stratum dummy, a_i = w_i, b_i = d_i / w_i (0 where w_i = 0),
+///   S = diag(Σ_c d) (β_c = 0 for an empty post-stratum).
+///
+/// First-stage PSU totals of e are then T_p(z) − (Σ_{i∈p} a_i m_i)'β: the per-PSU fitted totals
+/// are the same for every statistic, and β needs only Σ m b z, a p-vector per domain. That
+/// turns the per-domain row passes of [`Residualizer::residualize`] into small matrix work
+/// (`docs/performance.md`). R's `rake()` approximation has no such form.
+#[derive(Debug, Clone, Copy)]
+pub struct LinearResidual<'a> {
+    res: &'a Residualizer,
+}
+
+impl<'a> LinearResidual<'a> {
+    /// Length of β (model columns, or post-strata).
+    pub fn dim(&self) -> usize {
+        let data = &self.res.data;
+        match &self.res.kind {
+            Resid::Greg { .. } => data.p(),
+            _ => cell_codes(data).1,
+        }
+    }
+
+    /// Number of design rows.
+    pub fn n_rows(&self) -> usize {
+        self.res.data.n
+    }
+
+    /// Calls `f(j, m_ij)` for the non-zero entries of row i's model vector m_i.
+    #[inline]
+    pub fn terms(&self, i: usize, mut f: impl FnMut(usize, f64)) {
+        let data = &self.res.data;
+        match &self.res.kind {
+            Resid::Greg { .. } => data.terms(i, f),
+            _ => f(cell_codes(data).0[i] as usize, 1.0),
+        }
+    }
+
+    /// b_i z_i for a score z_i = `w_i · s` (`w_i` the final weight): the row's contribution to
+    /// Σ m b z is m_i · `score_weight(i, w_i)` · s. Computed as the row path divides the score
+    /// (z_i / g_i, or z_i d_i / w_i), so the two agree to rounding.
+    #[inline]
+    pub fn score_weight(&self, i: usize, w: f64) -> f64 {
+        match &self.res.kind {
+            Resid::Greg { d, g, .. } => {
+                if d[i] > 0.0 && g[i] != 0.0 {
+                    w / g[i]
+                } else {
+                    0.0
+                }
+            }
+            Resid::PostStrat { oldw, w: pw } => {
+                let psw = if pw[i] == 0.0 && oldw[i] == 0.0 {
+                    1.0
+                } else {
+                    pw[i]
+                };
+                if psw != 0.0 { w * oldw[i] / psw } else { 0.0 }
+            }
+            Resid::Rake { .. } => f64::NAN,
+        }
+    }
+
+    /// a_i, the weight of the fitted value subtracted from row i.
+    #[inline]
+    pub fn fitted_weight(&self, i: usize) -> f64 {
+        match &self.res.kind {
+            Resid::Greg { d, g, .. } => {
+                if d[i] > 0.0 {
+                    g[i] * d[i]
+                } else {
+                    0.0
+                }
+            }
+            Resid::PostStrat { w, .. } => w[i],
+            Resid::Rake { .. } => f64::NAN,
+        }
+    }
+
+    /// Σ_{i∈p} a_i m_i for every first-stage PSU p (`psu_of_row[i]` < `n_psu`), row-major
+    /// `n_psu × dim`. For post-stratification only cells with base weight enter (β_c is 0
+    /// for the others anyway).
+    pub fn psu_fitted_totals(&self, psu_of_row: &[u32], n_psu: usize) -> Vec<f64> {
+        let dim = self.dim();
+        let mut out = vec![0.0; n_psu * dim];
+        for (i, &p) in psu_of_row.iter().enumerate().take(self.n_rows()) {
+            let a = self.fitted_weight(i);
+            if a == 0.0 {
+                continue;
+            }
+            let row = &mut out[p as usize * dim..(p as usize + 1) * dim];
+            self.terms(i, |j, v| row[j] += a * v);
+        }
+        out
+    }
+
+    /// The solver of β = S⁻¹ rhs for this calibration (computes Σ_c d for post-strata once).
+    pub fn solver(&self) -> ResidualSolver<'a> {
+        let den = match &self.res.kind {
+            Resid::PostStrat { oldw, .. } => {
+                let (codes, k) = cell_codes(&self.res.data);
+                let mut den = vec![0.0; k];
+                for (i, &c) in codes.iter().enumerate() {
+                    den[c as usize] += oldw[i];
+                }
+                den
+            }
+            _ => Vec::new(),
+        };
+        ResidualSolver { res: self.res, den }
+    }
+}
+
+/// β = S⁻¹ rhs of a [`LinearResidual`].
+#[derive(Debug, Clone)]
+pub struct ResidualSolver<'a> {
+    res: &'a Residualizer,
+    den: Vec<f64>,
+}
+
+impl ResidualSolver<'_> {
+    /// Replace `rhs` = Σ m b z by β.
+    pub fn solve(&self, rhs: &mut [f64]) {
+        match &self.res.kind {
+            Resid::Greg { factor, .. } => factor.solve(rhs),
+            _ => {
+                for (b, &den) in rhs.iter_mut().zip(&self.den) {
+                    *b = if den > 0.0 { *b / den } else { 0.0 };
+                }
+            }
+        }
+    }
+}
+
+impl Residualizer {
+    /// The residual as a linear map on sums ([`LinearResidual`]); `None` for R's `rake()`
+    /// approximation, which needs the rows.
+    pub fn linear_form(&self) -> Option<LinearResidual<'_>> {
+        match self.kind {
+            Resid::Rake { .. } => None,
+            _ => Some(LinearResidual { res: self }),
         }
     }
 }

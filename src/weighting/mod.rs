@@ -221,6 +221,23 @@ impl Chain {
         self.calibrate(adjusted)
     }
 
+    /// The calibration step on cell totals ([`calibration::CalibrationModel::collapse`]): the
+    /// cells of the respondents and a function from cell totals of the adjusted weights to g per
+    /// cell. A chain without calibration has one cell and g = 1. `None` when the calibration
+    /// cannot be collapsed (numeric auxiliaries, trimming of the final weights).
+    pub fn cells(&self) -> Option<ChainCells<'_>> {
+        match &self.calibration {
+            None => Some(ChainCells {
+                chain: self,
+                cells: None,
+            }),
+            Some((model, spec, _, _)) => Some(ChainCells {
+                chain: self,
+                cells: Some((model.collapse(spec)?, spec)),
+            }),
+        }
+    }
+
     /// The calibration step alone, on respondent weights already adjusted for nonresponse.
     pub fn calibrate(&self, adjusted: Vec<f64>) -> Result<Weighted, WeightingError> {
         match &self.calibration {
@@ -241,6 +258,42 @@ impl Chain {
                     adjusted,
                     calibrated: Some(c),
                 })
+            }
+        }
+    }
+}
+
+/// A chain's calibration on cells ([`Chain::cells`]).
+#[derive(Debug, Clone)]
+pub struct ChainCells<'a> {
+    chain: &'a Chain,
+    cells: Option<(calibration::CellModel, &'a calibration::CalibrationSpec)>,
+}
+
+impl ChainCells<'_> {
+    /// Number of cells (1 without calibration).
+    pub fn n_cells(&self) -> usize {
+        self.cells.as_ref().map_or(1, |(c, _)| c.n_cells())
+    }
+
+    /// Cell of respondent `i` (design-row order).
+    pub fn cell_of(&self, i: usize) -> u32 {
+        self.cells.as_ref().map_or(0, |(c, _)| c.cell_of_row()[i])
+    }
+
+    /// g per cell from the cell totals of the adjusted weights; the final weight of respondent
+    /// i is `adjusted_i · g[cell_of(i)]`. The error is the chain's message for the cells;
+    /// [`Chain::calibrate`] on the rows gives the row-level one.
+    pub fn calibrate(&self, cell_totals: &[f64]) -> Result<Vec<f64>, WeightingError> {
+        match &self.cells {
+            None => Ok(vec![1.0; cell_totals.len()]),
+            Some((cells, spec)) => {
+                cells
+                    .calibrate(cell_totals, spec)
+                    .map_err(|e| WeightingError::Calibration {
+                        scheme: self.chain.name.clone(),
+                        message: e.to_string(),
+                    })
             }
         }
     }
