@@ -167,6 +167,7 @@ fn ingest_spec(rows: usize, path: &Path) -> (IngestSpec, Questionnaire) {
         design_columns: vec!["stratum".into(), "psu".into()],
         positive_columns: vec!["design_weight".into()],
         required_columns: vec!["stratum".into()],
+        column_patterns: Vec::new(),
     };
     (spec, q)
 }
