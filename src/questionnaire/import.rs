@@ -161,6 +161,13 @@ fn coding(
     let mut codes = Vec::new();
     let mut missing: Vec<(String, MissingMeaning, String)> = Vec::new();
     let mut add_missing = |code: &FileCode, label: &str| {
+        // A damaged file can declare NaN or an infinity as a missing value: no cell can equal
+        // it, and a questionnaire code must be a number.
+        if let FileCode::Num(x) = code
+            && !x.is_finite()
+        {
+            return;
+        }
         let written = code.as_code();
         if !missing.iter().any(|(c, _, _)| *c == written) {
             let meaning = meanings
