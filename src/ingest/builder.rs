@@ -29,6 +29,17 @@ pub(crate) struct CellRules {
     /// The valid codes as a bitset when they are all whole numbers in 0..256 (categorical
     /// questions), so a cell is checked with one lookup instead of a scan of the code list.
     pub code_bits: Option<[u64; 4]>,
+    /// The outcome of every whole number in 0..256 (missing code, value or problem), so that
+    /// the usual cell of a categorical or count column is classified by one lookup.
+    small: Vec<Outcome>,
+}
+
+/// How a numeric cell is classified: kept as a value, a declared missing code, or a problem.
+#[derive(Debug, Clone, PartialEq)]
+enum Outcome {
+    Value,
+    Missing(CellState),
+    Problem(CellProblem),
 }
 
 /// `codes` as a bitset of 0..256, if every code is a whole number in that range.
@@ -93,9 +104,32 @@ impl CellRules {
             },
             range: v.range,
             code_bits: None,
+            small: Vec::new(),
         };
         rules.code_bits = small_code_bits(&rules.codes_num);
+        rules.small = (0..256)
+            .map(|k| rules.classify(f64::from(k), true))
+            .collect();
         rules
+    }
+
+    /// The outcome of a non-null number; `whole` says it cannot have a fraction. Checks in the
+    /// same order as [`ColumnBuilder::push_num`].
+    fn classify(&self, x: f64, whole: bool) -> Outcome {
+        if let Some(&(_, st)) = self.missing_num.iter().find(|(c, _)| *c == x) {
+            return Outcome::Missing(st);
+        }
+        if !x.is_finite() {
+            Outcome::Problem(CellProblem::NotANumber)
+        } else if !self.code_ok(x) {
+            Outcome::Problem(CellProblem::InvalidCode)
+        } else if !whole && self.integer && x.fract() != 0.0 {
+            Outcome::Problem(CellProblem::NotInteger)
+        } else if let Some((low, high)) = self.range.filter(|&(l, h)| x < l || x > h) {
+            Outcome::Problem(CellProblem::OutOfRange { low, high })
+        } else {
+            Outcome::Value
+        }
     }
 
     /// True when `x` is one of the declared codes (or any value is allowed).
@@ -115,7 +149,7 @@ impl CellRules {
 
     /// Rules for a column the questionnaire does not declare: any number, or any text.
     pub(crate) fn free(numeric: bool) -> CellRules {
-        CellRules {
+        let mut rules = CellRules {
             numeric,
             integer: false,
             codes_text: Vec::new(),
@@ -124,7 +158,12 @@ impl CellRules {
             missing_num: Vec::new(),
             range: None,
             code_bits: None,
-        }
+            small: Vec::new(),
+        };
+        rules.small = (0..256)
+            .map(|k| rules.classify(f64::from(k), true))
+            .collect();
+        rules
     }
 }
 
@@ -199,32 +238,29 @@ impl ColumnBuilder {
             }
             let x = to_f64(v);
             blank.push(false);
-            if let Some(&(_, st)) = rules.missing_num.iter().find(|(c, _)| *c == x) {
-                out.push(f64::NAN);
-                state.push(st);
-                continue;
-            }
-            // Same order of checks as `push_num`.
-            let problem = if !x.is_finite() {
-                Some(CellProblem::NotANumber)
-            } else if !rules.code_ok(x) {
-                Some(CellProblem::InvalidCode)
-            } else if !whole && rules.integer && x.fract() != 0.0 {
-                Some(CellProblem::NotInteger)
-            } else if let Some((low, high)) = rules.range.filter(|&(l, h)| x < l || x > h) {
-                Some(CellProblem::OutOfRange { low, high })
+            // `as usize` saturates (NaN to 0), so the round trip holds only for whole numbers
+            // in 0..256 (-0.0 maps to 0, which it equals in every check).
+            let k = x as usize;
+            let slow;
+            let outcome = if k < rules.small.len() && k as f64 == x {
+                &rules.small[k]
             } else {
-                None
+                slow = rules.classify(x, whole);
+                &slow
             };
-            match problem {
-                None => {
+            match outcome {
+                Outcome::Value => {
                     out.push(x);
                     state.push(CellState::Value);
                 }
-                Some(p) => {
+                Outcome::Missing(st) => {
+                    out.push(f64::NAN);
+                    state.push(*st);
+                }
+                Outcome::Problem(p) => {
                     out.push(f64::NAN);
                     state.push(CellState::OtherMissing);
-                    problems.push((i, x, p));
+                    problems.push((i, x, p.clone()));
                 }
             }
         }
@@ -341,26 +377,21 @@ impl ColumnBuilder {
         if !self.rules.numeric {
             return self.push_str(&format_number(x));
         }
-        if let Some(&(_, st)) = self.rules.missing_num.iter().find(|(c, _)| *c == x) {
-            self.push_cell(f64::NAN, u32::MAX, st, false);
-            return None;
-        }
-        let problem = if !x.is_finite() {
-            Some(CellProblem::NotANumber)
-        } else if !self.rules.code_ok(x) {
-            Some(CellProblem::InvalidCode)
-        } else if self.rules.integer && x.fract() != 0.0 {
-            Some(CellProblem::NotInteger)
-        } else if let Some((low, high)) = self.rules.range.filter(|&(l, h)| x < l || x > h) {
-            Some(CellProblem::OutOfRange { low, high })
+        let k = x as usize;
+        let outcome = if k < self.rules.small.len() && k as f64 == x {
+            self.rules.small[k].clone()
         } else {
-            None
+            self.rules.classify(x, false)
         };
-        match problem {
-            None => self.push_cell(x, u32::MAX, CellState::Value, false),
-            Some(_) => self.push_cell(f64::NAN, u32::MAX, CellState::OtherMissing, false),
+        match outcome {
+            Outcome::Value => self.push_cell(x, u32::MAX, CellState::Value, false),
+            Outcome::Missing(st) => self.push_cell(f64::NAN, u32::MAX, st, false),
+            Outcome::Problem(p) => {
+                self.push_cell(f64::NAN, u32::MAX, CellState::OtherMissing, false);
+                return Some(p);
+            }
         }
-        problem
+        None
     }
 
     pub(crate) fn finish(self) -> Column {

@@ -863,7 +863,16 @@ fn apply_skip_logic(
     findings: &mut Vec<(usize, String, String, FindingKind, String)>,
 ) {
     let all_rows_var = v.frame || is_design;
-    for r in 0..col.state.len() {
+    let n = col.state.len();
+    let (blank, respondent) = (&blank[..n], &respondent[..n]);
+    let asked = asked.map(|a| &a[..n]);
+    for r in 0..n {
+        // Most cells are answers of respondents to asked questions and need nothing: test that
+        // without branches before the per-case work below.
+        let pending = blank[r] | !(respondent[r] | all_rows_var) | asked.is_some_and(|a| !a[r]);
+        if !pending {
+            continue;
+        }
         if !respondent[r] && !all_rows_var {
             if !blank[r] {
                 findings.push((

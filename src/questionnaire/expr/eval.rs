@@ -90,6 +90,50 @@ impl Col<'_> {
     }
 }
 
+impl Col<'_> {
+    /// Calls `f(i, state, value)` for rows `0..n`, as [`Col::get`] would give them, with the
+    /// kind of column matched once instead of per row.
+    #[inline]
+    fn each(&self, n: usize, mut f: impl FnMut(usize, EvalState, f64)) {
+        match self {
+            Col::Const(x) => (0..n).for_each(|i| f(i, Value, *x)),
+            Col::Data { values, state } => {
+                for i in 0..n {
+                    let s = state.get(i).map_or(Missing, |&c| EvalState::from_cell(c));
+                    f(i, s, values.get(i).copied().unwrap_or(f64::NAN));
+                }
+            }
+            Col::Owned { values, state } => {
+                for i in 0..n {
+                    f(
+                        i,
+                        state.get(i).copied().unwrap_or(Missing),
+                        values.get(i).copied().unwrap_or(f64::NAN),
+                    );
+                }
+            }
+            Col::Cmp {
+                values,
+                state,
+                test,
+            } => {
+                for i in 0..n {
+                    let s = state.get(i).map_or(Missing, |&c| EvalState::from_cell(c));
+                    if s == Value {
+                        f(
+                            i,
+                            Value,
+                            b2f(test.holds(values.get(i).copied().unwrap_or(f64::NAN))),
+                        );
+                    } else {
+                        f(i, s, f64::NAN);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Flips a comparison so that the column is on the left: `1 == x` is `x == 1`, `1 < x` is
 /// `x > 1`.
 fn mirrored(op: BinOp) -> BinOp {
@@ -563,47 +607,49 @@ fn kleene<'a>(n: usize, is_and: bool, a: &Col<'_>, b: &Col<'_>) -> Col<'a> {
 }
 
 /// `any`, `all`, `sum`, `count`, `min`, `max`: not-applicable arguments are ignored.
+///
+/// Accumulated one argument at a time over all rows, so that each argument's kind (constant,
+/// column, lazy comparison) is matched once per argument rather than once per cell; every row
+/// still sees its arguments in order, so sums are added in the same order as row by row.
 fn aggregate<'a>(n: usize, agg: Agg, cols: &[Col<'_>]) -> Col<'a> {
-    let mut out = Out::new(n);
-    for i in 0..n {
-        let mut seen = false; // any argument that is not NotApplicable
-        let mut missing = false;
-        let mut hit = false; // any: a true; all: a false
-        let mut acc = match agg {
-            Agg::Min => f64::INFINITY,
-            Agg::Max => f64::NEG_INFINITY,
-            _ => 0.0,
-        };
-        for c in cols {
-            let (s, x) = c.get(i);
-            match s {
-                NotApplicable => continue,
-                Missing => {
-                    seen = true;
-                    missing = true;
-                }
-                Value => {
-                    seen = true;
-                    match agg {
-                        Agg::Any => hit |= x != 0.0,
-                        Agg::All => hit |= x == 0.0,
-                        Agg::Sum => acc += x,
-                        Agg::Count => acc += b2f(x != 0.0),
-                        Agg::Min => acc = acc.min(x),
-                        Agg::Max => acc = acc.max(x),
-                    }
+    const SEEN: u8 = 1; // any argument that is not NotApplicable
+    const MISSING: u8 = 2;
+    const HIT: u8 = 4; // any: a true; all: a false
+    let init = match agg {
+        Agg::Min => f64::INFINITY,
+        Agg::Max => f64::NEG_INFINITY,
+        _ => 0.0,
+    };
+    let mut flags = vec![0u8; n];
+    let mut acc = vec![init; n];
+    for c in cols {
+        c.each(n, |i, s, x| match s {
+            NotApplicable => {}
+            Missing => flags[i] |= SEEN | MISSING,
+            Value => {
+                flags[i] |= SEEN;
+                match agg {
+                    Agg::Any => flags[i] |= if x != 0.0 { HIT } else { 0 },
+                    Agg::All => flags[i] |= if x == 0.0 { HIT } else { 0 },
+                    Agg::Sum => acc[i] += x,
+                    Agg::Count => acc[i] += b2f(x != 0.0),
+                    Agg::Min => acc[i] = acc[i].min(x),
+                    Agg::Max => acc[i] = acc[i].max(x),
                 }
             }
-        }
-        if !seen {
+        });
+    }
+    let mut out = Out::new(n);
+    for (&f, &a) in flags.iter().zip(&acc) {
+        if f & SEEN == 0 {
             out.none(NotApplicable);
             continue;
         }
         match agg {
-            Agg::Any | Agg::All if hit => out.value(b2f(agg == Agg::Any)),
-            _ if missing => out.none(Missing),
+            Agg::Any | Agg::All if f & HIT != 0 => out.value(b2f(agg == Agg::Any)),
+            _ if f & MISSING != 0 => out.none(Missing),
             Agg::Any | Agg::All => out.value(b2f(agg == Agg::All)),
-            _ => out.value(acc),
+            _ => out.value(a),
         }
     }
     out.done()
