@@ -177,6 +177,29 @@ fn evaluate(ind: &Indicator, frame: &Frame) -> Result<IndicatorValues, EstimateE
     })
 }
 
+/// Largest number of distinct values kept in the sorted insertion list of [`distinct_sorted`]
+/// before it falls back to sorting every value.
+const MAX_INSERTED_VALUES: usize = 4096;
+
+/// The distinct values (by bit pattern) in `total_cmp` order, which is what sorting every value
+/// and removing repeated bit patterns gives. A domain variable has few values, so inserting into
+/// a short sorted list is much cheaper than sorting all respondents' values; a variable with
+/// very many values falls back to the sort.
+fn distinct_sorted(values: impl Iterator<Item = f64> + Clone) -> Vec<f64> {
+    let mut out: Vec<f64> = Vec::new();
+    for x in values.clone() {
+        if let Err(i) = out.binary_search_by(|p| p.total_cmp(&x)) {
+            if out.len() == MAX_INSERTED_VALUES {
+                let mut all: Vec<f64> = values.collect();
+                all.sort_by(f64::total_cmp);
+                return all;
+            }
+            out.insert(i, x);
+        }
+    }
+    out
+}
+
 /// A domain breakdown: per row the domain value index (or none), and the values' labels.
 struct Breakdown {
     var: String,
@@ -191,11 +214,11 @@ fn breakdown(frame: &Frame, var: &str) -> Result<Breakdown, EstimateError> {
     let n = frame.n_rows();
     let (labels, of_row) = match &col.data {
         ColumnData::Num(v) => {
-            let mut values: Vec<f64> = (0..n)
-                .filter(|&r| col.state[r] == CellState::Value)
-                .map(|r| v[r])
-                .collect();
-            values.sort_by(f64::total_cmp);
+            let mut values = distinct_sorted(
+                (0..n)
+                    .filter(|&r| col.state[r] == CellState::Value)
+                    .map(|r| v[r]),
+            );
             values.dedup();
             let of_row = (0..n)
                 .map(|r| {
