@@ -82,10 +82,15 @@ pub(crate) fn read_csv(
     plan: &(dyn Fn(&str) -> ColumnPlan + Sync),
     progress: &dyn Progress,
 ) -> Result<RawTable, IngestError> {
-    let (sha256, table) = rayon::join(
-        || input_sha256(path),
-        || read_csv_columns(path, plan, progress),
-    );
+    hashed_beside(path, || read_csv_columns(path, plan, progress))
+}
+
+/// Run `read` while the other core hashes the file, and put the hash in the table.
+fn hashed_beside(
+    path: &Path,
+    read: impl FnOnce() -> Result<RawTable, IngestError> + Send,
+) -> Result<RawTable, IngestError> {
+    let (sha256, table) = rayon::join(|| input_sha256(path), read);
     let sha256 = sha256?;
     let mut table = table?;
     table.sha256 = sha256;
@@ -245,14 +250,7 @@ pub(crate) fn read_parquet(
     plan: &(dyn Fn(&str) -> ColumnPlan + Sync),
     progress: &dyn Progress,
 ) -> Result<RawTable, IngestError> {
-    let (sha256, table) = rayon::join(
-        || input_sha256(path),
-        || read_parquet_columns(path, plan, progress),
-    );
-    let sha256 = sha256?;
-    let mut table = table?;
-    table.sha256 = sha256;
-    Ok(table)
+    hashed_beside(path, || read_parquet_columns(path, plan, progress))
 }
 
 /// Cell problems of one column: (row index, value as written, problem).
