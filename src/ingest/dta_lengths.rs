@@ -3,7 +3,8 @@
 //! The crate (0.6) allocates a buffer of each declared length before reading into it, so a
 //! damaged 700-byte file that declares a 2 GB characteristic made it allocate 2 GB (found by
 //! fuzzing). Every length-prefixed block (characteristics, value-label tables, long strings) is
-//! checked here against the bytes the file has left. A block that does not fit would make the
+//! checked here against the bytes the file has left, and so is the data section of releases
+//! 114–115 (rows × row width). A block that does not fit would make the
 //! crate fail anyway, after the allocation; this check only fails first, with a message that
 //! names the block. Blocks whose framing does not look as expected are left to the crate.
 
@@ -106,9 +107,19 @@ fn check_binary(r: &mut Bytes<'_>, release: u8) -> Result<(), String> {
             width => u64::from(width),
         })
         .sum();
+    // A header claiming a billion rows of zero width made the crate hand out empty records for
+    // half a minute (found by fuzzing): the rows must fit in the bytes that follow.
+    if nobs > 0 && row_width == 0 {
+        return Err(format!(
+            "the header declares {nobs} rows, but its variables hold no bytes (the file is damaged)"
+        ));
+    }
     let Some(data) = nobs.checked_mul(row_width) else {
-        return Ok(());
+        return Err(format!(
+            "the header declares {nobs} rows of {row_width} bytes (the file is damaged)"
+        ));
     };
+    r.fits("the data section", pos, data)?;
     pos = pos.saturating_add(data);
     while let Some(length) = r.uint(pos, 4, big) {
         pos += 4 + 33 + 3;
@@ -285,5 +296,24 @@ mod tests {
         bytes[at..at + 4].copy_from_slice(&0x4000_0000u32.to_le_bytes());
         let e = check_bytes("v118-huge.dta", &bytes).expect_err("refused");
         assert!(e.contains("value-label table"), "{e}");
+    }
+
+    #[test]
+    fn rows_that_cannot_fit_are_refused() {
+        // 119 bytes declaring about 1.1 billion rows of zero width (found by fuzzing; it took
+        // 26 s to read as empty records).
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/regressions/dta_ingest/timeout-56f7d52aaafb5caa195631d9f3109dc229f03ba5");
+        let bytes = std::fs::read(path).expect("regression input");
+        let e = check_bytes("zero-width.dta", &bytes).expect_err("refused");
+        assert!(e.contains("rows"), "{e}");
+        // A sound file whose data section is cut short.
+        let whole = fixture("small_v114.dta");
+        let nvar = u64::from(u16::from_le_bytes([whole[4], whole[5]]));
+        let descriptors =
+            (109 + nvar + 33 * nvar + 2 * (nvar + 1) + 49 * nvar + 33 * nvar + 81 * nvar + 5)
+                as usize;
+        let e = check_bytes("cut.dta", &whole[..descriptors + 3]).expect_err("refused");
+        assert!(e.contains("data section"), "{e}");
     }
 }
