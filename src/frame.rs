@@ -93,6 +93,18 @@ impl Column {
         })
     }
 
+    /// [`Column::display`] appended to `out` (nothing for a cell without a value), for callers
+    /// writing a whole column without a string per cell.
+    pub fn display_into(&self, row: usize, out: &mut String) {
+        if self.state[row] != CellState::Value {
+            return;
+        }
+        match &self.data {
+            ColumnData::Num(v) => write_number(v[row], out),
+            ColumnData::Text { codes, levels } => out.push_str(&levels[codes[row] as usize]),
+        }
+    }
+
     /// Keep only `rows` (in the given order).
     pub fn take(&self, rows: &[usize]) -> Column {
         let data = match &self.data {
@@ -113,11 +125,20 @@ impl Column {
 /// Formats a number the way survey codes are written: `1` not `1.0`, otherwise the shortest
 /// representation that round-trips.
 pub fn format_number(x: f64) -> String {
-    if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{}", x as i64)
+    let mut out = String::new();
+    write_number(x, &mut out);
+    out
+}
+
+/// [`format_number`] appended to `out`.
+pub fn write_number(x: f64, out: &mut String) {
+    use std::fmt::Write;
+    // Writing to a String cannot fail.
+    let _ = if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 {
+        write!(out, "{}", x as i64)
     } else {
-        format!("{x}")
-    }
+        write!(out, "{x}")
+    };
 }
 
 /// A set of equally long columns, addressable by name.

@@ -225,17 +225,13 @@ pub struct Design {
     pub(crate) lonely: LonelyPsu,
 }
 
-/// A design-column cell as a hashable key plus its label.
-fn keys_of(
-    frame: &Frame,
-    name: &str,
-    rows: &[usize],
-) -> Result<(Vec<u64>, Vec<String>), DesignError> {
+/// A design column's cells as hashable keys, one per design row; labels are made only where a
+/// message or a stratum name needs one ([`label_of`]), not for every row.
+fn keys_of(frame: &Frame, name: &str, rows: &[usize]) -> Result<Vec<u64>, DesignError> {
     let col = frame
         .column(name)
         .ok_or_else(|| DesignError::MissingColumn(name.to_string()))?;
     let mut keys = Vec::with_capacity(rows.len());
-    let mut labels = Vec::with_capacity(rows.len());
     for &r in rows {
         if col.state[r] != CellState::Value {
             return Err(DesignError::MissingValue {
@@ -256,15 +252,19 @@ fn keys_of(
                 }
                 // -0.0 and 0.0 are the same id.
                 keys.push(if x == 0.0 { 0 } else { x.to_bits() });
-                labels.push(crate::frame::format_number(x));
             }
-            ColumnData::Text { codes, levels } => {
-                keys.push(u64::from(codes[r]));
-                labels.push(levels.get(codes[r] as usize).cloned().unwrap_or_default());
-            }
+            ColumnData::Text { codes, .. } => keys.push(u64::from(codes[r])),
         }
     }
-    Ok((keys, labels))
+    Ok(keys)
+}
+
+/// The label of design row `i`'s cell in column `name` (already checked by [`keys_of`]).
+fn label_of(frame: &Frame, name: &str, rows: &[usize], i: usize) -> String {
+    frame
+        .column(name)
+        .and_then(|c| c.display(rows[i]))
+        .unwrap_or_default()
 }
 
 fn numeric_of(frame: &Frame, name: &str, rows: &[usize]) -> Result<Vec<f64>, DesignError> {
@@ -288,19 +288,29 @@ fn numeric_of(frame: &Frame, name: &str, rows: &[usize]) -> Result<Vec<f64>, Des
         .collect()
 }
 
-/// Dense codes for `(parent, key)` pairs, in order of first appearance.
+/// Dense codes for `(parent, key)` pairs, in order of first appearance. Survey files keep a
+/// PSU's rows together, so a row repeating the previous row's pair takes its code without a
+/// lookup.
 fn encode(parent: &[u32], keys: &[u64]) -> (Vec<u32>, Vec<(u32, usize)>) {
     let mut map: HashMap<(u32, u64), u32> = HashMap::new();
     let mut first: Vec<(u32, usize)> = Vec::new();
+    let mut last: Option<((u32, u64), u32)> = None;
     let codes = parent
         .iter()
         .zip(keys)
         .enumerate()
         .map(|(i, (&p, &k))| {
-            *map.entry((p, k)).or_insert_with(|| {
+            if let Some((pair, code)) = last
+                && pair == (p, k)
+            {
+                return code;
+            }
+            let code = *map.entry((p, k)).or_insert_with(|| {
                 first.push((p, i));
                 (first.len() - 1) as u32
-            })
+            });
+            last = Some(((p, k), code));
+            code
         })
         .collect();
     (codes, first)
@@ -341,10 +351,13 @@ impl Design {
         // Stage-1 strata.
         let (stratum1, strat_labels): (Vec<u32>, Vec<String>) = match &spec.strata {
             Some(s) => {
-                let (keys, labels) = keys_of(frame, s, rows)?;
+                let keys = keys_of(frame, s, rows)?;
                 let zeros = vec![0u32; n];
                 let (codes, first) = encode(&zeros, &keys);
-                let lab = first.iter().map(|&(_, i)| labels[i].clone()).collect();
+                let lab = first
+                    .iter()
+                    .map(|&(_, i)| label_of(frame, s, rows, i))
+                    .collect();
                 (codes, lab)
             }
             None => (vec![0; n], vec!["(all)".to_string()]),
@@ -398,7 +411,7 @@ impl Design {
                 let first = (0..n).map(|i| (stage_strata[i], i)).collect();
                 (unit, first)
             } else {
-                let (keys, labels) = keys_of(frame, &spec.psu[s], rows)?;
+                let keys = keys_of(frame, &spec.psu[s], rows)?;
                 if s == 0 && !spec.nest {
                     // Ids are global: code them alone and check nesting in strata.
                     let zeros = vec![0u32; n];
@@ -410,7 +423,7 @@ impl Design {
                             let (a, b) = (owner[u] as usize, stage_strata[i] as usize);
                             return Err(DesignError::NotNested {
                                 column: spec.psu[s].clone(),
-                                psu: labels[i].clone(),
+                                psu: label_of(frame, &spec.psu[s], rows, i),
                                 stratum_a: stage_labels[a].clone(),
                                 stratum_b: stage_labels[b].clone(),
                             });
@@ -468,10 +481,12 @@ impl Design {
             }
             // Labels of this stage's units become the next stage's strata labels.
             let unit_labels: Vec<String> = if s + 1 < n_stages {
-                let (_, labels) = keys_of(frame, &spec.psu[s], rows)?;
                 first
                     .iter()
-                    .map(|&(h, i)| format!("{}/{}", stage_labels[h as usize], labels[i]))
+                    .map(|&(h, i)| {
+                        let label = label_of(frame, &spec.psu[s], rows, i);
+                        format!("{}/{}", stage_labels[h as usize], label)
+                    })
                     .collect()
             } else {
                 Vec::new()

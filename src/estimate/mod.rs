@@ -13,6 +13,7 @@
 //! Formulas, df and interval methods are stated with references in `docs/methods.md`.
 
 pub mod ci;
+mod fine;
 pub mod quantile;
 mod replicate_sums;
 
@@ -27,6 +28,7 @@ use crate::questionnaire::{EvalState, Indicator, IndicatorKind};
 use crate::weighting::Scheme;
 use crate::weighting::calibration::{LinearResidual, ResidualSolver};
 use ci::CiMethod;
+use fine::{DomainSums, FineCells, FineTotals, estimate_of};
 
 /// Domain label used for the whole population (SDMX convention).
 pub const TOTAL: &str = "_T";
@@ -307,6 +309,42 @@ fn estimate_with(
         .collect();
     progress.start("estimate", tasks.len().try_into().unwrap_or(u64::MAX));
     let prepared = prepare(req)?;
+    let per_scheme: Vec<(f64, Option<FineCells>)> = req
+        .schemes
+        .par_iter()
+        .zip(&sums)
+        .map(|(scheme, cal)| {
+            let w = &scheme.weights;
+            let full_df = req
+                .design
+                .degf(&w.iter().map(|&x| x != 0.0).collect::<Vec<_>>());
+            let fine = if !grouped_residuals || req.design.n_stages() > 1 {
+                None
+            } else if scheme.calibrated {
+                // The calibration cell joins the key, so that the model row is constant
+                // within a fine cell.
+                cal.as_ref()
+                    .and_then(|_| scheme.chain.cells())
+                    .and_then(|cells| {
+                        let cell_of = |r: usize| cells.cell_of(r);
+                        FineCells::build(
+                            req.design.psu_of_row(),
+                            req.design.n_psu(),
+                            &prepared.breakdowns,
+                            Some((&cell_of, cells.n_cells())),
+                        )
+                    })
+            } else {
+                FineCells::build(
+                    req.design.psu_of_row(),
+                    req.design.n_psu(),
+                    &prepared.breakdowns,
+                    None,
+                )
+            };
+            (full_df, fine)
+        })
+        .collect();
     let blocks: Vec<Vec<EstimateRow>> = tasks
         .par_iter()
         .map(|&(i, s)| {
@@ -318,6 +356,8 @@ fn estimate_with(
                 &prepared.breakdowns,
                 None,
                 sums[s].as_ref(),
+                per_scheme[s].1.as_ref(),
+                per_scheme[s].0,
             );
             progress.advance(1);
             block
@@ -446,6 +486,15 @@ pub fn rows_with_variances(
         .iter()
         .map(|b| b.labels.len())
         .sum::<usize>();
+    let full_df = req
+        .design
+        .degf(&scheme.weights.iter().map(|&x| x != 0.0).collect::<Vec<_>>());
+    let fine = FineCells::build(
+        req.design.psu_of_row(),
+        req.design.n_psu(),
+        &prepared.breakdowns,
+        None,
+    );
     let mut rows = Vec::new();
     for (i, ind) in req.indicators.iter().enumerate() {
         let range = i * per_indicator..(i + 1) * per_indicator;
@@ -462,6 +511,8 @@ pub fn rows_with_variances(
             &prepared.breakdowns,
             Some(given),
             None,
+            fine.as_ref(),
+            full_df,
         )?);
     }
     Ok(rows)
@@ -483,6 +534,7 @@ pub type ReplicateDf<'a> = dyn Fn(&[u32], usize, &dyn Fn() -> Vec<usize>) -> f64
 
 /// Rows of one indicator under one scheme. `replicated`: variances per statistic (in
 /// [`point_estimates`] order) and the replicate df, replacing the Taylor variance.
+#[allow(clippy::too_many_arguments)]
 fn estimate_block(
     req: &EstimationRequest<'_>,
     ind: &Indicator,
@@ -491,24 +543,34 @@ fn estimate_block(
     breakdowns: &[Breakdown],
     replicated: Option<Replicated<'_>>,
     sums: Option<&CalibratedSums<'_>>,
+    fine: Option<&FineCells>,
+    full_df: f64,
 ) -> Result<Vec<EstimateRow>, EstimateError> {
     let n = req.frame.n_rows();
-    let w = &scheme.weights;
-    let full_df = req
-        .design
-        .degf(&w.iter().map(|&x| x != 0.0).collect::<Vec<_>>());
     let mut rows = Vec::new();
     let mut mask = vec![false; n];
     let mut scores = vec![0.0; n];
     let mut k = 0usize;
-    for b in breakdowns {
-        // Taylor variance of a single-stage design: every domain value of this breakdown from
-        // one grouped pass (sums by domain value × PSU), with the calibration residuals taken
-        // on sums when the scheme's calibration allows it. Replicate rows take their variance
-        // and df as given, so they use it too.
+    // Taylor variance of a single-stage design: every domain value of a breakdown from sums by
+    // domain value × PSU, with the calibration residuals taken on sums when the scheme's
+    // calibration allows it. Replicate rows take their variance and df as given, so they use it
+    // too. The sums come from one pass over the rows into the fine cells when there are any
+    // (fine.rs), else from a pass per breakdown.
+    let grouped_path = replicated.is_some() || !scheme.calibrated || sums.is_some();
+    let score_weight = if replicated.is_none() && scheme.calibrated {
+        sums.map(|c| c.score_weight.as_slice())
+    } else {
+        None
+    };
+    let fine = fine.filter(|_| grouped_path).map(|cells| {
+        let totals = cells.totals(ind.kind, vals, &scheme.weights, score_weight);
+        (cells, totals)
+    });
+    for (index, b) in breakdowns.iter().enumerate() {
         let given = replicated.map(|g| (&g.variances[k..k + b.labels.len()], g.df));
-        let grouped = if replicated.is_some() || !scheme.calibrated || sums.is_some() {
-            grouped_domain_stats(req, ind, vals, scheme, b, full_df, given, sums)
+        let grouped = if grouped_path {
+            let fine = fine.as_ref().map(|(cells, totals)| (*cells, totals, index));
+            grouped_domain_stats(req, ind, vals, scheme, b, full_df, given, sums, fine)
         } else {
             None
         };
@@ -700,6 +762,7 @@ fn grouped_domain_stats(
     full_df: f64,
     replicated: Option<(&[f64], &ReplicateDf<'_>)>,
     sums: Option<&CalibratedSums<'_>>,
+    fine: Option<(&FineCells, &FineTotals, usize)>,
 ) -> Option<Vec<Option<Result<(DomainStats, usize), String>>>> {
     let design = req.design;
     if design.n_stages() > 1 && replicated.is_none() {
@@ -715,76 +778,30 @@ fn grouped_domain_stats(
     let k = b.labels.len();
     let n_psu = design.n_psu();
     let n_strata = design.n_strata();
-    let psu_of_row = design.psu_of_row();
     let stratum_of_psu = design.stratum_of_psu();
-    let (mut sw, mut swy, mut swx) = (vec![0.0; k], vec![0.0; k], vec![0.0; k]);
-    let (mut count, mut nobs) = (vec![0usize; k], vec![0usize; k]);
-    // Sums by (domain value, PSU), one record per cell so that a row touches a single cache
-    // line (five parallel arrays cost five misses per row with 40 × 3,003 cells).
-    let mut cells = vec![PsuCell::default(); k * n_psu];
-    for (r, dom) in b.of_row.iter().enumerate() {
-        let Some(d) = *dom else { continue };
-        if !vals.defined[r] {
-            continue;
-        }
-        let d = d as usize;
-        let y = vals.y[r];
-        let x = vals.x.as_ref().map_or(0.0, |x| x[r]);
-        let cell = d * n_psu + psu_of_row[r] as usize;
-        sw[d] += w[r];
-        swy[d] += w[r] * y;
-        swx[d] += w[r] * x;
-        count[d] += 1;
-        let c = &mut cells[cell];
-        c.w += w[r];
-        c.wy += w[r] * y;
-        c.wx += w[r] * x;
-        c.rows += 1;
-        if w[r] != 0.0 {
-            nobs[d] += 1;
-            c.nonzero += 1;
-        }
-    }
-    let estimate: Vec<f64> = (0..k)
-        .map(|d| match ind.kind {
-            IndicatorKind::Mean | IndicatorKind::Proportion => swy[d] / sw[d],
-            IndicatorKind::Total => swy[d],
-            IndicatorKind::Ratio => swy[d] / swx[d],
-        })
-        .collect();
-    // Second pass: Σ w (y − ȳ_d)² for R's deff and, for a calibrated scheme, Σ_D m b z with
-    // the score z = w s taken before its division by N̂ (or X̂), done once per domain below.
-    let mut ss = vec![0.0; k];
-    let mut rhs = vec![0.0; k * dim];
-    let means: Vec<f64> = (0..k).map(|d| swy[d] / sw[d]).collect();
-    if ind.kind != IndicatorKind::Ratio || cal.is_some() {
-        for (r, dom) in b.of_row.iter().enumerate() {
-            if let Some(d) = *dom
-                && vals.defined[r]
-            {
-                let d = d as usize;
-                let y = vals.y[r];
-                if ind.kind != IndicatorKind::Ratio {
-                    let mean = means[d];
-                    ss[d] += w[r] * (y - mean) * (y - mean);
-                }
+    let DomainSums {
+        cells,
+        sw,
+        swy,
+        swx,
+        count,
+        nobs,
+        ss,
+        mut rhs,
+    } = match fine {
+        Some((cells, totals, index)) => {
+            let terms = |i: usize, f: &mut dyn FnMut(usize, f64)| {
                 if let Some(c) = cal {
-                    let s = match ind.kind {
-                        IndicatorKind::Mean | IndicatorKind::Proportion => y - estimate[d],
-                        IndicatorKind::Total => y,
-                        IndicatorKind::Ratio => {
-                            y - estimate[d] * vals.x.as_ref().map_or(0.0, |x| x[r])
-                        }
-                    };
-                    let v = c.score_weight[r] * s;
-                    if v != 0.0 {
-                        let row = &mut rhs[d * dim..(d + 1) * dim];
-                        c.form.terms(r, |j, m| row[j] += m * v);
-                    }
+                    c.form.terms(i, f);
                 }
-            }
+            };
+            cells.domain_sums(index, k, n_psu, ind.kind, totals, dim, &terms)
         }
-    }
+        None => row_sums(design, ind.kind, vals, w, b, cal),
+    };
+    let estimate: Vec<f64> = (0..k)
+        .map(|d| estimate_of(ind.kind, sw[d], swy[d], swx[d]))
+        .collect();
     let mut out = Vec::with_capacity(k);
     let mut totals = vec![0.0; n_psu];
     let mut present = vec![false; n_psu];
@@ -897,6 +914,95 @@ fn grouped_domain_stats(
         out.push(Some(Ok((stats, count[d]))));
     }
     Some(out)
+}
+
+/// Breakdown `b`'s sums from the rows: one pass for the sums by (domain value, PSU), and a
+/// second for Σ w (y − ȳ_d)² (R's deff) and, for a calibrated scheme, Σ_D m b z with the score
+/// z = w s taken before its division by N̂ (or X̂).
+fn row_sums(
+    design: &Design,
+    kind: IndicatorKind,
+    vals: &IndicatorValues,
+    w: &[f64],
+    b: &Breakdown,
+    cal: Option<&CalibratedSums<'_>>,
+) -> DomainSums {
+    let dim = cal.map_or(0, |c| c.form.dim());
+    let k = b.labels.len();
+    let n_psu = design.n_psu();
+    let psu_of_row = design.psu_of_row();
+    let (mut sw, mut swy, mut swx) = (vec![0.0; k], vec![0.0; k], vec![0.0; k]);
+    let (mut count, mut nobs) = (vec![0usize; k], vec![0usize; k]);
+    // Sums by (domain value, PSU), one record per cell so that a row touches a single cache
+    // line (five parallel arrays cost five misses per row with 40 × 3,003 cells).
+    let mut cells = vec![PsuCell::default(); k * n_psu];
+    for (r, dom) in b.of_row.iter().enumerate() {
+        let Some(d) = *dom else { continue };
+        if !vals.defined[r] {
+            continue;
+        }
+        let d = d as usize;
+        let y = vals.y[r];
+        let x = vals.x.as_ref().map_or(0.0, |x| x[r]);
+        let cell = d * n_psu + psu_of_row[r] as usize;
+        sw[d] += w[r];
+        swy[d] += w[r] * y;
+        swx[d] += w[r] * x;
+        count[d] += 1;
+        let c = &mut cells[cell];
+        c.w += w[r];
+        c.wy += w[r] * y;
+        c.wx += w[r] * x;
+        c.rows += 1;
+        if w[r] != 0.0 {
+            nobs[d] += 1;
+            c.nonzero += 1;
+        }
+    }
+    let estimate: Vec<f64> = (0..k)
+        .map(|d| estimate_of(kind, sw[d], swy[d], swx[d]))
+        .collect();
+    let mut ss = vec![0.0; k];
+    let mut rhs = vec![0.0; k * dim];
+    let means: Vec<f64> = (0..k).map(|d| swy[d] / sw[d]).collect();
+    if kind != IndicatorKind::Ratio || cal.is_some() {
+        for (r, dom) in b.of_row.iter().enumerate() {
+            if let Some(d) = *dom
+                && vals.defined[r]
+            {
+                let d = d as usize;
+                let y = vals.y[r];
+                if kind != IndicatorKind::Ratio {
+                    let mean = means[d];
+                    ss[d] += w[r] * (y - mean) * (y - mean);
+                }
+                if let Some(c) = cal {
+                    let s = match kind {
+                        IndicatorKind::Mean | IndicatorKind::Proportion => y - estimate[d],
+                        IndicatorKind::Total => y,
+                        IndicatorKind::Ratio => {
+                            y - estimate[d] * vals.x.as_ref().map_or(0.0, |x| x[r])
+                        }
+                    };
+                    let v = c.score_weight[r] * s;
+                    if v != 0.0 {
+                        let row = &mut rhs[d * dim..(d + 1) * dim];
+                        c.form.terms(r, |j, m| row[j] += m * v);
+                    }
+                }
+            }
+        }
+    }
+    DomainSums {
+        cells,
+        sw,
+        swy,
+        swx,
+        count,
+        nobs,
+        ss,
+        rhs,
+    }
 }
 
 /// Point estimate, linearization scores, variance, df and deff of one domain.

@@ -13,7 +13,10 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
+};
 
 use rayon::prelude::*;
 
@@ -242,9 +245,10 @@ fn next_batch(
     })
 }
 
-/// Read a Parquet file, streaming record batches of the needed columns only. The file's hash is
-/// computed alongside the read, and the columns of each batch are converted in parallel (each
-/// column on its own, in row order, so the result does not depend on the number of threads).
+/// Read a Parquet file, streaming the needed columns only. The file's hash is computed alongside
+/// the read, and every column is read by its own reader, in parallel (each column on its own,
+/// in row order, so the result does not depend on the number of threads): Parquet stores a
+/// column's pages together, so a column can be decoded and validated without the others.
 pub(crate) fn read_parquet(
     path: &Path,
     plan: &(dyn Fn(&str) -> ColumnPlan + Sync),
@@ -256,9 +260,13 @@ pub(crate) fn read_parquet(
 /// Cell problems of one column: (row index, value as written, problem).
 type ColumnProblems = Vec<(usize, String, CellProblem)>;
 
+/// Rows per record batch: large enough that per-batch overhead vanishes, small enough that a
+/// batch of one column stays in cache while it is validated.
+const PARQUET_BATCH_ROWS: usize = 65536;
+
 fn read_parquet_columns(
     path: &Path,
-    plan: &dyn Fn(&str) -> ColumnPlan,
+    plan: &(dyn Fn(&str) -> ColumnPlan + Sync),
     progress: &dyn Progress,
 ) -> Result<RawTable, IngestError> {
     let io = |e: &dyn std::fmt::Display| IngestError::Io {
@@ -271,60 +279,87 @@ fn read_parquet_columns(
         message: e.to_string(),
     };
     let file = File::open(path).map_err(|e| io(&e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| malformed(&e))?;
-    let schema = builder.schema().clone();
-    let header: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::default())
+        .map_err(|e| malformed(&e))?;
+    let header: Vec<String> = metadata
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     check_header(path, &header)?;
     let (slot_of, mut slots, ignored) = plan_slots(&header, plan);
     // The row count is in the footer: columns are allocated once, at their final size. A
     // damaged footer can claim any count, so the reservation is capped by what the file's
     // bytes could plausibly encode (64 rows a byte); past it, the columns simply grow.
     let file_bytes = std::fs::metadata(path).map_or(0, |m| m.len());
-    let claimed = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let claimed = u64::try_from(metadata.metadata().file_metadata().num_rows()).unwrap_or(0);
     let file_rows = usize::try_from(claimed.min(file_bytes.saturating_mul(64))).unwrap_or(0);
     for slot in &mut slots {
         if let Slot::Typed(b) = slot {
             b.reserve(file_rows);
         }
     }
-    progress.start("ingest", file_rows.try_into().unwrap_or(u64::MAX));
+    // Progress counts cells: every column advances by its batches' rows.
+    let n_slots = slots.len().max(1);
+    progress.start(
+        "ingest",
+        file_rows
+            .saturating_mul(n_slots)
+            .try_into()
+            .unwrap_or(u64::MAX),
+    );
     let wanted: Vec<usize> = slot_of
         .iter()
         .enumerate()
         .filter(|(_, s)| s.is_some())
         .map(|(i, _)| i)
         .collect();
-    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted.iter().copied());
-    let reader = builder
-        .with_projection(mask)
-        .with_batch_size(65536)
-        .build()
-        .map_err(|e| malformed(&e))?;
-
-    let mut problems: Vec<ColumnProblems> = slots.iter().map(|_| Vec::new()).collect();
-    let mut n_rows = 0usize;
-    let mut reader = reader;
-    while let Some(batch) = next_batch(&mut reader).map_err(|m| malformed(&m))? {
-        let batch = batch.map_err(|e| malformed(&e))?;
-        // Projected columns come in file order, as do the slots.
-        let arrays: Vec<(&str, &ArrayRef)> = wanted
-            .iter()
-            .enumerate()
-            .map(|(k, &col_index)| (header[col_index].as_str(), batch.column(k)))
-            .collect();
-        let results: Vec<Result<(), IngestError>> = slots
-            .par_iter_mut()
-            .zip(problems.par_iter_mut())
-            .zip(arrays.par_iter())
-            .map(|((slot, found), (name, array))| {
-                push_array(path, name, array, slot, n_rows, found)
-            })
-            .collect();
-        // The first failing column in file order, whatever the thread that saw it.
-        results.into_iter().collect::<Result<(), _>>()?;
-        n_rows += batch.num_rows();
-        progress.advance(batch.num_rows().try_into().unwrap_or(0));
+    // Slots are in file order, as are the wanted columns.
+    let results: Vec<Result<(usize, ColumnProblems), IngestError>> = slots
+        .par_iter_mut()
+        .zip(wanted.par_iter())
+        .map(|(slot, &col_index)| {
+            // One file handle per column: the reader seeks, and handles cloned from one file
+            // would share its position.
+            let file = File::open(path).map_err(|e| io(&e))?;
+            let mask = ProjectionMask::roots(metadata.parquet_schema(), [col_index]);
+            let mut reader =
+                ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata.clone())
+                    .with_projection(mask)
+                    .with_batch_size(PARQUET_BATCH_ROWS)
+                    .build()
+                    .map_err(|e| malformed(&e))?;
+            let name = header[col_index].as_str();
+            let mut found = Vec::new();
+            let mut n_rows = 0usize;
+            while let Some(batch) = next_batch(&mut reader).map_err(|m| malformed(&m))? {
+                let batch = batch.map_err(|e| malformed(&e))?;
+                push_array(path, name, batch.column(0), slot, n_rows, &mut found)?;
+                n_rows += batch.num_rows();
+                progress.advance(batch.num_rows().try_into().unwrap_or(0));
+            }
+            Ok((n_rows, found))
+        })
+        .collect();
+    // The first failing column in file order, whatever the thread that saw it.
+    let mut n_rows = None;
+    let mut problems = Vec::with_capacity(results.len());
+    for (result, &col_index) in results.into_iter().zip(&wanted) {
+        let (rows, found) = result?;
+        match n_rows {
+            None => n_rows = Some(rows),
+            Some(n) if n != rows => {
+                return Err(malformed(&format!(
+                    "column {} has {rows} rows, the columns before it {n}",
+                    header[col_index]
+                )));
+            }
+            Some(_) => {}
+        }
+        problems.push(found);
     }
+    let n_rows = n_rows.unwrap_or(0);
     if n_rows == 0 {
         return Err(IngestError::Empty {
             path: path.to_path_buf(),

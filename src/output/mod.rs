@@ -9,6 +9,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arrow_array::builder::StringBuilder;
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
@@ -17,6 +18,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
 use crate::estimate::EstimateRow;
+use crate::frame::Column;
 use crate::ingest::Finding;
 
 pub mod html;
@@ -244,7 +246,7 @@ pub fn write_text(staged: &mut StagedFiles, path: &Path, text: &str) -> Result<(
 pub fn write_weights(
     staged: &mut StagedFiles,
     path: &Path,
-    ids: &[String],
+    ids: Option<&Column>,
     respondent: &[bool],
     design_weight: &[f64],
     schemes: &[(String, Vec<Option<f64>>)],
@@ -260,7 +262,7 @@ pub fn write_weights(
         Field::new("design_weight", DataType::Float64, false),
     ];
     let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(ids.iter())),
+        Arc::new(id_array(ids, respondent.len())),
         Arc::new(arrow_array::BooleanArray::from(respondent.to_vec())),
         Arc::new(Float64Array::from(design_weight.to_vec())),
     ];
@@ -271,6 +273,21 @@ pub fn write_weights(
     let batch =
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| perr(&e))?;
     write_batch(staged, path, &batch, metadata)
+}
+
+/// The ids as written in the data (empty where a cell has none, and for every row when there
+/// is no id column), one buffer for all rows rather than a string per row.
+fn id_array(ids: Option<&Column>, n_rows: usize) -> StringArray {
+    let mut builder = StringBuilder::with_capacity(n_rows, n_rows * 8);
+    let mut cell = String::new();
+    for r in 0..n_rows {
+        cell.clear();
+        if let Some(col) = ids {
+            col.display_into(r, &mut cell);
+        }
+        builder.append_value(&cell);
+    }
+    builder.finish()
 }
 
 /// Write `comparison.parquet`: one row per indicator × variance method × domain, with

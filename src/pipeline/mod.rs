@@ -472,12 +472,6 @@ fn stage_outputs(c: &Computed) -> Result<StagedFiles, PipelineError> {
         &metadata,
     )?;
     write_row_reports(&mut staged, dir, &c.ingested)?;
-    let ids: Vec<String> = match c.ingested.frame.column(&c.pipeline.data.id) {
-        Some(col) => (0..col.len())
-            .map(|r| col.display(r).unwrap_or_default())
-            .collect(),
-        None => Vec::new(),
-    };
     let base = numeric_column(&c.ingested, &c.pipeline.design.weight);
     let mut per_scheme: Vec<(String, Vec<Option<f64>>)> = Vec::new();
     for s in &c.schemes {
@@ -505,7 +499,7 @@ fn stage_outputs(c: &Computed) -> Result<StagedFiles, PipelineError> {
     crate::output::write_weights(
         &mut staged,
         &dir.join("weights.parquet"),
-        &ids,
+        c.ingested.frame.column(&c.pipeline.data.id),
         &c.ingested.respondent,
         &base,
         &per_scheme,

@@ -108,6 +108,9 @@ fn replicate_method(
     })
 }
 
+/// One replicate's estimates (row path) and kept weights or group multipliers, or why it failed.
+type ReplicateOutcome = Result<(Option<Vec<f64>>, Option<Vec<f64>>), String>;
+
 /// Run one replicate method for every scheme.
 pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
     let p = inputs.pipeline;
@@ -265,29 +268,38 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
                 .collect()
         };
         let keep_matrix = !kept_rows.is_empty();
-        let results: Vec<Result<(Vec<f64>, Option<Vec<f64>>), String>> = (0..n_rep)
+        // Per replicate: its estimates (row path) or, on sums, its group multipliers, whose
+        // estimates are computed for all replicates at once below.
+        let results: Vec<ReplicateOutcome> = (0..n_rep)
             .into_par_iter()
             .map(|r| {
-                if let (Some(g), Some(sums)) = (&groups, &sums) {
+                if let Some(g) = &groups {
                     let mult = g.multipliers(&rep, r, &scheme.adjusted, &weights_for)?;
-                    return Ok((sums.point_estimates(&mult), Some(mult)));
+                    inputs.progress.advance(1);
+                    return Ok((None, Some(mult)));
                 }
                 let w = weights_for(r)?;
                 let theta = crate::estimate::point_estimates(inputs.request, &prepared, &w);
                 inputs.progress.advance(1);
                 Ok((
-                    theta,
+                    Some(theta),
                     keep_matrix.then(|| kept_rows.iter().map(|&i| w[i]).collect::<Vec<f64>>()),
                 ))
             })
             .collect();
-        let mut thetas = Vec::with_capacity(n_rep);
+        // Replicate estimates, statistic after statistic (`n_rep` per statistic); a dropped
+        // replicate's are NaN.
+        let mut thetas = vec![f64::NAN; full.len() * n_rep];
         let mut matrix = Vec::new();
         let mut dropped = Vec::new();
         for (r, res) in results.into_iter().enumerate() {
             match res {
                 Ok((theta, w)) => {
-                    thetas.push(theta);
+                    if let Some(theta) = theta {
+                        for (k, t) in theta.into_iter().enumerate() {
+                            thetas[k * n_rep + r] = t;
+                        }
+                    }
                     matrix.push(w);
                 }
                 Err(message) if settings.drop_failed => {
@@ -298,7 +310,6 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
                         r + 1,
                         scheme.name
                     ));
-                    thetas.push(vec![f64::NAN; full.len()]);
                     matrix.push(None);
                 }
                 Err(message) => {
@@ -313,10 +324,26 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
                 }
             }
         }
+        if let Some(sums) = &sums {
+            // Multipliers group after group, NaN for a dropped replicate.
+            let n_groups = sums.n_groups();
+            let mut by_group = vec![f64::NAN; n_groups * n_rep];
+            for (r, mult) in matrix.iter().enumerate() {
+                if let Some(mult) = mult {
+                    for (k, &m) in mult.iter().enumerate() {
+                        by_group[k * n_rep + r] = m;
+                    }
+                }
+            }
+            thetas = sums.point_estimates_all(&by_group, n_rep);
+        }
         // One statistic at a time, as R's svrVar on one svymean: a replicate whose estimate of
         // this statistic is not finite (an empty domain in that replicate) is left out for it.
         let column = |k: usize, f: &dyn Fn(f64) -> f64| -> Vec<f64> {
-            thetas.iter().map(|t| f(t[k])).collect()
+            thetas[k * n_rep..(k + 1) * n_rep]
+                .iter()
+                .map(|&t| f(t))
+                .collect()
         };
         let variances: Vec<f64> = (0..full.len())
             .map(|k| rep.variance(&column(k, &|x| x), full[k]))

@@ -670,3 +670,52 @@ fn replicates_demo_bootstrap_close_to_taylor() {
         }
     }
 }
+
+/// A tall n × m matrix, column after column, of pseudo-random entries in (0.5, 1.5).
+fn tall_matrix(n: usize, m: usize, seed: u64) -> Vec<f64> {
+    let mut state = seed;
+    (0..n * m)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            0.5 + (state >> 11) as f64 / (1u64 << 53) as f64
+        })
+        .collect()
+}
+
+#[test]
+fn rank_shown_on_a_subset_equals_the_full_computation() {
+    let (n, m) = (2000, 20);
+    let a = tall_matrix(n, m, 7);
+    assert!(full_rank_on_subset(&a, n, m));
+    assert_eq!(numerical_rank(&a, n, m), m);
+    assert_eq!(rank_by_gram_schmidt(&a, n, m), m);
+}
+
+#[test]
+fn a_dependent_column_falls_back_to_the_full_computation() {
+    let (n, m) = (2000, 20);
+    let mut a = tall_matrix(n, m, 11);
+    // Column 5 = column 1 + column 2: rank m − 1 by either route.
+    for i in 0..n {
+        a[5 * n + i] = a[n + i] + a[2 * n + i];
+    }
+    assert!(!full_rank_on_subset(&a, n, m));
+    assert_eq!(numerical_rank(&a, n, m), m - 1);
+    assert_eq!(rank_by_gram_schmidt(&a, n, m), m - 1);
+}
+
+#[test]
+fn a_column_independent_only_off_the_subset_keeps_full_rank() {
+    let (n, m) = (2000, 20);
+    let mut a = tall_matrix(n, m, 13);
+    // Column 3 equals column 0 on every row of the subset (every 25th row) but not on row 1:
+    // the subset cannot show independence, the full computation finds it.
+    for i in 0..n {
+        a[3 * n + i] = a[i];
+    }
+    a[3 * n + 1] += 1.0;
+    assert!(!full_rank_on_subset(&a, n, m));
+    assert_eq!(numerical_rank(&a, n, m), m);
+}

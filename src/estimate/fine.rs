@@ -1,0 +1,377 @@
+//! Fine cells: respondent rows grouped by (first-stage PSU, the value of every domain
+//! breakdown, calibration cell).
+//!
+//! Every quantity of the grouped Taylor pass of one breakdown is a sum over the rows of a
+//! (domain value, PSU) cell: Σ w, Σ w y, Σ w x, rows, rows with non-zero weight, Σ w (y − ȳ_d)²
+//! and, for a calibrated scheme, Σ m b z ([`super::LinearResidual`]). A fine cell lies inside
+//! exactly one (domain value, PSU) cell of every breakdown, and inside one calibration cell,
+//! where the model row m is constant. So one pass over the rows per indicator, into the fine
+//! cells, gives every breakdown's sums by adding fine cells, instead of one pass over the rows
+//! per indicator × breakdown. A survey's domains are few and PSUs hold tens of respondents, so
+//! there are far fewer fine cells than rows (36,000 for 851,000 rows in the benchmark); when
+//! there are not, the caller keeps the per-breakdown passes.
+//!
+//! The within-domain sum of squares comes from shifted sums: with c a constant (the first
+//! defined value of the indicator), Σ w (y − ȳ)² = Σ w (y − c)² − 2 (ȳ − c) Σ w (y − c) +
+//! (ȳ − c)² Σ w, which keeps the precision of the two-pass form when the values are far from
+//! zero (Chan, Golub & LeVeque 1983, "shifted data").
+
+use std::collections::HashMap;
+
+use super::{Breakdown, IndicatorValues, PsuCell};
+use crate::questionnaire::IndicatorKind;
+
+/// A breakdown's value of a fine cell whose rows have no value of that domain variable.
+const NO_VALUE: u32 = u32::MAX;
+
+/// Largest lookup table (entries) used to number the pairs (cell so far, next component);
+/// larger products go through a hash map.
+const MAX_TABLE: usize = 1 << 24;
+
+/// Respondent rows grouped by (PSU, domain values, calibration cell).
+pub(super) struct FineCells {
+    /// Fine cell of every row.
+    of_row: Vec<u32>,
+    /// First-stage PSU of every fine cell.
+    psu: Vec<u32>,
+    /// Per breakdown (in the request's order, `_T` first), the domain value of every fine cell
+    /// ([`NO_VALUE`] where the variable has none).
+    value: Vec<Vec<u32>>,
+    /// The first row of every fine cell (its calibration model row stands for all its rows).
+    first_row: Vec<u32>,
+}
+
+/// Per-indicator sums of one fine cell over its defined rows.
+#[derive(Clone, Copy, Default)]
+pub(super) struct FineSum {
+    w: f64,
+    wy: f64,
+    wx: f64,
+    /// Σ w (y − c) and Σ w (y − c)², c the indicator's shift.
+    wd: f64,
+    wdd: f64,
+    /// Σ b w y and Σ b w x̃ (x̃ = 1 for means and proportions, x for ratios, 0 for totals):
+    /// Σ m b z over the cell is m (Σ b w y − θ Σ b w x̃).
+    sy: f64,
+    sx: f64,
+    rows: u32,
+    nonzero: u32,
+}
+
+/// Calls `f(j, m_ij)` for the non-zero entries of row i's calibration model row.
+pub(super) type ModelTerms<'a> = dyn Fn(usize, &mut dyn FnMut(usize, f64)) + 'a;
+
+/// One indicator's sums by fine cell.
+pub(super) struct FineTotals {
+    sums: Vec<FineSum>,
+    shift: f64,
+}
+
+/// A breakdown's sums, as the grouped Taylor pass needs them.
+pub(super) struct DomainSums {
+    /// By (domain value, PSU), domain-major.
+    pub cells: Vec<PsuCell>,
+    pub sw: Vec<f64>,
+    pub swy: Vec<f64>,
+    pub swx: Vec<f64>,
+    pub count: Vec<usize>,
+    pub nobs: Vec<usize>,
+    /// Σ w (y − ȳ_d)² per domain value (zero for ratios, which have no design effect).
+    pub ss: Vec<f64>,
+    /// Σ_D m b z per domain value (domain-major, `dim` entries each); empty without calibration.
+    pub rhs: Vec<f64>,
+}
+
+/// θ̂ of a domain from its sums.
+pub(super) fn estimate_of(kind: IndicatorKind, sw: f64, swy: f64, swx: f64) -> f64 {
+    match kind {
+        IndicatorKind::Mean | IndicatorKind::Proportion => swy / sw,
+        IndicatorKind::Total => swy,
+        IndicatorKind::Ratio => swy / swx,
+    }
+}
+
+/// Renumbers `ids` (values below `*count`) by the pairs (id, component value), component values
+/// below `radix`, in order of first appearance. False when the number of cells exceeds `limit`.
+fn refine(
+    ids: &mut [u32],
+    count: &mut usize,
+    radix: usize,
+    component: impl Fn(usize) -> u32,
+    limit: usize,
+) -> bool {
+    let mut next = 0u32;
+    match count.checked_mul(radix).filter(|&t| t <= MAX_TABLE) {
+        Some(table_len) => {
+            let mut table = vec![u32::MAX; table_len];
+            for (r, id) in ids.iter_mut().enumerate() {
+                let slot = &mut table[*id as usize * radix + component(r) as usize];
+                if *slot == u32::MAX {
+                    *slot = next;
+                    next += 1;
+                }
+                *id = *slot;
+            }
+        }
+        None => {
+            let mut map: HashMap<(u32, u32), u32> = HashMap::new();
+            for (r, id) in ids.iter_mut().enumerate() {
+                *id = *map.entry((*id, component(r))).or_insert_with(|| {
+                    next += 1;
+                    next - 1
+                });
+            }
+        }
+    }
+    *count = next as usize;
+    *count <= limit
+}
+
+impl FineCells {
+    /// The fine cells of `breakdowns` over PSUs `psu_of_row` (codes below `n_psu`) and, for a
+    /// calibrated scheme, calibration cells `cell_of` (codes below `n_cells`). `None` when they
+    /// would number more than half the rows: the per-breakdown passes are then as cheap.
+    pub(super) fn build(
+        psu_of_row: &[u32],
+        n_psu: usize,
+        breakdowns: &[Breakdown],
+        calibration: Option<(&dyn Fn(usize) -> u32, usize)>,
+    ) -> Option<FineCells> {
+        let n = psu_of_row.len();
+        if n == 0 || breakdowns.iter().any(|b| b.of_row.len() != n) {
+            return None;
+        }
+        let limit = n / 2;
+        let mut of_row = psu_of_row.to_vec();
+        let mut count = n_psu;
+        for b in breakdowns.iter().filter(|b| b.labels.len() > 1) {
+            let levels = b.labels.len();
+            let value = |r: usize| b.of_row[r].unwrap_or(levels as u32);
+            if !refine(&mut of_row, &mut count, levels + 1, value, limit) {
+                return None;
+            }
+        }
+        if let Some((cell_of, n_cells)) = calibration
+            && !refine(&mut of_row, &mut count, n_cells.max(1), cell_of, limit)
+        {
+            return None;
+        }
+        let mut first_row = vec![u32::MAX; count];
+        for (r, &c) in of_row.iter().enumerate() {
+            let slot = &mut first_row[c as usize];
+            if *slot == u32::MAX {
+                *slot = r as u32;
+            }
+        }
+        let psu = first_row.iter().map(|&r| psu_of_row[r as usize]).collect();
+        let value = breakdowns
+            .iter()
+            .map(|b| {
+                first_row
+                    .iter()
+                    .map(|&r| b.of_row[r as usize].unwrap_or(NO_VALUE))
+                    .collect()
+            })
+            .collect();
+        Some(FineCells {
+            of_row,
+            psu,
+            value,
+            first_row,
+        })
+    }
+
+    /// Number of fine cells.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.psu.len()
+    }
+
+    /// One pass over the rows: the sums of indicator `vals` under weights `w` by fine cell;
+    /// `score_weight` = b_i w_i of a calibrated scheme.
+    pub(super) fn totals(
+        &self,
+        kind: IndicatorKind,
+        vals: &IndicatorValues,
+        w: &[f64],
+        score_weight: Option<&[f64]>,
+    ) -> FineTotals {
+        let shift = (0..vals.y.len())
+            .find(|&r| vals.defined[r])
+            .map_or(0.0, |r| vals.y[r]);
+        let mut sums = vec![FineSum::default(); self.psu.len()];
+        for (r, &c) in self.of_row.iter().enumerate() {
+            if !vals.defined[r] {
+                continue;
+            }
+            let (wr, y) = (w[r], vals.y[r]);
+            let x = vals.x.as_ref().map_or(0.0, |x| x[r]);
+            let dy = y - shift;
+            let e = &mut sums[c as usize];
+            e.w += wr;
+            e.wy += wr * y;
+            e.wx += wr * x;
+            e.wd += wr * dy;
+            e.wdd += wr * dy * dy;
+            e.rows += 1;
+            e.nonzero += u32::from(wr != 0.0);
+            if let Some(sw) = score_weight {
+                let x_tilde = match kind {
+                    IndicatorKind::Mean | IndicatorKind::Proportion => 1.0,
+                    IndicatorKind::Total => 0.0,
+                    IndicatorKind::Ratio => x,
+                };
+                e.sy += sw[r] * y;
+                e.sx += sw[r] * x_tilde;
+            }
+        }
+        FineTotals { sums, shift }
+    }
+
+    /// Breakdown `b`'s sums (with `levels` domain values, over `n_psu` PSUs) from one
+    /// indicator's fine-cell sums. `terms(i, f)` calls `f(j, m_ij)` for the model row of row
+    /// `i` of a calibrated scheme of model dimension `dim` (0 without calibration).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn domain_sums(
+        &self,
+        b: usize,
+        levels: usize,
+        n_psu: usize,
+        kind: IndicatorKind,
+        totals: &FineTotals,
+        dim: usize,
+        terms: &ModelTerms<'_>,
+    ) -> DomainSums {
+        let k = levels;
+        let mut out = DomainSums {
+            cells: vec![PsuCell::default(); k * n_psu],
+            sw: vec![0.0; k],
+            swy: vec![0.0; k],
+            swx: vec![0.0; k],
+            count: vec![0; k],
+            nobs: vec![0; k],
+            ss: vec![0.0; k],
+            rhs: vec![0.0; k * dim],
+        };
+        let (mut wd, mut wdd) = (vec![0.0; k], vec![0.0; k]);
+        let values = &self.value[b];
+        for (c, t) in totals.sums.iter().enumerate() {
+            let d = values[c];
+            if t.rows == 0 || d == NO_VALUE {
+                continue;
+            }
+            let d = d as usize;
+            let cell = &mut out.cells[d * n_psu + self.psu[c] as usize];
+            cell.w += t.w;
+            cell.wy += t.wy;
+            cell.wx += t.wx;
+            cell.rows += t.rows;
+            cell.nonzero += t.nonzero;
+            out.sw[d] += t.w;
+            out.swy[d] += t.wy;
+            out.swx[d] += t.wx;
+            out.count[d] += t.rows as usize;
+            out.nobs[d] += t.nonzero as usize;
+            wd[d] += t.wd;
+            wdd[d] += t.wdd;
+        }
+        let estimate: Vec<f64> = (0..k)
+            .map(|d| estimate_of(kind, out.sw[d], out.swy[d], out.swx[d]))
+            .collect();
+        if kind != IndicatorKind::Ratio {
+            for d in 0..k {
+                let off = out.swy[d] / out.sw[d] - totals.shift;
+                let ss = wdd[d] - 2.0 * off * wd[d] + off * off * out.sw[d];
+                // Rounding can leave a constant domain's sum of squares a hair below zero.
+                out.ss[d] = ss.max(0.0);
+            }
+        }
+        if dim > 0 {
+            for (c, t) in totals.sums.iter().enumerate() {
+                let d = values[c];
+                if t.rows == 0 || d == NO_VALUE {
+                    continue;
+                }
+                let d = d as usize;
+                let s = t.sy - estimate[d] * t.sx;
+                if s != 0.0 {
+                    let row = &mut out.rhs[d * dim..(d + 1) * dim];
+                    terms(self.first_row[c] as usize, &mut |j, m| row[j] += m * s);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn breakdown(var: &str, labels: usize, of_row: Vec<Option<u32>>) -> Breakdown {
+        Breakdown {
+            var: var.into(),
+            labels: (0..labels).map(|l| l.to_string()).collect(),
+            of_row,
+        }
+    }
+
+    #[test]
+    fn cells_split_rows_by_psu_domains_and_calibration_cell() {
+        // Six rows, each twice (a fine cell per two rows at most, under the half-the-rows cap).
+        let twice = |v: &[u32]| -> Vec<u32> { v.iter().flat_map(|&x| [x, x]).collect() };
+        let psu = twice(&[0, 0, 0, 1, 1, 1]);
+        let total = breakdown("_T", 1, vec![Some(0); 12]);
+        let sex_values = [Some(0), Some(1), Some(0), Some(0), None, Some(0)];
+        let sex = breakdown("sex", 2, sex_values.iter().flat_map(|&x| [x, x]).collect());
+        let cal = twice(&[0, 0, 1, 0, 0, 0]);
+        let cal_of = |r: usize| cal[r];
+        let fine = FineCells::build(&psu, 2, &[total, sex], Some((&cal_of, 2))).expect("cells");
+        // (psu 0, F, cell 0), (psu 0, M, 0), (psu 0, F, 1), (psu 1, F, 0), (psu 1, none, 0).
+        assert_eq!(fine.len(), 5);
+        assert_eq!(fine.of_row, twice(&[0, 1, 2, 3, 4, 3]));
+        assert_eq!(fine.psu, vec![0, 0, 0, 1, 1]);
+        assert_eq!(fine.value[1], vec![0, 1, 0, 0, NO_VALUE]);
+        assert_eq!(fine.first_row, vec![0, 2, 4, 6, 8]);
+    }
+
+    #[test]
+    fn too_many_cells_give_none() {
+        // Every row its own PSU: more cells than half the rows.
+        let psu: Vec<u32> = (0..10).collect();
+        let total = breakdown("_T", 1, vec![Some(0); 10]);
+        assert!(FineCells::build(&psu, 10, &[total], None).is_some());
+        let id = breakdown("id", 10, (0..10).map(Some).collect());
+        let psu = vec![0u32; 10];
+        let total = breakdown("_T", 1, vec![Some(0); 10]);
+        assert!(FineCells::build(&psu, 1, &[total, id], None).is_none());
+    }
+
+    #[test]
+    fn shifted_sum_of_squares_matches_two_passes() {
+        // Values far from zero: the shifted sums keep the two-pass precision.
+        let psu = [0u32, 0, 1, 1, 1];
+        let total = breakdown("_T", 1, vec![Some(0); 5]);
+        let fine = FineCells::build(&psu, 2, &[total], None).expect("cells");
+        let y = vec![1e9 + 1.0, 1e9 + 2.0, 1e9 + 4.0, 1e9 + 8.0, 1e9 + 16.0];
+        let w = vec![1.0, 2.0, 1.5, 0.5, 3.0];
+        let vals = IndicatorValues {
+            y: y.clone(),
+            x: None,
+            defined: vec![true; 5],
+        };
+        let totals = fine.totals(IndicatorKind::Mean, &vals, &w, None);
+        let sums = fine.domain_sums(0, 1, 2, IndicatorKind::Mean, &totals, 0, &|_, _| {});
+        let sw: f64 = w.iter().sum();
+        let mean = y.iter().zip(&w).map(|(y, w)| y * w).sum::<f64>() / sw;
+        let ss: f64 = y.iter().zip(&w).map(|(y, w)| w * (y - mean).powi(2)).sum();
+        assert!(
+            (sums.ss[0] - ss).abs() <= 1e-6 * ss,
+            "{} vs {ss}",
+            sums.ss[0]
+        );
+        assert_eq!(sums.count, vec![5]);
+        assert_eq!(sums.cells[0].rows, 2);
+        assert_eq!(sums.cells[1].rows, 3);
+    }
+}
