@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
+
 /// State of one cell after validation against the questionnaire.
 ///
 /// Only [`CellState::Value`] cells carry a usable value. The other states are kept apart because
@@ -244,21 +246,21 @@ impl Frame {
 
     /// A new frame with only `rows`, in the given order.
     pub fn take(&self, rows: &[usize]) -> Frame {
-        let mut out = Frame::new(rows.len());
-        for c in &self.columns {
-            out.by_name.insert(c.name.clone(), out.columns.len());
-            out.columns.push(c.take(rows));
-        }
-        out
+        self.take_columns(rows, |_| true)
     }
 
     /// The given rows of the columns `keep` says to keep (in the frame's column order): a
-    /// stage that reads a few variables copies only those.
-    pub fn take_columns(&self, rows: &[usize], keep: impl Fn(&str) -> bool) -> Frame {
+    /// stage that reads a few variables copies only those. Columns are copied in parallel.
+    pub fn take_columns(&self, rows: &[usize], keep: impl Fn(&str) -> bool + Sync) -> Frame {
         let mut out = Frame::new(rows.len());
-        for c in self.columns.iter().filter(|c| keep(&c.name)) {
-            out.by_name.insert(c.name.clone(), out.columns.len());
-            out.columns.push(c.take(rows));
+        out.columns = self
+            .columns
+            .par_iter()
+            .filter(|c| keep(&c.name))
+            .map(|c| c.take(rows))
+            .collect();
+        for (i, c) in out.columns.iter().enumerate() {
+            out.by_name.insert(c.name.clone(), i);
         }
         out
     }

@@ -425,9 +425,12 @@ pub fn prepare(req: &EstimationRequest<'_>) -> Result<Prepared, EstimateError> {
         labels: vec![TOTAL.into()],
         of_row: vec![Some(0); n],
     }];
-    for d in req.domains {
-        breakdowns.push(breakdown(req.frame, d)?);
-    }
+    let by_domain: Vec<Breakdown> = req
+        .domains
+        .par_iter()
+        .map(|d| breakdown(req.frame, d))
+        .collect::<Result<_, _>>()?;
+    breakdowns.extend(by_domain);
     let values: Vec<IndicatorValues> = req
         .indicators
         .par_iter()

@@ -97,6 +97,11 @@ impl StagedFiles {
         Ok(())
     }
 
+    /// Add another set's files after this set's (committed, or removed, with them).
+    pub fn absorb(&mut self, mut other: StagedFiles) {
+        self.staged.append(&mut other.staged);
+    }
+
     /// Rename every staged file into place.
     pub fn commit(mut self) -> Result<Vec<PathBuf>, OutputError> {
         let staged = std::mem::take(&mut self.staged);
@@ -272,7 +277,8 @@ pub fn write_weights(
     }
     let batch =
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| perr(&e))?;
-    write_batch(staged, path, &batch, metadata)
+    // Ids are all different and weights nearly so: a dictionary would be built and dropped.
+    write_batch_with(staged, path, &batch, metadata, false)
 }
 
 /// The ids as written in the data (empty where a cell has none, and for every row when there
@@ -390,6 +396,17 @@ fn write_batch(
     batch: &RecordBatch,
     metadata: &[(String, String)],
 ) -> Result<(), OutputError> {
+    write_batch_with(staged, path, batch, metadata, true)
+}
+
+/// [`write_batch`], with dictionary encoding on or off for every column.
+fn write_batch_with(
+    staged: &mut StagedFiles,
+    path: &Path,
+    batch: &RecordBatch,
+    metadata: &[(String, String)],
+    dictionary: bool,
+) -> Result<(), OutputError> {
     let perr = |e: &dyn std::fmt::Display| OutputError::Parquet {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -397,6 +414,7 @@ fn write_batch(
     let zstd = ZstdLevel::try_new(3).map_err(|e| perr(&e))?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(zstd))
+        .set_dictionary_enabled(dictionary)
         .set_coerce_types(true)
         .set_key_value_metadata(Some(
             metadata

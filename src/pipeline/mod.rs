@@ -464,14 +464,52 @@ fn stage_outputs(c: &Computed) -> Result<StagedFiles, PipelineError> {
     let dir = &c.pipeline.output_dir;
     create_dir(dir)?;
     let metadata = provenance(&c.pipeline, &c.questionnaire, &c.ingested)?;
-    let mut staged = StagedFiles::new();
-    crate::output::write_estimates(
+    // The two largest files are encoded and synced at the same time: the estimates with the
+    // row reports, and the weights (one row per input row).
+    let (first, weights) = rayon::join(
+        || -> Result<StagedFiles, PipelineError> {
+            let mut staged = StagedFiles::new();
+            crate::output::write_estimates(
+                &mut staged,
+                &dir.join("estimates.parquet"),
+                &c.estimates,
+                &metadata,
+            )?;
+            write_row_reports(&mut staged, dir, &c.ingested)?;
+            Ok(staged)
+        },
+        || -> Result<StagedFiles, PipelineError> {
+            let mut staged = StagedFiles::new();
+            write_weights_file(&mut staged, c, &metadata)?;
+            Ok(staged)
+        },
+    );
+    let mut staged = first?;
+    staged.absorb(weights?);
+    crate::output::write_text(&mut staged, &dir.join("weighting.json"), &weighting_json(c))?;
+    crate::output::write_text(
         &mut staged,
-        &dir.join("estimates.parquet"),
-        &c.estimates,
-        &metadata,
+        &dir.join("run_summary.json"),
+        &run_summary_json(c),
     )?;
-    write_row_reports(&mut staged, dir, &c.ingested)?;
+    let context = publication_context(c, metadata);
+    crate::output::publish::write_publication(
+        &mut staged,
+        dir,
+        &c.estimates,
+        &context,
+        &c.pipeline.publication,
+    )?;
+    Ok(staged)
+}
+
+/// `weights.parquet`: every input row's id, response status, design weight and the final
+/// weight of every scheme (and of every replicate when they are published).
+fn write_weights_file(
+    staged: &mut StagedFiles,
+    c: &Computed,
+    metadata: &[(String, String)],
+) -> Result<(), PipelineError> {
     let base = numeric_column(&c.ingested, &c.pipeline.design.weight);
     let mut per_scheme: Vec<(String, Vec<Option<f64>>)> = Vec::new();
     for s in &c.schemes {
@@ -497,29 +535,15 @@ fn stage_outputs(c: &Computed) -> Result<StagedFiles, PipelineError> {
         per_scheme.push((name.clone(), full));
     }
     crate::output::write_weights(
-        &mut staged,
-        &dir.join("weights.parquet"),
+        staged,
+        &c.pipeline.output_dir.join("weights.parquet"),
         c.ingested.frame.column(&c.pipeline.data.id),
         &c.ingested.respondent,
         &base,
         &per_scheme,
-        &metadata,
+        metadata,
     )?;
-    crate::output::write_text(&mut staged, &dir.join("weighting.json"), &weighting_json(c))?;
-    crate::output::write_text(
-        &mut staged,
-        &dir.join("run_summary.json"),
-        &run_summary_json(c),
-    )?;
-    let context = publication_context(c, metadata);
-    crate::output::publish::write_publication(
-        &mut staged,
-        dir,
-        &c.estimates,
-        &context,
-        &c.pipeline.publication,
-    )?;
-    Ok(staged)
+    Ok(())
 }
 
 /// What the publication products (tables, SDMX, report, manifest) say about the run.

@@ -482,30 +482,42 @@ pub struct WeightSummary {
 
 impl WeightSummary {
     /// Summarise a weight vector (non-empty).
+    ///
+    /// Quartiles are R's `quantile(type = 7)`: x_(lo) + (h − lo)(x_(hi) − x_(lo)) with
+    /// h = (n − 1) p, from the order statistics alone (selected, not a full sort).
     pub fn of(weights: &[f64]) -> WeightSummary {
-        let mut sorted = weights.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        let n = sorted.len();
-        let quantile = |p: f64| -> f64 {
+        let n = weights.len();
+        let positions = |p: f64| -> (usize, usize, f64) {
+            let h = n.saturating_sub(1) as f64 * p;
+            (h.floor() as usize, h.ceil() as usize, h - h.floor())
+        };
+        let quartiles = [positions(0.25), positions(0.5), positions(0.75)];
+        let mut wanted: Vec<usize> = quartiles.iter().flat_map(|&(lo, hi, _)| [lo, hi]).collect();
+        wanted.extend([0, n.saturating_sub(1)]);
+        let order = order_statistics(weights, &mut wanted);
+        let stat = |k: usize| {
+            order
+                .iter()
+                .find(|(i, _)| *i == k)
+                .map_or(f64::NAN, |p| p.1)
+        };
+        let quantile = |(lo, hi, frac): (usize, usize, f64)| -> f64 {
             if n == 0 {
                 return f64::NAN;
             }
-            let h = (n - 1) as f64 * p;
-            let lo = h.floor() as usize;
-            let hi = h.ceil() as usize;
-            sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+            stat(lo) + frac * (stat(hi) - stat(lo))
         };
         let sum: f64 = weights.iter().sum();
         let sum_sq: f64 = weights.iter().map(|w| w * w).sum();
-        let min = sorted.first().copied().unwrap_or(f64::NAN);
-        let max = sorted.last().copied().unwrap_or(f64::NAN);
+        let min = stat(0);
+        let max = stat(n.saturating_sub(1));
         WeightSummary {
             n,
             sum,
             min,
-            q1: quantile(0.25),
-            median: quantile(0.5),
-            q3: quantile(0.75),
+            q1: quantile(quartiles[0]),
+            median: quantile(quartiles[1]),
+            q3: quantile(quartiles[2]),
             max,
             ratio_max_min: max / min,
             kish_deff: n as f64 * sum_sq / (sum * sum),
@@ -515,9 +527,43 @@ impl WeightSummary {
     }
 }
 
+/// The order statistics x_(k) (0-based, in `f64::total_cmp` order) at the positions `wanted`
+/// (sorted and deduplicated in place), as (k, x_(k)); empty for empty data. Each is selected
+/// in the part of the data right of the previous one, which is what sorting would give.
+fn order_statistics(data: &[f64], wanted: &mut Vec<usize>) -> Vec<(usize, f64)> {
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut v = data.to_vec();
+    let mut out = Vec::with_capacity(wanted.len());
+    let mut from = 0usize;
+    for &k in wanted.iter() {
+        if k >= v.len() || k < from {
+            continue;
+        }
+        let (_, x, _) = v[from..].select_nth_unstable_by(k - from, f64::total_cmp);
+        out.push((k, *x));
+        from = k + 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn order_statistics_are_those_of_the_sorted_data() {
+        let data = [5.0, -1.0, 3.5, 3.5, 10.0, 0.0, 2.0, 7.0, 3.5];
+        let mut sorted = data.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let mut wanted = vec![8, 0, 4, 4, 1, 5];
+        let got = order_statistics(&data, &mut wanted);
+        assert_eq!(wanted, vec![0, 1, 4, 5, 8]);
+        for (k, x) in got {
+            assert_eq!(x, sorted[k], "x_({k})");
+        }
+        assert!(order_statistics(&[], &mut vec![0]).is_empty());
+    }
 
     #[test]
     fn weight_summary_by_hand() {

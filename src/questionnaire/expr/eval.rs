@@ -5,6 +5,9 @@
 //! allocate nor look anything up by name.
 
 use std::collections::HashMap;
+use std::ops::Range;
+
+use rayon::prelude::*;
 
 use super::check::{Agg, Node, StateArg, StateFn, TextOp};
 use super::parser::BinOp;
@@ -56,6 +59,43 @@ impl Test<'_> {
             Test::In(list, negate) => list.contains(&x) != negate,
         }
     }
+}
+
+/// Runs `$body` with `$pred` bound to the test as a closure specialised to its operator, so
+/// that a loop over rows does not match the operator on every row.
+macro_rules! with_test {
+    ($test:expr, |$pred:ident| $body:block) => {
+        match $test {
+            Test::Op(BinOp::Eq, c) => {
+                let $pred = |x: f64| x == c;
+                $body
+            }
+            Test::Op(BinOp::Ne, c) => {
+                let $pred = |x: f64| x != c;
+                $body
+            }
+            Test::Op(BinOp::Lt, c) => {
+                let $pred = |x: f64| x < c;
+                $body
+            }
+            Test::Op(BinOp::Le, c) => {
+                let $pred = |x: f64| x <= c;
+                $body
+            }
+            Test::Op(BinOp::Gt, c) => {
+                let $pred = |x: f64| x > c;
+                $body
+            }
+            Test::Op(_, c) => {
+                let $pred = |x: f64| x >= c;
+                $body
+            }
+            Test::In(list, negate) => {
+                let $pred = |x: f64| list.contains(&x) != negate;
+                $body
+            }
+        }
+    };
 }
 
 impl Col<'_> {
@@ -216,52 +256,129 @@ impl Out {
 struct Ctx<'a> {
     frame: &'a Frame,
     source: &'a str,
+    /// The rows evaluated: every column is read through this range.
+    rows: Range<usize>,
     n: usize,
+}
+
+/// Rows per chunk: the expression is evaluated chunk by chunk, in parallel, so that a node's
+/// intermediate columns stay in cache between nodes (an expression's cells depend on their own
+/// row only, so the chunks are independent and the result does not depend on the chunking).
+const CHUNK_ROWS: usize = 1 << 15;
+
+/// The context of the `len` rows from `start`.
+fn chunk<'a>(frame: &'a Frame, source: &'a str, start: usize, len: usize) -> Ctx<'a> {
+    Ctx {
+        frame,
+        source,
+        rows: start..start + len,
+        n: len,
+    }
+}
+
+/// Evaluates `node` on every chunk of `frame`'s rows in parallel, giving each chunk's result and
+/// its slice of `out` (one entry per row) to `write`. The first error in row order wins.
+fn for_each_chunk<T: Send>(
+    node: &Node,
+    frame: &Frame,
+    source: &str,
+    out: &mut [T],
+    write: impl Fn(&Col<'_>, &mut [T]) + Sync,
+) -> Result<(), EvalError> {
+    let n = out.len();
+    if n <= CHUNK_ROWS {
+        write(&chunk(frame, source, 0, n).eval(node)?, out);
+        return Ok(());
+    }
+    out.par_chunks_mut(CHUNK_ROWS)
+        .enumerate()
+        .map(|(k, slice)| {
+            write(
+                &chunk(frame, source, k * CHUNK_ROWS, slice.len()).eval(node)?,
+                slice,
+            );
+            Ok(())
+        })
+        .collect::<Vec<Result<(), EvalError>>>()
+        .into_iter()
+        .collect()
 }
 
 pub(super) fn eval(node: &Node, frame: &Frame, source: &str) -> Result<EvalColumn, EvalError> {
     let n = frame.n_rows();
-    let ctx = Ctx { frame, source, n };
-    let col = ctx.eval(node)?;
-    if let Col::Owned { values, state } = col {
-        // `Out` already stores NaN wherever the state is not a value.
-        return Ok(EvalColumn { values, state });
-    }
-    let mut out = EvalColumn {
-        values: Vec::with_capacity(n),
-        state: Vec::with_capacity(n),
+    let mut values = vec![f64::NAN; n];
+    let mut state = vec![Missing; n];
+    let write = |col: &Col<'_>, values: &mut [f64], state: &mut [EvalState]| {
+        if let Col::Owned {
+            values: computed,
+            state: computed_state,
+        } = col
+            && computed.len() == values.len()
+            && computed_state.len() == state.len()
+        {
+            // `Out` already stores NaN wherever the state is not a value.
+            values.copy_from_slice(computed);
+            state.copy_from_slice(computed_state);
+            return;
+        }
+        for (i, (v, st)) in values.iter_mut().zip(state.iter_mut()).enumerate() {
+            let (s, x) = col.get(i);
+            // `Out` already stores NaN wherever the state is not a value; other columns are
+            // normalised here.
+            *v = if s == Value { x } else { f64::NAN };
+            *st = s;
+        }
     };
-    for i in 0..n {
-        let (s, x) = col.get(i);
-        out.values.push(if s == Value { x } else { f64::NAN });
-        out.state.push(s);
+    if n <= CHUNK_ROWS {
+        write(
+            &chunk(frame, source, 0, n).eval(node)?,
+            &mut values,
+            &mut state,
+        );
+    } else {
+        values
+            .par_chunks_mut(CHUNK_ROWS)
+            .zip(state.par_chunks_mut(CHUNK_ROWS))
+            .enumerate()
+            .map(|(k, (v, st))| {
+                write(
+                    &chunk(frame, source, k * CHUNK_ROWS, v.len()).eval(node)?,
+                    v,
+                    st,
+                );
+                Ok(())
+            })
+            .collect::<Vec<Result<(), EvalError>>>()
+            .into_iter()
+            .collect::<Result<(), EvalError>>()?;
     }
-    Ok(out)
+    Ok(EvalColumn { values, state })
 }
 
 /// Per row: true where the expression is a value and that value is non-zero (a skip rule's
-/// "asked"), in one pass without materialising the expression's column.
+/// "asked"), without materialising the expression's column beyond a chunk.
 pub(super) fn eval_true(node: &Node, frame: &Frame, source: &str) -> Result<Vec<bool>, EvalError> {
-    let n = frame.n_rows();
-    let ctx = Ctx { frame, source, n };
-    let col = ctx.eval(node)?;
-    Ok(match &col {
+    let mut out = vec![false; frame.n_rows()];
+    for_each_chunk(node, frame, source, &mut out, |col, out| match col {
         Col::Cmp {
             values,
             state,
             test,
-        } if values.len() == n && state.len() == n => values
-            .iter()
-            .zip(state.iter())
-            .map(|(&x, &s)| s == CellState::Value && test.holds(x))
-            .collect(),
-        _ => (0..n)
-            .map(|i| {
-                let (s, x) = col.get(i);
-                s == Value && x != 0.0
+        } if values.len() == out.len() && state.len() == out.len() => {
+            with_test!(*test, |holds| {
+                for ((o, &x), &s) in out.iter_mut().zip(values.iter()).zip(state.iter()) {
+                    *o = s == CellState::Value && holds(x);
+                }
             })
-            .collect(),
-    })
+        }
+        _ => {
+            for (i, o) in out.iter_mut().enumerate() {
+                let (s, x) = col.get(i);
+                *o = s == Value && x != 0.0;
+            }
+        }
+    })?;
+    Ok(out)
 }
 
 /// A text operand resolved against the frame.
@@ -288,8 +405,8 @@ impl<'a> Ctx<'a> {
         let c = self.column(name)?;
         match &c.data {
             ColumnData::Num(values) => Ok(Col::Data {
-                values,
-                state: &c.state,
+                values: &values[self.rows.clone()],
+                state: &c.state[self.rows.clone()],
             }),
             ColumnData::Text { .. } => Err(EvalError::ColumnType {
                 expr: self.source.to_string(),
@@ -307,9 +424,9 @@ impl<'a> Ctx<'a> {
                 let c = self.column(name)?;
                 match &c.data {
                     ColumnData::Text { codes, levels } => Ok(TextCol::Var {
-                        codes,
+                        codes: &codes[self.rows.clone()],
                         levels,
-                        state: &c.state,
+                        state: &c.state[self.rows.clone()],
                     }),
                     ColumnData::Num(_) => Err(EvalError::ColumnType {
                         expr: self.source.to_string(),
@@ -623,6 +740,52 @@ fn aggregate<'a>(n: usize, agg: Agg, cols: &[Col<'_>]) -> Col<'a> {
     let mut flags = vec![0u8; n];
     let mut acc = vec![init; n];
     for c in cols {
+        // any/all of comparisons (most skip rules and derived flags): one branch-free pass per
+        // argument. A cell not asked is ignored, a missing one marks the row, a value is tested.
+        if let (
+            Agg::Any | Agg::All,
+            Col::Cmp {
+                values,
+                state,
+                test,
+            },
+        ) = (agg, c)
+            && values.len() == n
+            && state.len() == n
+        {
+            let hit_when = agg == Agg::Any;
+            with_test!(*test, |holds| {
+                for ((f, &x), &s) in flags.iter_mut().zip(values.iter()).zip(state.iter()) {
+                    let seen = u8::from(s != CellState::NotAsked) * SEEN;
+                    let missing =
+                        u8::from(s != CellState::Value && s != CellState::NotAsked) * MISSING;
+                    let hit = u8::from(s == CellState::Value && holds(x) == hit_when) * HIT;
+                    *f |= seen | missing | hit;
+                }
+            });
+            continue;
+        }
+        // sum/count of data columns (totals over several questions): the same, branch-free.
+        if let (Agg::Sum | Agg::Count, Col::Data { values, state }) = (agg, c)
+            && values.len() == n
+            && state.len() == n
+        {
+            let count = agg == Agg::Count;
+            for (((f, a), &x), &s) in flags
+                .iter_mut()
+                .zip(acc.iter_mut())
+                .zip(values.iter())
+                .zip(state.iter())
+            {
+                let value = s == CellState::Value;
+                let seen = u8::from(s != CellState::NotAsked) * SEEN;
+                let missing = u8::from(!value && s != CellState::NotAsked) * MISSING;
+                *f |= seen | missing;
+                let term = if count { b2f(x != 0.0) } else { x };
+                *a += if value { term } else { 0.0 };
+            }
+            continue;
+        }
         c.each(n, |i, s, x| match s {
             NotApplicable => {}
             Missing => flags[i] |= SEEN | MISSING,
