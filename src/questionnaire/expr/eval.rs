@@ -321,6 +321,28 @@ pub(super) fn eval(node: &Node, frame: &Frame, source: &str) -> Result<EvalColum
             state.copy_from_slice(computed_state);
             return;
         }
+        if let Col::Cmp {
+            values: data,
+            state: cells,
+            test,
+        } = col
+            && data.len() == values.len()
+            && cells.len() == state.len()
+        {
+            with_test!(*test, |holds| {
+                for (((v, st), &x), &c) in values
+                    .iter_mut()
+                    .zip(state.iter_mut())
+                    .zip(data.iter())
+                    .zip(cells.iter())
+                {
+                    let s = EvalState::from_cell(c);
+                    *v = if s == Value { b2f(holds(x)) } else { f64::NAN };
+                    *st = s;
+                }
+            });
+            return;
+        }
         for (i, (v, st)) in values.iter_mut().zip(state.iter_mut()).enumerate() {
             let (s, x) = col.get(i);
             // `Out` already stores NaN wherever the state is not a value; other columns are
@@ -703,24 +725,79 @@ fn strict2<'a>(n: usize, a: &Col<'_>, b: &Col<'_>, f: impl Fn(f64, f64) -> Optio
     out.done()
 }
 
-/// Kleene three-valued `and` / `or`.
-fn kleene<'a>(n: usize, is_and: bool, a: &Col<'_>, b: &Col<'_>) -> Col<'a> {
-    // The value that decides the result on its own: false for `and`, true for `or`.
-    let decisive = !is_and;
-    let mut out = Out::new(n);
-    for i in 0..n {
-        let (sa, x) = a.get(i);
-        let (sb, y) = b.get(i);
-        let (xa, xb) = (x != 0.0, y != 0.0);
-        if (sa == Value && xa == decisive) || (sb == Value && xb == decisive) {
-            out.value(b2f(decisive));
-        } else if sa == Value && sb == Value {
-            out.value(b2f(!decisive));
-        } else {
-            out.none(worst(sa, sb));
+/// A cell as Kleene logic sees it.
+const FALSE: u8 = 0;
+const TRUE: u8 = 1;
+const NOT_APPLICABLE: u8 = 2;
+const MISSING: u8 = 3;
+
+/// Every row of `c` as [`FALSE`], [`TRUE`], [`NOT_APPLICABLE`] or [`MISSING`], the kind of
+/// column matched once (and a comparison's operator too) instead of per row.
+fn truth_codes(n: usize, c: &Col<'_>) -> Vec<u8> {
+    let code = |s: EvalState, x: f64| match s {
+        Value => u8::from(x != 0.0),
+        NotApplicable => NOT_APPLICABLE,
+        Missing => MISSING,
+    };
+    match c {
+        Col::Cmp {
+            values,
+            state,
+            test,
+        } if values.len() == n && state.len() == n => with_test!(*test, |holds| {
+            values
+                .iter()
+                .zip(state.iter())
+                .map(|(&x, &s)| match s {
+                    CellState::Value => u8::from(holds(x)),
+                    CellState::NotAsked => NOT_APPLICABLE,
+                    _ => MISSING,
+                })
+                .collect()
+        }),
+        Col::Owned { values, state } if values.len() == n && state.len() == n => values
+            .iter()
+            .zip(state.iter())
+            .map(|(&x, &s)| code(s, x))
+            .collect(),
+        _ => {
+            let mut out = vec![MISSING; n];
+            c.each(n, |i, s, x| out[i] = code(s, x));
+            out
         }
     }
-    out.done()
+}
+
+/// Kleene three-valued `and` / `or`: the value that decides the result on its own (false for
+/// `and`, true for `or`) wins; two values give the other; otherwise the stronger non-value
+/// state (missing over not applicable).
+fn kleene<'a>(n: usize, is_and: bool, a: &Col<'_>, b: &Col<'_>) -> Col<'a> {
+    let decisive = if is_and { FALSE } else { TRUE };
+    // The result of every pair of codes, worked out once.
+    let mut table = [(Missing, f64::NAN); 16];
+    for ca in 0..4u8 {
+        for cb in 0..4u8 {
+            let state_of = |c: u8| match c {
+                FALSE | TRUE => Value,
+                NOT_APPLICABLE => NotApplicable,
+                _ => Missing,
+            };
+            table[usize::from(ca * 4 + cb)] = if ca == decisive || cb == decisive {
+                (Value, f64::from(decisive))
+            } else if ca <= TRUE && cb <= TRUE {
+                (Value, f64::from(1 - decisive))
+            } else {
+                (worst(state_of(ca), state_of(cb)), f64::NAN)
+            };
+        }
+    }
+    let (ta, tb) = (truth_codes(n, a), truth_codes(n, b));
+    let (state, values) = ta
+        .iter()
+        .zip(&tb)
+        .map(|(&x, &y)| table[usize::from(x * 4 + y)])
+        .unzip();
+    Col::Owned { values, state }
 }
 
 /// `any`, `all`, `sum`, `count`, `min`, `max`: not-applicable arguments are ignored.
