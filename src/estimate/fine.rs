@@ -228,6 +228,27 @@ impl FineCells {
         FineTotals { sums, shift }
     }
 
+    /// Breakdown `b`'s Σ w, Σ w y and Σ w x by domain value (`levels` values), from one
+    /// indicator's fine-cell sums: what a point estimate needs.
+    pub(super) fn domain_totals(
+        &self,
+        b: usize,
+        levels: usize,
+        totals: &FineTotals,
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (mut sw, mut swy, mut swx) = (vec![0.0; levels], vec![0.0; levels], vec![0.0; levels]);
+        for (t, &d) in totals.sums.iter().zip(&self.value[b]) {
+            if t.rows == 0 || d == NO_VALUE {
+                continue;
+            }
+            let d = d as usize;
+            sw[d] += t.w;
+            swy[d] += t.wy;
+            swx[d] += t.wx;
+        }
+        (sw, swy, swx)
+    }
+
     /// Breakdown `b`'s sums (with `levels` domain values, over `n_psu` PSUs) from one
     /// indicator's fine-cell sums. `terms(i, f)` calls `f(j, m_ij)` for the model row of row
     /// `i` of a calibrated scheme of model dimension `dim` (0 without calibration).

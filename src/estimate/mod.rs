@@ -335,12 +335,7 @@ fn estimate_with(
                         )
                     })
             } else {
-                FineCells::build(
-                    req.design.psu_of_row(),
-                    req.design.n_psu(),
-                    &prepared.breakdowns,
-                    None,
-                )
+                None
             };
             (full_df, fine)
         })
@@ -356,7 +351,15 @@ fn estimate_with(
                 &prepared.breakdowns,
                 None,
                 sums[s].as_ref(),
-                per_scheme[s].1.as_ref(),
+                // Uncalibrated schemes share the request's fine cells.
+                if req.schemes[s].calibrated {
+                    per_scheme[s].1.as_ref()
+                } else {
+                    prepared
+                        .fine
+                        .as_ref()
+                        .filter(|_| grouped_residuals && req.design.n_stages() == 1)
+                },
                 per_scheme[s].0,
             );
             progress.advance(1);
@@ -372,6 +375,8 @@ fn estimate_with(
 pub struct Prepared {
     values: Vec<IndicatorValues>,
     breakdowns: Vec<Breakdown>,
+    /// Fine cells of the breakdowns by PSU (no calibration cell), when there are few enough.
+    fine: Option<FineCells>,
 }
 
 impl Prepared {
@@ -436,15 +441,45 @@ pub fn prepare(req: &EstimationRequest<'_>) -> Result<Prepared, EstimateError> {
         .par_iter()
         .map(|ind| evaluate(ind, req.frame))
         .collect::<Result<_, _>>()?;
-    Ok(Prepared { values, breakdowns })
+    let fine = FineCells::build(
+        req.design.psu_of_row(),
+        req.design.n_psu(),
+        &breakdowns,
+        None,
+    );
+    Ok(Prepared {
+        values,
+        breakdowns,
+        fine,
+    })
 }
 
 /// Point estimates of every indicator × domain under weights `w` (one per respondent row), in
 /// a fixed order: indicator, then domain variable (`_T` first), then domain value. One pass over
-/// the rows per indicator and domain variable; a domain without rows gives NaN. This is what a
-/// replicate needs: θ_r for every statistic from the replicate's weights.
+/// the rows per indicator into the fine cells (or, without them, per indicator and domain
+/// variable); a domain without rows gives NaN. This is what a replicate needs: θ_r for every
+/// statistic from the replicate's weights.
 pub fn point_estimates(req: &EstimationRequest<'_>, prepared: &Prepared, w: &[f64]) -> Vec<f64> {
     let mut out = Vec::with_capacity(prepared.n_statistics());
+    if let Some(fine) = &prepared.fine {
+        let per_indicator: Vec<Vec<f64>> = req
+            .indicators
+            .par_iter()
+            .zip(&prepared.values)
+            .map(|(ind, vals)| {
+                let totals = fine.totals(ind.kind, vals, w, None);
+                let mut out = Vec::new();
+                for (index, b) in prepared.breakdowns.iter().enumerate() {
+                    let k = b.labels.len();
+                    let (sw, swy, swx) = fine.domain_totals(index, k, &totals);
+                    out.extend((0..k).map(|d| estimate_of(ind.kind, sw[d], swy[d], swx[d])));
+                }
+                out
+            })
+            .collect();
+        out.extend(per_indicator.into_iter().flatten());
+        return out;
+    }
     for (ind, vals) in req.indicators.iter().zip(&prepared.values) {
         for b in &prepared.breakdowns {
             let k = b.labels.len();
@@ -492,12 +527,7 @@ pub fn rows_with_variances(
     let full_df = req
         .design
         .degf(&scheme.weights.iter().map(|&x| x != 0.0).collect::<Vec<_>>());
-    let fine = FineCells::build(
-        req.design.psu_of_row(),
-        req.design.n_psu(),
-        &prepared.breakdowns,
-        None,
-    );
+    let fine = prepared.fine.as_ref();
     let mut rows = Vec::new();
     for (i, ind) in req.indicators.iter().enumerate() {
         let range = i * per_indicator..(i + 1) * per_indicator;
@@ -514,7 +544,7 @@ pub fn rows_with_variances(
             &prepared.breakdowns,
             Some(given),
             None,
-            fine.as_ref(),
+            fine,
             full_df,
         )?);
     }
