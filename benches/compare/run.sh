@@ -15,8 +15,11 @@
 #   time:     apt-get install time
 # R runs the replicate job with R_REPLICATES (default 10) replicates, and the 200-replicate time is
 # extrapolated linearly from runs with R_REPLICATES/2 and R_REPLICATES replicates (said in the
-# table). Environment: ROWS (1000000), SEED (7), WORK (target/compare), CVSURVEY (the binary,
-# default target/release/cvsurvey), JOBS ("taylor replicate"), R_REPLICATES (10), SKIP_R=1.
+# table); R_REPLICATES=200 measures R's 200 replicates directly (about 40 minutes at 1M rows).
+# cvsurvey and svy are run RUNS times (default 3) and the median wall time is reported (with the
+# largest peak memory); R, whose runs take minutes, once.
+# Environment: ROWS (1000000), SEED (7), WORK (target/compare), CVSURVEY (the binary, default
+# target/release/cvsurvey), JOBS ("taylor replicate"), R_REPLICATES (10), RUNS (3), SKIP_R=1.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,6 +29,7 @@ SEED=${SEED:-7}
 REGIONS=40
 REPLICATES=200
 R_REPLICATES=${R_REPLICATES:-10}
+RUNS=${RUNS:-3}
 JOBS=${JOBS:-"taylor replicate"}
 WORK=$(realpath -m "${WORK:-$ROOT/target/compare}")
 CVSURVEY=${CVSURVEY:-${CARGO_TARGET_DIR:-$ROOT/target}/release/cvsurvey}
@@ -54,22 +58,29 @@ if [ ! -f "$STEM.parquet" ] || [ ! -f "$STEM.csv" ]; then
     --questionnaire-out "$STEM.questionnaire.toml" >/dev/null
 fi
 
-# measure JOB TOOL NOTE CMD...: wall seconds and peak RSS into times.tsv.
-measure() {
-  local job=$1 tool=$2 note=$3; shift 3
-  local log="$WORK/$tool-$job.log"
-  if /usr/bin/time -v -o "$log.time" "$@" >"$log" 2>&1; then
-    local wall rss
-    wall=$(awk -F': ' '/Elapsed \(wall clock\)/{n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$log.time")
+# measure JOB TOOL NOTE CMD...: wall seconds and peak RSS of one run into times.tsv.
+measure() { measure_runs 1 "$@"; }
+
+# measure_runs N JOB TOOL NOTE CMD...: N runs; the median wall seconds and the largest peak RSS.
+measure_runs() {
+  local runs=$1 job=$2 tool=$3 note=$4; shift 4
+  local log="$WORK/$tool-$job.log" walls=() rss_max=0
+  for ((k = 1; k <= runs; k++)); do
+    if ! /usr/bin/time -v -o "$log.time" "$@" >"$log" 2>&1; then
+      printf '%s\t%s\tNaN\tNaN\t%s\n' "$job" "$tool" "failed: $(grep -m1 -i error "$log" | cut -c1-160)" >>"$TIMES"
+      echo "  $job/$tool: failed, see $log"
+      return 1
+    fi
+    walls+=("$(awk -F': ' '/Elapsed \(wall clock\)/{n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$log.time")")
+    local rss
     rss=$(awk -F': ' '/Maximum resident set size/{print $2}' "$log.time")
-    printf '%s\t%s\t%s\t%s\t%s\n' "$job" "$tool" "$wall" "$rss" "$note" >>"$TIMES"
-    echo "  $job/$tool: ${wall}s, $((rss / 1024)) MB"
-    return 0
-  else
-    printf '%s\t%s\tNaN\tNaN\t%s\n' "$job" "$tool" "failed: $(grep -m1 -i error "$log" | cut -c1-160)" >>"$TIMES"
-    echo "  $job/$tool: failed, see $log"
-    return 1
-  fi
+    ((rss > rss_max)) && rss_max=$rss
+  done
+  local wall
+  wall=$(printf '%s\n' "${walls[@]}" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
+  [ "$runs" -gt 1 ] && note="${note:+$note; }median of $runs runs (${walls[*]} s)"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$job" "$tool" "$wall" "$rss_max" "$note" >>"$TIMES"
+  echo "  $job/$tool: ${wall}s, $((rss_max / 1024)) MB"
 }
 
 config() { # NAME WEIGHTING_AND_VARIANCE
@@ -105,8 +116,8 @@ for job in $JOBS; do
   echo "job $job"
   if [ "$job" = taylor ]; then
     cfg=$(config taylor $'[[weighting]]\nname = "design"\n[variance]\nmethod = "taylor"')
-    measure taylor cvsurvey "" "$CVSURVEY" run --timings "$cfg" || true
-    [ $have_svy = 1 ] && { measure taylor svy "" python3 "$HERE/job_svy.py" taylor "$STEM.parquet" "$STEM.margins.csv" "$WORK/svy_taylor.csv" || true; }
+    measure_runs "$RUNS" taylor cvsurvey "" "$CVSURVEY" run --timings "$cfg" || true
+    [ $have_svy = 1 ] && { measure_runs "$RUNS" taylor svy "" python3 "$HERE/job_svy.py" taylor "$STEM.parquet" "$STEM.margins.csv" "$WORK/svy_taylor.csv" || true; }
     [ $have_r = 1 ] && { measure taylor r "" Rscript "$HERE/job_r.R" taylor "$STEM.csv" "$STEM.margins.csv" "$WORK/r_taylor.csv" || true; }
   else
     cfg=$(config replicate "[[weighting]]
@@ -115,11 +126,13 @@ calibration = { method = \"raking\", margins = \"$STEM.margins.csv\" }
 [variance]
 method = [\"taylor\", \"bootstrap\"]
 replicates = $REPLICATES")
-    if ! measure replicate cvsurvey "" "$CVSURVEY" run --timings "$cfg"; then
+    if ! measure_runs "$RUNS" replicate cvsurvey "" "$CVSURVEY" run --timings "$cfg"; then
       echo "  cvsurvey cannot run the replicate job yet: $(head -c 300 "$WORK/cvsurvey-replicate.log")"
     fi
-    [ $have_svy = 1 ] && { measure replicate svy "$REPLICATES replicates" python3 "$HERE/job_svy.py" replicate "$STEM.parquet" "$STEM.margins.csv" "$WORK/svy_replicate.csv" $REPLICATES || true; }
-    if [ $have_r = 1 ]; then
+    [ $have_svy = 1 ] && { measure_runs "$RUNS" replicate svy "$REPLICATES replicates" python3 "$HERE/job_svy.py" replicate "$STEM.parquet" "$STEM.margins.csv" "$WORK/svy_replicate.csv" $REPLICATES || true; }
+    if [ $have_r = 1 ] && [ "$R_REPLICATES" = "$REPLICATES" ]; then
+      measure replicate r "$REPLICATES replicates, measured" Rscript "$HERE/job_r.R" replicate "$STEM.csv" "$STEM.margins.csv" "$WORK/r_replicate.csv" "$R_REPLICATES" || true
+    elif [ $have_r = 1 ]; then
       half=$((R_REPLICATES / 2))
       measure replicate_r_half r "$half replicates" Rscript "$HERE/job_r.R" replicate "$STEM.csv" "$STEM.margins.csv" "$WORK/r_replicate_half.csv" $half || true
       measure replicate_r_full r "$R_REPLICATES replicates" Rscript "$HERE/job_r.R" replicate "$STEM.csv" "$STEM.margins.csv" "$WORK/r_replicate.csv" "$R_REPLICATES" || true
