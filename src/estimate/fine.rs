@@ -303,8 +303,9 @@ impl FineCells {
             for d in 0..k {
                 let off = out.swy[d] / out.sw[d] - totals.shift;
                 let ss = wdd[d] - 2.0 * off * wd[d] + off * off * out.sw[d];
-                // Rounding can leave a constant domain's sum of squares a hair below zero.
-                out.ss[d] = ss.max(0.0);
+                // Rounding can leave a constant domain's sum of squares a hair below zero (a
+                // domain without weight keeps its NaN, as on the rows).
+                out.ss[d] = if ss < 0.0 { 0.0 } else { ss };
             }
         }
         if dim > 0 {
