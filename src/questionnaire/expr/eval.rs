@@ -132,7 +132,7 @@ impl Col<'_> {
 
 impl Col<'_> {
     /// Calls `f(i, state, value)` for rows `0..n`, as [`Col::get`] would give them, with the
-    /// kind of column matched once instead of per row.
+    /// kind of column (and a comparison's operator) matched once instead of per row.
     #[inline]
     fn each(&self, n: usize, mut f: impl FnMut(usize, EvalState, f64)) {
         match self {
@@ -156,20 +156,20 @@ impl Col<'_> {
                 values,
                 state,
                 test,
-            } => {
+            } => with_test!(*test, |holds| {
                 for i in 0..n {
                     let s = state.get(i).map_or(Missing, |&c| EvalState::from_cell(c));
                     if s == Value {
                         f(
                             i,
                             Value,
-                            b2f(test.holds(values.get(i).copied().unwrap_or(f64::NAN))),
+                            b2f(holds(values.get(i).copied().unwrap_or(f64::NAN))),
                         );
                     } else {
                         f(i, s, f64::NAN);
                     }
                 }
-            }
+            }),
         }
     }
 }
@@ -321,35 +321,11 @@ pub(super) fn eval(node: &Node, frame: &Frame, source: &str) -> Result<EvalColum
             state.copy_from_slice(computed_state);
             return;
         }
-        if let Col::Cmp {
-            values: data,
-            state: cells,
-            test,
-        } = col
-            && data.len() == values.len()
-            && cells.len() == state.len()
-        {
-            with_test!(*test, |holds| {
-                for (((v, st), &x), &c) in values
-                    .iter_mut()
-                    .zip(state.iter_mut())
-                    .zip(data.iter())
-                    .zip(cells.iter())
-                {
-                    let s = EvalState::from_cell(c);
-                    *v = if s == Value { b2f(holds(x)) } else { f64::NAN };
-                    *st = s;
-                }
-            });
-            return;
-        }
-        for (i, (v, st)) in values.iter_mut().zip(state.iter_mut()).enumerate() {
-            let (s, x) = col.get(i);
-            // `Out` already stores NaN wherever the state is not a value; other columns are
-            // normalised here.
-            *v = if s == Value { x } else { f64::NAN };
-            *st = s;
-        }
+        col.each(values.len(), |i, s, x| {
+            // Other columns are normalised here: NaN wherever the state is not a value.
+            values[i] = if s == Value { x } else { f64::NAN };
+            state[i] = s;
+        });
     };
     if n <= CHUNK_ROWS {
         write(
@@ -381,24 +357,8 @@ pub(super) fn eval(node: &Node, frame: &Frame, source: &str) -> Result<EvalColum
 /// "asked"), without materialising the expression's column beyond a chunk.
 pub(super) fn eval_true(node: &Node, frame: &Frame, source: &str) -> Result<Vec<bool>, EvalError> {
     let mut out = vec![false; frame.n_rows()];
-    for_each_chunk(node, frame, source, &mut out, |col, out| match col {
-        Col::Cmp {
-            values,
-            state,
-            test,
-        } if values.len() == out.len() && state.len() == out.len() => {
-            with_test!(*test, |holds| {
-                for ((o, &x), &s) in out.iter_mut().zip(values.iter()).zip(state.iter()) {
-                    *o = s == CellState::Value && holds(x);
-                }
-            })
-        }
-        _ => {
-            for (i, o) in out.iter_mut().enumerate() {
-                let (s, x) = col.get(i);
-                *o = s == Value && x != 0.0;
-            }
-        }
+    for_each_chunk(node, frame, source, &mut out, |col, out| {
+        col.each(out.len(), |i, s, x| out[i] = s == Value && x != 0.0);
     })?;
     Ok(out)
 }
@@ -739,33 +699,9 @@ fn truth_codes(n: usize, c: &Col<'_>) -> Vec<u8> {
         NotApplicable => NOT_APPLICABLE,
         Missing => MISSING,
     };
-    match c {
-        Col::Cmp {
-            values,
-            state,
-            test,
-        } if values.len() == n && state.len() == n => with_test!(*test, |holds| {
-            values
-                .iter()
-                .zip(state.iter())
-                .map(|(&x, &s)| match s {
-                    CellState::Value => u8::from(holds(x)),
-                    CellState::NotAsked => NOT_APPLICABLE,
-                    _ => MISSING,
-                })
-                .collect()
-        }),
-        Col::Owned { values, state } if values.len() == n && state.len() == n => values
-            .iter()
-            .zip(state.iter())
-            .map(|(&x, &s)| code(s, x))
-            .collect(),
-        _ => {
-            let mut out = vec![MISSING; n];
-            c.each(n, |i, s, x| out[i] = code(s, x));
-            out
-        }
-    }
+    let mut out = vec![MISSING; n];
+    c.each(n, |i, s, x| out[i] = code(s, x));
+    out
 }
 
 /// Kleene three-valued `and` / `or`: the value that decides the result on its own (false for
