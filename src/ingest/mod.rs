@@ -87,6 +87,9 @@ pub enum FindingKind {
     DuplicateId,
     /// A design field (id, strata, PSU, FPC, weight, response) is blank.
     MissingDesignValue,
+    /// An id, design or frame value holds a control character (a NUL byte, say), which would
+    /// make a stratum or PSU that looks like another but is not.
+    ControlCharacter,
     /// A weight that is not finite and > 0.
     InvalidWeight,
     /// A response indicator other than 0 or 1.
@@ -113,6 +116,7 @@ impl FindingKind {
             FindingKind::AnsweredNotAsked => "answered_not_asked",
             FindingKind::DuplicateId => "duplicate_id",
             FindingKind::MissingDesignValue => "missing_design_value",
+            FindingKind::ControlCharacter => "control_character",
             FindingKind::InvalidWeight => "invalid_weight",
             FindingKind::InvalidResponse => "invalid_response",
             FindingKind::ItemNonresponse => "item_nonresponse",
@@ -198,6 +202,17 @@ pub enum IngestError {
         /// What failed.
         message: String,
     },
+    /// The data path is not a regular file.
+    #[error(
+        "{path}: is {kind}, not a file; the data must be a regular file, since it is read and \
+         hashed in one pass by two readers: save the stream to a file first and give its path"
+    )]
+    NotAFile {
+        /// Data path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
     /// Extension is none of .csv, .parquet, .sav, .zsav, .dta.
     #[error(
         "{path}: unsupported data file type; use a .csv or .parquet file, or an SPSS (.sav, \
@@ -281,6 +296,28 @@ pub enum IngestError {
     Derived(String),
 }
 
+/// The data file is read and hashed by two readers at once (and Parquet, SPSS and Stata files
+/// are read out of order), so a pipe would hand each reader part of the stream and a device would
+/// never end: only regular files are read.
+fn refuse_streams(path: &Path) -> Result<(), IngestError> {
+    let metadata = std::fs::metadata(path).map_err(|e| IngestError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    if metadata.is_file() {
+        return Ok(());
+    }
+    let kind = if metadata.is_dir() {
+        "a folder"
+    } else {
+        "a pipe, socket or device"
+    };
+    Err(IngestError::NotAFile {
+        path: path.to_path_buf(),
+        kind,
+    })
+}
+
 /// Read `spec.path` and validate it against `questionnaire`.
 ///
 /// Loads every questionnaire variable plus the id, response, design and required columns;
@@ -297,6 +334,7 @@ pub fn read_with_progress(
     progress: &dyn crate::progress::Progress,
 ) -> Result<Ingested, IngestError> {
     let path = spec.path.as_path();
+    refuse_streams(path)?;
     progress.start("ingest", 1);
     let extension = path
         .extension()
@@ -544,6 +582,45 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
                     col.display(r).unwrap_or_default(),
                     FindingKind::MissingDesignValue,
                     "design field holds a missing-value code".into(),
+                ));
+            }
+        }
+    }
+    // Control characters in the text of an id, design or frame value: a stratum "A\0" would
+    // otherwise be a stratum of its own that prints like "A".
+    let mut identifying: Vec<&str> = checked.iter().copied().collect();
+    identifying.extend(
+        q.variables
+            .iter()
+            .filter(|v| v.frame)
+            .map(|v| v.name.as_str()),
+    );
+    identifying.sort_unstable();
+    identifying.dedup();
+    for name in identifying {
+        let Some(col) = frame.column(name) else {
+            continue;
+        };
+        let ColumnData::Text { codes, levels } = &col.data else {
+            continue;
+        };
+        let bad_level: Vec<bool> = levels
+            .iter()
+            .map(|l| l.chars().any(char::is_control))
+            .collect();
+        if !bad_level.contains(&true) {
+            continue;
+        }
+        for (r, &code) in codes.iter().enumerate() {
+            if col.state[r] == CellState::Value && bad_level[code as usize] {
+                findings.push((
+                    r,
+                    name.into(),
+                    levels[code as usize].escape_debug().to_string(),
+                    FindingKind::ControlCharacter,
+                    "id, design and frame values may not hold control characters (tabs, NUL \
+                     bytes, line breaks); clean the value in the file"
+                        .into(),
                 ));
             }
         }

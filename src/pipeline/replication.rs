@@ -167,9 +167,16 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
     let recomputes_nr = |scheme: &Scheme| {
         settings.nonresponse == ReplicateNonresponse::Recompute
             && scheme.chain.adjusts_nonresponse()
-            && method != VarianceMethod::Supplied
     };
-    let psu_of_frame_row = if inputs.schemes.iter().any(recomputes_nr) {
+    // Supplied replicate weights carry their own design weights of every sampled unit, unit
+    // nonrespondents included: a recomputed adjustment starts from those columns.
+    let supplied = match &rep_method {
+        ReplicateMethod::Supplied(spec) if inputs.schemes.iter().any(recomputes_nr) => {
+            Some(supplied_design_weights(inputs, spec).map_err(|e| err(method, e))?)
+        }
+        _ => None,
+    };
+    let psu_of_frame_row = if supplied.is_none() && inputs.schemes.iter().any(recomputes_nr) {
         psu_of_every_row(inputs)
     } else {
         Vec::new()
@@ -191,13 +198,18 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
             recompute_nr || scheme.chain.calibrates() || method == VarianceMethod::Supplied;
         let weights_for = |r: usize| -> Result<Vec<f64>, String> {
             if recompute_nr {
-                let factors = rep.psu_factors(r).ok_or("replicate factors unavailable")?;
-                let base: Vec<f64> = inputs
-                    .base_weights
-                    .iter()
-                    .zip(&psu_of_frame_row)
-                    .map(|(&d, psu)| d * psu.map_or(1.0, |k| factors[k as usize]))
-                    .collect();
+                let base: Vec<f64> = match &supplied {
+                    Some(columns) => columns[r].clone(),
+                    None => {
+                        let factors = rep.psu_factors(r).ok_or("replicate factors unavailable")?;
+                        inputs
+                            .base_weights
+                            .iter()
+                            .zip(&psu_of_frame_row)
+                            .map(|(&d, psu)| d * psu.map_or(1.0, |k| factors[k as usize]))
+                            .collect()
+                    }
+                };
                 scheme
                     .chain
                     .apply(&base, inputs.respondents)
@@ -575,6 +587,46 @@ fn factor_rank(rep: &ReplicateDesign, psus: &[u32], rows: &[usize], psu_of_row: 
 /// The design's first-stage PSU index of every used frame row: respondents from the design,
 /// unit nonrespondents by their stratum and PSU values (none when their PSU has no respondent,
 /// or when elements are the PSUs).
+/// Replicate design weights of every used row, respondents and unit nonrespondents, from
+/// supplied columns: the column itself for combined weights (R `combined.weights = TRUE`), else
+/// the column times the design weight. A blank or negative weight is an error naming the column
+/// and the row's position among the used rows.
+fn supplied_design_weights(
+    inputs: &Inputs<'_>,
+    spec: &SuppliedSpec,
+) -> Result<Vec<Vec<f64>>, String> {
+    spec.columns
+        .iter()
+        .map(|name| {
+            let column = inputs
+                .frame
+                .column(name)
+                .ok_or_else(|| format!("replicate weight column {name} is not in the data"))?;
+            let crate::frame::ColumnData::Num(values) = &column.data else {
+                return Err(format!("replicate weight column {name} is not numeric"));
+            };
+            values
+                .iter()
+                .zip(&column.state)
+                .zip(inputs.base_weights)
+                .enumerate()
+                .map(|(i, ((&x, &state), &d))| {
+                    if state != crate::frame::CellState::Value || !(x.is_finite() && x >= 0.0) {
+                        return Err(format!(
+                            "replicate weight column {name} has no usable weight for used row {} \
+                             (respondent or not, every sampled unit needs its replicate weights \
+                             when nonresponse is recomputed; or set [variance] nonresponse = \
+                             \"fixed\")",
+                            i + 1
+                        ));
+                    }
+                    Ok(if spec.combined_weights { x } else { x * d })
+                })
+                .collect()
+        })
+        .collect()
+}
+
 fn psu_of_every_row(inputs: &Inputs<'_>) -> Vec<Option<u32>> {
     let spec = &inputs.pipeline.design;
     let n = inputs.frame.n_rows();

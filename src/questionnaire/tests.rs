@@ -9,10 +9,6 @@ fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-fn oracle(rel: &str) -> PathBuf {
-    repo("../shared/oracle").join(rel)
-}
-
 fn cvs_core() -> Questionnaire {
     Questionnaire::load(&repo("questionnaires/cvs-core.toml")).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -138,11 +134,11 @@ fn cvs_core_indicators_match_r_reference() {
             .expect("responded column");
         r.get(i) == Some("1")
     };
-    let mut frame = load_csv(&q, &oracle("cvs_demo/data.csv"), &responded);
+    let mut frame = load_csv(&q, &repo("fixtures/demo/data.csv"), &responded);
     assert_eq!(frame.n_rows(), 17022);
     q.add_derived(&mut frame).unwrap_or_else(|e| panic!("{e}"));
 
-    let mut rdr = csv::Reader::from_path(oracle("cvs_demo/indicators_per_respondent.csv"))
+    let mut rdr = csv::Reader::from_path(repo("fixtures/demo/indicators_per_respondent.csv"))
         .expect("reference");
     let header = rdr.headers().expect("header").clone();
     let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.expect("record")).collect();
@@ -244,7 +240,7 @@ fn cvs_core_indicators_match_r_reference() {
 #[test]
 fn cvs_core_declares_every_data_column() {
     let q = cvs_core();
-    let mut rdr = csv::Reader::from_path(oracle("cvs_demo/data.csv")).expect("data");
+    let mut rdr = csv::Reader::from_path(repo("fixtures/demo/data.csv")).expect("data");
     let header = rdr.headers().expect("header").clone();
     let declared: Vec<&str> = q.variables.iter().map(|v| v.name.as_str()).collect();
     assert_eq!(header.iter().collect::<Vec<_>>(), declared);
@@ -290,7 +286,7 @@ fn cvs_core_declares_every_data_column() {
 #[test]
 fn api_fixture_loads_and_evaluates() {
     let q = Questionnaire::load(&repo("fixtures/api/api.toml")).unwrap_or_else(|e| panic!("{e}"));
-    let frame = load_csv(&q, &oracle("api/apistrat.csv"), &|_, _| true);
+    let frame = load_csv(&q, &repo("fixtures/api/apistrat.csv"), &|_, _| true);
     assert_eq!(frame.n_rows(), 200);
     let sch = q.indicator("sch_wide").expect("sch_wide");
     let v = sch

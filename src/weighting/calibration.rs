@@ -325,6 +325,11 @@ pub struct CalibrationSpec {
     pub force: bool,
     /// `PostStratify` only: ignore post-strata without respondents (R `partial = TRUE`).
     pub partial: bool,
+    /// `Rake` only, for replicates: exactly this many sweeps, with no convergence test. R's
+    /// `rake()` on a replicate design post-stratifies every replicate column in the sweeps of
+    /// the full sample and tests convergence on the full-sample weights alone, so a replicate
+    /// does the full sample's number of sweeps, converged or not.
+    pub replicate_sweeps: Option<usize>,
 }
 
 impl CalibrationSpec {
@@ -338,6 +343,7 @@ impl CalibrationSpec {
             trim: None,
             force: false,
             partial: false,
+            replicate_sweeps: None,
         }
     }
 
@@ -1561,7 +1567,7 @@ fn rake(
 ) -> Result<Calibrated, CalibrationError> {
     let data = &model.data;
     let n = data.n;
-    let maxit = spec.maxit.unwrap_or(10);
+    let maxit = spec.replicate_sweeps.unwrap_or(spec.maxit.unwrap_or(10));
     let eps = spec.epsilon.unwrap_or(1.0);
     let epsilon = if eps < 1.0 {
         eps * d.iter().sum::<f64>()
@@ -1608,6 +1614,10 @@ fn rake(
             }
             ps.copy_from_slice(&w);
         }
+        if spec.replicate_sweeps.is_some() {
+            iter += 1;
+            continue;
+        }
         new.iter_mut().for_each(|x| *x = 0.0);
         for i in 0..n {
             new[data.cross[i] as usize] += w[i];
@@ -1624,7 +1634,14 @@ fn rake(
         std::mem::swap(&mut old, &mut new);
         iter += 1;
     }
-    let sweeps = if converged { iter + 1 } else { iter };
+    if spec.replicate_sweeps.is_some() {
+        converged = true;
+    }
+    let sweeps = if converged && spec.replicate_sweeps.is_none() {
+        iter + 1
+    } else {
+        iter
+    };
     let mut warnings = Vec::new();
     if !converged {
         let (column, rel, misfit) = margin_error(model, &w, spec).0;

@@ -238,6 +238,19 @@ impl Chain {
         }
     }
 
+    /// The chain that replicates rerun, given the full sample's calibration iterations: a
+    /// `Rake` calibration then does the full sample's sweeps in every replicate, as R's `rake()`
+    /// does on a replicate design (`CalibrationSpec::replicate_sweeps`).
+    fn for_replicates(mut self, full_sample_iterations: Option<usize>) -> Chain {
+        if let (Some((_, spec, _, _)), Some(sweeps)) =
+            (self.calibration.as_mut(), full_sample_iterations)
+            && spec.method == calibration::CalMethod::Rake
+        {
+            spec.replicate_sweeps = Some(sweeps);
+        }
+        self
+    }
+
     /// The calibration step alone, on respondent weights already adjusted for nonresponse.
     pub fn calibrate(&self, adjusted: Vec<f64>) -> Result<Weighted, WeightingError> {
         match &self.calibration {
@@ -341,13 +354,14 @@ pub fn compute(
                 }
                 _ => None,
             };
+            let iterations = calibration.as_ref().map(|c| c.iterations);
             Ok(Scheme {
                 name: spec.name.clone(),
                 weights,
                 adjusted,
                 calibrated: calibration.is_some(),
                 calibration,
-                chain,
+                chain: chain.for_replicates(iterations),
             })
         })
         .collect()

@@ -481,3 +481,72 @@ fn a_killed_run_leaves_the_previous_outputs_intact() {
         "outputs under their final names are the previous ones"
     );
 }
+
+#[test]
+fn a_named_pipe_as_data_is_refused_before_reading() {
+    // Two readers of one pipe would each get part of the stream; with no writer the run hung.
+    let dir = scratch("cli-fifo");
+    let fifo = dir.join("data.csv");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if !matches!(made, Ok(s) if s.success()) {
+        eprintln!("skipped: mkfifo is not available");
+        return;
+    }
+    let config = demo_config(&dir);
+    let original = root()
+        .join("fixtures/demo/data.csv")
+        .canonicalize()
+        .expect("data");
+    replace_in(
+        &config,
+        original.to_str().expect("utf8"),
+        fifo.to_str().expect("utf8"),
+    );
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_one_line_error(code, &stderr, 1, &["data.csv", "not a file"]);
+    assert!(!dir.join("out/estimates.parquet").exists());
+    // A folder in the data file's place is refused the same way.
+    let folder = dir.join("folder.csv");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    replace_in(
+        &config,
+        fifo.to_str().expect("utf8"),
+        folder.to_str().expect("utf8"),
+    );
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_one_line_error(code, &stderr, 1, &["folder.csv", "a folder"]);
+}
+
+#[test]
+fn a_control_character_in_a_stratum_quarantines_its_row_instead_of_making_a_stratum() {
+    let dir = scratch("cli-nul-stratum");
+    let src = std::fs::read_to_string(root().join("fixtures/demo/data.csv")).expect("data");
+    let mut lines: Vec<String> = src.lines().map(str::to_string).collect();
+    // Rows 1 and 2 are in stratum R01-U: give one a NUL byte, the other a tab inside the code
+    // (blanks around a value are trimmed, inside it they are not).
+    assert!(lines[1].contains(",R01-U,") && lines[2].contains(",R01-U,"));
+    lines[1] = lines[1].replacen(",R01-U,", ",R01-U\0,", 1);
+    lines[2] = lines[2].replacen(",R01-U,", ",R01\t-U,", 1);
+    let data = dir.join("data.csv");
+    std::fs::write(&data, lines.join("\n") + "\n").expect("write");
+    let config = demo_config(&dir);
+    let original = root()
+        .join("fixtures/demo/data.csv")
+        .canonicalize()
+        .expect("data");
+    replace_in(
+        &config,
+        original.to_str().expect("utf8"),
+        data.to_str().expect("utf8"),
+    );
+    let (code, stdout, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("20028 read = 20026 used + 2 quarantined"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("design    24 strata"), "{stdout}");
+    let q = std::fs::read_to_string(dir.join("out/quarantine.csv")).expect("quarantine");
+    assert_eq!(q.matches("control_character").count(), 2, "{q}");
+    assert!(q.contains("R01-U\\0"), "the value is shown escaped: {q}");
+}

@@ -324,3 +324,80 @@ fn replicate_weights_are_published_when_asked() {
     }
     assert!(dropped > 0, "one district is dropped in replicate 1");
 }
+
+#[test]
+fn supplied_weights_with_recomputed_nonresponse_match_r() {
+    let dir = scratch("supplied-nr");
+    let config = relocated_config(
+        &root().join("fixtures/replicates/supplied_nr.toml"),
+        &dir,
+        &[],
+    );
+    cvsurvey::pipeline::run(&config, Default::default()).expect("run");
+    let (rows, _) = read_estimates(&dir.join("out/estimates.parquet"));
+    let mut reader = csv::Reader::from_path(root().join("fixtures/replicates/supplied_nr_se.csv"))
+        .expect("reference");
+    let mut checked = 0;
+    for r in reader.records().map(|r| r.expect("record")) {
+        let indicator = match r[1].trim() {
+            "mean_api00" => "api00",
+            "total_enroll" => "enroll_total",
+            "ratio_apistu_enroll" => "api_stu_per_enroll",
+            other => panic!("unknown statistic {other}"),
+        };
+        let want = |i: usize| r[i].trim().parse::<f64>().expect("number");
+        let ours = rows
+            .iter()
+            .find(|x| {
+                x.indicator == indicator
+                    && x.weighting == r[0].trim()
+                    && x.variance == "supplied"
+                    && x.domain_var == "_T"
+            })
+            .unwrap_or_else(|| panic!("no row for {indicator} {}", &r[0]));
+        for (name, got, want) in [
+            ("estimate", ours.estimate, want(2)),
+            ("se", ours.se, want(3)),
+            ("df", ours.df, want(4)),
+        ] {
+            let got = got.unwrap_or_else(|| panic!("{indicator} {name} missing"));
+            let d = rel_diff(got, want);
+            assert!(
+                d < 1e-8,
+                "{} {indicator} {name}: ours {got} R {want} ({d:e})",
+                &r[0]
+            );
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 6);
+}
+
+#[test]
+fn recomputed_nonresponse_changes_supplied_replicate_se() {
+    // The same run with the adjustment held fixed must give other SEs: the setting is used.
+    let fixed_dir = scratch("supplied-nr-fixed");
+    let recompute_dir = scratch("supplied-nr-recompute");
+    let se_of = |dir: &Path, extra: &[(&str, &str)]| {
+        let config = relocated_config(
+            &root().join("fixtures/replicates/supplied_nr.toml"),
+            dir,
+            extra,
+        );
+        cvsurvey::pipeline::run(&config, Default::default()).expect("run");
+        let (rows, _) = read_estimates(&dir.join("out/estimates.parquet"));
+        rows.iter()
+            .find(|x| x.indicator == "api00" && x.weighting == "nr" && x.domain_var == "_T")
+            .and_then(|x| x.se)
+            .expect("se")
+    };
+    let recomputed = se_of(&recompute_dir, &[]);
+    let fixed = se_of(
+        &fixed_dir,
+        &[("type = ", "type = \"bootstrap\"\nnonresponse = \"fixed\"")],
+    );
+    assert!(
+        rel_diff(recomputed, fixed) > 1e-6,
+        "recompute {recomputed} fixed {fixed}"
+    );
+}
