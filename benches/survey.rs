@@ -162,12 +162,13 @@ fn ingest_spec(rows: usize, path: &Path) -> (IngestSpec, Questionnaire) {
     let q = Questionnaire::load(&data(rows).questionnaire).expect("questionnaire");
     let spec = IngestSpec {
         path: path.to_path_buf(),
-        id: "resp_id".into(),
+        id: Some("resp_id".into()),
         response: Some("responded".into()),
         design_columns: vec!["stratum".into(), "psu".into()],
         positive_columns: vec!["design_weight".into()],
         required_columns: vec!["stratum".into()],
         column_patterns: Vec::new(),
+        na: Vec::new(),
     };
     (spec, q)
 }

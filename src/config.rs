@@ -27,11 +27,13 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The TOML is malformed or has unknown/missing keys.
-    #[error("{path}: {message}")]
+    #[error("{path}{location}: {message}")]
     Toml {
         /// Config path.
         path: PathBuf,
-        /// What serde/toml reported, including the key and line.
+        /// `:line:column` of the problem, when the parser gives one.
+        location: String,
+        /// What the parser reported, with the table and key it concerns.
         message: String,
     },
     /// A value is not acceptable.
@@ -44,6 +46,50 @@ pub enum ConfigError {
         /// What is wrong and what to do.
         message: String,
     },
+}
+
+/// A TOML error as one line: `:line:column` (1-based, in characters) and the parser's message
+/// preceded by the key it concerns (`design.strata_typo`), found from the text at the error's
+/// position and the table header above it.
+fn toml_problem(text: &str, e: &toml::de::Error) -> (String, String) {
+    const MAX_MESSAGE: usize = 300;
+    let mut message: String = e.message().trim().replace('\n', "; ");
+    if message.chars().count() > MAX_MESSAGE {
+        message = message.chars().take(MAX_MESSAGE).collect::<String>() + "…";
+    }
+    let Some(span) = e.span() else {
+        return (String::new(), message);
+    };
+    let mut offset = span.start.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let line_text = text[line_start..].lines().next().unwrap_or_default();
+    let table = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let key = line_text
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let full_key = match (table, key) {
+        (Some(t), Some(k)) => Some(format!("{t}.{k}")),
+        (None, Some(k)) => Some(k),
+        (Some(t), None) => Some(format!("[{t}]")),
+        (None, None) => None,
+    };
+    let message = match full_key {
+        Some(k) if !message.contains(&k) => format!("{k}: {message}"),
+        _ => message,
+    };
+    (format!(":{line}:{column}"), message)
 }
 
 /// One string or a list of strings (`psu = "psu"` or `psu = ["dnum", "snum"]`).
@@ -82,11 +128,51 @@ struct RawPipeline {
     output: RawOutput,
 }
 
+impl RawPipeline {
+    /// Enumerated values are matched whatever their case (`"BRR"`, `"Raking"`, `"NCHS-2017"`);
+    /// from here on, and in every output, they carry their canonical lower-case names.
+    fn canonicalise(&mut self) {
+        fn lower(s: &mut String) {
+            *s = s.trim().to_ascii_lowercase();
+        }
+        self.design.lonely_psu.iter_mut().for_each(lower);
+        for w in &mut self.weighting {
+            if let Some(c) = &mut w.calibration {
+                lower(&mut c.method);
+                if let Some(t) = &mut c.trim {
+                    t.on.iter_mut().for_each(lower);
+                }
+            }
+        }
+        if let Some(v) = &mut self.variance {
+            match &mut v.method {
+                Some(OneOrMany::One(m)) => lower(m),
+                Some(OneOrMany::Many(ms)) => ms.iter_mut().for_each(lower),
+                None => {}
+            }
+            v.profile.iter_mut().for_each(lower);
+            v.nonresponse.iter_mut().for_each(lower);
+            v.supplied_type.iter_mut().for_each(lower);
+        }
+        if let Some(e) = &mut self.estimation {
+            e.ci.iter_mut().flatten().for_each(lower);
+            e.domain_df.iter_mut().for_each(lower);
+        }
+        if let Some(r) = &mut self.reliability {
+            r.preset.iter_mut().for_each(lower);
+        }
+        self.output.formats.iter_mut().flatten().for_each(lower);
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawData {
     path: String,
-    id: String,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    na: Option<Vec<String>>,
     #[serde(default)]
     response: Option<String>,
 }
@@ -98,7 +184,8 @@ struct RawDesign {
     strata: Option<String>,
     #[serde(default)]
     psu: Option<OneOrMany>,
-    weight: String,
+    #[serde(default)]
+    weight: Option<String>,
     #[serde(default)]
     fpc: Option<OneOrMany>,
     #[serde(default)]
@@ -220,8 +307,10 @@ struct RawOutput {
 pub struct DataSpec {
     /// Path of the CSV or Parquet file (absolute or relative to the working directory).
     pub path: PathBuf,
-    /// Unique respondent id column.
-    pub id: String,
+    /// Unique respondent id column; `None`: the data row number identifies a row.
+    pub id: Option<String>,
+    /// Texts read as blank in numeric columns (default `""`, `NA`, `.`).
+    pub na: Vec<String>,
     /// Response indicator column (1 respondent, 0 unit nonrespondent); `None`: all respond.
     pub response: Option<String>,
 }
@@ -433,6 +522,9 @@ pub struct Pipeline {
     pub data: DataSpec,
     /// Sampling design.
     pub design: DesignSpec,
+    /// No weight column was named: the design weights follow from the FPCs of every stage
+    /// (column [`crate::design::WEIGHT_FROM_FPC`] of the frame).
+    pub weight_from_fpc: bool,
     /// Weighting schemes, in config order (at least one).
     pub weighting: Vec<WeightingSpec>,
     /// Variance methods, in config order.
@@ -466,10 +558,15 @@ impl Pipeline {
 
     /// Parse config text as if read from `path`.
     pub fn from_str(text: &str, path: &Path) -> Result<Pipeline, ConfigError> {
-        let raw: RawPipeline = toml::from_str(text).map_err(|e| ConfigError::Toml {
-            path: path.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', " | "),
+        let mut raw: RawPipeline = toml::from_str(text).map_err(|e| {
+            let (location, message) = toml_problem(text, &e);
+            ConfigError::Toml {
+                path: path.to_path_buf(),
+                location,
+                message,
+            }
         })?;
+        raw.canonicalise();
         let base = path.parent().unwrap_or(Path::new("."));
         let invalid = |key: &str, message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
@@ -506,11 +603,25 @@ impl Pipeline {
                 ),
             ));
         }
+        if raw.design.weight.is_none() && fpc.len() < psu.len().max(1) {
+            return Err(invalid(
+                "design.weight",
+                format!(
+                    "no weight column and {} fpc column(s) for {} sampling stage(s): name the design weight column, or give an fpc (population size or sampling fraction) for every stage, from which the weights follow as the product of N/n",
+                    fpc.len(),
+                    psu.len().max(1)
+                ),
+            ));
+        }
+        let weight_from_fpc = raw.design.weight.is_none();
         let design = DesignSpec {
             strata: raw.design.strata,
             psu,
             fpc,
-            weight: raw.design.weight,
+            weight: raw
+                .design
+                .weight
+                .unwrap_or_else(|| crate::design::WEIGHT_FROM_FPC.to_string()),
             nest: raw.design.nest,
             lonely_psu,
         };
@@ -674,9 +785,14 @@ impl Pipeline {
             data: DataSpec {
                 path: resolve(&raw.data.path),
                 id: raw.data.id,
+                na: raw
+                    .data
+                    .na
+                    .unwrap_or_else(|| vec![String::new(), "NA".into(), ".".into()]),
                 response: raw.data.response,
             },
             design,
+            weight_from_fpc,
             weighting,
             variance,
             replicate,
@@ -886,6 +1002,54 @@ dir = "out"
                 parse(&format!("[[weighting]]\nname = \"r\"\ncalibration = {bad}")).expect_err(bad);
             assert!(e.to_string().contains(key), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn toml_errors_are_one_line_with_file_line_column_and_key() {
+        let e = parse("[design]\nstrata_typo = 1").expect_err("duplicate table or unknown key");
+        let msg = e.to_string();
+        assert_eq!(msg.lines().count(), 1, "{msg}");
+        assert!(!msg.contains(" | "), "no flattened parser art: {msg}");
+        assert!(msg.starts_with("/tmp/cfg/pipeline.toml:"), "{msg}");
+        let e = Pipeline::from_str(
+            "questionnaire = \"q.toml\"\n[data]\npath = \"d.csv\"\nid = \"id\"\n[design]\nweight = \"w\"\nstrata_typo = 1\n[output]\ndir = \"out\"\n",
+            Path::new("/tmp/cfg/pipeline.toml"),
+        )
+        .expect_err("unknown key");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("/tmp/cfg/pipeline.toml:7:1: design.strata_typo: "),
+            "{msg}"
+        );
+        let e = Pipeline::from_str("questionnaire = \"q.toml\"\n[data\n", Path::new("p.toml"))
+            .expect_err("syntax");
+        let msg = e.to_string();
+        assert!(msg.starts_with("p.toml:2:"), "{msg}");
+        assert_eq!(msg.lines().count(), 1, "{msg}");
+    }
+
+    #[test]
+    fn enumerated_values_accept_any_case_and_come_out_canonical() {
+        let p = parse(
+            "[variance]\nmethod = [\"Taylor\", \"BRR\"]\nprofile = \"SAS\"\nnonresponse = \"Fixed\"\n\
+             [estimation]\nci = [\"Logit\", \"BETA\"]\ndomain_df = \"Full\"\n\
+             [reliability]\npreset = \"NCHS-2017\"\n\
+             [[weighting]]\nname = \"r\"\ncalibration = { method = \"Raking\", margins = \"m.csv\" }",
+        )
+        .expect("mixed case");
+        assert_eq!(
+            p.variance,
+            vec![VarianceMethod::Taylor, VarianceMethod::Brr]
+        );
+        assert_eq!(p.variance[1].as_str(), "brr");
+        assert_eq!(p.replicate.profile, ReplicateProfile::Sas);
+        assert_eq!(p.replicate.nonresponse, ReplicateNonresponse::Fixed);
+        assert_eq!(p.estimation.ci, vec![CiMethod::Logit, CiMethod::Beta]);
+        assert_eq!(p.estimation.domain_df, DomainDf::Full);
+        assert_eq!(
+            p.weighting[0].calibration.as_ref().map(|c| c.method),
+            Some(CalibrationMethodName::Raking)
+        );
     }
 
     #[test]

@@ -42,6 +42,23 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Print a run's estimates as a table: estimate, interval, SE, CV, n and flag.
+    Show {
+        /// The run's output folder (the config's `[output] dir`).
+        dir: PathBuf,
+        /// Only this indicator.
+        #[arg(long)]
+        indicator: Option<String>,
+        /// Only the whole population and this domain variable.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Only this weighting scheme.
+        #[arg(long)]
+        weighting: Option<String>,
+        /// Only this interval method (default: the first of each estimate).
+        #[arg(long)]
+        ci: Option<String>,
+    },
     /// Generate synthetic microdata (stratified two-stage sample) for a questionnaire.
     Synth {
         /// The questionnaire (TOML).
@@ -111,6 +128,30 @@ fn main() -> ExitCode {
         }
         Command::Validate { config, strict } => {
             cvsurvey::pipeline::validate(config, options(*strict, false))
+        }
+        Command::Show {
+            dir,
+            indicator,
+            domain,
+            weighting,
+            ci,
+        } => {
+            let filter = cvsurvey::output::show::ShowFilter {
+                indicator: indicator.clone(),
+                domain: domain.clone(),
+                weighting: weighting.clone(),
+                ci: ci.clone(),
+            };
+            return match cvsurvey::output::show::show(dir, &filter) {
+                Ok(table) => {
+                    print!("{table}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            };
         }
         Command::Synth {
             questionnaire,

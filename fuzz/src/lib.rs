@@ -63,12 +63,13 @@ fn scratch_path(stem: &str, extension: &str) -> PathBuf {
 fn demo_spec(path: PathBuf) -> IngestSpec {
     IngestSpec {
         path,
-        id: "resp_id".into(),
+        id: Some("resp_id".into()),
         response: Some("responded".into()),
         design_columns: vec!["stratum".into(), "psu".into()],
         positive_columns: vec!["design_weight".into()],
         required_columns: vec!["region".into()],
         column_patterns: Vec::new(),
+        na: vec![String::new(), "NA".into(), ".".into()],
     }
 }
 

@@ -73,6 +73,10 @@ impl FromStr for LonelyPsu {
     }
 }
 
+/// Frame column of the design weights derived from the FPCs when no weight column is named
+/// ([`Design::weights_from_fpc`]).
+pub const WEIGHT_FROM_FPC: &str = "_weight_from_fpc";
+
 /// What the user declares about the design (column names refer to the frame).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesignSpec {
@@ -154,8 +158,20 @@ pub enum DesignError {
         /// Second stratum.
         stratum_b: String,
     },
+    /// No weight column, and not every stage has an FPC to derive the weights from.
+    #[error(
+        "no design weight column and {n_fpc} fpc column(s) for {n_stages} sampling stage(s): give [design] weight, or an fpc for every stage (the weights are then the product of N/n over the stages, as R's svydesign derives them)"
+    )]
+    WeightsNeedFpc {
+        /// FPC columns given.
+        n_fpc: usize,
+        /// Stages.
+        n_stages: usize,
+    },
     /// FPC varies within a stratum.
-    #[error("fpc column {column} is not constant within stratum {stratum}: values {a} and {b}")]
+    #[error(
+        "fpc column {column} is not constant within stratum {stratum}: values {a} and {b}; an fpc is the stratum's population size (or sampling fraction), the same for every unit of the stratum{pps_hint}"
+    )]
     FpcNotConstant {
         /// FPC column.
         column: String,
@@ -165,6 +181,8 @@ pub enum DesignError {
         a: f64,
         /// Another value.
         b: f64,
+        /// What to do when the values look like unit inclusion probabilities.
+        pps_hint: String,
     },
     /// FPC mixes population counts and fractions.
     #[error(
@@ -316,26 +334,24 @@ fn encode(parent: &[u32], keys: &[u64]) -> (Vec<u32>, Vec<(u32, usize)>) {
     (codes, first)
 }
 
+/// The design rows are some rows of the frame, at least one.
+fn check_rows(frame: &Frame, rows: &[usize]) -> Result<(), DesignError> {
+    if rows.is_empty() {
+        return Err(DesignError::Empty);
+    }
+    if let Some(&r) = rows.iter().find(|&&r| r >= frame.n_rows()) {
+        return Err(DesignError::RowOutOfRange {
+            row: r,
+            n_rows: frame.n_rows(),
+        });
+    }
+    Ok(())
+}
+
 impl Design {
     /// Build the design of `rows` (frame row indices) as R's `svydesign` would.
     pub fn build(frame: &Frame, rows: &[usize], spec: &DesignSpec) -> Result<Design, DesignError> {
-        if rows.is_empty() {
-            return Err(DesignError::Empty);
-        }
-        if let Some(&r) = rows.iter().find(|&&r| r >= frame.n_rows()) {
-            return Err(DesignError::RowOutOfRange {
-                row: r,
-                n_rows: frame.n_rows(),
-            });
-        }
-        let n = rows.len();
-        let n_stages = spec.psu.len().max(1);
-        if spec.fpc.len() > n_stages {
-            return Err(DesignError::FpcStages {
-                n_fpc: spec.fpc.len(),
-                n_stages,
-            });
-        }
+        check_rows(frame, rows)?;
         let weights = numeric_of(frame, &spec.weight, rows)?;
         for (i, &w) in weights.iter().enumerate() {
             if !w.is_finite() || w < 0.0 {
@@ -346,6 +362,56 @@ impl Design {
                     reason: "weights must be finite and non-negative".into(),
                 });
             }
+        }
+        Design::build_with_weights(frame, rows, spec, weights)
+    }
+
+    /// The design weights R's `svydesign(ids, strata, fpc)` derives when no weights are given:
+    /// the product over the stages of N/n, with n the units sampled in the row's
+    /// stage-stratum among `rows` (every sampled unit, respondents or not) and N its FPC as a
+    /// population count (or n/f for a sampling fraction f). Every stage needs an FPC.
+    pub fn weights_from_fpc(
+        frame: &Frame,
+        rows: &[usize],
+        spec: &DesignSpec,
+    ) -> Result<Vec<f64>, DesignError> {
+        let n_stages = spec.psu.len().max(1);
+        if spec.fpc.len() < n_stages {
+            return Err(DesignError::WeightsNeedFpc {
+                n_fpc: spec.fpc.len(),
+                n_stages,
+            });
+        }
+        let design = Design::build_with_weights(frame, rows, spec, vec![1.0; rows.len()])?;
+        Ok((0..rows.len())
+            .map(|i| {
+                design
+                    .stages
+                    .iter()
+                    .map(|st| {
+                        let h = st.stratum[i] as usize;
+                        st.popsize[h] / st.sampsize[h]
+                    })
+                    .product()
+            })
+            .collect())
+    }
+
+    /// [`Design::build`] with the design weights of `rows` given.
+    fn build_with_weights(
+        frame: &Frame,
+        rows: &[usize],
+        spec: &DesignSpec,
+        weights: Vec<f64>,
+    ) -> Result<Design, DesignError> {
+        check_rows(frame, rows)?;
+        let n = rows.len();
+        let n_stages = spec.psu.len().max(1);
+        if spec.fpc.len() > n_stages {
+            return Err(DesignError::FpcStages {
+                n_fpc: spec.fpc.len(),
+                n_stages,
+            });
         }
 
         // Stage-1 strata.
@@ -455,11 +521,22 @@ impl Design {
                     match seen[h] {
                         None => seen[h] = Some(v[i]),
                         Some(a) if a != v[i] => {
+                            let probabilities = a <= 1.0 && v[i] <= 1.0;
                             return Err(DesignError::FpcNotConstant {
                                 column: name.clone(),
                                 stratum: stage_labels[h].clone(),
                                 a,
                                 b: v[i],
+                                pps_hint: if probabilities {
+                                    ". Values that differ from unit to unit look like inclusion \
+                                     probabilities of a PPS design: leave fpc out to use the \
+                                     with-replacement approximation (R's default for PPS \
+                                     samples); PPS without replacement (Brewer, Overton, \
+                                     Hartley-Rao) is not available yet"
+                                        .into()
+                                } else {
+                                    String::new()
+                                },
                             });
                         }
                         _ => {}

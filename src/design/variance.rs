@@ -683,6 +683,27 @@ mod tests {
             matches!(e, crate::design::DesignError::FpcNotConstant { .. }),
             "{e}"
         );
+        assert!(
+            !e.to_string().contains("PPS"),
+            "counts are not probabilities: {e}"
+        );
+        // Values that vary within a stratum and are all ≤ 1 look like inclusion probabilities:
+        // the message says what to do about a PPS sample.
+        let mut p = h.clone();
+        p.push(Column {
+            name: "p".into(),
+            data: ColumnData::Num((0..12).map(|i| 0.05 + 0.01 * i as f64).collect()),
+            state: vec![CellState::Value; 12],
+        })
+        .expect("push");
+        let e = Design::build(&p, &rows, &spec(Some("st"), &["psu"], &["p"], "w"))
+            .expect_err("probabilities");
+        assert!(
+            e.to_string()
+                .contains("inclusion probabilities of a PPS design")
+                && e.to_string().contains("leave fpc out"),
+            "{e}"
+        );
         // Sampling fractions give the same variance as population counts.
         let mut k = f.clone();
         let frac = num(&f, "N", &rows);

@@ -26,6 +26,9 @@ pub(crate) struct CellRules {
     pub missing_text: Vec<(String, CellState)>,
     pub missing_num: Vec<(f64, CellState)>,
     pub range: Option<(f64, f64)>,
+    /// Texts that mean "no value" in a numeric column (`NA` from R, `.` from Stata exports),
+    /// read as blank cells. A missing code the questionnaire declares with the same text wins.
+    pub na: Vec<String>,
     /// The valid codes as a bitset when they are all whole numbers in 0..256 (categorical
     /// questions), so a cell is checked with one lookup instead of a scan of the code list.
     pub code_bits: Option<[u64; 4]>,
@@ -103,6 +106,7 @@ impl CellRules {
                 Vec::new()
             },
             range: v.range,
+            na: Vec::new(),
             code_bits: None,
             small: Vec::new(),
         };
@@ -147,6 +151,12 @@ impl CellRules {
         }
     }
 
+    /// The same rules, reading the texts `na` in a numeric column as blank cells.
+    pub(crate) fn with_na(mut self, na: &[String]) -> CellRules {
+        self.na = na.to_vec();
+        self
+    }
+
     /// Rules for a column the questionnaire does not declare: any number, or any text.
     pub(crate) fn free(numeric: bool) -> CellRules {
         let mut rules = CellRules {
@@ -157,6 +167,7 @@ impl CellRules {
             missing_text: Vec::new(),
             missing_num: Vec::new(),
             range: None,
+            na: Vec::new(),
             code_bits: None,
             small: Vec::new(),
         };
@@ -345,6 +356,10 @@ impl ColumnBuilder {
                         self.push_cell(f64::NAN, u32::MAX, st, false);
                         return None;
                     }
+                    if self.rules.na.iter().any(|t| t == s) {
+                        self.push_null();
+                        return None;
+                    }
                     self.push_cell(f64::NAN, u32::MAX, CellState::OtherMissing, false);
                     Some(CellProblem::NotANumber)
                 }
@@ -434,12 +449,19 @@ impl AutoBuilder {
         );
     }
     pub(crate) fn into_builder(self) -> ColumnBuilder {
+        self.into_builder_with_na(&[])
+    }
+
+    /// The column typed from its cells: numeric when every cell is a number or one of the
+    /// texts `na` (read as blank), text otherwise (where `na` texts stay values).
+    pub(crate) fn into_builder_with_na(self, na: &[String]) -> ColumnBuilder {
         let numeric = self
             .raw
             .iter()
             .flatten()
-            .all(|s| s.parse::<f64>().is_ok_and(f64::is_finite));
-        let mut b = ColumnBuilder::new(&self.name, CellRules::free(numeric), self.raw.len());
+            .all(|s| s.parse::<f64>().is_ok_and(f64::is_finite) || na.iter().any(|t| t == s));
+        let rules = CellRules::free(numeric).with_na(if numeric { na } else { &[] });
+        let mut b = ColumnBuilder::new(&self.name, rules, self.raw.len());
         for cell in &self.raw {
             match cell {
                 Some(s) => {

@@ -23,13 +23,17 @@ use rayon::prelude::*;
 use crate::frame::{CellState, ColumnData, Frame};
 use crate::questionnaire::Questionnaire;
 
+/// Frame column holding the data row number (1-based) when the config names no id column.
+pub const ROW_ID: &str = "_row";
+
 /// Which columns matter beyond the questionnaire, and how they must look.
 #[derive(Debug, Clone, Default)]
 pub struct IngestSpec {
     /// Data file: `.csv`, `.parquet`, `.sav`, `.zsav` or `.dta`.
     pub path: PathBuf,
-    /// Unique id column.
-    pub id: String,
+    /// Unique id column; `None`: rows are identified by their data row number (column
+    /// [`ROW_ID`] of the frame).
+    pub id: Option<String>,
     /// Response indicator (1 respondent, 0 unit nonrespondent), if any.
     pub response: Option<String>,
     /// Design columns that must be present and filled in every row (strata, PSUs, FPCs, weight).
@@ -41,6 +45,8 @@ pub struct IngestSpec {
     /// Column name patterns (`*` matches any text) of columns to load as numbers, each of which
     /// must match at least one column (supplied replicate weights, e.g. `repw_*`).
     pub column_patterns: Vec<String>,
+    /// Texts read as blank in numeric columns of CSV and Parquet files (`NA`, `.`).
+    pub na: Vec<String>,
 }
 
 /// True when `name` matches `pattern`, where `*` stands for any text (possibly empty).
@@ -344,11 +350,13 @@ pub fn read_with_progress(
         Some("csv") => read::read_csv(
             path,
             &|name| column_plan(name, spec, questionnaire),
+            &spec.na,
             progress,
         )?,
         Some("parquet") | Some("pq") => read::read_parquet(
             path,
             &|name| column_plan(name, spec, questionnaire),
+            &spec.na,
             progress,
         )?,
         Some("sav") | Some("zsav") => {
@@ -377,8 +385,15 @@ pub(crate) enum ColumnPlan {
     Ignore,
 }
 
+impl IngestSpec {
+    /// The frame column that identifies a row: the id column, or the row numbers.
+    pub fn id_column(&self) -> &str {
+        self.id.as_deref().unwrap_or(ROW_ID)
+    }
+}
+
 fn needed_columns(spec: &IngestSpec) -> Vec<&str> {
-    let mut v: Vec<&str> = vec![spec.id.as_str()];
+    let mut v: Vec<&str> = spec.id.iter().map(String::as_str).collect();
     v.extend(spec.response.as_deref());
     v.extend(spec.design_columns.iter().map(String::as_str));
     v.extend(spec.positive_columns.iter().map(String::as_str));
@@ -388,7 +403,7 @@ fn needed_columns(spec: &IngestSpec) -> Vec<&str> {
 
 fn column_plan(name: &str, spec: &IngestSpec, q: &Questionnaire) -> ColumnPlan {
     if let Some(v) = q.variable(name) {
-        ColumnPlan::Declared(CellRules::from_variable(v))
+        ColumnPlan::Declared(CellRules::from_variable(v).with_na(&spec.na))
     } else if needed_columns(spec).contains(&name)
         || spec
             .column_patterns
@@ -488,6 +503,26 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
             message: e.to_string(),
         })?;
     }
+    if spec.id.is_none() {
+        let column = crate::frame::Column {
+            name: ROW_ID.to_string(),
+            data: ColumnData::Num((1..=n_rows).map(|r| r as f64).collect()),
+            state: vec![CellState::Value; n_rows],
+        };
+        frame
+            .push(column)
+            .map_err(|_| IngestError::DuplicateColumn {
+                path: path.clone(),
+                column: format!(
+                    "{ROW_ID} (the name cvsurvey gives the row numbers when [data] id is not set: \
+                 name the file's id column in [data] id, or rename the column {ROW_ID})"
+                ),
+            })?;
+    }
+    let mut blanks = blanks;
+    blanks
+        .entry(spec.id_column().to_string())
+        .or_insert_with(|| vec![false; n_rows]);
 
     let mut findings: Vec<(usize, String, String, FindingKind, String)> = Vec::new();
     for (row, kind, message) in row_problems {
@@ -555,7 +590,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
     }
 
     // Design fields: present everywhere; weights finite and > 0.
-    let mut design_cols: Vec<&str> = vec![spec.id.as_str()];
+    let mut design_cols: Vec<&str> = vec![spec.id_column()];
     design_cols.extend(spec.response.as_deref());
     design_cols.extend(spec.design_columns.iter().map(String::as_str));
     design_cols.extend(spec.positive_columns.iter().map(String::as_str));
@@ -660,7 +695,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
     // Duplicate ids: every occurrence is quarantined, since nothing tells which record is right.
     // Ids are grouped by their stored value (number bits or text code), not by formatted text.
     {
-        let col = frame.column(&spec.id).expect("checked present");
+        let col = frame.column(spec.id_column()).expect("checked present");
         let key = |r: usize| -> Option<u64> {
             if col.state[r] != CellState::Value {
                 return None;
@@ -699,7 +734,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
                     .collect();
                 findings.push((
                     r,
-                    spec.id.clone(),
+                    spec.id_column().to_string(),
                     id.clone(),
                     FindingKind::DuplicateId,
                     format!("id also on row(s) {}", others.join(", ")),
@@ -712,7 +747,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
 
     // Assemble findings and the used rows.
     // Ids as written, only for the rows that have findings.
-    let id_column = frame.column(&spec.id).expect("checked present");
+    let id_column = frame.column(spec.id_column()).expect("checked present");
     let mut last_id: Option<(usize, String)> = None;
     let mut id_of = |row: usize| -> String {
         match &last_id {
@@ -898,7 +933,7 @@ fn resolve_item_states(
             .filter_map(|col| wave_of(&col.name).map(|k| (k, col)))
             .map(|(k, col)| {
                 let v = &q.variables[wave[k]];
-                let is_design = v.name == spec.id
+                let is_design = spec.id.as_deref() == Some(v.name.as_str())
                     || spec.response.as_deref() == Some(v.name.as_str())
                     || spec.design_columns.contains(&v.name)
                     || spec.positive_columns.contains(&v.name);

@@ -68,12 +68,12 @@ fn plan_slots(
     (slot_of, slots, ignored)
 }
 
-fn finish_slots(slots: Vec<Slot>) -> Vec<ColumnBuilder> {
+fn finish_slots(slots: Vec<Slot>, na: &[String]) -> Vec<ColumnBuilder> {
     slots
         .into_iter()
         .map(|s| match s {
             Slot::Typed(b) => *b,
-            Slot::Auto(a) => a.into_builder(),
+            Slot::Auto(a) => a.into_builder_with_na(na),
         })
         .collect()
 }
@@ -83,9 +83,10 @@ fn finish_slots(slots: Vec<Slot>) -> Vec<ColumnBuilder> {
 pub(crate) fn read_csv(
     path: &Path,
     plan: &(dyn Fn(&str) -> ColumnPlan + Sync),
+    na: &[String],
     progress: &dyn Progress,
 ) -> Result<RawTable, IngestError> {
-    hashed_beside(path, || read_csv_columns(path, plan, progress))
+    hashed_beside(path, || read_csv_columns(path, plan, na, progress))
 }
 
 /// Run `read` while the other core hashes the file, and put the hash in the table.
@@ -103,6 +104,7 @@ fn hashed_beside(
 fn read_csv_columns(
     path: &Path,
     plan: &dyn Fn(&str) -> ColumnPlan,
+    na: &[String],
     progress: &dyn Progress,
 ) -> Result<RawTable, IngestError> {
     let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -209,7 +211,7 @@ fn read_csv_columns(
         });
     }
     Ok(RawTable {
-        builders: finish_slots(slots),
+        builders: finish_slots(slots, na),
         n_rows,
         cell_problems,
         row_problems,
@@ -252,9 +254,10 @@ fn next_batch(
 pub(crate) fn read_parquet(
     path: &Path,
     plan: &(dyn Fn(&str) -> ColumnPlan + Sync),
+    na: &[String],
     progress: &dyn Progress,
 ) -> Result<RawTable, IngestError> {
-    hashed_beside(path, || read_parquet_columns(path, plan, progress))
+    hashed_beside(path, || read_parquet_columns(path, plan, na, progress))
 }
 
 /// Cell problems of one column: (row index, value as written, problem).
@@ -267,6 +270,7 @@ const PARQUET_BATCH_ROWS: usize = 65536;
 fn read_parquet_columns(
     path: &Path,
     plan: &(dyn Fn(&str) -> ColumnPlan + Sync),
+    na: &[String],
     progress: &dyn Progress,
 ) -> Result<RawTable, IngestError> {
     let io = |e: &dyn std::fmt::Display| IngestError::Io {
@@ -378,7 +382,7 @@ fn read_parquet_columns(
         })
         .collect();
     Ok(RawTable {
-        builders: finish_slots(slots),
+        builders: finish_slots(slots, na),
         n_rows,
         cell_problems,
         row_problems: Vec::new(),

@@ -25,6 +25,7 @@ pub mod html;
 pub mod publish;
 pub mod reliability;
 pub mod sdmx;
+pub mod show;
 pub mod xlsx;
 
 /// Errors writing outputs.

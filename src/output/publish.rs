@@ -68,12 +68,13 @@ impl Format {
         }
     }
 
-    /// Check `[output] formats`; absent means `["parquet"]` (what runs wrote before).
+    /// Check `[output] formats`; absent means `["parquet", "csv"]`, so that every run leaves a
+    /// table any spreadsheet opens.
     pub fn check_list(
         formats: Option<&[String]>,
     ) -> Result<Vec<Format>, Vec<PublicationConfigError>> {
         let Some(list) = formats else {
-            return Ok(vec![Format::Parquet]);
+            return Ok(vec![Format::Parquet, Format::Csv]);
         };
         let mut out = Vec::new();
         let mut errors = Vec::new();
@@ -140,7 +141,7 @@ pub struct PublicationConfig {
 impl Default for PublicationConfig {
     fn default() -> PublicationConfig {
         PublicationConfig {
-            formats: vec![Format::Parquet],
+            formats: vec![Format::Parquet, Format::Csv],
             reliability: ReliabilityRules::default(),
             sdmx: None,
         }

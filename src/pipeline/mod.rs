@@ -70,9 +70,9 @@ pub enum PipelineError {
     /// Data could not be read.
     #[error(transparent)]
     Ingest(#[from] IngestError),
-    /// `--strict` and the data has findings.
+    /// `--strict` and the data has findings other than item nonresponse.
     #[error(
-        "{path}: {count} validation finding(s) and --strict was given; first: row {row}, column {column}, value \"{value}\": {reason}"
+        "{path}: {count} validation finding(s) besides item nonresponse and --strict was given; first: row {row}, column {column}, value \"{value}\": {reason}"
     )]
     Strict {
         /// Data file.
@@ -170,6 +170,10 @@ pub struct RunReport {
     /// Non-fatal findings of weighting and replicate stages (calibration kept with `force`,
     /// dropped replicates).
     pub warnings: Vec<String>,
+    /// The reliability preset in force and whether it blanks suppressed cells.
+    pub reliability: (String, bool),
+    /// No id column was named: rows are identified by their data row number.
+    pub row_number_ids: bool,
 }
 
 /// Load the config and questionnaire and check every cross-reference before data is read.
@@ -237,8 +241,13 @@ fn ingest_spec(p: &Pipeline) -> IngestSpec {
         id: p.data.id.clone(),
         response: p.data.response.clone(),
         design_columns,
-        positive_columns: vec![d.weight.clone()],
+        positive_columns: if p.weight_from_fpc {
+            Vec::new()
+        } else {
+            vec![d.weight.clone()]
+        },
         required_columns: required,
+        na: p.data.na.clone(),
         column_patterns: if p
             .variance
             .contains(&crate::config::VarianceMethod::Supplied)
@@ -256,12 +265,17 @@ fn read_data(
     opts: RunOptions<'_>,
 ) -> Result<Ingested, PipelineError> {
     let ingested = crate::ingest::read_with_progress(&ingest_spec(p), q, opts.progress())?;
+    // Item nonresponse is a property of the answers, not an error in the file: never fatal.
+    let mut real = ingested
+        .findings
+        .iter()
+        .filter(|f| f.kind != FindingKind::ItemNonresponse);
     if opts.strict
-        && let Some(f) = ingested.findings.first()
+        && let Some(f) = real.next()
     {
         return Err(PipelineError::Strict {
             path: p.data.path.clone(),
-            count: ingested.findings.len(),
+            count: 1 + real.count(),
             row: f.row,
             column: f.column.clone(),
             value: f.value.clone(),
@@ -356,7 +370,7 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
     let mut clock = StageClock::new();
     let (p, q) = prepare(config_path)?;
     clock.lap("config");
-    let ingested = read_data(&p, &q, opts)?;
+    let mut ingested = read_data(&p, &q, opts)?;
     clock.lap("ingest");
     let respondents: Vec<usize> = (0..ingested.frame.n_rows())
         .filter(|&r| ingested.respondent[r])
@@ -368,6 +382,27 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
             quarantined: ingested.rows_quarantined,
         });
     }
+    if p.weight_from_fpc {
+        // R's svydesign without weights: N/n per stage over every sampled unit.
+        let all: Vec<usize> = (0..ingested.frame.n_rows()).collect();
+        let weights = Design::weights_from_fpc(&ingested.frame, &all, &p.design)?;
+        let n = weights.len();
+        ingested
+            .frame
+            .push(crate::frame::Column {
+                name: crate::design::WEIGHT_FROM_FPC.to_string(),
+                data: ColumnData::Num(weights),
+                state: vec![crate::frame::CellState::Value; n],
+            })
+            .map_err(|_| IngestError::DuplicateColumn {
+                path: p.data.path.clone(),
+                column: format!(
+                    "{} (the name of the weights derived from the fpc; rename that column of the file)",
+                    crate::design::WEIGHT_FROM_FPC
+                ),
+            })?;
+    }
+
     let design = Design::build(&ingested.frame, &respondents, &p.design)?;
     clock.lap("design");
     let base_weights = numeric_column(&ingested, &p.design.weight);
@@ -537,7 +572,13 @@ fn write_weights_file(
     crate::output::write_weights(
         staged,
         &c.pipeline.output_dir.join("weights.parquet"),
-        c.ingested.frame.column(&c.pipeline.data.id),
+        c.ingested.frame.column(
+            c.pipeline
+                .data
+                .id
+                .as_deref()
+                .unwrap_or(crate::ingest::ROW_ID),
+        ),
         &c.ingested.respondent,
         &base,
         &per_scheme,
@@ -577,7 +618,11 @@ fn publication_context(
         design: DesignSummary {
             strata: p.design.strata.clone(),
             psu: p.design.psu.clone(),
-            weight: p.design.weight.clone(),
+            weight: if p.weight_from_fpc {
+                "N/n per stage, from the fpc".into()
+            } else {
+                p.design.weight.clone()
+            },
             fpc: p.design.fpc.clone(),
             lonely_psu: p.design.lonely_psu.as_str().to_string(),
             n_strata: c.design.n_strata(),
@@ -836,6 +881,11 @@ fn report(
             .collect(),
         estimates,
         files,
+        row_number_ids: p.data.id.is_none(),
+        reliability: (
+            p.publication.reliability.preset.as_str().to_string(),
+            p.publication.reliability.suppress,
+        ),
         warnings: schemes
             .iter()
             .flat_map(|s| {
@@ -858,7 +908,16 @@ impl RunReport {
             "cvsurvey {VERSION} · questionnaire {}",
             self.questionnaire
         );
-        let _ = writeln!(s, "data      {}", self.data_path.display());
+        let _ = writeln!(
+            s,
+            "data      {}{}",
+            self.data_path.display(),
+            if self.row_number_ids {
+                "  (no [data] id: rows are identified by their row number)"
+            } else {
+                ""
+            }
+        );
         let _ = writeln!(
             s,
             "rows      {} read = {} used + {} quarantined  ({} respondents, {} unit nonrespondents)",
@@ -879,7 +938,38 @@ impl RunReport {
             let _ = writeln!(s, "findings  {}", parts.join(", "));
         }
         if let Some((strata, psus, df)) = self.design {
-            let _ = writeln!(s, "design    {strata} strata, {psus} PSUs, {df} df");
+            // The df the whole-population estimates use, per variance method: the design's for
+            // Taylor, the replicate weights' rank for replicate methods.
+            let mut by_method: Vec<(&str, f64, f64)> = Vec::new();
+            for r in self.estimates.iter().filter(|r| r.domain_var == TOTAL) {
+                let Some(d) = r.df else { continue };
+                match by_method.iter_mut().find(|m| m.0 == r.variance) {
+                    Some(m) => {
+                        m.1 = m.1.min(d);
+                        m.2 = m.2.max(d);
+                    }
+                    None => by_method.push((&r.variance, d, d)),
+                }
+            }
+            let df_text = if by_method.iter().all(|&(_, lo, hi)| lo == df && hi == df) {
+                format!("{df} df")
+            } else {
+                let used: Vec<String> = by_method
+                    .iter()
+                    .map(|(m, lo, hi)| {
+                        if lo == hi {
+                            format!("{lo} ({m})")
+                        } else {
+                            format!("{lo}–{hi} ({m})")
+                        }
+                    })
+                    .collect();
+                format!(
+                    "{df} df; whole-population estimates use df {}",
+                    used.join(", ")
+                )
+            };
+            let _ = writeln!(s, "design    {strata} strata, {psus} PSUs, {df_text}");
         }
         for (name, w) in &self.schemes {
             let _ = writeln!(
@@ -912,6 +1002,24 @@ impl RunReport {
                 }
                 let _ = writeln!(s, "{line}");
             }
+        }
+        if !self.estimates.is_empty() {
+            let count = |flag: &str| self.estimates.iter().filter(|r| r.flag == flag).count();
+            let (preset, blanks) = &self.reliability;
+            let suppressed = count(crate::output::reliability::SUPPRESSED);
+            let _ = writeln!(
+                s,
+                "flags     {preset}: {} of {} rows caution, {suppressed} suppressed{}",
+                count(crate::output::reliability::CAUTION),
+                self.estimates.len(),
+                if *blanks {
+                    " (blanked)"
+                } else if suppressed > 0 {
+                    " (flagged, not blanked: [reliability] suppress = true blanks them)"
+                } else {
+                    ""
+                }
+            );
         }
         for w in &self.warnings {
             let _ = writeln!(s, "warning   {w}");

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{relocated_config, root, scratch};
+use crate::common::{read_estimates, relocated_config, root, scratch};
 
 fn cvsurvey(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_cvsurvey"))
@@ -113,12 +113,38 @@ fn validate_checks_without_estimating() {
     assert!(stdout.contains("item_nonresponse (kept)"), "{stdout}");
     assert!(!dir.join("out/estimates.parquet").exists());
     assert!(dir.join("out/quarantine.csv").is_file());
-    // --strict turns the item nonresponse findings into an error.
+    // --strict leaves item nonresponse alone (a property of the answers, not a fault)...
     let (code, _, stderr) = cvsurvey(&["validate", "--strict", config.to_str().expect("utf8")]);
-    assert_eq!(code, 1);
-    assert!(
-        stderr.contains("--strict") && stderr.contains("nbribes_"),
-        "{stderr}"
+    assert_eq!(code, 0, "item nonresponse is never fatal: {stderr}");
+    // ...and turns a real finding into an error.
+    let src = std::fs::read_to_string(root().join("fixtures/demo/data.csv")).expect("data");
+    let mut lines: Vec<String> = src.lines().map(str::to_string).collect();
+    let sex = lines[0].split(',').position(|h| h == "sex").expect("sex");
+    let mut fields: Vec<String> = lines[7].split(',').map(str::to_string).collect();
+    fields[sex] = "7".into();
+    lines[7] = fields.join(",");
+    let data = dir.join("data.csv");
+    std::fs::write(&data, lines.join("\n") + "\n").expect("write");
+    let original = root()
+        .join("fixtures/demo/data.csv")
+        .canonicalize()
+        .expect("data");
+    replace_in(
+        &config,
+        original.to_str().expect("utf8"),
+        data.to_str().expect("utf8"),
+    );
+    let (code, _, stderr) = cvsurvey(&["validate", "--strict", config.to_str().expect("utf8")]);
+    assert_one_line_error(
+        code,
+        &stderr,
+        1,
+        &[
+            "--strict",
+            "1 validation finding(s) besides item nonresponse",
+            "row 7",
+            "sex",
+        ],
     );
 }
 
@@ -549,4 +575,179 @@ fn a_control_character_in_a_stratum_quarantines_its_row_instead_of_making_a_stra
     let q = std::fs::read_to_string(dir.join("out/quarantine.csv")).expect("quarantine");
     assert_eq!(q.matches("control_character").count(), 2, "{q}");
     assert!(q.contains("R01-U\\0"), "the value is shown escaped: {q}");
+}
+
+/// The demo config reading `data` instead of the shipped file.
+fn demo_config_on(dir: &Path, data: &Path) -> PathBuf {
+    let config = demo_config(dir);
+    let original = root()
+        .join("fixtures/demo/data.csv")
+        .canonicalize()
+        .expect("data");
+    replace_in(
+        &config,
+        original.to_str().expect("utf8"),
+        data.to_str().expect("utf8"),
+    );
+    config
+}
+
+#[test]
+fn na_and_dot_in_numeric_columns_are_blank_cells() {
+    let dir = scratch("cli-na");
+    let src = std::fs::read_to_string(root().join("fixtures/demo/data.csv")).expect("data");
+    // Every blank cell written as R's write.csv (NA) or Stata's export (.) writes it.
+    let mut k = 0;
+    let rewritten: Vec<String> = src
+        .lines()
+        .map(|line| {
+            line.split(',')
+                .map(|f| {
+                    if f.is_empty() {
+                        k += 1;
+                        if k % 2 == 0 { "NA" } else { "." }
+                    } else {
+                        f
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    assert!(k > 1000, "the demo has blank cells to rewrite");
+    let data = dir.join("data.csv");
+    std::fs::write(&data, rewritten.join("\n") + "\n").expect("write");
+    let config = demo_config_on(&dir, &data);
+    let (code, stdout, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("20028 read = 20028 used + 0 quarantined"),
+        "{stdout}"
+    );
+    let base_dir = scratch("cli-na-base");
+    let (code, _, stderr) = cvsurvey(&["run", demo_config(&base_dir).to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stderr}");
+    let (ours, _) = read_estimates(&dir.join("out/estimates.parquet"));
+    let (base, _) = read_estimates(&base_dir.join("out/estimates.parquet"));
+    assert_eq!(ours, base, "NA and . give the estimates of blank cells");
+
+    // Text variables keep NA as a value (a country code, say): region has declared codes, so
+    // NA there is an invalid code, not a blank.
+    let mut lines = rewritten.clone();
+    lines[1] = lines[1].replacen(",R01,", ",NA,", 1);
+    std::fs::write(&data, lines.join("\n") + "\n").expect("write");
+    let (code, stdout, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("+ 1 quarantined"), "{stdout}");
+    let q = std::fs::read_to_string(dir.join("out/quarantine.csv")).expect("quarantine");
+    assert!(q.contains(",region,NA,invalid_code,"), "{q}");
+
+    // `[data] na` replaces the list: without NA and ".", they are not numbers.
+    std::fs::write(&data, rewritten.join("\n") + "\n").expect("write");
+    replace_in(&config, "id = \"resp_id\"", "id = \"resp_id\"\nna = [\"\"]");
+    let (code, stdout, stderr) = cvsurvey(&["validate", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("+ 20028 quarantined"), "{stdout}");
+    assert!(stdout.contains("not_a_number"), "{stdout}");
+}
+
+#[test]
+fn estimates_csv_by_default_and_show_prints_a_table() {
+    let dir = scratch("cli-show");
+    let config = relocated_config(
+        &root().join("fixtures/demo/pipeline.toml"),
+        &dir,
+        &[("formats = ", "")],
+    );
+    let (code, stdout, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stderr}");
+    let csv = std::fs::read_to_string(dir.join("out/estimates.csv")).expect("estimates.csv");
+    assert_eq!(csv.lines().count(), 2101, "header and 2100 estimates");
+    assert!(stdout.contains("flags     nchs-2017: "), "{stdout}");
+    let out = dir.join("out");
+    let (code, table, stderr) = cvsurvey(&[
+        "show",
+        out.to_str().expect("utf8"),
+        "--indicator",
+        "bribery_prevalence",
+        "--domain",
+        "sex",
+        "--weighting",
+        "raked",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "header, total, two sexes: {table}");
+    assert!(lines[0].starts_with("indicator") && lines[0].contains("estimate"));
+    assert!(
+        lines[1].contains("total") && lines[1].contains("0.3261"),
+        "{table}"
+    );
+    assert!(
+        lines[2].contains("sex=1") && lines[3].contains("sex=2"),
+        "{table}"
+    );
+    assert!(lines[1].contains("logit"), "first interval method: {table}");
+    // A filter that keeps nothing says what the file has.
+    let (code, _, stderr) = cvsurvey(&["show", out.to_str().expect("utf8"), "--indicator", "nope"]);
+    assert_one_line_error(
+        code,
+        &stderr,
+        1,
+        &["no estimate matches", "bribery_prevalence"],
+    );
+}
+
+#[test]
+fn without_an_id_column_rows_are_identified_by_their_number() {
+    let dir = scratch("cli-no-id");
+    let config = demo_config(&dir);
+    replace_in(&config, "id = \"resp_id\"\n", "");
+    let src = std::fs::read_to_string(root().join("fixtures/demo/data.csv")).expect("data");
+    let mut lines: Vec<String> = src.lines().map(str::to_string).collect();
+    let sex = lines[0].split(',').position(|h| h == "sex").expect("sex");
+    let mut fields: Vec<String> = lines[3].split(',').map(str::to_string).collect();
+    fields[sex] = "7".into();
+    lines[3] = fields.join(",");
+    let data = dir.join("data.csv");
+    std::fs::write(&data, lines.join("\n") + "\n").expect("write");
+    let original = root()
+        .join("fixtures/demo/data.csv")
+        .canonicalize()
+        .expect("data");
+    replace_in(
+        &config,
+        original.to_str().expect("utf8"),
+        data.to_str().expect("utf8"),
+    );
+    let (code, stdout, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("no [data] id: rows are identified by their row number"),
+        "{stdout}"
+    );
+    let q = std::fs::read_to_string(dir.join("out/quarantine.csv")).expect("quarantine");
+    assert!(
+        q.contains("\n3,3,sex,7,invalid_code,"),
+        "row 3 with id 3: {q}"
+    );
+}
+
+#[test]
+fn the_df_line_shows_the_df_of_replicate_estimates() {
+    let dir = scratch("cli-df-line");
+    let config = relocated_config(
+        &root().join("fixtures/replicates/supplied_nr.toml"),
+        &dir,
+        &[("method = ", "method = [\"taylor\", \"supplied\"]")],
+    );
+    let (code, stdout, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("design "))
+        .expect("design line");
+    // Taylor: the design's df; the 40 supplied bootstrap replicates: rank 40, 39 df.
+    assert!(line.contains(" (taylor)"), "{line}");
+    assert!(line.contains("39 (supplied)"), "{line}");
 }

@@ -220,12 +220,18 @@ fn demo_matches_r_survey_for_every_taylor_weighting() {
 
 /// The api cases: each design is a config in `fixtures/api/`.
 fn api_case(config: &str, design: &str, domain_df_full: bool) {
-    let dir = scratch(&format!("api-{config}"));
-    let extra: Vec<(&str, &str)> = if domain_df_full {
+    api_case_with(config, design, domain_df_full, &[]);
+}
+
+/// [`api_case`] with more config lines replaced (line prefix → new line).
+fn api_case_with(config: &str, design: &str, domain_df_full: bool, more: &[(&str, &str)]) {
+    let dir = scratch(&format!("api-{config}-{}", more.len()));
+    let mut extra: Vec<(&str, &str)> = if domain_df_full {
         vec![("domain_df", "domain_df = \"full\"")]
     } else {
         vec![]
     };
+    extra.extend_from_slice(more);
     let config = relocated_config(&root().join("fixtures/api").join(config), &dir, &extra);
     cvsurvey::pipeline::run(&config, Default::default()).expect("api run");
     let (rows, _) = read_estimates(&dir.join("out/estimates.parquet"));
@@ -276,4 +282,17 @@ fn api_one_stage_cluster_with_fpc() {
 #[test]
 fn api_two_stage_cluster_with_fpc() {
     api_case("clus2_fpc2stage.toml", "clus2_fpc2stage", true);
+}
+
+#[test]
+fn design_weights_follow_from_the_fpc_when_no_weight_column_is_named() {
+    // R: svydesign(id = ~dnum + snum, fpc = ~fpc1 + fpc2, data = apiclus2) without weights
+    // (the references' `implied_by_fpc` rows), and the stratified design with N_h/n_h.
+    api_case_with(
+        "clus2_fpc2stage.toml",
+        "clus2_fpc2stage",
+        true,
+        &[("weight = ", "")],
+    );
+    api_case_with("strat_fpc.toml", "strat_fpc", true, &[("weight = ", "")]);
 }

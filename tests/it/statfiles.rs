@@ -71,12 +71,13 @@ fn spss_and_stata_files_give_the_csv_estimates() {
 fn spec(path: PathBuf) -> IngestSpec {
     IngestSpec {
         path,
-        id: "resp_id".into(),
+        id: Some("resp_id".into()),
         response: Some("responded".into()),
         design_columns: vec!["stratum".into(), "psu".into()],
         positive_columns: vec!["design_weight".into()],
         required_columns: Vec::new(),
         column_patterns: Vec::new(),
+        na: Vec::new(),
     }
 }
 
@@ -324,7 +325,7 @@ fn stata_extended_missing_values_map_to_declared_missing_codes() {
     use cvsurvey::frame::CellState;
     let spec = IngestSpec {
         path: statfile("small_extmiss.dta"),
-        id: "id".into(),
+        id: Some("id".into()),
         ..Default::default()
     };
     let undeclared = |got: &cvsurvey::ingest::Ingested| -> Vec<(String, String)> {
