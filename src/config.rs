@@ -250,6 +250,8 @@ struct RawVariance {
     #[serde(default)]
     replicates: Option<usize>,
     #[serde(default)]
+    max_replicates: Option<usize>,
+    #[serde(default)]
     seed: Option<u64>,
     #[serde(default)]
     fay_rho: Option<f64>,
@@ -1053,11 +1055,23 @@ dir = "out"
     }
 
     #[test]
+    fn the_replicate_limit_can_be_raised() {
+        let p =
+            parse("[variance]\nmethod = \"bootstrap\"\nreplicates = 20000\nmax_replicates = 20000")
+                .expect("raised limit");
+        assert_eq!(p.replicate.replicates, Some(20000));
+    }
+
+    #[test]
     fn bad_values_are_rejected() {
         for (extra, key) in [
             ("[estimation]\nlevel = 1.5", "level"),
             ("[estimation]\nci = [\"exact\"]", "ci"),
             ("[variance]\nmethod = \"bootstrap-ish\"", "variance.method"),
+            (
+                "[variance]\nmethod = \"bootstrap\"\nreplicates = 2147483647",
+                "max_replicates",
+            ),
             (
                 "[[weighting]]\nname = \"a\"\n[[weighting]]\nname = \"a\"",
                 "twice",
@@ -1068,6 +1082,9 @@ dir = "out"
         }
     }
 }
+
+/// Default upper bound on `[variance] replicates` (raised with `max_replicates`).
+pub const MAX_REPLICATES: usize = 10_000;
 
 /// Check `[variance]` replicate settings; errors are (key, message).
 fn check_replicates(v: &RawVariance) -> Result<ReplicateSettings, (String, String)> {
@@ -1095,6 +1112,17 @@ fn check_replicates(v: &RawVariance) -> Result<ReplicateSettings, (String, Strin
     };
     if v.replicates == Some(0) || v.replicates == Some(1) {
         return Err((key("replicates"), "at least 2 replicates are needed".into()));
+    }
+    let max = v.max_replicates.unwrap_or(MAX_REPLICATES);
+    if let Some(r) = v.replicates
+        && r > max
+    {
+        return Err((
+            key("replicates"),
+            format!(
+                "{r} is above the limit of {max} replicates (memory and time grow with PSUs × replicates); raise [variance] max_replicates if you mean it"
+            ),
+        ));
     }
     let fay_rho = v.fay_rho.unwrap_or(0.5);
     if !(0.0..1.0).contains(&fay_rho) {

@@ -8,6 +8,7 @@ pub mod design;
 pub mod estimate;
 pub mod frame;
 pub mod ingest;
+pub mod memory;
 pub mod output;
 pub mod pipeline;
 pub mod progress;

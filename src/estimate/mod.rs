@@ -888,12 +888,19 @@ fn grouped_domain_stats(
                         None
                     }
                 };
-                let variance = match design.variance_from_psu_totals(&totals, psu_present) {
-                    Ok(v) => v,
-                    Err(crate::design::VarianceError::Multistage) => return None,
-                    Err(e) => {
-                        out.push(Some(Err(e.to_string())));
-                        continue;
+                // An undefined estimate (a ratio whose denominator is 0 throughout the domain)
+                // has no variance either: R gives NaN for the domain; the row is blank and
+                // flagged, and the run goes on.
+                let variance = if !estimate[d].is_finite() {
+                    f64::NAN
+                } else {
+                    match design.variance_from_psu_totals(&totals, psu_present) {
+                        Ok(v) => v,
+                        Err(crate::design::VarianceError::Multistage) => return None,
+                        Err(e) => {
+                            out.push(Some(Err(e.to_string())));
+                            continue;
+                        }
                     }
                 };
                 let df = match req.domain_df {
@@ -1096,10 +1103,14 @@ fn domain_estimate(
             // Calibrated designs keep out-of-domain rows with zero weight (R's `[` on a calibrated
             // design); plain designs drop them, which matters for lonely-PSU handling.
             let present = if scheme.calibrated { None } else { Some(mask) };
-            let variance = req
-                .design
-                .variance(scores, present)
-                .map_err(|e| e.to_string())?;
+            // An undefined estimate has no variance (see grouped_domain_stats).
+            let variance = if !estimate.is_finite() {
+                f64::NAN
+            } else {
+                req.design
+                    .variance(scores, present)
+                    .map_err(|e| e.to_string())?
+            };
             let df = match req.domain_df {
                 DomainDf::Full => full_df,
                 DomainDf::Subset => {

@@ -217,6 +217,31 @@ impl ColumnBuilder {
         self.blank.reserve_exact(additional);
     }
 
+    /// [`ColumnBuilder::reserve`] for a count read from a file: an allocation the system
+    /// refuses is an error, not an abort.
+    pub(crate) fn try_reserve(
+        &mut self,
+        additional: usize,
+    ) -> Result<(), std::collections::TryReserveError> {
+        if self.rules.numeric {
+            self.values.try_reserve_exact(additional)?;
+        } else {
+            self.codes.try_reserve_exact(additional)?;
+        }
+        self.state.try_reserve_exact(additional)?;
+        self.blank.try_reserve_exact(additional)
+    }
+
+    /// Bytes one cell of this column takes while it is read.
+    pub(crate) fn bytes_per_cell(&self) -> u64 {
+        let value = if self.rules.numeric {
+            std::mem::size_of::<f64>()
+        } else {
+            std::mem::size_of::<u32>()
+        };
+        (value + std::mem::size_of::<CellState>() + std::mem::size_of::<bool>()) as u64
+    }
+
     /// True when numbers are stored as they are (a numeric column): the bulk numeric path
     /// applies; a text column gets numbers through [`ColumnBuilder::push_num`].
     pub(crate) fn stores_numbers(&self) -> bool {

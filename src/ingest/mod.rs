@@ -228,6 +228,20 @@ pub enum IngestError {
         /// Data file.
         path: PathBuf,
     },
+    /// The file declares more rows than the machine can hold.
+    #[error(
+        "{path}: {rows} rows × {columns} loaded columns {message}; load fewer columns (declare only the variables the run needs) or split the file"
+    )]
+    TooLarge {
+        /// Data file.
+        path: PathBuf,
+        /// Rows the file declares.
+        rows: u64,
+        /// Columns to load.
+        columns: usize,
+        /// The memory needed and available.
+        message: String,
+    },
     /// The file has no header or no data rows.
     #[error("{path}: {message}")]
     Empty {
@@ -601,6 +615,13 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         }
         let col = frame.column(name).expect("checked present");
         let blank = &blanks[name];
+        // Cells of this column that already have a finding (a design value that is not a
+        // number, say), in one pass over the findings: looking each cell up in the findings
+        // was quadratic when most cells have one.
+        let mut has_finding = vec![false; n_rows];
+        for f in findings.iter().filter(|f| f.1 == name) {
+            has_finding[f.0] = true;
+        }
         for r in 0..n_rows {
             if blank[r] {
                 findings.push((
@@ -610,7 +631,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
                     FindingKind::MissingDesignValue,
                     "design field is blank".into(),
                 ));
-            } else if col.state[r] != CellState::Value && !findings_has(&findings, r, name) {
+            } else if col.state[r] != CellState::Value && !has_finding[r] {
                 findings.push((
                     r,
                     name.into(),
@@ -724,14 +745,22 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
             .map(|g| g.iter().map(|&(_, r)| r).collect())
             .collect();
         duplicated.sort_unstable_by_key(|rows| rows[0]);
+        // Each reason names at most this many other rows: one id on 50,000 rows would
+        // otherwise write 50,000 row numbers into each of 50,000 reasons.
+        const LISTED: usize = 10;
         for rows in &duplicated {
             let id = col.display(rows[0]).unwrap_or_default();
             for &r in rows {
-                let others: Vec<String> = rows
+                let mut others: Vec<String> = rows
                     .iter()
                     .filter(|&&o| o != r)
+                    .take(LISTED)
                     .map(|o| (o + 1).to_string())
                     .collect();
+                let more = rows.len() - 1 - others.len();
+                if more > 0 {
+                    others.push(format!("and {more} more"));
+                }
                 findings.push((
                     r,
                     spec.id_column().to_string(),
@@ -843,14 +872,6 @@ fn referenced_variables(q: &Questionnaire) -> Vec<String> {
         }
     }
     names
-}
-
-fn findings_has(
-    findings: &[(usize, String, String, FindingKind, String)],
-    row: usize,
-    column: &str,
-) -> bool {
-    findings.iter().any(|f| f.0 == row && f.1 == column)
 }
 
 /// Apply unit nonresponse and skip logic to item cells.

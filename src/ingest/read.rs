@@ -101,6 +101,49 @@ fn hashed_beside(
     Ok(table)
 }
 
+/// Longest line (header or data row) a CSV file may have: survey rows are a few kilobytes, and
+/// a file with no line breaks (a binary file, `/dev/zero` copied to disk) would otherwise be
+/// read whole into one record.
+const MAX_LINE_BYTES: u64 = 16 << 20;
+
+/// A reader that fails once more than `limit` bytes pass without a line break.
+struct LineGuard<R> {
+    inner: R,
+    since_newline: u64,
+    limit: u64,
+}
+
+impl<R> LineGuard<R> {
+    fn new(inner: R, limit: u64) -> LineGuard<R> {
+        LineGuard {
+            inner,
+            since_newline: 0,
+            limit,
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for LineGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        match buf[..n].iter().rposition(|&b| b == b'\n') {
+            Some(i) => self.since_newline = (n - i - 1) as u64,
+            None => self.since_newline += n as u64,
+        }
+        if self.since_newline > self.limit {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "a line is longer than {} MiB: this does not look like a CSV file of survey \
+                     records (check the file, its line breaks, or that it is not compressed)",
+                    self.limit >> 20
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
 fn read_csv_columns(
     path: &Path,
     plan: &dyn Fn(&str) -> ColumnPlan,
@@ -115,11 +158,11 @@ fn read_csv_columns(
         message: e.to_string(),
     };
     let sha256 = String::new();
+    let file = File::open(path).map_err(|e| io(&e))?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_path(path)
-        .map_err(|e| io(&e))?;
+        .from_reader(LineGuard::new(file, MAX_LINE_BYTES));
     let mut records = reader.byte_records();
     let header_record = match records.next() {
         None => {
@@ -159,6 +202,14 @@ fn read_csv_columns(
         }
         let record = match record {
             Ok(r) => r,
+            // The file itself failed (or a line passed MAX_LINE_BYTES): stop, naming the row.
+            Err(e) if e.is_io_error() => {
+                return Err(IngestError::Malformed {
+                    path: path.to_path_buf(),
+                    format: "CSV",
+                    message: format!("data row {}: {e}", row + 1),
+                });
+            }
             Err(e) => {
                 row_problems.push((
                     row,
@@ -299,9 +350,28 @@ fn read_parquet_columns(
     let file_bytes = std::fs::metadata(path).map_or(0, |m| m.len());
     let claimed = u64::try_from(metadata.metadata().file_metadata().num_rows()).unwrap_or(0);
     let file_rows = usize::try_from(claimed.min(file_bytes.saturating_mul(64))).unwrap_or(0);
+    // A file that declares more rows than the machine can hold is refused with the figures
+    // (a legitimate 82 MB file can hold 50 million rows, 25 GB once loaded).
+    let per_row: u64 = slots
+        .iter()
+        .map(|s| match s {
+            Slot::Typed(b) => b.bytes_per_cell(),
+            // Inferred columns keep their text until the end: count a short one.
+            Slot::Auto(_) => 32,
+        })
+        .sum();
+    let n_columns = slots.len();
+    let too_large = |message: String| IngestError::TooLarge {
+        path: path.to_path_buf(),
+        rows: file_rows as u64,
+        columns: n_columns,
+        message,
+    };
+    crate::memory::check(per_row.saturating_mul(file_rows as u64)).map_err(too_large)?;
     for slot in &mut slots {
         if let Slot::Typed(b) = slot {
-            b.reserve(file_rows);
+            b.try_reserve(file_rows)
+                .map_err(|e| too_large(format!("need more memory than the system grants ({e})")))?;
         }
     }
     // Progress counts cells: every column advances by its batches' rows.

@@ -132,7 +132,11 @@ impl PipelineError {
             | PipelineError::Strict { .. }
             | PipelineError::NoRespondents { .. }
             | PipelineError::Design(_)
-            | PipelineError::Weighting(_) => 1,
+            | PipelineError::Weighting(_)
+            // What estimation and replicates refuse is the data or the design as configured
+            // (a lonely PSU under `fail`, a replicate whose calibration has no solution).
+            | PipelineError::Estimate(_)
+            | PipelineError::Replicate { .. } => 1,
             PipelineError::Ingest(e) => match e {
                 IngestError::Io { .. } => 2,
                 _ => 1,

@@ -124,6 +124,27 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
         .mse
         .unwrap_or(settings.profile == ReplicateProfile::Sas && jackknife_or_brr);
     let rep_method = replicate_method(p, method, inputs.frame)?;
+    // The replicate table (a factor per PSU, or a weight per row for supplied columns, per
+    // replicate) is the stage's largest allocation: refuse before it, with the figures.
+    let (units, n_rep_planned) = match &rep_method {
+        ReplicateMethod::Supplied(s) => (inputs.design.n_rows(), s.columns.len()),
+        ReplicateMethod::Bootstrap { replicates, .. }
+        | ReplicateMethod::Subbootstrap { replicates, .. } => (inputs.design.n_psu(), *replicates),
+        ReplicateMethod::Sdr { replicates } => (
+            inputs.design.n_psu(),
+            replicates.unwrap_or(inputs.design.n_psu()),
+        ),
+        _ => (inputs.design.n_psu(), inputs.design.n_psu()),
+    };
+    let table = (units as u64)
+        .saturating_mul(n_rep_planned as u64)
+        .saturating_mul(std::mem::size_of::<f64>() as u64);
+    crate::memory::check(table).map_err(|m| {
+        err(
+            method,
+            format!("{n_rep_planned} replicates × {units} units {m}; use fewer replicates"),
+        )
+    })?;
     let mut rep = ReplicateDesign::build(
         inputs.frame,
         inputs.design,

@@ -10,10 +10,8 @@ pub mod calibration;
 mod linalg;
 pub mod margins;
 
-use std::collections::BTreeMap;
-
 use crate::config::{CalibrationMethodName, TrimTarget, WeightingSpec};
-use crate::frame::Frame;
+use crate::frame::{CellState, ColumnData, Frame};
 
 /// Final weights of one scheme, with what produced them.
 #[derive(Debug, Clone)]
@@ -385,30 +383,49 @@ fn nonresponse_classes(
                 })?,
         );
     }
-    // Class keys as the joined display values; a BTreeMap keeps the class order deterministic.
-    let mut keys = Vec::with_capacity(n);
-    let mut class_index: BTreeMap<String, usize> = BTreeMap::new();
+    // Classes from the columns' stored values (text codes, number bits), one flat key table,
+    // so that no text is made per row; each class is labelled once from its first row, and
+    // classes are numbered in the order of their labels, as before.
+    let m = columns.len();
+    let mut keys: Vec<u64> = Vec::with_capacity(n * m);
     for r in 0..n {
-        let mut parts = Vec::with_capacity(columns.len());
         for col in &columns {
-            let v = col
-                .display(r)
-                .ok_or_else(|| WeightingError::MissingClassValue {
+            if col.state[r] != CellState::Value {
+                return Err(WeightingError::MissingClassValue {
                     scheme: scheme.to_string(),
                     row: row_numbers[r],
                     column: col.name.clone(),
-                })?;
-            parts.push(format!("{}={}", col.name, v));
+                });
+            }
+            keys.push(match &col.data {
+                ColumnData::Text { codes, .. } => u64::from(codes[r]),
+                // 0 and -0 are one class, as their labels are one.
+                ColumnData::Num(v) => (v[r] + 0.0).to_bits(),
+            });
         }
-        let key = parts.join(",");
-        class_index.entry(key.clone()).or_insert(0);
-        keys.push(key);
     }
-    let labels: Vec<String> = class_index.keys().cloned().collect();
-    for (k, v) in class_index.values_mut().enumerate() {
-        *v = k;
+    let key = |r: usize| &keys[r * m..(r + 1) * m];
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| key(a).cmp(key(b)).then(a.cmp(&b)));
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for group in order.chunk_by(|&a, &b| key(a) == key(b)) {
+        let first = group[0];
+        let label = columns
+            .iter()
+            .map(|col| format!("{}={}", col.name, col.display(first).unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(",");
+        groups.push((label, group.to_vec()));
     }
-    let class_of_row: Vec<usize> = keys.iter().map(|k| class_index[k]).collect();
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut class_of_row = vec![0usize; n];
+    let mut labels = Vec::with_capacity(groups.len());
+    for (k, (label, rows)) in groups.into_iter().enumerate() {
+        for r in rows {
+            class_of_row[r] = k;
+        }
+        labels.push(label);
+    }
     let mut sampled_count = vec![0usize; labels.len()];
     for &k in &class_of_row {
         sampled_count[k] += 1;

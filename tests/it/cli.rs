@@ -751,3 +751,115 @@ fn the_df_line_shows_the_df_of_replicate_estimates() {
     assert!(line.contains(" (taylor)"), "{line}");
     assert!(line.contains("39 (supplied)"), "{line}");
 }
+
+#[test]
+fn a_lonely_psu_under_fail_is_a_data_error_with_exit_code_1() {
+    let dir = scratch("cli-lonely-fail");
+    let src = std::fs::read_to_string(root().join("fixtures/demo/data.csv")).expect("data");
+    let mut lines: Vec<String> = src.lines().map(str::to_string).collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let (stratum, psu) = (
+        header
+            .iter()
+            .position(|h| *h == "stratum")
+            .expect("stratum"),
+        header.iter().position(|h| *h == "psu").expect("psu"),
+    );
+    // Every row of stratum R01-U in one PSU.
+    for line in lines.iter_mut().skip(1) {
+        let mut f: Vec<String> = line.split(',').map(str::to_string).collect();
+        if f[stratum] == "R01-U" {
+            f[psu] = "1".into();
+            *line = f.join(",");
+        }
+    }
+    let data = dir.join("data.csv");
+    std::fs::write(&data, lines.join("\n") + "\n").expect("write");
+    let config = demo_config_on(&dir, &data);
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_one_line_error(code, &stderr, 1, &["R01-U", "lonely_psu"]);
+}
+
+fn cvsurvey_with_memory(limit: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cvsurvey"))
+        .args(args)
+        .env("CVSURVEY_MEMORY_LIMIT", limit)
+        .output()
+        .expect("run cvsurvey");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn tables_sized_from_declared_counts_are_refused_with_the_figures_when_they_do_not_fit() {
+    let dir = scratch("cli-memory");
+    // A Parquet file declares its rows in the footer; the columns would be sized from it.
+    let data = dir.join("data.parquet");
+    let q = root().join("questionnaires/cvs-core.toml");
+    let (code, _, stderr) = cvsurvey(&[
+        "synth",
+        "--questionnaire",
+        q.to_str().expect("utf8"),
+        "--rows",
+        "20000",
+        "--seed",
+        "3",
+        "--out",
+        data.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let config = demo_config_on(&dir, &data);
+    let (code, _, stderr) = cvsurvey_with_memory("1M", &["run", config.to_str().expect("utf8")]);
+    assert_one_line_error(
+        code,
+        &stderr,
+        1,
+        &["data.parquet", "20000 rows", "needs about", "available"],
+    );
+    assert!(!dir.join("out/estimates.parquet").exists());
+    // The same file within the limit runs.
+    let (code, _, stderr) = cvsurvey_with_memory("8G", &["run", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stderr}");
+    // Replicates: 274 PSUs × 5,000 bootstrap replicates do not fit in 4 MB.
+    let config = relocated_config(
+        &root().join("fixtures/demo/pipeline.toml"),
+        &dir,
+        &[("method = ", "method = \"bootstrap\"\nreplicates = 5000")],
+    );
+    let (code, _, stderr) = cvsurvey_with_memory("4M", &["run", config.to_str().expect("utf8")]);
+    assert_one_line_error(
+        code,
+        &stderr,
+        1,
+        &[
+            "5000 replicates × 274 units",
+            "needs about",
+            "fewer replicates",
+        ],
+    );
+}
+
+#[test]
+fn a_csv_without_line_breaks_is_refused_instead_of_read_into_one_record() {
+    let dir = scratch("cli-long-line");
+    // 20 MB of header with no line break (a 2 GB one took 12.6 GB of memory).
+    let data = dir.join("data.csv");
+    let mut text = String::from("resp_id");
+    while text.len() < 20 << 20 {
+        text.push_str(",column_with_a_long_name");
+    }
+    std::fs::write(&data, text).expect("write");
+    let config = demo_config_on(&dir, &data);
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_one_line_error(code, &stderr, 1, &["data.csv", "longer than 16 MiB"]);
+    // The same in a data row, after a good header and rows.
+    let src = std::fs::read_to_string(root().join("fixtures/demo/data.csv")).expect("data");
+    let mut lines: Vec<String> = src.lines().take(5).map(str::to_string).collect();
+    lines.push("x".repeat(17 << 20));
+    std::fs::write(&data, lines.join("\n")).expect("write");
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_one_line_error(code, &stderr, 1, &["data row 5", "longer than 16 MiB"]);
+}

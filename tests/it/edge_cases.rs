@@ -47,6 +47,12 @@ id = "ratio"
 kind = "ratio"
 numerator = "x"
 denominator = "if(y == 1, 1, 2)"
+
+[[indicators]]
+id = "ratio_zero_denominator"
+kind = "ratio"
+numerator = "x"
+denominator = "if(y == 1, 1, 0)"
 "#;
 
 /// Rows: (stratum, psu, weight, domain, y, x). Stratum C's two PSUs are the whole stratum
@@ -252,6 +258,15 @@ fn taylor_edge_cases_are_defined_or_flagged() {
         "{inside:?}"
     );
     assert!(inside.flag_reason.contains("df = 0"), "{inside:?}");
+    // A ratio whose denominator is 0 throughout a domain: that row is blank and flagged (R
+    // gives NaN), the other domains are estimated.
+    let undefined = find(&rows, "ratio_zero_denominator", "all0", "mean");
+    assert!(
+        undefined.estimate.is_none() && undefined.se.is_none() && !undefined.flag.is_empty(),
+        "{undefined:?}"
+    );
+    let defined = find(&rows, "ratio_zero_denominator", "all1", "mean");
+    assert!(defined.estimate.is_some(), "{defined:?}");
     // One respondent: the estimate is that respondent's value.
     let single = find(&rows, "mean_x", "one", "mean");
     assert_eq!(single.estimate, Some(7.0));

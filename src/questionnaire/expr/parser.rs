@@ -345,6 +345,39 @@ impl Parser<'_> {
         self.primary()
     }
 
+    /// The items of a list literal after its `[`, through its `]`.
+    fn list_items(&mut self) -> Result<Vec<(ListItem, usize, usize)>, ExprError> {
+        let mut items = Vec::new();
+        if !self.eat(&Tok::RBracket) {
+            loop {
+                let item = self.unary()?;
+                let li = match item.kind {
+                    AstKind::Num(x) => ListItem::Num(x),
+                    AstKind::Str(s) => ListItem::Str(s),
+                    AstKind::Bool(b) => ListItem::Bool(b),
+                    _ => {
+                        return Err(ExprError {
+                            start: item.start,
+                            end: item.end,
+                            message: "a list may hold only numbers, texts or true/false".into(),
+                        });
+                    }
+                };
+                items.push((li, item.start, item.end));
+                if self.eat(&Tok::Comma) {
+                    // allow a trailing comma
+                    if self.eat(&Tok::RBracket) {
+                        break;
+                    }
+                    continue;
+                }
+                self.expect(&Tok::RBracket, "`,` or `]`")?;
+                break;
+            }
+        }
+        Ok(items)
+    }
+
     fn primary(&mut self) -> Result<Ast, ExprError> {
         let Some(t) = self.peek().cloned() else {
             return Err(self.unexpected("a value, a name or `(`"));
@@ -374,35 +407,12 @@ impl Parser<'_> {
             }
             Tok::LBracket => {
                 self.pos += 1;
-                let mut items = Vec::new();
-                if !self.eat(&Tok::RBracket) {
-                    loop {
-                        let item = self.unary()?;
-                        let li = match item.kind {
-                            AstKind::Num(x) => ListItem::Num(x),
-                            AstKind::Str(s) => ListItem::Str(s),
-                            AstKind::Bool(b) => ListItem::Bool(b),
-                            _ => {
-                                return Err(ExprError {
-                                    start: item.start,
-                                    end: item.end,
-                                    message: "a list may hold only numbers, texts or true/false"
-                                        .into(),
-                                });
-                            }
-                        };
-                        items.push((li, item.start, item.end));
-                        if self.eat(&Tok::Comma) {
-                            // allow a trailing comma
-                            if self.eat(&Tok::RBracket) {
-                                break;
-                            }
-                            continue;
-                        }
-                        self.expect(&Tok::RBracket, "`,` or `]`")?;
-                        break;
-                    }
-                }
+                // Items are parsed by `unary`, which could open another `[`: count the level
+                // like any other nesting, so `[[[[…` is an error, not a stack overflow.
+                self.enter()?;
+                let items = self.list_items();
+                self.nesting -= 1;
+                let items = items?;
                 let end = self
                     .toks
                     .get(self.pos.wrapping_sub(1))

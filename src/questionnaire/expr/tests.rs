@@ -299,9 +299,19 @@ fn hostile_input_does_not_panic() {
     let long_sum = vec!["a"; 100_000].join(" + ");
     let long_any = format!("any({})", vec!["a == 1"; 10_000].join(", "));
     let minus = format!("{}1", "-".repeat(100_000));
-    for src in [deep_parens.as_str(), &deep_not, &long_sum, &minus] {
+    // A list literal opening lists inside itself: once a stack overflow at ~15,400 levels.
+    let deep_list = format!("a in {}1{}", "[".repeat(100_000), "]".repeat(100_000));
+    for src in [
+        deep_parens.as_str(),
+        &deep_not,
+        &long_sum,
+        &minus,
+        &deep_list,
+    ] {
         assert!(parse(src).is_err());
     }
+    let e = parse(&deep_list).expect_err("deep list");
+    assert!(e.message.contains("nested more than"), "{}", e.message);
     assert!(parse(&long_any).is_ok());
     for src in [
         "\u{0}",
