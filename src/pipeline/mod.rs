@@ -514,8 +514,8 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
     })
 }
 
-/// Write the outputs every run produces; returns the staged set for callers adding more.
-fn stage_outputs(c: &Computed) -> Result<StagedFiles, PipelineError> {
+/// Write the outputs every run produces, and `comparison.parquet` for `compare`.
+fn stage_outputs(c: &Computed, comparison: bool) -> Result<StagedFiles, PipelineError> {
     let dir = &c.pipeline.output_dir;
     let metadata = provenance(&c.pipeline, &c.questionnaire, &c.ingested)?;
     // The two largest files are encoded and synced at the same time: the estimates with the
@@ -546,6 +546,12 @@ fn stage_outputs(c: &Computed) -> Result<StagedFiles, PipelineError> {
         &dir.join("run_summary.json"),
         &run_summary_json(c),
     )?;
+    if comparison {
+        // Before the publication products, so that manifest.json lists it too.
+        let names: Vec<String> = c.schemes.iter().map(|s| s.name.clone()).collect();
+        let path = dir.join("comparison.parquet");
+        crate::output::write_comparison(&mut staged, &path, &c.estimates, &names, &metadata)?;
+    }
     let context = publication_context(c, metadata);
     crate::output::publish::write_publication(
         &mut staged,
@@ -777,7 +783,7 @@ fn run_summary_json(c: &Computed) -> String {
 /// `weighting.json`, `quarantine.csv` and `findings.csv` into the configured output folder.
 pub fn run(config_path: &Path, opts: RunOptions<'_>) -> Result<RunReport, PipelineError> {
     let c = compute(config_path, opts)?;
-    let files = c.output.commit(stage_outputs(&c)?)?;
+    let files = c.output.commit(stage_outputs(&c, false)?)?;
     Ok(finish(c, files))
 }
 
@@ -785,17 +791,7 @@ pub fn run(config_path: &Path, opts: RunOptions<'_>) -> Result<RunReport, Pipeli
 /// estimate, SE and deff under every scheme side by side; the report's `comparison()` prints it.
 pub fn compare(config_path: &Path, opts: RunOptions<'_>) -> Result<RunReport, PipelineError> {
     let c = compute(config_path, opts)?;
-    let mut staged = stage_outputs(&c)?;
-    let metadata = provenance(&c.pipeline, &c.questionnaire, &c.ingested)?;
-    let names: Vec<String> = c.schemes.iter().map(|s| s.name.clone()).collect();
-    crate::output::write_comparison(
-        &mut staged,
-        &c.pipeline.output_dir.join("comparison.parquet"),
-        &c.estimates,
-        &names,
-        &metadata,
-    )?;
-    let files = c.output.commit(staged)?;
+    let files = c.output.commit(stage_outputs(&c, true)?)?;
     Ok(finish(c, files))
 }
 

@@ -104,6 +104,11 @@ fn compare_puts_schemes_side_by_side() {
         .expect("indicator line");
     assert_eq!(line.matches('(').count(), 5, "one cell per scheme: {line}");
     assert!(dir.join("out/comparison.parquet").is_file());
+    let manifest = std::fs::read_to_string(dir.join("out/manifest.json")).expect("manifest");
+    assert!(
+        manifest.contains("\"comparison.parquet\""),
+        "the manifest lists every file of the folder: {manifest}"
+    );
     let json = std::fs::read_to_string(dir.join("out/weighting.json")).expect("weighting.json");
     assert!(
         json.contains("\"kish_deff\"") && json.contains("\"nr_adjusted\""),
