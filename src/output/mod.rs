@@ -1,11 +1,10 @@
 //! Output files: `estimates.parquet`, `quarantine.csv`, `findings.csv`.
 //!
-//! Every file is first written under a temporary name in the output folder and renamed into
-//! place only after all of them were written, so a failed run never leaves a half-written file
-//! under a final name.
+//! Every file is written into a staging folder beside the output folder, and the staging folder
+//! replaces the output folder as a whole only after all of them were written ([`staging`]), so
+//! a failed run never leaves a half-written file, nor a mix of two runs, under the final names.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -26,7 +25,10 @@ pub mod publish;
 pub mod reliability;
 pub mod sdmx;
 pub mod show;
+pub mod staging;
 pub mod xlsx;
+
+pub use staging::{OUTPUT_FILES, OutputFolder, StagedFiles};
 
 /// Errors writing outputs.
 #[derive(Debug, thiserror::Error)]
@@ -47,79 +49,60 @@ pub enum OutputError {
         /// What failed.
         message: String,
     },
+    /// An input of the run sits where the run writes an output: the run would replace it.
+    #[error(
+        "{input}: the {what} is also the output {output}, which this run replaces; move it out of the output folder or choose another [output] dir"
+    )]
+    InputIsOutput {
+        /// Which input, e.g. `data file (data.path)`.
+        what: String,
+        /// The input as configured.
+        input: PathBuf,
+        /// The output at the same path.
+        output: PathBuf,
+    },
+    /// Another run holds the output folder's lock.
+    #[error(
+        "{folder}: another cvsurvey run (pid {pid}) is writing this output folder; wait for it to finish, or, if no cvsurvey run is using the folder, delete the stale lock file {lock}"
+    )]
+    InUse {
+        /// The output folder.
+        folder: PathBuf,
+        /// Its lock file.
+        lock: PathBuf,
+        /// The pid written in the lock file (`unknown` when empty).
+        pid: String,
+    },
+    /// The output folder holds something cvsurvey does not write; a run replaces the folder as a
+    /// whole, so it refuses rather than delete it.
+    #[error(
+        "{folder}: holds {entry}{}, which cvsurvey did not write; each run replaces the output folder as a whole, so move it elsewhere or choose another [output] dir",
+        if *others > 0 { format!(" and {others} other file(s)") } else { String::new() }
+    )]
+    Foreign {
+        /// The output folder.
+        folder: PathBuf,
+        /// The first such entry, by name.
+        entry: String,
+        /// How many more there are.
+        others: usize,
+    },
+}
+
+impl OutputError {
+    /// 1 when the config is at fault (an input at an output's path), 2 for file-system errors.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            OutputError::InputIsOutput { .. } => 1,
+            _ => 2,
+        }
+    }
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> OutputError {
     OutputError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),
-    }
-}
-
-/// A set of files written under temporary names, to be committed (renamed) together.
-#[derive(Debug, Default)]
-pub struct StagedFiles {
-    staged: Vec<(PathBuf, PathBuf)>,
-}
-
-impl StagedFiles {
-    /// Start a new set.
-    pub fn new() -> StagedFiles {
-        StagedFiles::default()
-    }
-
-    /// The temporary path under which `final_path` is written.
-    fn temp_for(final_path: &Path) -> PathBuf {
-        let name = final_path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        final_path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-    }
-
-    /// Write `final_path` through a temporary file using `write`.
-    pub fn write(
-        &mut self,
-        final_path: &Path,
-        write: impl FnOnce(&mut BufWriter<File>) -> Result<(), OutputError>,
-    ) -> Result<(), OutputError> {
-        let temp = Self::temp_for(final_path);
-        let file = File::create(&temp).map_err(|e| io_err(&temp, e))?;
-        let mut out = BufWriter::new(file);
-        let result = write(&mut out).and_then(|()| {
-            let file = out.into_inner().map_err(|e| io_err(&temp, e.error()))?;
-            file.sync_all().map_err(|e| io_err(&temp, e))
-        });
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&temp);
-            return Err(e);
-        }
-        self.staged.push((temp, final_path.to_path_buf()));
-        Ok(())
-    }
-
-    /// Add another set's files after this set's (committed, or removed, with them).
-    pub fn absorb(&mut self, mut other: StagedFiles) {
-        self.staged.append(&mut other.staged);
-    }
-
-    /// Rename every staged file into place.
-    pub fn commit(mut self) -> Result<Vec<PathBuf>, OutputError> {
-        let staged = std::mem::take(&mut self.staged);
-        let mut done = Vec::new();
-        for (temp, final_path) in staged {
-            std::fs::rename(&temp, &final_path).map_err(|e| io_err(&final_path, e))?;
-            done.push(final_path);
-        }
-        Ok(done)
-    }
-}
-
-impl Drop for StagedFiles {
-    fn drop(&mut self) {
-        for (temp, _) in &self.staged {
-            let _ = std::fs::remove_file(temp);
-        }
     }
 }
 

@@ -3,8 +3,8 @@
 //! ([`PublicationConfig`]), the CSV mirror `estimates.csv` and `manifest.json`.
 //!
 //! Every file goes through [`StagedFiles`], so the publication products appear together with
-//! `estimates.parquet` and the others, or not at all. `manifest.json` lists every file staged in
-//! the output folder by this run (including those staged before this call) with its SHA-256,
+//! `estimates.parquet` and the others, or not at all. `manifest.json` lists every file staged
+//! for the output folder by this run (including those staged before this call) with its SHA-256,
 //! and the provenance block; it has no timestamp unless `SOURCE_DATE_EPOCH` is set.
 //! No product contains microdata: only estimates, counts and weight summaries.
 
@@ -454,34 +454,6 @@ pub fn rfc3339(secs: i64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
-/// Temporary name under which [`StagedFiles`] writes `name` in this process (mirrors
-/// `StagedFiles::temp_for`; a test stages a file and finds it through this).
-fn staged_temp_name(name: &str) -> String {
-    format!(".{name}.tmp-{}", std::process::id())
-}
-
-/// Files staged by this process in `dir` and not yet committed: (final name, temp path).
-fn staged_in(dir: &Path) -> Result<Vec<(String, PathBuf)>, OutputError> {
-    let suffix = format!(".tmp-{}", std::process::id());
-    let entries = std::fs::read_dir(dir).map_err(|e| OutputError::Io {
-        path: dir.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(final_name) = name
-            .strip_prefix('.')
-            .and_then(|n| n.strip_suffix(suffix.as_str()))
-            && staged_temp_name(final_name) == name
-        {
-            out.push((final_name.to_string(), entry.path()));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 fn io(path: &Path, e: impl fmt::Display) -> OutputError {
     OutputError::Io {
         path: path.to_path_buf(),
@@ -565,7 +537,7 @@ pub fn write_publication(
         ));
     }
     let mut hashes: BTreeMap<String, (String, u64)> = BTreeMap::new();
-    for (name, temp) in staged_in(dir)? {
+    for (name, temp) in staged.written()? {
         let bytes = std::fs::read(&temp).map_err(|e| io(&temp, e))?;
         hashes.insert(name, (sha256_hex(&bytes), bytes.len() as u64));
     }
@@ -617,15 +589,16 @@ mod tests {
     #[test]
     fn staged_files_are_found_for_the_manifest() {
         let dir = std::env::temp_dir().join(format!("cvsurvey-manifest-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let mut staged = StagedFiles::new();
-        super::super::write_text(&mut staged, &dir.join("a.txt"), "hello").expect("stage");
-        let found = staged_in(&dir).expect("scan");
+        let out = dir.join("out");
+        let folder = super::super::OutputFolder::begin(&out, &[]).expect("begin");
+        let mut staged = folder.stage();
+        super::super::write_text(&mut staged, &out.join("weighting.json"), "hello").expect("stage");
+        let found = staged.written().expect("scan");
         assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!(found[0].0, "a.txt");
-        let bytes = std::fs::read(&found[0].1).expect("read temp");
+        assert_eq!(found[0].0, "weighting.json");
+        let bytes = std::fs::read(&found[0].1).expect("read staged file");
         assert_eq!(bytes, b"hello");
-        drop(staged);
+        drop(folder);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

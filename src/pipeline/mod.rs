@@ -14,7 +14,7 @@ use crate::design::{Design, DesignError};
 use crate::estimate::{EstimateError, EstimateRow, EstimationRequest, TOTAL};
 use crate::frame::ColumnData;
 use crate::ingest::{FindingKind, IngestError, IngestSpec, Ingested};
-use crate::output::{OutputError, StagedFiles};
+use crate::output::{OutputError, OutputFolder, StagedFiles};
 use crate::progress::{Progress, Silent};
 use crate::questionnaire::{Indicator, Questionnaire, QuestionnaireError};
 use crate::weighting::{Scheme, WeightSummary, WeightingError};
@@ -88,9 +88,9 @@ pub enum PipelineError {
         /// Its reason.
         reason: String,
     },
-    /// No usable respondent.
+    /// No usable respondent (the row reports were written, nothing else).
     #[error(
-        "{path}: no usable respondent rows ({read} read, {quarantined} quarantined); see quarantine.csv"
+        "{path}: no usable respondent rows ({read} read, {quarantined} quarantined); the reason for each row is in {reports}"
     )]
     NoRespondents {
         /// Data file.
@@ -99,6 +99,8 @@ pub enum PipelineError {
         read: u64,
         /// Rows quarantined.
         quarantined: u64,
+        /// The `quarantine.csv` written.
+        reports: PathBuf,
     },
     /// Design problem.
     #[error(transparent)]
@@ -141,6 +143,7 @@ impl PipelineError {
                 IngestError::Io { .. } => 2,
                 _ => 1,
             },
+            PipelineError::Output(e) => e.exit_code(),
             _ => 2,
         }
     }
@@ -311,24 +314,31 @@ fn write_row_reports(
     Ok(())
 }
 
-fn create_dir(dir: &Path) -> Result<(), PipelineError> {
-    std::fs::create_dir_all(dir).map_err(|e| {
-        OutputError::Io {
-            path: dir.to_path_buf(),
-            message: format!("cannot create the output folder: {e}"),
+/// Reserve the output folder before any data is read: an input at an output's path, another
+/// run writing the folder, or a folder that cannot be written fails here (`output::staging`).
+fn output_folder(p: &Pipeline) -> Result<OutputFolder, PipelineError> {
+    let mut inputs = vec![
+        ("config file".to_string(), p.config_path.clone()),
+        ("questionnaire file".to_string(), p.questionnaire.clone()),
+        ("data file (data.path)".to_string(), p.data.path.clone()),
+    ];
+    for w in &p.weighting {
+        if let Some(c) = &w.calibration {
+            let what = format!("margins file of weighting \"{}\"", w.name);
+            inputs.push((what, c.margins.clone()));
         }
-        .into()
-    })
+    }
+    Ok(OutputFolder::begin(&p.output_dir, &inputs)?)
 }
 
 /// `cvsurvey validate`: read and check the data only; writes `quarantine.csv` and `findings.csv`.
 pub fn validate(config_path: &Path, opts: RunOptions<'_>) -> Result<RunReport, PipelineError> {
     let (p, q) = prepare(config_path)?;
+    let output = output_folder(&p)?;
     let ingested = read_data(&p, &q, opts)?;
-    create_dir(&p.output_dir)?;
-    let mut staged = StagedFiles::new();
+    let mut staged = output.stage();
     write_row_reports(&mut staged, &p.output_dir, &ingested)?;
-    let files = staged.commit()?;
+    let files = output.commit(staged)?;
     Ok(report(&p, &q, &ingested, None, &[], Vec::new(), files))
 }
 
@@ -357,6 +367,8 @@ impl StageClock {
 
 /// Everything a run computed, before anything is written.
 struct Computed {
+    /// The output folder, reserved before the data was read.
+    output: OutputFolder,
     /// Non-fatal findings of the weighting and replicate stages.
     warnings: Vec<String>,
     /// Replicate weights to publish: (column name, weight per respondent).
@@ -373,6 +385,7 @@ struct Computed {
 fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, PipelineError> {
     let mut clock = StageClock::new();
     let (p, q) = prepare(config_path)?;
+    let output = output_folder(&p)?;
     clock.lap("config");
     let mut ingested = read_data(&p, &q, opts)?;
     clock.lap("ingest");
@@ -380,10 +393,16 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
         .filter(|&r| ingested.respondent[r])
         .collect();
     if respondents.is_empty() {
+        // The row reports say why every row was quarantined; they replace the folder's
+        // previous outputs as `validate` would.
+        let mut staged = output.stage();
+        write_row_reports(&mut staged, &p.output_dir, &ingested)?;
+        output.commit(staged)?;
         return Err(PipelineError::NoRespondents {
             path: p.data.path.clone(),
             read: ingested.rows_read,
             quarantined: ingested.rows_quarantined,
+            reports: p.output_dir.join("quarantine.csv"),
         });
     }
     if p.weight_from_fpc {
@@ -486,6 +505,7 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
     crate::output::reliability::apply_reliability(&mut estimates, &p.publication.reliability, &q);
     clock.lap("estimate");
     Ok(Computed {
+        output,
         warnings,
         replicate_weights,
         timings: opts.timings.then_some(clock),
@@ -498,16 +518,15 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
     })
 }
 
-/// Write the outputs every run produces; returns the staged set for callers adding more.
-fn stage_outputs(c: &Computed) -> Result<StagedFiles, PipelineError> {
+/// Write the outputs every run produces, and `comparison.parquet` for `compare`.
+fn stage_outputs(c: &Computed, comparison: bool) -> Result<StagedFiles, PipelineError> {
     let dir = &c.pipeline.output_dir;
-    create_dir(dir)?;
     let metadata = provenance(&c.pipeline, &c.questionnaire, &c.ingested)?;
     // The two largest files are encoded and synced at the same time: the estimates with the
     // row reports, and the weights (one row per input row).
     let (first, weights) = rayon::join(
         || -> Result<StagedFiles, PipelineError> {
-            let mut staged = StagedFiles::new();
+            let mut staged = c.output.stage();
             crate::output::write_estimates(
                 &mut staged,
                 &dir.join("estimates.parquet"),
@@ -518,7 +537,7 @@ fn stage_outputs(c: &Computed) -> Result<StagedFiles, PipelineError> {
             Ok(staged)
         },
         || -> Result<StagedFiles, PipelineError> {
-            let mut staged = StagedFiles::new();
+            let mut staged = c.output.stage();
             write_weights_file(&mut staged, c, &metadata)?;
             Ok(staged)
         },
@@ -531,6 +550,12 @@ fn stage_outputs(c: &Computed) -> Result<StagedFiles, PipelineError> {
         &dir.join("run_summary.json"),
         &run_summary_json(c),
     )?;
+    if comparison {
+        // Before the publication products, so that manifest.json lists it too.
+        let names: Vec<String> = c.schemes.iter().map(|s| s.name.clone()).collect();
+        let path = dir.join("comparison.parquet");
+        crate::output::write_comparison(&mut staged, &path, &c.estimates, &names, &metadata)?;
+    }
     let context = publication_context(c, metadata);
     crate::output::publish::write_publication(
         &mut staged,
@@ -762,7 +787,7 @@ fn run_summary_json(c: &Computed) -> String {
 /// `weighting.json`, `quarantine.csv` and `findings.csv` into the configured output folder.
 pub fn run(config_path: &Path, opts: RunOptions<'_>) -> Result<RunReport, PipelineError> {
     let c = compute(config_path, opts)?;
-    let files = stage_outputs(&c)?.commit()?;
+    let files = c.output.commit(stage_outputs(&c, false)?)?;
     Ok(finish(c, files))
 }
 
@@ -770,17 +795,7 @@ pub fn run(config_path: &Path, opts: RunOptions<'_>) -> Result<RunReport, Pipeli
 /// estimate, SE and deff under every scheme side by side; the report's `comparison()` prints it.
 pub fn compare(config_path: &Path, opts: RunOptions<'_>) -> Result<RunReport, PipelineError> {
     let c = compute(config_path, opts)?;
-    let mut staged = stage_outputs(&c)?;
-    let metadata = provenance(&c.pipeline, &c.questionnaire, &c.ingested)?;
-    let names: Vec<String> = c.schemes.iter().map(|s| s.name.clone()).collect();
-    crate::output::write_comparison(
-        &mut staged,
-        &c.pipeline.output_dir.join("comparison.parquet"),
-        &c.estimates,
-        &names,
-        &metadata,
-    )?;
-    let files = staged.commit()?;
+    let files = c.output.commit(stage_outputs(&c, true)?)?;
     Ok(finish(c, files))
 }
 

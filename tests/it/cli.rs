@@ -60,6 +60,28 @@ fn run_on_the_demo_prints_a_summary_and_writes_outputs() {
         .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    assert_nothing_beside_out(&dir);
+    // The folder holds exactly the files of the manifest (and the manifest).
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("out/manifest.json")).expect("manifest"),
+    )
+    .expect("manifest parses");
+    let mut listed: Vec<String> = manifest["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| f["file"].as_str().expect("name").to_string())
+        .chain(["manifest.json".to_string()])
+        .collect();
+    listed.sort();
+    assert_eq!(names_in(&dir.join("out")), listed);
+    // The folder belongs to the last run: validate replaces the estimates with its reports.
+    let (code, _, stderr) = cvsurvey(&["validate", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        names_in(&dir.join("out")),
+        ["findings.csv", "quarantine.csv"]
+    );
 }
 
 #[test]
@@ -82,6 +104,11 @@ fn compare_puts_schemes_side_by_side() {
         .expect("indicator line");
     assert_eq!(line.matches('(').count(), 5, "one cell per scheme: {line}");
     assert!(dir.join("out/comparison.parquet").is_file());
+    let manifest = std::fs::read_to_string(dir.join("out/manifest.json")).expect("manifest");
+    assert!(
+        manifest.contains("\"comparison.parquet\""),
+        "the manifest lists every file of the folder: {manifest}"
+    );
     let json = std::fs::read_to_string(dir.join("out/weighting.json")).expect("weighting.json");
     assert!(
         json.contains("\"kish_deff\"") && json.contains("\"nr_adjusted\""),
@@ -506,6 +533,11 @@ fn a_killed_run_leaves_the_previous_outputs_intact() {
         before,
         "outputs under their final names are the previous ones"
     );
+    // The killed run's lock file and staging folder are cleared by the next run.
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "after a killed run: {stderr}");
+    assert_eq!(snapshot(&out), before, "same inputs, same bytes");
+    assert_nothing_beside_out(&dir);
 }
 
 #[test]
@@ -750,6 +782,262 @@ fn the_df_line_shows_the_df_of_replicate_estimates() {
     // Taylor: the design's df; the 40 supplied bootstrap replicates: rank 40, 39 df.
     assert!(line.contains(" (taylor)"), "{line}");
     assert!(line.contains("39 (supplied)"), "{line}");
+}
+
+/// The names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every file of `dir` (hidden ones too) with its bytes.
+fn contents_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    names_in(dir)
+        .into_iter()
+        .map(|name| {
+            let bytes = std::fs::read(dir.join(&name)).expect("output");
+            (name, bytes)
+        })
+        .collect()
+}
+
+/// Nothing of a run (lock file, staging or set-aside folder) is left beside `dir/out`.
+fn assert_nothing_beside_out(dir: &Path) {
+    let litter: Vec<String> = names_in(dir)
+        .into_iter()
+        .filter(|n| n.starts_with("out."))
+        .collect();
+    assert!(
+        litter.is_empty(),
+        "left beside the output folder: {litter:?}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn an_input_at_an_output_path_is_refused_before_anything_is_computed() {
+    let dir = scratch("cli-input-is-output");
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).expect("out");
+    // A valid data file kept where the run writes findings.csv: without the check the run
+    // would succeed and overwrite it.
+    let data = out.join("findings.csv");
+    std::fs::copy(root().join("fixtures/demo/data.csv"), &data).expect("copy");
+    let before = std::fs::read(&data).expect("data");
+    let config = demo_config_on(&dir, &data);
+    for command in ["run", "validate", "compare"] {
+        let (code, stdout, stderr) = cvsurvey(&[command, config.to_str().expect("utf8")]);
+        assert_one_line_error(
+            code,
+            &stderr,
+            1,
+            &[
+                "the data file (data.path) is also the output",
+                "out/findings.csv: ",
+                "out/findings.csv, which this run replaces",
+            ],
+        );
+        assert!(stdout.is_empty(), "nothing computed: {stdout}");
+        assert_eq!(std::fs::read(&data).expect("data"), before, "{command}");
+        assert_eq!(names_in(&out), ["findings.csv"], "nothing written");
+    }
+    // A margins file where estimates.csv goes, reached through a link to the output folder.
+    let config = demo_config(&dir);
+    let margins = out.join("estimates.csv");
+    std::fs::copy(root().join("fixtures/demo/margins.csv"), &margins).expect("copy");
+    std::os::unix::fs::symlink(&out, dir.join("alias")).expect("link");
+    let original = root()
+        .join("fixtures/demo/margins.csv")
+        .canonicalize()
+        .expect("margins");
+    let alias = dir.join("alias/estimates.csv");
+    replace_in(
+        &config,
+        original.to_str().expect("utf8"),
+        alias.to_str().expect("utf8"),
+    );
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_one_line_error(
+        code,
+        &stderr,
+        1,
+        &["margins file of weighting \"raked\"", "out/estimates.csv"],
+    );
+    assert_eq!(
+        std::fs::read(&margins).expect("margins"),
+        std::fs::read(root().join("fixtures/demo/margins.csv")).expect("margins")
+    );
+    assert_nothing_beside_out(&dir);
+}
+
+/// A run that fails after some files of the new set are written (the largest output exceeds
+/// the file-size limit it runs under) leaves the previous outputs byte for byte.
+#[cfg(unix)]
+#[test]
+fn a_run_that_fails_midway_leaves_the_previous_outputs_whole() {
+    let dir = scratch("cli-failed-write");
+    let config = demo_config(&dir);
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stderr}");
+    let out = dir.join("out");
+    let before = contents_of(&out);
+    let size = |name: &str| std::fs::metadata(out.join(name)).expect(name).len();
+    // `ulimit -f 300` is 150 kB or 300 kB depending on the shell's block size: estimates.csv is
+    // larger than both, every file written before it smaller than both.
+    assert!(size("estimates.csv") > 307_200, "{}", size("estimates.csv"));
+    for name in ["estimates.parquet", "weights.parquet", "findings.csv"] {
+        assert!(size(name) < 153_600, "{name}: {}", size(name));
+    }
+    // A file-size limit binds root too; with SIGXFSZ ignored the write fails with EFBIG.
+    let limited = Command::new("sh")
+        .args([
+            "-c",
+            "trap '' XFSZ; ulimit -f 300 && exec \"$0\" run \"$1\"",
+            env!("CARGO_BIN_EXE_cvsurvey"),
+            config.to_str().expect("utf8"),
+        ])
+        .output();
+    let Ok(limited) = limited else {
+        eprintln!("skipped: no sh to set a file-size limit");
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&limited.stderr);
+    assert_one_line_error(
+        limited.status.code().unwrap_or(-1),
+        &stderr,
+        2,
+        &["estimates.csv"],
+    );
+    assert!(contents_of(&out) == before, "the previous outputs changed");
+    assert_nothing_beside_out(&dir);
+}
+
+#[test]
+fn a_second_run_into_a_folder_in_use_is_refused() {
+    let dir = scratch("cli-in-use");
+    let config = demo_config(&dir);
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stderr}");
+    let out = dir.join("out");
+    let before = contents_of(&out);
+    // This test process holds the folder as a run does.
+    let held = cvsurvey::output::OutputFolder::begin(&out, &[]).expect("hold the folder");
+    for command in ["run", "compare", "validate"] {
+        let (code, stdout, stderr) = cvsurvey(&[command, config.to_str().expect("utf8")]);
+        assert_one_line_error(
+            code,
+            &stderr,
+            2,
+            &[
+                "another cvsurvey run",
+                &format!("(pid {})", std::process::id()),
+                "delete the stale lock file",
+                "out.lock",
+            ],
+        );
+        assert!(stdout.is_empty(), "{stdout}");
+    }
+    assert!(contents_of(&out) == before, "the outputs changed");
+    drop(held);
+    assert_nothing_beside_out(&dir);
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "free again once released: {stderr}");
+    // A lock file left by a run that was killed (nobody holds it) is taken over.
+    std::fs::write(dir.join("out.lock"), "4000000\n").expect("stale lock");
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "a stale lock is taken over: {stderr}");
+    assert_nothing_beside_out(&dir);
+}
+
+#[test]
+fn an_unusable_output_folder_fails_before_the_data_is_read() {
+    let dir = scratch("cli-unwritable");
+    // The data would fail at ingest (exit 1, "empty"): the output error must come first.
+    let data = dir.join("empty.csv");
+    std::fs::write(&data, "").expect("data");
+    let config = demo_config_on(&dir, &data);
+    // A regular file where a folder of the output path should be: not writable, even by root.
+    std::fs::write(dir.join("blocker"), "a regular file").expect("blocker");
+    let blocked = dir.join("blocker/out");
+    replace_in(
+        &config,
+        dir.join("out").to_str().expect("utf8"),
+        blocked.to_str().expect("utf8"),
+    );
+    for command in ["run", "compare", "validate"] {
+        let (code, _, stderr) = cvsurvey(&[command, config.to_str().expect("utf8")]);
+        assert_one_line_error(
+            code,
+            &stderr,
+            2,
+            &["blocker/out: cannot use this output folder"],
+        );
+        assert!(!stderr.contains("empty"), "{stderr}");
+    }
+    // An output folder holding a file cvsurvey did not write is refused the same way, and
+    // the file is kept.
+    replace_in(
+        &config,
+        blocked.to_str().expect("utf8"),
+        dir.join("out").to_str().expect("utf8"),
+    );
+    std::fs::create_dir_all(dir.join("out")).expect("out");
+    std::fs::write(dir.join("out/notes.txt"), "mine").expect("notes");
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_one_line_error(
+        code,
+        &stderr,
+        2,
+        &["holds notes.txt, which cvsurvey did not write"],
+    );
+    assert_eq!(names_in(&dir.join("out")), ["notes.txt"]);
+    assert_nothing_beside_out(&dir);
+}
+
+#[test]
+fn when_every_row_is_quarantined_quarantine_csv_says_why() {
+    let dir = scratch("cli-no-respondents");
+    let src = std::fs::read_to_string(root().join("fixtures/demo/data.csv")).expect("data");
+    let mut lines = src.lines();
+    let header = lines.next().expect("header");
+    let weight = header
+        .split(',')
+        .position(|h| h == "design_weight")
+        .expect("weight");
+    let mut text = format!("{header}\n");
+    for line in lines.take(30) {
+        let mut fields: Vec<&str> = line.split(',').collect();
+        fields[weight] = "-1";
+        text.push_str(&fields.join(","));
+        text.push('\n');
+    }
+    let data = dir.join("data.csv");
+    std::fs::write(&data, text).expect("write");
+    let config = demo_config_on(&dir, &data);
+    let (code, stdout, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_one_line_error(
+        code,
+        &stderr,
+        1,
+        &[
+            "no usable respondent rows (30 read, 30 quarantined)",
+            "out/quarantine.csv",
+        ],
+    );
+    assert!(stdout.is_empty(), "{stdout}");
+    let out = dir.join("out");
+    assert_eq!(names_in(&out), ["findings.csv", "quarantine.csv"]);
+    let q = std::fs::read_to_string(out.join("quarantine.csv")).expect("quarantine");
+    assert_eq!(
+        q.matches(",design_weight,-1,invalid_weight,").count(),
+        30,
+        "{q}"
+    );
+    assert_nothing_beside_out(&dir);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use cvsurvey::config::Pipeline;
 use cvsurvey::estimate::EstimateRow;
-use cvsurvey::output::StagedFiles;
+use cvsurvey::output::OutputFolder;
 use cvsurvey::output::publish::{
     DesignSummary, PublicationConfig, PublicationContext, RawPublication, SchemeSummary,
     write_publication,
@@ -143,11 +143,12 @@ fn publish(d: &Demo, cfg: &PublicationConfig) -> (PathBuf, Vec<PathBuf>) {
     std::fs::create_dir_all(&out).expect("pub dir");
     let rows = flagged_rows(d, cfg);
     let ctx = context(d);
-    let mut staged = StagedFiles::new();
+    let folder = OutputFolder::begin(&out, &[]).expect("output folder");
+    let mut staged = folder.stage();
     cvsurvey::output::write_estimates(&mut staged, &out.join("estimates.parquet"), &rows, &[])
         .expect("parquet");
     let written = write_publication(&mut staged, &out, &rows, &ctx, cfg).expect("publication");
-    staged.commit().expect("commit");
+    folder.commit(staged).expect("commit");
     (out, written)
 }
 
