@@ -139,6 +139,7 @@ impl RawPipeline {
         for w in &mut self.weighting {
             if let Some(c) = &mut w.calibration {
                 lower(&mut c.method);
+                c.convergence.iter_mut().for_each(lower);
                 if let Some(t) = &mut c.trim {
                     t.on.iter_mut().for_each(lower);
                 }
@@ -221,6 +222,8 @@ struct RawCalibration {
     force: bool,
     #[serde(default)]
     partial: bool,
+    #[serde(default)]
+    convergence: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -386,6 +389,18 @@ pub struct CalibrationConfig {
     pub force: bool,
     /// Post-stratification: ignore population cells absent from the sample (R `partial = TRUE`).
     pub partial: bool,
+    /// `rake`: which weighted table must settle between sweeps.
+    pub convergence: RakeConvergence,
+}
+
+/// The convergence test of `rake` (R `rake()`), which changed between releases of R survey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RakeConvergence {
+    /// Every margin's own weighted table changes by less than the tolerance (survey ≥ 4.5).
+    #[default]
+    Margins,
+    /// The cross-table of all margin variables does (survey 4.1 to 4.4).
+    CrossTable,
 }
 
 /// Variance estimation method.
@@ -885,6 +900,24 @@ fn check_calibration(
             format!("scheme \"{scheme}\": tolerance must be a positive number"),
         ));
     }
+    let convergence = match c.convergence.as_deref() {
+        None | Some("margins") => RakeConvergence::Margins,
+        Some("cross-table") => RakeConvergence::CrossTable,
+        Some(other) => {
+            return Err((
+                key("convergence"),
+                format!(
+                    "scheme \"{scheme}\": \"{other}\" is not one of margins (R survey 4.5 and later), cross-table (R survey 4.1 to 4.4)"
+                ),
+            ));
+        }
+    };
+    if c.convergence.is_some() && method != CalibrationMethodName::Rake {
+        return Err((
+            key("convergence"),
+            format!("scheme \"{scheme}\": convergence applies to rake only"),
+        ));
+    }
     if c.max_iter == Some(0) {
         return Err((
             key("max_iter"),
@@ -929,6 +962,7 @@ fn check_calibration(
         tolerance: c.tolerance,
         force: c.force,
         partial: c.partial,
+        convergence,
     })
 }
 

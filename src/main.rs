@@ -148,7 +148,7 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", cut(&e.to_string()));
                     ExitCode::from(1)
                 }
             };
@@ -183,7 +183,7 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", cut(&e.to_string()));
                     ExitCode::from(e.exit_code())
                 }
             };
@@ -197,7 +197,7 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", cut(&e.to_string()));
                     ExitCode::from(2)
                 }
             };
@@ -215,8 +215,21 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", cut(&e.to_string()));
             ExitCode::from(e.exit_code() as u8)
         }
     }
+}
+
+/// An error message as printed: user text inside it (a cell value, a line of a file) can be
+/// arbitrarily long, so the message stops after a bounded length and says how much was cut.
+fn cut(message: &str) -> String {
+    const MAX_CHARS: usize = 2_000;
+    let one_line = message.replace(['\n', '\r'], " ");
+    let total = one_line.chars().count();
+    if total <= MAX_CHARS {
+        return one_line;
+    }
+    let kept: String = one_line.chars().take(MAX_CHARS).collect();
+    format!("{kept}… ({} more characters)", total - MAX_CHARS)
 }

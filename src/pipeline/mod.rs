@@ -144,7 +144,6 @@ impl PipelineError {
                 _ => 1,
             },
             PipelineError::Output(e) => e.exit_code(),
-            _ => 2,
         }
     }
 }
@@ -285,7 +284,7 @@ fn read_data(
             count: 1 + real.count(),
             row: f.row,
             column: f.column.clone(),
-            value: f.value.clone(),
+            value: f.value.chars().take(200).collect(),
             reason: f.reason.clone(),
         });
     }

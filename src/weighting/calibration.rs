@@ -330,6 +330,19 @@ pub struct CalibrationSpec {
     /// the full sample and tests convergence on the full-sample weights alone, so a replicate
     /// does the full sample's number of sweeps, converged or not.
     pub replicate_sweeps: Option<usize>,
+    /// `Rake` only: which weighted table must settle between sweeps (R survey ≥ 4.5: every
+    /// margin's own; 4.1 to 4.4: the cross-table of all margin variables).
+    pub rake_test: RakeTest,
+}
+
+/// The convergence test of `Rake` (R `rake()`'s, which changed in survey 4.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RakeTest {
+    /// max over margins of the largest change of that margin's weighted table (survey ≥ 4.5).
+    #[default]
+    Margins,
+    /// the largest change of the weighted cross-table of all margin variables (survey 4.1–4.4).
+    CrossTable,
 }
 
 impl CalibrationSpec {
@@ -344,6 +357,7 @@ impl CalibrationSpec {
             force: false,
             partial: false,
             replicate_sweeps: None,
+            rake_test: RakeTest::Margins,
         }
     }
 
@@ -1518,6 +1532,11 @@ fn post_stratify(
         st[codes[i] as usize] += d[i];
     }
     let mut warnings = Vec::new();
+    // Post-strata ignored under `partial`: named, the first few, then counted (a million empty
+    // cells printed a million lines).
+    const NAMED: usize = 5;
+    let mut ignored: Vec<String> = Vec::new();
+    let mut n_ignored = 0usize;
     let mut reweight = vec![1.0; k];
     for c in 0..k {
         let (label, variable, total, line) = match &data.joint {
@@ -1534,9 +1553,10 @@ fn post_stratify(
         };
         if st[c] <= 0.0 {
             if spec.partial {
-                warnings.push(format!(
-                    "post-stratum {label} has no respondent and was ignored (partial)"
-                ));
+                n_ignored += 1;
+                if ignored.len() < NAMED {
+                    ignored.push(label);
+                }
                 continue;
             }
             return Err(CalibrationError::EmptyCategory {
@@ -1548,6 +1568,18 @@ fn post_stratify(
             });
         }
         reweight[c] = total / st[c];
+    }
+    if n_ignored > 0 {
+        let more = n_ignored - ignored.len();
+        warnings.push(format!(
+            "{n_ignored} post-strata have no respondent and were ignored (partial): {}{}",
+            ignored.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
     }
     let g: Vec<f64> = codes.iter().map(|&c| reweight[c as usize]).collect();
     let w: Vec<f64> = d.iter().zip(&g).map(|(d, g)| d * g).collect();
@@ -1575,11 +1607,41 @@ fn rake(
         eps
     };
     let mut w = d.to_vec();
-    let mut old = vec![0.0; data.n_cross];
-    let mut new = vec![0.0; data.n_cross];
-    for i in 0..n {
-        old[data.cross[i] as usize] += w[i];
-    }
+    // The weighted table(s) whose largest change between sweeps is the convergence test: each
+    // margin's own table (R survey ≥ 4.5) or the cross-table of all margin variables (4.1–4.4).
+    let offsets: Vec<usize> = data
+        .factors
+        .iter()
+        .scan(0, |at, f| {
+            let here = *at;
+            *at += f.levels.len();
+            Some(here)
+        })
+        .collect();
+    let table_len = match spec.rake_test {
+        RakeTest::CrossTable => data.n_cross,
+        RakeTest::Margins => data.factors.iter().map(|f| f.levels.len()).sum(),
+    };
+    let tally = |w: &[f64], out: &mut [f64]| {
+        out.iter_mut().for_each(|x| *x = 0.0);
+        match spec.rake_test {
+            RakeTest::CrossTable => {
+                for i in 0..n {
+                    out[data.cross[i] as usize] += w[i];
+                }
+            }
+            RakeTest::Margins => {
+                for (f, &at) in data.factors.iter().zip(&offsets) {
+                    for i in 0..n {
+                        out[at + f.codes[i] as usize] += w[i];
+                    }
+                }
+            }
+        }
+    };
+    let mut old = vec![0.0; table_len];
+    let mut new = vec![0.0; table_len];
+    tally(&w, &mut old);
     let mut psw: Vec<Vec<f64>> = vec![vec![0.0; n]; data.factors.len()];
     let kmax = data
         .factors
@@ -1618,10 +1680,7 @@ fn rake(
             iter += 1;
             continue;
         }
-        new.iter_mut().for_each(|x| *x = 0.0);
-        for i in 0..n {
-            new[data.cross[i] as usize] += w[i];
-        }
+        tally(&w, &mut new);
         let delta = old
             .iter()
             .zip(&new)

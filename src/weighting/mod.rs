@@ -10,7 +10,7 @@ pub mod calibration;
 mod linalg;
 pub mod margins;
 
-use crate::config::{CalibrationMethodName, TrimTarget, WeightingSpec};
+use crate::config::{CalibrationMethodName, RakeConvergence, TrimTarget, WeightingSpec};
 use crate::frame::{CellState, ColumnData, Frame};
 
 /// Final weights of one scheme, with what produced them.
@@ -133,6 +133,10 @@ impl Chain {
                 cal.epsilon = c.tolerance;
                 cal.force = c.force;
                 cal.partial = c.partial;
+                cal.rake_test = match c.convergence {
+                    RakeConvergence::Margins => calibration::RakeTest::Margins,
+                    RakeConvergence::CrossTable => calibration::RakeTest::CrossTable,
+                };
                 cal.trim = c.trim.map(|t| match t.on {
                     TrimTarget::Weights => calibration::Trim::Weights {
                         lower: t.lower,

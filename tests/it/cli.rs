@@ -1151,3 +1151,20 @@ fn a_csv_without_line_breaks_is_refused_instead_of_read_into_one_record() {
     let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
     assert_one_line_error(code, &stderr, 1, &["data row 5", "longer than 16 MiB"]);
 }
+
+#[test]
+fn error_messages_cut_long_user_text() {
+    let dir = scratch("cli-long-text");
+    // A header whose first name is 100,000 characters long: the missing-columns message lists
+    // the file's columns.
+    let data = dir.join("data.csv");
+    std::fs::write(&data, format!("{},b\n1,2\n", "n".repeat(100_000))).expect("write");
+    let config = demo_config_on(&dir, &data);
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_one_line_error(code, &stderr, 1, &["missing column", "more characters)"]);
+    assert!(
+        stderr.chars().count() < 2_100,
+        "{} characters",
+        stderr.len()
+    );
+}

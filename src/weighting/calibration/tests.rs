@@ -609,7 +609,25 @@ fn bad_inputs_give_clear_errors() {
     spec.partial = true;
     let cal = calibrate(&model, &d, &spec).unwrap();
     assert_eq!(cal.warnings.len(), 1);
+    assert!(
+        cal.warnings[0].starts_with("1 post-strata"),
+        "{:?}",
+        cal.warnings
+    );
     assert!(cal.weights.iter().all(|w| w.is_finite()));
+    // Many empty post-strata: one warning naming the first five and counting the rest.
+    let mut table = String::from("sex,age,total\n1,a,10\n1,b,10\n1,c,10\n2,a,10\n2,b,10\n2,c,10\n");
+    for k in 0..200 {
+        table.push_str(&format!("2,empty{k},1\n"));
+    }
+    let model = CalibrationModel::build(&f, &rows, &margins(&table)).unwrap();
+    let cal = calibrate(&model, &d, &spec).unwrap();
+    assert_eq!(cal.warnings.len(), 1, "{:?}", cal.warnings);
+    assert!(
+        cal.warnings[0].starts_with("200 post-strata") && cal.warnings[0].ends_with("and 195 more"),
+        "{}",
+        cal.warnings[0]
+    );
     // Negative base weight, wrong length.
     let model = CalibrationModel::build(
         &f,
@@ -679,7 +697,11 @@ fn demo_extra_methods_match_r() {
     let mut worst_se: f64 = 0.0;
     for (c, scheme) in wh.iter().enumerate().skip(1) {
         let spec = match scheme.as_str() {
-            "rake" => CalibrationSpec::new(CalMethod::Rake),
+            // The reference was made with survey 4.1, whose rake() tests the cross-table.
+            "rake" => CalibrationSpec {
+                rake_test: RakeTest::CrossTable,
+                ..CalibrationSpec::new(CalMethod::Rake)
+            },
             "truncated_0.7_1.6" => CalibrationSpec::new(CalMethod::Truncated).with_bounds(0.7, 1.6),
             "logit_0.6_1.8" => CalibrationSpec::new(CalMethod::Logit).with_bounds(0.6, 1.8),
             "raking_trim_0.8_1.5" => CalibrationSpec {
@@ -815,4 +837,59 @@ fn raking_converges_where_r_plain_newton_diverges() {
     let population = 651673.8625808302 + 298981.95797354233;
     assert!((total(&age, "3") - 58905.85591535143).abs() < 1e-6 * population);
     assert!((total(&sex, "1") - 651673.8625808302).abs() < 1e-6 * population);
+}
+
+/// `fixtures/weighting/make_rake_versions.R`: rake() on the demo's four margins with epsilon
+/// 1, 100 and 2000 under survey 4.1.1 (cross-table test) and 4.5 (test per margin); the two stop
+/// at different sweeps, and each convergence test matches its release.
+#[test]
+fn rake_convergence_follows_each_release_of_r_survey() {
+    let demo = demo();
+    let margins = Margins::load(root().join("fixtures/demo/margins.csv")).unwrap();
+    let model = CalibrationModel::build(&demo.frame, &demo.respondents, &margins).unwrap();
+    let (header, columns) = read_table(&root().join("fixtures/weighting/rake_versions.csv"));
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let mut checked = 0;
+    let mut differ = 0;
+    for row in 0..columns[0].len() {
+        let version = &columns[col("survey")][row];
+        let epsilon: f64 = columns[col("epsilon")][row].parse().unwrap();
+        let test = if version.starts_with("4.1") {
+            RakeTest::CrossTable
+        } else {
+            RakeTest::Margins
+        };
+        let spec = CalibrationSpec {
+            epsilon: Some(epsilon),
+            rake_test: test,
+            ..CalibrationSpec::new(CalMethod::Rake)
+        };
+        let other = CalibrationSpec {
+            rake_test: if test == RakeTest::Margins {
+                RakeTest::CrossTable
+            } else {
+                RakeTest::Margins
+            },
+            ..spec
+        };
+        let cal = calibrate(&model, &demo.nr, &spec).unwrap();
+        let alt = calibrate(&model, &demo.nr, &other).unwrap();
+        for (name, k) in [("w1", 0usize), ("w2", 1), ("w100", 99)] {
+            let r: f64 = columns[col(name)][row].parse().unwrap();
+            assert!(
+                rel(cal.weights[k], r) < 1e-10,
+                "survey {version} epsilon {epsilon} {name}: {} vs R {r}",
+                cal.weights[k]
+            );
+            if rel(alt.weights[k], r) > 1e-10 {
+                differ += 1;
+            }
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 6);
+    assert!(
+        differ > 0,
+        "the two tests must disagree somewhere for this to test anything"
+    );
 }
