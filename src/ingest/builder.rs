@@ -25,6 +25,8 @@ pub(crate) struct CellRules {
     pub codes_num: Vec<f64>,
     pub missing_text: Vec<(String, CellState)>,
     pub missing_num: Vec<(f64, CellState)>,
+    /// Declared missing ranges (low, high, state), checked after `missing_num`.
+    pub missing_ranges: Vec<(f64, f64, CellState)>,
     pub range: Option<(f64, f64)>,
     /// The valid codes as a bitset when they are all whole numbers in 0..256 (categorical
     /// questions), so a cell is checked with one lookup instead of a scan of the code list.
@@ -102,6 +104,11 @@ impl CellRules {
             } else {
                 Vec::new()
             },
+            missing_ranges: v
+                .missing_ranges
+                .iter()
+                .map(|r| (r.low, r.high, state_of(r.meaning)))
+                .collect(),
             range: v.range,
             code_bits: None,
             small: Vec::new(),
@@ -117,6 +124,9 @@ impl CellRules {
     /// same order as [`ColumnBuilder::push_num`].
     fn classify(&self, x: f64, whole: bool) -> Outcome {
         if let Some(&(_, st)) = self.missing_num.iter().find(|(c, _)| *c == x) {
+            return Outcome::Missing(st);
+        }
+        if let Some(&(_, _, st)) = self.missing_ranges.iter().find(|r| r.0 <= x && x <= r.1) {
             return Outcome::Missing(st);
         }
         if !x.is_finite() {
@@ -156,6 +166,7 @@ impl CellRules {
             codes_num: Vec::new(),
             missing_text: Vec::new(),
             missing_num: Vec::new(),
+            missing_ranges: Vec::new(),
             range: None,
             code_bits: None,
             small: Vec::new(),
