@@ -355,6 +355,7 @@ pub fn read_with_progress(
             sav::read_sav(path, &|name| column_plan(name, spec, questionnaire))?
         }
         Some("dta") => dta::read_dta(path, &|name| column_plan(name, spec, questionnaire))?,
+        Some("por") => return Err(statfile::portable_file_refused(path)),
         _ => {
             return Err(IngestError::UnsupportedFormat {
                 path: path.to_path_buf(),
