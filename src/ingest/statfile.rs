@@ -114,7 +114,7 @@ impl FileVariable {
 /// The dictionary of an SPSS or Stata file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileDictionary {
-    /// `SPSS` or `Stata`.
+    /// `SPSS`, `SPSS portable` or `Stata` (`CSV` for a dictionary built from a codebook).
     pub format: &'static str,
     /// Format version: `$FL2`/`$FL3` for SPSS, the release (114–119) for Stata.
     pub version: String,
@@ -126,7 +126,7 @@ pub struct FileDictionary {
     pub rows: Option<u64>,
 }
 
-/// Read the dictionary (no data) of a `.sav`, `.zsav` or `.dta` file.
+/// Read the dictionary (no data) of a `.sav`, `.zsav`, `.por` or `.dta` file.
 pub fn read_dictionary(path: &Path) -> Result<FileDictionary, IngestError> {
     let extension = path
         .extension()
@@ -135,7 +135,7 @@ pub fn read_dictionary(path: &Path) -> Result<FileDictionary, IngestError> {
     let dict = match extension.as_deref() {
         Some("sav") | Some("zsav") => super::sav::read_dictionary(path)?,
         Some("dta") => super::dta::read_dictionary(path)?,
-        Some("por") => return Err(portable_file_refused(path)),
+        Some("por") => super::por::read_dictionary(path)?,
         _ => {
             return Err(IngestError::UnsupportedFormat {
                 path: path.to_path_buf(),
@@ -144,26 +144,6 @@ pub fn read_dictionary(path: &Path) -> Result<FileDictionary, IngestError> {
     };
     check_variable_names(path, &dict)?;
     Ok(dict)
-}
-
-/// cvsurvey does not read SPSS portable files (`.por`): the error says how to make a system file
-/// of one, with the file's own name in the commands.
-pub fn portable_file_refused(path: &Path) -> IngestError {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "file.por".into());
-    let sav = Path::new(&name).with_extension("sav").display().to_string();
-    IngestError::Malformed {
-        path: path.to_path_buf(),
-        format: "SPSS portable (.por)",
-        message: format!(
-            "cvsurvey reads SPSS system files (.sav, .zsav), not portable files; convert it to a \
-             system file, which keeps value labels and missing values: with PSPP, `pspp-convert \
-             {name} {sav}`; in R, `haven::write_sav(haven::read_por(\"{name}\", user_na = TRUE), \
-             \"{sav}\")`; in SPSS, `IMPORT FILE='{name}'.` then `SAVE OUTFILE='{sav}'.`"
-        ),
-    }
 }
 
 /// SPSS and Stata never write an unnamed variable or the same name twice; a file that has one
@@ -329,7 +309,7 @@ impl Observing {
     }
 }
 
-/// Read the dictionary and every cell of a `.sav`, `.zsav` or `.dta` file, and say per variable
+/// Read the dictionary and every cell of a `.sav`, `.zsav`, `.por` or `.dta` file, and say per variable
 /// what its data hold (for `cvsurvey questionnaire import`). Memory does not grow with the rows.
 pub fn observe(path: &Path) -> Result<(FileDictionary, Vec<Observed>), IngestError> {
     let dict = read_dictionary(path)?;
@@ -339,6 +319,7 @@ pub fn observe(path: &Path) -> Result<(FileDictionary, Vec<Observed>), IngestErr
         .map(str::to_ascii_lowercase);
     let observed = match extension.as_deref() {
         Some("sav") | Some("zsav") => super::sav::observe(path)?,
+        Some("por") => super::por::observe(path)?,
         _ => super::dta::observe(path)?,
     };
     Ok((dict, observed))

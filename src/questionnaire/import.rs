@@ -1,11 +1,14 @@
 //! `cvsurvey questionnaire import`: a first questionnaire drafted from a data file's dictionary.
 //!
-//! From an SPSS (`.sav`, `.zsav`) or Stata (`.dta`) file: every variable with its label and type,
-//! value labels as codes, SPSS user-missing values and labelled Stata extended missing values as
-//! missing codes, their meaning guessed from their labels. From a CSV: the same from a codebook
-//! CSV (`docs/data-formats.md`), types inferred from the data where the codebook does not say.
-//! The result is TOML that [`Questionnaire::from_toml_str`] accepts as it is; skip logic, frame
-//! flags, derived variables and indicators are left to the author.
+//! From an SPSS (`.sav`, `.zsav`, `.por`) or Stata (`.dta`) file: every variable with its label
+//! and type, value labels as codes, SPSS user-missing values and ranges and Stata extended
+//! missing values as missing declarations, their meaning guessed from their labels. The data
+//! are read too (one pass, constant memory), so that the draft validates its own file: a
+//! variable whose labels cover only some of its values is not drafted as categorical, and
+//! unlabelled `.a`–`.z` values found in the data are declared. From a CSV: the same from a
+//! codebook CSV (`docs/data-formats.md`), types inferred from the data where the codebook does
+//! not say. The result is TOML that [`Questionnaire::from_toml_str`] accepts as it is; skip
+//! logic, frame flags, derived variables and indicators are left to the author.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -52,7 +55,7 @@ pub enum ImportError {
     Draft(String),
 }
 
-/// Draft a questionnaire for `data` (`.sav`, `.zsav`, `.dta`, or `.csv` with an optional
+/// Draft a questionnaire for `data` (`.sav`, `.zsav`, `.por`, `.dta`, or `.csv` with an optional
 /// codebook). Returns TOML text; it is checked with [`Questionnaire::from_toml_str`] first.
 pub fn import(data: &Path, codebook: Option<&Path>) -> Result<String, ImportError> {
     let extension = data

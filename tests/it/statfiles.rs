@@ -379,7 +379,7 @@ fn statfile_fixtures() -> Vec<PathBuf> {
         .filter(|p| {
             p.extension()
                 .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e, "sav" | "zsav" | "dta"))
+                .is_some_and(|e| matches!(e, "sav" | "zsav" | "por" | "dta"))
         })
         .collect();
     files.sort();
@@ -411,7 +411,7 @@ fn draft_and_read(file: &Path) -> (String, Questionnaire, cvsurvey::ingest::Inge
 #[test]
 fn every_drafted_questionnaire_validates_the_file_it_was_drafted_from() {
     let files = statfile_fixtures();
-    assert!(files.len() >= 16, "{files:?}");
+    assert!(files.len() >= 18, "{files:?}");
     for file in &files {
         let (text, _, got) = draft_and_read(file);
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("?");
@@ -737,7 +737,7 @@ fn stata_release_113_is_read_with_labels_and_extended_missing_values() {
 }
 
 #[test]
-fn older_stata_releases_and_spss_portable_files_name_a_converter() {
+fn older_stata_releases_name_a_converter() {
     let dir = scratch("old-formats");
     // small_v113.dta relabelled as release 112 (Stata 8 beta): refused with the ways out.
     let mut bytes = std::fs::read(statfile("small_v113.dta")).expect("v113");
@@ -758,23 +758,68 @@ fn older_stata_releases_and_spss_portable_files_name_a_converter() {
     };
     let e = cvsurvey::ingest::read(&spec, &q).expect_err("112");
     assert!(e.to_string().contains("saveold"), "{e}");
+}
 
-    // An SPSS portable file: the message says how to make a .sav of it.
-    let por = dir.join("survey.por");
-    std::fs::write(&por, b"ASCII SPSS PORT FILE").expect("write");
-    let e = cvsurvey::questionnaire::import::import(&por, None).expect_err("por");
-    let msg = e.to_string();
-    assert!(
-        msg.contains("survey.por") && msg.contains("pspp-convert"),
-        "{msg}"
+#[test]
+fn an_spss_portable_file_reads_as_the_system_file_pspp_wrote_beside_it() {
+    use cvsurvey::frame::CellState::*;
+    // make_por.sps wrote the same data with EXPORT (small.por) and SAVE (small_por.sav).
+    // Portable files keep 8-character upper-case names; the system file has the lower-case
+    // ones. Draft from each, read each with its draft: the same cells, states and labels.
+    let (_, q_por, por) = draft_and_read(&statfile("small.por"));
+    let (_, q_sav, sav) = draft_and_read(&statfile("small_por.sav"));
+    assert_eq!(por.rows_read, 6);
+    assert_eq!(por.rows_read, sav.rows_read);
+    for v in &q_sav.variables {
+        let upper = v.name.to_uppercase();
+        let w = q_por.variable(&upper).expect(&upper);
+        assert_eq!(w.var_type, v.var_type, "{upper}");
+        assert_eq!(w.codes, v.codes, "{upper}");
+        assert_eq!(w.missing, v.missing, "{upper}");
+        assert_eq!(w.missing_ranges, v.missing_ranges, "{upper}");
+        assert_eq!(w.range, v.range, "{upper}");
+        assert_eq!(states(&por, &upper), states(&sav, &v.name), "{upper}");
+        assert_eq!(shown(&por, &upper), shown(&sav, &v.name), "{upper}");
+    }
+    assert_eq!(
+        shown(&por, "SCORE"),
+        [
+            Some("1.5".into()),
+            None,
+            Some("1000000.5".into()),
+            None,
+            Some("0.1".into()),
+            Some("-0.001".into())
+        ]
     );
-    let spec = IngestSpec {
-        path: por,
-        id: "id".into(),
-        ..Default::default()
-    };
-    let e = cvsurvey::ingest::read(&spec, &q).expect_err("por");
-    assert!(e.to_string().contains("pspp-convert"), "{e}");
+    // -2.25 lies in LO THRU -1.
+    assert_eq!(
+        states(&por, "SCORE"),
+        [Value, OtherMissing, Value, NoResponse, Value, Value]
+    );
+    assert_eq!(shown(&por, "NAME")[0].as_deref(), Some("Zoë"));
+    assert_eq!(shown(&por, "NOTE")[4].as_deref(), Some("ÆØÅ"));
+    assert_eq!(
+        states(&por, "Q1"),
+        [Value, DontKnow, NoResponse, Value, Refused, Value]
+    );
+    assert_eq!(
+        states(&por, "HOURS"),
+        [
+            Value,
+            Refused,
+            OtherMissing,
+            NoResponse,
+            Value,
+            OtherMissing
+        ]
+    );
+    assert_eq!(states(&por, "NOTE")[1], OtherMissing);
+    // The scale labelled at 1 and 7 only is an integer with its range.
+    assert_eq!(
+        q_por.variable("TRUST").expect("TRUST").range,
+        Some((1.0, 7.0))
+    );
 }
 
 #[test]
