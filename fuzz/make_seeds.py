@@ -71,13 +71,20 @@ def main():
                          variable_value_labels=vl, missing_ranges=miss, row_compress=True)
     pyreadstat.write_sav(small, SEEDS / "sav_ingest" / "demo_3_rows.zsav",
                          variable_value_labels=vl, missing_ranges=miss, compress=True)
-    for name in ["small.sav", "small_plain.sav", "small.zsav"]:
+    for name in ["small.sav", "small_plain.sav", "small.zsav", "draft_strmiss.sav",
+                 "draft_ranges.sav"]:
         shutil.copy(ROOT / "fixtures" / "statfiles" / name, SEEDS / "sav_ingest" / name)
+    (SEEDS / "por_ingest").mkdir(parents=True, exist_ok=True)
+    # Portable files hold names of at most 8 characters.
+    short = small.rename(columns={c: f"V{i + 1}" for i, c in enumerate(small.columns)})
+    pyreadstat.write_por(short, SEEDS / "por_ingest" / "demo_3_rows.por")
+    shutil.copy(ROOT / "fixtures" / "statfiles" / "small.por", SEEDS / "por_ingest" / "small.por")
     pyreadstat.write_dta(small, SEEDS / "dta_ingest" / "demo_3_rows_v118.dta",
                          variable_value_labels=vl, version=14)
     pyreadstat.write_dta(small, SEEDS / "dta_ingest" / "demo_3_rows_v114.dta",
                          variable_value_labels=vl, version=10)
-    for name in ["small_v113.dta", "small_v114.dta", "small_extmiss.dta"]:
+    for name in ["small_v113.dta", "small_v114.dta", "small_extmiss.dta", "draft_v113.dta",
+                 "draft_extlabels.dta"]:
         shutil.copy(ROOT / "fixtures" / "statfiles" / name, SEEDS / "dta_ingest" / name)
 
     q = (ROOT / "questionnaires" / "cvs-core.toml").read_text()

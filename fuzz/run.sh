@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 SECS=${SECONDS_PER_TARGET:-1800}
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(csv_ingest parquet_ingest sav_ingest dta_ingest questionnaire expression pipeline_config margins)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(csv_ingest parquet_ingest sav_ingest por_ingest dta_ingest questionnaire expression pipeline_config margins)
 cargo +nightly fuzz build -s none -a
 mkdir -p logs
 for t in "${TARGETS[@]}"; do

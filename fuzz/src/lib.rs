@@ -147,6 +147,11 @@ pub fn dta_ingest(data: &[u8]) {
     ingest_bytes(data, "dta", true);
 }
 
+/// An SPSS portable file (`.por`): ingest, and draft a questionnaire from it.
+pub fn por_ingest(data: &[u8]) {
+    ingest_bytes(data, "por", true);
+}
+
 /// A questionnaire: parse it, then validate the demo's first rows against it (skip logic,
 /// derived variables, indicators).
 pub fn questionnaire(data: &[u8]) {

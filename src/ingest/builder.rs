@@ -25,6 +25,8 @@ pub(crate) struct CellRules {
     pub codes_num: Vec<f64>,
     pub missing_text: Vec<(String, CellState)>,
     pub missing_num: Vec<(f64, CellState)>,
+    /// Declared missing ranges (low, high, state), checked after `missing_num`.
+    pub missing_ranges: Vec<(f64, f64, CellState)>,
     pub range: Option<(f64, f64)>,
     /// Texts that mean "no value" in a numeric column (`NA` from R, `.` from Stata exports),
     /// read as blank cells. A missing code the questionnaire declares with the same text wins.
@@ -105,6 +107,11 @@ impl CellRules {
             } else {
                 Vec::new()
             },
+            missing_ranges: v
+                .missing_ranges
+                .iter()
+                .map(|r| (r.low, r.high, state_of(r.meaning)))
+                .collect(),
             range: v.range,
             na: Vec::new(),
             code_bits: None,
@@ -121,6 +128,9 @@ impl CellRules {
     /// same order as [`ColumnBuilder::push_num`].
     fn classify(&self, x: f64, whole: bool) -> Outcome {
         if let Some(&(_, st)) = self.missing_num.iter().find(|(c, _)| *c == x) {
+            return Outcome::Missing(st);
+        }
+        if let Some(&(_, _, st)) = self.missing_ranges.iter().find(|r| r.0 <= x && x <= r.1) {
             return Outcome::Missing(st);
         }
         if !x.is_finite() {
@@ -166,6 +176,7 @@ impl CellRules {
             codes_num: Vec::new(),
             missing_text: Vec::new(),
             missing_num: Vec::new(),
+            missing_ranges: Vec::new(),
             range: None,
             na: Vec::new(),
             code_bits: None,

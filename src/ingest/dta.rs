@@ -1,11 +1,11 @@
-//! Stata `.dta` files (releases 114–119, i.e. Stata 10 and later), read with the `dta` crate:
+//! Stata `.dta` files (releases 113–119, i.e. Stata 8 and later), read with the `dta` crate:
 //! a pure-Rust streaming reader. Rows are decoded one at a time, only for the loaded columns.
 
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
 use std::path::Path;
 
-use dta::stata::dta::dta_error::DtaError;
+use dta::stata::dta::dta_error::{DtaError, FormatErrorKind, Section};
 use dta::stata::dta::dta_reader::DtaReader;
 use dta::stata::dta::long_string_table::LongStringTable;
 use dta::stata::dta::record_reader::RecordReader;
@@ -14,20 +14,70 @@ use dta::stata::dta::value_label_table::ValueLabelTable;
 use dta::stata::dta::variable_type::VariableType;
 use dta::stata::missing_value::MissingValue;
 
-use super::statfile::{FileCode, FileDictionary, FileType, FileVariable, StatCell, StatSink};
+use super::statfile::{
+    FileCode, FileDictionary, FileType, FileVariable, Observed, StatCell, StatSink,
+};
 use super::{ColumnPlan, IngestError, RawTable, input_sha256};
 
-/// Oldest release read: 114 (Stata 10). Older files lack the layout this reader was checked on.
-const OLDEST: u8 = 114;
+/// Oldest release read: 113 (Stata 8 and 9), the first with extended missing values `.a`–`.z`
+/// and the oldest that ReadStat-based tools (R haven, pyreadstat) still write, so the oldest this
+/// reader is tested on. Releases 105–112 (Stata 5–7) are refused with the ways to convert them.
+const OLDEST: u8 = 113;
 
 /// Stata stores value labels of `.`, `.a`, … `.z` as these 32-bit integers.
 const LONG_MISSING_SYSTEM: i32 = 2_147_483_621;
 
 fn malformed(path: &Path, e: &DtaError) -> IngestError {
+    let truncated_in = match e {
+        DtaError::Io { section, source } if source.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Some(*section)
+        }
+        DtaError::Format(f) if matches!(f.kind(), FormatErrorKind::Truncated { .. }) => {
+            Some(f.section())
+        }
+        _ => None,
+    };
+    let message = match truncated_in {
+        Some(section) => {
+            let size = std::fs::metadata(path)
+                .map(|m| format!("{} bytes", m.len()))
+                .unwrap_or_else(|_| "shorter than it says".into());
+            format!(
+                "truncated: the file is {size} and ends before the end of {}; it was cut short \
+                 (an interrupted download or copy?): get the complete file again",
+                section_name(section)
+            )
+        }
+        None => e.to_string(),
+    };
     IngestError::Malformed {
         path: path.to_path_buf(),
         format: "Stata .dta",
-        message: e.to_string(),
+        message,
+    }
+}
+
+/// The Stata version that wrote a release.
+fn stata_of(release: u8) -> &'static str {
+    match release {
+        0..=104 => "Stata 4 or older",
+        105..=107 => "Stata 5",
+        108..=109 => "Stata 6",
+        110..=111 => "Stata 7",
+        _ => "Stata 8",
+    }
+}
+
+/// A section of a `.dta` file, as a user can picture it.
+fn section_name(section: Section) -> &'static str {
+    match section {
+        Section::Header => "the header (release, byte order, numbers of variables and rows)",
+        Section::Schema => "the variable descriptions (types, names, formats, labels)",
+        Section::Characteristics => "the characteristics (notes and other metadata)",
+        Section::Records => "the data rows",
+        Section::ValueLabels => "the value labels (after the data rows)",
+        Section::LongStrings => "the long strings (strL)",
+        _ => "a section of the file",
     }
 }
 
@@ -69,8 +119,12 @@ fn open(path: &Path, want_long_strings: bool) -> Result<Opened, IngestError> {
             path: path.to_path_buf(),
             format: "Stata .dta",
             message: format!(
-                "format release {release} (Stata 9 or older) is not supported; save the file \
-                 from Stata 10 or later (release 114–119), e.g. `saveold file.dta, version(13)`"
+                "format release {release} ({}) is older than cvsurvey reads (release 113, Stata 8, \
+                 and later); convert the file: open it in Stata and `save` it again (Stata 14 \
+                 and later write release 118; `saveold new.dta, version(13)` writes 117), or in \
+                 R (value labels kept): `haven::write_dta(haven::read_dta(\"old.dta\"), \
+                 \"new.dta\")`",
+                stata_of(release)
             ),
         });
     }
@@ -197,12 +251,26 @@ pub(crate) fn read_dta(
     plan: &dyn Fn(&str) -> ColumnPlan,
 ) -> Result<RawTable, IngestError> {
     let sha256 = input_sha256(path)?;
+    let sink = stream(path, &|dict| StatSink::new(path, dict, plan))?;
+    sink.finish(sha256)
+}
+
+/// Read every row of a `.dta` file and say what each variable holds.
+pub(crate) fn observe(path: &Path) -> Result<Vec<Observed>, IngestError> {
+    Ok(stream(path, &|dict| Ok(StatSink::observer(path, dict)))?.into_observed())
+}
+
+/// Read the rows of a file into the sink that `make_sink` sets up for its dictionary.
+fn stream(
+    path: &Path,
+    make_sink: &dyn Fn(&FileDictionary) -> Result<StatSink, IngestError>,
+) -> Result<StatSink, IngestError> {
     let Opened {
         mut records,
         dict,
         long_strings,
     } = open(path, true)?;
-    let mut sink = StatSink::new(path, &dict, plan)?;
+    let mut sink = make_sink(&dict)?;
     let wanted: Vec<usize> = (0..dict.variables.len())
         .filter(|&i| sink.wants(i))
         .collect();
@@ -249,16 +317,20 @@ pub(crate) fn read_dta(
         sink.end_row();
     }
     if (sink.rows() as u64) < expected {
+        let size = std::fs::metadata(path)
+            .map(|m| format!(" (the file is {} bytes)", m.len()))
+            .unwrap_or_default();
         return Err(IngestError::Malformed {
             path: path.to_path_buf(),
             format: "Stata .dta",
             message: format!(
-                "truncated: the header announces {expected} rows, the file holds {}",
+                "truncated: the header announces {expected} rows, the file holds {}{size}; it was \
+                 cut short (an interrupted download or copy?): get the complete file again",
                 sink.rows()
             ),
         });
     }
-    sink.finish(sha256)
+    Ok(sink)
 }
 
 /// Text of a pre-118 file. Stata wrote those in Windows-1252/Latin-1, which is how the reader
@@ -336,7 +408,7 @@ mod tests {
     }
 
     #[test]
-    fn release_114_is_read_and_113_refused() {
+    fn releases_114_and_113_are_read_and_112_refused() {
         let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/statfiles");
         let t = read_dta(&dir.join("small_v114.dta"), &|_| ColumnPlan::Inferred).expect("114");
         assert_eq!(t.n_rows, 3);
@@ -346,11 +418,27 @@ mod tests {
         };
         assert_eq!(show(1), [Some("1".into()), Some("8".into()), None]);
         assert_eq!(show(2)[0].as_deref(), Some("Zoë"));
-        let e = read_dta(&dir.join("small_v113.dta"), &|_| ColumnPlan::Inferred)
+        let t = read_dta(&dir.join("small_v113.dta"), &|_| ColumnPlan::Inferred).expect("113");
+        let cols: Vec<_> = t.builders.into_iter().map(|b| b.finish()).collect();
+        let show = |i: usize| -> Vec<Option<String>> {
+            (0..cols[i].len()).map(|r| cols[i].display(r)).collect()
+        };
+        assert_eq!(show(1), [Some("1".into()), Some("8".into()), None]);
+        assert_eq!(show(2)[0].as_deref(), Some("Zoë"));
+        let d = read_dictionary(&dir.join("small_v113.dta")).expect("113 dictionary");
+        assert_eq!(d.version, "113");
+        assert_eq!(d.variables[1].label_of(&FileCode::Num(8.0)), Some("DK"));
+
+        let mut bytes = std::fs::read(dir.join("small_v113.dta")).expect("113");
+        bytes[0] = 112;
+        let tmp = std::env::temp_dir().join(format!("cvsurvey-v112-{}.dta", std::process::id()));
+        std::fs::write(&tmp, &bytes).expect("write");
+        let e = read_dta(&tmp, &|_| ColumnPlan::Inferred)
             .err()
-            .expect("113 refused");
+            .expect("112 refused");
+        let _ = std::fs::remove_file(&tmp);
         assert!(
-            e.to_string().contains("small_v113.dta") && e.to_string().contains("113"),
+            e.to_string().contains("release 112") && e.to_string().contains("Stata 8"),
             "{e}"
         );
     }
@@ -373,7 +461,13 @@ mod tests {
             std::fs::write(&p, &bytes[..cut]).expect("write");
             let r = read_dta(&p, &|_| ColumnPlan::Declared(CellRules::free(true)));
             let e = r.err().unwrap_or_else(|| panic!("cut at {cut} must fail"));
-            assert!(e.to_string().contains(&format!("cut{cut}.dta")), "{e}");
+            let msg = e.to_string();
+            assert!(msg.contains(&format!("cut{cut}.dta")), "{msg}");
+            // Said plainly, with the size, rather than as an I/O error.
+            assert!(
+                msg.contains("truncated") && msg.contains(&format!("{cut} bytes")),
+                "{msg}"
+            );
         }
         let mut bad = bytes.clone();
         bad[29] = b'0'; // release "118" -> "108"

@@ -4,7 +4,7 @@
 //! damaged 700-byte file that declares a 2 GB characteristic made it allocate 2 GB (found by
 //! fuzzing). Every length-prefixed block (characteristics, value-label tables, long strings) is
 //! checked here against the bytes the file has left, and so is the data section of releases
-//! 114–115 (rows × row width). A block that does not fit would make the
+//! 113–115 (rows × row width). A block that does not fit would make the
 //! crate fail anyway, after the allocation; this check only fails first, with a message that
 //! names the block. Blocks whose framing does not look as expected are left to the crate.
 
@@ -58,20 +58,23 @@ impl Bytes<'_> {
         if declared > left {
             return Err(format!(
                 "{what} at byte {start} declares {declared} bytes, but the file has {left} bytes left \
-                 (the file is damaged or truncated)"
+                 (it ends at byte {}): the file is truncated or damaged; get the complete file again",
+                self.len
             ));
         }
         Ok(())
     }
 }
 
-/// Releases 114 and 115: a fixed header, descriptors, then expansion fields
+/// Releases 113–115: a fixed header, descriptors (display formats of 12 bytes in 113, 49 in
+/// 114–115), then expansion fields
 /// `{type: u8, length: u32, payload}` ended by a zero type and length; value-label tables after
 /// the data, each `{length: u32, name: 33 bytes, padding: 3 bytes, table}`.
 fn check_binary(r: &mut Bytes<'_>, release: u8) -> Result<(), String> {
-    if !(114..=115).contains(&release) {
+    if !(113..=115).contains(&release) {
         return Ok(());
     }
+    let format_width: u64 = if release >= 114 { 49 } else { 12 };
     let Some(header) = r.at(0, 109) else {
         return Ok(());
     };
@@ -85,7 +88,8 @@ fn check_binary(r: &mut Bytes<'_>, release: u8) -> Result<(), String> {
     let Some(types) = r.at(109, nvar as usize) else {
         return Ok(());
     };
-    let mut pos = 109 + nvar + 33 * nvar + 2 * (nvar + 1) + 49 * nvar + 33 * nvar + 81 * nvar;
+    let mut pos =
+        109 + nvar + 33 * nvar + 2 * (nvar + 1) + format_width * nvar + 33 * nvar + 81 * nvar;
     loop {
         let (Some(kind), Some(length)) = (r.at(pos, 1), r.uint(pos + 1, 4, big)) else {
             return Ok(());
@@ -188,6 +192,31 @@ fn check_xml_like(r: &mut Bytes<'_>) -> Result<(), String> {
             None => return Ok(()),
         }
     }
+    // A file cut short: the map says where each section starts and where the file ends.
+    if map.windows(2).all(|w| w[0] <= w[1]) && map[13] > r.len {
+        const SECTIONS: [&str; 13] = [
+            "the file header",
+            "the map of sections",
+            "the variable types",
+            "the variable names",
+            "the sort order",
+            "the display formats",
+            "the value-label names",
+            "the variable labels",
+            "the characteristics (notes and other metadata)",
+            "the data rows",
+            "the long strings (strL)",
+            "the value labels",
+            "the closing tag",
+        ];
+        let k = (0..13).rev().find(|&k| map[k] < r.len).unwrap_or(0);
+        return Err(format!(
+            "truncated: the file is {} bytes, but its map of sections says it ends at byte {}; \
+             it ends inside {}, which start at byte {}. It was cut short (an interrupted \
+             download or copy?): get the complete file again",
+            r.len, map[13], SECTIONS[k], map[k]
+        ));
+    }
     // Characteristics.
     let mut pos = map[8];
     if expect(r, &mut pos, b"<characteristics>") {
@@ -266,6 +295,8 @@ mod tests {
         for name in [
             "demo.dta",
             "small_v114.dta",
+            "small_v113.dta",
+            "draft_v113.dta",
             "small_extmiss.dta",
             "demo_3_rows_v118.dta",
             "demo_3_rows_v114.dta",
@@ -296,6 +327,27 @@ mod tests {
         bytes[at..at + 4].copy_from_slice(&0x4000_0000u32.to_le_bytes());
         let e = check_bytes("v118-huge.dta", &bytes).expect_err("refused");
         assert!(e.contains("value-label table"), "{e}");
+    }
+
+    #[test]
+    fn a_file_cut_short_names_the_section_it_ends_in() {
+        let whole = fixture("demo_3_rows_v118.dta");
+        let data = find(&whole, b"<data>");
+        let labels = find(&whole, b"<value_labels>");
+        for (cut, section) in [
+            (data + 10, "the data rows"),
+            (labels + 20, "the value labels"),
+            (300, "the variable"),
+        ] {
+            let e = check_bytes("cut118.dta", &whole[..cut]).expect_err("cut");
+            assert!(
+                e.contains("truncated")
+                    && e.contains(&format!("the file is {cut} bytes"))
+                    && e.contains(&format!("ends at byte {}", whole.len()))
+                    && e.contains(section),
+                "{cut}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 mod builder;
 mod dta;
 mod dta_lengths;
+mod por;
 mod read;
 mod sav;
 pub mod statfile;
@@ -377,6 +378,7 @@ pub fn read_with_progress(
             sav::read_sav(path, &|name| column_plan(name, spec, questionnaire))?
         }
         Some("dta") => dta::read_dta(path, &|name| column_plan(name, spec, questionnaire))?,
+        Some("por") => por::read_por(path, &|name| column_plan(name, spec, questionnaire))?,
         _ => {
             return Err(IngestError::UnsupportedFormat {
                 path: path.to_path_buf(),

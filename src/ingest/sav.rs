@@ -21,7 +21,7 @@ use std::path::Path;
 use encoding_rs::Encoding;
 
 use super::statfile::{
-    FileCode, FileDictionary, FileMissing, FileType, FileVariable, StatCell, StatSink,
+    FileCode, FileDictionary, FileMissing, FileType, FileVariable, Observed, StatCell, StatSink,
 };
 use super::{ColumnPlan, IngestError, RawTable, input_sha256};
 
@@ -42,13 +42,25 @@ struct Input<R> {
     pos: u64,
     len: u64,
     big_endian: bool,
+    /// True when reading the file itself (its end is the file's end), false inside a record
+    /// already read into memory.
+    in_file: bool,
 }
 
 impl<R: Read> Input<R> {
     fn bytes(&mut self, n: usize, what: &str) -> Res<Vec<u8>> {
         if (n as u64) > self.len.saturating_sub(self.pos) {
+            if !self.in_file {
+                return Err(SavError(format!(
+                    "corrupt {what}: an entry at byte {} of the record needs {n} bytes, the \
+                     record has {}",
+                    self.pos, self.len
+                )));
+            }
             return Err(SavError(format!(
-                "truncated: {what} at byte {} needs {n} bytes, the file ends at byte {}",
+                "truncated: {what} at byte {} needs {n} bytes, but the file ends at byte {} (its \
+                 size); it was cut short (an interrupted download or copy?): get the complete \
+                 file again",
                 self.pos, self.len
             )));
         }
@@ -239,6 +251,7 @@ fn read_layout<R: Read>(input: &mut Input<R>) -> Res<Layout> {
     let mut long_names: Option<Vec<u8>> = None;
     let mut very_long: Option<Vec<u8>> = None;
     let mut long_labels: Vec<Vec<u8>> = Vec::new();
+    let mut long_missing: Vec<Vec<u8>> = Vec::new();
     let max = input.len;
     loop {
         let at = input.pos;
@@ -363,6 +376,7 @@ fn read_layout<R: Read>(input: &mut Input<R>) -> Res<Layout> {
                             Encoding::for_label(String::from_utf8_lossy(&data).trim().as_bytes());
                     }
                     21 => long_labels.push(data),
+                    22 => long_missing.push(data),
                     _ => {}
                 }
             }
@@ -528,6 +542,7 @@ fn read_layout<R: Read>(input: &mut Input<R>) -> Res<Layout> {
             pos: 0,
             len: data.len() as u64,
             big_endian,
+            in_file: false,
         };
         while r.remaining() > 0 {
             let n = r.count("long string value labels", data.len() as u64)?;
@@ -547,6 +562,39 @@ fn read_layout<R: Read>(input: &mut Input<R>) -> Res<Layout> {
                 .find(|v| v.dict.name.eq_ignore_ascii_case(&name))
             {
                 v.dict.value_labels.extend(entries);
+            }
+        }
+    }
+
+    // Missing values of long string variables (extension 22): per variable its name, the
+    // number of values and their width (8: SPSS keeps the first 8 bytes of each).
+    for data in long_missing {
+        let mut r = Input {
+            inner: &data[..],
+            pos: 0,
+            len: data.len() as u64,
+            big_endian,
+            in_file: false,
+        };
+        while r.remaining() > 0 {
+            let what = "long string missing values (record 7.22)";
+            let n = r.count(what, data.len() as u64)?;
+            let name = decode(encoding, &r.bytes(n, what)?);
+            let n_values = r.bytes(1, what)?[0] as usize;
+            let width = r.count(what, data.len() as u64)?;
+            let mut values = Vec::with_capacity(n_values.min(3));
+            for _ in 0..n_values {
+                values.push(decode(encoding, &r.bytes(width, what)?));
+            }
+            if let Some(v) = vars
+                .iter_mut()
+                .find(|v| v.dict.name.eq_ignore_ascii_case(&name) && !v.numeric)
+            {
+                v.dict.missing.extend(
+                    values
+                        .into_iter()
+                        .map(|s| FileMissing::Code(FileCode::Text(s))),
+                );
             }
         }
     }
@@ -592,6 +640,7 @@ fn open(path: &Path) -> Result<(Layout, BufReader<File>, u64), IngestError> {
         pos: 0,
         len,
         big_endian: false,
+        in_file: true,
     };
     let layout = read_layout(&mut input).map_err(|e| malformed(path, e))?;
     Ok((layout, input.inner, len))
@@ -636,6 +685,7 @@ fn zlib_stream(layout: &Layout, mut file: BufReader<File>, len: u64) -> Res<Zlib
         pos: layout.data_start,
         len,
         big_endian: layout.big_endian,
+        in_file: true,
     };
     let zheader_ofs = input.i64("zlib header")?;
     let ztrailer_ofs = input.i64("zlib header")?;
@@ -657,6 +707,7 @@ fn zlib_stream(layout: &Layout, mut file: BufReader<File>, len: u64) -> Res<Zlib
         pos: ztrailer_ofs as u64,
         len,
         big_endian: layout.big_endian,
+        in_file: true,
     };
     let _bias = input.i64("zlib trailer")?;
     let _zero = input.i64("zlib trailer")?;
@@ -772,8 +823,30 @@ pub(crate) fn read_sav(
     plan: &dyn Fn(&str) -> ColumnPlan,
 ) -> Result<RawTable, IngestError> {
     let sha256 = input_sha256(path)?;
+    let sink = stream(path, &|dict| StatSink::new(path, dict, plan))?;
+    sink.finish(sha256)
+}
+
+/// Read every case of a `.sav`/`.zsav` file and say what each variable holds.
+pub(crate) fn observe(path: &Path) -> Result<Vec<Observed>, IngestError> {
+    Ok(stream(path, &|dict| Ok(StatSink::observer(path, dict)))?.into_observed())
+}
+
+/// The message for data that end before the header says they do.
+fn cut_short(len: u64, what: &str) -> SavError {
+    SavError(format!(
+        "truncated: the file is {len} bytes and ends inside {what}; it was cut short (an \
+         interrupted download or copy?): get the complete file again"
+    ))
+}
+
+/// Read the cases of a file into the sink that `make_sink` sets up for its dictionary.
+fn stream(
+    path: &Path,
+    make_sink: &dyn Fn(&FileDictionary) -> Result<StatSink, IngestError>,
+) -> Result<StatSink, IngestError> {
     let (layout, file, len) = open(path)?;
-    let mut sink = StatSink::new(path, &layout.dict, plan)?;
+    let mut sink = make_sink(&layout.dict)?;
     let stream: Box<dyn Read> = if layout.compression == 2 {
         Box::new(zlib_stream(&layout, file, len).map_err(|e| malformed(path, e))?)
     } else {
@@ -808,10 +881,16 @@ pub(crate) fn read_sav(
                 Ok(None) => {
                     return Err(malformed(
                         path,
-                        SavError(format!(
-                            "truncated: case {row} ends after {k} of {} values",
-                            layout.n_slots
-                        )),
+                        cut_short(
+                            len,
+                            &format!("case {row}, after {k} of its {} values", layout.n_slots),
+                        ),
+                    ));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(malformed(
+                        path,
+                        cut_short(len, &format!("case {row} ({e})")),
                     ));
                 }
                 Err(e) => {
@@ -852,13 +931,16 @@ pub(crate) fn read_sav(
     {
         return Err(malformed(
             path,
-            SavError(format!(
-                "truncated: the header announces {n} cases, the file holds {}",
-                sink.rows()
-            )),
+            cut_short(
+                len,
+                &format!(
+                    "the data: the header announces {n} cases, the file holds {}",
+                    sink.rows()
+                ),
+            ),
         ));
     }
-    sink.finish(sha256)
+    Ok(sink)
 }
 
 #[cfg(test)]
@@ -939,6 +1021,29 @@ mod tests {
     }
 
     #[test]
+    fn user_missing_values_of_short_and_long_strings() {
+        let d = read_dictionary(&fixture("draft_strmiss.sav")).expect("dictionary");
+        let var = |name: &str| d.variables.iter().find(|v| v.name == name).expect(name);
+        let text = |s: &str| FileMissing::Code(FileCode::Text(s.into()));
+        // A short string keeps them in its variable record, a long one in record 7.22.
+        assert_eq!(var("answer").missing, [text("DK"), text("RF")]);
+        assert!(matches!(var("comment").file_type, FileType::Text { width } if width > 8));
+        assert_eq!(var("comment").missing, [text("NOANSWER")]);
+        assert!(var("comment").is_missing(&FileCode::Text("NOANSWER".into())));
+        let r = read_dictionary(&fixture("draft_ranges.sav")).expect("ranges");
+        let q5 = r.variables.iter().find(|v| v.name == "q5").expect("q5");
+        assert_eq!(
+            q5.missing,
+            [
+                FileMissing::Range(8.0, 9.0),
+                FileMissing::Code(FileCode::Num(0.0))
+            ]
+        );
+        let debt = r.variables.iter().find(|v| v.name == "debt").expect("debt");
+        assert_eq!(debt.missing, [FileMissing::Range(f64::NEG_INFINITY, -1.0)]);
+    }
+
+    #[test]
     fn truncated_and_corrupt_files_are_errors_not_panics() {
         let dir = std::env::temp_dir().join(format!("cvsurvey-sav-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("tmp");
@@ -966,7 +1071,13 @@ mod tests {
                 let e = r
                     .err()
                     .unwrap_or_else(|| panic!("{name} cut at {cut} must fail"));
-                assert!(e.to_string().contains(&format!("cut{cut}.{ext}")), "{e}");
+                let msg = e.to_string();
+                assert!(msg.contains(&format!("cut{cut}.{ext}")), "{msg}");
+                // Said plainly, with the file's size.
+                assert!(
+                    msg.contains("truncated") && msg.contains(&cut.to_string()),
+                    "{msg}"
+                );
             }
             // Flip bytes all over the dictionary: errors or data, never a panic.
             for at in (0..1500.min(bytes.len())).step_by(41) {

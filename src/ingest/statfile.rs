@@ -114,7 +114,7 @@ impl FileVariable {
 /// The dictionary of an SPSS or Stata file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileDictionary {
-    /// `SPSS` or `Stata`.
+    /// `SPSS`, `SPSS portable` or `Stata` (`CSV` for a dictionary built from a codebook).
     pub format: &'static str,
     /// Format version: `$FL2`/`$FL3` for SPSS, the release (114–119) for Stata.
     pub version: String,
@@ -126,7 +126,7 @@ pub struct FileDictionary {
     pub rows: Option<u64>,
 }
 
-/// Read the dictionary (no data) of a `.sav`, `.zsav` or `.dta` file.
+/// Read the dictionary (no data) of a `.sav`, `.zsav`, `.por` or `.dta` file.
 pub fn read_dictionary(path: &Path) -> Result<FileDictionary, IngestError> {
     let extension = path
         .extension()
@@ -135,6 +135,7 @@ pub fn read_dictionary(path: &Path) -> Result<FileDictionary, IngestError> {
     let dict = match extension.as_deref() {
         Some("sav") | Some("zsav") => super::sav::read_dictionary(path)?,
         Some("dta") => super::dta::read_dictionary(path)?,
+        Some("por") => super::por::read_dictionary(path)?,
         _ => {
             return Err(IngestError::UnsupportedFormat {
                 path: path.to_path_buf(),
@@ -168,8 +169,8 @@ fn check_variable_names(path: &Path, dict: &FileDictionary) -> Result<(), Ingest
 }
 
 /// Guess the meaning of a missing code from its label: "don't know"/"DK" → don't know,
-/// "refused" → refused, "not applicable"/"NA" → not applicable, "no answer"/"no response" → no
-/// response, anything else → other.
+/// "refused" → refused, "not applicable"/"not asked"/"NA" → not applicable, "no answer"/"no
+/// response" → no response, anything else → other.
 pub fn guess_meaning(label: &str) -> MissingMeaning {
     let l = label.trim().to_lowercase().replace(['’', '`'], "'");
     let words: Vec<&str> = l
@@ -188,6 +189,7 @@ pub fn guess_meaning(label: &str) -> MissingMeaning {
         MissingMeaning::Refused
     } else if l.contains("not applicable")
         || l.contains("inapplicable")
+        || l.contains("not asked")
         || has("na")
         || l.contains("n/a")
     {
@@ -207,6 +209,120 @@ fn state_of(meaning: MissingMeaning) -> CellState {
         MissingMeaning::NoResponse => CellState::NoResponse,
         MissingMeaning::Other => CellState::OtherMissing,
     }
+}
+
+/// What the data of one variable hold, as seen by [`observe`]: enough to draft a questionnaire
+/// that reads the file without quarantining anything.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    /// Cells holding a value that the file does not declare missing (blanks, system missing,
+    /// user-missing and extended missing values excluded).
+    pub values: u64,
+    /// Smallest and largest such number (`None` for text, or when there are none).
+    pub min_max: Option<(f64, f64)>,
+    /// True when every such number is whole.
+    pub whole: bool,
+    /// Cells holding a value that has no value label in the file.
+    pub unlabelled: u64,
+    /// Up to [`Observed::EXAMPLES`] distinct unlabelled values, as codes, in order of appearance.
+    pub unlabelled_examples: Vec<String>,
+    /// Stata extended missing values `.a`–`.z` that occur, with their number of cells.
+    pub extended: BTreeMap<char, u64>,
+}
+
+impl Observed {
+    /// How many unlabelled values are kept as examples.
+    pub const EXAMPLES: usize = 5;
+
+    fn new() -> Observed {
+        Observed {
+            values: 0,
+            min_max: None,
+            whole: true,
+            unlabelled: 0,
+            unlabelled_examples: Vec::new(),
+            extended: BTreeMap::new(),
+        }
+    }
+
+    fn unlabelled(&mut self, code: impl FnOnce() -> String) {
+        self.unlabelled += 1;
+        if self.unlabelled_examples.len() < Self::EXAMPLES {
+            let code = code();
+            if !self.unlabelled_examples.contains(&code) {
+                self.unlabelled_examples.push(code);
+            }
+        }
+    }
+}
+
+/// An observed variable: its dictionary entry (to tell labelled and missing values) and what
+/// was seen.
+struct Observing {
+    var: FileVariable,
+    seen: Observed,
+}
+
+impl Observing {
+    fn push(&mut self, cell: StatCell<'_>) {
+        match cell {
+            StatCell::SysMissing => {}
+            StatCell::Extended(c) => *self.seen.extended.entry(c).or_default() += 1,
+            StatCell::Num(x) => {
+                let code = FileCode::Num(x);
+                if self.var.is_missing(&code) {
+                    return;
+                }
+                let seen = &mut self.seen;
+                seen.values += 1;
+                seen.whole &= x.fract() == 0.0;
+                seen.min_max = Some(match seen.min_max {
+                    None => (x, x),
+                    Some((lo, hi)) => (lo.min(x), hi.max(x)),
+                });
+                if self.var.label_of(&code).is_none() {
+                    seen.unlabelled(|| format_number(x));
+                }
+            }
+            StatCell::Str(s) => {
+                let s = s.trim();
+                if s.is_empty() {
+                    return;
+                }
+                let labelled = self.var.value_labels.iter().any(|(c, _)| match c {
+                    FileCode::Text(t) => t.trim() == s,
+                    _ => false,
+                });
+                let declared_missing = self.var.missing.iter().any(|m| match m {
+                    FileMissing::Code(FileCode::Text(t)) => t.trim() == s,
+                    _ => false,
+                });
+                if declared_missing {
+                    return;
+                }
+                self.seen.values += 1;
+                if !labelled {
+                    self.seen.unlabelled(|| s.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// Read the dictionary and every cell of a `.sav`, `.zsav`, `.por` or `.dta` file, and say per variable
+/// what its data hold (for `cvsurvey questionnaire import`). Memory does not grow with the rows.
+pub fn observe(path: &Path) -> Result<(FileDictionary, Vec<Observed>), IngestError> {
+    let dict = read_dictionary(path)?;
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let observed = match extension.as_deref() {
+        Some("sav") | Some("zsav") => super::sav::observe(path)?,
+        Some("por") => super::por::observe(path)?,
+        _ => super::dta::observe(path)?,
+    };
+    Ok((dict, observed))
 }
 
 /// One cell as a reader decodes it.
@@ -233,6 +349,7 @@ enum ExtAction {
 enum Slot {
     Typed(Box<ColumnBuilder>),
     Auto(AutoBuilder),
+    Observe(Box<Observing>),
 }
 
 struct SinkColumn {
@@ -287,9 +404,11 @@ impl StatSink {
                             column: var.name.clone(),
                             message: format!(
                                 "the {} file stores it as text, but the questionnaire declares \
-                                 numbers (numeric codes, integer or numeric); convert the variable \
-                                 to numeric in the file, or declare it with text codes",
-                                dict.format
+                                 numbers (numeric codes, integer or numeric); declare it \
+                                 `type = \"text\"` (with its codes quoted, `codes = {{ \"1\" = \
+                                 \"Yes\" }}`, compared as text: `{} == \"1\"`), or convert the \
+                                 variable to numeric in the file",
+                                dict.format, var.name
                             ),
                         });
                     }
@@ -330,6 +449,42 @@ impl StatSink {
         })
     }
 
+    /// A sink that keeps no cells but observes every variable ([`observe`]).
+    pub(crate) fn observer(path: &Path, dict: &FileDictionary) -> StatSink {
+        StatSink {
+            path: path.to_path_buf(),
+            header: dict.variables.iter().map(|v| v.name.clone()).collect(),
+            slot_of: (0..dict.variables.len()).map(Some).collect(),
+            columns: dict
+                .variables
+                .iter()
+                .map(|v| SinkColumn {
+                    slot: Slot::Observe(Box::new(Observing {
+                        var: v.clone(),
+                        seen: Observed::new(),
+                    })),
+                    ext: Vec::new(),
+                    ext_unmapped: BTreeMap::new(),
+                })
+                .collect(),
+            ignored: Vec::new(),
+            cell_problems: Vec::new(),
+            file_findings: Vec::new(),
+            n_rows: 0,
+        }
+    }
+
+    /// What an [`StatSink::observer`] saw, per variable of the file.
+    pub(crate) fn into_observed(self) -> Vec<Observed> {
+        self.columns
+            .into_iter()
+            .filter_map(|c| match c.slot {
+                Slot::Observe(o) => Some(o.seen),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// True when variable `index` of the file is loaded (readers may skip decoding the others).
     pub(crate) fn wants(&self, index: usize) -> bool {
         self.slot_of.get(index).is_some_and(Option::is_some)
@@ -342,6 +497,10 @@ impl StatSink {
         };
         let row = self.n_rows;
         let col = &mut self.columns[i];
+        if let Slot::Observe(o) = &mut col.slot {
+            o.push(cell);
+            return;
+        }
         let cell = match cell {
             StatCell::Extended(c) => {
                 let k = (c as u8).wrapping_sub(b'a') as usize;
@@ -386,6 +545,7 @@ impl StatSink {
             let name = match &col.slot {
                 Slot::Typed(b) => b.name.clone(),
                 Slot::Auto(a) => a.name.clone(),
+                Slot::Observe(o) => o.var.name.clone(),
             };
             for (c, n) in &col.ext_unmapped {
                 let code = format!(".{c}");
@@ -411,6 +571,7 @@ impl StatSink {
             builders.push(match col.slot {
                 Slot::Typed(b) => *b,
                 Slot::Auto(a) => a.into_builder(),
+                Slot::Observe(o) => ColumnBuilder::new(&o.var.name, CellRules::free(false), 0),
             });
         }
         Ok(RawTable {
@@ -451,6 +612,7 @@ fn push_cell(
             StatCell::Str(s) => a.push(Some(s)),
             StatCell::SysMissing | StatCell::Extended(_) => a.push(None),
         },
+        Slot::Observe(o) => o.push(cell),
     }
 }
 
@@ -483,9 +645,10 @@ fn ext_action(var: &FileVariable, rules: &CellRules, letter: char) -> ExtAction 
 /// (column, code, reason), one per variable and code.
 fn check_dictionary(var: &FileVariable, rules: &CellRules) -> Vec<(String, String, String)> {
     let mut out: Vec<(String, String, String)> = Vec::new();
+    let in_ranges = |x: f64| rules.missing_ranges.iter().any(|r| r.0 <= x && x <= r.1);
     let known_missing = |code: &FileCode| -> bool {
         match code {
-            FileCode::Num(x) => rules.missing_num.iter().any(|(m, _)| m == x),
+            FileCode::Num(x) => rules.missing_num.iter().any(|(m, _)| m == x) || in_ranges(*x),
             other => {
                 let w = other.as_code();
                 rules.missing_text.iter().any(|(m, _)| m.trim() == w)
@@ -559,7 +722,11 @@ fn check_dictionary(var: &FileVariable, rules: &CellRules) -> Vec<(String, Strin
                 }
             }
             FileMissing::Range(lo, hi) => {
-                if !rules.missing_num.iter().any(|(m, _)| lo <= m && m <= hi) {
+                let covered = rules
+                    .missing_ranges
+                    .iter()
+                    .any(|r| r.0 <= *lo && *hi <= r.1);
+                if !covered && !rules.missing_num.iter().any(|(m, _)| lo <= m && m <= hi) {
                     let shown = format!("{}..{}", range_end(*lo), range_end(*hi));
                     push(
                         shown.clone(),

@@ -1,11 +1,14 @@
 //! `cvsurvey questionnaire import`: a first questionnaire drafted from a data file's dictionary.
 //!
-//! From an SPSS (`.sav`, `.zsav`) or Stata (`.dta`) file: every variable with its label and type,
-//! value labels as codes, SPSS user-missing values and labelled Stata extended missing values as
-//! missing codes, their meaning guessed from their labels. From a CSV: the same from a codebook
-//! CSV (`docs/data-formats.md`), types inferred from the data where the codebook does not say.
-//! The result is TOML that [`Questionnaire::from_toml_str`] accepts as it is; skip logic, frame
-//! flags, derived variables and indicators are left to the author.
+//! From an SPSS (`.sav`, `.zsav`, `.por`) or Stata (`.dta`) file: every variable with its label
+//! and type, value labels as codes, SPSS user-missing values and ranges and Stata extended
+//! missing values as missing declarations, their meaning guessed from their labels. The data
+//! are read too (one pass, constant memory), so that the draft validates its own file: a
+//! variable whose labels cover only some of its values is not drafted as categorical, and
+//! unlabelled `.a`–`.z` values found in the data are declared. From a CSV: the same from a
+//! codebook CSV (`docs/data-formats.md`), types inferred from the data where the codebook does
+//! not say. The result is TOML that [`Questionnaire::from_toml_str`] accepts as it is; skip
+//! logic, frame flags, derived variables and indicators are left to the author.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,7 +18,7 @@ use super::{MissingMeaning, Questionnaire};
 use crate::frame::format_number;
 use crate::ingest::IngestError;
 use crate::ingest::statfile::{
-    FileCode, FileDictionary, FileMissing, FileType, FileVariable, guess_meaning,
+    FileCode, FileDictionary, FileMissing, FileType, FileVariable, Observed, guess_meaning,
 };
 
 /// Errors of `questionnaire import`.
@@ -52,7 +55,7 @@ pub enum ImportError {
     Draft(String),
 }
 
-/// Draft a questionnaire for `data` (`.sav`, `.zsav`, `.dta`, or `.csv` with an optional
+/// Draft a questionnaire for `data` (`.sav`, `.zsav`, `.por`, `.dta`, or `.csv` with an optional
 /// codebook). Returns TOML text; it is checked with [`Questionnaire::from_toml_str`] first.
 pub fn import(data: &Path, codebook: Option<&Path>) -> Result<String, ImportError> {
     let extension = data
@@ -62,16 +65,18 @@ pub fn import(data: &Path, codebook: Option<&Path>) -> Result<String, ImportErro
     let text = match extension.as_deref() {
         Some("csv") => {
             let (dict, meanings) = csv_dictionary(data, codebook)?;
-            to_toml(&dict, data, &meanings)
+            to_toml(&dict, None, data, &meanings)
         }
-        Some("sav" | "zsav" | "dta") => {
+        Some("sav" | "zsav" | "dta" | "por") => {
             if codebook.is_some() {
                 return Err(ImportError::CodebookNotForStatfile {
                     path: data.to_path_buf(),
                 });
             }
-            let dict = crate::ingest::statfile::read_dictionary(data)?;
-            to_toml(&dict, data, &Meanings::new())
+            // The values too, not only the dictionary: a variable whose labels cover only some
+            // of its values is not categorical, and unlabelled .a-.z values need declaring.
+            let (dict, observed) = crate::ingest::statfile::observe(data)?;
+            to_toml(&dict, Some(&observed), data, &Meanings::new())
         }
         _ => {
             return Err(ImportError::Ingest(IngestError::UnsupportedFormat {
@@ -119,6 +124,24 @@ fn comment_text(s: &str) -> String {
         .collect()
 }
 
+/// `text` in lines of at most `width` characters, broken at spaces (a longer word keeps its
+/// own line).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
+}
+
 /// A TOML key: bare when it can be.
 fn key(s: &str) -> String {
     if !s.is_empty()
@@ -144,16 +167,37 @@ fn meaning_name(m: MissingMeaning) -> &'static str {
 /// Meanings stated by a codebook, by (variable, code); others are guessed from labels.
 type Meanings = BTreeMap<(String, String), MissingMeaning>;
 
-/// Valid codes, missing codes (code, meaning, label) and comments of one variable.
+/// A missing range as drafted: low, high (±infinity for SPSS `LO`/`HI`), meaning.
+type DraftRange = (f64, f64, MissingMeaning);
+
+/// Valid codes, missing codes (code, meaning, label) and missing ranges of one variable.
 #[derive(Debug, Clone, PartialEq)]
 struct Coding {
     codes: Vec<(String, String)>,
     missing: Vec<(String, MissingMeaning, String)>,
+    ranges: Vec<DraftRange>,
+}
+
+/// One variable as drafted.
+struct Draft<'a> {
+    var: &'a FileVariable,
+    /// `categorical`, `integer`, `numeric` or `text`.
+    ty: &'static str,
+    /// Codes are listed only for `categorical` and coded `text` variables.
+    coding: Coding,
+    /// Valid range (a scale labelled at its ends only).
+    range: Option<(f64, f64)>,
+    notes: Vec<String>,
+}
+
+/// A code as the questionnaire parser takes a number: a finite number written the usual way.
+fn number_like(code: &str) -> bool {
+    code.trim().parse::<f64>().is_ok_and(f64::is_finite)
 }
 
 fn coding(
     v: &FileVariable,
-    numeric_type: bool,
+    observed: Option<&Observed>,
     meanings: &Meanings,
     guess_plain: bool,
     notes: &mut Vec<String>,
@@ -178,17 +222,9 @@ fn coding(
         }
     };
     for (code, label) in &v.value_labels {
-        if let FileCode::Extended(_) = code {
-            if numeric_type {
-                notes.push(format!(
-                    "Stata missing value {} ({label:?}) cannot be a missing code of an integer or \
-                     numeric variable; it is read as blank",
-                    code.as_code()
-                ));
-            } else {
-                add_missing(code, label);
-            }
-        } else if v.is_missing(code) {
+        if matches!(code, FileCode::Extended(_)) || v.is_missing(code) {
+            // Stata's .a-.z are missing codes of any numeric variable; SPSS user-missing
+            // values (and values in a user-missing range) are missing codes.
             add_missing(code, label);
         } else if guess_meaning(label) != MissingMeaning::Other && guess_plain {
             // A plain value labelled "Don't know", "Refused", ... is a missing code in all but
@@ -199,7 +235,7 @@ fn coding(
                 code.as_code()
             ));
             add_missing(code, label);
-        } else if !numeric_type {
+        } else {
             let written = code.as_code();
             // Two labels can write as the same code (1 and 1.0000000000000002, or text that
             // differs only in trailing blanks): the first is kept, as a TOML key must be unique.
@@ -212,6 +248,7 @@ fn coding(
             }
         }
     }
+    let mut ranges = Vec::new();
     for m in &v.missing {
         match m {
             FileMissing::Code(code) => {
@@ -219,45 +256,199 @@ fn coding(
                 add_missing(code, &label);
             }
             FileMissing::Range(lo, hi) => {
-                let show = |x: f64| {
-                    if x.is_infinite() {
-                        if x < 0.0 { "LO".into() } else { "HI".into() }
-                    } else {
-                        format_number(x)
-                    }
-                };
+                if lo.is_nan() || hi.is_nan() || lo > hi {
+                    notes.push(format!(
+                        "the file declares an impossible user-missing range {}..{}: left out",
+                        range_end(*lo),
+                        range_end(*hi)
+                    ));
+                    continue;
+                }
+                // Its labelled values are listed as missing codes with their own meanings
+                // (above); any other value in the range is some missing value: "other".
+                ranges.push((*lo, *hi, MissingMeaning::Other));
+            }
+        }
+    }
+    // Extended missing values that occur in the data without a label: missing all the same.
+    if let Some(seen) = observed {
+        for (letter, n) in &seen.extended {
+            let code = FileCode::Extended(*letter);
+            let written = code.as_code();
+            if !missing.iter().any(|(c, _, _)| *c == written) {
                 notes.push(format!(
-                    "user-missing range {}..{} of the file: only its labelled values are listed \
-                     as missing codes; add the others",
-                    show(*lo),
-                    show(*hi)
+                    "Stata missing value {written} occurs in {n} row(s) without a label: listed as \
+                     missing with meaning \"other\"; give it its meaning"
                 ));
+                let meaning = meanings
+                    .get(&(v.name.clone(), written.clone()))
+                    .copied()
+                    .unwrap_or(MissingMeaning::Other);
+                missing.push((written, meaning, String::new()));
             }
         }
     }
     // A code declared missing is not also a valid code.
     codes.retain(|(c, _)| !missing.iter().any(|(m, _, _)| m == c));
-    Coding { codes, missing }
+    Coding {
+        codes,
+        missing,
+        ranges,
+    }
 }
 
-fn toml_codes(codes: &[(String, String)]) -> String {
+fn range_end(x: f64) -> String {
+    if x == f64::NEG_INFINITY {
+        "LO".into()
+    } else if x == f64::INFINITY {
+        "HI".into()
+    } else {
+        format_number(x)
+    }
+}
+
+/// Up to a few examples of values, for a comment.
+fn examples(seen: &Observed) -> String {
+    let mut shown: Vec<String> = seen
+        .unlabelled_examples
+        .iter()
+        .map(|e| format!("{e:?}"))
+        .collect();
+    if seen.unlabelled as usize > seen.unlabelled_examples.len() {
+        shown.push("...".into());
+    }
+    shown.join(", ")
+}
+
+/// Decide the type of a variable from its storage, labels and (for SPSS and Stata files) the
+/// values it holds, so that the draft reads its own file without quarantining a row.
+fn draft<'a>(
+    v: &'a FileVariable,
+    observed: Option<&Observed>,
+    meanings: &Meanings,
+    guess_plain: bool,
+) -> Draft<'a> {
+    let mut notes = Vec::new();
+    let mut c = coding(v, observed, meanings, guess_plain, &mut notes);
+    let unlabelled = observed.map_or(0, |o| o.unlabelled);
+    let text = matches!(v.file_type, FileType::Text { .. });
+    let label_list = |codes: &[(String, String)]| -> String {
+        codes
+            .iter()
+            .map(|(code, label)| format!("{} = {}", code_key(code, text), quote(label)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut range = None;
+    let ty = match v.file_type {
+        FileType::Text { .. } if c.codes.is_empty() => "text",
+        FileType::Text { .. } => {
+            if let Some(seen) = observed.filter(|_| unlabelled > 0) {
+                notes.push(format!(
+                    "the file labels only some of its values ({} cell(s) hold others: {}), so no \
+                     codes are listed. Its labels: {}",
+                    seen.unlabelled,
+                    examples(seen),
+                    label_list(&c.codes)
+                ));
+                c.codes.clear();
+                "text"
+            } else if c
+                .codes
+                .iter()
+                .map(|(code, _)| code)
+                .chain(c.missing.iter().map(|(code, _, _)| code))
+                .all(|code| number_like(code))
+            {
+                // Codes that look like numbers would make a categorical variable numeric;
+                // `type = "text"` keeps them text, as the file stores them.
+                "text"
+            } else {
+                "categorical"
+            }
+        }
+        FileType::Numeric { integer } => {
+            let whole_data = observed.is_none_or(|o| o.whole);
+            if c.codes.is_empty() {
+                if integer && !whole_data {
+                    notes.push(
+                        "the file's format shows no decimals, but the data hold fractions: \
+                         declared numeric"
+                            .to_string(),
+                    );
+                }
+                if integer && whole_data {
+                    "integer"
+                } else {
+                    "numeric"
+                }
+            } else if let Some(seen) = observed.filter(|_| unlabelled > 0) {
+                // Labels on some values only, as on a scale labelled at its ends: the other
+                // values are valid too, so this is a number within the labelled and observed
+                // values, not a categorical variable of the labelled codes.
+                let labelled: Vec<f64> = c
+                    .codes
+                    .iter()
+                    .filter_map(|(code, _)| code.parse::<f64>().ok())
+                    .filter(|x| x.is_finite())
+                    .collect();
+                let whole = whole_data && labelled.iter().all(|x| x.fract() == 0.0);
+                let (mut lo, mut hi) = seen.min_max.unwrap_or((f64::INFINITY, f64::NEG_INFINITY));
+                for &x in &labelled {
+                    lo = lo.min(x);
+                    hi = hi.max(x);
+                }
+                let ty = if whole { "integer" } else { "numeric" };
+                if lo <= hi {
+                    range = Some((lo, hi));
+                }
+                notes.push(format!(
+                    "the file labels only some values, and {} cell(s) hold others ({}): drafted \
+                     as {ty} with the range of the labelled and observed values rather than as \
+                     categorical. Its labels: {}",
+                    seen.unlabelled,
+                    examples(seen),
+                    label_list(&c.codes)
+                ));
+                c.codes.clear();
+                ty
+            } else {
+                "categorical"
+            }
+        }
+    };
+    Draft {
+        var: v,
+        ty,
+        coding: c,
+        range,
+        notes,
+    }
+}
+
+/// A code as a TOML key; `text` quotes it, so that a reader sees `"1"` is text.
+fn code_key(code: &str, text: bool) -> String {
+    if text { quote(code) } else { key(code) }
+}
+
+fn toml_codes(codes: &[(String, String)], text: bool) -> String {
     let parts: Vec<String> = codes
         .iter()
-        .map(|(c, l)| format!("{} = {}", key(c), quote(l)))
+        .map(|(c, l)| format!("{} = {}", code_key(c, text), quote(l)))
         .collect();
     format!("{{ {} }}", parts.join(", "))
 }
 
-fn toml_missing(missing: &[(String, MissingMeaning, String)]) -> String {
+fn toml_missing(missing: &[(String, MissingMeaning, String)], text: bool) -> String {
     let parts: Vec<String> = missing
         .iter()
         .map(|(c, m, l)| {
             if l.is_empty() {
-                format!("{} = {}", key(c), quote(meaning_name(*m)))
+                format!("{} = {}", code_key(c, text), quote(meaning_name(*m)))
             } else {
                 format!(
                     "{} = {{ meaning = {}, label = {} }}",
-                    key(c),
+                    code_key(c, text),
                     quote(meaning_name(*m)),
                     quote(l)
                 )
@@ -265,6 +456,36 @@ fn toml_missing(missing: &[(String, MissingMeaning, String)]) -> String {
         })
         .collect();
     format!("{{ {} }}", parts.join(", "))
+}
+
+/// A TOML number: whole numbers without a fraction, infinities as `inf`/`-inf`.
+fn toml_number(x: f64) -> String {
+    if x == f64::INFINITY {
+        "inf".into()
+    } else if x == f64::NEG_INFINITY {
+        "-inf".into()
+    } else if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        // Rust writes the shortest text that reads back as the same number, in a form TOML
+        // accepts (`1.5`, `1e300`).
+        format!("{x:?}")
+    }
+}
+
+fn toml_ranges(ranges: &[DraftRange]) -> String {
+    let parts: Vec<String> = ranges
+        .iter()
+        .map(|(lo, hi, m)| {
+            format!(
+                "{{ low = {}, high = {}, meaning = {} }}",
+                toml_number(*lo),
+                toml_number(*hi),
+                quote(meaning_name(*m))
+            )
+        })
+        .collect();
+    format!("[{}]", parts.join(", "))
 }
 
 fn identifier(path: &Path) -> String {
@@ -285,8 +506,14 @@ fn identifier(path: &Path) -> String {
     if id.is_empty() { "imported".into() } else { id }
 }
 
-/// The questionnaire TOML for a dictionary.
-fn to_toml(dict: &FileDictionary, data: &Path, meanings: &Meanings) -> String {
+/// The questionnaire TOML for a dictionary; `observed` (per variable, for SPSS and Stata files)
+/// says what the data hold.
+fn to_toml(
+    dict: &FileDictionary,
+    observed: Option<&[Observed]>,
+    data: &Path,
+    meanings: &Meanings,
+) -> String {
     let file_name = data
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
@@ -317,82 +544,83 @@ fn to_toml(dict: &FileDictionary, data: &Path, meanings: &Meanings) -> String {
     };
     let _ = writeln!(out, "title = {}", quote(&title));
 
+    // A codebook says which codes are missing; a file dictionary may leave them plain.
+    let guess_plain = dict.format != "CSV";
+    let drafts: Vec<Draft<'_>> = dict
+        .variables
+        .iter()
+        .enumerate()
+        .map(|(i, v)| draft(v, observed.and_then(|o| o.get(i)), meanings, guess_plain))
+        .collect();
+
     // Variables with the same codes and missing codes share a code set, named after the first.
-    let mut per_var = Vec::new();
-    for v in &dict.variables {
-        let mut notes = Vec::new();
-        let numeric_type = match v.file_type {
-            FileType::Numeric { .. } => !v
-                .value_labels
-                .iter()
-                .any(|(c, _)| !matches!(c, FileCode::Extended(_)) && !v.is_missing(c)),
-            FileType::Text { .. } => false,
-        };
-        // A codebook says which codes are missing; a file dictionary may leave them plain.
-        let guess_plain = dict.format != "CSV";
-        let c = coding(v, numeric_type, meanings, guess_plain, &mut notes);
-        per_var.push((v, numeric_type, c, notes));
-    }
+    let signature = |d: &Draft<'_>| {
+        let text = d.ty == "text";
+        format!(
+            "{}|{}|{text}",
+            toml_codes(&d.coding.codes, text),
+            toml_missing(&d.coding.missing, text)
+        )
+    };
     let mut uses: BTreeMap<String, (usize, String)> = BTreeMap::new();
-    for (v, _, c, _) in &per_var {
-        if c.codes.len() >= 2 {
-            let sig = format!("{}|{}", toml_codes(&c.codes), toml_missing(&c.missing));
+    for d in &drafts {
+        if d.coding.codes.len() >= 2 {
             let entry = uses
-                .entry(sig)
-                .or_insert_with(|| (0, format!("{}_codes", v.name)));
+                .entry(signature(d))
+                .or_insert_with(|| (0, format!("{}_codes", d.var.name)));
             entry.0 += 1;
         }
     }
     let mut written_sets = Vec::new();
-    for (v, _, c, _) in &per_var {
-        if c.codes.len() < 2 {
+    for d in &drafts {
+        if d.coding.codes.len() < 2 {
             continue;
         }
-        let sig = format!("{}|{}", toml_codes(&c.codes), toml_missing(&c.missing));
-        if let Some((n, name)) = uses.get(&sig)
+        if let Some((n, name)) = uses.get(&signature(d))
             && *n >= 2
             && !written_sets.contains(name)
         {
+            let text = d.ty == "text";
             let _ = writeln!(out, "\n[codesets.{}]", key(name));
-            let _ = writeln!(out, "codes = {}", toml_codes(&c.codes));
-            if !c.missing.is_empty() {
-                let _ = writeln!(out, "missing = {}", toml_missing(&c.missing));
+            let _ = writeln!(out, "codes = {}", toml_codes(&d.coding.codes, text));
+            if !d.coding.missing.is_empty() {
+                let _ = writeln!(out, "missing = {}", toml_missing(&d.coding.missing, text));
             }
             written_sets.push(name.clone());
-            let _ = v;
         }
     }
 
-    for (v, numeric_type, c, notes) in &per_var {
+    for d in &drafts {
         out.push_str("\n[[variables]]\n");
-        for n in notes {
-            let _ = writeln!(out, "# {}", comment_text(n));
+        for n in &d.notes {
+            for line in wrap(&comment_text(n), 98) {
+                let _ = writeln!(out, "# {line}");
+            }
         }
-        let _ = writeln!(out, "name = {}", quote(&v.name));
-        if !v.label.trim().is_empty() {
-            let _ = writeln!(out, "label = {}", quote(v.label.trim()));
+        let _ = writeln!(out, "name = {}", quote(&d.var.name));
+        if !d.var.label.trim().is_empty() {
+            let _ = writeln!(out, "label = {}", quote(d.var.label.trim()));
         }
-        let categorical = !c.codes.is_empty();
-        let ty = match (v.file_type, categorical, numeric_type) {
-            (_, true, _) => "categorical",
-            (FileType::Text { .. }, false, _) => "text",
-            (FileType::Numeric { integer: true }, false, _) => "integer",
-            (FileType::Numeric { integer: false }, false, _) => "numeric",
-        };
-        let _ = writeln!(out, "type = \"{ty}\"");
-        let sig = format!("{}|{}", toml_codes(&c.codes), toml_missing(&c.missing));
-        match uses.get(&sig) {
-            Some((n, name)) if *n >= 2 && categorical => {
+        let _ = writeln!(out, "type = \"{}\"", d.ty);
+        match uses.get(&signature(d)) {
+            Some((n, name)) if *n >= 2 && !d.coding.codes.is_empty() => {
                 let _ = writeln!(out, "codeset = {}", quote(name));
             }
             _ => {
-                if categorical {
-                    let _ = writeln!(out, "codes = {}", toml_codes(&c.codes));
+                let text = d.ty == "text";
+                if !d.coding.codes.is_empty() {
+                    let _ = writeln!(out, "codes = {}", toml_codes(&d.coding.codes, text));
                 }
-                if !c.missing.is_empty() && ty != "text" {
-                    let _ = writeln!(out, "missing = {}", toml_missing(&c.missing));
+                if !d.coding.missing.is_empty() {
+                    let _ = writeln!(out, "missing = {}", toml_missing(&d.coding.missing, text));
                 }
             }
+        }
+        if !d.coding.ranges.is_empty() {
+            let _ = writeln!(out, "missing_ranges = {}", toml_ranges(&d.coding.ranges));
+        }
+        if let Some((lo, hi)) = d.range {
+            let _ = writeln!(out, "range = [{}, {}]", toml_number(lo), toml_number(hi));
         }
     }
     out
@@ -651,5 +879,28 @@ mod tests {
         assert_eq!(key("-1"), "-1");
         assert_eq!(key("1.5"), "\"1.5\"");
         assert_eq!(key(".a"), "\".a\"");
+        assert_eq!(code_key("1", true), "\"1\"");
+        assert_eq!(code_key("1", false), "1");
+    }
+
+    #[test]
+    fn numbers_are_written_as_toml_reads_them() {
+        assert_eq!(toml_number(97.0), "97");
+        assert_eq!(toml_number(-1.0), "-1");
+        assert_eq!(toml_number(-2.5), "-2.5");
+        assert_eq!(toml_number(f64::NEG_INFINITY), "-inf");
+        assert_eq!(toml_number(f64::INFINITY), "inf");
+        for x in [0.1, 1e300, -2.5e-7, 123456789012345678.0] {
+            let text = format!("x = {}", toml_number(x));
+            let back: toml::Table = toml::from_str(&text).expect("TOML");
+            assert_eq!(back["x"].as_float(), Some(x), "{text}");
+        }
+    }
+
+    #[test]
+    fn comments_are_wrapped_at_spaces() {
+        let lines = wrap("aaa bbb ccc dddddddddd e", 7);
+        assert_eq!(lines, ["aaa bbb", "ccc", "dddddddddd", "e"]);
+        assert_eq!(wrap("", 10), [""]);
     }
 }

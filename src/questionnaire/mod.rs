@@ -35,7 +35,8 @@ pub struct Questionnaire {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VarType {
     /// Coded answers. Stored as numbers when every valid and missing code is numeric,
-    /// otherwise as text.
+    /// otherwise as text. A variable declared `type = "text"` with codes is categorical too,
+    /// stored as text whatever its codes look like (an SPSS string variable coded "1", "2").
     Categorical,
     /// Whole numbers (counts, ages).
     Integer,
@@ -80,6 +81,29 @@ pub struct MissingCode {
     pub label: String,
 }
 
+/// An inclusive range of numbers declared missing, as SPSS declares them
+/// (`MISSING VALUES hours (97 THRU 99)`): every value from `low` to `high` is a missing code with
+/// this meaning. A valid code may not lie in a range; a single missing code inside one keeps
+/// its own meaning.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MissingRange {
+    /// Lowest value of the range; minus infinity for SPSS `LO`.
+    pub low: f64,
+    /// Highest value of the range; plus infinity for SPSS `HI`.
+    pub high: f64,
+    /// What a value in the range means.
+    pub meaning: MissingMeaning,
+    /// Its label.
+    pub label: String,
+}
+
+impl MissingRange {
+    /// True when `x` lies in the range.
+    pub fn contains(&self, x: f64) -> bool {
+        self.low <= x && x <= self.high
+    }
+}
+
 /// A variable of the data file.
 #[derive(Debug, Clone)]
 pub struct Variable {
@@ -95,6 +119,9 @@ pub struct Variable {
     pub codes: Vec<CodeLabel>,
     /// Declared missing-value codes.
     pub missing: Vec<MissingCode>,
+    /// Declared ranges of missing values (numerically stored variables only), checked after
+    /// the valid and missing codes.
+    pub missing_ranges: Vec<MissingRange>,
     /// Inclusive valid range for Integer/Numeric variables.
     pub range: Option<(f64, f64)>,
     /// Skip logic: the question is asked only where this is true. `None`: asked of every

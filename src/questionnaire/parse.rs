@@ -13,8 +13,8 @@ use toml::Spanned;
 
 use super::expr::{Expr, ExprType, VarInfo};
 use super::{
-    CodeLabel, Derived, Indicator, IndicatorKind, MissingCode, MissingMeaning, Problem,
-    Questionnaire, QuestionnaireError, VarType, Variable,
+    CodeLabel, Derived, Indicator, IndicatorKind, MissingCode, MissingMeaning, MissingRange,
+    Problem, Questionnaire, QuestionnaireError, VarType, Variable,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -50,6 +50,19 @@ struct RawCodeset {
     codes: Ordered<String>,
     #[serde(default)]
     missing: Ordered<MissingSpec>,
+    #[serde(default)]
+    missing_ranges: Vec<RawMissingRange>,
+}
+
+/// `{ low = 97, high = 99, meaning = "refused", label = "..." }`; `low = -inf` and `high = inf`
+/// stand for SPSS `LO` and `HI`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMissingRange {
+    low: f64,
+    high: f64,
+    meaning: String,
+    label: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +85,7 @@ struct RawVariable {
     codeset: Option<String>,
     codes: Option<Ordered<String>>,
     missing: Option<Ordered<MissingSpec>>,
+    missing_ranges: Option<Vec<RawMissingRange>>,
     range: Option<[f64; 2]>,
     asked_if: Option<Spanned<String>>,
     #[serde(default)]
@@ -322,6 +336,7 @@ fn extended_missing(code: &str) -> bool {
 struct Codes {
     codes: Vec<CodeLabel>,
     missing: Vec<MissingCode>,
+    ranges: Vec<MissingRange>,
 }
 
 struct Checker<'a> {
@@ -348,6 +363,7 @@ impl Checker<'_> {
         what: &str,
         codes: &Ordered<String>,
         missing: &Ordered<MissingSpec>,
+        ranges: &[RawMissingRange],
     ) -> Codes {
         let mut out = Codes::default();
         let mut seen = HashSet::new();
@@ -384,6 +400,48 @@ impl Checker<'_> {
                         "{what}: missing code {code:?} has meaning {:?}; use one of dont_know, refused, \
                          not_applicable, no_response, other",
                         spec.meaning
+                    ),
+                ),
+            }
+        }
+        for r in ranges {
+            let shown = format!("{}..{}", r.low, r.high);
+            if r.low.is_nan() || r.high.is_nan() || r.low > r.high {
+                self.at(
+                    at,
+                    format!(
+                        "{what}: missing range {shown} must be two numbers, low first (-inf and inf \
+                         stand for SPSS LO and HI)"
+                    ),
+                );
+                continue;
+            }
+            if out
+                .ranges
+                .iter()
+                .any(|o| o.low == r.low && o.high == r.high)
+            {
+                self.at(
+                    at,
+                    format!("{what}: missing range {shown} is declared twice"),
+                );
+            }
+            match parse_meaning(&r.meaning) {
+                Some(meaning) => out.ranges.push(MissingRange {
+                    low: r.low,
+                    high: r.high,
+                    meaning,
+                    label: r
+                        .label
+                        .clone()
+                        .unwrap_or_else(|| default_missing_label(meaning).to_string()),
+                }),
+                None => self.at(
+                    at,
+                    format!(
+                        "{what}: missing range {shown} has meaning {:?}; use one of dont_know, \
+                         refused, not_applicable, no_response, other",
+                        r.meaning
                     ),
                 ),
             }
@@ -434,8 +492,9 @@ impl Checker<'_> {
                 &format!("codeset {name}"),
                 &cs.get_ref().codes,
                 &cs.get_ref().missing,
+                &cs.get_ref().missing_ranges,
             );
-            if c.codes.is_empty() && c.missing.is_empty() {
+            if c.codes.is_empty() && c.missing.is_empty() && c.ranges.is_empty() {
                 self.at(at, format!("codeset {name} declares no codes"));
             }
             codesets.insert(name.clone(), c);
@@ -537,6 +596,7 @@ impl Checker<'_> {
                         &format!("derived variable {}", d.name),
                         c,
                         &Ordered::default(),
+                        &[],
                     )
                     .codes
                 }
@@ -641,8 +701,10 @@ impl Checker<'_> {
             &what,
             v.codes.as_ref().unwrap_or(&Ordered::default()),
             v.missing.as_ref().unwrap_or(&Ordered::default()),
+            v.missing_ranges.as_deref().unwrap_or_default(),
         );
         codes.codes.extend(inline.codes);
+        codes.ranges.extend(inline.ranges);
         for m in inline.missing {
             if codes.missing.iter().any(|x| x.code == m.code)
                 || codes.codes.iter().any(|x| x.code == m.code)
@@ -680,21 +742,26 @@ impl Checker<'_> {
                 ),
             );
         }
-        if matches!(
-            var_type,
-            VarType::Integer | VarType::Numeric | VarType::Text
-        ) && !codes.codes.is_empty()
-        {
+        if matches!(var_type, VarType::Integer | VarType::Numeric) && !codes.codes.is_empty() {
             self.at(
                 at,
                 format!(
-                    "{what}: only categorical variables have valid codes; use range for numbers"
+                    "{what}: integer and numeric variables have no valid codes; use range for \
+                     numbers, or type = \"categorical\" (or \"text\" for codes stored as text)"
                 ),
             );
         }
+        // `type = "text"` with codes: a categorical variable whose codes are text in the file,
+        // even when they look like numbers (an SPSS string variable coded "1", "2").
+        let (var_type, text_codes) = if var_type == VarType::Text && !codes.codes.is_empty() {
+            (VarType::Categorical, true)
+        } else {
+            (var_type, false)
+        };
         let numeric_storage = match var_type {
             VarType::Integer | VarType::Numeric => true,
             VarType::Text => false,
+            VarType::Categorical if text_codes => false,
             VarType::Categorical => codes
                 .codes
                 .iter()
@@ -722,6 +789,29 @@ impl Checker<'_> {
                 ),
             );
         }
+        if !codes.ranges.is_empty() && !numeric_storage {
+            self.at(
+                at,
+                format!(
+                    "{what}: missing_ranges apply to variables stored as numbers; {name} is stored \
+                     as text (list its missing codes under missing instead)"
+                ),
+            );
+        }
+        for c in &codes.codes {
+            if let Some(x) = numeric_code(&c.code)
+                && let Some(r) = codes.ranges.iter().find(|r| r.contains(x))
+            {
+                self.at(
+                    at,
+                    format!(
+                        "{what}: valid code {:?} lies in the missing range {}..{}; narrow the range \
+                         or drop the code",
+                        c.code, r.low, r.high
+                    ),
+                );
+            }
+        }
         let range = match v.range {
             None => None,
             Some([lo, hi]) => {
@@ -747,6 +837,7 @@ impl Checker<'_> {
             numeric_storage,
             codes: codes.codes,
             missing: codes.missing,
+            missing_ranges: codes.ranges,
             range,
             asked_if: None,
             frame: v.frame,

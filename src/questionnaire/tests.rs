@@ -586,3 +586,97 @@ missing = { DK = "dont_know" }
     let bad = text.replace(r#"".b" = "refused""#, r#"".ab" = "refused""#);
     assert!(Questionnaire::from_toml_str(&bad, Path::new("q.toml")).is_err());
 }
+
+#[test]
+fn text_with_codes_is_categorical_stored_as_text() {
+    let text = r#"
+[questionnaire]
+id = "t"
+version = "1"
+[[variables]]
+name = "agree"
+type = "text"
+codes = { "1" = "Yes", "2" = "No" }
+missing = { "8" = "dont_know" }
+[[variables]]
+name = "n"
+type = "categorical"
+codes = { "1" = "Yes", "2" = "No" }
+[[indicators]]
+id = "agree_share"
+kind = "proportion"
+value = 'agree == "1"'
+"#;
+    let q = Questionnaire::from_toml_str(text, Path::new("q.toml")).expect("parses");
+    let agree = q.variable("agree").expect("agree");
+    assert_eq!(agree.var_type, VarType::Categorical);
+    assert!(!agree.numeric_storage, "type = text keeps \"1\" text");
+    assert_eq!(agree.codes.len(), 2);
+    // Without type = "text", the same quoted codes are numbers (TOML keys are text anyway).
+    assert!(q.variable("n").expect("n").numeric_storage);
+    // The codes are checked in expressions: "3" is not one, and a number is not text.
+    for bad in [r#"'agree == "3"'"#, "'agree == 1'"] {
+        let t = text.replace(r#"'agree == "1"'"#, bad);
+        let e = Questionnaire::from_toml_str(&t, Path::new("q.toml")).expect_err(bad);
+        assert!(e.to_string().contains("agree"), "{e}");
+    }
+    // Integer and numeric variables still have no codes.
+    let t = text.replacen("type = \"text\"", "type = \"integer\"", 1);
+    let e = Questionnaire::from_toml_str(&t, Path::new("q.toml")).expect_err("integer codes");
+    assert!(e.to_string().contains("no valid codes"), "{e}");
+}
+
+#[test]
+fn missing_ranges_are_read_and_checked() {
+    let head = "[questionnaire]\nid = \"t\"\nversion = \"1\"\n[[variables]]\nname = \"x\"\n";
+    let text = format!(
+        "{head}type = \"integer\"\nmissing = {{ 97 = \"refused\" }}\n\
+         missing_ranges = [{{ low = 97, high = 99, meaning = \"other\" }}, \
+         {{ low = -inf, high = -1, meaning = \"dont_know\", label = \"Negative codes\" }}]\n"
+    );
+    let q = Questionnaire::from_toml_str(&text, Path::new("q.toml")).expect("parses");
+    let x = q.variable("x").expect("x");
+    assert_eq!(x.missing_ranges.len(), 2);
+    assert_eq!(
+        (x.missing_ranges[0].low, x.missing_ranges[0].high),
+        (97.0, 99.0)
+    );
+    assert_eq!(x.missing_ranges[0].meaning, MissingMeaning::Other);
+    assert_eq!(x.missing_ranges[0].label, "Other missing");
+    assert_eq!(x.missing_ranges[1].low, f64::NEG_INFINITY);
+    assert_eq!(x.missing_ranges[1].label, "Negative codes");
+    assert!(x.missing_ranges[1].contains(-5.0) && !x.missing_ranges[1].contains(0.0));
+    // In a codeset too.
+    let cs = "[questionnaire]\nid = \"t\"\nversion = \"1\"\n[codesets.s]\ncodes = { 1 = \"a\", 2 = \"b\" }\n\
+              missing_ranges = [{ low = 8, high = 9, meaning = \"refused\" }]\n\
+              [[variables]]\nname = \"x\"\ncodeset = \"s\"\n";
+    let q = Questionnaire::from_toml_str(cs, Path::new("q.toml")).expect("codeset ranges");
+    assert_eq!(q.variable("x").expect("x").missing_ranges.len(), 1);
+
+    for (body, says) in [
+        (
+            "type = \"text\"\nmissing_ranges = [{ low = 1, high = 2, meaning = \"other\" }]",
+            "stored as text",
+        ),
+        (
+            "codes = { 1 = \"a\", 98 = \"b\" }\nmissing_ranges = [{ low = 97, high = 99, meaning = \"other\" }]",
+            "lies in the missing range",
+        ),
+        (
+            "type = \"integer\"\nmissing_ranges = [{ low = 9, high = 1, meaning = \"other\" }]",
+            "low first",
+        ),
+        (
+            "type = \"integer\"\nmissing_ranges = [{ low = 1, high = 2, meaning = \"unknown\" }]",
+            "has meaning",
+        ),
+        (
+            "type = \"integer\"\nmissing_ranges = [{ low = 1, high = 2, meaning = \"other\", lable = \"x\" }]",
+            "lable",
+        ),
+    ] {
+        let e = Questionnaire::from_toml_str(&format!("{head}{body}\n"), Path::new("q.toml"))
+            .expect_err(body);
+        assert!(e.to_string().contains(says), "{body}: {e}");
+    }
+}

@@ -52,6 +52,7 @@ replay_tests!(
     csv_ingest,
     parquet_ingest,
     sav_ingest,
+    por_ingest,
     dta_ingest,
     questionnaire,
     expression,

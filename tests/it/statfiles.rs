@@ -371,3 +371,492 @@ fn stata_extended_missing_values_map_to_declared_missing_codes() {
         "{u:?}"
     );
 }
+
+/// Every SPSS and Stata file in fixtures/statfiles.
+fn statfile_fixtures() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("fixtures/statfiles"))
+        .expect("fixtures/statfiles")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "sav" | "zsav" | "por" | "dta"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Draft a questionnaire from `file`, then read `file` with it (every row a respondent, the
+/// first variable as id).
+fn draft_and_read(file: &Path) -> (String, Questionnaire, cvsurvey::ingest::Ingested) {
+    let text = cvsurvey::questionnaire::import::import(file, None)
+        .unwrap_or_else(|e| panic!("{}: import: {e}", file.display()));
+    let q = Questionnaire::from_toml_str(&text, Path::new("draft.toml"))
+        .unwrap_or_else(|e| panic!("{}: draft does not load: {e}\n{text}", file.display()));
+    let id = q.variables[0].name.clone();
+    let spec = IngestSpec {
+        path: file.to_path_buf(),
+        id,
+        ..Default::default()
+    };
+    let got = cvsurvey::ingest::read(&spec, &q).unwrap_or_else(|e| {
+        panic!(
+            "{}: the draft does not read its file: {e}\n{text}",
+            file.display()
+        )
+    });
+    (text, q, got)
+}
+
+#[test]
+fn every_drafted_questionnaire_validates_the_file_it_was_drafted_from() {
+    let files = statfile_fixtures();
+    assert!(files.len() >= 18, "{files:?}");
+    for file in &files {
+        let (text, _, got) = draft_and_read(file);
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+        assert_eq!(
+            got.rows_quarantined,
+            0,
+            "{name}: {:?}\n{text}",
+            got.findings.first()
+        );
+        let other: Vec<_> = got
+            .findings
+            .iter()
+            .filter(|f| {
+                !matches!(
+                    f.kind,
+                    FindingKind::ItemNonresponse | FindingKind::NonrespondentAnswers
+                )
+            })
+            .collect();
+        assert!(other.is_empty(), "{name}: {other:?}\n{text}");
+        // Item nonresponse only where the file has a blank (system missing, empty string).
+        assert!(got.rows_read > 0, "{name}");
+    }
+}
+
+fn states(got: &cvsurvey::ingest::Ingested, name: &str) -> Vec<cvsurvey::frame::CellState> {
+    got.frame.column(name).expect(name).state.clone()
+}
+
+fn shown(got: &cvsurvey::ingest::Ingested, name: &str) -> Vec<Option<String>> {
+    let c = got.frame.column(name).expect(name);
+    (0..c.len()).map(|r| c.display(r)).collect()
+}
+
+#[test]
+fn a_string_variable_with_number_like_codes_is_drafted_as_text_codes() {
+    use cvsurvey::frame::CellState::*;
+    let file = statfile("draft_strcodes.sav");
+    let (text, q, got) = draft_and_read(&file);
+    assert!(
+        text.contains("type = \"text\"\ncodes = { \"1\" = \"Yes\", \"2\" = \"No\" }"),
+        "{text}"
+    );
+    let agree = q.variable("agree").expect("agree");
+    assert!(!agree.numeric_storage);
+    assert_eq!(
+        shown(&got, "agree"),
+        [
+            Some("1".into()),
+            Some("2".into()),
+            None,
+            None,
+            Some("1".into())
+        ]
+    );
+    assert_eq!(
+        states(&got, "agree"),
+        [Value, Value, DontKnow, NoResponse, Value]
+    );
+
+    // Written by hand: quoted codes on a text variable read the file; compared as text.
+    let hand = r#"
+[questionnaire]
+id = "hand"
+version = "1"
+[[variables]]
+name = "id"
+type = "integer"
+[[variables]]
+name = "agree"
+type = "text"
+codes = { "1" = "Yes", "2" = "No" }
+missing = { "8" = "dont_know" }
+[[indicators]]
+id = "agree_share"
+kind = "proportion"
+value = 'agree == "1"'
+"#;
+    let q = Questionnaire::from_toml_str(hand, Path::new("hand.toml")).expect("hand");
+    let spec = IngestSpec {
+        path: file.clone(),
+        id: "id".into(),
+        ..Default::default()
+    };
+    let got = cvsurvey::ingest::read(&spec, &q).expect("text codes read the string variable");
+    assert_eq!(got.rows_quarantined, 0);
+    assert_eq!(
+        states(&got, "agree"),
+        [Value, Value, DontKnow, NoResponse, Value]
+    );
+    // Declared categorical (numbers), the same codes clash with the file's text storage.
+    let numbers = hand
+        .replace("type = \"text\"\ncodes", "type = \"categorical\"\ncodes")
+        .replace(r#"'agree == "1"'"#, "'agree == 1'");
+    let q = Questionnaire::from_toml_str(&numbers, Path::new("hand.toml")).expect("numbers");
+    let e = cvsurvey::ingest::read(&spec, &q).expect_err("text stored, numbers declared");
+    assert!(e.to_string().contains("type = \"text\""), "{e}");
+}
+
+#[test]
+fn a_scale_labelled_at_its_ends_is_drafted_as_an_integer_with_its_range() {
+    use cvsurvey::frame::CellState::*;
+    for (file, refused) in [("draft_scale.sav", "99"), ("draft_scale.dta", "\".r\"")] {
+        let (text, q, got) = draft_and_read(&statfile(file));
+        let trust = q.variable("trust").expect("trust");
+        assert_eq!(
+            trust.var_type,
+            cvsurvey::questionnaire::VarType::Integer,
+            "{file}"
+        );
+        assert_eq!(trust.range, Some((1.0, 7.0)), "{file}");
+        assert!(trust.codes.is_empty(), "{file}");
+        // The labels are kept, in a comment above the variable.
+        assert!(
+            text.contains("1 = \"Not at all\", 7 = \"Completely\""),
+            "{file}: {text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "missing = {{ {refused} = {{ meaning = \"refused\""
+            )),
+            "{file}: {text}"
+        );
+        assert_eq!(got.rows_quarantined, 0, "{file}");
+        let st = states(&got, "trust");
+        assert_eq!(
+            st.iter().filter(|s| **s == Value).count(),
+            8,
+            "{file}: {st:?}"
+        );
+        assert_eq!(st[7], Refused, "{file}");
+        assert_eq!(st[8], NoResponse, "{file}");
+    }
+}
+
+#[test]
+fn stata_extended_missing_labels_are_drafted_as_missing_codes() {
+    use cvsurvey::frame::CellState::*;
+    let (text, q, got) = draft_and_read(&statfile("draft_extlabels.dta"));
+    assert!(!text.contains("cannot be a missing code"), "{text}");
+    let codes = |name: &str| -> Vec<(String, MissingMeaning)> { missing_of(&q, name) };
+    assert_eq!(
+        codes("income"),
+        [
+            (".d".to_string(), MissingMeaning::DontKnow),
+            (".h".to_string(), MissingMeaning::Other),
+            (".r".to_string(), MissingMeaning::Refused),
+            // Unlabelled, but in the data.
+            (".z".to_string(), MissingMeaning::Other),
+        ]
+    );
+    assert!(q.variable("income").expect("income").numeric_storage);
+    assert_eq!(
+        codes("weight_kg"),
+        [(".a".to_string(), MissingMeaning::Other)]
+    );
+    assert_eq!(
+        states(&got, "income"),
+        [Value, DontKnow, Value, Refused, OtherMissing, OtherMissing]
+    );
+    assert_eq!(
+        shown(&got, "weight_kg")[..2],
+        [Some("70.5".into()), Some("81.25".into())]
+    );
+    assert_eq!(states(&got, "weight_kg")[2], OtherMissing);
+    assert_eq!(
+        states(&got, "q1"),
+        [Value, Value, OtherMissing, Value, Value, NoResponse]
+    );
+}
+
+#[test]
+fn spss_string_user_missing_values_are_drafted_and_read() {
+    use cvsurvey::frame::CellState::*;
+    let (text, q, got) = draft_and_read(&statfile("draft_strmiss.sav"));
+    // A short string (missing values in the variable record) and a long one (record 7.22).
+    assert_eq!(
+        missing_of(&q, "answer"),
+        [
+            ("DK".to_string(), MissingMeaning::DontKnow),
+            ("RF".to_string(), MissingMeaning::Other)
+        ],
+        "{text}"
+    );
+    assert_eq!(
+        missing_of(&q, "comment"),
+        [("NOANSWER".to_string(), MissingMeaning::Other)],
+        "{text}"
+    );
+    assert_eq!(
+        states(&got, "answer"),
+        [Value, DontKnow, OtherMissing, NoResponse, Value]
+    );
+    assert_eq!(
+        states(&got, "comment"),
+        [Value, OtherMissing, Value, OtherMissing, NoResponse]
+    );
+}
+
+#[test]
+fn spss_missing_ranges_are_drafted_as_missing_ranges() {
+    use cvsurvey::frame::CellState::*;
+    let (text, q, got) = draft_and_read(&statfile("draft_ranges.sav"));
+    assert!(!text.contains("only its labelled values"), "{text}");
+    let hours = q.variable("hours").expect("hours");
+    assert_eq!(hours.missing_ranges.len(), 1, "{text}");
+    assert_eq!(
+        (hours.missing_ranges[0].low, hours.missing_ranges[0].high),
+        (97.0, 99.0)
+    );
+    let debt = q.variable("debt").expect("debt");
+    assert_eq!(debt.missing_ranges[0].low, f64::NEG_INFINITY, "LO");
+    // hours: 40, 97 (labelled "Refused"), 98, 12, 99, blank.
+    assert_eq!(
+        states(&got, "hours"),
+        [
+            Value,
+            Refused,
+            OtherMissing,
+            Value,
+            OtherMissing,
+            NoResponse
+        ]
+    );
+    // debt: 15.5, -1, -2.5, 0, 1200.25, -99 (LO THRU -1).
+    assert_eq!(
+        states(&got, "debt"),
+        [
+            Value,
+            OtherMissing,
+            OtherMissing,
+            Value,
+            Value,
+            OtherMissing
+        ]
+    );
+    // q5: 1, 5, 8 ("Don't know"), 9 (in 8 THRU 9), 0 ("Not asked", the discrete value), 3.
+    assert_eq!(
+        states(&got, "q5"),
+        [Value, Value, DontKnow, OtherMissing, NotAsked, Value]
+    );
+}
+
+#[test]
+fn missing_ranges_apply_to_csv_data_too() {
+    use cvsurvey::frame::CellState::*;
+    let dir = scratch("missing-ranges-csv");
+    let data = dir.join("data.csv");
+    std::fs::write(&data, "id,hours\n1,40\n2,97\n3,98.5\n4,-3\n5,\n6,100\n").expect("csv");
+    let q = Questionnaire::from_toml_str(
+        "[questionnaire]\nid = \"t\"\nversion = \"1\"\n\
+         [[variables]]\nname = \"id\"\ntype = \"integer\"\n\
+         [[variables]]\nname = \"hours\"\ntype = \"numeric\"\nrange = [0, 99]\n\
+         missing = { 97 = \"refused\" }\n\
+         missing_ranges = [{ low = 97, high = 99, meaning = \"dont_know\" }, \
+         { low = -inf, high = -1, meaning = \"not_applicable\" }]\n",
+        Path::new("q.toml"),
+    )
+    .expect("questionnaire");
+    let spec = IngestSpec {
+        path: data,
+        id: "id".into(),
+        ..Default::default()
+    };
+    let got = cvsurvey::ingest::read(&spec, &q).expect("read");
+    // 97 is its own code (refused); 98.5 is in the range; 100 is out of range, not missing.
+    assert_eq!(
+        states(&got, "hours")[..5],
+        [Value, Refused, DontKnow, NotAsked, NoResponse]
+    );
+    assert_eq!(got.rows_quarantined, 1);
+    assert!(
+        got.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::OutOfRange && f.value == "100")
+    );
+}
+
+#[test]
+fn stata_release_113_is_read_with_labels_and_extended_missing_values() {
+    use cvsurvey::frame::CellState::*;
+    let file = statfile("draft_v113.dta");
+    let dict = cvsurvey::ingest::statfile::read_dictionary(&file).expect("113 dictionary");
+    assert_eq!(dict.version, "113");
+    assert_eq!(dict.label, "release 113 test file");
+    let (_, q, got) = draft_and_read(&file);
+    assert_eq!(
+        missing_of(&q, "q1"),
+        [(".a".to_string(), MissingMeaning::DontKnow)]
+    );
+    let size: Vec<&str> = q
+        .variable("size")
+        .expect("size")
+        .codes
+        .iter()
+        .map(|c| c.label.as_str())
+        .collect();
+    assert_eq!(size, ["Small", "Medium", "Large"]);
+    assert_eq!(
+        states(&got, "q1"),
+        [Value, Value, DontKnow, NoResponse, Value]
+    );
+    assert_eq!(
+        shown(&got, "name"),
+        [
+            Some("Ana".into()),
+            Some("Zoë".into()),
+            None,
+            Some("Li".into()),
+            Some("Bo".into())
+        ]
+    );
+    assert_eq!(
+        shown(&got, "score"),
+        [
+            Some("1.5".into()),
+            Some("2.25".into()),
+            None,
+            Some("0".into()),
+            Some("-3".into())
+        ]
+    );
+}
+
+#[test]
+fn older_stata_releases_name_a_converter() {
+    let dir = scratch("old-formats");
+    // small_v113.dta relabelled as release 112 (Stata 8 beta): refused with the ways out.
+    let mut bytes = std::fs::read(statfile("small_v113.dta")).expect("v113");
+    bytes[0] = 112;
+    let old = dir.join("old.dta");
+    std::fs::write(&old, &bytes).expect("write");
+    let e = cvsurvey::questionnaire::import::import(&old, None).expect_err("112");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("old.dta") && msg.contains("112") && msg.contains("haven::write_dta"),
+        "{msg}"
+    );
+    let q = mini("");
+    let spec = IngestSpec {
+        path: old,
+        id: "id".into(),
+        ..Default::default()
+    };
+    let e = cvsurvey::ingest::read(&spec, &q).expect_err("112");
+    assert!(e.to_string().contains("saveold"), "{e}");
+}
+
+#[test]
+fn an_spss_portable_file_reads_as_the_system_file_pspp_wrote_beside_it() {
+    use cvsurvey::frame::CellState::*;
+    // make_por.sps wrote the same data with EXPORT (small.por) and SAVE (small_por.sav).
+    // Portable files keep 8-character upper-case names; the system file has the lower-case
+    // ones. Draft from each, read each with its draft: the same cells, states and labels.
+    let (_, q_por, por) = draft_and_read(&statfile("small.por"));
+    let (_, q_sav, sav) = draft_and_read(&statfile("small_por.sav"));
+    assert_eq!(por.rows_read, 6);
+    assert_eq!(por.rows_read, sav.rows_read);
+    for v in &q_sav.variables {
+        let upper = v.name.to_uppercase();
+        let w = q_por.variable(&upper).expect(&upper);
+        assert_eq!(w.var_type, v.var_type, "{upper}");
+        assert_eq!(w.codes, v.codes, "{upper}");
+        assert_eq!(w.missing, v.missing, "{upper}");
+        assert_eq!(w.missing_ranges, v.missing_ranges, "{upper}");
+        assert_eq!(w.range, v.range, "{upper}");
+        assert_eq!(states(&por, &upper), states(&sav, &v.name), "{upper}");
+        assert_eq!(shown(&por, &upper), shown(&sav, &v.name), "{upper}");
+    }
+    assert_eq!(
+        shown(&por, "SCORE"),
+        [
+            Some("1.5".into()),
+            None,
+            Some("1000000.5".into()),
+            None,
+            Some("0.1".into()),
+            Some("-0.001".into())
+        ]
+    );
+    // -2.25 lies in LO THRU -1.
+    assert_eq!(
+        states(&por, "SCORE"),
+        [Value, OtherMissing, Value, NoResponse, Value, Value]
+    );
+    assert_eq!(shown(&por, "NAME")[0].as_deref(), Some("Zoë"));
+    assert_eq!(shown(&por, "NOTE")[4].as_deref(), Some("ÆØÅ"));
+    assert_eq!(
+        states(&por, "Q1"),
+        [Value, DontKnow, NoResponse, Value, Refused, Value]
+    );
+    assert_eq!(
+        states(&por, "HOURS"),
+        [
+            Value,
+            Refused,
+            OtherMissing,
+            NoResponse,
+            Value,
+            OtherMissing
+        ]
+    );
+    assert_eq!(states(&por, "NOTE")[1], OtherMissing);
+    // The scale labelled at 1 and 7 only is an integer with its range.
+    assert_eq!(
+        q_por.variable("TRUST").expect("TRUST").range,
+        Some((1.0, 7.0))
+    );
+}
+
+#[test]
+fn truncated_files_say_where_they_end_and_what_was_expected() {
+    let dir = scratch("truncated");
+    // Stata: cut inside the variable types (which start at byte 301) and inside the data.
+    let bytes = std::fs::read(statfile("demo.dta")).expect("demo.dta");
+    for (cut, section) in [
+        (400usize, "the variable types"),
+        (bytes.len() / 2, "the data rows"),
+    ] {
+        let p = dir.join(format!("cut{cut}.dta"));
+        std::fs::write(&p, &bytes[..cut]).expect("write");
+        let e = cvsurvey::questionnaire::import::import(&p, None).expect_err("truncated");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("cut{cut}.dta"))
+                && msg.contains("truncated")
+                && msg.contains(&format!("{cut} bytes"))
+                && msg.contains(section),
+            "{msg}"
+        );
+        assert!(!msg.contains("failed to fill whole buffer"), "{msg}");
+    }
+    // SPSS: cut in the dictionary and in the cases.
+    let bytes = std::fs::read(statfile("demo.sav")).expect("demo.sav");
+    for cut in [300usize, bytes.len() / 2, bytes.len() - 3] {
+        let p = dir.join(format!("cut{cut}.sav"));
+        std::fs::write(&p, &bytes[..cut]).expect("write");
+        let e = cvsurvey::questionnaire::import::import(&p, None).expect_err("truncated");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("cut{cut}.sav"))
+                && msg.contains("truncated")
+                && msg.contains(&cut.to_string()),
+            "{msg}"
+        );
+    }
+}
