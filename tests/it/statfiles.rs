@@ -397,7 +397,7 @@ fn draft_and_read(file: &Path) -> (String, Questionnaire, cvsurvey::ingest::Inge
     let id = q.variables[0].name.clone();
     let spec = IngestSpec {
         path: file.to_path_buf(),
-        id,
+        id: Some(id),
         ..Default::default()
     };
     let got = cvsurvey::ingest::read(&spec, &q).unwrap_or_else(|e| {
@@ -494,7 +494,7 @@ value = 'agree == "1"'
     let q = Questionnaire::from_toml_str(hand, Path::new("hand.toml")).expect("hand");
     let spec = IngestSpec {
         path: file.clone(),
-        id: "id".into(),
+        id: Some("id".into()),
         ..Default::default()
     };
     let got = cvsurvey::ingest::read(&spec, &q).expect("text codes read the string variable");
@@ -674,7 +674,7 @@ fn missing_ranges_apply_to_csv_data_too() {
     .expect("questionnaire");
     let spec = IngestSpec {
         path: data,
-        id: "id".into(),
+        id: Some("id".into()),
         ..Default::default()
     };
     let got = cvsurvey::ingest::read(&spec, &q).expect("read");
@@ -754,7 +754,7 @@ fn older_stata_releases_name_a_converter() {
     let q = mini("");
     let spec = IngestSpec {
         path: old,
-        id: "id".into(),
+        id: Some("id".into()),
         ..Default::default()
     };
     let e = cvsurvey::ingest::read(&spec, &q).expect_err("112");
