@@ -98,7 +98,7 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum QuestionnaireCommand {
-    /// Draft a questionnaire (TOML, on standard output) from an SPSS (.sav, .zsav) or Stata
+    /// Draft a questionnaire (TOML, on standard output) from an SPSS (.sav, .zsav, .por) or Stata
     /// (.dta) file's dictionary, or from a CSV and its codebook.
     Import {
         /// The data file.

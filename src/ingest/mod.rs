@@ -220,10 +220,10 @@ pub enum IngestError {
         /// What it is instead.
         kind: &'static str,
     },
-    /// Extension is none of .csv, .parquet, .sav, .zsav, .dta.
+    /// Extension is none of .csv, .parquet, .sav, .zsav, .por, .dta.
     #[error(
         "{path}: unsupported data file type; use a .csv or .parquet file, or an SPSS (.sav, \
-         .zsav) or Stata (.dta) file"
+         .zsav, .por) or Stata (.dta) file"
     )]
     UnsupportedFormat {
         /// Data file.
