@@ -85,6 +85,7 @@ fn spec(path: PathBuf) -> IngestSpec {
         required_columns: Vec::new(),
         column_patterns: Vec::new(),
         na: vec![String::new(), "NA".into(), ".".into()],
+        derived: None,
     }
 }
 

@@ -169,6 +169,7 @@ fn ingest_spec(rows: usize, path: &Path) -> (IngestSpec, Questionnaire) {
         required_columns: vec!["stratum".into()],
         column_patterns: Vec::new(),
         na: Vec::new(),
+        derived: None,
     };
     (spec, q)
 }

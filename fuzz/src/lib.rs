@@ -70,6 +70,7 @@ fn demo_spec(path: PathBuf) -> IngestSpec {
         required_columns: vec!["region".into()],
         column_patterns: Vec::new(),
         na: vec![String::new(), "NA".into(), ".".into()],
+        derived: None,
     }
 }
 

@@ -48,6 +48,9 @@ pub struct IngestSpec {
     pub column_patterns: Vec<String>,
     /// Texts read as blank in numeric columns of CSV and Parquet files (`NA`, `.`).
     pub na: Vec<String>,
+    /// Variables the run reads after ingest (indicators, domains, calibration margins): only
+    /// the derived variables among them, and their inputs, are built. `None`: all of them.
+    pub derived: Option<Vec<String>>,
 }
 
 /// True when `name` matches `pattern`, where `*` stands for any text (possibly empty).
@@ -830,8 +833,11 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
     };
     let respondent: Vec<bool> = used.iter().map(|&r| respondent[r]).collect();
     let row_numbers: Vec<u64> = used.iter().map(|&r| r as u64 + 1).collect();
-    q.add_derived(&mut frame)
-        .map_err(|e| IngestError::Derived(e.to_string()))?;
+    match &spec.derived {
+        None => q.add_derived(&mut frame),
+        Some(needed) => q.add_derived_needed(&mut frame, needed),
+    }
+    .map_err(|e| IngestError::Derived(e.to_string()))?;
 
     let ingested = Ingested {
         frame,

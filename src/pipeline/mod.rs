@@ -233,7 +233,36 @@ fn prepare(config_path: &Path) -> Result<(Pipeline, Questionnaire), PipelineErro
     Ok((pipeline, questionnaire))
 }
 
-fn ingest_spec(p: &Pipeline) -> IngestSpec {
+/// Every variable a stage after ingest reads: the estimated indicators' expressions, the
+/// domains and the calibration margins' variables (a margins file that cannot be read names
+/// nothing here; the weighting stage reports it).
+fn read_after_ingest(p: &Pipeline, q: &Questionnaire) -> Vec<String> {
+    let all = p.estimation.indicators.iter().any(|i| i == "*");
+    let mut names: Vec<String> = q
+        .indicators
+        .iter()
+        .filter(|i| all || p.estimation.indicators.contains(&i.id))
+        .flat_map(|i| {
+            [&i.value, &i.numerator, &i.denominator, &i.universe]
+                .into_iter()
+                .flatten()
+                .flat_map(|e| e.variables())
+        })
+        .collect();
+    names.extend(p.estimation.domains.iter().cloned());
+    for w in &p.weighting {
+        if let Some(c) = &w.calibration
+            && let Ok(m) = crate::weighting::margins::Margins::load(&c.margins)
+        {
+            names.extend(m.variables().into_iter().map(str::to_string));
+        }
+    }
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+fn ingest_spec(p: &Pipeline, q: &Questionnaire) -> IngestSpec {
     let d = &p.design;
     let mut design_columns: Vec<String> = d.strata.iter().cloned().collect();
     design_columns.extend(d.psu.iter().cloned());
@@ -254,6 +283,7 @@ fn ingest_spec(p: &Pipeline) -> IngestSpec {
         },
         required_columns: required,
         na: p.data.na.clone(),
+        derived: Some(read_after_ingest(p, q)),
         column_patterns: if p
             .variance
             .contains(&crate::config::VarianceMethod::Supplied)
@@ -270,7 +300,7 @@ fn read_data(
     q: &Questionnaire,
     opts: RunOptions<'_>,
 ) -> Result<Ingested, PipelineError> {
-    let ingested = crate::ingest::read_with_progress(&ingest_spec(p), q, opts.progress())?;
+    let ingested = crate::ingest::read_with_progress(&ingest_spec(p, q), q, opts.progress())?;
     // Item nonresponse is a property of the answers, not an error in the file: never fatal.
     let mut real = ingested
         .findings

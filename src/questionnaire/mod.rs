@@ -272,7 +272,45 @@ impl Questionnaire {
     /// column (Bool as 1/0). States map as: Value → Value, NotApplicable → NotAsked,
     /// Missing → NoResponse.
     pub fn add_derived(&self, frame: &mut crate::frame::Frame) -> Result<(), expr::EvalError> {
-        for d in &self.derived {
+        self.add_derived_where(frame, |_| true)
+    }
+
+    /// [`Questionnaire::add_derived`] for the derived variables named in `needed` and those
+    /// they are computed from; the others are not built (each costs a column of the frame).
+    pub fn add_derived_needed(
+        &self,
+        frame: &mut crate::frame::Frame,
+        needed: &[String],
+    ) -> Result<(), expr::EvalError> {
+        let mut wanted: Vec<bool> = self
+            .derived
+            .iter()
+            .map(|d| needed.contains(&d.name))
+            .collect();
+        // A derived variable reads only variables defined before it: walking back once
+        // collects every input of every wanted one.
+        for k in (0..self.derived.len()).rev() {
+            if !wanted[k] {
+                continue;
+            }
+            for v in self.derived[k].expr.variables() {
+                if let Some(j) = self.derived[..k].iter().position(|d| d.name == v) {
+                    wanted[j] = true;
+                }
+            }
+        }
+        self.add_derived_where(frame, |k| wanted[k])
+    }
+
+    fn add_derived_where(
+        &self,
+        frame: &mut crate::frame::Frame,
+        wanted: impl Fn(usize) -> bool,
+    ) -> Result<(), expr::EvalError> {
+        for (k, d) in self.derived.iter().enumerate() {
+            if !wanted(k) {
+                continue;
+            }
             let col = d.expr.eval(frame)?;
             let column = crate::frame::Column {
                 name: d.name.clone(),

@@ -680,3 +680,58 @@ fn missing_ranges_are_read_and_checked() {
         assert!(e.to_string().contains(says), "{body}: {e}");
     }
 }
+
+#[test]
+fn only_the_derived_variables_a_run_reads_are_built_with_their_inputs() {
+    let q = Questionnaire::from_toml_str(
+        r#"[questionnaire]
+id = "d"
+version = "1"
+title = "Derived chain"
+
+[[variables]]
+name = "x"
+type = "numeric"
+
+[[derived]]
+name = "doubled"
+expr = "x * 2"
+
+[[derived]]
+name = "unused"
+expr = "x + 100"
+
+[[derived]]
+name = "quadrupled"
+expr = "doubled * 2"
+"#,
+        Path::new("d.toml"),
+    )
+    .expect("questionnaire");
+    let frame = || {
+        let mut f = Frame::new(2);
+        f.push(Column {
+            name: "x".into(),
+            data: ColumnData::Num(vec![1.0, 3.0]),
+            state: vec![CellState::Value; 2],
+        })
+        .expect("push");
+        f
+    };
+    let mut f = frame();
+    q.add_derived_needed(&mut f, &["quadrupled".to_string()])
+        .expect("derived");
+    assert!(f.column("unused").is_none(), "nothing reads it");
+    assert!(f.column("doubled").is_some(), "quadrupled is computed from it");
+    match &f.column("quadrupled").expect("quadrupled").data {
+        ColumnData::Num(v) => assert_eq!(v, &vec![4.0, 12.0]),
+        other => panic!("{other:?}"),
+    }
+    let mut all = frame();
+    q.add_derived(&mut all).expect("derived");
+    assert!(all.column("unused").is_some());
+    let mut none = frame();
+    q.add_derived_needed(&mut none, &["x".to_string()])
+        .expect("derived");
+    assert_eq!(none.columns().len(), 1);
+}

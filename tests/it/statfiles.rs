@@ -78,6 +78,7 @@ fn spec(path: PathBuf) -> IngestSpec {
         required_columns: Vec::new(),
         column_patterns: Vec::new(),
         na: Vec::new(),
+        derived: None,
     }
 }
 
