@@ -722,7 +722,10 @@ expr = "doubled * 2"
     q.add_derived_needed(&mut f, &["quadrupled".to_string()])
         .expect("derived");
     assert!(f.column("unused").is_none(), "nothing reads it");
-    assert!(f.column("doubled").is_some(), "quadrupled is computed from it");
+    assert!(
+        f.column("doubled").is_some(),
+        "quadrupled is computed from it"
+    );
     match &f.column("quadrupled").expect("quadrupled").data {
         ColumnData::Num(v) => assert_eq!(v, &vec![4.0, 12.0]),
         other => panic!("{other:?}"),

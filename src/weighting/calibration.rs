@@ -1372,7 +1372,9 @@ pub fn calibrate(
         strict,
     }) = spec.trim
     {
-        out.trimmed = trim_weights(&mut out.weights, lower, upper, strict)?;
+        let (trimmed, failed) = trim_weights(&mut out.weights, lower, upper, strict)?;
+        out.trimmed = trimmed;
+        out.warnings.extend(failed);
         if out.trimmed > 0 {
             out.warnings.push(format!(
                 "{} weights were trimmed to [{lower}, {upper}]",
@@ -2085,49 +2087,63 @@ fn margin_error(
     (worst, rel)
 }
 
-/// R `trimWeights`: clamp to [lower, upper], share the trimmed amount equally among the
-/// untrimmed weights; with `strict`, repeat until nothing is outside. Returns the number of
-/// weights trimmed (in the first pass).
+/// R `trimWeights` (survey 4.5): clamp to [lower, upper] and share the trimmed amount equally
+/// among the weights that were inside the bounds; with `strict`, repeat until nothing is
+/// outside, sharing each round's trimmings only among weights that have never been trimmed
+/// (`do_trimWeights`'s `has_trimmed`). Survey 4.1 also gave a share to weights trimmed in an
+/// earlier round, which could push them out again; 4.5 is followed (docs/weighting.md). When no
+/// weight can take a share, R warns ("trimming failed") and keeps the clamped weights, whose
+/// total then falls short: so does this, and the warning says by how much. Returns the number
+/// of weights trimmed in the first round, and that warning.
 fn trim_weights(
     w: &mut [f64],
     lower: f64,
     upper: f64,
     strict: bool,
-) -> Result<usize, CalibrationError> {
+) -> Result<(usize, Option<String>), CalibrationError> {
     let mut first = None;
+    let mut has_trimmed = vec![false; w.len()];
     for _round in 0..10_000 {
-        let outside = w.iter().filter(|&&x| x < lower || x > upper).count();
+        let is_out: Vec<bool> = w.iter().map(|&x| x < lower || x > upper).collect();
+        let outside = is_out.iter().filter(|&&o| o).count();
         if first.is_none() {
             first = Some(outside);
         }
         if outside == 0 {
-            return Ok(first.unwrap_or(0));
+            return Ok((first.unwrap_or(0), None));
         }
-        let inside = w.len() - outside;
-        if inside == 0 {
-            return Err(CalibrationError::Trim {
-                lower,
-                upper,
-                message: "every weight is outside the bounds".into(),
-            });
-        }
+        let can_take = is_out
+            .iter()
+            .zip(&has_trimmed)
+            .filter(|&(&out, &trimmed)| !out && !trimmed)
+            .count();
         let mut trimmings = 0.0;
-        let mut is_out = Vec::with_capacity(w.len());
         for x in w.iter_mut() {
-            let out = *x < lower || *x > upper;
-            is_out.push(out);
             let xn = x.max(lower).min(upper);
             trimmings += *x - xn;
             *x = xn;
         }
-        let share = trimmings / inside as f64;
-        for (x, out) in w.iter_mut().zip(is_out) {
-            if !out {
+        if can_take == 0 {
+            return Ok((
+                first.unwrap_or(0),
+                Some(format!(
+                    "trimming failed (as R warns): no weight inside [{lower}, {upper}] was left \
+                     to take the trimmed amount, so the weights' total changed by {}",
+                    -trimmings
+                )),
+            ));
+        }
+        let share = trimmings / can_take as f64;
+        for ((x, &out), &trimmed) in w.iter_mut().zip(&is_out).zip(&has_trimmed) {
+            if !out && !trimmed {
                 *x += share;
             }
         }
         if !strict {
-            return Ok(first.unwrap_or(0));
+            return Ok((first.unwrap_or(0), None));
+        }
+        for (t, &out) in has_trimmed.iter_mut().zip(&is_out) {
+            *t |= out;
         }
     }
     Err(CalibrationError::Trim {

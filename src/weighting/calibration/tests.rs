@@ -660,16 +660,32 @@ fn non_convergence_is_an_error_unless_forced() {
 fn trimming_follows_r() {
     // trimWeights: clamp, then share the trimmed amount equally among the others.
     let mut w = vec![1.0, 2.0, 3.0, 10.0];
-    let k = trim_weights(&mut w, 0.0, 5.0, false).unwrap();
+    let (k, _) = trim_weights(&mut w, 0.0, 5.0, false).unwrap();
     assert_eq!(k, 1);
     let s = 5.0 / 3.0;
     for (a, b) in w.iter().zip([1.0 + s, 2.0 + s, 3.0 + s, 5.0]) {
         assert!((a - b).abs() < 1e-14);
     }
     let mut w = vec![1.0, 2.0, 3.0, 10.0];
-    trim_weights(&mut w, 0.0, 4.0, true).unwrap();
-    assert!(w.iter().all(|&x| x <= 4.0 + 1e-12));
+    let (_, failed) = trim_weights(&mut w, 0.0, 4.0, true).unwrap();
+    assert!(failed.is_none());
+    // survey 4.5's strict rounds by hand: [3, 4, 5, 4] (6 shared by three), then 1 shared by
+    // the two never trimmed, [3.5, 4.5, 4, 4], then 0.5 to the last one: all 4. (Survey 4.1
+    // also gave shares to trimmed weights and ends elsewhere.)
+    for x in &w {
+        assert!((x - 4.0).abs() < 1e-12, "{w:?}");
+    }
     assert!((w.iter().sum::<f64>() - 16.0).abs() < 1e-12);
+    // Nobody left to take a share: R warns "trimming failed" and keeps the clamped weights.
+    let mut w = vec![10.0, 10.0, 1.0];
+    let (k, failed) = trim_weights(&mut w, 0.0, 4.0, true).unwrap();
+    assert_eq!(k, 2);
+    assert_eq!(w, vec![4.0, 4.0, 4.0]);
+    let failed = failed.expect("a warning");
+    assert!(
+        failed.contains("trimming failed") && failed.contains("-9"),
+        "{failed}"
+    );
 }
 
 /// `fixtures/weighting/demo_extra.R`: rake(), truncated linear, logit, g-trimming and
@@ -697,11 +713,7 @@ fn demo_extra_methods_match_r() {
     let mut worst_se: f64 = 0.0;
     for (c, scheme) in wh.iter().enumerate().skip(1) {
         let spec = match scheme.as_str() {
-            // The reference was made with survey 4.1, whose rake() tests the cross-table.
-            "rake" => CalibrationSpec {
-                rake_test: RakeTest::CrossTable,
-                ..CalibrationSpec::new(CalMethod::Rake)
-            },
+            "rake" => CalibrationSpec::new(CalMethod::Rake),
             "truncated_0.7_1.6" => CalibrationSpec::new(CalMethod::Truncated).with_bounds(0.7, 1.6),
             "logit_0.6_1.8" => CalibrationSpec::new(CalMethod::Logit).with_bounds(0.6, 1.8),
             "raking_trim_0.8_1.5" => CalibrationSpec {
