@@ -285,16 +285,7 @@ fn bad_rows_are_quarantined_with_reasons_and_accounted_for() {
     lines[5] = "1,2,3".to_string(); // malformed
     let data = dir.join("data.csv");
     std::fs::write(&data, lines.join("\n") + "\n").expect("write");
-    let config = demo_config(&dir);
-    let original = root()
-        .join("fixtures/demo/data.csv")
-        .canonicalize()
-        .expect("data");
-    replace_in(
-        &config,
-        original.to_str().expect("utf8"),
-        data.to_str().expect("utf8"),
-    );
+    let config = demo_config_on(&dir, &data);
     let (code, stdout, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
@@ -378,16 +369,7 @@ fn a_formula_in_the_data_cannot_reach_a_spreadsheet() {
     lines[1] = fields.join(",");
     let data = dir.join("data.csv");
     std::fs::write(&data, lines.join("\n") + "\n").expect("write");
-    let config = demo_config(&dir);
-    let original = root()
-        .join("fixtures/demo/data.csv")
-        .canonicalize()
-        .expect("data");
-    replace_in(
-        &config,
-        original.to_str().expect("utf8"),
-        data.to_str().expect("utf8"),
-    );
+    let config = demo_config_on(&dir, &data);
     let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
     assert_eq!(code, 0, "{stderr}");
     let q = std::fs::read_to_string(dir.join("out/quarantine.csv")).expect("quarantine");
@@ -587,16 +569,7 @@ fn a_control_character_in_a_stratum_quarantines_its_row_instead_of_making_a_stra
     lines[2] = lines[2].replacen(",R01-U,", ",R01\t-U,", 1);
     let data = dir.join("data.csv");
     std::fs::write(&data, lines.join("\n") + "\n").expect("write");
-    let config = demo_config(&dir);
-    let original = root()
-        .join("fixtures/demo/data.csv")
-        .canonicalize()
-        .expect("data");
-    replace_in(
-        &config,
-        original.to_str().expect("utf8"),
-        data.to_str().expect("utf8"),
-    );
+    let config = demo_config_on(&dir, &data);
     let (code, stdout, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
