@@ -752,15 +752,31 @@ pub(crate) fn read_sav(
 ) -> Result<RawTable, IngestError> {
     let sha256 = input_sha256(path)?;
     let sink = stream(path, &|dict| {
-        Ok((StatSink::new(path, dict, plan)?, row_bytes(dict, plan)))
+        Ok(Sink {
+            sink: StatSink::new(path, dict, plan)?,
+            row_bytes: row_bytes(dict, plan),
+        })
     })?;
     sink.finish(sha256)
 }
 
 /// Read every case of a `.sav`/`.zsav` file and say what each variable holds.
 pub(crate) fn observe(path: &Path) -> Result<Vec<Observed>, IngestError> {
-    // An observer keeps counts, not cells: its memory does not grow with the rows.
-    Ok(stream(path, &|dict| Ok((StatSink::observer(path, dict), 0)))?.into_observed())
+    let observer = |dict: &FileDictionary| {
+        Ok(Sink {
+            sink: StatSink::observer(path, dict),
+            // It keeps counts, not cells: its memory does not grow with the rows.
+            row_bytes: 0,
+        })
+    };
+    Ok(stream(path, &observer)?.into_observed())
+}
+
+/// Where the cases of a file go, and the memory that takes per row.
+struct Sink {
+    sink: StatSink,
+    /// Bytes a row of the loaded columns takes (0 for a sink that keeps no cells).
+    row_bytes: u64,
 }
 
 /// Memory of an inferred column's cell, counted as the Parquet reader counts it: the text is
@@ -874,14 +890,16 @@ fn case_rows(layout: &Layout, data: &CaseData, len: u64) -> Res<u64> {
     }
 }
 
-/// Read the cases of a file into the sink that `make_sink` sets up for its dictionary (with
-/// the memory its loaded columns take per row).
+/// Read the cases of a file into the sink that `make_sink` sets up for its dictionary.
 fn stream(
     path: &Path,
-    make_sink: &dyn Fn(&FileDictionary) -> Result<(StatSink, u64), IngestError>,
+    make_sink: &dyn Fn(&FileDictionary) -> Result<Sink, IngestError>,
 ) -> Result<StatSink, IngestError> {
     let (layout, mut file, len) = open(path)?;
-    let (mut sink, per_row) = make_sink(&layout.dict)?;
+    let Sink {
+        mut sink,
+        row_bytes: per_row,
+    } = make_sink(&layout.dict)?;
     let after_dictionary = len.saturating_sub(layout.data_start);
     let (stream, data): (Box<dyn Read>, CaseData) = match layout.compression {
         2 => {
