@@ -13,17 +13,27 @@
 //! skipped by its declared size. Every read is bounded by the file length, so a truncated or
 //! corrupt file is an error naming the file and the byte offset, never a panic or a huge
 //! allocation.
+//!
+//! The case data are bounded before they are read (`case_rows`): the rows the header
+//! announces must fit in the bytes present, the zlib blocks of a `.zsav` may hold no more than
+//! those rows can need (and each block inflates to exactly its declared size, `sav_zlib.rs`),
+//! a bytecode stream that goes on past the announced rows is an error, and the rows the data
+//! can hold must fit in memory. The list is in `docs/reliability.md` ("Bounds").
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use encoding_rs::Encoding;
 
+use super::builder::ColumnBuilder;
 use super::statfile::{
     FileCode, FileDictionary, FileMissing, FileType, FileVariable, Observed, StatCell, StatSink,
 };
 use super::{ColumnPlan, IngestError, RawTable, input_sha256};
+
+#[path = "sav_zlib.rs"]
+mod zlib;
 
 /// Bytes of one case slot.
 const SLOT: usize = 8;
@@ -651,88 +661,6 @@ pub(crate) fn read_dictionary(path: &Path) -> Result<FileDictionary, IngestError
     open(path).map(|(l, _, _)| l.dict)
 }
 
-/// The decompressed data stream of a `.zsav` file: zlib blocks listed in the trailer.
-struct ZlibBlocks {
-    file: BufReader<File>,
-    /// (offset, compressed size) of the blocks still to read.
-    blocks: std::collections::VecDeque<(u64, u64)>,
-    current: std::io::Cursor<Vec<u8>>,
-}
-
-impl Read for ZlibBlocks {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            let n = self.current.read(buf)?;
-            if n > 0 || buf.is_empty() {
-                return Ok(n);
-            }
-            let Some((offset, size)) = self.blocks.pop_front() else {
-                return Ok(0);
-            };
-            self.file.seek(SeekFrom::Start(offset))?;
-            let mut out = Vec::new();
-            flate2::read::ZlibDecoder::new((&mut self.file).take(size)).read_to_end(&mut out)?;
-            self.current = std::io::Cursor::new(out);
-        }
-    }
-}
-
-fn zlib_stream(layout: &Layout, mut file: BufReader<File>, len: u64) -> Res<ZlibBlocks> {
-    file.seek(SeekFrom::Start(layout.data_start))
-        .map_err(|e| SavError(format!("zlib header: {e}")))?;
-    let mut input = Input {
-        inner: &mut file,
-        pos: layout.data_start,
-        len,
-        big_endian: layout.big_endian,
-        in_file: true,
-    };
-    let zheader_ofs = input.i64("zlib header")?;
-    let ztrailer_ofs = input.i64("zlib header")?;
-    let ztrailer_len = input.i64("zlib header")?;
-    if zheader_ofs as u64 != layout.data_start
-        || ztrailer_ofs < 0
-        || ztrailer_len < 24
-        || (ztrailer_ofs as u64).saturating_add(ztrailer_len as u64) > len
-    {
-        return Err(SavError(format!(
-            "corrupt or truncated zlib header at byte {} (trailer at {ztrailer_ofs}, {ztrailer_len} bytes; the file has {len})",
-            layout.data_start
-        )));
-    }
-    file.seek(SeekFrom::Start(ztrailer_ofs as u64))
-        .map_err(|e| SavError(format!("zlib trailer: {e}")))?;
-    let mut input = Input {
-        inner: &mut file,
-        pos: ztrailer_ofs as u64,
-        len,
-        big_endian: layout.big_endian,
-        in_file: true,
-    };
-    let _bias = input.i64("zlib trailer")?;
-    let _zero = input.i64("zlib trailer")?;
-    let _block_size = input.i32("zlib trailer")?;
-    let n_blocks = input.count("zlib block count", (ztrailer_len as u64 - 24) / 24)?;
-    let mut blocks = std::collections::VecDeque::with_capacity(n_blocks);
-    for _ in 0..n_blocks {
-        let _uncompressed_ofs = input.i64("zlib trailer")?;
-        let compressed_ofs = input.i64("zlib trailer")?;
-        let _uncompressed_size = input.i32("zlib trailer")?;
-        let compressed_size = input.count("zlib block size", len)?;
-        if compressed_ofs < 0 || compressed_ofs as u64 + compressed_size as u64 > len {
-            return Err(SavError(format!(
-                "zlib block at byte {compressed_ofs} ({compressed_size} bytes) lies outside the file"
-            )));
-        }
-        blocks.push_back((compressed_ofs as u64, compressed_size as u64));
-    }
-    Ok(ZlibBlocks {
-        file,
-        blocks,
-        current: std::io::Cursor::new(Vec::new()),
-    })
-}
-
 /// Cases as 8-byte slots, from an uncompressed or bytecode-compressed stream.
 struct Cases<R> {
     inner: R,
@@ -823,13 +751,48 @@ pub(crate) fn read_sav(
     plan: &dyn Fn(&str) -> ColumnPlan,
 ) -> Result<RawTable, IngestError> {
     let sha256 = input_sha256(path)?;
-    let sink = stream(path, &|dict| StatSink::new(path, dict, plan))?;
+    let sink = stream(path, &|dict| {
+        Ok(Sink {
+            sink: StatSink::new(path, dict, plan)?,
+            row_bytes: row_bytes(dict, plan),
+        })
+    })?;
     sink.finish(sha256)
 }
 
 /// Read every case of a `.sav`/`.zsav` file and say what each variable holds.
 pub(crate) fn observe(path: &Path) -> Result<Vec<Observed>, IngestError> {
-    Ok(stream(path, &|dict| Ok(StatSink::observer(path, dict)))?.into_observed())
+    let observer = |dict: &FileDictionary| {
+        Ok(Sink {
+            sink: StatSink::observer(path, dict),
+            // It keeps counts, not cells: its memory does not grow with the rows.
+            row_bytes: 0,
+        })
+    };
+    Ok(stream(path, &observer)?.into_observed())
+}
+
+/// Where the cases of a file go, and the memory that takes per row.
+struct Sink {
+    sink: StatSink,
+    /// Bytes a row of the loaded columns takes (0 for a sink that keeps no cells).
+    row_bytes: u64,
+}
+
+/// Memory of an inferred column's cell, counted as the Parquet reader counts it: the text is
+/// kept until the end, so a short one.
+const INFERRED_CELL_BYTES: u64 = 32;
+
+/// Memory the loaded columns take per row, as the column builders count it.
+fn row_bytes(dict: &FileDictionary, plan: &dyn Fn(&str) -> ColumnPlan) -> u64 {
+    dict.variables
+        .iter()
+        .map(|v| match plan(&v.name) {
+            ColumnPlan::Declared(rules) => ColumnBuilder::new(&v.name, rules, 0).bytes_per_cell(),
+            ColumnPlan::Inferred => INFERRED_CELL_BYTES,
+            ColumnPlan::Ignore => 0,
+        })
+        .sum()
 }
 
 /// The message for data that end before the header says they do.
@@ -840,18 +803,146 @@ fn cut_short(len: u64, what: &str) -> SavError {
     ))
 }
 
+/// A `.zsav` file whose header does not give the number of cases may inflate its case data to
+/// at most this many times their compressed size. Nothing else bounds the rows of such a file
+/// (deflate alone allows 1032:1, and bytecode one value per byte, so 200 kB could hold 200
+/// million values). Survey data compress far less: 8:1 for the demo survey; about 40:1 for a
+/// thousand variables of which ten are answered, and 100:1 only when even fewer are. Every
+/// writer that can seek (SPSS, PSPP, ReadStat) records the number of cases, which lifts this
+/// limit.
+const UNKNOWN_CASES_MAX_EXPANSION: u64 = 100;
+
+/// Where the case data are and how much of them there is.
+enum CaseData {
+    /// Uncompressed: 8 bytes a value, `bytes` of them after the dictionary.
+    Plain { bytes: u64 },
+    /// Bytecode (compression 1): `bytes` after the dictionary.
+    Bytecode { bytes: u64 },
+    /// Bytecode in zlib blocks: `bytes` once inflated (as the trailer declares and the reader
+    /// enforces), from `compressed` bytes in the file.
+    Zlib { bytes: u64, compressed: u64 },
+}
+
+/// The most bytes a bytecode stream of `rows` cases of `slots` values can need: per case, 8
+/// bytes a value plus its command codes in whole 8-byte blocks and one spare block (ReadStat
+/// starts every case on a new block and opens an empty one after a full one; zero codes may
+/// pad), then one block for the end-of-data code 252.
+fn bytecode_bound(rows: u64, slots: u64) -> u64 {
+    let per_case = slots
+        .saturating_add(slots.div_ceil(8))
+        .saturating_add(1)
+        .saturating_mul(8);
+    rows.saturating_mul(per_case).saturating_add(8)
+}
+
+/// The most rows the case data can give: the header's count, once it is checked against the
+/// bytes present, or, when the header does not say (-1), what those bytes can hold at the
+/// format's densest (bytecode: one value per byte, since a command block of 8 codes can stand
+/// for 8 values with nothing after it; uncompressed: one value per 8 bytes).
+fn case_rows(layout: &Layout, data: &CaseData, len: u64) -> Res<u64> {
+    let slots = layout.n_slots as u64;
+    let Some(n) = layout.n_cases else {
+        return Ok(match *data {
+            CaseData::Plain { bytes } => bytes / slots.saturating_mul(8),
+            CaseData::Bytecode { bytes } => bytes / slots,
+            CaseData::Zlib { bytes, compressed } => {
+                if bytes > compressed.saturating_mul(UNKNOWN_CASES_MAX_EXPANSION) {
+                    return Err(SavError(format!(
+                        "the header does not give the number of cases, and the zlib blocks \
+                         inflate {compressed} bytes of case data to {bytes}, more than the \
+                         {UNKNOWN_CASES_MAX_EXPANSION}:1 accepted from such a file (survey \
+                         data compress far less; a file made to blow up in memory does not): \
+                         if the file is genuine, save it again with SPSS, PSPP or ReadStat, \
+                         which record the number of cases"
+                    )));
+                }
+                bytes / slots
+            }
+        });
+    };
+    let values = n.saturating_mul(slots);
+    let at = layout.data_start;
+    match *data {
+        CaseData::Plain { bytes } if values.saturating_mul(8) > bytes => Err(SavError(format!(
+            "truncated: the file is {len} bytes, too short for the {n} cases its header \
+             announces ({slots} values of 8 bytes a case need {} bytes from byte {at}, and \
+             {bytes} are left); it was cut short (an interrupted download or copy?): get the \
+             complete file again",
+            values.saturating_mul(8)
+        ))),
+        CaseData::Bytecode { bytes } if values > bytes => Err(SavError(format!(
+            "truncated: the file is {len} bytes, too short for the {n} cases its header \
+             announces ({slots} values a case need at least {values} bytes of compressed data \
+             from byte {at}, and {bytes} are left); it was cut short (an interrupted download \
+             or copy?): get the complete file again"
+        ))),
+        CaseData::Zlib { bytes, .. } if values > bytes => Err(SavError(format!(
+            "the zlib blocks hold {bytes} bytes of case data, too few for the {n} cases the \
+             header announces ({slots} values a case need at least {values} bytes)"
+        ))),
+        CaseData::Zlib { bytes, .. } if bytes > bytecode_bound(n, slots) => Err(SavError(format!(
+            "the zlib blocks hold {bytes} bytes of case data, more than the {n} cases the \
+             header announces can need ({slots} values a case: at most {} bytes, 8 a value \
+             plus command codes and padding)",
+            bytecode_bound(n, slots)
+        ))),
+        _ => Ok(n),
+    }
+}
+
 /// Read the cases of a file into the sink that `make_sink` sets up for its dictionary.
 fn stream(
     path: &Path,
-    make_sink: &dyn Fn(&FileDictionary) -> Result<StatSink, IngestError>,
+    make_sink: &dyn Fn(&FileDictionary) -> Result<Sink, IngestError>,
 ) -> Result<StatSink, IngestError> {
-    let (layout, file, len) = open(path)?;
-    let mut sink = make_sink(&layout.dict)?;
-    let stream: Box<dyn Read> = if layout.compression == 2 {
-        Box::new(zlib_stream(&layout, file, len).map_err(|e| malformed(path, e))?)
-    } else {
-        Box::new(file)
+    let (layout, mut file, len) = open(path)?;
+    let Sink {
+        mut sink,
+        row_bytes: per_row,
+    } = make_sink(&layout.dict)?;
+    let after_dictionary = len.saturating_sub(layout.data_start);
+    let (stream, data): (Box<dyn Read>, CaseData) = match layout.compression {
+        2 => {
+            let trailer =
+                zlib::read_trailer(&layout, &mut file, len).map_err(|e| malformed(path, e))?;
+            let data = CaseData::Zlib {
+                bytes: trailer.uncompressed,
+                compressed: trailer.compressed,
+            };
+            (Box::new(zlib::ZlibBlocks::new(trailer, file)), data)
+        }
+        1 => (
+            Box::new(file),
+            CaseData::Bytecode {
+                bytes: after_dictionary,
+            },
+        ),
+        _ => (
+            Box::new(file),
+            CaseData::Plain {
+                bytes: after_dictionary,
+            },
+        ),
     };
+    let max_rows = case_rows(&layout, &data, len).map_err(|e| malformed(path, e))?;
+    if per_row > 0 {
+        let columns = (0..layout.vars.len()).filter(|&i| sink.wants(i)).count();
+        crate::memory::check(max_rows.saturating_mul(per_row)).map_err(|m| {
+            IngestError::TooLarge {
+                path: path.to_path_buf(),
+                rows: max_rows,
+                columns,
+                message: if layout.n_cases.is_some() {
+                    m
+                } else {
+                    format!(
+                        "(the most its case data can hold; its header does not give the number \
+                         of cases) {m}"
+                    )
+                },
+            }
+        })?;
+    }
     let mut cases = Cases {
         inner: stream,
         bytecode: layout.compression != 0,
@@ -926,6 +1017,28 @@ fn stream(
         }
         sink.end_row();
     }
+    // A bytecode stream must end with the rows the header announces (zero codes, the
+    // end-of-data code or the end of the data may follow, nothing else).
+    if let Some(n) = layout.n_cases
+        && cases.bytecode
+        && sink.rows() as u64 == n
+    {
+        let row = n + 1;
+        match cases.slot() {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                return Err(malformed(
+                    path,
+                    SavError(format!(
+                        "case {row}: the header announces {n} cases, but the compressed data \
+                         go on with more values (a damaged header, or data made to expand in \
+                         memory)"
+                    )),
+                ));
+            }
+            Err(e) => return Err(malformed(path, SavError(format!("case {row}: {e}")))),
+        }
+    }
     if let Some(n) = layout.n_cases
         && (sink.rows() as u64) < n
     {
@@ -939,6 +1052,12 @@ fn stream(
                 ),
             ),
         ));
+    }
+    // Every zlib block must inflate to its declared size, the blocks after the last case too
+    // (their bytes are bounded by the checks above).
+    if layout.compression == 2 {
+        std::io::copy(&mut cases.inner, &mut std::io::sink())
+            .map_err(|e| malformed(path, SavError(format!("after case {}: {e}", sink.rows()))))?;
     }
     Ok(sink)
 }
@@ -1041,6 +1160,25 @@ mod tests {
         );
         let debt = r.variables.iter().find(|v| v.name == "debt").expect("debt");
         assert_eq!(debt.missing, [FileMissing::Range(f64::NEG_INFINITY, -1.0)]);
+    }
+
+    #[test]
+    fn the_bytecode_bound_holds_every_writer_s_layout() {
+        assert_eq!(bytecode_bound(3, 43), 3 * 8 * (43 + 6 + 1) + 8);
+        for slots in 1..=80u64 {
+            for rows in [1u64, 2, 7, 1000] {
+                // ReadStat: every case starts a command block, and a full block is followed by
+                // a new one (which takes the end code after the last case).
+                let readstat = rows * (8 * slots + 8 * (slots / 8 + 1));
+                // PSPP and SPSS: the codes run on across cases, then the end code, in whole
+                // blocks; every value stored as 8 bytes.
+                let continuous = 8 * rows * slots + 8 * (rows * slots + 1).div_ceil(8);
+                let bound = bytecode_bound(rows, slots);
+                assert!(bound >= readstat && bound >= continuous, "{rows} x {slots}");
+                // Slack of at most one block per case and the end block.
+                assert!(bound - readstat <= 8 * rows + 8, "{rows} x {slots}");
+            }
+        }
     }
 
     #[test]

@@ -10,5 +10,6 @@ mod pipeline_properties;
 mod properties;
 mod publish;
 mod replicates;
+mod sav_bounds;
 mod statfiles;
 mod synth;
