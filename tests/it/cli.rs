@@ -144,23 +144,8 @@ fn validate_checks_without_estimating() {
     let (code, _, stderr) = cvsurvey(&["validate", "--strict", config.to_str().expect("utf8")]);
     assert_eq!(code, 0, "item nonresponse is never fatal: {stderr}");
     // ...and turns a real finding into an error.
-    let src = std::fs::read_to_string(root().join("fixtures/demo/data.csv")).expect("data");
-    let mut lines: Vec<String> = src.lines().map(str::to_string).collect();
-    let sex = lines[0].split(',').position(|h| h == "sex").expect("sex");
-    let mut fields: Vec<String> = lines[7].split(',').map(str::to_string).collect();
-    fields[sex] = "7".into();
-    lines[7] = fields.join(",");
-    let data = dir.join("data.csv");
-    std::fs::write(&data, lines.join("\n") + "\n").expect("write");
-    let original = root()
-        .join("fixtures/demo/data.csv")
-        .canonicalize()
-        .expect("data");
-    replace_in(
-        &config,
-        original.to_str().expect("utf8"),
-        data.to_str().expect("utf8"),
-    );
+    let data = demo_data_with(&dir, 7, "sex", "7");
+    repoint(&config, &data);
     let (code, _, stderr) = cvsurvey(&["validate", "--strict", config.to_str().expect("utf8")]);
     assert_one_line_error(
         code,
@@ -585,16 +570,38 @@ fn a_control_character_in_a_stratum_quarantines_its_row_instead_of_making_a_stra
 /// The demo config reading `data` instead of the shipped file.
 fn demo_config_on(dir: &Path, data: &Path) -> PathBuf {
     let config = demo_config(dir);
+    repoint(&config, data);
+    config
+}
+
+/// Point a relocated demo config at `data` instead of the shipped data file.
+fn repoint(config: &Path, data: &Path) {
     let original = root()
         .join("fixtures/demo/data.csv")
         .canonicalize()
         .expect("data");
     replace_in(
-        &config,
+        config,
         original.to_str().expect("utf8"),
         data.to_str().expect("utf8"),
     );
-    config
+}
+
+/// The demo data with the cell of data row `row` (1 = first after the header) in `column` set
+/// to `value`, written as `dir/data.csv`.
+fn demo_data_with(dir: &Path, row: usize, column: &str, value: &str) -> PathBuf {
+    let src = std::fs::read_to_string(root().join("fixtures/demo/data.csv")).expect("data");
+    let mut lines: Vec<String> = src.lines().map(str::to_string).collect();
+    let j = lines[0]
+        .split(',')
+        .position(|h| h == column)
+        .expect("column");
+    let mut fields: Vec<String> = lines[row].split(',').map(str::to_string).collect();
+    fields[j] = value.into();
+    lines[row] = fields.join(",");
+    let data = dir.join("data.csv");
+    std::fs::write(&data, lines.join("\n") + "\n").expect("write");
+    data
 }
 
 #[test]
@@ -708,23 +715,8 @@ fn without_an_id_column_rows_are_identified_by_their_number() {
     let dir = scratch("cli-no-id");
     let config = demo_config(&dir);
     replace_in(&config, "id = \"resp_id\"\n", "");
-    let src = std::fs::read_to_string(root().join("fixtures/demo/data.csv")).expect("data");
-    let mut lines: Vec<String> = src.lines().map(str::to_string).collect();
-    let sex = lines[0].split(',').position(|h| h == "sex").expect("sex");
-    let mut fields: Vec<String> = lines[3].split(',').map(str::to_string).collect();
-    fields[sex] = "7".into();
-    lines[3] = fields.join(",");
-    let data = dir.join("data.csv");
-    std::fs::write(&data, lines.join("\n") + "\n").expect("write");
-    let original = root()
-        .join("fixtures/demo/data.csv")
-        .canonicalize()
-        .expect("data");
-    replace_in(
-        &config,
-        original.to_str().expect("utf8"),
-        data.to_str().expect("utf8"),
-    );
+    let data = demo_data_with(&dir, 3, "sex", "7");
+    repoint(&config, &data);
     let (code, stdout, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
