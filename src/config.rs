@@ -566,7 +566,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// Read and check a pipeline config; relative paths are taken from the config's folder.
     pub fn load(path: &Path) -> Result<Pipeline, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = crate::memory::read_text_file(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;

@@ -60,6 +60,40 @@ pub fn check(need: u64) -> Result<(), String> {
     }
 }
 
+/// Largest config, questionnaire or margins file read whole: such files are kilobytes, and a
+/// device (`/dev/zero`) or a wrong path to a data file would otherwise be read without end.
+pub const MAX_TEXT_FILE: u64 = 64 << 20;
+
+/// Read a small text input (config, questionnaire, margins) whole: a regular file of at most
+/// [`MAX_TEXT_FILE`] bytes, UTF-8. The error says which of these it is not.
+pub fn read_text_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(invalid(
+            "not a regular file (a pipe, device or folder); give the path of a file".into(),
+        ));
+    }
+    if meta.len() > MAX_TEXT_FILE {
+        return Err(invalid(format!(
+            "{} bytes, more than the {} MiB a config, questionnaire or margins file may have; is this the right file?",
+            meta.len(),
+            MAX_TEXT_FILE >> 20
+        )));
+    }
+    let mut text = String::new();
+    file.take(MAX_TEXT_FILE + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_TEXT_FILE {
+        return Err(invalid(format!(
+            "longer than the {} MiB a config, questionnaire or margins file may have",
+            MAX_TEXT_FILE >> 20
+        )));
+    }
+    Ok(text)
+}
+
 /// Bytes for people: `25.7 GB`, `780 MB`.
 pub fn human(bytes: u64) -> String {
     let b = bytes as f64;
@@ -75,6 +109,20 @@ pub fn human(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_text_inputs_must_be_regular_files() {
+        let e = read_text_file(std::path::Path::new("/dev/zero")).expect_err("a device");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        let dir = std::env::temp_dir().join(format!("cvsurvey-text-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let e = read_text_file(&dir).expect_err("a folder");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        let file = dir.join("ok.toml");
+        std::fs::write(&file, "a = 1\n").expect("write");
+        assert_eq!(read_text_file(&file).expect("read"), "a = 1\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn limits_are_read_with_units() {

@@ -256,7 +256,7 @@ impl Source<'_> {
 // Loading and checking
 
 pub(super) fn load(path: &Path) -> Result<Questionnaire, QuestionnaireError> {
-    let text = std::fs::read_to_string(path).map_err(|source| QuestionnaireError::Read {
+    let text = crate::memory::read_text_file(path).map_err(|source| QuestionnaireError::Read {
         path: path.to_path_buf(),
         source,
     })?;

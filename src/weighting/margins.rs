@@ -114,7 +114,7 @@ impl Margins {
     pub fn load(path: impl AsRef<Path>) -> Result<Margins, CalibrationError> {
         let path = path.as_ref();
         let source = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| CalibrationError::Io {
+        let text = crate::memory::read_text_file(path).map_err(|e| CalibrationError::Io {
             path: source.clone(),
             message: e.to_string(),
         })?;

@@ -1133,3 +1133,34 @@ fn error_messages_cut_long_user_text() {
         stderr.len()
     );
 }
+
+#[test]
+fn a_device_as_questionnaire_or_margins_is_refused_not_read_forever() {
+    let dir = scratch("cli-devices");
+    let config = demo_config(&dir);
+    let text = std::fs::read_to_string(&config).expect("config");
+    let margins_line = text
+        .lines()
+        .find(|l| l.contains("margins = \""))
+        .expect("a margins line")
+        .to_string();
+    let start = margins_line.find("margins = \"").expect("margins") + "margins = \"".len();
+    let margins = &margins_line[start..start + margins_line[start..].find('"').expect("quote")];
+    replace_in(&config, margins, "/dev/zero");
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_one_line_error(code, &stderr, 1, &["/dev/zero", "not a regular file"]);
+    let config = demo_config(&dir);
+    let text = std::fs::read_to_string(&config).expect("config");
+    let q_line = text
+        .lines()
+        .find(|l| l.starts_with("questionnaire = "))
+        .expect("questionnaire line")
+        .to_string();
+    replace_in(&config, &q_line, "questionnaire = \"/dev/zero\"");
+    let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("/dev/zero") && stderr.contains("not a regular file"),
+        "{stderr}"
+    );
+}
