@@ -224,3 +224,24 @@ pub fn rel_diff(a: f64, b: f64) -> f64 {
     }
     (a - b).abs() / b.abs().max(1e-300)
 }
+
+/// The demo's ingest settings (id, response, strata, PSU, weight) for reading `path`.
+pub fn demo_ingest_spec(path: PathBuf) -> cvsurvey::ingest::IngestSpec {
+    cvsurvey::ingest::IngestSpec {
+        path,
+        id: Some("resp_id".into()),
+        response: Some("responded".into()),
+        design_columns: vec!["stratum".into(), "psu".into()],
+        positive_columns: vec!["design_weight".into()],
+        required_columns: Vec::new(),
+        column_patterns: Vec::new(),
+        na: Vec::new(),
+        derived: None,
+    }
+}
+
+/// The demo's questionnaire, `questionnaires/cvs-core.toml`.
+pub fn cvs_core() -> cvsurvey::questionnaire::Questionnaire {
+    cvsurvey::questionnaire::Questionnaire::load(&root().join("questionnaires/cvs-core.toml"))
+        .expect("cvs-core")
+}

@@ -8,14 +8,12 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cvsurvey::ingest::IngestSpec;
 use cvsurvey::ingest::statfile::observe;
-use cvsurvey::questionnaire::Questionnaire;
 use flate2::Compression;
 use flate2::read::ZlibDecoder;
 use flate2::write::ZlibEncoder;
 
-use crate::common::{root, scratch};
+use crate::common::{cvs_core, demo_ingest_spec, root, scratch};
 
 /// The block size SPSS and ReadStat write (4 MiB less 4 KiB).
 const SPSS_BLOCK_SIZE: usize = 0x3ff000;
@@ -211,29 +209,11 @@ fn refusal(path: &Path) -> String {
 /// shipped questionnaire).
 fn refusal_on_ingest(path: &Path) -> String {
     let message = refusal(path);
-    let e = cvsurvey::ingest::read(&demo_spec(path.to_path_buf()), &core())
+    let e = cvsurvey::ingest::read(&demo_ingest_spec(path.to_path_buf()), &cvs_core())
         .map(|_| ())
         .expect_err("refused when ingested too");
     assert_eq!(e.to_string(), message);
     message
-}
-
-fn demo_spec(path: PathBuf) -> IngestSpec {
-    IngestSpec {
-        path,
-        id: Some("resp_id".into()),
-        response: Some("responded".into()),
-        design_columns: vec!["stratum".into(), "psu".into()],
-        positive_columns: vec!["design_weight".into()],
-        required_columns: Vec::new(),
-        column_patterns: Vec::new(),
-        na: Vec::new(),
-        derived: None,
-    }
-}
-
-fn core() -> Questionnaire {
-    Questionnaire::load(&root().join("questionnaires/cvs-core.toml")).expect("cvs-core")
 }
 
 #[test]
@@ -244,11 +224,11 @@ fn a_zsav_cut_into_many_small_blocks_reads_like_the_original() {
     let many = write(&dir, "many.zsav", &demo.zsav(1 << 16));
     let one = write(&dir, "one.zsav", &demo.zsav(SPSS_BLOCK_SIZE));
     let sav = write(&dir, "bytecode.sav", &demo.sav());
-    let q = core();
+    let q = cvs_core();
     let original = root().join("fixtures/statfiles/demo.zsav");
-    let want = cvsurvey::ingest::read(&demo_spec(original.clone()), &q).expect("demo.zsav");
+    let want = cvsurvey::ingest::read(&demo_ingest_spec(original.clone()), &q).expect("demo.zsav");
     for path in [many, one, sav] {
-        let got = cvsurvey::ingest::read(&demo_spec(path.clone()), &q).expect("valid file");
+        let got = cvsurvey::ingest::read(&demo_ingest_spec(path.clone()), &q).expect("valid file");
         assert_eq!(got.rows_read, want.rows_read, "{}", path.display());
         for column in want.frame.columns() {
             let other = got.frame.column(&column.name).expect("same columns");
@@ -268,10 +248,10 @@ fn a_zsav_cut_into_many_small_blocks_reads_like_the_original() {
         "unknown.zsav",
         &demo.clone().with_cases(-1).zsav(1 << 16),
     );
-    let got = cvsurvey::ingest::read(&demo_spec(unknown), &q).expect("unknown count");
+    let got = cvsurvey::ingest::read(&demo_ingest_spec(unknown), &q).expect("unknown count");
     assert_eq!(got.rows_read, want.rows_read);
     let unknown_sav = write(&dir, "unknown.sav", &demo.with_cases(-1).sav());
-    let got = cvsurvey::ingest::read(&demo_spec(unknown_sav), &q).expect("unknown count");
+    let got = cvsurvey::ingest::read(&demo_ingest_spec(unknown_sav), &q).expect("unknown count");
     assert_eq!(got.rows_read, want.rows_read);
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use cvsurvey::ingest::{FindingKind, IngestSpec};
 use cvsurvey::questionnaire::Questionnaire;
 
-use crate::common::{Row, rel_diff, root, scratch};
+use crate::common::{Row, cvs_core, demo_ingest_spec, rel_diff, root, scratch};
 
 fn run_on(data: &std::path::Path, name: &str) -> Vec<crate::common::Row> {
     crate::common::run_demo_on(data, name)
@@ -68,24 +68,6 @@ fn spss_and_stata_files_give_the_csv_estimates() {
     }
 }
 
-fn spec(path: PathBuf) -> IngestSpec {
-    IngestSpec {
-        path,
-        id: Some("resp_id".into()),
-        response: Some("responded".into()),
-        design_columns: vec!["stratum".into(), "psu".into()],
-        positive_columns: vec!["design_weight".into()],
-        required_columns: Vec::new(),
-        column_patterns: Vec::new(),
-        na: Vec::new(),
-        derived: None,
-    }
-}
-
-fn core() -> Questionnaire {
-    Questionnaire::load(&root().join("questionnaires/cvs-core.toml")).expect("cvs-core")
-}
-
 fn edited_core(from: &str, to: &str) -> Questionnaire {
     let path = root().join("questionnaires/cvs-core.toml");
     let text = std::fs::read_to_string(&path).expect("read");
@@ -95,11 +77,11 @@ fn edited_core(from: &str, to: &str) -> Questionnaire {
 
 #[test]
 fn same_rows_findings_and_states_as_csv() {
-    let q = core();
-    let csv =
-        cvsurvey::ingest::read(&spec(root().join("fixtures/demo/data.csv")), &q).expect("csv");
+    let q = cvs_core();
+    let csv = cvsurvey::ingest::read(&demo_ingest_spec(root().join("fixtures/demo/data.csv")), &q)
+        .expect("csv");
     for file in ["demo.sav", "demo.zsav", "demo.dta", "demo_extmiss.dta"] {
-        let got = cvsurvey::ingest::read(&spec(statfile(file)), &q).expect(file);
+        let got = cvsurvey::ingest::read(&demo_ingest_spec(statfile(file)), &q).expect(file);
         assert_eq!(got.rows_read, csv.rows_read, "{file}");
         assert_eq!(got.rows_quarantined, csv.rows_quarantined, "{file}");
         assert_eq!(
@@ -133,7 +115,7 @@ fn labels_unknown_to_the_questionnaire_are_findings_not_errors() {
     let q2 = edited_core(", 4 = \"Tertiary\" }", " }");
     for (q, column, code) in [(&q, "education", "9"), (&q2, "education", "4")] {
         for file in ["demo.sav", "demo.dta"] {
-            let got = cvsurvey::ingest::read(&spec(statfile(file)), q).expect(file);
+            let got = cvsurvey::ingest::read(&demo_ingest_spec(statfile(file)), q).expect(file);
             let label: Vec<_> = got
                 .findings
                 .iter()
@@ -148,7 +130,8 @@ fn labels_unknown_to_the_questionnaire_are_findings_not_errors() {
     }
     // Extended missing .b of education means "refused", which the questionnaire no longer has:
     // read as blank and reported.
-    let got = cvsurvey::ingest::read(&spec(statfile("demo_extmiss.dta")), &q).expect("dta");
+    let got =
+        cvsurvey::ingest::read(&demo_ingest_spec(statfile("demo_extmiss.dta")), &q).expect("dta");
     let ext: Vec<_> = got
         .findings
         .iter()
@@ -164,7 +147,7 @@ fn text_variable_where_numbers_are_declared_is_an_error_naming_file_and_variable
         "name = \"stratum\"\nlabel = \"Design stratum (region x area type)\"\ntype = \"integer\"",
     );
     for file in ["demo.sav", "demo.zsav", "demo.dta"] {
-        let e = cvsurvey::ingest::read(&spec(statfile(file)), &q)
+        let e = cvsurvey::ingest::read(&demo_ingest_spec(statfile(file)), &q)
             .err()
             .unwrap_or_else(|| panic!("{file} must fail"));
         let msg = e.to_string();
@@ -219,9 +202,10 @@ fn imported_questionnaires_describe_the_files_and_read_them() {
             );
         }
         // The draft reads its own file: every row, the same missing states as cvs-core.
-        let got = cvsurvey::ingest::read(&spec(statfile(file)), &q).expect("read");
+        let got = cvsurvey::ingest::read(&demo_ingest_spec(statfile(file)), &q).expect("read");
         assert_eq!(got.rows_read, 20028, "{file}");
-        let reference = cvsurvey::ingest::read(&spec(statfile(file)), &core()).expect("core");
+        let reference =
+            cvsurvey::ingest::read(&demo_ingest_spec(statfile(file)), &cvs_core()).expect("core");
         for name in ["bribe_police", "safe_dark", "education"] {
             let a = got.frame.column(name).expect(name);
             let b = reference.frame.column(name).expect(name);
