@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod edge_cases;
 mod fuzz_regressions;
+mod golden;
 mod identities;
 mod oracle;
 mod pipeline_properties;
