@@ -14,6 +14,7 @@ use crate::estimate::ci::CiMethod;
 use crate::output::publish::PublicationConfig;
 use crate::output::reliability::RawReliability;
 use crate::output::sdmx::RawSdmx;
+use crate::replicates::{ReplicateNonresponse, ReplicateProfile};
 
 /// Errors reading or checking a pipeline configuration.
 #[derive(Debug, thiserror::Error)]
@@ -447,29 +448,6 @@ impl VarianceMethod {
             .find(|(m, _)| *m == self)
             .map_or("taylor", |(_, n)| n)
     }
-}
-
-/// Conventions that differ between packages for replicate variance (`docs/variance.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplicateProfile {
-    /// R `survey`: replicate df = rank of the replicate weights − 1, centring on the replicate
-    /// mean unless `mse`, bootstrap multiplier as `bootweights`.
-    R,
-    /// Stata `svy`: design df (#PSU − #strata); bootstrap multiplier 1/R.
-    Stata,
-    /// SAS `SURVEYMEANS`: centring on the full-sample estimate for jackknife and BRR/Fay; df
-    /// #PSU − #strata (jackknife), #strata (BRR/Fay), R − 1 (bootstrap); bootstrap 1/(R − 1).
-    Sas,
-}
-
-/// Whether each replicate redoes the nonresponse adjustment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplicateNonresponse {
-    /// Every replicate reruns the whole chain from its design weights (default).
-    Recompute,
-    /// The nonresponse factor is held fixed: replicates start from the adjusted weights (what
-    /// R does with `as.svrepdesign` on a design built with adjusted weights).
-    Fixed,
 }
 
 /// Settings of the replicate variance methods.

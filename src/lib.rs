@@ -1,7 +1,8 @@
 //! cvsurvey: design-based estimation of corruption and crime-victimization indicators.
 //!
 //! The pipeline runs one way: [`questionnaire`] → [`ingest`] → [`design`] → [`weighting`] →
-//! [`estimate`] → [`output`], orchestrated by [`pipeline`] from a [`config`] file.
+//! [`replicates`] → [`estimate`] → [`output`], orchestrated by [`pipeline`] from a [`config`]
+//! file.
 
 pub mod config;
 pub mod design;

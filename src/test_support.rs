@@ -1,6 +1,13 @@
-//! Fixture loaders shared by the unit tests: CSV text into rows, and rows into a [`Frame`].
+//! Fixture loaders shared by the unit tests: CSV text into rows, rows into a [`Frame`], and the
+//! demo survey.
 
+use std::path::Path;
+
+use crate::config::{CalibrationMethodName, Pipeline, TrimConfig, TrimTarget, WeightingSpec};
 use crate::frame::{CellState, Column, ColumnData, Frame};
+use crate::ingest::Ingested;
+use crate::pipeline::RunOptions;
+use crate::questionnaire::Questionnaire;
 
 /// Header and rows of CSV text; empty cells and R's `NA` are `None`.
 pub(crate) fn read_csv(text: &str) -> (Vec<String>, Vec<Vec<Option<String>>>) {
@@ -80,5 +87,158 @@ pub(crate) fn rel(a: f64, b: f64) -> f64 {
         0.0
     } else {
         (a - b).abs() / b.abs().max(1e-300)
+    }
+}
+
+// The demo survey, for the tests that check the estimators on sums against the same estimators
+// row by row (`estimate::calibrated_sums_tests`, `replicates::stage_tests`).
+
+/// The demo survey (`fixtures/demo/`) as a run reads it.
+pub(crate) struct Demo {
+    pub p: Pipeline,
+    pub q: Questionnaire,
+    pub ingested: Ingested,
+}
+
+pub(crate) fn demo() -> Demo {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/pipeline.toml");
+    let (p, q) = crate::pipeline::prepare(&path).expect("demo config");
+    let ingested = crate::pipeline::read_data(&p, &q, RunOptions::default()).expect("demo data");
+    Demo { p, q, ingested }
+}
+
+/// One scheme per calibration method and option that changes the residuals or the weights.
+pub(crate) fn calibrated_specs(p: &Pipeline) -> Vec<WeightingSpec> {
+    let find = |name: &str| {
+        p.weighting
+            .iter()
+            .find(|w| w.name == name)
+            .expect("demo scheme")
+            .clone()
+    };
+    let raked = find("raked");
+    let variant = |name: &str,
+                   method: CalibrationMethodName,
+                   bounds: Option<(f64, f64)>,
+                   trim: Option<TrimConfig>| {
+        let mut s = raked.clone();
+        s.name = name.to_string();
+        let c = s.calibration.as_mut().expect("calibrated");
+        c.method = method;
+        c.bounds = bounds;
+        c.trim = trim;
+        s
+    };
+    vec![
+        variant("raking", CalibrationMethodName::Raking, None, None),
+        variant("linear", CalibrationMethodName::Linear, None, None),
+        variant(
+            "truncated",
+            CalibrationMethodName::Truncated,
+            Some((0.5, 2.0)),
+            None,
+        ),
+        variant(
+            "logit",
+            CalibrationMethodName::Logit,
+            Some((0.4, 2.2)),
+            None,
+        ),
+        variant(
+            "raking_trim_g",
+            CalibrationMethodName::Raking,
+            None,
+            Some(TrimConfig {
+                lower: 0.8,
+                upper: 1.5,
+                on: TrimTarget::G,
+                strict: false,
+            }),
+        ),
+        variant(
+            "linear_trim_weights",
+            CalibrationMethodName::Linear,
+            None,
+            Some(TrimConfig {
+                lower: 100.0,
+                upper: 400.0,
+                on: TrimTarget::Weights,
+                strict: true,
+            }),
+        ),
+        variant("rake", CalibrationMethodName::Rake, None, None),
+        find("poststrat"),
+        find("design"),
+    ]
+}
+
+/// Respondents of the demo; with `lonely`, the first stratum keeps one PSU only.
+pub(crate) fn respondents(d: &Demo, lonely: bool) -> Vec<usize> {
+    let frame = &d.ingested.frame;
+    let all: Vec<usize> = (0..frame.n_rows())
+        .filter(|&r| d.ingested.respondent[r])
+        .collect();
+    if !lonely {
+        return all;
+    }
+    let stratum = frame.column("stratum").expect("stratum");
+    let psu = frame.column("psu").expect("psu");
+    let first = all[0];
+    let (h0, p0) = (stratum.display(first), psu.display(first));
+    all.into_iter()
+        .filter(|&r| stratum.display(r) != h0 || psu.display(r) == p0)
+        .collect()
+}
+
+/// |a − b| / max(|a|, |b|); 0 when both are absent, infinite when one is.
+fn rel_opt(a: Option<f64>, b: Option<f64>) -> f64 {
+    match (a, b) {
+        (None, None) => 0.0,
+        (Some(a), Some(b)) if a == b => 0.0,
+        (Some(a), Some(b)) => (a - b).abs() / a.abs().max(b.abs()),
+        _ => f64::INFINITY,
+    }
+}
+
+/// The two paths give the same rows: identical df and counts, estimates (and weighted counts
+/// when `same_weighted_n`) within 1e-13 relative (the sums are added in a different order), and
+/// SEs, interval ends and deffs within `tol` relative.
+pub(crate) fn assert_same_rows(
+    fast: &[crate::estimate::EstimateRow],
+    rows: &[crate::estimate::EstimateRow],
+    tol: f64,
+    same_weighted_n: bool,
+    context: &str,
+) {
+    assert_eq!(fast.len(), rows.len());
+    for (a, b) in fast.iter().zip(rows) {
+        let what = format!(
+            "{} {} {}={} {} ({context})",
+            a.indicator, a.weighting, a.domain_var, a.domain_value, a.ci_method
+        );
+        assert_eq!(
+            (&a.indicator, &a.weighting, &a.domain_var, &a.domain_value),
+            (&b.indicator, &b.weighting, &b.domain_var, &b.domain_value)
+        );
+        assert!(
+            rel_opt(a.estimate, b.estimate) < 1e-13,
+            "{what}: {:?} vs {:?}",
+            a.estimate,
+            b.estimate
+        );
+        assert_eq!(a.df, b.df, "{what}");
+        assert_eq!(a.n_unweighted, b.n_unweighted, "{what}");
+        if same_weighted_n {
+            let (x, y) = (Some(a.n_weighted), Some(b.n_weighted));
+            assert!(rel_opt(x, y) < 1e-13, "{what}: {x:?} vs {y:?}");
+        }
+        for (x, y) in [
+            (a.se, b.se),
+            (a.ci_low, b.ci_low),
+            (a.ci_high, b.ci_high),
+            (a.deff, b.deff),
+        ] {
+            assert!(rel_opt(x, y) < tol, "{what}: {x:?} vs {y:?}");
+        }
     }
 }

@@ -12,6 +12,8 @@
 //! Särndal et al. 1992 §10.3). V̂(θ̂) is the Taylor variance of Σ z ([`crate::design`]).
 //! Formulas, df and interval methods are stated with references in `docs/methods.md`.
 
+#[cfg(test)]
+mod calibrated_sums_tests;
 pub mod ci;
 mod fine;
 pub mod quantile;

@@ -1,13 +1,9 @@
 //! Orchestration of `cvsurvey run` and `cvsurvey validate`: config → questionnaire → ingest →
-//! design → weighting → estimate → output.
+//! design → weighting → replicates → estimate → output.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-
-#[cfg(test)]
-mod aggregate_tests;
-mod replication;
 
 use crate::config::{ConfigError, Pipeline, VarianceMethod};
 use crate::design::{Design, DesignError};
@@ -17,6 +13,8 @@ use crate::ingest::{FindingKind, IngestError, IngestSpec, Ingested};
 use crate::output::{OutputError, OutputFolder, StagedFiles};
 use crate::progress::{Progress, Silent};
 use crate::questionnaire::{Indicator, Questionnaire, QuestionnaireError};
+use crate::replicates::stage::{self, ReplicateStageSettings};
+use crate::replicates::{ReplicateMethod, ReplicateStageError, SuppliedKind, SuppliedSpec};
 use crate::weighting::{Scheme, WeightSummary, WeightingError};
 
 /// Tool version written to output metadata.
@@ -115,13 +113,8 @@ pub enum PipelineError {
     #[error(transparent)]
     Output(#[from] OutputError),
     /// Replicate variance problem (construction, or a replicate's weighting).
-    #[error("variance {method}: {message}")]
-    Replicate {
-        /// Variance method.
-        method: String,
-        /// What failed, naming the replicate or the strata.
-        message: String,
-    },
+    #[error(transparent)]
+    Replicate(#[from] ReplicateStageError),
 }
 
 impl PipelineError {
@@ -138,7 +131,7 @@ impl PipelineError {
             // What estimation and replicates refuse is the data or the design as configured
             // (a lonely PSU under `fail`, a replicate whose calibration has no solution).
             | PipelineError::Estimate(_)
-            | PipelineError::Replicate { .. } => 1,
+            | PipelineError::Replicate(_) => 1,
             PipelineError::Ingest(e) => match e {
                 IngestError::Io { .. } => 2,
                 _ => 1,
@@ -183,7 +176,7 @@ pub struct RunReport {
 }
 
 /// Load the config and questionnaire and check every cross-reference before data is read.
-fn prepare(config_path: &Path) -> Result<(Pipeline, Questionnaire), PipelineError> {
+pub(crate) fn prepare(config_path: &Path) -> Result<(Pipeline, Questionnaire), PipelineError> {
     let pipeline = Pipeline::load(config_path)?;
     let questionnaire = Questionnaire::load(&pipeline.questionnaire)?;
     let reference = |message: String| PipelineError::Reference {
@@ -295,7 +288,7 @@ fn ingest_spec(p: &Pipeline, q: &Questionnaire) -> IngestSpec {
     }
 }
 
-fn read_data(
+pub(crate) fn read_data(
     p: &Pipeline,
     q: &Questionnaire,
     opts: RunOptions<'_>,
@@ -506,28 +499,33 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
             domain_df: p.estimation.domain_df,
             variance,
         };
-        if variance == VarianceMethod::Taylor {
-            estimates.extend(crate::estimate::estimate_with_progress(
-                &request,
-                opts.progress(),
-            )?);
-        } else {
-            let keep = p.output_replicate_weights && replicate_weights.is_empty();
-            let out = replication::run(&replication::Inputs {
-                pipeline: &p,
-                frame: &ingested.frame,
-                base_weights: &base_weights,
-                respondents: &respondents,
-                design: &design,
-                schemes: &schemes,
-                request: &request,
-                keep_weights: keep,
-                progress: opts.progress(),
-            })?;
-            estimates.extend(out.rows);
-            warnings.extend(out.warnings);
-            if keep {
-                replicate_weights = out.weights;
+        match replicate_settings(&p, variance) {
+            // Taylor linearization.
+            None => {
+                estimates.extend(crate::estimate::estimate_with_progress(
+                    &request,
+                    opts.progress(),
+                )?);
+            }
+            Some(settings) => {
+                let keep = p.output_replicate_weights && replicate_weights.is_empty();
+                let out = stage::run(&stage::Inputs {
+                    settings: &settings,
+                    frame: &ingested.frame,
+                    base_weights: &base_weights,
+                    respondents: &respondents,
+                    design: &design,
+                    design_spec: &p.design,
+                    schemes: &schemes,
+                    request: &request,
+                    keep_weights: keep,
+                    progress: opts.progress(),
+                })?;
+                estimates.extend(out.rows);
+                warnings.extend(out.warnings);
+                if keep {
+                    replicate_weights = out.weights;
+                }
             }
         }
     }
@@ -544,6 +542,59 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
         design,
         schemes,
         estimates,
+    })
+}
+
+/// The replicate stage's settings for `variance` from `[variance]`; none for Taylor, which is not
+/// a replicate method.
+pub(crate) fn replicate_settings(
+    p: &Pipeline,
+    variance: VarianceMethod,
+) -> Option<ReplicateStageSettings> {
+    let s = &p.replicate;
+    let replicates = s.replicates.unwrap_or(200);
+    let method = match variance {
+        VarianceMethod::Taylor => return None,
+        VarianceMethod::Jk1 => ReplicateMethod::Jk1,
+        VarianceMethod::Jkn => ReplicateMethod::Jkn,
+        VarianceMethod::Brr => ReplicateMethod::Brr,
+        VarianceMethod::Fay => ReplicateMethod::Fay { rho: s.fay_rho },
+        VarianceMethod::Bootstrap => ReplicateMethod::Bootstrap {
+            replicates,
+            seed: s.seed,
+        },
+        VarianceMethod::Subbootstrap => ReplicateMethod::Subbootstrap {
+            replicates,
+            seed: s.seed,
+        },
+        VarianceMethod::Sdr => ReplicateMethod::Sdr {
+            replicates: s.replicates,
+        },
+        VarianceMethod::Supplied => ReplicateMethod::Supplied(SuppliedSpec {
+            // Names or `*` patterns: the stage matches them against the data.
+            columns: s.columns.clone(),
+            kind: match s.supplied_type.as_str() {
+                "bootstrap" => SuppliedKind::Bootstrap,
+                "jk1" => SuppliedKind::Jk1,
+                "jkn" => SuppliedKind::Jkn,
+                "brr" => SuppliedKind::Brr,
+                "fay" => SuppliedKind::Fay { rho: s.fay_rho },
+                "sdr" => SuppliedKind::Sdr,
+                _ => SuppliedKind::Other,
+            },
+            scale: s.scale,
+            rscales: s.rscales.clone(),
+            combined_weights: s.combined_weights,
+            replicates: s.replicates,
+        }),
+    };
+    Some(ReplicateStageSettings {
+        name: variance.as_str().to_string(),
+        method,
+        mse: s.mse,
+        profile: s.profile,
+        nonresponse: s.nonresponse,
+        drop_failed: s.drop_failed,
     })
 }
 
@@ -857,7 +908,7 @@ fn finish(c: Computed, files: Vec<PathBuf>) -> RunReport {
     report
 }
 
-fn numeric_column(ingested: &Ingested, name: &str) -> Vec<f64> {
+pub(crate) fn numeric_column(ingested: &Ingested, name: &str) -> Vec<f64> {
     match ingested.frame.column(name).map(|c| &c.data) {
         Some(ColumnData::Num(v)) => v.clone(),
         // Ingest quarantines rows whose weight is not a positive number, so a text weight column

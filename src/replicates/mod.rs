@@ -15,10 +15,16 @@
 //! in `docs/variance.md` (references: Wolter 2007; Rust & Rao 1996; Canty & Davison 1999;
 //! Rao & Wu 1988; Fay & Train 1995; Judkins 1990).
 
+mod groups;
 pub mod hadamard;
 pub mod rng;
+pub(crate) mod stage;
+#[cfg(test)]
+mod stage_tests;
 #[cfg(test)]
 mod tests;
+
+pub use stage::{ReplicateNonresponse, ReplicateProfile, ReplicateStageError};
 
 use rayon::prelude::*;
 

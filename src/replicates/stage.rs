@@ -6,24 +6,82 @@
 
 use rayon::prelude::*;
 
-use super::PipelineError;
-use crate::config::{Pipeline, ReplicateNonresponse, ReplicateProfile, VarianceMethod};
-use crate::design::Design;
-use crate::estimate::{EstimateRow, EstimationRequest};
+use super::groups::Groups;
+use super::{ReplicateDesign, ReplicateMethod, ReplicateOptions, SuppliedSpec, numerical_rank};
+use crate::design::{Design, DesignSpec};
+use crate::estimate::{EstimateError, EstimateRow, EstimationRequest};
 use crate::frame::Frame;
 use crate::ingest::matches_pattern;
-use crate::replicates::{
-    ReplicateDesign, ReplicateMethod, ReplicateOptions, SuppliedKind, SuppliedSpec, numerical_rank,
-};
-use crate::weighting::{ChainCells, Scheme};
+use crate::weighting::Scheme;
 
 /// Largest replicate weight matrix (rows × replicates) whose rank is computed on every row;
 /// beyond it the rank is computed on an evenly spaced subset of rows (documented).
 const RANK_CELLS: usize = 25_000_000;
 
+/// Conventions that differ between packages for replicate variance (`docs/variance.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicateProfile {
+    /// R `survey`: replicate df = rank of the replicate weights − 1, centring on the replicate
+    /// mean unless `mse`, bootstrap multiplier as `bootweights`.
+    R,
+    /// Stata `svy`: design df (#PSU − #strata); bootstrap multiplier 1/R.
+    Stata,
+    /// SAS `SURVEYMEANS`: centring on the full-sample estimate for jackknife and BRR/Fay; df
+    /// #PSU − #strata (jackknife), #strata (BRR/Fay), R − 1 (bootstrap); bootstrap 1/(R − 1).
+    Sas,
+}
+
+/// Whether each replicate redoes the nonresponse adjustment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicateNonresponse {
+    /// Every replicate reruns the whole chain from its design weights (default).
+    Recompute,
+    /// The nonresponse factor is held fixed: replicates start from the adjusted weights (what
+    /// R does with `as.svrepdesign` on a design built with adjusted weights).
+    Fixed,
+}
+
+/// One replicate variance method with the settings of `[variance]` the stage reads.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ReplicateStageSettings {
+    /// The method's name in messages, warnings and replicate weight names (the `variance`
+    /// column's value).
+    pub name: String,
+    /// How replicates are formed. Supplied columns may be `*` patterns: the stage matches them
+    /// against the data's columns, pattern after pattern.
+    pub method: ReplicateMethod,
+    /// Centre on the full-sample estimate (true) or on the replicate mean (false, R default);
+    /// unset: as the profile says.
+    pub mse: Option<bool>,
+    /// Package conventions.
+    pub profile: ReplicateProfile,
+    /// Nonresponse adjustment in replicates.
+    pub nonresponse: ReplicateNonresponse,
+    /// Drop a replicate whose calibration fails, with a warning, instead of stopping (R
+    /// `options(survey.drop.replicates)`).
+    pub drop_failed: bool,
+}
+
+/// Errors that stop the replicate stage.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicateStageError {
+    /// Replicate variance problem (construction, or a replicate's weighting).
+    #[error("variance {method}: {message}")]
+    Replicate {
+        /// Variance method.
+        method: String,
+        /// What failed, naming the replicate or the strata.
+        message: String,
+    },
+    /// Estimation problem.
+    #[error(transparent)]
+    Estimate(#[from] EstimateError),
+}
+
 /// What the stage needs from the pipeline.
-pub(super) struct Inputs<'a> {
-    pub pipeline: &'a Pipeline,
+pub(crate) struct Inputs<'a> {
+    /// The replicate method and its settings.
+    pub settings: &'a ReplicateStageSettings,
     /// All used rows.
     pub frame: &'a Frame,
     /// Design weight of every used row.
@@ -31,6 +89,8 @@ pub(super) struct Inputs<'a> {
     /// Frame rows of the respondents (design rows).
     pub respondents: &'a [usize],
     pub design: &'a Design,
+    /// The design's columns, which place unit nonrespondents in their PSU.
+    pub design_spec: &'a DesignSpec,
     pub schemes: &'a [Scheme],
     pub request: &'a EstimationRequest<'a>,
     /// Keep every scheme's final replicate weights (for `weights.parquet`).
@@ -40,90 +100,54 @@ pub(super) struct Inputs<'a> {
 }
 
 /// Rows, warnings and (when asked) the replicate weights.
-pub(super) struct Output {
+pub(crate) struct Output {
     pub rows: Vec<EstimateRow>,
     pub warnings: Vec<String>,
     pub weights: Vec<(String, Vec<f64>)>,
 }
 
-fn err(method: VarianceMethod, message: impl std::fmt::Display) -> PipelineError {
-    PipelineError::Replicate {
-        method: method.as_str().to_string(),
+fn err(settings: &ReplicateStageSettings, message: impl std::fmt::Display) -> ReplicateStageError {
+    ReplicateStageError::Replicate {
+        method: settings.name.clone(),
         message: message.to_string(),
     }
 }
 
-/// The replicate method as the replicates module knows it.
-fn replicate_method(
-    p: &Pipeline,
-    method: VarianceMethod,
-    frame: &Frame,
-) -> Result<ReplicateMethod, PipelineError> {
-    let s = &p.replicate;
-    let replicates = s.replicates.unwrap_or(200);
-    Ok(match method {
-        VarianceMethod::Jk1 => ReplicateMethod::Jk1,
-        VarianceMethod::Jkn => ReplicateMethod::Jkn,
-        VarianceMethod::Brr => ReplicateMethod::Brr,
-        VarianceMethod::Fay => ReplicateMethod::Fay { rho: s.fay_rho },
-        VarianceMethod::Bootstrap => ReplicateMethod::Bootstrap {
-            replicates,
-            seed: s.seed,
-        },
-        VarianceMethod::Subbootstrap => ReplicateMethod::Subbootstrap {
-            replicates,
-            seed: s.seed,
-        },
-        VarianceMethod::Sdr => ReplicateMethod::Sdr {
-            replicates: s.replicates,
-        },
-        VarianceMethod::Supplied => {
-            let mut columns = Vec::new();
-            for pattern in &s.columns {
-                for c in frame.columns() {
-                    if matches_pattern(pattern, &c.name) && !columns.contains(&c.name) {
-                        columns.push(c.name.clone());
-                    }
+/// The replicate method with supplied columns given as `*` patterns replaced by the data's
+/// matching columns, in pattern order then data order, each once.
+fn with_matched_columns(method: &ReplicateMethod, frame: &Frame) -> ReplicateMethod {
+    let mut method = method.clone();
+    if let ReplicateMethod::Supplied(spec) = &mut method {
+        let mut columns = Vec::new();
+        for pattern in &spec.columns {
+            for c in frame.columns() {
+                if matches_pattern(pattern, &c.name) && !columns.contains(&c.name) {
+                    columns.push(c.name.clone());
                 }
             }
-            let kind = match s.supplied_type.as_str() {
-                "bootstrap" => SuppliedKind::Bootstrap,
-                "jk1" => SuppliedKind::Jk1,
-                "jkn" => SuppliedKind::Jkn,
-                "brr" => SuppliedKind::Brr,
-                "fay" => SuppliedKind::Fay { rho: s.fay_rho },
-                "sdr" => SuppliedKind::Sdr,
-                _ => SuppliedKind::Other,
-            };
-            ReplicateMethod::Supplied(SuppliedSpec {
-                columns,
-                kind,
-                scale: s.scale,
-                rscales: s.rscales.clone(),
-                combined_weights: s.combined_weights,
-                replicates: s.replicates,
-            })
         }
-        VarianceMethod::Taylor => return Err(err(method, "Taylor is not a replicate method")),
-    })
+        spec.columns = columns;
+    }
+    method
 }
 
 /// One replicate's estimates (row path) and kept weights or group multipliers, or why it failed.
 type ReplicateOutcome = Result<(Option<Vec<f64>>, Option<Vec<f64>>), String>;
 
 /// Run one replicate method for every scheme.
-pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
-    let p = inputs.pipeline;
-    let method = inputs.request.variance;
-    let settings = &p.replicate;
+pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
+    let settings = inputs.settings;
     let jackknife_or_brr = matches!(
-        method,
-        VarianceMethod::Jk1 | VarianceMethod::Jkn | VarianceMethod::Brr | VarianceMethod::Fay
+        settings.method,
+        ReplicateMethod::Jk1
+            | ReplicateMethod::Jkn
+            | ReplicateMethod::Brr
+            | ReplicateMethod::Fay { .. }
     );
     let mse = settings
         .mse
         .unwrap_or(settings.profile == ReplicateProfile::Sas && jackknife_or_brr);
-    let rep_method = replicate_method(p, method, inputs.frame)?;
+    let rep_method = with_matched_columns(&settings.method, inputs.frame);
     // The replicate table (a factor per PSU, or a weight per row for supplied columns, per
     // replicate) is the stage's largest allocation: refuse before it, with the figures.
     let (units, n_rep_planned) = match &rep_method {
@@ -141,7 +165,7 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
         .saturating_mul(std::mem::size_of::<f64>() as u64);
     crate::memory::check(table).map_err(|m| {
         err(
-            method,
+            settings,
             format!("{n_rep_planned} replicates × {units} units {m}; use fewer replicates"),
         )
     })?;
@@ -151,11 +175,11 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
         &rep_method,
         &ReplicateOptions { mse },
     )
-    .map_err(|e| err(method, e))?;
+    .map_err(|e| err(settings, e))?;
     let n_rep = rep.n_replicates();
     let bootstrap = matches!(
-        method,
-        VarianceMethod::Bootstrap | VarianceMethod::Subbootstrap
+        rep_method,
+        ReplicateMethod::Bootstrap { .. } | ReplicateMethod::Subbootstrap { .. }
     );
     match settings.profile {
         ReplicateProfile::R => {}
@@ -173,11 +197,11 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
     let profile_df = match settings.profile {
         ReplicateProfile::R => None,
         ReplicateProfile::Stata => Some(inputs.design.degf(&vec![true; inputs.design.n_rows()])),
-        ReplicateProfile::Sas => Some(match method {
-            VarianceMethod::Jk1 | VarianceMethod::Jkn => {
+        ReplicateProfile::Sas => Some(match rep_method {
+            ReplicateMethod::Jk1 | ReplicateMethod::Jkn => {
                 inputs.design.degf(&vec![true; inputs.design.n_rows()])
             }
-            VarianceMethod::Brr | VarianceMethod::Fay => inputs.design.n_strata() as f64,
+            ReplicateMethod::Brr | ReplicateMethod::Fay { .. } => inputs.design.n_strata() as f64,
             _ => n_rep as f64 - 1.0,
         }),
     };
@@ -193,7 +217,7 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
     // nonrespondents included: a recomputed adjustment starts from those columns.
     let supplied = match &rep_method {
         ReplicateMethod::Supplied(spec) if inputs.schemes.iter().any(recomputes_nr) => {
-            Some(supplied_design_weights(inputs, spec).map_err(|e| err(method, e))?)
+            Some(supplied_design_weights(inputs, spec).map_err(|e| err(settings, e))?)
         }
         _ => None,
     };
@@ -202,7 +226,7 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
     } else {
         Vec::new()
     };
-    let prepared = crate::estimate::prepare(inputs.request).map_err(PipelineError::Estimate)?;
+    let prepared = crate::estimate::prepare(inputs.request)?;
 
     let mut rows = Vec::new();
     let mut warnings = Vec::new();
@@ -213,10 +237,10 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
             .try_into()
             .unwrap_or(u64::MAX),
     );
+    let supplied_replicates = matches!(rep_method, ReplicateMethod::Supplied(_));
     for scheme in inputs.schemes {
         let recompute_nr = recomputes_nr(scheme);
-        let reweighted =
-            recompute_nr || scheme.chain.calibrates() || method == VarianceMethod::Supplied;
+        let reweighted = recompute_nr || scheme.chain.calibrates() || supplied_replicates;
         let weights_for = |r: usize| -> Result<Vec<f64>, String> {
             if recompute_nr {
                 let base: Vec<f64> = match &supplied {
@@ -252,7 +276,7 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
         // otherwise, and when the replicate weights are to be published.
         let groups = if !recompute_nr
             && !inputs.keep_weights
-            && method != VarianceMethod::Supplied
+            && !supplied_replicates
             && rep.psu_factors(0).is_some()
         {
             scheme
@@ -339,7 +363,7 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
                     dropped.push(r + 1);
                     warnings.push(format!(
                         "{} replicate {} of scheme \"{}\" dropped: {message}",
-                        method.as_str(),
+                        settings.name,
                         r + 1,
                         scheme.name
                     ));
@@ -347,7 +371,7 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
                 }
                 Err(message) => {
                     return Err(err(
-                        method,
+                        settings,
                         format!(
                             "replicate {} of scheme \"{}\": {message} (set [variance] drop_failed = true to drop failed replicates with a warning)",
                             r + 1,
@@ -435,20 +459,17 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
                 rank as f64 - 1.0
             }
         };
-        rows.extend(
-            crate::estimate::rows_with_variances(
-                inputs.request,
-                &prepared,
-                scheme,
-                &variances,
-                &logit_variances,
-                &df,
-            )
-            .map_err(PipelineError::Estimate)?,
-        );
+        rows.extend(crate::estimate::rows_with_variances(
+            inputs.request,
+            &prepared,
+            scheme,
+            &variances,
+            &logit_variances,
+            &df,
+        )?);
         if inputs.keep_weights {
             for (r, w) in matrix.into_iter().enumerate() {
-                let name = format!("{}_{}_{:03}", scheme.name, method.as_str(), r + 1);
+                let name = format!("{}_{}_{:03}", scheme.name, settings.name, r + 1);
                 kept.push((
                     name,
                     w.unwrap_or_else(|| vec![f64::NAN; scheme.weights.len()]),
@@ -462,108 +483,6 @@ pub(super) fn run(inputs: &Inputs<'_>) -> Result<Output, PipelineError> {
         warnings,
         weights: kept,
     })
-}
-
-/// Respondent rows grouped by (first-stage PSU, calibration cell). Within a group every
-/// replicate weight is a_i · F_r,k: the PSU's replicate factor f_r,p times the cell's g_r,c
-/// from calibrating the cell totals Σ_{i∈c} f_r,p(i) a_i ([`ChainCells`]), a_i the adjusted
-/// weight. Exact, not an approximation: the calibration sees the rows only through those cell
-/// totals (see `CalibrationModel::collapse`), and the estimators only through sums.
-struct Groups<'a> {
-    cells: ChainCells<'a>,
-    /// Group of every respondent row.
-    of_row: Vec<u32>,
-    /// PSU and cell of every group.
-    psu: Vec<u32>,
-    cell: Vec<u32>,
-    /// Σ a over the group.
-    base: Vec<f64>,
-    /// One row per group, with a ≠ 0 where the group has one.
-    representative: Vec<usize>,
-}
-
-impl<'a> Groups<'a> {
-    fn build(design: &Design, adjusted: &[f64], cells: ChainCells<'a>) -> Groups<'a> {
-        let psu_of_row = design.psu_of_row();
-        let mut id: std::collections::HashMap<(u32, u32), u32> = std::collections::HashMap::new();
-        let mut g = Groups {
-            cells,
-            of_row: Vec::with_capacity(adjusted.len()),
-            psu: Vec::new(),
-            cell: Vec::new(),
-            base: Vec::new(),
-            representative: Vec::new(),
-        };
-        for (i, &a) in adjusted.iter().enumerate() {
-            let key = (psu_of_row[i], g.cells.cell_of(i));
-            let k = *id.entry(key).or_insert_with(|| {
-                g.psu.push(key.0);
-                g.cell.push(key.1);
-                g.base.push(0.0);
-                g.representative.push(i);
-                (g.psu.len() - 1) as u32
-            }) as usize;
-            g.of_row.push(k as u32);
-            g.base[k] += a;
-            if adjusted[g.representative[k]] == 0.0 && a != 0.0 {
-                g.representative[k] = i;
-            }
-        }
-        g
-    }
-
-    /// F_r per group. A calibration that fails on the cell totals is redone on the rows, which
-    /// gives the error message (naming a design row), or the weights when only rounding made
-    /// the cells fail.
-    fn multipliers(
-        &self,
-        rep: &ReplicateDesign,
-        r: usize,
-        adjusted: &[f64],
-        weights_for: &dyn Fn(usize) -> Result<Vec<f64>, String>,
-    ) -> Result<Vec<f64>, String> {
-        let f = rep.psu_factors(r).ok_or("replicate factors unavailable")?;
-        let mut totals = vec![0.0; self.cells.n_cells()];
-        for k in 0..self.psu.len() {
-            totals[self.cell[k] as usize] += f[self.psu[k] as usize] * self.base[k];
-        }
-        Ok(match self.cells.calibrate(&totals) {
-            Ok(g) => (0..self.psu.len())
-                .map(|k| f[self.psu[k] as usize] * g[self.cell[k] as usize])
-                .collect(),
-            Err(_) => {
-                let w = weights_for(r)?;
-                self.representative
-                    .iter()
-                    .map(|&i| {
-                        if adjusted[i] != 0.0 {
-                            w[i] / adjusted[i]
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect()
-            }
-        })
-    }
-
-    /// Numerical rank of the replicate weights a_i F_r,k(i) over `rows` (replicates as
-    /// columns, dropped replicates left out), as [`replicate_rank`] on the rows.
-    fn rank(&self, multipliers: &[Option<Vec<f64>>], adjusted: &[f64], rows: &[usize]) -> usize {
-        let columns: Vec<&Vec<f64>> = multipliers.iter().flatten().collect();
-        let m = columns.len();
-        if m == 0 || rows.is_empty() {
-            return 0;
-        }
-        let mut a = Vec::with_capacity(rows.len() * m);
-        for c in &columns {
-            a.extend(
-                rows.iter()
-                    .map(|&i| adjusted[i] * c[self.of_row[i] as usize]),
-            );
-        }
-        numerical_rank(&a, rows.len(), m)
-    }
 }
 
 /// Numerical rank of the kept replicate weights (replicates as columns) over the kept-row
@@ -605,9 +524,6 @@ fn factor_rank(rep: &ReplicateDesign, psus: &[u32], rows: &[usize], psu_of_row: 
     numerical_rank(&a, psus.len(), n_rep)
 }
 
-/// The design's first-stage PSU index of every used frame row: respondents from the design,
-/// unit nonrespondents by their stratum and PSU values (none when their PSU has no respondent,
-/// or when elements are the PSUs).
 /// Replicate design weights of every used row, respondents and unit nonrespondents, from
 /// supplied columns: the column itself for combined weights (R `combined.weights = TRUE`), else
 /// the column times the design weight. A blank or negative weight is an error naming the column
@@ -648,8 +564,11 @@ fn supplied_design_weights(
         .collect()
 }
 
+/// The design's first-stage PSU index of every used frame row: respondents from the design,
+/// unit nonrespondents by their stratum and PSU values (none when their PSU has no respondent,
+/// or when elements are the PSUs).
 fn psu_of_every_row(inputs: &Inputs<'_>) -> Vec<Option<u32>> {
-    let spec = &inputs.pipeline.design;
+    let spec = inputs.design_spec;
     let n = inputs.frame.n_rows();
     let mut out = vec![None; n];
     let psu_of_row = inputs.design.psu_of_row();

@@ -1,0 +1,62 @@
+//! The Taylor variance of calibrated schemes on sums (calibration residuals by PSU and domain)
+//! against the same variance from the residuals row by row, on the demo survey: every
+//! calibration method, domains, lonely PSUs.
+
+use super::EstimationRequest;
+use crate::config::DomainDf;
+use crate::config::VarianceMethod;
+use crate::design::{Design, LonelyPsu};
+use crate::questionnaire::Indicator;
+use crate::test_support::{assert_same_rows, calibrated_specs, demo, respondents};
+
+#[test]
+fn calibrated_taylor_on_sums_equals_row_residuals() {
+    let d = demo();
+    let specs = calibrated_specs(&d.p);
+    let indicators: Vec<&Indicator> = d.q.indicators.iter().collect();
+    let base_weights = crate::pipeline::numeric_column(&d.ingested, &d.p.design.weight);
+    for (lonely, lonely_psu, domain_df) in [
+        (false, LonelyPsu::Fail, DomainDf::Subset),
+        (true, LonelyPsu::Adjust, DomainDf::Full),
+        (true, LonelyPsu::Average, DomainDf::Subset),
+    ] {
+        let respondents = respondents(&d, lonely);
+        let mut spec = d.p.design.clone();
+        spec.lonely_psu = lonely_psu;
+        let design = Design::build(&d.ingested.frame, &respondents, &spec).expect("design");
+        let schemes = crate::weighting::compute(
+            &d.ingested.frame,
+            &d.ingested.row_numbers,
+            &base_weights,
+            &respondents,
+            &specs,
+        )
+        .expect("schemes");
+        for s in &schemes {
+            let greg_or_post = s.calibrated && s.name != "rake";
+            assert_eq!(
+                crate::estimate::uses_grouped_residuals(&design, s),
+                greg_or_post,
+                "scheme {}",
+                s.name
+            );
+        }
+        let frame = d.ingested.frame.take(&respondents);
+        let request = EstimationRequest {
+            frame: &frame,
+            design: &design,
+            schemes: &schemes,
+            indicators: &indicators,
+            domains: &d.p.estimation.domains,
+            ci: &d.p.estimation.ci,
+            level: 0.95,
+            domain_df,
+            variance: VarianceMethod::Taylor,
+        };
+        let fast = crate::estimate::estimate(&request).expect("grouped");
+        let rows = crate::estimate::estimate_row_residuals(&request).expect("rows");
+        assert_eq!(fast.len(), rows.len());
+        let context = format!("lonely {lonely}");
+        assert_same_rows(&fast, &rows, 1e-10, true, &context);
+    }
+}
