@@ -1,9 +1,11 @@
 //! Tests against R `survey` 4.1-1 outputs in `fixtures/replicates/` (made by `make_fixtures.R`)
 //! and the oracle exports in `fixtures/api/`.
 
+use super::reference::Statistic;
 use super::*;
 use crate::design::{Design, DesignSpec, LonelyPsu};
 use crate::frame::{CellState, Column, ColumnData, Frame};
+use crate::questionnaire::IndicatorKind;
 
 const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/");
 
