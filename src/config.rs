@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::design::{DesignSpec, LonelyPsu};
+use crate::estimate::ContrastSpec;
 use crate::estimate::ci::CiMethod;
 use crate::output::publish::PublicationConfig;
 use crate::output::reliability::RawReliability;
@@ -126,7 +127,20 @@ struct RawPipeline {
     reliability: Option<RawReliability>,
     #[serde(default)]
     sdmx: Option<RawSdmx>,
+    #[serde(default)]
+    contrast: Vec<RawContrast>,
     output: RawOutput,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContrast {
+    name: String,
+    indicators: Vec<String>,
+    by: String,
+    compare: Vec<String>,
+    #[serde(default)]
+    within: Vec<String>,
 }
 
 impl RawPipeline {
@@ -539,6 +553,9 @@ pub struct Pipeline {
     pub title: Option<String>,
     /// Reference period (`[output] reference_period`), e.g. `2025`.
     pub reference_period: Option<String>,
+    /// `[[contrast]]` tables, in config order; `indicators` may be `["*"]` (every estimated
+    /// indicator) until the pipeline resolves it against the questionnaire.
+    pub contrasts: Vec<ContrastSpec>,
 }
 
 impl Pipeline {
@@ -759,6 +776,8 @@ impl Pipeline {
             domains.push(d);
         }
 
+        let contrasts = check_contrasts(raw.contrast).map_err(|(key, m)| invalid(&key, m))?;
+
         let publication = PublicationConfig::check(
             raw.reliability.as_ref(),
             raw.sdmx.as_ref(),
@@ -803,8 +822,99 @@ impl Pipeline {
             publication,
             title: raw.output.title,
             reference_period: raw.output.reference_period,
+            contrasts,
         })
     }
+}
+
+/// Check the `[[contrast]]` tables on their own (names, codes, lists); the pipeline checks
+/// them against the questionnaire. Errors are (key, message).
+fn check_contrasts(raw: Vec<RawContrast>) -> Result<Vec<ContrastSpec>, (String, String)> {
+    let mut out: Vec<ContrastSpec> = Vec::new();
+    for (k, c) in raw.into_iter().enumerate() {
+        let key = |field: &str| format!("contrast[{}].{field}", k + 1);
+        let name = c.name.trim().to_string();
+        if name.is_empty() {
+            return Err((key("name"), "must not be empty".into()));
+        }
+        if out.iter().any(|o| o.name == name) {
+            return Err((
+                key("name"),
+                format!(
+                    "\"{name}\" is the name of an earlier contrast; give each contrast its own name"
+                ),
+            ));
+        }
+        if c.indicators.is_empty() {
+            return Err((
+                key("indicators"),
+                format!("contrast \"{name}\" lists no indicator; list indicator ids or [\"*\"]"),
+            ));
+        }
+        let mut indicators: Vec<String> = Vec::new();
+        for i in c.indicators {
+            if indicators.contains(&i) {
+                return Err((
+                    key("indicators"),
+                    format!("contrast \"{name}\": indicator \"{i}\" is listed twice"),
+                ));
+            }
+            indicators.push(i);
+        }
+        if indicators.len() > 1 && indicators.iter().any(|i| i == "*") {
+            return Err((
+                key("indicators"),
+                format!("contrast \"{name}\": \"*\" means every indicator and stands alone"),
+            ));
+        }
+        let by = c.by.trim().to_string();
+        if by.is_empty() {
+            return Err((
+                key("by"),
+                format!("contrast \"{name}\": name the variable whose codes are compared"),
+            ));
+        }
+        let [first, second] = c.compare.as_slice() else {
+            return Err((
+                key("compare"),
+                format!(
+                    "contrast \"{name}\": compare takes two codes of {by} (first minus second), got {}",
+                    c.compare.len()
+                ),
+            ));
+        };
+        if first.trim() == second.trim() {
+            return Err((
+                key("compare"),
+                format!("contrast \"{name}\": the two codes are both \"{first}\""),
+            ));
+        }
+        let mut within: Vec<String> = Vec::new();
+        for w in c.within {
+            if w == by {
+                return Err((
+                    key("within"),
+                    format!("contrast \"{name}\": within cannot be the compared variable {by}"),
+                ));
+            }
+            if within.contains(&w) {
+                return Err((
+                    key("within"),
+                    format!("contrast \"{name}\": \"{w}\" is listed twice"),
+                ));
+            }
+            within.push(w);
+        }
+        out.push(ContrastSpec {
+            name,
+            indicators,
+            by,
+            first: first.trim().to_string(),
+            second: second.trim().to_string(),
+            within,
+        });
+    }
+    Ok(out)
 }
 
 /// Check one `[weighting.calibration]` table; errors are (key, message).

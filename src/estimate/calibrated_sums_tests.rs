@@ -1,8 +1,8 @@
 //! The Taylor variance of calibrated schemes on sums (calibration residuals by PSU and domain)
 //! against the same variance from the residuals row by row, on the demo survey: every
-//! calibration method, domains, lonely PSUs.
+//! calibration method, domains, lonely PSUs; and the contrasts from the scores each path keeps.
 
-use super::EstimationRequest;
+use super::{ContrastSpec, EstimationRequest};
 use crate::config::DomainDf;
 use crate::config::VarianceMethod;
 use crate::design::{Design, LonelyPsu};
@@ -14,6 +14,14 @@ fn calibrated_taylor_on_sums_equals_row_residuals() {
     let d = demo();
     let specs = calibrated_specs(&d.p);
     let indicators: Vec<&Indicator> = d.q.indicators.iter().collect();
+    let contrasts = [ContrastSpec {
+        name: "gap".into(),
+        indicators: indicators.iter().map(|i| i.id.clone()).collect(),
+        by: "sex".into(),
+        first: "2".into(),
+        second: "1".into(),
+        within: vec!["region".into(), "urban".into()],
+    }];
     let base_weights = crate::pipeline::numeric_column(&d.ingested, &d.p.design.weight);
     for (lonely, lonely_psu, domain_df) in [
         (false, LonelyPsu::Fail, DomainDf::Subset),
@@ -52,11 +60,39 @@ fn calibrated_taylor_on_sums_equals_row_residuals() {
             level: 0.95,
             domain_df,
             variance: VarianceMethod::Taylor,
+            contrasts: &contrasts,
         };
-        let fast = crate::estimate::estimate(&request).expect("grouped");
+        let fast = crate::estimate::estimate_with_progress(&request, &crate::progress::Silent)
+            .expect("grouped");
         let rows = crate::estimate::estimate_row_residuals(&request).expect("rows");
-        assert_eq!(fast.len(), rows.len());
+        assert_eq!(fast.rows.len(), rows.rows.len());
         let context = format!("lonely {lonely}");
-        assert_same_rows(&fast, &rows, 1e-10, true, &context);
+        assert_same_rows(&fast.rows, &rows.rows, 1e-10, true, &context);
+        // Contrasts: scores kept as PSU totals (grouped) or rows (row residuals) agree.
+        assert_eq!(fast.contrasts.len(), rows.contrasts.len());
+        assert!(fast.contrasts.len() > 30, "{}", fast.contrasts.len());
+        for (a, b) in fast.contrasts.iter().zip(&rows.contrasts) {
+            assert_eq!(
+                (&a.contrast, &a.indicator, &a.weighting, &a.within_value),
+                (&b.contrast, &b.indicator, &b.weighting, &b.within_value)
+            );
+            for (x, y) in [
+                (a.estimate, b.estimate),
+                (a.se, b.se),
+                (a.p_value, b.p_value),
+            ] {
+                match (x, y) {
+                    (Some(x), Some(y)) => assert!(
+                        (x - y).abs() <= 1e-10 * x.abs().max(1e-6),
+                        "{context}, {}/{}/{}/{}: {x} vs {y}",
+                        a.contrast,
+                        a.indicator,
+                        a.weighting,
+                        a.within_value
+                    ),
+                    (x, y) => assert_eq!(x, y, "{context}: {a:?}"),
+                }
+            }
+        }
     }
 }

@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 
-use super::{Breakdown, IndicatorValues, PsuCell};
+use super::{Breakdown, IndicatorValues, PsuCell, estimator};
 use crate::questionnaire::IndicatorKind;
 
 /// A breakdown's value of a fine cell whose rows have no value of that domain variable.
@@ -80,15 +80,6 @@ pub(super) struct DomainSums {
     pub ss: Vec<f64>,
     /// Σ_D m b z per domain value (domain-major, `dim` entries each); empty without calibration.
     pub rhs: Vec<f64>,
-}
-
-/// θ̂ of a domain from its sums.
-pub(super) fn estimate_of(kind: IndicatorKind, sw: f64, swy: f64, swx: f64) -> f64 {
-    match kind {
-        IndicatorKind::Mean | IndicatorKind::Proportion => swy / sw,
-        IndicatorKind::Total => swy,
-        IndicatorKind::Ratio => swy / swx,
-    }
 }
 
 /// Renumbers `ids` (values below `*count`) by the pairs (id, component value), component values
@@ -216,13 +207,8 @@ impl FineCells {
             e.rows += 1;
             e.nonzero += u32::from(wr != 0.0);
             if let Some(sw) = score_weight {
-                let x_tilde = match kind {
-                    IndicatorKind::Mean | IndicatorKind::Proportion => 1.0,
-                    IndicatorKind::Total => 0.0,
-                    IndicatorKind::Ratio => x,
-                };
                 e.sy += sw[r] * y;
-                e.sx += sw[r] * x_tilde;
+                e.sx += sw[r] * estimator::theta_coefficient(kind, x);
             }
         }
         FineTotals { sums, shift }
@@ -297,7 +283,7 @@ impl FineCells {
             wdd[d] += t.wdd;
         }
         let estimate: Vec<f64> = (0..k)
-            .map(|d| estimate_of(kind, out.sw[d], out.swy[d], out.swx[d]))
+            .map(|d| estimator::point(kind, out.sw[d], out.swy[d], out.swx[d]))
             .collect();
         if kind != IndicatorKind::Ratio {
             for d in 0..k {
@@ -335,6 +321,7 @@ mod tests {
             var: var.into(),
             labels: (0..labels).map(|l| l.to_string()).collect(),
             of_row,
+            published: true,
         }
     }
 

@@ -15,10 +15,13 @@
 #[cfg(test)]
 mod calibrated_sums_tests;
 pub mod ci;
+pub mod contrast;
+pub(crate) mod estimator;
 mod fine;
 pub mod quantile;
 mod replicate_sums;
 
+pub use contrast::{ContrastRow, ContrastSpec};
 pub use replicate_sums::GroupedSums;
 
 use rayon::prelude::*;
@@ -30,7 +33,8 @@ use crate::questionnaire::{EvalState, Indicator, IndicatorKind};
 use crate::weighting::Scheme;
 use crate::weighting::calibration::{LinearResidual, ResidualSolver};
 use ci::CiMethod;
-use fine::{DomainSums, FineCells, FineTotals, estimate_of};
+use contrast::{ContrastPair, Kept, KeptScore};
+use fine::{DomainSums, FineCells, FineTotals};
 
 /// Domain label used for the whole population (SDMX convention).
 pub const TOTAL: &str = "_T";
@@ -97,6 +101,8 @@ pub struct EstimationRequest<'a> {
     pub domain_df: DomainDf,
     /// Variance method.
     pub variance: VarianceMethod,
+    /// Differences between two domain estimates, with their covariance.
+    pub contrasts: &'a [ContrastSpec],
 }
 
 /// Errors during estimation.
@@ -113,6 +119,14 @@ pub enum EstimateError {
     /// A domain variable is absent.
     #[error("domain variable {0} is not in the data (nor a derived variable)")]
     MissingDomain(String),
+    /// A contrast cannot be made on the data.
+    #[error("contrast \"{contrast}\": {message}")]
+    Contrast {
+        /// Contrast name.
+        contrast: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// The variance could not be computed.
     #[error("indicator {indicator}, weighting {weighting}, domain {domain}: {message}")]
     Variance {
@@ -209,6 +223,38 @@ struct Breakdown {
     var: String,
     labels: Vec<String>,
     of_row: Vec<Option<u32>>,
+    /// Estimated for the output; otherwise only for contrasts.
+    published: bool,
+}
+
+/// The cross-classification of two breakdowns: one domain per pair of values present together,
+/// labelled `a:b`, ordered by the first breakdown's value, then the second's.
+fn cross(a: &Breakdown, b: &Breakdown) -> Breakdown {
+    let kb = b.labels.len();
+    let pair = |r: usize| match (a.of_row[r], b.of_row[r]) {
+        (Some(i), Some(j)) => Some(i as usize * kb + j as usize),
+        _ => None,
+    };
+    let mut present = vec![false; a.labels.len() * kb];
+    for r in 0..a.of_row.len() {
+        if let Some(ij) = pair(r) {
+            present[ij] = true;
+        }
+    }
+    let mut index = vec![u32::MAX; present.len()];
+    let mut labels = Vec::new();
+    for (ij, _) in present.iter().enumerate().filter(|(_, p)| **p) {
+        index[ij] = labels.len() as u32;
+        labels.push(format!("{}:{}", a.labels[ij / kb], b.labels[ij % kb]));
+    }
+    Breakdown {
+        var: contrast::cross_name(&a.var, &b.var),
+        labels,
+        of_row: (0..a.of_row.len())
+            .map(|r| pair(r).map(|ij| index[ij]))
+            .collect(),
+        published: false,
+    }
 }
 
 fn breakdown(frame: &Frame, var: &str) -> Result<Breakdown, EstimateError> {
@@ -258,6 +304,7 @@ fn breakdown(frame: &Frame, var: &str) -> Result<Breakdown, EstimateError> {
         var: var.to_string(),
         labels,
         of_row,
+        published: true,
     })
 }
 
@@ -266,14 +313,24 @@ fn breakdown(frame: &Frame, var: &str) -> Result<Breakdown, EstimateError> {
 /// value (numeric or lexical order) and interval method (request order), whatever the thread
 /// count.
 pub fn estimate(req: &EstimationRequest<'_>) -> Result<Vec<EstimateRow>, EstimateError> {
-    estimate_with_progress(req, &crate::progress::Silent)
+    estimate_with_progress(req, &crate::progress::Silent).map(|e| e.rows)
 }
 
-/// [`estimate`], telling `progress` of every finished indicator × scheme block.
+/// Taylor estimates and contrasts of a request.
+#[derive(Debug, Clone, Default)]
+pub struct Estimates {
+    /// As [`estimate`] returns them.
+    pub rows: Vec<EstimateRow>,
+    /// In contrast, indicator, scheme, level order.
+    pub contrasts: Vec<ContrastRow>,
+}
+
+/// [`estimate`] with the request's contrasts, telling `progress` of every finished indicator ×
+/// scheme block.
 pub fn estimate_with_progress(
     req: &EstimationRequest<'_>,
     progress: &dyn crate::progress::Progress,
-) -> Result<Vec<EstimateRow>, EstimateError> {
+) -> Result<Estimates, EstimateError> {
     estimate_with(req, true, progress)
 }
 
@@ -282,7 +339,7 @@ pub fn estimate_with_progress(
 #[cfg(test)]
 pub(crate) fn estimate_row_residuals(
     req: &EstimationRequest<'_>,
-) -> Result<Vec<EstimateRow>, EstimateError> {
+) -> Result<Estimates, EstimateError> {
     estimate_with(req, false, &crate::progress::Silent)
 }
 
@@ -296,7 +353,7 @@ fn estimate_with(
     req: &EstimationRequest<'_>,
     grouped_residuals: bool,
     progress: &dyn crate::progress::Progress,
-) -> Result<Vec<EstimateRow>, EstimateError> {
+) -> Result<Estimates, EstimateError> {
     let sums: Vec<Option<CalibratedSums<'_>>> = req
         .schemes
         .iter()
@@ -342,7 +399,7 @@ fn estimate_with(
             (full_df, fine)
         })
         .collect();
-    let blocks: Vec<Vec<EstimateRow>> = tasks
+    let blocks: Vec<Block> = tasks
         .par_iter()
         .map(|&(i, s)| {
             let block = estimate_block(
@@ -351,6 +408,7 @@ fn estimate_with(
                 &prepared.values[i],
                 &req.schemes[s],
                 &prepared.breakdowns,
+                prepared.keep.get(i).map(Vec::as_slice),
                 None,
                 sums[s].as_ref(),
                 // Uncalibrated schemes share the request's fine cells.
@@ -369,7 +427,139 @@ fn estimate_with(
         })
         .collect::<Result<_, _>>()?;
     progress.finish();
-    Ok(blocks.into_iter().flatten().collect())
+    let contrasts = taylor_contrasts(req, &prepared, &tasks, &blocks, &per_scheme)?;
+    Ok(Estimates {
+        rows: blocks.into_iter().flat_map(|b| b.rows).collect(),
+        contrasts,
+    })
+}
+
+/// Contrast rows from the scores the blocks kept, in contrast, indicator, scheme, level order.
+fn taylor_contrasts(
+    req: &EstimationRequest<'_>,
+    prepared: &Prepared,
+    tasks: &[(usize, usize)],
+    blocks: &[Block],
+    per_scheme: &[(f64, Option<FineCells>)],
+) -> Result<Vec<ContrastRow>, EstimateError> {
+    let mut out = Vec::new();
+    for (c, spec) in req.contrasts.iter().enumerate() {
+        for id in &spec.indicators {
+            for (s, scheme) in req.schemes.iter().enumerate() {
+                for pair in prepared
+                    .pairs
+                    .iter()
+                    .filter(|p| p.contrast == c && &req.indicators[p.indicator].id == id)
+                {
+                    let i = pair.indicator;
+                    let Some(block) = tasks.iter().position(|&t| t == (i, s)).map(|t| &blocks[t])
+                    else {
+                        continue;
+                    };
+                    let kept = |stat: Option<usize>| {
+                        stat.and_then(|k| block.kept.iter().find(|(at, _)| *at == k))
+                            .map(|(_, kept)| kept)
+                    };
+                    let ind = req.indicators[i];
+                    let context = contrast::RowContext {
+                        spec,
+                        pair,
+                        indicator: &ind.id,
+                        multiplier: ind.multiplier,
+                        weighting: &scheme.name,
+                        variance: req.variance.as_str(),
+                        df: per_scheme[s].0,
+                        level: req.level,
+                    };
+                    let row = match (kept(pair.first), kept(pair.second)) {
+                        (Some(a), Some(b)) => {
+                            let variance = if a.estimate.is_finite() && b.estimate.is_finite() {
+                                contrast::taylor_variance(req.design, &a.score, &b.score).map_err(
+                                    |message| EstimateError::Contrast {
+                                        contrast: spec.name.clone(),
+                                        message: format!(
+                                            "indicator {}, weighting {}: {message}",
+                                            ind.id, scheme.name
+                                        ),
+                                    },
+                                )?
+                            } else {
+                                f64::NAN
+                            };
+                            contrast::row(&context, Some((a.estimate, b.estimate)), variance)
+                        }
+                        _ => contrast::row(&context, None, f64::NAN),
+                    };
+                    out.push(row);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Contrast rows of one scheme whose variances come from replicates: `full` and `replicates`
+/// are every statistic's full-sample and replicate estimates in [`point_estimates`] order
+/// (`n_rep` replicates per statistic, statistic after statistic); `variance` is the method's
+/// replicate variance formula and `df` the df of the whole replicate design.
+#[allow(clippy::too_many_arguments)]
+pub fn replicate_contrasts(
+    req: &EstimationRequest<'_>,
+    prepared: &Prepared,
+    scheme: &Scheme,
+    full: &[f64],
+    replicates: &[f64],
+    n_rep: usize,
+    variance: &dyn Fn(&[f64], f64) -> f64,
+    df: f64,
+) -> Vec<ContrastRow> {
+    let per_indicator = prepared
+        .breakdowns
+        .iter()
+        .map(|b| b.labels.len())
+        .sum::<usize>();
+    let mut out = Vec::new();
+    for (c, spec) in req.contrasts.iter().enumerate() {
+        for id in &spec.indicators {
+            for pair in prepared
+                .pairs
+                .iter()
+                .filter(|p| p.contrast == c && &req.indicators[p.indicator].id == id)
+            {
+                let ind = req.indicators[pair.indicator];
+                let context = contrast::RowContext {
+                    spec,
+                    pair,
+                    indicator: &ind.id,
+                    multiplier: ind.multiplier,
+                    weighting: &scheme.name,
+                    variance: req.variance.as_str(),
+                    df,
+                    level: req.level,
+                };
+                let at = |stat: usize| pair.indicator * per_indicator + stat;
+                let row = match (pair.first.map(at), pair.second.map(at)) {
+                    (Some(a), Some(b)) => {
+                        let v = contrast::replicate_variance(
+                            (&replicates[a * n_rep..(a + 1) * n_rep], full[a]),
+                            (&replicates[b * n_rep..(b + 1) * n_rep], full[b]),
+                            variance,
+                        );
+                        contrast::row(&context, Some((full[a], full[b])), v)
+                    }
+                    _ => contrast::row(&context, None, f64::NAN),
+                };
+                out.push(row);
+            }
+        }
+    }
+    out
+}
+
+/// Rows of one indicator × scheme, and the scores kept for contrasts (by statistic).
+struct Block {
+    rows: Vec<EstimateRow>,
+    kept: Vec<(usize, Kept)>,
 }
 
 /// Indicator values and domain breakdowns of a request, evaluated once and shared by the
@@ -379,6 +569,10 @@ pub struct Prepared {
     breakdowns: Vec<Breakdown>,
     /// Fine cells of the breakdowns by PSU (no calibration cell), when there are few enough.
     fine: Option<FineCells>,
+    /// The statistics every contrast row compares.
+    pairs: Vec<ContrastPair>,
+    /// Per indicator, per statistic: whether a contrast needs its score (empty: none does).
+    keep: Vec<Vec<bool>>,
 }
 
 impl Prepared {
@@ -431,6 +625,7 @@ pub fn prepare(req: &EstimationRequest<'_>) -> Result<Prepared, EstimateError> {
         var: TOTAL.into(),
         labels: vec![TOTAL.into()],
         of_row: vec![Some(0); n],
+        published: true,
     }];
     let by_domain: Vec<Breakdown> = req
         .domains
@@ -438,6 +633,7 @@ pub fn prepare(req: &EstimationRequest<'_>) -> Result<Prepared, EstimateError> {
         .map(|d| breakdown(req.frame, d))
         .collect::<Result<_, _>>()?;
     breakdowns.extend(by_domain);
+    contrast_breakdowns(req, &mut breakdowns)?;
     let values: Vec<IndicatorValues> = req
         .indicators
         .par_iter()
@@ -449,11 +645,148 @@ pub fn prepare(req: &EstimationRequest<'_>) -> Result<Prepared, EstimateError> {
         &breakdowns,
         None,
     );
+    let pairs = contrast_pairs(req, &breakdowns, &values)?;
+    let per_indicator: usize = breakdowns.iter().map(|b| b.labels.len()).sum();
+    let mut keep = Vec::new();
+    if !pairs.is_empty() {
+        keep = vec![vec![false; per_indicator]; values.len()];
+        for p in &pairs {
+            for stat in [p.first, p.second].into_iter().flatten() {
+                keep[p.indicator][stat] = true;
+            }
+        }
+    }
     Ok(Prepared {
         values,
         breakdowns,
         fine,
+        pairs,
+        keep,
     })
+}
+
+/// A contrast's code of `by` as the breakdown labels write it (numbers formatted as in the
+/// data's labels, so `compare = ["2025"]` finds the value 2025).
+fn label_of_code(frame: &Frame, var: &str, code: &str) -> String {
+    match frame.column(var).map(|c| &c.data) {
+        Some(ColumnData::Num(_)) => code
+            .trim()
+            .parse::<f64>()
+            .map_or_else(|_| code.to_string(), format_number),
+        _ => code.to_string(),
+    }
+}
+
+/// Add the breakdowns contrasts need and the output does not have: `by`, and `by` crossed with
+/// each `within` variable (not published).
+fn contrast_breakdowns(
+    req: &EstimationRequest<'_>,
+    breakdowns: &mut Vec<Breakdown>,
+) -> Result<(), EstimateError> {
+    let find = |bs: &[Breakdown], var: &str| bs.iter().position(|b| b.var == var);
+    for c in req.contrasts {
+        let plain = |bs: &mut Vec<Breakdown>, var: &str| -> Result<usize, EstimateError> {
+            if let Some(i) = find(bs, var) {
+                return Ok(i);
+            }
+            let mut b = breakdown(req.frame, var)?;
+            b.published = false;
+            bs.push(b);
+            Ok(bs.len() - 1)
+        };
+        let by = plain(breakdowns, &c.by)?;
+        for w in &c.within {
+            if find(breakdowns, &contrast::cross_name(&c.by, w)).is_none() {
+                let within = plain(breakdowns, w)?;
+                let crossed = cross(&breakdowns[by], &breakdowns[within]);
+                breakdowns.push(crossed);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every (contrast, indicator, level) pair of statistics, with the respondents of each domain.
+fn contrast_pairs(
+    req: &EstimationRequest<'_>,
+    breakdowns: &[Breakdown],
+    values: &[IndicatorValues],
+) -> Result<Vec<ContrastPair>, EstimateError> {
+    let mut offset = Vec::with_capacity(breakdowns.len());
+    let mut at = 0;
+    for b in breakdowns {
+        offset.push(at);
+        at += b.labels.len();
+    }
+    let find = |var: &str| breakdowns.iter().position(|b| b.var == var);
+    let mut pairs = Vec::new();
+    for (ci, c) in req.contrasts.iter().enumerate() {
+        let err = |message: String| EstimateError::Contrast {
+            contrast: c.name.clone(),
+            message,
+        };
+        let by = find(&c.by).ok_or_else(|| EstimateError::MissingDomain(c.by.clone()))?;
+        let first = label_of_code(req.frame, &c.by, &c.first);
+        let second = label_of_code(req.frame, &c.by, &c.second);
+        for code in [&first, &second] {
+            if !breakdowns[by].labels.contains(code) {
+                return Err(err(format!(
+                    "compare code \"{code}\" of {} has no respondents in the data (values present: {}); write one of those codes",
+                    c.by,
+                    breakdowns[by].labels.join(", ")
+                )));
+            }
+        }
+        let spec = ContrastSpec {
+            first,
+            second,
+            ..c.clone()
+        };
+        let within_labels: Vec<Vec<String>> = c
+            .within
+            .iter()
+            .map(|w| find(w).map_or_else(Vec::new, |i| breakdowns[i].labels.clone()))
+            .collect();
+        let levels = contrast::levels(&spec, &within_labels);
+        for id in &c.indicators {
+            let Some(i) = req.indicators.iter().position(|ind| &ind.id == id) else {
+                return Err(err(format!(
+                    "indicator \"{id}\" is not among the estimated indicators"
+                )));
+            };
+            for level in &levels {
+                let Some(b) = find(&level.breakdown) else {
+                    continue;
+                };
+                let bd = &breakdowns[b];
+                let stat = |label: &str| -> (Option<usize>, usize) {
+                    let Some(d) = bd.labels.iter().position(|l| l == label) else {
+                        return (None, 0);
+                    };
+                    let n = bd
+                        .of_row
+                        .iter()
+                        .zip(&values[i].defined)
+                        .filter(|(o, def)| **def && **o == Some(d as u32))
+                        .count();
+                    (Some(offset[b] + d), n)
+                };
+                let (first, n_first) = stat(&level.first_label);
+                let (second, n_second) = stat(&level.second_label);
+                pairs.push(ContrastPair {
+                    contrast: ci,
+                    indicator: i,
+                    within_var: level.within_var.clone(),
+                    within_value: level.within_value.clone(),
+                    first: first.filter(|_| n_first > 0),
+                    second: second.filter(|_| n_second > 0),
+                    n_first,
+                    n_second,
+                });
+            }
+        }
+    }
+    Ok(pairs)
 }
 
 /// Point estimates of every indicator × domain under weights `w` (one per respondent row), in
@@ -474,7 +807,7 @@ pub fn point_estimates(req: &EstimationRequest<'_>, prepared: &Prepared, w: &[f6
                 for (index, b) in prepared.breakdowns.iter().enumerate() {
                     let k = b.labels.len();
                     let (sw, swy, swx) = fine.domain_totals(index, k, &totals);
-                    out.extend((0..k).map(|d| estimate_of(ind.kind, sw[d], swy[d], swx[d])));
+                    out.extend((0..k).map(|d| estimator::point(ind.kind, sw[d], swy[d], swx[d])));
                 }
                 out
             })
@@ -499,11 +832,7 @@ pub fn point_estimates(req: &EstimationRequest<'_>, prepared: &Prepared, w: &[f6
                 }
             }
             for d in 0..k {
-                out.push(match ind.kind {
-                    IndicatorKind::Mean | IndicatorKind::Proportion => swy[d] / sw[d],
-                    IndicatorKind::Total => swy[d],
-                    IndicatorKind::Ratio => swy[d] / swx[d],
-                });
+                out.push(estimator::point(ind.kind, sw[d], swy[d], swx[d]));
             }
         }
     }
@@ -538,17 +867,21 @@ pub fn rows_with_variances(
             logit_variances: &logit_variances[range],
             df,
         };
-        rows.extend(estimate_block(
-            req,
-            ind,
-            &prepared.values[i],
-            scheme,
-            &prepared.breakdowns,
-            Some(given),
-            None,
-            fine,
-            full_df,
-        )?);
+        rows.extend(
+            estimate_block(
+                req,
+                ind,
+                &prepared.values[i],
+                scheme,
+                &prepared.breakdowns,
+                None,
+                Some(given),
+                None,
+                fine,
+                full_df,
+            )?
+            .rows,
+        );
     }
     Ok(rows)
 }
@@ -568,7 +901,8 @@ struct Replicated<'a> {
 pub type ReplicateDf<'a> = dyn Fn(&[u32], usize, &dyn Fn() -> Vec<usize>) -> f64 + Sync + 'a;
 
 /// Rows of one indicator under one scheme. `replicated`: variances per statistic (in
-/// [`point_estimates`] order) and the replicate df, replacing the Taylor variance.
+/// [`point_estimates`] order) and the replicate df, replacing the Taylor variance. `keep`: per
+/// statistic, whether to keep its Taylor score for contrasts.
 #[allow(clippy::too_many_arguments)]
 fn estimate_block(
     req: &EstimationRequest<'_>,
@@ -576,13 +910,16 @@ fn estimate_block(
     vals: &IndicatorValues,
     scheme: &Scheme,
     breakdowns: &[Breakdown],
+    keep: Option<&[bool]>,
     replicated: Option<Replicated<'_>>,
     sums: Option<&CalibratedSums<'_>>,
     fine: Option<&FineCells>,
     full_df: f64,
-) -> Result<Vec<EstimateRow>, EstimateError> {
+) -> Result<Block, EstimateError> {
     let n = req.frame.n_rows();
     let mut rows = Vec::new();
+    let mut kept = Vec::new();
+    let keep = keep.filter(|_| replicated.is_none());
     let mut mask = vec![false; n];
     let mut scores = vec![0.0; n];
     let mut k = 0usize;
@@ -603,9 +940,12 @@ fn estimate_block(
     });
     for (index, b) in breakdowns.iter().enumerate() {
         let given = replicated.map(|g| (&g.variances[k..k + b.labels.len()], g.df));
+        let keep_b = keep.map(|kp| &kp[k..k + b.labels.len()]);
         let grouped = if grouped_path {
             let fine = fine.as_ref().map(|(cells, totals)| (*cells, totals, index));
-            grouped_domain_stats(req, ind, vals, scheme, b, full_df, given, sums, fine)
+            grouped_domain_stats(
+                req, ind, vals, scheme, b, full_df, given, sums, fine, keep_b,
+            )
         } else {
             None
         };
@@ -625,12 +965,10 @@ fn estimate_block(
                 domain: domain(),
                 message,
             };
-            let (stats, n_unweighted) = match &grouped {
-                Some(all) => match &all[d] {
-                    None => continue,
-                    Some(Ok((stats, n))) => (stats.clone(), *n),
-                    Some(Err(message)) => return Err(variance_error(message.clone())),
-                },
+            let (mut stats, n_unweighted) = match grouped.as_ref().map(|all| &all[d]) {
+                Some(None) => continue,
+                Some(Some(Ok((stats, n)))) => (stats.clone(), *n),
+                Some(Some(Err(message))) => return Err(variance_error(message.clone())),
                 None => {
                     for r in 0..n {
                         mask[r] = vals.defined[r] && b.of_row[r] == Some(d as u32);
@@ -641,12 +979,34 @@ fn estimate_block(
                     }
                     // Replicate rows always take the grouped path.
                     let given = replicated.map(|g| (g.variances[stat], f64::NAN));
-                    let stats =
-                        domain_estimate(req, ind, vals, scheme, &mask, &mut scores, full_df, given)
-                            .map_err(variance_error)?;
+                    let keep_scores = keep.is_some_and(|kp| kp[stat]);
+                    let stats = domain_estimate(
+                        req,
+                        ind,
+                        vals,
+                        scheme,
+                        &mask,
+                        &mut scores,
+                        full_df,
+                        given,
+                        keep_scores,
+                    )
+                    .map_err(variance_error)?;
                     (stats, n_unweighted)
                 }
             };
+            if let Some(score) = stats.kept.take() {
+                kept.push((
+                    stat,
+                    Kept {
+                        estimate: stats.estimate,
+                        score,
+                    },
+                ));
+            }
+            if !b.published {
+                continue;
+            }
             let logit_se = replicated.map(|g| g.logit_variances[stat].sqrt());
             let m = ind.multiplier;
             let est = stats.estimate * m;
@@ -708,7 +1068,7 @@ fn estimate_block(
             }
         }
     }
-    Ok(rows)
+    Ok(Block { rows, kept })
 }
 
 fn finite(x: f64) -> Option<f64> {
@@ -723,6 +1083,8 @@ struct DomainStats {
     deff: Option<f64>,
     n_weighted: f64,
     beta_nrow: f64,
+    /// The linearized score, when a contrast needs it.
+    kept: Option<KeptScore>,
 }
 
 /// A calibrated scheme's residual map prepared for the grouped pass ([`LinearResidual`]):
@@ -798,6 +1160,7 @@ fn grouped_domain_stats(
     replicated: Option<(&[f64], &ReplicateDf<'_>)>,
     sums: Option<&CalibratedSums<'_>>,
     fine: Option<(&FineCells, &FineTotals, usize)>,
+    keep: Option<&[bool]>,
 ) -> Option<Vec<Option<Result<(DomainStats, usize), String>>>> {
     let design = req.design;
     if design.n_stages() > 1 && replicated.is_none() {
@@ -835,7 +1198,7 @@ fn grouped_domain_stats(
         None => row_sums(design, ind.kind, vals, w, b, cal),
     };
     let estimate: Vec<f64> = (0..k)
-        .map(|d| estimate_of(ind.kind, sw[d], swy[d], swx[d]))
+        .map(|d| estimator::point(ind.kind, sw[d], swy[d], swx[d]))
         .collect();
     let mut out = Vec::with_capacity(k);
     let mut totals = vec![0.0; n_psu];
@@ -864,23 +1227,14 @@ fn grouped_domain_stats(
                 let of_domain = &cells[d * n_psu..(d + 1) * n_psu];
                 for (p, c) in of_domain.iter().enumerate() {
                     present[p] = c.rows > 0;
-                    totals[p] = match ind.kind {
-                        IndicatorKind::Mean | IndicatorKind::Proportion => {
-                            (c.wy - estimate[d] * c.w) / sw[d]
-                        }
-                        IndicatorKind::Total => c.wy,
-                        IndicatorKind::Ratio => (c.wy - estimate[d] * c.wx) / swx[d],
-                    };
+                    totals[p] = estimator::residual(ind.kind, estimate[d], c.wy, c.w, c.wx)
+                        / estimator::scale(ind.kind, sw[d], swx[d]);
                 }
                 let psu_present = match cal {
                     None => Some(present.as_slice()),
                     Some(c) => {
                         let beta = &mut rhs[d * dim..(d + 1) * dim];
-                        let scale = match ind.kind {
-                            IndicatorKind::Mean | IndicatorKind::Proportion => sw[d],
-                            IndicatorKind::Total => 1.0,
-                            IndicatorKind::Ratio => swx[d],
-                        };
+                        let scale = estimator::scale(ind.kind, sw[d], swx[d]);
                         beta.iter_mut().for_each(|x| *x /= scale);
                         c.solver.solve(beta);
                         for (p, t) in totals.iter_mut().enumerate() {
@@ -926,19 +1280,7 @@ fn grouped_domain_stats(
                 (variance, df)
             }
         };
-        let deff = match ind.kind {
-            IndicatorKind::Ratio => None,
-            _ if nobs[d] < 2 => None,
-            kind => {
-                let n = nobs[d] as f64;
-                let svyvar = ss[d] / sw[d] * n / (n - 1.0);
-                if kind == IndicatorKind::Total {
-                    ci::deff_total(variance, svyvar, sw[d], n)
-                } else {
-                    ci::deff_mean(variance, svyvar, sw[d], n)
-                }
-            }
-        };
+        let deff = estimator::design_effect(ind.kind, variance, ss[d], sw[d], nobs[d]);
         let stats = DomainStats {
             estimate: estimate[d],
             se: variance.sqrt(),
@@ -952,6 +1294,8 @@ fn grouped_domain_stats(
             } else {
                 count[d] as f64
             },
+            kept: (replicated.is_none() && keep.is_some_and(|k| k[d]))
+                .then(|| KeptScore::PsuTotals(totals.clone())),
         };
         out.push(Some(Ok((stats, count[d]))));
     }
@@ -1002,7 +1346,7 @@ fn row_sums(
         }
     }
     let estimate: Vec<f64> = (0..k)
-        .map(|d| estimate_of(kind, sw[d], swy[d], swx[d]))
+        .map(|d| estimator::point(kind, sw[d], swy[d], swx[d]))
         .collect();
     let mut ss = vec![0.0; k];
     let mut rhs = vec![0.0; k * dim];
@@ -1019,13 +1363,8 @@ fn row_sums(
                     ss[d] += w[r] * (y - mean) * (y - mean);
                 }
                 if let Some(c) = cal {
-                    let s = match kind {
-                        IndicatorKind::Mean | IndicatorKind::Proportion => y - estimate[d],
-                        IndicatorKind::Total => y,
-                        IndicatorKind::Ratio => {
-                            y - estimate[d] * vals.x.as_ref().map_or(0.0, |x| x[r])
-                        }
-                    };
+                    let x = vals.x.as_ref().map_or(0.0, |x| x[r]);
+                    let s = estimator::residual(kind, estimate[d], y, 1.0, x);
                     let v = c.score_weight[r] * s;
                     if v != 0.0 {
                         let row = &mut rhs[d * dim..(d + 1) * dim];
@@ -1057,6 +1396,7 @@ fn domain_estimate(
     scores: &mut [f64],
     full_df: f64,
     replicated: Option<(f64, f64)>,
+    keep_scores: bool,
 ) -> Result<DomainStats, String> {
     let w = &scheme.weights;
     let y = &vals.y;
@@ -1074,11 +1414,7 @@ fn domain_estimate(
             }
         }
     }
-    let estimate = match ind.kind {
-        IndicatorKind::Mean | IndicatorKind::Proportion => swy / sw,
-        IndicatorKind::Total => swy,
-        IndicatorKind::Ratio => swy / swx,
-    };
+    let estimate = estimator::point(ind.kind, sw, swy, swx);
     let (variance, df) = match replicated {
         Some(given) => given,
         None => {
@@ -1086,15 +1422,9 @@ fn domain_estimate(
                 scores[r] = if !mask[r] {
                     0.0
                 } else {
-                    match ind.kind {
-                        IndicatorKind::Mean | IndicatorKind::Proportion => {
-                            w[r] * (y[r] - estimate) / sw
-                        }
-                        IndicatorKind::Total => w[r] * y[r],
-                        IndicatorKind::Ratio => {
-                            w[r] * (y[r] - estimate * vals.x.as_ref().map_or(0.0, |x| x[r])) / swx
-                        }
-                    }
+                    let x = vals.x.as_ref().map_or(0.0, |x| x[r]);
+                    w[r] * estimator::residual(ind.kind, estimate, y[r], 1.0, x)
+                        / estimator::scale(ind.kind, sw, swx)
                 };
             }
             // Calibration: the variance is that of the calibration residuals of the scores (R
@@ -1124,27 +1454,17 @@ fn domain_estimate(
             (variance, df)
         }
     };
-    // R's deff = TRUE (docs/methods.md): V over the SRS-without-replacement variance with the
-    // same n, from the domain's weighted variance s²_w = Σw(y − ȳ)²/Σw · n/(n − 1) (R `svyvar`).
-    let deff = match ind.kind {
-        IndicatorKind::Ratio => None,
-        _ if nobs < 2 => None,
-        kind => {
-            let mean = swy / sw;
-            let mut ss = 0.0;
-            for r in 0..mask.len() {
-                if mask[r] {
-                    ss += w[r] * (y[r] - mean) * (y[r] - mean);
-                }
-            }
-            let n = nobs as f64;
-            let svyvar = ss / sw * n / (n - 1.0);
-            if kind == IndicatorKind::Total {
-                ci::deff_total(variance, svyvar, sw, n)
-            } else {
-                ci::deff_mean(variance, svyvar, sw, n)
+    let deff = if ind.kind == IndicatorKind::Ratio || nobs < 2 {
+        None
+    } else {
+        let mean = swy / sw;
+        let mut ss = 0.0;
+        for r in 0..mask.len() {
+            if mask[r] {
+                ss += w[r] * (y[r] - mean) * (y[r] - mean);
             }
         }
+        estimator::design_effect(ind.kind, variance, ss, sw, nobs)
     };
     let n_unweighted = mask.iter().filter(|&&m| m).count();
     Ok(DomainStats {
@@ -1161,5 +1481,6 @@ fn domain_estimate(
         } else {
             n_unweighted as f64
         },
+        kept: (keep_scores && replicated.is_none()).then(|| KeptScore::Rows(scores.to_vec())),
     })
 }

@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::{Breakdown, EstimationRequest, IndicatorValues, Prepared};
+use super::{Breakdown, EstimationRequest, IndicatorValues, Prepared, estimator};
 use crate::questionnaire::IndicatorKind;
 
 /// Sums of one indicator × breakdown by (group, domain value), sorted by group, then domain
@@ -128,13 +128,9 @@ impl Table {
                 }
             }
         }
-        match self.kind {
-            IndicatorKind::Mean | IndicatorKind::Proportion => {
-                swy.iter().zip(&sw).map(|(y, w)| y / w).collect()
-            }
-            IndicatorKind::Total => swy,
-            IndicatorKind::Ratio => swy.iter().zip(&swx).map(|(y, x)| y / x).collect(),
-        }
+        (0..k * n_rep)
+            .map(|i| estimator::point(self.kind, sw[i], swy[i], swx.get(i).copied().unwrap_or(0.0)))
+            .collect()
     }
 }
 

@@ -14,7 +14,7 @@ use super::publish::{PublicationConfig, PublicationContext};
 use super::reliability::{CAUTION, SUPPRESSED};
 use super::sdmx::{ci_method_name, number};
 use super::xlsx::{display_scale, domain_labels, table_rows, variance_name};
-use crate::estimate::{EstimateRow, TOTAL};
+use crate::estimate::{ContrastRow, EstimateRow, TOTAL};
 
 /// Escape text for HTML content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -357,7 +357,11 @@ pub fn render(
         escape(&ctx.reference_period),
         escape(&ctx.tool_version)
     );
-    s.push_str("<nav><a href=\"#indicators\">Indicators</a><a href=\"#quality\">Data quality</a><a href=\"#weighting\">Weighting</a><a href=\"#methods\">Methods</a><a href=\"#provenance\">Provenance</a></nav>");
+    s.push_str("<nav><a href=\"#indicators\">Indicators</a>");
+    if !ctx.contrasts.is_empty() {
+        s.push_str("<a href=\"#changes\">Changes and differences</a>");
+    }
+    s.push_str("<a href=\"#quality\">Data quality</a><a href=\"#weighting\">Weighting</a><a href=\"#methods\">Methods</a><a href=\"#provenance\">Provenance</a></nav>");
 
     // Indicators.
     s.push_str("<h2 id=\"indicators\">Indicators</h2>");
@@ -397,6 +401,10 @@ pub fn render(
             .filter(|r| r.indicator == id)
             .collect();
         indicator_section(&mut s, id, &cells, ctx);
+    }
+
+    if !ctx.contrasts.is_empty() {
+        changes_section(&mut s, ctx);
     }
 
     // Data quality.
@@ -557,6 +565,82 @@ pub fn render(
 }
 
 /// Box plot (inline SVG) of the final weights of each scheme.
+/// "Changes and differences": every contrast of the first weighting scheme and variance method
+/// (as the indicator tables), in the indicator's display unit (percentage points for
+/// proportions), with its interval and p-value.
+fn changes_section(s: &mut String, ctx: &PublicationContext<'_>) {
+    let q = ctx.questionnaire;
+    let first = &ctx.contrasts[0];
+    let _ = write!(
+        s,
+        "<h2 id=\"changes\">Changes and differences</h2><p class=\"note\">Weighting {}; {}; {}% interval, t on the design df. A difference is the estimate in the first group minus the estimate in the second; its standard error includes the covariance of the two estimates.</p>",
+        escape(&first.weighting),
+        escape(&variance_name(&first.variance)),
+        escape(&number(ctx.ci_level * 100.0))
+    );
+    let shown: Vec<&ContrastRow> = ctx
+        .contrasts
+        .iter()
+        .filter(|r| r.weighting == first.weighting && r.variance == first.variance)
+        .collect();
+    let mut names: Vec<&str> = Vec::new();
+    for r in &shown {
+        if !names.contains(&r.contrast.as_str()) {
+            names.push(&r.contrast);
+        }
+    }
+    for name in names {
+        let _ = write!(
+            s,
+            "<h3>{}</h3><table><tr><th class=\"l\">Indicator</th><th class=\"l\">Within</th><th>Difference</th><th>{}% CI</th><th>SE</th><th>p-value</th><th>n (first)</th><th>n (second)</th></tr>",
+            escape(name),
+            escape(&number(ctx.ci_level * 100.0))
+        );
+        for r in shown.iter().filter(|r| r.contrast == name) {
+            let ind = q.indicator(&r.indicator);
+            let (factor, unit, _) = display_scale(ind);
+            let percent = unit == "%";
+            let d = if percent { 1 } else { 2 };
+            let unit = if percent {
+                " pp".to_string()
+            } else if unit.is_empty() {
+                String::new()
+            } else {
+                format!(" {unit}")
+            };
+            let scaled = |x: Option<f64>| x.map(|v| v * factor);
+            let within = if r.within_var == TOTAL {
+                "Total".to_string()
+            } else {
+                let (label, value) = domain_labels(q, &r.within_var, &r.within_value);
+                format!("{label}: {value}")
+            };
+            let estimate = match scaled(r.estimate) {
+                Some(_) => format!("{}{unit}", fmt(scaled(r.estimate), d)),
+                None => "–".into(),
+            };
+            let _ = write!(
+                s,
+                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{} – {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(ind.map_or(r.indicator.as_str(), |i| i.label.as_str())),
+                escape(&within),
+                escape(&estimate),
+                fmt(scaled(r.ci_low), d),
+                fmt(scaled(r.ci_high), d),
+                fmt(scaled(r.se), d),
+                r.p_value.map_or("–".to_string(), |p| if p < 0.001 {
+                    "&lt;0.001".to_string()
+                } else {
+                    format!("{p:.3}")
+                }),
+                r.n_unweighted_first,
+                r.n_unweighted_second
+            );
+        }
+        s.push_str("</table>");
+    }
+}
+
 fn weights_chart(ctx: &PublicationContext<'_>) -> String {
     let label_w = 160.0;
     let plot_w = 600.0;

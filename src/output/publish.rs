@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use super::reliability::{RawReliability, ReliabilityRules};
 use super::sdmx::{RawSdmx, SdmxConfig};
 use super::{OutputError, StagedFiles, spreadsheet_safe};
-use crate::estimate::EstimateRow;
+use crate::estimate::{ContrastRow, EstimateRow};
 use crate::ingest::{Finding, FindingKind};
 use crate::questionnaire::Questionnaire;
 use crate::weighting::WeightSummary;
@@ -343,6 +343,8 @@ pub struct PublicationContext<'a> {
     pub domain_df: String,
     /// Provenance key-value pairs (the Parquet metadata block).
     pub provenance: Vec<(String, String)>,
+    /// Contrasts of the run (`contrasts.parquet`); none without `[[contrast]]`.
+    pub contrasts: &'a [ContrastRow],
 }
 
 impl PublicationContext<'_> {

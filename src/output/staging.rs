@@ -46,6 +46,8 @@ pub const OUTPUT_FILES: &[&str] = &[
     "report.html",
     "manifest.json",
     "comparison.parquet",
+    "contrasts.parquet",
+    "contrasts.csv",
 ];
 
 /// File-manager metadata that the system recreates at will (macOS Finder, Windows Explorer):

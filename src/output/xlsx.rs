@@ -17,7 +17,7 @@ use rust_xlsxwriter::{
 use super::publish::{PublicationConfig, PublicationContext, source_date_epoch};
 use super::reliability::{CAUTION, SUPPRESSED};
 use super::spreadsheet_safe;
-use crate::estimate::{EstimateRow, TOTAL};
+use crate::estimate::{ContrastRow, EstimateRow, TOTAL};
 use crate::questionnaire::{Indicator, IndicatorKind, Questionnaire};
 
 /// A cell's value.
@@ -500,7 +500,99 @@ pub fn workbook_model(
         let name = sheet_name(id, &mut taken);
         sheets.push(indicator_sheet(name, id, &cells, ctx));
     }
+    if !ctx.contrasts.is_empty() {
+        let name = sheet_name("Changes", &mut taken);
+        sheets.push(changes_sheet(name, ctx.contrasts, ctx));
+    }
     sheets
+}
+
+/// "Changes and differences": every contrast row (all schemes and variance methods), in the
+/// indicator's display unit (percentage points for proportions).
+fn changes_sheet(name: String, rows: &[ContrastRow], ctx: &PublicationContext<'_>) -> Sheet {
+    let q = ctx.questionnaire;
+    let mut b = SheetBuilder::new(
+        name,
+        vec![
+            16.0, 34.0, 12.0, 10.0, 24.0, 12.0, 12.0, 12.0, 11.0, 9.0, 9.0, 11.0, 11.0,
+        ],
+    );
+    b.line("Changes and differences", Style::Title);
+    b.line(
+        "Estimate in the first group minus the estimate in the second; the standard error includes their covariance; interval and p-value use t on the design df.",
+        Style::Note,
+    );
+    b.row += 1;
+    let level = fmt_level(ctx.ci_level);
+    let headers = [
+        "Contrast".to_string(),
+        "Indicator".into(),
+        "Weighting".into(),
+        "Variance".into(),
+        "Within".into(),
+        "Difference".into(),
+        format!("{level}% CI lower"),
+        format!("{level}% CI upper"),
+        "SE".into(),
+        "df".into(),
+        "p-value".into(),
+        "n (first)".into(),
+        "n (second)".into(),
+    ];
+    for (c, h) in headers.iter().enumerate() {
+        b.text(c as u16, h, Style::Header);
+    }
+    b.row += 1;
+    b.sheet.freeze_below = Some(b.row);
+    for r in rows {
+        let ind = q.indicator(&r.indicator);
+        let (factor, unit, num_style) = display_scale(ind);
+        let within = if r.within_var == TOTAL {
+            "Total".to_string()
+        } else {
+            let (label, value) = domain_labels(q, &r.within_var, &r.within_value);
+            format!("{label}: {value}")
+        };
+        let shown_unit = if unit == "%" { "pp".to_string() } else { unit };
+        let label = ind.map_or(r.indicator.clone(), |i| i.label.clone());
+        b.text(0, &r.contrast, Style::Text);
+        b.text(
+            1,
+            &if shown_unit.is_empty() {
+                label
+            } else {
+                format!("{label} ({shown_unit})")
+            },
+            Style::Text,
+        );
+        b.text(2, &r.weighting, Style::Text);
+        b.text(3, &variance_name(&r.variance), Style::Text);
+        b.text(4, &within, Style::Text);
+        let number = |b: &mut SheetBuilder, col: u16, x: Option<f64>, style: Style| match x {
+            Some(v) => b.put(col, CellValue::Number(v), style, Fill::None),
+            None => b.put(
+                col,
+                CellValue::Text("..".into()),
+                Style::Missing,
+                Fill::None,
+            ),
+        };
+        let se_style = match num_style {
+            Style::Dec1 => Style::Dec2,
+            Style::Int => Style::Int,
+            _ => Style::Dec3,
+        };
+        number(&mut b, 5, r.estimate.map(|v| v * factor), num_style);
+        number(&mut b, 6, r.ci_low.map(|v| v * factor), num_style);
+        number(&mut b, 7, r.ci_high.map(|v| v * factor), num_style);
+        number(&mut b, 8, r.se.map(|v| v * factor), se_style);
+        number(&mut b, 9, r.df, Style::Dec1);
+        number(&mut b, 10, r.p_value, Style::Dec3);
+        number(&mut b, 11, Some(r.n_unweighted_first as f64), Style::Int);
+        number(&mut b, 12, Some(r.n_unweighted_second as f64), Style::Int);
+        b.row += 1;
+    }
+    b.sheet
 }
 
 /// The model as text, one cell per line (`sheet!A1 [style] value`), for snapshot tests.

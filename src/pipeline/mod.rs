@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{ConfigError, Pipeline, VarianceMethod};
 use crate::design::{Design, DesignError};
-use crate::estimate::{EstimateError, EstimateRow, EstimationRequest, TOTAL};
+use crate::estimate::{ContrastRow, EstimateError, EstimateRow, EstimationRequest, TOTAL};
 use crate::frame::ColumnData;
 use crate::ingest::{FindingKind, IngestError, IngestSpec, Ingested};
 use crate::output::{OutputError, OutputFolder, StagedFiles};
@@ -177,7 +177,7 @@ pub struct RunReport {
 
 /// Load the config and questionnaire and check every cross-reference before data is read.
 pub(crate) fn prepare(config_path: &Path) -> Result<(Pipeline, Questionnaire), PipelineError> {
-    let pipeline = Pipeline::load(config_path)?;
+    let mut pipeline = Pipeline::load(config_path)?;
     let questionnaire = Questionnaire::load(&pipeline.questionnaire)?;
     let reference = |message: String| PipelineError::Reference {
         config: config_path.to_path_buf(),
@@ -220,10 +220,84 @@ pub(crate) fn prepare(config_path: &Path) -> Result<(Pipeline, Questionnaire), P
     if let Err(errors) = pipeline.publication.check_against(&questionnaire) {
         problems.extend(errors.iter().map(|e| e.to_string()));
     }
+    let estimated: Vec<String> = if pipeline.estimation.indicators.iter().any(|i| i == "*") {
+        questionnaire
+            .indicators
+            .iter()
+            .map(|i| i.id.clone())
+            .collect()
+    } else {
+        pipeline.estimation.indicators.clone()
+    };
+    for c in &mut pipeline.contrasts {
+        problems.extend(check_contrast(c, &questionnaire, &estimated, &known));
+    }
     if !problems.is_empty() {
         return Err(reference(problems.join("; ")));
     }
     Ok((pipeline, questionnaire))
+}
+
+/// Check a contrast against the questionnaire, and replace `["*"]` by the estimated
+/// indicators. Returns the problems found.
+fn check_contrast(
+    c: &mut crate::estimate::ContrastSpec,
+    q: &Questionnaire,
+    estimated: &[String],
+    known: &dyn Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let name = c.name.clone();
+    if c.indicators.iter().any(|i| i == "*") {
+        c.indicators = estimated.to_vec();
+    }
+    for id in &c.indicators {
+        if q.indicator(id).is_none() {
+            problems.push(format!(
+                "contrast \"{name}\": \"{id}\" is not an indicator of {} (has: {})",
+                q.id,
+                q.indicators
+                    .iter()
+                    .map(|i| i.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        } else if !estimated.contains(id) {
+            problems.push(format!(
+                "contrast \"{name}\": indicator \"{id}\" is not estimated; add it to estimation.indicators"
+            ));
+        }
+    }
+    for (key, var) in std::iter::once(("by", &c.by)).chain(c.within.iter().map(|w| ("within", w))) {
+        if !known(var) {
+            problems.push(format!(
+                "contrast \"{name}\": {key} \"{var}\" is neither a variable nor a derived variable of {}",
+                q.id
+            ));
+        }
+    }
+    if let Some(v) = q.variable(&c.by)
+        && !v.codes.is_empty()
+    {
+        for code in [&c.first, &c.second] {
+            let declared = v.codes.iter().any(|d| {
+                d.code == *code
+                    || matches!((d.code.parse::<f64>(), code.parse::<f64>()), (Ok(a), Ok(b)) if a == b)
+            });
+            if !declared {
+                problems.push(format!(
+                    "contrast \"{name}\": compare code \"{code}\" is not a code of {} (codes: {})",
+                    c.by,
+                    v.codes
+                        .iter()
+                        .map(|d| d.code.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+    }
+    problems
 }
 
 /// Every variable a stage after ingest reads: the estimated indicators' expressions, the
@@ -243,6 +317,7 @@ fn read_after_ingest(p: &Pipeline, q: &Questionnaire) -> Vec<String> {
         })
         .collect();
     names.extend(p.estimation.domains.iter().cloned());
+    names.extend(contrast_variables(p));
     for w in &p.weighting {
         if let Some(c) = &w.calibration
             && let Ok(m) = crate::weighting::margins::Margins::load(&c.margins)
@@ -253,6 +328,14 @@ fn read_after_ingest(p: &Pipeline, q: &Questionnaire) -> Vec<String> {
     names.sort_unstable();
     names.dedup();
     names
+}
+
+/// The variables contrasts compare and cross by.
+fn contrast_variables(p: &Pipeline) -> impl Iterator<Item = String> + '_ {
+    p.contrasts
+        .iter()
+        .flat_map(|c| std::iter::once(&c.by).chain(&c.within))
+        .cloned()
 }
 
 fn ingest_spec(p: &Pipeline, q: &Questionnaire) -> IngestSpec {
@@ -402,6 +485,7 @@ struct Computed {
     design: Design,
     schemes: Vec<Scheme>,
     estimates: Vec<EstimateRow>,
+    contrasts: Vec<ContrastRow>,
 }
 
 fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, PipelineError> {
@@ -480,11 +564,13 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
                 .flat_map(|e| e.variables())
         })
         .chain(p.estimation.domains.iter().cloned())
+        .chain(contrast_variables(&p))
         .collect();
     let resp_frame = ingested.frame.take_columns(&respondents, |name| {
         estimation_columns.iter().any(|c| c == name)
     });
     let mut estimates = Vec::new();
+    let mut contrasts = Vec::new();
     let mut warnings = Vec::new();
     let mut replicate_weights = Vec::new();
     for &variance in &p.variance {
@@ -498,14 +584,14 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
             level: p.estimation.level,
             domain_df: p.estimation.domain_df,
             variance,
+            contrasts: &p.contrasts,
         };
         match replicate_settings(&p, variance) {
             // Taylor linearization.
             None => {
-                estimates.extend(crate::estimate::estimate_with_progress(
-                    &request,
-                    opts.progress(),
-                )?);
+                let taylor = crate::estimate::estimate_with_progress(&request, opts.progress())?;
+                estimates.extend(taylor.rows);
+                contrasts.extend(taylor.contrasts);
             }
             Some(settings) => {
                 let keep = p.output_replicate_weights && replicate_weights.is_empty();
@@ -522,6 +608,7 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
                     progress: opts.progress(),
                 })?;
                 estimates.extend(out.rows);
+                contrasts.extend(out.contrasts);
                 warnings.extend(out.warnings);
                 if keep {
                     replicate_weights = out.weights;
@@ -530,6 +617,14 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
         }
     }
     crate::output::reliability::apply_reliability(&mut estimates, &p.publication.reliability, &q);
+    // Contrast after contrast, indicator, scheme, then variance method (config order each).
+    let position = |list: &[String], x: &str| list.iter().position(|y| y == x);
+    contrasts.sort_by_key(|r| {
+        let c = p.contrasts.iter().position(|c| c.name == r.contrast);
+        let i = c.and_then(|c| position(&p.contrasts[c].indicators, &r.indicator));
+        let s = schemes.iter().position(|s| s.name == r.weighting);
+        (c, i, s)
+    });
     clock.lap("estimate");
     Ok(Computed {
         output,
@@ -542,6 +637,7 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
         design,
         schemes,
         estimates,
+        contrasts,
     })
 }
 
@@ -630,6 +726,18 @@ fn stage_outputs(c: &Computed, comparison: bool) -> Result<StagedFiles, Pipeline
         &dir.join("run_summary.json"),
         &run_summary_json(c),
     )?;
+    if !c.pipeline.contrasts.is_empty() {
+        let path = dir.join("contrasts.parquet");
+        crate::output::contrasts::write_parquet(&mut staged, &path, &c.contrasts, &metadata)?;
+        if c.pipeline
+            .publication
+            .formats
+            .contains(&crate::output::publish::Format::Csv)
+        {
+            let path = dir.join("contrasts.csv");
+            crate::output::contrasts::write_csv(&mut staged, &path, &c.contrasts)?;
+        }
+    }
     if comparison {
         // Before the publication products, so that manifest.json lists it too.
         let names: Vec<String> = c.schemes.iter().map(|s| s.name.clone()).collect();
@@ -713,6 +821,7 @@ fn publication_context(
     };
     PublicationContext {
         questionnaire: &c.questionnaire,
+        contrasts: &c.contrasts,
         title: p.title.clone().unwrap_or_default(),
         reference_period: p.reference_period.clone().unwrap_or_default(),
         tool_version: VERSION.to_string(),

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use super::groups::Groups;
 use super::{ReplicateDesign, ReplicateMethod, ReplicateOptions, SuppliedSpec, numerical_rank};
 use crate::design::{Design, DesignSpec};
-use crate::estimate::{EstimateError, EstimateRow, EstimationRequest};
+use crate::estimate::{ContrastRow, EstimateError, EstimateRow, EstimationRequest};
 use crate::frame::Frame;
 use crate::ingest::matches_pattern;
 use crate::weighting::Scheme;
@@ -102,6 +102,8 @@ pub(crate) struct Inputs<'a> {
 /// Rows, warnings and (when asked) the replicate weights.
 pub(crate) struct Output {
     pub rows: Vec<EstimateRow>,
+    /// Contrasts of the request, with replicate variances.
+    pub contrasts: Vec<ContrastRow>,
     pub warnings: Vec<String>,
     pub weights: Vec<(String, Vec<f64>)>,
 }
@@ -229,6 +231,7 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
     let prepared = crate::estimate::prepare(inputs.request)?;
 
     let mut rows = Vec::new();
+    let mut contrasts = Vec::new();
     let mut warnings = Vec::new();
     let mut kept = Vec::new();
     inputs.progress.start(
@@ -467,6 +470,27 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
             &logit_variances,
             &df,
         )?);
+        if !inputs.request.contrasts.is_empty() {
+            // Contrasts take the df of the whole replicate design (R's degf()).
+            let whole: Vec<usize> = (0..n).filter(|&i| scheme.weights[i] != 0.0).collect();
+            let mut psus: Vec<u32> = whole
+                .iter()
+                .map(|&i| inputs.design.psu_of_row()[i])
+                .collect();
+            psus.sort_unstable();
+            psus.dedup();
+            let whole_df = df(&psus, whole.len(), &|| whole.clone());
+            contrasts.extend(crate::estimate::replicate_contrasts(
+                inputs.request,
+                &prepared,
+                scheme,
+                &full,
+                &thetas,
+                n_rep,
+                &|replicates, centre| rep.variance(replicates, centre),
+                whole_df,
+            ));
+        }
         if inputs.keep_weights {
             for (r, w) in matrix.into_iter().enumerate() {
                 let name = format!("{}_{}_{:03}", scheme.name, settings.name, r + 1);
@@ -480,6 +504,7 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
     inputs.progress.finish();
     Ok(Output {
         rows,
+        contrasts,
         warnings,
         weights: kept,
     })

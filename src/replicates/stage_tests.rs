@@ -56,6 +56,7 @@ fn replicates_on_sums_equal_replicates_on_rows() {
             level: 0.95,
             domain_df: DomainDf::Subset,
             variance: method,
+            contrasts: &[],
         };
         let settings = crate::pipeline::replicate_settings(&p, method).expect("replicate method");
         let run = |keep_weights: bool| {

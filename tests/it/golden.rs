@@ -3,9 +3,9 @@
 //! A change to the numbers, their formatting or any output's layout shows here first. When an
 //! output changes on purpose, rerun with `CVSURVEY_UPDATE_GOLDEN=1`, and say why in the commit.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::common::{relocated_config, root, scratch};
+use crate::common::{root, scratch};
 
 /// `file sha256` lines of a run's manifest, sorted by file name.
 fn manifest_lines(out: &Path) -> String {
@@ -27,9 +27,49 @@ fn manifest_lines(out: &Path) -> String {
     lines.join("\n") + "\n"
 }
 
+/// Copy `config` (relative to the repository) into `dir` with its paths made relative to `dir`,
+/// which lies at a fixed place under the repository: the config's bytes, whose SHA-256 every
+/// output's provenance carries, are then the same in every checkout.
+fn portable_config(config: &str, dir: &Path, extra: &[(&str, &str)]) -> PathBuf {
+    let folder = Path::new(config).parent().expect("config folder");
+    let depth = dir
+        .strip_prefix(root())
+        .expect("scratch under the root")
+        .components()
+        .count();
+    let back = "../".repeat(depth);
+    let text = std::fs::read_to_string(root().join(config)).expect("read config");
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut line = line.to_string();
+        let trimmed = line.trim_start().to_string();
+        for key in ["questionnaire = \"", "path = \"", "margins = \""] {
+            if let Some(at) = line.find(key)
+                && (key == "margins = \"" || trimmed.starts_with(key))
+            {
+                let start = at + key.len();
+                line.insert_str(start, &format!("{back}{}/", folder.display()));
+            }
+        }
+        if trimmed.starts_with("dir = ") {
+            line = "dir = \"out\"".into();
+        }
+        for (from, to) in extra {
+            if trimmed.starts_with(from) {
+                line = to.to_string();
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let path = dir.join(Path::new(config).file_name().expect("file name"));
+    std::fs::write(&path, out).expect("write config");
+    path
+}
+
 fn check(name: &str, config: &str, extra: &[(&str, &str)]) {
     let dir = scratch(&format!("golden-{name}"));
-    let config = relocated_config(&root().join(config), &dir, extra);
+    let config = portable_config(config, &dir, extra);
     cvsurvey::pipeline::run(&config, Default::default()).expect("run");
     let got = manifest_lines(&dir.join("out"));
     let recorded = root().join("tests/it/golden").join(format!("{name}.txt"));

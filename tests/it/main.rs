@@ -2,6 +2,7 @@
 
 mod cli;
 mod common;
+mod contrasts;
 mod edge_cases;
 mod fuzz_regressions;
 mod golden;
