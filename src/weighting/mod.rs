@@ -116,7 +116,7 @@ impl Chain {
                     scheme: spec.name.clone(),
                     message: e.to_string(),
                 };
-                let margins = margins::Margins::load(&c.margins).map_err(err)?;
+                let margins = margins::Margins::load(&c.margins).map_err(|e| err(e.into()))?;
                 let model = calibration::CalibrationModel::build(frame, respondents, &margins)
                     .map_err(err)?;
                 let method = match c.method {
