@@ -3,8 +3,9 @@
 //! every calibration method, domains, lonely PSUs.
 
 use super::*;
-use crate::config::{CalibrationMethodName, DomainDf, TrimConfig, TrimTarget, WeightingSpec};
 use crate::design::LonelyPsu;
+use crate::estimate::DomainDf;
+use crate::weighting::{CalibrationMethodName, TrimConfig, TrimTarget, WeightingSpec};
 
 struct Demo {
     p: Pipeline,

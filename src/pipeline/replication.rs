@@ -7,9 +7,9 @@
 use rayon::prelude::*;
 
 use super::PipelineError;
-use crate::config::{Pipeline, ReplicateNonresponse, ReplicateProfile, VarianceMethod};
+use crate::config::{Pipeline, ReplicateNonresponse, ReplicateProfile};
 use crate::design::Design;
-use crate::estimate::{EstimateRow, EstimationRequest};
+use crate::estimate::{EstimateRow, EstimationRequest, VarianceMethod};
 use crate::frame::Frame;
 use crate::ingest::matches_pattern;
 use crate::replicates::{

@@ -196,14 +196,6 @@ impl CalMethod {
             CalMethod::Logit => "logit calibration",
         }
     }
-
-    /// True for the GREG family (`calibrate()` in R), whose variance uses regression residuals.
-    pub fn is_greg(self) -> bool {
-        matches!(
-            self,
-            CalMethod::Raking | CalMethod::Linear | CalMethod::Truncated | CalMethod::Logit
-        )
-    }
 }
 
 /// Weight trimming after calibration.
@@ -288,6 +280,7 @@ impl CalibrationSpec {
     }
 
     /// The same with bounds (L, U) on g.
+    #[cfg(test)]
     pub fn with_bounds(mut self, lower: f64, upper: f64) -> CalibrationSpec {
         self.bounds = Some((lower, upper));
         self
@@ -706,18 +699,15 @@ impl CalibrationModel {
         })
     }
 
-    /// Number of design rows.
-    pub fn n_rows(&self) -> usize {
-        self.data.n
-    }
-
     /// Model columns, named as R's `model.matrix` names them (`(Intercept)`, `sex2`, …);
     /// empty for a joint post-strata table.
+    #[cfg(test)]
     pub fn columns(&self) -> &[String] {
         &self.data.columns
     }
 
     /// Population totals in the order of [`CalibrationModel::columns`].
+    #[cfg(test)]
     pub fn population(&self) -> &[f64] {
         &self.data.population
     }
@@ -796,6 +786,7 @@ impl CalibrationModel {
     }
 
     /// Σ_i w_i m_i over the model columns (the calibrated totals, for checks and reports).
+    #[cfg(test)]
     pub fn weighted_totals(&self, weights: &[f64]) -> Vec<f64> {
         let mut out = vec![0.0; self.data.p()];
         self.data.total(|i| weights[i], &mut out);
