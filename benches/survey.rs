@@ -18,9 +18,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use cvsurvey::config::{Pipeline, VarianceMethod};
+use cvsurvey::config::Pipeline;
 use cvsurvey::design::Design;
-use cvsurvey::estimate::{EstimationRequest, estimate};
+use cvsurvey::estimate::{EstimationRequest, VarianceMethod, estimate};
 use cvsurvey::ingest::{IngestSpec, read};
 use cvsurvey::questionnaire::{Indicator, Questionnaire};
 use cvsurvey::synth::{SynthRequest, SynthSpec};
@@ -264,6 +264,7 @@ fn taylor_estimate(bencher: Bencher, case: &str) {
         level: p.pipeline.estimation.level,
         domain_df: p.pipeline.estimation.domain_df,
         variance: VarianceMethod::Taylor,
+        contrasts: &[],
     };
     bencher.bench(|| estimate(&request).expect("estimate"));
 }

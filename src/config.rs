@@ -12,10 +12,15 @@ use serde::Deserialize;
 use crate::design::{DesignSpec, LonelyPsu};
 use crate::estimate::ContrastSpec;
 use crate::estimate::ci::CiMethod;
+use crate::estimate::{DomainDf, VarianceMethod};
 use crate::output::publish::PublicationConfig;
 use crate::output::reliability::RawReliability;
 use crate::output::sdmx::RawSdmx;
 use crate::replicates::{ReplicateNonresponse, ReplicateProfile};
+use crate::weighting::{
+    CalibrationConfig, CalibrationMethodName, RakeConvergence, TrimConfig, TrimTarget,
+    WeightingSpec,
+};
 
 /// Errors reading or checking a pipeline configuration.
 #[derive(Debug, thiserror::Error)]
@@ -335,135 +340,6 @@ pub struct DataSpec {
     pub response: Option<String>,
 }
 
-/// One weighting scheme: base weights → optional nonresponse adjustment → optional calibration.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WeightingSpec {
-    /// Name, written to the `weighting` output column.
-    pub name: String,
-    /// Weighting-class nonresponse adjustment: the classes' columns.
-    pub nonresponse_classes: Option<Vec<String>>,
-    /// Calibration to population totals.
-    pub calibration: Option<CalibrationConfig>,
-}
-
-/// Calibration method (see `docs/weighting.md` for the R function each matches).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CalibrationMethodName {
-    /// R `postStratify` on a joint table.
-    Poststratify,
-    /// R `rake()`: iterative proportional fitting, R's approximate variance residuals.
-    Rake,
-    /// R `calibrate(calfun = "raking")`: exponential distance, exact GREG residuals.
-    Raking,
-    /// R `calibrate(calfun = "linear")`: GREG, closed form.
-    Linear,
-    /// R `calibrate(calfun = "logit", bounds)`: bounded (Deville–Särndal).
-    Logit,
-    /// R `calibrate(calfun = "linear", bounds)`: truncated linear.
-    Truncated,
-}
-
-/// What a trim applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrimTarget {
-    /// The final weights (R `trimWeights`).
-    Weights,
-    /// The calibration factors g = w/d (R `calibrate(trim = )`).
-    G,
-}
-
-/// Weight trimming.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TrimConfig {
-    /// Lower limit (−∞ when absent).
-    pub lower: f64,
-    /// Upper limit (+∞ when absent).
-    pub upper: f64,
-    /// Weights or g.
-    pub on: TrimTarget,
-    /// Repeat until no weight is outside the limits (R `trimWeights(strict = TRUE)`).
-    pub strict: bool,
-}
-
-/// Calibration settings of one scheme.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CalibrationConfig {
-    /// Method.
-    pub method: CalibrationMethodName,
-    /// Margins file (resolved path).
-    pub margins: PathBuf,
-    /// Bounds on g = w/d.
-    pub bounds: Option<(f64, f64)>,
-    /// Trimming.
-    pub trim: Option<TrimConfig>,
-    /// Iteration limit (R: 50 for `calibrate`, 10 for `rake`).
-    pub max_iter: Option<usize>,
-    /// Convergence tolerance (R: 1e-7 for `calibrate`, 1 for `rake`).
-    pub tolerance: Option<f64>,
-    /// Keep the weights of a calibration that did not converge, with a warning.
-    pub force: bool,
-    /// Post-stratification: ignore population cells absent from the sample (R `partial = TRUE`).
-    pub partial: bool,
-    /// `rake`: which weighted table must settle between sweeps.
-    pub convergence: RakeConvergence,
-}
-
-/// The convergence test of `rake` (R `rake()`), which changed between releases of R survey.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RakeConvergence {
-    /// Every margin's own weighted table changes by less than the tolerance (survey ≥ 4.5).
-    #[default]
-    Margins,
-    /// The cross-table of all margin variables does (survey 4.1 to 4.4).
-    CrossTable,
-}
-
-/// Variance estimation method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VarianceMethod {
-    /// Taylor linearization (R `svyrecvar`).
-    Taylor,
-    /// Delete-one-PSU jackknife, unstratified designs (R `type = "JK1"`).
-    Jk1,
-    /// Stratified delete-one-PSU jackknife (R `type = "JKn"`).
-    Jkn,
-    /// Balanced repeated replication, 2 PSUs per stratum (R `type = "BRR"`).
-    Brr,
-    /// Fay's BRR with `fay_rho` (R `type = "Fay"`).
-    Fay,
-    /// Canty–Davison bootstrap (R `type = "bootstrap"`).
-    Bootstrap,
-    /// Rao–Wu (n_h − 1) bootstrap (R `type = "subbootstrap"`).
-    Subbootstrap,
-    /// Successive difference replication (Fay & Train 1995).
-    Sdr,
-    /// Replicate weights supplied in the data file (R `svrepdesign`).
-    Supplied,
-}
-
-impl VarianceMethod {
-    /// Every method, with its config and output name.
-    pub const ALL: [(VarianceMethod, &'static str); 9] = [
-        (VarianceMethod::Taylor, "taylor"),
-        (VarianceMethod::Jk1, "jk1"),
-        (VarianceMethod::Jkn, "jkn"),
-        (VarianceMethod::Brr, "brr"),
-        (VarianceMethod::Fay, "fay"),
-        (VarianceMethod::Bootstrap, "bootstrap"),
-        (VarianceMethod::Subbootstrap, "subbootstrap"),
-        (VarianceMethod::Sdr, "sdr"),
-        (VarianceMethod::Supplied, "supplied"),
-    ];
-
-    /// Name written to the `variance` output column.
-    pub fn as_str(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(m, _)| *m == self)
-            .map_or("taylor", |(_, n)| n)
-    }
-}
-
 /// Settings of the replicate variance methods.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplicateSettings {
@@ -493,15 +369,6 @@ pub struct ReplicateSettings {
     pub supplied_type: String,
     /// Supplied: the columns are final analysis weights (true, default) or factors.
     pub combined_weights: bool,
-}
-
-/// Which degrees of freedom a domain's interval uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DomainDf {
-    /// `degf()` of the domain subset (R `svyciprop` default on a subset design).
-    Subset,
-    /// `degf()` of the full design (what `confint(svyby(...), df = degf(design))` uses).
-    Full,
 }
 
 /// Which indicators to estimate, by domain, with which intervals.

@@ -3,11 +3,12 @@
 
 use std::path::Path;
 
-use crate::config::{CalibrationMethodName, Pipeline, TrimConfig, TrimTarget, WeightingSpec};
+use crate::config::Pipeline;
 use crate::frame::{CellState, Column, ColumnData, Frame};
 use crate::ingest::Ingested;
 use crate::pipeline::RunOptions;
 use crate::questionnaire::Questionnaire;
+use crate::weighting::{CalibrationMethodName, TrimConfig, TrimTarget, WeightingSpec};
 
 /// Header and rows of CSV text; empty cells and R's `NA` are `None`.
 pub(crate) fn read_csv(text: &str) -> (Vec<String>, Vec<Vec<Option<String>>>) {

@@ -3,9 +3,9 @@
 //! calibration method, domains, lonely PSUs; and the contrasts from the scores each path keeps.
 
 use super::{ContrastSpec, EstimationRequest};
-use crate::config::DomainDf;
-use crate::config::VarianceMethod;
 use crate::design::{Design, LonelyPsu};
+use crate::estimate::DomainDf;
+use crate::estimate::VarianceMethod;
 use crate::questionnaire::Indicator;
 use crate::test_support::{assert_same_rows, calibrated_specs, demo, respondents};
 

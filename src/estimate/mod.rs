@@ -18,20 +18,20 @@ pub mod ci;
 pub mod contrast;
 pub(crate) mod estimator;
 mod fine;
+mod method;
 pub mod quantile;
 mod replicate_sums;
 
 pub use contrast::{ContrastRow, ContrastSpec};
+pub use method::{DomainDf, VarianceMethod};
 pub use replicate_sums::GroupedSums;
 
 use rayon::prelude::*;
 
-use crate::config::{DomainDf, VarianceMethod};
 use crate::design::Design;
 use crate::frame::{CellState, ColumnData, Frame, format_number};
 use crate::questionnaire::{EvalState, Indicator, IndicatorKind};
-use crate::weighting::Scheme;
-use crate::weighting::calibration::{LinearResidual, ResidualSolver};
+use crate::weighting::{LinearResidual, ResidualSolver, Scheme};
 use ci::CiMethod;
 use contrast::{ContrastPair, Kept, KeptScore};
 use fine::{DomainSums, FineCells, FineTotals};

@@ -14,9 +14,8 @@ use dta::stata::dta::value_label_table::ValueLabelTable;
 use dta::stata::dta::variable_type::VariableType;
 use dta::stata::missing_value::MissingValue;
 
-use super::statfile::{
-    FileCode, FileDictionary, FileType, FileVariable, Observed, StatCell, StatSink,
-};
+use super::dictionary::{FileCode, FileDictionary, FileType, FileVariable, Observed};
+use super::stat_sink::{StatCell, StatSink};
 use super::{ColumnPlan, IngestError, RawTable, input_sha256};
 
 /// Oldest release read: 113 (Stata 8 and 9), the first with extended missing values `.a`–`.z`

@@ -7,11 +7,13 @@
 //! but the row is kept.
 
 mod builder;
+pub mod dictionary;
 mod dta;
 mod dta_lengths;
 mod por;
 mod read;
 mod sav;
+mod stat_sink;
 pub mod statfile;
 
 use std::collections::HashMap;

@@ -21,9 +21,8 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
-use super::statfile::{
-    FileCode, FileDictionary, FileMissing, FileType, FileVariable, Observed, StatCell, StatSink,
-};
+use super::dictionary::{FileCode, FileDictionary, FileMissing, FileType, FileVariable, Observed};
+use super::stat_sink::{StatCell, StatSink};
 use super::{ColumnPlan, IngestError, RawTable, input_sha256};
 
 /// A reading error: what and where.

@@ -27,9 +27,8 @@ use std::path::Path;
 use encoding_rs::Encoding;
 
 use super::builder::ColumnBuilder;
-use super::statfile::{
-    FileCode, FileDictionary, FileMissing, FileType, FileVariable, Observed, StatCell, StatSink,
-};
+use super::dictionary::{FileCode, FileDictionary, FileMissing, FileType, FileVariable, Observed};
+use super::stat_sink::{StatCell, StatSink};
 use super::{ColumnPlan, IngestError, RawTable, input_sha256};
 
 #[path = "sav_zlib.rs"]

@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::config::{ConfigError, Pipeline, VarianceMethod};
+use crate::config::{ConfigError, Pipeline};
 use crate::design::{Design, DesignError};
-use crate::estimate::{ContrastRow, EstimateError, EstimateRow, EstimationRequest, TOTAL};
+use crate::estimate::{
+    ContrastRow, EstimateError, EstimateRow, EstimationRequest, TOTAL, VarianceMethod,
+};
 use crate::frame::ColumnData;
 use crate::ingest::{FindingKind, IngestError, IngestSpec, Ingested};
 use crate::output::{OutputError, OutputFolder, StagedFiles};
@@ -360,10 +362,7 @@ fn ingest_spec(p: &Pipeline, q: &Questionnaire) -> IngestSpec {
         required_columns: required,
         na: p.data.na.clone(),
         derived: Some(read_after_ingest(p, q)),
-        column_patterns: if p
-            .variance
-            .contains(&crate::config::VarianceMethod::Supplied)
-        {
+        column_patterns: if p.variance.contains(&VarianceMethod::Supplied) {
             p.replicate.columns.clone()
         } else {
             Vec::new()
@@ -872,8 +871,8 @@ fn publication_context(
             .map(|m| m.as_str().to_string())
             .collect(),
         domain_df: match p.estimation.domain_df {
-            crate::config::DomainDf::Subset => "subset".into(),
-            crate::config::DomainDf::Full => "full".into(),
+            crate::estimate::DomainDf::Subset => "subset".into(),
+            crate::estimate::DomainDf::Full => "full".into(),
         },
         provenance,
     }

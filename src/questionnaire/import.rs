@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use super::{MissingMeaning, Questionnaire};
 use crate::frame::format_number;
 use crate::ingest::IngestError;
-use crate::ingest::statfile::{
+use crate::ingest::dictionary::{
     FileCode, FileDictionary, FileMissing, FileType, FileVariable, Observed, guess_meaning,
 };
 

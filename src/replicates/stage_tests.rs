@@ -3,10 +3,10 @@
 
 use super::ReplicateNonresponse;
 use super::stage::{self, Inputs};
-use crate::config::DomainDf;
-use crate::config::VarianceMethod;
 use crate::design::{Design, LonelyPsu};
+use crate::estimate::DomainDf;
 use crate::estimate::EstimationRequest;
+use crate::estimate::VarianceMethod;
 use crate::questionnaire::Indicator;
 use crate::test_support::{assert_same_rows, calibrated_specs, demo, respondents};
 

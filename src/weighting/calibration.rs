@@ -24,89 +24,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::linalg::{SymFactor, pinv_solve};
-use super::margins::{Margins, normalise};
+use super::margins::{Margins, MarginsError, normalise};
 use crate::frame::{CellState, ColumnData, Frame};
 
 /// Errors reading margins, building a calibration model or calibrating.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CalibrationError {
-    /// The margins file could not be read.
-    #[error("{path}: {message}")]
-    Io {
-        /// File.
-        path: String,
-        /// System message.
-        message: String,
-    },
-    /// The header is neither layout.
-    #[error(
-        "{path} line 1: header \"{found}\" is neither `variable,category,total` (margins) nor `<variable>,…,total` (joint post-strata)"
-    )]
-    MarginsHeader {
-        /// File.
-        path: String,
-        /// Header found.
-        found: String,
-    },
-    /// A malformed line.
-    #[error("{path} line {line}: {message}")]
-    MarginsSyntax {
-        /// File.
-        path: String,
-        /// Line (1-based).
-        line: u64,
-        /// What is wrong.
-        message: String,
-    },
-    /// A total that is not a usable number.
-    #[error("{path} line {line}: total \"{value}\" of {variable} {category}: {reason}")]
-    MarginsTotal {
-        /// File.
-        path: String,
-        /// Line.
-        line: u64,
-        /// Variable.
-        variable: String,
-        /// Category (may be empty).
-        category: String,
-        /// The value as written.
-        value: String,
-        /// Why it is rejected.
-        reason: String,
-    },
-    /// A category (or cell) given twice.
-    #[error(
-        "{path} line {line}: category {category} of {variable} is given twice (first on line {first_line})"
-    )]
-    MarginsDuplicate {
-        /// File.
-        path: String,
-        /// Line of the repetition.
-        line: u64,
-        /// Variable.
-        variable: String,
-        /// Category.
-        category: String,
-        /// Line of the first occurrence.
-        first_line: u64,
-    },
-    /// Factor margins (or `_N`) describe populations of different sizes.
-    #[error(
-        "{path}: margin {variable} sums to {total}, {other} to {other_total}: they differ by {diff}; all margins must describe the same population",
-        diff = (.total - .other_total).abs()
-    )]
-    MarginsDisagree {
-        /// File.
-        path: String,
-        /// Margin that disagrees.
-        variable: String,
-        /// Its total.
-        total: f64,
-        /// The reference margin (the first one, or `_N`).
-        other: String,
-        /// The reference total.
-        other_total: f64,
-    },
+    /// The margins file could not be read, or its totals are unusable.
+    #[error(transparent)]
+    Margins(#[from] MarginsError),
     /// A calibration variable is not a column of the data.
     #[error("calibration variable {variable} (in {path}) is not in the data")]
     MissingVariable {
@@ -270,14 +196,6 @@ impl CalMethod {
             CalMethod::Logit => "logit calibration",
         }
     }
-
-    /// True for the GREG family (`calibrate()` in R), whose variance uses regression residuals.
-    pub fn is_greg(self) -> bool {
-        matches!(
-            self,
-            CalMethod::Raking | CalMethod::Linear | CalMethod::Truncated | CalMethod::Logit
-        )
-    }
 }
 
 /// Weight trimming after calibration.
@@ -362,6 +280,7 @@ impl CalibrationSpec {
     }
 
     /// The same with bounds (L, U) on g.
+    #[cfg(test)]
     pub fn with_bounds(mut self, lower: f64, upper: f64) -> CalibrationSpec {
         self.bounds = Some((lower, upper));
         self
@@ -780,18 +699,15 @@ impl CalibrationModel {
         })
     }
 
-    /// Number of design rows.
-    pub fn n_rows(&self) -> usize {
-        self.data.n
-    }
-
     /// Model columns, named as R's `model.matrix` names them (`(Intercept)`, `sex2`, …);
     /// empty for a joint post-strata table.
+    #[cfg(test)]
     pub fn columns(&self) -> &[String] {
         &self.data.columns
     }
 
     /// Population totals in the order of [`CalibrationModel::columns`].
+    #[cfg(test)]
     pub fn population(&self) -> &[f64] {
         &self.data.population
     }
@@ -870,6 +786,7 @@ impl CalibrationModel {
     }
 
     /// Σ_i w_i m_i over the model columns (the calibrated totals, for checks and reports).
+    #[cfg(test)]
     pub fn weighted_totals(&self, weights: &[f64]) -> Vec<f64> {
         let mut out = vec![0.0; self.data.p()];
         self.data.total(|i| weights[i], &mut out);

@@ -15,8 +15,89 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::calibration::CalibrationError;
 use crate::frame::format_number;
+
+/// Errors reading a margins file.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MarginsError {
+    /// The margins file could not be read.
+    #[error("{path}: {message}")]
+    Io {
+        /// File.
+        path: String,
+        /// System message.
+        message: String,
+    },
+    /// The header is neither layout.
+    #[error(
+        "{path} line 1: header \"{found}\" is neither `variable,category,total` (margins) nor `<variable>,…,total` (joint post-strata)"
+    )]
+    Header {
+        /// File.
+        path: String,
+        /// Header found.
+        found: String,
+    },
+    /// A malformed line.
+    #[error("{path} line {line}: {message}")]
+    Syntax {
+        /// File.
+        path: String,
+        /// Line (1-based).
+        line: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// A total that is not a usable number.
+    #[error("{path} line {line}: total \"{value}\" of {variable} {category}: {reason}")]
+    Total {
+        /// File.
+        path: String,
+        /// Line.
+        line: u64,
+        /// Variable.
+        variable: String,
+        /// Category (may be empty).
+        category: String,
+        /// The value as written.
+        value: String,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// A category (or cell) given twice.
+    #[error(
+        "{path} line {line}: category {category} of {variable} is given twice (first on line {first_line})"
+    )]
+    Duplicate {
+        /// File.
+        path: String,
+        /// Line of the repetition.
+        line: u64,
+        /// Variable.
+        variable: String,
+        /// Category.
+        category: String,
+        /// Line of the first occurrence.
+        first_line: u64,
+    },
+    /// Factor margins (or `_N`) describe populations of different sizes.
+    #[error(
+        "{path}: margin {variable} sums to {total}, {other} to {other_total}: they differ by {diff}; all margins must describe the same population",
+        diff = (.total - .other_total).abs()
+    )]
+    Disagree {
+        /// File.
+        path: String,
+        /// Margin that disagrees.
+        variable: String,
+        /// Its total.
+        total: f64,
+        /// The reference margin (the first one, or `_N`).
+        other: String,
+        /// The reference total.
+        other_total: f64,
+    },
+}
 
 /// Name of the variable whose row gives the population size in the long layout.
 pub const POPULATION_SIZE: &str = "_N";
@@ -111,10 +192,10 @@ pub fn normalise(s: &str) -> String {
 
 impl Margins {
     /// Read a margins file (either layout, recognised from the header).
-    pub fn load(path: impl AsRef<Path>) -> Result<Margins, CalibrationError> {
+    pub fn load(path: impl AsRef<Path>) -> Result<Margins, MarginsError> {
         let path = path.as_ref();
         let source = path.display().to_string();
-        let text = crate::memory::read_text_file(path).map_err(|e| CalibrationError::Io {
+        let text = crate::memory::read_text_file(path).map_err(|e| MarginsError::Io {
             path: source.clone(),
             message: e.to_string(),
         })?;
@@ -122,12 +203,12 @@ impl Margins {
     }
 
     /// Parse margins from CSV text; `source` names the file in messages.
-    pub fn parse(source: &str, text: &str) -> Result<Margins, CalibrationError> {
+    pub fn parse(source: &str, text: &str) -> Result<Margins, MarginsError> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .trim(csv::Trim::All)
             .from_reader(text.as_bytes());
-        let csv_err = |line: u64, e: csv::Error| CalibrationError::MarginsSyntax {
+        let csv_err = |line: u64, e: csv::Error| MarginsError::Syntax {
             path: source.to_string(),
             line,
             message: e.to_string(),
@@ -156,7 +237,7 @@ impl Margins {
         } else if lower.len() >= 2 && lower.last().map(String::as_str) == Some("total") {
             parse_joint(source, &header[..header.len() - 1], &rows)
         } else {
-            Err(CalibrationError::MarginsHeader {
+            Err(MarginsError::Header {
                 path: source.to_string(),
                 found: header.join(","),
             })
@@ -184,8 +265,8 @@ fn parse_total(
     category: &str,
     value: &str,
     positive: bool,
-) -> Result<f64, CalibrationError> {
-    let err = |reason: &str| CalibrationError::MarginsTotal {
+) -> Result<f64, MarginsError> {
+    let err = |reason: &str| MarginsError::Total {
         path: source.to_string(),
         line,
         variable: variable.to_string(),
@@ -212,7 +293,7 @@ fn agree(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
 }
 
-fn parse_long(source: &str, rows: &[(u64, Vec<String>)]) -> Result<Margins, CalibrationError> {
+fn parse_long(source: &str, rows: &[(u64, Vec<String>)]) -> Result<Margins, MarginsError> {
     let mut factors: Vec<FactorMargin> = Vec::new();
     let mut numeric: Vec<NumericTotal> = Vec::new();
     let mut n_row: Option<(f64, u64)> = None;
@@ -224,7 +305,7 @@ fn parse_long(source: &str, rows: &[(u64, Vec<String>)]) -> Result<Margins, Cali
         let line = *line;
         let (variable, category, value) = (f[0].as_str(), f[1].as_str(), f[2].as_str());
         if variable.is_empty() {
-            return Err(CalibrationError::MarginsSyntax {
+            return Err(MarginsError::Syntax {
                 path: source.to_string(),
                 line,
                 message: "the variable name is empty".into(),
@@ -233,7 +314,7 @@ fn parse_long(source: &str, rows: &[(u64, Vec<String>)]) -> Result<Margins, Cali
         if variable == POPULATION_SIZE || variable == "(Intercept)" {
             let total = parse_total(source, line, variable, category, value, true)?;
             if let Some((_, first)) = n_row {
-                return Err(CalibrationError::MarginsDuplicate {
+                return Err(MarginsError::Duplicate {
                     path: source.to_string(),
                     line,
                     variable: variable.to_string(),
@@ -251,7 +332,7 @@ fn parse_long(source: &str, rows: &[(u64, Vec<String>)]) -> Result<Margins, Cali
                 .copied()
                 .or_else(|| factor_index.get(variable).map(|_| 0));
             if let Some(first) = first {
-                return Err(CalibrationError::MarginsSyntax {
+                return Err(MarginsError::Syntax {
                     path: source.to_string(),
                     line,
                     message: if first == 0 {
@@ -274,7 +355,7 @@ fn parse_long(source: &str, rows: &[(u64, Vec<String>)]) -> Result<Margins, Cali
             continue;
         }
         if numeric_line.contains_key(variable) {
-            return Err(CalibrationError::MarginsSyntax {
+            return Err(MarginsError::Syntax {
                 path: source.to_string(),
                 line,
                 message: format!(
@@ -285,7 +366,7 @@ fn parse_long(source: &str, rows: &[(u64, Vec<String>)]) -> Result<Margins, Cali
         let total = parse_total(source, line, variable, category, value, true)?;
         let key = normalise(category);
         if let Some(&first) = seen.get(&(variable.to_string(), key.clone())) {
-            return Err(CalibrationError::MarginsDuplicate {
+            return Err(MarginsError::Duplicate {
                 path: source.to_string(),
                 line,
                 variable: variable.to_string(),
@@ -309,7 +390,7 @@ fn parse_long(source: &str, rows: &[(u64, Vec<String>)]) -> Result<Margins, Cali
         });
     }
     if factors.is_empty() && numeric.is_empty() {
-        return Err(CalibrationError::MarginsSyntax {
+        return Err(MarginsError::Syntax {
             path: source.to_string(),
             line: 1,
             message: "no margins: the file has no categories and no numeric totals".into(),
@@ -324,7 +405,7 @@ fn parse_long(source: &str, rows: &[(u64, Vec<String>)]) -> Result<Margins, Cali
         for f in &factors {
             let s = f.sum();
             if !agree(s, *ref_total) {
-                return Err(CalibrationError::MarginsDisagree {
+                return Err(MarginsError::Disagree {
                     path: source.to_string(),
                     variable: f.variable.clone(),
                     total: s,
@@ -347,7 +428,7 @@ fn parse_joint(
     source: &str,
     variables: &[String],
     rows: &[(u64, Vec<String>)],
-) -> Result<Margins, CalibrationError> {
+) -> Result<Margins, MarginsError> {
     let mut cells = Vec::with_capacity(rows.len());
     let mut seen: HashMap<Vec<String>, u64> = HashMap::new();
     for (line, f) in rows {
@@ -360,7 +441,7 @@ fn parse_joint(
             .collect::<Vec<_>>()
             .join(",");
         if let Some(pos) = labels.iter().position(String::is_empty) {
-            return Err(CalibrationError::MarginsSyntax {
+            return Err(MarginsError::Syntax {
                 path: source.to_string(),
                 line,
                 message: format!("the value of {} is empty", variables[pos]),
@@ -376,7 +457,7 @@ fn parse_joint(
         )?;
         let keys: Vec<String> = labels.iter().map(|l| normalise(l)).collect();
         if let Some(&first) = seen.get(&keys) {
-            return Err(CalibrationError::MarginsDuplicate {
+            return Err(MarginsError::Duplicate {
                 path: source.to_string(),
                 line,
                 variable: variables.join(":"),
@@ -393,7 +474,7 @@ fn parse_joint(
         });
     }
     if cells.is_empty() {
-        return Err(CalibrationError::MarginsSyntax {
+        return Err(MarginsError::Syntax {
             path: source.to_string(),
             line: 1,
             message: "the joint table has no cells".into(),

@@ -1,16 +1,24 @@
 //! Weighting schemes: from design weights to the final analysis weights of the respondents.
 //!
 //! Each scheme is a [`Chain`]: design weights → optional weighting-class nonresponse adjustment →
-//! optional calibration ([`calibration`]: post-stratification, raking, GREG, logit, truncated,
+//! optional calibration (`calibration`: post-stratification, raking, GREG, logit, truncated,
 //! trimming; margins files in [`margins`]). A chain is a pure function of the base weights, so the
 //! replicate stage reruns it on every replicate. Methods and their R counterparts:
 //! `docs/weighting.md`.
 
-pub mod calibration;
+mod calibration;
 mod linalg;
 pub mod margins;
+mod spec;
 
-use crate::config::{CalibrationMethodName, RakeConvergence, TrimTarget, WeightingSpec};
+// What the rest of the crate sees of calibration: the outcome of a run and its variance
+// residuals (the estimate stage takes the Taylor variance on sums through the linear form).
+pub use calibration::{Calibrated, LinearResidual, ResidualSolver, Residualizer};
+pub use spec::{
+    CalibrationConfig, CalibrationMethodName, RakeConvergence, TrimConfig, TrimTarget,
+    WeightingSpec,
+};
+
 use crate::frame::{CellState, ColumnData, Frame};
 
 /// Final weights of one scheme, with what produced them.
@@ -116,7 +124,7 @@ impl Chain {
                     scheme: spec.name.clone(),
                     message: e.to_string(),
                 };
-                let margins = margins::Margins::load(&c.margins).map_err(err)?;
+                let margins = margins::Margins::load(&c.margins).map_err(|e| err(e.into()))?;
                 let model = calibration::CalibrationModel::build(frame, respondents, &margins)
                     .map_err(err)?;
                 let method = match c.method {
@@ -223,7 +231,7 @@ impl Chain {
         self.calibrate(adjusted)
     }
 
-    /// The calibration step on cell totals ([`calibration::CalibrationModel::collapse`]): the
+    /// The calibration step on cell totals (`calibration::CalibrationModel::collapse`): the
     /// cells of the respondents and a function from cell totals of the adjusted weights to g per
     /// cell. A chain without calibration has one cell and g = 1. `None` when the calibration
     /// cannot be collapsed (numeric auxiliaries, trimming of the final weights).
