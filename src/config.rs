@@ -202,7 +202,7 @@ struct RawData {
 #[serde(deny_unknown_fields)]
 struct RawDesign {
     #[serde(default)]
-    strata: Option<String>,
+    strata: Option<OneOrMany>,
     #[serde(default)]
     psu: Option<OneOrMany>,
     #[serde(default)]
@@ -493,8 +493,31 @@ impl Pipeline {
             ));
         }
         let weight_from_fpc = raw.design.weight.is_none();
+        let strata = match raw.design.strata {
+            None => Vec::new(),
+            Some(listed) => {
+                let strata = listed.into_vec();
+                if strata.is_empty() || strata.iter().any(|c| c.trim().is_empty()) {
+                    return Err(invalid(
+                        "design.strata",
+                        "the list of stratum columns is empty or has an empty name: name the stratum column(s), or leave the key out for an unstratified design".into(),
+                    ));
+                }
+                strata
+            }
+        };
+        if let Some(c) = strata
+            .iter()
+            .enumerate()
+            .find_map(|(i, c)| strata[..i].contains(c).then_some(c))
+        {
+            return Err(invalid(
+                "design.strata",
+                format!("column \"{c}\" is listed twice"),
+            ));
+        }
         let design = DesignSpec {
-            strata: raw.design.strata,
+            strata,
             psu,
             fpc,
             weight: raw
@@ -1049,6 +1072,29 @@ dir = "out"
             parse("[variance]\nmethod = \"bootstrap\"\nreplicates = 20000\nmax_replicates = 20000")
                 .expect("raised limit");
         assert_eq!(p.replicate.replicates, Some(20000));
+    }
+
+    #[test]
+    fn strata_are_one_column_or_a_list() {
+        let with = |strata: &str| {
+            Pipeline::from_str(
+                &BASE.replace(
+                    "weight = \"w\"",
+                    &format!("weight = \"w\"\nstrata = {strata}"),
+                ),
+                Path::new("/tmp/cfg/pipeline.toml"),
+            )
+        };
+        assert!(parse("").expect("none").design.strata.is_empty());
+        assert_eq!(with("\"h\"").expect("one").design.strata, ["h"]);
+        assert_eq!(
+            with("[\"wave\", \"h\"]").expect("two").design.strata,
+            ["wave", "h"]
+        );
+        for bad in ["[]", "[\"h\", \"h\"]", "[\"\"]"] {
+            let e = with(bad).expect_err(bad).to_string();
+            assert!(e.contains("design.strata"), "{bad}: {e}");
+        }
     }
 
     #[test]

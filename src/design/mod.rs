@@ -80,8 +80,9 @@ pub const WEIGHT_FROM_FPC: &str = "_weight_from_fpc";
 /// What the user declares about the design (column names refer to the frame).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesignSpec {
-    /// Stratum column, if stratified.
-    pub strata: Option<String>,
+    /// Stratum columns: none (unstratified), one, or several whose combination of values is the
+    /// stratum (pooled survey waves: `["wave", "stratum"]`).
+    pub strata: Vec<String>,
     /// Cluster id column per stage; empty = each row is its own PSU.
     pub psu: Vec<String>,
     /// FPC column per stage (may be empty; may be shorter than `psu`, later stages then have none).
@@ -415,18 +416,27 @@ impl Design {
         }
 
         // Stage-1 strata.
-        let (stratum1, strat_labels): (Vec<u32>, Vec<String>) = match &spec.strata {
-            Some(s) => {
+        let (stratum1, strat_labels): (Vec<u32>, Vec<String>) = if spec.strata.is_empty() {
+            (vec![0; n], vec!["(all)".to_string()])
+        } else {
+            // Each column's values nested within the previous columns' combination.
+            let mut codes = vec![0u32; n];
+            let mut first = Vec::new();
+            for s in &spec.strata {
                 let keys = keys_of(frame, s, rows)?;
-                let zeros = vec![0u32; n];
-                let (codes, first) = encode(&zeros, &keys);
-                let lab = first
-                    .iter()
-                    .map(|&(_, i)| label_of(frame, s, rows, i))
-                    .collect();
-                (codes, lab)
+                (codes, first) = encode(&codes, &keys);
             }
-            None => (vec![0; n], vec!["(all)".to_string()]),
+            let lab = first
+                .iter()
+                .map(|&(_, i)| {
+                    spec.strata
+                        .iter()
+                        .map(|s| label_of(frame, s, rows, i))
+                        .collect::<Vec<_>>()
+                        .join(":")
+                })
+                .collect();
+            (codes, lab)
         };
 
         // FPC values per stage (raw), decided counts vs fractions over all stages as R.

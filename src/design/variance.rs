@@ -357,7 +357,7 @@ mod tests {
 
     fn spec(strata: Option<&str>, psu: &[&str], fpc: &[&str], weight: &str) -> DesignSpec {
         DesignSpec {
-            strata: strata.map(str::to_string),
+            strata: strata.map(str::to_string).into_iter().collect(),
             psu: psu.iter().map(|s| s.to_string()).collect(),
             fpc: fpc.iter().map(|s| s.to_string()).collect(),
             weight: weight.to_string(),

@@ -833,7 +833,7 @@ fn publication_context(
         findings_by_kind: findings_by_kind(&c.ingested),
         first_findings: c.ingested.findings.iter().take(20).cloned().collect(),
         design: DesignSummary {
-            strata: p.design.strata.clone(),
+            strata: (!p.design.strata.is_empty()).then(|| p.design.strata.join(" × ")),
             psu: p.design.psu.clone(),
             weight: if p.weight_from_fpc {
                 "N/n per stage, from the fpc".into()

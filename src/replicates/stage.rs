@@ -603,10 +603,17 @@ fn psu_of_every_row(inputs: &Inputs<'_>) -> Vec<Option<u32>> {
     let Some(psu_col) = spec.psu.first().and_then(|c| inputs.frame.column(c)) else {
         return out;
     };
-    let strata_col = spec.strata.as_ref().and_then(|c| inputs.frame.column(c));
+    let strata_cols: Vec<_> = spec
+        .strata
+        .iter()
+        .filter_map(|c| inputs.frame.column(c))
+        .collect();
     let key = |r: usize| {
         (
-            strata_col.and_then(|c| c.display(r)).unwrap_or_default(),
+            strata_cols
+                .iter()
+                .map(|c| c.display(r).unwrap_or_default())
+                .collect::<Vec<_>>(),
             psu_col.display(r).unwrap_or_default(),
         )
     };

@@ -29,7 +29,7 @@ fn num(f: &Frame, name: &str) -> Vec<f64> {
 
 fn spec(strata: Option<&str>, psu: &[&str], fpc: &[&str], lonely: LonelyPsu) -> DesignSpec {
     DesignSpec {
-        strata: strata.map(str::to_string),
+        strata: strata.map(str::to_string).into_iter().collect(),
         psu: psu.iter().map(|s| s.to_string()).collect(),
         fpc: fpc.iter().map(|s| s.to_string()).collect(),
         weight: "pw".into(),
@@ -597,7 +597,7 @@ fn replicates_demo_bootstrap_close_to_taylor() {
     let responded = num(&f, "responded");
     let rows: Vec<usize> = (0..f.n_rows()).filter(|&r| responded[r] == 1.0).collect();
     let s = DesignSpec {
-        strata: Some("stratum".into()),
+        strata: vec!["stratum".into()],
         psu: vec!["psu".into()],
         fpc: vec![],
         weight: "design_weight".into(),

@@ -309,3 +309,29 @@ fn compare_code_without_respondents_is_an_error() {
         "{err}"
     );
 }
+
+/// `[design] strata = ["wave", "stratum"]`: the combination of the two columns is the stratum,
+/// the same design as a column holding wave-stratum codes, so the same estimates and contrasts.
+#[test]
+fn strata_from_two_columns_equal_their_combined_codes() {
+    let taylor = [("method = ", "method = [\"taylor\", \"jkn\"]")];
+    let (combined_out, combined) = run_waves("waves.toml", "contrasts-strata-combined", &taylor);
+    let (listed_out, listed) = run_waves(
+        "waves.toml",
+        "contrasts-strata-listed",
+        &[taylor[0], ("strata = ", "strata = [\"wave\", \"stratum\"]")],
+    );
+    assert_eq!(combined.len(), listed.len());
+    for (a, b) in combined.iter().zip(&listed) {
+        assert_eq!(a.key, b.key);
+        assert_eq!(
+            (a.estimate, a.se, a.df, a.n),
+            (b.estimate, b.se, b.df, b.n),
+            "{:?}",
+            a.key
+        );
+    }
+    let (e1, _) = read_estimates(&combined_out.join("estimates.parquet"));
+    let (e2, _) = read_estimates(&listed_out.join("estimates.parquet"));
+    assert_eq!(e1, e2);
+}

@@ -80,7 +80,7 @@ fn design(
     .expect("p");
     f.push(num("w", s.weight.clone())).expect("w");
     let spec = DesignSpec {
-        strata: Some("h".into()),
+        strata: vec!["h".into()],
         psu: vec!["p".into()],
         fpc: Vec::new(),
         weight: "w".into(),

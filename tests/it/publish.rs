@@ -87,7 +87,7 @@ fn context<'a>(d: &'a Demo) -> PublicationContext<'a> {
         findings_by_kind: d.report.findings_by_kind.clone(),
         first_findings: Vec::new(),
         design: DesignSummary {
-            strata: spec.strata.clone(),
+            strata: spec.strata.first().cloned(),
             psu: spec.psu.clone(),
             weight: spec.weight.clone(),
             fpc: spec.fpc.clone(),

@@ -207,7 +207,7 @@ fn api_weights_and_ses_match_r() {
             &frame,
             &rows,
             &DesignSpec {
-                strata: Some("stype".into()),
+                strata: vec!["stype".into()],
                 psu: vec![],
                 fpc: if design_name == "strat_fpc" {
                     vec!["fpc".into()]
@@ -303,7 +303,7 @@ fn demo() -> Demo {
         &frame,
         &respondents,
         &DesignSpec {
-            strata: Some("stratum".into()),
+            strata: vec!["stratum".into()],
             psu: vec!["psu".into()],
             fpc: vec![],
             weight: "w_nr".into(),
