@@ -335,3 +335,53 @@ fn strata_from_two_columns_equal_their_combined_codes() {
     let (e2, _) = read_estimates(&listed_out.join("estimates.parquet"));
     assert_eq!(e1, e2);
 }
+
+/// Elementary minus high schools on R's api data, overall and within sch.wide: single-stage
+/// designs with and without calibration, a two-stage design (row scores) and JKn replicates
+/// recalibrated per replicate (`fixtures/api/make_contrasts.R`).
+#[test]
+fn api_contrasts_match_r() {
+    let text =
+        std::fs::read_to_string(root().join("fixtures/api/contrasts_reference.csv")).expect("ref");
+    let mut checked = 0;
+    for config in [
+        "strat_fpc",
+        "clus1_fpc",
+        "clus2_fpc2stage",
+        "strat_nofpc_jkn",
+    ] {
+        let dir = scratch(&format!("contrasts-api-{config}"));
+        let path = relocated_config(
+            &root().join(format!("fixtures/api/{config}.toml")),
+            &dir,
+            &[("indicators = ", "indicators = [\"*\"]")],
+        );
+        let mut toml = std::fs::read_to_string(&path).expect("config");
+        toml.push_str(
+            "\n[[contrast]]\nname = \"E_minus_H\"\nindicators = [\"api00\", \"enroll_total\", \"api_stu_per_enroll\"]\nby = \"stype\"\ncompare = [\"E\", \"H\"]\nwithin = [\"sch.wide\"]\n",
+        );
+        std::fs::write(&path, toml).expect("write");
+        cvsurvey::pipeline::run(&path, Default::default()).expect("run");
+        let rows = read_contrasts(&dir.join("out/contrasts.parquet"));
+        for line in text
+            .lines()
+            .skip(1)
+            .filter(|l| l.starts_with(&format!("{config},")))
+        {
+            let f: Vec<&str> = line.split(',').collect();
+            let key: [String; 6] = std::array::from_fn(|k| f[k + 1].to_string());
+            let row = rows
+                .iter()
+                .find(|r| r.key == key)
+                .unwrap_or_else(|| panic!("{config}: no contrast row {key:?}"));
+            let num = |k: usize| f[k].parse::<f64>().expect("number");
+            let what = format!("{config}/{}", key.join("/"));
+            close(row.estimate, num(7), &format!("{what} estimate"));
+            close(row.se, num(8), &format!("{what} se"));
+            close(row.df, num(9), &format!("{what} df"));
+            close(row.p_value, num(10), &format!("{what} p-value"));
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 72);
+}
