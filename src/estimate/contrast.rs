@@ -103,6 +103,7 @@ pub(super) fn cross_name(by: &str, within: &str) -> String {
 
 /// The statistics a contrast needs, as (breakdown name, label) of the first and second domain
 /// at the whole-population level and within each level of each `within` variable.
+#[derive(Debug, Clone)]
 pub(super) struct Level {
     pub within_var: String,
     pub within_value: String,

@@ -214,6 +214,36 @@ impl FineCells {
         FineTotals { sums, shift }
     }
 
+    /// Rows with a defined value (`defined`) by domain value of every breakdown marked in
+    /// `wanted` (an empty list for the others): one pass over the rows into the fine cells.
+    pub(super) fn defined_counts(
+        &self,
+        defined: &[bool],
+        wanted: &[bool],
+        breakdowns: &[Breakdown],
+    ) -> Vec<Vec<usize>> {
+        let mut per_cell = vec![0usize; self.psu.len()];
+        for (&c, &d) in self.of_row.iter().zip(defined) {
+            per_cell[c as usize] += usize::from(d);
+        }
+        breakdowns
+            .iter()
+            .zip(wanted)
+            .zip(&self.value)
+            .map(|((bd, &w), value)| {
+                let mut n = vec![0usize; if w { bd.labels.len() } else { 0 }];
+                if w {
+                    for (&v, &rows) in value.iter().zip(&per_cell) {
+                        if v != NO_VALUE {
+                            n[v as usize] += rows;
+                        }
+                    }
+                }
+                n
+            })
+            .collect()
+    }
+
     /// Breakdown `b`'s Σ w, Σ w y and Σ w x by domain value (`levels` values), from one
     /// indicator's fine-cell sums: what a point estimate needs.
     pub(super) fn domain_totals(
@@ -342,6 +372,40 @@ mod tests {
         assert_eq!(fine.psu, vec![0, 0, 0, 1, 1]);
         assert_eq!(fine.value[1], vec![0, 1, 0, 0, NO_VALUE]);
         assert_eq!(fine.first_row, vec![0, 2, 4, 6, 8]);
+    }
+
+    /// Respondents by domain value from the fine cells equal the count over the rows, for a
+    /// plain breakdown and a cross of two, with undefined rows and rows without a value.
+    #[test]
+    fn defined_counts_equal_counts_over_rows() {
+        let n = 400;
+        let psu: Vec<u32> = (0..n).map(|r| (r / 100) as u32).collect();
+        let total = breakdown("_T", 1, vec![Some(0); n]);
+        let sex = breakdown("sex", 2, (0..n).map(|r| Some((r % 2) as u32)).collect());
+        let region = breakdown(
+            "region",
+            3,
+            (0..n)
+                .map(|r| (r % 7 != 0).then_some((r % 3) as u32))
+                .collect(),
+        );
+        let crossed = super::super::cross(&sex, &region);
+        let breakdowns = [total, sex, region, crossed];
+        let fine = FineCells::build(&psu, 4, &breakdowns, None).expect("cells");
+        let defined: Vec<bool> = (0..n).map(|r| r % 5 != 0).collect();
+        let wanted = [false, true, true, true];
+        let counts = fine.defined_counts(&defined, &wanted, &breakdowns);
+        assert!(counts[0].is_empty());
+        for (b, bd) in breakdowns.iter().enumerate().skip(1) {
+            let mut direct = vec![0usize; bd.labels.len()];
+            for r in 0..n {
+                if let (Some(d), true) = (bd.of_row[r], defined[r]) {
+                    direct[d as usize] += 1;
+                }
+            }
+            assert_eq!(counts[b], direct, "{}", bd.var);
+        }
+        assert_eq!(breakdowns[3].labels.len(), 6);
     }
 
     #[test]

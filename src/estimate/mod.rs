@@ -645,7 +645,7 @@ pub fn prepare(req: &EstimationRequest<'_>) -> Result<Prepared, EstimateError> {
         &breakdowns,
         None,
     );
-    let pairs = contrast_pairs(req, &breakdowns, &values)?;
+    let pairs = contrast_pairs(req, &breakdowns, &values, fine.as_ref())?;
     let per_indicator: usize = breakdowns.iter().map(|b| b.labels.len()).sum();
     let mut keep = Vec::new();
     if !pairs.is_empty() {
@@ -711,6 +711,7 @@ fn contrast_pairs(
     req: &EstimationRequest<'_>,
     breakdowns: &[Breakdown],
     values: &[IndicatorValues],
+    fine: Option<&FineCells>,
 ) -> Result<Vec<ContrastPair>, EstimateError> {
     let mut offset = Vec::with_capacity(breakdowns.len());
     let mut at = 0;
@@ -719,7 +720,10 @@ fn contrast_pairs(
         at += b.labels.len();
     }
     let find = |var: &str| breakdowns.iter().position(|b| b.var == var);
-    let mut pairs = Vec::new();
+    // (contrast, indicator, level, breakdown) of every pair, then the respondents of the
+    // breakdowns each indicator needs, counted in one pass per indicator.
+    let mut planned = Vec::new();
+    let mut needed = vec![vec![false; breakdowns.len()]; values.len()];
     for (ci, c) in req.contrasts.iter().enumerate() {
         let err = |message: String| EstimateError::Contrast {
             contrast: c.name.clone(),
@@ -754,38 +758,65 @@ fn contrast_pairs(
                     "indicator \"{id}\" is not among the estimated indicators"
                 )));
             };
-            for level in &levels {
-                let Some(b) = find(&level.breakdown) else {
-                    continue;
-                };
-                let bd = &breakdowns[b];
-                let stat = |label: &str| -> (Option<usize>, usize) {
-                    let Some(d) = bd.labels.iter().position(|l| l == label) else {
-                        return (None, 0);
-                    };
-                    let n = bd
-                        .of_row
-                        .iter()
-                        .zip(&values[i].defined)
-                        .filter(|(o, def)| **def && **o == Some(d as u32))
-                        .count();
-                    (Some(offset[b] + d), n)
-                };
-                let (first, n_first) = stat(&level.first_label);
-                let (second, n_second) = stat(&level.second_label);
-                pairs.push(ContrastPair {
-                    contrast: ci,
-                    indicator: i,
-                    within_var: level.within_var.clone(),
-                    within_value: level.within_value.clone(),
-                    first: first.filter(|_| n_first > 0),
-                    second: second.filter(|_| n_second > 0),
-                    n_first,
-                    n_second,
-                });
+            for level in levels.iter() {
+                if let Some(b) = find(&level.breakdown) {
+                    needed[i][b] = true;
+                    planned.push((ci, i, level.clone(), b));
+                }
             }
         }
     }
+    let counts: Vec<Vec<Vec<usize>>> = needed
+        .par_iter()
+        .zip(values)
+        .map(|(wanted, vals)| {
+            if !wanted.contains(&true) {
+                return Vec::new();
+            }
+            match fine {
+                Some(cells) => cells.defined_counts(&vals.defined, wanted, breakdowns),
+                None => breakdowns
+                    .iter()
+                    .zip(wanted)
+                    .map(|(bd, &w)| {
+                        let mut n = vec![0usize; if w { bd.labels.len() } else { 0 }];
+                        if w {
+                            for (o, def) in bd.of_row.iter().zip(&vals.defined) {
+                                if let (Some(d), true) = (o, def) {
+                                    n[*d as usize] += 1;
+                                }
+                            }
+                        }
+                        n
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let pairs = planned
+        .into_iter()
+        .map(|(ci, i, level, b)| {
+            let bd = &breakdowns[b];
+            let stat = |label: &str| -> (Option<usize>, usize) {
+                match bd.labels.iter().position(|l| l == label) {
+                    Some(d) => (Some(offset[b] + d), counts[i][b][d]),
+                    None => (None, 0),
+                }
+            };
+            let (first, n_first) = stat(&level.first_label);
+            let (second, n_second) = stat(&level.second_label);
+            ContrastPair {
+                contrast: ci,
+                indicator: i,
+                within_var: level.within_var,
+                within_value: level.within_value,
+                first: first.filter(|_| n_first > 0),
+                second: second.filter(|_| n_second > 0),
+                n_first,
+                n_second,
+            }
+        })
+        .collect();
     Ok(pairs)
 }
 
@@ -941,6 +972,12 @@ fn estimate_block(
     for (index, b) in breakdowns.iter().enumerate() {
         let given = replicated.map(|g| (&g.variances[k..k + b.labels.len()], g.df));
         let keep_b = keep.map(|kp| &kp[k..k + b.labels.len()]);
+        if !b.published && !keep_b.is_some_and(|kp| kp.contains(&true)) {
+            // Formed for contrasts, and none of its domains is contrasted here (or the
+            // contrasts take their variance from replicates).
+            k += b.labels.len();
+            continue;
+        }
         let grouped = if grouped_path {
             let fine = fine.as_ref().map(|(cells, totals)| (*cells, totals, index));
             grouped_domain_stats(
@@ -970,6 +1007,9 @@ fn estimate_block(
                 Some(Some(Ok((stats, n)))) => (stats.clone(), *n),
                 Some(Some(Err(message))) => return Err(variance_error(message.clone())),
                 None => {
+                    if !b.published && !keep.is_some_and(|kp| kp[stat]) {
+                        continue;
+                    }
                     for r in 0..n {
                         mask[r] = vals.defined[r] && b.of_row[r] == Some(d as u32);
                     }
@@ -1204,7 +1244,9 @@ fn grouped_domain_stats(
     let mut totals = vec![0.0; n_psu];
     let mut present = vec![false; n_psu];
     for d in 0..k {
-        if count[d] == 0 {
+        // A breakdown formed only for contrasts needs the scores of the contrasted domains.
+        let kept_only = !b.published;
+        if count[d] == 0 || (kept_only && !keep.is_some_and(|k| k[d])) {
             out.push(None);
             continue;
         }
@@ -1244,6 +1286,19 @@ fn grouped_domain_stats(
                         None
                     }
                 };
+                if kept_only {
+                    let stats = DomainStats {
+                        estimate: estimate[d],
+                        se: f64::NAN,
+                        df: f64::NAN,
+                        deff: None,
+                        n_weighted: sw[d],
+                        beta_nrow: f64::NAN,
+                        kept: Some(KeptScore::PsuTotals(totals.clone())),
+                    };
+                    out.push(Some(Ok((stats, count[d]))));
+                    continue;
+                }
                 // An undefined estimate (a ratio whose denominator is 0 throughout the domain)
                 // has no variance either: R gives NaN for the domain; the row is blank and
                 // flagged, and the run goes on.
