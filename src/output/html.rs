@@ -10,10 +10,12 @@
 
 use std::fmt::Write as _;
 
-use super::publish::{PublicationConfig, PublicationContext};
+use super::context::PublicationContext;
+use super::present::{
+    ci_method_name, display_scale, domain_labels, number, table_rows, variance_name,
+};
 use super::reliability::{CAUTION, SUPPRESSED};
-use super::sdmx::{ci_method_name, number};
-use super::xlsx::{display_scale, domain_labels, table_rows, variance_name};
+use super::settings::PublicationConfig;
 use crate::estimate::{ContrastRow, EstimateRow, TOTAL};
 
 /// Escape text for HTML content and attribute values.
@@ -213,7 +215,7 @@ fn indicator_section(
 ) {
     let q = ctx.questionnaire;
     let ind = q.indicator(id);
-    let (factor, unit, _) = display_scale(ind);
+    let (factor, unit) = display_scale(ind);
     let percent = unit == "%";
     let d = if percent { 1 } else { 2 };
     let label = ind.map_or(id, |i| i.label.as_str());
@@ -598,7 +600,7 @@ fn changes_section(s: &mut String, ctx: &PublicationContext<'_>) {
         );
         for r in shown.iter().filter(|r| r.contrast == name) {
             let ind = q.indicator(&r.indicator);
-            let (factor, unit, _) = display_scale(ind);
+            let (factor, unit) = display_scale(ind);
             let percent = unit == "%";
             let d = if percent { 1 } else { 2 };
             let unit = if percent {

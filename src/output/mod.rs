@@ -20,11 +20,14 @@ use crate::estimate::EstimateRow;
 use crate::frame::Column;
 use crate::ingest::Finding;
 
+pub mod context;
 pub mod contrasts;
 pub mod html;
+pub mod present;
 pub mod publish;
 pub mod reliability;
 pub mod sdmx;
+pub mod settings;
 pub mod show;
 pub mod staging;
 pub mod xlsx;
@@ -98,6 +101,19 @@ impl OutputError {
             _ => 2,
         }
     }
+}
+
+/// A problem in the publication settings, naming its key (e.g. `sdmx.series.bribery`).
+///
+/// Every product checks its own table (`[reliability]`, `[sdmx]`, `[output] formats`) and
+/// reports in these terms, so the config lists all problems at once, each under its key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct PublicationConfigError {
+    /// Full key, e.g. `reliability.preset`.
+    pub key: String,
+    /// What is wrong and what to do.
+    pub message: String,
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> OutputError {

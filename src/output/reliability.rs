@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::publish::PublicationConfigError;
+use super::PublicationConfigError;
 use crate::estimate::EstimateRow;
 use crate::questionnaire::{IndicatorKind, Questionnaire};
 

@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use super::publish::PublicationConfigError;
+use super::PublicationConfigError;
+use super::present::{ci_method_name, number};
 use super::reliability::{CAUTION, SUPPRESSED};
 use crate::estimate::{EstimateRow, TOTAL};
 use crate::questionnaire::{IndicatorKind, Questionnaire};
@@ -358,13 +359,6 @@ impl SdmxConfig {
 /// One SDMX-CSV row (all fields as text, in [`header`] order).
 pub type SdmxRow = Vec<String>;
 
-/// Numbers in SDMX: up to 6 decimals, trailing zeros dropped.
-pub fn number(x: f64) -> String {
-    let s = format!("{x:.6}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" { "0".into() } else { s.into() }
-}
-
 /// Build the SDMX rows. Errors name a domain value without an SDG code.
 pub fn sdmx_rows(
     rows: &[EstimateRow],
@@ -488,20 +482,6 @@ pub fn sdmx_rows(
     Ok(out.into_iter().map(|(_, r)| r).collect())
 }
 
-/// Readable name of an interval method.
-pub fn ci_method_name(method: &str) -> String {
-    match method {
-        "beta" => "Korn-Graubard (beta)".into(),
-        "logit" => "logit".into(),
-        "xlogit" => "logit (xlogit)".into(),
-        "mean" => "Wald, t quantile".into(),
-        "normal" => "Wald, normal quantile".into(),
-        "asin" => "arcsine square root".into(),
-        "wilson" => "Wilson".into(),
-        other => other.into(),
-    }
-}
-
 /// Render rows as SDMX-CSV text (RFC 4180 quoting).
 pub fn to_csv(rows: &[SdmxRow]) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -570,13 +550,5 @@ dimensions = { sex = { dimension = "SEX", codes = { 1 = "M", 2 = "F" } } }
         ] {
             assert!(keys.iter().any(|x| x == k), "{k} not in {keys:?}");
         }
-    }
-
-    #[test]
-    fn numbers_are_compact() {
-        assert_eq!(number(12.5), "12.5");
-        assert_eq!(number(12.0), "12");
-        assert_eq!(number(0.1234564), "0.123456");
-        assert_eq!(number(-0.0000001), "0");
     }
 }

@@ -14,11 +14,15 @@ use rust_xlsxwriter::{
     Color, DocProperties, ExcelDateTime, Format, FormatAlign, FormatBorder, Workbook,
 };
 
-use super::publish::{PublicationConfig, PublicationContext, source_date_epoch};
+use super::context::{PublicationContext, source_date_epoch};
+use super::present::{
+    ci_method_name, display_scale, domain_labels, number, table_rows, variance_name,
+};
 use super::reliability::{CAUTION, SUPPRESSED};
+use super::settings::PublicationConfig;
 use super::spreadsheet_safe;
 use crate::estimate::{ContrastRow, EstimateRow, TOTAL};
-use crate::questionnaire::{Indicator, IndicatorKind, Questionnaire};
+use crate::questionnaire::{Indicator, IndicatorKind};
 
 /// A cell's value.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,77 +168,18 @@ fn sheet_name(id: &str, taken: &mut Vec<String>) -> String {
     name
 }
 
-/// Label of a domain variable and of one of its values, from the questionnaire.
-pub fn domain_labels(q: &Questionnaire, var: &str, value: &str) -> (String, String) {
-    if var == TOTAL {
-        return ("Total".into(), "Total".into());
-    }
-    let (label, codes) = match (q.variable(var), q.derived_variable(var)) {
-        (Some(v), _) => (v.label.clone(), v.codes.as_slice()),
-        (None, Some(d)) => (d.label.clone(), d.codes.as_slice()),
-        (None, None) => (var.to_string(), &[][..]),
-    };
-    let value_label = codes
-        .iter()
-        .find(|c| c.code == value)
-        .map(|c| c.label.clone())
-        .unwrap_or_else(|| value.to_string());
-    (label, value_label)
-}
-
-/// How an indicator's numbers are shown: the factor applied to estimate and SE, the unit text
-/// and the number style.
-pub fn display_scale(ind: Option<&Indicator>) -> (f64, String, Style) {
-    match ind {
-        Some(i) if i.kind == IndicatorKind::Proportion => {
-            let m = if i.multiplier != 0.0 {
-                i.multiplier
-            } else {
-                1.0
-            };
-            (100.0 / m, "%".into(), Style::Dec1)
-        }
-        Some(i) => (
-            1.0,
-            i.unit.clone().unwrap_or_default(),
-            if i.kind == IndicatorKind::Total {
-                Style::Int
-            } else {
-                Style::Dec2
-            },
-        ),
-        None => (1.0, String::new(), Style::Dec2),
-    }
-}
-
-/// The cells shown in tables: for each indicator × weighting × domain, the first row (first
-/// variance method, first interval method).
-pub fn table_rows(rows: &[EstimateRow]) -> Vec<&EstimateRow> {
-    let variance = rows.first().map(|r| r.variance.as_str());
-    let mut seen = std::collections::HashSet::new();
-    rows.iter()
-        .filter(|r| Some(r.variance.as_str()) == variance)
-        .filter(|r| {
-            seen.insert((
-                r.indicator.as_str(),
-                r.weighting.as_str(),
-                r.domain_var.as_str(),
-                r.domain_value.as_str(),
-            ))
-        })
-        .collect()
-}
-
-/// Readable variance method.
-pub fn variance_name(v: &str) -> String {
-    match v {
-        "taylor" => "Taylor linearization".into(),
-        other => other.into(),
+/// The number style of an indicator's estimates: one decimal for percentages, whole numbers
+/// for totals, two decimals otherwise.
+fn number_style(ind: Option<&Indicator>) -> Style {
+    match ind.map(|i| i.kind) {
+        Some(IndicatorKind::Proportion) => Style::Dec1,
+        Some(IndicatorKind::Total) => Style::Int,
+        _ => Style::Dec2,
     }
 }
 
 fn fmt_level(level: f64) -> String {
-    super::sdmx::number(level * 100.0)
+    number(level * 100.0)
 }
 
 fn cover(rows: &[EstimateRow], ctx: &PublicationContext<'_>, cfg: &PublicationConfig) -> Sheet {
@@ -301,7 +246,7 @@ fn cover(rows: &[EstimateRow], ctx: &PublicationContext<'_>, cfg: &PublicationCo
             fmt_level(ctx.ci_level),
             ctx.ci_methods
                 .iter()
-                .map(|m| super::sdmx::ci_method_name(m))
+                .map(|m| ci_method_name(m))
                 .collect::<Vec<_>>()
                 .join(", "),
             ctx.domain_df
@@ -338,7 +283,8 @@ fn indicator_sheet(
 ) -> Sheet {
     let q = ctx.questionnaire;
     let ind = q.indicator(id);
-    let (factor, unit, num_style) = display_scale(ind);
+    let (factor, unit) = display_scale(ind);
+    let num_style = number_style(ind);
     let mut b = SheetBuilder::new(name, vec![34.0, 12.0, 12.0, 12.0, 11.0, 9.0, 12.0, 16.0]);
     b.line(ind.map_or(id, |i| i.label.as_str()), Style::Title);
     let mut about = format!("Indicator {id}");
@@ -369,7 +315,7 @@ fn indicator_sheet(
                     "Weighting: {}; {}; interval: {}",
                     r.weighting,
                     variance_name(&r.variance),
-                    super::sdmx::ci_method_name(&r.ci_method)
+                    ci_method_name(&r.ci_method)
                 ),
                 Style::Note,
             );
@@ -546,7 +492,8 @@ fn changes_sheet(name: String, rows: &[ContrastRow], ctx: &PublicationContext<'_
     b.sheet.freeze_below = Some(b.row);
     for r in rows {
         let ind = q.indicator(&r.indicator);
-        let (factor, unit, num_style) = display_scale(ind);
+        let (factor, unit) = display_scale(ind);
+        let num_style = number_style(ind);
         let within = if r.within_var == TOTAL {
             "Total".to_string()
         } else {
@@ -605,7 +552,7 @@ pub fn model_text(sheets: &[Sheet]) -> String {
             let value = match &c.value {
                 CellValue::Text(t) if t.is_empty() => continue,
                 CellValue::Text(t) => t.clone(),
-                CellValue::Number(x) => super::sdmx::number(*x),
+                CellValue::Number(x) => number(*x),
             };
             let fill = match c.fill {
                 Fill::None => "",

@@ -731,7 +731,7 @@ fn stage_outputs(c: &Computed, comparison: bool) -> Result<StagedFiles, Pipeline
         if c.pipeline
             .publication
             .formats
-            .contains(&crate::output::publish::Format::Csv)
+            .contains(&crate::output::settings::Format::Csv)
         {
             let path = dir.join("contrasts.csv");
             crate::output::contrasts::write_csv(&mut staged, &path, &c.contrasts)?;
@@ -807,8 +807,8 @@ fn write_weights_file(
 fn publication_context(
     c: &Computed,
     provenance: Vec<(String, String)>,
-) -> crate::output::publish::PublicationContext<'_> {
-    use crate::output::publish::{
+) -> crate::output::context::PublicationContext<'_> {
+    use crate::output::context::{
         CalibrationFit, DesignSummary, PublicationContext, SchemeSummary,
     };
     let p = &c.pipeline;

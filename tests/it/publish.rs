@@ -8,11 +8,10 @@ use std::path::{Path, PathBuf};
 use cvsurvey::config::Pipeline;
 use cvsurvey::estimate::EstimateRow;
 use cvsurvey::output::OutputFolder;
-use cvsurvey::output::publish::{
-    DesignSummary, PublicationConfig, PublicationContext, RawPublication, SchemeSummary,
-    write_publication,
-};
+use cvsurvey::output::context::{DesignSummary, PublicationContext, SchemeSummary};
+use cvsurvey::output::publish::write_publication;
 use cvsurvey::output::reliability::apply_reliability;
+use cvsurvey::output::settings::{PublicationConfig, RawPublication};
 use cvsurvey::pipeline::{RunOptions, RunReport};
 use cvsurvey::questionnaire::Questionnaire;
 
