@@ -160,14 +160,14 @@ pub fn estimates_batch(rows: &[EstimateRow]) -> Result<RecordBatch, arrow_schema
     let columns: Vec<ArrayRef> = vec![
         s(|r| &r.indicator),
         s(|r| &r.weighting),
-        s(|r| &r.variance),
+        s(|r| r.variance.as_str()),
         s(|r| &r.domain_var),
         s(|r| &r.domain_value),
         o(|r| r.estimate),
         o(|r| r.se),
         o(|r| r.ci_low),
         o(|r| r.ci_high),
-        s(|r| &r.ci_method),
+        s(|r| r.ci_method.as_str()),
         o(|r| r.df),
         o(|r| r.cv),
         o(|r| r.deff),
@@ -178,7 +178,7 @@ pub fn estimates_batch(rows: &[EstimateRow]) -> Result<RecordBatch, arrow_schema
             rows.iter().map(|r| r.n_weighted),
         )),
         o(|r| r.n_effective),
-        s(|r| &r.flag),
+        s(|r| r.flag.as_str()),
         s(|r| &r.flag_reason),
     ];
     RecordBatch::try_new(Arc::new(estimates_schema()), columns)
@@ -376,7 +376,7 @@ pub fn comparison_table<'a>(rows: &'a [EstimateRow], schemes: &[String]) -> Vec<
     for r in rows {
         let key = [
             r.indicator.clone(),
-            r.variance.clone(),
+            r.variance.as_str().to_string(),
             r.domain_var.clone(),
             r.domain_value.clone(),
         ];

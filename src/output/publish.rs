@@ -55,21 +55,21 @@ pub fn estimates_csv(rows: &[EstimateRow]) -> Result<Vec<u8>, csv::Error> {
         w.write_record([
             spreadsheet_safe(&r.indicator).as_ref(),
             &spreadsheet_safe(&r.weighting),
-            &spreadsheet_safe(&r.variance),
+            r.variance.as_str(),
             &spreadsheet_safe(&r.domain_var),
             &spreadsheet_safe(&r.domain_value),
             &num(r.estimate),
             &num(r.se),
             &num(r.ci_low),
             &num(r.ci_high),
-            &r.ci_method,
+            r.ci_method.as_str(),
             &num(r.df),
             &num(r.cv),
             &num(r.deff),
             &r.n_unweighted.to_string(),
             &format!("{}", r.n_weighted),
             &num(r.n_effective),
-            &r.flag,
+            r.flag.as_str(),
             &spreadsheet_safe(&r.flag_reason),
         ])?;
     }
@@ -217,6 +217,8 @@ pub fn write_publication(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::estimate::ci::CiMethod;
+    use crate::estimate::{Flag, VarianceMethod};
 
     #[test]
     fn unix_dates() {
@@ -246,21 +248,21 @@ mod tests {
         let row = EstimateRow {
             indicator: "=cmd".into(),
             weighting: "w".into(),
-            variance: "taylor".into(),
+            variance: VarianceMethod::Taylor,
             domain_var: "_T".into(),
             domain_value: "-x".into(),
             estimate: Some(0.25),
             se: None,
             ci_low: None,
             ci_high: None,
-            ci_method: "logit".into(),
+            ci_method: CiMethod::Logit,
             df: Some(10.0),
             cv: None,
             deff: None,
             n_unweighted: 12,
             n_weighted: 100.5,
             n_effective: None,
-            flag: String::new(),
+            flag: Flag::Reliable,
             flag_reason: String::new(),
         };
         let text = String::from_utf8(estimates_csv(&[row]).expect("csv")).expect("utf8");

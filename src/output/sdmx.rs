@@ -15,8 +15,7 @@ use serde::Deserialize;
 
 use super::PublicationConfigError;
 use super::present::{ci_method_name, number};
-use super::reliability::{CAUTION, SUPPRESSED};
-use crate::estimate::{EstimateRow, TOTAL};
+use crate::estimate::{EstimateRow, Flag, TOTAL};
 use crate::questionnaire::{IndicatorKind, Questionnaire};
 
 /// Dimensions of the SDG DSD, in the order of the SDG data flows, between `REPORTING_TYPE` and
@@ -371,11 +370,11 @@ pub fn sdmx_rows(
         .weighting
         .clone()
         .or_else(|| rows.first().map(|r| r.weighting.clone()));
-    let variance = rows.first().map(|r| r.variance.clone());
+    let variance = rows.first().map(|r| r.variance);
     let mut seen: BTreeSet<(String, String, String)> = BTreeSet::new();
     let mut out: Vec<(Vec<String>, SdmxRow)> = Vec::new();
     for r in rows {
-        if Some(&r.weighting) != weighting.as_ref() || Some(&r.variance) != variance.as_ref() {
+        if Some(&r.weighting) != weighting.as_ref() || Some(r.variance) != variance {
             continue;
         }
         let Some(code) = series.get(&r.indicator) else {
@@ -426,20 +425,20 @@ pub fn sdmx_rows(
                 .unwrap_or_else(|| "NUMBER".into())
         };
         let value = scale(r.estimate);
-        let status = match (value, r.flag.as_str()) {
-            (None, SUPPRESSED) => "Q",
+        let status = match (value, r.flag) {
+            (None, Flag::Suppressed) => "Q",
             (None, _) => "O",
-            (Some(_), "") => "A",
-            (Some(_), CAUTION | SUPPRESSED) => "U",
-            (Some(_), _) => "U",
+            (Some(_), Flag::Reliable) => "A",
+            // A suppressed cell still has a value when `suppress = false` keeps it.
+            (Some(_), Flag::Caution | Flag::Suppressed) => "U",
         };
         let fmt = |x: Option<f64>| x.map(number).unwrap_or_default();
         let mut comment = format!(
             "{}% CI, {}; weighting {}; {} variance",
             number(ci_level * 100.0),
-            ci_method_name(&r.ci_method),
+            ci_method_name(r.ci_method.as_str()),
             r.weighting,
-            r.variance
+            r.variance.as_str()
         );
         if !r.flag_reason.is_empty() {
             comment.push_str(&format!("; {}", r.flag_reason));

@@ -18,10 +18,9 @@ use super::context::{PublicationContext, source_date_epoch};
 use super::present::{
     ci_method_name, display_scale, domain_labels, number, table_rows, variance_name,
 };
-use super::reliability::{CAUTION, SUPPRESSED};
 use super::settings::PublicationConfig;
 use super::spreadsheet_safe;
-use crate::estimate::{ContrastRow, EstimateRow, TOTAL};
+use crate::estimate::{ContrastRow, EstimateRow, Flag, TOTAL};
 use crate::questionnaire::{Indicator, IndicatorKind};
 
 /// A cell's value.
@@ -314,8 +313,8 @@ fn indicator_sheet(
                 &format!(
                     "Weighting: {}; {}; interval: {}",
                     r.weighting,
-                    variance_name(&r.variance),
-                    ci_method_name(&r.ci_method)
+                    variance_name(r.variance.as_str()),
+                    ci_method_name(r.ci_method.as_str())
                 ),
                 Style::Note,
             );
@@ -349,10 +348,10 @@ fn indicator_sheet(
                 b.line(&label, Style::Label);
             }
         }
-        let fill = match r.flag.as_str() {
-            SUPPRESSED => Fill::Suppressed,
-            CAUTION => Fill::Caution,
-            _ => Fill::None,
+        let fill = match r.flag {
+            Flag::Suppressed => Fill::Suppressed,
+            Flag::Caution => Fill::Caution,
+            Flag::Reliable => Fill::None,
         };
         let (_, value_label) = domain_labels(q, &r.domain_var, &r.domain_value);
         // The label is made safe before it is indented: "  =..." would slip past the check.
@@ -391,7 +390,7 @@ fn indicator_sheet(
             Style::Int,
             fill,
         );
-        if !r.flag.is_empty() {
+        if r.flag != Flag::Reliable {
             let next = footnotes.len() + 1;
             let k = *footnotes.entry(r.flag_reason.clone()).or_insert_with(|| {
                 order.push(r.flag_reason.clone());
@@ -399,7 +398,7 @@ fn indicator_sheet(
             });
             b.put(
                 7,
-                CellValue::Text(format!("{} ({k})", r.flag)),
+                CellValue::Text(format!("{} ({k})", r.flag.as_str())),
                 Style::Text,
                 fill,
             );
@@ -513,7 +512,7 @@ fn changes_sheet(name: String, rows: &[ContrastRow], ctx: &PublicationContext<'_
             Style::Text,
         );
         b.text(2, &r.weighting, Style::Text);
-        b.text(3, &variance_name(&r.variance), Style::Text);
+        b.text(3, &variance_name(r.variance.as_str()), Style::Text);
         b.text(4, &within, Style::Text);
         let number = |b: &mut SheetBuilder, col: u16, x: Option<f64>, style: Style| match x {
             Some(v) => b.put(col, CellValue::Number(v), style, Fill::None),
