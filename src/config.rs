@@ -13,9 +13,9 @@ use crate::design::{DesignSpec, LonelyPsu};
 use crate::estimate::ContrastSpec;
 use crate::estimate::ci::CiMethod;
 use crate::estimate::{DomainDf, VarianceMethod};
-use crate::output::publish::PublicationConfig;
 use crate::output::reliability::RawReliability;
 use crate::output::sdmx::RawSdmx;
+use crate::output::settings::PublicationConfig;
 use crate::replicates::{ReplicateNonresponse, ReplicateProfile};
 use crate::weighting::{
     CalibrationConfig, CalibrationMethodName, RakeConvergence, TrimConfig, TrimTarget,

@@ -12,6 +12,7 @@
 //! `degf(design)`). Method, references and the pooled-waves setup: `docs/contrasts.md`.
 
 use super::ci;
+use super::method::VarianceMethod;
 use super::quantile::pt;
 use crate::design::Design;
 
@@ -42,7 +43,7 @@ pub struct ContrastRow {
     /// Weighting scheme of both estimates.
     pub weighting: String,
     /// Variance method of the standard error.
-    pub variance: String,
+    pub variance: VarianceMethod,
     /// Variable whose level both domains are restricted to; `_T` for the whole population.
     pub within_var: String,
     /// That level as written in the data; `_T` for the whole population.
@@ -142,7 +143,7 @@ pub(super) struct RowContext<'a> {
     pub indicator: &'a str,
     pub multiplier: f64,
     pub weighting: &'a str,
-    pub variance: &'a str,
+    pub variance: VarianceMethod,
     pub df: f64,
     pub level: f64,
 }
@@ -169,7 +170,7 @@ pub(super) fn row(c: &RowContext<'_>, estimates: Option<(f64, f64)>, variance: f
         contrast: c.spec.name.clone(),
         indicator: c.indicator.to_string(),
         weighting: c.weighting.to_string(),
-        variance: c.variance.to_string(),
+        variance: c.variance,
         within_var: c.pair.within_var.clone(),
         within_value: c.pair.within_value.clone(),
         estimate: diff,

@@ -46,6 +46,11 @@ impl VarianceMethod {
             .find(|(m, _)| *m == self)
             .map_or("taylor", |(_, n)| n)
     }
+
+    /// The method whose [`VarianceMethod::as_str`] is `name`, as read back from an output file.
+    pub fn from_name(name: &str) -> Option<VarianceMethod> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(m, _)| *m)
+    }
 }
 
 /// Which degrees of freedom a domain's interval uses.

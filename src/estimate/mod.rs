@@ -47,7 +47,7 @@ pub struct EstimateRow {
     /// Weighting scheme.
     pub weighting: String,
     /// Variance method.
-    pub variance: String,
+    pub variance: VarianceMethod,
     /// Domain variable, `_T` for the whole population.
     pub domain_var: String,
     /// Domain value as written in the data, `_T` for the whole population.
@@ -61,7 +61,7 @@ pub struct EstimateRow {
     /// Upper confidence bound.
     pub ci_high: Option<f64>,
     /// Interval method.
-    pub ci_method: String,
+    pub ci_method: CiMethod,
     /// Degrees of freedom used by the interval.
     pub df: Option<f64>,
     /// Coefficient of variation se / |estimate|.
@@ -74,10 +74,46 @@ pub struct EstimateRow {
     pub n_weighted: f64,
     /// Effective sample size n_unweighted / deff (none where deff is undefined).
     pub n_effective: Option<f64>,
-    /// Reliability flag: `""` reliable, `"caution"`, `"suppressed"` (see `docs/reliability-flags.md`).
-    pub flag: String,
+    /// Reliability flag; estimation leaves every row [`Flag::Reliable`] and the publication
+    /// rules (`output::reliability`) set it.
+    pub flag: Flag,
     /// Which reliability rule fired (empty when reliable).
     pub flag_reason: String,
+}
+
+/// Whether a cell may be published as it stands (see `docs/reliability-flags.md`).
+///
+/// It lives beside [`EstimateRow`] rather than with the rules that decide it, so that
+/// estimation, which only ever writes `Reliable`, needs nothing from the output stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Flag {
+    /// No rule fired.
+    #[default]
+    Reliable,
+    /// Low reliability: published with a warning (SDMX `OBS_STATUS = U`).
+    Caution,
+    /// Not to be published (SDMX `OBS_STATUS = Q`); with `suppress = true` its values are
+    /// blanked.
+    Suppressed,
+}
+
+impl Flag {
+    /// Every flag, in order of severity.
+    pub const ALL: [Flag; 3] = [Flag::Reliable, Flag::Caution, Flag::Suppressed];
+
+    /// Text written to the `flag` column of every output: empty for a reliable cell.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flag::Reliable => "",
+            Flag::Caution => "caution",
+            Flag::Suppressed => "suppressed",
+        }
+    }
+
+    /// The flag whose [`Flag::as_str`] is `text`, as read back from an output file.
+    pub fn from_name(text: &str) -> Option<Flag> {
+        Flag::ALL.into_iter().find(|f| f.as_str() == text)
+    }
 }
 
 /// Everything estimation needs.
@@ -467,7 +503,7 @@ fn taylor_contrasts(
                         indicator: &ind.id,
                         multiplier: ind.multiplier,
                         weighting: &scheme.name,
-                        variance: req.variance.as_str(),
+                        variance: req.variance,
                         df: per_scheme[s].0,
                         level: req.level,
                     };
@@ -533,7 +569,7 @@ pub fn replicate_contrasts(
                     indicator: &ind.id,
                     multiplier: ind.multiplier,
                     weighting: &scheme.name,
-                    variance: req.variance.as_str(),
+                    variance: req.variance,
                     df,
                     level: req.level,
                 };
@@ -1056,14 +1092,14 @@ fn estimate_block(
                 rows.push(EstimateRow {
                     indicator: ind.id.clone(),
                     weighting: scheme.name.clone(),
-                    variance: req.variance.as_str().to_string(),
+                    variance: req.variance,
                     domain_var: b.var.clone(),
                     domain_value: label.clone(),
                     estimate: finite(est),
                     se: finite(se),
                     ci_low: bounds.and_then(|b| finite(b.0 * m)),
                     ci_high: bounds.and_then(|b| finite(b.1 * m)),
-                    ci_method: method.as_str().to_string(),
+                    ci_method: method,
                     df: finite(stats.df),
                     cv: cv.and_then(finite),
                     deff: stats.deff.and_then(finite),
@@ -1073,7 +1109,7 @@ fn estimate_block(
                         .deff
                         .filter(|d| d.is_finite() && *d > 0.0)
                         .map(|d| n_unweighted as f64 / d),
-                    flag: String::new(),
+                    flag: Flag::Reliable,
                     flag_reason: String::new(),
                 });
             };

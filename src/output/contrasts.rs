@@ -56,7 +56,7 @@ fn text(r: &ContrastRow) -> [&str; TEXT] {
         &r.contrast,
         &r.indicator,
         &r.weighting,
-        &r.variance,
+        r.variance.as_str(),
         &r.within_var,
         &r.within_value,
     ]
@@ -130,13 +130,14 @@ fn csv_bytes(rows: &[ContrastRow]) -> Result<Vec<u8>, csv::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::estimate::VarianceMethod;
 
     fn row(estimate: Option<f64>) -> ContrastRow {
         ContrastRow {
             contrast: "=change".into(),
             indicator: "bribery".into(),
             weighting: "raked".into(),
-            variance: "taylor".into(),
+            variance: VarianceMethod::Taylor,
             within_var: "_T".into(),
             within_value: "_T".into(),
             estimate,

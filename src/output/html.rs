@@ -10,11 +10,12 @@
 
 use std::fmt::Write as _;
 
-use super::publish::{PublicationConfig, PublicationContext};
-use super::reliability::{CAUTION, SUPPRESSED};
-use super::sdmx::{ci_method_name, number};
-use super::xlsx::{display_scale, domain_labels, table_rows, variance_name};
-use crate::estimate::{ContrastRow, EstimateRow, TOTAL};
+use super::context::PublicationContext;
+use super::present::{
+    ci_method_name, display_scale, domain_labels, number, table_rows, variance_name,
+};
+use super::settings::PublicationConfig;
+use crate::estimate::{ContrastRow, EstimateRow, Flag, TOTAL};
 
 /// Escape text for HTML content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -71,7 +72,7 @@ struct ChartRow {
     est: Option<f64>,
     lo: Option<f64>,
     hi: Option<f64>,
-    flag: String,
+    flag: Flag,
 }
 
 /// Dot-and-whisker chart (inline SVG) of estimates and intervals by domain.
@@ -147,7 +148,7 @@ fn chart(rows: &[ChartRow], percent: bool, unit: &str) -> String {
         if r.group {
             continue;
         }
-        let color = if r.flag == CAUTION {
+        let color = if r.flag == Flag::Caution {
             "#c55a11"
         } else {
             "#1f4e79"
@@ -168,8 +169,8 @@ fn chart(rows: &[ChartRow], percent: bool, unit: &str) -> String {
                 y + 4.0
             );
         }
-        match (r.est, r.flag.as_str()) {
-            (Some(e), CAUTION) => {
+        match (r.est, r.flag) {
+            (Some(e), Flag::Caution) => {
                 let _ = write!(
                     s,
                     "<circle cx=\"{:.1}\" cy=\"{y:.1}\" r=\"5\" fill=\"#fff\" stroke=\"{color}\" stroke-width=\"2\"/>",
@@ -185,9 +186,9 @@ fn chart(rows: &[ChartRow], percent: bool, unit: &str) -> String {
             }
             (None, _) => {}
         }
-        let note = match r.flag.as_str() {
-            SUPPRESSED => "suppressed",
-            CAUTION => "use with caution",
+        let note = match r.flag {
+            Flag::Suppressed => "suppressed",
+            Flag::Caution => "use with caution",
             _ if r.est.is_none() => "not defined",
             _ => "",
         };
@@ -197,7 +198,11 @@ fn chart(rows: &[ChartRow], percent: bool, unit: &str) -> String {
                 "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{}\" font-style=\"italic\">{note}</text>",
                 label_w + plot_w + 8.0,
                 y + 4.0,
-                if r.flag == CAUTION { "#c55a11" } else { "#666" }
+                if r.flag == Flag::Caution {
+                    "#c55a11"
+                } else {
+                    "#666"
+                }
             );
         }
     }
@@ -213,7 +218,7 @@ fn indicator_section(
 ) {
     let q = ctx.questionnaire;
     let ind = q.indicator(id);
-    let (factor, unit, _) = display_scale(ind);
+    let (factor, unit) = display_scale(ind);
     let percent = unit == "%";
     let d = if percent { 1 } else { 2 };
     let label = ind.map_or(id, |i| i.label.as_str());
@@ -222,9 +227,9 @@ fn indicator_section(
     let mut about = format!(
         "Indicator {id}; weighting {}; {}; {}% interval: {}",
         first.weighting,
-        variance_name(&first.variance),
+        variance_name(first.variance.as_str()),
         number(ctx.ci_level * 100.0),
-        ci_method_name(&first.ci_method)
+        ci_method_name(first.ci_method.as_str())
     );
     if let Some(series) = ind.and_then(|i| i.sdg_series.as_deref()) {
         let _ = write!(about, "; SDG series {series}");
@@ -265,15 +270,15 @@ fn indicator_section(
                     est: None,
                     lo: None,
                     hi: None,
-                    flag: String::new(),
+                    flag: Flag::Reliable,
                 });
             }
         }
         let (_, value_label) = domain_labels(q, &r.domain_var, &r.domain_value);
         let scale = |x: Option<f64>| x.map(|v| v * factor);
-        let class = match r.flag.as_str() {
-            SUPPRESSED => " class=\"suppressed\"",
-            CAUTION => " class=\"caution\"",
+        let class = match r.flag {
+            Flag::Suppressed => " class=\"suppressed\"",
+            Flag::Caution => " class=\"caution\"",
             _ => "",
         };
         let ci = match (r.ci_low, r.ci_high) {
@@ -284,17 +289,17 @@ fn indicator_section(
             ),
             _ => String::new(),
         };
-        let est = match (r.estimate, r.flag.as_str()) {
+        let est = match (r.estimate, r.flag) {
             (Some(e), _) => fmt(Some(e * factor), d),
-            (None, SUPPRESSED) => "x".into(),
+            (None, Flag::Suppressed) => "x".into(),
             (None, _) => "..".into(),
         };
-        let flag = if r.flag.is_empty() {
+        let flag = if r.flag == Flag::Reliable {
             String::new()
         } else {
             format!(
                 "<span class=\"flag\">{}</span>: {}",
-                escape(&r.flag),
+                escape(r.flag.as_str()),
                 escape(&r.flag_reason)
             )
         };
@@ -323,7 +328,7 @@ fn indicator_section(
             est: scale(r.estimate),
             lo: scale(r.ci_low),
             hi: scale(r.ci_high),
-            flag: r.flag.clone(),
+            flag: r.flag,
         });
     }
     s.push_str("</table>");
@@ -382,10 +387,10 @@ pub fn render(
     }
     let (mut n_caution, mut n_suppressed) = (0, 0);
     for r in &shown {
-        match r.flag.as_str() {
-            CAUTION => n_caution += 1,
-            SUPPRESSED => n_suppressed += 1,
-            _ => {}
+        match r.flag {
+            Flag::Caution => n_caution += 1,
+            Flag::Suppressed => n_suppressed += 1,
+            Flag::Reliable => {}
         }
     }
     let _ = write!(
@@ -575,7 +580,7 @@ fn changes_section(s: &mut String, ctx: &PublicationContext<'_>) {
         s,
         "<h2 id=\"changes\">Changes and differences</h2><p class=\"note\">Weighting {}; {}; {}% interval, t on the design df. A difference is the estimate in the first group minus the estimate in the second; its standard error includes the covariance of the two estimates.</p>",
         escape(&first.weighting),
-        escape(&variance_name(&first.variance)),
+        escape(&variance_name(first.variance.as_str())),
         escape(&number(ctx.ci_level * 100.0))
     );
     let shown: Vec<&ContrastRow> = ctx
@@ -598,7 +603,7 @@ fn changes_section(s: &mut String, ctx: &PublicationContext<'_>) {
         );
         for r in shown.iter().filter(|r| r.contrast == name) {
             let ind = q.indicator(&r.indicator);
-            let (factor, unit, _) = display_scale(ind);
+            let (factor, unit) = display_scale(ind);
             let percent = unit == "%";
             let d = if percent { 1 } else { 2 };
             let unit = if percent {

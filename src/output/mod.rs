@@ -20,11 +20,14 @@ use crate::estimate::EstimateRow;
 use crate::frame::Column;
 use crate::ingest::Finding;
 
+pub mod context;
 pub mod contrasts;
 pub mod html;
+pub mod present;
 pub mod publish;
 pub mod reliability;
 pub mod sdmx;
+pub mod settings;
 pub mod show;
 pub mod staging;
 pub mod xlsx;
@@ -100,6 +103,19 @@ impl OutputError {
     }
 }
 
+/// A problem in the publication settings, naming its key (e.g. `sdmx.series.bribery`).
+///
+/// Every product checks its own table (`[reliability]`, `[sdmx]`, `[output] formats`) and
+/// reports in these terms, so the config lists all problems at once, each under its key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct PublicationConfigError {
+    /// Full key, e.g. `reliability.preset`.
+    pub key: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
 fn io_err(path: &Path, e: impl std::fmt::Display) -> OutputError {
     OutputError::Io {
         path: path.to_path_buf(),
@@ -144,14 +160,14 @@ pub fn estimates_batch(rows: &[EstimateRow]) -> Result<RecordBatch, arrow_schema
     let columns: Vec<ArrayRef> = vec![
         s(|r| &r.indicator),
         s(|r| &r.weighting),
-        s(|r| &r.variance),
+        s(|r| r.variance.as_str()),
         s(|r| &r.domain_var),
         s(|r| &r.domain_value),
         o(|r| r.estimate),
         o(|r| r.se),
         o(|r| r.ci_low),
         o(|r| r.ci_high),
-        s(|r| &r.ci_method),
+        s(|r| r.ci_method.as_str()),
         o(|r| r.df),
         o(|r| r.cv),
         o(|r| r.deff),
@@ -162,7 +178,7 @@ pub fn estimates_batch(rows: &[EstimateRow]) -> Result<RecordBatch, arrow_schema
             rows.iter().map(|r| r.n_weighted),
         )),
         o(|r| r.n_effective),
-        s(|r| &r.flag),
+        s(|r| r.flag.as_str()),
         s(|r| &r.flag_reason),
     ];
     RecordBatch::try_new(Arc::new(estimates_schema()), columns)
@@ -360,7 +376,7 @@ pub fn comparison_table<'a>(rows: &'a [EstimateRow], schemes: &[String]) -> Vec<
     for r in rows {
         let key = [
             r.indicator.clone(),
-            r.variance.clone(),
+            r.variance.as_str().to_string(),
             r.domain_var.clone(),
             r.domain_value.clone(),
         ];

@@ -1,6 +1,6 @@
-//! Publication outputs: the entry point [`write_publication`], what the products need to know
-//! about the run ([`PublicationContext`]), the checked publication config
-//! ([`PublicationConfig`]), the CSV mirror `estimates.csv` and `manifest.json`.
+//! Publication outputs: the entry point [`write_publication`], which writes the products chosen
+//! in the [`PublicationConfig`] (`sdmx.csv`, `tables.xlsx`, `report.html`), the CSV mirror
+//! `estimates.csv` and `manifest.json`.
 //!
 //! Every file goes through [`StagedFiles`], so the publication products appear together with
 //! `estimates.parquet` and the others, or not at all. `manifest.json` lists every file staged
@@ -13,350 +13,12 @@ use std::fmt;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::reliability::{RawReliability, ReliabilityRules};
-use super::sdmx::{RawSdmx, SdmxConfig};
+use super::context::{PublicationContext, source_date_epoch};
+use super::settings::{Format, PublicationConfig};
 use super::{OutputError, StagedFiles, spreadsheet_safe};
-use crate::estimate::{ContrastRow, EstimateRow};
-use crate::ingest::{Finding, FindingKind};
-use crate::questionnaire::Questionnaire;
-use crate::weighting::WeightSummary;
-
-/// A problem in the publication settings, naming its key (e.g. `sdmx.series.bribery`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicationConfigError {
-    /// Full key, e.g. `reliability.preset`.
-    pub key: String,
-    /// What is wrong and what to do.
-    pub message: String,
-}
-
-impl fmt::Display for PublicationConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
-    }
-}
-
-impl std::error::Error for PublicationConfigError {}
-
-/// An output format of `[output] formats`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Format {
-    /// `estimates.parquet` (written by the pipeline itself).
-    Parquet,
-    /// `estimates.csv`.
-    Csv,
-    /// `sdmx.csv`.
-    Sdmx,
-    /// `tables.xlsx`.
-    Xlsx,
-    /// `report.html`.
-    Html,
-}
-
-impl Format {
-    /// Name as written in the config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Parquet => "parquet",
-            Format::Csv => "csv",
-            Format::Sdmx => "sdmx",
-            Format::Xlsx => "xlsx",
-            Format::Html => "html",
-        }
-    }
-
-    /// Check `[output] formats`; absent means `["parquet", "csv"]`, so that every run leaves a
-    /// table any spreadsheet opens.
-    pub fn check_list(
-        formats: Option<&[String]>,
-    ) -> Result<Vec<Format>, Vec<PublicationConfigError>> {
-        let Some(list) = formats else {
-            return Ok(vec![Format::Parquet, Format::Csv]);
-        };
-        let mut out = Vec::new();
-        let mut errors = Vec::new();
-        for name in list {
-            let f = match name.as_str() {
-                "parquet" => Format::Parquet,
-                "csv" => Format::Csv,
-                "sdmx" => Format::Sdmx,
-                "xlsx" => Format::Xlsx,
-                "html" => Format::Html,
-                other => {
-                    errors.push(PublicationConfigError {
-                        key: "output.formats".into(),
-                        message: format!(
-                            "\"{other}\" is not one of parquet, csv, sdmx, xlsx, html"
-                        ),
-                    });
-                    continue;
-                }
-            };
-            if out.contains(&f) {
-                errors.push(PublicationConfigError {
-                    key: "output.formats".into(),
-                    message: format!("\"{name}\" is listed twice"),
-                });
-            } else {
-                out.push(f);
-            }
-        }
-        if errors.is_empty() {
-            Ok(out)
-        } else {
-            Err(errors)
-        }
-    }
-}
-
-/// The raw publication settings, as the config parser hands them over.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct RawPublication {
-    /// `[reliability]`.
-    #[serde(default)]
-    pub reliability: Option<RawReliability>,
-    /// `[sdmx]`.
-    #[serde(default)]
-    pub sdmx: Option<RawSdmx>,
-    /// `[output] formats`.
-    #[serde(default)]
-    pub formats: Option<Vec<String>>,
-}
-
-/// Checked publication settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PublicationConfig {
-    /// Formats to write (`Parquet` is the pipeline's own `estimates.parquet`).
-    pub formats: Vec<Format>,
-    /// Reliability rules (NCHS 2017 with suppression when `[reliability]` is absent).
-    pub reliability: ReliabilityRules,
-    /// `[sdmx]`, required when `sdmx` is among the formats.
-    pub sdmx: Option<SdmxConfig>,
-}
-
-impl Default for PublicationConfig {
-    fn default() -> PublicationConfig {
-        PublicationConfig {
-            formats: vec![Format::Parquet, Format::Csv],
-            reliability: ReliabilityRules::default(),
-            sdmx: None,
-        }
-    }
-}
-
-impl PublicationConfig {
-    /// Check the three raw parts together; every problem is returned at once.
-    pub fn check(
-        reliability: Option<&RawReliability>,
-        sdmx: Option<&RawSdmx>,
-        formats: Option<&[String]>,
-    ) -> Result<PublicationConfig, Vec<PublicationConfigError>> {
-        let mut errors = Vec::new();
-        let formats = Format::check_list(formats).unwrap_or_else(|e| {
-            errors.extend(e);
-            Vec::new()
-        });
-        let reliability = match reliability {
-            // Without a [reliability] table cells are flagged (NCHS 2017) but never blanked:
-            // suppression is a publication decision the user states.
-            None => ReliabilityRules {
-                suppress: false,
-                ..ReliabilityRules::default()
-            },
-            Some(r) => r.check().unwrap_or_else(|e| {
-                errors.extend(e);
-                ReliabilityRules::default()
-            }),
-        };
-        let sdmx = match sdmx {
-            None => None,
-            Some(s) => match s.check() {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    errors.extend(e);
-                    None
-                }
-            },
-        };
-        if formats.contains(&Format::Sdmx) && sdmx.is_none() && errors.is_empty() {
-            errors.push(PublicationConfigError {
-                key: "output.formats".into(),
-                message: "\"sdmx\" needs an [sdmx] table with ref_area and time_period".into(),
-            });
-        }
-        if errors.is_empty() {
-            Ok(PublicationConfig {
-                formats,
-                reliability,
-                sdmx,
-            })
-        } else {
-            Err(errors)
-        }
-    }
-
-    /// Check [`RawPublication`] (the three parts in one struct).
-    pub fn check_raw(
-        raw: &RawPublication,
-    ) -> Result<PublicationConfig, Vec<PublicationConfigError>> {
-        PublicationConfig::check(
-            raw.reliability.as_ref(),
-            raw.sdmx.as_ref(),
-            raw.formats.as_deref(),
-        )
-    }
-
-    /// Cross-check against the questionnaire (call before reading data).
-    pub fn check_against(&self, q: &Questionnaire) -> Result<(), Vec<PublicationConfigError>> {
-        let errors = self
-            .sdmx
-            .as_ref()
-            .map(|s| s.check_against(q))
-            .unwrap_or_default();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
-    }
-
-    /// True when `f` is to be written.
-    pub fn wants(&self, f: Format) -> bool {
-        self.formats.contains(&f)
-    }
-}
-
-/// Fit of a calibration, for the weighting sections.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CalibrationFit {
-    /// Method name as configured (e.g. `raking`).
-    pub method: String,
-    /// Iterations used.
-    pub iterations: usize,
-    /// Largest |calibrated total − population total| / population total over the margins.
-    pub max_margin_error: f64,
-    /// Whether the algorithm converged.
-    pub converged: bool,
-}
-
-/// One weighting scheme as the products describe it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SchemeSummary {
-    /// Scheme name.
-    pub name: String,
-    /// Nonresponse adjustment classes, if any.
-    pub nonresponse_classes: Option<Vec<String>>,
-    /// Distribution of the final weights.
-    pub weights: WeightSummary,
-    /// Calibration fit, when the scheme is calibrated.
-    pub calibration: Option<CalibrationFit>,
-}
-
-impl DesignSummary {
-    /// One sentence for methods sections (report and workbook cover).
-    pub fn describe(&self) -> String {
-        format!(
-            "Stratified by {}, clusters {}, weight {}, FPC {}: {} strata, {} PSUs, {} design degrees of freedom; lonely PSUs: {}.",
-            self.strata.as_deref().unwrap_or("(none)"),
-            if self.psu.is_empty() {
-                "(elements)".into()
-            } else {
-                self.psu.join(" > ")
-            },
-            self.weight,
-            if self.fpc.is_empty() {
-                "(none)".into()
-            } else {
-                self.fpc.join(", ")
-            },
-            self.n_strata,
-            self.n_psu,
-            super::sdmx::number(self.df),
-            self.lonely_psu
-        )
-    }
-}
-
-/// The sampling design as the products describe it.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct DesignSummary {
-    /// Strata column.
-    pub strata: Option<String>,
-    /// PSU column(s), one per stage.
-    pub psu: Vec<String>,
-    /// Design weight column.
-    pub weight: String,
-    /// FPC column(s).
-    pub fpc: Vec<String>,
-    /// Lonely-PSU rule.
-    pub lonely_psu: String,
-    /// Strata among respondents.
-    pub n_strata: usize,
-    /// PSUs among respondents.
-    pub n_psu: usize,
-    /// Design degrees of freedom.
-    pub df: f64,
-}
-
-/// What the publication products say about the run besides the estimates.
-#[derive(Debug, Clone)]
-pub struct PublicationContext<'a> {
-    /// The questionnaire (labels, units, code labels, kinds).
-    pub questionnaire: &'a Questionnaire,
-    /// Title of the publication (config); the questionnaire's title when empty.
-    pub title: String,
-    /// Reference period (config), e.g. `2025`.
-    pub reference_period: String,
-    /// cvsurvey version.
-    pub tool_version: String,
-    /// Data file name (no folder).
-    pub data_file: String,
-    /// SHA-256 of the data file.
-    pub data_sha256: String,
-    /// Rows read.
-    pub rows_read: u64,
-    /// Rows used.
-    pub rows_used: u64,
-    /// Rows quarantined.
-    pub rows_quarantined: u64,
-    /// Respondents among used rows.
-    pub respondents: u64,
-    /// Findings per kind.
-    pub findings_by_kind: BTreeMap<FindingKind, usize>,
-    /// The first findings (the caller chooses how many; 20 reads well).
-    pub first_findings: Vec<Finding>,
-    /// Design.
-    pub design: DesignSummary,
-    /// Weighting schemes, in config order.
-    pub schemes: Vec<SchemeSummary>,
-    /// Variance methods, e.g. `["taylor"]`.
-    pub variance_methods: Vec<String>,
-    /// Confidence level, e.g. 0.95.
-    pub ci_level: f64,
-    /// Interval methods, in config order (the first is the one tables and SDMX show).
-    pub ci_methods: Vec<String>,
-    /// Domain df rule (`subset` or `full`).
-    pub domain_df: String,
-    /// Provenance key-value pairs (the Parquet metadata block).
-    pub provenance: Vec<(String, String)>,
-    /// Contrasts of the run (`contrasts.parquet`); none without `[[contrast]]`.
-    pub contrasts: &'a [ContrastRow],
-}
-
-impl PublicationContext<'_> {
-    /// Title, falling back to the questionnaire's.
-    pub fn display_title(&self) -> &str {
-        if self.title.trim().is_empty() {
-            &self.questionnaire.title
-        } else {
-            &self.title
-        }
-    }
-}
+use crate::estimate::EstimateRow;
 
 /// Columns of `estimates.csv` (those of `estimates.parquet`).
 pub const CSV_COLUMNS: [&str; 18] = [
@@ -393,21 +55,21 @@ pub fn estimates_csv(rows: &[EstimateRow]) -> Result<Vec<u8>, csv::Error> {
         w.write_record([
             spreadsheet_safe(&r.indicator).as_ref(),
             &spreadsheet_safe(&r.weighting),
-            &spreadsheet_safe(&r.variance),
+            r.variance.as_str(),
             &spreadsheet_safe(&r.domain_var),
             &spreadsheet_safe(&r.domain_value),
             &num(r.estimate),
             &num(r.se),
             &num(r.ci_low),
             &num(r.ci_high),
-            &r.ci_method,
+            r.ci_method.as_str(),
             &num(r.df),
             &num(r.cv),
             &num(r.deff),
             &r.n_unweighted.to_string(),
             &format!("{}", r.n_weighted),
             &num(r.n_effective),
-            &r.flag,
+            r.flag.as_str(),
             &spreadsheet_safe(&r.flag_reason),
         ])?;
     }
@@ -418,13 +80,6 @@ pub fn estimates_csv(rows: &[EstimateRow]) -> Result<Vec<u8>, csv::Error> {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// `SOURCE_DATE_EPOCH` as seconds, when set to a valid integer.
-pub fn source_date_epoch() -> Option<i64> {
-    std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.trim().parse::<i64>().ok())
 }
 
 /// (year, month, day, hour, minute, second) in UTC of Unix seconds (Hinnant's civil_from_days).
@@ -562,30 +217,14 @@ pub fn write_publication(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::estimate::ci::CiMethod;
+    use crate::estimate::{Flag, VarianceMethod};
 
     #[test]
     fn unix_dates() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_735_689_599), "2024-12-31T23:59:59Z");
-    }
-
-    #[test]
-    fn formats_are_checked() {
-        assert_eq!(
-            Format::check_list(Some(&["csv".into(), "html".into()])).expect("ok"),
-            vec![Format::Csv, Format::Html]
-        );
-        let e =
-            Format::check_list(Some(&["pdf".into(), "csv".into(), "csv".into()])).expect_err("bad");
-        assert_eq!(e.len(), 2);
-        assert!(
-            e[0].to_string().starts_with("output.formats: \"pdf\""),
-            "{}",
-            e[0]
-        );
-        let e = PublicationConfig::check(None, None, Some(&["sdmx".into()])).expect_err("no sdmx");
-        assert!(e[0].message.contains("[sdmx]"), "{e:?}");
     }
 
     #[test]
@@ -609,21 +248,21 @@ mod tests {
         let row = EstimateRow {
             indicator: "=cmd".into(),
             weighting: "w".into(),
-            variance: "taylor".into(),
+            variance: VarianceMethod::Taylor,
             domain_var: "_T".into(),
             domain_value: "-x".into(),
             estimate: Some(0.25),
             se: None,
             ci_low: None,
             ci_high: None,
-            ci_method: "logit".into(),
+            ci_method: CiMethod::Logit,
             df: Some(10.0),
             cv: None,
             deff: None,
             n_unweighted: 12,
             n_weighted: 100.5,
             n_effective: None,
-            flag: String::new(),
+            flag: Flag::Reliable,
             flag_reason: String::new(),
         };
         let text = String::from_utf8(estimates_csv(&[row]).expect("csv")).expect("utf8");

@@ -1,5 +1,6 @@
-//! Reliability flags for published cells: `flag` (`""` reliable, `"caution"`, `"suppressed"`) and
-//! `flag_reason` (which rule fired), from a preset agency standard or custom thresholds.
+//! Reliability flags for published cells: `flag` ([`Flag`], written `""` reliable, `"caution"`,
+//! `"suppressed"`) and `flag_reason` (which rule fired), from a preset agency standard or custom
+//! thresholds.
 //!
 //! The rules, their sources and which of them apply to proportions and to other estimators are
 //! written down in `docs/reliability-flags.md`. In short:
@@ -21,16 +22,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::publish::PublicationConfigError;
-use crate::estimate::EstimateRow;
+use super::PublicationConfigError;
+use crate::estimate::ci::CiMethod;
+use crate::estimate::{EstimateRow, Flag};
 use crate::questionnaire::{IndicatorKind, Questionnaire};
-
-/// Flag value of a reliable cell.
-pub const RELIABLE: &str = "";
-/// Flag value of a cell to be used with caution (low reliability, SDMX `OBS_STATUS = U`).
-pub const CAUTION: &str = "caution";
-/// Flag value of a cell that must not be published (SDMX `OBS_STATUS = Q`).
-pub const SUPPRESSED: &str = "suppressed";
 
 /// The `[reliability]` table as written in `pipeline.toml`.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -271,8 +266,8 @@ impl RawReliability {
 /// The outcome of the rules for one cell.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Assessment {
-    /// `""`, `"caution"` or `"suppressed"`.
-    pub flag: &'static str,
+    /// The cell's flag.
+    pub flag: Flag,
     /// The rules that fired, `"; "`-separated, without numbers so that equal reasons group.
     pub reason: String,
 }
@@ -293,9 +288,9 @@ impl Collector {
     }
     fn finish(self) -> Assessment {
         let (flag, reasons) = if !self.suppress.is_empty() {
-            (SUPPRESSED, self.suppress)
+            (Flag::Suppressed, self.suppress)
         } else if !self.caution.is_empty() {
-            (CAUTION, self.caution)
+            (Flag::Caution, self.caution)
         } else {
             return Assessment::default();
         };
@@ -513,7 +508,7 @@ pub fn apply_reliability(
             .entry([
                 &r.indicator,
                 &r.weighting,
-                &r.variance,
+                r.variance.as_str(),
                 &r.domain_var,
                 &r.domain_value,
             ])
@@ -526,7 +521,7 @@ pub fn apply_reliability(
             let reference = idx
                 .iter()
                 .copied()
-                .find(|&i| rows[i].ci_method == "beta")
+                .find(|&i| rows[i].ci_method == CiMethod::Beta)
                 .unwrap_or(idx[0]);
             let r = &rows[reference];
             let (proportion, m) = info
@@ -550,17 +545,17 @@ pub fn apply_reliability(
     for (idx, a) in decisions {
         for i in idx {
             let r = &mut rows[i];
-            r.flag = a.flag.to_string();
+            r.flag = a.flag;
             r.flag_reason = a.reason.clone();
             if let Some(why) = undefined_reason(r, &info) {
-                if r.flag.is_empty() {
-                    r.flag = CAUTION.to_string();
+                if r.flag == Flag::Reliable {
+                    r.flag = Flag::Caution;
                     r.flag_reason = why;
                 } else {
                     r.flag_reason = format!("{}; {why}", r.flag_reason);
                 }
             }
-            if rules.suppress && a.flag == SUPPRESSED {
+            if rules.suppress && a.flag == Flag::Suppressed {
                 r.estimate = None;
                 r.se = None;
                 r.cv = None;
@@ -602,11 +597,14 @@ fn undefined_reason(r: &EstimateRow, info: &BTreeMap<&str, (bool, f64)>) -> Opti
     let p = estimate / multiplier;
     if proportion
         && (p <= 0.0 || p >= 1.0)
-        && matches!(r.ci_method.as_str(), "logit" | "xlogit" | "asin")
+        && matches!(
+            r.ci_method,
+            CiMethod::Logit | CiMethod::Xlogit | CiMethod::Asin
+        )
     {
         return Some(format!(
             "{} interval undefined at 0% or 100% (given as the point estimate)",
-            r.ci_method
+            r.ci_method.as_str()
         ));
     }
     None
@@ -643,7 +641,7 @@ mod tests {
             &rules(Preset::Nchs2017),
             &prop(0.5, 0.1, 0.3, 0.7, 500.0, 50.0),
         );
-        assert_eq!(a.flag, SUPPRESSED);
+        assert_eq!(a.flag, Flag::Suppressed);
         assert!(
             a.reason.contains("effective sample size < 30"),
             "{}",
@@ -655,7 +653,7 @@ mod tests {
     fn nchs_effective_n_is_capped_at_n() {
         let mut s = prop(0.5, 0.01, 0.48, 0.52, 25.0, 50.0);
         s.n_effective = Some(2500.0);
-        assert_eq!(assess(&rules(Preset::Nchs2017), &s).flag, SUPPRESSED);
+        assert_eq!(assess(&rules(Preset::Nchs2017), &s).flag, Flag::Suppressed);
     }
 
     #[test]
@@ -664,13 +662,16 @@ mod tests {
         // narrow interval: presented.
         assert_eq!(
             assess(&r, &prop(0.5, 0.01, 0.48, 0.52, 3000.0, 50.0)).flag,
-            RELIABLE
+            Flag::Reliable
         );
         // width 0.30 exactly: suppressed.
         let a = assess(&r, &prop(0.5, 0.02, 0.35, 0.65, 3000.0, 50.0));
         assert_eq!(
             (a.flag, a.reason.as_str()),
-            (SUPPRESSED, "nchs-2017: confidence interval width >= 0.30")
+            (
+                Flag::Suppressed,
+                "nchs-2017: confidence interval width >= 0.30"
+            )
         );
         // width 0.10 on p = 0.05: relative width 200 % > 130 %: suppressed.
         let a = assess(&r, &prop(0.05, 0.01, 0.01, 0.11, 3000.0, 50.0));
@@ -682,7 +683,7 @@ mod tests {
         );
         // width 0.10 on p = 0.95: the complement's relative width is 200 %: footnote only.
         let a = assess(&r, &prop(0.95, 0.01, 0.89, 0.99, 3000.0, 50.0));
-        assert_eq!(a.flag, CAUTION);
+        assert_eq!(a.flag, Flag::Caution);
         assert!(a.reason.contains("complement"), "{}", a.reason);
     }
 
@@ -692,15 +693,15 @@ mod tests {
         let a = assess(&r, &prop(0.5, 0.01, 0.48, 0.52, 3000.0, 7.0));
         assert_eq!(
             (a.flag, a.reason.as_str()),
-            (CAUTION, "nchs-2017: df < 8 (statistical review)")
+            (Flag::Caution, "nchs-2017: df < 8 (statistical review)")
         );
         let a = assess(&r, &prop(0.0, 0.0, 0.0, 0.01, 100.0, 50.0));
-        assert_eq!(a.flag, CAUTION);
+        assert_eq!(a.flag, Flag::Caution);
         assert!(a.reason.contains("0% or 100%"));
         // 0 % on fewer than 30 respondents: suppressed.
         assert_eq!(
             assess(&r, &prop(0.0, 0.0, 0.0, 0.1, 20.0, 50.0)).flag,
-            SUPPRESSED
+            Flag::Suppressed
         );
     }
 
@@ -709,21 +710,21 @@ mod tests {
         let r = rules(Preset::Nchs2017);
         let mut s = prop(2.0, 0.2, 1.6, 2.4, 29.0, 50.0);
         s.proportion = false;
-        assert_eq!(assess(&r, &s).flag, SUPPRESSED);
+        assert_eq!(assess(&r, &s).flag, Flag::Suppressed);
         s.n = 30.0;
-        assert_eq!(assess(&r, &s).flag, RELIABLE);
+        assert_eq!(assess(&r, &s).flag, Flag::Reliable);
         s.cv = Some(0.30);
-        assert_eq!(assess(&r, &s).flag, CAUTION);
+        assert_eq!(assess(&r, &s).flag, Flag::Caution);
     }
 
     #[test]
     fn eurostat_sample_size_limits() {
         let r = rules(Preset::Eurostat);
         let s = |n| prop(0.5, 0.01, 0.48, 0.52, n, 50.0);
-        assert_eq!(assess(&r, &s(19.0)).flag, SUPPRESSED);
-        assert_eq!(assess(&r, &s(20.0)).flag, CAUTION);
-        assert_eq!(assess(&r, &s(49.0)).flag, CAUTION);
-        assert_eq!(assess(&r, &s(50.0)).flag, RELIABLE);
+        assert_eq!(assess(&r, &s(19.0)).flag, Flag::Suppressed);
+        assert_eq!(assess(&r, &s(20.0)).flag, Flag::Caution);
+        assert_eq!(assess(&r, &s(49.0)).flag, Flag::Caution);
+        assert_eq!(assess(&r, &s(50.0)).flag, Flag::Reliable);
     }
 
     #[test]
@@ -732,33 +733,33 @@ mod tests {
         // p = 0.2: limit 0.2^(2/3)/9 = 0.03799.
         assert_eq!(
             assess(&r, &prop(0.2, 0.037, 0.1, 0.3, 60.0, 9.0)).flag,
-            RELIABLE
+            Flag::Reliable
         );
         assert_eq!(
             assess(&r, &prop(0.2, 0.039, 0.1, 0.3, 60.0, 9.0)).flag,
-            CAUTION
+            Flag::Caution
         );
         // p = 0.8 uses 1 - p.
         assert_eq!(
             assess(&r, &prop(0.8, 0.037, 0.7, 0.9, 60.0, 9.0)).flag,
-            RELIABLE
+            Flag::Reliable
         );
         assert_eq!(
             assess(&r, &prop(0.2, 0.01, 0.1, 0.3, 59.0, 9.0)).flag,
-            SUPPRESSED
+            Flag::Suppressed
         );
         assert_eq!(
             assess(&r, &prop(0.2, 0.01, 0.1, 0.3, 60.0, 8.0)).flag,
-            SUPPRESSED
+            Flag::Suppressed
         );
         let mut mean = prop(10.0, 1.0, 8.0, 12.0, 100.0, 20.0);
         mean.proportion = false;
         mean.cv = Some(0.15);
-        assert_eq!(assess(&r, &mean).flag, RELIABLE);
+        assert_eq!(assess(&r, &mean).flag, Flag::Reliable);
         mean.cv = Some(0.2);
-        assert_eq!(assess(&r, &mean).flag, CAUTION);
+        assert_eq!(assess(&r, &mean).flag, Flag::Caution);
         mean.cv = Some(0.31);
-        assert_eq!(assess(&r, &mean).flag, SUPPRESSED);
+        assert_eq!(assess(&r, &mean).flag, Flag::Suppressed);
     }
 
     #[test]
@@ -768,10 +769,10 @@ mod tests {
             cv: Some(cv),
             ..prop(0.5, 0.01, 0.48, 0.52, 100.0, 50.0)
         };
-        assert_eq!(assess(&r, &with_cv(0.165)).flag, RELIABLE);
-        assert_eq!(assess(&r, &with_cv(0.166)).flag, CAUTION);
-        assert_eq!(assess(&r, &with_cv(0.333)).flag, CAUTION);
-        assert_eq!(assess(&r, &with_cv(0.334)).flag, SUPPRESSED);
+        assert_eq!(assess(&r, &with_cv(0.165)).flag, Flag::Reliable);
+        assert_eq!(assess(&r, &with_cv(0.166)).flag, Flag::Caution);
+        assert_eq!(assess(&r, &with_cv(0.333)).flag, Flag::Caution);
+        assert_eq!(assess(&r, &with_cv(0.334)).flag, Flag::Suppressed);
     }
 
     #[test]
@@ -791,8 +792,8 @@ mod tests {
             df: Some(df),
             ..prop(0.5, 0.01, 0.48, 0.52, 100.0, 50.0)
         };
-        assert_eq!(assess(&r, &s(49.0, 0.1, 20.0)).flag, SUPPRESSED);
-        assert_eq!(assess(&r, &s(50.0, 0.31, 20.0)).flag, SUPPRESSED);
+        assert_eq!(assess(&r, &s(49.0, 0.1, 20.0)).flag, Flag::Suppressed);
+        assert_eq!(assess(&r, &s(50.0, 0.31, 20.0)).flag, Flag::Suppressed);
         assert_eq!(
             assess(&r, &s(50.0, 0.2, 20.0)).reason,
             "custom: CV above caution_cv"
@@ -801,7 +802,7 @@ mod tests {
             assess(&r, &s(50.0, 0.1, 7.0)).reason,
             "custom: df below min_df"
         );
-        assert_eq!(assess(&r, &s(50.0, 0.1, 20.0)).flag, RELIABLE);
+        assert_eq!(assess(&r, &s(50.0, 0.1, 20.0)).flag, Flag::Reliable);
     }
 
     #[test]

@@ -13,9 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use super::publish::PublicationConfigError;
-use super::reliability::{CAUTION, SUPPRESSED};
-use crate::estimate::{EstimateRow, TOTAL};
+use super::PublicationConfigError;
+use super::present::{ci_method_name, number};
+use crate::estimate::{EstimateRow, Flag, TOTAL};
 use crate::questionnaire::{IndicatorKind, Questionnaire};
 
 /// Dimensions of the SDG DSD, in the order of the SDG data flows, between `REPORTING_TYPE` and
@@ -358,13 +358,6 @@ impl SdmxConfig {
 /// One SDMX-CSV row (all fields as text, in [`header`] order).
 pub type SdmxRow = Vec<String>;
 
-/// Numbers in SDMX: up to 6 decimals, trailing zeros dropped.
-pub fn number(x: f64) -> String {
-    let s = format!("{x:.6}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" { "0".into() } else { s.into() }
-}
-
 /// Build the SDMX rows. Errors name a domain value without an SDG code.
 pub fn sdmx_rows(
     rows: &[EstimateRow],
@@ -377,11 +370,11 @@ pub fn sdmx_rows(
         .weighting
         .clone()
         .or_else(|| rows.first().map(|r| r.weighting.clone()));
-    let variance = rows.first().map(|r| r.variance.clone());
+    let variance = rows.first().map(|r| r.variance);
     let mut seen: BTreeSet<(String, String, String)> = BTreeSet::new();
     let mut out: Vec<(Vec<String>, SdmxRow)> = Vec::new();
     for r in rows {
-        if Some(&r.weighting) != weighting.as_ref() || Some(&r.variance) != variance.as_ref() {
+        if Some(&r.weighting) != weighting.as_ref() || Some(r.variance) != variance {
             continue;
         }
         let Some(code) = series.get(&r.indicator) else {
@@ -432,20 +425,20 @@ pub fn sdmx_rows(
                 .unwrap_or_else(|| "NUMBER".into())
         };
         let value = scale(r.estimate);
-        let status = match (value, r.flag.as_str()) {
-            (None, SUPPRESSED) => "Q",
+        let status = match (value, r.flag) {
+            (None, Flag::Suppressed) => "Q",
             (None, _) => "O",
-            (Some(_), "") => "A",
-            (Some(_), CAUTION | SUPPRESSED) => "U",
-            (Some(_), _) => "U",
+            (Some(_), Flag::Reliable) => "A",
+            // A suppressed cell still has a value when `suppress = false` keeps it.
+            (Some(_), Flag::Caution | Flag::Suppressed) => "U",
         };
         let fmt = |x: Option<f64>| x.map(number).unwrap_or_default();
         let mut comment = format!(
             "{}% CI, {}; weighting {}; {} variance",
             number(ci_level * 100.0),
-            ci_method_name(&r.ci_method),
+            ci_method_name(r.ci_method.as_str()),
             r.weighting,
-            r.variance
+            r.variance.as_str()
         );
         if !r.flag_reason.is_empty() {
             comment.push_str(&format!("; {}", r.flag_reason));
@@ -486,20 +479,6 @@ pub fn sdmx_rows(
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out.into_iter().map(|(_, r)| r).collect())
-}
-
-/// Readable name of an interval method.
-pub fn ci_method_name(method: &str) -> String {
-    match method {
-        "beta" => "Korn-Graubard (beta)".into(),
-        "logit" => "logit".into(),
-        "xlogit" => "logit (xlogit)".into(),
-        "mean" => "Wald, t quantile".into(),
-        "normal" => "Wald, normal quantile".into(),
-        "asin" => "arcsine square root".into(),
-        "wilson" => "Wilson".into(),
-        other => other.into(),
-    }
 }
 
 /// Render rows as SDMX-CSV text (RFC 4180 quoting).
@@ -570,13 +549,5 @@ dimensions = { sex = { dimension = "SEX", codes = { 1 = "M", 2 = "F" } } }
         ] {
             assert!(keys.iter().any(|x| x == k), "{k} not in {keys:?}");
         }
-    }
-
-    #[test]
-    fn numbers_are_compact() {
-        assert_eq!(number(12.5), "12.5");
-        assert_eq!(number(12.0), "12");
-        assert_eq!(number(0.1234564), "0.123456");
-        assert_eq!(number(-0.0000001), "0");
     }
 }

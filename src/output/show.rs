@@ -11,7 +11,8 @@ use arrow_array::{Array, RecordBatch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::OutputError;
-use crate::estimate::EstimateRow;
+use crate::estimate::ci::CiMethod;
+use crate::estimate::{EstimateRow, Flag, VarianceMethod};
 
 /// Which rows to print.
 #[derive(Debug, Clone, Default)]
@@ -87,25 +88,36 @@ pub fn read_estimates(path: &Path) -> Result<Vec<EstimateRow>, OutputError> {
             .cloned()
             .ok_or_else(|| err("column n_unweighted is not an integer".into()))?;
         let opt = |a: &arrow_array::Float64Array, i: usize| (!a.is_null(i)).then(|| a.value(i));
+        // These columns hold only the names cvsurvey writes; any other text is not its file.
+        let unknown = |name: &str, value: &str| {
+            err(format!(
+                "column {name} has \"{value}\", which cvsurvey does not write: not an estimates file of cvsurvey"
+            ))
+        };
         for i in 0..batch.num_rows() {
             rows.push(EstimateRow {
                 indicator: indicator.value(i).to_string(),
                 weighting: weighting.value(i).to_string(),
-                variance: variance.value(i).to_string(),
+                variance: VarianceMethod::from_name(variance.value(i))
+                    .ok_or_else(|| unknown("variance", variance.value(i)))?,
                 domain_var: domain_var.value(i).to_string(),
                 domain_value: domain_value.value(i).to_string(),
                 estimate: opt(&estimate, i),
                 se: opt(&se, i),
                 ci_low: opt(&ci_low, i),
                 ci_high: opt(&ci_high, i),
-                ci_method: ci_method.value(i).to_string(),
+                ci_method: ci_method
+                    .value(i)
+                    .parse::<CiMethod>()
+                    .map_err(|_| unknown("ci_method", ci_method.value(i)))?,
                 df: opt(&df, i),
                 cv: opt(&cv, i),
                 deff: opt(&deff, i),
                 n_unweighted: n_unweighted.value(i),
                 n_weighted: n_weighted.value(i),
                 n_effective: opt(&n_effective, i),
-                flag: flag.value(i).to_string(),
+                flag: Flag::from_name(flag.value(i))
+                    .ok_or_else(|| unknown("flag", flag.value(i)))?,
                 flag_reason: flag_reason.value(i).to_string(),
             });
         }
@@ -125,14 +137,17 @@ pub fn select<'a>(rows: &'a [EstimateRow], filter: &ShowFilter) -> Vec<&'a Estim
                 .domain
                 .as_ref()
                 .is_none_or(|d| r.domain_var == crate::estimate::TOTAL || *d == r.domain_var)
-            && filter.ci.as_ref().is_none_or(|c| *c == r.ci_method);
+            && filter
+                .ci
+                .as_ref()
+                .is_none_or(|c| *c == r.ci_method.as_str());
         if !wanted {
             continue;
         }
         let estimate = (
             &r.indicator,
             &r.weighting,
-            &r.variance,
+            r.variance.as_str(),
             &r.domain_var,
             &r.domain_value,
         );
@@ -173,23 +188,28 @@ pub fn table(rows: &[&EstimateRow]) -> String {
             };
             let ci = match (r.ci_low, r.ci_high) {
                 (Some(l), Some(h)) => {
-                    format!("[{}, {}] {}", number(Some(l)), number(Some(h)), r.ci_method)
+                    format!(
+                        "[{}, {}] {}",
+                        number(Some(l)),
+                        number(Some(h)),
+                        r.ci_method.as_str()
+                    )
                 }
-                _ => format!("- {}", r.ci_method),
+                _ => format!("- {}", r.ci_method.as_str()),
             };
             let cv =
                 r.cv.map_or("-".to_string(), |c| format!("{:.1}%", 100.0 * c));
             [
                 r.indicator.clone(),
                 r.weighting.clone(),
-                r.variance.clone(),
+                r.variance.as_str().to_string(),
                 domain,
                 number(r.estimate),
                 ci,
                 number(r.se),
                 cv,
                 r.n_unweighted.to_string(),
-                r.flag.clone(),
+                r.flag.as_str().to_string(),
             ]
         })
         .collect();
@@ -271,21 +291,21 @@ mod tests {
         EstimateRow {
             indicator: indicator.into(),
             weighting: "design".into(),
-            variance: "taylor".into(),
+            variance: VarianceMethod::Taylor,
             domain_var: domain.0.into(),
             domain_value: domain.1.into(),
             estimate: Some(estimate),
             se: Some(0.01),
             ci_low: Some(estimate - 0.02),
             ci_high: Some(estimate + 0.02),
-            ci_method: ci.into(),
+            ci_method: ci.parse().expect("interval method"),
             df: Some(10.0),
             cv: Some(0.01 / estimate),
             deff: None,
             n_unweighted: 120,
             n_weighted: 1000.0,
             n_effective: None,
-            flag: String::new(),
+            flag: Flag::Reliable,
             flag_reason: String::new(),
         }
     }
@@ -302,7 +322,7 @@ mod tests {
         ];
         let all = select(&rows, &ShowFilter::default());
         assert_eq!(all.len(), 4, "first interval method of each estimate");
-        assert!(all.iter().all(|r| r.ci_method == "logit"));
+        assert!(all.iter().all(|r| r.ci_method == CiMethod::Logit));
         let filter = ShowFilter {
             indicator: Some("a".into()),
             domain: Some("sex".into()),
@@ -325,5 +345,17 @@ mod tests {
         // Columns line up: the estimate column ends at the same place on every line.
         let end = |l: &str| l.find("0.2500").or(l.find("0.3000")).map(|p| p + 6);
         assert_eq!(end(lines[1]), end(lines[2]), "{text}");
+    }
+
+    #[test]
+    fn flags_and_variance_methods_read_back_as_written() {
+        for flag in Flag::ALL {
+            assert_eq!(Flag::from_name(flag.as_str()), Some(flag));
+        }
+        for (method, _) in VarianceMethod::ALL {
+            assert_eq!(VarianceMethod::from_name(method.as_str()), Some(method));
+        }
+        assert_eq!(Flag::from_name("Caution"), None);
+        assert_eq!(VarianceMethod::from_name("jackknife"), None);
     }
 }

@@ -14,11 +14,14 @@ use rust_xlsxwriter::{
     Color, DocProperties, ExcelDateTime, Format, FormatAlign, FormatBorder, Workbook,
 };
 
-use super::publish::{PublicationConfig, PublicationContext, source_date_epoch};
-use super::reliability::{CAUTION, SUPPRESSED};
+use super::context::{PublicationContext, source_date_epoch};
+use super::present::{
+    ci_method_name, display_scale, domain_labels, number, table_rows, variance_name,
+};
+use super::settings::PublicationConfig;
 use super::spreadsheet_safe;
-use crate::estimate::{ContrastRow, EstimateRow, TOTAL};
-use crate::questionnaire::{Indicator, IndicatorKind, Questionnaire};
+use crate::estimate::{ContrastRow, EstimateRow, Flag, TOTAL};
+use crate::questionnaire::{Indicator, IndicatorKind};
 
 /// A cell's value.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,77 +167,18 @@ fn sheet_name(id: &str, taken: &mut Vec<String>) -> String {
     name
 }
 
-/// Label of a domain variable and of one of its values, from the questionnaire.
-pub fn domain_labels(q: &Questionnaire, var: &str, value: &str) -> (String, String) {
-    if var == TOTAL {
-        return ("Total".into(), "Total".into());
-    }
-    let (label, codes) = match (q.variable(var), q.derived_variable(var)) {
-        (Some(v), _) => (v.label.clone(), v.codes.as_slice()),
-        (None, Some(d)) => (d.label.clone(), d.codes.as_slice()),
-        (None, None) => (var.to_string(), &[][..]),
-    };
-    let value_label = codes
-        .iter()
-        .find(|c| c.code == value)
-        .map(|c| c.label.clone())
-        .unwrap_or_else(|| value.to_string());
-    (label, value_label)
-}
-
-/// How an indicator's numbers are shown: the factor applied to estimate and SE, the unit text
-/// and the number style.
-pub fn display_scale(ind: Option<&Indicator>) -> (f64, String, Style) {
-    match ind {
-        Some(i) if i.kind == IndicatorKind::Proportion => {
-            let m = if i.multiplier != 0.0 {
-                i.multiplier
-            } else {
-                1.0
-            };
-            (100.0 / m, "%".into(), Style::Dec1)
-        }
-        Some(i) => (
-            1.0,
-            i.unit.clone().unwrap_or_default(),
-            if i.kind == IndicatorKind::Total {
-                Style::Int
-            } else {
-                Style::Dec2
-            },
-        ),
-        None => (1.0, String::new(), Style::Dec2),
-    }
-}
-
-/// The cells shown in tables: for each indicator × weighting × domain, the first row (first
-/// variance method, first interval method).
-pub fn table_rows(rows: &[EstimateRow]) -> Vec<&EstimateRow> {
-    let variance = rows.first().map(|r| r.variance.as_str());
-    let mut seen = std::collections::HashSet::new();
-    rows.iter()
-        .filter(|r| Some(r.variance.as_str()) == variance)
-        .filter(|r| {
-            seen.insert((
-                r.indicator.as_str(),
-                r.weighting.as_str(),
-                r.domain_var.as_str(),
-                r.domain_value.as_str(),
-            ))
-        })
-        .collect()
-}
-
-/// Readable variance method.
-pub fn variance_name(v: &str) -> String {
-    match v {
-        "taylor" => "Taylor linearization".into(),
-        other => other.into(),
+/// The number style of an indicator's estimates: one decimal for percentages, whole numbers
+/// for totals, two decimals otherwise.
+fn number_style(ind: Option<&Indicator>) -> Style {
+    match ind.map(|i| i.kind) {
+        Some(IndicatorKind::Proportion) => Style::Dec1,
+        Some(IndicatorKind::Total) => Style::Int,
+        _ => Style::Dec2,
     }
 }
 
 fn fmt_level(level: f64) -> String {
-    super::sdmx::number(level * 100.0)
+    number(level * 100.0)
 }
 
 fn cover(rows: &[EstimateRow], ctx: &PublicationContext<'_>, cfg: &PublicationConfig) -> Sheet {
@@ -301,7 +245,7 @@ fn cover(rows: &[EstimateRow], ctx: &PublicationContext<'_>, cfg: &PublicationCo
             fmt_level(ctx.ci_level),
             ctx.ci_methods
                 .iter()
-                .map(|m| super::sdmx::ci_method_name(m))
+                .map(|m| ci_method_name(m))
                 .collect::<Vec<_>>()
                 .join(", "),
             ctx.domain_df
@@ -338,7 +282,8 @@ fn indicator_sheet(
 ) -> Sheet {
     let q = ctx.questionnaire;
     let ind = q.indicator(id);
-    let (factor, unit, num_style) = display_scale(ind);
+    let (factor, unit) = display_scale(ind);
+    let num_style = number_style(ind);
     let mut b = SheetBuilder::new(name, vec![34.0, 12.0, 12.0, 12.0, 11.0, 9.0, 12.0, 16.0]);
     b.line(ind.map_or(id, |i| i.label.as_str()), Style::Title);
     let mut about = format!("Indicator {id}");
@@ -368,8 +313,8 @@ fn indicator_sheet(
                 &format!(
                     "Weighting: {}; {}; interval: {}",
                     r.weighting,
-                    variance_name(&r.variance),
-                    super::sdmx::ci_method_name(&r.ci_method)
+                    variance_name(r.variance.as_str()),
+                    ci_method_name(r.ci_method.as_str())
                 ),
                 Style::Note,
             );
@@ -403,10 +348,10 @@ fn indicator_sheet(
                 b.line(&label, Style::Label);
             }
         }
-        let fill = match r.flag.as_str() {
-            SUPPRESSED => Fill::Suppressed,
-            CAUTION => Fill::Caution,
-            _ => Fill::None,
+        let fill = match r.flag {
+            Flag::Suppressed => Fill::Suppressed,
+            Flag::Caution => Fill::Caution,
+            Flag::Reliable => Fill::None,
         };
         let (_, value_label) = domain_labels(q, &r.domain_var, &r.domain_value);
         // The label is made safe before it is indented: "  =..." would slip past the check.
@@ -445,7 +390,7 @@ fn indicator_sheet(
             Style::Int,
             fill,
         );
-        if !r.flag.is_empty() {
+        if r.flag != Flag::Reliable {
             let next = footnotes.len() + 1;
             let k = *footnotes.entry(r.flag_reason.clone()).or_insert_with(|| {
                 order.push(r.flag_reason.clone());
@@ -453,7 +398,7 @@ fn indicator_sheet(
             });
             b.put(
                 7,
-                CellValue::Text(format!("{} ({k})", r.flag)),
+                CellValue::Text(format!("{} ({k})", r.flag.as_str())),
                 Style::Text,
                 fill,
             );
@@ -546,7 +491,8 @@ fn changes_sheet(name: String, rows: &[ContrastRow], ctx: &PublicationContext<'_
     b.sheet.freeze_below = Some(b.row);
     for r in rows {
         let ind = q.indicator(&r.indicator);
-        let (factor, unit, num_style) = display_scale(ind);
+        let (factor, unit) = display_scale(ind);
+        let num_style = number_style(ind);
         let within = if r.within_var == TOTAL {
             "Total".to_string()
         } else {
@@ -566,7 +512,7 @@ fn changes_sheet(name: String, rows: &[ContrastRow], ctx: &PublicationContext<'_
             Style::Text,
         );
         b.text(2, &r.weighting, Style::Text);
-        b.text(3, &variance_name(&r.variance), Style::Text);
+        b.text(3, &variance_name(r.variance.as_str()), Style::Text);
         b.text(4, &within, Style::Text);
         let number = |b: &mut SheetBuilder, col: u16, x: Option<f64>, style: Style| match x {
             Some(v) => b.put(col, CellValue::Number(v), style, Fill::None),
@@ -605,7 +551,7 @@ pub fn model_text(sheets: &[Sheet]) -> String {
             let value = match &c.value {
                 CellValue::Text(t) if t.is_empty() => continue,
                 CellValue::Text(t) => t.clone(),
-                CellValue::Number(x) => super::sdmx::number(*x),
+                CellValue::Number(x) => number(*x),
             };
             let fill = match c.fill {
                 Fill::None => "",

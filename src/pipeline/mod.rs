@@ -731,7 +731,7 @@ fn stage_outputs(c: &Computed, comparison: bool) -> Result<StagedFiles, Pipeline
         if c.pipeline
             .publication
             .formats
-            .contains(&crate::output::publish::Format::Csv)
+            .contains(&crate::output::settings::Format::Csv)
         {
             let path = dir.join("contrasts.csv");
             crate::output::contrasts::write_csv(&mut staged, &path, &c.contrasts)?;
@@ -807,8 +807,8 @@ fn write_weights_file(
 fn publication_context(
     c: &Computed,
     provenance: Vec<(String, String)>,
-) -> crate::output::publish::PublicationContext<'_> {
-    use crate::output::publish::{
+) -> crate::output::context::PublicationContext<'_> {
+    use crate::output::context::{
         CalibrationFit, DesignSummary, PublicationContext, SchemeSummary,
     };
     let p = &c.pipeline;
@@ -1150,12 +1150,12 @@ impl RunReport {
             let mut by_method: Vec<(&str, f64, f64)> = Vec::new();
             for r in self.estimates.iter().filter(|r| r.domain_var == TOTAL) {
                 let Some(d) = r.df else { continue };
-                match by_method.iter_mut().find(|m| m.0 == r.variance) {
+                match by_method.iter_mut().find(|m| m.0 == r.variance.as_str()) {
                     Some(m) => {
                         m.1 = m.1.min(d);
                         m.2 = m.2.max(d);
                     }
-                    None => by_method.push((&r.variance, d, d)),
+                    None => by_method.push((r.variance.as_str(), d, d)),
                 }
             }
             let df_text = if by_method.iter().all(|&(_, lo, hi)| lo == df && hi == df) {
@@ -1211,13 +1211,13 @@ impl RunReport {
             }
         }
         if !self.estimates.is_empty() {
-            let count = |flag: &str| self.estimates.iter().filter(|r| r.flag == flag).count();
+            let count = |flag| self.estimates.iter().filter(|r| r.flag == flag).count();
             let (preset, blanks) = &self.reliability;
-            let suppressed = count(crate::output::reliability::SUPPRESSED);
+            let suppressed = count(crate::estimate::Flag::Suppressed);
             let _ = writeln!(
                 s,
                 "flags     {preset}: {} of {} rows caution, {suppressed} suppressed{}",
-                count(crate::output::reliability::CAUTION),
+                count(crate::estimate::Flag::Caution),
                 self.estimates.len(),
                 if *blanks {
                     " (blanked)"

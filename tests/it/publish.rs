@@ -6,13 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use cvsurvey::config::Pipeline;
-use cvsurvey::estimate::EstimateRow;
+use cvsurvey::estimate::{EstimateRow, Flag};
 use cvsurvey::output::OutputFolder;
-use cvsurvey::output::publish::{
-    DesignSummary, PublicationConfig, PublicationContext, RawPublication, SchemeSummary,
-    write_publication,
-};
+use cvsurvey::output::context::{DesignSummary, PublicationContext, SchemeSummary};
+use cvsurvey::output::publish::write_publication;
 use cvsurvey::output::reliability::apply_reliability;
+use cvsurvey::output::settings::{PublicationConfig, RawPublication};
 use cvsurvey::pipeline::{RunOptions, RunReport};
 use cvsurvey::questionnaire::Questionnaire;
 
@@ -181,8 +180,8 @@ fn reliability_flags_every_row_and_suppression_keeps_rows() {
             ["", "caution", "suppressed"].contains(&r.flag.as_str()),
             "{r:?}"
         );
-        assert_eq!(r.flag.is_empty(), r.flag_reason.is_empty(), "{r:?}");
-        if r.flag == "suppressed" {
+        assert_eq!(r.flag == Flag::Reliable, r.flag_reason.is_empty(), "{r:?}");
+        if r.flag == Flag::Suppressed {
             assert!(r.estimate.is_none() && r.se.is_none() && r.ci_low.is_none());
             assert!(r.flag_reason.starts_with("nchs-2017: "), "{r:?}");
         }
@@ -198,7 +197,7 @@ fn reliability_flags_every_row_and_suppression_keeps_rows() {
         "{by_flag:?}"
     );
     // One decision per cell whatever the interval method.
-    let mut cells: BTreeMap<(String, String, String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut cells: BTreeMap<(String, String, String, String), BTreeSet<Flag>> = BTreeMap::new();
     for r in &rows {
         cells
             .entry((
@@ -208,7 +207,7 @@ fn reliability_flags_every_row_and_suppression_keeps_rows() {
                 r.domain_value.clone(),
             ))
             .or_default()
-            .insert(r.flag.clone());
+            .insert(r.flag);
     }
     assert!(cells.values().all(|f| f.len() == 1));
 }
