@@ -18,6 +18,9 @@
 # table); R_REPLICATES=200 measures R's 200 replicates directly (about 40 minutes at 1M rows).
 # cvsurvey and svy are run RUNS times (default 3) and the median wall time is reported (with the
 # largest peak memory); R, whose runs take minutes, once.
+# Job "contrasts" (cvsurvey only, JOBS=contrasts): the Taylor job again with 10 [[contrast]] x
+# 11 indicators (no `within`), and with `within` on 4 of them (616 contrast rows), against the
+# same job without contrasts.
 # Environment: ROWS (1000000), SEED (7), WORK (target/compare), CVSURVEY (the binary, default
 # target/release/cvsurvey), JOBS ("taylor replicate"), R_REPLICATES (10), RUNS (3), SKIP_R=1.
 set -euo pipefail
@@ -112,9 +115,33 @@ BARE=$(cd "$ROOT" && cargo bench -q --bench bare_read -- "$STEM.parquet" "$COLUM
 echo "bare read of the Parquet columns: ${BARE:-n/a} s"
 [ -n "$BARE" ] && printf 'floor\tbare_read\t%s\tNaN\t%s\n' "$BARE" "parquet crate, all columns, in-process" >>"$TIMES"
 
+# The 10 contrasts of the "contrasts" job; WITHIN=1 adds `within` to four of them.
+contrast_tables() {
+  local w=${1:-0}
+  add() { printf '[[contrast]]\nname = "%s"\nindicators = ["*"]\nby = "%s"\ncompare = ["%s", "%s"]\nwithin = [%s]\n' "$1" "$2" "$3" "$4" "$([ "$w" = 1 ] && echo "$5")"; }
+  add gap sex 2 1 '"region"'
+  add urban_rural urban 1 2 '"sex"'
+  add young_old age_group 1 4 ''
+  add age12 age_group 1 2 ''
+  add age13 age_group 1 3 ''
+  add age23 age_group 2 3 ''
+  add age24 age_group 2 4 ''
+  add age34 age_group 3 4 '"sex"'
+  add r1r2 region R01 R02 ''
+  add r3r4 region R03 R04 '"urban"'
+}
+
 for job in $JOBS; do
   echo "job $job"
-  if [ "$job" = taylor ]; then
+  if [ "$job" = contrasts ]; then
+    base=$'[[weighting]]\nname = "design"\n[variance]\nmethod = "taylor"'
+    cfg=$(config taylor "$base")
+    measure_runs "$RUNS" contrasts_none cvsurvey "no contrasts" "$CVSURVEY" run "$cfg" || true
+    cfg=$(config contrasts_plain "$base"); contrast_tables 0 >>"$cfg"
+    measure_runs "$RUNS" contrasts_plain cvsurvey "10 contrasts x 11 indicators" "$CVSURVEY" run "$cfg" || true
+    cfg=$(config contrasts_within "$base"); contrast_tables 1 >>"$cfg"
+    measure_runs "$RUNS" contrasts_within cvsurvey "the same, 4 with within" "$CVSURVEY" run "$cfg" || true
+  elif [ "$job" = taylor ]; then
     cfg=$(config taylor $'[[weighting]]\nname = "design"\n[variance]\nmethod = "taylor"')
     measure_runs "$RUNS" taylor cvsurvey "" "$CVSURVEY" run --timings "$cfg" || true
     [ $have_svy = 1 ] && { measure_runs "$RUNS" taylor svy "" python3 "$HERE/job_svy.py" taylor "$STEM.parquet" "$STEM.margins.csv" "$WORK/svy_taylor.csv" || true; }

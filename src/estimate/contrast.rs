@@ -86,8 +86,24 @@ pub(super) struct ContrastPair {
 /// first-stage PSU (single-stage designs) or one score per design row (multistage).
 #[derive(Debug, Clone)]
 pub(super) enum KeptScore {
-    PsuTotals(Vec<f64>),
+    /// The non-zero PSU totals (PSU, total), in PSU order: a domain of one region touches few
+    /// of the design's PSUs (a calibrated scheme's residuals touch them all).
+    PsuTotals(Vec<(u32, f64)>),
     Rows(Vec<f64>),
+}
+
+impl KeptScore {
+    /// Kept PSU totals of a dense vector by PSU.
+    pub(super) fn psu_totals(totals: &[f64]) -> KeptScore {
+        KeptScore::PsuTotals(
+            totals
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| **t != 0.0)
+                .map(|(p, &t)| (p as u32, t))
+                .collect(),
+        )
+    }
 }
 
 /// A statistic kept for contrasts: its estimate (before the multiplier) and score.
@@ -193,9 +209,18 @@ pub(super) fn taylor_variance(
 ) -> Result<f64, String> {
     let diff = |x: &[f64], y: &[f64]| -> Vec<f64> { x.iter().zip(y).map(|(p, q)| p - q).collect() };
     match (a, b) {
-        (KeptScore::PsuTotals(x), KeptScore::PsuTotals(y)) => design
-            .variance_from_psu_totals(&diff(x, y), None)
-            .map_err(|e| e.to_string()),
+        (KeptScore::PsuTotals(x), KeptScore::PsuTotals(y)) => {
+            let mut totals = vec![0.0; design.n_psu()];
+            for &(p, t) in x {
+                totals[p as usize] += t;
+            }
+            for &(p, t) in y {
+                totals[p as usize] -= t;
+            }
+            design
+                .variance_from_psu_totals(&totals, None)
+                .map_err(|e| e.to_string())
+        }
         (KeptScore::Rows(x), KeptScore::Rows(y)) => design
             .variance(&diff(x, y), None)
             .map_err(|e| e.to_string()),

@@ -267,27 +267,35 @@ struct Breakdown {
 /// labelled `a:b`, ordered by the first breakdown's value, then the second's.
 fn cross(a: &Breakdown, b: &Breakdown) -> Breakdown {
     let kb = b.labels.len();
-    let pair = |r: usize| match (a.of_row[r], b.of_row[r]) {
-        (Some(i), Some(j)) => Some(i as usize * kb + j as usize),
-        _ => None,
-    };
-    let mut present = vec![false; a.labels.len() * kb];
-    for r in 0..a.of_row.len() {
-        if let Some(ij) = pair(r) {
-            present[ij] = true;
+    // One pass: the pair's position in the a × b table, or none.
+    let pair: Vec<u32> = a
+        .of_row
+        .iter()
+        .zip(&b.of_row)
+        .map(|(i, j)| match (i, j) {
+            (Some(i), Some(j)) => *i * kb as u32 + *j,
+            _ => u32::MAX,
+        })
+        .collect();
+    let mut index = vec![u32::MAX; a.labels.len() * kb];
+    for &ij in &pair {
+        if ij != u32::MAX {
+            index[ij as usize] = 0;
         }
     }
-    let mut index = vec![u32::MAX; present.len()];
     let mut labels = Vec::new();
-    for (ij, _) in present.iter().enumerate().filter(|(_, p)| **p) {
-        index[ij] = labels.len() as u32;
-        labels.push(format!("{}:{}", a.labels[ij / kb], b.labels[ij % kb]));
+    for (ij, slot) in index.iter_mut().enumerate() {
+        if *slot == 0 {
+            *slot = labels.len() as u32;
+            labels.push(format!("{}:{}", a.labels[ij / kb], b.labels[ij % kb]));
+        }
     }
     Breakdown {
         var: contrast::cross_name(&a.var, &b.var),
         labels,
-        of_row: (0..a.of_row.len())
-            .map(|r| pair(r).map(|ij| index[ij]))
+        of_row: pair
+            .iter()
+            .map(|&ij| (ij != u32::MAX).then(|| index[ij as usize]))
             .collect(),
         published: false,
     }
@@ -1330,7 +1338,7 @@ fn grouped_domain_stats(
                         deff: None,
                         n_weighted: sw[d],
                         beta_nrow: f64::NAN,
-                        kept: Some(KeptScore::PsuTotals(totals.clone())),
+                        kept: Some(KeptScore::psu_totals(&totals)),
                     };
                     out.push(Some(Ok((stats, count[d]))));
                     continue;
@@ -1386,7 +1394,7 @@ fn grouped_domain_stats(
                 count[d] as f64
             },
             kept: (replicated.is_none() && keep.is_some_and(|k| k[d]))
-                .then(|| KeptScore::PsuTotals(totals.clone())),
+                .then(|| KeptScore::psu_totals(&totals)),
         };
         out.push(Some(Ok((stats, count[d]))));
     }

@@ -94,11 +94,7 @@ pub fn replicate_estimates(weights: &[f64], stats: &[Statistic<'_>]) -> Vec<f64>
                     }
                 }
             }
-            match s.kind {
-                IndicatorKind::Mean | IndicatorKind::Proportion => swy / sw,
-                IndicatorKind::Total => swy,
-                IndicatorKind::Ratio => swy / swx,
-            }
+            crate::estimate::estimator::point(s.kind, sw, swy, swx)
         })
         .collect()
 }
