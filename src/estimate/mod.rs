@@ -412,7 +412,7 @@ fn estimate_with(
         .collect();
     progress.start("estimate", tasks.len().try_into().unwrap_or(u64::MAX));
     let prepared = prepare(req)?;
-    let per_scheme: Vec<(f64, Option<FineCells>)> = req
+    let per_scheme: Vec<SchemeCells> = req
         .schemes
         .par_iter()
         .zip(&sums)
@@ -440,7 +440,7 @@ fn estimate_with(
             } else {
                 None
             };
-            (full_df, fine)
+            SchemeCells { full_df, fine }
         })
         .collect();
     let blocks: Vec<Block> = tasks
@@ -457,14 +457,14 @@ fn estimate_with(
                 sums[s].as_ref(),
                 // Uncalibrated schemes share the request's fine cells.
                 if req.schemes[s].calibrated {
-                    per_scheme[s].1.as_ref()
+                    per_scheme[s].fine.as_ref()
                 } else {
                     prepared
                         .fine
                         .as_ref()
                         .filter(|_| grouped_residuals && req.design.n_stages() == 1)
                 },
-                per_scheme[s].0,
+                per_scheme[s].full_df,
             );
             progress.advance(1);
             block
@@ -484,7 +484,7 @@ fn taylor_contrasts(
     prepared: &Prepared,
     tasks: &[(usize, usize)],
     blocks: &[Block],
-    per_scheme: &[(f64, Option<FineCells>)],
+    per_scheme: &[SchemeCells],
 ) -> Result<Vec<ContrastRow>, EstimateError> {
     let mut out = Vec::new();
     for (c, spec) in req.contrasts.iter().enumerate() {
@@ -512,7 +512,7 @@ fn taylor_contrasts(
                         multiplier: ind.multiplier,
                         weighting: &scheme.name,
                         variance: req.variance,
-                        df: per_scheme[s].0,
+                        df: per_scheme[s].full_df,
                         level: req.level,
                     };
                     let row = match (kept(pair.first), kept(pair.second)) {
@@ -598,6 +598,15 @@ pub fn replicate_contrasts(
         }
     }
     out
+}
+
+/// What the Taylor blocks of one scheme share.
+struct SchemeCells {
+    /// R's degf() of the design over the rows with non-zero weight.
+    full_df: f64,
+    /// Fine cells with the calibration cell in the key (calibrated schemes whose residuals
+    /// are taken on sums); uncalibrated schemes use the request's.
+    fine: Option<FineCells>,
 }
 
 /// Rows of one indicator × scheme, and the scores kept for contrasts (by statistic).

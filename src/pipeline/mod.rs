@@ -166,6 +166,8 @@ pub struct RunReport {
     pub schemes: Vec<(String, WeightSummary)>,
     /// Estimates produced (empty for `validate`).
     pub estimates: Vec<EstimateRow>,
+    /// Contrast rows (`contrasts.parquet`), empty without `[[contrast]]`.
+    pub contrasts: Vec<ContrastRow>,
     /// Files written.
     pub files: Vec<PathBuf>,
     /// Non-fatal findings of weighting and replicate stages (calibration kept with `force`,
@@ -1000,6 +1002,7 @@ fn finish(c: Computed, files: Vec<PathBuf>) -> RunReport {
         ingested,
         schemes,
         estimates,
+        contrasts,
         warnings,
         ..
     } = c;
@@ -1013,6 +1016,7 @@ fn finish(c: Computed, files: Vec<PathBuf>) -> RunReport {
         files,
     );
     report.warnings.extend(warnings);
+    report.contrasts = contrasts;
     report
 }
 
@@ -1087,6 +1091,7 @@ fn report(
             .map(|s| (s.name.clone(), WeightSummary::of(&s.weights)))
             .collect(),
         estimates,
+        contrasts: Vec::new(),
         files,
         row_number_ids: p.data.id.is_none(),
         reliability: (
@@ -1226,6 +1231,25 @@ impl RunReport {
                 } else {
                     ""
                 }
+            );
+        }
+        if !self.contrasts.is_empty() {
+            let mut names: Vec<&str> = Vec::new();
+            for r in &self.contrasts {
+                if !names.contains(&r.contrast.as_str()) {
+                    names.push(&r.contrast);
+                }
+            }
+            let significant = self
+                .contrasts
+                .iter()
+                .filter(|r| r.p_value.is_some_and(|p| p < 0.05))
+                .count();
+            let _ = writeln!(
+                s,
+                "contrasts {} rows ({}); {significant} with p < 0.05",
+                self.contrasts.len(),
+                names.join(", ")
             );
         }
         for w in &self.warnings {
