@@ -487,65 +487,74 @@ fn taylor_contrasts(
     per_scheme: &[SchemeCells],
 ) -> Result<Vec<ContrastRow>, EstimateError> {
     let mut out = Vec::new();
-    for (c, spec) in req.contrasts.iter().enumerate() {
-        for id in &spec.indicators {
-            for (s, scheme) in req.schemes.iter().enumerate() {
-                for pair in prepared
-                    .pairs
+    // The pairs come in contrast, indicator, level order: a chunk per (contrast, indicator).
+    for chunk in prepared
+        .pairs
+        .chunk_by(|a, b| (a.contrast, a.indicator) == (b.contrast, b.indicator))
+    {
+        for (s, scheme) in req.schemes.iter().enumerate() {
+            for pair in chunk {
+                let Some(block) = tasks
                     .iter()
-                    .filter(|p| p.contrast == c && &req.indicators[p.indicator].id == id)
-                {
-                    let i = pair.indicator;
-                    let Some(block) = tasks.iter().position(|&t| t == (i, s)).map(|t| &blocks[t])
-                    else {
-                        continue;
-                    };
-                    let kept = |stat: Option<usize>| {
-                        stat.and_then(|k| block.kept.iter().find(|(at, _)| *at == k))
-                            .map(|(_, kept)| kept)
-                    };
-                    let ind = req.indicators[i];
-                    let context = contrast::RowContext {
-                        spec,
-                        pair,
-                        indicator: &ind.id,
-                        multiplier: ind.multiplier,
-                        weighting: &scheme.name,
-                        variance: req.variance,
-                        df: per_scheme[s].full_df,
-                        level: req.level,
-                    };
-                    let row = match (kept(pair.first), kept(pair.second)) {
-                        (Some(a), Some(b)) => {
-                            let variance = if a.estimate.is_finite() && b.estimate.is_finite() {
-                                contrast::taylor_variance(req.design, &a.score, &b.score).map_err(
-                                    |message| EstimateError::Contrast {
-                                        contrast: spec.name.clone(),
-                                        message: format!(
-                                            "indicator {}, weighting {}: {message}",
-                                            ind.id, scheme.name
-                                        ),
-                                    },
-                                )?
-                            } else {
-                                f64::NAN
-                            };
-                            contrast::row(&context, Some((a.estimate, b.estimate)), variance)
-                        }
-                        _ => contrast::row(&context, None, f64::NAN),
-                    };
-                    out.push(row);
-                }
+                    .position(|&t| t == (pair.indicator, s))
+                    .map(|t| &blocks[t])
+                else {
+                    continue;
+                };
+                let kept = |stat: Option<usize>| {
+                    stat.and_then(|k| block.kept.iter().find(|(at, _)| *at == k))
+                        .map(|(_, kept)| kept)
+                };
+                let context = contrast_context(req, pair, scheme, per_scheme[s].full_df);
+                let row = match (kept(pair.first), kept(pair.second)) {
+                    (Some(a), Some(b)) if a.estimate.is_finite() && b.estimate.is_finite() => {
+                        let variance = contrast::taylor_variance(req.design, &a.score, &b.score)
+                            .map_err(|message| EstimateError::Contrast {
+                                contrast: context.spec.name.clone(),
+                                message: format!(
+                                    "indicator {}, weighting {}: {message}",
+                                    context.indicator, scheme.name
+                                ),
+                            })?;
+                        contrast::row(&context, Some((a.estimate, b.estimate)), variance)
+                    }
+                    (Some(a), Some(b)) => {
+                        contrast::row(&context, Some((a.estimate, b.estimate)), f64::NAN)
+                    }
+                    _ => contrast::row(&context, None, f64::NAN),
+                };
+                out.push(row);
             }
         }
     }
     Ok(out)
 }
 
+/// What a contrast row of `pair` under `scheme` shows besides its numbers.
+fn contrast_context<'a>(
+    req: &'a EstimationRequest<'a>,
+    pair: &'a ContrastPair,
+    scheme: &'a Scheme,
+    df: f64,
+) -> contrast::RowContext<'a> {
+    let ind = req.indicators[pair.indicator];
+    contrast::RowContext {
+        spec: &req.contrasts[pair.contrast],
+        pair,
+        indicator: &ind.id,
+        multiplier: ind.multiplier,
+        weighting: &scheme.name,
+        variance: req.variance,
+        df,
+        level: req.level,
+    }
+}
+
 /// Contrast rows of one scheme whose variances come from replicates: `full` and `replicates`
 /// are every statistic's full-sample and replicate estimates in [`point_estimates`] order
 /// (`n_rep` replicates per statistic, statistic after statistic); `variance` is the method's
-/// replicate variance formula and `df` the df of the whole replicate design.
+/// replicate variance formula and `df` the df of the whole replicate design. In contrast,
+/// indicator, level order.
 #[allow(clippy::too_many_arguments)]
 pub fn replicate_contrasts(
     req: &EstimationRequest<'_>,
@@ -562,42 +571,31 @@ pub fn replicate_contrasts(
         .iter()
         .map(|b| b.labels.len())
         .sum::<usize>();
-    let mut out = Vec::new();
-    for (c, spec) in req.contrasts.iter().enumerate() {
-        for id in &spec.indicators {
-            for pair in prepared
-                .pairs
-                .iter()
-                .filter(|p| p.contrast == c && &req.indicators[p.indicator].id == id)
-            {
-                let ind = req.indicators[pair.indicator];
-                let context = contrast::RowContext {
-                    spec,
-                    pair,
-                    indicator: &ind.id,
-                    multiplier: ind.multiplier,
-                    weighting: &scheme.name,
-                    variance: req.variance,
-                    df,
-                    level: req.level,
-                };
-                let at = |stat: usize| pair.indicator * per_indicator + stat;
-                let row = match (pair.first.map(at), pair.second.map(at)) {
-                    (Some(a), Some(b)) => {
-                        let v = contrast::replicate_variance(
-                            (&replicates[a * n_rep..(a + 1) * n_rep], full[a]),
-                            (&replicates[b * n_rep..(b + 1) * n_rep], full[b]),
-                            variance,
-                        );
-                        contrast::row(&context, Some((full[a], full[b])), v)
-                    }
-                    _ => contrast::row(&context, None, f64::NAN),
-                };
-                out.push(row);
+    prepared
+        .pairs
+        .iter()
+        .map(|pair| {
+            let context = contrast_context(req, pair, scheme, df);
+            let at = |stat: usize| pair.indicator * per_indicator + stat;
+            match (pair.first.map(at), pair.second.map(at)) {
+                (Some(a), Some(b)) => {
+                    let v = contrast::replicate_variance(
+                        (&replicates[a * n_rep..(a + 1) * n_rep], full[a]),
+                        (&replicates[b * n_rep..(b + 1) * n_rep], full[b]),
+                        variance,
+                    );
+                    contrast::row(&context, Some((full[a], full[b])), v)
+                }
+                _ => contrast::row(&context, None, f64::NAN),
             }
-        }
-    }
-    out
+        })
+        .collect()
+}
+
+/// Rows of one indicator × scheme, and the scores kept for contrasts (by statistic).
+struct Block {
+    rows: Vec<EstimateRow>,
+    kept: Vec<(usize, Kept)>,
 }
 
 /// What the Taylor blocks of one scheme share.
@@ -607,12 +605,6 @@ struct SchemeCells {
     /// Fine cells with the calibration cell in the key (calibrated schemes whose residuals
     /// are taken on sums); uncalibrated schemes use the request's.
     fine: Option<FineCells>,
-}
-
-/// Rows of one indicator × scheme, and the scores kept for contrasts (by statistic).
-struct Block {
-    rows: Vec<EstimateRow>,
-    kept: Vec<(usize, Kept)>,
 }
 
 /// Indicator values and domain breakdowns of a request, evaluated once and shared by the
@@ -1495,6 +1487,7 @@ fn row_sums(
 }
 
 /// Point estimate, linearization scores, variance, df and deff of one domain.
+#[allow(clippy::too_many_arguments)]
 fn domain_estimate(
     req: &EstimationRequest<'_>,
     ind: &Indicator,
