@@ -89,20 +89,42 @@ pub(super) enum KeptScore {
     /// The non-zero PSU totals (PSU, total), in PSU order: a domain of one region touches few
     /// of the design's PSUs (a calibrated scheme's residuals touch them all).
     PsuTotals(Vec<(u32, f64)>),
-    Rows(Vec<f64>),
+    /// The non-zero row scores (design row, score): a plain domain's rows only; calibration
+    /// residuals reach every row.
+    Rows(Vec<(u32, f64)>),
+}
+
+/// The non-zero entries of a dense vector, in order.
+fn non_zero(dense: &[f64]) -> Vec<(u32, f64)> {
+    dense
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| **t != 0.0)
+        .map(|(i, &t)| (i as u32, t))
+        .collect()
+}
+
+/// x − y as a dense vector of `n` entries.
+fn difference(n: usize, x: &[(u32, f64)], y: &[(u32, f64)]) -> Vec<f64> {
+    let mut out = vec![0.0; n];
+    for &(i, t) in x {
+        out[i as usize] += t;
+    }
+    for &(i, t) in y {
+        out[i as usize] -= t;
+    }
+    out
 }
 
 impl KeptScore {
     /// Kept PSU totals of a dense vector by PSU.
     pub(super) fn psu_totals(totals: &[f64]) -> KeptScore {
-        KeptScore::PsuTotals(
-            totals
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| **t != 0.0)
-                .map(|(p, &t)| (p as u32, t))
-                .collect(),
-        )
+        KeptScore::PsuTotals(non_zero(totals))
+    }
+
+    /// Kept row scores of a dense vector by design row.
+    pub(super) fn rows(scores: &[f64]) -> KeptScore {
+        KeptScore::Rows(non_zero(scores))
     }
 }
 
@@ -207,22 +229,12 @@ pub(super) fn taylor_variance(
     a: &KeptScore,
     b: &KeptScore,
 ) -> Result<f64, String> {
-    let diff = |x: &[f64], y: &[f64]| -> Vec<f64> { x.iter().zip(y).map(|(p, q)| p - q).collect() };
     match (a, b) {
-        (KeptScore::PsuTotals(x), KeptScore::PsuTotals(y)) => {
-            let mut totals = vec![0.0; design.n_psu()];
-            for &(p, t) in x {
-                totals[p as usize] += t;
-            }
-            for &(p, t) in y {
-                totals[p as usize] -= t;
-            }
-            design
-                .variance_from_psu_totals(&totals, None)
-                .map_err(|e| e.to_string())
-        }
+        (KeptScore::PsuTotals(x), KeptScore::PsuTotals(y)) => design
+            .variance_from_psu_totals(&difference(design.n_psu(), x, y), None)
+            .map_err(|e| e.to_string()),
         (KeptScore::Rows(x), KeptScore::Rows(y)) => design
-            .variance(&diff(x, y), None)
+            .variance(&difference(design.n_rows(), x, y), None)
             .map_err(|e| e.to_string()),
         // Both statistics of a block take the same variance path (it depends on the design).
         _ => Err("the two estimates took different variance paths".into()),

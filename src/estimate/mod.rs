@@ -1582,6 +1582,6 @@ fn domain_estimate(
         } else {
             n_unweighted as f64
         },
-        kept: (keep_scores && replicated.is_none()).then(|| KeptScore::Rows(scores.to_vec())),
+        kept: (keep_scores && replicated.is_none()).then(|| KeptScore::rows(scores)),
     })
 }
