@@ -455,15 +455,14 @@ fn estimate_with(
                 prepared.keep.get(i).map(Vec::as_slice),
                 None,
                 sums[s].as_ref(),
-                // Uncalibrated schemes share the request's fine cells.
-                if req.schemes[s].calibrated {
-                    per_scheme[s].fine.as_ref()
-                } else {
-                    prepared
-                        .fine
-                        .as_ref()
-                        .filter(|_| grouped_residuals && req.design.n_stages() == 1)
-                },
+                sums_path(
+                    req.design,
+                    &req.schemes[s],
+                    sums[s].as_ref(),
+                    prepared.fine.as_ref(),
+                    per_scheme[s].fine.as_ref(),
+                    grouped_residuals,
+                ),
                 per_scheme[s].full_df,
             );
             progress.advance(1);
@@ -596,6 +595,44 @@ pub fn replicate_contrasts(
 struct Block {
     rows: Vec<EstimateRow>,
     kept: Vec<(usize, Kept)>,
+}
+
+/// How a block forms its sums: the fast path and its fallbacks.
+#[derive(Clone, Copy)]
+enum SumsPath<'a> {
+    /// One pass over the rows per indicator into the fine cells, every breakdown's sums by
+    /// (domain value, PSU) added from them (`fine.rs`).
+    FineCells(&'a FineCells),
+    /// One pass over the rows per indicator and breakdown (`row_sums`).
+    PerBreakdown,
+    /// Row scores per domain (`domain_estimate`).
+    Rows,
+}
+
+/// The one place that chooses how a Taylor block forms its sums. Sums by (domain value, PSU)
+/// need a single-stage design and, for a calibrated scheme, calibration residuals with a linear
+/// form taken on sums (`sums`); with `grouped_residuals` false, the calibrated schemes take the
+/// row path (the reference the sums are tested against). Fine cells are used when they exist:
+/// the request's for an uncalibrated scheme, the scheme's own (calibration cell in the key) for
+/// a calibrated one. Replicate rows, whose variances are given, take the request's fine cells
+/// or a pass per breakdown.
+fn sums_path<'a>(
+    design: &Design,
+    scheme: &Scheme,
+    sums: Option<&CalibratedSums<'_>>,
+    request_fine: Option<&'a FineCells>,
+    scheme_fine: Option<&'a FineCells>,
+    grouped_residuals: bool,
+) -> SumsPath<'a> {
+    if design.n_stages() > 1 || (scheme.calibrated && sums.is_none()) {
+        return SumsPath::Rows;
+    }
+    let fine = if scheme.calibrated {
+        scheme_fine
+    } else {
+        request_fine.filter(|_| grouped_residuals)
+    };
+    fine.map_or(SumsPath::PerBreakdown, SumsPath::FineCells)
 }
 
 /// What the Taylor blocks of one scheme share.
@@ -953,7 +990,7 @@ pub fn rows_with_variances(
                 None,
                 Some(given),
                 None,
-                fine,
+                fine.map_or(SumsPath::PerBreakdown, SumsPath::FineCells),
                 full_df,
             )?
             .rows,
@@ -989,7 +1026,7 @@ fn estimate_block(
     keep: Option<&[bool]>,
     replicated: Option<Replicated<'_>>,
     sums: Option<&CalibratedSums<'_>>,
-    fine: Option<&FineCells>,
+    path: SumsPath<'_>,
     full_df: f64,
 ) -> Result<Block, EstimateError> {
     let n = req.frame.n_rows();
@@ -999,21 +1036,21 @@ fn estimate_block(
     let mut mask = vec![false; n];
     let mut scores = vec![0.0; n];
     let mut k = 0usize;
-    // Taylor variance of a single-stage design: every domain value of a breakdown from sums by
-    // domain value × PSU, with the calibration residuals taken on sums when the scheme's
-    // calibration allows it. Replicate rows take their variance and df as given, so they use it
-    // too. The sums come from one pass over the rows into the fine cells when there are any
-    // (fine.rs), else from a pass per breakdown.
-    let grouped_path = replicated.is_some() || !scheme.calibrated || sums.is_some();
+    // Sums by domain value × PSU (fine cells or a pass per breakdown), or row scores: the
+    // choice is `sums_path`'s.
+    let grouped_path = !matches!(path, SumsPath::Rows);
     let score_weight = if replicated.is_none() && scheme.calibrated {
         sums.map(|c| c.score_weight.as_slice())
     } else {
         None
     };
-    let fine = fine.filter(|_| grouped_path).map(|cells| {
-        let totals = cells.totals(ind.kind, vals, &scheme.weights, score_weight);
-        (cells, totals)
-    });
+    let fine = match path {
+        SumsPath::FineCells(cells) => Some((
+            cells,
+            cells.totals(ind.kind, vals, &scheme.weights, score_weight),
+        )),
+        SumsPath::PerBreakdown | SumsPath::Rows => None,
+    };
     for (index, b) in breakdowns.iter().enumerate() {
         let given = replicated.map(|g| (&g.variances[k..k + b.labels.len()], g.df));
         let keep_b = keep.map(|kp| &kp[k..k + b.labels.len()]);
@@ -1248,9 +1285,6 @@ fn grouped_domain_stats(
     keep: Option<&[bool]>,
 ) -> Option<Vec<Option<Result<(DomainStats, usize), String>>>> {
     let design = req.design;
-    if design.n_stages() > 1 && replicated.is_none() {
-        return None;
-    }
     let cal = if replicated.is_none() && scheme.calibrated {
         Some(sums?)
     } else {
