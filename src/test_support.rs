@@ -4,11 +4,12 @@
 use std::path::Path;
 
 use crate::config::Pipeline;
+use crate::design::{Design, DesignSpec};
 use crate::frame::{CellState, Column, ColumnData, Frame};
 use crate::ingest::Ingested;
 use crate::pipeline::RunOptions;
 use crate::questionnaire::Questionnaire;
-use crate::weighting::{CalibrationMethodName, TrimConfig, TrimTarget, WeightingSpec};
+use crate::weighting::{CalibrationMethodName, Scheme, TrimConfig, TrimTarget, WeightingSpec};
 
 /// Header and rows of CSV text; empty cells and R's `NA` are `None`.
 pub(crate) fn read_csv(text: &str) -> (Vec<String>, Vec<Vec<Option<String>>>) {
@@ -189,6 +190,26 @@ pub(crate) fn respondents(d: &Demo, lonely: bool) -> Vec<usize> {
     all.into_iter()
         .filter(|&r| stratum.display(r) != h0 || psu.display(r) == p0)
         .collect()
+}
+
+/// The demo's design over `respondents` (as `spec` draws it) and its weighting schemes `specs`.
+pub(crate) fn design_and_schemes(
+    d: &Demo,
+    respondents: &[usize],
+    spec: &DesignSpec,
+    specs: &[WeightingSpec],
+) -> (Design, Vec<Scheme>) {
+    let base_weights = crate::pipeline::numeric_column(&d.ingested, &spec.weight);
+    let design = Design::build(&d.ingested.frame, respondents, spec).expect("design");
+    let schemes = crate::weighting::compute(
+        &d.ingested.frame,
+        &d.ingested.row_numbers,
+        &base_weights,
+        respondents,
+        specs,
+    )
+    .expect("schemes");
+    (design, schemes)
 }
 
 /// |a − b| / max(|a|, |b|); 0 when both are absent, infinite when one is.

@@ -3,11 +3,13 @@
 //! calibration method, domains, lonely PSUs; and the contrasts from the scores each path keeps.
 
 use super::{ContrastSpec, EstimationRequest};
-use crate::design::{Design, LonelyPsu};
+use crate::design::LonelyPsu;
 use crate::estimate::DomainDf;
 use crate::estimate::VarianceMethod;
 use crate::questionnaire::Indicator;
-use crate::test_support::{assert_same_rows, calibrated_specs, demo, respondents};
+use crate::test_support::{
+    assert_same_rows, calibrated_specs, demo, design_and_schemes, respondents,
+};
 
 #[test]
 fn calibrated_taylor_on_sums_equals_row_residuals() {
@@ -22,7 +24,6 @@ fn calibrated_taylor_on_sums_equals_row_residuals() {
         second: "1".into(),
         within: vec!["region".into(), "urban".into()],
     }];
-    let base_weights = crate::pipeline::numeric_column(&d.ingested, &d.p.design.weight);
     for (lonely, lonely_psu, domain_df) in [
         (false, LonelyPsu::Fail, DomainDf::Subset),
         (true, LonelyPsu::Adjust, DomainDf::Full),
@@ -31,15 +32,7 @@ fn calibrated_taylor_on_sums_equals_row_residuals() {
         let respondents = respondents(&d, lonely);
         let mut spec = d.p.design.clone();
         spec.lonely_psu = lonely_psu;
-        let design = Design::build(&d.ingested.frame, &respondents, &spec).expect("design");
-        let schemes = crate::weighting::compute(
-            &d.ingested.frame,
-            &d.ingested.row_numbers,
-            &base_weights,
-            &respondents,
-            &specs,
-        )
-        .expect("schemes");
+        let (design, schemes) = design_and_schemes(&d, &respondents, &spec, &specs);
         for s in &schemes {
             let greg_or_post = s.calibrated && s.name != "rake";
             assert_eq!(

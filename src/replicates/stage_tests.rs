@@ -3,12 +3,14 @@
 
 use super::ReplicateNonresponse;
 use super::stage::{self, Inputs};
-use crate::design::{Design, LonelyPsu};
+use crate::design::LonelyPsu;
 use crate::estimate::DomainDf;
 use crate::estimate::EstimationRequest;
 use crate::estimate::VarianceMethod;
 use crate::questionnaire::Indicator;
-use crate::test_support::{assert_same_rows, calibrated_specs, demo, respondents};
+use crate::test_support::{
+    assert_same_rows, calibrated_specs, demo, design_and_schemes, respondents,
+};
 
 /// Replicate estimates on the (PSU × calibration cell) sums against the same replicates
 /// weighted and estimated row by row (the path taken when the replicate weights are
@@ -28,15 +30,7 @@ fn replicates_on_sums_equal_replicates_on_rows() {
         p.design.lonely_psu = lonely_psu;
         p.replicate.replicates = Some(20);
         p.replicate.nonresponse = ReplicateNonresponse::Fixed;
-        let design = Design::build(&d.ingested.frame, &respondents, &p.design).expect("design");
-        let schemes = crate::weighting::compute(
-            &d.ingested.frame,
-            &d.ingested.row_numbers,
-            &base_weights,
-            &respondents,
-            &specs,
-        )
-        .expect("schemes");
+        let (design, schemes) = design_and_schemes(&d, &respondents, &p.design, &specs);
         for s in &schemes {
             assert_eq!(
                 s.chain.cells().is_some(),
