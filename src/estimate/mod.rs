@@ -470,7 +470,7 @@ fn estimate_with(
         })
         .collect::<Result<_, _>>()?;
     progress.finish();
-    let contrasts = taylor_contrasts(req, &prepared, &tasks, &blocks, &per_scheme)?;
+    let contrasts = taylor_contrasts(req, &prepared, &blocks, &per_scheme)?;
     Ok(Estimates {
         rows: blocks.into_iter().flat_map(|b| b.rows).collect(),
         contrasts,
@@ -481,7 +481,6 @@ fn estimate_with(
 fn taylor_contrasts(
     req: &EstimationRequest<'_>,
     prepared: &Prepared,
-    tasks: &[(usize, usize)],
     blocks: &[Block],
     per_scheme: &[SchemeCells],
 ) -> Result<Vec<ContrastRow>, EstimateError> {
@@ -493,16 +492,12 @@ fn taylor_contrasts(
     {
         for (s, scheme) in req.schemes.iter().enumerate() {
             for pair in chunk {
-                let Some(block) = tasks
-                    .iter()
-                    .position(|&t| t == (pair.indicator, s))
-                    .map(|t| &blocks[t])
-                else {
-                    continue;
-                };
+                // Blocks are indicator-major, as the tasks; kept scores are in statistic order.
+                let block = &blocks[pair.indicator * req.schemes.len() + s];
                 let kept = |stat: Option<usize>| {
-                    stat.and_then(|k| block.kept.iter().find(|(at, _)| *at == k))
-                        .map(|(_, kept)| kept)
+                    let k = stat?;
+                    let at = block.kept.binary_search_by_key(&k, |(at, _)| *at).ok()?;
+                    Some(&block.kept[at].1)
                 };
                 let context = contrast_context(req, pair, scheme, per_scheme[s].full_df);
                 let row = match (kept(pair.first), kept(pair.second)) {
