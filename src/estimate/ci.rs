@@ -21,7 +21,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::quantile::{qbeta, qnorm, qt};
+use super::probability::{qbeta, qnorm, qt};
 
 /// How a proportion's (or mean's) interval is formed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -13,7 +13,7 @@
 
 use super::ci;
 use super::method::VarianceMethod;
-use super::quantile::pt;
+use super::probability::pt;
 use crate::design::Design;
 
 /// One `[[contrast]]` as estimation needs it.

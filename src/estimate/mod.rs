@@ -19,7 +19,7 @@ pub mod contrast;
 pub(crate) mod estimator;
 mod fine;
 mod method;
-pub mod quantile;
+pub mod probability;
 mod replicate_sums;
 
 pub use contrast::{ContrastRow, ContrastSpec};

@@ -1,4 +1,4 @@
-//! Quantiles of the normal, Student t and Beta distributions, accurate to about 1e-12 relative.
+//! Probability functions: quantiles and CDFs of the normal, Student t and Beta distributions, accurate to about 1e-12 relative.
 //!
 //! statrs 0.19's own inverses are not accurate enough (t quantile off by ~3.5e-6 at df = 1e5,
 //! Beta quantile off by ~1.3e-4 at Beta(1, 1e6), `inv_beta_reg` may fail in extreme tails) and
@@ -7,7 +7,7 @@
 //! regularized incomplete beta function (Lentz continued fraction without an iteration cap that
 //! matters), with closed forms at p = 0, 1 (and 1/2 for t), exact forms for t with 1 or 2 df, and
 //! the normal quantile for df > 1e7. Golden values from R (`qnorm`, `qt`, `qbeta`) are in
-//! `fixtures/quantiles/`.
+//! `fixtures/probability/`.
 
 use statrs::distribution::{ContinuousCDF, Normal};
 use statrs::function::erf::erfc;
@@ -379,7 +379,7 @@ mod tests {
 
     #[test]
     fn golden_r_values() {
-        let text = include_str!("../../fixtures/quantiles/quantiles.csv");
+        let text = include_str!("../../fixtures/probability/quantiles.csv");
         let mut n = 0;
         let mut worst = 0.0f64;
         for line in text.lines().skip(1) {
