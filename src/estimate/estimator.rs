@@ -10,6 +10,9 @@
 //!
 //! written z_i = w_i e_i / s with the residual e_i = y_i − θ̂ x̃_i (x̃ = 1, 0, x) and the scale
 //! s = Σ w, 1, Σ w x. The score of a group of rows (a PSU, a fine cell) is (Σ w y − θ̂ Σ w x̃) / s.
+//! A distribution reaches these as its parts, each a proportion; a quantile's interval comes from
+//! the distribution function at the estimated quantile, the mean of I(y ≤ q̂) (Woodruff), so both
+//! kinds take the mean's formulas here.
 //! References: `docs/methods.md` (Estimators and linearized scores).
 
 use super::ci;
@@ -18,7 +21,10 @@ use crate::questionnaire::IndicatorKind;
 /// θ̂ of a domain from Σ w, Σ w y and Σ w x over its rows (NaN for an empty mean or ratio).
 pub(crate) fn point(kind: IndicatorKind, sw: f64, swy: f64, swx: f64) -> f64 {
     match kind {
-        IndicatorKind::Mean | IndicatorKind::Proportion => swy / sw,
+        IndicatorKind::Mean
+        | IndicatorKind::Proportion
+        | IndicatorKind::Distribution
+        | IndicatorKind::Quantile => swy / sw,
         IndicatorKind::Total => swy,
         IndicatorKind::Ratio => swy / swx,
     }
@@ -27,7 +33,10 @@ pub(crate) fn point(kind: IndicatorKind, sw: f64, swy: f64, swx: f64) -> f64 {
 /// x̃ of one row: the coefficient of θ̂ in its residual.
 pub(super) fn theta_coefficient(kind: IndicatorKind, x: f64) -> f64 {
     match kind {
-        IndicatorKind::Mean | IndicatorKind::Proportion => 1.0,
+        IndicatorKind::Mean
+        | IndicatorKind::Proportion
+        | IndicatorKind::Distribution
+        | IndicatorKind::Quantile => 1.0,
         IndicatorKind::Total => 0.0,
         IndicatorKind::Ratio => x,
     }
@@ -37,7 +46,10 @@ pub(super) fn theta_coefficient(kind: IndicatorKind, x: f64) -> f64 {
 /// (y, 1, x) it is one row's e = y − θ̂ x̃.
 pub(super) fn residual(kind: IndicatorKind, theta: f64, wy: f64, w: f64, wx: f64) -> f64 {
     match kind {
-        IndicatorKind::Mean | IndicatorKind::Proportion => wy - theta * w,
+        IndicatorKind::Mean
+        | IndicatorKind::Proportion
+        | IndicatorKind::Distribution
+        | IndicatorKind::Quantile => wy - theta * w,
         IndicatorKind::Total => wy,
         IndicatorKind::Ratio => wy - theta * wx,
     }
@@ -46,7 +58,10 @@ pub(super) fn residual(kind: IndicatorKind, theta: f64, wy: f64, w: f64, wx: f64
 /// The score's divisor s: the domain's Σ w (mean), 1 (total) or Σ w x (ratio).
 pub(super) fn scale(kind: IndicatorKind, sw: f64, swx: f64) -> f64 {
     match kind {
-        IndicatorKind::Mean | IndicatorKind::Proportion => sw,
+        IndicatorKind::Mean
+        | IndicatorKind::Proportion
+        | IndicatorKind::Distribution
+        | IndicatorKind::Quantile => sw,
         IndicatorKind::Total => 1.0,
         IndicatorKind::Ratio => swx,
     }

@@ -52,6 +52,9 @@ pub struct EstimateRow {
     pub domain_var: String,
     /// Domain value as written in the data, `_T` for the whole population.
     pub domain_value: String,
+    /// The category code of a distribution, the item name of a multiple-response set, the
+    /// probability of a quantile (written shortest: `0.5`); none for other kinds.
+    pub category: Option<String>,
     /// Point estimate (times the indicator's multiplier).
     pub estimate: Option<f64>,
     /// Standard error (times the multiplier).
@@ -199,7 +202,16 @@ fn evaluate(ind: &Indicator, frame: &Frame) -> Result<IndicatorValues, EstimateE
         _ => (ind.value.as_ref(), None),
     };
     let value_expr = value_expr.ok_or_else(|| err("has no value/numerator expression".into()))?;
-    let y = value_expr.eval(frame).map_err(|e| err(e.to_string()))?;
+    let mut y = value_expr.eval(frame).map_err(|e| err(e.to_string()))?;
+    if ind.category.as_ref().is_some_and(|c| c.mention) {
+        // A multiple-response item: not asked or unknown is "not mentioned".
+        for (v, s) in y.values.iter_mut().zip(y.state.iter_mut()) {
+            if *s != EvalState::Value {
+                *v = 0.0;
+                *s = EvalState::Value;
+            }
+        }
+    }
     let mut defined: Vec<bool> = universe
         .iter()
         .zip(&y.state)
@@ -711,6 +723,16 @@ pub fn prepare(req: &EstimationRequest<'_>) -> Result<Prepared, EstimateError> {
         .collect::<Result<_, _>>()?;
     breakdowns.extend(by_domain);
     contrast_breakdowns(req, &mut breakdowns)?;
+    if let Some(q) = req
+        .indicators
+        .iter()
+        .find(|i| i.kind == IndicatorKind::Quantile)
+    {
+        return Err(EstimateError::Indicator {
+            indicator: q.id.clone(),
+            message: "quantile estimation is not available yet".into(),
+        });
+    }
     let values: Vec<IndicatorValues> = req
         .indicators
         .par_iter()
@@ -1136,6 +1158,7 @@ fn estimate_block(
                     variance: req.variance,
                     domain_var: b.var.clone(),
                     domain_value: label.clone(),
+                    category: ind.category.as_ref().map(|c| c.code.clone()),
                     estimate: finite(est),
                     se: finite(se),
                     ci_low: bounds.and_then(|b| finite(b.0 * m)),

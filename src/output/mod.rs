@@ -133,6 +133,7 @@ pub fn estimates_schema() -> Schema {
         utf8("variance"),
         utf8("domain_var"),
         utf8("domain_value"),
+        Field::new("category", DataType::Utf8, true),
         f64n("estimate"),
         f64n("se"),
         f64n("ci_low"),
@@ -163,6 +164,9 @@ pub fn estimates_batch(rows: &[EstimateRow]) -> Result<RecordBatch, arrow_schema
         s(|r| r.variance.as_str()),
         s(|r| &r.domain_var),
         s(|r| &r.domain_value),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|r| r.category.as_deref()),
+        )),
         o(|r| r.estimate),
         o(|r| r.se),
         o(|r| r.ci_low),

@@ -6,7 +6,7 @@
 //! in every product.
 
 use crate::estimate::{EstimateRow, TOTAL};
-use crate::questionnaire::{Indicator, IndicatorKind, Questionnaire};
+use crate::questionnaire::{Indicator, Questionnaire};
 
 /// Numbers in SDMX and in the text of the products: up to 6 decimals, trailing zeros dropped.
 pub fn number(x: f64) -> String {
@@ -59,7 +59,7 @@ pub fn domain_labels(q: &Questionnaire, var: &str, value: &str) -> (String, Stri
 /// text (`%` for proportions, whatever their multiplier).
 pub fn display_scale(ind: Option<&Indicator>) -> (f64, String) {
     match ind {
-        Some(i) if i.kind == IndicatorKind::Proportion => {
+        Some(i) if i.estimates_shares() => {
             let m = if i.multiplier != 0.0 {
                 i.multiplier
             } else {

@@ -21,12 +21,13 @@ use super::{OutputError, StagedFiles, spreadsheet_safe};
 use crate::estimate::EstimateRow;
 
 /// Columns of `estimates.csv` (those of `estimates.parquet`).
-pub const CSV_COLUMNS: [&str; 18] = [
+pub const CSV_COLUMNS: [&str; 19] = [
     "indicator",
     "weighting",
     "variance",
     "domain_var",
     "domain_value",
+    "category",
     "estimate",
     "se",
     "ci_low",
@@ -58,6 +59,7 @@ pub fn estimates_csv(rows: &[EstimateRow]) -> Result<Vec<u8>, csv::Error> {
             r.variance.as_str(),
             &spreadsheet_safe(&r.domain_var),
             &spreadsheet_safe(&r.domain_value),
+            &spreadsheet_safe(r.category.as_deref().unwrap_or_default()),
             &num(r.estimate),
             &num(r.se),
             &num(r.ci_low),
@@ -251,6 +253,7 @@ mod tests {
             variance: VarianceMethod::Taylor,
             domain_var: "_T".into(),
             domain_value: "-x".into(),
+            category: None,
             estimate: Some(0.25),
             se: None,
             ci_low: None,
@@ -267,6 +270,6 @@ mod tests {
         };
         let text = String::from_utf8(estimates_csv(&[row]).expect("csv")).expect("utf8");
         let line = text.lines().nth(1).expect("row");
-        assert_eq!(line, "'=cmd,w,taylor,_T,'-x,0.25,,,,logit,10,,,12,100.5,,,");
+        assert_eq!(line, "'=cmd,w,taylor,_T,'-x,,0.25,,,,logit,10,,,12,100.5,,,");
     }
 }

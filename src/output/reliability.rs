@@ -25,7 +25,7 @@ use serde::Deserialize;
 use super::PublicationConfigError;
 use crate::estimate::ci::CiMethod;
 use crate::estimate::{EstimateRow, Flag};
-use crate::questionnaire::{IndicatorKind, Questionnaire};
+use crate::questionnaire::Questionnaire;
 
 /// The `[reliability]` table as written in `pipeline.toml`.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -484,7 +484,7 @@ fn indicator_info(q: &Questionnaire) -> BTreeMap<&str, (bool, f64)> {
             } else {
                 1.0
             };
-            (i.id.as_str(), (i.kind == IndicatorKind::Proportion, m))
+            (i.id.as_str(), (i.estimates_shares(), m))
         })
         .collect()
 }

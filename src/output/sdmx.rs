@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::PublicationConfigError;
 use super::present::{ci_method_name, number};
 use crate::estimate::{EstimateRow, Flag, TOTAL};
-use crate::questionnaire::{IndicatorKind, Questionnaire};
+use crate::questionnaire::Questionnaire;
 
 /// Dimensions of the SDG DSD, in the order of the SDG data flows, between `REPORTING_TYPE` and
 /// `TIME_PERIOD` (SERIES and REF_AREA first).
@@ -405,7 +405,7 @@ pub fn sdmx_rows(
             dims.insert(dimension.as_str(), c.clone());
         }
         let ind = q.indicator(&r.indicator);
-        let proportion = ind.is_some_and(|i| i.kind == IndicatorKind::Proportion);
+        let proportion = ind.is_some_and(|i| i.estimates_shares());
         let multiplier = ind.map_or(1.0, |i| i.multiplier);
         let scale = |x: Option<f64>| {
             x.map(|v| {

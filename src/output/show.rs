@@ -70,6 +70,10 @@ pub fn read_estimates(path: &Path) -> Result<Vec<EstimateRow>, OutputError> {
             text("ci_method")?,
         );
         let (flag, flag_reason) = (text("flag")?, text("flag_reason")?);
+        // Files written before distributions and quantiles have no category column.
+        let category = batch
+            .column_by_name("category")
+            .and_then(|c| c.as_string_opt::<i32>().cloned());
         let (estimate, se, ci_low, ci_high) = (
             number("estimate")?,
             number("se")?,
@@ -102,6 +106,10 @@ pub fn read_estimates(path: &Path) -> Result<Vec<EstimateRow>, OutputError> {
                     .ok_or_else(|| unknown("variance", variance.value(i)))?,
                 domain_var: domain_var.value(i).to_string(),
                 domain_value: domain_value.value(i).to_string(),
+                category: category
+                    .as_ref()
+                    .filter(|c| !c.is_null(i))
+                    .map(|c| c.value(i).to_string()),
                 estimate: opt(&estimate, i),
                 se: opt(&se, i),
                 ci_low: opt(&ci_low, i),
@@ -294,6 +302,7 @@ mod tests {
             variance: VarianceMethod::Taylor,
             domain_var: domain.0.into(),
             domain_value: domain.1.into(),
+            category: None,
             estimate: Some(estimate),
             se: Some(0.01),
             ci_low: Some(estimate - 0.02),

@@ -171,7 +171,7 @@ fn sheet_name(id: &str, taken: &mut Vec<String>) -> String {
 /// for totals, two decimals otherwise.
 fn number_style(ind: Option<&Indicator>) -> Style {
     match ind.map(|i| i.kind) {
-        Some(IndicatorKind::Proportion) => Style::Dec1,
+        Some(IndicatorKind::Proportion | IndicatorKind::Distribution) => Style::Dec1,
         Some(IndicatorKind::Total) => Style::Int,
         _ => Style::Dec2,
     }

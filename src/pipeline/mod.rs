@@ -14,7 +14,7 @@ use crate::frame::ColumnData;
 use crate::ingest::{FindingKind, IngestError, IngestSpec, Ingested};
 use crate::output::{OutputError, OutputFolder, StagedFiles};
 use crate::progress::{Progress, Silent};
-use crate::questionnaire::{Indicator, Questionnaire, QuestionnaireError};
+use crate::questionnaire::{Indicator, IndicatorKind, Questionnaire, QuestionnaireError};
 use crate::replicates::stage::{self, ReplicateStageSettings};
 use crate::replicates::{ReplicateMethod, ReplicateStageError, SuppliedKind, SuppliedSpec};
 use crate::weighting::{Scheme, WeightSummary, WeightingError};
@@ -224,11 +224,22 @@ pub(crate) fn prepare(config_path: &Path) -> Result<(Pipeline, Questionnaire), P
     if let Err(errors) = pipeline.publication.check_against(&questionnaire) {
         problems.extend(errors.iter().map(|e| e.to_string()));
     }
+    // Contrasts compare one number per domain: distributions and quantiles are left out of
+    // `["*"]` (and refused by name).
+    let contrasted = |id: &str| {
+        questionnaire.indicator(id).is_some_and(|i| {
+            !matches!(
+                i.kind,
+                IndicatorKind::Distribution | IndicatorKind::Quantile
+            )
+        })
+    };
     let estimated: Vec<String> = if pipeline.estimation.indicators.iter().any(|i| i == "*") {
         questionnaire
             .indicators
             .iter()
             .map(|i| i.id.clone())
+            .filter(|id| contrasted(id))
             .collect()
     } else {
         pipeline.estimation.indicators.clone()
@@ -265,6 +276,15 @@ fn check_contrast(
                     .map(|i| i.id.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
+            ));
+        } else if q.indicator(id).is_some_and(|i| {
+            matches!(
+                i.kind,
+                IndicatorKind::Distribution | IndicatorKind::Quantile
+            )
+        }) {
+            problems.push(format!(
+                "contrast \"{name}\": indicator \"{id}\" is a distribution or a quantile; contrasts compare proportions, means, ratios and totals"
             ));
         } else if !estimated.contains(id) {
             problems.push(format!(
@@ -313,6 +333,7 @@ fn read_after_ingest(p: &Pipeline, q: &Questionnaire) -> Vec<String> {
         .indicators
         .iter()
         .filter(|i| all || p.estimation.indicators.contains(&i.id))
+        .flat_map(Indicator::estimated)
         .flat_map(|i| {
             [&i.value, &i.numerator, &i.denominator, &i.universe]
                 .into_iter()
@@ -545,13 +566,15 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
     )?;
     clock.lap("weighting");
 
+    // A distribution is estimated as its parts, one proportion per category or item.
     let indicators: Vec<&Indicator> = if p.estimation.indicators.iter().any(|i| i == "*") {
-        q.indicators.iter().collect()
+        q.indicators.iter().flat_map(Indicator::estimated).collect()
     } else {
         p.estimation
             .indicators
             .iter()
             .filter_map(|id| q.indicator(id))
+            .flat_map(Indicator::estimated)
             .collect()
     };
     // Estimation reads the indicators' variables and the domains only: copy just those columns

@@ -156,6 +156,89 @@ pub enum IndicatorKind {
     Ratio,
     /// Weighted total of `value` over the universe.
     Total,
+    /// Shares of the universe in each category of a coded variable, or mentioning each item of a
+    /// multiple-response set: a proportion per category ([`Indicator::categories`]).
+    Distribution,
+    /// Weighted quantiles of `value` over the universe ([`Indicator::quantile`]).
+    Quantile,
+}
+
+/// The category one part of a distribution estimates the share of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Category {
+    /// The category's code as written in the data (`"1"`, `"E"`), or the item's variable name for
+    /// a multiple-response set: the `category` column of the outputs.
+    pub code: String,
+    /// Its label (the code's label, or the item's question text).
+    pub label: String,
+    /// An item of a multiple-response set: every respondent of the universe is in the
+    /// denominator, and one whose item is not asked or unknown does not mention it (the share
+    /// of the universe mentioning the item).
+    pub mention: bool,
+}
+
+/// How a weighted quantile is read off the weighted distribution function (R `svyquantile`'s
+/// `qrule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuantileRule {
+    /// The smallest value whose cumulative weight share reaches p (R `qrule = "math"`, the
+    /// default; Hyndman–Fan type 1).
+    Math,
+    /// Linear interpolation between order statistics (R `qrule = "hf7"`, Hyndman–Fan type 7, the
+    /// default of R's `quantile()` for unweighted data).
+    Hf7,
+}
+
+impl QuantileRule {
+    /// The rule named `math` or `hf7`.
+    pub fn from_name(name: &str) -> Option<QuantileRule> {
+        match name {
+            "math" => Some(QuantileRule::Math),
+            "hf7" => Some(QuantileRule::Hf7),
+            _ => None,
+        }
+    }
+
+    /// The rule's name in configs and outputs.
+    pub fn name(self) -> &'static str {
+        match self {
+            QuantileRule::Math => "math",
+            QuantileRule::Hf7 => "hf7",
+        }
+    }
+}
+
+/// The interval of a quantile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuantileInterval {
+    /// Woodruff's: the interval of the distribution function at the estimated quantile, read back
+    /// through the quantile rule (R `interval.type = "mean"`). Taylor and replicate variance.
+    Woodruff,
+    /// The quantile ± t·SE with the SE from the replicates' own quantiles (R `interval.type =
+    /// "quantile"`). Replicate variance only: Taylor rows of such an indicator use Woodruff.
+    ReplicateQuantiles,
+}
+
+impl QuantileInterval {
+    /// The interval named `woodruff` or `quantile` (the `ci` key of a quantile indicator).
+    pub fn from_name(name: &str) -> Option<QuantileInterval> {
+        match name {
+            "woodruff" => Some(QuantileInterval::Woodruff),
+            "quantile" => Some(QuantileInterval::ReplicateQuantiles),
+            _ => None,
+        }
+    }
+}
+
+/// What a quantile indicator estimates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantileSpec {
+    /// Probabilities, strictly increasing, each in (0, 1).
+    pub probs: Vec<f64>,
+    /// How each quantile is read off the weighted distribution.
+    pub rule: QuantileRule,
+    /// Interval method.
+    pub interval: QuantileInterval,
 }
 
 /// An indicator definition.
@@ -182,6 +265,34 @@ pub struct Indicator {
     pub unit: Option<String>,
     /// SDG series code, if the indicator feeds one (e.g. `IU_COR_BRIB`).
     pub sdg_series: Option<String>,
+    /// For one part of a distribution: the category whose share it estimates.
+    pub category: Option<Category>,
+    /// A distribution's parts, one proportion indicator per category or item, in declared order,
+    /// each with this indicator's id and its [`Indicator::category`]. Empty for other kinds.
+    pub categories: Vec<Indicator>,
+    /// A quantile indicator's probabilities, rule and interval.
+    pub quantile: Option<QuantileSpec>,
+}
+
+impl Indicator {
+    /// True when the indicator estimates shares (a proportion, or the categories of a
+    /// distribution): shown as percentages and judged by the reliability rules for proportions.
+    pub fn estimates_shares(&self) -> bool {
+        matches!(
+            self.kind,
+            IndicatorKind::Proportion | IndicatorKind::Distribution
+        )
+    }
+
+    /// What estimation receives for this indicator: a distribution's parts (proportions), or the
+    /// indicator itself.
+    pub fn estimated(&self) -> Vec<&Indicator> {
+        if self.categories.is_empty() {
+            vec![self]
+        } else {
+            self.categories.iter().collect()
+        }
+    }
 }
 
 impl Questionnaire {

@@ -13,8 +13,9 @@ use toml::Spanned;
 
 use super::expr::{Expr, ExprType, VarInfo};
 use super::{
-    CodeLabel, Derived, Indicator, IndicatorKind, MissingCode, MissingMeaning, MissingRange,
-    Problem, Questionnaire, QuestionnaireError, VarType, Variable,
+    Category, CodeLabel, Derived, Indicator, IndicatorKind, MissingCode, MissingMeaning,
+    MissingRange, Problem, QuantileInterval, QuantileRule, QuantileSpec, Questionnaire,
+    QuestionnaireError, VarType, Variable,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -109,6 +110,8 @@ enum RawKind {
     Mean,
     Ratio,
     Total,
+    Distribution,
+    Quantile,
 }
 
 #[derive(Deserialize)]
@@ -125,6 +128,14 @@ struct RawIndicator {
     multiplier: Option<f64>,
     unit: Option<String>,
     sdg_series: Option<String>,
+    /// Multiple-response items (distribution).
+    items: Option<Vec<String>>,
+    /// The test appended to each item, e.g. `== 1` (distribution with items).
+    count: Option<Spanned<String>>,
+    /// Quantile probabilities.
+    probs: Option<Vec<f64>>,
+    qrule: Option<String>,
+    ci: Option<String>,
 }
 
 /// A TOML table read as a list of (key, value) pairs in file order.
@@ -645,7 +656,16 @@ impl Checker<'_> {
             if !ids.insert(r.id.clone()) {
                 self.at(at, format!("indicator {} is defined twice", r.id));
             }
-            if let Some(ind) = self.indicator(at, r, &scope) {
+            let labels = |name: &str| -> Option<(String, Vec<CodeLabel>, bool)> {
+                if let Some(v) = variables.iter().find(|v| v.name == name) {
+                    return Some((v.label.clone(), v.codes.clone(), v.numeric_storage));
+                }
+                derived
+                    .iter()
+                    .find(|d| d.name == name)
+                    .map(|d| (d.label.clone(), d.codes.clone(), true))
+            };
+            if let Some(ind) = self.indicator(at, r, &scope, &labels) {
                 indicators.push(ind);
             }
         }
@@ -849,6 +869,7 @@ impl Checker<'_> {
         at: usize,
         r: &RawIndicator,
         scope: &dyn Fn(&str) -> Result<VarInfo, String>,
+        labels: &dyn Fn(&str) -> Option<(String, Vec<CodeLabel>, bool)>,
     ) -> Option<Indicator> {
         let id = &r.id;
         let mut ok = true;
@@ -869,8 +890,11 @@ impl Checker<'_> {
             RawKind::Mean => IndicatorKind::Mean,
             RawKind::Ratio => IndicatorKind::Ratio,
             RawKind::Total => IndicatorKind::Total,
+            RawKind::Distribution => IndicatorKind::Distribution,
+            RawKind::Quantile => IndicatorKind::Quantile,
         };
         let pos = |s: &Option<Spanned<String>>| s.as_ref().map_or(at, |s| s.span().start);
+        let multiple_response = kind == IndicatorKind::Distribution && r.items.is_some();
         if kind == IndicatorKind::Ratio {
             if r.value.is_some() {
                 self.at(
@@ -884,8 +908,22 @@ impl Checker<'_> {
                 }
             }
         } else {
-            if r.value.is_none() {
-                self.at(at, format!("indicator {id}: needs value"));
+            if multiple_response {
+                if r.value.is_some() {
+                    self.at(
+                        pos(&r.value),
+                        format!(
+                            "indicator {id}: a distribution has either value (one coded variable) or items (a multiple-response set), not both"
+                        ),
+                    );
+                }
+            } else if r.value.is_none() {
+                let need = if kind == IndicatorKind::Distribution {
+                    "value (a variable with declared codes) or items (a multiple-response set)"
+                } else {
+                    "value"
+                };
+                self.at(at, format!("indicator {id}: needs {need}"));
             }
             for (key, raw) in [("numerator", &r.numerator), ("denominator", &r.denominator)] {
                 if raw.is_some() {
@@ -898,6 +936,41 @@ impl Checker<'_> {
                 }
             }
         }
+        let only = |this: &mut Self, key: &str, given: bool, allowed: bool, kinds: &str| {
+            if given && !allowed {
+                this.at(
+                    at,
+                    format!("indicator {id}: {key} belongs to {kinds} indicators only"),
+                );
+            }
+        };
+        only(
+            self,
+            "items",
+            r.items.is_some(),
+            kind == IndicatorKind::Distribution,
+            "distribution",
+        );
+        only(
+            self,
+            "count",
+            r.count.is_some(),
+            multiple_response,
+            "multiple-response (distribution with items)",
+        );
+        for (key, given) in [
+            ("probs", r.probs.is_some()),
+            ("qrule", r.qrule.is_some()),
+            ("ci", r.ci.is_some()),
+        ] {
+            only(
+                self,
+                key,
+                given,
+                kind == IndicatorKind::Quantile,
+                "quantile",
+            );
+        }
         if kind == IndicatorKind::Proportion
             && let Some(v) = &value
             && !(v.output_type() == ExprType::Bool || v.is_zero_one())
@@ -906,6 +979,18 @@ impl Checker<'_> {
                 pos(&r.value),
                 format!(
                     "indicator {id}: the value of a proportion must be true/false or a 0/1 variable, e.g. `x == 1`"
+                ),
+            );
+        }
+        if kind == IndicatorKind::Quantile
+            && let Some(v) = &value
+            && v.output_type() != ExprType::Num
+        {
+            self.at(
+                pos(&r.value),
+                format!(
+                    "indicator {id}: the value of a quantile must be a number (an amount, an age), not {}",
+                    v.output_type().describe()
                 ),
             );
         }
@@ -924,10 +1009,15 @@ impl Checker<'_> {
                 format!("indicator {id}: multiplier must be a positive number, got {multiplier}"),
             );
         }
-        if !ok {
+        let quantile = if kind == IndicatorKind::Quantile {
+            self.quantile_spec(at, r)
+        } else {
+            None
+        };
+        if !ok || (kind == IndicatorKind::Quantile && quantile.is_none()) {
             return None;
         }
-        Some(Indicator {
+        let mut indicator = Indicator {
             id: id.clone(),
             label: r.label.clone(),
             kind,
@@ -938,7 +1028,199 @@ impl Checker<'_> {
             multiplier,
             unit: r.unit.clone(),
             sdg_series: r.sdg_series.clone(),
+            category: None,
+            categories: Vec::new(),
+            quantile,
+        };
+        if kind == IndicatorKind::Distribution {
+            indicator.categories = self.distribution_parts(at, r, &indicator, scope, labels)?;
+        }
+        Some(indicator)
+    }
+
+    /// `probs`, `qrule` and `ci` of a quantile indicator, checked.
+    fn quantile_spec(&mut self, at: usize, r: &RawIndicator) -> Option<QuantileSpec> {
+        let id = &r.id;
+        let mut ok = true;
+        let probs = r.probs.clone().unwrap_or_default();
+        if probs.is_empty() {
+            self.at(
+                at,
+                format!("indicator {id}: a quantile needs probs, e.g. probs = [0.25, 0.5, 0.75]"),
+            );
+            ok = false;
+        }
+        if let Some(p) = probs.iter().find(|p| !(**p > 0.0 && **p < 1.0)) {
+            self.at(
+                at,
+                format!(
+                    "indicator {id}: probs must lie strictly between 0 and 1, got {p}; write the median as 0.5"
+                ),
+            );
+            ok = false;
+        }
+        if probs.windows(2).any(|w| w[0] >= w[1]) {
+            self.at(
+                at,
+                format!(
+                    "indicator {id}: probs must be increasing without repeats, got {probs:?}; sort them"
+                ),
+            );
+            ok = false;
+        }
+        let rule = match r.qrule.as_deref() {
+            None => QuantileRule::Math,
+            Some(name) => QuantileRule::from_name(name).unwrap_or_else(|| {
+                self.at(
+                    at,
+                    format!("indicator {id}: qrule must be \"math\" or \"hf7\", got \"{name}\""),
+                );
+                ok = false;
+                QuantileRule::Math
+            }),
+        };
+        let interval = match r.ci.as_deref() {
+            None => QuantileInterval::Woodruff,
+            Some(name) => QuantileInterval::from_name(name).unwrap_or_else(|| {
+                self.at(
+                    at,
+                    format!(
+                        "indicator {id}: ci must be \"woodruff\" or \"quantile\" (replicate variance), got \"{name}\""
+                    ),
+                );
+                ok = false;
+                QuantileInterval::Woodruff
+            }),
+        };
+        ok.then_some(QuantileSpec {
+            probs,
+            rule,
+            interval,
         })
+    }
+
+    /// A distribution's parts: one proportion indicator per declared code of `value` (universe:
+    /// the indicator's, restricted to rows with a declared code, so that the shares add up to 1),
+    /// or per item of a multiple-response set (value `item count`, the indicator's universe).
+    fn distribution_parts(
+        &mut self,
+        at: usize,
+        r: &RawIndicator,
+        parent: &Indicator,
+        scope: &dyn Fn(&str) -> Result<VarInfo, String>,
+        labels: &dyn Fn(&str) -> Option<(String, Vec<CodeLabel>, bool)>,
+    ) -> Option<Vec<Indicator>> {
+        let id = &r.id;
+        let universe_text = r.universe.as_ref().map(|u| u.get_ref().trim().to_string());
+        let mut ok = true;
+        let compile = |this: &mut Self, text: &str| -> Option<Expr> {
+            Expr::parse(text, scope)
+                .map_err(|e| this.at(at, format!("indicator {id}: in `{text}`: {}", e.message)))
+                .ok()
+        };
+        let part = |value: Option<Expr>, universe: Option<Expr>, category: Category| Indicator {
+            kind: IndicatorKind::Proportion,
+            value,
+            universe,
+            category: Some(category),
+            categories: Vec::new(),
+            quantile: None,
+            ..parent.clone()
+        };
+        let mut parts = Vec::new();
+        if let Some(items) = &r.items {
+            if items.is_empty() {
+                self.at(
+                    at,
+                    format!("indicator {id}: items is empty; list the item variables"),
+                );
+                return None;
+            }
+            let count = r
+                .count
+                .as_ref()
+                .map_or_else(|| "== 1".to_string(), |c| c.get_ref().trim().to_string());
+            let mut seen = HashSet::new();
+            for item in items {
+                if !seen.insert(item) {
+                    self.at(at, format!("indicator {id}: item {item} is listed twice"));
+                    ok = false;
+                    continue;
+                }
+                let Some((label, _, _)) = labels(item) else {
+                    self.at(
+                        at,
+                        format!(
+                            "indicator {id}: item {item} is not a declared variable; declare it under [[variables]] or [[derived]]"
+                        ),
+                    );
+                    ok = false;
+                    continue;
+                };
+                let value = compile(self, &format!("({item}) {count}"));
+                ok &= value.is_some();
+                if let Some(v) = &value
+                    && v.output_type() != ExprType::Bool
+                {
+                    self.at(
+                        at,
+                        format!(
+                            "indicator {id}: `{item} {count}` must be true/false; write count as a comparison, e.g. count = \"== 1\""
+                        ),
+                    );
+                    ok = false;
+                }
+                parts.push(part(
+                    value,
+                    parent.universe.clone(),
+                    Category {
+                        code: item.clone(),
+                        label,
+                        mention: true,
+                    },
+                ));
+            }
+        } else if let Some(value) = &r.value {
+            let name = value.get_ref().trim();
+            let declared = labels(name).filter(|(_, codes, _)| !codes.is_empty());
+            let Some((_, codes, numeric)) = declared else {
+                self.at(
+                    value.span().start,
+                    format!(
+                        "indicator {id}: the value of a distribution must be a variable with declared codes, got `{name}`; give the variable codes, or define the expression as a [[derived]] variable with codes"
+                    ),
+                );
+                return None;
+            };
+            let literal = |code: &str| {
+                if numeric {
+                    code.to_string()
+                } else {
+                    format!("\"{}\"", code.replace('\\', "\\\\").replace('"', "\\\""))
+                }
+            };
+            let all: Vec<String> = codes.iter().map(|c| literal(&c.code)).collect();
+            let universe = match &universe_text {
+                Some(u) => format!("({u}) and ({name} in [{}])", all.join(", ")),
+                None => format!("{name} in [{}]", all.join(", ")),
+            };
+            let universe = compile(self, &universe);
+            ok &= universe.is_some();
+            for c in &codes {
+                let value = compile(self, &format!("{name} == {}", literal(&c.code)));
+                ok &= value.is_some();
+                parts.push(part(
+                    value,
+                    universe.clone(),
+                    Category {
+                        code: c.code.clone(),
+                        label: c.label.clone(),
+                        mention: false,
+                    },
+                ));
+            }
+        }
+        ok.then_some(parts)
     }
 }
 
