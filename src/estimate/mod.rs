@@ -20,6 +20,7 @@ pub(crate) mod estimator;
 mod fine;
 mod method;
 pub mod probability;
+pub mod quantile;
 mod replicate_sums;
 
 pub use contrast::{ContrastRow, ContrastSpec};
