@@ -15,8 +15,8 @@
 //!   contrasts: the k × (r−1)(c−1) residuals of the interaction columns of the saturated
 //!   model on the main-effects model (R: `qr.resid(qr(X1), X12[, -(1:(r+c-1))])`);
 //! * statistic "F" (the default of `svychisq`): F = X² / tr Δ on d₀ = (tr Δ)² / tr Δ² and
-//!   d₀ ν degrees of freedom (Rao & Scott's second-order correction expressed as an F,
-//!   Thomas & Rao 1987);
+//!   d₀ ν degrees of freedom (Rao & Scott's second-order, Satterthwaite, correction, with the
+//!   denominator degrees of freedom Thomas & Rao 1987 recommend);
 //! * statistic "Chisq": X² as it stands, with p = P(χ²_{(r−1)(c−1)} > X² / δ̄), δ̄ = tr Δ /
 //!   (r−1)(c−1) (the first-order correction).
 //!
@@ -199,7 +199,8 @@ pub enum AssociationError {
         /// The level, from 1.
         level: usize,
     },
-    /// The empty cells leave some interaction unidentified (C′D⁻¹C singular).
+    /// The empty cells leave some interaction unidentified (C′D⁻¹C singular; R's `solve`
+    /// stops with "system is computationally singular").
     #[error(
         "the non-empty cells do not identify every interaction (a block of empty cells, such \
          as two row levels × two column levels with no respondents, makes C'D^-1 C singular): \
