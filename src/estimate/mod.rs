@@ -12,6 +12,7 @@
 //! Särndal et al. 1992 §10.3). V̂(θ̂) is the Taylor variance of Σ z ([`crate::design`]).
 //! Formulas, df and interval methods are stated with references in `docs/methods.md`.
 
+pub mod association;
 #[cfg(test)]
 mod calibrated_sums_tests;
 pub mod ci;

@@ -1,4 +1,4 @@
-//! Probability functions: quantiles and CDFs of the normal, Student t and Beta distributions, accurate to about 1e-12 relative.
+//! Probability functions: quantiles and CDFs of the normal, Student t and Beta distributions, and upper tails of the F and chi-squared distributions, accurate to about 1e-12 relative.
 //!
 //! statrs 0.19's own inverses are not accurate enough (t quantile off by ~3.5e-6 at df = 1e5,
 //! Beta quantile off by ~1.3e-4 at Beta(1, 1e6), `inv_beta_reg` may fail in extreme tails) and
@@ -97,7 +97,11 @@ pub fn pbeta(x: f64, a: f64, b: f64) -> f64 {
 /// `I_x(a, b)` by the continued fraction (Numerical Recipes §6.4, modified Lentz), valid for
 /// `x < (a + 1)/(a + b + 2)`.
 fn beta_cf(x: f64, y: f64, a: f64, b: f64) -> f64 {
-    let ln_front = a * x.ln() + b * y.ln() - ln_beta(a, b);
+    // ln of whichever of x, y = 1 − x is near 1 is taken as ln1p of the other: with a large
+    // shape (an F test's d2/2 ~ 1e6) the rounding of y itself would cost ~b·ε relative.
+    let ln_x = if x > 0.5 { (-y).ln_1p() } else { x.ln() };
+    let ln_y = if y > 0.5 { (-x).ln_1p() } else { y.ln() };
+    let ln_front = a * ln_x + b * ln_y - ln_beta(a, b);
     let front = ln_front.exp() / a;
     if front == 0.0 {
         return 0.0;
@@ -161,6 +165,48 @@ pub fn pt(t: f64, df: f64) -> f64 {
     let y = t2 / (df + t2);
     let lower = 0.5 * pbeta_xy(x, y, 0.5 * df, 0.5);
     if t < 0.0 { lower } else { 1.0 - lower }
+}
+
+/// Upper tail of the F distribution, `P(F > x)` for F ~ F(d1, d2) (R's
+/// `pf(x, d1, d2, lower.tail = FALSE)`), for real (non-integer) degrees of freedom.
+///
+/// Uses the identity `P(F > x) = I_y(d2/2, d1/2)` with `y = d2 / (d2 + d1 x)` (Abramowitz &
+/// Stegun 26.6.2), with y and 1 − y = d1 x / (d2 + d1 x) both computed directly so that neither
+/// tail loses accuracy. 1 for x ≤ 0, 0 for x = ∞, NaN for NaN or non-positive or infinite df.
+/// Against R on a grid of x ∈ [0.3, 20], d1 ∈ [0.7, 12]: within 2e-12 relative for d2 ≤ 4e4,
+/// 1e-11 at d2 = 4e5 and 1.4e-10 at d2 = 2e6 (the continued fraction's long run).
+pub fn pf_upper(x: f64, d1: f64, d2: f64) -> f64 {
+    if x.is_nan() || !(d1 > 0.0 && d2 > 0.0 && d1.is_finite() && d2.is_finite()) {
+        return f64::NAN;
+    }
+    if x <= 0.0 {
+        return 1.0;
+    }
+    if x == f64::INFINITY {
+        return 0.0;
+    }
+    let d1x = d1 * x;
+    let y = d2 / (d2 + d1x);
+    let one_minus_y = d1x / (d2 + d1x);
+    pbeta_xy(y, one_minus_y, 0.5 * d2, 0.5 * d1)
+}
+
+/// Upper tail of the chi-squared distribution with k degrees of freedom, `P(X > x)` (R's
+/// `pchisq(x, k, lower.tail = FALSE)`): the regularized upper incomplete gamma `Q(k/2, x/2)`,
+/// statrs' `gamma_ur` (Cephes' continued fraction for x > max(1, k/2), where the tail is small,
+/// and 1 − the series otherwise, where it is at least about 1/2), checked against R to 1e-12
+/// relative down to p ~ 1e-154. 1 for x ≤ 0, 0 for x = ∞, NaN for NaN or non-positive k.
+pub fn pchisq_upper(x: f64, k: f64) -> f64 {
+    if x.is_nan() || !(k > 0.0 && k.is_finite()) {
+        return f64::NAN;
+    }
+    if x <= 0.0 {
+        return 1.0;
+    }
+    if x == f64::INFINITY {
+        return 0.0;
+    }
+    statrs::function::gamma::checked_gamma_ur(0.5 * k, 0.5 * x).unwrap_or(f64::NAN)
 }
 
 fn ln_dt(t: f64, df: f64) -> f64 {
@@ -375,6 +421,69 @@ mod tests {
             ) < 1e-13
         );
         assert!(rel(qbeta(0.3, 1.0, 1.0), 0.3) < 1e-13);
+    }
+
+    #[test]
+    fn upper_tails_match_r() {
+        // (x, d1, d2, R's pf(x, d1, d2, lower.tail = FALSE)), R 4.2.2, printed with digits 17.
+        let f_cases = [
+            (3.2, 1.7, 40.3, 0.0588406198088223),
+            (0.5, 3.0, 12.0, 0.6892693638616517),
+            (
+                14.169408118007782,
+                1.885135885034612,
+                371.37176935181856,
+                2.082108676428469e-6,
+            ),
+            (140.6, 1.0, 14.0, 1.0901897331697746e-8),
+            (0.001, 5.5, 1100.0, 0.9999999794190024),
+            (50.0, 2.0, 1e4, 2.4724703190861865e-22),
+            (2.5, 80.2, 3.5, 0.2168415173532076),
+            (7.7, 1.0, 2e6, 0.00552213378338717),
+        ];
+        let mut worst = 0.0f64;
+        for (x, d1, d2, want) in f_cases {
+            let got = pf_upper(x, d1, d2);
+            let r = rel(got, want);
+            // The continued fraction's long run for a huge d2 costs about a digit.
+            let tol = if d2 > 1e5 { 1e-10 } else { 1e-11 };
+            assert!(
+                r < tol,
+                "pf_upper({x}, {d1}, {d2}) = {got:e}, R {want:e}, rel {r:e}"
+            );
+            worst = worst.max(r);
+        }
+        // (x, k, R's pchisq(x, k, lower.tail = FALSE)).
+        let chisq_cases = [
+            (3.2, 1.0, 0.07363827012030277),
+            (0.01, 2.0, 0.9950124791926822),
+            (11.9, 2.0, 0.0026058405184084983),
+            (30.0, 4.0, 4.8944371280292126e-6),
+            (64.67, 1.0, 8.855288979277261e-16),
+            (147.3, 2.0, 1.0332642603946997e-32),
+            (0.5, 9.0, 0.9999695662588388),
+            (200.0, 30.0, 4.952733529003191e-27),
+            (40.0, 3.0, 1.0655090334255863e-8),
+            (5.0, 81.0, 1.0),
+            (1e-5, 1.0, 0.9974768716831944),
+            (700.0, 1.0, 2.9902269751246203e-154),
+        ];
+        for (x, k, want) in chisq_cases {
+            let got = pchisq_upper(x, k);
+            let r = rel(got, want);
+            assert!(
+                r < 1e-11,
+                "pchisq_upper({x}, {k}) = {got:e}, R {want:e}, rel {r:e}"
+            );
+            worst = worst.max(r);
+        }
+        eprintln!("pf_upper / pchisq_upper: worst relative error vs R {worst:e}");
+        assert_eq!(pf_upper(0.0, 2.0, 3.0), 1.0);
+        assert_eq!(pf_upper(f64::INFINITY, 2.0, 3.0), 0.0);
+        assert!(pf_upper(1.0, 0.0, 3.0).is_nan());
+        assert_eq!(pchisq_upper(0.0, 2.0), 1.0);
+        assert_eq!(pchisq_upper(f64::INFINITY, 2.0), 0.0);
+        assert!(pchisq_upper(1.0, 0.0).is_nan());
     }
 
     #[test]
