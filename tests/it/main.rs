@@ -1,5 +1,6 @@
 //! Integration tests: the pipeline on the shipped fixtures, compared with R `survey` references.
 
+mod analyses;
 mod cli;
 mod common;
 mod contrasts;
