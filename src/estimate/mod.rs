@@ -21,10 +21,12 @@ pub(crate) mod estimator;
 mod fine;
 mod method;
 pub mod probability;
+mod two_way;
 pub mod quantile;
 mod replicate_sums;
 
 pub use contrast::{ContrastRow, ContrastSpec};
+pub use two_way::{TestRow, TestSpec};
 pub use method::{DomainDf, VarianceMethod};
 pub use replicate_sums::GroupedSums;
 
