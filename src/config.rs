@@ -304,13 +304,21 @@ struct RawEstimation {
     #[serde(default)]
     indicators: Option<Vec<String>>,
     #[serde(default)]
-    domains: Vec<String>,
+    domains: Vec<RawDomain>,
     #[serde(default)]
     ci: Option<Vec<String>>,
     #[serde(default)]
     level: Option<f64>,
     #[serde(default)]
     domain_df: Option<String>,
+}
+
+/// A domain: one variable, or a list of variables whose cross-classification is estimated.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawDomain {
+    One(String),
+    Cross(Vec<String>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -376,7 +384,9 @@ pub struct ReplicateSettings {
 pub struct EstimationSpec {
     /// Indicator ids; `["*"]` means all, in questionnaire order.
     pub indicators: Vec<String>,
-    /// Domain variables (each estimated separately, plus the total population).
+    /// Domain variables (each estimated separately, plus the total population). A
+    /// cross-classification is written as its variables joined by `:` (`sex:age_group`), the
+    /// `domain_var` of its rows.
     pub domains: Vec<String>,
     /// Interval methods for proportions (means, ratios and totals get `mean`, plus `normal`
     /// when listed).
@@ -641,6 +651,14 @@ impl Pipeline {
                     ),
                 )
             })?;
+            if m.is_quantile_interval() {
+                return Err(invalid(
+                    "estimation.ci",
+                    format!(
+                        "\"{name}\" is an interval of quantile indicators; set it with the indicator's ci key"
+                    ),
+                ));
+            }
             if !ci.contains(&m) {
                 ci.push(m);
             }
@@ -657,6 +675,7 @@ impl Pipeline {
         };
         let mut domains = Vec::new();
         for d in est.domains {
+            let d = check_domain(d).map_err(|m| invalid("estimation.domains", m))?;
             if domains.contains(&d) {
                 return Err(invalid(
                     "estimation.domains",
@@ -715,6 +734,30 @@ impl Pipeline {
             contrasts,
         })
     }
+}
+
+/// A domain as estimation names it: the variable, or a cross's variables joined by `:`.
+fn check_domain(d: RawDomain) -> Result<String, String> {
+    let vars = match d {
+        RawDomain::One(v) => vec![v],
+        RawDomain::Cross(vars) => vars,
+    };
+    if vars.is_empty() {
+        return Err("an empty list is not a domain; list two or more variables to cross them".into());
+    }
+    for (k, v) in vars.iter().enumerate() {
+        if v.trim().is_empty() || v.contains(':') {
+            return Err(format!(
+                "\"{v}\" is not a variable name (a cross is written as a list: [\"sex\", \"age_group\"])"
+            ));
+        }
+        if vars[..k].contains(v) {
+            return Err(format!(
+                "the cross {vars:?} lists {v} twice; a variable crossed with itself is the variable itself"
+            ));
+        }
+    }
+    Ok(vars.join(":"))
 }
 
 /// Check the `[[contrast]]` tables on their own (names, codes, lists); the pipeline checks

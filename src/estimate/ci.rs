@@ -40,6 +40,19 @@ pub enum CiMethod {
     Asin,
     /// Wilson score interval with an effective sample size (survey ≥ 4.5).
     Wilson,
+    /// A quantile's Woodruff interval: the interval of the distribution function at the
+    /// quantile, read back through the quantile rule (R `svyquantile(interval.type = "mean")`).
+    Woodruff,
+    /// A quantile's interval from the replicates' own quantiles (R `svyquantile(interval.type
+    /// = "quantile")`).
+    ReplicateQuantile,
+}
+
+impl CiMethod {
+    /// True for the intervals of quantile indicators, which `[estimation] ci` does not list.
+    pub fn is_quantile_interval(self) -> bool {
+        matches!(self, CiMethod::Woodruff | CiMethod::ReplicateQuantile)
+    }
 }
 
 impl CiMethod {
@@ -53,6 +66,8 @@ impl CiMethod {
             CiMethod::Xlogit => "xlogit",
             CiMethod::Asin => "asin",
             CiMethod::Wilson => "wilson",
+            CiMethod::Woodruff => "woodruff",
+            CiMethod::ReplicateQuantile => "quantile",
         }
     }
 }
@@ -79,6 +94,8 @@ impl FromStr for CiMethod {
             "xlogit" => Ok(CiMethod::Xlogit),
             "asin" => Ok(CiMethod::Asin),
             "wilson" => Ok(CiMethod::Wilson),
+            "woodruff" => Ok(CiMethod::Woodruff),
+            "quantile" => Ok(CiMethod::ReplicateQuantile),
             _ => Err(UnknownCiMethod(s.to_string())),
         }
     }
@@ -149,6 +166,8 @@ pub fn proportion_ci(
     let alpha = 1.0 - level;
     let interior = p > 0.0 && p < 1.0;
     match method {
+        // Quantile intervals are not proportions' (estimate/quantile.rs).
+        CiMethod::Woodruff | CiMethod::ReplicateQuantile => None,
         // A proportion lies in [0, 1]; R leaves the Wald ends unclamped, we truncate them.
         CiMethod::Mean | CiMethod::Normal => {
             Some(((p - q * se).clamp(0.0, 1.0), (p + q * se).clamp(0.0, 1.0)))

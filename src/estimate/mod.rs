@@ -208,9 +208,10 @@ fn evaluate(ind: &Indicator, frame: &Frame) -> Result<IndicatorValues, EstimateE
     let value_expr = value_expr.ok_or_else(|| err("has no value/numerator expression".into()))?;
     let mut y = value_expr.eval(frame).map_err(|e| err(e.to_string()))?;
     if ind.category.as_ref().is_some_and(|c| c.mention) {
-        // A multiple-response item: not asked or unknown is "not mentioned".
+        // A multiple-response item not asked (no contact with that official) is not mentioned;
+        // an unknown answer (don't know, refused) leaves the respondent out of its share.
         for (v, s) in y.values.iter_mut().zip(y.state.iter_mut()) {
-            if *s != EvalState::Value {
+            if *s == EvalState::NotApplicable {
                 *v = 0.0;
                 *s = EvalState::Value;
             }
@@ -366,6 +367,19 @@ fn breakdown(frame: &Frame, var: &str) -> Result<Breakdown, EstimateError> {
         of_row,
         published: true,
     })
+}
+
+/// The breakdown of a domain: a variable's, or for a cross (`a:b`, variables joined by `:`) the
+/// cross-classification of its variables, labelled `x:y` in the listed order.
+fn domain_breakdown(frame: &Frame, domain: &str) -> Result<Breakdown, EstimateError> {
+    let mut vars = domain.split(':');
+    let first = vars.next().unwrap_or(domain);
+    let mut out = breakdown(frame, first)?;
+    for var in vars {
+        out = cross(&out, &breakdown(frame, var)?);
+        out.published = true;
+    }
+    Ok(out)
 }
 
 /// Estimate every indicator × scheme × domain. Rows come out sorted by indicator (request
@@ -723,7 +737,7 @@ pub fn prepare(req: &EstimationRequest<'_>) -> Result<Prepared, EstimateError> {
     let by_domain: Vec<Breakdown> = req
         .domains
         .par_iter()
-        .map(|d| breakdown(req.frame, d))
+        .map(|d| domain_breakdown(req.frame, d))
         .collect::<Result<_, _>>()?;
     breakdowns.extend(by_domain);
     contrast_breakdowns(req, &mut breakdowns)?;
@@ -1084,7 +1098,7 @@ fn estimate_block(
         let grouped = if grouped_path {
             let fine = fine.as_ref().map(|(cells, totals)| (*cells, totals, index));
             grouped_domain_stats(
-                req, ind, vals, scheme, b, full_df, given, sums, fine, keep_b,
+                req, ind.kind, vals, scheme, b, full_df, given, sums, fine, keep_b,
             )
         } else {
             None
@@ -1125,7 +1139,7 @@ fn estimate_block(
                     let keep_scores = keep.is_some_and(|kp| kp[stat]);
                     let stats = domain_estimate(
                         req,
-                        ind,
+                        ind.kind,
                         vals,
                         scheme,
                         &mask,
@@ -1296,7 +1310,7 @@ struct PsuCell {
 #[allow(clippy::type_complexity, clippy::too_many_arguments)]
 fn grouped_domain_stats(
     req: &EstimationRequest<'_>,
-    ind: &Indicator,
+    kind: IndicatorKind,
     vals: &IndicatorValues,
     scheme: &Scheme,
     b: &Breakdown,
@@ -1334,12 +1348,12 @@ fn grouped_domain_stats(
                     c.form.terms(i, f);
                 }
             };
-            cells.domain_sums(index, k, n_psu, ind.kind, totals, dim, &terms)
+            cells.domain_sums(index, k, n_psu, kind, totals, dim, &terms)
         }
-        None => row_sums(design, ind.kind, vals, w, b, cal),
+        None => row_sums(design, kind, vals, w, b, cal),
     };
     let estimate: Vec<f64> = (0..k)
-        .map(|d| estimator::point(ind.kind, sw[d], swy[d], swx[d]))
+        .map(|d| estimator::point(kind, sw[d], swy[d], swx[d]))
         .collect();
     let mut out = Vec::with_capacity(k);
     let mut totals = vec![0.0; n_psu];
@@ -1370,14 +1384,14 @@ fn grouped_domain_stats(
                 let of_domain = &cells[d * n_psu..(d + 1) * n_psu];
                 for (p, c) in of_domain.iter().enumerate() {
                     present[p] = c.rows > 0;
-                    totals[p] = estimator::residual(ind.kind, estimate[d], c.wy, c.w, c.wx)
-                        / estimator::scale(ind.kind, sw[d], swx[d]);
+                    totals[p] = estimator::residual(kind, estimate[d], c.wy, c.w, c.wx)
+                        / estimator::scale(kind, sw[d], swx[d]);
                 }
                 let psu_present = match cal {
                     None => Some(present.as_slice()),
                     Some(c) => {
                         let beta = &mut rhs[d * dim..(d + 1) * dim];
-                        let scale = estimator::scale(ind.kind, sw[d], swx[d]);
+                        let scale = estimator::scale(kind, sw[d], swx[d]);
                         beta.iter_mut().for_each(|x| *x /= scale);
                         c.solver.solve(beta);
                         for (p, t) in totals.iter_mut().enumerate() {
@@ -1436,7 +1450,7 @@ fn grouped_domain_stats(
                 (variance, df)
             }
         };
-        let deff = estimator::design_effect(ind.kind, variance, ss[d], sw[d], nobs[d]);
+        let deff = estimator::design_effect(kind, variance, ss[d], sw[d], nobs[d]);
         let stats = DomainStats {
             estimate: estimate[d],
             se: variance.sqrt(),
@@ -1546,7 +1560,7 @@ fn row_sums(
 #[allow(clippy::too_many_arguments)]
 fn domain_estimate(
     req: &EstimationRequest<'_>,
-    ind: &Indicator,
+    kind: IndicatorKind,
     vals: &IndicatorValues,
     scheme: &Scheme,
     mask: &[bool],
@@ -1571,7 +1585,7 @@ fn domain_estimate(
             }
         }
     }
-    let estimate = estimator::point(ind.kind, sw, swy, swx);
+    let estimate = estimator::point(kind, sw, swy, swx);
     let (variance, df) = match replicated {
         Some(given) => given,
         None => {
@@ -1580,8 +1594,8 @@ fn domain_estimate(
                     0.0
                 } else {
                     let x = vals.x.as_ref().map_or(0.0, |x| x[r]);
-                    w[r] * estimator::residual(ind.kind, estimate, y[r], 1.0, x)
-                        / estimator::scale(ind.kind, sw, swx)
+                    w[r] * estimator::residual(kind, estimate, y[r], 1.0, x)
+                        / estimator::scale(kind, sw, swx)
                 };
             }
             // Calibration: the variance is that of the calibration residuals of the scores (R
@@ -1611,7 +1625,7 @@ fn domain_estimate(
             (variance, df)
         }
     };
-    let deff = if ind.kind == IndicatorKind::Ratio || nobs < 2 {
+    let deff = if kind == IndicatorKind::Ratio || nobs < 2 {
         None
     } else {
         let mean = swy / sw;
@@ -1621,7 +1635,7 @@ fn domain_estimate(
                 ss += w[r] * (y[r] - mean) * (y[r] - mean);
             }
         }
-        estimator::design_effect(ind.kind, variance, ss, sw, nobs)
+        estimator::design_effect(kind, variance, ss, sw, nobs)
     };
     let n_unweighted = mask.iter().filter(|&&m| m).count();
     Ok(DomainStats {

@@ -41,36 +41,7 @@ use std::cmp::Ordering;
 
 use super::probability::qt;
 
-/// A weighted quantile rule of R's `svyquantile(qrule = ...)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum QuantileRule {
-    /// `qrule = "math"` (= `"hf1"`, R's default): the inverse of the weighted distribution
-    /// function, always one of the data values.
-    Math,
-    /// `qrule = "hf7"`: weighted analogue of R's default `quantile()` type 7, interpolating
-    /// linearly between data values.
-    Hf7,
-}
-
-impl QuantileRule {
-    /// The rule named as R's `qrule` argument names it: `"math"` (or its alias `"hf1"`) or
-    /// `"hf7"`; `None` for any other name.
-    pub fn from_name(name: &str) -> Option<QuantileRule> {
-        match name {
-            "math" | "hf1" => Some(QuantileRule::Math),
-            "hf7" => Some(QuantileRule::Hf7),
-            _ => None,
-        }
-    }
-
-    /// R's `qrule` name of the rule.
-    pub fn name(self) -> &'static str {
-        match self {
-            QuantileRule::Math => "math",
-            QuantileRule::Hf7 => "hf7",
-        }
-    }
-}
+pub use crate::questionnaire::QuantileRule;
 
 /// `(s, e)` with `s = fl(a + b)` and `s + e = a + b` exactly (Knuth's TwoSum).
 fn two_sum(a: f64, b: f64) -> (f64, f64) {
@@ -150,6 +121,18 @@ impl QuantileOrder {
     /// Number of rows in the domain.
     pub fn len(&self) -> usize {
         self.rows.len()
+    }
+
+    /// These rows split among `k` domains (`domain_of` a row), each domain's in this order: the
+    /// order of every domain of a breakdown from one sort.
+    pub fn split(&self, domain_of: impl Fn(usize) -> Option<u32>, k: usize) -> Vec<QuantileOrder> {
+        let mut out = vec![QuantileOrder::default(); k];
+        for &r in &self.rows {
+            if let Some(d) = domain_of(r) {
+                out[d as usize].rows.push(r);
+            }
+        }
+        out
     }
 
     /// Whether the domain has no rows.
@@ -489,7 +472,7 @@ pub fn cdf_with_weights(order: &QuantileOrder, values: &[f64], weights: &[f64], 
 /// A quantile's confidence interval and standard error, as R's `confint()` and `SE()` of a
 /// `svyquantile` result.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct QuantileInterval {
+pub struct QuantileBounds {
     /// Lower end (NaN where R gives NaN).
     pub lower: f64,
     /// Upper end (NaN where R gives NaN).
@@ -526,7 +509,7 @@ pub fn woodruff_interval(
     df: f64,
     level: f64,
     rule: QuantileRule,
-) -> QuantileInterval {
+) -> QuantileBounds {
     let a = (1.0 - level) / 2.0;
     let p_low = cdf + cdf_se * qcrit(a, df);
     let p_high = cdf + cdf_se * qcrit(1.0 - a, df);
@@ -540,7 +523,7 @@ pub fn woodruff_interval(
     } else {
         domain.quantile(p_high, rule)
     };
-    QuantileInterval {
+    QuantileBounds {
         lower,
         upper,
         se: interval_se(lower, upper, level, df),
@@ -556,11 +539,11 @@ pub fn replicate_quantile_interval(
     replicate_variance: f64,
     df: f64,
     level: f64,
-) -> QuantileInterval {
+) -> QuantileBounds {
     let alpha = 1.0 - level;
     let half = replicate_variance.sqrt() * qcrit(1.0 - alpha / 2.0, df);
     let (lower, upper) = (estimate - half, estimate + half);
-    QuantileInterval {
+    QuantileBounds {
         lower,
         upper,
         se: interval_se(lower, upper, level, df),

@@ -206,7 +206,7 @@ pub(crate) fn prepare(config_path: &Path) -> Result<(Pipeline, Questionnaire), P
             ));
         }
     }
-    for d in &pipeline.estimation.domains {
+    for d in pipeline.estimation.domains.iter().flat_map(|d| d.split(':')) {
         if !known(d) {
             problems.push(format!(
                 "estimation.domains: \"{d}\" is neither a variable nor a derived variable of {}",
@@ -341,7 +341,13 @@ fn read_after_ingest(p: &Pipeline, q: &Questionnaire) -> Vec<String> {
                 .flat_map(|e| e.variables())
         })
         .collect();
-    names.extend(p.estimation.domains.iter().cloned());
+    names.extend(
+        p.estimation
+            .domains
+            .iter()
+            .flat_map(|d| d.split(':'))
+            .map(str::to_string),
+    );
     names.extend(contrast_variables(p));
     for w in &p.weighting {
         if let Some(c) = &w.calibration
@@ -587,7 +593,13 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
                 .flatten()
                 .flat_map(|e| e.variables())
         })
-        .chain(p.estimation.domains.iter().cloned())
+        .chain(
+            p.estimation
+                .domains
+                .iter()
+                .flat_map(|d| d.split(':'))
+                .map(str::to_string),
+        )
         .chain(contrast_variables(&p))
         .collect();
     let resp_frame = ingested.frame.take_columns(&respondents, |name| {

@@ -171,15 +171,15 @@ pub struct Category {
     pub code: String,
     /// Its label (the code's label, or the item's question text).
     pub label: String,
-    /// An item of a multiple-response set: every respondent of the universe is in the
-    /// denominator, and one whose item is not asked or unknown does not mention it (the share
-    /// of the universe mentioning the item).
+    /// An item of a multiple-response set: the share of the universe mentioning it, where a
+    /// respondent not asked the item (skipped) does not mention it and one whose answer is
+    /// unknown (don't know, refused) is left out of that item's share.
     pub mention: bool,
 }
 
 /// How a weighted quantile is read off the weighted distribution function (R `svyquantile`'s
 /// `qrule`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QuantileRule {
     /// The smallest value whose cumulative weight share reaches p (R `qrule = "math"`, the
     /// default; Hyndman–Fan type 1).
@@ -190,10 +190,10 @@ pub enum QuantileRule {
 }
 
 impl QuantileRule {
-    /// The rule named `math` or `hf7`.
+    /// The rule named as R's `qrule` names it: `math` (or its alias `hf1`) or `hf7`.
     pub fn from_name(name: &str) -> Option<QuantileRule> {
         match name {
-            "math" => Some(QuantileRule::Math),
+            "math" | "hf1" => Some(QuantileRule::Math),
             "hf7" => Some(QuantileRule::Hf7),
             _ => None,
         }
