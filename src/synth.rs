@@ -28,9 +28,11 @@
 //! questionnaire's own expression engine on the columns generated so far: a question is
 //! answered only where its rule is true, blank elsewhere. Don't know / refused codes appear in
 //! about 1–2 % of answers of variables that declare them, blanks (item nonresponse) in about 1 %
-//! of integer answers; respondent characteristics used for calibration (`sex`, `age`,
-//! `age_group`) are always answered. Unit nonrespondents (about 15 %, varying by stratum) carry
-//! the frame columns only.
+//! of integer answers; numeric answers are uniform over their `range`, except amounts (a
+//! positive range whose top is at least 1000 times its bottom, e.g. `[1, 500000]`), which are
+//! log-normal, higher with η and heaped on round numbers. Respondent characteristics used for
+//! calibration (`sex`, `age`, `age_group`) are always answered. Unit nonrespondents (about 15 %,
+//! varying by stratum) carry the frame columns only.
 //!
 //! # Randomness
 //!
@@ -472,6 +474,9 @@ enum Draw {
     UniformInt { low: i64, high: i64 },
     /// Uniform real in [low, high], two decimals.
     UniformNum { low: f64, high: f64 },
+    /// Amount in a positive range spanning three orders of magnitude or more (money, sizes):
+    /// log-normal, higher for higher η, heaped on round numbers, within [low, high].
+    Amount { low: f64, high: f64 },
     /// Log-normal amount, two decimals.
     LogNormal,
     /// Free text from a small pool.
@@ -588,6 +593,38 @@ fn binary_profile(name: &str) -> (f64, f64) {
     match table.iter().find(|(k, _)| n.contains(k)) {
         Some(&(_, p)) => (p, 0.7),
         None => (0.15 + 0.45 * name_unit(name, 1), 0.4),
+    }
+}
+
+/// A numeric range of amounts: positive, the top at least 1000 times the bottom (`[1, 500000]`
+/// for a payment in currency units; not `[0, 5000]`, which may hold zeros, nor a score).
+fn is_amount_range(low: f64, high: f64) -> bool {
+    low > 0.0 && high.is_finite() && high >= 1000.0 * low
+}
+
+/// An amount in [low, high] from a standard normal `z`, the propensity `eta` and a uniform `u`.
+///
+/// Log-normal: the median is `low · (high/low)^0.4` (about 190 in [1, 500000]), the spread on the
+/// log scale a tenth of the range's (so the top is practically never reached), plus `0.15 · η`,
+/// which carries the region, urban and PSU effects. Half of the amounts are heaped on a round
+/// number (multiples of half a power of ten: 3,700 → 3,500, 190 → 200, 12 → 10), as people
+/// report them; the others are kept to whole units when `low ≥ 1`, else to two decimals.
+fn amount(low: f64, high: f64, z: f64, eta: f64, u: f64) -> f64 {
+    let span = (high / low).ln();
+    let x = (low.ln() + 0.4 * span + 0.1 * span * z + 0.15 * eta).exp();
+    let whole = low >= 1.0;
+    let y = if u < 0.5 && x >= 10.0 {
+        let step = 10f64.powf(x.log10().floor()) / 2.0;
+        (x / step).round() * step
+    } else if whole {
+        x.round()
+    } else {
+        (x * 100.0).round() / 100.0
+    };
+    if whole {
+        y.clamp(low.ceil(), high.floor())
+    } else {
+        y.clamp(low, high)
     }
 }
 
@@ -1055,6 +1092,7 @@ impl<'q> Plan<'q> {
                 None => Draw::Count { low: 0, high: 1000 },
             },
             VarType::Numeric => match v.range {
+                Some((lo, hi)) if is_amount_range(lo, hi) => Draw::Amount { low: lo, high: hi },
                 Some((lo, hi)) => Draw::UniformNum { low: lo, high: hi },
                 None => Draw::LogNormal,
             },
@@ -1501,6 +1539,10 @@ impl<'q> Plan<'q> {
                 let x = (3.0 + 0.8 * normal(rng) + 0.1 * eta).exp();
                 ((x * 100.0).round() / 100.0, 0)
             }
+            Draw::Amount { low, high } => {
+                let z = normal(rng);
+                (amount(*low, *high, z, eta, uniform(rng)), 0)
+            }
             Draw::Text => {
                 let j = rng.below(g.n_valid.max(1) as u32) as usize;
                 (f64::NAN, j as u32)
@@ -1884,6 +1926,78 @@ universe = 'owns_car in ["Y", "N"]'
         let region = q40.variable("region").expect("region");
         assert_eq!(region.codes.len(), 40);
         assert_eq!(region.codes[39].code, "R40");
+    }
+
+    #[test]
+    fn amounts_are_skewed_heaped_and_within_the_range() {
+        assert!(is_amount_range(1.0, 500_000.0));
+        assert!(
+            !is_amount_range(0.0, 5000.0),
+            "a range from 0 stays uniform"
+        );
+        assert!(!is_amount_range(10.0, 5000.0));
+        let q = Questionnaire::from_toml_str(
+            r#"
+[questionnaire]
+id = "amounts"
+version = "0.1"
+
+[[variables]]
+name = "paid"
+codes = { 1 = "Yes", 2 = "No" }
+
+[[variables]]
+name = "amount"
+type = "numeric"
+range = [1, 500000]
+missing = { 999998 = "dont_know" }
+asked_if = "paid == 1"
+"#,
+            Path::new("amounts.toml"),
+        )
+        .expect("questionnaire");
+        let plan = Plan::new(&q, &spec(20_000, 4)).expect("plan");
+        let dir = scratch("amounts");
+        let out = dir.join("a.csv");
+        plan.write(&out, Format::Csv).expect("write");
+        let (header, rows) = csv_rows(&out);
+        let col = |n: &str| header.iter().position(|h| h == n).expect("column");
+        let (paid, amount) = (col("paid"), col("amount"));
+        let mut x: Vec<f64> = Vec::new();
+        let mut dk = 0;
+        for r in &rows {
+            if r[paid] != "1" {
+                assert!(r[amount].is_empty(), "{r:?}");
+            } else if r[amount] == "999998" {
+                dk += 1;
+            } else if !r[amount].is_empty() {
+                let v: f64 = r[amount].parse().expect("number");
+                assert!((1.0..=500_000.0).contains(&v) && v.fract() == 0.0, "{v}");
+                x.push(v);
+            }
+        }
+        assert!(
+            x.len() > 1000 && dk > 0,
+            "{} amounts, {dk} don't know",
+            x.len()
+        );
+        x.sort_by(f64::total_cmp);
+        let pct = |p: f64| x[(p * (x.len() - 1) as f64) as usize];
+        let mean = x.iter().sum::<f64>() / x.len() as f64;
+        // Skewed to the right, far from the top of the range, heaped on round numbers.
+        assert!(pct(0.5) > 50.0 && pct(0.5) < 1000.0, "median {}", pct(0.5));
+        assert!(
+            mean > pct(0.5) && pct(0.9) > 3.0 * pct(0.5),
+            "{mean} {}",
+            pct(0.9)
+        );
+        assert!(pct(1.0) < 100_000.0, "max {}", pct(1.0));
+        let round = x.iter().filter(|&&v| v >= 100.0 && v % 50.0 == 0.0).count();
+        assert!(
+            round * 3 > x.iter().filter(|v| **v >= 100.0).count(),
+            "{round}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
