@@ -265,6 +265,7 @@ fn taylor_estimate(bencher: Bencher, case: &str) {
         domain_df: p.pipeline.estimation.domain_df,
         variance: VarianceMethod::Taylor,
         contrasts: &[],
+        tests: &[],
     };
     bencher.bench(|| estimate(&request).expect("estimate"));
 }

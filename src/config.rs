@@ -134,6 +134,8 @@ struct RawPipeline {
     sdmx: Option<RawSdmx>,
     #[serde(default)]
     contrast: Vec<RawContrast>,
+    #[serde(default)]
+    test: Vec<RawTest>,
     output: RawOutput,
 }
 
@@ -146,6 +148,29 @@ struct RawContrast {
     compare: Vec<String>,
     #[serde(default)]
     within: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTest {
+    name: String,
+    rows: String,
+    cols: String,
+    #[serde(default)]
+    universe: Option<String>,
+}
+
+/// One `[[test]]`: a Rao–Scott test of association between two coded variables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestConfig {
+    /// Free text, unique within a run.
+    pub name: String,
+    /// Row variable.
+    pub rows: String,
+    /// Column variable.
+    pub cols: String,
+    /// Who is tested, as an expression of the questionnaire (checked by the pipeline).
+    pub universe: Option<String>,
 }
 
 impl RawPipeline {
@@ -433,6 +458,8 @@ pub struct Pipeline {
     /// `[[contrast]]` tables, in config order; `indicators` may be `["*"]` (every estimated
     /// indicator) until the pipeline resolves it against the questionnaire.
     pub contrasts: Vec<ContrastSpec>,
+    /// `[[test]]` tables, in config order.
+    pub tests: Vec<TestConfig>,
 }
 
 impl Pipeline {
@@ -686,6 +713,7 @@ impl Pipeline {
         }
 
         let contrasts = check_contrasts(raw.contrast).map_err(|(key, m)| invalid(&key, m))?;
+        let tests = check_tests(raw.test).map_err(|(key, m)| invalid(&key, m))?;
 
         let publication = PublicationConfig::check(
             raw.reliability.as_ref(),
@@ -732,8 +760,44 @@ impl Pipeline {
             title: raw.output.title,
             reference_period: raw.output.reference_period,
             contrasts,
+            tests,
         })
     }
+}
+
+/// Check the `[[test]]` tables on their own (names, two different variables); the pipeline
+/// checks the variables and the universe against the questionnaire.
+fn check_tests(raw: Vec<RawTest>) -> Result<Vec<TestConfig>, (String, String)> {
+    let mut out: Vec<TestConfig> = Vec::new();
+    for (k, t) in raw.into_iter().enumerate() {
+        let key = |field: &str| format!("test[{}].{field}", k + 1);
+        let name = t.name.trim().to_string();
+        if name.is_empty() {
+            return Err((key("name"), "give the test a name".into()));
+        }
+        if out.iter().any(|o| o.name == name) {
+            return Err((
+                key("name"),
+                format!("\"{name}\" is the name of an earlier test; give each test its own name"),
+            ));
+        }
+        if t.rows.trim() == t.cols.trim() {
+            return Err((
+                key("cols"),
+                format!(
+                    "test \"{name}\": rows and cols are both {}; a test of association needs two different variables",
+                    t.rows
+                ),
+            ));
+        }
+        out.push(TestConfig {
+            name,
+            rows: t.rows.trim().to_string(),
+            cols: t.cols.trim().to_string(),
+            universe: t.universe.filter(|u| !u.trim().is_empty()),
+        });
+    }
+    Ok(out)
 }
 
 /// A domain as estimation names it: the variable, or a cross's variables joined by `:`.
@@ -743,7 +807,9 @@ fn check_domain(d: RawDomain) -> Result<String, String> {
         RawDomain::Cross(vars) => vars,
     };
     if vars.is_empty() {
-        return Err("an empty list is not a domain; list two or more variables to cross them".into());
+        return Err(
+            "an empty list is not a domain; list two or more variables to cross them".into(),
+        );
     }
     for (k, v) in vars.iter().enumerate() {
         if v.trim().is_empty() || v.contains(':') {

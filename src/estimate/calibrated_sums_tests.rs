@@ -54,6 +54,7 @@ fn calibrated_taylor_on_sums_equals_row_residuals() {
             domain_df,
             variance: VarianceMethod::Taylor,
             contrasts: &contrasts,
+            tests: &[],
         };
         let fast = crate::estimate::estimate_with_progress(&request, &crate::progress::Silent)
             .expect("grouped");

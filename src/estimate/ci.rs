@@ -278,6 +278,10 @@ pub fn logit_scale_ci(p: f64, se_logit: f64, df: f64, level: f64) -> Option<(f64
     if p == 0.0 || p == 1.0 {
         return Some((p, p));
     }
+    if se_logit == f64::INFINITY {
+        // A replicate at p̂_r = 0 or 1 (see the replicate stage): the whole unit interval.
+        return Some((0.0, 1.0));
+    }
     if !se_logit.is_finite() || se_logit < 0.0 {
         return None;
     }

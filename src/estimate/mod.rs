@@ -21,13 +21,42 @@ pub(crate) mod estimator;
 mod fine;
 mod method;
 pub mod probability;
-mod two_way;
 pub mod quantile;
+mod quantile_rows;
 mod replicate_sums;
+mod two_way;
 
 pub use contrast::{ContrastRow, ContrastSpec};
 pub use two_way::{TestRow, TestSpec};
+
+/// Statistics per replicate of the request's tests: the cell shares of every table under the
+/// replicate's weights `w`.
+pub fn test_replicate_statistics(prepared: &Prepared, w: &[f64]) -> Vec<f64> {
+    two_way::replicate_shares(&prepared.tables, w)
+}
+
+/// Number of statistics [`test_replicate_statistics`] gives.
+pub fn n_test_statistics(prepared: &Prepared) -> usize {
+    two_way::n_replicate_shares(&prepared.tables)
+}
+
+/// Rows of the request's tests under one scheme from the replicates' cell shares (`thetas`,
+/// statistic after statistic, `n_rep` each).
+pub fn replicate_tests(
+    req: &EstimationRequest<'_>,
+    prepared: &Prepared,
+    scheme: &Scheme,
+    thetas: &[f64],
+    n_rep: usize,
+    variance: &dyn Fn(&[f64], f64) -> f64,
+    df: &ReplicateDf<'_>,
+) -> Result<Vec<TestRow>, EstimateError> {
+    two_way::replicate_tests(req, &prepared.tables, scheme, thetas, n_rep, variance, df)
+}
 pub use method::{DomainDf, VarianceMethod};
+pub use quantile_rows::{
+    QuantilePlan, quantile_plan, quantile_replicate_rows, quantile_replicate_statistics,
+};
 pub use replicate_sums::GroupedSums;
 
 use rayon::prelude::*;
@@ -146,6 +175,8 @@ pub struct EstimationRequest<'a> {
     pub variance: VarianceMethod,
     /// Differences between two domain estimates, with their covariance.
     pub contrasts: &'a [ContrastSpec],
+    /// Tests of association of two-way tables.
+    pub tests: &'a [TestSpec],
 }
 
 /// Errors during estimation.
@@ -167,6 +198,14 @@ pub enum EstimateError {
     Contrast {
         /// Contrast name.
         contrast: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// A test of association cannot be made on the data.
+    #[error("test \"{test}\": {message}")]
+    Test {
+        /// Test name.
+        test: String,
         /// What is wrong and what to do.
         message: String,
     },
@@ -397,6 +436,8 @@ pub struct Estimates {
     pub rows: Vec<EstimateRow>,
     /// In contrast, indicator, scheme, level order.
     pub contrasts: Vec<ContrastRow>,
+    /// In test, scheme, statistic order.
+    pub tests: Vec<TestRow>,
 }
 
 /// [`estimate`] with the request's contrasts, telling `progress` of every finished indicator ×
@@ -476,6 +517,28 @@ fn estimate_with(
     let blocks: Vec<Block> = tasks
         .par_iter()
         .map(|&(i, s)| {
+            if let Some(orders) = &prepared.quantile_orders[i] {
+                let block = quantile_rows::taylor_block(
+                    req,
+                    req.indicators[i],
+                    &prepared.values[i],
+                    orders,
+                    &req.schemes[s],
+                    &prepared.breakdowns,
+                    sums[s].as_ref(),
+                    sums_path(
+                        req.design,
+                        &req.schemes[s],
+                        sums[s].as_ref(),
+                        None,
+                        per_scheme[s].fine.as_ref(),
+                        grouped_residuals,
+                    ),
+                    per_scheme[s].full_df,
+                );
+                progress.advance(1);
+                return block;
+            }
             let block = estimate_block(
                 req,
                 req.indicators[i],
@@ -501,9 +564,28 @@ fn estimate_with(
         .collect::<Result<_, _>>()?;
     progress.finish();
     let contrasts = taylor_contrasts(req, &prepared, &blocks, &per_scheme)?;
+    let mut rows: Vec<EstimateRow> = blocks.into_iter().flat_map(|b| b.rows).collect();
+    order_categories(req, &mut rows);
+    let by_scheme: Vec<Vec<TestRow>> = req
+        .schemes
+        .par_iter()
+        .map(|scheme| two_way::taylor_tests(req, &prepared.tables, scheme))
+        .collect::<Result<_, _>>()?;
+    let mut tests = Vec::new();
+    for spec in req.tests {
+        for rows_of_scheme in &by_scheme {
+            tests.extend(
+                rows_of_scheme
+                    .iter()
+                    .filter(|r| r.test == spec.name)
+                    .cloned(),
+            );
+        }
+    }
     Ok(Estimates {
-        rows: blocks.into_iter().flat_map(|b| b.rows).collect(),
+        rows,
         contrasts,
+        tests,
     })
 }
 
@@ -680,6 +762,10 @@ pub struct Prepared {
     pairs: Vec<ContrastPair>,
     /// Per indicator, per statistic: whether a contrast needs its score (empty: none does).
     keep: Vec<Vec<bool>>,
+    /// Per indicator: a quantile indicator's domains in order of value.
+    quantile_orders: Vec<Option<quantile_rows::DomainOrders>>,
+    /// The two-way table of each test of association.
+    tables: Vec<two_way::TablePlan>,
 }
 
 impl Prepared {
@@ -741,16 +827,6 @@ pub fn prepare(req: &EstimationRequest<'_>) -> Result<Prepared, EstimateError> {
         .collect::<Result<_, _>>()?;
     breakdowns.extend(by_domain);
     contrast_breakdowns(req, &mut breakdowns)?;
-    if let Some(q) = req
-        .indicators
-        .iter()
-        .find(|i| i.kind == IndicatorKind::Quantile)
-    {
-        return Err(EstimateError::Indicator {
-            indicator: q.id.clone(),
-            message: "quantile estimation is not available yet".into(),
-        });
-    }
     let values: Vec<IndicatorValues> = req
         .indicators
         .par_iter()
@@ -773,12 +849,24 @@ pub fn prepare(req: &EstimationRequest<'_>) -> Result<Prepared, EstimateError> {
             }
         }
     }
+    let quantile_orders = req
+        .indicators
+        .par_iter()
+        .zip(&values)
+        .map(|(ind, vals)| {
+            (ind.kind == IndicatorKind::Quantile)
+                .then(|| quantile_rows::domain_orders(vals, &breakdowns))
+        })
+        .collect();
+    let tables = two_way::table_plans(req.frame, req.tests)?;
     Ok(Prepared {
         values,
         breakdowns,
         fine,
         pairs,
         keep,
+        quantile_orders,
+        tables,
     })
 }
 
@@ -950,6 +1038,10 @@ pub fn point_estimates(req: &EstimationRequest<'_>, prepared: &Prepared, w: &[f6
             .par_iter()
             .zip(&prepared.values)
             .map(|(ind, vals)| {
+                if ind.kind == IndicatorKind::Quantile {
+                    // Quantiles have their own replicate statistics (quantile_rows.rs).
+                    return vec![f64::NAN; prepared.n_statistics() / req.indicators.len()];
+                }
                 let totals = fine.totals(ind.kind, vals, w, None);
                 let mut out = Vec::new();
                 for (index, b) in prepared.breakdowns.iter().enumerate() {
@@ -964,6 +1056,13 @@ pub fn point_estimates(req: &EstimationRequest<'_>, prepared: &Prepared, w: &[f6
         return out;
     }
     for (ind, vals) in req.indicators.iter().zip(&prepared.values) {
+        if ind.kind == IndicatorKind::Quantile {
+            out.extend(std::iter::repeat_n(
+                f64::NAN,
+                prepared.n_statistics() / req.indicators.len(),
+            ));
+            continue;
+        }
         for b in &prepared.breakdowns {
             let k = b.labels.len();
             let (mut sw, mut swy, mut swx) = (vec![0.0; k], vec![0.0; k], vec![0.0; k]);
@@ -1009,6 +1108,10 @@ pub fn rows_with_variances(
     let fine = prepared.fine.as_ref();
     let mut rows = Vec::new();
     for (i, ind) in req.indicators.iter().enumerate() {
+        if ind.kind == IndicatorKind::Quantile {
+            // Rows from quantile_replicate_rows.
+            continue;
+        }
         let range = i * per_indicator..(i + 1) * per_indicator;
         let given = Replicated {
             variances: &variances[range.clone()],
@@ -1227,6 +1330,36 @@ fn estimate_block(
         }
     }
     Ok(Block { rows, kept })
+}
+
+/// Rows of an indicator with categories in category order first (a distribution's parts are
+/// already in it; a quantile's probabilities come out of each block domain by domain), keeping
+/// the order of everything else: an indicator's rows are indicator, category, scheme, domain.
+pub fn order_categories(req: &EstimationRequest<'_>, rows: &mut [EstimateRow]) {
+    let rank = |r: &EstimateRow| -> (usize, usize) {
+        let first = req
+            .indicators
+            .iter()
+            .position(|i| i.id == r.indicator)
+            .unwrap_or(usize::MAX);
+        let category = match (&r.category, req.indicators.get(first)) {
+            (Some(c), Some(ind)) => match &ind.quantile {
+                Some(spec) => spec
+                    .probs
+                    .iter()
+                    .position(|p| quantile_rows::prob_label(*p) == *c)
+                    .unwrap_or(0),
+                None => req.indicators[first..]
+                    .iter()
+                    .take_while(|i| i.id == r.indicator)
+                    .position(|i| i.category.as_ref().is_some_and(|k| k.code == *c))
+                    .unwrap_or(0),
+            },
+            _ => 0,
+        };
+        (first, category)
+    };
+    rows.sort_by_cached_key(rank);
 }
 
 fn finite(x: f64) -> Option<f64> {

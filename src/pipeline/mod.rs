@@ -206,7 +206,12 @@ pub(crate) fn prepare(config_path: &Path) -> Result<(Pipeline, Questionnaire), P
             ));
         }
     }
-    for d in pipeline.estimation.domains.iter().flat_map(|d| d.split(':')) {
+    for d in pipeline
+        .estimation
+        .domains
+        .iter()
+        .flat_map(|d| d.split(':'))
+    {
         if !known(d) {
             problems.push(format!(
                 "estimation.domains: \"{d}\" is neither a variable nor a derived variable of {}",
@@ -246,6 +251,21 @@ pub(crate) fn prepare(config_path: &Path) -> Result<(Pipeline, Questionnaire), P
     };
     for c in &mut pipeline.contrasts {
         problems.extend(check_contrast(c, &questionnaire, &estimated, &known));
+    }
+    for t in &pipeline.tests {
+        for (key, var) in [("rows", &t.rows), ("cols", &t.cols)] {
+            if !known(var) {
+                problems.push(format!(
+                    "test \"{}\": {key} \"{var}\" is neither a variable nor a derived variable of {}",
+                    t.name, questionnaire.id
+                ));
+            }
+        }
+        if let Some(u) = &t.universe
+            && let Err(e) = questionnaire.compile(u)
+        {
+            problems.push(format!("test \"{}\": universe {e}", t.name));
+        }
     }
     if !problems.is_empty() {
         return Err(reference(problems.join("; ")));
@@ -349,6 +369,12 @@ fn read_after_ingest(p: &Pipeline, q: &Questionnaire) -> Vec<String> {
             .map(str::to_string),
     );
     names.extend(contrast_variables(p));
+    for t in &p.tests {
+        names.extend([t.rows.clone(), t.cols.clone()]);
+        if let Some(u) = t.universe.as_deref().and_then(|u| q.compile(u).ok()) {
+            names.extend(u.variables());
+        }
+    }
     for w in &p.weighting {
         if let Some(c) = &w.calibration
             && let Ok(m) = crate::weighting::margins::Margins::load(&c.margins)
@@ -514,6 +540,8 @@ struct Computed {
     schemes: Vec<Scheme>,
     estimates: Vec<EstimateRow>,
     contrasts: Vec<ContrastRow>,
+    /// Rows of the tests of association: test, scheme, variance method, statistic.
+    tests: Vec<crate::estimate::TestRow>,
 }
 
 fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, PipelineError> {
@@ -583,6 +611,27 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
             .flat_map(Indicator::estimated)
             .collect()
     };
+    let tests: Vec<crate::estimate::TestSpec> = p
+        .tests
+        .iter()
+        .map(|t| {
+            let universe = t
+                .universe
+                .as_deref()
+                .map(|u| q.compile(u))
+                .transpose()
+                .map_err(|message| PipelineError::Reference {
+                    config: p.config_path.clone(),
+                    message: format!("test \"{}\": universe {message}", t.name),
+                })?;
+            Ok(crate::estimate::TestSpec {
+                name: t.name.clone(),
+                rows: t.rows.clone(),
+                cols: t.cols.clone(),
+                universe,
+            })
+        })
+        .collect::<Result<_, PipelineError>>()?;
     // Estimation reads the indicators' variables and the domains only: copy just those columns
     // of the respondents (a copy of the whole frame is most of the run's peak memory).
     let estimation_columns: Vec<String> = indicators
@@ -601,12 +650,18 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
                 .map(str::to_string),
         )
         .chain(contrast_variables(&p))
+        .chain(tests.iter().flat_map(|t| {
+            [t.rows.clone(), t.cols.clone()]
+                .into_iter()
+                .chain(t.universe.iter().flat_map(|u| u.variables()))
+        }))
         .collect();
     let resp_frame = ingested.frame.take_columns(&respondents, |name| {
         estimation_columns.iter().any(|c| c == name)
     });
     let mut estimates = Vec::new();
     let mut contrasts = Vec::new();
+    let mut test_rows = Vec::new();
     let mut warnings = Vec::new();
     let mut replicate_weights = Vec::new();
     for &variance in &p.variance {
@@ -621,6 +676,7 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
             domain_df: p.estimation.domain_df,
             variance,
             contrasts: &p.contrasts,
+            tests: &tests,
         };
         match replicate_settings(&p, variance) {
             // Taylor linearization.
@@ -628,6 +684,7 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
                 let taylor = crate::estimate::estimate_with_progress(&request, opts.progress())?;
                 estimates.extend(taylor.rows);
                 contrasts.extend(taylor.contrasts);
+                test_rows.extend(taylor.tests);
             }
             Some(settings) => {
                 let keep = p.output_replicate_weights && replicate_weights.is_empty();
@@ -645,6 +702,7 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
                 })?;
                 estimates.extend(out.rows);
                 contrasts.extend(out.contrasts);
+                test_rows.extend(out.tests);
                 warnings.extend(out.warnings);
                 if keep {
                     replicate_weights = out.weights;
@@ -661,6 +719,12 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
         let s = schemes.iter().position(|s| s.name == r.weighting);
         (c, i, s)
     });
+    test_rows.sort_by_key(|r| {
+        (
+            p.tests.iter().position(|t| t.name == r.test),
+            schemes.iter().position(|s| s.name == r.weighting),
+        )
+    });
     clock.lap("estimate");
     Ok(Computed {
         output,
@@ -674,6 +738,7 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
         schemes,
         estimates,
         contrasts,
+        tests: test_rows,
     })
 }
 

@@ -379,6 +379,32 @@ impl Questionnaire {
         self.derived.iter().find(|d| d.name == name)
     }
 
+    /// Compile an expression written outside the questionnaire (a config's universe) over its
+    /// variables and derived variables. The error says what is wrong and where.
+    pub fn compile(&self, text: &str) -> Result<Expr, String> {
+        let scope = |name: &str| -> Result<VarInfo, String> {
+            if let Some(v) = self.variable(name) {
+                return Ok(parse::var_info(v));
+            }
+            if let Some(d) = self.derived_variable(name) {
+                return Ok(VarInfo {
+                    ty: d.expr.output_type(),
+                    codes: d.codes.iter().map(|c| c.code.clone()).collect(),
+                    missing_codes: Vec::new(),
+                    zero_one: d.expr.is_zero_one(),
+                });
+            }
+            Err(format!(
+                "unknown variable {name}: it is neither a variable nor a derived variable of {}",
+                self.id
+            ))
+        };
+        Expr::parse(text, &scope).map_err(|e| {
+            let col = text.get(..e.start).map_or(e.start, |p| p.chars().count()) + 1;
+            format!("at character {col} of `{text}`: {}", e.message)
+        })
+    }
+
     /// Compute every derived variable, in definition order, and add it to `frame` as a numeric
     /// column (Bool as 1/0). States map as: Value → Value, NotApplicable → NotAsked,
     /// Missing → NoResponse.

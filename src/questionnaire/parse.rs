@@ -881,7 +881,13 @@ impl Checker<'_> {
             }
             e
         };
-        let value = parse(self, "value", &r.value);
+        // A distribution's value names a coded variable, which may be text: its parts compare
+        // it with each code (distribution_parts).
+        let value = if r.kind == RawKind::Distribution {
+            None
+        } else {
+            parse(self, "value", &r.value)
+        };
         let numerator = parse(self, "numerator", &r.numerator);
         let denominator = parse(self, "denominator", &r.denominator);
         let universe = parse(self, "universe", &r.universe);
@@ -1237,7 +1243,7 @@ fn lookup_vars(names: &Names, n: &str, note: &str) -> Result<VarInfo, String> {
 }
 
 /// How expressions see a variable.
-fn var_info(v: &Variable) -> VarInfo {
+pub(super) fn var_info(v: &Variable) -> VarInfo {
     let ty = if v.numeric_storage {
         ExprType::Num
     } else {

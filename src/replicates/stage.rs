@@ -104,6 +104,8 @@ pub(crate) struct Output {
     pub rows: Vec<EstimateRow>,
     /// Contrasts of the request, with replicate variances.
     pub contrasts: Vec<ContrastRow>,
+    /// Tests of association of the request, with replicate covariances.
+    pub tests: Vec<crate::estimate::TestRow>,
     pub warnings: Vec<String>,
     pub weights: Vec<(String, Vec<f64>)>,
 }
@@ -133,8 +135,9 @@ fn with_matched_columns(method: &ReplicateMethod, frame: &Frame) -> ReplicateMet
     method
 }
 
-/// One replicate's estimates (row path) and kept weights or group multipliers, or why it failed.
-type ReplicateOutcome = Result<(Option<Vec<f64>>, Option<Vec<f64>>), String>;
+/// One replicate's estimates (row path), kept weights or group multipliers, and the statistics
+/// of the quantile plan, or why it failed.
+type ReplicateOutcome = Result<(Option<Vec<f64>>, Option<Vec<f64>>, Vec<f64>), String>;
 
 /// Run one replicate method for every scheme.
 pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
@@ -232,6 +235,7 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
 
     let mut rows = Vec::new();
     let mut contrasts = Vec::new();
+    let mut tests = Vec::new();
     let mut warnings = Vec::new();
     let mut kept = Vec::new();
     inputs.progress.start(
@@ -274,6 +278,9 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
             }
         };
         let full = crate::estimate::point_estimates(inputs.request, &prepared, &scheme.weights);
+        let quantiles = crate::estimate::quantile_plan(inputs.request, &prepared, &scheme.weights);
+        let n_quantile = quantiles.n_statistics();
+        let n_extra = n_quantile + crate::estimate::n_test_statistics(&prepared);
         // Replicates on sums by (PSU, calibration cell) where every replicate weight is the
         // adjusted weight times one multiplier per group (docs/performance.md); the rows
         // otherwise, and when the replicate weights are to be published.
@@ -333,32 +340,65 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
         let results: Vec<ReplicateOutcome> = (0..n_rep)
             .into_par_iter()
             .map(|r| {
+                // Statistics beyond sums: the quantile plan's, then the tests' cell shares.
+                let quantile_statistics = |w: &[f64]| {
+                    let mut out = if quantiles.is_empty() {
+                        Vec::new()
+                    } else {
+                        crate::estimate::quantile_replicate_statistics(
+                            inputs.request,
+                            &prepared,
+                            &quantiles,
+                            w,
+                        )
+                    };
+                    out.extend(crate::estimate::test_replicate_statistics(&prepared, w));
+                    out
+                };
                 if let Some(g) = &groups {
                     let mult = g.multipliers(&rep, r, &scheme.adjusted, &weights_for)?;
+                    // Quantiles need the rows' replicate weights: a_i times the group's factor.
+                    let q = if n_extra == 0 {
+                        Vec::new()
+                    } else {
+                        let w: Vec<f64> = scheme
+                            .adjusted
+                            .iter()
+                            .zip(&g.of_row)
+                            .map(|(a, &k)| a * mult[k as usize])
+                            .collect();
+                        quantile_statistics(&w)
+                    };
                     inputs.progress.advance(1);
-                    return Ok((None, Some(mult)));
+                    return Ok((None, Some(mult), q));
                 }
                 let w = weights_for(r)?;
                 let theta = crate::estimate::point_estimates(inputs.request, &prepared, &w);
+                let q = quantile_statistics(&w);
                 inputs.progress.advance(1);
                 Ok((
                     Some(theta),
                     keep_matrix.then(|| kept_rows.iter().map(|&i| w[i]).collect::<Vec<f64>>()),
+                    q,
                 ))
             })
             .collect();
         // Replicate estimates, statistic after statistic (`n_rep` per statistic); a dropped
         // replicate's are NaN.
         let mut thetas = vec![f64::NAN; full.len() * n_rep];
+        let mut extra_thetas = vec![f64::NAN; n_extra * n_rep];
         let mut matrix = Vec::new();
         let mut dropped = Vec::new();
         for (r, res) in results.into_iter().enumerate() {
             match res {
-                Ok((theta, w)) => {
+                Ok((theta, w, q)) => {
                     if let Some(theta) = theta {
                         for (k, t) in theta.into_iter().enumerate() {
                             thetas[k * n_rep + r] = t;
                         }
+                    }
+                    for (k, t) in q.into_iter().enumerate() {
+                        extra_thetas[k * n_rep + r] = t;
                     }
                     matrix.push(w);
                 }
@@ -411,8 +451,18 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
         // For proportions R's logit interval on a replicate design comes from the replicate
         // variance of logit(p̂_r) (svyglm refitted on each replicate), not from the delta method.
         let logit = |x: f64| (x / (1.0 - x)).ln();
+        // A replicate whose domain has the proportion 0 or 1 puts logit(p̂_r) at ±∞ while p̂ is
+        // inside (0, 1): the logit-scale variance is unbounded and the interval is (0, 1), the
+        // limit R's svyglm reaches when that replicate's fit diverges.
         let logit_variances: Vec<f64> = (0..full.len())
-            .map(|k| rep.variance(&column(k, &logit), logit(full[k])))
+            .map(|k| {
+                let replicates = column(k, &logit);
+                if logit(full[k]).is_finite() && replicates.iter().any(|t| t.is_infinite()) {
+                    f64::INFINITY
+                } else {
+                    rep.variance(&replicates, logit(full[k]))
+                }
+            })
             .collect();
         // Replicate df as R's degf() of the domain's replicate design (`[.svyrep.design` drops
         // the other rows and recomputes the rank of the replicate weights), see replicate_df.
@@ -462,14 +512,39 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
                 rank as f64 - 1.0
             }
         };
-        rows.extend(crate::estimate::rows_with_variances(
+        let mut scheme_rows = crate::estimate::rows_with_variances(
             inputs.request,
             &prepared,
             scheme,
             &variances,
             &logit_variances,
             &df,
-        )?);
+        )?;
+        if !quantiles.is_empty() {
+            scheme_rows.extend(crate::estimate::quantile_replicate_rows(
+                inputs.request,
+                &prepared,
+                &quantiles,
+                scheme,
+                &extra_thetas[..n_quantile * n_rep],
+                n_rep,
+                &|replicates, centre| rep.variance(replicates, centre),
+                &df,
+            ));
+            crate::estimate::order_categories(inputs.request, &mut scheme_rows);
+        }
+        rows.extend(scheme_rows);
+        if !inputs.request.tests.is_empty() {
+            tests.extend(crate::estimate::replicate_tests(
+                inputs.request,
+                &prepared,
+                scheme,
+                &extra_thetas[n_quantile * n_rep..],
+                n_rep,
+                &|replicates, centre| rep.variance(replicates, centre),
+                &df,
+            )?);
+        }
         if !inputs.request.contrasts.is_empty() {
             // Contrasts take the df of the whole replicate design (R's degf()).
             let whole: Vec<usize> = (0..n).filter(|&i| scheme.weights[i] != 0.0).collect();
@@ -502,9 +577,13 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
         }
     }
     inputs.progress.finish();
+    // Test, then scheme (the schemes were run in order).
+    let position = |name: &str| inputs.request.tests.iter().position(|t| t.name == name);
+    tests.sort_by_key(|t: &crate::estimate::TestRow| position(&t.test));
     Ok(Output {
         rows,
         contrasts,
+        tests,
         warnings,
         weights: kept,
     })

@@ -51,6 +51,7 @@ fn replicates_on_sums_equal_replicates_on_rows() {
             domain_df: DomainDf::Subset,
             variance: method,
             contrasts: &[],
+            tests: &[],
         };
         let settings = crate::pipeline::replicate_settings(&p, method).expect("replicate method");
         let run = |keep_weights: bool| {
