@@ -670,3 +670,115 @@ fn a_test_over_a_variable_with_one_category_is_an_error() {
         &["one_type", "stype"],
     );
 }
+
+/// The demo's quantiles of the bribe amount, its distributions, the sex × age group cross and
+/// the sex × feeling-safe test under all five Taylor weighting schemes, against
+/// `fixtures/demo/analyses_reference.csv` (made by `fixtures/demo/make_analyses.R`).
+#[test]
+fn demo_analyses_match_r() {
+    let dir = scratch("analyses-demo");
+    let config = relocated_config(
+        &root().join("fixtures/demo/pipeline.toml"),
+        &dir,
+        &[("suppress = ", "suppress = false")],
+    );
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text = text.replace(
+        "[reliability]",
+        "[[test]]\nname = \"sex_by_safe_dark_universe\"\nrows = \"sex\"\ncols = \"safe_dark\"\nuniverse = \"safe_dark in [1, 2, 3, 4, 5]\"\n\n[reliability]",
+    );
+    std::fs::write(&config, text).expect("write config");
+    cvsurvey::pipeline::run(&config, Default::default()).expect("demo run");
+    let out = dir.join("out");
+    let estimates = Table::read(&out.join("estimates.csv"));
+    let tests = Table::read(&out.join("tests.csv"));
+    let ours = estimates.index(
+        &[
+            "indicator",
+            "weighting",
+            "variance",
+            "domain_var",
+            "domain_value",
+            "category",
+            "ci_method",
+        ],
+        "demo estimates.csv",
+    );
+    let reference = Table::read(&root().join("fixtures/demo/analyses_reference.csv"));
+    let col = |name: &str| reference.col(name);
+    let mut problems = Vec::new();
+    let (mut estimates_checked, mut tests_checked) = (0, 0);
+    for r in &reference.rows {
+        let indicator = r[col("indicator")].as_str();
+        let (domain_var, domain_value) = match r[col("domain_var")].as_str() {
+            "overall" => ("_T".to_string(), "_T".to_string()),
+            var => (var.to_string(), r[col("domain_value")].clone()),
+        };
+        if indicator.starts_with("sex_by_safe_dark") {
+            // Test rows: (statistic name, what) with what = statistic, ndf, ddf, p_value.
+            let statistic = match r[col("ci_method")].as_str() {
+                "F" => "rao_scott_f",
+                _ => "rao_scott_chisq",
+            };
+            let what = r[col("category")].as_str();
+            let column = match what {
+                "statistic" => "value",
+                "ndf" | "ddf" | "p_value" => what,
+                _ => continue,
+            };
+            let Some(row) = tests.rows.iter().find(|t| {
+                t[tests.col("test")] == indicator
+                    && t[tests.col("weighting")] == r[col("weighting")]
+                    && t[tests.col("statistic")] == statistic
+            }) else {
+                problems.push(format!("no tests.csv row for {indicator} {statistic}"));
+                continue;
+            };
+            let want = parse(&r[col("estimate")]).expect("reference value");
+            if let Some(p) = disagreement(parse(&row[tests.col(column)]), want, 0.0) {
+                problems.push(format!("{indicator} {} {statistic} {column}: {p}", r[0]));
+            }
+            tests_checked += 1;
+            continue;
+        }
+        if indicator.ends_with("_hf7") {
+            continue;
+        }
+        let category = if indicator == "bribery_prevalence" {
+            String::new()
+        } else {
+            r[col("category")].clone()
+        };
+        let key = vec![
+            indicator.to_string(),
+            r[col("weighting")].clone(),
+            r[col("variance")].clone(),
+            domain_var,
+            domain_value,
+            category,
+            r[col("ci_method")].clone(),
+        ];
+        let Some(&i) = ours.get(&key) else {
+            problems.push(format!("no estimates.csv row for {key:?}"));
+            continue;
+        };
+        for column in ["estimate", "se", "ci_low", "ci_high", "df"] {
+            let Some(want) = parse(&r[col(column)]) else {
+                continue;
+            };
+            let got = parse(&estimates.rows[i][estimates.col(column)]);
+            if let Some(p) = disagreement(got, want, 1e-13) {
+                problems.push(format!("{key:?} {column}: {p}"));
+            }
+        }
+        estimates_checked += 1;
+    }
+    assert!(
+        problems.is_empty(),
+        "{} disagreements with R, e.g.\n{}",
+        problems.len(),
+        problems[..problems.len().min(40)].join("\n")
+    );
+    assert!(estimates_checked >= 500, "{estimates_checked} estimate rows checked");
+    assert_eq!(tests_checked, 60, "F and Chisq of both tests under five schemes");
+}
