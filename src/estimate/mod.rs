@@ -67,6 +67,7 @@ use crate::questionnaire::{EvalState, Indicator, IndicatorKind};
 use crate::weighting::{LinearResidual, ResidualSolver, Scheme};
 use ci::CiMethod;
 use contrast::{ContrastPair, Kept, KeptScore};
+use fine::DomainSums as CellSums;
 use fine::{DomainSums, FineCells, FineTotals};
 
 /// Domain label used for the whole population (SDMX convention).
@@ -230,16 +231,20 @@ struct IndicatorValues {
     defined: Vec<bool>,
 }
 
-fn evaluate(ind: &Indicator, frame: &Frame) -> Result<IndicatorValues, EstimateError> {
+/// `universe`: the indicator's universe, evaluated once for every indicator that shares it (the
+/// parts of a distribution); `None`: every respondent.
+fn evaluate(
+    ind: &Indicator,
+    frame: &Frame,
+    universe: Option<&[bool]>,
+) -> Result<IndicatorValues, EstimateError> {
     let err = |message: String| EstimateError::Indicator {
         indicator: ind.id.clone(),
         message,
     };
     let n = frame.n_rows();
-    let universe = match &ind.universe {
-        None => vec![true; n],
-        Some(e) => e.eval_true(frame).map_err(|e| err(e.to_string()))?,
-    };
+    let every = vec![true; if universe.is_none() { n } else { 0 }];
+    let universe = universe.unwrap_or(&every);
     let (value_expr, den_expr) = match ind.kind {
         IndicatorKind::Ratio => (ind.numerator.as_ref(), ind.denominator.as_ref()),
         _ => (ind.value.as_ref(), None),
@@ -827,10 +832,40 @@ pub fn prepare(req: &EstimationRequest<'_>) -> Result<Prepared, EstimateError> {
         .collect::<Result<_, _>>()?;
     breakdowns.extend(by_domain);
     contrast_breakdowns(req, &mut breakdowns)?;
+    // Each distinct universe once: a distribution's parts share theirs.
+    let mut distinct: Vec<(&str, &Indicator)> = Vec::new();
+    for ind in req.indicators {
+        if let Some(u) = &ind.universe
+            && let Err(k) = distinct.binary_search_by(|(s, _)| (*s).cmp(u.source()))
+        {
+            distinct.insert(k, (u.source(), ind));
+        }
+    }
+    let universes: Vec<Vec<bool>> = distinct
+        .par_iter()
+        .map(|(_, ind)| match &ind.universe {
+            Some(expr) => expr
+                .eval_true(req.frame)
+                .map_err(|e| EstimateError::Indicator {
+                    indicator: ind.id.clone(),
+                    message: e.to_string(),
+                }),
+            None => Ok(Vec::new()),
+        })
+        .collect::<Result<_, _>>()?;
+    let sources: Vec<&str> = distinct.iter().map(|(s, _)| *s).collect();
     let values: Vec<IndicatorValues> = req
         .indicators
         .par_iter()
-        .map(|ind| evaluate(ind, req.frame))
+        .map(|ind| {
+            let universe = ind.universe.as_ref().and_then(|u| {
+                sources
+                    .binary_search(&u.source())
+                    .ok()
+                    .map(|k| universes[k].as_slice())
+            });
+            evaluate(ind, req.frame, universe)
+        })
         .collect::<Result<_, _>>()?;
     let fine = FineCells::build(
         req.design.psu_of_row(),
@@ -1453,6 +1488,27 @@ fn grouped_domain_stats(
     fine: Option<(&FineCells, &FineTotals, usize)>,
     keep: Option<&[bool]>,
 ) -> Option<Vec<Option<Result<(DomainStats, usize), String>>>> {
+    grouped_domain_stats_from(
+        req, kind, vals, scheme, b, full_df, replicated, sums, fine, keep, None,
+    )
+}
+
+/// [`grouped_domain_stats`] with the sums by (domain value, PSU) given (`given`, an
+/// uncalibrated scheme's: no calibration terms) instead of formed from fine cells or rows.
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+fn grouped_domain_stats_from(
+    req: &EstimationRequest<'_>,
+    kind: IndicatorKind,
+    vals: &IndicatorValues,
+    scheme: &Scheme,
+    b: &Breakdown,
+    full_df: f64,
+    replicated: Option<(&[f64], &ReplicateDf<'_>)>,
+    sums: Option<&CalibratedSums<'_>>,
+    fine: Option<(&FineCells, &FineTotals, usize)>,
+    keep: Option<&[bool]>,
+    given: Option<DomainSums>,
+) -> Option<Vec<Option<Result<(DomainStats, usize), String>>>> {
     let design = req.design;
     let cal = if replicated.is_none() && scheme.calibrated {
         Some(sums?)
@@ -1474,8 +1530,9 @@ fn grouped_domain_stats(
         nobs,
         ss,
         mut rhs,
-    } = match fine {
-        Some((cells, totals, index)) => {
+    } = match (given, fine) {
+        (Some(given), _) => given,
+        (None, Some((cells, totals, index))) => {
             let terms = |i: usize, f: &mut dyn FnMut(usize, f64)| {
                 if let Some(c) = cal {
                     c.form.terms(i, f);
@@ -1483,7 +1540,7 @@ fn grouped_domain_stats(
             };
             cells.domain_sums(index, k, n_psu, kind, totals, dim, &terms)
         }
-        None => row_sums(design, kind, vals, w, b, cal),
+        (None, None) => row_sums(design, kind, vals, w, b, cal),
     };
     let estimate: Vec<f64> = (0..k)
         .map(|d| estimator::point(kind, sw[d], swy[d], swx[d]))

@@ -17,8 +17,9 @@ use super::quantile::{
     QuantileBounds, QuantileOrder, SortedDomain, replicate_quantile_interval, woodruff_interval,
 };
 use super::{
-    Block, Breakdown, CalibratedSums, EstimateError, EstimateRow, EstimationRequest, Flag,
-    IndicatorValues, ReplicateDf, SumsPath, TOTAL, domain_estimate, finite, grouped_domain_stats,
+    Block, Breakdown, CalibratedSums, CellSums, EstimateError, EstimateRow, EstimationRequest,
+    Flag, IndicatorValues, PsuCell, ReplicateDf, SumsPath, TOTAL, domain_estimate, finite,
+    grouped_domain_stats, grouped_domain_stats_from,
 };
 use crate::questionnaire::{Indicator, IndicatorKind, QuantileInterval};
 use crate::weighting::Scheme;
@@ -81,10 +82,50 @@ pub(super) fn taylor_block(
             .iter()
             .map(|o| SortedDomain::from_order(o, &vals.y, w))
             .collect();
+        // An uncalibrated single-stage scheme forms F̂'s sums by (domain, PSU) from the sorted
+        // rows: the rows at or below q̂ are a prefix of each domain's order.
+        let prefix_sums = !scheme.calibrated && !matches!(path, SumsPath::Rows);
+        let base = prefix_sums.then(|| domain_psu_base(&orders.by_breakdown[index], w, req));
         // Per probability: the domains' quantiles and the Taylor statistics of F̂ at them.
         let mut per_prob = Vec::with_capacity(spec.probs.len());
         for &p in &spec.probs {
             let q: Vec<f64> = domains.iter().map(|d| d.quantile(p, spec.rule)).collect();
+            if let Some(base) = &base {
+                let given = prefix_cell_sums(base, &orders.by_breakdown[index], vals, w, &q, req);
+                let stats = grouped_domain_stats_from(
+                    req,
+                    IndicatorKind::Proportion,
+                    vals,
+                    scheme,
+                    b,
+                    full_df,
+                    None,
+                    None,
+                    None,
+                    None,
+                    Some(given),
+                )
+                .map(|all| {
+                    all.into_iter()
+                        .enumerate()
+                        .map(|(d, s)| match s {
+                            None => Ok(None),
+                            Some(Ok((stats, _))) => Ok(Some((stats.se, stats.df))),
+                            Some(Err(message)) => Err((d, message)),
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                });
+                if let Some(stats) = stats {
+                    let stats = stats.map_err(|(d, message)| EstimateError::Variance {
+                        indicator: ind.id.clone(),
+                        weighting: scheme.name.clone(),
+                        domain: domain_name(b, d),
+                        message,
+                    })?;
+                    per_prob.push((q, stats));
+                    continue;
+                }
+            }
             let below = IndicatorValues {
                 y: (0..n)
                     .map(|r| match b.of_row[r] {
@@ -141,6 +182,74 @@ pub(super) fn taylor_block(
         rows,
         kept: Vec::new(),
     })
+}
+
+/// Per domain of a breakdown: its sums by PSU over all its rows (weight, rows, rows of non-zero
+/// weight), the part of F̂'s sums that does not depend on q̂.
+fn domain_psu_base(orders: &[QuantileOrder], w: &[f64], req: &EstimationRequest<'_>) -> CellSums {
+    let n_psu = req.design.n_psu();
+    let psu_of_row = req.design.psu_of_row();
+    let k = orders.len();
+    let mut base = CellSums {
+        cells: vec![PsuCell::default(); k * n_psu],
+        sw: vec![0.0; k],
+        swy: vec![0.0; k],
+        swx: vec![0.0; k],
+        count: vec![0; k],
+        nobs: vec![0; k],
+        ss: vec![0.0; k],
+        rhs: Vec::new(),
+    };
+    for (d, order) in orders.iter().enumerate() {
+        for &r in order.rows() {
+            let c = &mut base.cells[d * n_psu + psu_of_row[r] as usize];
+            c.w += w[r];
+            c.rows += 1;
+            base.sw[d] += w[r];
+            base.count[d] += 1;
+            if w[r] != 0.0 {
+                c.nonzero += 1;
+                base.nobs[d] += 1;
+            }
+        }
+    }
+    base
+}
+
+/// F̂'s sums by (domain, PSU) at the domains' quantiles `q`: the base plus Σ w over the prefix
+/// of each domain's order at or below its q̂ (the proportion's Σ w y), the rows in data order's
+/// sums as [`super::row_sums`] forms them.
+fn prefix_cell_sums(
+    base: &CellSums,
+    orders: &[QuantileOrder],
+    vals: &IndicatorValues,
+    w: &[f64],
+    q: &[f64],
+    req: &EstimationRequest<'_>,
+) -> CellSums {
+    let n_psu = req.design.n_psu();
+    let psu_of_row = req.design.psu_of_row();
+    let mut out = CellSums {
+        cells: base.cells.clone(),
+        sw: base.sw.clone(),
+        swy: vec![0.0; orders.len()],
+        swx: base.swx.clone(),
+        count: base.count.clone(),
+        nobs: base.nobs.clone(),
+        ss: vec![0.0; orders.len()],
+        rhs: Vec::new(),
+    };
+    for (d, order) in orders.iter().enumerate() {
+        let rows = order.rows();
+        let cut = rows.partition_point(|&r| vals.y[r] <= q[d]);
+        for &r in &rows[..cut] {
+            out.cells[d * n_psu + psu_of_row[r] as usize].wy += w[r];
+            out.swy[d] += w[r];
+        }
+        // Σ w (y − ȳ)² of a 0/1 variable (design effects are not reported for quantiles).
+        out.ss[d] = out.swy[d] - out.swy[d] * out.swy[d] / out.sw[d];
+    }
+    out
 }
 
 /// Σ w over a domain's rows, zero weights included (the `n_weighted` of every row).

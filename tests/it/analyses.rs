@@ -779,6 +779,12 @@ fn demo_analyses_match_r() {
         problems.len(),
         problems[..problems.len().min(40)].join("\n")
     );
-    assert!(estimates_checked >= 500, "{estimates_checked} estimate rows checked");
-    assert_eq!(tests_checked, 60, "F and Chisq of both tests under five schemes");
+    assert!(
+        estimates_checked >= 500,
+        "{estimates_checked} estimate rows checked"
+    );
+    assert_eq!(
+        tests_checked, 60,
+        "F and Chisq of both tests under five schemes"
+    );
 }
