@@ -20,6 +20,7 @@ use crate::estimate::EstimateRow;
 use crate::frame::Column;
 use crate::ingest::Finding;
 
+pub mod association;
 pub mod context;
 pub mod contrasts;
 pub mod html;

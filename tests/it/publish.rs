@@ -75,6 +75,7 @@ fn context<'a>(d: &'a Demo) -> PublicationContext<'a> {
         questionnaire: &d.questionnaire,
         title: "Demo survey on corruption and crime victimisation".into(),
         contrasts: &[],
+        tests: &[],
         reference_period: "2025".into(),
         tool_version: "test".into(),
         data_file: "data.csv".into(),
