@@ -6,7 +6,7 @@
 //! `sdmx.csv`, `tables.xlsx` and `report.html` share these so that the same cell reads the same
 //! in every product.
 
-use crate::estimate::{EstimateRow, TOTAL};
+use crate::estimate::{EstimateRow, TOTAL, TestRow};
 use crate::questionnaire::{Indicator, IndicatorKind, Questionnaire};
 
 /// Separator of the variables of a crossed domain (`sex:age_group`) and of their codes (`1:2`).
@@ -243,6 +243,41 @@ pub fn table_rows(rows: &[EstimateRow]) -> Vec<&EstimateRow> {
         .collect()
 }
 
+/// The two statistics of one test × weighting × variance method.
+pub struct TestGroup<'a> {
+    /// `rao_scott_f`.
+    pub f: Option<&'a TestRow>,
+    /// `rao_scott_chisq`.
+    pub chisq: Option<&'a TestRow>,
+}
+
+/// Tests grouped by test × weighting × variance method, in the order they first appear.
+pub fn test_groups(rows: &[TestRow]) -> Vec<TestGroup<'_>> {
+    let mut keys: Vec<(&str, &str, &str)> = Vec::new();
+    let mut groups: Vec<TestGroup<'_>> = Vec::new();
+    for r in rows {
+        let key = (r.test.as_str(), r.weighting.as_str(), r.variance.as_str());
+        let i = match keys.iter().position(|k| *k == key) {
+            Some(i) => i,
+            None => {
+                keys.push(key);
+                groups.push(TestGroup {
+                    f: None,
+                    chisq: None,
+                });
+                keys.len() - 1
+            }
+        };
+        let slot = if r.statistic == "rao_scott_chisq" {
+            &mut groups[i].chisq
+        } else {
+            &mut groups[i].f
+        };
+        slot.get_or_insert(r);
+    }
+    groups
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -317,6 +352,54 @@ qrule = "hf7"
         assert_eq!(number(12.0), "12");
         assert_eq!(number(0.1234564), "0.123456");
         assert_eq!(number(-0.0000001), "0");
+    }
+
+    /// A publication context over `q` with the given tests, for the products' tests.
+    pub(crate) fn context<'a>(
+        q: &'a Questionnaire,
+        tests: &'a [TestRow],
+    ) -> crate::output::context::PublicationContext<'a> {
+        crate::output::context::PublicationContext {
+            questionnaire: q,
+            title: "Test".into(),
+            reference_period: "2025".into(),
+            tool_version: "test".into(),
+            data_file: "data.csv".into(),
+            data_sha256: "0".repeat(64),
+            rows_read: 10,
+            rows_used: 10,
+            rows_quarantined: 0,
+            respondents: 10,
+            findings_by_kind: Default::default(),
+            first_findings: Vec::new(),
+            design: Default::default(),
+            schemes: Vec::new(),
+            variance_methods: vec!["taylor".into()],
+            ci_level: 0.95,
+            ci_methods: vec!["logit".into()],
+            domain_df: "subset".into(),
+            provenance: Vec::new(),
+            contrasts: &[],
+            tests,
+        }
+    }
+
+    /// Rows of `indicator` for each (domain, category, estimate).
+    pub(crate) fn rows_of(
+        indicator: &str,
+        cells: &[((&str, &str), &str, f64)],
+    ) -> Vec<EstimateRow> {
+        cells
+            .iter()
+            .map(|&(domain, category, estimate)| {
+                let mut r = row(domain, Some(category), "logit");
+                r.indicator = indicator.into();
+                r.estimate = Some(estimate);
+                r.ci_low = Some(estimate * 0.9);
+                r.ci_high = Some(estimate * 1.1);
+                r
+            })
+            .collect()
     }
 
     pub(crate) fn row(domain: (&str, &str), category: Option<&str>, ci: &str) -> EstimateRow {

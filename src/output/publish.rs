@@ -270,6 +270,9 @@ mod tests {
         };
         let text = String::from_utf8(estimates_csv(&[row]).expect("csv")).expect("utf8");
         let line = text.lines().nth(1).expect("row");
-        assert_eq!(line, "'=cmd,w,taylor,_T,'-x,,0.25,,,,logit,10,,,12,100.5,,,");
+        assert_eq!(
+            line,
+            "'=cmd,w,taylor,_T,'-x,,0.25,,,,logit,10,,,12,100.5,,,"
+        );
     }
 }
