@@ -133,7 +133,7 @@ pub(crate) mod tests {
             statistic,
             value: Some(value),
             ndf: Some(0.9876543210987654),
-            ddf: ddf,
+            ddf,
             p_value: Some(p),
         };
         vec![

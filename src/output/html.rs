@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use super::context::PublicationContext;
 use super::present::{
     DomainCells, by_domain, category_columns, ci_method_name, display_scale, domain_labels, number,
-    quantile_rule_name, table_rows, test_groups, variance_name,
+    quantile_rule_name, table_rows, test_groups, variable_label, variance_name,
 };
 use super::settings::PublicationConfig;
 use crate::estimate::{ContrastRow, EstimateRow, Flag, TOTAL};
@@ -787,12 +787,7 @@ fn tests_section(s: &mut String, ctx: &PublicationContext<'_>) {
         let Some(first) = group.f.or(group.chisq) else {
             continue;
         };
-        let label = |var: &str| {
-            q.variable(var)
-                .map(|v| v.label.clone())
-                .or_else(|| q.derived_variable(var).map(|d| d.label.clone()))
-                .unwrap_or_else(|| var.to_string())
-        };
+        let label = |var: &str| variable_label(q, var);
         let _ = write!(
             s,
             "<tr><td class=\"l\">{}</td><td class=\"l\">{} × {}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>",

@@ -65,10 +65,15 @@ pub fn domain_labels(q: &Questionnaire, var: &str, value: &str) -> (String, Stri
         return (join(|p| &p.0), join(|p| &p.1));
     }
     if vars.len() > 1 {
-        let labels: Vec<String> = vars.iter().map(|v| variable_labels(q, v, "").0).collect();
+        let labels: Vec<String> = vars.iter().map(|v| variable_label(q, v)).collect();
         return (labels.join(" × "), value.to_string());
     }
     variable_labels(q, var, value)
+}
+
+/// A variable's label (or a derived variable's), its name when the questionnaire has neither.
+pub fn variable_label(q: &Questionnaire, var: &str) -> String {
+    variable_labels(q, var, "").0
 }
 
 fn variable_labels(q: &Questionnaire, var: &str, value: &str) -> (String, String) {
