@@ -473,6 +473,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn comparison_parquet_has_a_nullable_category_after_domain_value() {
+        let mut plain = present::tests::row(("_T", "_T"), None, "logit");
+        plain.indicator = "bribery".into();
+        let rows = vec![plain, present::tests::row(("_T", "_T"), Some("2"), "logit")];
+        let dir = std::env::temp_dir().join(format!("cvsurvey-comparison-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let folder = OutputFolder::begin(&dir, &[]).expect("folder");
+        let mut staged = folder.stage();
+        let path = dir.join("comparison.parquet");
+        write_comparison(&mut staged, &path, &rows, &["design".into()], &[]).expect("write");
+        folder.commit(staged).expect("commit");
+        let file = std::fs::File::open(&path).expect("open");
+        let batch = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.build())
+            .expect("reader")
+            .next()
+            .expect("a batch")
+            .expect("batch");
+        let schema = batch.schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names[3..6], ["domain_value", "category", "design_estimate"]);
+        assert!(schema.field(4).is_nullable());
+        use arrow_array::Array;
+        let category = arrow_array::cast::AsArray::as_string::<i32>(batch.column(4));
+        assert!(category.is_null(0));
+        assert_eq!(category.value(1), "2");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn comparison_keeps_the_categories_of_a_domain_apart() {
         let row = |weighting: &str, category: &str, estimate: f64| {
             let mut r = present::tests::row(("sex", "1"), Some(category), "logit");
