@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::present::number;
-use crate::estimate::ContrastRow;
+use crate::estimate::{ContrastRow, TestRow};
 use crate::ingest::{Finding, FindingKind};
 use crate::questionnaire::Questionnaire;
 use crate::weighting::WeightSummary;
@@ -126,6 +126,8 @@ pub struct PublicationContext<'a> {
     pub provenance: Vec<(String, String)>,
     /// Contrasts of the run (`contrasts.parquet`); none without `[[contrast]]`.
     pub contrasts: &'a [ContrastRow],
+    /// Tests of association of the run (`tests.parquet`); none without `[[test]]`.
+    pub tests: &'a [TestRow],
 }
 
 impl PublicationContext<'_> {

@@ -1,8 +1,11 @@
 //! `report.html`: one self-contained page (inline CSS and SVG, no script, no network) for
 //! briefing: per indicator a table and a dot-and-whisker chart of the estimate and its interval
-//! by domain with flagged cells marked; data quality (rows read, used, quarantined; findings);
-//! weighting (weight distribution, design effect due to weighting, calibration fit); methods
-//! generated from the configuration; provenance. All text is HTML-escaped.
+//! by domain with flagged cells marked; per distribution a table of its categories by domain and
+//! a chart (stacked 100 % bars for a single-choice question, bars with whiskers for a
+//! multiple-response set); per quantile indicator a table of domain × probability; the tests of
+//! association; data quality (rows read, used, quarantined; findings); weighting (weight
+//! distribution, design effect due to weighting, calibration fit); methods generated from the
+//! configuration; provenance. All text is HTML-escaped.
 //!
 //! Indicator tables and charts show the first weighting scheme, variance method and interval
 //! method; `tables.xlsx` and `estimates.csv` have all of them. Findings are listed without the
@@ -12,10 +15,12 @@ use std::fmt::Write as _;
 
 use super::context::PublicationContext;
 use super::present::{
-    ci_method_name, display_scale, domain_labels, number, table_rows, variance_name,
+    DomainCells, by_domain, category_columns, ci_method_name, display_scale, domain_labels, number,
+    quantile_rule_name, table_rows, test_groups, variable_label, variance_name,
 };
 use super::settings::PublicationConfig;
 use crate::estimate::{ContrastRow, EstimateRow, Flag, TOTAL};
+use crate::questionnaire::{Indicator, IndicatorKind};
 
 /// Escape text for HTML content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -45,7 +50,40 @@ tr.caution td{background:#fff2cc}tr.suppressed td{background:#e7e6e6;color:#555}
 .flag{font-weight:bold}.note{color:#555;font-size:12px}
 nav a{margin-right:14px}svg{display:block;margin:6px 0 4px 0}
 dl{display:grid;grid-template-columns:220px 1fr;gap:4px 12px;font-size:14px}dt{font-weight:bold}dd{margin:0}
+.legend{font-size:12px}.legend span.key{margin-right:14px;white-space:nowrap}
+.legend span.sw{display:inline-block;width:11px;height:11px;margin-right:4px;vertical-align:-1px;border:1px solid #888}
 ";
+
+/// Fills of a distribution's categories, in declared order (cycled past ten), dark and light
+/// alternating so that neighbouring segments of a stacked bar stay apart.
+const PALETTE: [&str; 10] = [
+    "#1f4e79", "#9dc3e6", "#c55a11", "#f4b183", "#548235", "#c5e0b4", "#7030a0", "#d9c3e9",
+    "#7f6000", "#ffe699",
+];
+
+fn palette(k: usize) -> &'static str {
+    PALETTE[k % PALETTE.len()]
+}
+
+/// Text colour readable on a palette fill.
+fn ink_on(fill: &str) -> &'static str {
+    let channel = |i: usize| {
+        fill.get(i..i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .map_or(0.0, f64::from)
+    };
+    let luminance = 0.299 * channel(1) + 0.587 * channel(3) + 0.114 * channel(5);
+    if luminance < 140.0 { "#fff" } else { "#1a1a1a" }
+}
+
+/// Class of a table row by its flag.
+fn flag_class(flag: Flag) -> &'static str {
+    match flag {
+        Flag::Suppressed => " class=\"suppressed\"",
+        Flag::Caution => " class=\"caution\"",
+        Flag::Reliable => "",
+    }
+}
 
 fn fmt(x: Option<f64>, decimals: usize) -> String {
     x.map_or_else(String::new, |v| format!("{v:.decimals$}"))
@@ -75,11 +113,38 @@ struct ChartRow {
     flag: Flag,
 }
 
-/// Dot-and-whisker chart (inline SVG) of estimates and intervals by domain.
-fn chart(rows: &[ChartRow], percent: bool, unit: &str) -> String {
-    let label_w = 230.0;
-    let plot_w = 600.0;
-    let row_h = 20.0;
+/// A chart label that fits `width` pixels at 12 px (about 7 px a character), HTML-escaped: a
+/// longer one (an item's question text) is cut with an ellipsis, whole in its tooltip.
+fn fitted_label(label: &str, width: f64) -> String {
+    let fits = (width / 7.0).floor().max(4.0) as usize;
+    if label.chars().count() <= fits {
+        return escape(label);
+    }
+    let cut: String = label.chars().take(fits - 1).collect();
+    format!(
+        "<title>{}</title>{}…",
+        escape(label),
+        escape(cut.trim_end())
+    )
+}
+
+/// How [`chart`] draws an estimate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    /// A dot (estimates by domain).
+    Dot,
+    /// A bar from zero (the shares of a multiple-response set).
+    Bar,
+}
+
+/// Dot-and-whisker chart (inline SVG) of estimates and intervals by domain, or bars with
+/// whiskers.
+fn chart(rows: &[ChartRow], percent: bool, unit: &str, mark: Mark) -> String {
+    // Bars are labelled by items, whose question texts are longer than domain labels.
+    let (label_w, plot_w, row_h) = match mark {
+        Mark::Dot => (230.0, 600.0, 20.0),
+        Mark::Bar => (330.0, 500.0, 16.0),
+    };
     let top = 10.0;
     let axis_h = 34.0;
     let height = top + row_h * rows.len() as f64 + axis_h;
@@ -143,7 +208,7 @@ fn chart(rows: &[ChartRow], percent: bool, unit: &str) -> String {
             s,
             "<text x=\"{indent}\" y=\"{:.1}\"{weight}>{}</text>",
             y + 4.0,
-            escape(&r.label)
+            fitted_label(&r.label, label_w - indent - 6.0)
         );
         if r.group {
             continue;
@@ -153,6 +218,23 @@ fn chart(rows: &[ChartRow], percent: bool, unit: &str) -> String {
         } else {
             "#1f4e79"
         };
+        if mark == Mark::Bar
+            && let Some(e) = r.est
+        {
+            let fill = if r.flag == Flag::Caution {
+                "#f8cbad"
+            } else {
+                "#9dc3e6"
+            };
+            let (a, b) = (x(0.0_f64.max(min)), x(e));
+            let _ = write!(
+                s,
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"10\" fill=\"{fill}\"/>",
+                a.min(b),
+                y - 5.0,
+                (b - a).abs()
+            );
+        }
         if let (Some(lo), Some(hi)) = (r.lo, r.hi) {
             let _ = write!(
                 s,
@@ -170,6 +252,7 @@ fn chart(rows: &[ChartRow], percent: bool, unit: &str) -> String {
             );
         }
         match (r.est, r.flag) {
+            (Some(_), _) if mark == Mark::Bar => {}
             (Some(e), Flag::Caution) => {
                 let _ = write!(
                     s,
@@ -210,6 +293,95 @@ fn chart(rows: &[ChartRow], percent: bool, unit: &str) -> String {
     s
 }
 
+/// The heading and the line naming the indicator, scheme, variance and interval methods (and,
+/// for a quantile, its rule).
+fn section_head(s: &mut String, id: &str, first: &EstimateRow, ctx: &PublicationContext<'_>) {
+    let ind = ctx.questionnaire.indicator(id);
+    let label = ind.map_or(id, |i| i.label.as_str());
+    let _ = write!(s, "<h3 id=\"ind-{}\">{}</h3>", escape(id), escape(label));
+    let mut about = format!(
+        "Indicator {id}; weighting {}; {}; ",
+        first.weighting,
+        variance_name(first.variance.as_str()),
+    );
+    if let Some(rule) = ind.and_then(|i| i.quantile.as_ref()).map(|q| q.rule.name()) {
+        let _ = write!(about, "quantile rule: {}; ", quantile_rule_name(rule));
+    }
+    let _ = write!(
+        about,
+        "{}% interval: {}",
+        number(ctx.ci_level * 100.0),
+        ci_method_name(first.ci_method.as_str())
+    );
+    if let Some(series) = ind.and_then(|i| i.sdg_series.as_deref())
+        && !matches!(
+            ind.map(|i| i.kind),
+            Some(IndicatorKind::Distribution | IndicatorKind::Quantile)
+        )
+    {
+        let _ = write!(about, "; SDG series {series}");
+    }
+    let _ = write!(s, "<p class=\"note\">{}</p>", escape(&about));
+}
+
+/// One cell as the tables write it: estimate (`x` suppressed, `..` undefined), interval, SE,
+/// CV (%) and the flag with its reason (HTML), on the indicator's display scale.
+struct CellText {
+    est: String,
+    ci: String,
+    se: String,
+    cv: String,
+    flag: String,
+}
+
+fn cell_text(r: &EstimateRow, factor: f64, decimals: usize) -> CellText {
+    let d = decimals;
+    let ci = match (r.ci_low, r.ci_high) {
+        (Some(lo), Some(hi)) => format!(
+            "{} – {}",
+            fmt(Some(lo * factor), d),
+            fmt(Some(hi * factor), d)
+        ),
+        _ => String::new(),
+    };
+    let est = match (r.estimate, r.flag) {
+        (Some(e), _) => fmt(Some(e * factor), d),
+        (None, Flag::Suppressed) => "x".into(),
+        (None, _) => "..".into(),
+    };
+    let flag = if r.flag == Flag::Reliable {
+        String::new()
+    } else {
+        format!(
+            "<span class=\"flag\">{}</span>: {}",
+            escape(r.flag.as_str()),
+            escape(&r.flag_reason)
+        )
+    };
+    CellText {
+        est,
+        ci,
+        se: fmt(r.se.map(|v| v * factor), d + 1),
+        cv: fmt(r.cv.map(|v| v * 100.0), 1),
+        flag,
+    }
+}
+
+/// "Estimate (unit)" and the chart's axis text of an indicator's display unit.
+fn unit_texts(unit: &str) -> (String, String) {
+    let head = if unit.is_empty() {
+        "Estimate".to_string()
+    } else {
+        format!("Estimate ({unit})")
+    };
+    let axis = if unit == "%" {
+        "percent".to_string()
+    } else {
+        unit.to_string()
+    };
+    (head, axis)
+}
+
 fn indicator_section(
     s: &mut String,
     id: &str,
@@ -221,30 +393,8 @@ fn indicator_section(
     let (factor, unit) = display_scale(ind);
     let percent = unit == "%";
     let d = if percent { 1 } else { 2 };
-    let label = ind.map_or(id, |i| i.label.as_str());
-    let _ = write!(s, "<h3 id=\"ind-{}\">{}</h3>", escape(id), escape(label));
-    let first = cells[0];
-    let mut about = format!(
-        "Indicator {id}; weighting {}; {}; {}% interval: {}",
-        first.weighting,
-        variance_name(first.variance.as_str()),
-        number(ctx.ci_level * 100.0),
-        ci_method_name(first.ci_method.as_str())
-    );
-    if let Some(series) = ind.and_then(|i| i.sdg_series.as_deref()) {
-        let _ = write!(about, "; SDG series {series}");
-    }
-    let _ = write!(s, "<p class=\"note\">{}</p>", escape(&about));
-    let unit_text = if percent {
-        "percent".to_string()
-    } else {
-        unit.clone()
-    };
-    let est_head = if unit.is_empty() {
-        "Estimate".to_string()
-    } else {
-        format!("Estimate ({})", unit)
-    };
+    section_head(s, id, cells[0], ctx);
+    let (est_head, unit_text) = unit_texts(&unit);
     let _ = write!(
         s,
         "<table><tr><th class=\"l\">Domain</th><th>{}</th><th>{}% CI</th><th>SE</th><th>CV (%)</th><th>Unweighted n</th><th class=\"l\">Flag</th></tr>",
@@ -276,46 +426,22 @@ fn indicator_section(
         }
         let (_, value_label) = domain_labels(q, &r.domain_var, &r.domain_value);
         let scale = |x: Option<f64>| x.map(|v| v * factor);
-        let class = match r.flag {
-            Flag::Suppressed => " class=\"suppressed\"",
-            Flag::Caution => " class=\"caution\"",
-            _ => "",
-        };
-        let ci = match (r.ci_low, r.ci_high) {
-            (Some(lo), Some(hi)) => format!(
-                "{} – {}",
-                fmt(Some(lo * factor), d),
-                fmt(Some(hi * factor), d)
-            ),
-            _ => String::new(),
-        };
-        let est = match (r.estimate, r.flag) {
-            (Some(e), _) => fmt(Some(e * factor), d),
-            (None, Flag::Suppressed) => "x".into(),
-            (None, _) => "..".into(),
-        };
-        let flag = if r.flag == Flag::Reliable {
-            String::new()
-        } else {
-            format!(
-                "<span class=\"flag\">{}</span>: {}",
-                escape(r.flag.as_str()),
-                escape(&r.flag_reason)
-            )
-        };
+        let t = cell_text(r, factor, d);
         let _ = write!(
             s,
-            "<tr{class}><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{flag}</td></tr>",
+            "<tr{}><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            flag_class(r.flag),
             if r.domain_var == TOTAL {
                 "<b>Total</b>".to_string()
             } else {
                 escape(&value_label)
             },
-            escape(&est),
-            escape(&ci),
-            escape(&fmt(scale(r.se), d + 1)),
-            escape(&fmt(r.cv.map(|v| v * 100.0), 1)),
+            escape(&t.est),
+            escape(&t.ci),
+            escape(&t.se),
+            escape(&t.cv),
             r.n_unweighted,
+            t.flag,
         );
         chart_rows.push(ChartRow {
             label: if r.domain_var == TOTAL {
@@ -332,10 +458,385 @@ fn indicator_section(
         });
     }
     s.push_str("</table>");
-    s.push_str(&chart(&chart_rows, percent, &unit_text));
+    s.push_str(&chart(&chart_rows, percent, &unit_text, Mark::Dot));
     s.push_str(
         "<p class=\"note\">Dots: estimates; whiskers: confidence intervals; dashed line: whole population; hollow orange dots: use with caution; suppressed cells have no dot.</p>",
     );
+}
+
+/// A domain's heading in the distribution and quantile tables: `Total`, or `Sex: Female`.
+fn domain_heading(ctx: &PublicationContext<'_>, var: &str, value: &str) -> String {
+    if var == TOTAL {
+        return "Total".into();
+    }
+    let (label, value) = domain_labels(ctx.questionnaire, var, value);
+    format!("{label}: {value}")
+}
+
+/// True when the categories of a distribution are the answers to one question (their shares
+/// add to 100 %), false for a multiple-response set or an indicator the questionnaire does not
+/// declare.
+fn single_choice(ind: Option<&Indicator>) -> bool {
+    ind.is_some_and(|i| {
+        i.kind == IndicatorKind::Distribution
+            && !i.categories.is_empty()
+            && i.categories
+                .iter()
+                .all(|c| c.category.as_ref().is_some_and(|c| !c.mention))
+    })
+}
+
+/// A distribution: per domain, a row per category with its share, interval, SE, CV, n and
+/// flag; then a chart.
+fn distribution_section(
+    s: &mut String,
+    id: &str,
+    cells: &[&EstimateRow],
+    ctx: &PublicationContext<'_>,
+) {
+    let ind = ctx.questionnaire.indicator(id);
+    let (factor, unit) = display_scale(ind);
+    let percent = unit == "%";
+    let d = if percent { 1 } else { 2 };
+    section_head(s, id, cells[0], ctx);
+    let single = single_choice(ind);
+    s.push_str(if single {
+        "<p class=\"note\">Shares of the answers to one question: within a domain they add to 100% (up to rounding and suppressed cells).</p>"
+    } else {
+        "<p class=\"note\">Share of the indicator's universe mentioning each item: a respondent may mention several, so shares may add to more than 100%.</p>"
+    });
+    let columns = category_columns(ind, cells);
+    let table = by_domain(cells, &columns);
+    let (est_head, unit_text) = unit_texts(&unit);
+    let _ = write!(
+        s,
+        "<table><tr><th class=\"l\">Category</th><th>{}</th><th>{}% CI</th><th>SE</th><th>CV (%)</th><th>Unweighted n</th><th class=\"l\">Flag</th></tr>",
+        escape(&est_head),
+        escape(&number(ctx.ci_level * 100.0))
+    );
+    let mut chart_rows = Vec::new();
+    for dom in &table {
+        let heading = domain_heading(ctx, dom.var, dom.value);
+        let _ = write!(
+            s,
+            "<tr class=\"group\"><td colspan=\"7\">{}</td></tr>",
+            escape(&heading)
+        );
+        chart_rows.push(ChartRow {
+            label: heading,
+            group: true,
+            total: false,
+            est: None,
+            lo: None,
+            hi: None,
+            flag: Flag::Reliable,
+        });
+        for ((_, label), cell) in columns.iter().zip(&dom.cells) {
+            let Some(r) = cell else { continue };
+            let t = cell_text(r, factor, d);
+            let _ = write!(
+                s,
+                "<tr{}><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+                flag_class(r.flag),
+                escape(label),
+                escape(&t.est),
+                escape(&t.ci),
+                escape(&t.se),
+                escape(&t.cv),
+                r.n_unweighted,
+                t.flag,
+            );
+            let scale = |x: Option<f64>| x.map(|v| v * factor);
+            chart_rows.push(ChartRow {
+                label: label.clone(),
+                group: false,
+                total: false,
+                est: scale(r.estimate),
+                lo: scale(r.ci_low),
+                hi: scale(r.ci_high),
+                flag: r.flag,
+            });
+        }
+    }
+    s.push_str("</table>");
+    if single && percent {
+        s.push_str(&stacked_chart(&table, &columns, factor, ctx));
+        s.push_str(
+            "<p class=\"note\">Each bar is a domain's answers, adding to 100%; faded segments: use with caution; a gap: suppressed or undefined shares.</p>",
+        );
+    } else {
+        s.push_str(&chart(&chart_rows, percent, &unit_text, Mark::Bar));
+        s.push_str(
+            "<p class=\"note\">Bars: shares; whiskers: confidence intervals; orange: use with caution; suppressed cells have no bar.</p>",
+        );
+    }
+}
+
+/// Stacked 100 % bars (inline SVG) of a single-choice distribution: a bar per domain, grouped
+/// under the domain variable, a segment per category in the palette's order, with a legend.
+fn stacked_chart(
+    table: &[DomainCells<'_>],
+    columns: &[(String, String)],
+    factor: f64,
+    ctx: &PublicationContext<'_>,
+) -> String {
+    let q = ctx.questionnaire;
+    let label_w = 230.0;
+    let plot_w = 600.0;
+    let row_h = 20.0;
+    let top = 10.0;
+    // Rows: a heading per domain variable, then a bar per domain value.
+    let mut rows: Vec<(String, Option<&DomainCells<'_>>)> = Vec::new();
+    let mut var: Option<&str> = None;
+    for dom in table {
+        if var != Some(dom.var) {
+            var = Some(dom.var);
+            if dom.var != TOTAL {
+                rows.push((domain_labels(q, dom.var, dom.value).0, None));
+            }
+        }
+        let label = if dom.var == TOTAL {
+            "Total".to_string()
+        } else {
+            domain_labels(q, dom.var, dom.value).1
+        };
+        rows.push((label, Some(dom)));
+    }
+    let axis_y = top + row_h * rows.len() as f64 + 4.0;
+    let height = axis_y + 34.0;
+    let width = label_w + plot_w + 110.0;
+    let x = |v: f64| label_w + v.clamp(0.0, 100.0) / 100.0 * plot_w;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\" font-family=\"DejaVu Sans, Arial, sans-serif\" font-size=\"12\">"
+    );
+    for k in 0..=5 {
+        let v = 20.0 * k as f64;
+        let _ = write!(
+            s,
+            "<line x1=\"{0:.1}\" y1=\"{top}\" x2=\"{0:.1}\" y2=\"{axis_y}\" stroke=\"#e3e3e3\"/><text x=\"{0:.1}\" y=\"{1:.1}\" text-anchor=\"middle\" fill=\"#444\">{2}</text>",
+            x(v),
+            axis_y + 14.0,
+            number(v)
+        );
+    }
+    let _ = write!(
+        s,
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#444\">percent</text>",
+        label_w + plot_w / 2.0,
+        axis_y + 29.0
+    );
+    for (i, (label, dom)) in rows.iter().enumerate() {
+        let y = top + row_h * i as f64 + row_h / 2.0;
+        let bold = dom.is_none() || dom.is_some_and(|d| d.var == TOTAL);
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{:.1}\"{}>{}</text>",
+            if bold { 4.0 } else { 16.0 },
+            y + 4.0,
+            if bold { " font-weight=\"bold\"" } else { "" },
+            fitted_label(label, label_w - if bold { 10.0 } else { 22.0 })
+        );
+        let Some(dom) = dom else { continue };
+        let mut start = 0.0;
+        let mut gaps = 0;
+        for (k, cell) in dom.cells.iter().enumerate() {
+            let Some(share) = cell.and_then(|r| r.estimate).map(|e| e * factor) else {
+                gaps += 1;
+                continue;
+            };
+            let (a, b) = (x(start), x(start + share));
+            start += share;
+            let fill = palette(k);
+            let faded = if cell.is_some_and(|r| r.flag != Flag::Reliable) {
+                " fill-opacity=\"0.45\""
+            } else {
+                ""
+            };
+            let _ = write!(
+                s,
+                "<rect x=\"{a:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"14\" fill=\"{fill}\"{faded}><title>{}: {}%</title></rect>",
+                y - 7.0,
+                (b - a).max(0.0),
+                escape(&columns[k].1),
+                fmt(Some(share), 1)
+            );
+            // The share is written in its segment when the segment is wide enough for it.
+            if b - a >= 30.0 {
+                let _ = write!(
+                    s,
+                    "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\" fill=\"{}\">{}</text>",
+                    (a + b) / 2.0,
+                    y + 3.5,
+                    ink_on(fill),
+                    fmt(Some(share), 0)
+                );
+            }
+        }
+        if gaps > 0 {
+            let _ = write!(
+                s,
+                "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#666\" font-style=\"italic\">{gaps} not shown</text>",
+                label_w + plot_w + 8.0,
+                y + 4.0
+            );
+        }
+    }
+    s.push_str("</svg><p class=\"legend\">");
+    for (k, (_, label)) in columns.iter().enumerate() {
+        let _ = write!(
+            s,
+            "<span class=\"key\"><span class=\"sw\" style=\"background:{}\"></span>{}</span>",
+            palette(k),
+            escape(label)
+        );
+    }
+    s.push_str("</p>");
+    s
+}
+
+/// A quantile indicator: a row per domain, for each probability the estimate and its interval,
+/// then the domain's n and the flags of its cells.
+fn quantile_section(
+    s: &mut String,
+    id: &str,
+    cells: &[&EstimateRow],
+    ctx: &PublicationContext<'_>,
+) {
+    let q = ctx.questionnaire;
+    let ind = q.indicator(id);
+    let (factor, unit) = display_scale(ind);
+    section_head(s, id, cells[0], ctx);
+    let columns = category_columns(ind, cells);
+    let table = by_domain(cells, &columns);
+    let (est_head, _) = unit_texts(&unit);
+    let level = number(ctx.ci_level * 100.0);
+    s.push_str("<table><tr><th class=\"l\" rowspan=\"2\">Domain</th>");
+    for (_, label) in &columns {
+        let _ = write!(s, "<th colspan=\"2\">{}</th>", escape(label));
+    }
+    s.push_str(
+        "<th rowspan=\"2\">Unweighted n</th><th class=\"l\" rowspan=\"2\">Flag</th></tr><tr>",
+    );
+    for _ in &columns {
+        let _ = write!(
+            s,
+            "<th>{}</th><th>{}% CI</th>",
+            escape(&est_head),
+            escape(&level)
+        );
+    }
+    s.push_str("</tr>");
+    let width = columns.len() * 2 + 3;
+    let mut var: Option<&str> = None;
+    for dom in &table {
+        if var != Some(dom.var) {
+            var = Some(dom.var);
+            if dom.var != TOTAL {
+                let (label, _) = domain_labels(q, dom.var, dom.value);
+                let _ = write!(
+                    s,
+                    "<tr class=\"group\"><td colspan=\"{width}\">{}</td></tr>",
+                    escape(&label)
+                );
+            }
+        }
+        let worst = dom
+            .cells
+            .iter()
+            .flatten()
+            .map(|r| r.flag)
+            .max()
+            .unwrap_or(Flag::Reliable);
+        let label = if dom.var == TOTAL {
+            "<b>Total</b>".to_string()
+        } else {
+            escape(&domain_labels(q, dom.var, dom.value).1)
+        };
+        let _ = write!(s, "<tr{}><td class=\"l\">{label}</td>", flag_class(worst));
+        let mut flags: Vec<String> = Vec::new();
+        for ((_, name), cell) in columns.iter().zip(&dom.cells) {
+            match cell {
+                Some(r) => {
+                    let t = cell_text(r, factor, 2);
+                    let _ = write!(s, "<td>{}</td><td>{}</td>", escape(&t.est), escape(&t.ci));
+                    if r.flag != Flag::Reliable {
+                        flags.push(format!("{} {}", escape(name), t.flag));
+                    }
+                }
+                None => s.push_str("<td></td><td></td>"),
+            }
+        }
+        let n = dom.cells.iter().flatten().map(|r| r.n_unweighted).max();
+        let _ = write!(
+            s,
+            "<td>{}</td><td class=\"l\">{}</td></tr>",
+            n.map_or_else(String::new, |n| n.to_string()),
+            flags.join("; ")
+        );
+    }
+    s.push_str("</table>");
+}
+
+/// "Tests of association": a row per test × weighting × variance method with the Rao–Scott F
+/// (ndf, ddf, p-value) and the chi-squared (df, p-value).
+fn tests_section(s: &mut String, ctx: &PublicationContext<'_>) {
+    let q = ctx.questionnaire;
+    s.push_str("<h2 id=\"tests\">Tests of association</h2><p class=\"note\">Rao–Scott tests of independence of two variables under the sampling design (R survey's svychisq). F: Pearson's X² divided by its design-based mean, on ndf and ddf degrees of freedom (statistic = \"F\", the default). X²: Pearson's statistic with its p-value from the first-order corrected chi-squared on (rows − 1)(columns − 1) degrees of freedom (statistic = \"Chisq\").</p>");
+    s.push_str("<table><tr><th class=\"l\">Test</th><th class=\"l\">Rows × columns</th><th class=\"l\">Weighting</th><th class=\"l\">Variance</th><th>F</th><th>ndf</th><th>ddf</th><th>p-value</th><th>X²</th><th>df</th><th>p-value</th></tr>");
+    for group in test_groups(ctx.tests) {
+        let Some(first) = group.f.or(group.chisq) else {
+            continue;
+        };
+        let label = |var: &str| variable_label(q, var);
+        let _ = write!(
+            s,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{} × {}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>",
+            escape(&first.test),
+            escape(&label(&first.rows)),
+            escape(&label(&first.cols)),
+            escape(&first.weighting),
+            escape(&variance_name(first.variance.as_str()))
+        );
+        let dash = |x: Option<f64>, d: usize| x.map_or("–".to_string(), |v| format!("{v:.d$}"));
+        match group.f {
+            Some(r) => {
+                let _ = write!(
+                    s,
+                    "<td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+                    dash(r.value, 3),
+                    dash(r.ndf, 2),
+                    dash(r.ddf, 1),
+                    p_value(r.p_value)
+                );
+            }
+            None => s.push_str("<td>–</td><td>–</td><td>–</td><td>–</td>"),
+        }
+        match group.chisq {
+            Some(r) => {
+                let _ = write!(
+                    s,
+                    "<td>{}</td><td>{}</td><td>{}</td>",
+                    dash(r.value, 3),
+                    dash(r.ndf, 0),
+                    p_value(r.p_value)
+                );
+            }
+            None => s.push_str("<td>–</td><td>–</td><td>–</td>"),
+        }
+        s.push_str("</tr>");
+    }
+    s.push_str("</table>");
+}
+
+/// A p-value as the tables print it: three decimals, `<0.001` below (HTML-escaped).
+fn p_value(p: Option<f64>) -> String {
+    p.map_or("–".to_string(), |p| {
+        if p < 0.001 {
+            "&lt;0.001".to_string()
+        } else {
+            format!("{p:.3}")
+        }
+    })
 }
 
 /// Render the report.
@@ -365,6 +866,9 @@ pub fn render(
     s.push_str("<nav><a href=\"#indicators\">Indicators</a>");
     if !ctx.contrasts.is_empty() {
         s.push_str("<a href=\"#changes\">Changes and differences</a>");
+    }
+    if !ctx.tests.is_empty() {
+        s.push_str("<a href=\"#tests\">Tests of association</a>");
     }
     s.push_str("<a href=\"#quality\">Data quality</a><a href=\"#weighting\">Weighting</a><a href=\"#methods\">Methods</a><a href=\"#provenance\">Provenance</a></nav>");
 
@@ -399,17 +903,36 @@ pub fn render(
         shown.len(),
         escape(cfg.reliability.preset.as_str())
     );
+    // Which kinds of table were shown, for the methods section.
+    #[derive(Default)]
+    struct Kinds {
+        distributions: bool,
+        quantiles: bool,
+    }
+    let mut kinds = Kinds::default();
     for id in ids {
         let cells: Vec<&EstimateRow> = shown
             .iter()
             .copied()
             .filter(|r| r.indicator == id)
             .collect();
-        indicator_section(&mut s, id, &cells, ctx);
+        let kind = q.indicator(id).map(|i| i.kind);
+        if kind == Some(IndicatorKind::Quantile) {
+            quantile_section(&mut s, id, &cells, ctx);
+            kinds.quantiles = true;
+        } else if cells.iter().any(|r| r.category.is_some()) {
+            distribution_section(&mut s, id, &cells, ctx);
+            kinds.distributions = true;
+        } else {
+            indicator_section(&mut s, id, &cells, ctx);
+        }
     }
 
     if !ctx.contrasts.is_empty() {
         changes_section(&mut s, ctx);
+    }
+    if !ctx.tests.is_empty() {
+        tests_section(&mut s, ctx);
     }
 
     // Data quality.
@@ -535,6 +1058,18 @@ pub fn render(
             ctx.domain_df
         ),
     );
+    if kinds.distributions {
+        item(
+            "Distributions",
+            "Each category's share is a proportion over the indicator's universe, with the proportions' interval methods. The shares of a single-choice question add to 100%; an item of a multiple-response set counts the respondents of the universe who mention it, so those shares may add to more than 100%.".into(),
+        );
+    }
+    if kinds.quantiles {
+        item(
+            "Quantiles",
+            "Weighted quantiles read off the weighted distribution function by the rule named under each table (R survey's svyquantile). Woodruff intervals: the confidence interval of the distribution function at the estimated quantile, read back through the same rule; replicate quantile intervals: the quantile ± t × the standard error of the replicates' quantiles.".into(),
+        );
+    }
     item(
         "Reliability",
         cfg.reliability.preset.description().to_string(),
@@ -709,6 +1244,101 @@ fn weights_chart(ctx: &PublicationContext<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::output::present::tests::{context, rows_of, toml_questionnaire};
+
+    fn report(rows: &[EstimateRow], tests: &[crate::estimate::TestRow]) -> String {
+        let q = toml_questionnaire();
+        render(rows, &context(&q, tests), &PublicationConfig::default())
+    }
+
+    #[test]
+    fn a_distribution_shows_every_category_of_every_domain() {
+        let rows = rows_of(
+            "safety",
+            &[
+                (("_T", "_T"), "1", 0.6),
+                (("_T", "_T"), "2", 0.4),
+                (("sex", "1"), "1", 0.7),
+                (("sex", "1"), "2", 0.3),
+                (("sex:age_group", "2:1"), "1", 0.55),
+                (("sex:age_group", "2:1"), "2", 0.45),
+            ],
+        );
+        let html = report(&rows, &[]);
+        for text in [
+            "<tr class=\"group\"><td colspan=\"7\">Total</td></tr><tr><td class=\"l\">Safe</td><td>60.0</td>",
+            "<td class=\"l\">Unsafe</td><td>40.0</td>",
+            "<td colspan=\"7\">Sex: Male</td></tr><tr><td class=\"l\">Safe</td><td>70.0</td>",
+            "<td class=\"l\">Unsafe</td><td>30.0</td>",
+            "Sex × Age group: Female × 18-29",
+            "<span class=\"sw\" style=\"background:#1f4e79\"></span>Safe</span>",
+        ] {
+            assert!(html.contains(text), "{text} not in the report");
+        }
+        assert!(html.contains("<dt>Distributions</dt>"));
+        assert!(!html.contains("<dt>Quantiles</dt>"));
+    }
+
+    #[test]
+    fn a_multiple_response_set_gets_bars_with_whiskers() {
+        let rows = rows_of(
+            "paid",
+            &[
+                (("_T", "_T"), "paid_police", 0.25),
+                (("_T", "_T"), "paid_courts", 0.05),
+            ],
+        );
+        let html = report(&rows, &[]);
+        assert!(html.contains("<td class=\"l\">Paid the police</td><td>25.0</td>"));
+        assert!(html.contains("<td class=\"l\">Paid the courts</td><td>5.0</td>"));
+        assert!(html.contains("may add to more than 100%"));
+        assert!(html.contains("<rect "), "bars");
+        assert!(!html.contains("class=\"legend\""), "no stacked bars");
+    }
+
+    #[test]
+    fn a_quantile_table_has_a_column_pair_per_probability() {
+        let mut rows = rows_of(
+            "income_q",
+            &[
+                (("_T", "_T"), "0.25", 1000.0),
+                (("_T", "_T"), "0.5", 2000.0),
+                (("sex", "2"), "0.25", 900.0),
+                (("sex", "2"), "0.5", 1800.0),
+            ],
+        );
+        rows[3].flag = Flag::Caution;
+        rows[3].flag_reason = "few PSUs".into();
+        let html = report(&rows, &[]);
+        for text in [
+            "<th colspan=\"2\">25th percentile</th><th colspan=\"2\">Median</th>",
+            "<tr><td class=\"l\"><b>Total</b></td><td>1000.00</td><td>900.00 – 1100.00</td><td>2000.00</td><td>1800.00 – 2200.00</td><td>120</td>",
+            "<tr class=\"caution\"><td class=\"l\">Female</td><td>900.00</td>",
+            "Median <span class=\"flag\">caution</span>: few PSUs",
+            "quantile rule: interpolation between order statistics",
+            "<dt>Quantiles</dt>",
+        ] {
+            assert!(html.contains(text), "{text} not in the report");
+        }
+    }
+
+    #[test]
+    fn tests_of_association_list_both_statistics() {
+        let tests = crate::output::association::tests::rows();
+        let html = report(&rows_of("safety", &[(("_T", "_T"), "1", 0.6)]), &tests);
+        assert!(html.contains("<a href=\"#tests\">Tests of association</a>"));
+        assert!(html.contains(
+            "<td class=\"l\">=safety by sex</td><td class=\"l\">Feels safe × Sex</td><td class=\"l\">raked</td><td class=\"l\">Taylor linearization</td><td>12.500</td><td>0.99</td><td>39.5</td><td>0.001</td><td>14.250</td><td>1</td><td>&lt;0.001</td>"
+        ), "{html}");
+    }
+
+    #[test]
+    fn long_chart_labels_are_cut() {
+        assert_eq!(fitted_label("Male", 200.0), "Male");
+        let cut = fitted_label(&"x".repeat(60), 70.0);
+        assert_eq!(cut, format!("<title>{}</title>xxxxxxxxx…", "x".repeat(60)));
+    }
 
     #[test]
     fn escapes_markup() {

@@ -20,6 +20,7 @@ use crate::estimate::EstimateRow;
 use crate::frame::Column;
 use crate::ingest::Finding;
 
+pub mod association;
 pub mod context;
 pub mod contrasts;
 pub mod html;
@@ -307,7 +308,8 @@ fn id_array(ids: Option<&Column>, n_rows: usize) -> StringArray {
     builder.finish()
 }
 
-/// Write `comparison.parquet`: one row per indicator × variance method × domain, with
+/// Write `comparison.parquet`: one row per indicator × variance method × domain × category
+/// (nullable `category` after `domain_value`, as in `estimates.parquet`), with
 /// `<scheme>_estimate`, `<scheme>_se`, `<scheme>_deff` and `<scheme>_n` for every scheme in
 /// `schemes` order. Estimate, SE and deff do not depend on the interval method, so the first
 /// interval row of each group is used.
@@ -328,6 +330,7 @@ pub fn write_comparison(
         Field::new("variance", DataType::Utf8, false),
         Field::new("domain_var", DataType::Utf8, false),
         Field::new("domain_value", DataType::Utf8, false),
+        Field::new("category", DataType::Utf8, true),
     ];
     let key = |i: usize| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(
@@ -335,6 +338,9 @@ pub fn write_comparison(
         ))
     };
     let mut columns: Vec<ArrayRef> = vec![key(0), key(1), key(2), key(3)];
+    columns.push(Arc::new(StringArray::from_iter(
+        table.iter().map(|r| r.category.as_deref()),
+    )));
     for (k, name) in schemes.iter().enumerate() {
         for (suffix, pick) in [
             (
@@ -368,14 +374,17 @@ pub fn write_comparison(
 pub struct ComparisonRow<'a> {
     /// indicator, variance, domain_var, domain_value.
     pub key: [String; 4],
+    /// The category of a distribution or the probability of a quantile (part of the key).
+    pub category: Option<String>,
     /// The estimate row of each scheme (in scheme order), if any.
     pub by_scheme: Vec<Option<&'a EstimateRow>>,
 }
 
-/// Pivot estimates to one row per indicator × variance × domain, schemes side by side, in the
-/// order the keys first appear in `rows`.
+/// Pivot estimates to one row per indicator × variance × domain × category, schemes side by
+/// side, in the order the keys first appear in `rows`.
 pub fn comparison_table<'a>(rows: &'a [EstimateRow], schemes: &[String]) -> Vec<ComparisonRow<'a>> {
-    let mut index: std::collections::HashMap<[String; 4], usize> = std::collections::HashMap::new();
+    type Key = ([String; 4], Option<String>);
+    let mut index: std::collections::HashMap<Key, usize> = std::collections::HashMap::new();
     let mut table: Vec<ComparisonRow<'a>> = Vec::new();
     for r in rows {
         let key = [
@@ -387,13 +396,16 @@ pub fn comparison_table<'a>(rows: &'a [EstimateRow], schemes: &[String]) -> Vec<
         let Some(k) = schemes.iter().position(|s| *s == r.weighting) else {
             continue;
         };
-        let i = *index.entry(key.clone()).or_insert_with(|| {
-            table.push(ComparisonRow {
-                key,
-                by_scheme: vec![None; schemes.len()],
+        let i = *index
+            .entry((key.clone(), r.category.clone()))
+            .or_insert_with(|| {
+                table.push(ComparisonRow {
+                    key,
+                    category: r.category.clone(),
+                    by_scheme: vec![None; schemes.len()],
+                });
+                table.len() - 1
             });
-            table.len() - 1
-        });
         if table[i].by_scheme[k].is_none() {
             table[i].by_scheme[k] = Some(r);
         }
@@ -459,6 +471,64 @@ fn write_batch_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn comparison_parquet_has_a_nullable_category_after_domain_value() {
+        let mut plain = present::tests::row(("_T", "_T"), None, "logit");
+        plain.indicator = "bribery".into();
+        let rows = vec![plain, present::tests::row(("_T", "_T"), Some("2"), "logit")];
+        let dir = std::env::temp_dir().join(format!("cvsurvey-comparison-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let folder = OutputFolder::begin(&dir, &[]).expect("folder");
+        let mut staged = folder.stage();
+        let path = dir.join("comparison.parquet");
+        write_comparison(&mut staged, &path, &rows, &["design".into()], &[]).expect("write");
+        folder.commit(staged).expect("commit");
+        let file = std::fs::File::open(&path).expect("open");
+        let batch = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.build())
+            .expect("reader")
+            .next()
+            .expect("a batch")
+            .expect("batch");
+        let schema = batch.schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names[3..6], ["domain_value", "category", "design_estimate"]);
+        assert!(schema.field(4).is_nullable());
+        use arrow_array::Array;
+        let category = arrow_array::cast::AsArray::as_string::<i32>(batch.column(4));
+        assert!(category.is_null(0));
+        assert_eq!(category.value(1), "2");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn comparison_keeps_the_categories_of_a_domain_apart() {
+        let row = |weighting: &str, category: &str, estimate: f64| {
+            let mut r = present::tests::row(("sex", "1"), Some(category), "logit");
+            r.weighting = weighting.into();
+            r.estimate = Some(estimate);
+            r
+        };
+        let rows = vec![
+            row("design", "1", 0.3),
+            row("design", "2", 0.7),
+            row("raked", "1", 0.35),
+            row("raked", "2", 0.65),
+        ];
+        let schemes = vec!["design".to_string(), "raked".to_string()];
+        let table = comparison_table(&rows, &schemes);
+        assert_eq!(table.len(), 2);
+        for (t, (code, design, raked)) in table.iter().zip([("1", 0.3, 0.35), ("2", 0.7, 0.65)]) {
+            assert_eq!(t.category.as_deref(), Some(code));
+            let est: Vec<Option<f64>> = t
+                .by_scheme
+                .iter()
+                .map(|r| r.and_then(|r| r.estimate))
+                .collect();
+            assert_eq!(est, [Some(design), Some(raked)]);
+        }
+    }
 
     #[test]
     fn formulas_are_neutralised_numbers_kept() {

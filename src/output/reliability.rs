@@ -492,7 +492,7 @@ fn indicator_info(q: &Questionnaire) -> BTreeMap<&str, (bool, f64)> {
 /// Fill `flag` and `flag_reason` of every row and, when `rules.suppress`, blank the estimate,
 /// SE, CV and interval of suppressed cells.
 ///
-/// The rows of one cell (indicator × weighting × variance × domain) differ only by interval
+/// The rows of one cell (indicator × weighting × variance × domain × category) differ only by interval
 /// method; they get one decision, taken on the Korn–Graubard (`beta`) row when there is one
 /// (the NCHS standard is defined on that interval), else on the cell's first row. Indicators
 /// not in `questionnaire` are treated as non-proportions with multiplier 1.
@@ -502,16 +502,22 @@ pub fn apply_reliability(
     questionnaire: &Questionnaire,
 ) {
     let info = indicator_info(questionnaire);
-    let mut cells: BTreeMap<[&str; 5], Vec<usize>> = BTreeMap::new();
+    // The category keeps a distribution's parts and a quantile's probabilities apart: each is
+    // a cell of its own.
+    type Cell<'r> = ([&'r str; 5], Option<&'r str>);
+    let mut cells: BTreeMap<Cell<'_>, Vec<usize>> = BTreeMap::new();
     for (i, r) in rows.iter().enumerate() {
         cells
-            .entry([
-                &r.indicator,
-                &r.weighting,
-                r.variance.as_str(),
-                &r.domain_var,
-                &r.domain_value,
-            ])
+            .entry((
+                [
+                    &r.indicator,
+                    &r.weighting,
+                    r.variance.as_str(),
+                    &r.domain_var,
+                    &r.domain_value,
+                ],
+                r.category.as_deref(),
+            ))
             .or_default()
             .push(i);
     }
@@ -632,6 +638,23 @@ mod tests {
             preset,
             ..ReliabilityRules::default()
         }
+    }
+
+    #[test]
+    fn each_category_of_a_distribution_gets_its_own_decision() {
+        let q = crate::output::present::tests::toml_questionnaire();
+        let mut reliable = crate::output::present::tests::row(("_T", "_T"), Some("1"), "logit");
+        reliable.n_unweighted = 5000;
+        reliable.ci_low = Some(0.24);
+        reliable.ci_high = Some(0.26);
+        let mut small = crate::output::present::tests::row(("_T", "_T"), Some("2"), "logit");
+        small.n_unweighted = 12;
+        let mut rows = vec![reliable, small];
+        apply_reliability(&mut rows, &ReliabilityRules::default(), &q);
+        assert_eq!(rows[0].flag, Flag::Reliable, "{}", rows[0].flag_reason);
+        assert_eq!(rows[1].flag, Flag::Suppressed, "{}", rows[1].flag_reason);
+        assert_eq!(rows[0].estimate, Some(0.25));
+        assert_eq!(rows[1].estimate, None);
     }
 
     #[test]

@@ -5,8 +5,11 @@
 //! estimates), the first variance method and the first interval method of each cell. Proportions
 //! are sent in percent (`UNIT_MEASURE = PT`, value × 100). Domain values are mapped to SDG codes
 //! through `[sdmx.dimensions]`; domain variables not listed there have no SDG dimension and are
-//! not sent. `OBS_STATUS` is `A` (normal), `U` (low reliability: flag `caution`), `Q` (missing
-//! value; suppressed) or `O` (missing value: the estimate is undefined). Layout and mapping are
+//! not sent. A crossed domain (`sex:age_group`) is sent when every one of its variables is
+//! mapped, each to its own dimension. Distributions and quantiles are not sent: their rows are
+//! per category or probability, which no dimension of the SDG data structure holds.
+//! `OBS_STATUS` is `A` (normal), `U` (low reliability: flag `caution`), `Q` (missing value;
+//! suppressed) or `O` (missing value: the estimate is undefined). Layout and mapping are
 //! documented in `docs/publication.md`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,9 +17,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 use super::PublicationConfigError;
-use super::present::{ci_method_name, number};
+use super::present::{CROSS, ci_method_name, number};
 use crate::estimate::{EstimateRow, Flag, TOTAL};
-use crate::questionnaire::Questionnaire;
+use crate::questionnaire::{IndicatorKind, Questionnaire};
 
 /// Dimensions of the SDG DSD, in the order of the SDG data flows, between `REPORTING_TYPE` and
 /// `TIME_PERIOD` (SERIES and REF_AREA first).
@@ -286,6 +289,28 @@ impl SdmxConfig {
                         ids.join(", ")
                     ),
                 }),
+                Some(i) if matches!(
+                    i.kind,
+                    IndicatorKind::Distribution | IndicatorKind::Quantile
+                ) =>
+                {
+                    errors.push(PublicationConfigError {
+                        key: format!("sdmx.series.{ind}"),
+                        message: format!(
+                            "{ind} is a {}: its estimates are one per {}, which no SDG dimension holds, so it is not sent; remove it from [sdmx.series]",
+                            if i.kind == IndicatorKind::Quantile {
+                                "quantile"
+                            } else {
+                                "distribution"
+                            },
+                            if i.kind == IndicatorKind::Quantile {
+                                "probability"
+                            } else {
+                                "category"
+                            }
+                        ),
+                    })
+                }
                 Some(i) => {
                     if let Some(declared) = &i.sdg_series
                         && declared != code
@@ -344,10 +369,17 @@ impl SdmxConfig {
     }
 
     /// Indicator → series: the questionnaire's `sdg_series`, overridden by `[sdmx.series]`.
+    /// A distribution's or quantile's `sdg_series` is left out: it has no observation to send.
     pub fn series_map(&self, q: &Questionnaire) -> BTreeMap<String, String> {
         let mut map: BTreeMap<String, String> = q
             .indicators
             .iter()
+            .filter(|i| {
+                !matches!(
+                    i.kind,
+                    IndicatorKind::Distribution | IndicatorKind::Quantile
+                )
+            })
             .filter_map(|i| i.sdg_series.clone().map(|s| (i.id.clone(), s)))
             .collect();
         map.extend(self.series.clone());
@@ -373,13 +405,18 @@ pub fn sdmx_rows(
     let variance = rows.first().map(|r| r.variance);
     let mut seen: BTreeSet<(String, String, String)> = BTreeSet::new();
     let mut out: Vec<(Vec<String>, SdmxRow)> = Vec::new();
-    for r in rows {
+    'rows: for r in rows {
         if Some(&r.weighting) != weighting.as_ref() || Some(r.variance) != variance {
             continue;
         }
         let Some(code) = series.get(&r.indicator) else {
             continue;
         };
+        // A category (a distribution's part, a quantile's probability) is no SDG observation:
+        // the series would get several values under one key.
+        if r.category.is_some() {
+            continue;
+        }
         // The first interval method of each cell only.
         if !seen.insert((
             r.indicator.clone(),
@@ -390,19 +427,35 @@ pub fn sdmx_rows(
         }
         let mut dims: BTreeMap<&str, String> = BTreeMap::new();
         if r.domain_var != TOTAL {
-            let Some((dimension, codes)) = cfg.dimensions.get(&r.domain_var) else {
+            let vars: Vec<&str> = r.domain_var.split(CROSS).collect();
+            // A crossed domain goes out only when each of its variables has a dimension: with
+            // one of them unmapped, its cells would be sent as the other's totals.
+            let Some(mapped) = vars
+                .iter()
+                .map(|v| cfg.dimensions.get(*v))
+                .collect::<Option<Vec<_>>>()
+            else {
                 continue;
             };
-            let Some(c) = codes.get(&r.domain_value) else {
+            let values: Vec<&str> = r.domain_value.split(CROSS).collect();
+            if values.len() != vars.len() {
                 return Err(format!(
-                    "domain {} value \"{}\" has no SDG code in [sdmx.dimensions.{}.codes] (mapped: {})",
-                    r.domain_var,
-                    r.domain_value,
-                    r.domain_var,
-                    codes.keys().cloned().collect::<Vec<_>>().join(", ")
+                    "domain {} value \"{}\" does not split into one code per variable at '{CROSS}'",
+                    r.domain_var, r.domain_value
                 ));
-            };
-            dims.insert(dimension.as_str(), c.clone());
+            }
+            for ((var, (dimension, codes)), value) in vars.iter().zip(mapped).zip(values) {
+                let Some(c) = codes.get(value) else {
+                    return Err(format!(
+                        "domain {var} value \"{value}\" has no SDG code in [sdmx.dimensions.{var}.codes] (mapped: {})",
+                        codes.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ));
+                };
+                // A variable crossed with itself has one dimension for two codes.
+                if dims.insert(dimension.as_str(), c.clone()).is_some() {
+                    continue 'rows;
+                }
+            }
         }
         let ind = q.indicator(&r.indicator);
         let proportion = ind.is_some_and(|i| i.estimates_shares());
@@ -505,6 +558,78 @@ dimensions = { sex = { dimension = "SEX", codes = { 1 = "M", 2 = "F" } } }
 "#,
         )
         .expect("toml")
+    }
+
+    fn estimate(indicator: &str, domain: (&str, &str), category: Option<&str>) -> EstimateRow {
+        let mut r = crate::output::present::tests::row(domain, category, "logit");
+        r.indicator = indicator.into();
+        r
+    }
+
+    /// `SEX` and `AGE` of each SDMX row.
+    fn sex_and_age(rows: &[SdmxRow]) -> Vec<(String, String)> {
+        let h = header();
+        let at = |name: &str| h.iter().position(|c| *c == name).expect("column");
+        rows.iter()
+            .map(|r| (r[at("SEX")].clone(), r[at("AGE")].clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_cross_is_sent_only_when_every_variable_is_mapped() {
+        let q = crate::output::present::tests::toml_questionnaire();
+        let mut raw = raw();
+        raw.dimensions.insert(
+            "age_group".into(),
+            RawDimension {
+                dimension: "AGE".into(),
+                codes: BTreeMap::from([
+                    ("1".into(), "Y18T29".into()),
+                    ("2".into(), "Y_GE30".into()),
+                ]),
+            },
+        );
+        let cfg = raw.check().expect("valid");
+        let rows = vec![
+            estimate("bribery_prevalence", ("_T", "_T"), None),
+            estimate("bribery_prevalence", ("sex:age_group", "2:1"), None),
+            estimate("bribery_prevalence", ("sex:region", "2:R01"), None),
+            estimate("bribery_prevalence", ("region:sex", "R01:2"), None),
+        ];
+        let out = sdmx_rows(&rows, &cfg, &q, 0.95).expect("rows");
+        assert_eq!(
+            sex_and_age(&out),
+            [("_T".into(), "_T".into()), ("F".into(), "Y18T29".into())],
+            "the crosses with region (unmapped) are not sent"
+        );
+        let unmapped = vec![estimate(
+            "bribery_prevalence",
+            ("sex:age_group", "2:3"),
+            None,
+        )];
+        let e = sdmx_rows(&unmapped, &cfg, &q, 0.95).expect_err("no code for age 3");
+        assert!(
+            e.contains("domain age_group value \"3\" has no SDG code"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn categories_are_not_sdg_observations() {
+        let q = crate::output::present::tests::toml_questionnaire();
+        let mut raw = raw();
+        raw.series.insert("safety".into(), "VC_SNS_WALN_DRK".into());
+        let cfg = raw.check().expect("valid");
+        let rows = vec![
+            estimate("safety", ("_T", "_T"), Some("1")),
+            estimate("safety", ("_T", "_T"), Some("2")),
+            estimate("bribery_prevalence", ("sex", "1"), None),
+        ];
+        let out = sdmx_rows(&rows, &cfg, &q, 0.95).expect("rows");
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0][3], "IU_COR_BRIB");
+        let keys: Vec<String> = cfg.check_against(&q).into_iter().map(|e| e.key).collect();
+        assert!(keys.contains(&"sdmx.series.safety".to_string()), "{keys:?}");
     }
 
     #[test]

@@ -158,6 +158,7 @@ pub fn select<'a>(rows: &'a [EstimateRow], filter: &ShowFilter) -> Vec<&'a Estim
             r.variance.as_str(),
             &r.domain_var,
             &r.domain_value,
+            r.category.as_deref(),
         );
         if seen.insert(estimate) {
             kept.push(r);
@@ -166,7 +167,8 @@ pub fn select<'a>(rows: &'a [EstimateRow], filter: &ShowFilter) -> Vec<&'a Estim
     kept
 }
 
-/// Aligned table of `rows`: estimate, interval, SE, CV, unweighted n and flag.
+/// Aligned table of `rows`: estimate, interval, SE, CV, unweighted n and flag; a category
+/// column (a distribution's category or item, a quantile's probability) when a row has one.
 pub fn table(rows: &[&EstimateRow]) -> String {
     let number = |x: Option<f64>| match x {
         None => "-".to_string(),
@@ -174,19 +176,13 @@ pub fn table(rows: &[&EstimateRow]) -> String {
         Some(v) if v.abs() >= 1000.0 => format!("{v:.1}"),
         Some(v) => format!("{v:.4}"),
     };
-    let header = [
-        "indicator",
-        "weighting",
-        "variance",
-        "domain",
-        "estimate",
-        "ci",
-        "se",
-        "cv",
-        "n",
-        "flag",
-    ];
-    let cells: Vec<[String; 10]> = rows
+    let with_category = rows.iter().any(|r| r.category.is_some());
+    let mut header = vec!["indicator", "weighting", "variance", "domain"];
+    if with_category {
+        header.push("category");
+    }
+    header.extend(["estimate", "ci", "se", "cv", "n", "flag"]);
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
             let domain = if r.domain_var == crate::estimate::TOTAL {
@@ -207,30 +203,37 @@ pub fn table(rows: &[&EstimateRow]) -> String {
             };
             let cv =
                 r.cv.map_or("-".to_string(), |c| format!("{:.1}%", 100.0 * c));
-            [
+            let mut row = vec![
                 r.indicator.clone(),
                 r.weighting.clone(),
                 r.variance.as_str().to_string(),
                 domain,
+            ];
+            if with_category {
+                row.push(r.category.clone().unwrap_or_default());
+            }
+            row.extend([
                 number(r.estimate),
                 ci,
                 number(r.se),
                 cv,
                 r.n_unweighted.to_string(),
                 r.flag.as_str().to_string(),
-            ]
+            ]);
+            row
         })
         .collect();
-    let mut width = header.map(|h| h.chars().count());
+    let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &cells {
         for (w, c) in width.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());
         }
     }
     // Text columns to the left, numbers to the right.
-    let numeric = [
-        false, false, false, false, true, false, true, true, true, false,
-    ];
+    let numeric: Vec<bool> = header
+        .iter()
+        .map(|h| matches!(*h, "estimate" | "se" | "cv" | "n"))
+        .collect();
     let mut out = String::new();
     let line = |out: &mut String, row: &[String]| {
         let mut text = String::new();
@@ -249,7 +252,8 @@ pub fn table(rows: &[&EstimateRow]) -> String {
         }
         let _ = writeln!(out, "{}", text.trim_end());
     };
-    line(&mut out, &header.map(str::to_string));
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    line(&mut out, &header);
     for row in &cells {
         line(&mut out, row);
     }
@@ -354,6 +358,30 @@ mod tests {
         // Columns line up: the estimate column ends at the same place on every line.
         let end = |l: &str| l.find("0.2500").or(l.find("0.3000")).map(|p| p + 6);
         assert_eq!(end(lines[1]), end(lines[2]), "{text}");
+    }
+
+    #[test]
+    fn categories_are_estimates_of_their_own_and_shown() {
+        let mut rows = vec![
+            row("dist", ("_T", "_T"), "logit", 0.3),
+            row("dist", ("_T", "_T"), "beta", 0.3),
+            row("dist", ("_T", "_T"), "logit", 0.7),
+            row("dist", ("_T", "_T"), "beta", 0.7),
+        ];
+        for (r, code) in rows.iter_mut().zip(["1", "1", "2", "2"]) {
+            r.category = Some(code.into());
+        }
+        let kept = select(&rows, &ShowFilter::default());
+        assert_eq!(kept.len(), 2, "one interval method per category");
+        let text = table(&kept);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].contains("domain  category  estimate"), "{text}");
+        assert!(
+            lines[1].contains("total   1") && lines[2].contains("total   2"),
+            "{text}"
+        );
+        let plain = table(&[&row("a", ("_T", "_T"), "logit", 0.3)]);
+        assert!(!plain.contains("category"), "{plain}");
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub const OUTPUT_FILES: &[&str] = &[
     "comparison.parquet",
     "contrasts.parquet",
     "contrasts.csv",
+    "tests.parquet",
+    "tests.csv",
 ];
 
 /// File-manager metadata that the system recreates at will (macOS Finder, Windows Explorer):

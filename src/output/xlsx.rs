@@ -1,7 +1,10 @@
 //! `tables.xlsx`: a cover sheet (source, reference period, design, weighting, variance, interval
 //! and reliability methods) and one sheet per indicator: rows are domains with their code labels,
 //! columns estimate, confidence interval, SE, CV, unweighted n and flag; flagged rows are
-//! shaded and explained in numbered footnotes under the table.
+//! shaded and explained in numbered footnotes under the table. A distribution's sheet has a row
+//! per category under each domain; a quantile's sheet a row per domain with the estimate and
+//! interval of each probability. `Changes` lists the contrasts and `Tests` the tests of
+//! association, when the run has them.
 //!
 //! The workbook is first built as a plain cell model ([`workbook_model`]) that tests snapshot as
 //! text ([`model_text`]), then rendered with `rust_xlsxwriter`. The file is reproducible: the
@@ -16,7 +19,8 @@ use rust_xlsxwriter::{
 
 use super::context::{PublicationContext, source_date_epoch};
 use super::present::{
-    ci_method_name, display_scale, domain_labels, number, table_rows, variance_name,
+    by_domain, category_columns, ci_method_name, display_scale, domain_labels, number,
+    quantile_rule_name, table_rows, test_groups, variable_label, variance_name,
 };
 use super::settings::PublicationConfig;
 use super::spreadsheet_safe;
@@ -271,20 +275,37 @@ fn cover(rows: &[EstimateRow], ctx: &PublicationContext<'_>, cfg: &PublicationCo
             b.pair(&r.indicator, &label);
         }
     }
+    if !ctx.tests.is_empty() {
+        b.row += 1;
+        b.line("Tests of association (sheet Tests)", Style::Header);
+        let mut seen = std::collections::HashSet::new();
+        for t in ctx.tests {
+            if seen.insert(t.test.as_str()) {
+                b.pair(
+                    &t.test,
+                    &format!(
+                        "{} × {}",
+                        variable_label(q, &t.rows),
+                        variable_label(q, &t.cols)
+                    ),
+                );
+            }
+        }
+    }
     b.sheet
 }
 
-fn indicator_sheet(
-    name: String,
-    id: &str,
-    cells: &[&EstimateRow],
-    ctx: &PublicationContext<'_>,
-) -> Sheet {
-    let q = ctx.questionnaire;
-    let ind = q.indicator(id);
-    let (factor, unit) = display_scale(ind);
-    let num_style = number_style(ind);
-    let mut b = SheetBuilder::new(name, vec![34.0, 12.0, 12.0, 12.0, 11.0, 9.0, 12.0, 16.0]);
+/// One line of an indicator's table: a heading (a domain variable, or a domain of a
+/// distribution), or a cell with the text of its first column.
+enum Line<'a> {
+    Heading(String),
+    Cell { label: String, row: &'a EstimateRow },
+}
+
+/// The sheet's title and the line under it: id, unit, SDG series, reference period.
+fn sheet_head(b: &mut SheetBuilder, id: &str, ctx: &PublicationContext<'_>) {
+    let ind = ctx.questionnaire.indicator(id);
+    let (_, unit) = display_scale(ind);
     b.line(ind.map_or(id, |i| i.label.as_str()), Style::Title);
     let mut about = format!("Indicator {id}");
     if !unit.is_empty() {
@@ -294,134 +315,474 @@ fn indicator_sheet(
             if unit == "%" { "percent" } else { &unit }
         );
     }
-    if let Some(s) = ind.and_then(|i| i.sdg_series.as_deref()) {
+    if let Some(s) = ind.and_then(|i| i.sdg_series.as_deref())
+        && !matches!(
+            ind.map(|i| i.kind),
+            Some(IndicatorKind::Distribution | IndicatorKind::Quantile)
+        )
+    {
         let _ = write!(about, "; SDG series {s}");
     }
     let _ = write!(about, "; reference period {}", ctx.reference_period);
     b.line(&about, Style::Note);
-    let mut footnotes: BTreeMap<String, usize> = BTreeMap::new();
-    let mut order: Vec<String> = Vec::new();
-    let level = fmt_level(ctx.ci_level);
-    let mut weighting: Option<&str> = None;
-    let mut domain_var: Option<&str> = None;
-    for r in cells {
-        if weighting != Some(r.weighting.as_str()) {
-            weighting = Some(&r.weighting);
-            domain_var = None;
-            b.row += 1;
-            b.line(
-                &format!(
-                    "Weighting: {}; {}; interval: {}",
-                    r.weighting,
-                    variance_name(r.variance.as_str()),
-                    ci_method_name(r.ci_method.as_str())
-                ),
-                Style::Note,
-            );
-            let est = if unit.is_empty() {
-                "Estimate".to_string()
-            } else {
-                format!("Estimate ({unit})")
-            };
-            let headers = [
-                "Domain".to_string(),
-                est,
-                format!("{level}% CI lower"),
-                format!("{level}% CI upper"),
-                "SE".into(),
-                "CV (%)".into(),
-                "Unweighted n".into(),
-                "Flag".into(),
-            ];
-            for (c, h) in headers.iter().enumerate() {
-                b.text(c as u16, h, Style::Header);
-            }
-            b.row += 1;
-            if b.sheet.freeze_below.is_none() {
-                b.sheet.freeze_below = Some(b.row);
-            }
-        }
-        if domain_var != Some(r.domain_var.as_str()) {
-            domain_var = Some(&r.domain_var);
-            if r.domain_var != TOTAL {
-                let (label, _) = domain_labels(q, &r.domain_var, &r.domain_value);
-                b.line(&label, Style::Label);
-            }
-        }
-        let fill = match r.flag {
-            Flag::Suppressed => Fill::Suppressed,
-            Flag::Caution => Fill::Caution,
-            Flag::Reliable => Fill::None,
-        };
-        let (_, value_label) = domain_labels(q, &r.domain_var, &r.domain_value);
-        // The label is made safe before it is indented: "  =..." would slip past the check.
-        let shown = if r.domain_var == TOTAL {
-            "Total".to_string()
-        } else {
-            format!("  {}", spreadsheet_safe(&value_label))
-        };
-        b.put(0, CellValue::Text(shown), Style::Text, fill);
-        let number = |b: &mut SheetBuilder, col: u16, x: Option<f64>, style: Style| match x {
-            Some(v) => b.put(col, CellValue::Number(v), style, fill),
-            None => b.put(
-                col,
-                CellValue::Text(if fill == Fill::Suppressed {
-                    "x".into()
-                } else {
-                    "..".into()
-                }),
-                Style::Missing,
-                fill,
-            ),
-        };
-        let se_style = match num_style {
-            Style::Dec1 => Style::Dec2,
-            Style::Int => Style::Int,
-            _ => Style::Dec3,
-        };
-        number(&mut b, 1, r.estimate.map(|v| v * factor), num_style);
-        number(&mut b, 2, r.ci_low.map(|v| v * factor), num_style);
-        number(&mut b, 3, r.ci_high.map(|v| v * factor), num_style);
-        number(&mut b, 4, r.se.map(|v| v * factor), se_style);
-        number(&mut b, 5, r.cv.map(|v| v * 100.0), Style::Dec1);
-        b.put(
-            6,
-            CellValue::Number(r.n_unweighted as f64),
-            Style::Int,
-            fill,
+}
+
+/// Numbered footnotes of the flag reasons of a sheet, in the order they are met.
+#[derive(Default)]
+struct Footnotes {
+    number: BTreeMap<String, usize>,
+    order: Vec<String>,
+}
+
+impl Footnotes {
+    fn of(&mut self, reason: &str) -> usize {
+        let next = self.number.len() + 1;
+        *self.number.entry(reason.to_string()).or_insert_with(|| {
+            self.order.push(reason.to_string());
+            next
+        })
+    }
+
+    /// The legend of `x` and `..` and the numbered reasons, under the table.
+    fn write(&self, b: &mut SheetBuilder) {
+        b.row += 1;
+        b.line(
+            "x: suppressed (not reliable enough to publish); ..: not defined. Shaded rows are flagged:",
+            Style::Note,
         );
-        if r.flag != Flag::Reliable {
-            let next = footnotes.len() + 1;
-            let k = *footnotes.entry(r.flag_reason.clone()).or_insert_with(|| {
-                order.push(r.flag_reason.clone());
-                next
-            });
-            b.put(
-                7,
-                CellValue::Text(format!("{} ({k})", r.flag.as_str())),
-                Style::Text,
-                fill,
-            );
+        for (k, reason) in self.order.iter().enumerate() {
+            b.line(&format!("({}) {reason}", k + 1), Style::Note);
+        }
+        if self.order.is_empty() {
+            b.line("(no flagged cells)", Style::Note);
+        }
+    }
+}
+
+fn fill_of(flag: Flag) -> Fill {
+    match flag {
+        Flag::Suppressed => Fill::Suppressed,
+        Flag::Caution => Fill::Caution,
+        Flag::Reliable => Fill::None,
+    }
+}
+
+/// A number cell, or `x` (suppressed) / `..` (undefined) in its place.
+fn number_cell(b: &mut SheetBuilder, col: u16, x: Option<f64>, style: Style, fill: Fill) {
+    match x {
+        Some(v) => b.put(col, CellValue::Number(v), style, fill),
+        None => b.put(
+            col,
+            CellValue::Text(if fill == Fill::Suppressed {
+                "x".into()
+            } else {
+                "..".into()
+            }),
+            Style::Missing,
+            fill,
+        ),
+    }
+}
+
+/// The SE's style next to an estimate's: one more decimal.
+fn se_style(num_style: Style) -> Style {
+    match num_style {
+        Style::Dec1 => Style::Dec2,
+        Style::Int => Style::Int,
+        _ => Style::Dec3,
+    }
+}
+
+/// An indicator's sheet: per weighting scheme a table whose first column is `first_header`
+/// (domains, or a distribution's categories), with estimate, interval, SE, CV, n and flag.
+fn table_sheet(
+    name: String,
+    id: &str,
+    first_header: &str,
+    blocks: &[Vec<Line<'_>>],
+    ctx: &PublicationContext<'_>,
+) -> Sheet {
+    let ind = ctx.questionnaire.indicator(id);
+    let (factor, unit) = display_scale(ind);
+    let num_style = number_style(ind);
+    let mut b = SheetBuilder::new(name, vec![34.0, 12.0, 12.0, 12.0, 11.0, 9.0, 12.0, 16.0]);
+    sheet_head(&mut b, id, ctx);
+    let mut notes = Footnotes::default();
+    let level = fmt_level(ctx.ci_level);
+    for lines in blocks {
+        let Some(first) = lines.iter().find_map(|l| match l {
+            Line::Cell { row, .. } => Some(*row),
+            Line::Heading(_) => None,
+        }) else {
+            continue;
+        };
+        b.row += 1;
+        b.line(
+            &format!(
+                "Weighting: {}; {}; interval: {}",
+                first.weighting,
+                variance_name(first.variance.as_str()),
+                ci_method_name(first.ci_method.as_str())
+            ),
+            Style::Note,
+        );
+        let est = if unit.is_empty() {
+            "Estimate".to_string()
         } else {
-            b.put(7, CellValue::Text(String::new()), Style::Text, fill);
+            format!("Estimate ({unit})")
+        };
+        let headers = [
+            first_header.to_string(),
+            est,
+            format!("{level}% CI lower"),
+            format!("{level}% CI upper"),
+            "SE".into(),
+            "CV (%)".into(),
+            "Unweighted n".into(),
+            "Flag".into(),
+        ];
+        for (c, h) in headers.iter().enumerate() {
+            b.text(c as u16, h, Style::Header);
         }
         b.row += 1;
+        if b.sheet.freeze_below.is_none() {
+            b.sheet.freeze_below = Some(b.row);
+        }
+        for line in lines {
+            let (label, r) = match line {
+                Line::Heading(text) => {
+                    b.line(text, Style::Label);
+                    continue;
+                }
+                Line::Cell { label, row } => (label, *row),
+            };
+            let fill = fill_of(r.flag);
+            b.put(0, CellValue::Text(label.clone()), Style::Text, fill);
+            number_cell(&mut b, 1, r.estimate.map(|v| v * factor), num_style, fill);
+            number_cell(&mut b, 2, r.ci_low.map(|v| v * factor), num_style, fill);
+            number_cell(&mut b, 3, r.ci_high.map(|v| v * factor), num_style, fill);
+            number_cell(
+                &mut b,
+                4,
+                r.se.map(|v| v * factor),
+                se_style(num_style),
+                fill,
+            );
+            number_cell(&mut b, 5, r.cv.map(|v| v * 100.0), Style::Dec1, fill);
+            b.put(
+                6,
+                CellValue::Number(r.n_unweighted as f64),
+                Style::Int,
+                fill,
+            );
+            let flag = if r.flag == Flag::Reliable {
+                String::new()
+            } else {
+                format!("{} ({})", r.flag.as_str(), notes.of(&r.flag_reason))
+            };
+            b.put(7, CellValue::Text(flag), Style::Text, fill);
+            b.row += 1;
+        }
     }
-    b.row += 1;
+    notes.write(&mut b);
+    b.sheet
+}
+
+/// A label made safe before it is indented: "  =..." would slip past the check.
+fn indented(label: &str) -> String {
+    format!("  {}", spreadsheet_safe(label))
+}
+
+/// The cells of one indicator split into blocks of one weighting scheme, in order.
+fn by_weighting<'a>(cells: &[&'a EstimateRow]) -> Vec<Vec<&'a EstimateRow>> {
+    let mut blocks: Vec<Vec<&'a EstimateRow>> = Vec::new();
+    for r in cells {
+        match blocks.last_mut() {
+            Some(block) if block[0].weighting == r.weighting => block.push(r),
+            _ => blocks.push(vec![r]),
+        }
+    }
+    blocks
+}
+
+fn indicator_sheet(
+    name: String,
+    id: &str,
+    cells: &[&EstimateRow],
+    ctx: &PublicationContext<'_>,
+) -> Sheet {
+    let q = ctx.questionnaire;
+    let blocks: Vec<Vec<Line<'_>>> = by_weighting(cells)
+        .into_iter()
+        .map(|block| {
+            let mut lines = Vec::new();
+            let mut domain_var: Option<&str> = None;
+            for r in block {
+                if domain_var != Some(r.domain_var.as_str()) {
+                    domain_var = Some(&r.domain_var);
+                    if r.domain_var != TOTAL {
+                        lines.push(Line::Heading(
+                            domain_labels(q, &r.domain_var, &r.domain_value).0,
+                        ));
+                    }
+                }
+                let label = if r.domain_var == TOTAL {
+                    "Total".to_string()
+                } else {
+                    indented(&domain_labels(q, &r.domain_var, &r.domain_value).1)
+                };
+                lines.push(Line::Cell { label, row: r });
+            }
+            lines
+        })
+        .collect();
+    table_sheet(name, id, "Domain", &blocks, ctx)
+}
+
+/// A domain's heading in the distribution and quantile sheets: `Total`, or `Sex: Female`.
+fn domain_heading(ctx: &PublicationContext<'_>, var: &str, value: &str) -> String {
+    if var == TOTAL {
+        return "Total".into();
+    }
+    let (label, value) = domain_labels(ctx.questionnaire, var, value);
+    format!("{label}: {value}")
+}
+
+/// A distribution's sheet: per weighting scheme, per domain a heading and a row per category.
+fn distribution_sheet(
+    name: String,
+    id: &str,
+    cells: &[&EstimateRow],
+    ctx: &PublicationContext<'_>,
+) -> Sheet {
+    let columns = category_columns(ctx.questionnaire.indicator(id), cells);
+    let blocks: Vec<Vec<Line<'_>>> = by_weighting(cells)
+        .into_iter()
+        .map(|block| {
+            let mut lines = Vec::new();
+            for dom in by_domain(&block, &columns) {
+                lines.push(Line::Heading(domain_heading(ctx, dom.var, dom.value)));
+                for ((_, label), cell) in columns.iter().zip(&dom.cells) {
+                    if let Some(r) = cell {
+                        lines.push(Line::Cell {
+                            label: indented(label),
+                            row: r,
+                        });
+                    }
+                }
+            }
+            lines
+        })
+        .collect();
+    table_sheet(name, id, "Category", &blocks, ctx)
+}
+
+/// A quantile indicator's sheet: per weighting scheme a table of domains by probability, each
+/// with its estimate and interval, then the domain's n and the flags of its cells.
+fn quantile_sheet(
+    name: String,
+    id: &str,
+    cells: &[&EstimateRow],
+    ctx: &PublicationContext<'_>,
+) -> Sheet {
+    let q = ctx.questionnaire;
+    let ind = q.indicator(id);
+    let (factor, unit) = display_scale(ind);
+    let num_style = number_style(ind);
+    let columns = category_columns(ind, cells);
+    let mut widths = vec![34.0];
+    widths.extend(std::iter::repeat_n(12.0, columns.len() * 3));
+    widths.extend([12.0, 28.0]);
+    let mut b = SheetBuilder::new(name, widths);
+    sheet_head(&mut b, id, ctx);
+    let level = fmt_level(ctx.ci_level);
+    let n_col = 1 + 3 * columns.len() as u16;
+    let mut notes = Footnotes::default();
+    for block in by_weighting(cells) {
+        let first = block[0];
+        b.row += 1;
+        let mut about = format!(
+            "Weighting: {}; {}; ",
+            first.weighting,
+            variance_name(first.variance.as_str())
+        );
+        if let Some(spec) = ind.and_then(|i| i.quantile.as_ref()) {
+            let _ = write!(
+                about,
+                "quantile rule: {}; ",
+                quantile_rule_name(spec.rule.name())
+            );
+        }
+        let _ = write!(
+            about,
+            "interval: {}",
+            ci_method_name(first.ci_method.as_str())
+        );
+        b.line(&about, Style::Note);
+        b.text(0, "Domain", Style::Header);
+        for (k, (_, label)) in columns.iter().enumerate() {
+            b.text(1 + 3 * k as u16, label, Style::Header);
+        }
+        b.text(n_col, "Unweighted n", Style::Header);
+        b.text(n_col + 1, "Flag", Style::Header);
+        b.row += 1;
+        let est = if unit.is_empty() {
+            "Estimate".to_string()
+        } else {
+            format!("Estimate ({unit})")
+        };
+        for k in 0..columns.len() as u16 {
+            b.text(1 + 3 * k, &est, Style::Header);
+            b.text(2 + 3 * k, &format!("{level}% CI lower"), Style::Header);
+            b.text(3 + 3 * k, &format!("{level}% CI upper"), Style::Header);
+        }
+        b.row += 1;
+        if b.sheet.freeze_below.is_none() {
+            b.sheet.freeze_below = Some(b.row);
+        }
+        let mut domain_var: Option<&str> = None;
+        for dom in by_domain(&block, &columns) {
+            if domain_var != Some(dom.var) {
+                domain_var = Some(dom.var);
+                if dom.var != TOTAL {
+                    b.line(&domain_labels(q, dom.var, dom.value).0, Style::Label);
+                }
+            }
+            let worst = fill_of(
+                dom.cells
+                    .iter()
+                    .flatten()
+                    .map(|r| r.flag)
+                    .max()
+                    .unwrap_or(Flag::Reliable),
+            );
+            let label = if dom.var == TOTAL {
+                "Total".to_string()
+            } else {
+                indented(&domain_labels(q, dom.var, dom.value).1)
+            };
+            b.put(0, CellValue::Text(label), Style::Text, worst);
+            let mut flags: Vec<String> = Vec::new();
+            for (k, ((_, name), cell)) in columns.iter().zip(&dom.cells).enumerate() {
+                let col = 1 + 3 * k as u16;
+                let Some(r) = cell else {
+                    for c in col..col + 3 {
+                        b.put(c, CellValue::Text("..".into()), Style::Missing, Fill::None);
+                    }
+                    continue;
+                };
+                let fill = fill_of(r.flag);
+                number_cell(&mut b, col, r.estimate.map(|v| v * factor), num_style, fill);
+                number_cell(
+                    &mut b,
+                    col + 1,
+                    r.ci_low.map(|v| v * factor),
+                    num_style,
+                    fill,
+                );
+                number_cell(
+                    &mut b,
+                    col + 2,
+                    r.ci_high.map(|v| v * factor),
+                    num_style,
+                    fill,
+                );
+                if r.flag != Flag::Reliable {
+                    flags.push(format!(
+                        "{name}: {} ({})",
+                        r.flag.as_str(),
+                        notes.of(&r.flag_reason)
+                    ));
+                }
+            }
+            let n = dom.cells.iter().flatten().map(|r| r.n_unweighted).max();
+            match n {
+                Some(n) => b.put(n_col, CellValue::Number(n as f64), Style::Int, worst),
+                None => b.put(n_col, CellValue::Text("..".into()), Style::Missing, worst),
+            }
+            b.put(
+                n_col + 1,
+                CellValue::Text(spreadsheet_safe(&flags.join("; ")).into_owned()),
+                Style::Text,
+                worst,
+            );
+            b.row += 1;
+        }
+    }
+    notes.write(&mut b);
+    b.sheet
+}
+
+/// "Tests of association": a row per test × weighting × variance method with the Rao–Scott F
+/// (ndf, ddf, p-value) and the chi-squared (df, p-value).
+fn tests_sheet(name: String, ctx: &PublicationContext<'_>) -> Sheet {
+    let q = ctx.questionnaire;
+    let mut b = SheetBuilder::new(
+        name,
+        vec![
+            24.0, 28.0, 28.0, 14.0, 22.0, 10.0, 8.0, 9.0, 10.0, 10.0, 8.0, 10.0,
+        ],
+    );
+    b.line("Tests of association", Style::Title);
     b.line(
-        "x: suppressed (not reliable enough to publish); ..: not defined. Shaded rows are flagged:",
+        "Rao-Scott tests of independence under the sampling design (R survey's svychisq). F: Pearson's X² divided by its design-based mean, on ndf and ddf degrees of freedom (statistic = \"F\"). X²: Pearson's statistic with its p-value from the first-order corrected chi-squared on (rows - 1)(columns - 1) df (statistic = \"Chisq\").",
         Style::Note,
     );
-    for (k, reason) in order.iter().enumerate() {
-        b.line(&format!("({}) {reason}", k + 1), Style::Note);
+    b.row += 1;
+    let headers = [
+        "Test",
+        "Rows",
+        "Columns",
+        "Weighting",
+        "Variance",
+        "F",
+        "ndf",
+        "ddf",
+        "p-value (F)",
+        "X²",
+        "df",
+        "p-value (X²)",
+    ];
+    for (c, h) in headers.iter().enumerate() {
+        b.text(c as u16, h, Style::Header);
     }
-    if order.is_empty() {
-        b.line("(no flagged cells)", Style::Note);
+    b.row += 1;
+    b.sheet.freeze_below = Some(b.row);
+    let label = |var: &str| variable_label(q, var);
+    let number = |b: &mut SheetBuilder, col: u16, x: Option<f64>, style: Style| match x {
+        Some(v) => b.put(col, CellValue::Number(v), style, Fill::None),
+        None => b.put(
+            col,
+            CellValue::Text("..".into()),
+            Style::Missing,
+            Fill::None,
+        ),
+    };
+    for group in test_groups(ctx.tests) {
+        let Some(first) = group.f.or(group.chisq) else {
+            continue;
+        };
+        b.text(0, &first.test, Style::Text);
+        b.text(1, &label(&first.rows), Style::Text);
+        b.text(2, &label(&first.cols), Style::Text);
+        b.text(3, &first.weighting, Style::Text);
+        b.text(4, &variance_name(first.variance.as_str()), Style::Text);
+        let f = group.f;
+        number(&mut b, 5, f.and_then(|r| r.value), Style::Dec3);
+        number(&mut b, 6, f.and_then(|r| r.ndf), Style::Dec2);
+        number(&mut b, 7, f.and_then(|r| r.ddf), Style::Dec1);
+        number(&mut b, 8, f.and_then(|r| r.p_value), Style::Dec3);
+        let c = group.chisq;
+        number(&mut b, 9, c.and_then(|r| r.value), Style::Dec3);
+        number(&mut b, 10, c.and_then(|r| r.ndf), Style::Dec1);
+        number(&mut b, 11, c.and_then(|r| r.p_value), Style::Dec3);
+        b.row += 1;
     }
     b.sheet
 }
 
-/// The workbook as a cell model: the cover, then one sheet per indicator (in estimate order).
+/// The workbook as a cell model: the cover, then one sheet per indicator (in estimate order),
+/// then `Changes` (contrasts) and `Tests` (tests of association) when the run has them.
 pub fn workbook_model(
     rows: &[EstimateRow],
     ctx: &PublicationContext<'_>,
@@ -443,11 +804,22 @@ pub fn workbook_model(
             .filter(|r| r.indicator == id)
             .collect();
         let name = sheet_name(id, &mut taken);
-        sheets.push(indicator_sheet(name, id, &cells, ctx));
+        let kind = ctx.questionnaire.indicator(id).map(|i| i.kind);
+        sheets.push(if kind == Some(IndicatorKind::Quantile) {
+            quantile_sheet(name, id, &cells, ctx)
+        } else if cells.iter().any(|r| r.category.is_some()) {
+            distribution_sheet(name, id, &cells, ctx)
+        } else {
+            indicator_sheet(name, id, &cells, ctx)
+        });
     }
     if !ctx.contrasts.is_empty() {
         let name = sheet_name("Changes", &mut taken);
         sheets.push(changes_sheet(name, ctx.contrasts, ctx));
+    }
+    if !ctx.tests.is_empty() {
+        let name = sheet_name("Tests", &mut taken);
+        sheets.push(tests_sheet(name, ctx));
     }
     sheets
 }
@@ -646,6 +1018,110 @@ pub fn workbook_bytes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::output::present::tests::{context, rows_of, toml_questionnaire};
+
+    fn model(rows: &[EstimateRow], tests: &[crate::estimate::TestRow]) -> String {
+        let q = toml_questionnaire();
+        let sheets = workbook_model(rows, &context(&q, tests), &PublicationConfig::default());
+        model_text(&sheets[1..])
+    }
+
+    #[test]
+    fn a_distribution_sheet_has_a_row_per_category_of_each_domain() {
+        let mut rows = rows_of(
+            "safety",
+            &[
+                (("_T", "_T"), "1", 0.6),
+                (("_T", "_T"), "2", 0.4),
+                (("sex", "2"), "1", 0.7),
+                (("sex", "2"), "2", 0.3),
+            ],
+        );
+        rows[3].flag = Flag::Suppressed;
+        rows[3].flag_reason = "effective sample size < 30".into();
+        rows[3].estimate = None;
+        let text = model(&rows, &[]);
+        for line in [
+            "A5 [Header] Category",
+            "B5 [Header] Estimate (%)",
+            "A6 [Label] Total",
+            "A7 [Text]   Safe",
+            "B7 [Dec1] 60",
+            "A8 [Text]   Unsafe",
+            "B8 [Dec1] 40",
+            "A9 [Label] Sex: Female",
+            "B10 [Dec1] 70",
+            "B11 [Missing suppressed] x",
+            "H11 [Text suppressed] suppressed (1)",
+            "A14 [Note] (1) effective sample size < 30",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_quantile_sheet_has_estimate_and_interval_per_probability() {
+        let mut rows = rows_of(
+            "income_q",
+            &[
+                (("_T", "_T"), "0.25", 1000.0),
+                (("_T", "_T"), "0.5", 2000.0),
+                (("sex", "1"), "0.5", 2100.0),
+            ],
+        );
+        rows[2].flag = Flag::Caution;
+        rows[2].flag_reason = "df < 8".into();
+        let text = model(&rows, &[]);
+        for line in [
+            "A4 [Note] Weighting: design; Taylor linearization; quantile rule: interpolation between order statistics (R qrule \"hf7\", Hyndman-Fan type 7); interval: logit",
+            "B5 [Header] 25th percentile",
+            "E5 [Header] Median",
+            "H5 [Header] Unweighted n",
+            "C6 [Header] 95% CI lower",
+            "A7 [Text] Total",
+            "B7 [Dec2] 1000",
+            "F7 [Dec2] 1800",
+            "G7 [Dec2] 2200",
+            "A8 [Label] Sex",
+            "A9 [Text caution]   Male",
+            "B9 [Missing] ..",
+            "E9 [Dec2 caution] 2100",
+            "I9 [Text caution] Median: caution (1)",
+            "A12 [Note] (1) df < 8",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+    }
+
+    #[test]
+    fn the_tests_sheet_lists_both_statistics() {
+        let tests = crate::output::association::tests::rows();
+        let text = model(&rows_of("safety", &[(("_T", "_T"), "1", 0.6)]), &tests);
+        let sheet = text.split("== Tests").nth(1).expect("a Tests sheet");
+        let q = toml_questionnaire();
+        let sheets = workbook_model(&[], &context(&q, &tests), &PublicationConfig::default());
+        let cover = model_text(&sheets[..1]);
+        assert!(
+            cover.contains("[Label] '=safety by sex\nB") && cover.contains("Feels safe × Sex"),
+            "{cover}"
+        );
+        for line in [
+            "A5 [Text] '=safety by sex",
+            "B5 [Text] Feels safe",
+            "C5 [Text] Sex",
+            "F5 [Dec3] 12.5",
+            "H5 [Dec1] 39.5",
+            "I5 [Dec3] 0.00105",
+            "J5 [Dec3] 14.25",
+            "L5 [Dec3] 0.0001",
+        ] {
+            assert!(
+                sheet.lines().any(|l| l.starts_with(line) || l == line),
+                "{line} not in\n{sheet}"
+            );
+        }
+    }
 
     #[test]
     fn sheet_names_are_valid_and_unique() {

@@ -923,6 +923,7 @@ fn publication_context(
     PublicationContext {
         questionnaire: &c.questionnaire,
         contrasts: &c.contrasts,
+        tests: &[],
         title: p.title.clone().unwrap_or_default(),
         reference_period: p.reference_period.clone().unwrap_or_default(),
         tool_version: VERSION.to_string(),

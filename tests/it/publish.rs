@@ -45,12 +45,25 @@ struct Demo {
 }
 
 fn demo(name: &str) -> Demo {
+    demo_with(name, "")
+}
+
+/// The demo with `indicators` (TOML) added to its questionnaire.
+fn demo_with(name: &str, indicators: &str) -> Demo {
     let dir = scratch(name);
+    let questionnaire = dir.join("questionnaire.toml");
+    let core = std::fs::read_to_string(root().join("questionnaires/cvs-core.toml"))
+        .expect("questionnaire");
+    std::fs::write(&questionnaire, format!("{core}\n{indicators}")).expect("write questionnaire");
+    let questionnaire_line = format!("questionnaire = \"{}\"", questionnaire.display());
     // The run flags cells but keeps their values, so the tests can apply their own rules.
     let config = relocated_config(
         &root().join("fixtures/demo/pipeline.toml"),
         &dir,
-        &[("suppress = ", "suppress = false")],
+        &[
+            ("suppress = ", "suppress = false"),
+            ("questionnaire = ", &questionnaire_line),
+        ],
     );
     let report = cvsurvey::pipeline::run(&config, RunOptions::default()).expect("demo run");
     let pipeline = Pipeline::load(&config).expect("config");
@@ -75,6 +88,7 @@ fn context<'a>(d: &'a Demo) -> PublicationContext<'a> {
         questionnaire: &d.questionnaire,
         title: "Demo survey on corruption and crime victimisation".into(),
         contrasts: &[],
+        tests: &[],
         reference_period: "2025".into(),
         tool_version: "test".into(),
         data_file: "data.csv".into(),
@@ -418,6 +432,86 @@ fn xlsx_cell_model_snapshot_and_readback() {
     assert_eq!(&bytes[..2], b"PK");
     let text = String::from_utf8_lossy(&bytes);
     assert!(text.contains(&format!("xl/worksheets/sheet{}.xml", model.len())));
+}
+
+const DISTRIBUTIONS: &str = r#"
+[[indicators]]
+id = "feeling_safe_dist"
+label = "Feeling safe walking alone after dark"
+kind = "distribution"
+value = "safe_dark"
+
+[[indicators]]
+id = "bribe_officials"
+label = "Officials bribed, among bribe payers"
+kind = "distribution"
+items = ["bribe_police", "bribe_courts", "bribe_health", "bribe_education", "bribe_tax", "bribe_customs", "bribe_land", "bribe_utilities"]
+count = "== 1"
+universe = "paid_bribe"
+"#;
+
+#[test]
+fn distributions_in_the_report_workbook_and_sdmx() {
+    let d = demo_with("publish-distributions", DISTRIBUTIONS);
+    let cfg = publication_config(DEMO_PUBLICATION);
+    let rows = flagged_rows(&d, &cfg);
+    let ctx = context(&d);
+    let html = cvsurvey::output::html::render(&rows, &ctx, &cfg);
+    let text = html_text(&html);
+    let section = text
+        .split("Feeling safe walking alone after dark\n")
+        .nth(1)
+        .expect("a section for the distribution");
+    let total: Vec<&str> = section
+        .lines()
+        .skip_while(|l| *l != "Total")
+        .skip(1)
+        .take(5)
+        .map(|l| l.split(" | ").next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        total,
+        [
+            "Very safe",
+            "Fairly safe",
+            "A bit unsafe",
+            "Very unsafe",
+            "Never goes out alone after dark"
+        ],
+        "{section}"
+    );
+    assert!(
+        html.contains("class=\"legend\""),
+        "stacked bars of one question"
+    );
+    let officials = text
+        .split("Officials bribed, among bribe payers\n")
+        .nth(1)
+        .expect("a section for the multiple-response set");
+    assert!(officials.contains("may add to more than 100%"));
+
+    // A sheet per distribution, with a row per category of the whole population.
+    let model = cvsurvey::output::xlsx::workbook_model(&rows, &ctx, &cfg);
+    assert_eq!(model.len(), 1 + d.questionnaire.indicators.len());
+    let sheet = model
+        .iter()
+        .find(|s| s.name == "bribe_officials")
+        .expect("sheet");
+    let text = cvsurvey::output::xlsx::model_text(std::slice::from_ref(sheet));
+    assert_eq!(text.matches("Did you give").count(), 5 * 21 * 8, "{text}");
+
+    // SDMX: the same observations as without distributions.
+    let sdmx = cfg.sdmx.as_ref().expect("sdmx");
+    let with =
+        cvsurvey::output::sdmx::sdmx_rows(&rows, sdmx, &d.questionnaire, 0.95).expect("sdmx");
+    let plain: Vec<EstimateRow> = rows
+        .iter()
+        .filter(|r| r.category.is_none())
+        .cloned()
+        .collect();
+    let without =
+        cvsurvey::output::sdmx::sdmx_rows(&plain, sdmx, &d.questionnaire, 0.95).expect("sdmx");
+    assert_eq!(with, without);
 }
 
 /// The report as text: scripts and SVG dropped, tags replaced by line breaks, entities decoded.
