@@ -249,7 +249,13 @@ fn evaluate(
         IndicatorKind::Ratio => (ind.numerator.as_ref(), ind.denominator.as_ref()),
         _ => (ind.value.as_ref(), None),
     };
-    let value_expr = value_expr.ok_or_else(|| err("has no value/numerator expression".into()))?;
+    let value_expr = value_expr.ok_or_else(|| {
+        err(if ind.kind == IndicatorKind::Distribution {
+            "a distribution is estimated as its parts (Indicator::estimated)".into()
+        } else {
+            "has no value/numerator expression".into()
+        })
+    })?;
     let mut y = value_expr.eval(frame).map_err(|e| err(e.to_string()))?;
     if ind.category.as_ref().is_some_and(|c| c.mention) {
         // A multiple-response item not asked (no contact with that official) is not mentioned;

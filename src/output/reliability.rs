@@ -581,7 +581,8 @@ pub fn apply_reliability(
 /// - interval blank: df = 0 (the domain lies in one PSU, or every stratum has one PSU), or the
 ///   interval's inputs are undefined;
 /// - a logit, xlogit or asin interval at p̂ = 0 or 1 is the point [p̂, p̂]: those scales are
-///   undefined there (Korn–Graubard `beta` gives the Clopper–Pearson interval instead).
+///   undefined there (Korn–Graubard `beta` gives the Clopper–Pearson interval instead);
+/// - a distribution's category without respondents in the domain: its share is 0.
 fn undefined_reason(r: &EstimateRow, info: &BTreeMap<&str, (bool, f64)>) -> Option<String> {
     let Some(estimate) = r.estimate else {
         return Some("estimate undefined".into());
@@ -601,6 +602,10 @@ fn undefined_reason(r: &EstimateRow, info: &BTreeMap<&str, (bool, f64)>) -> Opti
         .copied()
         .unwrap_or((false, 1.0));
     let p = estimate / multiplier;
+    if proportion && r.category.is_some() && p == 0.0 {
+        // A distribution's category nobody in the domain falls in: reported, never dropped.
+        return Some("no respondent in this category (reported as 0)".into());
+    }
     if proportion
         && (p <= 0.0 || p >= 1.0)
         && matches!(
@@ -796,6 +801,38 @@ mod tests {
         assert_eq!(assess(&r, &with_cv(0.166)).flag, Flag::Caution);
         assert_eq!(assess(&r, &with_cv(0.333)).flag, Flag::Caution);
         assert_eq!(assess(&r, &with_cv(0.334)).flag, Flag::Suppressed);
+    }
+
+    #[test]
+    fn an_empty_category_is_flagged_whatever_the_preset() {
+        let row = |category: Option<&str>, estimate: f64| EstimateRow {
+            indicator: "dist".into(),
+            weighting: "w".into(),
+            variance: crate::estimate::VarianceMethod::Taylor,
+            domain_var: "sex".into(),
+            domain_value: "1".into(),
+            category: category.map(String::from),
+            estimate: Some(estimate),
+            se: Some(0.0),
+            ci_low: Some(estimate),
+            ci_high: Some(estimate),
+            ci_method: CiMethod::Beta,
+            df: Some(10.0),
+            cv: None,
+            deff: None,
+            n_unweighted: 40,
+            n_weighted: 400.0,
+            n_effective: None,
+            flag: Flag::Reliable,
+            flag_reason: String::new(),
+        };
+        let info: BTreeMap<&str, (bool, f64)> = [("dist", (true, 1.0))].into_iter().collect();
+        assert_eq!(
+            undefined_reason(&row(Some("3"), 0.0), &info).as_deref(),
+            Some("no respondent in this category (reported as 0)")
+        );
+        assert_eq!(undefined_reason(&row(Some("3"), 0.2), &info), None);
+        assert_eq!(undefined_reason(&row(None, 0.0), &info), None);
     }
 
     #[test]

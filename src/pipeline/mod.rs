@@ -168,6 +168,8 @@ pub struct RunReport {
     pub estimates: Vec<EstimateRow>,
     /// Contrast rows (`contrasts.parquet`), empty without `[[contrast]]`.
     pub contrasts: Vec<ContrastRow>,
+    /// Tests of association (`tests.parquet`), empty without `[[test]]`.
+    pub tests: Vec<crate::estimate::TestRow>,
     /// Files written.
     pub files: Vec<PathBuf>,
     /// Non-fatal findings of weighting and replicate stages (calibration kept with `force`,
@@ -839,6 +841,18 @@ fn stage_outputs(c: &Computed, comparison: bool) -> Result<StagedFiles, Pipeline
             crate::output::contrasts::write_csv(&mut staged, &path, &c.contrasts)?;
         }
     }
+    if !c.pipeline.tests.is_empty() {
+        let path = dir.join("tests.parquet");
+        crate::output::association::write_parquet(&mut staged, &path, &c.tests, &metadata)?;
+        if c.pipeline
+            .publication
+            .formats
+            .contains(&crate::output::settings::Format::Csv)
+        {
+            let path = dir.join("tests.csv");
+            crate::output::association::write_csv(&mut staged, &path, &c.tests)?;
+        }
+    }
     if comparison {
         // Before the publication products, so that manifest.json lists it too.
         let names: Vec<String> = c.schemes.iter().map(|s| s.name.clone()).collect();
@@ -923,7 +937,7 @@ fn publication_context(
     PublicationContext {
         questionnaire: &c.questionnaire,
         contrasts: &c.contrasts,
-        tests: &[],
+        tests: &c.tests,
         title: p.title.clone().unwrap_or_default(),
         reference_period: p.reference_period.clone().unwrap_or_default(),
         tool_version: VERSION.to_string(),
@@ -1104,6 +1118,7 @@ fn finish(c: Computed, files: Vec<PathBuf>) -> RunReport {
         schemes,
         estimates,
         contrasts,
+        tests,
         warnings,
         ..
     } = c;
@@ -1118,7 +1133,17 @@ fn finish(c: Computed, files: Vec<PathBuf>) -> RunReport {
     );
     report.warnings.extend(warnings);
     report.contrasts = contrasts;
+    report.tests = tests;
     report
+}
+
+/// An indicator in the console tables: its id, with the category (a distribution's code, a
+/// quantile's probability) in brackets.
+fn row_label(row: &crate::output::ComparisonRow<'_>) -> String {
+    match &row.category {
+        Some(c) => format!("{}[{c}]", row.key[0]),
+        None => row.key[0].clone(),
+    }
 }
 
 pub(crate) fn numeric_column(ingested: &Ingested, name: &str) -> Vec<f64> {
@@ -1193,6 +1218,7 @@ fn report(
             .collect(),
         estimates,
         contrasts: Vec::new(),
+        tests: Vec::new(),
         files,
         row_number_ids: p.data.id.is_none(),
         reliability: (
@@ -1299,13 +1325,13 @@ impl RunReport {
                 "estimates {} rows; whole population, estimate (SE) by weighting scheme:",
                 self.estimates.len()
             );
-            let mut header = format!("  {:<28}", "indicator");
+            let mut header = format!("  {:<34}", "indicator");
             for n in &names {
                 header.push_str(&format!(" {n:>18}"));
             }
             let _ = writeln!(s, "{header}");
             for row in table.iter().filter(|r| r.key[2] == TOTAL) {
-                let mut line = format!("  {:<28}", row.key[0]);
+                let mut line = format!("  {:<34}", row_label(row));
                 for cell in &row.by_scheme {
                     let f = |x: Option<f64>| x.map_or("NA".to_string(), |v| format!("{v:.4}"));
                     let text = cell.map_or("-".to_string(), |r| {
@@ -1353,6 +1379,22 @@ impl RunReport {
                 names.join(", ")
             );
         }
+        if !self.tests.is_empty() {
+            let f_rows: Vec<&crate::estimate::TestRow> = self
+                .tests
+                .iter()
+                .filter(|r| r.statistic == "rao_scott_f")
+                .collect();
+            let significant = f_rows
+                .iter()
+                .filter(|r| r.p_value.is_some_and(|p| p < 0.05))
+                .count();
+            let _ = writeln!(
+                s,
+                "tests     {} Rao–Scott F tests (test × scheme × variance); {significant} with p < 0.05",
+                f_rows.len()
+            );
+        }
         for w in &self.warnings {
             let _ = writeln!(s, "warning   {w}");
         }
@@ -1394,13 +1436,13 @@ impl RunReport {
         let names: Vec<String> = self.schemes.iter().map(|(n, _)| n.clone()).collect();
         let table = crate::output::comparison_table(&self.estimates, &names);
         let _ = writeln!(s, "\nwhole population: estimate (SE) [deff] per scheme");
-        let mut header = format!("  {:<28}", "indicator");
+        let mut header = format!("  {:<34}", "indicator");
         for n in &names {
             header.push_str(&format!(" {:>28}", n));
         }
         let _ = writeln!(s, "{header}");
         for row in table.iter().filter(|r| r.key[2] == TOTAL) {
-            let mut line = format!("  {:<28}", row.key[0]);
+            let mut line = format!("  {:<34}", row_label(row));
             for cell in &row.by_scheme {
                 let text = match cell {
                     Some(r) => format!(

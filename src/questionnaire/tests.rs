@@ -263,7 +263,8 @@ fn cvs_core_declares_every_data_column() {
             "responded"
         ]
     );
-    assert_eq!(q.indicators.len(), 11);
+    // 11 one-number indicators, the bribe amount quartiles and two distributions.
+    assert_eq!(q.indicators.len(), 14);
     let bp = q.indicator("bribery_prevalence").expect("I1");
     assert_eq!(bp.sdg_series.as_deref(), Some("IU_COR_BRIB"));
     assert_eq!(
@@ -737,4 +738,148 @@ expr = "doubled * 2"
     q.add_derived_needed(&mut none, &["x".to_string()])
         .expect("derived");
     assert_eq!(none.columns().len(), 1);
+}
+
+const ANALYSES_VARS: &str = r#"
+[[variables]]
+name = "safe"
+codes = { 1 = "Safe", 2 = "Unsafe", 3 = "Never out" }
+missing = { 9 = "refused" }
+
+[[variables]]
+name = "kind"
+type = "text"
+codes = { "A" = "Alpha", "B" = "Beta" }
+
+[[variables]]
+name = "item_a"
+codes = { 1 = "Yes", 2 = "No" }
+
+[[variables]]
+name = "item_b"
+codes = { 1 = "Yes", 2 = "No" }
+
+[[variables]]
+name = "amount"
+type = "numeric"
+"#;
+
+#[test]
+fn distributions_expand_into_one_proportion_per_code_or_item() {
+    let text = format!(
+        r#"{HEAD}{ANALYSES_VARS}
+[[indicators]]
+id = "safe_dist"
+kind = "distribution"
+value = "safe"
+universe = "amount > 0"
+
+[[indicators]]
+id = "kind_dist"
+kind = "distribution"
+value = "kind"
+
+[[indicators]]
+id = "items"
+kind = "distribution"
+items = ["item_a", "item_b"]
+
+[[indicators]]
+id = "amount_q"
+kind = "quantile"
+value = "amount"
+probs = [0.1, 0.5]
+qrule = "hf7"
+ci = "quantile"
+"#
+    );
+    let q =
+        Questionnaire::from_toml_str(&text, Path::new("q.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let safe = q.indicator("safe_dist").expect("safe_dist");
+    let parts = safe.estimated();
+    assert_eq!(parts.len(), 3);
+    for (part, code) in parts.iter().zip(["1", "2", "3"]) {
+        assert_eq!(part.kind, IndicatorKind::Proportion);
+        assert_eq!(part.id, "safe_dist");
+        assert_eq!(part.category.as_ref().map(|c| c.code.as_str()), Some(code));
+        assert_eq!(
+            part.value.as_ref().map(Expr::source),
+            Some(format!("safe == {code}").as_str())
+        );
+        assert_eq!(
+            part.universe.as_ref().map(Expr::source),
+            Some("(amount > 0) and (safe in [1, 2, 3])")
+        );
+    }
+    let kind = q.indicator("kind_dist").expect("kind_dist").estimated();
+    assert_eq!(
+        kind[1].value.as_ref().map(Expr::source),
+        Some("kind == \"B\"")
+    );
+    let items = q.indicator("items").expect("items").estimated();
+    assert_eq!(items.len(), 2);
+    assert!(
+        items
+            .iter()
+            .all(|i| i.category.as_ref().is_some_and(|c| c.mention))
+    );
+    assert_eq!(
+        items[1].value.as_ref().map(Expr::source),
+        Some("(item_b) == 1")
+    );
+    let quantile = q.indicator("amount_q").expect("amount_q");
+    assert_eq!(quantile.estimated().len(), 1);
+    let spec = quantile.quantile.as_ref().expect("spec");
+    assert_eq!(spec.probs, [0.1, 0.5]);
+    assert_eq!(spec.rule, QuantileRule::Hf7);
+    assert_eq!(spec.interval, QuantileInterval::ReplicateQuantiles);
+}
+
+#[test]
+fn analyses_keys_are_checked() {
+    let bad = |indicator: &str, expect: &[&str]| {
+        let p = problems(&format!(
+            "{HEAD}{ANALYSES_VARS}\n[[indicators]]\n{indicator}"
+        ));
+        let all: Vec<&str> = p.iter().map(|p| p.message.as_str()).collect();
+        for e in expect {
+            assert!(all.iter().any(|m| m.contains(e)), "{e:?} not in {all:?}");
+        }
+    };
+    bad(
+        "id = \"d\"\nkind = \"distribution\"\nvalue = \"amount\"\n",
+        &["must be a variable with declared codes"],
+    );
+    bad(
+        "id = \"d\"\nkind = \"distribution\"\nvalue = \"safe\"\nitems = [\"item_a\"]\n",
+        &["either value", "not both"],
+    );
+    bad(
+        "id = \"d\"\nkind = \"distribution\"\nitems = [\"item_a\", \"nope\"]\n",
+        &["item nope is not a declared variable"],
+    );
+    bad(
+        "id = \"p\"\nkind = \"proportion\"\nvalue = \"item_a == 1\"\ncount = \"== 1\"\nprobs = [0.5]\n",
+        &["count belongs to", "probs belongs to quantile"],
+    );
+    bad(
+        "id = \"q\"\nkind = \"quantile\"\nvalue = \"amount\"\nprobs = [0.5, 0.25]\n",
+        &["increasing"],
+    );
+    bad(
+        "id = \"q\"\nkind = \"quantile\"\nvalue = \"amount\"\nprobs = [0.0, 1.0]\n",
+        &["strictly between 0 and 1"],
+    );
+    bad(
+        "id = \"q\"\nkind = \"quantile\"\nvalue = \"amount\"\nprobs = [0.5]\nqrule = \"hf9\"\nci = \"wald\"\n",
+        &["qrule must be", "ci must be"],
+    );
+    bad(
+        "id = \"q\"\nkind = \"quantile\"\nvalue = \"kind == \\\"A\\\"\"\nprobs = [0.5]\n",
+        &["must be a number"],
+    );
+    bad(
+        "id = \"q\"\nkind = \"quantile\"\nvalue = \"amount\"\n",
+        &["needs probs"],
+    );
 }

@@ -19,7 +19,12 @@ use crate::test_support::{
 fn replicates_on_sums_equal_replicates_on_rows() {
     let d = demo();
     let specs = calibrated_specs(&d.p);
-    let indicators: Vec<&Indicator> = d.q.indicators.iter().collect();
+    // Distributions as their parts; quantiles take their own path through the same sums.
+    let indicators: Vec<&Indicator> =
+        d.q.indicators
+            .iter()
+            .flat_map(Indicator::estimated)
+            .collect();
     let base_weights = crate::pipeline::numeric_column(&d.ingested, &d.p.design.weight);
     for (lonely, lonely_psu, method) in [
         (false, LonelyPsu::Fail, VarianceMethod::Bootstrap),

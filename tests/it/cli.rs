@@ -674,7 +674,7 @@ fn estimates_csv_by_default_and_show_prints_a_table() {
     let (code, stdout, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
     assert_eq!(code, 0, "{stderr}");
     let csv = std::fs::read_to_string(dir.join("out/estimates.csv")).expect("estimates.csv");
-    assert_eq!(csv.lines().count(), 2101, "header and 2100 estimates");
+    assert_eq!(csv.lines().count(), 7106, "header and 7105 estimates");
     assert!(stdout.contains("flags     nchs-2017: "), "{stdout}");
     let out = dir.join("out");
     let (code, table, stderr) = cvsurvey(&[
@@ -845,7 +845,15 @@ fn an_input_at_an_output_path_is_refused_before_anything_is_computed() {
 #[test]
 fn a_run_that_fails_midway_leaves_the_previous_outputs_whole() {
     let dir = scratch("cli-failed-write");
-    let config = demo_config(&dir);
+    // The demo's one-number indicators, so that the file sizes below hold.
+    let config = relocated_config(
+        &root().join("fixtures/demo/pipeline.toml"),
+        &dir,
+        &[(
+            "indicators = ",
+            "indicators = [\"bribery_prevalence\", \"bribery_prevalence_police\", \"bribery_prevalence_land\", \"bribe_frequency\", \"bribery_reporting_rate\", \"assault_prevalence\", \"theft_prevalence\", \"violence_prevalence\", \"assault_reporting_rate\", \"feel_safe_dark\", \"assault_incidence_per_1000\"]",
+        )],
+    );
     let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
     assert_eq!(code, 0, "{stderr}");
     let out = dir.join("out");

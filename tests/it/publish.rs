@@ -211,7 +211,8 @@ fn reliability_flags_every_row_and_suppression_keeps_rows() {
         "{by_flag:?}"
     );
     // One decision per cell whatever the interval method.
-    let mut cells: BTreeMap<(String, String, String, String), BTreeSet<Flag>> = BTreeMap::new();
+    type Cell = (String, String, String, String, Option<String>);
+    let mut cells: BTreeMap<Cell, BTreeSet<Flag>> = BTreeMap::new();
     for r in &rows {
         cells
             .entry((
@@ -219,6 +220,7 @@ fn reliability_flags_every_row_and_suppression_keeps_rows() {
                 r.weighting.clone(),
                 r.domain_var.clone(),
                 r.domain_value.clone(),
+                r.category.clone(),
             ))
             .or_default()
             .insert(r.flag);
@@ -440,14 +442,6 @@ id = "feeling_safe_dist"
 label = "Feeling safe walking alone after dark"
 kind = "distribution"
 value = "safe_dark"
-
-[[indicators]]
-id = "bribe_officials"
-label = "Officials bribed, among bribe payers"
-kind = "distribution"
-items = ["bribe_police", "bribe_courts", "bribe_health", "bribe_education", "bribe_tax", "bribe_customs", "bribe_land", "bribe_utilities"]
-count = "== 1"
-universe = "paid_bribe"
 "#;
 
 #[test]
@@ -485,7 +479,7 @@ fn distributions_in_the_report_workbook_and_sdmx() {
         "stacked bars of one question"
     );
     let officials = text
-        .split("Officials bribed, among bribe payers\n")
+        .split("Types of official bribed, among bribe payers (multiple response)\n")
         .nth(1)
         .expect("a section for the multiple-response set");
     assert!(officials.contains("may add to more than 100%"));
@@ -498,7 +492,9 @@ fn distributions_in_the_report_workbook_and_sdmx() {
         .find(|s| s.name == "bribe_officials")
         .expect("sheet");
     let text = cvsurvey::output::xlsx::model_text(std::slice::from_ref(sheet));
-    assert_eq!(text.matches("Did you give").count(), 5 * 21 * 8, "{text}");
+    // Five schemes × 29 domains (the total, 20 values of four variables, 8 sex × age groups) ×
+    // 8 items.
+    assert_eq!(text.matches("Did you give").count(), 5 * 29 * 8, "{text}");
 
     // SDMX: the same observations as without distributions.
     let sdmx = cfg.sdmx.as_ref().expect("sdmx");

@@ -274,7 +274,7 @@ fn a_block_that_inflates_past_its_declared_size_is_refused() {
         )),
         "{e}"
     );
-    // The bomb: the third of 28 blocks of the demo holds its 64 KiB, then 16 MiB of zeros
+    // The bomb: the third of 29 blocks of the demo holds its 64 KiB, then 16 MiB of zeros
     // (no-op codes), a few kB compressed; its descriptor still says 64 KiB.
     let demo = Spss::open("demo.zsav");
     let block = 1 << 16;
@@ -292,7 +292,7 @@ fn a_block_that_inflates_past_its_declared_size_is_refused() {
     ));
     assert!(
         e.contains(&format!(
-            "zlib block 3 of 28 ({} compressed bytes at byte {}) inflates to more than the 65536 bytes",
+            "zlib block 3 of 29 ({} compressed bytes at byte {}) inflates to more than the 65536 bytes",
             d[2].compressed_size, d[2].compressed_ofs
         )),
         "{e}"
@@ -335,7 +335,7 @@ fn a_block_that_inflates_short_of_its_declared_size_is_refused() {
         &demo.assemble(&payload, &descriptors, block),
     ));
     assert!(
-        e.contains("zlib block 2 of 28 (")
+        e.contains("zlib block 2 of 29 (")
             && e.contains("inflates to 60000 bytes, but the zlib trailer declares 65536 for it"),
         "{e}"
     );
@@ -356,7 +356,7 @@ fn a_trailer_that_lists_a_block_twice_is_refused_before_anything_is_inflated() {
     ));
     assert!(
         e.contains(&format!(
-            "zlib trailer: block 2 of 28 starts at byte {}, but block 1 ends at byte {}; blocks must follow one another",
+            "zlib trailer: block 2 of 29 starts at byte {}, but block 1 ends at byte {}; blocks must follow one another",
             valid[0].compressed_ofs, valid[1].compressed_ofs
         )),
         "{e}"
@@ -509,8 +509,8 @@ fn cases_that_do_not_fit_in_memory_are_refused_before_they_are_read() {
     for (data, rows) in [
         (root().join("fixtures/statfiles/demo.zsav"), "20028 rows"),
         (root().join("fixtures/statfiles/demo.sav"), "20028 rows"),
-        // Without a count: the most its 1834496 bytes of bytecode can hold, one value a byte.
-        (unknown, "40766 rows"),
+        // Without a count: the most its bytecode (about 1.87 MB) can hold, one value a byte.
+        (unknown, "40688 rows"),
     ] {
         let config = demo_config(&dir, &data);
         let out = Command::new(env!("CARGO_BIN_EXE_cvsurvey"))

@@ -177,7 +177,7 @@ use cvsurvey::questionnaire::MissingMeaning;
 fn imported_questionnaires_describe_the_files_and_read_them() {
     for file in ["demo.sav", "demo.zsav", "demo.dta", "demo_extmiss.dta"] {
         let q = imported(&statfile(file), None);
-        assert_eq!(q.variables.len(), 45, "{file}");
+        assert_eq!(q.variables.len(), 46, "{file}");
         let bribe = q.variable("bribe_police").expect("bribe_police");
         let codes: Vec<&str> = bribe.codes.iter().map(|c| c.code.as_str()).collect();
         assert_eq!(codes, ["1", "2"], "{file}");
