@@ -21,6 +21,9 @@
 # Job "contrasts" (cvsurvey only, JOBS=contrasts): the Taylor job again with 10 [[contrast]] x
 # 11 indicators (no `within`), and with `within` on 4 of them (616 contrast rows), against the
 # same job without contrasts.
+# Job "analyses" (cvsurvey only, JOBS=analyses): the Taylor job with 4 distributions (5 categories
+# each), 2 quantile indicators (3 probabilities) and 2 crossed domains added, against the same job
+# without them.
 # Environment: ROWS (1000000), SEED (7), WORK (target/compare), CVSURVEY (the binary, default
 # target/release/cvsurvey), JOBS ("taylor replicate"), R_REPLICATES (10), RUNS (3), SKIP_R=1.
 set -euo pipefail
@@ -86,6 +89,12 @@ measure_runs() {
   echo "  $job/$tool: ${wall}s, $((rss_max / 1024)) MB"
 }
 
+# The 11 one-number cvs-core indicators the peers' job scripts estimate, by four domains; the
+# "analyses" job adds distributions, quantiles and crosses to them.
+ONE_NUMBER='"bribery_prevalence", "bribery_prevalence_police", "bribery_prevalence_land", "bribe_frequency", "bribery_reporting_rate", "assault_prevalence", "theft_prevalence", "violence_prevalence", "assault_reporting_rate", "feel_safe_dark", "assault_incidence_per_1000"'
+INDICATORS=$ONE_NUMBER
+DOMAINS='"sex", "age_group", "region", "urban"'
+
 config() { # NAME WEIGHTING_AND_VARIANCE
   cat >"$WORK/$1.toml" <<TOML
 questionnaire = "$STEM.questionnaire.toml"
@@ -100,8 +109,8 @@ weight = "design_weight"
 nest = true
 $2
 [estimation]
-indicators = ["*"]
-domains = ["sex", "age_group", "region", "urban"]
+indicators = [$INDICATORS]
+domains = [$DOMAINS]
 ci = ["logit"]
 [output]
 dir = "$WORK/out_$1"
@@ -141,6 +150,44 @@ for job in $JOBS; do
     measure_runs "$RUNS" contrasts_plain cvsurvey "10 contrasts x 11 indicators" "$CVSURVEY" run "$cfg" || true
     cfg=$(config contrasts_within "$base"); contrast_tables 1 >>"$cfg"
     measure_runs "$RUNS" contrasts_within cvsurvey "the same, 4 with within" "$CVSURVEY" run "$cfg" || true
+  elif [ "$job" = analyses ]; then
+    # 4 distributions of 5 categories, 2 quantile indicators of 3 probabilities, 2 crosses.
+    cat "$STEM.questionnaire.toml" - >"$WORK/analyses.questionnaire.toml" <<'TOML'
+
+[[indicators]]
+id = "safe_dark_women"
+kind = "distribution"
+value = "safe_dark"
+universe = "sex == 2"
+
+[[indicators]]
+id = "safe_dark_men"
+kind = "distribution"
+value = "safe_dark"
+universe = "sex == 1"
+
+[[indicators]]
+id = "safe_dark_urban"
+kind = "distribution"
+value = "safe_dark"
+universe = "urban == 1"
+
+[[indicators]]
+id = "age_quartiles"
+kind = "quantile"
+value = "age"
+probs = [0.25, 0.5, 0.75]
+TOML
+    base=$'[[weighting]]\nname = "design"\n[variance]\nmethod = "taylor"'
+    cfg=$(config analyses_none "$base")
+    measure_runs "$RUNS" analyses_none cvsurvey "11 indicators x 4 domains" "$CVSURVEY" run "$cfg" || true
+    INDICATORS="$ONE_NUMBER, \"safe_dark_distribution\", \"safe_dark_women\", \"safe_dark_men\", \"safe_dark_urban\", \"median_bribe_amount\", \"age_quartiles\""
+    DOMAINS="$DOMAINS, [\"sex\", \"age_group\"], [\"region\", \"urban\"]"
+    cfg=$(config analyses "$base")
+    sed -i "s#^questionnaire = .*#questionnaire = \"$WORK/analyses.questionnaire.toml\"#" "$cfg"
+    measure_runs "$RUNS" analyses cvsurvey "+ 4 distributions, 2 quantiles, 2 crosses" "$CVSURVEY" run "$cfg" || true
+    INDICATORS=$ONE_NUMBER
+    DOMAINS='"sex", "age_group", "region", "urban"'
   elif [ "$job" = taylor ]; then
     cfg=$(config taylor $'[[weighting]]\nname = "design"\n[variance]\nmethod = "taylor"')
     measure_runs "$RUNS" taylor cvsurvey "" "$CVSURVEY" run --timings "$cfg" || true

@@ -1,7 +1,6 @@
 //! `tests.parquet` and `tests.csv`: the tests of association of a run (`[[test]]`), one row per
 //! test × weighting × variance method × statistic (`rao_scott_f`, then `rao_scott_chisq`).
 
-use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -92,10 +91,7 @@ pub fn write_csv(
     path: &Path,
     rows: &[TestRow],
 ) -> Result<(), OutputError> {
-    let bytes = csv_bytes(rows).map_err(|e| super::io_err(path, e))?;
-    staged.write(path, |out| {
-        out.write_all(&bytes).map_err(|e| super::io_err(path, e))
-    })
+    super::stage_csv(staged, path, csv_bytes(rows))
 }
 
 /// `tests.csv`: the Parquet columns, numbers written shortest, text spreadsheet-safe.

@@ -2,7 +2,6 @@
 //! variance method × level (the whole population `_T`, then each level of each `within`
 //! variable). Columns are the output contract of `docs/contrasts.md`.
 
-use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -103,10 +102,7 @@ pub fn write_csv(
     path: &Path,
     rows: &[ContrastRow],
 ) -> Result<(), OutputError> {
-    let bytes = csv_bytes(rows).map_err(|e| super::io_err(path, e))?;
-    staged.write(path, |out| {
-        out.write_all(&bytes).map_err(|e| super::io_err(path, e))
-    })
+    super::stage_csv(staged, path, csv_bytes(rows))
 }
 
 /// `contrasts.csv`: the Parquet columns, numbers written shortest, text spreadsheet-safe.

@@ -117,6 +117,18 @@ pub struct PublicationConfigError {
     pub message: String,
 }
 
+/// Stage a CSV file made in memory (`bytes`, or the CSV writer's error) at `path`.
+fn stage_csv(
+    staged: &mut StagedFiles,
+    path: &Path,
+    bytes: Result<Vec<u8>, csv::Error>,
+) -> Result<(), OutputError> {
+    let bytes = bytes.map_err(|e| io_err(path, e))?;
+    staged.write(path, |out| {
+        std::io::Write::write_all(out, &bytes).map_err(|e| io_err(path, e))
+    })
+}
+
 fn io_err(path: &Path, e: impl std::fmt::Display) -> OutputError {
     OutputError::Io {
         path: path.to_path_buf(),
