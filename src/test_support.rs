@@ -264,3 +264,14 @@ pub(crate) fn assert_same_rows(
         }
     }
 }
+
+/// What estimation receives for every indicator of `q`: distributions as their parts
+/// (proportions), quantiles as they are (their own path through the same sums).
+pub(crate) fn estimated_indicators(
+    q: &crate::questionnaire::Questionnaire,
+) -> Vec<&crate::questionnaire::Indicator> {
+    q.indicators
+        .iter()
+        .flat_map(crate::questionnaire::Indicator::estimated)
+        .collect()
+}

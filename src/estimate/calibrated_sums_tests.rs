@@ -6,21 +6,15 @@ use super::{ContrastSpec, EstimationRequest};
 use crate::design::LonelyPsu;
 use crate::estimate::DomainDf;
 use crate::estimate::VarianceMethod;
-use crate::questionnaire::Indicator;
 use crate::test_support::{
-    assert_same_rows, calibrated_specs, demo, design_and_schemes, respondents,
+    assert_same_rows, calibrated_specs, demo, design_and_schemes, estimated_indicators, respondents,
 };
 
 #[test]
 fn calibrated_taylor_on_sums_equals_row_residuals() {
     let d = demo();
     let specs = calibrated_specs(&d.p);
-    // Distributions as their parts; quantiles take their own path through the same sums.
-    let indicators: Vec<&Indicator> =
-        d.q.indicators
-            .iter()
-            .flat_map(Indicator::estimated)
-            .collect();
+    let indicators = estimated_indicators(&d.q);
     let contrasts = [ContrastSpec {
         name: "gap".into(),
         indicators: indicators

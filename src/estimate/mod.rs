@@ -1242,7 +1242,7 @@ fn estimate_block(
         let grouped = if grouped_path {
             let fine = fine.as_ref().map(|(cells, totals)| (*cells, totals, index));
             grouped_domain_stats(
-                req, ind.kind, vals, scheme, b, full_df, given, sums, fine, keep_b,
+                req, ind.kind, vals, scheme, b, full_df, given, sums, fine, keep_b, None,
             )
         } else {
             None
@@ -1480,29 +1480,11 @@ struct PsuCell {
 /// t_p − F_p'β_D with β_D = S⁻¹ Σ_D m b z, the p-vector Σ_D m b z accumulated in the second
 /// pass ([`LinearResidual`]); every PSU and stratum stays in the design, as R's `[` on a
 /// calibrated design. `None` for the whole breakdown when the design needs row-level scores
-/// (multistage with an FPC), in which case the caller takes the row path.
+/// (multistage with an FPC), in which case the caller takes the row path. `given`: the sums
+/// by (domain value, PSU) formed by the caller (a quantile's F̂ from its sorted rows, for an
+/// uncalibrated scheme), instead of from the fine cells or the rows.
 #[allow(clippy::type_complexity, clippy::too_many_arguments)]
 fn grouped_domain_stats(
-    req: &EstimationRequest<'_>,
-    kind: IndicatorKind,
-    vals: &IndicatorValues,
-    scheme: &Scheme,
-    b: &Breakdown,
-    full_df: f64,
-    replicated: Option<(&[f64], &ReplicateDf<'_>)>,
-    sums: Option<&CalibratedSums<'_>>,
-    fine: Option<(&FineCells, &FineTotals, usize)>,
-    keep: Option<&[bool]>,
-) -> Option<Vec<Option<Result<(DomainStats, usize), String>>>> {
-    grouped_domain_stats_from(
-        req, kind, vals, scheme, b, full_df, replicated, sums, fine, keep, None,
-    )
-}
-
-/// [`grouped_domain_stats`] with the sums by (domain value, PSU) given (`given`, an
-/// uncalibrated scheme's: no calibration terms) instead of formed from fine cells or rows.
-#[allow(clippy::type_complexity, clippy::too_many_arguments)]
-fn grouped_domain_stats_from(
     req: &EstimationRequest<'_>,
     kind: IndicatorKind,
     vals: &IndicatorValues,

@@ -19,7 +19,7 @@ use super::quantile::{
 use super::{
     Block, Breakdown, CalibratedSums, CellSums, EstimateError, EstimateRow, EstimationRequest,
     Flag, IndicatorValues, PsuCell, ReplicateDf, SumsPath, TOTAL, domain_estimate, finite,
-    grouped_domain_stats, grouped_domain_stats_from,
+    grouped_domain_stats,
 };
 use crate::questionnaire::{Indicator, IndicatorKind, QuantileInterval};
 use crate::weighting::Scheme;
@@ -92,7 +92,7 @@ pub(super) fn taylor_block(
             let q: Vec<f64> = domains.iter().map(|d| d.quantile(p, spec.rule)).collect();
             if let Some(base) = &base {
                 let given = prefix_cell_sums(base, &orders.by_breakdown[index], vals, w, &q, req);
-                let stats = grouped_domain_stats_from(
+                let stats = grouped_domain_stats(
                     req,
                     IndicatorKind::Proportion,
                     vals,
@@ -281,7 +281,9 @@ fn cdf_stats(
     let grouped = if matches!(path, SumsPath::Rows) {
         None
     } else {
-        grouped_domain_stats(req, kind, below, scheme, b, full_df, None, sums, None, None)
+        grouped_domain_stats(
+            req, kind, below, scheme, b, full_df, None, sums, None, None, None,
+        )
     };
     if let Some(all) = grouped {
         return all

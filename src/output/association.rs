@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 
-use super::{OutputError, StagedFiles, spreadsheet_safe, write_batch};
+use super::{OutputError, StagedFiles, write_batch};
 use crate::estimate::TestRow;
 
 /// Columns of `tests.parquet` and `tests.csv`, in order.
@@ -96,18 +96,9 @@ pub fn write_csv(
 
 /// `tests.csv`: the Parquet columns, numbers written shortest, text spreadsheet-safe.
 fn csv_bytes(rows: &[TestRow]) -> Result<Vec<u8>, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(COLUMNS)?;
-    let num = |x: Option<f64>| x.map(|v| format!("{v}")).unwrap_or_default();
-    for r in rows {
-        let mut record: Vec<String> = text(r)
-            .iter()
-            .map(|t| spreadsheet_safe(t).into_owned())
-            .collect();
-        record.extend(numbers(r).into_iter().map(num));
-        w.write_record(&record)?;
-    }
-    w.into_inner().map_err(|e| e.into_error().into())
+    super::csv_table(&COLUMNS, rows, |r| {
+        (text(r).to_vec(), numbers(r).to_vec(), Vec::new())
+    })
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 
-use super::{OutputError, StagedFiles, spreadsheet_safe, write_batch};
+use super::{OutputError, StagedFiles, write_batch};
 use crate::estimate::ContrastRow;
 
 /// Columns of `contrasts.parquet` and `contrasts.csv`, in order.
@@ -107,20 +107,13 @@ pub fn write_csv(
 
 /// `contrasts.csv`: the Parquet columns, numbers written shortest, text spreadsheet-safe.
 fn csv_bytes(rows: &[ContrastRow]) -> Result<Vec<u8>, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(COLUMNS)?;
-    let num = |x: Option<f64>| x.map(|v| format!("{v}")).unwrap_or_default();
-    for r in rows {
-        let mut record: Vec<String> = text(r)
-            .iter()
-            .map(|t| spreadsheet_safe(t).into_owned())
-            .collect();
-        record.extend(numbers(r).into_iter().map(num));
-        record.push(r.n_unweighted_first.to_string());
-        record.push(r.n_unweighted_second.to_string());
-        w.write_record(&record)?;
-    }
-    w.into_inner().map_err(|e| e.into_error().into())
+    super::csv_table(&COLUMNS, rows, |r| {
+        (
+            text(r).to_vec(),
+            numbers(r).to_vec(),
+            vec![r.n_unweighted_first, r.n_unweighted_second],
+        )
+    })
 }
 
 #[cfg(test)]

@@ -117,6 +117,32 @@ pub struct PublicationConfigError {
     pub message: String,
 }
 
+/// A CSV file in memory: `header`, then one record per row from `record` (text, made
+/// spreadsheet-safe; numbers, written shortest, empty for none; counts).
+fn csv_table<R>(
+    header: &[&str],
+    rows: &[R],
+    record: impl Fn(&R) -> (Vec<&str>, Vec<Option<f64>>, Vec<i64>),
+) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(header)?;
+    for r in rows {
+        let (text, numbers, counts) = record(r);
+        let mut cells: Vec<String> = text
+            .iter()
+            .map(|t| spreadsheet_safe(t).into_owned())
+            .collect();
+        cells.extend(
+            numbers
+                .into_iter()
+                .map(|x| x.map(|v| format!("{v}")).unwrap_or_default()),
+        );
+        cells.extend(counts.into_iter().map(|n| n.to_string()));
+        w.write_record(&cells)?;
+    }
+    w.into_inner().map_err(|e| e.into_error().into())
+}
+
 /// Stage a CSV file made in memory (`bytes`, or the CSV writer's error) at `path`.
 fn stage_csv(
     staged: &mut StagedFiles,

@@ -7,9 +7,8 @@ use crate::design::LonelyPsu;
 use crate::estimate::DomainDf;
 use crate::estimate::EstimationRequest;
 use crate::estimate::VarianceMethod;
-use crate::questionnaire::Indicator;
 use crate::test_support::{
-    assert_same_rows, calibrated_specs, demo, design_and_schemes, respondents,
+    assert_same_rows, calibrated_specs, demo, design_and_schemes, estimated_indicators, respondents,
 };
 
 /// Replicate estimates on the (PSU × calibration cell) sums against the same replicates
@@ -19,12 +18,7 @@ use crate::test_support::{
 fn replicates_on_sums_equal_replicates_on_rows() {
     let d = demo();
     let specs = calibrated_specs(&d.p);
-    // Distributions as their parts; quantiles take their own path through the same sums.
-    let indicators: Vec<&Indicator> =
-        d.q.indicators
-            .iter()
-            .flat_map(Indicator::estimated)
-            .collect();
+    let indicators = estimated_indicators(&d.q);
     let base_weights = crate::pipeline::numeric_column(&d.ingested, &d.p.design.weight);
     for (lonely, lonely_psu, method) in [
         (false, LonelyPsu::Fail, VarianceMethod::Bootstrap),
