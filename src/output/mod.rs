@@ -117,8 +117,18 @@ pub struct PublicationConfigError {
     pub message: String,
 }
 
+/// A number as CSV text that reads back as the same f64: plain digits, or scientific notation
+/// for the very small and very large (a p-value of 1e-130 would be 130 digits long).
+fn csv_number(x: f64) -> String {
+    if x != 0.0 && x.is_finite() && !(1e-5..1e16).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
+}
+
 /// A CSV file in memory: `header`, then one record per row from `record` (text, made
-/// spreadsheet-safe; numbers, written shortest, empty for none; counts).
+/// spreadsheet-safe; numbers as [`csv_number`], empty for none; counts).
 fn csv_table<R>(
     header: &[&str],
     rows: &[R],
@@ -135,7 +145,7 @@ fn csv_table<R>(
         cells.extend(
             numbers
                 .into_iter()
-                .map(|x| x.map(|v| format!("{v}")).unwrap_or_default()),
+                .map(|x| x.map(csv_number).unwrap_or_default()),
         );
         cells.extend(counts.into_iter().map(|n| n.to_string()));
         w.write_record(&cells)?;
@@ -509,6 +519,28 @@ fn write_batch_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_numbers_read_back_exactly_and_stay_short() {
+        for x in [
+            0.0,
+            1.0,
+            -2.5,
+            0.05,
+            1e-5,
+            7.242167093390781e-99,
+            1.7e-130,
+            3.4e20,
+            -1e-7,
+            123456.789,
+        ] {
+            let text = csv_number(x);
+            assert_eq!(text.parse::<f64>().ok(), Some(x), "{text}");
+            assert!(text.len() <= 24, "{text}");
+        }
+        assert_eq!(csv_number(0.05), "0.05");
+        assert_eq!(csv_number(7.242167093390781e-99), "7.242167093390781e-99");
+    }
 
     #[test]
     fn comparison_parquet_has_a_nullable_category_after_domain_value() {
