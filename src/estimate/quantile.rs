@@ -419,56 +419,6 @@ fn interpolate(n: usize, grid: impl Fn(usize) -> f64, y: impl Fn(usize) -> f64, 
     yi + (yj - yi) * ((v - xi) / (xj - xi))
 }
 
-/// The p-quantile of `order`'s domain under `weights` (a replicate's, say) without sorting
-/// again: refills `scratch` (reused across calls, so no allocation once it has grown) and
-/// evaluates the rule, as R's `qrule(x, w_r, p)`. To evaluate several probabilities or F̂
-/// under the same weights, call [`SortedDomain::refill`] once and query it instead.
-///
-/// # Panics
-/// If a row of `order` is not an index of `values` and `weights`.
-pub fn quantile_with_weights(
-    order: &QuantileOrder,
-    values: &[f64],
-    weights: &[f64],
-    p: f64,
-    rule: QuantileRule,
-    scratch: &mut SortedDomain,
-) -> f64 {
-    scratch.refill(order, values, weights);
-    scratch.quantile(p, rule)
-}
-
-/// F̂(q) = Σ_{x ≤ q} w / Σ w of `order`'s domain under `weights`, as a ratio of sums (R's
-/// replicate-design `svymean`), for a replicate's F̂_r at the full-sample quantile q̂: a binary
-/// search for the cut in the sorted rows, then one pass over the weights, with no allocation.
-/// NaN if a row of non-zero weight has a NaN value, or for NaN `q`.
-///
-/// # Panics
-/// If a row of `order` is not an index of `values` and `weights`.
-pub fn cdf_with_weights(order: &QuantileOrder, values: &[f64], weights: &[f64], q: f64) -> f64 {
-    if q.is_nan() {
-        return f64::NAN;
-    }
-    // NaN values sort last, so `x ≤ q` holds on a prefix.
-    let rows = order.rows();
-    let cut = rows.partition_point(|&r| values[r] <= q);
-    let (mut below, mut total) = (LongSum::default(), LongSum::default());
-    for (k, &r) in rows.iter().enumerate() {
-        let w = weights[r];
-        if w == 0.0 {
-            continue;
-        }
-        if values[r].is_nan() {
-            return f64::NAN;
-        }
-        if k < cut {
-            below.add(w);
-        }
-        total.add(w);
-    }
-    below.value() / total.value()
-}
-
 /// A quantile's confidence interval and standard error, as R's `confint()` and `SE()` of a
 /// `svyquantile` result.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -644,7 +594,8 @@ mod tests {
                 let q = domain.quantile(*p, *rule);
                 let e = err(q, *r);
                 assert!(e <= 1e-12, "{name} {} p = {p}: {q} vs R {r}", rule.name());
-                let q2 = quantile_with_weights(&order, &case.x, &case.w, *p, *rule, &mut scratch);
+                scratch.refill(&order, &case.x, &case.w);
+                let q2 = scratch.quantile(*p, *rule);
                 assert_eq!(q2.to_bits(), q.to_bits(), "{name} replicate path");
                 worst = worst.max(e);
                 checked += 1;
@@ -763,16 +714,19 @@ mod tests {
         assert!(i.lower.is_nan() && i.upper.is_nan());
     }
 
-    /// F̂ for a replicate through the sort order equals the refilled domain's, and both are
-    /// Σ_{x ≤ q} w / Σ w.
+    /// F̂ of a domain refilled with a replicate's weights equals the domain built from them, and
+    /// both are Σ_{x ≤ q} w / Σ w.
     #[test]
     fn replicate_cdf_through_the_order() {
         let cases = golden();
         let case = &cases["ties_rep1"];
         let order = QuantileOrder::new(&case.x);
         let domain = SortedDomain::from_order(&order, &case.x, &case.w);
+        let mut refilled = SortedDomain::default();
+        refilled.refill(&order, &case.x, &vec![1.0; case.x.len()]);
+        refilled.refill(&order, &case.x, &case.w);
         for q in [0.0, 1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, f64::NAN] {
-            let direct = cdf_with_weights(&order, &case.x, &case.w, q);
+            let direct = refilled.cdf(q);
             assert_eq!(direct.to_bits(), domain.cdf(q).to_bits(), "q = {q}");
             let below: f64 = case
                 .x
