@@ -94,7 +94,7 @@ pub fn write_csv(
     super::stage_csv(staged, path, csv_bytes(rows))
 }
 
-/// `tests.csv`: the Parquet columns, numbers written shortest, text spreadsheet-safe.
+/// `tests.csv`: the Parquet columns, numbers as `csv_number` writes them, text spreadsheet-safe.
 fn csv_bytes(rows: &[TestRow]) -> Result<Vec<u8>, csv::Error> {
     super::csv_table(&COLUMNS, rows, |r| {
         (text(r).to_vec(), numbers(r).to_vec(), Vec::new())

@@ -105,7 +105,7 @@ pub fn write_csv(
     super::stage_csv(staged, path, csv_bytes(rows))
 }
 
-/// `contrasts.csv`: the Parquet columns, numbers written shortest, text spreadsheet-safe.
+/// `contrasts.csv`: the Parquet columns, numbers as `csv_number` writes them, text spreadsheet-safe.
 fn csv_bytes(rows: &[ContrastRow]) -> Result<Vec<u8>, csv::Error> {
     super::csv_table(&COLUMNS, rows, |r| {
         (

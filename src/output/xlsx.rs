@@ -138,6 +138,13 @@ impl SheetBuilder {
         self.text(0, text, style);
         self.row += 1;
     }
+    /// Column headers from column 0, then the next row.
+    fn header_row<S: AsRef<str>>(&mut self, headers: &[S]) {
+        for (c, h) in headers.iter().enumerate() {
+            self.text(c as u16, h.as_ref(), Style::Header);
+        }
+        self.row += 1;
+    }
     fn pair(&mut self, label: &str, value: &str) {
         self.text(0, label, Style::Label);
         self.text(1, value, Style::Text);
@@ -441,10 +448,7 @@ fn table_sheet(
             "Unweighted n".into(),
             "Flag".into(),
         ];
-        for (c, h) in headers.iter().enumerate() {
-            b.text(c as u16, h, Style::Header);
-        }
-        b.row += 1;
+        b.header_row(&headers);
         if b.sheet.freeze_below.is_none() {
             b.sheet.freeze_below = Some(b.row);
         }
@@ -743,10 +747,7 @@ fn tests_sheet(name: String, ctx: &PublicationContext<'_>) -> Sheet {
         "df",
         "p-value (X²)",
     ];
-    for (c, h) in headers.iter().enumerate() {
-        b.text(c as u16, h, Style::Header);
-    }
-    b.row += 1;
+    b.header_row(&headers);
     b.sheet.freeze_below = Some(b.row);
     let label = |var: &str| variable_label(q, var);
     let number = |b: &mut SheetBuilder, col: u16, x: Option<f64>, style: Style| match x {
@@ -856,10 +857,7 @@ fn changes_sheet(name: String, rows: &[ContrastRow], ctx: &PublicationContext<'_
         "n (first)".into(),
         "n (second)".into(),
     ];
-    for (c, h) in headers.iter().enumerate() {
-        b.text(c as u16, h, Style::Header);
-    }
-    b.row += 1;
+    b.header_row(&headers);
     b.sheet.freeze_below = Some(b.row);
     for r in rows {
         let ind = q.indicator(&r.indicator);
