@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::design::{DesignSpec, LonelyPsu};
+use crate::design::{DesignSpec, LonelyPsu, PpsMethod};
 use crate::estimate::ContrastSpec;
 use crate::estimate::ci::CiMethod;
 use crate::estimate::{DomainDf, VarianceMethod};
@@ -238,6 +238,8 @@ struct RawDesign {
     nest: bool,
     #[serde(default)]
     lonely_psu: Option<String>,
+    #[serde(default)]
+    pps: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -507,6 +509,15 @@ impl Pipeline {
                 )
             })?,
         };
+        let pps = match raw.design.pps.as_deref() {
+            None => None,
+            Some(s) => Some(s.parse::<PpsMethod>().map_err(|_| {
+                invalid(
+                    "design.pps",
+                    format!("\"{s}\" is not one of brewer, overton, hartley-rao"),
+                )
+            })?),
+        };
         let psu = raw.design.psu.map(OneOrMany::into_vec).unwrap_or_default();
         let fpc = raw.design.fpc.map(OneOrMany::into_vec).unwrap_or_default();
         if fpc.len() > psu.len().max(1) {
@@ -528,6 +539,25 @@ impl Pipeline {
                     psu.len().max(1)
                 ),
             ));
+        }
+        if let Some(method) = pps {
+            if fpc.is_empty() {
+                return Err(invalid(
+                    "design.pps",
+                    format!(
+                        "pps = \"{method}\" needs the units' inclusion probabilities as fpc: add fpc = \"<column of probabilities>\" (or leave pps out for the with-replacement approximation)"
+                    ),
+                ));
+            }
+            if method != PpsMethod::Brewer && psu.len() > 1 {
+                return Err(invalid(
+                    "design.pps",
+                    format!(
+                        "pps = \"{method}\" supports one sampling stage only ({} psu columns given), as in R: use pps = \"brewer\" for a multistage PPS design",
+                        psu.len()
+                    ),
+                ));
+            }
         }
         let weight_from_fpc = raw.design.weight.is_none();
         let strata = match raw.design.strata {
@@ -563,6 +593,7 @@ impl Pipeline {
                 .unwrap_or_else(|| crate::design::WEIGHT_FROM_FPC.to_string()),
             nest: raw.design.nest,
             lonely_psu,
+            pps,
         };
 
         let mut weighting = Vec::new();
@@ -637,6 +668,20 @@ impl Pipeline {
             if !variance.contains(&method) {
                 variance.push(method);
             }
+        }
+        if let (Some(method), Some(m)) = (
+            design.pps,
+            variance
+                .iter()
+                .find(|m| !matches!(m, VarianceMethod::Taylor | VarianceMethod::Supplied)),
+        ) {
+            return Err(invalid(
+                "variance.method",
+                format!(
+                    "replicate method {} is not available with pps = \"{method}\": replicate weights built from the PSUs (R's as.svrepdesign) ignore the without-replacement PPS probabilities; use taylor, or supplied replicate weights made for the PPS design",
+                    m.as_str()
+                ),
+            ));
         }
         if variance.contains(&VarianceMethod::Supplied) && replicate.columns.is_empty() {
             return Err(invalid(

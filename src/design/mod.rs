@@ -20,9 +20,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
+pub mod pps;
 pub mod variance;
 
 use crate::frame::{CellState, ColumnData, Frame};
+pub use pps::PpsMethod;
 pub use variance::VarianceError;
 
 /// What to do with a stratum that has a single PSU (R's `options(survey.lonely.psu=)`).
@@ -93,6 +95,10 @@ pub struct DesignSpec {
     pub nest: bool,
     /// Lonely PSU treatment.
     pub lonely_psu: LonelyPsu,
+    /// PPS sampling without replacement: the fpc columns are then the units' inclusion
+    /// probabilities (R's `svydesign(fpc = ~p, pps = ...)`); `None` = stratified random sampling
+    /// within stages, or with replacement without fpc.
+    pub pps: Option<PpsMethod>,
 }
 
 /// Error raised while building a design.
@@ -214,6 +220,57 @@ pub enum DesignError {
     /// No design rows.
     #[error("the design has no rows")]
     Empty,
+    /// Unknown `pps` method.
+    #[error("unknown pps method \"{0}\" (expected brewer, overton or hartley-rao)")]
+    PpsMethod(String),
+    /// `pps` without any fpc column.
+    #[error(
+        "pps = \"{method}\" needs the first-stage inclusion probabilities as fpc: give [design] fpc = \"<column of probabilities>\" (R's svydesign(fpc = ~p, pps = ...))"
+    )]
+    PpsNeedsFpc {
+        /// The method asked for.
+        method: PpsMethod,
+    },
+    /// Overton or Hartley–Rao asked for a multistage design.
+    #[error(
+        "pps = \"{method}\" supports one sampling stage only ({n_stages} psu columns given), as in R; use pps = \"brewer\" for multistage PPS designs"
+    )]
+    PpsMultistage {
+        /// The method asked for.
+        method: PpsMethod,
+        /// Stages given.
+        n_stages: usize,
+    },
+    /// Under `pps`, an fpc value that is not a probability.
+    #[error(
+        "fpc column {column}, row {row}: value {value} is not an inclusion probability in (0, 1]; with pps = \"{method}\" the fpc gives each unit's inclusion probability{hint}"
+    )]
+    PpsProbability {
+        /// FPC column.
+        column: String,
+        /// Frame row (0-based).
+        row: usize,
+        /// Offending value.
+        value: f64,
+        /// The method in force.
+        method: PpsMethod,
+        /// What to do when the value looks like a population size.
+        hint: String,
+    },
+    /// Under `pps`, the inclusion probability varies within a sampling unit.
+    #[error(
+        "fpc column {column}: inclusion probability varies within unit {unit}: values {a} and {b}; under pps the fpc is the unit's inclusion probability, the same for every row of the unit"
+    )]
+    PpsNotConstant {
+        /// FPC column.
+        column: String,
+        /// Unit label (`stratum/unit` at later stages).
+        unit: String,
+        /// One value.
+        a: f64,
+        /// Another value.
+        b: f64,
+    },
 }
 
 /// One sampling stage, over the design rows.
@@ -233,6 +290,9 @@ pub(crate) struct Stage {
     pub(crate) has_fpc: bool,
     /// Display label of each stage-stratum (for messages).
     pub(crate) stratum_label: Vec<String>,
+    /// Inclusion probability of each unit under PPS without replacement (empty otherwise, and
+    /// for a PPS stage without fpc).
+    pub(crate) inclusion: Vec<f64>,
 }
 
 /// The sampling design of the estimation rows (see the module docs).
@@ -242,6 +302,7 @@ pub struct Design {
     pub(crate) weights: Vec<f64>,
     pub(crate) stages: Vec<Stage>,
     pub(crate) lonely: LonelyPsu,
+    pub(crate) pps: Option<PpsMethod>,
 }
 
 /// A design column's cells as hashable keys, one per design row; labels are made only where a
@@ -390,8 +451,13 @@ impl Design {
                     .stages
                     .iter()
                     .map(|st| {
-                        let h = st.stratum[i] as usize;
-                        st.popsize[h] / st.sampsize[h]
+                        if st.inclusion.is_empty() {
+                            let h = st.stratum[i] as usize;
+                            st.popsize[h] / st.sampsize[h]
+                        } else {
+                            // R: popsize n_h/π_i over sampsize n_h.
+                            1.0 / st.inclusion[st.unit[i] as usize]
+                        }
                     })
                     .product()
             })
@@ -413,6 +479,15 @@ impl Design {
                 n_fpc: spec.fpc.len(),
                 n_stages,
             });
+        }
+
+        if let Some(method) = spec.pps {
+            if spec.fpc.is_empty() {
+                return Err(DesignError::PpsNeedsFpc { method });
+            }
+            if method != PpsMethod::Brewer && n_stages > 1 {
+                return Err(DesignError::PpsMultistage { method, n_stages });
+            }
         }
 
         // Stage-1 strata.
@@ -444,6 +519,24 @@ impl Design {
         for name in &spec.fpc {
             let v = numeric_of(frame, name, rows)?;
             for (i, &x) in v.iter().enumerate() {
+                if let Some(method) = spec.pps
+                    && !(x > 0.0 && x <= 1.0)
+                {
+                    return Err(DesignError::PpsProbability {
+                        column: name.clone(),
+                        row: rows[i],
+                        value: x,
+                        method,
+                        hint: if x > 1.0 {
+                            "; a value above 1 looks like a population size: give the \
+                             probabilities, or leave pps out for stratified random sampling \
+                             with population sizes"
+                                .into()
+                        } else {
+                            String::new()
+                        },
+                    });
+                }
                 if x.is_nan() || x <= 0.0 {
                     return Err(DesignError::InvalidValue {
                         column: name.clone(),
@@ -522,7 +615,40 @@ impl Design {
             }
             let mut popsize = vec![f64::INFINITY; n_strata];
             let has_fpc = s < fpc_raw.len();
-            if has_fpc {
+            let mut inclusion = Vec::new();
+            if has_fpc && spec.pps.is_some() {
+                // Unit-level probabilities; the stratum has no single N_h (R's popsize n_h/π_i
+                // per unit), so `popsize` stays infinite and only the PPS kernels read them.
+                let name = &spec.fpc[s];
+                let v = &fpc_raw[s];
+                let mut seen: Vec<Option<f64>> = vec![None; unit_stratum.len()];
+                for i in 0..n {
+                    let u = unit[i] as usize;
+                    match seen[u] {
+                        None => seen[u] = Some(v[i]),
+                        Some(a) if a != v[i] => {
+                            let h = stage_strata[i] as usize;
+                            let label = if spec.psu.is_empty() {
+                                format!("row {}", rows[i])
+                            } else {
+                                label_of(frame, &spec.psu[s], rows, i)
+                            };
+                            return Err(DesignError::PpsNotConstant {
+                                column: name.clone(),
+                                unit: if s == 0 && !spec.nest {
+                                    label
+                                } else {
+                                    format!("{}/{}", stage_labels[h], label)
+                                },
+                                a,
+                                b: v[i],
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+                inclusion = seen.into_iter().map(|p| p.unwrap_or(1.0)).collect();
+            } else if has_fpc {
                 let name = &spec.fpc[s];
                 let v = &fpc_raw[s];
                 let mut seen: Vec<Option<f64>> = vec![None; n_strata];
@@ -539,10 +665,10 @@ impl Design {
                                 b: v[i],
                                 pps_hint: if probabilities {
                                     ". Values that differ from unit to unit look like inclusion \
-                                     probabilities of a PPS design: leave fpc out to use the \
-                                     with-replacement approximation (R's default for PPS \
-                                     samples); PPS without replacement (Brewer, Overton, \
-                                     Hartley-Rao) is not available yet"
+                                     probabilities of a PPS design: set [design] pps = \
+                                     \"brewer\" | \"overton\" | \"hartley-rao\" for PPS \
+                                     sampling without replacement, or leave fpc out to use the \
+                                     with-replacement approximation (R's default for PPS samples)"
                                         .into()
                                 } else {
                                     String::new()
@@ -586,6 +712,7 @@ impl Design {
                 popsize,
                 has_fpc,
                 stratum_label: stage_labels.clone(),
+                inclusion,
             });
             stage_strata = unit;
             stage_labels = unit_labels;
@@ -595,6 +722,7 @@ impl Design {
             weights,
             stages,
             lonely: spec.lonely_psu,
+            pps: spec.pps,
         })
     }
 
@@ -616,6 +744,11 @@ impl Design {
     /// Lonely PSU treatment in force.
     pub fn lonely_psu(&self) -> LonelyPsu {
         self.lonely
+    }
+
+    /// PPS without-replacement method in force (`None`: fpc as population sizes or fractions).
+    pub fn pps(&self) -> Option<PpsMethod> {
+        self.pps
     }
 
     /// Number of sampling stages (1 for a one-stage or element design).

@@ -74,7 +74,7 @@ pub enum VarianceError {
 
 /// Contribution of one stage-stratum, `None` = NA (lonely stratum under `average`).
 #[allow(clippy::too_many_arguments)]
-fn stratum_var(
+pub(super) fn stratum_var(
     totals: &[f64],
     n_h: f64,
     big_n: f64,
@@ -112,7 +112,7 @@ fn stratum_var(
     }
 }
 
-fn combine(parts: &[Option<f64>], stage: usize) -> Result<f64, VarianceError> {
+pub(super) fn combine(parts: &[Option<f64>], stage: usize) -> Result<f64, VarianceError> {
     let nstrat = parts.len();
     let ok: Vec<f64> = parts.iter().flatten().copied().collect();
     if nstrat == 0 {
@@ -172,6 +172,9 @@ pub fn variance(
     present: Option<&[bool]>,
 ) -> Result<f64, VarianceError> {
     check_scores(d, scores, present)?;
+    if let Some(method) = d.pps {
+        return super::pps::variance(d, method, scores, present);
+    }
     if d.stages.len() == 1 || !d.stages[0].has_fpc {
         let totals = psu_totals(d, scores, present);
         let psu_present = present.map(|p| {
@@ -239,6 +242,9 @@ pub fn variance_from_psu_totals(
                 value: t,
             });
         }
+    }
+    if let Some(method) = d.pps {
+        return super::pps::variance_from_psu_totals(d, method, psu_totals, psu_present);
     }
     from_totals(d, psu_totals, psu_present)
 }
@@ -363,6 +369,7 @@ mod tests {
             weight: weight.to_string(),
             nest: false,
             lonely_psu: LonelyPsu::Fail,
+            pps: None,
         }
     }
 
