@@ -4,6 +4,7 @@ mod analyses;
 mod cli;
 mod common;
 mod contrasts;
+mod designs;
 mod edge_cases;
 mod fuzz_regressions;
 mod golden;
