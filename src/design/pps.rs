@@ -523,4 +523,101 @@ mod tests {
         // n/(n−1) Σ (1−π)(t − t̄)² = 2 (0.5 + 0.75).
         assert!(rel(b, 2.5) < 1e-15);
     }
+
+    fn with_column(f: &Frame, name: &str, values: Vec<f64>) -> Frame {
+        let mut g = f.clone();
+        let n = g.n_rows();
+        let col = Column {
+            name: name.into(),
+            data: ColumnData::Num(values),
+            state: vec![CellState::Value; n],
+        };
+        if g.column(name).is_some() {
+            g.set(col).expect("set");
+        } else {
+            g.push(col).expect("push");
+        }
+        g
+    }
+
+    #[test]
+    fn bad_probabilities_are_errors_naming_column_row_and_value() {
+        let f = frame(include_str!("../../fixtures/pps/apiclus2_pps.csv"));
+        let rows: Vec<usize> = (0..f.n_rows()).collect();
+        let f = with_column(&f, "w", vec![1.0; rows.len()]);
+        let pi1 = num(&f, "pi1");
+        let brewer = spec(&[], &["dnum", "snum"], &["pi1", "pi2"], PpsMethod::Brewer);
+        for (bad, hint) in [(0.0, false), (-0.2, false), (f64::NAN, false), (12.0, true)] {
+            let mut p = pi1.clone();
+            p[7] = bad;
+            let g = with_column(&f, "pi1", p);
+            let e = Design::build(&g, &rows, &brewer).expect_err("bad probability");
+            let msg = e.to_string();
+            assert!(
+                matches!(e, DesignError::PpsProbability { row: 7, .. })
+                    && msg.contains("fpc column pi1, row 7")
+                    && msg.contains(&format!("value {bad}"))
+                    && msg.contains("(0, 1]")
+                    && msg.contains("population size") == hint,
+                "{msg}"
+            );
+        }
+        // Rows 2 and 3 are two schools of one district: its probability must not differ.
+        assert_eq!(num(&f, "dnum")[2], num(&f, "dnum")[3]);
+        let mut p = pi1.clone();
+        p[3] = p[2] / 2.0;
+        let g = with_column(&f, "pi1", p.clone());
+        let e = Design::build(&g, &rows, &brewer).expect_err("varies within PSU");
+        let msg = e.to_string();
+        let dnum = num(&f, "dnum")[2];
+        assert!(
+            matches!(e, DesignError::PpsNotConstant { .. })
+                && msg.contains(&format!("within unit {dnum}"))
+                && msg.contains(&format!("{} and {}", pi1[2], p[3])),
+            "{msg}"
+        );
+        // Overton and Hartley–Rao are one-stage methods; every method needs probabilities.
+        let e = Design::build(
+            &f,
+            &rows,
+            &spec(&[], &["dnum", "snum"], &["pi1", "pi2"], PpsMethod::Overton),
+        )
+        .expect_err("multistage overton");
+        assert!(e.to_string().contains("one sampling stage only"), "{e}");
+        let e = Design::build(&f, &rows, &spec(&[], &["dnum"], &[], PpsMethod::HartleyRao))
+            .expect_err("no fpc");
+        assert!(matches!(e, DesignError::PpsNeedsFpc { .. }), "{e}");
+        assert!("hartley_rao".parse::<PpsMethod>().is_err());
+        assert_eq!(
+            "Hartley-Rao".parse::<PpsMethod>(),
+            Ok(PpsMethod::HartleyRao)
+        );
+    }
+
+    /// Under PPS, rows outside a domain are zero scores (R zeroes their weights, never drops
+    /// units): a `present` mask gives the variance of the zero-filled scores, whatever the
+    /// scores outside it hold.
+    #[test]
+    fn a_pps_domain_keeps_every_unit() {
+        let mut f = frame(include_str!("../../fixtures/pps/election_pps.csv"));
+        let d = design(&mut f, &spec(&[], &[], &["p"], PpsMethod::Brewer));
+        let y = num(&f, "Bush");
+        let dom: Vec<bool> = (0..f.n_rows()).map(|i| i % 3 == 0).collect();
+        let z: Vec<f64> = (0..y.len())
+            .map(|i| {
+                if dom[i] {
+                    d.weights()[i] * y[i]
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect();
+        let zero: Vec<f64> = z
+            .iter()
+            .map(|v| if v.is_nan() { 0.0 } else { *v })
+            .collect();
+        let with_mask = d.variance(&z, Some(&dom)).expect("masked");
+        let zeros = d.variance(&zero, None).expect("zeros");
+        assert!(rel(with_mask, zeros) < 1e-15, "{with_mask} vs {zeros}");
+    }
 }

@@ -708,6 +708,8 @@ mod tests {
         assert!(
             e.to_string()
                 .contains("inclusion probabilities of a PPS design")
+                && e.to_string()
+                    .contains(r#"pps = "brewer" | "overton" | "hartley-rao""#)
                 && e.to_string().contains("leave fpc out"),
             "{e}"
         );
