@@ -620,4 +620,84 @@ mod tests {
         let zeros = d.variance(&zero, None).expect("zeros");
         assert!(rel(with_mask, zeros) < 1e-15, "{with_mask} vs {zeros}");
     }
+
+    /// fixtures/pps/small_reference.csv (R survey 4.5): Brewer with a single-unit stratum under
+    /// each lonely_psu option and a certainty unit; Overton and Hartley–Rao with pairs whose
+    /// probabilities add up to 1.
+    #[test]
+    fn lonely_strata_and_pairs_summing_to_one_match_r() {
+        let (header, want) = read_csv(include_str!("../../fixtures/pps/small_reference.csv"));
+        assert_eq!(
+            header,
+            [
+                "method",
+                "lonely",
+                "total",
+                "mean",
+                "domain_total",
+                "domain_mean"
+            ]
+        );
+        let mut f = frame(include_str!("../../fixtures/pps/small.csv"));
+        let y = num(&f, "y");
+        let dom: Vec<bool> = num(&f, "dom").iter().map(|&v| v == 1.0).collect();
+        let all = vec![true; y.len()];
+        let base = design(&mut f, &spec(&["st"], &[], &["p"], PpsMethod::Brewer));
+        let w = base.weights().to_vec();
+        let total = |dom: &[bool]| -> Vec<f64> {
+            (0..y.len())
+                .map(|i| if dom[i] { w[i] * y[i] } else { 0.0 })
+                .collect()
+        };
+        let mean = |dom: &[bool]| -> Vec<f64> {
+            let n_hat: f64 = (0..y.len()).filter(|&i| dom[i]).map(|i| w[i]).sum();
+            let m = (0..y.len())
+                .filter(|&i| dom[i])
+                .map(|i| w[i] * y[i])
+                .sum::<f64>()
+                / n_hat;
+            (0..y.len())
+                .map(|i| {
+                    if dom[i] {
+                        w[i] * (y[i] - m) / n_hat
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        };
+        let cases = [
+            (total(&all), None),
+            (mean(&all), None),
+            (total(&dom), Some(dom.as_slice())),
+            (mean(&dom), Some(dom.as_slice())),
+        ];
+        for r in &want {
+            let method: PpsMethod = r[0].as_deref().unwrap_or("").parse().expect("method");
+            let lonely: LonelyPsu = r[1].as_deref().unwrap_or("").parse().expect("lonely");
+            let mut sp = spec(&["st"], &[], &["p"], method);
+            sp.lonely_psu = lonely;
+            let d = Design::build(&f, &(0..y.len()).collect::<Vec<_>>(), &sp).expect("design");
+            for (k, (scores, present)) in cases.iter().enumerate() {
+                let r_var: f64 = r[2 + k].as_deref().unwrap_or("").parse().expect("variance");
+                let v = d.variance(scores, *present).expect("variance");
+                assert!(
+                    rel(v, r_var) < 1e-12,
+                    "{method} {lonely} {}: {v} vs R {r_var}",
+                    header[2 + k]
+                );
+            }
+        }
+        // Under fail, Brewer's single-unit stratum is an error naming it.
+        let d = Design::build(
+            &f,
+            &(0..y.len()).collect::<Vec<_>>(),
+            &spec(&["st"], &[], &["p"], PpsMethod::Brewer),
+        )
+        .expect("design");
+        assert!(matches!(
+            d.variance(&cases[0].0, None),
+            Err(VarianceError::LonelyPsu { ref stratum, stage: 1 }) if stratum == "3"
+        ));
+    }
 }
