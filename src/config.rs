@@ -1221,6 +1221,50 @@ dir = "out"
     }
 
     #[test]
+    fn pps_is_parsed_and_checked_before_any_data_is_read() {
+        let with = |design: &str, tail: &str| {
+            Pipeline::from_str(
+                &format!(
+                    "questionnaire = \"q.toml\"\n[data]\npath = \"d.csv\"\n[design]\n{design}\n[output]\ndir = \"out\"\n{tail}"
+                ),
+                Path::new("/tmp/cfg/pipeline.toml"),
+            )
+        };
+        let p = with("fpc = \"p\"\npps = \"Hartley-Rao\"", "").expect("pps");
+        assert_eq!(p.design.pps, Some(PpsMethod::HartleyRao));
+        assert!(p.weight_from_fpc);
+        assert_eq!(parse("").expect("no pps").design.pps, None);
+        for (design, tail, expected) in [
+            (
+                "fpc = \"p\"\npps = \"poisson\"",
+                "",
+                "not one of brewer, overton, hartley-rao",
+            ),
+            (
+                "weight = \"w\"\npps = \"brewer\"",
+                "",
+                "needs the units' inclusion probabilities",
+            ),
+            (
+                "psu = [\"a\", \"b\"]\nfpc = [\"p1\", \"p2\"]\npps = \"overton\"",
+                "",
+                "one sampling stage only",
+            ),
+            (
+                "fpc = \"p\"\npps = \"brewer\"",
+                "[variance]\nmethod = [\"taylor\", \"bootstrap\"]",
+                "replicate method bootstrap is not available with pps",
+            ),
+        ] {
+            let e = with(design, tail).expect_err(design).to_string();
+            assert!(e.contains(expected), "{design}: {e}");
+        }
+        with("fpc = \"p\"\npps = \"brewer\"", "[variance]\nmethod = [\"taylor\", \"supplied\"]\ncolumns = [\"r*\"]\nrscales = 1\nscale = 1")
+            .map(|_| ())
+            .unwrap_or_else(|e| assert!(!e.to_string().contains("pps"), "{e}"));
+    }
+
+    #[test]
     fn the_replicate_limit_can_be_raised() {
         let p =
             parse("[variance]\nmethod = \"bootstrap\"\nreplicates = 20000\nmax_replicates = 20000")
