@@ -16,7 +16,7 @@ use crate::estimate::{DomainDf, VarianceMethod};
 use crate::output::reliability::RawReliability;
 use crate::output::sdmx::RawSdmx;
 use crate::output::settings::PublicationConfig;
-use crate::replicates::{ReplicateNonresponse, ReplicateProfile};
+use crate::replicates::{ReplicateDfRule, ReplicateNonresponse, ReplicateProfile};
 use crate::weighting::{
     CalibrationConfig, CalibrationMethodName, RakeConvergence, TrimConfig, TrimTarget,
     WeightingSpec,
@@ -199,6 +199,7 @@ impl RawPipeline {
             v.profile.iter_mut().for_each(lower);
             v.nonresponse.iter_mut().for_each(lower);
             v.supplied_type.iter_mut().for_each(lower);
+            v.replicate_df.iter_mut().for_each(lower);
         }
         if let Some(e) = &mut self.estimation {
             e.ci.iter_mut().flatten().for_each(lower);
@@ -321,6 +322,8 @@ struct RawVariance {
     supplied_type: Option<String>,
     #[serde(default)]
     combined_weights: Option<bool>,
+    #[serde(default)]
+    replicate_df: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -402,6 +405,8 @@ pub struct ReplicateSettings {
     pub supplied_type: String,
     /// Supplied: the columns are final analysis weights (true, default) or factors.
     pub combined_weights: bool,
+    /// Degrees of freedom of replicate rows; unset: as the profile says (R: the rank rule).
+    pub replicate_df: Option<ReplicateDfRule>,
 }
 
 /// Which indicators to estimate, by domain, with which intervals.
@@ -1154,7 +1159,7 @@ dir = "out"
     #[test]
     fn enumerated_values_accept_any_case_and_come_out_canonical() {
         let p = parse(
-            "[variance]\nmethod = [\"Taylor\", \"BRR\"]\nprofile = \"SAS\"\nnonresponse = \"Fixed\"\n\
+            "[variance]\nmethod = [\"Taylor\", \"BRR\"]\nprofile = \"SAS\"\nnonresponse = \"Fixed\"\nreplicate_df = \"Design\"\n\
              [estimation]\nci = [\"Logit\", \"BETA\"]\ndomain_df = \"Full\"\n\
              [reliability]\npreset = \"NCHS-2017\"\n\
              [[weighting]]\nname = \"r\"\ncalibration = { method = \"Raking\", margins = \"m.csv\" }",
@@ -1167,6 +1172,7 @@ dir = "out"
         assert_eq!(p.variance[1].as_str(), "brr");
         assert_eq!(p.replicate.profile, ReplicateProfile::Sas);
         assert_eq!(p.replicate.nonresponse, ReplicateNonresponse::Fixed);
+        assert_eq!(p.replicate.replicate_df, Some(ReplicateDfRule::Design));
         assert_eq!(p.estimation.ci, vec![CiMethod::Logit, CiMethod::Beta]);
         assert_eq!(p.estimation.domain_df, DomainDf::Full);
         assert_eq!(
@@ -1219,6 +1225,10 @@ dir = "out"
             (
                 "[[weighting]]\nname = \"a\"\n[[weighting]]\nname = \"a\"",
                 "twice",
+            ),
+            (
+                "[variance]\nmethod = \"jkn\"\nreplicate_df = \"residual\"",
+                "variance.replicate_df",
             ),
         ] {
             let e = parse(extra).expect_err(extra);
@@ -1285,6 +1295,17 @@ fn check_replicates(v: &RawVariance) -> Result<ReplicateSettings, (String, Strin
             "rscales must be finite and non-negative".into(),
         ));
     }
+    let replicate_df = match v.replicate_df.as_deref() {
+        None => None,
+        Some("rank") => Some(ReplicateDfRule::Rank),
+        Some("design") => Some(ReplicateDfRule::Design),
+        Some(other) => {
+            return Err((
+                key("replicate_df"),
+                format!("\"{other}\" is not one of rank, design"),
+            ));
+        }
+    };
     let supplied_type = v.supplied_type.clone().unwrap_or_else(|| "other".into());
     if !["bootstrap", "jk1", "jkn", "brr", "fay", "sdr", "other"].contains(&supplied_type.as_str())
     {
@@ -1310,5 +1331,6 @@ fn check_replicates(v: &RawVariance) -> Result<ReplicateSettings, (String, Strin
         rscales: v.rscales.clone(),
         supplied_type,
         combined_weights: v.combined_weights.unwrap_or(true),
+        replicate_df,
     })
 }

@@ -794,6 +794,7 @@ pub(crate) fn replicate_settings(
         profile: s.profile,
         nonresponse: s.nonresponse,
         drop_failed: s.drop_failed,
+        replicate_df: s.replicate_df,
     })
 }
 

@@ -26,7 +26,7 @@ mod stage_tests;
 #[cfg(test)]
 mod tests;
 
-pub use stage::{ReplicateNonresponse, ReplicateProfile, ReplicateStageError};
+pub use stage::{ReplicateDfRule, ReplicateNonresponse, ReplicateProfile, ReplicateStageError};
 
 use rayon::prelude::*;
 
