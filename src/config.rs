@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::design::{DesignSpec, LonelyPsu};
+use crate::design::{CollapseSpec, DesignSpec, LonelyPsu};
 use crate::estimate::ContrastSpec;
 use crate::estimate::ci::CiMethod;
 use crate::estimate::{DomainDf, VarianceMethod};
@@ -239,6 +239,12 @@ struct RawDesign {
     nest: bool,
     #[serde(default)]
     lonely_psu: Option<String>,
+    #[serde(default)]
+    collapse_order: Option<String>,
+    #[serde(default)]
+    collapse_within: Option<String>,
+    #[serde(default)]
+    adjust_domain_lonely: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -508,10 +514,36 @@ impl Pipeline {
             Some(s) => s.parse::<LonelyPsu>().map_err(|_| {
                 invalid(
                     "design.lonely_psu",
-                    format!("\"{s}\" is not one of fail, remove, certainty, adjust, average"),
+                    format!(
+                        "\"{s}\" is not one of fail, remove, certainty, adjust, average, collapse"
+                    ),
                 )
             })?,
         };
+        for (key, given) in [
+            ("design.collapse_order", raw.design.collapse_order.is_some()),
+            (
+                "design.collapse_within",
+                raw.design.collapse_within.is_some(),
+            ),
+        ] {
+            if given && lonely_psu != LonelyPsu::Collapse {
+                return Err(invalid(
+                    key,
+                    "only used with lonely_psu = \"collapse\": set that, or remove the key".into(),
+                ));
+            }
+        }
+        if raw.design.adjust_domain_lonely
+            && !matches!(lonely_psu, LonelyPsu::Adjust | LonelyPsu::Average)
+        {
+            return Err(invalid(
+                "design.adjust_domain_lonely",
+                format!(
+                    "changes only lonely_psu = \"adjust\" or \"average\" (R's survey.adjust.domain.lonely), not \"{lonely_psu}\": set one of those, or remove the key"
+                ),
+            ));
+        }
         let psu = raw.design.psu.map(OneOrMany::into_vec).unwrap_or_default();
         let fpc = raw.design.fpc.map(OneOrMany::into_vec).unwrap_or_default();
         if fpc.len() > psu.len().max(1) {
@@ -568,6 +600,11 @@ impl Pipeline {
                 .unwrap_or_else(|| crate::design::WEIGHT_FROM_FPC.to_string()),
             nest: raw.design.nest,
             lonely_psu,
+            collapse: CollapseSpec {
+                order: raw.design.collapse_order.clone(),
+                within: raw.design.collapse_within.clone(),
+            },
+            adjust_domain_lonely: raw.design.adjust_domain_lonely,
         };
 
         let mut weighting = Vec::new();
@@ -1234,6 +1271,26 @@ dir = "out"
             let e = parse(extra).expect_err(extra);
             assert!(e.to_string().contains(key), "{extra}: {e}");
         }
+        for (design, key) in [
+            ("collapse_order = \"o\"", "design.collapse_order"),
+            (
+                "lonely_psu = \"remove\"\nadjust_domain_lonely = true",
+                "design.adjust_domain_lonely",
+            ),
+        ] {
+            let text = BASE.replace("weight = \"w\"", &format!("weight = \"w\"\n{design}"));
+            let e =
+                Pipeline::from_str(&text, Path::new("/tmp/cfg/pipeline.toml")).expect_err(design);
+            assert!(e.to_string().contains(key), "{design}: {e}");
+        }
+        let text = BASE.replace(
+            "weight = \"w\"",
+            "weight = \"w\"\nlonely_psu = \"collapse\"\ncollapse_order = \"o\"\ncollapse_within = \"r\"",
+        );
+        let p = Pipeline::from_str(&text, Path::new("/tmp/cfg/pipeline.toml")).expect("collapse");
+        assert_eq!(p.design.lonely_psu, LonelyPsu::Collapse);
+        assert_eq!(p.design.collapse.order.as_deref(), Some("o"));
+        assert_eq!(p.design.collapse.within.as_deref(), Some("r"));
     }
 }
 

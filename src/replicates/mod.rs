@@ -836,7 +836,8 @@ fn jkn(d: &Design) -> Result<Built, ReplicateError> {
         }
         if nh == 1 {
             match lonely {
-                LonelyPsu::Fail => {
+                // Collapsed designs have no lonely first-stage stratum left.
+                LonelyPsu::Fail | LonelyPsu::Collapse => {
                     return Err(ReplicateError::LonelyPsu(d.stratum_label(h).to_string()));
                 }
                 LonelyPsu::Remove | LonelyPsu::Certainty | LonelyPsu::Average => continue,

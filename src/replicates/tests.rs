@@ -35,6 +35,7 @@ fn spec(strata: Option<&str>, psu: &[&str], fpc: &[&str], lonely: LonelyPsu) -> 
         weight: "pw".into(),
         nest: false,
         lonely_psu: lonely,
+        ..Default::default()
     }
 }
 
@@ -603,6 +604,7 @@ fn replicates_demo_bootstrap_close_to_taylor() {
         weight: "design_weight".into(),
         nest: true,
         lonely_psu: LonelyPsu::Fail,
+        ..Default::default()
     };
     let d = Design::build(&f, &rows, &s).expect("demo design");
     let w = d.weights();
