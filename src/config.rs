@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::design::{DesignSpec, LonelyPsu, PpsMethod};
+use crate::design::{CollapseSpec, DesignSpec, LonelyPsu, PpsMethod};
 use crate::estimate::ContrastSpec;
 use crate::estimate::ci::CiMethod;
 use crate::estimate::{DomainDf, VarianceMethod};
 use crate::output::reliability::RawReliability;
 use crate::output::sdmx::RawSdmx;
 use crate::output::settings::PublicationConfig;
-use crate::replicates::{ReplicateNonresponse, ReplicateProfile};
+use crate::replicates::{ReplicateDfRule, ReplicateNonresponse, ReplicateProfile};
 use crate::weighting::{
     CalibrationConfig, CalibrationMethodName, RakeConvergence, TrimConfig, TrimTarget,
     WeightingSpec,
@@ -199,6 +199,7 @@ impl RawPipeline {
             v.profile.iter_mut().for_each(lower);
             v.nonresponse.iter_mut().for_each(lower);
             v.supplied_type.iter_mut().for_each(lower);
+            v.replicate_df.iter_mut().for_each(lower);
         }
         if let Some(e) = &mut self.estimation {
             e.ci.iter_mut().flatten().for_each(lower);
@@ -238,6 +239,12 @@ struct RawDesign {
     nest: bool,
     #[serde(default)]
     lonely_psu: Option<String>,
+    #[serde(default)]
+    collapse_order: Option<String>,
+    #[serde(default)]
+    collapse_within: Option<String>,
+    #[serde(default)]
+    adjust_domain_lonely: bool,
     #[serde(default)]
     pps: Option<String>,
 }
@@ -323,6 +330,8 @@ struct RawVariance {
     supplied_type: Option<String>,
     #[serde(default)]
     combined_weights: Option<bool>,
+    #[serde(default)]
+    replicate_df: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -404,6 +413,8 @@ pub struct ReplicateSettings {
     pub supplied_type: String,
     /// Supplied: the columns are final analysis weights (true, default) or factors.
     pub combined_weights: bool,
+    /// Degrees of freedom of replicate rows; unset: as the profile says (R: the rank rule).
+    pub replicate_df: Option<ReplicateDfRule>,
 }
 
 /// Which indicators to estimate, by domain, with which intervals.
@@ -505,7 +516,9 @@ impl Pipeline {
             Some(s) => s.parse::<LonelyPsu>().map_err(|_| {
                 invalid(
                     "design.lonely_psu",
-                    format!("\"{s}\" is not one of fail, remove, certainty, adjust, average"),
+                    format!(
+                        "\"{s}\" is not one of fail, remove, certainty, adjust, average, collapse"
+                    ),
                 )
             })?,
         };
@@ -518,6 +531,30 @@ impl Pipeline {
                 )
             })?),
         };
+        for (key, given) in [
+            ("design.collapse_order", raw.design.collapse_order.is_some()),
+            (
+                "design.collapse_within",
+                raw.design.collapse_within.is_some(),
+            ),
+        ] {
+            if given && lonely_psu != LonelyPsu::Collapse {
+                return Err(invalid(
+                    key,
+                    "only used with lonely_psu = \"collapse\": set that, or remove the key".into(),
+                ));
+            }
+        }
+        if raw.design.adjust_domain_lonely
+            && !matches!(lonely_psu, LonelyPsu::Adjust | LonelyPsu::Average)
+        {
+            return Err(invalid(
+                "design.adjust_domain_lonely",
+                format!(
+                    "changes only lonely_psu = \"adjust\" or \"average\" (R's survey.adjust.domain.lonely), not \"{lonely_psu}\": set one of those, or remove the key"
+                ),
+            ));
+        }
         let psu = raw.design.psu.map(OneOrMany::into_vec).unwrap_or_default();
         let fpc = raw.design.fpc.map(OneOrMany::into_vec).unwrap_or_default();
         if fpc.len() > psu.len().max(1) {
@@ -593,6 +630,11 @@ impl Pipeline {
                 .unwrap_or_else(|| crate::design::WEIGHT_FROM_FPC.to_string()),
             nest: raw.design.nest,
             lonely_psu,
+            collapse: CollapseSpec {
+                order: raw.design.collapse_order.clone(),
+                within: raw.design.collapse_within.clone(),
+            },
+            adjust_domain_lonely: raw.design.adjust_domain_lonely,
             pps,
         };
 
@@ -1199,7 +1241,7 @@ dir = "out"
     #[test]
     fn enumerated_values_accept_any_case_and_come_out_canonical() {
         let p = parse(
-            "[variance]\nmethod = [\"Taylor\", \"BRR\"]\nprofile = \"SAS\"\nnonresponse = \"Fixed\"\n\
+            "[variance]\nmethod = [\"Taylor\", \"BRR\"]\nprofile = \"SAS\"\nnonresponse = \"Fixed\"\nreplicate_df = \"Design\"\n\
              [estimation]\nci = [\"Logit\", \"BETA\"]\ndomain_df = \"Full\"\n\
              [reliability]\npreset = \"NCHS-2017\"\n\
              [[weighting]]\nname = \"r\"\ncalibration = { method = \"Raking\", margins = \"m.csv\" }",
@@ -1212,6 +1254,7 @@ dir = "out"
         assert_eq!(p.variance[1].as_str(), "brr");
         assert_eq!(p.replicate.profile, ReplicateProfile::Sas);
         assert_eq!(p.replicate.nonresponse, ReplicateNonresponse::Fixed);
+        assert_eq!(p.replicate.replicate_df, Some(ReplicateDfRule::Design));
         assert_eq!(p.estimation.ci, vec![CiMethod::Logit, CiMethod::Beta]);
         assert_eq!(p.estimation.domain_df, DomainDf::Full);
         assert_eq!(
@@ -1309,10 +1352,34 @@ dir = "out"
                 "[[weighting]]\nname = \"a\"\n[[weighting]]\nname = \"a\"",
                 "twice",
             ),
+            (
+                "[variance]\nmethod = \"jkn\"\nreplicate_df = \"residual\"",
+                "variance.replicate_df",
+            ),
         ] {
             let e = parse(extra).expect_err(extra);
             assert!(e.to_string().contains(key), "{extra}: {e}");
         }
+        for (design, key) in [
+            ("collapse_order = \"o\"", "design.collapse_order"),
+            (
+                "lonely_psu = \"remove\"\nadjust_domain_lonely = true",
+                "design.adjust_domain_lonely",
+            ),
+        ] {
+            let text = BASE.replace("weight = \"w\"", &format!("weight = \"w\"\n{design}"));
+            let e =
+                Pipeline::from_str(&text, Path::new("/tmp/cfg/pipeline.toml")).expect_err(design);
+            assert!(e.to_string().contains(key), "{design}: {e}");
+        }
+        let text = BASE.replace(
+            "weight = \"w\"",
+            "weight = \"w\"\nlonely_psu = \"collapse\"\ncollapse_order = \"o\"\ncollapse_within = \"r\"",
+        );
+        let p = Pipeline::from_str(&text, Path::new("/tmp/cfg/pipeline.toml")).expect("collapse");
+        assert_eq!(p.design.lonely_psu, LonelyPsu::Collapse);
+        assert_eq!(p.design.collapse.order.as_deref(), Some("o"));
+        assert_eq!(p.design.collapse.within.as_deref(), Some("r"));
     }
 }
 
@@ -1374,6 +1441,17 @@ fn check_replicates(v: &RawVariance) -> Result<ReplicateSettings, (String, Strin
             "rscales must be finite and non-negative".into(),
         ));
     }
+    let replicate_df = match v.replicate_df.as_deref() {
+        None => None,
+        Some("rank") => Some(ReplicateDfRule::Rank),
+        Some("design") => Some(ReplicateDfRule::Design),
+        Some(other) => {
+            return Err((
+                key("replicate_df"),
+                format!("\"{other}\" is not one of rank, design"),
+            ));
+        }
+    };
     let supplied_type = v.supplied_type.clone().unwrap_or_else(|| "other".into());
     if !["bootstrap", "jk1", "jkn", "brr", "fay", "sdr", "other"].contains(&supplied_type.as_str())
     {
@@ -1399,5 +1477,6 @@ fn check_replicates(v: &RawVariance) -> Result<ReplicateSettings, (String, Strin
         rscales: v.rscales.clone(),
         supplied_type,
         combined_weights: v.combined_weights.unwrap_or(true),
+        replicate_df,
     })
 }

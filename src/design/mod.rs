@@ -20,17 +20,20 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
+pub mod collapse;
 pub mod pps;
 pub mod variance;
 
 use crate::frame::{CellState, ColumnData, Frame};
+pub use collapse::{CollapseRule, CollapseSpec, CollapsedStratum};
 pub use pps::PpsMethod;
 pub use variance::VarianceError;
 
 /// What to do with a stratum that has a single PSU (R's `options(survey.lonely.psu=)`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum LonelyPsu {
     /// Raise an error naming the stratum (R's default).
+    #[default]
     Fail,
     /// The stratum contributes nothing to the variance.
     Remove,
@@ -40,6 +43,9 @@ pub enum LonelyPsu {
     Adjust,
     /// Replace the stratum's contribution by the average of the other strata.
     Average,
+    /// Merge the stratum with a partner stratum before any variance is computed
+    /// ([`collapse`]); at later stages a unit with one sub-unit contributes nothing.
+    Collapse,
 }
 
 impl LonelyPsu {
@@ -51,6 +57,7 @@ impl LonelyPsu {
             LonelyPsu::Certainty => "certainty",
             LonelyPsu::Adjust => "adjust",
             LonelyPsu::Average => "average",
+            LonelyPsu::Collapse => "collapse",
         }
     }
 }
@@ -70,6 +77,7 @@ impl FromStr for LonelyPsu {
             "certainty" => Ok(LonelyPsu::Certainty),
             "adjust" => Ok(LonelyPsu::Adjust),
             "average" => Ok(LonelyPsu::Average),
+            "collapse" => Ok(LonelyPsu::Collapse),
             _ => Err(DesignError::LonelyPsuOption(s.to_string())),
         }
     }
@@ -80,7 +88,7 @@ impl FromStr for LonelyPsu {
 pub const WEIGHT_FROM_FPC: &str = "_weight_from_fpc";
 
 /// What the user declares about the design (column names refer to the frame).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DesignSpec {
     /// Stratum columns: none (unstratified), one, or several whose combination of values is the
     /// stratum (pooled survey waves: `["wave", "stratum"]`).
@@ -95,6 +103,11 @@ pub struct DesignSpec {
     pub nest: bool,
     /// Lonely PSU treatment.
     pub lonely_psu: LonelyPsu,
+    /// How `lonely_psu = "collapse"` finds partners.
+    pub collapse: CollapseSpec,
+    /// Apply `adjust` and `average` to a stratum where a domain has one PSU although the
+    /// stratum has more (R's `options(survey.adjust.domain.lonely = TRUE)`).
+    pub adjust_domain_lonely: bool,
     /// PPS sampling without replacement: the fpc columns are then the units' inclusion
     /// probabilities (R's `svydesign(fpc = ~p, pps = ...)`); `None` = stratified random sampling
     /// within stages, or with replacement without fpc.
@@ -106,7 +119,7 @@ pub struct DesignSpec {
 pub enum DesignError {
     /// Unknown lonely PSU option.
     #[error(
-        "unknown lonely_psu option \"{0}\" (expected fail, remove, certainty, adjust or average)"
+        "unknown lonely_psu option \"{0}\" (expected fail, remove, certainty, adjust, average or collapse)"
     )]
     LonelyPsuOption(String),
     /// A column named in the design is not in the data.
@@ -220,6 +233,32 @@ pub enum DesignError {
     /// No design rows.
     #[error("the design has no rows")]
     Empty,
+    /// A collapse column differs between rows of one stratum.
+    #[error(
+        "design column {column} is not constant within stratum {stratum}: values {a} and {b}; collapse_order and collapse_within describe strata, so each stratum must have one value"
+    )]
+    CollapseColumnVaries {
+        /// Column.
+        column: String,
+        /// Stratum label.
+        stratum: String,
+        /// One value.
+        a: String,
+        /// Another value.
+        b: String,
+    },
+    /// A lonely stratum has no stratum to be merged with.
+    #[error(
+        "stratum {stratum} has only one responding PSU and no other stratum{} to be collapsed with: {}",
+        within.as_ref().map(|w| format!(" with the same {w}")).unwrap_or_default(),
+        if within.is_some() { "drop or change collapse_within, or choose another lonely_psu option" } else { "the design has a single stratum; choose another lonely_psu option" }
+    )]
+    NoCollapsePartner {
+        /// The lonely stratum.
+        stratum: String,
+        /// The `collapse_within` column, if any.
+        within: Option<String>,
+    },
     /// Unknown `pps` method.
     #[error("unknown pps method \"{0}\" (expected brewer, overton or hartley-rao)")]
     PpsMethod(String),
@@ -302,6 +341,8 @@ pub struct Design {
     pub(crate) weights: Vec<f64>,
     pub(crate) stages: Vec<Stage>,
     pub(crate) lonely: LonelyPsu,
+    pub(crate) adjust_domain_lonely: bool,
+    pub(crate) collapsed: Vec<CollapsedStratum>,
     pub(crate) pps: Option<PpsMethod>,
 }
 
@@ -425,7 +466,11 @@ impl Design {
                 });
             }
         }
-        Design::build_with_weights(frame, rows, spec, weights)
+        let mut design = Design::build_with_weights(frame, rows, spec, weights)?;
+        if spec.lonely_psu == LonelyPsu::Collapse {
+            design.collapsed = design.collapse_lonely_strata(frame, &spec.collapse)?;
+        }
+        Ok(design)
     }
 
     /// The design weights R's `svydesign(ids, strata, fpc)` derives when no weights are given:
@@ -722,8 +767,15 @@ impl Design {
             weights,
             stages,
             lonely: spec.lonely_psu,
+            adjust_domain_lonely: spec.adjust_domain_lonely,
+            collapsed: Vec::new(),
             pps: spec.pps,
         })
+    }
+
+    /// The strata merged by `lonely_psu = "collapse"`, in order of the lonely strata.
+    pub fn collapsed_strata(&self) -> &[CollapsedStratum] {
+        &self.collapsed
     }
 
     /// Number of design rows.

@@ -18,7 +18,8 @@
 //!   independent; `lonely_psu` does not apply (a single unit contributes `(1 − π_i) t_i²`).
 //!
 //! Domains: R subsets a PPS design by zeroing weights, never by dropping units, so the rows
-//! outside a domain count as zero scores and every unit and stratum stays in the design.
+//! outside a domain count as zero scores and every unit and stratum stays in the design (so
+//! `adjust_domain_lonely` never applies: no stratum is reduced to one unit by a domain).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -170,6 +171,7 @@ fn stage_variance(
                 st.popsize[h],
                 grand_mean,
                 d.lonely,
+                d.adjust_domain_lonely,
                 label,
                 s + 1,
             )?);
@@ -188,6 +190,7 @@ fn stage_variance(
                     1.0 / probs[0],
                     grand_mean,
                     d.lonely,
+                    d.adjust_domain_lonely,
                     label,
                     s + 1,
                 )?
@@ -315,6 +318,7 @@ mod tests {
             nest: false,
             lonely_psu: LonelyPsu::Fail,
             pps: Some(pps),
+            ..Default::default()
         }
     }
 

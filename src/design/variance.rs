@@ -29,7 +29,7 @@ use super::{Design, LonelyPsu};
 pub enum VarianceError {
     /// A stratum with a single PSU under `lonely_psu = "fail"`.
     #[error(
-        "stratum {stratum} has only one PSU at stage {stage}; choose lonely_psu = remove, certainty, adjust or average, or collapse strata"
+        "stratum {stratum} has only one PSU at stage {stage}; choose lonely_psu = remove, certainty, adjust, average, or collapse (merges it with a partner stratum)"
     )]
     LonelyPsu {
         /// Stratum label (for later stages, `stratum/unit` of the enclosing units).
@@ -80,6 +80,7 @@ pub(super) fn stratum_var(
     big_n: f64,
     grand: f64,
     lonely: LonelyPsu,
+    adjust_domain_lonely: bool,
     label: &str,
     stage: usize,
 ) -> Result<Option<f64>, VarianceError> {
@@ -92,6 +93,19 @@ pub(super) fn stratum_var(
         return Ok(Some(0.0));
     }
     if n_h > 1.0 {
+        // A domain present in one PSU of the stratum (R's survey.adjust.domain.lonely): `adjust`
+        // centres the padded totals on the grand mean, `average` leaves the stratum out.
+        if adjust_domain_lonely && totals.len() == 1 {
+            match lonely {
+                LonelyPsu::Adjust => {
+                    let absent = n_h - 1.0;
+                    let ss = (totals[0] - grand).powi(2) + absent * grand * grand;
+                    return Ok(Some(fr * n_h / (n_h - 1.0) * ss));
+                }
+                LonelyPsu::Average => return Ok(None),
+                _ => {}
+            }
+        }
         let mean = totals.iter().sum::<f64>() / n_h;
         let absent = n_h - totals.len() as f64;
         let ss: f64 =
@@ -103,7 +117,9 @@ pub(super) fn stratum_var(
             stratum: label.to_string(),
             stage,
         }),
-        LonelyPsu::Remove | LonelyPsu::Certainty => Ok(Some(0.0)),
+        // Collapse merges lonely first-stage strata beforehand: what is left is a later-stage
+        // unit with one sub-unit.
+        LonelyPsu::Remove | LonelyPsu::Certainty | LonelyPsu::Collapse => Ok(Some(0.0)),
         LonelyPsu::Adjust => {
             let t = totals.iter().sum::<f64>();
             Ok(Some(fr * (t - grand) * (t - grand)))
@@ -282,6 +298,7 @@ fn from_totals(
                 st.popsize[h],
                 grand,
                 d.lonely,
+                d.adjust_domain_lonely,
                 &st.stratum_label[h],
                 1,
             )?);
@@ -318,6 +335,7 @@ fn multistage(d: &Design, s: usize, rows: &[usize], scores: &[f64]) -> Result<f6
             st.popsize[h],
             grand,
             d.lonely,
+            d.adjust_domain_lonely,
             &st.stratum_label[h],
             s + 1,
         )?);
@@ -369,7 +387,7 @@ mod tests {
             weight: weight.to_string(),
             nest: false,
             lonely_psu: LonelyPsu::Fail,
-            pps: None,
+            ..Default::default()
         }
     }
 
@@ -630,6 +648,50 @@ mod tests {
         let (_, z) = mean_scores(d.weights(), &y, &not_c);
         assert!(d.variance(&z, Some(&not_c)).is_ok());
         assert!(d.variance(&z, None).is_err());
+    }
+
+    #[test]
+    fn domain_lonely_adjustment_matches_r() {
+        // The domain dom = 1 has one PSU in strata S01, S04 and S09, which have more; S02, S06,
+        // S07 and S08 are lonely in the whole sample.
+        let f = frame(include_str!("../../fixtures/collapse/data.csv"));
+        let rows: Vec<usize> = (0..f.n_rows()).collect();
+        let y = num(&f, "y", &rows);
+        let dom: Vec<bool> = num(&f, "dom", &rows).iter().map(|&v| v == 1.0).collect();
+        let (_, want) = read_csv(include_str!(
+            "../../fixtures/collapse/domain_lonely_reference.csv"
+        ));
+        assert_eq!(want.len(), 4);
+        for r in &want {
+            let g = |k: usize| {
+                r[k].as_deref()
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .expect("number")
+            };
+            let lonely: LonelyPsu = r[0].as_deref().unwrap_or("").parse().expect("option");
+            let domain_lonely = r[1].as_deref() == Some("TRUE");
+            let mut sp = spec(Some("stratum"), &["psu"], &[], "w");
+            sp.lonely_psu = lonely;
+            sp.adjust_domain_lonely = domain_lonely;
+            let d = Design::build(&f, &rows, &sp).expect("design");
+            let w = d.weights().to_vec();
+            let (_, z) = mean_scores(&w, &y, &dom);
+            let se_mean = d.variance(&z, Some(&dom)).expect("v").sqrt();
+            let se_total = d
+                .variance(&total_scores(&w, &y, &dom), Some(&dom))
+                .expect("v")
+                .sqrt();
+            assert!(
+                rel(se_mean, g(2)) < TOL,
+                "{lonely} {domain_lonely}: {se_mean} vs {}",
+                g(2)
+            );
+            assert!(
+                rel(se_total, g(3)) < TOL,
+                "{lonely} {domain_lonely}: {se_total} vs {}",
+                g(3)
+            );
+        }
     }
 
     #[test]

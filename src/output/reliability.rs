@@ -443,7 +443,7 @@ fn nchs_proportion(s: &CellStats, c: &mut Collector) {
     let width = if extreme {
         0.0
     } else {
-        s.ci.map_or(f64::INFINITY, |(lo, hi)| hi - lo)
+        nchs_korn_graubard(p, s.se, s.n, s.df).map_or(f64::INFINITY, |(lo, hi)| hi - lo)
     };
     let present = if n_eff < 30.0 {
         c.suppress.push("effective sample size < 30");
@@ -472,6 +472,47 @@ fn nchs_proportion(s: &CellStats, c: &mut Collector) {
                 .push("estimate of 0% or 100% (statistical review)");
         }
     }
+}
+
+/// The 95 % Korn–Graubard interval the NCHS standard judges widths on (Parker et al. 2017;
+/// NCHS `surveytable::svyciprop_adjusted`): the Clopper–Pearson interval on the effective sample
+/// size `p(1−p)/SE²` adjusted for the design df and capped at the sample size,
+/// `n_eff = min(n, p(1−p)/SE² · (t_{n−1}/t_df)²)` (`n` at p = 0; a df-adjustment of 0 when
+/// df ≤ 0, which gives the widest interval). R's `svyciprop(method = "beta")` (the `beta` rows)
+/// does not cap; the preset computes its own interval, whichever intervals are requested.
+pub fn nchs_korn_graubard(p: f64, se: Option<f64>, n: f64, df: Option<f64>) -> Option<(f64, f64)> {
+    use crate::estimate::probability::{qbeta, qt};
+    const ALPHA: f64 = 0.05;
+    if !(0.0..=1.0).contains(&p) || n.is_nan() || n < 1.0 {
+        return None;
+    }
+    let adjustment = match df {
+        Some(df) if df > 0.0 => (qt(ALPHA / 2.0, n - 1.0) / qt(ALPHA / 2.0, df)).powi(2),
+        _ => 0.0,
+    };
+    let n_eff = if p > 0.0 {
+        let se = se?;
+        // SE = 0 with p inside (0, 1): an infinite effective size, capped at n.
+        let base = if se > 0.0 {
+            p * (1.0 - p) / (se * se)
+        } else {
+            f64::INFINITY
+        };
+        (base * adjustment).min(n)
+    } else {
+        n
+    };
+    let lo = if p == 0.0 {
+        0.0
+    } else {
+        qbeta(ALPHA / 2.0, n_eff * p, n_eff * (1.0 - p) + 1.0)
+    };
+    let hi = if p == 1.0 {
+        1.0
+    } else {
+        qbeta(1.0 - ALPHA / 2.0, n_eff * p + 1.0, n_eff * (1.0 - p))
+    };
+    (lo.is_finite() && hi.is_finite()).then_some((lo, hi))
 }
 
 /// The kind and multiplier of each indicator, to put proportions back on [0, 1].
@@ -687,13 +728,13 @@ mod tests {
     #[test]
     fn nchs_width_rules() {
         let r = rules(Preset::Nchs2017);
-        // narrow interval: presented.
+        // Korn–Graubard width 0.041: presented.
         assert_eq!(
             assess(&r, &prop(0.5, 0.01, 0.48, 0.52, 3000.0, 50.0)).flag,
             Flag::Reliable
         );
-        // width 0.30 exactly: suppressed.
-        let a = assess(&r, &prop(0.5, 0.02, 0.35, 0.65, 3000.0, 50.0));
+        // SE 0.08 (effective n 39): width 0.32 >= 0.30, suppressed.
+        let a = assess(&r, &prop(0.5, 0.08, 0.35, 0.65, 3000.0, 50.0));
         assert_eq!(
             (a.flag, a.reason.as_str()),
             (
@@ -701,18 +742,64 @@ mod tests {
                 "nchs-2017: confidence interval width >= 0.30"
             )
         );
-        // width 0.10 on p = 0.05: relative width 200 % > 130 %: suppressed.
-        let a = assess(&r, &prop(0.05, 0.01, 0.01, 0.11, 3000.0, 50.0));
+        // p = 0.05, SE 0.03 (effective n 53): width 0.14, 280 % of p: suppressed.
+        let a = assess(&r, &prop(0.05, 0.03, 0.01, 0.11, 3000.0, 50.0));
         assert!(
             a.reason
                 .contains("relative confidence interval width > 130%"),
             "{}",
             a.reason
         );
-        // width 0.10 on p = 0.95: the complement's relative width is 200 %: footnote only.
-        let a = assess(&r, &prop(0.95, 0.01, 0.89, 0.99, 3000.0, 50.0));
+        // p = 0.95, SE 0.02: width 0.09, 180 % of the complement: footnote only.
+        let a = assess(&r, &prop(0.95, 0.02, 0.89, 0.99, 3000.0, 50.0));
         assert_eq!(a.flag, Flag::Caution);
         assert!(a.reason.contains("complement"), "{}", a.reason);
+    }
+
+    #[test]
+    fn nchs_widths_are_judged_on_the_korn_graubard_interval_whatever_is_requested() {
+        let r = rules(Preset::Nchs2017);
+        // A narrow logit interval does not save a cell whose df-adjusted Korn–Graubard interval is
+        // wide: 3 df shrink the effective n from 84 to 13 (≥ 30 before the adjustment).
+        let s = prop(0.7, 0.05, 0.66, 0.74, 60.0, 3.0);
+        let (lo, hi) = nchs_korn_graubard(0.7, Some(0.05), 60.0, Some(3.0)).expect("interval");
+        assert!(hi - lo >= 0.30, "{lo} {hi}");
+        let a = assess(&r, &s);
+        assert_eq!(
+            (a.flag, a.reason.as_str()),
+            (
+                Flag::Suppressed,
+                "nchs-2017: confidence interval width >= 0.30"
+            )
+        );
+        // No df: the adjustment is 0 and no interval can be presented.
+        let mut s = prop(0.5, 0.01, 0.48, 0.52, 3000.0, 50.0);
+        s.df = None;
+        assert_eq!(assess(&r, &s).flag, Flag::Suppressed);
+    }
+
+    #[test]
+    fn nchs_korn_graubard_interval_matches_r() {
+        let (header, rows) = crate::test_support::read_csv(include_str!(
+            "../../fixtures/reliability/nchs_korn_graubard.csv"
+        ));
+        assert_eq!(header, ["p", "se", "n", "df", "ci_low", "ci_high"]);
+        assert_eq!(rows.len(), 10);
+        for row in &rows {
+            let v: Vec<f64> = row
+                .iter()
+                .map(|c| c.as_deref().and_then(|x| x.parse().ok()).expect("number"))
+                .collect();
+            let (lo, hi) = nchs_korn_graubard(v[0], Some(v[1]), v[2], Some(v[3])).expect("ci");
+            for (got, want) in [(lo, v[4]), (hi, v[5])] {
+                let tol = 1e-10 * want.abs().max(1e-300);
+                assert!((got - want).abs() <= tol, "{v:?}: {got} vs {want}");
+            }
+        }
+        // The cap binds at SE 0.001, n 200: the interval is that of n = 200 exactly.
+        let capped = nchs_korn_graubard(0.5, Some(0.001), 200.0, Some(40.0)).expect("ci");
+        let at_n = nchs_korn_graubard(0.5, Some((0.25f64 / 200.0).sqrt() / 4.0), 200.0, Some(40.0));
+        assert_eq!(Some(capped), at_n);
     }
 
     #[test]

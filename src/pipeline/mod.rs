@@ -402,6 +402,8 @@ fn ingest_spec(p: &Pipeline, q: &Questionnaire) -> IngestSpec {
     let mut design_columns: Vec<String> = d.strata.iter().cloned().collect();
     design_columns.extend(d.psu.iter().cloned());
     design_columns.extend(d.fpc.iter().cloned());
+    design_columns.extend(d.collapse.order.iter().cloned());
+    design_columns.extend(d.collapse.within.iter().cloned());
     let mut required: Vec<String> = Vec::new();
     for w in &p.weighting {
         required.extend(w.nonresponse_classes.iter().flatten().cloned());
@@ -664,7 +666,20 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
     let mut estimates = Vec::new();
     let mut contrasts = Vec::new();
     let mut test_rows = Vec::new();
-    let mut warnings = Vec::new();
+    // Collapsed strata change every variance: said on the console and in run_summary.json.
+    let mut warnings: Vec<String> = design
+        .collapsed_strata()
+        .iter()
+        .map(|c| {
+            format!(
+                "lonely_psu = collapse: stratum {} has one responding PSU; merged with {} ({}) into stratum {}",
+                c.stratum,
+                c.partner,
+                c.rule.as_str(),
+                c.merged
+            )
+        })
+        .collect();
     let mut replicate_weights = Vec::new();
     for &variance in &p.variance {
         let request = EstimationRequest {
@@ -794,6 +809,7 @@ pub(crate) fn replicate_settings(
         profile: s.profile,
         nonresponse: s.nonresponse,
         drop_failed: s.drop_failed,
+        replicate_df: s.replicate_df,
     })
 }
 
@@ -995,6 +1011,35 @@ fn publication_context(
     }
 }
 
+/// The design in `run_summary.json`; `collapsed_strata` only when strata were collapsed.
+fn design_json(design: &Design) -> serde_json::Value {
+    let mut json = serde_json::json!({
+        "strata": design.n_strata(),
+        "psus": design.n_psu(),
+        "rows": design.n_rows(),
+    });
+    if !design.collapsed_strata().is_empty() {
+        json["collapsed_strata"] = collapsed_strata_json(design);
+    }
+    json
+}
+
+/// The strata merged by `lonely_psu = "collapse"`.
+fn collapsed_strata_json(design: &Design) -> serde_json::Value {
+    design
+        .collapsed_strata()
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "stratum": c.stratum,
+                "partner": c.partner,
+                "merged_stratum": c.merged,
+                "rule": c.rule.as_str(),
+            })
+        })
+        .collect()
+}
+
 /// `weighting.json`: per scheme its definition and the distribution of its final weights.
 fn weighting_json(c: &Computed) -> String {
     let schemes: Vec<serde_json::Value> = c
@@ -1026,8 +1071,11 @@ fn weighting_json(c: &Computed) -> String {
             })
         })
         .collect();
-    let mut text = serde_json::to_string_pretty(&serde_json::json!({ "schemes": schemes }))
-        .unwrap_or_default();
+    let mut json = serde_json::json!({ "schemes": schemes });
+    if !c.design.collapsed_strata().is_empty() {
+        json["collapsed_strata"] = collapsed_strata_json(&c.design);
+    }
+    let mut text = serde_json::to_string_pretty(&json).unwrap_or_default();
     text.push('\n');
     text
 }
@@ -1069,7 +1117,7 @@ fn run_summary_json(c: &Computed) -> String {
             "absent_variables": i.absent_variables,
         }],
         "findings": findings,
-        "design": { "strata": c.design.n_strata(), "psus": c.design.n_psu(), "rows": c.design.n_rows() },
+        "design": design_json(&c.design),
         "weighting": c.schemes.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
         "variance": c.pipeline.variance.iter().map(|v| v.as_str()).collect::<Vec<_>>(),
         "estimates": c.estimates.len(),

@@ -26,7 +26,7 @@ mod stage_tests;
 #[cfg(test)]
 mod tests;
 
-pub use stage::{ReplicateNonresponse, ReplicateProfile, ReplicateStageError};
+pub use stage::{ReplicateDfRule, ReplicateNonresponse, ReplicateProfile, ReplicateStageError};
 
 use rayon::prelude::*;
 
@@ -836,7 +836,8 @@ fn jkn(d: &Design) -> Result<Built, ReplicateError> {
         }
         if nh == 1 {
             match lonely {
-                LonelyPsu::Fail => {
+                // Collapsed designs have no lonely first-stage stratum left.
+                LonelyPsu::Fail | LonelyPsu::Collapse => {
                     return Err(ReplicateError::LonelyPsu(d.stratum_label(h).to_string()));
                 }
                 LonelyPsu::Remove | LonelyPsu::Certainty | LonelyPsu::Average => continue,

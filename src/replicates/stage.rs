@@ -41,6 +41,17 @@ pub enum ReplicateNonresponse {
     Fixed,
 }
 
+/// Degrees of freedom of replicate-variance rows (`[variance] replicate_df`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicateDfRule {
+    /// R's `degf()` of the replicate design (of the domain's subset under `domain_df =
+    /// "subset"`): the rank of the replicate weights − 1.
+    Rank,
+    /// The design df of the Taylor rows: PSUs − strata with a non-zero weight (in the domain under
+    /// `domain_df = "subset"`).
+    Design,
+}
+
 /// One replicate variance method with the settings of `[variance]` the stage reads.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ReplicateStageSettings {
@@ -60,6 +71,8 @@ pub(crate) struct ReplicateStageSettings {
     /// Drop a replicate whose calibration fails, with a warning, instead of stopping (R
     /// `options(survey.drop.replicates)`).
     pub drop_failed: bool,
+    /// Replicate df rule; unset: the profile's df (R: [`ReplicateDfRule::Rank`]).
+    pub replicate_df: Option<ReplicateDfRule>,
 }
 
 /// Errors that stop the replicate stage.
@@ -484,10 +497,7 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
             (None, true) => replicate_rank(&matrix, &sampled),
         };
         let rank_cache = std::sync::Mutex::new(std::collections::HashMap::<Vec<u32>, usize>::new());
-        let df = |psus: &[u32], n_rows: usize, rows: &dyn Fn() -> Vec<usize>| -> f64 {
-            if let Some(df) = profile_df {
-                return df;
-            }
+        let rank_df = |psus: &[u32], n_rows: usize, rows: &dyn Fn() -> Vec<usize>| -> f64 {
             if reweighted {
                 // Exact on small domains, where rank deficiency occurs; larger domains take the
                 // rank of the whole replicate matrix (docs/variance.md).
@@ -510,6 +520,39 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
                     c.insert(psus.to_vec(), rank);
                 }
                 rank as f64 - 1.0
+            }
+        };
+        // The whole replicate design: its rows with a non-zero weight and their PSUs (R's
+        // degf(design) of a full replicate design; contrasts and `domain_df = "full"`).
+        let whole_rows =
+            || -> Vec<usize> { (0..n).filter(|&i| scheme.weights[i] != 0.0).collect() };
+        let n_whole = scheme.weights.iter().filter(|&&w| w != 0.0).count();
+        let whole_psus: Vec<u32> = {
+            let mut present = vec![false; inputs.design.n_psu()];
+            for (&w, &p) in scheme.weights.iter().zip(inputs.design.psu_of_row()) {
+                present[p as usize] |= w != 0.0;
+            }
+            (0..present.len() as u32)
+                .filter(|&p| present[p as usize])
+                .collect()
+        };
+        let whole_rank_df = std::sync::OnceLock::new();
+        let df_rule = settings.replicate_df.or(match profile_df {
+            Some(_) => None,
+            None => Some(ReplicateDfRule::Rank),
+        });
+        let full_domain = inputs.request.domain_df == crate::estimate::DomainDf::Full;
+        let df = |psus: &[u32], n_rows: usize, rows: &dyn Fn() -> Vec<usize>| -> f64 {
+            match df_rule {
+                None => profile_df.unwrap_or(f64::NAN),
+                Some(ReplicateDfRule::Design) if full_domain => {
+                    design_df(inputs.design, &whole_psus)
+                }
+                Some(ReplicateDfRule::Design) => design_df(inputs.design, psus),
+                Some(ReplicateDfRule::Rank) if full_domain => {
+                    *whole_rank_df.get_or_init(|| rank_df(&whole_psus, n_whole, &whole_rows))
+                }
+                Some(ReplicateDfRule::Rank) => rank_df(psus, n_rows, rows),
             }
         };
         let mut scheme_rows = crate::estimate::rows_with_variances(
@@ -547,14 +590,7 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
         }
         if !inputs.request.contrasts.is_empty() {
             // Contrasts take the df of the whole replicate design (R's degf()).
-            let whole: Vec<usize> = (0..n).filter(|&i| scheme.weights[i] != 0.0).collect();
-            let mut psus: Vec<u32> = whole
-                .iter()
-                .map(|&i| inputs.design.psu_of_row()[i])
-                .collect();
-            psus.sort_unstable();
-            psus.dedup();
-            let whole_df = df(&psus, whole.len(), &|| whole.clone());
+            let whole_df = df(&whole_psus, n_whole, &whole_rows);
             contrasts.extend(crate::estimate::replicate_contrasts(
                 inputs.request,
                 &prepared,
@@ -587,6 +623,22 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
         warnings,
         weights: kept,
     })
+}
+
+/// Design df of the PSUs `psus` (sorted, distinct): their number minus the number of strata
+/// they fall in, as the Taylor rows' `degf()`.
+fn design_df(design: &Design, psus: &[u32]) -> f64 {
+    let stratum_of_psu = design.stratum_of_psu();
+    let mut seen = vec![false; design.n_strata()];
+    let mut strata = 0usize;
+    for &p in psus {
+        let h = stratum_of_psu[p as usize] as usize;
+        if !seen[h] {
+            seen[h] = true;
+            strata += 1;
+        }
+    }
+    psus.len() as f64 - strata as f64
 }
 
 /// Numerical rank of the kept replicate weights (replicates as columns) over the kept-row

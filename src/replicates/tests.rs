@@ -35,7 +35,7 @@ fn spec(strata: Option<&str>, psu: &[&str], fpc: &[&str], lonely: LonelyPsu) -> 
         weight: "pw".into(),
         nest: false,
         lonely_psu: lonely,
-        pps: None,
+        ..Default::default()
     }
 }
 
@@ -604,7 +604,7 @@ fn replicates_demo_bootstrap_close_to_taylor() {
         weight: "design_weight".into(),
         nest: true,
         lonely_psu: LonelyPsu::Fail,
-        pps: None,
+        ..Default::default()
     };
     let d = Design::build(&f, &rows, &s).expect("demo design");
     let w = d.weights();

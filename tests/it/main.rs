@@ -9,6 +9,7 @@ mod edge_cases;
 mod fuzz_regressions;
 mod golden;
 mod identities;
+mod lonely;
 mod oracle;
 mod pipeline_properties;
 mod properties;

@@ -86,7 +86,7 @@ fn design(
         weight: "w".into(),
         nest: true,
         lonely_psu: LonelyPsu::Fail,
-        pps: None,
+        ..Default::default()
     };
     Design::build(&f, &(0..n).collect::<Vec<_>>(), &spec).expect("design")
 }

@@ -401,3 +401,82 @@ fn recomputed_nonresponse_changes_supplied_replicate_se() {
         "recompute {recomputed} fixed {fixed}"
     );
 }
+
+/// Rows of one run keyed by (indicator, weighting, variance, domain_var, domain_value) → df.
+fn dfs(config: &Path, name: &str, extra: &[(&str, &str)]) -> Vec<(String, String, f64)> {
+    let dir = scratch(name);
+    let config = relocated_config(config, &dir, extra);
+    cvsurvey::pipeline::run(&config, Default::default()).expect("run");
+    let (rows, _) = read_estimates(&dir.join("out/estimates.parquet"));
+    rows.into_iter()
+        .map(|r| {
+            (
+                format!(
+                    "{}|{}|{}={}",
+                    r.indicator, r.weighting, r.domain_var, r.domain_value
+                ),
+                r.variance,
+                r.df.expect("df"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn replicate_df_rules_and_full_domain_df_apply_to_replicate_rows() {
+    let jkn = root().join("fixtures/api/strat_nofpc_jkn.toml");
+    let base = [
+        ("method = ", "method = [\"taylor\", \"jkn\"]"),
+        (
+            "indicators = ",
+            "indicators = [\"api00\"]\ndomains = [\"stype\", \"sch.wide\"]",
+        ),
+    ];
+    // replicate_df = "design": each replicate row has the Taylor row's df (PSUs − strata of
+    // the domain).
+    let mut extra = base.to_vec();
+    extra.push(("mse = ", "mse = false\nreplicate_df = \"design\""));
+    let rows = dfs(&jkn, "rep-df-design", &extra);
+    let mut compared = 0;
+    for (key, variance, df) in rows.iter().filter(|r| r.1 == "jkn") {
+        let taylor = rows
+            .iter()
+            .find(|r| r.0 == *key && r.1 == "taylor")
+            .unwrap_or_else(|| panic!("no taylor row for {key}"));
+        assert_eq!(*df, taylor.2, "{key} {variance}");
+        compared += 1;
+    }
+    // 3 schemes × (whole + 3 school types + 2 sch.wide values).
+    assert_eq!(compared, 18);
+    // Each school type is one stratum: 100, 50 and 50 PSUs.
+    let stype_df: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.1 == "jkn" && r.0.starts_with("api00|pw|stype="))
+        .map(|r| r.2)
+        .collect();
+    assert_eq!(stype_df, vec![99.0, 49.0, 49.0]);
+
+    // domain_df = "full": every replicate row of a scheme has the whole design's df, under the
+    // rank rule (R's degf(design)) and under the design rule (200 PSUs − 3 strata).
+    for (rule, name) in [
+        ("rank", "rep-df-full-rank"),
+        ("design", "rep-df-full-design"),
+    ] {
+        let mut extra = base.to_vec();
+        let rule_line = format!("mse = false\nreplicate_df = \"{rule}\"");
+        extra.push(("mse = ", rule_line.as_str()));
+        extra.push(("[estimation]", "[estimation]\ndomain_df = \"full\""));
+        let rows = dfs(&jkn, name, &extra);
+        for (key, _, df) in rows.iter().filter(|r| r.1 == "jkn") {
+            let scheme = key.split('|').nth(1).expect("scheme");
+            let whole = rows
+                .iter()
+                .find(|r| r.1 == "jkn" && r.0 == format!("api00|{scheme}|_T=_T"))
+                .expect("whole-population row");
+            assert_eq!(*df, whole.2, "{rule} {key}");
+            if rule == "design" {
+                assert_eq!(*df, 197.0, "{key}");
+            }
+        }
+    }
+}

@@ -217,7 +217,7 @@ fn api_weights_and_ses_match_r() {
                 weight: "pw".into(),
                 nest: false,
                 lonely_psu: LonelyPsu::Fail,
-                pps: None,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -310,7 +310,7 @@ fn demo() -> Demo {
             weight: "w_nr".into(),
             nest: true,
             lonely_psu: LonelyPsu::Fail,
-            pps: None,
+            ..Default::default()
         },
     )
     .unwrap();
