@@ -16,7 +16,7 @@ use crate::estimate::{DomainDf, VarianceMethod};
 use crate::output::reliability::RawReliability;
 use crate::output::sdmx::RawSdmx;
 use crate::output::settings::PublicationConfig;
-use crate::replicates::{ReplicateNonresponse, ReplicateProfile};
+use crate::replicates::{Certainty, ReplicateNonresponse, ReplicateProfile};
 use crate::weighting::{
     CalibrationConfig, CalibrationMethodName, RakeConvergence, TrimConfig, TrimTarget,
     WeightingSpec,
@@ -321,6 +321,12 @@ struct RawVariance {
     supplied_type: Option<String>,
     #[serde(default)]
     combined_weights: Option<bool>,
+    #[serde(default)]
+    certainty: Option<String>,
+    #[serde(default)]
+    sort: Option<String>,
+    #[serde(default)]
+    circular: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -402,6 +408,12 @@ pub struct ReplicateSettings {
     pub supplied_type: String,
     /// Supplied: the columns are final analysis weights (true, default) or factors.
     pub combined_weights: bool,
+    /// Replication units of certainty strata (`certainty = "ssu"`: their second-stage units).
+    pub certainty: Certainty,
+    /// SDR: column ordering the replication units (`None`: file order).
+    pub sort: Option<String>,
+    /// SDR: ACS convention, the last unit paired with the first.
+    pub circular: bool,
 }
 
 /// Which indicators to estimate, by domain, with which intervals.
@@ -611,6 +623,15 @@ impl Pipeline {
 
         let raw_variance = raw.variance.unwrap_or_default();
         let replicate = check_replicates(&raw_variance).map_err(|(key, m)| invalid(&key, m))?;
+        if replicate.certainty == Certainty::Ssu && design.psu.len() < 2 {
+            return Err(invalid(
+                "variance.certainty",
+                format!(
+                    "\"ssu\" replicates the second-stage units of certainty strata, but [design] names {} sampling stage(s): give psu = [\"<PSU column>\", \"<second-stage unit column>\"] or remove certainty",
+                    design.psu.len().max(1)
+                ),
+            ));
+        }
         let methods = raw_variance
             .method
             .map(OneOrMany::into_vec)
@@ -1285,6 +1306,21 @@ fn check_replicates(v: &RawVariance) -> Result<ReplicateSettings, (String, Strin
             "rscales must be finite and non-negative".into(),
         ));
     }
+    let certainty = match v.certainty.as_deref() {
+        None | Some("psu") => Certainty::Psu,
+        Some("ssu") => Certainty::Ssu,
+        Some(other) => {
+            return Err((
+                key("certainty"),
+                format!("\"{other}\" is not one of psu, ssu"),
+            ));
+        }
+    };
+    if let Some(column) = &v.sort
+        && column.trim().is_empty()
+    {
+        return Err((key("sort"), "name the column that orders the PSUs".into()));
+    }
     let supplied_type = v.supplied_type.clone().unwrap_or_else(|| "other".into());
     if !["bootstrap", "jk1", "jkn", "brr", "fay", "sdr", "other"].contains(&supplied_type.as_str())
     {
@@ -1310,5 +1346,8 @@ fn check_replicates(v: &RawVariance) -> Result<ReplicateSettings, (String, Strin
         rscales: v.rscales.clone(),
         supplied_type,
         combined_weights: v.combined_weights.unwrap_or(true),
+        certainty,
+        sort: v.sort.clone(),
+        circular: v.circular.unwrap_or(false),
     })
 }

@@ -768,6 +768,8 @@ pub(crate) fn replicate_settings(
         },
         VarianceMethod::Sdr => ReplicateMethod::Sdr {
             replicates: s.replicates,
+            sort: s.sort.clone(),
+            circular: s.circular,
         },
         VarianceMethod::Supplied => ReplicateMethod::Supplied(SuppliedSpec {
             // Names or `*` patterns: the stage matches them against the data.
@@ -794,6 +796,7 @@ pub(crate) fn replicate_settings(
         profile: s.profile,
         nonresponse: s.nonresponse,
         drop_failed: s.drop_failed,
+        certainty: s.certainty,
     })
 }
 

@@ -136,8 +136,14 @@ fn check(rd: &ReplicateDesign, f: &Frame, path: &str, name: &str, tol: f64) -> f
     worst
 }
 
-const OPT: ReplicateOptions = ReplicateOptions { mse: false };
-const MSE: ReplicateOptions = ReplicateOptions { mse: true };
+const OPT: ReplicateOptions = ReplicateOptions {
+    mse: false,
+    certainty: Certainty::Psu,
+};
+const MSE: ReplicateOptions = ReplicateOptions {
+    mse: true,
+    certainty: Certainty::Psu,
+};
 
 #[test]
 fn replicates_hadamard_matches_r() {
@@ -567,8 +573,16 @@ fn replicates_sdr_successive_differences() {
         domain: &all,
     }];
     for (reps, want) in [(None, circular), (Some(28), ends)] {
-        let rd = ReplicateDesign::from_design(&d, &ReplicateMethod::Sdr { replicates: reps }, &MSE)
-            .expect("sdr");
+        let rd = ReplicateDesign::from_design(
+            &d,
+            &ReplicateMethod::Sdr {
+                replicates: reps,
+                sort: None,
+                circular: false,
+            },
+            &MSE,
+        )
+        .expect("sdr");
         let v = rd.estimate(&stat).variance[0];
         eprintln!(
             "SDR {} replicates: rel diff to the successive-difference formula {:.2e}",
@@ -581,7 +595,9 @@ fn replicates_sdr_successive_differences() {
         ReplicateDesign::from_design(
             &d,
             &ReplicateMethod::Sdr {
-                replicates: Some(30)
+                replicates: Some(30),
+                sort: None,
+                circular: false,
             },
             &OPT
         ),
