@@ -1248,7 +1248,11 @@ fn bootstrap(
             for (h, psus) in by.iter().enumerate() {
                 let nh = psus.len();
                 let stream = h as u64 * r_count + r as u64;
-                let mut rng = Pcg32::new(seed, stream);
+                let mut rng = if draws == Draws::RaoWu {
+                    Pcg32::for_cell(seed, stream)
+                } else {
+                    Pcg32::new(seed, stream)
+                };
                 let big_n = units.popsize[h];
                 if fixed[h] {
                     for &p in psus {

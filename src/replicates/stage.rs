@@ -265,7 +265,7 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
     let mut rows = Vec::new();
     let mut contrasts = Vec::new();
     let mut tests = Vec::new();
-    let mut warnings = Vec::new();
+    let mut warnings = design_warnings(settings, &rep_method, inputs.design);
     let mut kept = Vec::new();
     inputs.progress.start(
         "replicates",
@@ -635,6 +635,76 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
         warnings,
         weights: kept,
     })
+}
+
+/// What the replicates leave out of the design, said once per method: variance of later stages
+/// that Taylor adds (R warns "Finite population corrections after first stage have been
+/// dropped"), and the order SDR takes the PSUs in.
+fn design_warnings(
+    settings: &ReplicateStageSettings,
+    method: &ReplicateMethod,
+    design: &Design,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let name = &settings.name;
+    if let ReplicateMethod::Sdr { sort: None, .. } = method {
+        out.push(format!(
+            "{name}: successive differences are taken between PSUs in the order of the data file; set [variance] sort = \"<column>\" to order them by a sort variable (e.g. the frame's geographic order)"
+        ));
+    }
+    if matches!(method, ReplicateMethod::Supplied(_))
+        || design.n_stages() < 2
+        || !design.stages[0].has_fpc
+    {
+        return out;
+    }
+    let certainty: Vec<&str> = (0..design.n_strata())
+        .filter(|&h| super::certainty_stratum(design, h))
+        .map(|h| design.stratum_label(h))
+        .collect();
+    let sampled = design.n_strata() - certainty.len();
+    let list = |labels: &[&str]| {
+        let mut s = labels
+            .iter()
+            .take(5)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if labels.len() > 5 {
+            s.push_str(&format!(" and {} more", labels.len() - 5));
+        }
+        s
+    };
+    match settings.certainty {
+        Certainty::Psu => {
+            let lost = if certainty.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; the {} certainty strata (N_h = n_h: {}) get no replicate and contribute no variance at all",
+                    certainty.len(),
+                    list(&certainty)
+                )
+            };
+            out.push(format!(
+                "{name}: replicates are formed from first-stage PSUs only, so the variance of later sampling stages that Taylor adds (f_h · V_2h in every stratum with a first-stage fpc) is dropped{lost}; set [variance] certainty = \"ssu\" to replicate the second-stage units of certainty strata, or use variance = \"taylor\""
+            ));
+        }
+        Certainty::Ssu if sampled > 0 => out.push(format!(
+            "{name}: in the {sampled} strata that are not certainty strata the second-stage share f_h · V_2h of the Taylor variance is dropped (small when first-stage sampling fractions f_h are small)"
+        )),
+        Certainty::Ssu => {}
+    }
+    if settings.certainty == Certainty::Ssu
+        && !certainty.is_empty()
+        && design.n_stages() > 2
+        && design.stages[1].has_fpc
+    {
+        out.push(format!(
+            "{name}: in certainty strata the second-stage units are replicated; the variance of the third and later stages is dropped"
+        ));
+    }
+    out
 }
 
 /// Numerical rank of the kept replicate weights (replicates as columns) over the kept-row
