@@ -1246,6 +1246,26 @@ dir = "out"
             assert!(e.to_string().contains(key), "{extra}: {e}");
         }
     }
+
+    #[test]
+    fn replicate_units_and_sdr_order_are_checked() {
+        let p =
+            parse("[variance]\nmethod = \"sdr\"\nsort = \"geo\"\ncircular = true").expect("sdr");
+        assert_eq!(p.replicate.sort.as_deref(), Some("geo"));
+        assert!(p.replicate.circular);
+        assert_eq!(p.replicate.certainty, Certainty::Psu);
+        for (extra, key) in [
+            ("[variance]\ncertainty = \"ssu\"", "second-stage"),
+            (
+                "[variance]\ncertainty = \"households\"",
+                "variance.certainty",
+            ),
+            ("[variance]\nsort = \" \"", "variance.sort"),
+        ] {
+            let e = parse(extra).expect_err(extra);
+            assert!(e.to_string().contains(key), "{extra}: {e}");
+        }
+    }
 }
 
 /// Default upper bound on `[variance] replicates` (raised with `max_replicates`).

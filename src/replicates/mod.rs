@@ -2,8 +2,10 @@
 //! build replicate designs and `svrVar()` turns replicate estimates into a variance.
 //!
 //! A [`ReplicateDesign`] stores, for a design built from a [`Design`], one adjustment *factor
-//! per first-stage PSU and replicate* (`n_psu × R`, not `rows × R`): the replicate-r analysis
-//! weight of row i is `factor[r][psu(i)] · w_i`, expanded on the fly. Replicate weights supplied
+//! per replication unit and replicate* (`n_units × R`, not `rows × R`): the replicate-r
+//! analysis weight of row i is `factor[r][unit(i)] · w_i`, expanded on the fly. The units are
+//! the first-stage PSUs, or with [`Certainty::Ssu`] the second-stage units of certainty strata
+//! ([`ReplicationUnits`]). Replicate weights supplied
 //! with the data (R `svrepdesign(repweights = ...)`) are stored as given, per row.
 //!
 //! The variance of a statistic θ with replicate estimates θ_r is (R `svrVar`)

@@ -860,11 +860,11 @@ fn rao_wu_lonely_strata_follow_lonely_psu() {
         ReplicateDesign::from_design(&d, &method, &OPT)
     };
     assert_eq!(
-        build(LonelyPsu::Fail).unwrap_err(),
+        build(LonelyPsu::Fail).expect_err("refused"),
         ReplicateError::LonelyPsu("S1".into())
     );
     assert_eq!(
-        build(LonelyPsu::Adjust).unwrap_err(),
+        build(LonelyPsu::Adjust).expect_err("refused"),
         ReplicateError::LonelyAdjust("S1".into())
     );
     let remove = build(LonelyPsu::Remove).expect("remove");
@@ -982,12 +982,12 @@ fn jkn_with_certainty_ssu_matches_r_on_certainty_psus() {
     assert!(se_psu[1] < 0.95 * se[1], "{} vs {}", se_psu[1], se[1]);
     // BRR cannot pair households; a one-stage design has no households.
     assert_eq!(
-        ReplicateDesign::from_design(&d, &ReplicateMethod::Brr, &SSU).unwrap_err(),
+        ReplicateDesign::from_design(&d, &ReplicateMethod::Brr, &SSU).expect_err("refused"),
         ReplicateError::CertaintyPairs("BRR")
     );
     let one_stage = design(&f, &spec(Some("h"), &["psu"], &["N1"], LonelyPsu::Fail));
     assert_eq!(
-        ReplicateDesign::from_design(&one_stage, &ReplicateMethod::Jkn, &SSU).unwrap_err(),
+        ReplicateDesign::from_design(&one_stage, &ReplicateMethod::Jkn, &SSU).expect_err("refused"),
         ReplicateError::CertaintyOneStage
     );
 }

@@ -477,8 +477,8 @@ fn certainty_ssu_needs_a_second_stage() {
         &[("psu = ", "psu = \"psu\""), ("fpc = ", "fpc = \"N1\"")],
     );
     let err = cvsurvey::pipeline::run(&relocated, Default::default())
-        .err()
-        .expect("refused")
+        .map(|_| ())
+        .expect_err("refused")
         .to_string();
     assert!(
         err.contains("variance.certainty") && err.contains("second-stage"),
@@ -535,8 +535,8 @@ fn sdr_sorted_and_circular_match_r() {
     let dir = scratch("rep-sdr-unknown");
     let relocated = relocated_config(&config, &dir, &[("sort", "sort = \"api98\"")]);
     let err = cvsurvey::pipeline::run(&relocated, Default::default())
-        .err()
-        .expect("refused")
+        .map(|_| ())
+        .expect_err("refused")
         .to_string();
     assert!(err.contains("sort column api98"), "{err}");
 }
