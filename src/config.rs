@@ -16,7 +16,7 @@ use crate::estimate::{DomainDf, VarianceMethod};
 use crate::output::reliability::RawReliability;
 use crate::output::sdmx::RawSdmx;
 use crate::output::settings::PublicationConfig;
-use crate::replicates::{ReplicateDfRule, ReplicateNonresponse, ReplicateProfile};
+use crate::replicates::{Certainty, ReplicateDfRule, ReplicateNonresponse, ReplicateProfile};
 use crate::weighting::{
     CalibrationConfig, CalibrationMethodName, RakeConvergence, TrimConfig, TrimTarget,
     WeightingSpec,
@@ -332,6 +332,12 @@ struct RawVariance {
     combined_weights: Option<bool>,
     #[serde(default)]
     replicate_df: Option<String>,
+    #[serde(default)]
+    certainty: Option<String>,
+    #[serde(default)]
+    sort: Option<String>,
+    #[serde(default)]
+    circular: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -415,6 +421,12 @@ pub struct ReplicateSettings {
     pub combined_weights: bool,
     /// Degrees of freedom of replicate rows; unset: as the profile says (R: the rank rule).
     pub replicate_df: Option<ReplicateDfRule>,
+    /// Replication units of certainty strata (`certainty = "ssu"`: their second-stage units).
+    pub certainty: Certainty,
+    /// SDR: column ordering the replication units (`None`: file order).
+    pub sort: Option<String>,
+    /// SDR: ACS convention, the last unit paired with the first.
+    pub circular: bool,
 }
 
 /// Which indicators to estimate, by domain, with which intervals.
@@ -684,6 +696,15 @@ impl Pipeline {
 
         let raw_variance = raw.variance.unwrap_or_default();
         let replicate = check_replicates(&raw_variance).map_err(|(key, m)| invalid(&key, m))?;
+        if replicate.certainty == Certainty::Ssu && design.psu.len() < 2 {
+            return Err(invalid(
+                "variance.certainty",
+                format!(
+                    "\"ssu\" replicates the second-stage units of certainty strata, but [design] names {} sampling stage(s): give psu = [\"<PSU column>\", \"<second-stage unit column>\"] or remove certainty",
+                    design.psu.len().max(1)
+                ),
+            ));
+        }
         let methods = raw_variance
             .method
             .map(OneOrMany::into_vec)
@@ -1381,6 +1402,26 @@ dir = "out"
         assert_eq!(p.design.collapse.order.as_deref(), Some("o"));
         assert_eq!(p.design.collapse.within.as_deref(), Some("r"));
     }
+
+    #[test]
+    fn replicate_units_and_sdr_order_are_checked() {
+        let p =
+            parse("[variance]\nmethod = \"sdr\"\nsort = \"geo\"\ncircular = true").expect("sdr");
+        assert_eq!(p.replicate.sort.as_deref(), Some("geo"));
+        assert!(p.replicate.circular);
+        assert_eq!(p.replicate.certainty, Certainty::Psu);
+        for (extra, key) in [
+            ("[variance]\ncertainty = \"ssu\"", "second-stage"),
+            (
+                "[variance]\ncertainty = \"households\"",
+                "variance.certainty",
+            ),
+            ("[variance]\nsort = \" \"", "variance.sort"),
+        ] {
+            let e = parse(extra).expect_err(extra);
+            assert!(e.to_string().contains(key), "{extra}: {e}");
+        }
+    }
 }
 
 /// Default upper bound on `[variance] replicates` (raised with `max_replicates`).
@@ -1452,6 +1493,21 @@ fn check_replicates(v: &RawVariance) -> Result<ReplicateSettings, (String, Strin
             ));
         }
     };
+    let certainty = match v.certainty.as_deref() {
+        None | Some("psu") => Certainty::Psu,
+        Some("ssu") => Certainty::Ssu,
+        Some(other) => {
+            return Err((
+                key("certainty"),
+                format!("\"{other}\" is not one of psu, ssu"),
+            ));
+        }
+    };
+    if let Some(column) = &v.sort
+        && column.trim().is_empty()
+    {
+        return Err((key("sort"), "name the column that orders the PSUs".into()));
+    }
     let supplied_type = v.supplied_type.clone().unwrap_or_else(|| "other".into());
     if !["bootstrap", "jk1", "jkn", "brr", "fay", "sdr", "other"].contains(&supplied_type.as_str())
     {
@@ -1478,5 +1534,8 @@ fn check_replicates(v: &RawVariance) -> Result<ReplicateSettings, (String, Strin
         supplied_type,
         combined_weights: v.combined_weights.unwrap_or(true),
         replicate_df,
+        certainty,
+        sort: v.sort.clone(),
+        circular: v.circular.unwrap_or(false),
     })
 }

@@ -783,6 +783,8 @@ pub(crate) fn replicate_settings(
         },
         VarianceMethod::Sdr => ReplicateMethod::Sdr {
             replicates: s.replicates,
+            sort: s.sort.clone(),
+            circular: s.circular,
         },
         VarianceMethod::Supplied => ReplicateMethod::Supplied(SuppliedSpec {
             // Names or `*` patterns: the stage matches them against the data.
@@ -810,6 +812,7 @@ pub(crate) fn replicate_settings(
         nonresponse: s.nonresponse,
         drop_failed: s.drop_failed,
         replicate_df: s.replicate_df,
+        certainty: s.certainty,
     })
 }
 

@@ -3,7 +3,6 @@
 //! group sums instead of rows (`docs/variance.md`, `docs/performance.md`).
 
 use super::{ReplicateDesign, numerical_rank};
-use crate::design::Design;
 use crate::weighting::ChainCells;
 
 /// Respondent rows grouped by (first-stage PSU, calibration cell). Within a group every
@@ -25,8 +24,13 @@ pub(super) struct Groups<'a> {
 }
 
 impl<'a> Groups<'a> {
-    pub(super) fn build(design: &Design, adjusted: &[f64], cells: ChainCells<'a>) -> Groups<'a> {
-        let psu_of_row = design.psu_of_row();
+    /// `unit_of_row`: the replication unit of every row ([`ReplicateDesign::unit_of_row`]).
+    pub(super) fn build(
+        unit_of_row: &[u32],
+        adjusted: &[f64],
+        cells: ChainCells<'a>,
+    ) -> Groups<'a> {
+        let psu_of_row = unit_of_row;
         let mut id: std::collections::HashMap<(u32, u32), u32> = std::collections::HashMap::new();
         let mut g = Groups {
             cells,

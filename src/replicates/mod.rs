@@ -2,8 +2,10 @@
 //! build replicate designs and `svrVar()` turns replicate estimates into a variance.
 //!
 //! A [`ReplicateDesign`] stores, for a design built from a [`Design`], one adjustment *factor
-//! per first-stage PSU and replicate* (`n_psu × R`, not `rows × R`): the replicate-r analysis
-//! weight of row i is `factor[r][psu(i)] · w_i`, expanded on the fly. Replicate weights supplied
+//! per replication unit and replicate* (`n_units × R`, not `rows × R`): the replicate-r
+//! analysis weight of row i is `factor[r][unit(i)] · w_i`, expanded on the fly. The units are
+//! the first-stage PSUs, or with [`Certainty::Ssu`] the second-stage units of certainty strata
+//! ([`ReplicationUnits`]). Replicate weights supplied
 //! with the data (R `svrepdesign(repweights = ...)`) are stored as given, per row.
 //!
 //! The variance of a statistic θ with replicate estimates θ_r is (R `svrVar`)
@@ -62,10 +64,23 @@ pub enum ReplicateMethod {
         /// Seed of the PCG32 streams.
         seed: u64,
     },
-    /// Successive-difference replication (Fay & Train 1995), PSUs in data order.
+    /// Rao–Wu (n_h − 1)-out-of-n_h bootstrap as Stata's `bsweights, n(-1)` and SAS's
+    /// `varmethod = bootstrap` form it: the subbootstrap's draws and factors, with strata of one
+    /// unit following the design's `lonely_psu` instead of being refused.
+    RaoWu {
+        /// Number of replicates (R ≥ 2).
+        replicates: usize,
+        /// Seed of the PCG32 streams.
+        seed: u64,
+    },
+    /// Successive-difference replication (Fay & Train 1995).
     Sdr {
         /// Number of replicates, a Hadamard order; default: R's `hadamard(n_psu)` order.
         replicates: Option<usize>,
+        /// Column whose value orders the replication units (ties and `None`: file order).
+        sort: Option<String>,
+        /// ACS convention: the last unit is paired with the first.
+        circular: bool,
     },
     /// Replicate weights supplied as data columns (R `svrepdesign(repweights = ...)`).
     Supplied(SuppliedSpec),
@@ -81,6 +96,7 @@ impl ReplicateMethod {
             ReplicateMethod::Fay { .. } => "Fay",
             ReplicateMethod::Bootstrap { .. } => "bootstrap",
             ReplicateMethod::Subbootstrap { .. } => "subbootstrap",
+            ReplicateMethod::RaoWu { .. } => "bootstrap (Rao-Wu)",
             ReplicateMethod::Sdr { .. } => "successive-difference",
             ReplicateMethod::Supplied(s) => s.kind.name(),
         }
@@ -149,6 +165,20 @@ pub struct SuppliedSpec {
 pub struct ReplicateOptions {
     /// Centre on the full-sample estimate (R `mse = TRUE`) instead of the replicate mean.
     pub mse: bool,
+    /// Replication units of certainty strata.
+    pub certainty: Certainty,
+}
+
+/// What replicates do in certainty strata (first-stage FPC with N_h = n_h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Certainty {
+    /// First-stage PSUs are the replication units everywhere; a certainty stratum gets no
+    /// replicate (R `as.svrepdesign`), so its second-stage variance is lost.
+    #[default]
+    Psu,
+    /// In certainty strata the second-stage units are the replication units, each certainty
+    /// PSU a replication stratum of its own (`[variance] certainty = "ssu"`).
+    Ssu,
 }
 
 /// How the replicate degrees of freedom were obtained.
@@ -259,12 +289,34 @@ pub enum ReplicateError {
     /// Invalid scale.
     #[error("scale must be finite and positive, got {0}")]
     Scale(f64),
+    /// `certainty = "ssu"` on a design without a second stage.
+    #[error(
+        "certainty = \"ssu\" replicates the second-stage units of certainty strata, but the design has one sampling stage: name the second-stage unit in [design] psu (e.g. psu = [\"psu\", \"household\"]) or remove certainty"
+    )]
+    CertaintyOneStage,
+    /// `certainty = "ssu"` with a method that needs pairs of PSUs.
+    #[error(
+        "{0} needs exactly 2 units per stratum and cannot replicate the second-stage units of certainty strata (certainty = \"ssu\"): use jkn, bootstrap or sdr, or pair the units into variance strata before replication"
+    )]
+    CertaintyPairs(&'static str),
+    /// A one-unit stratum under `lonely_psu = adjust` for the Rao–Wu bootstrap.
+    #[error(
+        "stratum {0} has only one unit: the Rao–Wu bootstrap (profile stata/sas) resamples n_h − 1 units and has no analogue of lonely_psu = adjust; choose lonely_psu = remove, certainty or average, or collapse strata"
+    )]
+    LonelyAdjust(String),
+    /// The SDR sort column is not in the data.
+    #[error(
+        "sort column {0} does not exist in the data: name a column of the data file in [variance] sort"
+    )]
+    SortColumn(String),
 }
 
-/// Replicate adjustments: PSU-level factors or row-level analysis weights.
+/// Replicate adjustments: factors per replication unit or row-level analysis weights.
 #[derive(Debug, Clone, PartialEq)]
 enum Factors {
-    /// `f[r * n_psu + p]`; row i's weight is `f[r][psu_of_row[i]] · base[i]`.
+    /// `f[r * n_psu + p]`; row i's weight is `f[r][psu_of_row[i]] · base[i]`. The units are the
+    /// first-stage PSUs, or with [`Certainty::Ssu`] the second-stage units of certainty strata
+    /// and the PSUs elsewhere ([`ReplicationUnits`]).
     Psu {
         psu_of_row: Vec<u32>,
         n_psu: usize,
@@ -294,7 +346,7 @@ fn has_strata(d: &Design) -> bool {
     d.n_strata() > 1 || d.stratum_label(0) != "(all)"
 }
 
-/// PSUs of each stratum, in order of first appearance.
+/// First-stage PSUs of each stratum, in order of first appearance.
 fn psus_by_stratum(d: &Design) -> Vec<Vec<usize>> {
     let mut out = vec![Vec::new(); d.n_strata()];
     for (p, &h) in d.stratum_of_psu().iter().enumerate() {
@@ -303,16 +355,141 @@ fn psus_by_stratum(d: &Design) -> Vec<Vec<usize>> {
     out
 }
 
-/// Sampling fraction complement 1 − n_h/N_h of the first stage (1 without FPC).
-fn fpc_factor(d: &Design, h: usize) -> f64 {
-    let st = &d.stages[0];
-    let n = st.sampsize[h];
-    let big_n = st.popsize[h];
-    if big_n.is_finite() {
-        (big_n - n) / big_n
-    } else {
-        1.0
+/// A first-stage stratum is a certainty stratum when 1 − n_h/N_h is below this (the threshold
+/// of the Taylor variance, `design::variance`).
+const CERTAINTY_FPC: f64 = 1e-7;
+
+/// The units replicates delete or resample, grouped into replication strata: the first-stage
+/// PSUs within their strata; with [`Certainty::Ssu`], in every certainty stratum the
+/// second-stage units, each certainty PSU a replication stratum of its own (the stage-2 strata
+/// of R's `multistage` are the PSUs), placed where its first-stage stratum was.
+pub(crate) struct ReplicationUnits {
+    /// Replication unit of every design row.
+    unit_of_row: Vec<u32>,
+    n_units: usize,
+    /// Units of each replication stratum, in order of first appearance.
+    by_stratum: Vec<Vec<usize>>,
+    /// N of each replication stratum (∞ without FPC).
+    popsize: Vec<f64>,
+    /// Label of each replication stratum, for messages (`stratum/PSU` for a certainty PSU).
+    label: Vec<String>,
+    /// Number of certainty PSUs whose second-stage units replace them.
+    certainty_psus: usize,
+}
+
+impl ReplicationUnits {
+    pub(crate) fn new(d: &Design, certainty: Certainty) -> Result<Self, ReplicateError> {
+        let st = &d.stages[0];
+        let is_certainty = |h: usize| certainty == Certainty::Ssu && certainty_stratum(d, h);
+        if certainty == Certainty::Ssu && d.n_stages() < 2 {
+            return Err(ReplicateError::CertaintyOneStage);
+        }
+        if !(0..d.n_strata()).any(is_certainty) {
+            let mut by_stratum = vec![Vec::new(); d.n_strata()];
+            for (p, &h) in d.stratum_of_psu().iter().enumerate() {
+                by_stratum[h as usize].push(p);
+            }
+            return Ok(ReplicationUnits {
+                unit_of_row: d.psu_of_row().to_vec(),
+                n_units: d.n_psu(),
+                by_stratum,
+                popsize: st.popsize.clone(),
+                label: st.stratum_label.clone(),
+                certainty_psus: 0,
+            });
+        }
+        let st2 = &d.stages[1];
+        // Replication unit of every PSU of an ordinary stratum and of every SSU of a certainty
+        // stratum, numbered in order of first appearance over the rows.
+        let mut of_psu = vec![u32::MAX; d.n_psu()];
+        let mut of_ssu = vec![u32::MAX; st2.unit_stratum.len()];
+        let mut n_units = 0u32;
+        let mut unit_of_row = Vec::with_capacity(d.n_rows());
+        for i in 0..d.n_rows() {
+            let (h, p, s) = (
+                st.stratum[i] as usize,
+                st.unit[i] as usize,
+                st2.unit[i] as usize,
+            );
+            let slot = if is_certainty(h) {
+                &mut of_ssu[s]
+            } else {
+                &mut of_psu[p]
+            };
+            if *slot == u32::MAX {
+                *slot = n_units;
+                n_units += 1;
+            }
+            unit_of_row.push(*slot);
+        }
+        let mut by_stratum = Vec::new();
+        let mut popsize = Vec::new();
+        let mut label = Vec::new();
+        let mut certainty_psus = 0;
+        for h in 0..d.n_strata() {
+            if is_certainty(h) {
+                // Stage-2 strata are the PSUs (code = PSU code).
+                for (p, _) in st
+                    .unit_stratum
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| **s as usize == h)
+                {
+                    let units: Vec<usize> = st2
+                        .unit_stratum
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, q)| **q as usize == p)
+                        .map(|(s, _)| of_ssu[s] as usize)
+                        .collect();
+                    by_stratum.push(units);
+                    popsize.push(st2.popsize[p]);
+                    label.push(st2.stratum_label[p].clone());
+                    certainty_psus += 1;
+                }
+            } else {
+                by_stratum.push(
+                    st.unit_stratum
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, s)| **s as usize == h)
+                        .map(|(p, _)| of_psu[p] as usize)
+                        .collect(),
+                );
+                popsize.push(st.popsize[h]);
+                label.push(st.stratum_label[h].clone());
+            }
+        }
+        Ok(ReplicationUnits {
+            unit_of_row,
+            n_units: n_units as usize,
+            by_stratum,
+            popsize,
+            label,
+            certainty_psus,
+        })
     }
+
+    /// Sampling fraction complement 1 − n/N of replication stratum `h` (1 without FPC).
+    fn fpc(&self, h: usize) -> f64 {
+        let big_n = self.popsize[h];
+        if big_n.is_finite() {
+            fpc_of(self.by_stratum[h].len() as f64, big_n)
+        } else {
+            1.0
+        }
+    }
+}
+
+/// Whether first-stage stratum `h` was sampled with certainty (N_h = n_h).
+pub(crate) fn certainty_stratum(d: &Design, h: usize) -> bool {
+    let st = &d.stages[0];
+    st.popsize[h].is_finite() && fpc_of(st.sampsize[h], st.popsize[h]) < CERTAINTY_FPC
+}
+
+/// 1 − n/N.
+fn fpc_of(n: f64, big_n: f64) -> f64 {
+    (big_n - n) / big_n
 }
 
 impl ReplicateDesign {
@@ -367,20 +544,35 @@ impl ReplicateDesign {
                 out.method = method.clone();
                 Ok(out)
             }
-            _ => Self::from_design(design, method, options),
+            _ => Self::constructed(Some(frame), design, method, options),
         }
     }
 
-    /// Build constructed replicates (every method but [`ReplicateMethod::Supplied`]).
+    /// Build constructed replicates (every method but [`ReplicateMethod::Supplied`], and SDR
+    /// without a sort column).
     pub fn from_design(
         design: &Design,
         method: &ReplicateMethod,
         options: &ReplicateOptions,
     ) -> Result<ReplicateDesign, ReplicateError> {
-        let n_psu = design.n_psu();
+        Self::constructed(None, design, method, options)
+    }
+
+    fn constructed(
+        frame: Option<&Frame>,
+        design: &Design,
+        method: &ReplicateMethod,
+        options: &ReplicateOptions,
+    ) -> Result<ReplicateDesign, ReplicateError> {
+        let units = ReplicationUnits::new(design, options.certainty)?;
+        let n_psu = units.n_units;
+        let certainty_ssu = units.certainty_psus > 0;
         let built = match method {
-            ReplicateMethod::Jk1 => jk1(design)?,
-            ReplicateMethod::Jkn => jkn(design)?,
+            ReplicateMethod::Jk1 => jk1(design, &units)?,
+            ReplicateMethod::Jkn => jkn(design, &units)?,
+            ReplicateMethod::Brr | ReplicateMethod::Fay { .. } if certainty_ssu => {
+                return Err(ReplicateError::CertaintyPairs(method.name()));
+            }
             ReplicateMethod::Brr => brr(design, 0.0)?,
             ReplicateMethod::Fay { rho } => {
                 if !(0.0..1.0).contains(rho) {
@@ -389,12 +581,28 @@ impl ReplicateDesign {
                 brr(design, *rho)?
             }
             ReplicateMethod::Bootstrap { replicates, seed } => {
-                bootstrap(design, *replicates, *seed, false)?
+                bootstrap(design, &units, *replicates, *seed, Draws::WithReplacement)?
             }
             ReplicateMethod::Subbootstrap { replicates, seed } => {
-                bootstrap(design, *replicates, *seed, true)?
+                bootstrap(design, &units, *replicates, *seed, Draws::Subbootstrap)?
             }
-            ReplicateMethod::Sdr { replicates } => sdr(design, *replicates)?,
+            ReplicateMethod::RaoWu { replicates, seed } => {
+                bootstrap(design, &units, *replicates, *seed, Draws::RaoWu)?
+            }
+            ReplicateMethod::Sdr {
+                replicates,
+                sort,
+                circular,
+            } => {
+                let order = match sort {
+                    None => (0..n_psu).collect(),
+                    Some(column) => {
+                        let frame = frame.ok_or(ReplicateError::NeedsFrame)?;
+                        sorted_units(frame, design, &units, column)?
+                    }
+                };
+                sdr(&order, *replicates, *circular)?
+            }
             ReplicateMethod::Supplied(_) => return Err(ReplicateError::NeedsFrame),
         };
         let n_rep = built.rscales.len();
@@ -409,7 +617,7 @@ impl ReplicateDesign {
             method: method.clone(),
             base: design.weights().to_vec(),
             factors: Factors::Psu {
-                psu_of_row: design.psu_of_row().to_vec(),
+                psu_of_row: units.unit_of_row,
                 n_psu,
                 f: built.f,
             },
@@ -589,7 +797,18 @@ impl ReplicateDesign {
         &self.base
     }
 
-    /// PSU-level factors of replicate `r` (one per first-stage PSU), for constructed methods.
+    /// Replication unit of every design row (the index into [`Self::psu_factors`]): the
+    /// first-stage PSU, or with [`Certainty::Ssu`] the second-stage unit in certainty strata;
+    /// `None` for supplied weights.
+    pub fn unit_of_row(&self) -> Option<&[u32]> {
+        match &self.factors {
+            Factors::Psu { psu_of_row, .. } => Some(psu_of_row),
+            Factors::Rows { .. } => None,
+        }
+    }
+
+    /// Factors of replicate `r`, one per replication unit (the first-stage PSUs unless
+    /// [`Certainty::Ssu`]), for constructed methods.
     pub fn psu_factors(&self, r: usize) -> Option<&[f64]> {
         match &self.factors {
             Factors::Psu { n_psu, f, .. } => Some(&f[r * n_psu..(r + 1) * n_psu]),
@@ -785,20 +1004,25 @@ struct Built {
     exact_rank: Option<usize>,
 }
 
-fn jk1(d: &Design) -> Result<Built, ReplicateError> {
+fn jk1(d: &Design, units: &ReplicationUnits) -> Result<Built, ReplicateError> {
     if has_strata(d) {
         return Err(ReplicateError::Jk1Stratified);
     }
-    let n = d.n_psu();
+    if units.by_stratum.len() > 1 {
+        return Err(ReplicateError::Replicates(
+            "JK1 deletes PSUs of one stratum, but certainty = \"ssu\" makes every certainty PSU a replication stratum: use jkn (with a strata column) or bootstrap".into(),
+        ));
+    }
+    let n = units.n_units;
     if n < 2 {
         return Err(ReplicateError::TooFewPsus {
             method: "JK1",
-            stratum: d.stratum_label(0).to_string(),
+            stratum: units.label[0].clone(),
             n,
             min: 2,
         });
     }
-    let fpc = fpc_factor(d, 0);
+    let fpc = units.fpc(0);
     if fpc == 0.0 {
         return Err(ReplicateError::Exhaustive);
     }
@@ -815,32 +1039,35 @@ fn jk1(d: &Design) -> Result<Built, ReplicateError> {
     })
 }
 
-fn jkn(d: &Design) -> Result<Built, ReplicateError> {
-    if !has_strata(d) {
+fn jkn(d: &Design, units: &ReplicationUnits) -> Result<Built, ReplicateError> {
+    if !has_strata(d) && units.certainty_psus == 0 {
         return Err(ReplicateError::Unstratified("JKn"));
     }
-    let n_psu = d.n_psu();
-    let n_strata = d.n_strata();
-    let by = psus_by_stratum(d);
+    let n_psu = units.n_units;
+    let n_strata = units.by_stratum.len();
     let lonely = d.lonely_psu();
     let mut f: Vec<f64> = Vec::new();
     let mut rscales = Vec::new();
     let mut strata_with_reps = 0usize;
     let mut adjusted = false;
-    for (h, psus) in by.iter().enumerate() {
+    for (h, psus) in units.by_stratum.iter().enumerate() {
         let nh = psus.len();
-        let fpc = fpc_factor(d, h);
+        let fpc = units.fpc(h);
         if fpc == 0.0 {
             // Exhaustively sampled: R (survey.drop.replicates) gives it no replicates.
             continue;
         }
         if nh == 1 {
             match lonely {
-                // Collapsed designs have no lonely first-stage stratum left.
-                LonelyPsu::Fail | LonelyPsu::Collapse => {
-                    return Err(ReplicateError::LonelyPsu(d.stratum_label(h).to_string()));
+                LonelyPsu::Fail => {
+                    return Err(ReplicateError::LonelyPsu(units.label[h].clone()));
                 }
-                LonelyPsu::Remove | LonelyPsu::Certainty | LonelyPsu::Average => continue,
+                // After collapsing, only a certainty PSU with one second-stage unit is lonely
+                // here: it contributes nothing, as at later stages under Taylor.
+                LonelyPsu::Remove
+                | LonelyPsu::Certainty
+                | LonelyPsu::Average
+                | LonelyPsu::Collapse => continue,
                 LonelyPsu::Adjust => {
                     let ns = n_strata as f64;
                     let mut col = vec![ns / (ns - 1.0); n_psu];
@@ -948,23 +1175,81 @@ fn sample_without_replacement(rng: &mut Pcg32, n: u64, k: usize) -> Vec<u64> {
     chosen
 }
 
-fn bootstrap(d: &Design, replicates: usize, seed: u64, sub: bool) -> Result<Built, ReplicateError> {
-    let method = if sub { "subbootstrap" } else { "bootstrap" };
+/// How a bootstrap replicate draws the units of a stratum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Draws {
+    /// n_h with replacement, or without replacement from N_h copies with an FPC (R
+    /// `bootweights`).
+    WithReplacement,
+    /// n_h − 1 with replacement, rescaled by n_h/(n_h − 1); one-unit strata refused (R
+    /// `subbootweights`).
+    Subbootstrap,
+    /// As the subbootstrap; one-unit strata follow `lonely_psu` and certainty strata keep
+    /// factor 1 (Stata `bsweights, n(-1)`, SAS `varmethod = bootstrap`).
+    RaoWu,
+}
+
+fn bootstrap(
+    d: &Design,
+    units: &ReplicationUnits,
+    replicates: usize,
+    seed: u64,
+    draws: Draws,
+) -> Result<Built, ReplicateError> {
+    let method = match draws {
+        Draws::WithReplacement => "bootstrap",
+        Draws::Subbootstrap => "subbootstrap",
+        Draws::RaoWu => "bootstrap (Rao-Wu)",
+    };
     if replicates < 2 {
         return Err(ReplicateError::Replicates(format!(
             "{method} needs at least 2 replicates, got {replicates}"
         )));
     }
-    let by = psus_by_stratum(d);
-    let n_psu = d.n_psu();
+    let by = &units.by_stratum;
+    let n_psu = units.n_units;
     let n_strata = by.len();
-    if sub && let Some((h, p)) = by.iter().enumerate().find(|(_, p)| p.len() < 2) {
+    if draws == Draws::Subbootstrap
+        && let Some((h, p)) = by.iter().enumerate().find(|(_, p)| p.len() < 2)
+    {
         return Err(ReplicateError::TooFewPsus {
             method,
-            stratum: d.stratum_label(h).to_string(),
+            stratum: units.label[h].clone(),
             n: p.len(),
             min: 2,
         });
+    }
+    // Rao–Wu: strata left at factor 1 (one unit, or sampled with certainty); with
+    // lonely_psu = average the scale grows by H / (H − lonely strata), as the Taylor variance.
+    let mut fixed = vec![false; n_strata];
+    let mut lonely_strata = 0usize;
+    if draws == Draws::RaoWu {
+        for (h, psus) in by.iter().enumerate() {
+            if units.fpc(h) < CERTAINTY_FPC {
+                fixed[h] = true;
+            } else if psus.len() == 1 {
+                match d.lonely_psu() {
+                    LonelyPsu::Fail => {
+                        return Err(ReplicateError::LonelyPsu(units.label[h].clone()));
+                    }
+                    LonelyPsu::Adjust => {
+                        return Err(ReplicateError::LonelyAdjust(units.label[h].clone()));
+                    }
+                    // After collapsing, only a certainty PSU with one second-stage unit is
+                    // lonely here: it contributes nothing, as at later stages under Taylor.
+                    LonelyPsu::Remove | LonelyPsu::Certainty | LonelyPsu::Collapse => {
+                        fixed[h] = true
+                    }
+                    LonelyPsu::Average => {
+                        fixed[h] = true;
+                        lonely_strata += 1;
+                    }
+                }
+            }
+        }
+        if fixed.iter().all(|&x| x) {
+            return Err(ReplicateError::Exhaustive);
+        }
     }
     let r_count = replicates as u64;
     let cols: Vec<Vec<f64>> = (0..replicates)
@@ -974,9 +1259,15 @@ fn bootstrap(d: &Design, replicates: usize, seed: u64, sub: bool) -> Result<Buil
             for (h, psus) in by.iter().enumerate() {
                 let nh = psus.len();
                 let stream = h as u64 * r_count + r as u64;
-                let mut rng = Pcg32::new(seed, stream);
-                let big_n = d.stages[0].popsize[h];
-                if sub {
+                // Hashed cells: PCG streams of one seed are correlated, which biased the
+                // bootstrap variance by a few per cent until December 2026.
+                let mut rng = Pcg32::for_cell(seed, stream);
+                let big_n = units.popsize[h];
+                if fixed[h] {
+                    for &p in psus {
+                        col[p] = 1.0;
+                    }
+                } else if draws != Draws::WithReplacement {
                     let mult = nh as f64 / (nh as f64 - 1.0);
                     for _ in 0..nh - 1 {
                         col[psus[rng.below(nh as u32) as usize]] += mult;
@@ -985,7 +1276,7 @@ fn bootstrap(d: &Design, replicates: usize, seed: u64, sub: bool) -> Result<Buil
                     // R: a population of floor(N_h) units cycling through the stratum's PSUs in
                     // a random order fixed per stratum, n_h drawn without replacement.
                     let mut perm = psus.clone();
-                    let mut prng = Pcg32::new(seed, n_strata as u64 * r_count + h as u64);
+                    let mut prng = Pcg32::for_cell(seed, n_strata as u64 * r_count + h as u64);
                     for i in (1..perm.len()).rev() {
                         perm.swap(i, prng.below((i + 1) as u32) as usize);
                     }
@@ -1004,20 +1295,23 @@ fn bootstrap(d: &Design, replicates: usize, seed: u64, sub: bool) -> Result<Buil
         .collect();
     let f: Vec<f64> = cols.into_iter().flatten().collect();
     let rf = replicates as f64;
-    let scale = if sub {
-        1.0 / (rf - 1.0)
-    } else {
-        // R bootweights: harmonic mean of n_h, n̄/(n̄ − 1) · 1/(R − 1).
-        let hm = n_strata as f64 / by.iter().map(|p| 1.0 / p.len() as f64).sum::<f64>();
-        if hm <= 1.0 {
-            return Err(ReplicateError::TooFewPsus {
-                method,
-                stratum: d.stratum_label(0).to_string(),
-                n: 1,
-                min: 2,
-            });
+    let scale = match draws {
+        Draws::Subbootstrap => 1.0 / (rf - 1.0),
+        // SAS's 1/(R − 1); the Stata profile turns it into 1/R (stage.rs).
+        Draws::RaoWu => n_strata as f64 / (n_strata - lonely_strata) as f64 / (rf - 1.0),
+        Draws::WithReplacement => {
+            // R bootweights: harmonic mean of n_h, n̄/(n̄ − 1) · 1/(R − 1).
+            let hm = n_strata as f64 / by.iter().map(|p| 1.0 / p.len() as f64).sum::<f64>();
+            if hm <= 1.0 {
+                return Err(ReplicateError::TooFewPsus {
+                    method,
+                    stratum: units.label[0].clone(),
+                    n: 1,
+                    min: 2,
+                });
+            }
+            hm / ((hm - 1.0) * (rf - 1.0))
         }
-        hm / ((hm - 1.0) * (rf - 1.0))
     };
     Ok(Built {
         f,
@@ -1027,8 +1321,66 @@ fn bootstrap(d: &Design, replicates: usize, seed: u64, sub: bool) -> Result<Buil
     })
 }
 
-fn sdr(d: &Design, replicates: Option<usize>) -> Result<Built, ReplicateError> {
-    let n_psu = d.n_psu();
+/// The replication units ordered by the value of `column` at their first design row (numbers
+/// numerically, text by its characters, blanks last); ties keep the order of first appearance.
+fn sorted_units(
+    frame: &Frame,
+    design: &Design,
+    units: &ReplicationUnits,
+    column: &str,
+) -> Result<Vec<usize>, ReplicateError> {
+    let col = frame
+        .column(column)
+        .ok_or_else(|| ReplicateError::SortColumn(column.to_string()))?;
+    let mut first_row = vec![usize::MAX; units.n_units];
+    for (i, &u) in units.unit_of_row.iter().enumerate() {
+        if first_row[u as usize] == usize::MAX {
+            first_row[u as usize] = design.frame_rows()[i];
+        }
+    }
+    let mut order: Vec<usize> = (0..units.n_units).collect();
+    match &col.data {
+        ColumnData::Num(v) => {
+            let key = |u: usize| {
+                let r = first_row[u];
+                (col.state[r] == CellState::Value).then(|| v[r])
+            };
+            order.sort_by(|&a, &b| match (key(a), key(b)) {
+                (Some(x), Some(y)) => x.total_cmp(&y),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            });
+        }
+        ColumnData::Text { .. } => {
+            let keys: Vec<Option<String>> = (0..units.n_units)
+                .map(|u| {
+                    let r = first_row[u];
+                    (col.state[r] == CellState::Value)
+                        .then(|| col.display(r))
+                        .flatten()
+                })
+                .collect();
+            order.sort_by(|&a, &b| match (&keys[a], &keys[b]) {
+                (Some(x), Some(y)) => x.cmp(y),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            });
+        }
+    }
+    Ok(order)
+}
+
+/// SDR factors for the units in `order` (position k of the order gets Hadamard rows
+/// 1 + k mod (R − 1) and that of position k + 1; `circular`: the last position's second row is
+/// the first position's row).
+fn sdr(
+    order: &[usize],
+    replicates: Option<usize>,
+    circular: bool,
+) -> Result<Built, ReplicateError> {
+    let n_psu = order.len();
     let h = match replicates {
         None => hadamard::hadamard(n_psu.max(3)),
         Some(r) => {
@@ -1047,9 +1399,10 @@ fn sdr(d: &Design, replicates: Option<usize>) -> Result<Built, ReplicateError> {
     let c = 2f64.powf(-1.5);
     let sign = |v: u8| if v == 1 { 1.0 } else { -1.0 };
     let mut f = vec![0.0; n_rep * n_psu];
-    for p in 0..n_psu {
-        let r1 = 1 + p % rows;
-        let r2 = 1 + (p + 1) % rows;
+    for (k, &p) in order.iter().enumerate() {
+        let next = if circular { (k + 1) % n_psu } else { k + 1 };
+        let r1 = 1 + k % rows;
+        let r2 = 1 + next % rows;
         for r in 0..n_rep {
             f[r * n_psu + p] = 1.0 + c * (sign(h.get(r1, r)) - sign(h.get(r2, r)));
         }

@@ -7,7 +7,9 @@
 use rayon::prelude::*;
 
 use super::groups::Groups;
-use super::{ReplicateDesign, ReplicateMethod, ReplicateOptions, SuppliedSpec, numerical_rank};
+use super::{
+    Certainty, ReplicateDesign, ReplicateMethod, ReplicateOptions, SuppliedSpec, numerical_rank,
+};
 use crate::design::{Design, DesignSpec};
 use crate::estimate::{ContrastRow, EstimateError, EstimateRow, EstimationRequest};
 use crate::frame::Frame;
@@ -73,6 +75,8 @@ pub(crate) struct ReplicateStageSettings {
     pub drop_failed: bool,
     /// Replicate df rule; unset: the profile's df (R: [`ReplicateDfRule::Rank`]).
     pub replicate_df: Option<ReplicateDfRule>,
+    /// Replication units of certainty strata.
+    pub certainty: Certainty,
 }
 
 /// Errors that stop the replicate stage.
@@ -162,17 +166,32 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
             | ReplicateMethod::Brr
             | ReplicateMethod::Fay { .. }
     );
+    // The ACS convention (circular SDR) centres on the full-sample estimate, as R's
+    // svrepdesign(type = "ACS").
+    let acs = matches!(settings.method, ReplicateMethod::Sdr { circular: true, .. });
     let mse = settings
         .mse
-        .unwrap_or(settings.profile == ReplicateProfile::Sas && jackknife_or_brr);
-    let rep_method = with_matched_columns(&settings.method, inputs.frame);
+        .unwrap_or(settings.profile == ReplicateProfile::Sas && jackknife_or_brr || acs);
+    let rep_method = match (&settings.method, settings.profile) {
+        // Stata's bsweights (n(-1)) and SAS's varmethod = bootstrap resample n_h − 1 PSUs
+        // (Rao–Wu); R's bootweights draw n_h and correct only on average (docs/variance.md).
+        (
+            ReplicateMethod::Bootstrap { replicates, seed },
+            ReplicateProfile::Stata | ReplicateProfile::Sas,
+        ) => ReplicateMethod::RaoWu {
+            replicates: *replicates,
+            seed: *seed,
+        },
+        (method, _) => with_matched_columns(method, inputs.frame),
+    };
     // The replicate table (a factor per PSU, or a weight per row for supplied columns, per
     // replicate) is the stage's largest allocation: refuse before it, with the figures.
     let (units, n_rep_planned) = match &rep_method {
         ReplicateMethod::Supplied(s) => (inputs.design.n_rows(), s.columns.len()),
         ReplicateMethod::Bootstrap { replicates, .. }
-        | ReplicateMethod::Subbootstrap { replicates, .. } => (inputs.design.n_psu(), *replicates),
-        ReplicateMethod::Sdr { replicates } => (
+        | ReplicateMethod::Subbootstrap { replicates, .. }
+        | ReplicateMethod::RaoWu { replicates, .. } => (inputs.design.n_psu(), *replicates),
+        ReplicateMethod::Sdr { replicates, .. } => (
             inputs.design.n_psu(),
             replicates.unwrap_or(inputs.design.n_psu()),
         ),
@@ -191,19 +210,24 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
         inputs.frame,
         inputs.design,
         &rep_method,
-        &ReplicateOptions { mse },
+        &ReplicateOptions {
+            mse,
+            certainty: settings.certainty,
+        },
     )
     .map_err(|e| err(settings, e))?;
     let n_rep = rep.n_replicates();
-    let bootstrap = matches!(
-        rep_method,
-        ReplicateMethod::Bootstrap { .. } | ReplicateMethod::Subbootstrap { .. }
-    );
+    let bootstrap = matches!(rep_method, ReplicateMethod::Subbootstrap { .. });
     match settings.profile {
         ReplicateProfile::R => {}
         ReplicateProfile::Stata => {
             if bootstrap {
                 rep.set_scale(1.0 / n_rep as f64);
+            } else if matches!(rep_method, ReplicateMethod::RaoWu { .. }) {
+                // Stata divides by R where SAS divides by R − 1 (the builder's scale, which
+                // may carry lonely_psu = average's H / (H − lonely strata)).
+                let rf = n_rep as f64;
+                rep.set_scale(rep.scale() * (rf - 1.0) / rf);
             }
         }
         ReplicateProfile::Sas => {
@@ -212,6 +236,11 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
             }
         }
     }
+    let rep = rep;
+    // The replication unit of every respondent row; `ssu_units` when they are not the PSUs
+    // (certainty = "ssu" on a design with certainty strata).
+    let unit_of_row = rep.unit_of_row().unwrap_or(inputs.design.psu_of_row());
+    let ssu_units = (unit_of_row != inputs.design.psu_of_row()).then_some(unit_of_row);
     let profile_df = match settings.profile {
         ReplicateProfile::R => None,
         ReplicateProfile::Stata => Some(inputs.design.degf(&vec![true; inputs.design.n_rows()])),
@@ -240,7 +269,7 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
         _ => None,
     };
     let psu_of_frame_row = if supplied.is_none() && inputs.schemes.iter().any(recomputes_nr) {
-        psu_of_every_row(inputs)
+        psu_of_every_row(inputs, unit_of_row, ssu_units.is_some())
     } else {
         Vec::new()
     };
@@ -249,7 +278,7 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
     let mut rows = Vec::new();
     let mut contrasts = Vec::new();
     let mut tests = Vec::new();
-    let mut warnings = Vec::new();
+    let mut warnings = design_warnings(settings, &rep_method, inputs.design);
     let mut kept = Vec::new();
     inputs.progress.start(
         "replicates",
@@ -305,7 +334,7 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
             scheme
                 .chain
                 .cells()
-                .map(|cells| Groups::build(inputs.design, &scheme.adjusted, cells))
+                .map(|cells| Groups::build(unit_of_row, &scheme.adjusted, cells))
         } else {
             None
         };
@@ -506,6 +535,25 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
                 } else {
                     full_rank as f64 - 1.0
                 }
+            } else if let Some(units) = ssu_units {
+                // Replication units are not the PSUs: the domain's units key the cache.
+                let rows = rows();
+                let mut present: Vec<u32> = rows.iter().map(|&i| units[i]).collect();
+                present.sort_unstable();
+                present.dedup();
+                if let Some(&rank) = rank_cache
+                    .lock()
+                    .ok()
+                    .and_then(|c| c.get(&present).copied())
+                    .as_ref()
+                {
+                    return rank as f64 - 1.0;
+                }
+                let rank = factor_rank(&rep, &present, &rows, units);
+                if let Ok(mut c) = rank_cache.lock() {
+                    c.insert(present, rank);
+                }
+                rank as f64 - 1.0
             } else {
                 if let Some(&rank) = rank_cache
                     .lock()
@@ -641,6 +689,76 @@ fn design_df(design: &Design, psus: &[u32]) -> f64 {
     psus.len() as f64 - strata as f64
 }
 
+/// What the replicates leave out of the design, said once per method: variance of later stages
+/// that Taylor adds (R warns "Finite population corrections after first stage have been
+/// dropped"), and the order SDR takes the PSUs in.
+fn design_warnings(
+    settings: &ReplicateStageSettings,
+    method: &ReplicateMethod,
+    design: &Design,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let name = &settings.name;
+    if let ReplicateMethod::Sdr { sort: None, .. } = method {
+        out.push(format!(
+            "{name}: successive differences are taken between PSUs in the order of the data file; set [variance] sort = \"<column>\" to order them by a sort variable (e.g. the frame's geographic order)"
+        ));
+    }
+    if matches!(method, ReplicateMethod::Supplied(_))
+        || design.n_stages() < 2
+        || !design.stages[0].has_fpc
+    {
+        return out;
+    }
+    let certainty: Vec<&str> = (0..design.n_strata())
+        .filter(|&h| super::certainty_stratum(design, h))
+        .map(|h| design.stratum_label(h))
+        .collect();
+    let sampled = design.n_strata() - certainty.len();
+    let list = |labels: &[&str]| {
+        let mut s = labels
+            .iter()
+            .take(5)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if labels.len() > 5 {
+            s.push_str(&format!(" and {} more", labels.len() - 5));
+        }
+        s
+    };
+    match settings.certainty {
+        Certainty::Psu => {
+            let lost = if certainty.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; the {} certainty strata (N_h = n_h: {}) get no replicate and contribute no variance at all",
+                    certainty.len(),
+                    list(&certainty)
+                )
+            };
+            out.push(format!(
+                "{name}: replicates are formed from first-stage PSUs only, so the variance of later sampling stages that Taylor adds (f_h · V_2h in every stratum with a first-stage fpc) is dropped{lost}; set [variance] certainty = \"ssu\" to replicate the second-stage units of certainty strata, or use variance = \"taylor\""
+            ));
+        }
+        Certainty::Ssu if sampled > 0 => out.push(format!(
+            "{name}: in the {sampled} strata that are not certainty strata the second-stage share f_h · V_2h of the Taylor variance is dropped (small when first-stage sampling fractions f_h are small)"
+        )),
+        Certainty::Ssu => {}
+    }
+    if settings.certainty == Certainty::Ssu
+        && !certainty.is_empty()
+        && design.n_stages() > 2
+        && design.stages[1].has_fpc
+    {
+        out.push(format!(
+            "{name}: in certainty strata the second-stage units are replicated; the variance of the third and later stages is dropped"
+        ));
+    }
+    out
+}
+
 /// Numerical rank of the kept replicate weights (replicates as columns) over the kept-row
 /// positions `rows`, as R's `qr(weights(design, "analysis"), tol = 1e-5)$rank`. Dropped
 /// replicates are left out.
@@ -720,41 +838,57 @@ fn supplied_design_weights(
         .collect()
 }
 
-/// The design's first-stage PSU index of every used frame row: respondents from the design,
-/// unit nonrespondents by their stratum and PSU values (none when their PSU has no respondent,
-/// or when elements are the PSUs).
-fn psu_of_every_row(inputs: &Inputs<'_>) -> Vec<Option<u32>> {
+/// The replication unit (index into the replicate factors) of every used frame row:
+/// respondents from `unit_of_row`, unit nonrespondents by their stratum and PSU values (none
+/// when their PSU has no respondent, or when elements are the PSUs). With `ssu` (certainty
+/// strata replicated by their second-stage units) a nonrespondent of a certainty stratum is
+/// placed by its second-stage unit too (none when that unit has no respondent).
+fn psu_of_every_row(inputs: &Inputs<'_>, unit_of_row: &[u32], ssu: bool) -> Vec<Option<u32>> {
     let spec = inputs.design_spec;
     let n = inputs.frame.n_rows();
     let mut out = vec![None; n];
-    let psu_of_row = inputs.design.psu_of_row();
     for (k, &r) in inputs.respondents.iter().enumerate() {
-        out[r] = Some(psu_of_row[k]);
+        out[r] = Some(unit_of_row[k]);
     }
     let Some(psu_col) = spec.psu.first().and_then(|c| inputs.frame.column(c)) else {
         return out;
+    };
+    let ssu_col = if ssu {
+        spec.psu.get(1).and_then(|c| inputs.frame.column(c))
+    } else {
+        None
     };
     let strata_cols: Vec<_> = spec
         .strata
         .iter()
         .filter_map(|c| inputs.frame.column(c))
         .collect();
-    let key = |r: usize| {
+    let key = |r: usize, second: bool| {
         (
             strata_cols
                 .iter()
                 .map(|c| c.display(r).unwrap_or_default())
                 .collect::<Vec<_>>(),
             psu_col.display(r).unwrap_or_default(),
+            ssu_col
+                .filter(|_| second)
+                .and_then(|c| c.display(r))
+                .unwrap_or_default(),
         )
     };
+    let stratum_of_row = inputs.design.stratum_of_row();
     let mut index = std::collections::HashMap::new();
     for (k, &r) in inputs.respondents.iter().enumerate() {
-        index.entry(key(r)).or_insert(psu_of_row[k]);
+        let certainty = ssu_col.is_some()
+            && super::certainty_stratum(inputs.design, stratum_of_row[k] as usize);
+        index.entry(key(r, certainty)).or_insert(unit_of_row[k]);
     }
     for (r, slot) in out.iter_mut().enumerate() {
         if slot.is_none() {
-            *slot = index.get(&key(r)).copied();
+            *slot = index
+                .get(&key(r, false))
+                .or_else(|| index.get(&key(r, true)))
+                .copied();
         }
     }
     out

@@ -137,8 +137,14 @@ fn check(rd: &ReplicateDesign, f: &Frame, path: &str, name: &str, tol: f64) -> f
     worst
 }
 
-const OPT: ReplicateOptions = ReplicateOptions { mse: false };
-const MSE: ReplicateOptions = ReplicateOptions { mse: true };
+const OPT: ReplicateOptions = ReplicateOptions {
+    mse: false,
+    certainty: Certainty::Psu,
+};
+const MSE: ReplicateOptions = ReplicateOptions {
+    mse: true,
+    certainty: Certainty::Psu,
+};
 
 #[test]
 fn replicates_hadamard_matches_r() {
@@ -568,8 +574,16 @@ fn replicates_sdr_successive_differences() {
         domain: &all,
     }];
     for (reps, want) in [(None, circular), (Some(28), ends)] {
-        let rd = ReplicateDesign::from_design(&d, &ReplicateMethod::Sdr { replicates: reps }, &MSE)
-            .expect("sdr");
+        let rd = ReplicateDesign::from_design(
+            &d,
+            &ReplicateMethod::Sdr {
+                replicates: reps,
+                sort: None,
+                circular: false,
+            },
+            &MSE,
+        )
+        .expect("sdr");
         let v = rd.estimate(&stat).variance[0];
         eprintln!(
             "SDR {} replicates: rel diff to the successive-difference formula {:.2e}",
@@ -582,7 +596,9 @@ fn replicates_sdr_successive_differences() {
         ReplicateDesign::from_design(
             &d,
             &ReplicateMethod::Sdr {
-                replicates: Some(30)
+                replicates: Some(30),
+                sort: None,
+                circular: false,
             },
             &OPT
         ),
@@ -722,4 +738,298 @@ fn a_column_independent_only_off_the_subset_keeps_full_rank() {
     a[3 * n + 1] += 1.0;
     assert!(!full_rank_on_subset(&a, n, m));
     assert_eq!(numerical_rank(&a, n, m), m);
+}
+
+/// A stratified one-stage design in CSV: stratum sizes `sizes`, one row per PSU with y and
+/// weight pw (deterministic values), and an fpc column when `popsize` is given.
+fn synthetic_strata(sizes: &[usize], popsize: Option<&[f64]>) -> Frame {
+    let mut text = String::from("h,psu,y,pw,fpc\n");
+    let mut p = 0;
+    for (h, &n) in sizes.iter().enumerate() {
+        for j in 0..n {
+            p += 1;
+            let y = 10.0 + ((p * 37 + h * 11) % 23) as f64 + j as f64 * 0.5;
+            let pw = 3.0 + (p % 4) as f64;
+            let fpc = popsize.map_or(1000.0, |v| v[h]);
+            text.push_str(&format!("S{h},{p},{y},{pw},{fpc}\n"));
+        }
+    }
+    crate::test_support::frame(&text)
+}
+
+/// Replicate variance of the total of y (replicate totals of Σ f w y) for a replicate design.
+fn total_variance(rd: &ReplicateDesign, y: &[f64]) -> f64 {
+    let full: f64 = rd.base_weights().iter().zip(y).map(|(w, y)| w * y).sum();
+    let thetas: Vec<f64> = (0..rd.n_replicates())
+        .map(|r| {
+            rd.replicate_weights(r)
+                .iter()
+                .zip(y)
+                .map(|(w, y)| w * y)
+                .sum()
+        })
+        .collect();
+    rd.variance(&thetas, full)
+}
+
+/// Mean and Monte-Carlo standard error of `v(seed)` over `seeds` seeds.
+fn monte_carlo(seeds: u64, v: impl Fn(u64) -> f64) -> (f64, f64) {
+    let vs: Vec<f64> = (1..=seeds).map(v).collect();
+    let n = vs.len() as f64;
+    let mean = vs.iter().sum::<f64>() / n;
+    let var = vs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0);
+    (mean, (var / n).sqrt())
+}
+
+/// Rao–Wu (n_h − 1 draws, factor n_h/(n_h − 1)) with SAS's 1/(R − 1) is unbiased for the
+/// with-replacement Taylor variance of a total; R's bootweights counts (n_h draws) with the
+/// same 1/(R − 1) — what the Stata/SAS profiles did before — have expectation
+/// Σ_h (n_h − 1)/n_h V_h, short by (n_h − 1)/n_h. Fixed seeds: deterministic.
+#[test]
+fn rao_wu_bootstrap_expected_variance_of_a_total_is_the_with_replacement_taylor_variance() {
+    let sizes = [2, 3, 5, 8];
+    let f = synthetic_strata(&sizes, None);
+    let d = design(&f, &spec(Some("h"), &["psu"], &[], LonelyPsu::Fail));
+    let y = num(&f, "y");
+    let scores: Vec<f64> = d.weights().iter().zip(&y).map(|(w, y)| w * y).collect();
+    let taylor = d.variance(&scores, None).expect("taylor");
+    // Per-stratum Taylor variances, to give the expectation of the n_h-draw bootstrap.
+    let short: f64 = (0..sizes.len())
+        .map(|h| {
+            let in_h: Vec<f64> = scores
+                .iter()
+                .zip(d.stratum_of_row())
+                .map(|(&z, &s)| if s as usize == h { z } else { 0.0 })
+                .collect();
+            let n = sizes[h] as f64;
+            (n - 1.0) / n * d.variance(&in_h, None).expect("v_h")
+        })
+        .sum();
+    let reps = 100;
+    let (mean, mc_se) = monte_carlo(2000, |seed| {
+        let rd = ReplicateDesign::from_design(
+            &d,
+            &ReplicateMethod::RaoWu {
+                replicates: reps,
+                seed,
+            },
+            &OPT,
+        )
+        .expect("rao-wu");
+        assert_eq!(rd.scale(), 1.0 / (reps as f64 - 1.0));
+        total_variance(&rd, &y)
+    });
+    eprintln!("Rao-Wu: E[v] {mean} ± {mc_se}, Taylor {taylor}");
+    assert!(
+        (mean - taylor).abs() < 4.0 * mc_se,
+        "{mean} ± {mc_se} vs {taylor}"
+    );
+    assert!(mc_se < 0.005 * taylor, "too few seeds to tell: {mc_se}");
+    // The old convention: n_h draws with replacement, 1/(R − 1).
+    let (old, old_se) = monte_carlo(2000, |seed| {
+        let mut rd = ReplicateDesign::from_design(
+            &d,
+            &ReplicateMethod::Bootstrap {
+                replicates: reps,
+                seed,
+            },
+            &OPT,
+        )
+        .expect("bootstrap");
+        rd.set_scale(1.0 / (reps as f64 - 1.0));
+        total_variance(&rd, &y)
+    });
+    eprintln!("n_h draws: E[v] {old} ± {old_se}, expected {short}");
+    assert!((old - short).abs() < 4.0 * old_se);
+    assert!(
+        taylor - old > 10.0 * old_se,
+        "the understatement is visible"
+    );
+}
+
+/// Rao–Wu in strata of one PSU follows lonely_psu: fail and adjust are errors naming the
+/// stratum, remove and certainty keep its factor at 1, average also scales the variance by
+/// H / (H − lonely strata); a certainty stratum (N_h = n_h) keeps factor 1.
+#[test]
+fn rao_wu_lonely_strata_follow_lonely_psu() {
+    let f = synthetic_strata(&[3, 1, 4], None);
+    let method = ReplicateMethod::RaoWu {
+        replicates: 20,
+        seed: 5,
+    };
+    let build = |lonely| {
+        let d = design(&f, &spec(Some("h"), &["psu"], &[], lonely));
+        ReplicateDesign::from_design(&d, &method, &OPT)
+    };
+    assert_eq!(
+        build(LonelyPsu::Fail).expect_err("refused"),
+        ReplicateError::LonelyPsu("S1".into())
+    );
+    assert_eq!(
+        build(LonelyPsu::Adjust).expect_err("refused"),
+        ReplicateError::LonelyAdjust("S1".into())
+    );
+    let remove = build(LonelyPsu::Remove).expect("remove");
+    let certainty = build(LonelyPsu::Certainty).expect("certainty");
+    let average = build(LonelyPsu::Average).expect("average");
+    assert_eq!(remove, certainty);
+    for r in 0..remove.n_replicates() {
+        // PSU 3 (0-based) is the lonely stratum's.
+        assert_eq!(remove.psu_factors(r).expect("f")[3], 1.0);
+    }
+    assert!((average.scale() - remove.scale() * 3.0 / 2.0).abs() < 1e-15);
+    // Certainty stratum: factor 1 in every replicate.
+    let g = synthetic_strata(&[3, 2, 4], Some(&[100.0, 2.0, 50.0]));
+    let d = design(&g, &spec(Some("h"), &["psu"], &["fpc"], LonelyPsu::Fail));
+    let rd = ReplicateDesign::from_design(&d, &method, &OPT).expect("rao-wu");
+    for r in 0..rd.n_replicates() {
+        assert_eq!(&rd.psu_factors(r).expect("f")[3..5], &[1.0, 1.0]);
+    }
+}
+
+const SSU: ReplicateOptions = ReplicateOptions {
+    mse: false,
+    certainty: Certainty::Ssu,
+};
+
+/// SEs of mean(y), total(y) and ratio(y/x) over the whole sample.
+fn certainty_se(rd: &ReplicateDesign, f: &Frame) -> [f64; 3] {
+    let (y, x) = (num(f, "y"), num(f, "x"));
+    let all = vec![true; f.n_rows()];
+    let stat = |kind| Statistic {
+        kind,
+        y: &y,
+        x: None,
+        domain: &all,
+    };
+    let stats = [
+        stat(IndicatorKind::Mean),
+        stat(IndicatorKind::Total),
+        Statistic {
+            x: Some(&x),
+            ..stat(IndicatorKind::Ratio)
+        },
+    ];
+    let v = rd.estimate(&stats).variance;
+    [v[0].sqrt(), v[1].sqrt(), v[2].sqrt()]
+}
+
+/// R's SEs by column of `certainty_se.csv`.
+fn certainty_reference(column: &str) -> [f64; 3] {
+    let (h, rows) = read("replicates/certainty_se.csv");
+    let c = h.iter().position(|x| x == column).expect("column");
+    let get = |k: usize| {
+        rows[k][c]
+            .as_deref()
+            .expect("cell")
+            .parse::<f64>()
+            .expect("number")
+    };
+    [get(0), get(1), get(2)]
+}
+
+fn certainty_design(f: &Frame) -> Design {
+    let mut s = spec(Some("h"), &["psu", "ssu"], &["N1", "N2"], LonelyPsu::Fail);
+    s.nest = true;
+    design(f, &s)
+}
+
+/// JKn with certainty = "ssu" deletes households within the certainty PSUs: it equals R's JKn on
+/// the variance strata (a certainty PSU a stratum of its households) to rounding, and is close
+/// to R's multistage Taylor SE, which adds only f_h V_2h in the other strata on top. Without it
+/// the certainty strata carry no variance at all.
+#[test]
+fn jkn_with_certainty_ssu_matches_r_on_certainty_psus() {
+    let f = frame("replicates/certainty_data.csv");
+    let d = certainty_design(&f);
+    let rd = ReplicateDesign::from_design(&d, &ReplicateMethod::Jkn, &SSU).expect("jkn ssu");
+    let se = certainty_se(&rd, &f);
+    let jkn_r = certainty_reference("jkn_variance_strata");
+    let taylor_r = certainty_reference("taylor_multistage");
+    for k in 0..3 {
+        assert!(
+            rel(se[k], jkn_r[k]) < 1e-10,
+            "{k}: {} vs R {}",
+            se[k],
+            jkn_r[k]
+        );
+        assert!(
+            rel(se[k], taylor_r[k]) < 0.02,
+            "{k}: {} vs Taylor {}",
+            se[k],
+            taylor_r[k]
+        );
+    }
+    // One replicate per household of the certainty PSUs A1..A3, B1, B2 and per PSU elsewhere.
+    let vunit = match &f.column("vunit").expect("vunit").data {
+        ColumnData::Text { codes, .. } => codes.clone(),
+        ColumnData::Num(_) => panic!("vunit is text"),
+    };
+    let mut units = vunit.clone();
+    units.sort_unstable();
+    units.dedup();
+    assert_eq!(rd.n_replicates(), units.len());
+    // Our own Taylor variance agrees with R's multistage one (the reference is consistent).
+    let y = num(&f, "y");
+    let scores: Vec<f64> = d.weights().iter().zip(&y).map(|(w, y)| w * y).collect();
+    let taylor = d.variance(&scores, None).expect("taylor").sqrt();
+    assert!(
+        rel(taylor, taylor_r[1]) < 1e-10,
+        "{taylor} vs {}",
+        taylor_r[1]
+    );
+    // First-stage PSUs only: the certainty strata give no replicate, the SE is too small.
+    let psu = ReplicateDesign::from_design(&d, &ReplicateMethod::Jkn, &OPT).expect("jkn");
+    let se_psu = certainty_se(&psu, &f);
+    assert!(se_psu[1] < 0.95 * se[1], "{} vs {}", se_psu[1], se[1]);
+    // BRR cannot pair households; a one-stage design has no households.
+    assert_eq!(
+        ReplicateDesign::from_design(&d, &ReplicateMethod::Brr, &SSU).expect_err("refused"),
+        ReplicateError::CertaintyPairs("BRR")
+    );
+    let one_stage = design(&f, &spec(Some("h"), &["psu"], &["N1"], LonelyPsu::Fail));
+    assert_eq!(
+        ReplicateDesign::from_design(&one_stage, &ReplicateMethod::Jkn, &SSU).expect_err("refused"),
+        ReplicateError::CertaintyOneStage
+    );
+}
+
+/// Rao–Wu with certainty = "ssu": over many seeds the variance of a total averages to the
+/// with-replacement Taylor variance of the variance strata (households in certainty PSUs, PSUs
+/// elsewhere); R's bootweights with ssu come within Monte-Carlo error of the Taylor SE with FPC.
+#[test]
+fn bootstrap_with_certainty_ssu_is_unbiased_for_the_variance_strata() {
+    let f = frame("replicates/certainty_data.csv");
+    let d = certainty_design(&f);
+    let y = num(&f, "y");
+    let strata = design(&f, &spec(Some("vstrat"), &["vunit"], &[], LonelyPsu::Fail));
+    let scores: Vec<f64> = d.weights().iter().zip(&y).map(|(w, y)| w * y).collect();
+    let taylor = strata.variance(&scores, None).expect("taylor");
+    let (mean, mc_se) = monte_carlo(1000, |seed| {
+        let method = ReplicateMethod::RaoWu {
+            replicates: 100,
+            seed,
+        };
+        let rd = ReplicateDesign::from_design(&d, &method, &SSU).expect("rao-wu");
+        total_variance(&rd, &y)
+    });
+    eprintln!("Rao-Wu ssu: E[v] {mean} ± {mc_se}, Taylor {taylor}");
+    assert!(
+        (mean - taylor).abs() < 4.0 * mc_se,
+        "{mean} ± {mc_se} vs {taylor}"
+    );
+    assert!(mc_se < 0.01 * taylor);
+    let reps = 4000;
+    let method = ReplicateMethod::Bootstrap {
+        replicates: reps,
+        seed: 20261207,
+    };
+    let rd = ReplicateDesign::from_design(&d, &method, &SSU).expect("bootstrap");
+    let se = total_variance(&rd, &y).sqrt();
+    let taylor_r = certainty_reference("taylor_multistage")[1];
+    // R's bootweights are exact only on average over strata (harmonic-mean correction): allow
+    // 4 Monte-Carlo SDs (1/sqrt(2R) relative) plus 5% for that approximation.
+    let tol = 4.0 / (2.0 * reps as f64).sqrt() + 0.05;
+    eprintln!("bootstrap ssu: SE {se} vs Taylor {taylor_r}");
+    assert!(rel(se, taylor_r) < tol, "{se} vs {taylor_r}");
 }

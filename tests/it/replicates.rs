@@ -480,3 +480,142 @@ fn replicate_df_rules_and_full_domain_df_apply_to_replicate_rows() {
         }
     }
 }
+
+/// R's SE of `statistic` in column `column` of `fixtures/replicates/certainty_se.csv`.
+fn certainty_reference(statistic: &str, column: &str) -> f64 {
+    let mut reader =
+        csv::Reader::from_path(root().join("fixtures/replicates/certainty_se.csv")).expect("csv");
+    let header = reader.headers().expect("header").clone();
+    let c = header.iter().position(|h| h == column).expect("column");
+    reader
+        .records()
+        .map(|r| r.expect("record"))
+        .find(|r| &r[0] == statistic)
+        .map(|r| r[c].parse::<f64>().expect("number"))
+        .expect("statistic")
+}
+
+/// `certainty = "ssu"` through the pipeline: JKn SEs equal R's JKn on the variance strata (a
+/// certainty PSU a stratum of its households) and stay within 1% of R's multistage Taylor SE;
+/// the run summary says what is still dropped. Without the key, the warning says the certainty
+/// strata carry no variance and how to keep it.
+#[test]
+fn certainty_psus_replicate_their_households_as_r() {
+    let config = root().join("fixtures/replicates/certainty_jkn.toml");
+    let dir = scratch("rep-certainty");
+    let relocated = relocated_config(&config, &dir, &[]);
+    let report = cvsurvey::pipeline::run(&relocated, Default::default()).expect("run");
+    let (rows, _) = read_estimates(&dir.join("out/estimates.parquet"));
+    for statistic in ["mean_y", "total_y", "ratio_y_x"] {
+        let ours = rows
+            .iter()
+            .find(|r| r.indicator == statistic && r.domain_var == "_T")
+            .and_then(|r| r.se)
+            .expect("se");
+        let jkn = certainty_reference(statistic, "jkn_variance_strata");
+        let taylor = certainty_reference(statistic, "taylor_multistage");
+        assert!(
+            rel_diff(ours, jkn) < 1e-8,
+            "{statistic}: {ours} vs R JKn {jkn}"
+        );
+        assert!(
+            rel_diff(ours, taylor) < 0.01,
+            "{statistic}: {ours} vs Taylor {taylor}"
+        );
+    }
+    let summary = std::fs::read_to_string(dir.join("out/run_summary.json")).expect("summary");
+    assert!(summary.contains("not certainty strata"), "{summary}");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("not certainty strata"))
+    );
+
+    let dir = scratch("rep-certainty-psu");
+    let relocated = relocated_config(&config, &dir, &[("certainty", "")]);
+    let report = cvsurvey::pipeline::run(&relocated, Default::default()).expect("run");
+    let warning = report
+        .warnings
+        .iter()
+        .find(|w| w.contains("later sampling stages"))
+        .expect("warning");
+    assert!(warning.contains("2 certainty strata") && warning.contains("certainty = \"ssu\""));
+    let summary = std::fs::read_to_string(dir.join("out/run_summary.json")).expect("summary");
+    assert!(summary.contains("later sampling stages"));
+}
+
+/// Bad input: certainty = "ssu" on a one-stage design is a config error naming the key.
+#[test]
+fn certainty_ssu_needs_a_second_stage() {
+    let config = root().join("fixtures/replicates/certainty_jkn.toml");
+    let dir = scratch("rep-certainty-one-stage");
+    let relocated = relocated_config(
+        &config,
+        &dir,
+        &[("psu = ", "psu = \"psu\""), ("fpc = ", "fpc = \"N1\"")],
+    );
+    let err = cvsurvey::pipeline::run(&relocated, Default::default())
+        .map(|_| ())
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains("variance.certainty") && err.contains("second-stage"),
+        "{err}"
+    );
+}
+
+/// SDR with a sort column, with and without the ACS circular pairing, and in file order: SEs
+/// equal R's svrepdesign(type = "successive-difference" / "ACS") on the same construction
+/// (`fixtures/replicates/make_sdr.R`); file order is noted in the run summary.
+#[test]
+fn sdr_sorted_and_circular_match_r() {
+    let config = root().join("fixtures/replicates/sdr_api.toml");
+    let mut reader =
+        csv::Reader::from_path(root().join("fixtures/replicates/sdr_se.csv")).expect("csv");
+    let references: Vec<(String, String, f64)> = reader
+        .records()
+        .map(|r| r.expect("record"))
+        .map(|r| {
+            (
+                r[0].to_string(),
+                r[1].to_string(),
+                r[2].parse().expect("se"),
+            )
+        })
+        .collect();
+    for (case, extra) in [
+        ("sorted_circular", vec![]),
+        ("sorted", vec![("circular", "circular = false")]),
+        ("file_order", vec![("circular", ""), ("sort", "")]),
+    ] {
+        let dir = scratch(&format!("rep-sdr-{case}"));
+        let relocated = relocated_config(&config, &dir, &extra);
+        let report = cvsurvey::pipeline::run(&relocated, Default::default()).expect("run");
+        let (rows, _) = read_estimates(&dir.join("out/estimates.parquet"));
+        for (_, statistic, want) in references.iter().filter(|r| r.0 == case) {
+            let ours = rows
+                .iter()
+                .find(|r| &r.indicator == statistic && r.domain_var == "_T")
+                .and_then(|r| r.se)
+                .expect("se");
+            assert!(
+                rel_diff(ours, *want) < 1e-8,
+                "{case} {statistic}: {ours} vs R {want}"
+            );
+        }
+        let noted = report
+            .warnings
+            .iter()
+            .any(|w| w.contains("order of the data file"));
+        assert_eq!(noted, case == "file_order", "{case}: {:?}", report.warnings);
+    }
+    // A sort column that is not in the data is an error naming it.
+    let dir = scratch("rep-sdr-unknown");
+    let relocated = relocated_config(&config, &dir, &[("sort", "sort = \"api98\"")]);
+    let err = cvsurvey::pipeline::run(&relocated, Default::default())
+        .map(|_| ())
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("sort column api98"), "{err}");
+}
