@@ -251,7 +251,7 @@ pub fn write_estimates(
     write_batch(staged, path, &batch, metadata)
 }
 
-/// Write findings as CSV with columns `row,id,column,value,kind,reason`.
+/// Write findings as CSV with columns `row,id,column,value,kind,reason,action`.
 ///
 /// `quarantine.csv` gets the findings that excluded their row; `findings.csv` all of them.
 pub fn write_findings<'a>(
@@ -262,7 +262,7 @@ pub fn write_findings<'a>(
     staged.write(path, |out| {
         let mut w = csv::Writer::from_writer(out);
         let e = |err: csv::Error| io_err(path, err);
-        w.write_record(["row", "id", "column", "value", "kind", "reason"])
+        w.write_record(["row", "id", "column", "value", "kind", "reason", "action"])
             .map_err(e)?;
         for f in findings {
             w.write_record([
@@ -272,6 +272,7 @@ pub fn write_findings<'a>(
                 &spreadsheet_safe(&f.value),
                 f.kind.as_str(),
                 &spreadsheet_safe(&f.reason),
+                f.action.as_str(),
             ])
             .map_err(e)?;
         }

@@ -51,7 +51,7 @@ fn run_on_the_demo_prints_a_summary_and_writes_outputs() {
     let quarantine = std::fs::read_to_string(dir.join("out/quarantine.csv")).expect("quarantine");
     assert_eq!(
         quarantine.trim_end(),
-        "row,id,column,value,kind,reason",
+        "row,id,column,value,kind,reason,action",
         "header only when nothing is quarantined"
     );
     let leftovers: Vec<_> = std::fs::read_dir(dir.join("out"))
@@ -654,13 +654,41 @@ fn na_and_dot_in_numeric_columns_are_blank_cells() {
     let q = std::fs::read_to_string(dir.join("out/quarantine.csv")).expect("quarantine");
     assert!(q.contains(",region,NA,invalid_code,"), "{q}");
 
-    // `[data] na` replaces the list: without NA and ".", they are not numbers.
+    // `[data] na` replaces the list: without NA and ".", they are not numbers. Answers that
+    // are not numbers are blanked (the rows are kept, and read as the blanks they were);
+    // under `invalid_answer = "quarantine"` every row with one is quarantined.
     std::fs::write(&data, rewritten.join("\n") + "\n").expect("write");
     replace_in(&config, "id = \"resp_id\"", "id = \"resp_id\"\nna = [\"\"]");
+    let (code, stdout, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("+ 0 quarantined"), "{stdout}");
+    assert!(stdout.contains("not_a_number (blanked)"), "{stdout}");
+    let findings = std::fs::read_to_string(dir.join("out/findings.csv")).expect("findings");
+    assert!(
+        findings
+            .lines()
+            .any(|l| l.ends_with(",NA,not_a_number,not a number,blanked")),
+        "the finding keeps the value as written and says it was blanked"
+    );
+    let (blanked, _) = read_estimates(&dir.join("out/estimates.parquet"));
+    assert_eq!(
+        blanked, base,
+        "blanked answers give the estimates of blank cells"
+    );
+    replace_in(
+        &config,
+        "[design]",
+        "[validation]\ninvalid_answer = \"quarantine\"\n\n[design]",
+    );
     let (code, stdout, stderr) = cvsurvey(&["validate", config.to_str().expect("utf8")]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("+ 20028 quarantined"), "{stdout}");
     assert!(stdout.contains("not_a_number"), "{stdout}");
+    let findings = std::fs::read_to_string(dir.join("out/findings.csv")).expect("findings");
+    assert!(
+        !findings.contains(",blanked"),
+        "nothing is blanked under quarantine"
+    );
 }
 
 #[test]
