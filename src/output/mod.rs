@@ -196,6 +196,7 @@ pub fn estimates_schema() -> Schema {
         Field::new("n_effective", DataType::Float64, true),
         utf8("flag"),
         utf8("flag_reason"),
+        f64n("item_missing_share"),
     ])
 }
 
@@ -233,6 +234,7 @@ pub fn estimates_batch(rows: &[EstimateRow]) -> Result<RecordBatch, arrow_schema
         o(|r| r.n_effective),
         s(|r| r.flag.as_str()),
         s(|r| &r.flag_reason),
+        o(|r| r.item_missing_share),
     ];
     RecordBatch::try_new(Arc::new(estimates_schema()), columns)
 }

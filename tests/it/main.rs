@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod contrasts;
 mod edge_cases;
+mod editing;
 mod fuzz_regressions;
 mod golden;
 mod identities;
