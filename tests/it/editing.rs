@@ -83,7 +83,7 @@ fn shares(dir: &Path) -> Vec<(String, String, Option<f64>, String, String)> {
     let header = reader.headers().expect("header").clone();
     let at = |name: &str| header.iter().position(|h| h == name).expect(name);
     assert_eq!(
-        header.iter().last(),
+        header.iter().next_back(),
         Some("item_missing_share"),
         "the new column comes last"
     );
