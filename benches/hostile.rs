@@ -86,6 +86,8 @@ fn spec(path: PathBuf) -> IngestSpec {
         column_patterns: Vec::new(),
         na: vec![String::new(), "NA".into(), ".".into()],
         derived: None,
+        invalid_answer: Default::default(),
+        unit_columns: Vec::new(),
     }
 }
 

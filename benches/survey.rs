@@ -170,6 +170,8 @@ fn ingest_spec(rows: usize, path: &Path) -> (IngestSpec, Questionnaire) {
         column_patterns: Vec::new(),
         na: Vec::new(),
         derived: None,
+        invalid_answer: Default::default(),
+        unit_columns: Vec::new(),
     };
     (spec, q)
 }

@@ -13,6 +13,7 @@ use crate::design::{CollapseSpec, DesignSpec, LonelyPsu, PpsMethod};
 use crate::estimate::ContrastSpec;
 use crate::estimate::ci::CiMethod;
 use crate::estimate::{DomainDf, VarianceMethod};
+use crate::ingest::InvalidAnswer;
 use crate::output::reliability::RawReliability;
 use crate::output::sdmx::RawSdmx;
 use crate::output::settings::PublicationConfig;
@@ -136,7 +137,16 @@ struct RawPipeline {
     contrast: Vec<RawContrast>,
     #[serde(default)]
     test: Vec<RawTest>,
+    #[serde(default)]
+    validation: Option<RawValidation>,
     output: RawOutput,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawValidation {
+    #[serde(default)]
+    invalid_answer: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -485,6 +495,8 @@ pub struct Pipeline {
     pub contrasts: Vec<ContrastSpec>,
     /// `[[test]]` tables, in config order.
     pub tests: Vec<TestConfig>,
+    /// `[validation] invalid_answer`: what an invalid answer does to its respondent.
+    pub invalid_answer: InvalidAnswer,
 }
 
 impl Pipeline {
@@ -838,6 +850,19 @@ impl Pipeline {
             invalid(&key, message)
         })?;
 
+        let invalid_answer = match raw.validation.and_then(|v| v.invalid_answer) {
+            None => InvalidAnswer::Blank,
+            Some(name) => InvalidAnswer::from_name(&name).ok_or_else(|| {
+                invalid(
+                    "validation.invalid_answer",
+                    format!(
+                        "\"{name}\" is not one of blank (the item becomes item nonresponse, the \
+                         respondent is kept), quarantine (the respondent is excluded)"
+                    ),
+                )
+            })?,
+        };
+
         Ok(Pipeline {
             config_path: path.to_path_buf(),
             questionnaire: resolve(&raw.questionnaire),
@@ -869,6 +894,7 @@ impl Pipeline {
             reference_period: raw.output.reference_period,
             contrasts,
             tests,
+            invalid_answer,
         })
     }
 }
@@ -1421,6 +1447,22 @@ dir = "out"
             let e = parse(extra).expect_err(extra);
             assert!(e.to_string().contains(key), "{extra}: {e}");
         }
+    }
+
+    #[test]
+    fn invalid_answers_are_blanked_unless_quarantine_is_asked_for() {
+        assert_eq!(
+            parse("").expect("default").invalid_answer,
+            InvalidAnswer::Blank
+        );
+        let p = parse("[validation]\ninvalid_answer = \"quarantine\"").expect("quarantine");
+        assert_eq!(p.invalid_answer, InvalidAnswer::Quarantine);
+        let p = parse("[validation]\ninvalid_answer = \"blank\"").expect("blank");
+        assert_eq!(p.invalid_answer, InvalidAnswer::Blank);
+        let e = parse("[validation]\ninvalid_answer = \"drop\"").expect_err("unknown");
+        assert!(e.to_string().contains("validation.invalid_answer"), "{e}");
+        let e = parse("[validation]\non_invalid = \"blank\"").expect_err("unknown key");
+        assert!(e.to_string().contains("on_invalid"), "{e}");
     }
 }
 

@@ -71,6 +71,8 @@ fn demo_spec(path: PathBuf) -> IngestSpec {
         column_patterns: Vec::new(),
         na: vec![String::new(), "NA".into(), ".".into()],
         derived: None,
+        invalid_answer: Default::default(),
+        unit_columns: Vec::new(),
     }
 }
 
@@ -99,7 +101,7 @@ fn ingest_and_account(spec: &IngestSpec, questionnaire: &Questionnaire) {
     let mut quarantined_rows: Vec<u64> = ingested
         .findings
         .iter()
-        .filter(|f| f.kind.quarantines())
+        .filter(|f| f.action == cvsurvey::ingest::FindingAction::Quarantined)
         .map(|f| f.row)
         .collect();
     quarantined_rows.dedup();

@@ -432,6 +432,7 @@ mod tests {
             y: y.clone(),
             x: None,
             defined: vec![true; 5],
+            item_missing: None,
         };
         let totals = fine.totals(IndicatorKind::Mean, &vals, &w, None);
         let sums = fine.domain_sums(0, 1, 2, IndicatorKind::Mean, &totals, 0, &|_, _| {});

@@ -111,6 +111,9 @@ pub struct EstimateRow {
     pub n_weighted: f64,
     /// Effective sample size n_unweighted / deff (none where deff is undefined).
     pub n_effective: Option<f64>,
+    /// Weighted share of the indicator's universe in the domain whose value is item-missing
+    /// ([`item_missing_shares`]); none where the universe has no weight.
+    pub item_missing_share: Option<f64>,
     /// Reliability flag; estimation leaves every row [`Flag::Reliable`] and the publication
     /// rules (`output::reliability`) set it.
     pub flag: Flag,
@@ -229,6 +232,52 @@ struct IndicatorValues {
     y: Vec<f64>,
     x: Option<Vec<f64>>,
     defined: Vec<bool>,
+    /// Rows of the universe whose value is item-missing; `None` when there is none (the usual
+    /// case, which then needs no pass over the rows).
+    item_missing: Option<ItemMissing>,
+}
+
+/// Which rows of an indicator's universe are item-missing.
+struct ItemMissing {
+    /// In the universe (the universe expression true).
+    universe: Vec<bool>,
+    /// In the universe, and the value (or a ratio's denominator) is missing: some item the
+    /// expression needs is blank, don't know, refused or another missing code, or was blanked
+    /// by editing. Not asked (not applicable) is not missing.
+    missing: Vec<bool>,
+}
+
+/// `item_missing_share` of each domain value of `b`: the weighted share of the indicator's
+/// universe in the domain whose value is item-missing,
+///
+///   share_d = Σ_{i ∈ U ∩ d, value missing} w_i / Σ_{i ∈ U ∩ d} w_i,
+///
+/// with `w` the scheme's final weights. A total over a variable with item nonresponse sums only
+/// the answered values, so it is biased downward by about this share of the domain's total
+/// (exactly so when the missing answers have the mean of the given ones). Weighted rather than
+/// counted, because the bias of a weighted total is carried by the weight of the missing rows.
+/// `None` for a domain value whose universe has no weight.
+fn item_missing_shares(vals: &IndicatorValues, w: &[f64], b: &Breakdown) -> Vec<Option<f64>> {
+    let Some(im) = &vals.item_missing else {
+        return vec![Some(0.0); b.labels.len()];
+    };
+    let mut universe = vec![0.0; b.labels.len()];
+    let mut missing = vec![0.0; b.labels.len()];
+    for (r, d) in b.of_row.iter().enumerate() {
+        if let Some(d) = *d
+            && im.universe[r]
+        {
+            universe[d as usize] += w[r];
+            if im.missing[r] {
+                missing[d as usize] += w[r];
+            }
+        }
+    }
+    universe
+        .iter()
+        .zip(&missing)
+        .map(|(&u, &m)| (u > 0.0).then(|| m / u).and_then(finite))
+        .collect()
 }
 
 /// `universe`: the indicator's universe, evaluated once for every indicator that shares it (the
@@ -272,6 +321,11 @@ fn evaluate(
         .zip(&y.state)
         .map(|(u, s)| *u && *s == EvalState::Value)
         .collect();
+    let mut missing: Vec<bool> = universe
+        .iter()
+        .zip(&y.state)
+        .map(|(u, s)| *u && *s == EvalState::Missing)
+        .collect();
     let x = match den_expr {
         None => None,
         Some(e) => {
@@ -279,9 +333,16 @@ fn evaluate(
             for (d, s) in defined.iter_mut().zip(&x.state) {
                 *d &= *s == EvalState::Value;
             }
+            for ((m, u), s) in missing.iter_mut().zip(universe).zip(&x.state) {
+                *m |= *u && *s == EvalState::Missing;
+            }
             Some(x.values)
         }
     };
+    let item_missing = missing.contains(&true).then(|| ItemMissing {
+        universe: universe.to_vec(),
+        missing,
+    });
     if ind.kind == IndicatorKind::Proportion
         && let Some(r) = (0..n).find(|&r| defined[r] && y.values[r] != 0.0 && y.values[r] != 1.0)
     {
@@ -295,6 +356,7 @@ fn evaluate(
         y: y.values,
         x,
         defined,
+        item_missing,
     })
 }
 
@@ -1239,6 +1301,7 @@ fn estimate_block(
             k += b.labels.len();
             continue;
         }
+        let item_missing = item_missing_shares(vals, &scheme.weights, b);
         let grouped = if grouped_path {
             let fine = fine.as_ref().map(|(cells, totals)| (*cells, totals, index));
             grouped_domain_stats(
@@ -1335,6 +1398,7 @@ fn estimate_block(
                         .deff
                         .filter(|d| d.is_finite() && *d > 0.0)
                         .map(|d| n_unweighted as f64 / d),
+                    item_missing_share: item_missing[d],
                     flag: Flag::Reliable,
                     flag_reason: String::new(),
                 });
@@ -1832,4 +1896,81 @@ fn domain_estimate(
         },
         kept: (keep_scores && replicated.is_none()).then(|| KeptScore::rows(scores)),
     })
+}
+
+#[cfg(test)]
+mod item_missing_tests {
+    use super::*;
+
+    fn values(universe: Vec<bool>, missing: Vec<bool>) -> IndicatorValues {
+        let n = universe.len();
+        let item_missing = missing.contains(&true).then(|| ItemMissing {
+            universe: universe.clone(),
+            missing: missing.clone(),
+        });
+        IndicatorValues {
+            y: vec![1.0; n],
+            x: None,
+            defined: universe
+                .iter()
+                .zip(&missing)
+                .map(|(u, m)| *u && !m)
+                .collect(),
+            item_missing,
+        }
+    }
+
+    fn two_domains(of_row: Vec<Option<u32>>) -> Breakdown {
+        Breakdown {
+            var: "sex".into(),
+            labels: vec!["1".into(), "2".into()],
+            of_row,
+            published: true,
+        }
+    }
+
+    #[test]
+    fn a_total_without_missing_items_has_share_zero() {
+        let vals = values(vec![true; 4], vec![false; 4]);
+        let b = two_domains(vec![Some(0), Some(0), Some(1), None]);
+        assert_eq!(
+            item_missing_shares(&vals, &[1.0, 2.0, 3.0, 4.0], &b),
+            [Some(0.0), Some(0.0)]
+        );
+    }
+
+    #[test]
+    fn blanking_rows_of_known_weights_gives_their_weighted_share() {
+        let w = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0];
+        // Rows 2 and 5 missing; row 4 outside the universe; row 6 in no domain value.
+        let vals = values(
+            vec![true, true, true, false, true, true],
+            vec![false, true, false, false, true, true],
+        );
+        let b = two_domains(vec![Some(0), Some(0), Some(1), Some(1), Some(1), None]);
+        let got = item_missing_shares(&vals, &w, &b);
+        let expected = [20.0 / (10.0 + 20.0), 50.0 / (30.0 + 50.0)];
+        for (g, e) in got.iter().zip(expected) {
+            assert!((g.expect("defined") - e).abs() < 1e-15, "{g:?} vs {e}");
+        }
+        // The whole population: every missing row over every universe row.
+        let total = Breakdown {
+            var: TOTAL.into(),
+            labels: vec![TOTAL.into()],
+            of_row: vec![Some(0); 6],
+            published: true,
+        };
+        let got = item_missing_shares(&vals, &w, &total)[0].expect("defined");
+        assert!((got - (20.0 + 50.0 + 60.0) / (10.0 + 20.0 + 30.0 + 50.0 + 60.0)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn a_domain_whose_universe_weighs_nothing_has_no_share() {
+        let vals = values(vec![true, true], vec![true, false]);
+        let b = two_domains(vec![Some(0), Some(1)]);
+        assert_eq!(
+            item_missing_shares(&vals, &[0.0, 1.0], &b),
+            [None, Some(0.0)]
+        );
+    }
 }

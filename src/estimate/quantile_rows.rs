@@ -19,7 +19,7 @@ use super::quantile::{
 use super::{
     Block, Breakdown, CalibratedSums, CellSums, EstimateError, EstimateRow, EstimationRequest,
     Flag, IndicatorValues, PsuCell, ReplicateDf, SumsPath, TOTAL, domain_estimate, finite,
-    grouped_domain_stats,
+    grouped_domain_stats, item_missing_shares,
 };
 use crate::questionnaire::{Indicator, IndicatorKind, QuantileInterval};
 use crate::weighting::Scheme;
@@ -78,6 +78,7 @@ pub(super) fn taylor_block(
         if !b.published {
             continue;
         }
+        let item_missing = item_missing_shares(vals, w, b);
         let domains: Vec<SortedDomain> = orders.by_breakdown[index]
             .iter()
             .map(|o| SortedDomain::from_order(o, &vals.y, w))
@@ -135,6 +136,7 @@ pub(super) fn taylor_block(
                     .collect(),
                 x: None,
                 defined: vals.defined.clone(),
+                item_missing: None,
             };
             let stats = cdf_stats(req, &below, scheme, b, sums, path, full_df).map_err(
                 |(d, message)| EstimateError::Variance {
@@ -174,6 +176,7 @@ pub(super) fn taylor_block(
                     CiMethod::Woodruff,
                     df,
                     (n_rows, domain_weight(&orders.by_breakdown[index][d], w)),
+                    item_missing[d],
                 ));
             }
         }
@@ -338,6 +341,7 @@ fn quantile_row(
     method: CiMethod,
     df: f64,
     (n_unweighted, n_weighted): (usize, f64),
+    item_missing_share: Option<f64>,
 ) -> EstimateRow {
     let m = ind.multiplier;
     let est = estimate * m;
@@ -362,6 +366,7 @@ fn quantile_row(
         n_unweighted: n_unweighted as i64,
         n_weighted,
         n_effective: None,
+        item_missing_share,
         flag: Flag::Reliable,
         flag_reason: String::new(),
     }
@@ -483,6 +488,8 @@ pub fn quantile_replicate_rows(
     let mut domain = SortedDomain::default();
     let mut current = None;
     let mut df = f64::NAN;
+    // item_missing_share of the current (indicator, breakdown), per domain value.
+    let mut shares: Option<((usize, usize), Vec<Option<f64>>)> = None;
     for (k, e) in plan.entries.iter().enumerate() {
         let ind = req.indicators[e.indicator];
         let (Some(spec), Some(orders)) = (&ind.quantile, &prepared.quantile_orders[e.indicator])
@@ -527,6 +534,13 @@ pub fn quantile_replicate_rows(
             }
         };
         let b = &prepared.breakdowns[e.breakdown];
+        if shares
+            .as_ref()
+            .is_none_or(|(at, _)| *at != (e.indicator, e.breakdown))
+        {
+            shares = Some(((e.indicator, e.breakdown), item_missing_shares(vals, w, b)));
+        }
+        let item_missing_share = shares.as_ref().and_then(|(_, s)| s[e.domain]);
         rows.push(quantile_row(
             req,
             ind,
@@ -539,6 +553,7 @@ pub fn quantile_replicate_rows(
             method,
             df,
             (order.len(), domain_weight(order, w)),
+            item_missing_share,
         ));
     }
     rows

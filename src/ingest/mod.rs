@@ -4,7 +4,8 @@
 //! Every input row ends up either *used* or *quarantined* with its reasons, and
 //! `rows_read = rows_used + rows_quarantined` is asserted before returning. Findings that do not
 //! make a row unusable (item nonresponse, answers recorded for a unit nonrespondent) are reported
-//! but the row is kept.
+//! but the row is kept; an invalid answer is blanked and the row kept unless
+//! [`InvalidAnswer::Quarantine`] is asked for (each finding says what was done, [`FindingAction`]).
 
 mod builder;
 pub mod dictionary;
@@ -53,6 +54,81 @@ pub struct IngestSpec {
     /// Variables the run reads after ingest (indicators, domains, calibration margins): only
     /// the derived variables among them, and their inputs, are built. `None`: all of them.
     pub derived: Option<Vec<String>>,
+    /// What an invalid answer does: blank the item (default) or quarantine the row.
+    pub invalid_answer: InvalidAnswer,
+    /// Questionnaire variables the weighting needs in every respondent's row (calibration
+    /// margins and the variables they are derived from): a blank there stops the calibration,
+    /// so an invalid answer in them still quarantines a respondent. (Nonresponse classes, read
+    /// in every row, are in `required_columns`, where an invalid value always quarantines.)
+    pub unit_columns: Vec<String>,
+}
+
+/// What an invalid answer does to its row: a code the questionnaire does not declare, a value
+/// outside its range, not a number or not whole, or an answer where skip logic says the question
+/// was not asked.
+///
+/// Editing practice (UNECE GSDEM 2019; de Waal, Pannekoek & Scholtus 2011) blanks the
+/// item and keeps the unit: dropping the respondent would remove every other answer from
+/// nonresponse adjustment, calibration and every other indicator. Invalid ids, design, frame,
+/// weight and response values, and invalid answers in the variables the weighting needs
+/// ([`IngestSpec::unit_columns`]), quarantine the row under either setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InvalidAnswer {
+    /// The cell becomes blank, read as if the file had a blank there: item nonresponse where
+    /// the question was asked, not asked where skip logic says so (so an answer where the
+    /// question was not asked becomes "not asked", not item nonresponse).
+    #[default]
+    Blank,
+    /// The row is quarantined (the behaviour before blanking was the default).
+    Quarantine,
+}
+
+impl InvalidAnswer {
+    /// The setting named as in `[validation] invalid_answer`.
+    pub fn from_name(name: &str) -> Option<InvalidAnswer> {
+        match name {
+            "blank" => Some(InvalidAnswer::Blank),
+            "quarantine" => Some(InvalidAnswer::Quarantine),
+            _ => None,
+        }
+    }
+
+    /// Its name in `[validation] invalid_answer`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvalidAnswer::Blank => "blank",
+            InvalidAnswer::Quarantine => "quarantine",
+        }
+    }
+}
+
+/// What was done about a finding (column `action` of `findings.csv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FindingAction {
+    /// The row and the value were kept (item nonresponse, answers of a unit nonrespondent,
+    /// which are ignored, a dictionary label).
+    Kept,
+    /// The cell was blanked and the row kept ([`InvalidAnswer::Blank`]).
+    Blanked,
+    /// The row was quarantined.
+    Quarantined,
+}
+
+impl FindingAction {
+    /// Name written in `findings.csv` and the summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingAction::Kept => "kept",
+            FindingAction::Blanked => "blanked",
+            FindingAction::Quarantined => "quarantined",
+        }
+    }
+}
+
+impl fmt::Display for FindingAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// True when `name` matches `pattern`, where `*` stands for any text (possibly empty).
@@ -137,7 +213,8 @@ impl FindingKind {
         }
     }
 
-    /// True when a row with this finding cannot be used and is quarantined.
+    /// True when a row with this finding cannot be used and is quarantined, unless the finding
+    /// is an invalid answer whose cell was blanked (see [`Finding::action`]).
     pub fn quarantines(self) -> bool {
         !matches!(
             self,
@@ -170,6 +247,8 @@ pub struct Finding {
     pub kind: FindingKind,
     /// Human-readable reason.
     pub reason: String,
+    /// What was done: row kept, cell blanked, or row quarantined.
+    pub action: FindingAction,
 }
 
 /// Result of reading and validating a data file.
@@ -183,9 +262,10 @@ pub struct Ingested {
     pub respondent: Vec<bool>,
     /// Data rows in the file.
     pub rows_read: u64,
-    /// Rows excluded (each has at least one quarantining finding).
+    /// Rows excluded (each has at least one finding with action quarantined).
     pub rows_quarantined: u64,
-    /// All findings, in row order; those with `kind.quarantines()` excluded their row.
+    /// All findings, in row order; those with action [`FindingAction::Quarantined`] excluded
+    /// their row.
     pub findings: Vec<Finding>,
     /// SHA-256 of the data file, lower-case hex.
     pub sha256: String,
@@ -545,9 +625,29 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         .entry(spec.id_column().to_string())
         .or_insert_with(|| vec![false; n_rows]);
 
-    let mut findings: Vec<(usize, String, String, FindingKind, String)> = Vec::new();
+    // Columns where an invalid value makes the row unusable (in every row; the weighting's
+    // variables in respondents' rows, the only rows calibration reads); elsewhere an invalid
+    // answer can be blanked.
+    let mut all_rows_columns: std::collections::HashSet<&str> = needed_columns(spec)
+        .into_iter()
+        .chain([spec.id_column()])
+        .collect();
+    all_rows_columns.extend(
+        q.variables
+            .iter()
+            .filter(|v| v.frame)
+            .map(|v| v.name.as_str()),
+    );
+    let blankable = |column: &str, respondent: bool| {
+        q.variable(column).is_some()
+            && !all_rows_columns.contains(column)
+            && !(respondent && spec.unit_columns.iter().any(|c| c == column))
+    };
+    // Cells blanked by editing, per column (only columns with at least one).
+    let mut edited: HashMap<String, Vec<bool>> = HashMap::new();
+    let mut findings: Vec<RowFinding> = Vec::new();
     for (row, kind, message) in row_problems {
-        findings.push((row, String::new(), String::new(), kind, message));
+        findings.push((row, String::new(), String::new(), kind, message, false));
     }
     for (row, column, value, problem) in cell_problems {
         let (kind, reason) = match problem {
@@ -575,7 +675,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
                 format!("outside the valid range [{low}, {high}]"),
             ),
         };
-        findings.push((row, column, value, kind, reason));
+        findings.push((row, column, value, kind, reason, false));
     }
 
     // Response status.
@@ -605,8 +705,35 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
                     col.display(r).unwrap_or_default(),
                     FindingKind::InvalidResponse,
                     "response must be 1 (respondent) or 0 (nonrespondent)".into(),
+                    false,
                 )),
             }
+        }
+    }
+
+    // Editing: invalid answers (so far the only findings on answer columns) are blanked and read
+    // on as a blank written in the file, so that skip logic makes them item nonresponse or not
+    // asked and derived variables see them missing.
+    if spec.invalid_answer == InvalidAnswer::Blank {
+        for f in &mut findings {
+            let (row, column) = (f.0, f.1.as_str());
+            let invalid_answer = matches!(
+                f.3,
+                FindingKind::NotANumber
+                    | FindingKind::NotInteger
+                    | FindingKind::InvalidCode
+                    | FindingKind::OutOfRange
+            );
+            if !invalid_answer || !blankable(column, respondent[row]) {
+                continue;
+            }
+            if let Some(mask) = blanks.get_mut(column) {
+                mask[row] = true;
+            }
+            edited
+                .entry(column.to_string())
+                .or_insert_with(|| vec![false; n_rows])[row] = true;
+            f.5 = true;
         }
     }
 
@@ -637,6 +764,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
                     String::new(),
                     FindingKind::MissingDesignValue,
                     "design field is blank".into(),
+                    false,
                 ));
             } else if col.state[r] != CellState::Value && !has_finding[r] {
                 findings.push((
@@ -645,6 +773,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
                     col.display(r).unwrap_or_default(),
                     FindingKind::MissingDesignValue,
                     "design field holds a missing-value code".into(),
+                    false,
                 ));
             }
         }
@@ -684,6 +813,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
                     "id, design and frame values may not hold control characters (tabs, NUL \
                      bytes, line breaks); clean the value in the file"
                         .into(),
+                    false,
                 ));
             }
         }
@@ -700,6 +830,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
                             crate::frame::format_number(v[r]),
                             FindingKind::InvalidWeight,
                             "weight must be a finite number > 0".into(),
+                            false,
                         ));
                     }
                 }
@@ -713,6 +844,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
                             col.display(r).unwrap_or_default(),
                             FindingKind::InvalidWeight,
                             "weight must be a finite number > 0".into(),
+                            false,
                         ));
                     }
                 }
@@ -774,12 +906,26 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
                     id.clone(),
                     FindingKind::DuplicateId,
                     format!("id also on row(s) {}", others.join(", ")),
+                    false,
                 ));
             }
         }
     }
 
-    resolve_item_states(&mut frame, &blanks, &respondent, q, spec, &mut findings)?;
+    let editing = Editing {
+        invalid_answer: spec.invalid_answer,
+        blankable: &blankable,
+        edited: &edited,
+    };
+    resolve_item_states(
+        &mut frame,
+        &blanks,
+        &respondent,
+        q,
+        spec,
+        &editing,
+        &mut findings,
+    )?;
 
     // Assemble findings and the used rows.
     // Ids as written, only for the rows that have findings.
@@ -795,9 +941,18 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
             }
         }
     };
+    let action = |kind: FindingKind, blanked: bool| {
+        if blanked {
+            FindingAction::Blanked
+        } else if kind.quarantines() {
+            FindingAction::Quarantined
+        } else {
+            FindingAction::Kept
+        }
+    };
     let mut quarantined = vec![false; n_rows];
     for f in &findings {
-        if f.3.quarantines() {
+        if action(f.3, f.5) == FindingAction::Quarantined {
             quarantined[f.0] = true;
         }
     }
@@ -811,17 +966,19 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
             value,
             kind: FindingKind::UndeclaredLabel,
             reason,
+            action: FindingAction::Kept,
         })
         .chain(
             findings
                 .into_iter()
-                .map(|(row, column, value, kind, reason)| Finding {
+                .map(|(row, column, value, kind, reason, blanked)| Finding {
                     row: row as u64 + 1,
                     id: id_of(row),
                     column,
                     value,
                     kind,
                     reason,
+                    action: action(kind, blanked),
                 }),
         )
         .collect();
@@ -900,7 +1057,8 @@ fn resolve_item_states(
     respondent: &[bool],
     q: &Questionnaire,
     spec: &IngestSpec,
-    findings: &mut Vec<(usize, String, String, FindingKind, String)>,
+    editing: &Editing<'_>,
+    findings: &mut Vec<RowFinding>,
 ) -> Result<(), IngestError> {
     let names: Vec<&str> = q.variables.iter().map(|v| v.name.as_str()).collect();
     // Declared but absent from this file (and used by nothing): nothing to resolve.
@@ -969,15 +1127,15 @@ fn resolve_item_states(
                     || spec.design_columns.contains(&v.name)
                     || spec.positive_columns.contains(&v.name);
                 let mut out = Vec::new();
-                apply_skip_logic(
-                    col,
-                    v,
-                    &blanks[&v.name],
+                let cells = Cells {
+                    blank: &blanks[&v.name],
+                    edited: editing.edited.get(&v.name).map(Vec::as_slice),
                     respondent,
-                    asked[k].as_deref(),
-                    is_design,
-                    &mut out,
-                );
+                    asked: asked[k].as_deref(),
+                };
+                let can_blank = editing.invalid_answer == InvalidAnswer::Blank
+                    && (editing.blankable)(&v.name, true);
+                apply_skip_logic(col, v, &cells, is_design, can_blank, &mut out);
                 (k, out)
             })
             .collect();
@@ -993,22 +1151,45 @@ fn resolve_item_states(
 }
 
 /// A finding before it is numbered: (row index, column, value, kind, reason).
-type RowFinding = (usize, String, String, FindingKind, String);
+type RowFinding = (usize, String, String, FindingKind, String, bool);
 
-/// Resolve the blank cells of one variable and report answers where none belong.
+/// How invalid answers are edited, for [`resolve_item_states`].
+struct Editing<'a> {
+    invalid_answer: InvalidAnswer,
+    /// True for a variable whose invalid answers may be blanked in a respondent's row (true)
+    /// or a unit nonrespondent's (false).
+    blankable: &'a (dyn Fn(&str, bool) -> bool + Sync),
+    /// Cells blanked for an invalid value, per column.
+    edited: &'a HashMap<String, Vec<bool>>,
+}
+
+/// What [`apply_skip_logic`] knows about the cells of one variable.
+struct Cells<'a> {
+    /// Blank in the file, or blanked by editing.
+    blank: &'a [bool],
+    /// Blanked by editing (these already have a finding), if any cell of the column was.
+    edited: Option<&'a [bool]>,
+    respondent: &'a [bool],
+    /// Skip logic: asked in this row; `None`: asked of every respondent.
+    asked: Option<&'a [bool]>,
+}
+
+/// Resolve the blank cells of one variable and report answers where none belong; an answer
+/// where the question was not asked is blanked (it becomes not asked) when `can_blank`, and
+/// quarantines the row otherwise.
 fn apply_skip_logic(
     col: &mut crate::frame::Column,
     v: &crate::questionnaire::Variable,
-    blank: &[bool],
-    respondent: &[bool],
-    asked: Option<&[bool]>,
+    cells: &Cells<'_>,
     is_design: bool,
-    findings: &mut Vec<(usize, String, String, FindingKind, String)>,
+    can_blank: bool,
+    findings: &mut Vec<RowFinding>,
 ) {
     let all_rows_var = v.frame || is_design;
     let n = col.state.len();
-    let (blank, respondent) = (&blank[..n], &respondent[..n]);
-    let asked = asked.map(|a| &a[..n]);
+    let (blank, respondent) = (&cells.blank[..n], &cells.respondent[..n]);
+    let asked = cells.asked.map(|a| &a[..n]);
+    let edited = cells.edited.map(|e| &e[..n]);
     for r in 0..n {
         // Most cells are answers of respondents to asked questions and need nothing: test that
         // without branches before the per-case work below.
@@ -1024,6 +1205,7 @@ fn apply_skip_logic(
                     col.display(r).unwrap_or_default(),
                     FindingKind::NonrespondentAnswers,
                     "answer recorded for a unit nonrespondent; ignored".into(),
+                    false,
                 ));
             }
             col.state[r] = CellState::NotAsked;
@@ -1033,13 +1215,15 @@ fn apply_skip_logic(
         if blank[r] {
             if was_asked {
                 col.state[r] = CellState::NoResponse;
-                if !is_design {
+                // A blanked invalid answer has its finding already (with the value).
+                if !is_design && !edited.is_some_and(|e| e[r]) {
                     findings.push((
                         r,
                         v.name.clone(),
                         String::new(),
                         FindingKind::ItemNonresponse,
                         "blank although the question was asked".into(),
+                        false,
                     ));
                 }
             } else {
@@ -1058,7 +1242,16 @@ fn apply_skip_logic(
                 shown,
                 FindingKind::AnsweredNotAsked,
                 format!("answered although not asked (asked_if: {rule})"),
+                can_blank,
             ));
+            if can_blank {
+                // Editing makes it what skip logic says it is: not asked (not item nonresponse).
+                col.state[r] = CellState::NotAsked;
+                match &mut col.data {
+                    ColumnData::Num(values) => values[r] = f64::NAN,
+                    ColumnData::Text { codes, .. } => codes[r] = u32::MAX,
+                }
+            }
         }
     }
 }
@@ -1091,3 +1284,6 @@ pub fn sha256_file(path: &Path) -> Result<String, std::io::Error> {
         .map(|b| format!("{b:02x}"))
         .collect())
 }
+
+#[cfg(test)]
+mod tests;

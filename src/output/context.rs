@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::present::number;
 use crate::estimate::{ContrastRow, TestRow};
-use crate::ingest::{Finding, FindingKind};
+use crate::ingest::{Finding, FindingAction, FindingKind};
 use crate::questionnaire::Questionnaire;
 use crate::weighting::WeightSummary;
 
@@ -106,8 +106,8 @@ pub struct PublicationContext<'a> {
     pub rows_quarantined: u64,
     /// Respondents among used rows.
     pub respondents: u64,
-    /// Findings per kind.
-    pub findings_by_kind: BTreeMap<FindingKind, usize>,
+    /// Findings per kind and action (kept, blanked, quarantined).
+    pub findings_by_kind: BTreeMap<(FindingKind, FindingAction), usize>,
     /// The first findings (the caller chooses how many; 20 reads well).
     pub first_findings: Vec<Finding>,
     /// Design.

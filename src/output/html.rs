@@ -20,6 +20,7 @@ use super::present::{
 };
 use super::settings::PublicationConfig;
 use crate::estimate::{ContrastRow, EstimateRow, Flag, TOTAL};
+use crate::ingest::FindingAction;
 use crate::questionnaire::{Indicator, IndicatorKind};
 
 /// Escape text for HTML content and attribute values.
@@ -948,15 +949,15 @@ pub fn render(
         s.push_str(
             "<table><tr><th class=\"l\">Finding</th><th>Count</th><th class=\"l\">Effect</th></tr>",
         );
-        for (k, n) in &ctx.findings_by_kind {
+        for ((k, action), n) in &ctx.findings_by_kind {
             let _ = write!(
                 s,
                 "<tr><td class=\"l\">{}</td><td>{n}</td><td class=\"l\">{}</td></tr>",
                 escape(k.as_str()),
-                if k.quarantines() {
-                    "row quarantined"
-                } else {
-                    "row kept"
+                match action {
+                    FindingAction::Quarantined => "row quarantined",
+                    FindingAction::Blanked => "answer blanked, row kept",
+                    FindingAction::Kept => "row kept",
                 }
             );
         }

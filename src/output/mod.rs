@@ -196,6 +196,7 @@ pub fn estimates_schema() -> Schema {
         Field::new("n_effective", DataType::Float64, true),
         utf8("flag"),
         utf8("flag_reason"),
+        f64n("item_missing_share"),
     ])
 }
 
@@ -233,6 +234,7 @@ pub fn estimates_batch(rows: &[EstimateRow]) -> Result<RecordBatch, arrow_schema
         o(|r| r.n_effective),
         s(|r| r.flag.as_str()),
         s(|r| &r.flag_reason),
+        o(|r| r.item_missing_share),
     ];
     RecordBatch::try_new(Arc::new(estimates_schema()), columns)
 }
@@ -251,7 +253,7 @@ pub fn write_estimates(
     write_batch(staged, path, &batch, metadata)
 }
 
-/// Write findings as CSV with columns `row,id,column,value,kind,reason`.
+/// Write findings as CSV with columns `row,id,column,value,kind,reason,action`.
 ///
 /// `quarantine.csv` gets the findings that excluded their row; `findings.csv` all of them.
 pub fn write_findings<'a>(
@@ -262,7 +264,7 @@ pub fn write_findings<'a>(
     staged.write(path, |out| {
         let mut w = csv::Writer::from_writer(out);
         let e = |err: csv::Error| io_err(path, err);
-        w.write_record(["row", "id", "column", "value", "kind", "reason"])
+        w.write_record(["row", "id", "column", "value", "kind", "reason", "action"])
             .map_err(e)?;
         for f in findings {
             w.write_record([
@@ -272,6 +274,7 @@ pub fn write_findings<'a>(
                 &spreadsheet_safe(&f.value),
                 f.kind.as_str(),
                 &spreadsheet_safe(&f.reason),
+                f.action.as_str(),
             ])
             .map_err(e)?;
         }

@@ -426,6 +426,7 @@ qrule = "hf7"
             n_unweighted: 120,
             n_weighted: 1000.0,
             n_effective: None,
+            item_missing_share: None,
             flag: crate::estimate::Flag::Reliable,
             flag_reason: String::new(),
         }

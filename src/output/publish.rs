@@ -21,7 +21,7 @@ use super::{OutputError, StagedFiles, spreadsheet_safe};
 use crate::estimate::EstimateRow;
 
 /// Columns of `estimates.csv` (those of `estimates.parquet`).
-pub const CSV_COLUMNS: [&str; 19] = [
+pub const CSV_COLUMNS: [&str; 20] = [
     "indicator",
     "weighting",
     "variance",
@@ -41,6 +41,7 @@ pub const CSV_COLUMNS: [&str; 19] = [
     "n_effective",
     "flag",
     "flag_reason",
+    "item_missing_share",
 ];
 
 /// Shortest text that reads back as the same f64; empty for none.
@@ -73,6 +74,7 @@ pub fn estimates_csv(rows: &[EstimateRow]) -> Result<Vec<u8>, csv::Error> {
             &num(r.n_effective),
             r.flag.as_str(),
             &spreadsheet_safe(&r.flag_reason),
+            &num(r.item_missing_share),
         ])?;
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
@@ -265,6 +267,7 @@ mod tests {
             n_unweighted: 12,
             n_weighted: 100.5,
             n_effective: None,
+            item_missing_share: None,
             flag: Flag::Reliable,
             flag_reason: String::new(),
         };
@@ -272,7 +275,7 @@ mod tests {
         let line = text.lines().nth(1).expect("row");
         assert_eq!(
             line,
-            "'=cmd,w,taylor,_T,'-x,,0.25,,,,logit,10,,,12,100.5,,,"
+            "'=cmd,w,taylor,_T,'-x,,0.25,,,,logit,10,,,12,100.5,,,,"
         );
     }
 }

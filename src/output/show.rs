@@ -87,6 +87,10 @@ pub fn read_estimates(path: &Path) -> Result<Vec<EstimateRow>, OutputError> {
             number("n_weighted")?,
             number("n_effective")?,
         );
+        // Files written before item-level editing have no item_missing_share column.
+        let item_missing_share = batch
+            .column_by_name("item_missing_share")
+            .and_then(|c| c.as_primitive_opt::<Float64Type>().cloned());
         let n_unweighted = column("n_unweighted")?
             .as_primitive_opt::<Int64Type>()
             .cloned()
@@ -124,6 +128,7 @@ pub fn read_estimates(path: &Path) -> Result<Vec<EstimateRow>, OutputError> {
                 n_unweighted: n_unweighted.value(i),
                 n_weighted: n_weighted.value(i),
                 n_effective: opt(&n_effective, i),
+                item_missing_share: item_missing_share.as_ref().and_then(|a| opt(a, i)),
                 flag: Flag::from_name(flag.value(i))
                     .ok_or_else(|| unknown("flag", flag.value(i)))?,
                 flag_reason: flag_reason.value(i).to_string(),
@@ -318,6 +323,7 @@ mod tests {
             n_unweighted: 120,
             n_weighted: 1000.0,
             n_effective: None,
+            item_missing_share: None,
             flag: Flag::Reliable,
             flag_reason: String::new(),
         }

@@ -11,7 +11,7 @@ use crate::estimate::{
     ContrastRow, EstimateError, EstimateRow, EstimationRequest, TOTAL, VarianceMethod,
 };
 use crate::frame::ColumnData;
-use crate::ingest::{FindingKind, IngestError, IngestSpec, Ingested};
+use crate::ingest::{FindingAction, FindingKind, IngestError, IngestSpec, Ingested};
 use crate::output::{OutputError, OutputFolder, StagedFiles};
 use crate::progress::{Progress, Silent};
 use crate::questionnaire::{Indicator, IndicatorKind, Questionnaire, QuestionnaireError};
@@ -158,8 +158,8 @@ pub struct RunReport {
     pub rows_quarantined: u64,
     /// Respondents among used rows.
     pub respondents: u64,
-    /// Findings per kind.
-    pub findings_by_kind: BTreeMap<FindingKind, usize>,
+    /// Findings per kind and action (kept, blanked, quarantined).
+    pub findings_by_kind: BTreeMap<(FindingKind, FindingAction), usize>,
     /// Strata and PSUs among respondents, and the design df.
     pub design: Option<(usize, usize, f64)>,
     /// Schemes with the distribution of their final weights.
@@ -389,6 +389,35 @@ fn read_after_ingest(p: &Pipeline, q: &Questionnaire) -> Vec<String> {
     names
 }
 
+/// The variables the weighting reads in every row (nonresponse classes, calibration margins)
+/// and, for derived ones, the variables they are computed from: a blank in any of them stops
+/// the weighting, so ingest quarantines a row with an invalid value there instead of blanking it.
+fn weighting_variables(p: &Pipeline, q: &Questionnaire) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for w in &p.weighting {
+        names.extend(w.nonresponse_classes.iter().flatten().cloned());
+        if let Some(c) = &w.calibration
+            && let Ok(m) = crate::weighting::margins::Margins::load(&c.margins)
+        {
+            names.extend(m.variables().into_iter().map(str::to_string));
+        }
+    }
+    let mut k = 0;
+    while k < names.len() {
+        if let Some(d) = q.derived_variable(&names[k]) {
+            for v in d.expr.variables() {
+                if !names.contains(&v) {
+                    names.push(v);
+                }
+            }
+        }
+        k += 1;
+    }
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 /// The variables contrasts compare and cross by.
 fn contrast_variables(p: &Pipeline) -> impl Iterator<Item = String> + '_ {
     p.contrasts
@@ -421,6 +450,8 @@ fn ingest_spec(p: &Pipeline, q: &Questionnaire) -> IngestSpec {
         required_columns: required,
         na: p.data.na.clone(),
         derived: Some(read_after_ingest(p, q)),
+        invalid_answer: p.invalid_answer,
+        unit_columns: weighting_variables(p, q),
         column_patterns: if p.variance.contains(&VarianceMethod::Supplied) {
             p.replicate.columns.clone()
         } else {
@@ -455,10 +486,12 @@ pub(crate) fn read_data(
     Ok(ingested)
 }
 
-fn findings_by_kind(ingested: &Ingested) -> BTreeMap<FindingKind, usize> {
+/// Findings counted by kind and by what was done about them (an invalid code is blanked in an
+/// answer and quarantines its row in a frame variable).
+fn findings_by_kind(ingested: &Ingested) -> BTreeMap<(FindingKind, FindingAction), usize> {
     let mut m = BTreeMap::new();
     for f in &ingested.findings {
-        *m.entry(f.kind).or_insert(0) += 1;
+        *m.entry((f.kind, f.action)).or_insert(0) += 1;
     }
     m
 }
@@ -471,7 +504,10 @@ fn write_row_reports(
     crate::output::write_findings(
         staged,
         &dir.join("quarantine.csv"),
-        ingested.findings.iter().filter(|f| f.kind.quarantines()),
+        ingested
+            .findings
+            .iter()
+            .filter(|f| f.action == FindingAction::Quarantined),
     )?;
     crate::output::write_findings(staged, &dir.join("findings.csv"), ingested.findings.iter())?;
     Ok(())
@@ -1092,15 +1128,18 @@ fn run_summary_json(c: &Computed) -> String {
         i.rows_used() + i.rows_quarantined,
         "row accounting"
     );
-    let findings: serde_json::Map<String, serde_json::Value> = findings_by_kind(i)
-        .into_iter()
-        .map(|(k, n)| {
-            (
-                k.as_str().to_string(),
-                serde_json::json!({ "count": n, "quarantines": k.quarantines() }),
-            )
-        })
-        .collect();
+    // Per kind: the count, whether any of them quarantined its row, and the count per action.
+    let mut findings: serde_json::Map<String, serde_json::Value> = serde_json::Map::new();
+    for ((k, action), n) in findings_by_kind(i) {
+        let entry = findings
+            .entry(k.as_str())
+            .or_insert_with(|| serde_json::json!({ "count": 0, "quarantines": false }));
+        entry["count"] = serde_json::json!(entry["count"].as_u64().unwrap_or(0) + n as u64);
+        if action == FindingAction::Quarantined {
+            entry["quarantines"] = serde_json::json!(true);
+        }
+        entry[action.as_str()] = serde_json::json!(n);
+    }
     let file_name = |path: &Path| {
         path.file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -1323,7 +1362,10 @@ impl RunReport {
             let parts: Vec<String> = self
                 .findings_by_kind
                 .iter()
-                .map(|(k, n)| format!("{n} {k}{}", if k.quarantines() { "" } else { " (kept)" }))
+                .map(|((k, action), n)| match action {
+                    FindingAction::Quarantined => format!("{n} {k}"),
+                    _ => format!("{n} {k} ({action})"),
+                })
                 .collect();
             let _ = writeln!(s, "findings  {}", parts.join(", "));
         }

@@ -51,7 +51,7 @@ fn run_on_the_demo_prints_a_summary_and_writes_outputs() {
     let quarantine = std::fs::read_to_string(dir.join("out/quarantine.csv")).expect("quarantine");
     assert_eq!(
         quarantine.trim_end(),
-        "row,id,column,value,kind,reason",
+        "row,id,column,value,kind,reason,action",
         "header only when nothing is quarantined"
     );
     let leftovers: Vec<_> = std::fs::read_dir(dir.join("out"))
@@ -654,13 +654,41 @@ fn na_and_dot_in_numeric_columns_are_blank_cells() {
     let q = std::fs::read_to_string(dir.join("out/quarantine.csv")).expect("quarantine");
     assert!(q.contains(",region,NA,invalid_code,"), "{q}");
 
-    // `[data] na` replaces the list: without NA and ".", they are not numbers.
+    // `[data] na` replaces the list: without NA and ".", they are not numbers. Answers that
+    // are not numbers are blanked (the rows are kept, and read as the blanks they were);
+    // under `invalid_answer = "quarantine"` every row with one is quarantined.
     std::fs::write(&data, rewritten.join("\n") + "\n").expect("write");
     replace_in(&config, "id = \"resp_id\"", "id = \"resp_id\"\nna = [\"\"]");
+    let (code, stdout, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("+ 0 quarantined"), "{stdout}");
+    assert!(stdout.contains("not_a_number (blanked)"), "{stdout}");
+    let findings = std::fs::read_to_string(dir.join("out/findings.csv")).expect("findings");
+    assert!(
+        findings
+            .lines()
+            .any(|l| l.ends_with(",NA,not_a_number,not a number,blanked")),
+        "the finding keeps the value as written and says it was blanked"
+    );
+    let (blanked, _) = read_estimates(&dir.join("out/estimates.parquet"));
+    assert_eq!(
+        blanked, base,
+        "blanked answers give the estimates of blank cells"
+    );
+    replace_in(
+        &config,
+        "[design]",
+        "[validation]\ninvalid_answer = \"quarantine\"\n\n[design]",
+    );
     let (code, stdout, stderr) = cvsurvey(&["validate", config.to_str().expect("utf8")]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("+ 20028 quarantined"), "{stdout}");
     assert!(stdout.contains("not_a_number"), "{stdout}");
+    let findings = std::fs::read_to_string(dir.join("out/findings.csv")).expect("findings");
+    assert!(
+        !findings.contains(",blanked"),
+        "nothing is blanked under quarantine"
+    );
 }
 
 #[test]
@@ -723,9 +751,10 @@ fn without_an_id_column_rows_are_identified_by_their_number() {
         stdout.contains("no [data] id: rows are identified by their row number"),
         "{stdout}"
     );
-    let q = std::fs::read_to_string(dir.join("out/quarantine.csv")).expect("quarantine");
+    // Row 3 is a unit nonrespondent: its invalid sex is blanked (the row is kept).
+    let q = std::fs::read_to_string(dir.join("out/findings.csv")).expect("findings");
     assert!(
-        q.contains("\n3,3,sex,7,invalid_code,"),
+        q.contains("\n3,3,sex,7,invalid_code,") && q.contains(",blanked\n"),
         "row 3 with id 3: {q}"
     );
 }
@@ -851,7 +880,7 @@ fn a_run_that_fails_midway_leaves_the_previous_outputs_whole() {
         &dir,
         &[(
             "indicators = ",
-            "indicators = [\"bribery_prevalence\", \"bribery_prevalence_police\", \"bribery_prevalence_land\", \"bribe_frequency\", \"bribery_reporting_rate\", \"assault_prevalence\", \"theft_prevalence\", \"violence_prevalence\", \"assault_reporting_rate\", \"feel_safe_dark\", \"assault_incidence_per_1000\"]",
+            "indicators = [\"bribery_prevalence\", \"bribery_prevalence_police\", \"bribery_prevalence_land\", \"bribe_frequency\", \"bribery_reporting_rate\", \"assault_prevalence\", \"theft_prevalence\", \"violence_prevalence\", \"assault_reporting_rate\", \"feel_safe_dark\"]",
         )],
     );
     let (code, _, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);

@@ -237,6 +237,8 @@ pub fn demo_ingest_spec(path: PathBuf) -> cvsurvey::ingest::IngestSpec {
         column_patterns: Vec::new(),
         na: Vec::new(),
         derived: None,
+        invalid_answer: Default::default(),
+        unit_columns: Vec::new(),
     }
 }
 

@@ -6,6 +6,7 @@ mod common;
 mod contrasts;
 mod designs;
 mod edge_cases;
+mod editing;
 mod fuzz_regressions;
 mod golden;
 mod identities;

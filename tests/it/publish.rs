@@ -312,7 +312,7 @@ fn publication_files_sdmx_codes_and_manifest() {
 
     // estimates.csv mirrors every row.
     let (csv_header, csv_rows) = read_csv(&out.join("estimates.csv"));
-    assert_eq!(csv_header.len(), 19);
+    assert_eq!(csv_header.len(), 20);
     assert_eq!(csv_header[5], "category");
     assert_eq!(csv_rows.len(), d.report.estimates.len());
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cvsurvey::ingest::{FindingKind, IngestSpec};
+use cvsurvey::ingest::{FindingAction, FindingKind, IngestSpec, InvalidAnswer};
 use cvsurvey::questionnaire::Questionnaire;
 
 use crate::common::{Row, cvs_core, demo_ingest_spec, rel_diff, root, scratch};
@@ -663,17 +663,32 @@ fn missing_ranges_apply_to_csv_data_too() {
         ..Default::default()
     };
     let got = cvsurvey::ingest::read(&spec, &q).expect("read");
-    // 97 is its own code (refused); 98.5 is in the range; 100 is out of range, not missing.
+    // 97 is its own code (refused); 98.5 is in the range; 100 is out of range, not missing:
+    // blanked, it is item nonresponse like the blank of row 5.
     assert_eq!(
-        states(&got, "hours")[..5],
+        states(&got, "hours"),
+        [Value, Refused, DontKnow, NotAsked, NoResponse, NoResponse]
+    );
+    assert_eq!(got.rows_quarantined, 0);
+    let out_of_range = |got: &cvsurvey::ingest::Ingested| {
+        got.findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::OutOfRange && f.value == "100")
+            .map(|f| f.action)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(out_of_range(&got), [FindingAction::Blanked]);
+    let spec = IngestSpec {
+        invalid_answer: InvalidAnswer::Quarantine,
+        ..spec
+    };
+    let got = cvsurvey::ingest::read(&spec, &q).expect("read");
+    assert_eq!(
+        states(&got, "hours"),
         [Value, Refused, DontKnow, NotAsked, NoResponse]
     );
     assert_eq!(got.rows_quarantined, 1);
-    assert!(
-        got.findings
-            .iter()
-            .any(|f| f.kind == FindingKind::OutOfRange && f.value == "100")
-    );
+    assert_eq!(out_of_range(&got), [FindingAction::Quarantined]);
 }
 
 #[test]

@@ -1,0 +1,234 @@
+//! Editing of invalid answers: blanked (the default) or quarantined, in each reader path.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::frame::CellState::{self, NoResponse, NotAsked, Value};
+
+/// q1 yes/no; q2 asked if q1 == 1, 0..100; region a frame variable; d derived from q1.
+const QUESTIONNAIRE: &str = r#"
+[questionnaire]
+id = "t"
+version = "1"
+
+[[variables]]
+name = "id"
+type = "integer"
+
+[[variables]]
+name = "region"
+type = "categorical"
+codes = { 1 = "North", 2 = "South" }
+frame = true
+
+[[variables]]
+name = "w"
+type = "numeric"
+
+[[variables]]
+name = "q1"
+type = "categorical"
+codes = { 1 = "Yes", 2 = "No" }
+
+[[variables]]
+name = "q2"
+type = "numeric"
+range = [0, 100]
+asked_if = "q1 == 1"
+
+[[derived]]
+name = "d"
+expr = "q1 == 1"
+"#;
+
+fn questionnaire() -> Questionnaire {
+    Questionnaire::from_toml_str(QUESTIONNAIRE, Path::new("q.toml")).expect("questionnaire")
+}
+
+fn scratch_file(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cvsurvey-editing-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write");
+    path
+}
+
+fn spec(path: PathBuf, invalid_answer: InvalidAnswer) -> IngestSpec {
+    IngestSpec {
+        path,
+        id: Some("id".into()),
+        positive_columns: vec!["w".into()],
+        invalid_answer,
+        ..Default::default()
+    }
+}
+
+fn states(got: &Ingested, name: &str) -> Vec<CellState> {
+    got.frame.column(name).expect("column").state.clone()
+}
+
+/// (row, column, value, kind, action) of every finding.
+fn findings(got: &Ingested) -> Vec<(u64, &str, &str, FindingKind, FindingAction)> {
+    got.findings
+        .iter()
+        .map(|f| (f.row, f.column.as_str(), f.value.as_str(), f.kind, f.action))
+        .collect()
+}
+
+// Row 1 clean; 2 an undeclared code in q1 (q2 blank); 3 q2 answered where q1 says it was not
+// asked; 4 q2 out of range; 5 an invalid weight; 6 an undeclared frame code; 7 q2 blank
+// where asked.
+const CSV: &str = "id,region,w,q1,q2\n\
+                   1,1,10,1,5\n\
+                   2,1,20,7,\n\
+                   3,2,30,2,4\n\
+                   4,2,40,1,500\n\
+                   5,1,0,1,5\n\
+                   6,9,10,1,5\n\
+                   7,1,10,1,\n";
+
+#[test]
+fn invalid_answers_in_a_csv_file_are_blanked_and_their_rows_kept() {
+    let path = scratch_file("blank.csv", CSV.as_bytes());
+    let got = read(&spec(path, InvalidAnswer::Blank), &questionnaire()).expect("read");
+    use FindingAction::*;
+    use FindingKind::*;
+    assert_eq!(
+        findings(&got),
+        [
+            (2, "q1", "7", InvalidCode, Blanked),
+            (3, "q2", "4", AnsweredNotAsked, Blanked),
+            (4, "q2", "500", OutOfRange, Blanked),
+            (5, "w", "0", InvalidWeight, Quarantined),
+            (6, "region", "9", InvalidCode, Quarantined),
+            (7, "q2", "", ItemNonresponse, Kept),
+        ]
+    );
+    // The weight and the frame variable still quarantine; read = used + quarantined.
+    assert_eq!(got.row_numbers, [1, 2, 3, 4, 7]);
+    assert_eq!((got.rows_read, got.rows_quarantined), (7, 2));
+    assert_eq!(got.rows_read, got.rows_used() + got.rows_quarantined);
+    // A blanked answer reads as a blank: item nonresponse where asked, and the question it
+    // routes to is not asked; an answer where not asked becomes not asked.
+    assert_eq!(states(&got, "q1"), [Value, NoResponse, Value, Value, Value]);
+    assert_eq!(
+        states(&got, "q2"),
+        [Value, NotAsked, NotAsked, NoResponse, NoResponse]
+    );
+    // The derived variable is computed after editing, so it follows the blanked item.
+    assert_eq!(states(&got, "d"), [Value, NoResponse, Value, Value, Value]);
+}
+
+#[test]
+fn a_blanked_answer_reads_exactly_as_a_blank_in_the_file() {
+    let q = questionnaire();
+    let edited = read(
+        &spec(
+            scratch_file("edited.csv", CSV.as_bytes()),
+            InvalidAnswer::Blank,
+        ),
+        &q,
+    )
+    .expect("read");
+    let blanks = CSV
+        .replace("2,1,20,7,\n", "2,1,20,,\n")
+        .replace("3,2,30,2,4\n", "3,2,30,2,\n")
+        .replace("4,2,40,1,500\n", "4,2,40,1,\n");
+    let blank = read(
+        &spec(
+            scratch_file("blanks.csv", blanks.as_bytes()),
+            InvalidAnswer::Blank,
+        ),
+        &q,
+    )
+    .expect("read");
+    for name in ["q1", "q2", "d"] {
+        assert_eq!(states(&edited, name), states(&blank, name), "{name}");
+        assert_eq!(
+            edited.frame.column(name).expect("column").display(1),
+            blank.frame.column(name).expect("column").display(1),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn invalid_answer_quarantine_keeps_the_old_behaviour() {
+    let path = scratch_file("quarantine.csv", CSV.as_bytes());
+    let got = read(&spec(path, InvalidAnswer::Quarantine), &questionnaire()).expect("read");
+    use FindingAction::*;
+    use FindingKind::*;
+    assert_eq!(
+        findings(&got),
+        [
+            (2, "q1", "7", InvalidCode, Quarantined),
+            (3, "q2", "4", AnsweredNotAsked, Quarantined),
+            (4, "q2", "500", OutOfRange, Quarantined),
+            (5, "w", "0", InvalidWeight, Quarantined),
+            (6, "region", "9", InvalidCode, Quarantined),
+            (7, "q2", "", ItemNonresponse, Kept),
+        ]
+    );
+    assert_eq!(got.row_numbers, [1, 7]);
+    assert_eq!((got.rows_read, got.rows_quarantined), (7, 5));
+    assert_eq!(states(&got, "d"), [Value, Value]);
+}
+
+#[test]
+fn invalid_answers_in_weighting_variables_still_quarantine() {
+    let path = scratch_file("weighting.csv", CSV.as_bytes());
+    let spec = IngestSpec {
+        unit_columns: vec!["q1".into()],
+        ..spec(path, InvalidAnswer::Blank)
+    };
+    let got = read(&spec, &questionnaire()).expect("read");
+    let q1: Vec<FindingAction> = got
+        .findings
+        .iter()
+        .filter(|f| f.column == "q1")
+        .map(|f| f.action)
+        .collect();
+    assert_eq!(q1, [FindingAction::Quarantined]);
+    assert_eq!(got.row_numbers, [1, 3, 4, 7]);
+}
+
+#[test]
+fn invalid_answers_in_a_stata_file_are_blanked() {
+    // small_v114.dta: id 1, 2, 3; q1 1, 8, blank (8 is a plain value in a Stata file).
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/statfiles/small_v114.dta");
+    let q = Questionnaire::from_toml_str(
+        "[questionnaire]\nid = \"t\"\nversion = \"1\"\n\
+         [[variables]]\nname = \"id\"\ntype = \"integer\"\n\
+         [[variables]]\nname = \"q1\"\ntype = \"categorical\"\ncodes = { 1 = \"Yes\" }\n\
+         [[derived]]\nname = \"d\"\nexpr = \"q1 == 1\"\n",
+        Path::new("q.toml"),
+    )
+    .expect("questionnaire");
+    let spec = |invalid_answer| IngestSpec {
+        path: file.clone(),
+        id: Some("id".into()),
+        invalid_answer,
+        ..Default::default()
+    };
+    let got = read(&spec(InvalidAnswer::Blank), &q).expect("read");
+    assert_eq!(got.rows_quarantined, 0);
+    assert_eq!(states(&got, "q1"), [Value, NoResponse, NoResponse]);
+    assert_eq!(states(&got, "d"), [Value, NoResponse, NoResponse]);
+    let invalid: Vec<_> = findings(&got)
+        .into_iter()
+        .filter(|f| f.3 == FindingKind::InvalidCode)
+        .collect();
+    assert_eq!(
+        invalid,
+        [(
+            2,
+            "q1",
+            "8",
+            FindingKind::InvalidCode,
+            FindingAction::Blanked
+        )]
+    );
+    let got = read(&spec(InvalidAnswer::Quarantine), &q).expect("read");
+    assert_eq!(got.row_numbers, [1, 3]);
+    assert_eq!(got.rows_read, got.rows_used() + got.rows_quarantined);
+}
