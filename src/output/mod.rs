@@ -361,8 +361,8 @@ fn id_array(ids: Option<&Column>, n_rows: usize) -> StringArray {
 
 /// Write `comparison.parquet`: one row per indicator × variance method × domain × category
 /// (nullable `category` after `domain_value`, as in `estimates.parquet`), with
-/// `<scheme>_estimate`, `<scheme>_se`, `<scheme>_deff` and `<scheme>_n` for every scheme in
-/// `schemes` order. Estimate, SE and deff do not depend on the interval method, so the first
+/// `<scheme>_estimate`, `<scheme>_se`, `<scheme>_deff`, `<scheme>_item_missing_share` and
+/// `<scheme>_n` for every scheme in `schemes` order. Estimate, SE and deff do not depend on the interval method, so the first
 /// interval row of each group is used.
 pub fn write_comparison(
     staged: &mut StagedFiles,
@@ -400,6 +400,7 @@ pub fn write_comparison(
             ),
             ("se", |r: &EstimateRow| r.se),
             ("deff", |r: &EstimateRow| r.deff),
+            ("item_missing_share", |r: &EstimateRow| r.item_missing_share),
         ] {
             fields.push(Field::new(
                 format!("{name}_{suffix}"),

@@ -55,6 +55,9 @@ pub struct RawReliability {
     /// custom: caution when the degrees of freedom are below this.
     #[serde(default)]
     pub min_df: Option<f64>,
+    /// Any preset: caution on a total whose `item_missing_share` is above this (default 0.05).
+    #[serde(default)]
+    pub max_item_missing_share: Option<f64>,
 }
 
 /// A named reliability standard.
@@ -151,6 +154,16 @@ pub struct ReliabilityRules {
     pub suppress: bool,
     /// Thresholds of the custom preset (unused otherwise).
     pub custom: CustomThresholds,
+    /// Limit on a total's `item_missing_share` (`None`: the preset's, [`total_item_missing_limit`]).
+    pub max_item_missing_share: Option<f64>,
+}
+
+impl ReliabilityRules {
+    /// The `item_missing_share` above which a total is flagged.
+    pub fn item_missing_limit(&self) -> f64 {
+        self.max_item_missing_share
+            .unwrap_or_else(|| total_item_missing_limit(self.preset))
+    }
 }
 
 impl Default for ReliabilityRules {
@@ -159,6 +172,7 @@ impl Default for ReliabilityRules {
             preset: Preset::Nchs2017,
             suppress: true,
             custom: CustomThresholds::default(),
+            max_item_missing_share: None,
         }
     }
 }
@@ -239,6 +253,14 @@ impl RawReliability {
                 ),
             ));
         }
+        if let Some(v) = self.max_item_missing_share
+            && !(0.0..=1.0).contains(&v)
+        {
+            errors.push(err(
+                "max_item_missing_share",
+                format!("{v} is not a share in [0, 1] (0.05 = 5 % of the universe)"),
+            ));
+        }
         if preset == Preset::Custom && self.preset.is_some() && given.is_empty() {
             errors.push(err(
                 "preset",
@@ -259,6 +281,7 @@ impl RawReliability {
                 caution_cv: self.caution_cv,
                 min_df: self.min_df,
             },
+            max_item_missing_share: self.max_item_missing_share,
         })
     }
 }
@@ -595,7 +618,7 @@ pub fn apply_reliability(
             let r = &mut rows[i];
             r.flag = a.flag;
             r.flag_reason = a.reason.clone();
-            let item_missing = item_missing_reason(r, rules.preset, &totals);
+            let item_missing = item_missing_reason(r, rules.item_missing_limit(), &totals);
             for why in undefined_reason(r, &info).into_iter().chain(item_missing) {
                 if r.flag == Flag::Reliable {
                     r.flag = Flag::Caution;
@@ -645,18 +668,18 @@ fn total_indicators(q: &Questionnaire) -> std::collections::BTreeSet<&str> {
         .collect()
 }
 
-/// Caution for a total whose universe has more item nonresponse than the preset allows
-/// ([`total_item_missing_limit`]).
+/// Caution for a total whose universe has more item nonresponse than `limit` (the preset's
+/// [`total_item_missing_limit`] or `max_item_missing_share`).
 fn item_missing_reason(
     r: &EstimateRow,
-    preset: Preset,
+    limit: f64,
     totals: &std::collections::BTreeSet<&str>,
 ) -> Option<String> {
     let share = r.item_missing_share?;
-    (totals.contains(r.indicator.as_str()) && share > total_item_missing_limit(preset)).then(|| {
+    (totals.contains(r.indicator.as_str()) && share > limit).then(|| {
         format!(
             "total with item nonresponse above {}% of the universe (biased downward)",
-            total_item_missing_limit(preset) * 100.0
+            limit * 100.0
         )
     })
 }

@@ -161,3 +161,44 @@ fn quarantine_removes_the_row_and_leaves_the_blank() {
     // Women: nothing missing once row 6 is gone.
     assert_eq!(share_of(&rows, "total_spend", "2"), 0.0);
 }
+
+#[test]
+fn max_item_missing_share_sets_the_limit_for_totals() {
+    let dir = scratch("editing-limit");
+    let config = write_case(&dir, "blank");
+    let text = std::fs::read_to_string(&config).expect("config");
+    // The whole-population share is 34 / Σw, well under 90 %: nothing is flagged for it.
+    std::fs::write(
+        &config,
+        text.replace(
+            "suppress = false",
+            "suppress = false\nmax_item_missing_share = 0.9",
+        ),
+    )
+    .expect("config");
+    cvsurvey::pipeline::run(&config, Default::default()).expect("run");
+    let rows = shares(&dir);
+    assert!(rows.iter().any(|r| r.0 == "total_spend"));
+    for r in &rows {
+        if r.2.is_some_and(|s| s <= 0.9) {
+            assert!(!r.4.contains("item nonresponse"), "{r:?}");
+        }
+    }
+    let e = cvsurvey::pipeline::run(
+        {
+            std::fs::write(
+                &config,
+                text.replace(
+                    "suppress = false",
+                    "suppress = false\nmax_item_missing_share = 5",
+                ),
+            )
+            .expect("config");
+            &config
+        },
+        Default::default(),
+    )
+    .expect_err("a percentage")
+    .to_string();
+    assert!(e.contains("reliability.max_item_missing_share"), "{e}");
+}
