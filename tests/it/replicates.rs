@@ -619,3 +619,83 @@ fn sdr_sorted_and_circular_match_r() {
         .to_string();
     assert!(err.contains("sort column api98"), "{err}");
 }
+
+/// The bootstrap of the Stata and SAS profiles is Rao–Wu through the pipeline: in a stratum of
+/// n_h PSUs a PSU's factor is k · n_h/(n_h − 1) for its k draws out of n_h − 1; R's profile keeps
+/// `bootweights` counts (k out of n_h). Both put n_h in total on each stratum.
+#[test]
+fn stata_and_sas_profiles_build_rao_wu_bootstrap_weights() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Float64Type;
+    let mut strata =
+        csv::Reader::from_path(root().join("fixtures/api/apistrat.csv")).expect("apistrat");
+    let header = strata.headers().expect("header").clone();
+    let at = header.iter().position(|h| h == "stype").expect("stype");
+    let stype: Vec<String> = strata
+        .records()
+        .map(|r| r.expect("record")[at].to_string())
+        .collect();
+    let n_h = |s: &str| if s == "E" { 100.0 } else { 50.0 };
+    for profile in ["r", "stata", "sas"] {
+        let dir = scratch(&format!("rep-profile-{profile}"));
+        let config = relocated_config(
+            &root().join("fixtures/api/strat_nofpc_jkn.toml"),
+            &dir,
+            &[
+                (
+                    "method = ",
+                    "method = \"bootstrap\"\nreplicates = 20\nseed = 7",
+                ),
+                ("mse = ", &format!("profile = \"{profile}\"")),
+                (
+                    "dir = ",
+                    &format!(
+                        "dir = \"{}\"\nreplicate_weights = true",
+                        dir.join("out").display()
+                    ),
+                ),
+            ],
+        );
+        cvsurvey::pipeline::run(&config, Default::default()).expect("run");
+        let file = std::fs::File::open(dir.join("out/weights.parquet")).expect("weights");
+        let batch = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("parquet")
+            .build()
+            .expect("reader")
+            .next()
+            .expect("a batch")
+            .expect("batch");
+        assert_eq!(batch.num_rows(), stype.len());
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .unwrap_or_else(|| panic!("{profile}: no column {name}"))
+                .as_primitive::<Float64Type>()
+                .clone()
+        };
+        let pw = column("pw");
+        for r in 1..=20 {
+            let rep = column(&format!("pw_bootstrap_{r:03}"));
+            let mut per_stratum = std::collections::BTreeMap::<&str, f64>::new();
+            for i in 0..batch.num_rows() {
+                let factor = rep.value(i) / pw.value(i);
+                let n = n_h(&stype[i]);
+                // Draw counts: the factor itself (R), or the factor over n_h/(n_h − 1).
+                let draws = if profile == "r" {
+                    factor
+                } else {
+                    factor * (n - 1.0) / n
+                };
+                assert!(
+                    (draws - draws.round()).abs() < 1e-9,
+                    "{profile} replicate {r} row {i}: factor {factor}"
+                );
+                // apistrat has one school per PSU: a row's factor is its PSU's.
+                *per_stratum.entry(stype[i].as_str()).or_default() += factor;
+            }
+            for (s, total) in per_stratum {
+                assert!((total - n_h(s)).abs() < 1e-9, "{profile} {r} {s}: {total}");
+            }
+        }
+    }
+}
