@@ -864,7 +864,10 @@ impl Design {
 
     /// Linearization variance of a total of `scores` (see [`variance::variance`]).
     pub fn variance(&self, scores: &[f64], present: Option<&[bool]>) -> Result<f64, VarianceError> {
-        variance::variance(self, scores, present)
+        match self.pps {
+            Some(method) => pps::variance(self, method, scores, present),
+            None => variance::variance(self, scores, present),
+        }
     }
 
     /// Variance from first-stage PSU totals (single-stage designs; see
@@ -874,6 +877,9 @@ impl Design {
         psu_totals: &[f64],
         psu_present: Option<&[bool]>,
     ) -> Result<f64, VarianceError> {
-        variance::variance_from_psu_totals(self, psu_totals, psu_present)
+        match self.pps {
+            Some(method) => pps::variance_from_psu_totals(self, method, psu_totals, psu_present),
+            None => variance::variance_from_psu_totals(self, psu_totals, psu_present),
+        }
     }
 }

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use super::variance::{VarianceError, combine, stratum_var};
+use super::variance::{VarianceError, check_psu_totals, check_scores, combine, stratum_var};
 use super::{Design, DesignError};
 
 /// Approximation used for PPS sampling without replacement.
@@ -78,6 +78,7 @@ pub(super) fn variance(
     scores: &[f64],
     present: Option<&[bool]>,
 ) -> Result<f64, VarianceError> {
+    check_scores(d, scores, present)?;
     let scores: Vec<f64> = match present {
         None => scores.to_vec(),
         Some(p) => scores
@@ -97,6 +98,7 @@ pub(super) fn variance_from_psu_totals(
     psu_totals: &[f64],
     psu_present: Option<&[bool]>,
 ) -> Result<f64, VarianceError> {
+    check_psu_totals(d, psu_totals, psu_present)?;
     let st = &d.stages[0];
     let mut strata: BTreeMap<u32, StratumUnits> = BTreeMap::new();
     for (k, &h) in st.unit_stratum.iter().enumerate() {

@@ -145,7 +145,11 @@ pub(super) fn combine(parts: &[Option<f64>], stage: usize) -> Result<f64, Varian
     })
 }
 
-fn check_scores(d: &Design, scores: &[f64], present: Option<&[bool]>) -> Result<(), VarianceError> {
+pub(super) fn check_scores(
+    d: &Design,
+    scores: &[f64],
+    present: Option<&[bool]>,
+) -> Result<(), VarianceError> {
     if scores.len() != d.n_rows() {
         return Err(VarianceError::Length {
             what: "scores",
@@ -188,9 +192,6 @@ pub fn variance(
     present: Option<&[bool]>,
 ) -> Result<f64, VarianceError> {
     check_scores(d, scores, present)?;
-    if let Some(method) = d.pps {
-        return super::pps::variance(d, method, scores, present);
-    }
     if d.stages.len() == 1 || !d.stages[0].has_fpc {
         let totals = psu_totals(d, scores, present);
         let psu_present = present.map(|p| {
@@ -231,6 +232,17 @@ pub fn variance_from_psu_totals(
     psu_totals: &[f64],
     psu_present: Option<&[bool]>,
 ) -> Result<f64, VarianceError> {
+    check_psu_totals(d, psu_totals, psu_present)?;
+    from_totals(d, psu_totals, psu_present)
+}
+
+/// The PSU-total shortcut applies (the first stage is the whole variance) and its inputs have
+/// one finite total per PSU.
+pub(super) fn check_psu_totals(
+    d: &Design,
+    psu_totals: &[f64],
+    psu_present: Option<&[bool]>,
+) -> Result<(), VarianceError> {
     if d.stages.len() > 1 && d.stages[0].has_fpc {
         return Err(VarianceError::Multistage);
     }
@@ -259,10 +271,7 @@ pub fn variance_from_psu_totals(
             });
         }
     }
-    if let Some(method) = d.pps {
-        return super::pps::variance_from_psu_totals(d, method, psu_totals, psu_present);
-    }
-    from_totals(d, psu_totals, psu_present)
+    Ok(())
 }
 
 fn from_totals(
