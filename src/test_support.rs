@@ -275,3 +275,32 @@ pub(crate) fn estimated_indicators(
         .flat_map(crate::questionnaire::Indicator::estimated)
         .collect()
 }
+
+/// Linearized scores of a weighted domain mean (zero outside `dom`) and the mean itself.
+pub(crate) fn mean_scores(w: &[f64], y: &[f64], dom: &[bool]) -> (f64, Vec<f64>) {
+    let n_hat: f64 = (0..w.len()).filter(|&i| dom[i]).map(|i| w[i]).sum();
+    let m = (0..w.len())
+        .filter(|&i| dom[i])
+        .map(|i| w[i] * y[i])
+        .sum::<f64>()
+        / n_hat;
+    (
+        m,
+        (0..w.len())
+            .map(|i| {
+                if dom[i] {
+                    w[i] * (y[i] - m) / n_hat
+                } else {
+                    0.0
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Scores of a weighted domain total (zero outside `dom`).
+pub(crate) fn total_scores(w: &[f64], y: &[f64], dom: &[bool]) -> Vec<f64> {
+    (0..w.len())
+        .map(|i| if dom[i] { w[i] * y[i] } else { 0.0 })
+        .collect()
+}

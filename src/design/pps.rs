@@ -650,28 +650,8 @@ mod tests {
         let all = vec![true; y.len()];
         let base = design(&mut f, &spec(&["st"], &[], &["p"], PpsMethod::Brewer));
         let w = base.weights().to_vec();
-        let total = |dom: &[bool]| -> Vec<f64> {
-            (0..y.len())
-                .map(|i| if dom[i] { w[i] * y[i] } else { 0.0 })
-                .collect()
-        };
-        let mean = |dom: &[bool]| -> Vec<f64> {
-            let n_hat: f64 = (0..y.len()).filter(|&i| dom[i]).map(|i| w[i]).sum();
-            let m = (0..y.len())
-                .filter(|&i| dom[i])
-                .map(|i| w[i] * y[i])
-                .sum::<f64>()
-                / n_hat;
-            (0..y.len())
-                .map(|i| {
-                    if dom[i] {
-                        w[i] * (y[i] - m) / n_hat
-                    } else {
-                        0.0
-                    }
-                })
-                .collect()
-        };
+        let total = |dom: &[bool]| crate::test_support::total_scores(&w, &y, dom);
+        let mean = |dom: &[bool]| crate::test_support::mean_scores(&w, &y, dom).1;
         let cases = [
             (total(&all), None),
             (mean(&all), None),

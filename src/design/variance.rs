@@ -370,7 +370,7 @@ mod tests {
     use crate::design::{DesignSpec, LonelyPsu};
     use crate::estimate::ci::{deff_mean, deff_total, svyvar};
     use crate::frame::{CellState, Column, ColumnData, Frame};
-    use crate::test_support::{frame, read_csv, rel};
+    use crate::test_support::{frame, mean_scores, read_csv, rel, total_scores};
 
     /// Frame from CSV text: numeric columns where every non-blank cell parses, else text.
 
@@ -400,34 +400,7 @@ mod tests {
         }
     }
 
-    /// Linearized scores of a domain mean / total / ratio (zero outside `dom`).
-    fn mean_scores(w: &[f64], y: &[f64], dom: &[bool]) -> (f64, Vec<f64>) {
-        let n_hat: f64 = (0..w.len()).filter(|&i| dom[i]).map(|i| w[i]).sum();
-        let m = (0..w.len())
-            .filter(|&i| dom[i])
-            .map(|i| w[i] * y[i])
-            .sum::<f64>()
-            / n_hat;
-        (
-            m,
-            (0..w.len())
-                .map(|i| {
-                    if dom[i] {
-                        w[i] * (y[i] - m) / n_hat
-                    } else {
-                        0.0
-                    }
-                })
-                .collect(),
-        )
-    }
-
-    fn total_scores(w: &[f64], y: &[f64], dom: &[bool]) -> Vec<f64> {
-        (0..w.len())
-            .map(|i| if dom[i] { w[i] * y[i] } else { 0.0 })
-            .collect()
-    }
-
+    /// Linearized scores of a ratio.
     fn ratio_scores(w: &[f64], y: &[f64], x: &[f64]) -> Vec<f64> {
         let tx: f64 = w.iter().zip(x).map(|(a, b)| a * b).sum();
         let r = w.iter().zip(y).map(|(a, b)| a * b).sum::<f64>() / tx;

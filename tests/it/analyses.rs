@@ -7,10 +7,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::common::{relocated_config, root, scratch};
+use crate::common::{cvsurvey_run, relocated_config, root, scratch};
 
 /// The configs of `fixtures/api/` with references (the designs of `make_analyses.R`).
 const CONFIGS: [&str; 4] = [
@@ -560,22 +559,6 @@ fn a_category_absent_from_a_domain_is_reported_as_zero() {
             }
         }
     }
-}
-
-/// Run the binary on `config`; exit code and stdout + stderr.
-fn cvsurvey_run(config: &Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cvsurvey"))
-        .args(["run", config.to_str().expect("utf8")])
-        .output()
-        .expect("run cvsurvey");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 /// The strat_fpc config with `analyses.toml` plus `indicator` (TOML appended to the

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
@@ -246,4 +247,20 @@ pub fn demo_ingest_spec(path: PathBuf) -> cvsurvey::ingest::IngestSpec {
 pub fn cvs_core() -> cvsurvey::questionnaire::Questionnaire {
     cvsurvey::questionnaire::Questionnaire::load(&root().join("questionnaires/cvs-core.toml"))
         .expect("cvs-core")
+}
+
+/// Run the binary on `config`; exit code and stdout + stderr.
+pub fn cvsurvey_run(config: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cvsurvey"))
+        .args(["run", config.to_str().expect("utf8")])
+        .output()
+        .expect("run cvsurvey");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }

@@ -4,25 +4,8 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 
-use crate::common::{relocated_config, root, scratch};
-
-/// Run the binary on `config`: exit code and stdout + stderr.
-fn cvsurvey_run(config: &Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cvsurvey"))
-        .args(["run", config.to_str().expect("utf8")])
-        .output()
-        .expect("run cvsurvey");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
+use crate::common::{cvsurvey_run, relocated_config, root, scratch};
 
 /// Rows of a CSV file as maps from column name to cell.
 fn read_rows(path: &Path) -> Vec<HashMap<String, String>> {

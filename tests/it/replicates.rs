@@ -275,14 +275,7 @@ fn replicate_weights_are_published_when_asked() {
         )],
     );
     cvsurvey::pipeline::run(&config, Default::default()).expect("run");
-    let file = std::fs::File::open(dir.join("out/weights.parquet")).expect("weights.parquet");
-    let batch = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .expect("parquet")
-        .build()
-        .expect("reader")
-        .next()
-        .expect("a batch")
-        .expect("batch");
+    let batch = weights_batch(&dir);
     // 15 JK1 replicates (one per sampled district) for each of the two schemes.
     let names: Vec<String> = batch
         .schema()
@@ -657,14 +650,7 @@ fn stata_and_sas_profiles_build_rao_wu_bootstrap_weights() {
             ],
         );
         cvsurvey::pipeline::run(&config, Default::default()).expect("run");
-        let file = std::fs::File::open(dir.join("out/weights.parquet")).expect("weights");
-        let batch = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .expect("parquet")
-            .build()
-            .expect("reader")
-            .next()
-            .expect("a batch")
-            .expect("batch");
+        let batch = weights_batch(&dir);
         assert_eq!(batch.num_rows(), stype.len());
         let column = |name: &str| {
             batch
@@ -698,4 +684,16 @@ fn stata_and_sas_profiles_build_rao_wu_bootstrap_weights() {
             }
         }
     }
+}
+
+/// The first record batch of a run's `out/weights.parquet` (the fixtures' files fit in one).
+fn weights_batch(dir: &Path) -> arrow_array::RecordBatch {
+    let file = std::fs::File::open(dir.join("out/weights.parquet")).expect("weights.parquet");
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader")
+        .next()
+        .expect("a batch")
+        .expect("batch")
 }
