@@ -412,30 +412,12 @@ mod tests {
             let dom: Vec<bool> = (0..f.n_rows())
                 .map(|i| level.is_empty() || dom_col.display(i).as_deref() == Some(level.as_str()))
                 .collect();
-            let n_hat: f64 = (0..w.len()).filter(|&i| dom[i]).map(|i| w[i]).sum();
-            let total: f64 = (0..w.len()).filter(|&i| dom[i]).map(|i| w[i] * y[i]).sum();
             let (estimate, scores): (f64, Vec<f64>) = match cell(c_stat).as_str() {
-                "total" => (
-                    total,
-                    (0..w.len())
-                        .map(|i| if dom[i] { w[i] * y[i] } else { 0.0 })
-                        .collect(),
-                ),
-                _ => {
-                    let m = total / n_hat;
-                    (
-                        m,
-                        (0..w.len())
-                            .map(|i| {
-                                if dom[i] {
-                                    w[i] * (y[i] - m) / n_hat
-                                } else {
-                                    0.0
-                                }
-                            })
-                            .collect(),
-                    )
+                "total" => {
+                    let scores = crate::test_support::total_scores(&w, &y, &dom);
+                    (scores.iter().sum(), scores)
                 }
+                _ => crate::test_support::mean_scores(&w, &y, &dom),
             };
             let r_est: f64 = cell(c_est).parse().expect("estimate");
             let r_var: f64 = cell(c_v).parse().expect("variance");
