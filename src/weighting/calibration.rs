@@ -470,6 +470,10 @@ fn value_ids(
             }
         }
         ColumnData::Num(v) => {
+            // A margin variable has a few values: a short list scanned in order finds them
+            // faster than hashing every row; the map takes over past that.
+            const SHORT: usize = 16;
+            let mut short: Vec<(u64, u32)> = Vec::with_capacity(SHORT);
             let mut cache: HashMap<u64, u32> = HashMap::new();
             for &r in rows {
                 if col.state[r] != CellState::Value || !v[r].is_finite() {
@@ -479,11 +483,21 @@ fn value_ids(
                     });
                 }
                 let x = if v[r] == 0.0 { 0.0 } else { v[r] };
-                let id = match cache.get(&x.to_bits()) {
-                    Some(&id) => id,
+                let bits = x.to_bits();
+                let found = match short.iter().find(|(b, _)| *b == bits) {
+                    Some(&(_, id)) => Some(id),
+                    None if short.len() < SHORT => None,
+                    None => cache.get(&bits).copied(),
+                };
+                let id = match found {
+                    Some(id) => id,
                     None => {
                         let id = intern(crate::frame::format_number(x), &mut keys);
-                        cache.insert(x.to_bits(), id);
+                        if short.len() < SHORT {
+                            short.push((bits, id));
+                        } else {
+                            cache.insert(bits, id);
+                        }
                         id
                     }
                 };
@@ -655,23 +669,7 @@ impl CalibrationModel {
             columns.push(nt.variable.clone());
             population.push(nt.total);
         }
-        // Cross-classification of the factors (rake's convergence table).
-        let mut cross_index: HashMap<Vec<u32>, u32> = HashMap::new();
-        let mut cross = Vec::with_capacity(n);
-        let mut buf: Vec<u32> = Vec::with_capacity(factors.len());
-        for i in 0..n {
-            buf.clear();
-            buf.extend(factors.iter().map(|f| f.codes[i]));
-            let next = cross_index.len() as u32;
-            let id = match cross_index.get(buf.as_slice()) {
-                Some(&id) => id,
-                None => {
-                    cross_index.insert(buf.clone(), next);
-                    next
-                }
-            };
-            cross.push(id);
-        }
+        let (cross, n_cross) = cross_classify(&factors, n);
         let data = ModelData {
             n,
             factors,
@@ -679,13 +677,23 @@ impl CalibrationModel {
             columns,
             population,
             joint: None,
-            n_cross: cross_index.len(),
+            n_cross,
             cross,
         };
-        // Rank of the cross-product matrix (with positive weights it is that of X'X).
+        // Rank of the cross-product matrix (with positive weights it is that of X'X), from the
+        // cells with their row counts where the model is constant within a cell: sums of
+        // whole numbers, so the matrix is the rows' one exactly.
         let p = data.p();
         let mut t = vec![0.0; p * p];
-        data.crossprod(|_| 1.0, &mut t);
+        if data.numerics.is_empty() {
+            let mut count = vec![0.0; n_cross];
+            for &c in &data.cross {
+                count[c as usize] += 1.0;
+            }
+            cross_cells(&data).crossprod(|c| count[c], &mut t);
+        } else {
+            data.crossprod(|_| 1.0, &mut t);
+        }
         let mut fac = SymFactor::new(p);
         if let Err(j) = fac.factor(&t) {
             return Err(CalibrationError::RankDeficient {
@@ -746,34 +754,7 @@ impl CalibrationModel {
                 };
                 (data, cells.codes.clone())
             }
-            None => {
-                let k = data.n_cross;
-                let mut first = vec![usize::MAX; k];
-                for (i, &c) in data.cross.iter().enumerate() {
-                    if first[c as usize] == usize::MAX {
-                        first[c as usize] = i;
-                    }
-                }
-                let factors = data
-                    .factors
-                    .iter()
-                    .map(|f| FactorVar {
-                        codes: first.iter().map(|&i| f.codes[i]).collect(),
-                        ..f.clone()
-                    })
-                    .collect();
-                let data = ModelData {
-                    n: k,
-                    factors,
-                    numerics: Vec::new(),
-                    columns: data.columns.clone(),
-                    population: data.population.clone(),
-                    joint: None,
-                    cross: (0..k as u32).collect(),
-                    n_cross: k,
-                };
-                (data, self.data.cross.clone())
-            }
+            None => (cross_cells(data), data.cross.clone()),
         };
         let (data, cell_of_row) = collapsed;
         Some(CellModel {
@@ -791,6 +772,92 @@ impl CalibrationModel {
         let mut out = vec![0.0; self.data.p()];
         self.data.total(|i| weights[i], &mut out);
         out
+    }
+}
+
+/// Cross-classification of the factors (rake's convergence table, the calibration cells): the
+/// cell of every row, cells numbered in order of first appearance, and their number.
+fn cross_classify(factors: &[FactorVar], n: usize) -> (Vec<u32>, usize) {
+    // Mixed-radix key of the level codes; a dense table of cells when the key space is small
+    // (the usual margins: sex × age group × region × urban is 640 keys), else a map.
+    let radix: Option<u64> = factors
+        .iter()
+        .try_fold(1u64, |acc, f| acc.checked_mul(f.levels.len().max(1) as u64));
+    let key = |i: usize| {
+        factors.iter().fold(0u64, |k, f| {
+            k * f.levels.len().max(1) as u64 + u64::from(f.codes[i])
+        })
+    };
+    let mut cross = Vec::with_capacity(n);
+    let mut n_cross = 0u32;
+    match radix {
+        Some(size) if size <= 1 << 22 => {
+            let mut table = vec![u32::MAX; size as usize];
+            for i in 0..n {
+                let slot = &mut table[key(i) as usize];
+                if *slot == u32::MAX {
+                    *slot = n_cross;
+                    n_cross += 1;
+                }
+                cross.push(*slot);
+            }
+        }
+        Some(_) => {
+            let mut index: HashMap<u64, u32> = HashMap::new();
+            for i in 0..n {
+                let id = *index.entry(key(i)).or_insert(n_cross);
+                if id == n_cross {
+                    n_cross += 1;
+                }
+                cross.push(id);
+            }
+        }
+        None => {
+            let mut index: HashMap<Vec<u32>, u32> = HashMap::new();
+            for i in 0..n {
+                let codes: Vec<u32> = factors.iter().map(|f| f.codes[i]).collect();
+                let id = *index.entry(codes).or_insert(n_cross);
+                if id == n_cross {
+                    n_cross += 1;
+                }
+                cross.push(id);
+            }
+        }
+    }
+    (cross, n_cross as usize)
+}
+
+/// The factor model on its cross-classification cells: one model row per cell (that of the
+/// cell's first row), numeric auxiliaries dropped (callers check there are none).
+fn cross_cells(data: &ModelData) -> ModelData {
+    let k = data.n_cross;
+    let mut first = vec![usize::MAX; k];
+    for (i, &c) in data.cross.iter().enumerate() {
+        if first[c as usize] == usize::MAX {
+            first[c as usize] = i;
+        }
+    }
+    let factors = data
+        .factors
+        .iter()
+        .map(|f| FactorVar {
+            name: f.name.clone(),
+            levels: f.levels.clone(),
+            totals: f.totals.clone(),
+            lines: f.lines.clone(),
+            codes: first.iter().map(|&i| f.codes[i]).collect(),
+            offset: f.offset,
+        })
+        .collect();
+    ModelData {
+        n: k,
+        factors,
+        numerics: Vec::new(),
+        columns: data.columns.clone(),
+        population: data.population.clone(),
+        joint: None,
+        cross: (0..k as u32).collect(),
+        n_cross: k,
     }
 }
 
