@@ -932,7 +932,7 @@ pub fn calibrate_on_cells(
         .iter()
         .zip(base_weights)
         .map(|(&c, &d)| {
-            if rake && !(d > 0.0) {
+            if rake && d <= 0.0 {
                 1.0
             } else {
                 on_cells.g[c as usize]

@@ -943,16 +943,17 @@ fn calibration_on_cells_equals_calibration_on_rows() {
         ),
     ];
     for (spec, file) in cases {
-        let margins = Margins::load(root().join("fixtures/demo").join(file)).unwrap();
-        let model = CalibrationModel::build(&demo.frame, &demo.respondents, &margins).unwrap();
+        let margins = Margins::load(root().join("fixtures/demo").join(file)).expect("demo fixture");
+        let model = CalibrationModel::build(&demo.frame, &demo.respondents, &margins)
+            .expect("demo fixture");
         let cells = model.collapse(&spec).expect("factor margins collapse");
         assert!(
             cells.n_cells() < n / 4,
             "{:?}: cells are fewer than rows",
             spec.method
         );
-        let rows = calibrate(&model, &d, &spec).unwrap();
-        let fast = calibrate_on_cells(&model, &cells, &d, &spec).unwrap();
+        let rows = calibrate(&model, &d, &spec).expect("demo fixture");
+        let fast = calibrate_on_cells(&model, &cells, &d, &spec).expect("demo fixture");
         let m = spec.method;
         assert_eq!(fast.iterations, rows.iterations, "{m:?}");
         assert_eq!(fast.converged, rows.converged, "{m:?}");
@@ -990,15 +991,18 @@ fn calibration_on_cells_equals_calibration_on_rows() {
 #[test]
 fn calibration_on_cells_reports_row_errors() {
     let demo = demo();
-    let margins = Margins::load(root().join("fixtures/demo/margins.csv")).unwrap();
-    let model = CalibrationModel::build(&demo.frame, &demo.respondents, &margins).unwrap();
+    let margins = Margins::load(root().join("fixtures/demo/margins.csv")).expect("demo fixture");
+    let model =
+        CalibrationModel::build(&demo.frame, &demo.respondents, &margins).expect("demo fixture");
     let spec = CalibrationSpec::new(CalMethod::Raking);
-    let cells = model.collapse(&spec).unwrap();
+    let cells = model.collapse(&spec).expect("demo fixture");
     let mut d = demo.nr.clone();
     d[5] = -1.0;
-    let rows = calibrate(&model, &d, &spec).unwrap_err().to_string();
+    let rows = calibrate(&model, &d, &spec)
+        .expect_err("an error")
+        .to_string();
     let fast = calibrate_on_cells(&model, &cells, &d, &spec)
-        .unwrap_err()
+        .expect_err("an error")
         .to_string();
     assert_eq!(fast, rows);
     assert!(fast.contains("design row 6"), "{fast}");
