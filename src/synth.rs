@@ -1851,7 +1851,7 @@ universe = 'owns_car in ["Y", "N"]'
         assert!(m.contains("larger than --rows 1000"), "{m}");
         let m = msg(size(400, 1000));
         assert!(m.contains("--psu-size 400 gives 3 PSUs"), "{m}");
-        assert!(m.contains("at most 250"), "{m}");
+        assert!(m.contains("at most 125"), "{m}");
         let m = msg(SynthSpec {
             psus: Some(10),
             ..size(10, 1000)
