@@ -93,10 +93,12 @@ fn data(rows: usize) -> Data {
                 rows: rows as u64,
                 regions: REGIONS,
                 psus: None,
+                psu_size: None,
                 seed: SEED,
                 nonresponse: 0.15,
             },
             out: out.clone(),
+            format: None,
             margins: margins.or_else(|| Some(d.margins.clone())),
             questionnaire_out: Some(d.questionnaire.clone()),
         };

@@ -71,8 +71,11 @@ enum Command {
         #[arg(long, default_value_t = 12)]
         regions: u32,
         /// Sampled PSUs (default: one per 333 rows, at least 2 per stratum).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "psu_size")]
         psus: Option<u32>,
+        /// Sampled persons per PSU: ⌈rows / N⌉ PSUs, the rows spread evenly over them.
+        #[arg(long, value_name = "N")]
+        psu_size: Option<u64>,
         /// Seed of the PCG32 generator.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -82,6 +85,9 @@ enum Command {
         /// Output file: .csv or .parquet.
         #[arg(long)]
         out: PathBuf,
+        /// Output format (default: from the --out extension).
+        #[arg(long, value_parser = ["csv", "parquet"])]
+        format: Option<String>,
         /// Also write population totals (variable,category,total) for calibration.
         #[arg(long)]
         margins: Option<PathBuf>,
@@ -158,9 +164,11 @@ fn main() -> ExitCode {
             rows,
             regions,
             psus,
+            psu_size,
             seed,
             nonresponse,
             out,
+            format,
             margins,
             questionnaire_out,
         } => {
@@ -170,10 +178,15 @@ fn main() -> ExitCode {
                     rows: *rows,
                     regions: *regions,
                     psus: *psus,
+                    psu_size: *psu_size,
                     seed: *seed,
                     nonresponse: *nonresponse,
                 },
                 out: out.clone(),
+                format: format.as_deref().map(|f| match f {
+                    "csv" => cvsurvey::synth::Format::Csv,
+                    _ => cvsurvey::synth::Format::Parquet,
+                }),
                 margins: margins.clone(),
                 questionnaire_out: questionnaire_out.clone(),
             };

@@ -71,8 +71,12 @@ pub struct SynthSpec {
     pub rows: u64,
     /// Number of regions; strata are region × urban/rural.
     pub regions: u32,
-    /// Sampled PSUs; `None`: about one PSU per 333 rows, at least 2 per stratum.
+    /// Sampled PSUs; `None`: from `psu_size`, else about one PSU per 333 rows, at least 2 per
+    /// stratum.
     pub psus: Option<u32>,
+    /// Sampled persons per PSU (the rows are spread as evenly as possible over
+    /// ⌈rows / psu_size⌉ PSUs, so no PSU takes more); exclusive with `psus`.
+    pub psu_size: Option<u64>,
     /// Seed of the PCG32 streams.
     pub seed: u64,
     /// Mean unit nonresponse rate (it varies by stratum around this value).
@@ -85,6 +89,7 @@ impl Default for SynthSpec {
             rows: 20_000,
             regions: 12,
             psus: None,
+            psu_size: None,
             seed: 1,
             nonresponse: 0.15,
         }
@@ -100,6 +105,8 @@ pub struct SynthRequest {
     pub spec: SynthSpec,
     /// Output microdata: `.csv` or `.parquet`.
     pub out: PathBuf,
+    /// File format; `None`: from the extension of `out`.
+    pub format: Option<Format>,
     /// Optional margins file (`variable,category,total`) for calibration.
     pub margins: Option<PathBuf>,
     /// Where to write a copy of the questionnaire with more region codes, when `regions` exceeds
@@ -192,7 +199,10 @@ impl SynthError {
 
 /// Generate the file(s) of `req`.
 pub fn generate(req: &SynthRequest) -> Result<SynthSummary, SynthError> {
-    let format = Format::of(&req.out)?;
+    let format = match req.format {
+        Some(f) => f.check_extension(&req.out)?,
+        None => Format::of(&req.out)?,
+    };
     let mut q = Questionnaire::load(&req.questionnaire).map_err(|e| SynthError::Questionnaire {
         path: req.questionnaire.clone(),
         message: e.to_string(),
@@ -248,13 +258,37 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SynthError> {
     })
 }
 
+/// Format of the generated microdata.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Format {
+pub enum Format {
+    /// Comma-separated, header line, blanks for missing cells.
     Csv,
+    /// Parquet, zstd, one row group per block.
     Parquet,
 }
 
 impl Format {
+    /// The format asked for, unless the file name says the other one (a `.parquet` file
+    /// holding CSV would be misread by every tool that trusts the extension).
+    fn check_extension(self, path: &Path) -> Result<Format, SynthError> {
+        match Format::of(path) {
+            Ok(by_name) if by_name != self => Err(SynthError::Parameters(format!(
+                "--format {} but --out {} names a {} file; change one of them",
+                self.name(),
+                path.display(),
+                by_name.name()
+            ))),
+            _ => Ok(self),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Parquet => "parquet",
+        }
+    }
+
     fn of(path: &Path) -> Result<Format, SynthError> {
         match path
             .extension()
@@ -265,7 +299,7 @@ impl Format {
             Some("csv") => Ok(Format::Csv),
             Some("parquet") | Some("pq") => Ok(Format::Parquet),
             _ => Err(SynthError::Parameters(format!(
-                "--out {}: the extension must be .csv or .parquet",
+                "--out {}: the extension must be .csv or .parquet (or give --format csv|parquet)",
                 path.display()
             ))),
         }
@@ -693,15 +727,38 @@ impl<'q> Plan<'q> {
             ));
         }
         let n_strata = spec.regions as u64 * 2;
-        let psus = match spec.psus {
-            Some(p) => u64::from(p),
-            None => (spec.rows / 333).max(2 * n_strata),
+        let psus = match (spec.psus, spec.psu_size) {
+            (Some(_), Some(_)) => {
+                return bad("give --psus or --psu-size, not both".into());
+            }
+            (Some(p), None) => u64::from(p),
+            (None, Some(0)) => {
+                return bad("--psu-size 0: a PSU needs at least one sampled person".into());
+            }
+            (None, Some(size)) if size > spec.rows => {
+                return bad(format!(
+                    "--psu-size {size} is larger than --rows {}: use a --psu-size of at most {} (or more rows)",
+                    spec.rows, spec.rows
+                ));
+            }
+            (None, Some(size)) => spec.rows.div_ceil(size),
+            (None, None) => (spec.rows / 333).max(2 * n_strata),
         };
         if psus < 2 * n_strata {
+            let asked = match spec.psu_size {
+                Some(size) => format!("--psu-size {size} gives {psus} PSUs, "),
+                None => format!("--psus {psus} gives "),
+            };
+            let fix = match spec.psu_size {
+                Some(_) => format!(
+                    "a --psu-size of at most {}",
+                    (spec.rows / (2 * n_strata)).max(1)
+                ),
+                None => format!("--psus {} or more", 2 * n_strata),
+            };
             return bad(format!(
-                "--psus {psus} gives fewer than 2 PSUs per stratum ({n_strata} strata: {} regions × urban/rural); use --psus {} or more, or fewer regions",
+                "{asked}fewer than 2 PSUs per stratum ({n_strata} strata: {} regions × urban/rural); use {fix}, or fewer regions",
                 spec.regions,
-                2 * n_strata
             ));
         }
         if psus > spec.rows {
@@ -1785,6 +1842,57 @@ universe = 'owns_car in ["Y", "N"]'
         // Default PSUs need 2 per stratum: 12 strata need 24 rows.
         let m = msg(spec(10, 6));
         assert!(m.contains("need 24 rows"), "{m}");
+        let size = |n: u64, rows: u64| SynthSpec {
+            psu_size: Some(n),
+            ..spec(rows, 2)
+        };
+        assert!(msg(size(0, 1000)).contains("--psu-size 0"));
+        let m = msg(size(1001, 1000));
+        assert!(m.contains("larger than --rows 1000"), "{m}");
+        let m = msg(size(400, 1000));
+        assert!(m.contains("--psu-size 400 gives 3 PSUs"), "{m}");
+        assert!(m.contains("at most 125"), "{m}");
+        let m = msg(SynthSpec {
+            psus: Some(10),
+            ..size(10, 1000)
+        });
+        assert!(m.contains("not both"), "{m}");
+    }
+
+    #[test]
+    fn psu_size_caps_the_persons_per_psu() {
+        let q = generic();
+        let plan = Plan::new(
+            &q,
+            &SynthSpec {
+                psu_size: Some(100),
+                ..spec(10_050, 3)
+            },
+        )
+        .expect("plan");
+        // ⌈10,050 / 100⌉ = 101 PSUs, the rows spread evenly: 100 or 99 persons each.
+        assert_eq!(plan.psus.len(), 101);
+        assert_eq!(
+            plan.psus.iter().map(|p| u64::from(p.rows)).sum::<u64>(),
+            10_050
+        );
+        assert!(plan.psus.iter().all(|p| p.rows == 100 || p.rows == 99));
+    }
+
+    #[test]
+    fn format_must_agree_with_a_known_extension() {
+        assert_eq!(
+            Format::Csv.check_extension(Path::new("x.txt")).ok(),
+            Some(Format::Csv)
+        );
+        assert_eq!(
+            Format::Csv.check_extension(Path::new("x.CSV")).ok(),
+            Some(Format::Csv)
+        );
+        let e = Format::Csv
+            .check_extension(Path::new("x.parquet"))
+            .expect_err("csv into .parquet");
+        assert!(e.to_string().contains("--format csv"), "{e}");
     }
 
     #[test]

@@ -24,6 +24,13 @@
 # Job "analyses" (cvsurvey only, JOBS=analyses): the Taylor job with 4 distributions (5 categories
 # each), 2 quantile indicators (3 probabilities) and 2 crossed domains added, against the same job
 # without them.
+# Job "nso" (cvsurvey only, JOBS=nso): the job of issue 17 as a national statistics office runs
+# it, on its own file (--psu-size 100: about 10,000 PSUs of 100 rows at 1M rows, 80 strata, CSV
+# written with --format csv): CSV input with design weights; CSV with nonresponse classes
+# (stratum) and raking; the same with 100 bootstrap replicates, each redoing the nonresponse
+# adjustment and the raking (nonresponse = "recompute", the default); and with
+# nonresponse = "fixed". svy and R are not run on it (their closest equivalents are the taylor
+# and replicate jobs above, minutes each).
 # Environment: ROWS (1000000), SEED (7), WORK (target/compare), CVSURVEY (the binary, default
 # target/release/cvsurvey), JOBS ("taylor replicate"), R_REPLICATES (10), RUNS (3), SKIP_R=1.
 set -euo pipefail
@@ -95,11 +102,11 @@ ONE_NUMBER='"bribery_prevalence", "bribery_prevalence_police", "bribery_prevalen
 INDICATORS=$ONE_NUMBER
 DOMAINS='"sex", "age_group", "region", "urban"'
 
-config() { # NAME WEIGHTING_AND_VARIANCE
+config() { # NAME WEIGHTING_AND_VARIANCE (data: DATA, default the Parquet file)
   cat >"$WORK/$1.toml" <<TOML
 questionnaire = "$STEM.questionnaire.toml"
 [data]
-path = "$STEM.parquet"
+path = "${DATA:-$STEM.parquet}"
 id = "resp_id"
 response = "responded"
 [design]
@@ -142,7 +149,28 @@ contrast_tables() {
 
 for job in $JOBS; do
   echo "job $job"
-  if [ "$job" = contrasts ]; then
+  if [ "$job" = nso ]; then
+    # 100 rows per PSU, CSV; same questionnaire copy (40 regions) as the other jobs.
+    NSO="$WORK/data-n$ROWS-s$SEED-psu100"
+    if [ ! -f "$NSO.csv" ]; then
+      echo "generating $ROWS rows, 100 per PSU (seed $SEED, $REGIONS regions)"
+      "$CVSURVEY" synth --questionnaire "$ROOT/questionnaires/cvs-core.toml" --rows "$ROWS" \
+        --regions $REGIONS --psu-size 100 --seed "$SEED" --format csv --out "$NSO.csv" \
+        --margins "$NSO.margins.csv" --questionnaire-out "$STEM.questionnaire.toml" >/dev/null
+    fi
+    nr_raked="[[weighting]]
+name = \"nr_raked\"
+nonresponse = { classes = [\"stratum\"] }
+calibration = { method = \"raking\", margins = \"$NSO.margins.csv\" }"
+    cfg=$(DATA="$NSO.csv" config nso_csv_taylor $'[[weighting]]\nname = "design"\n[variance]\nmethod = "taylor"')
+    measure_runs "$RUNS" nso_csv_taylor cvsurvey "CSV, design weights" "$CVSURVEY" run --timings "$cfg" || true
+    cfg=$(DATA="$NSO.csv" config nso_csv_nr_raked "$nr_raked"$'\n[variance]\nmethod = "taylor"')
+    measure_runs "$RUNS" nso_csv_nr_raked cvsurvey "CSV, nonresponse classes + raking" "$CVSURVEY" run --timings "$cfg" || true
+    cfg=$(DATA="$NSO.csv" config nso_csv_nr_bootstrap "$nr_raked"$'\n[variance]\nmethod = ["taylor", "bootstrap"]\nreplicates = 100')
+    measure_runs "$RUNS" nso_csv_nr_bootstrap cvsurvey "the same, 100 bootstrap replicates, nonresponse recomputed" "$CVSURVEY" run --timings "$cfg" || true
+    cfg=$(DATA="$NSO.csv" config nso_csv_nr_bootstrap_fixed "$nr_raked"$'\n[variance]\nmethod = ["taylor", "bootstrap"]\nreplicates = 100\nnonresponse = "fixed"')
+    measure_runs "$RUNS" nso_csv_nr_bootstrap_fixed cvsurvey "the same, nonresponse fixed" "$CVSURVEY" run --timings "$cfg" || true
+  elif [ "$job" = contrasts ]; then
     base=$'[[weighting]]\nname = "design"\n[variance]\nmethod = "taylor"'
     cfg=$(config taylor "$base")
     measure_runs "$RUNS" contrasts_none cvsurvey "no contrasts" "$CVSURVEY" run "$cfg" || true

@@ -470,6 +470,10 @@ fn value_ids(
             }
         }
         ColumnData::Num(v) => {
+            // A margin variable has a few values: a short list scanned in order finds them
+            // faster than hashing every row; the map takes over past that.
+            const SHORT: usize = 16;
+            let mut short: Vec<(u64, u32)> = Vec::with_capacity(SHORT);
             let mut cache: HashMap<u64, u32> = HashMap::new();
             for &r in rows {
                 if col.state[r] != CellState::Value || !v[r].is_finite() {
@@ -479,11 +483,21 @@ fn value_ids(
                     });
                 }
                 let x = if v[r] == 0.0 { 0.0 } else { v[r] };
-                let id = match cache.get(&x.to_bits()) {
-                    Some(&id) => id,
+                let bits = x.to_bits();
+                let found = match short.iter().find(|(b, _)| *b == bits) {
+                    Some(&(_, id)) => Some(id),
+                    None if short.len() < SHORT => None,
+                    None => cache.get(&bits).copied(),
+                };
+                let id = match found {
+                    Some(id) => id,
                     None => {
                         let id = intern(crate::frame::format_number(x), &mut keys);
-                        cache.insert(x.to_bits(), id);
+                        if short.len() < SHORT {
+                            short.push((bits, id));
+                        } else {
+                            cache.insert(bits, id);
+                        }
                         id
                     }
                 };
@@ -655,23 +669,7 @@ impl CalibrationModel {
             columns.push(nt.variable.clone());
             population.push(nt.total);
         }
-        // Cross-classification of the factors (rake's convergence table).
-        let mut cross_index: HashMap<Vec<u32>, u32> = HashMap::new();
-        let mut cross = Vec::with_capacity(n);
-        let mut buf: Vec<u32> = Vec::with_capacity(factors.len());
-        for i in 0..n {
-            buf.clear();
-            buf.extend(factors.iter().map(|f| f.codes[i]));
-            let next = cross_index.len() as u32;
-            let id = match cross_index.get(buf.as_slice()) {
-                Some(&id) => id,
-                None => {
-                    cross_index.insert(buf.clone(), next);
-                    next
-                }
-            };
-            cross.push(id);
-        }
+        let (cross, n_cross) = cross_classify(&factors, n);
         let data = ModelData {
             n,
             factors,
@@ -679,13 +677,23 @@ impl CalibrationModel {
             columns,
             population,
             joint: None,
-            n_cross: cross_index.len(),
+            n_cross,
             cross,
         };
-        // Rank of the cross-product matrix (with positive weights it is that of X'X).
+        // Rank of the cross-product matrix (with positive weights it is that of X'X), from the
+        // cells with their row counts where the model is constant within a cell: sums of
+        // whole numbers, so the matrix is the rows' one exactly.
         let p = data.p();
         let mut t = vec![0.0; p * p];
-        data.crossprod(|_| 1.0, &mut t);
+        if data.numerics.is_empty() {
+            let mut count = vec![0.0; n_cross];
+            for &c in &data.cross {
+                count[c as usize] += 1.0;
+            }
+            cross_cells(&data).crossprod(|c| count[c], &mut t);
+        } else {
+            data.crossprod(|_| 1.0, &mut t);
+        }
         let mut fac = SymFactor::new(p);
         if let Err(j) = fac.factor(&t) {
             return Err(CalibrationError::RankDeficient {
@@ -746,34 +754,7 @@ impl CalibrationModel {
                 };
                 (data, cells.codes.clone())
             }
-            None => {
-                let k = data.n_cross;
-                let mut first = vec![usize::MAX; k];
-                for (i, &c) in data.cross.iter().enumerate() {
-                    if first[c as usize] == usize::MAX {
-                        first[c as usize] = i;
-                    }
-                }
-                let factors = data
-                    .factors
-                    .iter()
-                    .map(|f| FactorVar {
-                        codes: first.iter().map(|&i| f.codes[i]).collect(),
-                        ..f.clone()
-                    })
-                    .collect();
-                let data = ModelData {
-                    n: k,
-                    factors,
-                    numerics: Vec::new(),
-                    columns: data.columns.clone(),
-                    population: data.population.clone(),
-                    joint: None,
-                    cross: (0..k as u32).collect(),
-                    n_cross: k,
-                };
-                (data, self.data.cross.clone())
-            }
+            None => (cross_cells(data), data.cross.clone()),
         };
         let (data, cell_of_row) = collapsed;
         Some(CellModel {
@@ -791,6 +772,92 @@ impl CalibrationModel {
         let mut out = vec![0.0; self.data.p()];
         self.data.total(|i| weights[i], &mut out);
         out
+    }
+}
+
+/// Cross-classification of the factors (rake's convergence table, the calibration cells): the
+/// cell of every row, cells numbered in order of first appearance, and their number.
+fn cross_classify(factors: &[FactorVar], n: usize) -> (Vec<u32>, usize) {
+    // Mixed-radix key of the level codes; a dense table of cells when the key space is small
+    // (the usual margins: sex × age group × region × urban is 640 keys), else a map.
+    let radix: Option<u64> = factors
+        .iter()
+        .try_fold(1u64, |acc, f| acc.checked_mul(f.levels.len().max(1) as u64));
+    let key = |i: usize| {
+        factors.iter().fold(0u64, |k, f| {
+            k * f.levels.len().max(1) as u64 + u64::from(f.codes[i])
+        })
+    };
+    let mut cross = Vec::with_capacity(n);
+    let mut n_cross = 0u32;
+    match radix {
+        Some(size) if size <= 1 << 22 => {
+            let mut table = vec![u32::MAX; size as usize];
+            for i in 0..n {
+                let slot = &mut table[key(i) as usize];
+                if *slot == u32::MAX {
+                    *slot = n_cross;
+                    n_cross += 1;
+                }
+                cross.push(*slot);
+            }
+        }
+        Some(_) => {
+            let mut index: HashMap<u64, u32> = HashMap::new();
+            for i in 0..n {
+                let id = *index.entry(key(i)).or_insert(n_cross);
+                if id == n_cross {
+                    n_cross += 1;
+                }
+                cross.push(id);
+            }
+        }
+        None => {
+            let mut index: HashMap<Vec<u32>, u32> = HashMap::new();
+            for i in 0..n {
+                let codes: Vec<u32> = factors.iter().map(|f| f.codes[i]).collect();
+                let id = *index.entry(codes).or_insert(n_cross);
+                if id == n_cross {
+                    n_cross += 1;
+                }
+                cross.push(id);
+            }
+        }
+    }
+    (cross, n_cross as usize)
+}
+
+/// The factor model on its cross-classification cells: one model row per cell (that of the
+/// cell's first row), numeric auxiliaries dropped (callers check there are none).
+fn cross_cells(data: &ModelData) -> ModelData {
+    let k = data.n_cross;
+    let mut first = vec![usize::MAX; k];
+    for (i, &c) in data.cross.iter().enumerate() {
+        if first[c as usize] == usize::MAX {
+            first[c as usize] = i;
+        }
+    }
+    let factors = data
+        .factors
+        .iter()
+        .map(|f| FactorVar {
+            name: f.name.clone(),
+            levels: f.levels.clone(),
+            totals: f.totals.clone(),
+            lines: f.lines.clone(),
+            codes: first.iter().map(|&i| f.codes[i]).collect(),
+            offset: f.offset,
+        })
+        .collect();
+    ModelData {
+        n: k,
+        factors,
+        numerics: Vec::new(),
+        columns: data.columns.clone(),
+        population: data.population.clone(),
+        joint: None,
+        cross: (0..k as u32).collect(),
+        n_cross: k,
     }
 }
 
@@ -825,6 +892,94 @@ impl CellModel {
         // rake() reports g = 1 where d = 0; any g serves, the cell has no weight.
         Ok(out.g)
     }
+}
+
+/// [`calibrate`] of the full sample through the calibration cells of `model`: the kernel runs
+/// on the cell totals d_c = Σ_{i∈c} d_i (`cells` is `model.collapse(spec)`), and its result is
+/// expanded once to the rows, w_i = d_i g_c(i). Exact for the reasons given at
+/// [`CalibrationModel::collapse`]; the numbers differ from the row path only in summation
+/// order (sums by cell, then over cells), about 1e-15 relative.
+///
+/// The row path runs instead, so that messages and counts name rows, where the cell result
+/// would speak of cells: invalid base weights, any calibration error, trimming (counts trimmed
+/// rows) and negative weights (counted per row). The expansion keeps the row path's
+/// conventions: `Rake` reports g = 1 for a row of zero base weight, and the variance
+/// residualizer gets row-level weights; the largest margin error is measured on the rows.
+pub fn calibrate_on_cells(
+    model: &CalibrationModel,
+    cells: &CellModel,
+    base_weights: &[f64],
+    spec: &CalibrationSpec,
+) -> Result<Calibrated, CalibrationError> {
+    let data = &model.data;
+    let cell_of_row = cells.cell_of_row();
+    let valid = base_weights.len() == data.n
+        && cell_of_row.len() == data.n
+        && base_weights.iter().all(|&d| d.is_finite() && d >= 0.0);
+    if !valid || spec.trim.is_some() {
+        return calibrate(model, base_weights, spec);
+    }
+    let mut cell_base = vec![0.0; cells.n_cells()];
+    for (&c, &d) in cell_of_row.iter().zip(base_weights) {
+        cell_base[c as usize] += d;
+    }
+    let on_cells = match calibrate(&cells.model, &cell_base, spec) {
+        Ok(out) if out.negative_weights == 0 => out,
+        _ => return calibrate(model, base_weights, spec),
+    };
+    let rake = spec.method == CalMethod::Rake;
+    let g: Vec<f64> = cell_of_row
+        .iter()
+        .zip(base_weights)
+        .map(|(&c, &d)| {
+            if rake && d <= 0.0 {
+                1.0
+            } else {
+                on_cells.g[c as usize]
+            }
+        })
+        .collect();
+    let weights: Vec<f64> = base_weights.iter().zip(&g).map(|(d, g)| d * g).collect();
+    // A row's share of its cell's weight at each step: d_i / d_c.
+    let expand = |cell_values: &[f64]| -> Vec<f64> {
+        cell_of_row
+            .iter()
+            .zip(base_weights)
+            .map(|(&c, &d)| {
+                let dc = cell_base[c as usize];
+                if dc > 0.0 {
+                    d * (cell_values[c as usize] / dc)
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    };
+    let kind = match on_cells.residualizer.kind {
+        Resid::Greg { factor, .. } => Resid::Greg {
+            d: base_weights.to_vec(),
+            g: g.clone(),
+            factor,
+        },
+        Resid::PostStrat { .. } => Resid::PostStrat {
+            oldw: base_weights.to_vec(),
+            w: weights.clone(),
+        },
+        Resid::Rake { psw } => Resid::Rake {
+            psw: psw.iter().map(|p| expand(p)).collect(),
+        },
+    };
+    let max_margin_error = margin_error(model, &weights, spec).1;
+    Ok(Calibrated {
+        weights,
+        g,
+        max_margin_error,
+        residualizer: Residualizer {
+            data: Arc::clone(data),
+            kind,
+        },
+        ..on_cells
+    })
 }
 
 fn build_cells(

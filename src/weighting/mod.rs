@@ -71,12 +71,21 @@ pub struct CalibrationOutcome {
 pub struct Chain {
     name: String,
     nonresponse: Option<NonresponseClasses>,
-    calibration: Option<(
-        calibration::CalibrationModel,
-        calibration::CalibrationSpec,
-        String,
-        String,
-    )>,
+    calibration: Option<ChainCalibration>,
+}
+
+/// The calibration step of a chain.
+#[derive(Debug, Clone)]
+struct ChainCalibration {
+    model: calibration::CalibrationModel,
+    spec: calibration::CalibrationSpec,
+    /// The model on its calibration cells, built once: the full sample and every replicate
+    /// calibrate cell totals instead of rows (`None` where the method needs the rows).
+    cells: Option<calibration::CellModel>,
+    /// Method name as configured, for reports.
+    method_name: String,
+    /// Margins file name, for reports.
+    margins_file: String,
 }
 
 /// Weighting classes of every used row.
@@ -162,7 +171,13 @@ impl Chain {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 let method_name = format!("{:?}", c.method).to_lowercase();
-                Some((model, cal, method_name, file))
+                Some(ChainCalibration {
+                    cells: model.collapse(&cal),
+                    model,
+                    spec: cal,
+                    method_name,
+                    margins_file: file,
+                })
             }
         };
         Ok(Chain {
@@ -241,9 +256,9 @@ impl Chain {
                 chain: self,
                 cells: None,
             }),
-            Some((model, spec, _, _)) => Some(ChainCells {
+            Some(c) => Some(ChainCells {
                 chain: self,
-                cells: Some((model.collapse(spec)?, spec)),
+                cells: Some((c.cells.as_ref()?, &c.spec)),
             }),
         }
     }
@@ -252,16 +267,18 @@ impl Chain {
     /// `Rake` calibration then does the full sample's sweeps in every replicate, as R's `rake()`
     /// does on a replicate design (`CalibrationSpec::replicate_sweeps`).
     fn for_replicates(mut self, full_sample_iterations: Option<usize>) -> Chain {
-        if let (Some((_, spec, _, _)), Some(sweeps)) =
-            (self.calibration.as_mut(), full_sample_iterations)
-            && spec.method == calibration::CalMethod::Rake
+        if let (Some(c), Some(sweeps)) = (self.calibration.as_mut(), full_sample_iterations)
+            && c.spec.method == calibration::CalMethod::Rake
         {
-            spec.replicate_sweeps = Some(sweeps);
+            c.spec.replicate_sweeps = Some(sweeps);
         }
         self
     }
 
-    /// The calibration step alone, on respondent weights already adjusted for nonresponse.
+    /// The calibration step alone, on respondent weights already adjusted for nonresponse: on
+    /// the calibration cells where the method allows it (`calibration::calibrate_on_cells`;
+    /// the nonresponse factor is constant within a class, so it needs no cells of its own: the
+    /// cell totals are sums of the adjusted weights), else on the rows.
     pub fn calibrate(&self, adjusted: Vec<f64>) -> Result<Weighted, WeightingError> {
         match &self.calibration {
             None => Ok(Weighted {
@@ -269,12 +286,16 @@ impl Chain {
                 adjusted,
                 calibrated: None,
             }),
-            Some((model, spec, _, _)) => {
-                let c = calibration::calibrate(model, &adjusted, spec).map_err(|e| {
-                    WeightingError::Calibration {
-                        scheme: self.name.clone(),
-                        message: e.to_string(),
-                    }
+            Some(ChainCalibration {
+                model, spec, cells, ..
+            }) => {
+                let c = match cells {
+                    Some(cells) => calibration::calibrate_on_cells(model, cells, &adjusted, spec),
+                    None => calibration::calibrate(model, &adjusted, spec),
+                }
+                .map_err(|e| WeightingError::Calibration {
+                    scheme: self.name.clone(),
+                    message: e.to_string(),
                 })?;
                 Ok(Weighted {
                     weights: c.weights.clone(),
@@ -290,7 +311,7 @@ impl Chain {
 #[derive(Debug, Clone)]
 pub struct ChainCells<'a> {
     chain: &'a Chain,
-    cells: Option<(calibration::CellModel, &'a calibration::CalibrationSpec)>,
+    cells: Option<(&'a calibration::CellModel, &'a calibration::CalibrationSpec)>,
 }
 
 impl ChainCells<'_> {
@@ -346,7 +367,14 @@ pub fn compute(
                 calibrated,
             } = chain.apply(base_weights, respondents)?;
             let calibration = match (calibrated, &chain.calibration) {
-                (Some(c), Some((_, _, method, file))) => {
+                (
+                    Some(c),
+                    Some(ChainCalibration {
+                        method_name: method,
+                        margins_file: file,
+                        ..
+                    }),
+                ) => {
                     let g_min = c.g.iter().copied().fold(f64::INFINITY, f64::min);
                     let g_max = c.g.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                     Some(CalibrationOutcome {

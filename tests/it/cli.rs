@@ -462,6 +462,7 @@ fn a_killed_run_leaves_the_previous_outputs_intact() {
             ..Default::default()
         },
         out: data.clone(),
+        format: None,
         margins: None,
         questionnaire_out: None,
     })

@@ -247,3 +247,102 @@ fn synth_bad_parameters_are_one_line_errors() {
     }
     assert!(!out.exists());
 }
+
+#[test]
+fn synth_psu_size_and_format_csv_are_deterministic() {
+    let dir = scratch("synth-psu-size");
+    let q = root().join("questionnaires/cvs-core.toml");
+    let make = |name: &str, seed: &str| {
+        // No .csv extension: --format says it.
+        let data = dir.join(name);
+        let (code, stdout, stderr) = cvsurvey(&[
+            "synth",
+            "--questionnaire",
+            s(&q),
+            "--rows",
+            "20000",
+            "--regions",
+            "40",
+            "--psu-size",
+            "100",
+            "--format",
+            "csv",
+            "--seed",
+            seed,
+            "--out",
+            s(&data),
+            "--questionnaire-out",
+            s(&dir.join("q.toml")),
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.contains("80 strata, 200 PSUs"), "{stdout}");
+        std::fs::read(&data).expect("generated file")
+    };
+    let a = make("a.dat", "5");
+    assert_eq!(a, make("b.dat", "5"), "same seed, same bytes");
+    assert_ne!(a, make("c.dat", "6"));
+    let text = String::from_utf8(a).expect("utf8");
+    let header: Vec<&str> = text.lines().next().expect("header").split(',').collect();
+    let psu = header.iter().position(|c| *c == "psu").expect("psu column");
+    let mut per_psu = std::collections::BTreeMap::<String, usize>::new();
+    for line in text.lines().skip(1) {
+        let field = line.split(',').nth(psu).expect("psu field").to_string();
+        *per_psu.entry(field).or_default() += 1;
+    }
+    assert_eq!(per_psu.len(), 200);
+    assert!(per_psu.values().all(|&n| n == 100), "{per_psu:?}");
+}
+
+#[test]
+fn synth_bad_psu_size_and_format_are_one_line_errors() {
+    let dir = scratch("synth-bad-psu-size");
+    let q = root().join("questionnaires/cvs-core.toml");
+    let csv = dir.join("x.csv");
+    let parquet = dir.join("x.parquet");
+    for (out, args, expect) in [
+        (
+            &csv,
+            vec!["--rows", "1000", "--psu-size", "0"],
+            "--psu-size 0",
+        ),
+        (
+            &csv,
+            vec!["--rows", "1000", "--psu-size", "1001"],
+            "--psu-size 1001 is larger than --rows 1000",
+        ),
+        (
+            &csv,
+            vec!["--rows", "1000", "--regions", "2", "--psu-size", "400"],
+            "fewer than 2 PSUs per stratum",
+        ),
+        (
+            &parquet,
+            vec!["--rows", "1000", "--format", "csv"],
+            "--format csv but --out",
+        ),
+    ] {
+        let mut a = vec!["synth", "--questionnaire", s(&q), "--out", s(out)];
+        a.extend(args);
+        let (code, _, stderr) = cvsurvey(&a);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains(expect), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(!out.exists());
+    }
+    // clap refuses both counts at once (exit 2, its own usage message).
+    let (code, _, stderr) = cvsurvey(&[
+        "synth",
+        "--questionnaire",
+        s(&q),
+        "--out",
+        s(&csv),
+        "--rows",
+        "1000",
+        "--psus",
+        "10",
+        "--psu-size",
+        "10",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--psu-size"), "{stderr}");
+}

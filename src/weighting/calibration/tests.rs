@@ -907,3 +907,103 @@ fn rake_convergence_follows_each_release_of_r_survey() {
         "the two tests must disagree somewhere for this to test anything"
     );
 }
+
+/// The full-sample fast path (`calibrate_on_cells`) is the row path up to summation order:
+/// weights, g, residualized scores, iterations and margin error, for every method that
+/// collapses, with some rows of zero base weight (R's `rake` reports g = 1 for them). The
+/// Newton methods stop about 1e-8 from their solution, where the order of the sums moves the
+/// last step, and linear calibration's T − Σ d m cancels: 1.3e-12 relative at most here, hence
+/// 1e-11 (post-stratification: 0; `rake`: 2e-14).
+#[test]
+fn calibration_on_cells_equals_calibration_on_rows() {
+    let demo = demo();
+    let mut d = demo.nr.clone();
+    for i in (0..d.len()).step_by(37) {
+        d[i] = 0.0;
+    }
+    let n = d.len();
+    let y = num(&demo.frame, "age", &demo.respondents);
+    let mut rake = CalibrationSpec::new(CalMethod::Rake);
+    rake.maxit = Some(100);
+    let cases = [
+        (CalibrationSpec::new(CalMethod::Raking), "margins.csv"),
+        (CalibrationSpec::new(CalMethod::Linear), "margins.csv"),
+        (
+            CalibrationSpec::new(CalMethod::Logit).with_bounds(0.3, 3.0),
+            "margins.csv",
+        ),
+        (
+            CalibrationSpec::new(CalMethod::Truncated).with_bounds(0.5, 2.0),
+            "margins.csv",
+        ),
+        (rake, "margins.csv"),
+        (
+            CalibrationSpec::new(CalMethod::PostStratify),
+            "poststrata.csv",
+        ),
+    ];
+    for (spec, file) in cases {
+        let margins = Margins::load(root().join("fixtures/demo").join(file)).expect("demo fixture");
+        let model = CalibrationModel::build(&demo.frame, &demo.respondents, &margins)
+            .expect("demo fixture");
+        let cells = model.collapse(&spec).expect("factor margins collapse");
+        assert!(
+            cells.n_cells() < n / 4,
+            "{:?}: cells are fewer than rows",
+            spec.method
+        );
+        let rows = calibrate(&model, &d, &spec).expect("demo fixture");
+        let fast = calibrate_on_cells(&model, &cells, &d, &spec).expect("demo fixture");
+        let m = spec.method;
+        assert_eq!(fast.iterations, rows.iterations, "{m:?}");
+        assert_eq!(fast.converged, rows.converged, "{m:?}");
+        assert_eq!(fast.negative_weights, rows.negative_weights, "{m:?}");
+        assert!(
+            (fast.max_margin_error - rows.max_margin_error).abs() < 1e-9,
+            "{m:?}"
+        );
+        let worst_g = (0..n)
+            .map(|i| rel(fast.g[i], rows.g[i]))
+            .fold(0.0, f64::max);
+        let worst_w = (0..n)
+            .filter(|&i| rows.weights[i] != 0.0)
+            .map(|i| rel(fast.weights[i], rows.weights[i]))
+            .fold(0.0, f64::max);
+        assert!(
+            worst_g < 1e-11 && worst_w < 1e-11,
+            "{m:?}: {worst_g:e}, {worst_w:e}"
+        );
+        if matches!(m, CalMethod::PostStratify | CalMethod::Rake) {
+            assert!(worst_g < 1e-13, "{m:?}: {worst_g:e}");
+        }
+        let (_, mut zr) = mean_scores(&rows.weights, &y, &vec![true; n]);
+        let mut zf = zr.clone();
+        rows.residualizer.residualize(&mut zr);
+        fast.residualizer.residualize(&mut zf);
+        let scale = zr.iter().map(|x| x.abs()).fold(0.0, f64::max);
+        for i in 0..n {
+            assert!((zf[i] - zr[i]).abs() < 1e-11 * scale, "{m:?} row {i}");
+        }
+    }
+}
+
+/// Where a message must name a design row, the fast path gives the row path's error.
+#[test]
+fn calibration_on_cells_reports_row_errors() {
+    let demo = demo();
+    let margins = Margins::load(root().join("fixtures/demo/margins.csv")).expect("demo fixture");
+    let model =
+        CalibrationModel::build(&demo.frame, &demo.respondents, &margins).expect("demo fixture");
+    let spec = CalibrationSpec::new(CalMethod::Raking);
+    let cells = model.collapse(&spec).expect("demo fixture");
+    let mut d = demo.nr.clone();
+    d[5] = -1.0;
+    let rows = calibrate(&model, &d, &spec)
+        .expect_err("an error")
+        .to_string();
+    let fast = calibrate_on_cells(&model, &cells, &d, &spec)
+        .expect_err("an error")
+        .to_string();
+    assert_eq!(fast, rows);
+    assert!(fast.contains("design row 6"), "{fast}");
+}
