@@ -487,6 +487,29 @@ pub(crate) fn certainty_stratum(d: &Design, h: usize) -> bool {
     st.popsize[h].is_finite() && fpc_of(st.sampsize[h], st.popsize[h]) < CERTAINTY_FPC
 }
 
+/// Number of replication units ([`ReplicationUnits`]) without building them: first-stage PSUs,
+/// with [`Certainty::Ssu`] each certainty PSU counted as its second-stage units.
+pub(crate) fn n_replication_units(d: &Design, certainty: Certainty) -> usize {
+    if certainty == Certainty::Psu || d.n_stages() < 2 {
+        return d.n_psu();
+    }
+    let mut ssus_of_psu = vec![0usize; d.n_psu()];
+    for &p in &d.stages[1].unit_stratum {
+        ssus_of_psu[p as usize] += 1;
+    }
+    d.stratum_of_psu()
+        .iter()
+        .zip(&ssus_of_psu)
+        .map(|(&h, &ssus)| {
+            if certainty_stratum(d, h as usize) {
+                ssus
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
 /// 1 − n/N.
 fn fpc_of(n: f64, big_n: f64) -> f64 {
     (big_n - n) / big_n

@@ -186,16 +186,15 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
     };
     // The replicate table (a factor per PSU, or a weight per row for supplied columns, per
     // replicate) is the stage's largest allocation: refuse before it, with the figures.
+    // Replication units: first-stage PSUs, or more with certainty = "ssu".
+    let n_units = super::n_replication_units(inputs.design, settings.certainty);
     let (units, n_rep_planned) = match &rep_method {
         ReplicateMethod::Supplied(s) => (inputs.design.n_rows(), s.columns.len()),
         ReplicateMethod::Bootstrap { replicates, .. }
         | ReplicateMethod::Subbootstrap { replicates, .. }
-        | ReplicateMethod::RaoWu { replicates, .. } => (inputs.design.n_psu(), *replicates),
-        ReplicateMethod::Sdr { replicates, .. } => (
-            inputs.design.n_psu(),
-            replicates.unwrap_or(inputs.design.n_psu()),
-        ),
-        _ => (inputs.design.n_psu(), inputs.design.n_psu()),
+        | ReplicateMethod::RaoWu { replicates, .. } => (n_units, *replicates),
+        ReplicateMethod::Sdr { replicates, .. } => (n_units, replicates.unwrap_or(n_units)),
+        _ => (n_units, n_units),
     };
     let table = (units as u64)
         .saturating_mul(n_rep_planned as u64)

@@ -969,6 +969,15 @@ fn jkn_with_certainty_ssu_matches_r_on_certainty_psus() {
     units.sort_unstable();
     units.dedup();
     assert_eq!(rd.n_replicates(), units.len());
+    // The memory check counts the same units without building them.
+    assert_eq!(
+        super::n_replication_units(&d, super::Certainty::Ssu),
+        units.len()
+    );
+    assert_eq!(
+        super::n_replication_units(&d, super::Certainty::Psu),
+        d.n_psu()
+    );
     // Our own Taylor variance agrees with R's multistage one (the reference is consistent).
     let y = num(&f, "y");
     let scores: Vec<f64> = d.weights().iter().zip(&y).map(|(w, y)| w * y).collect();
