@@ -232,3 +232,76 @@ fn invalid_answers_in_a_stata_file_are_blanked() {
     assert_eq!(got.row_numbers, [1, 3]);
     assert_eq!(got.rows_read, got.rows_used() + got.rows_quarantined);
 }
+
+/// The CSV table of the tests above as a Parquet file: integer codes, a numeric weight and a
+/// nullable q2 (null = blank).
+fn parquet_bytes() -> Vec<u8> {
+    use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
+    use std::sync::Arc;
+    let int = |v: &[i64]| Arc::new(Int64Array::from(v.to_vec())) as ArrayRef;
+    let batch = RecordBatch::try_from_iter([
+        ("id", int(&[1, 2, 3, 4, 5, 6, 7])),
+        ("region", int(&[1, 1, 2, 2, 1, 9, 1])),
+        (
+            "w",
+            Arc::new(Float64Array::from(vec![
+                10.0, 20.0, 30.0, 40.0, 0.0, 10.0, 10.0,
+            ])) as ArrayRef,
+        ),
+        ("q1", int(&[1, 7, 2, 1, 1, 1, 1])),
+        (
+            "q2",
+            Arc::new(Float64Array::from(vec![
+                Some(5.0),
+                None,
+                Some(4.0),
+                Some(500.0),
+                Some(5.0),
+                Some(5.0),
+                None,
+            ])) as ArrayRef,
+        ),
+    ])
+    .expect("batch");
+    let mut bytes = Vec::new();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(&mut bytes, batch.schema(), None).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+    bytes
+}
+
+#[test]
+fn invalid_answers_in_a_parquet_file_are_blanked_as_in_csv() {
+    let q = questionnaire();
+    let csv = read(
+        &spec(
+            scratch_file("same.csv", CSV.as_bytes()),
+            InvalidAnswer::Blank,
+        ),
+        &q,
+    )
+    .expect("csv");
+    let parquet = read(
+        &spec(
+            scratch_file("blank.parquet", &parquet_bytes()),
+            InvalidAnswer::Blank,
+        ),
+        &q,
+    )
+    .expect("parquet");
+    // The same findings and actions (values as each format writes them), the same rows kept
+    // and the same cell states.
+    let located = |got: &Ingested| -> Vec<(u64, String, FindingKind, FindingAction)> {
+        got.findings
+            .iter()
+            .map(|f| (f.row, f.column.clone(), f.kind, f.action))
+            .collect()
+    };
+    assert_eq!(located(&parquet), located(&csv));
+    assert_eq!(parquet.row_numbers, csv.row_numbers);
+    assert_eq!(parquet.rows_quarantined, 2);
+    for name in ["q1", "q2", "d"] {
+        assert_eq!(states(&parquet, name), states(&csv, name), "{name}");
+    }
+}
