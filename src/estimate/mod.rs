@@ -112,7 +112,8 @@ pub struct EstimateRow {
     /// Effective sample size n_unweighted / deff (none where deff is undefined).
     pub n_effective: Option<f64>,
     /// Weighted share of the indicator's universe in the domain whose value is item-missing
-    /// ([`item_missing_shares`]); none where the universe has no weight.
+    /// ([`item_missing_shares`]): 0 when no row of the indicator's universe is missing anywhere;
+    /// otherwise none where the domain's universe has no weight.
     pub item_missing_share: Option<f64>,
     /// Reliability flag; estimation leaves every row [`Flag::Reliable`] and the publication
     /// rules (`output::reliability`) set it.
@@ -256,7 +257,9 @@ struct ItemMissing {
 /// the answered values, so it is biased downward by about this share of the domain's total
 /// (exactly so when the missing answers have the mean of the given ones). Weighted rather than
 /// counted, because the bias of a weighted total is carried by the weight of the missing rows.
-/// `None` for a domain value whose universe has no weight.
+/// `None` for a domain value whose universe has no weight, except that an indicator with no
+/// missing row at all gets 0 everywhere without a pass over the rows (its estimate row then says
+/// whether the domain has respondents).
 fn item_missing_shares(vals: &IndicatorValues, w: &[f64], b: &Breakdown) -> Vec<Option<f64>> {
     let Some(im) = &vals.item_missing else {
         return vec![Some(0.0); b.labels.len()];
