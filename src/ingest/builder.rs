@@ -217,6 +217,55 @@ impl ColumnBuilder {
         }
     }
 
+    /// An empty column with the same name and rules, room for `capacity` cells: the builder
+    /// of one piece of a file read in parallel ([`ColumnBuilder::concat`] joins the pieces).
+    pub(crate) fn empty_like(&self, capacity: usize) -> ColumnBuilder {
+        let mut b = ColumnBuilder::new(&self.name, self.rules.clone(), 0);
+        b.reserve(capacity);
+        b
+    }
+
+    /// Append the next piece of the column (cells that follow in the file): text levels keep
+    /// their order of first appearance in the file, so the column does not depend on where the
+    /// pieces were cut.
+    pub(crate) fn append(&mut self, piece: ColumnBuilder) {
+        if self.rules.numeric {
+            self.values.extend_from_slice(&piece.values);
+        } else {
+            let remap: Vec<u32> = piece
+                .levels
+                .into_iter()
+                .map(|level| match self.level_index.get(&level) {
+                    Some(&c) => c,
+                    None => {
+                        let c = self.levels.len() as u32;
+                        self.level_index.insert(level.clone(), c);
+                        self.levels.push(level);
+                        c
+                    }
+                })
+                .collect();
+            self.codes.extend(
+                piece
+                    .codes
+                    .iter()
+                    .map(|&c| remap.get(c as usize).copied().unwrap_or(u32::MAX)),
+            );
+        }
+        self.state.extend_from_slice(&piece.state);
+        self.blank.extend_from_slice(&piece.blank);
+    }
+
+    /// A CSV cell written as a whole number in a numeric column (the usual cell of a
+    /// categorical or count item), read without the general float parser: `Some(problem)`.
+    /// `None`, and nothing pushed, for any other cell (read it with [`Self::push_str`]).
+    pub(crate) fn push_whole_number(&mut self, field: &str) -> Option<Option<CellProblem>> {
+        if !self.rules.numeric {
+            return None;
+        }
+        whole_number(field.as_bytes()).map(|x| self.push_num(x))
+    }
+
     /// Room for `additional` more cells, so that a file's columns grow once, not by doubling.
     pub(crate) fn reserve(&mut self, additional: usize) {
         if self.rules.numeric {
@@ -346,7 +395,7 @@ impl ColumnBuilder {
     }
 
     /// Append a copy of the last cell.
-    fn repeat_last(&mut self) {
+    pub(crate) fn repeat_last(&mut self) {
         if self.rules.numeric {
             let v = self.values.last().copied().unwrap_or(f64::NAN);
             self.values.push(v);
@@ -462,6 +511,28 @@ impl ColumnBuilder {
     }
 }
 
+/// The value of a cell written as an optional minus sign and 1 to 15 ASCII digits (exact in
+/// an f64, and the same number `str::parse` gives, `-0` as -0.0); `None` for any other text.
+fn whole_number(field: &[u8]) -> Option<f64> {
+    let (negative, digits) = match field.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, field),
+    };
+    if digits.is_empty() || digits.len() > 15 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in digits {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n * 10 + u64::from(d);
+    }
+    let x = n as f64;
+    Some(if negative { -x } else { x })
+}
+
 /// A column the questionnaire does not declare: its type is decided once all values are seen
 /// (numeric when every non-blank value parses as a number).
 #[derive(Debug, Default)]
@@ -484,6 +555,11 @@ impl AutoBuilder {
                 .map(str::to_string),
         );
     }
+    /// Append the next piece of the column.
+    pub(crate) fn append(&mut self, piece: AutoBuilder) {
+        self.raw.extend(piece.raw);
+    }
+
     pub(crate) fn into_builder(self) -> ColumnBuilder {
         self.into_builder_with_na(&[])
     }

@@ -8,6 +8,7 @@
 //! [`InvalidAnswer::Quarantine`] is asked for (each finding says what was done, [`FindingAction`]).
 
 mod builder;
+mod csv_reader;
 pub mod dictionary;
 mod dta;
 mod dta_lengths;
@@ -328,6 +329,19 @@ pub enum IngestError {
         /// The memory needed and available.
         message: String,
     },
+    /// The file's size changed between opening it and reading its end.
+    #[error(
+        "{path}: the file changed while it was read ({before} bytes when opened, {after} bytes \
+         at the end): it is still being written or copied; run again once it is complete"
+    )]
+    ChangedWhileRead {
+        /// Data file.
+        path: PathBuf,
+        /// Size when opened.
+        before: u64,
+        /// Bytes read, or the size at the end.
+        after: u64,
+    },
     /// The file has no header or no data rows.
     #[error("{path}: {message}")]
     Empty {
@@ -447,7 +461,7 @@ pub fn read_with_progress(
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
     let raw = match extension.as_deref() {
-        Some("csv") => read::read_csv(
+        Some("csv") => csv_reader::read_csv(
             path,
             &|name| column_plan(name, spec, questionnaire),
             &spec.na,
@@ -1278,11 +1292,17 @@ pub fn sha256_file(path: &Path) -> Result<String, std::io::Error> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher
+    Ok(hex_digest(hasher))
+}
+
+/// Lower-case hex of a finished SHA-256.
+pub(crate) fn hex_digest(hasher: sha2::Sha256) -> String {
+    use sha2::Digest;
+    hasher
         .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! File readers: CSV (the `csv` crate, straight into typed builders) and Parquet (Arrow record
-//! batches, streamed one batch at a time).
+//! Parquet files (Arrow record batches, every column on its own reader), and the column plan
+//! every reader shares (CSV files: `csv_reader`).
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -21,15 +21,15 @@ use parquet::arrow::arrow_reader::{
 use rayon::prelude::*;
 
 use super::builder::{AutoBuilder, CellProblem, ColumnBuilder};
-use super::{ColumnPlan, FindingKind, IngestError, RawTable, input_sha256};
+use super::{ColumnPlan, IngestError, RawTable, input_sha256};
 use crate::progress::Progress;
 
-enum Slot {
+pub(super) enum Slot {
     Typed(Box<ColumnBuilder>),
     Auto(AutoBuilder),
 }
 
-fn check_header(path: &Path, header: &[String]) -> Result<(), IngestError> {
+pub(super) fn check_header(path: &Path, header: &[String]) -> Result<(), IngestError> {
     let mut seen = HashSet::new();
     for h in header {
         if !seen.insert(h.as_str()) {
@@ -42,7 +42,7 @@ fn check_header(path: &Path, header: &[String]) -> Result<(), IngestError> {
     Ok(())
 }
 
-fn plan_slots(
+pub(super) fn plan_slots(
     header: &[String],
     plan: &dyn Fn(&str) -> ColumnPlan,
 ) -> (Vec<Option<usize>>, Vec<Slot>, Vec<String>) {
@@ -68,7 +68,7 @@ fn plan_slots(
     (slot_of, slots, ignored)
 }
 
-fn finish_slots(slots: Vec<Slot>, na: &[String]) -> Vec<ColumnBuilder> {
+pub(super) fn finish_slots(slots: Vec<Slot>, na: &[String]) -> Vec<ColumnBuilder> {
     slots
         .into_iter()
         .map(|s| match s {
@@ -76,17 +76,6 @@ fn finish_slots(slots: Vec<Slot>, na: &[String]) -> Vec<ColumnBuilder> {
             Slot::Auto(a) => a.into_builder_with_na(na),
         })
         .collect()
-}
-
-/// Read a CSV file (header row, comma separated, optional double quotes); the file's hash is
-/// computed alongside.
-pub(crate) fn read_csv(
-    path: &Path,
-    plan: &(dyn Fn(&str) -> ColumnPlan + Sync),
-    na: &[String],
-    progress: &dyn Progress,
-) -> Result<RawTable, IngestError> {
-    hashed_beside(path, || read_csv_columns(path, plan, na, progress))
 }
 
 /// Run `read` while the other core hashes the file, and put the hash in the table.
@@ -104,183 +93,7 @@ fn hashed_beside(
 /// Longest line (header or data row) a CSV file may have: survey rows are a few kilobytes, and
 /// a file with no line breaks (a binary file, `/dev/zero` copied to disk) would otherwise be
 /// read whole into one record.
-const MAX_LINE_BYTES: u64 = 16 << 20;
-
-/// A reader that fails once more than `limit` bytes pass without a line break.
-struct LineGuard<R> {
-    inner: R,
-    since_newline: u64,
-    limit: u64,
-}
-
-impl<R> LineGuard<R> {
-    fn new(inner: R, limit: u64) -> LineGuard<R> {
-        LineGuard {
-            inner,
-            since_newline: 0,
-            limit,
-        }
-    }
-}
-
-impl<R: std::io::Read> std::io::Read for LineGuard<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        match buf[..n].iter().rposition(|&b| b == b'\n') {
-            Some(i) => self.since_newline = (n - i - 1) as u64,
-            None => self.since_newline += n as u64,
-        }
-        if self.since_newline > self.limit {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "a line is longer than {} MiB: this does not look like a CSV file of survey \
-                     records (check the file, its line breaks, or that it is not compressed)",
-                    self.limit >> 20
-                ),
-            ));
-        }
-        Ok(n)
-    }
-}
-
-fn read_csv_columns(
-    path: &Path,
-    plan: &dyn Fn(&str) -> ColumnPlan,
-    na: &[String],
-    progress: &dyn Progress,
-) -> Result<RawTable, IngestError> {
-    let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    progress.start("ingest", file_bytes);
-    let mut reported = 0u64;
-    let io = |e: &dyn std::fmt::Display| IngestError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let sha256 = String::new();
-    let file = File::open(path).map_err(|e| io(&e))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(LineGuard::new(file, MAX_LINE_BYTES));
-    let mut records = reader.byte_records();
-    let header_record = match records.next() {
-        None => {
-            return Err(IngestError::Empty {
-                path: path.to_path_buf(),
-                message: "the file is empty; expected a header row and data rows".into(),
-            });
-        }
-        Some(r) => r.map_err(|e| IngestError::Malformed {
-            path: path.to_path_buf(),
-            format: "CSV",
-            message: e.to_string(),
-        })?,
-    };
-    let header: Vec<String> = header_record
-        .iter()
-        .map(|f| {
-            String::from_utf8_lossy(f)
-                .trim()
-                .trim_start_matches('\u{feff}')
-                .to_string()
-        })
-        .collect();
-    check_header(path, &header)?;
-    let (slot_of, mut slots, ignored) = plan_slots(&header, plan);
-
-    let mut cell_problems = Vec::new();
-    let mut row_problems = Vec::new();
-    let mut n_rows = 0usize;
-    while let Some(record) = records.next() {
-        let row = n_rows;
-        n_rows += 1;
-        if n_rows.is_multiple_of(65536) {
-            let at = records.reader().position().byte();
-            progress.advance(at.saturating_sub(reported));
-            reported = at;
-        }
-        let record = match record {
-            Ok(r) => r,
-            // The file itself failed (or a line passed MAX_LINE_BYTES): stop, naming the row.
-            Err(e) if e.is_io_error() => {
-                return Err(IngestError::Malformed {
-                    path: path.to_path_buf(),
-                    format: "CSV",
-                    message: format!("data row {}: {e}", row + 1),
-                });
-            }
-            Err(e) => {
-                row_problems.push((
-                    row,
-                    FindingKind::MalformedRow,
-                    format!("unreadable CSV record: {e}"),
-                ));
-                push_null_row(&mut slots);
-                continue;
-            }
-        };
-        if record.len() != header.len() {
-            row_problems.push((
-                row,
-                FindingKind::MalformedRow,
-                format!(
-                    "{} fields where the header has {}",
-                    record.len(),
-                    header.len()
-                ),
-            ));
-            push_null_row(&mut slots);
-            continue;
-        }
-        let fields: Result<Vec<&str>, _> = record.iter().map(std::str::from_utf8).collect();
-        let Ok(fields) = fields else {
-            row_problems.push((
-                row,
-                FindingKind::InvalidEncoding,
-                "the row is not valid UTF-8".into(),
-            ));
-            push_null_row(&mut slots);
-            continue;
-        };
-        for (field, slot) in fields.iter().zip(&slot_of) {
-            let Some(i) = *slot else { continue };
-            match &mut slots[i] {
-                Slot::Typed(b) => {
-                    if let Some(p) = b.push_str(field) {
-                        cell_problems.push((row, b.name.clone(), field.trim().to_string(), p));
-                    }
-                }
-                Slot::Auto(a) => a.push(Some(field)),
-            }
-        }
-    }
-    if n_rows == 0 {
-        return Err(IngestError::Empty {
-            path: path.to_path_buf(),
-            message: "the file has a header but no data rows".into(),
-        });
-    }
-    Ok(RawTable {
-        builders: finish_slots(slots, na),
-        n_rows,
-        cell_problems,
-        row_problems,
-        sha256,
-        ignored,
-        header,
-        file_findings: Vec::new(),
-    })
-}
-
-fn push_null_row(slots: &mut [Slot]) {
-    for s in slots {
-        match s {
-            Slot::Typed(b) => b.push_null(),
-            Slot::Auto(a) => a.push(None),
-        }
-    }
-}
+pub(super) const MAX_LINE_BYTES: u64 = 16 << 20;
 
 /// The next record batch. The parquet crate (60) can panic on some damaged pages (a definition
 /// level run longer than its page, found by fuzzing) instead of returning an error; that panic

@@ -1114,13 +1114,18 @@ fn tables_sized_from_declared_counts_are_refused_with_the_figures_when_they_do_n
     // The same file within the limit runs.
     let (code, _, stderr) = cvsurvey_with_memory("8G", &["run", config.to_str().expect("utf8")]);
     assert_eq!(code, 0, "{stderr}");
-    // Replicates: 274 PSUs × 5,000 bootstrap replicates do not fit in 4 MB.
+    // A CSV file has no row count: it is estimated from the first block's bytes per row. The
+    // demo's 20,028 rows × 46 columns need about 9 MB.
+    let demo = relocated_config(&root().join("fixtures/demo/pipeline.toml"), &dir, &[]);
+    let (code, _, stderr) = cvsurvey_with_memory("4M", &["run", demo.to_str().expect("utf8")]);
+    assert_one_line_error(code, &stderr, 1, &["data.csv", "rows", "needs about 9 MB"]);
+    // Replicates: 274 PSUs × 5,000 bootstrap replicates (11 MB) do not fit in 10 MB.
     let config = relocated_config(
         &root().join("fixtures/demo/pipeline.toml"),
         &dir,
         &[("method = ", "method = \"bootstrap\"\nreplicates = 5000")],
     );
-    let (code, _, stderr) = cvsurvey_with_memory("4M", &["run", config.to_str().expect("utf8")]);
+    let (code, _, stderr) = cvsurvey_with_memory("10M", &["run", config.to_str().expect("utf8")]);
     assert_one_line_error(
         code,
         &stderr,

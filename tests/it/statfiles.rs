@@ -860,3 +860,27 @@ fn truncated_files_say_where_they_end_and_what_was_expected() {
         );
     }
 }
+
+#[test]
+fn a_csv_with_a_byte_order_mark_mixed_line_endings_and_quotes_gives_the_same_estimates() {
+    let plain = root().join("fixtures/demo/data.csv");
+    let text = std::fs::read_to_string(&plain).expect("demo data");
+    // As spreadsheet tools on Windows write it: a byte-order mark, every field quoted, CRLF
+    // line endings, with some LF lines from a later append.
+    let mut out = "\u{feff}".to_string();
+    for (i, line) in text.lines().enumerate() {
+        let quoted: Vec<String> = line.split(',').map(|f| format!("\"{f}\"")).collect();
+        out.push_str(&quoted.join(","));
+        out.push_str(if i % 3 == 2 { "\n" } else { "\r\n" });
+    }
+    let dir = scratch("stat-csv-windows");
+    let windows = dir.join("data.csv");
+    std::fs::write(&windows, out).expect("write");
+    let expected = run_on(&plain, "stat-csv-plain");
+    assert!(!expected.is_empty());
+    assert_same(
+        &expected,
+        &run_on(&windows, "stat-csv-windows-run"),
+        "quoted CRLF csv",
+    );
+}

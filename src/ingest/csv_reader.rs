@@ -1,0 +1,785 @@
+//! CSV files, parsed in parallel: the file is read in blocks, each block is cut at record
+//! boundaries into pieces that the `csv` crate parses on every core into typed column pieces,
+//! and the pieces of each column are joined in file order at the end. The file's SHA-256 is
+//! computed from the same bytes as they are read, so the file is read once.
+//!
+//! A record boundary is a line break outside a quoted field; [`RecordEnds`] finds them with the
+//! quoting rules of the `csv` crate (a quote opens a quoted field only at the start of a field,
+//! `""` inside is a quote), so a quoted field with line breaks is never cut. The result does not
+//! depend on where blocks and pieces are cut, nor on the number of threads: row numbers of
+//! findings are offsets of each piece's rows, known once the pieces before it are parsed.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use rayon::prelude::*;
+use sha2::Digest;
+
+use super::builder::{AutoBuilder, CellProblem};
+use super::read::{MAX_LINE_BYTES, Slot, check_header, finish_slots, plan_slots};
+use super::{ColumnPlan, FindingKind, IngestError, RawTable};
+use crate::progress::Progress;
+
+/// How a file is cut: bytes read at a time, and bytes of records one parallel task parses
+/// (small enough that every core gets several pieces of a block, large enough that a piece's
+/// overhead vanishes). Tests cut files into tiny blocks and pieces to put boundaries everywhere.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Cuts {
+    pub block: usize,
+    pub piece: usize,
+}
+
+const CUTS: Cuts = Cuts {
+    block: 8 << 20,
+    piece: 1 << 20,
+};
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Where records end in a buffer that starts at the start of a record.
+pub(super) struct RecordEnds<'a> {
+    buf: &'a [u8],
+    delimiter: u8,
+    /// Everything before `pos` is scanned; `in_quotes` is the state at `pos`.
+    pos: usize,
+    in_quotes: bool,
+    /// The next quote at or after `pos` (the buffer's length when there is none).
+    next_quote: usize,
+    /// Just past the last record boundary found so far (0: none).
+    last: usize,
+}
+
+impl<'a> RecordEnds<'a> {
+    pub(super) fn new(buf: &'a [u8], delimiter: u8) -> RecordEnds<'a> {
+        let mut ends = RecordEnds {
+            buf,
+            delimiter,
+            pos: 0,
+            in_quotes: false,
+            next_quote: 0,
+            last: 0,
+        };
+        ends.next_quote = ends.find_quote(0);
+        ends
+    }
+
+    fn find_quote(&self, from: usize) -> usize {
+        memchr::memchr(b'"', &self.buf[from..]).map_or(self.buf.len(), |k| from + k)
+    }
+
+    /// A quote at `q` opens a quoted field when it is the first byte of a field.
+    fn opens_field(&self, q: usize) -> bool {
+        q == 0 || {
+            let before = self.buf[q - 1];
+            before == self.delimiter || before == b'\n' || before == b'\r'
+        }
+    }
+
+    /// Move past the quote at `self.next_quote`. False when the buffer ends before the
+    /// quote's meaning is known (a quote closing or doubling at the very last byte).
+    fn pass_quote(&mut self) -> bool {
+        let q = self.next_quote;
+        if self.in_quotes {
+            match self.buf.get(q + 1) {
+                None => return false,
+                Some(b'"') => self.pos = q + 2,
+                Some(_) => {
+                    self.in_quotes = false;
+                    self.pos = q + 1;
+                }
+            }
+        } else {
+            self.in_quotes = self.opens_field(q);
+            self.pos = q + 1;
+        }
+        self.next_quote = self.find_quote(self.pos);
+        true
+    }
+
+    /// Just past the first record boundary at or after `min`.
+    pub(super) fn next_at_or_after(&mut self, min: usize) -> Option<usize> {
+        let len = self.buf.len();
+        loop {
+            if !self.in_quotes {
+                let from = self.pos.max(min);
+                if from < self.next_quote
+                    && let Some(k) = memchr::memchr(b'\n', &self.buf[from..self.next_quote])
+                {
+                    let end = from + k + 1;
+                    self.pos = end;
+                    self.last = end;
+                    return Some(end);
+                }
+            }
+            if self.next_quote >= len || !self.pass_quote() {
+                self.pos = len;
+                return None;
+            }
+        }
+    }
+
+    /// Just past the last record boundary of the buffer (0 when it has none).
+    pub(super) fn last(&mut self) -> usize {
+        let len = self.buf.len();
+        loop {
+            if !self.in_quotes
+                && self.pos < self.next_quote
+                && let Some(k) = memchr::memrchr(b'\n', &self.buf[self.pos..self.next_quote])
+            {
+                self.last = self.pos + k + 1;
+            }
+            if self.next_quote >= len || !self.pass_quote() {
+                self.pos = len;
+                return self.last;
+            }
+        }
+    }
+}
+
+/// The records of `buf` (which starts at a record start and ends at `end`, a record boundary
+/// or the end of the file) cut into pieces of about `piece` bytes.
+fn pieces(buf: &[u8], end: usize, delimiter: u8, piece: usize) -> Vec<(usize, usize)> {
+    let mut ends = RecordEnds::new(&buf[..end], delimiter);
+    let mut cuts = vec![0];
+    while let Some(cut) = ends.next_at_or_after(cuts[cuts.len() - 1] + piece) {
+        if cut >= end {
+            break;
+        }
+        cuts.push(cut);
+    }
+    cuts.push(end);
+    cuts.windows(2)
+        .filter(|w| w[1] > w[0])
+        .map(|w| (w[0], w[1]))
+        .collect()
+}
+
+/// Cell problems of a piece: (row within the piece, column, value, problem).
+type PieceProblems = Vec<(usize, String, String, CellProblem)>;
+
+/// One piece of the file, parsed.
+struct Piece {
+    slots: Vec<Slot>,
+    n_rows: usize,
+    cell_problems: PieceProblems,
+    row_problems: Vec<(usize, FindingKind, String)>,
+}
+
+/// Parse the records of `bytes` into fresh column pieces shaped like `template`.
+fn parse_piece(
+    bytes: &[u8],
+    n_fields: usize,
+    slot_of: &[Option<usize>],
+    template: &[Slot],
+) -> Piece {
+    let capacity = memchr::memchr_iter(b'\n', bytes).count() + 1;
+    let mut slots: Vec<Slot> = template
+        .iter()
+        .map(|s| match s {
+            Slot::Typed(b) => Slot::Typed(Box::new(b.empty_like(capacity))),
+            Slot::Auto(a) => Slot::Auto(AutoBuilder::new(&a.name)),
+        })
+        .collect();
+    // The previous cell of each column: survey files repeat values down a column (region,
+    // stratum, a PSU's weight), and a cell's outcome depends on its text only.
+    let mut previous: Vec<Option<(String, Option<CellProblem>)>> = vec![None; slots.len()];
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    let mut record = csv::ByteRecord::new();
+    let mut cell_problems = Vec::new();
+    let mut row_problems = Vec::new();
+    let mut n_rows = 0usize;
+    loop {
+        let row = n_rows;
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                n_rows += 1;
+                row_problems.push((
+                    row,
+                    FindingKind::MalformedRow,
+                    format!("unreadable CSV record: {e}"),
+                ));
+                null_row(&mut slots, &mut previous);
+                continue;
+            }
+        }
+        n_rows += 1;
+        if record.len() != n_fields {
+            row_problems.push((
+                row,
+                FindingKind::MalformedRow,
+                format!("{} fields where the header has {}", record.len(), n_fields),
+            ));
+            null_row(&mut slots, &mut previous);
+            continue;
+        }
+        let text = match csv::StringRecord::from_byte_record(std::mem::take(&mut record)) {
+            Ok(text) => text,
+            Err(e) => {
+                record = e.into_byte_record();
+                row_problems.push((
+                    row,
+                    FindingKind::InvalidEncoding,
+                    "the row is not valid UTF-8".into(),
+                ));
+                null_row(&mut slots, &mut previous);
+                continue;
+            }
+        };
+        for (field, slot) in text.iter().zip(slot_of) {
+            let Some(i) = *slot else { continue };
+            match &mut slots[i] {
+                Slot::Typed(b) => {
+                    let problem = if let Some(problem) = b.push_whole_number(field) {
+                        previous[i] = None;
+                        problem
+                    } else {
+                        match &previous[i] {
+                            Some((text, problem)) if text == field => {
+                                b.repeat_last();
+                                problem.clone()
+                            }
+                            _ => {
+                                let problem = b.push_str(field);
+                                let kept = previous[i].get_or_insert_with(|| (String::new(), None));
+                                kept.0.clear();
+                                kept.0.push_str(field);
+                                kept.1.clone_from(&problem);
+                                problem
+                            }
+                        }
+                    };
+                    if let Some(p) = problem {
+                        cell_problems.push((row, b.name.clone(), field.trim().to_string(), p));
+                    }
+                }
+                Slot::Auto(a) => a.push(Some(field)),
+            }
+        }
+        record = text.into_byte_record();
+    }
+    Piece {
+        slots,
+        n_rows,
+        cell_problems,
+        row_problems,
+    }
+}
+
+fn null_row(slots: &mut [Slot], previous: &mut [Option<(String, Option<CellProblem>)>]) {
+    for (s, p) in slots.iter_mut().zip(previous) {
+        match s {
+            Slot::Typed(b) => b.push_null(),
+            Slot::Auto(a) => a.push(None),
+        }
+        // The last cell is now a null: the next cell cannot repeat the one before.
+        *p = None;
+    }
+}
+
+/// Read a CSV file (header row, comma separated, optional double quotes) and its SHA-256.
+pub(crate) fn read_csv(
+    path: &Path,
+    plan: &(dyn Fn(&str) -> ColumnPlan + Sync),
+    na: &[String],
+    progress: &dyn Progress,
+) -> Result<RawTable, IngestError> {
+    let io = |e: &dyn std::fmt::Display| IngestError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut file = File::open(path).map_err(|e| io(&e))?;
+    let file_bytes = file.metadata().map_err(|e| io(&e))?.len();
+    progress.start("ingest", file_bytes);
+    let table = read_csv_from(path, &mut file, file_bytes, CUTS, plan, na, progress)?;
+    // A file written to while it is read (a fieldwork export still running) gives a table
+    // that matches no version of the file.
+    let now = std::fs::metadata(path).map_err(|e| io(&e))?.len();
+    if now != file_bytes {
+        return Err(IngestError::ChangedWhileRead {
+            path: path.to_path_buf(),
+            before: file_bytes,
+            after: now,
+        });
+    }
+    Ok(table)
+}
+
+/// Room for `rows` rows in every column, refused with the figures when the machine cannot
+/// hold them (a CSV file has no row count: `rows` is estimated from the bytes per row).
+fn reserve_columns(path: &Path, slots: &mut [Slot], rows: u64) -> Result<(), IngestError> {
+    let per_row: u64 = slots
+        .iter()
+        .map(|s| match s {
+            Slot::Typed(b) => b.bytes_per_cell(),
+            // Inferred columns keep their text until the end: count a short one.
+            Slot::Auto(_) => 32,
+        })
+        .sum();
+    let columns = slots.len();
+    let too_large = |message: String| IngestError::TooLarge {
+        path: path.to_path_buf(),
+        rows,
+        columns,
+        message,
+    };
+    crate::memory::check(per_row.saturating_mul(rows)).map_err(too_large)?;
+    // A little more than the estimate, so that a file whose later rows are longer than the
+    // first block's does not double its columns at the end.
+    let capacity = usize::try_from(rows.saturating_add(rows / 64)).unwrap_or(usize::MAX);
+    for slot in slots {
+        if let Slot::Typed(b) = slot {
+            b.try_reserve(capacity)
+                .map_err(|e| too_large(format!("need more memory than the system grants ({e})")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Fill `buf` from `source` with up to `want` more bytes; the number read (0 at the end).
+fn read_more(source: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<usize> {
+    let start = buf.len();
+    buf.resize(start + want, 0);
+    let mut filled = start;
+    while filled < buf.len() {
+        match source.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.truncate(filled);
+                return Err(e);
+            }
+        }
+    }
+    buf.truncate(filled);
+    Ok(filled - start)
+}
+
+/// [`read_csv`] on an open source that should hold `expected_bytes`.
+pub(super) fn read_csv_from(
+    path: &Path,
+    source: &mut dyn Read,
+    expected_bytes: u64,
+    cuts: Cuts,
+    plan: &(dyn Fn(&str) -> ColumnPlan + Sync),
+    na: &[String],
+    progress: &dyn Progress,
+) -> Result<RawTable, IngestError> {
+    let delimiter = b',';
+    let io = |e: &dyn std::fmt::Display| IngestError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let too_long = |row: usize| IngestError::Malformed {
+        path: path.to_path_buf(),
+        format: "CSV",
+        message: format!(
+            "{}a line is longer than {} MiB: this does not look like a CSV file of survey \
+             records (check the file, its line breaks, or that it is not compressed)",
+            if row == 0 {
+                String::new()
+            } else {
+                format!("data row {row}: ")
+            },
+            MAX_LINE_BYTES >> 20
+        ),
+    };
+    let mut hasher = sha2::Sha256::new();
+    let mut total_read = 0u64;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut at_end;
+
+    // The header: the first record, after an optional byte-order mark.
+    let header_end = loop {
+        let n = read_more(source, &mut buf, cuts.block).map_err(|e| io(&e))?;
+        hasher.update(&buf[buf.len() - n..]);
+        total_read += n as u64;
+        at_end = n == 0;
+        let body = buf.strip_prefix(UTF8_BOM).unwrap_or(&buf);
+        let offset = buf.len() - body.len();
+        if let Some(end) = RecordEnds::new(body, delimiter).next_at_or_after(0) {
+            break offset + end;
+        }
+        if buf.len() as u64 > MAX_LINE_BYTES {
+            return Err(too_long(0));
+        }
+        if at_end {
+            break buf.len();
+        }
+    };
+    let header_start = if buf.starts_with(UTF8_BOM) { 3 } else { 0 };
+    let header_record = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(&buf[header_start..header_end])
+        .byte_records()
+        .next();
+    let header_record = match header_record {
+        None => {
+            return Err(IngestError::Empty {
+                path: path.to_path_buf(),
+                message: "the file is empty; expected a header row and data rows".into(),
+            });
+        }
+        Some(r) => r.map_err(|e| IngestError::Malformed {
+            path: path.to_path_buf(),
+            format: "CSV",
+            message: e.to_string(),
+        })?,
+    };
+    let header: Vec<String> = header_record
+        .iter()
+        .map(|f| {
+            String::from_utf8_lossy(f)
+                .trim()
+                .trim_start_matches('\u{feff}')
+                .to_string()
+        })
+        .collect();
+    check_header(path, &header)?;
+    let (slot_of, template, ignored) = plan_slots(&header, plan);
+    buf.drain(..header_end);
+
+    // The file's columns: each block's pieces are appended as soon as they are parsed, so a
+    // block's pieces are the only memory beside the columns.
+    let mut slots: Vec<Slot> = template
+        .iter()
+        .map(|s| match s {
+            Slot::Typed(b) => Slot::Typed(Box::new(b.empty_like(0))),
+            Slot::Auto(a) => Slot::Auto(AutoBuilder::new(&a.name)),
+        })
+        .collect();
+    let mut cell_problems = Vec::new();
+    let mut row_problems = Vec::new();
+    let mut n_rows = 0usize;
+    let mut reported = 0u64;
+    let mut reserved = false;
+    loop {
+        let end = if at_end {
+            buf.len()
+        } else {
+            RecordEnds::new(&buf, delimiter).last()
+        };
+        if end == 0 && !at_end && buf.len() as u64 > MAX_LINE_BYTES {
+            return Err(too_long(n_rows + 1));
+        }
+        let ranges = pieces(&buf, end, delimiter, cuts.piece);
+        let block: Vec<Piece> = ranges
+            .par_iter()
+            .map(|&(from, to)| parse_piece(&buf[from..to], header.len(), &slot_of, &template))
+            .collect();
+        let block_rows: usize = block.iter().map(|p| p.n_rows).sum();
+        if !reserved && block_rows > 0 {
+            // The whole file's columns, sized once from the first block's bytes per row.
+            reserved = true;
+            let rows = expected_bytes.saturating_mul(block_rows as u64) / end.max(1) as u64;
+            reserve_columns(path, &mut slots, rows)?;
+        }
+        let mut by_column: Vec<Vec<Slot>> = slots.iter().map(|_| Vec::new()).collect();
+        for piece in block {
+            cell_problems.extend(
+                piece
+                    .cell_problems
+                    .into_iter()
+                    .map(|(row, column, value, problem)| (row + n_rows, column, value, problem)),
+            );
+            row_problems.extend(
+                piece
+                    .row_problems
+                    .into_iter()
+                    .map(|(row, kind, message)| (row + n_rows, kind, message)),
+            );
+            n_rows += piece.n_rows;
+            for (k, slot) in piece.slots.into_iter().enumerate() {
+                by_column[k].push(slot);
+            }
+        }
+        // Every column on its own, so the result does not depend on the number of threads.
+        slots
+            .par_iter_mut()
+            .zip(by_column.into_par_iter())
+            .for_each(|(slot, pieces)| {
+                for piece in pieces {
+                    match (&mut *slot, piece) {
+                        (Slot::Typed(b), Slot::Typed(p)) => b.append(*p),
+                        (Slot::Auto(a), Slot::Auto(p)) => a.append(p),
+                        _ => {}
+                    }
+                }
+            });
+        if at_end {
+            break;
+        }
+        buf.drain(..end);
+        let n = read_more(source, &mut buf, cuts.block).map_err(|e| io(&e))?;
+        hasher.update(&buf[buf.len() - n..]);
+        total_read += n as u64;
+        at_end = n == 0;
+        progress.advance(total_read.saturating_sub(reported));
+        reported = total_read;
+    }
+    if total_read != expected_bytes {
+        return Err(IngestError::ChangedWhileRead {
+            path: path.to_path_buf(),
+            before: expected_bytes,
+            after: total_read,
+        });
+    }
+    if n_rows == 0 {
+        return Err(IngestError::Empty {
+            path: path.to_path_buf(),
+            message: "the file has a header but no data rows".into(),
+        });
+    }
+    Ok(RawTable {
+        builders: finish_slots(slots, na),
+        n_rows,
+        cell_problems,
+        row_problems,
+        sha256: super::hex_digest(hasher),
+        ignored,
+        header,
+        file_findings: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every record boundary of `text` found one at a time.
+    fn boundaries(text: &str) -> Vec<usize> {
+        let mut ends = RecordEnds::new(text.as_bytes(), b',');
+        let mut out = Vec::new();
+        while let Some(end) = ends.next_at_or_after(0) {
+            out.push(end);
+        }
+        out
+    }
+
+    #[test]
+    fn line_breaks_inside_quoted_fields_do_not_end_records() {
+        let text = "1,\"a\nb\",2\n2,\"say \"\"hi\"\"\n\",3\n3,x,4\n";
+        assert_eq!(boundaries(text), vec![10, 28, 34]);
+        assert_eq!(RecordEnds::new(text.as_bytes(), b',').last(), 34);
+    }
+
+    #[test]
+    fn a_quote_inside_an_unquoted_field_is_a_literal() {
+        // 5" tall: csv reads the quote as text, so the line break ends the record.
+        let text = "1,5\" tall\n2,\"x\ny\"\n";
+        assert_eq!(boundaries(text), vec![10, 18]);
+    }
+
+    #[test]
+    fn crlf_and_lone_cr_before_a_quoted_field() {
+        let text = "a,b\r\n\"q\r\nq\",1\r\n";
+        assert_eq!(boundaries(text), vec![5, 15]);
+    }
+
+    #[test]
+    fn an_open_quote_at_the_end_leaves_the_record_unfinished() {
+        let text = "1,2\n3,\"open\nstill open";
+        assert_eq!(RecordEnds::new(text.as_bytes(), b',').last(), 4);
+        // A closing quote as the very last byte: its meaning depends on the next byte.
+        let text = "1,2\n3,\"x\"";
+        assert_eq!(RecordEnds::new(text.as_bytes(), b',').last(), 4);
+    }
+
+    use crate::ingest::builder::CellRules;
+    use crate::progress::Silent;
+
+    fn plan(name: &str) -> ColumnPlan {
+        match name {
+            "id" | "amount" | "code" => ColumnPlan::Declared(CellRules::free(true)),
+            "region" => ColumnPlan::Declared(CellRules::free(false)),
+            "note" => ColumnPlan::Inferred,
+            _ => ColumnPlan::Ignore,
+        }
+    }
+
+    /// A file with everything the cuts must not break: a byte-order mark, quoted fields with
+    /// line breaks, commas and doubled quotes, CRLF and LF line endings, blank and invalid
+    /// cells, a short row and a row that is not UTF-8.
+    fn hostile_file() -> Vec<u8> {
+        let mut out = b"\xEF\xBB\xBF\"id\",region,amount,code,note,skipped\r\n".to_vec();
+        let mut state = 12345u64;
+        for i in 0..400u64 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = state >> 33;
+            let note = match r % 5 {
+                0 => format!("\"line one\r\nline two {i}\""),
+                1 => format!("\"said \"\"no\"\", twice\n{i}\""),
+                2 => String::new(),
+                3 => format!("plain {i}"),
+                _ => "\"\"".to_string(),
+            };
+            let code = if r % 11 == 0 {
+                "x".to_string()
+            } else {
+                (r % 4).to_string()
+            };
+            let line = match r % 37 {
+                0 => format!("{i},R{}\n", r % 3),
+                1 => format!("{i},R\u{0}{},1.5,1,\"{}\",z\n", r % 3, i),
+                _ => format!("{i},R{},{}.25,{code},{note},z", r % 3, r % 100),
+            };
+            out.extend_from_slice(line.as_bytes());
+            if r % 37 == 1 {
+                // Replace the NUL with a byte that is not UTF-8.
+                let at = out.len() - line.len() + line.find('\u{0}').expect("nul");
+                out[at] = 0xFF;
+                continue;
+            }
+            if r % 37 != 0 {
+                out.extend_from_slice(if r % 2 == 0 { b"\r\n" } else { b"\n" });
+            }
+        }
+        out
+    }
+
+    fn read(bytes: &[u8], expected: u64, cuts: Cuts) -> Result<RawTable, IngestError> {
+        let mut source = bytes;
+        read_csv_from(
+            Path::new("hostile.csv"),
+            &mut source,
+            expected,
+            cuts,
+            &plan,
+            &[],
+            &Silent,
+        )
+    }
+
+    #[test]
+    fn the_same_table_wherever_blocks_and_pieces_are_cut() {
+        let bytes = hostile_file();
+        let whole = read(&bytes, bytes.len() as u64, CUTS).expect("read");
+        assert_eq!(whole.n_rows, 400);
+        assert_eq!(whole.header[0], "id");
+        // The short rows and the rows that are not UTF-8, found at their own rows.
+        assert!(
+            whole
+                .row_problems
+                .iter()
+                .any(|p| p.1 == FindingKind::MalformedRow)
+        );
+        assert!(
+            whole
+                .row_problems
+                .iter()
+                .any(|p| p.1 == FindingKind::InvalidEncoding)
+        );
+        assert!(
+            whole
+                .cell_problems
+                .iter()
+                .any(|p| p.1 == "code" && p.2 == "x")
+        );
+        // Every cell as written back, with its state (NaN cells compare equal this way).
+        let columns =
+            |t: RawTable| -> Vec<(String, Vec<(Option<String>, crate::frame::CellState)>)> {
+                t.builders
+                    .into_iter()
+                    .map(|b| {
+                        let c = b.finish();
+                        let cells = (0..c.len()).map(|r| (c.display(r), c.state[r])).collect();
+                        (c.name, cells)
+                    })
+                    .collect()
+            };
+        let problems = |t: &RawTable| (t.cell_problems.clone(), t.row_problems.clone());
+        let expected_problems = problems(&whole);
+        let sha = whole.sha256.clone();
+        let expected = columns(whole);
+        let notes = &expected.iter().find(|c| c.0 == "note").expect("note").1;
+        assert!(
+            notes.iter().any(|c| c
+                .0
+                .as_deref()
+                .is_some_and(|t| t.contains("line one\r\nline two"))),
+            "quoted line breaks are kept in the value"
+        );
+        // The same notes as the `csv` crate reading the whole file in one go.
+        let mut plain = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(bytes.as_slice());
+        let mut n = 0;
+        for (r, record) in plain.byte_records().enumerate() {
+            let record = record.expect("record");
+            let note = match std::str::from_utf8(record.get(4).unwrap_or_default()) {
+                Ok(t)
+                    if record.len() == 6
+                        && std::str::from_utf8(record.as_slice()).is_ok()
+                        && !t.trim().is_empty() =>
+                {
+                    Some(t.trim().to_string())
+                }
+                _ => None,
+            };
+            assert_eq!(notes[r].0, note, "row {r}");
+            n += 1;
+        }
+        assert_eq!(n, 400);
+        for (block, piece) in [(1, 1), (7, 3), (64, 16), (300, 50), (4096, 700)] {
+            let cut = read(&bytes, bytes.len() as u64, Cuts { block, piece }).expect("read");
+            assert_eq!(
+                problems(&cut),
+                expected_problems,
+                "block {block}, piece {piece}"
+            );
+            assert_eq!(cut.sha256, sha);
+            assert_eq!(columns(cut), expected, "block {block}, piece {piece}");
+        }
+    }
+
+    #[test]
+    fn a_file_that_shrinks_or_grows_while_read_is_refused() {
+        let bytes = hostile_file();
+        for expected in [bytes.len() as u64 + 100, bytes.len() as u64 - 10] {
+            let e = read(
+                &bytes,
+                expected,
+                Cuts {
+                    block: 64,
+                    piece: 16,
+                },
+            )
+            .err();
+            assert!(
+                matches!(e, Some(IngestError::ChangedWhileRead { before, after, .. })
+                    if before == expected && after == bytes.len() as u64),
+                "{e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pieces_cover_the_records_in_order() {
+        let mut text = String::new();
+        for i in 0..200_000 {
+            text.push_str(&format!("{i},\"multi\nline {i}\",x\n"));
+        }
+        let bytes = text.as_bytes();
+        let cuts = pieces(bytes, bytes.len(), b',', 1 << 20);
+        assert!(cuts.len() > 2, "{cuts:?}");
+        assert_eq!(cuts[0].0, 0);
+        assert_eq!(cuts[cuts.len() - 1].1, bytes.len());
+        for w in cuts.windows(2) {
+            assert_eq!(w[0].1, w[1].0);
+            // Every cut is at the start of a record "<digits>,".
+            let next = &bytes[w[1].0..];
+            assert!(next[0].is_ascii_digit(), "{:?}", &next[..20]);
+            assert_eq!(bytes[w[1].0 - 1], b'\n');
+            assert_eq!(bytes[w[1].0 - 2], b'x');
+        }
+    }
+}
