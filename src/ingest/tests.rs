@@ -71,7 +71,7 @@ fn states(got: &Ingested, name: &str) -> Vec<CellState> {
 fn findings(got: &Ingested) -> Vec<(u64, &str, &str, FindingKind, FindingAction)> {
     got.findings
         .iter()
-        .map(|f| (f.row, f.column.as_str(), f.value.as_str(), f.kind, f.action))
+        .map(|f| (f.row, f.column, f.value, f.kind, f.action))
         .collect()
 }
 
@@ -295,7 +295,7 @@ fn invalid_answers_in_a_parquet_file_are_blanked_as_in_csv() {
     let located = |got: &Ingested| -> Vec<(u64, String, FindingKind, FindingAction)> {
         got.findings
             .iter()
-            .map(|f| (f.row, f.column.clone(), f.kind, f.action))
+            .map(|f| (f.row, f.column.to_string(), f.kind, f.action))
             .collect()
     };
     assert_eq!(located(&parquet), located(&csv));
