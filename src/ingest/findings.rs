@@ -113,9 +113,27 @@ impl FindingsBuilder {
         self.columns.texts()
     }
 
+    /// Room for `n` more findings.
+    pub fn reserve(&mut self, n: usize) {
+        self.records.reserve_exact(n);
+    }
+
     /// A finding in row `row` (0-based) whose reason was numbered by [`FindingsBuilder::reason`].
-    pub fn push_with(&mut self, row: usize, column: u32, value: &str, kind: FindingKind, reason: u32) {
+    pub fn push_with(
+        &mut self,
+        row: usize,
+        column: u32,
+        value: &str,
+        kind: FindingKind,
+        reason: u32,
+    ) {
         let value = self.texts.intern(value);
+        if self.records.len() == self.records.capacity() {
+            // Grow by an eighth, not double: a million findings would otherwise hold room for
+            // two million at the run's peak memory.
+            self.records
+                .reserve_exact((self.records.len() / 8).max(1024));
+        }
         self.records.push(Record {
             row: row as u64,
             column,
@@ -148,7 +166,13 @@ impl FindingsBuilder {
             .expect("fewer than 2^31 groups of duplicate ids");
         let column = self.column(column);
         for &r in rows {
-            self.push_with(r, column, value, FindingKind::DuplicateId, DUPLICATE_GROUP | group);
+            self.push_with(
+                r,
+                column,
+                value,
+                FindingKind::DuplicateId,
+                DUPLICATE_GROUP | group,
+            );
         }
         self.duplicate_rows.extend(rows.iter().map(|&r| r as u64));
         self.duplicate_ends.push(self.duplicate_rows.len());
@@ -159,6 +183,7 @@ impl FindingsBuilder {
         debug_assert!(other.duplicate_ends.is_empty(), "duplicates are found once");
         let columns: Vec<u32> = renumber(other.columns, &mut self.columns);
         let texts: Vec<u32> = renumber(other.texts, &mut self.texts);
+        self.records.reserve_exact(other.records.len());
         self.records
             .extend(other.records.into_iter().map(|r| Record {
                 column: columns[r.column as usize],
@@ -317,6 +342,22 @@ impl Findings {
         self.records.is_empty()
     }
 
+    /// Bytes held on the heap (records, texts, ids, duplicate groups), for the performance notes
+    /// (`docs/performance.md`).
+    pub fn heap_bytes(&self) -> usize {
+        let texts = |list: &[Box<str>]| {
+            list.len() * std::mem::size_of::<Box<str>>()
+                + list.iter().map(|t| t.len()).sum::<usize>()
+        };
+        self.records.capacity() * std::mem::size_of::<Record>()
+            + texts(&self.columns)
+            + texts(&self.texts)
+            + self.ids.text.capacity()
+            + self.ids.ends.capacity() * std::mem::size_of::<usize>()
+            + self.duplicate_rows.capacity() * std::mem::size_of::<u64>()
+            + self.duplicate_ends.capacity() * std::mem::size_of::<usize>()
+    }
+
     /// Findings per kind and action (kept, blanked, quarantined).
     pub fn counts(&self) -> &BTreeMap<(FindingKind, FindingAction), usize> {
         &self.counts
@@ -431,10 +472,37 @@ mod tests {
     fn repeated_values_and_reasons_are_stored_once() {
         let mut b = FindingsBuilder::default();
         for row in 0..1000 {
-            b.push(row, "q1", "99", FindingKind::InvalidCode, "not a declared code");
+            b.push(
+                row,
+                "q1",
+                "99",
+                FindingKind::InvalidCode,
+                "not a declared code",
+            );
         }
         assert_eq!(b.n_texts(), 2);
         assert_eq!(std::mem::size_of::<Record>(), 24);
+    }
+
+    #[test]
+    fn a_finding_costs_under_32_bytes_when_a_column_repeats_its_invalid_values() {
+        // 100,000 findings, four per row in four columns, ids of six characters.
+        let mut b = FindingsBuilder::default();
+        for row in 0..25_000 {
+            for (column, value) in [("q1", "7"), ("q2", "99"), ("age", "250"), ("q4", "")] {
+                b.push(
+                    row,
+                    column,
+                    value,
+                    FindingKind::InvalidCode,
+                    "not a declared code",
+                );
+            }
+        }
+        let f = b.finish(Vec::new(), |row, out| out.push_str(&format!("{:06}", row)));
+        assert_eq!(f.len(), 100_000);
+        let per_finding = f.heap_bytes() as f64 / f.len() as f64;
+        assert!(per_finding < 32.0, "{per_finding} bytes per finding");
     }
 
     #[test]

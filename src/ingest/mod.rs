@@ -23,8 +23,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use builder::{CellProblem, CellRules, ColumnBuilder};
-pub use findings::{FindingRef, Findings};
 use findings::FindingsBuilder;
+pub use findings::{FindingRef, Findings};
 use rayon::prelude::*;
 
 use crate::frame::{CellState, ColumnData, Frame};
@@ -654,7 +654,15 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
     }
     // Reasons by column and problem, made once: most cells of a bad column share one.
     let mut reasons: HashMap<(u32, CellReason), u32> = HashMap::new();
-    for (row, column, value, problem) in cell_problems {
+    // Taken from the back, in file order, and the list shrunk as it empties: the reader's
+    // problems (about 140 bytes each) then make room for the findings instead of adding to them.
+    let mut cell_problems = cell_problems;
+    cell_problems.reverse();
+    findings.reserve(cell_problems.len());
+    while let Some((row, column, value, problem)) = cell_problems.pop() {
+        if cell_problems.capacity() > 2 * cell_problems.len() + 4096 {
+            cell_problems.shrink_to_fit();
+        }
         let column_id = findings.column(&column);
         let kind = match problem {
             CellProblem::NotANumber => FindingKind::NotANumber,
@@ -663,7 +671,9 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
             CellProblem::OutOfRange { .. } => FindingKind::OutOfRange,
         };
         let key = match problem {
-            CellProblem::OutOfRange { low, high } => CellReason::Range(low.to_bits(), high.to_bits()),
+            CellProblem::OutOfRange { low, high } => {
+                CellReason::Range(low.to_bits(), high.to_bits())
+            }
             _ => CellReason::Kind(kind),
         };
         let reason = match reasons.get(&(column_id, key)) {
@@ -735,9 +745,8 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
                 continue;
             }
             // The column's blank mask (moved out of `blanks` while blanking) and edited cells.
-            let (mask, edits) = masks[f.column as usize].get_or_insert_with(|| {
-                (blanks.remove(column.as_str()), vec![false; n_rows])
-            });
+            let (mask, edits) = masks[f.column as usize]
+                .get_or_insert_with(|| (blanks.remove(column.as_str()), vec![false; n_rows]));
             if let Some(mask) = mask {
                 mask[row] = true;
             }
