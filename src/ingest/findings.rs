@@ -346,8 +346,7 @@ impl Findings {
     /// (`docs/performance.md`).
     pub fn heap_bytes(&self) -> usize {
         let texts = |list: &[Box<str>]| {
-            list.len() * std::mem::size_of::<Box<str>>()
-                + list.iter().map(|t| t.len()).sum::<usize>()
+            std::mem::size_of_val(list) + list.iter().map(|t| t.len()).sum::<usize>()
         };
         self.records.capacity() * std::mem::size_of::<Record>()
             + texts(&self.columns)
