@@ -308,9 +308,10 @@ pub struct FindingRef<'a> {
     pub column: &'a str,
     /// The offending value as written.
     pub value: &'a str,
-    /// Kind.
+    /// What is wrong.
     pub kind: FindingKind,
-    /// Human-readable reason.
+    /// What is wrong, for a person: the valid codes or range, the skip rule, the other rows
+    /// with the same id (made when read, hence owned for a duplicate id).
     pub reason: Cow<'a, str>,
     /// What was done: row kept, cell blanked, or row quarantined.
     pub action: FindingAction,
