@@ -12,6 +12,7 @@ mod csv_reader;
 pub mod dictionary;
 mod dta;
 mod dta_lengths;
+mod findings;
 mod por;
 mod read;
 mod sav;
@@ -23,6 +24,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use builder::{CellProblem, CellRules, ColumnBuilder};
+use findings::FindingsBuilder;
+pub use findings::{FindingRef, Findings};
 use rayon::prelude::*;
 
 use crate::frame::{CellState, ColumnData, Frame};
@@ -233,7 +236,7 @@ impl fmt::Display for FindingKind {
 }
 
 /// One validation finding, located by data row (1 = first row after the header; 0 = the file's
-/// dictionary) and column.
+/// dictionary) and column, with its own texts (the file's findings are kept as [`Findings`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
     /// Data row number, 1-based, header excluded; 0 for findings about the file's dictionary.
@@ -267,7 +270,7 @@ pub struct Ingested {
     pub rows_quarantined: u64,
     /// All findings, in row order; those with action [`FindingAction::Quarantined`] excluded
     /// their row.
-    pub findings: Vec<Finding>,
+    pub findings: Findings,
     /// SHA-256 of the data file, lower-case hex.
     pub sha256: String,
     /// Columns of the file that were not loaded (not declared, not needed).
@@ -659,37 +662,43 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
     };
     // Cells blanked by editing, per column (only columns with at least one).
     let mut edited: HashMap<String, Vec<bool>> = HashMap::new();
-    let mut findings: Vec<RowFinding> = Vec::new();
+    let mut findings = FindingsBuilder::default();
     for (row, kind, message) in row_problems {
-        findings.push((row, String::new(), String::new(), kind, message, false));
+        findings.push(row, "", "", kind, &message);
     }
-    for (row, column, value, problem) in cell_problems {
-        let (kind, reason) = match problem {
-            CellProblem::NotANumber => (FindingKind::NotANumber, "not a number".to_string()),
-            CellProblem::NotInteger => (FindingKind::NotInteger, "not a whole number".to_string()),
-            CellProblem::InvalidCode => {
-                let codes = q
-                    .variable(&column)
-                    .map(|v| {
-                        v.codes
-                            .iter()
-                            .chain(std::iter::empty())
-                            .map(|c| c.code.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    })
-                    .unwrap_or_default();
-                (
-                    FindingKind::InvalidCode,
-                    format!("not a declared code (valid: {codes})"),
-                )
-            }
-            CellProblem::OutOfRange { low, high } => (
-                FindingKind::OutOfRange,
-                format!("outside the valid range [{low}, {high}]"),
-            ),
+    // Reasons by column and problem, made once: most cells of a bad column share one.
+    let mut reasons: HashMap<(u32, CellReason), u32> = HashMap::new();
+    // Taken from the back, in file order, and the list shrunk as it empties: the reader's
+    // problems (about 140 bytes each) then make room for the findings instead of adding to them.
+    let mut cell_problems = cell_problems;
+    cell_problems.reverse();
+    findings.reserve(cell_problems.len());
+    while let Some((row, column, value, problem)) = cell_problems.pop() {
+        if cell_problems.capacity() > 2 * cell_problems.len() + 4096 {
+            cell_problems.shrink_to_fit();
+        }
+        let column_id = findings.column(&column);
+        let kind = match problem {
+            CellProblem::NotANumber => FindingKind::NotANumber,
+            CellProblem::NotInteger => FindingKind::NotInteger,
+            CellProblem::InvalidCode => FindingKind::InvalidCode,
+            CellProblem::OutOfRange { .. } => FindingKind::OutOfRange,
         };
-        findings.push((row, column, value, kind, reason, false));
+        let key = match problem {
+            CellProblem::OutOfRange { low, high } => {
+                CellReason::Range(low.to_bits(), high.to_bits())
+            }
+            _ => CellReason::Kind(kind),
+        };
+        let reason = match reasons.get(&(column_id, key)) {
+            Some(&reason) => reason,
+            None => {
+                let reason = findings.reason(&cell_reason(q, &column, &problem));
+                reasons.insert((column_id, key), reason);
+                reason
+            }
+        };
+        findings.push_with(row, column_id, &value, kind, reason);
     }
 
     // Response status.
@@ -713,14 +722,13 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
             match status {
                 Some(true) => {}
                 Some(false) => *is_resp = false,
-                None => findings.push((
+                None => findings.push(
                     r,
-                    resp.into(),
-                    col.display(r).unwrap_or_default(),
+                    resp,
+                    &col.display(r).unwrap_or_default(),
                     FindingKind::InvalidResponse,
-                    "response must be 1 (respondent) or 0 (nonrespondent)".into(),
-                    false,
-                )),
+                    "response must be 1 (respondent) or 0 (nonrespondent)",
+                ),
             }
         }
     }
@@ -729,25 +737,44 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
     // on as a blank written in the file, so that skip logic makes them item nonresponse or not
     // asked and derived variables see them missing.
     if spec.invalid_answer == InvalidAnswer::Blank {
-        for f in &mut findings {
-            let (row, column) = (f.0, f.1.as_str());
+        // Per column (by number): may it be blanked in a nonrespondent's row, a respondent's.
+        let columns: Vec<(String, [bool; 2])> = findings
+            .column_names()
+            .into_iter()
+            .map(|c| (c.to_string(), [blankable(c, false), blankable(c, true)]))
+            .collect();
+        type Masks = (Option<Vec<bool>>, Vec<bool>);
+        let mut masks: Vec<Option<Masks>> = vec![None; columns.len()];
+        for f in &mut findings.records {
+            let row = f.row as usize;
             let invalid_answer = matches!(
-                f.3,
+                f.kind,
                 FindingKind::NotANumber
                     | FindingKind::NotInteger
                     | FindingKind::InvalidCode
                     | FindingKind::OutOfRange
             );
-            if !invalid_answer || !blankable(column, respondent[row]) {
+            let (column, can_blank) = &columns[f.column as usize];
+            if !invalid_answer || !can_blank[usize::from(respondent[row])] {
                 continue;
             }
-            if let Some(mask) = blanks.get_mut(column) {
+            // The column's blank mask (moved out of `blanks` while blanking) and edited cells.
+            let (mask, edits) = masks[f.column as usize]
+                .get_or_insert_with(|| (blanks.remove(column.as_str()), vec![false; n_rows]));
+            if let Some(mask) = mask {
                 mask[row] = true;
             }
-            edited
-                .entry(column.to_string())
-                .or_insert_with(|| vec![false; n_rows])[row] = true;
-            f.5 = true;
+            edits[row] = true;
+            f.action = FindingAction::Blanked;
+        }
+        for (k, masks) in masks.into_iter().enumerate() {
+            if let Some((mask, edits)) = masks {
+                let column = columns[k].0.clone();
+                if let Some(mask) = mask {
+                    blanks.insert(column.clone(), mask);
+                }
+                edited.insert(column, edits);
+            }
         }
     }
 
@@ -767,28 +794,27 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         // number, say), in one pass over the findings: looking each cell up in the findings
         // was quadratic when most cells have one.
         let mut has_finding = vec![false; n_rows];
-        for f in findings.iter().filter(|f| f.1 == name) {
-            has_finding[f.0] = true;
+        let column = findings.column(name);
+        for f in findings.records.iter().filter(|f| f.column == column) {
+            has_finding[f.row as usize] = true;
         }
         for r in 0..n_rows {
             if blank[r] {
-                findings.push((
+                findings.push(
                     r,
-                    name.into(),
-                    String::new(),
+                    name,
+                    "",
                     FindingKind::MissingDesignValue,
-                    "design field is blank".into(),
-                    false,
-                ));
+                    "design field is blank",
+                );
             } else if col.state[r] != CellState::Value && !has_finding[r] {
-                findings.push((
+                findings.push(
                     r,
-                    name.into(),
-                    col.display(r).unwrap_or_default(),
+                    name,
+                    &col.display(r).unwrap_or_default(),
                     FindingKind::MissingDesignValue,
-                    "design field holds a missing-value code".into(),
-                    false,
-                ));
+                    "design field holds a missing-value code",
+                );
             }
         }
     }
@@ -819,16 +845,14 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         }
         for (r, &code) in codes.iter().enumerate() {
             if col.state[r] == CellState::Value && bad_level[code as usize] {
-                findings.push((
+                findings.push(
                     r,
-                    name.into(),
-                    levels[code as usize].escape_debug().to_string(),
+                    name,
+                    &levels[code as usize].escape_debug().to_string(),
                     FindingKind::ControlCharacter,
                     "id, design and frame values may not hold control characters (tabs, NUL \
-                     bytes, line breaks); clean the value in the file"
-                        .into(),
-                    false,
-                ));
+                     bytes, line breaks); clean the value in the file",
+                );
             }
         }
     }
@@ -838,28 +862,26 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
             ColumnData::Num(v) => {
                 for r in 0..n_rows {
                     if col.state[r] == CellState::Value && !(v[r].is_finite() && v[r] > 0.0) {
-                        findings.push((
+                        findings.push(
                             r,
-                            name.clone(),
-                            crate::frame::format_number(v[r]),
+                            name,
+                            &crate::frame::format_number(v[r]),
                             FindingKind::InvalidWeight,
-                            "weight must be a finite number > 0".into(),
-                            false,
-                        ));
+                            "weight must be a finite number > 0",
+                        );
                     }
                 }
             }
             ColumnData::Text { .. } => {
                 for r in 0..n_rows {
                     if col.state[r] == CellState::Value {
-                        findings.push((
+                        findings.push(
                             r,
-                            name.clone(),
-                            col.display(r).unwrap_or_default(),
+                            name,
+                            &col.display(r).unwrap_or_default(),
                             FindingKind::InvalidWeight,
-                            "weight must be a finite number > 0".into(),
-                            false,
-                        ));
+                            "weight must be a finite number > 0",
+                        );
                     }
                 }
             }
@@ -898,31 +920,9 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
             .map(|g| g.iter().map(|&(_, r)| r).collect())
             .collect();
         duplicated.sort_unstable_by_key(|rows| rows[0]);
-        // Each reason names at most this many other rows: one id on 50,000 rows would
-        // otherwise write 50,000 row numbers into each of 50,000 reasons.
-        const LISTED: usize = 10;
         for rows in &duplicated {
             let id = col.display(rows[0]).unwrap_or_default();
-            for &r in rows {
-                let mut others: Vec<String> = rows
-                    .iter()
-                    .filter(|&&o| o != r)
-                    .take(LISTED)
-                    .map(|o| (o + 1).to_string())
-                    .collect();
-                let more = rows.len() - 1 - others.len();
-                if more > 0 {
-                    others.push(format!("and {more} more"));
-                }
-                findings.push((
-                    r,
-                    spec.id_column().to_string(),
-                    id.clone(),
-                    FindingKind::DuplicateId,
-                    format!("id also on row(s) {}", others.join(", ")),
-                    false,
-                ));
-            }
+            findings.push_duplicates(rows, spec.id_column(), &id);
         }
     }
 
@@ -941,61 +941,15 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         &mut findings,
     )?;
 
-    // Assemble findings and the used rows.
-    // Ids as written, only for the rows that have findings.
+    // Assemble findings and the used rows; ids as written, once per row with findings.
     let id_column = frame.column(spec.id_column()).expect("checked present");
-    let mut last_id: Option<(usize, String)> = None;
-    let mut id_of = |row: usize| -> String {
-        match &last_id {
-            Some((r, id)) if *r == row => id.clone(),
-            _ => {
-                let id = id_column.display(row).unwrap_or_default();
-                last_id = Some((row, id.clone()));
-                id
-            }
-        }
-    };
-    let action = |kind: FindingKind, blanked: bool| {
-        if blanked {
-            FindingAction::Blanked
-        } else if kind.quarantines() {
-            FindingAction::Quarantined
-        } else {
-            FindingAction::Kept
-        }
-    };
+    let findings = findings.finish(file_findings, |row, out| id_column.display_into(row, out));
     let mut quarantined = vec![false; n_rows];
-    for f in &findings {
-        if action(f.3, f.5) == FindingAction::Quarantined {
-            quarantined[f.0] = true;
+    for f in findings.iter() {
+        if f.action == FindingAction::Quarantined {
+            quarantined[f.row as usize - 1] = true;
         }
     }
-    findings.sort_by(|a, b| (a.0, &a.1, a.3).cmp(&(b.0, &b.1, b.3)));
-    let findings: Vec<Finding> = file_findings
-        .into_iter()
-        .map(|(column, value, reason)| Finding {
-            row: 0,
-            id: String::new(),
-            column,
-            value,
-            kind: FindingKind::UndeclaredLabel,
-            reason,
-            action: FindingAction::Kept,
-        })
-        .chain(
-            findings
-                .into_iter()
-                .map(|(row, column, value, kind, reason, blanked)| Finding {
-                    row: row as u64 + 1,
-                    id: id_of(row),
-                    column,
-                    value,
-                    kind,
-                    reason,
-                    action: action(kind, blanked),
-                }),
-        )
-        .collect();
     let used: Vec<usize> = (0..n_rows).filter(|&r| !quarantined[r]).collect();
     let rows_quarantined = (n_rows - used.len()) as u64;
     // Nothing quarantined (the usual case): keep the columns instead of copying them.
@@ -1029,6 +983,38 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         "row accounting"
     );
     Ok(ingested)
+}
+
+/// What a cell problem's reason depends on besides its column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum CellReason {
+    Kind(FindingKind),
+    /// The bounds' bits.
+    Range(u64, u64),
+}
+
+/// The reason written for a cell problem of `column`.
+fn cell_reason(q: &Questionnaire, column: &str, problem: &CellProblem) -> String {
+    match problem {
+        CellProblem::NotANumber => "not a number".to_string(),
+        CellProblem::NotInteger => "not a whole number".to_string(),
+        CellProblem::InvalidCode => {
+            let codes = q
+                .variable(column)
+                .map(|v| {
+                    v.codes
+                        .iter()
+                        .map(|c| c.code.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            format!("not a declared code (valid: {codes})")
+        }
+        CellProblem::OutOfRange { low, high } => {
+            format!("outside the valid range [{low}, {high}]")
+        }
+    }
 }
 
 /// Every variable read by an expression of the questionnaire (skip logic, derived variables,
@@ -1072,7 +1058,7 @@ fn resolve_item_states(
     q: &Questionnaire,
     spec: &IngestSpec,
     editing: &Editing<'_>,
-    findings: &mut Vec<RowFinding>,
+    findings: &mut FindingsBuilder,
 ) -> Result<(), IngestError> {
     let names: Vec<&str> = q.variables.iter().map(|v| v.name.as_str()).collect();
     // Declared but absent from this file (and used by nothing): nothing to resolve.
@@ -1130,7 +1116,7 @@ fn resolve_item_states(
             .into_iter()
             .collect::<Result<_, _>>()?;
         let wave_of = |name: &str| wave.iter().position(|&i| names[i] == name);
-        let mut found: Vec<(usize, Vec<RowFinding>)> = frame
+        let mut found: Vec<(usize, FindingsBuilder)> = frame
             .columns_mut()
             .par_iter_mut()
             .filter_map(|col| wave_of(&col.name).map(|k| (k, col)))
@@ -1140,7 +1126,7 @@ fn resolve_item_states(
                     || spec.response.as_deref() == Some(v.name.as_str())
                     || spec.design_columns.contains(&v.name)
                     || spec.positive_columns.contains(&v.name);
-                let mut out = Vec::new();
+                let mut out = FindingsBuilder::default();
                 let cells = Cells {
                     blank: &blanks[&v.name],
                     edited: editing.edited.get(&v.name).map(Vec::as_slice),
@@ -1155,7 +1141,7 @@ fn resolve_item_states(
             .collect();
         found.sort_unstable_by_key(|(k, _)| *k);
         for (_, f) in found {
-            findings.extend(f);
+            findings.append(f);
         }
         for &i in &wave {
             done[i] = true;
@@ -1163,9 +1149,6 @@ fn resolve_item_states(
     }
     Ok(())
 }
-
-/// A finding before it is numbered: (row index, column, value, kind, reason).
-type RowFinding = (usize, String, String, FindingKind, String, bool);
 
 /// How invalid answers are edited, for [`resolve_item_states`].
 struct Editing<'a> {
@@ -1197,7 +1180,7 @@ fn apply_skip_logic(
     cells: &Cells<'_>,
     is_design: bool,
     can_blank: bool,
-    findings: &mut Vec<RowFinding>,
+    findings: &mut FindingsBuilder,
 ) {
     let all_rows_var = v.frame || is_design;
     let n = col.state.len();
@@ -1213,14 +1196,13 @@ fn apply_skip_logic(
         }
         if !respondent[r] && !all_rows_var {
             if !blank[r] {
-                findings.push((
+                findings.push(
                     r,
-                    v.name.clone(),
-                    col.display(r).unwrap_or_default(),
+                    &v.name,
+                    &col.display(r).unwrap_or_default(),
                     FindingKind::NonrespondentAnswers,
-                    "answer recorded for a unit nonrespondent; ignored".into(),
-                    false,
-                ));
+                    "answer recorded for a unit nonrespondent; ignored",
+                );
             }
             col.state[r] = CellState::NotAsked;
             continue;
@@ -1231,14 +1213,13 @@ fn apply_skip_logic(
                 col.state[r] = CellState::NoResponse;
                 // A blanked invalid answer has its finding already (with the value).
                 if !is_design && !edited.is_some_and(|e| e[r]) {
-                    findings.push((
+                    findings.push(
                         r,
-                        v.name.clone(),
-                        String::new(),
+                        &v.name,
+                        "",
                         FindingKind::ItemNonresponse,
-                        "blank although the question was asked".into(),
-                        false,
-                    ));
+                        "blank although the question was asked",
+                    );
                 }
             } else {
                 col.state[r] = CellState::NotAsked;
@@ -1250,14 +1231,16 @@ fn apply_skip_logic(
                 .as_ref()
                 .map(|e| e.source().to_string())
                 .unwrap_or_default();
-            findings.push((
+            findings.push(
                 r,
-                v.name.clone(),
-                shown,
+                &v.name,
+                &shown,
                 FindingKind::AnsweredNotAsked,
-                format!("answered although not asked (asked_if: {rule})"),
-                can_blank,
-            ));
+                &format!("answered although not asked (asked_if: {rule})"),
+            );
+            if can_blank {
+                findings.blank_last();
+            }
             if can_blank {
                 // Editing makes it what skip logic says it is: not asked (not item nonresponse).
                 col.state[r] = CellState::NotAsked;

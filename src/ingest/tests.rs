@@ -71,7 +71,7 @@ fn states(got: &Ingested, name: &str) -> Vec<CellState> {
 fn findings(got: &Ingested) -> Vec<(u64, &str, &str, FindingKind, FindingAction)> {
     got.findings
         .iter()
-        .map(|f| (f.row, f.column.as_str(), f.value.as_str(), f.kind, f.action))
+        .map(|f| (f.row, f.column, f.value, f.kind, f.action))
         .collect()
 }
 
@@ -295,7 +295,7 @@ fn invalid_answers_in_a_parquet_file_are_blanked_as_in_csv() {
     let located = |got: &Ingested| -> Vec<(u64, String, FindingKind, FindingAction)> {
         got.findings
             .iter()
-            .map(|f| (f.row, f.column.clone(), f.kind, f.action))
+            .map(|f| (f.row, f.column.to_string(), f.kind, f.action))
             .collect()
     };
     assert_eq!(located(&parquet), located(&csv));
@@ -304,4 +304,55 @@ fn invalid_answers_in_a_parquet_file_are_blanked_as_in_csv() {
     for name in ["q1", "q2", "d"] {
         assert_eq!(states(&parquet, name), states(&csv, name), "{name}");
     }
+}
+
+#[test]
+fn findings_carry_the_row_id_and_a_duplicate_names_the_other_rows() {
+    // Rows 1, 3 and 4 share id 8; row 2 has an undeclared code and an item nonresponse.
+    let csv = "id,region,w,q1,q2\n8,1,10,2,\n9,1,10,7,\n8,2,10,2,\n8,1,10,2,\n";
+    let path = scratch_file("duplicates.csv", csv.as_bytes());
+    let got = read(&spec(path, InvalidAnswer::Blank), &questionnaire()).expect("read");
+    let rows: Vec<(u64, &str, &str, FindingKind, String)> = got
+        .findings
+        .iter()
+        .map(|f| (f.row, f.id, f.column, f.kind, f.reason.into_owned()))
+        .collect();
+    use FindingKind::*;
+    assert_eq!(
+        rows,
+        [
+            (
+                1,
+                "8",
+                "id",
+                DuplicateId,
+                "id also on row(s) 3, 4".to_string()
+            ),
+            (
+                2,
+                "9",
+                "q1",
+                InvalidCode,
+                "not a declared code (valid: 1, 2)".to_string()
+            ),
+            (
+                3,
+                "8",
+                "id",
+                DuplicateId,
+                "id also on row(s) 1, 4".to_string()
+            ),
+            (
+                4,
+                "8",
+                "id",
+                DuplicateId,
+                "id also on row(s) 1, 3".to_string()
+            ),
+        ]
+    );
+    let counts = got.findings.counts();
+    assert_eq!(counts[&(DuplicateId, FindingAction::Quarantined)], 3);
+    assert_eq!(counts[&(InvalidCode, FindingAction::Blanked)], 1);
+    assert_eq!(got.row_numbers, [2]);
 }

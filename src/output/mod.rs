@@ -18,7 +18,7 @@ use parquet::file::properties::WriterProperties;
 
 use crate::estimate::EstimateRow;
 use crate::frame::Column;
-use crate::ingest::Finding;
+use crate::ingest::FindingRef;
 
 pub mod association;
 pub mod context;
@@ -259,7 +259,7 @@ pub fn write_estimates(
 pub fn write_findings<'a>(
     staged: &mut StagedFiles,
     path: &Path,
-    findings: impl Iterator<Item = &'a Finding>,
+    findings: impl Iterator<Item = FindingRef<'a>>,
 ) -> Result<(), OutputError> {
     staged.write(path, |out| {
         let mut w = csv::Writer::from_writer(out);
@@ -269,9 +269,9 @@ pub fn write_findings<'a>(
         for f in findings {
             w.write_record([
                 f.row.to_string().as_str(),
-                &spreadsheet_safe(&f.id),
-                &spreadsheet_safe(&f.column),
-                &spreadsheet_safe(&f.value),
+                &spreadsheet_safe(f.id),
+                &spreadsheet_safe(f.column),
+                &spreadsheet_safe(f.value),
                 f.kind.as_str(),
                 &spreadsheet_safe(&f.reason),
                 f.action.as_str(),

@@ -467,20 +467,26 @@ pub(crate) fn read_data(
 ) -> Result<Ingested, PipelineError> {
     let ingested = crate::ingest::read_with_progress(&ingest_spec(p, q), q, opts.progress())?;
     // Item nonresponse is a property of the answers, not an error in the file: never fatal.
-    let mut real = ingested
-        .findings
-        .iter()
-        .filter(|f| f.kind != FindingKind::ItemNonresponse);
-    if opts.strict
-        && let Some(f) = real.next()
-    {
+    let real = |kind: FindingKind| kind != FindingKind::ItemNonresponse;
+    let first = opts
+        .strict
+        .then(|| ingested.findings.iter().find(|f| real(f.kind)))
+        .flatten()
+        .map(|f| f.into_owned());
+    if let Some(f) = first {
         return Err(PipelineError::Strict {
             path: p.data.path.clone(),
-            count: 1 + real.count(),
+            count: ingested
+                .findings
+                .counts()
+                .iter()
+                .filter(|((kind, _), _)| real(*kind))
+                .map(|(_, n)| n)
+                .sum(),
             row: f.row,
-            column: f.column.clone(),
+            column: f.column,
             value: f.value.chars().take(200).collect(),
-            reason: f.reason.clone(),
+            reason: f.reason,
         });
     }
     Ok(ingested)
@@ -489,11 +495,7 @@ pub(crate) fn read_data(
 /// Findings counted by kind and by what was done about them (an invalid code is blanked in an
 /// answer and quarantines its row in a frame variable).
 fn findings_by_kind(ingested: &Ingested) -> BTreeMap<(FindingKind, FindingAction), usize> {
-    let mut m = BTreeMap::new();
-    for f in &ingested.findings {
-        *m.entry((f.kind, f.action)).or_insert(0) += 1;
-    }
-    m
+    ingested.findings.counts().clone()
 }
 
 fn write_row_reports(
@@ -1003,7 +1005,13 @@ fn publication_context(
         rows_quarantined: c.ingested.rows_quarantined,
         respondents: c.ingested.respondent.iter().filter(|&&r| r).count() as u64,
         findings_by_kind: findings_by_kind(&c.ingested),
-        first_findings: c.ingested.findings.iter().take(20).cloned().collect(),
+        first_findings: c
+            .ingested
+            .findings
+            .iter()
+            .take(20)
+            .map(|f| f.into_owned())
+            .collect(),
         design: DesignSummary {
             strata: (!p.design.strata.is_empty()).then(|| p.design.strata.join(" × ")),
             psu: p.design.psu.clone(),

@@ -317,7 +317,7 @@ fn stata_extended_missing_values_map_to_declared_missing_codes() {
         got.findings
             .iter()
             .filter(|f| f.kind == FindingKind::UndeclaredLabel)
-            .map(|f| (f.column.clone(), f.value.clone()))
+            .map(|f| (f.column.to_string(), f.value.to_string()))
             .collect()
     };
     // By meaning: .a is labelled "Don't know", the questionnaire's don't-know code is 8.
