@@ -16,6 +16,7 @@ mod pipeline_properties;
 mod properties;
 mod publish;
 mod replicates;
+mod sdg16;
 mod sav_bounds;
 mod statfiles;
 mod synth;

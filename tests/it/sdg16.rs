@@ -1,0 +1,158 @@
+//! The SDG 16 questionnaire (`questionnaires/sdg16-survey.toml`) on its demo
+//! (`fixtures/sdg16/`): every estimate, SE, interval and df against the R references of
+//! `fixtures/sdg16/make_reference.R` (R 4.2.2, survey 4.5), no quarantined row, and an
+//! `sdmx.csv` whose breakdowns come from the questionnaire alone (the config has no
+//! `[sdmx.dimensions]`), every code in the SDG code-list extract.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::common::{rel_diff, relocated_config, root, scratch};
+
+/// Relative tolerance against R.
+const TOL: f64 = 1e-8;
+
+/// A CSV file as rows of column name → cell.
+fn read_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let mut reader =
+        csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let header = reader.headers().expect("header").clone();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.expect("record");
+            header
+                .iter()
+                .zip(r.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// The demo run with suppression off (R gives every cell a value), into a scratch folder.
+fn run_demo(name: &str) -> std::path::PathBuf {
+    let dir = scratch(name);
+    let config = relocated_config(
+        &root().join("fixtures/sdg16/pipeline.toml"),
+        &dir,
+        &[("suppress = ", "suppress = false")],
+    );
+    cvsurvey::pipeline::run(&config, Default::default()).expect("sdg16 demo run");
+    dir.join("out")
+}
+
+type Key = (String, String, String, String, String);
+
+fn key(r: &BTreeMap<String, String>) -> Key {
+    (
+        r["weighting"].clone(),
+        r["indicator"].clone(),
+        r["domain_var"].clone(),
+        r["domain_value"].clone(),
+        r["category"].clone(),
+    )
+}
+
+#[test]
+fn sdg16_demo_matches_r_and_sends_questionnaire_breakdowns() {
+    let out = run_demo("sdg16-demo");
+
+    // Every sampled person is used: nothing quarantined.
+    let quarantine = std::fs::read_to_string(out.join("quarantine.csv")).expect("quarantine");
+    assert_eq!(quarantine.lines().count(), 1, "{quarantine}");
+
+    // Estimates against R, both ways: the same cells, equal to 1e-8.
+    let reference = read_csv(&root().join("fixtures/sdg16/reference.csv"));
+    let estimates: BTreeMap<Key, BTreeMap<String, String>> = read_csv(&out.join("estimates.csv"))
+        .into_iter()
+        .map(|r| (key(&r), r))
+        .collect();
+    let referenced: BTreeSet<Key> = reference.iter().map(key).collect();
+    let estimated: BTreeSet<Key> = estimates.keys().cloned().collect();
+    assert_eq!(
+        estimated.difference(&referenced).collect::<Vec<_>>(),
+        Vec::<&Key>::new(),
+        "cells without an R reference"
+    );
+    assert_eq!(reference.len(), 928, "R reference rows");
+    let mut worst = (0.0_f64, String::new());
+    for r in &reference {
+        let k = key(r);
+        let e = estimates
+            .get(&k)
+            .unwrap_or_else(|| panic!("no estimate for {k:?}"));
+        for col in ["estimate", "se", "ci_low", "ci_high", "df"] {
+            let want: f64 = r[col].parse().unwrap_or_else(|_| panic!("{k:?} {col}"));
+            let got: f64 = e[col]
+                .parse()
+                .unwrap_or_else(|_| panic!("{k:?} {col}: {:?}", e[col]));
+            let d = rel_diff(got, want);
+            if d > worst.0 {
+                worst = (d, format!("{k:?} {col}: {got} vs R {want}"));
+            }
+        }
+    }
+    assert!(worst.0 < TOL, "largest difference from R: {}", worst.1);
+
+    // sdmx.csv: breakdowns from the questionnaire's `sdmx` mappings, codes in the extract.
+    let sdmx = read_csv(&out.join("sdmx.csv"));
+    let lists: BTreeSet<(String, String)> =
+        read_csv(&root().join("fixtures/sdmx/codelists.csv"))
+            .into_iter()
+            .map(|r| (r["codelist"].clone(), r["code"].clone()))
+            .collect();
+    let columns = [
+        "SERIES",
+        "SEX",
+        "AGE",
+        "URBANISATION",
+        "INCOME_WEALTH_QUANTILE",
+        "DISABILITY_STATUS",
+        "OBS_STATUS",
+        "UNIT_MEASURE",
+        "NATURE",
+        "FREQ",
+        "REPORTING_TYPE",
+    ];
+    for row in &sdmx {
+        for c in columns {
+            assert!(
+                lists.contains(&(c.to_string(), row[c].clone())),
+                "{c} = {} is not in fixtures/sdmx/codelists.csv",
+                row[c]
+            );
+        }
+    }
+    let codes_of = |c: &str| -> BTreeSet<&str> { sdmx.iter().map(|r| r[c].as_str()).collect() };
+    assert_eq!(codes_of("SEX"), BTreeSet::from(["_T", "M", "F"]));
+    assert_eq!(
+        codes_of("INCOME_WEALTH_QUANTILE"),
+        BTreeSet::from(["_T", "Q1", "Q2", "Q3", "Q4", "Q5"])
+    );
+    assert_eq!(codes_of("DISABILITY_STATUS"), BTreeSet::from(["_T", "PD", "NPD"]));
+    assert_eq!(codes_of("URBANISATION"), BTreeSet::from(["_T", "U", "R"]));
+    assert_eq!(codes_of("AGE").len(), 5);
+    // One observation per series and cell: the total and 2 + 4 + 2 + 2 + 5 domain values.
+    let series = codes_of("SERIES");
+    assert_eq!(series.len(), 15, "{series:?}");
+    assert_eq!(sdmx.len(), series.len() * 16);
+    // The observation of the whole population is the raked estimate in percent.
+    let total = sdmx
+        .iter()
+        .find(|r| {
+            r["SERIES"] == "IU_COR_BRIB"
+                && columns[1..6].iter().all(|c| r[*c] == "_T")
+        })
+        .expect("IU_COR_BRIB total");
+    let raked = &estimates[&(
+        "raked".to_string(),
+        "bribery_paid_or_asked".to_string(),
+        "_T".to_string(),
+        "_T".to_string(),
+        String::new(),
+    )];
+    let pct: f64 = total["OBS_VALUE"].parse().expect("OBS_VALUE");
+    let est: f64 = raked["estimate"].parse().expect("estimate");
+    assert!((pct - est * 100.0).abs() < 5e-7, "{pct} vs {est}");
+}
