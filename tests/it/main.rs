@@ -16,7 +16,7 @@ mod pipeline_properties;
 mod properties;
 mod publish;
 mod replicates;
-mod sdg16;
 mod sav_bounds;
+mod sdg16;
 mod statfiles;
 mod synth;

@@ -97,11 +97,10 @@ fn sdg16_demo_matches_r_and_sends_questionnaire_breakdowns() {
 
     // sdmx.csv: breakdowns from the questionnaire's `sdmx` mappings, codes in the extract.
     let sdmx = read_csv(&out.join("sdmx.csv"));
-    let lists: BTreeSet<(String, String)> =
-        read_csv(&root().join("fixtures/sdmx/codelists.csv"))
-            .into_iter()
-            .map(|r| (r["codelist"].clone(), r["code"].clone()))
-            .collect();
+    let lists: BTreeSet<(String, String)> = read_csv(&root().join("fixtures/sdmx/codelists.csv"))
+        .into_iter()
+        .map(|r| (r["codelist"].clone(), r["code"].clone()))
+        .collect();
     let columns = [
         "SERIES",
         "SEX",
@@ -130,7 +129,10 @@ fn sdg16_demo_matches_r_and_sends_questionnaire_breakdowns() {
         codes_of("INCOME_WEALTH_QUANTILE"),
         BTreeSet::from(["_T", "Q1", "Q2", "Q3", "Q4", "Q5"])
     );
-    assert_eq!(codes_of("DISABILITY_STATUS"), BTreeSet::from(["_T", "PD", "NPD"]));
+    assert_eq!(
+        codes_of("DISABILITY_STATUS"),
+        BTreeSet::from(["_T", "PD", "NPD"])
+    );
     assert_eq!(codes_of("URBANISATION"), BTreeSet::from(["_T", "U", "R"]));
     assert_eq!(codes_of("AGE").len(), 5);
     // One observation per series and cell: the total and 2 + 4 + 2 + 2 + 5 domain values.
@@ -140,10 +142,7 @@ fn sdg16_demo_matches_r_and_sends_questionnaire_breakdowns() {
     // The observation of the whole population is the raked estimate in percent.
     let total = sdmx
         .iter()
-        .find(|r| {
-            r["SERIES"] == "IU_COR_BRIB"
-                && columns[1..6].iter().all(|c| r[*c] == "_T")
-        })
+        .find(|r| r["SERIES"] == "IU_COR_BRIB" && columns[1..6].iter().all(|c| r[*c] == "_T"))
         .expect("IU_COR_BRIB total");
     let raked = &estimates[&(
         "raked".to_string(),
@@ -155,4 +154,130 @@ fn sdg16_demo_matches_r_and_sends_questionnaire_breakdowns() {
     let pct: f64 = total["OBS_VALUE"].parse().expect("OBS_VALUE");
     let est: f64 = raked["estimate"].parse().expect("estimate");
     assert!((pct - est * 100.0).abs() < 5e-7, "{pct} vs {est}");
+}
+
+/// `questionnaires/unodc-tables.toml` (cvs-core plus the UNODC standard tables) on data generated
+/// for it: nothing quarantined, every indicator estimated, the shares of each single-choice
+/// distribution add up to 1, and cvs-core's indicators, whose definitions the file repeats, give
+/// exactly what `cvs-core.toml` gives on the same file (its extra columns are ignored).
+#[test]
+fn unodc_tables_run_and_keep_cvs_core_indicators() {
+    let dir = scratch("unodc-tables");
+    let data = dir.join("data.csv");
+    let margins = dir.join("margins.csv");
+    cvsurvey::synth::generate(&cvsurvey::synth::SynthRequest {
+        questionnaire: root().join("questionnaires/unodc-tables.toml"),
+        spec: cvsurvey::synth::SynthSpec {
+            rows: 4000,
+            seed: 18,
+            ..Default::default()
+        },
+        out: data.clone(),
+        format: None,
+        margins: Some(margins.clone()),
+        questionnaire_out: None,
+    })
+    .expect("synth");
+    let run = |questionnaire: &str, name: &str| {
+        let sub = dir.join(name);
+        std::fs::create_dir_all(&sub).expect("dir");
+        let config = sub.join("pipeline.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"questionnaire = "{}"
+[data]
+path = "{}"
+id = "resp_id"
+response = "responded"
+[design]
+strata = "stratum"
+psu = "psu"
+weight = "design_weight"
+nest = true
+[[weighting]]
+name = "raked"
+nonresponse = {{ classes = ["stratum"] }}
+calibration = {{ method = "raking", margins = "{}" }}
+[variance]
+method = "taylor"
+[estimation]
+indicators = ["*"]
+domains = ["sex", "urban"]
+ci = ["logit"]
+[output]
+dir = "{}"
+formats = ["parquet", "csv"]
+"#,
+                root().join(questionnaire).display(),
+                data.display(),
+                margins.display(),
+                sub.join("out").display()
+            ),
+        )
+        .expect("config");
+        cvsurvey::pipeline::run(&config, Default::default()).expect("run");
+        let quarantine =
+            std::fs::read_to_string(sub.join("out/quarantine.csv")).expect("quarantine");
+        assert_eq!(quarantine.lines().count(), 1, "{name}: {quarantine}");
+        read_csv(&sub.join("out/estimates.csv"))
+    };
+    let tables = run("questionnaires/unodc-tables.toml", "tables");
+    let core = run("questionnaires/cvs-core.toml", "core");
+
+    let q = cvsurvey::questionnaire::Questionnaire::load(
+        &root().join("questionnaires/unodc-tables.toml"),
+    )
+    .expect("unodc-tables");
+    let estimated: BTreeSet<&str> = tables.iter().map(|r| r["indicator"].as_str()).collect();
+    for i in &q.indicators {
+        assert!(estimated.contains(i.id.as_str()), "{} not estimated", i.id);
+    }
+    let single_choice: Vec<_> = q
+        .indicators
+        .iter()
+        .filter(|i| i.kind == cvsurvey::questionnaire::IndicatorKind::Distribution)
+        // Multiple-response sets may add to more than 1.
+        .filter(|i| {
+            i.categories
+                .iter()
+                .all(|c| c.category.as_ref().is_some_and(|c| !c.mention))
+        })
+        .collect();
+    // safe_dark, who initiated, form, and the reasons for not reporting four crimes.
+    assert_eq!(single_choice.len(), 7);
+    for i in single_choice {
+        for dv in ["_T", "1", "2"] {
+            let domain_var = if dv == "_T" { "_T" } else { "sex" };
+            let sum: f64 = tables
+                .iter()
+                .filter(|r| r["indicator"] == i.id && r["domain_value"] == dv)
+                .filter(|r| r["domain_var"] == domain_var)
+                .map(|r| r["estimate"].parse::<f64>().expect("estimate"))
+                .sum();
+            assert!(
+                (sum - 1.0).abs() < 1e-12,
+                "{} {dv}: shares sum to {sum}",
+                i.id
+            );
+        }
+    }
+    let core_ids: BTreeSet<&str> = core.iter().map(|r| r["indicator"].as_str()).collect();
+    let shared: Vec<&BTreeMap<String, String>> = tables
+        .iter()
+        .filter(|r| core_ids.contains(r["indicator"].as_str()))
+        .collect();
+    assert_eq!(
+        shared.len(),
+        core.len(),
+        "every cvs-core row is in the tables' run"
+    );
+    let core_by_key: BTreeMap<Key, &BTreeMap<String, String>> =
+        core.iter().map(|r| (key(r), r)).collect();
+    for r in shared {
+        let c = core_by_key[&key(r)];
+        for col in ["estimate", "se", "ci_low", "ci_high", "df", "n_unweighted"] {
+            assert_eq!(r[col], c[col], "{:?} {col}", key(r));
+        }
+    }
 }
