@@ -54,6 +54,38 @@ fn key(r: &BTreeMap<String, String>) -> Key {
     )
 }
 
+/// Every row of an R reference against the pipeline's row of the same key: estimate, SE, interval
+/// and df to [`TOL`]. R's `svyciprop` has no interval at an estimate of 0 or 1 (NA); there the
+/// pipeline's interval must be the estimate itself.
+fn assert_matches_r(
+    reference: &[BTreeMap<String, String>],
+    estimates: &BTreeMap<Key, BTreeMap<String, String>>,
+) {
+    let mut worst = (0.0_f64, String::new());
+    for r in reference {
+        let k = key(r);
+        let e = estimates
+            .get(&k)
+            .unwrap_or_else(|| panic!("no estimate for {k:?}"));
+        for col in ["estimate", "se", "ci_low", "ci_high", "df"] {
+            let got: f64 = e[col]
+                .parse()
+                .unwrap_or_else(|_| panic!("{k:?} {col}: {:?}", e[col]));
+            let want: f64 = if r[col] == "NA" {
+                assert!(col.starts_with("ci_"), "{k:?}: R gives no {col}");
+                r["estimate"].parse().expect("estimate")
+            } else {
+                r[col].parse().unwrap_or_else(|_| panic!("{k:?} {col}"))
+            };
+            let d = rel_diff(got, want);
+            if d > worst.0 {
+                worst = (d, format!("{k:?} {col}: {got} vs R {want}"));
+            }
+        }
+    }
+    assert!(worst.0 < TOL, "largest difference from R: {}", worst.1);
+}
+
 #[test]
 fn sdg16_demo_matches_r_and_sends_questionnaire_breakdowns() {
     let out = run_demo("sdg16-demo");
@@ -76,24 +108,7 @@ fn sdg16_demo_matches_r_and_sends_questionnaire_breakdowns() {
         "cells without an R reference"
     );
     assert_eq!(reference.len(), 928, "R reference rows");
-    let mut worst = (0.0_f64, String::new());
-    for r in &reference {
-        let k = key(r);
-        let e = estimates
-            .get(&k)
-            .unwrap_or_else(|| panic!("no estimate for {k:?}"));
-        for col in ["estimate", "se", "ci_low", "ci_high", "df"] {
-            let want: f64 = r[col].parse().unwrap_or_else(|_| panic!("{k:?} {col}"));
-            let got: f64 = e[col]
-                .parse()
-                .unwrap_or_else(|_| panic!("{k:?} {col}: {:?}", e[col]));
-            let d = rel_diff(got, want);
-            if d > worst.0 {
-                worst = (d, format!("{k:?} {col}: {got} vs R {want}"));
-            }
-        }
-    }
-    assert!(worst.0 < TOL, "largest difference from R: {}", worst.1);
+    assert_matches_r(&reference, &estimates);
 
     // sdmx.csv: breakdowns from the questionnaire's `sdmx` mappings, codes in the extract.
     let sdmx = read_csv(&out.join("sdmx.csv"));
@@ -156,28 +171,17 @@ fn sdg16_demo_matches_r_and_sends_questionnaire_breakdowns() {
     assert!((pct - est * 100.0).abs() < 5e-7, "{pct} vs {est}");
 }
 
-/// `questionnaires/unodc-tables.toml` (cvs-core plus the UNODC standard tables) on data generated
-/// for it: nothing quarantined, every indicator estimated, the shares of each single-choice
-/// distribution add up to 1, and cvs-core's indicators, whose definitions the file repeats, give
-/// exactly what `cvs-core.toml` gives on the same file (its extra columns are ignored).
+/// `questionnaires/unodc-tables.toml` (cvs-core plus the UNODC standard tables) on its demo
+/// (`fixtures/unodc/`): nothing quarantined, every indicator estimated, the new tables equal to
+/// the R references of `fixtures/unodc/make_reference.R` (R 4.2.2, survey 4.5), the shares of each
+/// single-choice distribution add up to 1, and cvs-core's indicators, whose definitions the file
+/// repeats, give exactly what `cvs-core.toml` gives on the same file (its extra columns are
+/// ignored).
 #[test]
 fn unodc_tables_run_and_keep_cvs_core_indicators() {
     let dir = scratch("unodc-tables");
-    let data = dir.join("data.csv");
-    let margins = dir.join("margins.csv");
-    cvsurvey::synth::generate(&cvsurvey::synth::SynthRequest {
-        questionnaire: root().join("questionnaires/unodc-tables.toml"),
-        spec: cvsurvey::synth::SynthSpec {
-            rows: 4000,
-            seed: 18,
-            ..Default::default()
-        },
-        out: data.clone(),
-        format: None,
-        margins: Some(margins.clone()),
-        questionnaire_out: None,
-    })
-    .expect("synth");
+    let data = root().join("fixtures/unodc/data.csv");
+    let margins = root().join("fixtures/unodc/margins.csv");
     let run = |questionnaire: &str, name: &str| {
         let sub = dir.join(name);
         std::fs::create_dir_all(&sub).expect("dir");
@@ -263,6 +267,21 @@ formats = ["parquet", "csv"]
         }
     }
     let core_ids: BTreeSet<&str> = core.iter().map(|r| r["indicator"].as_str()).collect();
+
+    // The new tables against R: every indicator that cvs-core does not have.
+    let reference = read_csv(&root().join("fixtures/unodc/reference.csv"));
+    let referenced: BTreeSet<&str> = reference.iter().map(|r| r["indicator"].as_str()).collect();
+    let new: BTreeSet<&str> = estimated.difference(&core_ids).copied().collect();
+    assert_eq!(referenced, new);
+    let by_key: BTreeMap<Key, BTreeMap<String, String>> =
+        tables.iter().map(|r| (key(r), r.clone())).collect();
+    assert_eq!(
+        by_key.keys().filter(|k| new.contains(k.1.as_str())).count(),
+        reference.len(),
+        "one R row per estimate of the new tables"
+    );
+    assert_matches_r(&reference, &by_key);
+
     let shared: Vec<&BTreeMap<String, String>> = tables
         .iter()
         .filter(|r| core_ids.contains(r["indicator"].as_str()))
