@@ -19,7 +19,7 @@ use serde::Deserialize;
 use super::PublicationConfigError;
 use super::present::{CROSS, ci_method_name, number};
 use crate::estimate::{EstimateRow, Flag, TOTAL};
-use crate::questionnaire::{IndicatorKind, Questionnaire};
+use crate::questionnaire::{IndicatorKind, Questionnaire, SdmxMapping};
 
 /// Dimensions of the SDG DSD, in the order of the SDG data flows, between `REPORTING_TYPE` and
 /// `TIME_PERIOD` (SERIES and REF_AREA first). The questionnaire owns the list, because its
@@ -108,9 +108,9 @@ pub struct SdmxConfig {
     pub nature: String,
     /// Indicator → series, from the config (the questionnaire's `sdg_series` fill the rest).
     pub series: BTreeMap<String, String>,
-    /// Domain variable → (dimension, value → code), from `[sdmx.dimensions]`; the
-    /// questionnaire's `sdmx` mappings fill the rest ([`SdmxConfig::dimensions_for`]).
-    pub dimensions: BTreeMap<String, (String, BTreeMap<String, String>)>,
+    /// Domain variable → its dimension and codes, from `[sdmx.dimensions]`; the questionnaire's
+    /// `sdmx` mappings fill the rest ([`SdmxConfig::dimensions_for`]).
+    pub dimensions: BTreeMap<String, SdmxMapping>,
     /// Scheme sent.
     pub weighting: Option<String>,
     /// Non-proportion units.
@@ -253,7 +253,15 @@ impl RawSdmx {
             dimensions: self
                 .dimensions
                 .iter()
-                .map(|(k, d)| (k.clone(), (d.dimension.clone(), d.codes.clone())))
+                .map(|(k, d)| {
+                    (
+                        k.clone(),
+                        SdmxMapping {
+                            dimension: d.dimension.clone(),
+                            codes: d.codes.clone(),
+                        },
+                    )
+                })
                 .collect(),
             weighting: self.weighting.clone(),
             unit_measure: self.unit_measure.clone(),
@@ -323,7 +331,7 @@ impl SdmxConfig {
                 });
             }
         }
-        for (var, (_, codes)) in &self.dimensions {
+        for (var, SdmxMapping { codes, .. }) in &self.dimensions {
             let declared: Option<Vec<&str>> = match (q.variable(var), q.derived_variable(var)) {
                 (Some(v), _) => Some(v.codes.iter().map(|c| c.code.as_str()).collect()),
                 (None, Some(d)) => Some(d.codes.iter().map(|c| c.code.as_str()).collect()),
@@ -358,21 +366,21 @@ impl SdmxConfig {
         errors
     }
 
-    /// Domain variable → (dimension, value → code) as sent: the questionnaire's `sdmx` mappings,
+    /// Domain variable → its dimension and codes as sent: the questionnaire's `sdmx` mappings,
     /// then `[sdmx.dimensions]`. A config entry replaces the questionnaire's mapping of the same
     /// variable, and also the questionnaire's mapping of another variable to the same dimension
     /// (one variable per dimension, so that no key is sent twice).
-    pub fn dimensions_for(
-        &self,
-        q: &Questionnaire,
-    ) -> BTreeMap<String, (String, BTreeMap<String, String>)> {
-        let configured: BTreeSet<&str> =
-            self.dimensions.values().map(|(d, _)| d.as_str()).collect();
-        let mut map: BTreeMap<String, (String, BTreeMap<String, String>)> = q
+    pub fn dimensions_for(&self, q: &Questionnaire) -> BTreeMap<String, SdmxMapping> {
+        let configured: BTreeSet<&str> = self
+            .dimensions
+            .values()
+            .map(|m| m.dimension.as_str())
+            .collect();
+        let mut map: BTreeMap<String, SdmxMapping> = q
             .sdmx_mappings()
             .into_iter()
             .filter(|(_, m)| !configured.contains(m.dimension.as_str()))
-            .map(|(var, m)| (var.to_string(), (m.dimension.clone(), m.codes.clone())))
+            .map(|(var, m)| (var.to_string(), m.clone()))
             .collect();
         map.extend(self.dimensions.clone());
         map
@@ -455,7 +463,9 @@ pub fn sdmx_rows(
                     r.domain_var, r.domain_value
                 ));
             }
-            for ((var, (dimension, codes)), value) in vars.iter().zip(mapped).zip(values) {
+            for ((var, SdmxMapping { dimension, codes }), value) in
+                vars.iter().zip(mapped).zip(values)
+            {
                 let Some(c) = codes.get(value) else {
                     return Err(format!(
                         "domain {var} value \"{value}\" has no SDG code (mapped: {}); map it in [sdmx.dimensions.{var}.codes] or in the questionnaire's sdmx codes of {var}",
@@ -688,7 +698,7 @@ dimensions = { sex = { dimension = "SEX", codes = { 1 = "M", 2 = "F" } } }
         let cfg = over.check().expect("valid");
         let dims = cfg.dimensions_for(&q);
         assert!(!dims.contains_key("age_group"), "{dims:?}");
-        assert_eq!(dims["safe"].0, "AGE");
+        assert_eq!(dims["safe"].dimension, "AGE");
         let out = sdmx_rows(&rows, &cfg, &q, 0.95).expect("rows");
         assert_eq!(sex_and_age(&out), [("FEM".into(), "_T".into())]);
     }
@@ -716,7 +726,7 @@ dimensions = { sex = { dimension = "SEX", codes = { 1 = "M", 2 = "F" } } }
         let c = raw().check().expect("valid");
         assert_eq!(c.reporting_type, "N");
         assert_eq!(c.nature, "C");
-        assert_eq!(c.dimensions["sex"].1["2"], "F");
+        assert_eq!(c.dimensions["sex"].codes["2"], "F");
     }
 
     #[test]
