@@ -2,7 +2,9 @@
 //! (`fixtures/sdg16/`): every estimate, SE, interval and df against the R references of
 //! `fixtures/sdg16/make_reference.R` (R 4.2.2, survey 4.5), no quarantined row, and an
 //! `sdmx.csv` whose breakdowns come from the questionnaire alone (the config has no
-//! `[sdmx.dimensions]`), every code in the SDG code-list extract.
+//! `[sdmx.dimensions]`), every code in the SDG code-list extract. Also the UNODC standard tables
+//! (`questionnaires/unodc-tables.toml`, `fixtures/unodc/`) against R, and the cvs-core demo
+//! sending its breakdowns from the questionnaire alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -299,4 +301,37 @@ formats = ["parquet", "csv"]
             assert_eq!(r[col], c[col], "{:?} {col}", key(r));
         }
     }
+}
+
+/// The demo's `[sdmx.dimensions]` repeats what `cvs-core.toml` now declares: without it the run
+/// sends the same `sdmx.csv`, byte for byte.
+#[test]
+fn cvs_core_sends_its_breakdowns_without_sdmx_dimensions() {
+    let sdmx_of = |name: &str, extra: &[(&str, &str)]| {
+        let dir = scratch(name);
+        let config = relocated_config(&root().join("fixtures/demo/pipeline.toml"), &dir, extra);
+        let text = std::fs::read_to_string(&config).expect("config");
+        cvsurvey::pipeline::run(&config, Default::default()).expect("demo run");
+        (
+            text,
+            std::fs::read_to_string(dir.join("out/sdmx.csv")).expect("sdmx.csv"),
+        )
+    };
+    let (with_config, with) = sdmx_of("sdg16-demo-dimensions", &[]);
+    let (without_config, without) = sdmx_of(
+        "sdg16-demo-no-dimensions",
+        &[
+            ("[sdmx.dimensions]", ""),
+            ("sex = { dimension", ""),
+            ("age_group = { dimension", ""),
+            ("urban = { dimension", ""),
+        ],
+    );
+    assert!(with_config.contains("[sdmx.dimensions]"));
+    assert!(!without_config.contains("dimension ="), "{without_config}");
+    assert!(
+        without.contains(",F,Y18T29,"),
+        "crossed sex x age cells are sent"
+    );
+    assert_eq!(with, without);
 }
