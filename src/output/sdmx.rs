@@ -19,23 +19,12 @@ use serde::Deserialize;
 use super::PublicationConfigError;
 use super::present::{CROSS, ci_method_name, number};
 use crate::estimate::{EstimateRow, Flag, TOTAL};
-use crate::questionnaire::{IndicatorKind, Questionnaire};
+use crate::questionnaire::{IndicatorKind, Questionnaire, SdmxMapping};
 
 /// Dimensions of the SDG DSD, in the order of the SDG data flows, between `REPORTING_TYPE` and
-/// `TIME_PERIOD` (SERIES and REF_AREA first).
-pub const BREAKDOWN_DIMENSIONS: [&str; 11] = [
-    "SEX",
-    "AGE",
-    "URBANISATION",
-    "INCOME_WEALTH_QUANTILE",
-    "EDUCATION_LEV",
-    "OCCUPATION",
-    "CUST_BREAKDOWN",
-    "COMPOSITE_BREAKDOWN",
-    "DISABILITY_STATUS",
-    "ACTIVITY",
-    "PRODUCT",
-];
+/// `TIME_PERIOD` (SERIES and REF_AREA first). The questionnaire owns the list, because its
+/// variables declare their dimension.
+pub const BREAKDOWN_DIMENSIONS: [&str; 11] = crate::questionnaire::SDG_BREAKDOWN_DIMENSIONS;
 
 /// Default data flow (the SDG global harmonized data flow).
 pub const DEFAULT_DATAFLOW: &str = "IAEG-SDGs:DF_SDG_GLH(1.24)";
@@ -119,8 +108,9 @@ pub struct SdmxConfig {
     pub nature: String,
     /// Indicator → series, from the config (the questionnaire's `sdg_series` fill the rest).
     pub series: BTreeMap<String, String>,
-    /// Domain variable → (dimension, value → code).
-    pub dimensions: BTreeMap<String, (String, BTreeMap<String, String>)>,
+    /// Domain variable → its dimension and codes, from `[sdmx.dimensions]`; the questionnaire's
+    /// `sdmx` mappings fill the rest ([`SdmxConfig::dimensions_for`]).
+    pub dimensions: BTreeMap<String, SdmxMapping>,
     /// Scheme sent.
     pub weighting: Option<String>,
     /// Non-proportion units.
@@ -263,7 +253,15 @@ impl RawSdmx {
             dimensions: self
                 .dimensions
                 .iter()
-                .map(|(k, d)| (k.clone(), (d.dimension.clone(), d.codes.clone())))
+                .map(|(k, d)| {
+                    (
+                        k.clone(),
+                        SdmxMapping {
+                            dimension: d.dimension.clone(),
+                            codes: d.codes.clone(),
+                        },
+                    )
+                })
                 .collect(),
             weighting: self.weighting.clone(),
             unit_measure: self.unit_measure.clone(),
@@ -333,7 +331,7 @@ impl SdmxConfig {
                 });
             }
         }
-        for (var, (_, codes)) in &self.dimensions {
+        for (var, SdmxMapping { codes, .. }) in &self.dimensions {
             let declared: Option<Vec<&str>> = match (q.variable(var), q.derived_variable(var)) {
                 (Some(v), _) => Some(v.codes.iter().map(|c| c.code.as_str()).collect()),
                 (None, Some(d)) => Some(d.codes.iter().map(|c| c.code.as_str()).collect()),
@@ -368,6 +366,26 @@ impl SdmxConfig {
         errors
     }
 
+    /// Domain variable → its dimension and codes as sent: the questionnaire's `sdmx` mappings,
+    /// then `[sdmx.dimensions]`. A config entry replaces the questionnaire's mapping of the same
+    /// variable, and also the questionnaire's mapping of another variable to the same dimension
+    /// (one variable per dimension, so that no key is sent twice).
+    pub fn dimensions_for(&self, q: &Questionnaire) -> BTreeMap<String, SdmxMapping> {
+        let configured: BTreeSet<&str> = self
+            .dimensions
+            .values()
+            .map(|m| m.dimension.as_str())
+            .collect();
+        let mut map: BTreeMap<String, SdmxMapping> = q
+            .sdmx_mappings()
+            .into_iter()
+            .filter(|(_, m)| !configured.contains(m.dimension.as_str()))
+            .map(|(var, m)| (var.to_string(), m.clone()))
+            .collect();
+        map.extend(self.dimensions.clone());
+        map
+    }
+
     /// Indicator → series: the questionnaire's `sdg_series`, overridden by `[sdmx.series]`.
     /// A distribution's or quantile's `sdg_series` is left out: it has no observation to send.
     pub fn series_map(&self, q: &Questionnaire) -> BTreeMap<String, String> {
@@ -398,6 +416,7 @@ pub fn sdmx_rows(
     ci_level: f64,
 ) -> Result<Vec<SdmxRow>, String> {
     let series = cfg.series_map(q);
+    let dimensions = cfg.dimensions_for(q);
     let weighting = cfg
         .weighting
         .clone()
@@ -432,7 +451,7 @@ pub fn sdmx_rows(
             // one of them unmapped, its cells would be sent as the other's totals.
             let Some(mapped) = vars
                 .iter()
-                .map(|v| cfg.dimensions.get(*v))
+                .map(|v| dimensions.get(*v))
                 .collect::<Option<Vec<_>>>()
             else {
                 continue;
@@ -444,10 +463,12 @@ pub fn sdmx_rows(
                     r.domain_var, r.domain_value
                 ));
             }
-            for ((var, (dimension, codes)), value) in vars.iter().zip(mapped).zip(values) {
+            for ((var, SdmxMapping { dimension, codes }), value) in
+                vars.iter().zip(mapped).zip(values)
+            {
                 let Some(c) = codes.get(value) else {
                     return Err(format!(
-                        "domain {var} value \"{value}\" has no SDG code in [sdmx.dimensions.{var}.codes] (mapped: {})",
+                        "domain {var} value \"{value}\" has no SDG code (mapped: {}); map it in [sdmx.dimensions.{var}.codes] or in the questionnaire's sdmx codes of {var}",
                         codes.keys().cloned().collect::<Vec<_>>().join(", ")
                     ));
                 };
@@ -614,6 +635,74 @@ dimensions = { sex = { dimension = "SEX", codes = { 1 = "M", 2 = "F" } } }
         );
     }
 
+    /// `toml_questionnaire` with SDG mappings on sex and age_group.
+    fn mapped_questionnaire() -> Questionnaire {
+        let mut q = crate::output::present::tests::toml_questionnaire();
+        for (var, dimension, codes) in [
+            ("sex", "SEX", [("1", "M"), ("2", "F")]),
+            ("age_group", "AGE", [("1", "Y18T29"), ("2", "Y_GE30")]),
+        ] {
+            let v = q
+                .variables
+                .iter_mut()
+                .find(|v| v.name == var)
+                .expect("variable");
+            v.sdmx = Some(crate::questionnaire::SdmxMapping {
+                dimension: dimension.into(),
+                codes: codes
+                    .iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect(),
+            });
+        }
+        q
+    }
+
+    #[test]
+    fn questionnaire_mappings_are_sent_without_config_and_the_config_overrides_them() {
+        let q = mapped_questionnaire();
+        let rows = vec![
+            estimate("bribery_prevalence", ("sex", "2"), None),
+            estimate("bribery_prevalence", ("age_group", "2"), None),
+        ];
+        let mut bare = raw();
+        bare.dimensions.clear();
+        let cfg = bare.check().expect("valid");
+        let out = sdmx_rows(&rows, &cfg, &q, 0.95).expect("rows");
+        assert_eq!(
+            sex_and_age(&out),
+            [("_T".into(), "Y_GE30".into()), ("F".into(), "_T".into())],
+            "both breakdowns from the questionnaire alone"
+        );
+
+        // The config maps sex to other codes, and maps a second variable (safe) to AGE: the
+        // questionnaire's age_group mapping gives way, so age_group is not sent.
+        let mut over = raw();
+        over.dimensions.insert(
+            "sex".into(),
+            RawDimension {
+                dimension: "SEX".into(),
+                codes: BTreeMap::from([("1".into(), "M".into()), ("2".into(), "FEM".into())]),
+            },
+        );
+        over.dimensions.insert(
+            "safe".into(),
+            RawDimension {
+                dimension: "AGE".into(),
+                codes: BTreeMap::from([
+                    ("1".into(), "Y15T24".into()),
+                    ("2".into(), "Y_GE25".into()),
+                ]),
+            },
+        );
+        let cfg = over.check().expect("valid");
+        let dims = cfg.dimensions_for(&q);
+        assert!(!dims.contains_key("age_group"), "{dims:?}");
+        assert_eq!(dims["safe"].dimension, "AGE");
+        let out = sdmx_rows(&rows, &cfg, &q, 0.95).expect("rows");
+        assert_eq!(sex_and_age(&out), [("FEM".into(), "_T".into())]);
+    }
+
     #[test]
     fn categories_are_not_sdg_observations() {
         let q = crate::output::present::tests::toml_questionnaire();
@@ -637,7 +726,7 @@ dimensions = { sex = { dimension = "SEX", codes = { 1 = "M", 2 = "F" } } }
         let c = raw().check().expect("valid");
         assert_eq!(c.reporting_type, "N");
         assert_eq!(c.nature, "C");
-        assert_eq!(c.dimensions["sex"].1["2"], "F");
+        assert_eq!(c.dimensions["sex"].codes["2"], "F");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod expr;
 pub mod import;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use expr::{EvalColumn, EvalError, EvalState, Expr, ExprError, ExprType, VarInfo};
@@ -104,6 +105,33 @@ impl MissingRange {
     }
 }
 
+/// The breakdown dimensions of the SDG data structure (`IAEG-SDGs:SDG`), in the order of the SDG
+/// data flows. A coded variable may be mapped to one of them ([`SdmxMapping`]).
+pub const SDG_BREAKDOWN_DIMENSIONS: [&str; 11] = [
+    "SEX",
+    "AGE",
+    "URBANISATION",
+    "INCOME_WEALTH_QUANTILE",
+    "EDUCATION_LEV",
+    "OCCUPATION",
+    "CUST_BREAKDOWN",
+    "COMPOSITE_BREAKDOWN",
+    "DISABILITY_STATUS",
+    "ACTIVITY",
+    "PRODUCT",
+];
+
+/// How a coded variable is sent as an SDG breakdown in `sdmx.csv`: the questionnaire's
+/// `sdmx = { dimension = "SEX", codes = { 1 = "M", 2 = "F" } }`. A pipeline's
+/// `[sdmx.dimensions.<variable>]` replaces it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SdmxMapping {
+    /// One of [`SDG_BREAKDOWN_DIMENSIONS`].
+    pub dimension: String,
+    /// Every valid code of the variable → its SDG code.
+    pub codes: BTreeMap<String, String>,
+}
+
 /// A variable of the data file.
 #[derive(Debug, Clone)]
 pub struct Variable {
@@ -130,6 +158,8 @@ pub struct Variable {
     /// True for frame/design columns filled for every sampled unit, respondent or not
     /// (ids, strata, PSUs, weights, response status, frame variables such as region).
     pub frame: bool,
+    /// The SDG breakdown this variable's codes are sent as, when used as a domain.
+    pub sdmx: Option<SdmxMapping>,
 }
 
 /// A variable computed from others by an expression.
@@ -143,6 +173,8 @@ pub struct Derived {
     pub expr: Expr,
     /// Optional code labels (for derived variables used as domains).
     pub codes: Vec<CodeLabel>,
+    /// The SDG breakdown this variable's codes are sent as, when used as a domain.
+    pub sdmx: Option<SdmxMapping>,
 }
 
 /// What an indicator estimates.
@@ -377,6 +409,20 @@ impl Questionnaire {
     /// Look a derived variable up by name.
     pub fn derived_variable(&self, name: &str) -> Option<&Derived> {
         self.derived.iter().find(|d| d.name == name)
+    }
+
+    /// The SDG breakdowns the questionnaire declares: variable or derived variable name → its
+    /// mapping (`sdmx = { dimension = ..., codes = ... }`), sorted by name.
+    pub fn sdmx_mappings(&self) -> BTreeMap<&str, &SdmxMapping> {
+        let vars = self
+            .variables
+            .iter()
+            .filter_map(|v| v.sdmx.as_ref().map(|m| (v.name.as_str(), m)));
+        let derived = self
+            .derived
+            .iter()
+            .filter_map(|d| d.sdmx.as_ref().map(|m| (d.name.as_str(), m)));
+        vars.chain(derived).collect()
     }
 
     /// Compile an expression written outside the questionnaire (a config's universe) over its

@@ -2,7 +2,7 @@
 //! [`Questionnaire`]. Every problem found is collected and reported at once, each with the line
 //! and column it comes from; expression errors point inside the expression.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::ops::Range;
 use std::path::Path;
@@ -15,7 +15,7 @@ use super::expr::{Expr, ExprType, VarInfo};
 use super::{
     Category, CodeLabel, Derived, Indicator, IndicatorKind, MissingCode, MissingMeaning,
     MissingRange, Problem, QuantileInterval, QuantileRule, QuantileSpec, Questionnaire,
-    QuestionnaireError, VarType, Variable,
+    QuestionnaireError, SDG_BREAKDOWN_DIMENSIONS, SdmxMapping, VarType, Variable,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -91,6 +91,15 @@ struct RawVariable {
     asked_if: Option<Spanned<String>>,
     #[serde(default)]
     frame: bool,
+    sdmx: Option<RawSdmxMapping>,
+}
+
+/// `sdmx = { dimension = "SEX", codes = { 1 = "M", 2 = "F" } }` on a variable or derived variable.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSdmxMapping {
+    dimension: String,
+    codes: Ordered<String>,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +110,7 @@ struct RawDerived {
     label: String,
     expr: Spanned<String>,
     codes: Option<Ordered<String>>,
+    sdmx: Option<RawSdmxMapping>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -518,10 +528,15 @@ impl Checker<'_> {
             derived_order: Vec::new(),
             derived: HashMap::new(),
         };
+        // (variable, SDG dimension, position): one variable per dimension.
+        let mut sdmx_dimensions: Vec<(String, String, usize)> = Vec::new();
         for rv in &raw.variables {
             let at = rv.span().start;
             let v = rv.get_ref();
             if let Some(var) = self.variable(at, v, &codesets) {
+                if let Some(m) = &var.sdmx {
+                    sdmx_dimensions.push((var.name.clone(), m.dimension.clone(), at));
+                }
                 if names.vars.contains_key(&var.name) {
                     self.at(at, format!("variable {} is declared twice", var.name));
                 } else {
@@ -629,12 +644,34 @@ impl Checker<'_> {
                 zero_one: expr.is_zero_one(),
             };
             names.derived.insert(d.name.clone(), info);
+            let sdmx = d.sdmx.as_ref().and_then(|m| {
+                self.sdmx_mapping(at, &format!("derived variable {}", d.name), m, &codes)
+            });
+            if let Some(m) = &sdmx {
+                sdmx_dimensions.push((d.name.clone(), m.dimension.clone(), at));
+            }
             derived.push(Derived {
                 name: d.name.clone(),
                 label: d.label.clone(),
                 expr,
                 codes,
+                sdmx,
             });
+        }
+
+        // A dimension sent from two variables would give two observations under one key.
+        let mut first_of_dimension: HashMap<&str, &str> = HashMap::new();
+        for (name, dimension, at) in &sdmx_dimensions {
+            if let Some(other) = first_of_dimension.insert(dimension, name) {
+                self.at(
+                    *at,
+                    format!(
+                        "{name}, sdmx: dimension {dimension} is already mapped from {other}; one \
+                         variable per SDG dimension (map the other in the pipeline's \
+                         [sdmx.dimensions] when you publish by it)"
+                    ),
+                );
+            }
         }
 
         // Indicators
@@ -850,6 +887,10 @@ impl Checker<'_> {
                 Some((lo, hi))
             }
         };
+        let sdmx = v
+            .sdmx
+            .as_ref()
+            .and_then(|m| self.sdmx_mapping(at, &what, m, &codes.codes));
         Some(Variable {
             name: name.clone(),
             label: v.label.clone(),
@@ -861,6 +902,87 @@ impl Checker<'_> {
             range,
             asked_if: None,
             frame: v.frame,
+            sdmx,
+        })
+    }
+
+    /// Check an `sdmx` mapping: an SDG breakdown dimension, and an SDMX code for every valid code
+    /// of the variable (a domain value without one could not be sent) and for no other.
+    fn sdmx_mapping(
+        &mut self,
+        at: usize,
+        what: &str,
+        raw: &RawSdmxMapping,
+        codes: &[CodeLabel],
+    ) -> Option<SdmxMapping> {
+        let before = self.problems.len();
+        if !SDG_BREAKDOWN_DIMENSIONS.contains(&raw.dimension.as_str()) {
+            self.at(
+                at,
+                format!(
+                    "{what}, sdmx: dimension {:?} is not a breakdown dimension of the SDG data \
+                     structure ({})",
+                    raw.dimension,
+                    SDG_BREAKDOWN_DIMENSIONS.join(", ")
+                ),
+            );
+        }
+        if codes.is_empty() {
+            self.at(
+                at,
+                format!(
+                    "{what}, sdmx: only a variable with codes can be mapped to an SDG dimension; \
+                     declare its codes (or derive a coded variable from it)"
+                ),
+            );
+        }
+        let mut mapped = BTreeMap::new();
+        for (value, code) in &raw.codes.0 {
+            if !codes.is_empty() && !codes.iter().any(|c| &c.code == value) {
+                self.at(
+                    at,
+                    format!(
+                        "{what}, sdmx: {value:?} is not a valid code of the variable (codes: {})",
+                        codes
+                            .iter()
+                            .map(|c| c.code.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+            let sdmx_id = !code.is_empty()
+                && code
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '@' | '$' | '-'));
+            if !sdmx_id || code == "_T" {
+                self.at(
+                    at,
+                    format!(
+                        "{what}, sdmx: {code:?} (for code {value:?}) is not an SDMX code of a \
+                         category; use letters, digits, _ or -, and not _T (the total)"
+                    ),
+                );
+            }
+            mapped.insert(value.clone(), code.clone());
+        }
+        let unmapped: Vec<&str> = codes
+            .iter()
+            .map(|c| c.code.as_str())
+            .filter(|c| !mapped.contains_key(*c))
+            .collect();
+        if !codes.is_empty() && !unmapped.is_empty() {
+            self.at(
+                at,
+                format!(
+                    "{what}, sdmx: code(s) {} have no SDG code; map every valid code",
+                    unmapped.join(", ")
+                ),
+            );
+        }
+        (self.problems.len() == before).then(|| SdmxMapping {
+            dimension: raw.dimension.clone(),
+            codes: mapped,
         })
     }
 

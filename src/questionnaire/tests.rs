@@ -883,3 +883,49 @@ fn analyses_keys_are_checked() {
         &["needs probs"],
     );
 }
+
+#[test]
+fn sdmx_mappings_are_read_and_checked() {
+    let head = "[questionnaire]\nid = \"t\"\nversion = \"1\"\n\n";
+    let good = format!(
+        "{head}[[variables]]\nname = \"sex\"\ncodes = {{ 1 = \"Male\", 2 = \"Female\" }}\n\
+         sdmx = {{ dimension = \"SEX\", codes = {{ 1 = \"M\", 2 = \"F\" }} }}\n\n\
+         [[variables]]\nname = \"age\"\ntype = \"integer\"\n\n\
+         [[derived]]\nname = \"age_group\"\nexpr = \"if(age < 30, 1, 2)\"\ncodes = {{ 1 = \"18-29\", 2 = \"30+\" }}\n\
+         sdmx = {{ dimension = \"AGE\", codes = {{ 1 = \"Y18T29\", 2 = \"Y_GE30\" }} }}\n"
+    );
+    let q =
+        Questionnaire::from_toml_str(&good, Path::new("q.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let m = q.sdmx_mappings();
+    assert_eq!(m["sex"].dimension, "SEX");
+    assert_eq!(m["sex"].codes["2"], "F");
+    assert_eq!(m["age_group"].codes["2"], "Y_GE30");
+    assert_eq!(m.len(), 2);
+
+    let bad = format!(
+        "{head}[[variables]]\nname = \"sex\"\ncodes = {{ 1 = \"Male\", 2 = \"Female\" }}\n\
+         sdmx = {{ dimension = \"GENDER\", codes = {{ 1 = \"M\", 3 = \"F\" }} }}\n\n\
+         [[variables]]\nname = \"sex2\"\ncodes = {{ 1 = \"Male\", 2 = \"Female\" }}\n\
+         sdmx = {{ dimension = \"SEX\", codes = {{ 1 = \"M\", 2 = \"F\" }} }}\n\n\
+         [[variables]]\nname = \"sex4\"\ncodes = {{ 1 = \"Male\", 2 = \"Female\" }}\n\
+         sdmx = {{ dimension = \"AGE\", codes = {{ 1 = \"M\", 2 = \"_T\" }} }}\n\n\
+         [[variables]]\nname = \"sex3\"\ncodes = {{ 1 = \"Male\", 2 = \"Female\" }}\n\
+         sdmx = {{ dimension = \"SEX\", codes = {{ 1 = \"M\", 2 = \"F\" }} }}\n\n\
+         [[variables]]\nname = \"income\"\ntype = \"numeric\"\n\
+         sdmx = {{ dimension = \"INCOME_WEALTH_QUANTILE\", codes = {{ 1 = \"Q1\" }} }}\n"
+    );
+    let text: Vec<String> = problems(&bad).into_iter().map(|p| p.message).collect();
+    for expected in [
+        "variable sex, sdmx: dimension \"GENDER\" is not a breakdown dimension",
+        "variable sex, sdmx: \"3\" is not a valid code of the variable (codes: 1, 2)",
+        "variable sex, sdmx: code(s) 2 have no SDG code",
+        "variable sex4, sdmx: \"_T\" (for code \"2\") is not an SDMX code of a category",
+        "sex3, sdmx: dimension SEX is already mapped from sex2",
+        "variable income, sdmx: only a variable with codes can be mapped",
+    ] {
+        assert!(
+            text.iter().any(|m| m.starts_with(expected)),
+            "{expected} not in {text:#?}"
+        );
+    }
+}

@@ -17,5 +17,6 @@ mod properties;
 mod publish;
 mod replicates;
 mod sav_bounds;
+mod sdg16;
 mod statfiles;
 mod synth;
