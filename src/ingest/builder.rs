@@ -15,6 +15,82 @@ pub(crate) enum CellProblem {
     OutOfRange { low: f64, high: f64 },
 }
 
+/// The cell problems a reader found: row, column, value as written and problem. The values
+/// share one text buffer and the columns one table of names, so a problem costs a 48-byte
+/// entry and its value's bytes, not two heap strings (a file where most cells are invalid has
+/// tens of millions of them).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct CellProblems {
+    columns: Vec<String>,
+    entries: Vec<ProblemEntry>,
+    values: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct ProblemEntry {
+    row: usize,
+    /// End of the value in `values` (it starts where the previous entry's ends).
+    value_end: usize,
+    column: u32,
+    problem: CellProblem,
+}
+
+impl CellProblems {
+    fn column_id(&mut self, column: &str) -> u32 {
+        // Problems come column after column or row after row over few columns: the last
+        // entry's column first, then the table.
+        if let Some(last) = self.entries.last()
+            && self.columns[last.column as usize] == column
+        {
+            return last.column;
+        }
+        match self.columns.iter().position(|c| c == column) {
+            Some(k) => k as u32,
+            None => {
+                self.columns.push(column.to_string());
+                (self.columns.len() - 1) as u32
+            }
+        }
+    }
+
+    pub(crate) fn push(&mut self, row: usize, column: &str, value: &str, problem: CellProblem) {
+        let column = self.column_id(column);
+        self.values.push_str(value);
+        self.entries.push(ProblemEntry {
+            row,
+            value_end: self.values.len(),
+            column,
+            problem,
+        });
+    }
+
+    /// Append `other`'s problems, their rows moved down by `row_offset`.
+    pub(crate) fn append(&mut self, other: &CellProblems, row_offset: usize) {
+        for (row, column, value, problem) in other.iter() {
+            self.push(row + row_offset, column, value, problem.clone());
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// (row, column, value, problem), in the order they were pushed.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &str, &str, &CellProblem)> {
+        let mut start = 0;
+        self.entries.iter().map(move |e| {
+            let value = &self.values[start..e.value_end];
+            start = e.value_end;
+            (
+                e.row,
+                self.columns[e.column as usize].as_str(),
+                value,
+                &e.problem,
+            )
+        })
+    }
+}
+
 /// How the values of a column are checked.
 #[derive(Debug, Clone)]
 pub(crate) struct CellRules {
@@ -583,5 +659,56 @@ impl AutoBuilder {
             }
         }
         b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cell_problems_keep_rows_columns_and_values_through_append() {
+        let mut piece = CellProblems::default();
+        piece.push(0, "age", "abc", CellProblem::NotANumber);
+        piece.push(
+            2,
+            "age",
+            "300",
+            CellProblem::OutOfRange {
+                low: 0.0,
+                high: 120.0,
+            },
+        );
+        piece.push(2, "region", "", CellProblem::InvalidCode);
+        let mut all = CellProblems::default();
+        all.push(5, "region", "R9", CellProblem::InvalidCode);
+        all.append(&piece, 10);
+        let seen: Vec<(usize, &str, &str)> = all.iter().map(|(r, c, v, _)| (r, c, v)).collect();
+        assert_eq!(
+            seen,
+            vec![
+                (5, "region", "R9"),
+                (10, "age", "abc"),
+                (12, "age", "300"),
+                (12, "region", ""),
+            ]
+        );
+        assert_eq!(all.len(), 4);
+        assert!(matches!(
+            all.iter().nth(2).map(|p| p.3),
+            Some(CellProblem::OutOfRange { high, .. }) if *high == 120.0
+        ));
+    }
+
+    #[test]
+    fn whole_numbers_read_as_the_float_parser_reads_them() {
+        for text in ["0", "7", "-0", "-12", "007", "123456789012345"] {
+            let parsed: f64 = text.parse().expect("number");
+            let fast = whole_number(text.as_bytes()).expect("whole");
+            assert_eq!(fast.to_bits(), parsed.to_bits(), "{text}");
+        }
+        for text in ["", "-", "1.5", "1e3", "+1", " 1", "1234567890123456", "x"] {
+            assert_eq!(whole_number(text.as_bytes()), None, "{text}");
+        }
     }
 }

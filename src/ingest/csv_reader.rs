@@ -16,7 +16,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use sha2::Digest;
 
-use super::builder::{AutoBuilder, CellProblem};
+use super::builder::{AutoBuilder, CellProblem, CellProblems};
 use super::read::{MAX_LINE_BYTES, Slot, check_header, finish_slots, plan_slots};
 use super::{ColumnPlan, FindingKind, IngestError, RawTable};
 use crate::progress::Progress;
@@ -155,14 +155,12 @@ fn pieces(buf: &[u8], end: usize, delimiter: u8, piece: usize) -> Vec<(usize, us
         .collect()
 }
 
-/// Cell problems of a piece: (row within the piece, column, value, problem).
-type PieceProblems = Vec<(usize, String, String, CellProblem)>;
-
 /// One piece of the file, parsed.
 struct Piece {
     slots: Vec<Slot>,
     n_rows: usize,
-    cell_problems: PieceProblems,
+    /// Rows within the piece.
+    cell_problems: CellProblems,
     row_problems: Vec<(usize, FindingKind, String)>,
 }
 
@@ -189,7 +187,7 @@ fn parse_piece(
         .flexible(true)
         .from_reader(bytes);
     let mut record = csv::ByteRecord::new();
-    let mut cell_problems = Vec::new();
+    let mut cell_problems = CellProblems::default();
     let mut row_problems = Vec::new();
     let mut n_rows = 0usize;
     loop {
@@ -255,7 +253,7 @@ fn parse_piece(
                         }
                     };
                     if let Some(p) = problem {
-                        cell_problems.push((row, b.name.clone(), field.trim().to_string(), p));
+                        cell_problems.push(row, &b.name, field.trim(), p);
                     }
                 }
                 Slot::Auto(a) => a.push(Some(field)),
@@ -455,7 +453,7 @@ pub(super) fn read_csv_from(
             Slot::Auto(a) => Slot::Auto(AutoBuilder::new(&a.name)),
         })
         .collect();
-    let mut cell_problems = Vec::new();
+    let mut cell_problems = CellProblems::default();
     let mut row_problems = Vec::new();
     let mut n_rows = 0usize;
     let mut reported = 0u64;
@@ -483,12 +481,7 @@ pub(super) fn read_csv_from(
         }
         let mut by_column: Vec<Vec<Slot>> = slots.iter().map(|_| Vec::new()).collect();
         for piece in block {
-            cell_problems.extend(
-                piece
-                    .cell_problems
-                    .into_iter()
-                    .map(|(row, column, value, problem)| (row + n_rows, column, value, problem)),
-            );
+            cell_problems.append(&piece.cell_problems, n_rows);
             row_problems.extend(
                 piece
                     .row_problems
@@ -696,7 +689,14 @@ mod tests {
                     })
                     .collect()
             };
-        let problems = |t: &RawTable| (t.cell_problems.clone(), t.row_problems.clone());
+        let problems = |t: &RawTable| {
+            let cells: Vec<(usize, String, String, CellProblem)> = t
+                .cell_problems
+                .iter()
+                .map(|(r, c, v, p)| (r, c.to_string(), v.to_string(), p.clone()))
+                .collect();
+            (cells, t.row_problems.clone())
+        };
         let expected_problems = problems(&whole);
         let sha = whole.sha256.clone();
         let expected = columns(whole);

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use builder::{CellProblem, CellRules, ColumnBuilder};
+use builder::{CellProblem, CellProblems, CellRules, ColumnBuilder};
 use findings::FindingsBuilder;
 pub use findings::{FindingRef, Findings};
 use rayon::prelude::*;
@@ -539,7 +539,7 @@ pub(crate) struct RawTable {
     pub builders: Vec<ColumnBuilder>,
     pub n_rows: usize,
     /// Cell-level findings collected while reading: (row index 0-based, column, value, problem).
-    pub cell_problems: Vec<(usize, String, String, CellProblem)>,
+    pub cell_problems: CellProblems,
     /// Whole-row problems: (row index, kind, message).
     pub row_problems: Vec<(usize, FindingKind, String)>,
     pub sha256: String,
@@ -668,16 +668,9 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
     }
     // Reasons by column and problem, made once: most cells of a bad column share one.
     let mut reasons: HashMap<(u32, CellReason), u32> = HashMap::new();
-    // Taken from the back, in file order, and the list shrunk as it empties: the reader's
-    // problems (about 140 bytes each) then make room for the findings instead of adding to them.
-    let mut cell_problems = cell_problems;
-    cell_problems.reverse();
     findings.reserve(cell_problems.len());
-    while let Some((row, column, value, problem)) = cell_problems.pop() {
-        if cell_problems.capacity() > 2 * cell_problems.len() + 4096 {
-            cell_problems.shrink_to_fit();
-        }
-        let column_id = findings.column(&column);
+    for (row, column, value, problem) in cell_problems.iter() {
+        let column_id = findings.column(column);
         let kind = match problem {
             CellProblem::NotANumber => FindingKind::NotANumber,
             CellProblem::NotInteger => FindingKind::NotInteger,
@@ -693,13 +686,14 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         let reason = match reasons.get(&(column_id, key)) {
             Some(&reason) => reason,
             None => {
-                let reason = findings.reason(&cell_reason(q, &column, &problem));
+                let reason = findings.reason(&cell_reason(q, column, problem));
                 reasons.insert((column_id, key), reason);
                 reason
             }
         };
-        findings.push_with(row, column_id, &value, kind, reason);
+        findings.push_with(row, column_id, value, kind, reason);
     }
+    drop(cell_problems);
 
     // Response status.
     let mut respondent = vec![true; n_rows];

@@ -20,7 +20,7 @@ use parquet::arrow::arrow_reader::{
 
 use rayon::prelude::*;
 
-use super::builder::{AutoBuilder, CellProblem, ColumnBuilder};
+use super::builder::{AutoBuilder, CellProblem, CellProblems, ColumnBuilder};
 use super::{ColumnPlan, IngestError, RawTable, input_sha256};
 use crate::progress::Progress;
 
@@ -254,16 +254,12 @@ fn read_parquet_columns(
         });
     }
     // Findings are sorted by row and column later; the order here does not matter.
-    let cell_problems = slots
-        .iter()
-        .zip(problems)
-        .flat_map(|(slot, found)| {
-            let name = slot_name(slot).to_string();
-            found
-                .into_iter()
-                .map(move |(row, value, p)| (row, name.clone(), value, p))
-        })
-        .collect();
+    let mut cell_problems = CellProblems::default();
+    for (slot, found) in slots.iter().zip(problems) {
+        for (row, value, p) in found {
+            cell_problems.push(row, slot_name(slot), &value, p);
+        }
+    }
     Ok(RawTable {
         builders: finish_slots(slots, na),
         n_rows,

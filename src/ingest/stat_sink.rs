@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::builder::{AutoBuilder, CellProblem, CellRules, ColumnBuilder};
+use super::builder::{AutoBuilder, CellProblems, CellRules, ColumnBuilder};
 use super::dictionary::{
     FileCode, FileDictionary, FileMissing, FileType, FileVariable, Observed, guess_meaning,
 };
@@ -118,7 +118,7 @@ pub(crate) struct StatSink {
     slot_of: Vec<Option<usize>>,
     columns: Vec<SinkColumn>,
     ignored: Vec<String>,
-    cell_problems: Vec<(usize, String, String, CellProblem)>,
+    cell_problems: CellProblems,
     file_findings: Vec<(String, String, String)>,
     n_rows: usize,
 }
@@ -193,7 +193,7 @@ impl StatSink {
             slot_of,
             columns,
             ignored,
-            cell_problems: Vec::new(),
+            cell_problems: CellProblems::default(),
             file_findings,
             n_rows: 0,
         })
@@ -218,7 +218,7 @@ impl StatSink {
                 })
                 .collect(),
             ignored: Vec::new(),
-            cell_problems: Vec::new(),
+            cell_problems: CellProblems::default(),
             file_findings: Vec::new(),
             n_rows: 0,
         }
@@ -337,12 +337,7 @@ impl StatSink {
     }
 }
 
-fn push_cell(
-    col: &mut SinkColumn,
-    cell: StatCell<'_>,
-    row: usize,
-    problems: &mut Vec<(usize, String, String, CellProblem)>,
-) {
+fn push_cell(col: &mut SinkColumn, cell: StatCell<'_>, row: usize, problems: &mut CellProblems) {
     match &mut col.slot {
         Slot::Typed(b) => {
             let (problem, shown) = match cell {
@@ -354,7 +349,7 @@ fn push_cell(
                 }
             };
             if let Some(p) = problem {
-                problems.push((row, b.name.clone(), shown, p));
+                problems.push(row, &b.name, &shown, p);
             }
         }
         Slot::Auto(a) => match cell {
