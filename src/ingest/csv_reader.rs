@@ -31,8 +31,8 @@ pub(super) struct Cuts {
 }
 
 const CUTS: Cuts = Cuts {
-    block: 8 << 20,
-    piece: 1 << 20,
+    block: 4 << 20,
+    piece: 512 << 10,
 };
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
