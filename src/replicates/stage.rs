@@ -322,26 +322,42 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
         let quantiles = crate::estimate::quantile_plan(inputs.request, &prepared, &scheme.weights);
         let n_quantile = quantiles.n_statistics();
         let n_extra = n_quantile + crate::estimate::n_test_statistics(&prepared);
-        // Replicates on sums by (PSU, calibration cell) where every replicate weight is the
-        // adjusted weight times one multiplier per group (docs/performance.md); the rows
-        // otherwise, and when the replicate weights are to be published.
-        let groups = if !recompute_nr
-            && !inputs.keep_weights
-            && !supplied_replicates
-            && rep.psu_factors(0).is_some()
-        {
-            scheme
-                .chain
-                .cells()
-                .map(|cells| Groups::build(unit_of_row, &scheme.adjusted, cells))
-        } else {
-            None
+        // Replicates on sums by (replication unit, calibration cell), and nonresponse class
+        // when it is recomputed, where every replicate weight is a full-sample weight times one
+        // multiplier per group (docs/performance.md); the rows otherwise: supplied replicate
+        // weights, a calibration that cannot be collapsed to cells, and replicate weights to be
+        // published.
+        let recompute = scheme
+            .chain
+            .classes()
+            .filter(|_| recompute_nr)
+            .map(|classes| super::groups::Recompute {
+                classes,
+                respondents: inputs.respondents,
+                base_weights: inputs.base_weights,
+                unit_of_frame_row: &psu_of_frame_row,
+            });
+        let groups = match scheme.chain.cells() {
+            Some(cells)
+                if !inputs.keep_weights
+                    && !supplied_replicates
+                    && rep.psu_factors(0).is_some()
+                    && recompute.is_some() == recompute_nr =>
+            {
+                Some(Groups::build(
+                    unit_of_row,
+                    &scheme.adjusted,
+                    cells,
+                    recompute,
+                ))
+            }
+            _ => None,
         };
         let sums = groups.as_ref().map(|g| {
             crate::estimate::GroupedSums::build(
                 inputs.request,
                 &prepared,
-                &scheme.adjusted,
+                &g.row_base,
                 &g.of_row,
                 g.psu.len(),
             )
@@ -397,13 +413,13 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
                     out
                 };
                 if let Some(g) = &groups {
-                    let mult = g.multipliers(&rep, r, &scheme.adjusted, &weights_for)?;
+                    let mult = g.multipliers(&rep, r, &weights_for)?;
                     // Quantiles need the rows' replicate weights: a_i times the group's factor.
                     let q = if n_extra == 0 {
                         Vec::new()
                     } else {
-                        let w: Vec<f64> = scheme
-                            .adjusted
+                        let w: Vec<f64> = g
+                            .row_base
                             .iter()
                             .zip(&g.of_row)
                             .map(|(a, &k)| a * mult[k as usize])
@@ -510,7 +526,7 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
         // Rank of the replicate weights over rows: with groups, from the multipliers.
         let rank_over = |rows: &[usize]| -> usize {
             match &groups {
-                Some(g) => g.rank(&matrix, &scheme.adjusted, rows),
+                Some(g) => g.rank(&matrix, rows),
                 None => {
                     let at: Vec<usize> = rows.iter().map(|&i| position[i] as usize).collect();
                     replicate_rank(&matrix, &at)
@@ -521,7 +537,7 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
             (_, false) => 0,
             // Rows of a group have proportional replicate weights: one row per group has the
             // rank of all rows.
-            (Some(g), true) => g.rank(&matrix, &scheme.adjusted, &g.representative),
+            (Some(g), true) => g.rank(&matrix, &g.representative),
             (None, true) => replicate_rank(&matrix, &sampled),
         };
         let rank_cache = std::sync::Mutex::new(std::collections::HashMap::<Vec<u32>, usize>::new());
