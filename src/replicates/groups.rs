@@ -202,18 +202,37 @@ impl<'a> Groups<'a> {
     }
 
     /// Numerical rank of the replicate weights a_i F_r,k(i) over `rows` (replicates as
-    /// columns, dropped replicates left out), as [`super::stage`]'s `replicate_rank` on the rows.
-    pub(super) fn rank(&self, multipliers: &[Option<Vec<f64>>], rows: &[usize]) -> usize {
-        let columns: Vec<&Vec<f64>> = multipliers.iter().flatten().collect();
-        let m = columns.len();
+    /// columns, those not `succeeded` left out), as [`super::stage`]'s `replicate_rank` on the
+    /// rows. `multipliers[p * n_rep + r]` is replicate r's multiplier of group `groups[p]`
+    /// (sorted); every row's group must be among them.
+    pub(super) fn rank(
+        &self,
+        multipliers: &[f64],
+        groups: &[u32],
+        succeeded: &[bool],
+        rows: &[usize],
+    ) -> usize {
+        let n_rep = succeeded.len();
+        let kept: Vec<usize> = (0..n_rep).filter(|&r| succeeded[r]).collect();
+        let m = kept.len();
         if m == 0 || rows.is_empty() {
             return 0;
         }
+        let at: Vec<usize> = rows
+            .iter()
+            .map(|&i| {
+                groups
+                    .binary_search(&self.of_row[i])
+                    .expect("the df's groups are kept")
+                    * n_rep
+            })
+            .collect();
         let mut a = Vec::with_capacity(rows.len() * m);
-        for c in &columns {
+        for &r in &kept {
             a.extend(
                 rows.iter()
-                    .map(|&i| self.row_base[i] * c[self.of_row[i] as usize]),
+                    .zip(&at)
+                    .map(|(&i, &p)| self.row_base[i] * multipliers[p + r]),
             );
         }
         numerical_rank(&a, rows.len(), m)
