@@ -431,6 +431,10 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
         let mut extra_thetas = vec![f64::NAN; n_extra * n_rep];
         let mut matrix = Vec::new();
         let mut dropped = Vec::new();
+        // One buffer for the blocks' multipliers, reused: a fresh one per block left the freed
+        // ones to the allocator's heaps and raised peak memory.
+        let mut block_multipliers =
+            vec![f64::NAN; sums.as_ref().map_or(0, |s| s.n_groups() * block)];
         for start in (0..n_rep).step_by(block) {
             let end = (start + block).min(n_rep);
             // Per replicate: its estimates (row path) or, on sums, its group multipliers, whose
@@ -484,7 +488,9 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
             // The block's multipliers group after group (`[k * width + j]` for replicate
             // start + j), NaN for a dropped replicate.
             let width = end - start;
-            let mut by_group = vec![f64::NAN; sums.as_ref().map_or(0, |s| s.n_groups() * width)];
+            let by_group =
+                &mut block_multipliers[..sums.as_ref().map_or(0, |s| s.n_groups() * width)];
+            by_group.fill(f64::NAN);
             for (r, res) in (start..end).zip(results) {
                 match res {
                     Ok((theta, w, q)) => {
@@ -534,12 +540,16 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
             }
             if let Some(sums) = &sums {
                 // Each θ_r is the same sum in the same order whatever the block.
-                let block_thetas = sums.point_estimates_all(&by_group, width);
+                let block_thetas = sums.point_estimates_all(by_group, width);
                 for (k, t) in block_thetas.chunks(width).enumerate() {
                     thetas[k * n_rep + start..k * n_rep + end].copy_from_slice(t);
                 }
             }
         }
+        // The sums and the blocks' multipliers are done with: free them before the df's rank
+        // matrix is formed.
+        drop(block_multipliers);
+        drop(sums);
         // One statistic at a time, as R's svrVar on one svymean: a replicate whose estimate of
         // this statistic is not finite (an empty domain in that replicate) is left out for it.
         let column = |k: usize, f: &dyn Fn(f64) -> f64| -> Vec<f64> {
