@@ -277,6 +277,12 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
         Vec::new()
     };
     let prepared = crate::estimate::prepare(inputs.request)?;
+    let df_rule = settings.replicate_df.or(match profile_df {
+        Some(_) => None,
+        None => Some(ReplicateDfRule::Rank),
+    });
+    // Replicate weights (or group multipliers) are kept for the df only under the rank rule.
+    let rank_df_rule = df_rule == Some(ReplicateDfRule::Rank);
 
     let mut rows = Vec::new();
     let mut contrasts = Vec::new();
@@ -374,7 +380,7 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
             Vec::new()
         } else if inputs.keep_weights {
             (0..n).collect()
-        } else if reweighted {
+        } else if reweighted && rank_df_rule {
             let step = (n * n_rep.max(1)).div_ceil(RANK_CELLS).max(1);
             let mut rows = prepared.small_domain_rows(2 * n_rep);
             rows.extend((0..n).step_by(step));
@@ -400,7 +406,7 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
         // and of one row per group (every k-th group beyond RANK_CELLS); only those are kept
         // for all replicates (`[p * n_rep + r]`, p the group's position in `rank_groups`).
         let (rank_representatives, rank_groups) = match &groups {
-            Some(g) if reweighted => {
+            Some(g) if reweighted && rank_df_rule => {
                 let step = (g.psu.len() * n_rep.max(1)).div_ceil(RANK_CELLS).max(1);
                 let representatives: Vec<usize> =
                     g.representative.iter().step_by(step).copied().collect();
@@ -661,10 +667,6 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
                 .collect()
         };
         let whole_rank_df = std::sync::OnceLock::new();
-        let df_rule = settings.replicate_df.or(match profile_df {
-            Some(_) => None,
-            None => Some(ReplicateDfRule::Rank),
-        });
         let full_domain = inputs.request.domain_df == crate::estimate::DomainDf::Full;
         let df = |psus: &[u32], n_rows: usize, rows: &dyn Fn() -> Vec<usize>| -> f64 {
             match df_rule {
