@@ -317,7 +317,9 @@ impl NonresponseClasses {
         responded: &[f64],
     ) -> Result<(), WeightingError> {
         for (k, label) in self.labels.iter().enumerate() {
-            if !(responded[k] > 0.0) && sampled[k] > 0.0 {
+            // NaN respondent weight counts as none.
+            let respondents_weigh = responded[k] > 0.0;
+            if !respondents_weigh && sampled[k] > 0.0 {
                 return Err(WeightingError::EmptyClass {
                     scheme: scheme.to_string(),
                     class: label.clone(),
