@@ -20,6 +20,10 @@ use crate::weighting::Scheme;
 /// beyond it the rank is computed on an evenly spaced subset of rows (documented).
 const RANK_CELLS: usize = 25_000_000;
 
+/// Group × replicate multipliers held at a time on the sums path (32 MB): replicates run in
+/// blocks of about this many cells over the groups.
+const GROUP_CELLS: usize = 4_000_000;
+
 /// Conventions that differ between packages for replicate variance (`docs/variance.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplicateProfile {
@@ -273,6 +277,12 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
         Vec::new()
     };
     let prepared = crate::estimate::prepare(inputs.request)?;
+    let df_rule = settings.replicate_df.or(match profile_df {
+        Some(_) => None,
+        None => Some(ReplicateDfRule::Rank),
+    });
+    // Replicate weights (or group multipliers) are kept for the df only under the rank rule.
+    let rank_df_rule = df_rule == Some(ReplicateDfRule::Rank);
 
     let mut rows = Vec::new();
     let mut contrasts = Vec::new();
@@ -322,26 +332,42 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
         let quantiles = crate::estimate::quantile_plan(inputs.request, &prepared, &scheme.weights);
         let n_quantile = quantiles.n_statistics();
         let n_extra = n_quantile + crate::estimate::n_test_statistics(&prepared);
-        // Replicates on sums by (PSU, calibration cell) where every replicate weight is the
-        // adjusted weight times one multiplier per group (docs/performance.md); the rows
-        // otherwise, and when the replicate weights are to be published.
-        let groups = if !recompute_nr
-            && !inputs.keep_weights
-            && !supplied_replicates
-            && rep.psu_factors(0).is_some()
-        {
-            scheme
-                .chain
-                .cells()
-                .map(|cells| Groups::build(unit_of_row, &scheme.adjusted, cells))
-        } else {
-            None
+        // Replicates on sums by (replication unit, calibration cell), and nonresponse class
+        // when it is recomputed, where every replicate weight is a full-sample weight times one
+        // multiplier per group (docs/performance.md); the rows otherwise: supplied replicate
+        // weights, a calibration that cannot be collapsed to cells, and replicate weights to be
+        // published.
+        let recompute = scheme
+            .chain
+            .classes()
+            .filter(|_| recompute_nr)
+            .map(|classes| super::groups::Recompute {
+                classes,
+                respondents: inputs.respondents,
+                base_weights: inputs.base_weights,
+                unit_of_frame_row: &psu_of_frame_row,
+            });
+        let groups = match scheme.chain.cells() {
+            Some(cells)
+                if !inputs.keep_weights
+                    && !supplied_replicates
+                    && rep.psu_factors(0).is_some()
+                    && recompute.is_some() == recompute_nr =>
+            {
+                Some(Groups::build(
+                    unit_of_row,
+                    &scheme.adjusted,
+                    cells,
+                    recompute,
+                ))
+            }
+            _ => None,
         };
         let sums = groups.as_ref().map(|g| {
             crate::estimate::GroupedSums::build(
                 inputs.request,
                 &prepared,
-                &scheme.adjusted,
+                &g.row_base,
                 &g.of_row,
                 g.psu.len(),
             )
@@ -354,7 +380,7 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
             Vec::new()
         } else if inputs.keep_weights {
             (0..n).collect()
-        } else if reweighted {
+        } else if reweighted && rank_df_rule {
             let step = (n * n_rep.max(1)).div_ceil(RANK_CELLS).max(1);
             let mut rows = prepared.small_domain_rows(2 * n_rep);
             rows.extend((0..n).step_by(step));
@@ -376,108 +402,160 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
                 .collect()
         };
         let keep_matrix = !kept_rows.is_empty();
-        // Per replicate: its estimates (row path) or, on sums, its group multipliers, whose
-        // estimates are computed for all replicates at once below.
-        let results: Vec<ReplicateOutcome> = (0..n_rep)
-            .into_par_iter()
-            .map(|r| {
-                // Statistics beyond sums: the quantile plan's, then the tests' cell shares.
-                let quantile_statistics = |w: &[f64]| {
-                    let mut out = if quantiles.is_empty() {
-                        Vec::new()
-                    } else {
-                        crate::estimate::quantile_replicate_statistics(
-                            inputs.request,
-                            &prepared,
-                            &quantiles,
-                            w,
-                        )
-                    };
-                    out.extend(crate::estimate::test_replicate_statistics(&prepared, w));
-                    out
-                };
-                if let Some(g) = &groups {
-                    let mult = g.multipliers(&rep, r, &scheme.adjusted, &weights_for)?;
-                    // Quantiles need the rows' replicate weights: a_i times the group's factor.
-                    let q = if n_extra == 0 {
-                        Vec::new()
-                    } else {
-                        let w: Vec<f64> = scheme
-                            .adjusted
-                            .iter()
-                            .zip(&g.of_row)
-                            .map(|(a, &k)| a * mult[k as usize])
-                            .collect();
-                        quantile_statistics(&w)
-                    };
-                    inputs.progress.advance(1);
-                    return Ok((None, Some(mult), q));
-                }
-                let w = weights_for(r)?;
-                let theta = crate::estimate::point_estimates(inputs.request, &prepared, &w);
-                let q = quantile_statistics(&w);
-                inputs.progress.advance(1);
-                Ok((
-                    Some(theta),
-                    keep_matrix.then(|| kept_rows.iter().map(|&i| w[i]).collect::<Vec<f64>>()),
-                    q,
-                ))
-            })
-            .collect();
+        // With groups, the df reads the multipliers of the groups of the small domains' rows
+        // and of one row per group (every k-th group beyond RANK_CELLS); only those are kept
+        // for all replicates (`[p * n_rep + r]`, p the group's position in `rank_groups`).
+        let (rank_representatives, rank_groups) = match &groups {
+            Some(g) if reweighted && rank_df_rule => {
+                let step = (g.psu.len() * n_rep.max(1)).div_ceil(RANK_CELLS).max(1);
+                let representatives: Vec<usize> =
+                    g.representative.iter().step_by(step).copied().collect();
+                let mut of = prepared.small_domain_rows(2 * n_rep);
+                of.extend(&representatives);
+                let mut rank_groups: Vec<u32> = of.iter().map(|&i| g.of_row[i]).collect();
+                rank_groups.sort_unstable();
+                rank_groups.dedup();
+                (representatives, rank_groups)
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
+        let mut rank_multipliers = vec![f64::NAN; rank_groups.len() * n_rep];
+        let mut succeeded = vec![false; n_rep];
+        // Replicates run in blocks on sums, so that the multipliers of a block only
+        // (GROUP_CELLS group × replicate cells) are held at a time, whatever the number of
+        // replicates; on rows, all at once.
+        let block = match &groups {
+            Some(g) => (GROUP_CELLS / g.psu.len().max(1))
+                .max(2 * rayon::current_num_threads())
+                .min(n_rep)
+                .max(1),
+            None => n_rep.max(1),
+        };
         // Replicate estimates, statistic after statistic (`n_rep` per statistic); a dropped
         // replicate's are NaN.
         let mut thetas = vec![f64::NAN; full.len() * n_rep];
         let mut extra_thetas = vec![f64::NAN; n_extra * n_rep];
         let mut matrix = Vec::new();
         let mut dropped = Vec::new();
-        for (r, res) in results.into_iter().enumerate() {
-            match res {
-                Ok((theta, w, q)) => {
-                    if let Some(theta) = theta {
-                        for (k, t) in theta.into_iter().enumerate() {
-                            thetas[k * n_rep + r] = t;
+        // One buffer for the blocks' multipliers, reused: a fresh one per block left the freed
+        // ones to the allocator's heaps and raised peak memory.
+        let mut block_multipliers =
+            vec![f64::NAN; sums.as_ref().map_or(0, |s| s.n_groups() * block)];
+        for start in (0..n_rep).step_by(block) {
+            let end = (start + block).min(n_rep);
+            // Per replicate: its estimates (row path) or, on sums, its group multipliers, whose
+            // estimates are computed for the whole block at once below.
+            let results: Vec<ReplicateOutcome> = (start..end)
+                .into_par_iter()
+                .map(|r| {
+                    // Statistics beyond sums: the quantile plan's, then the tests' cell shares.
+                    let quantile_statistics = |w: &[f64]| {
+                        let mut out = if quantiles.is_empty() {
+                            Vec::new()
+                        } else {
+                            crate::estimate::quantile_replicate_statistics(
+                                inputs.request,
+                                &prepared,
+                                &quantiles,
+                                w,
+                            )
+                        };
+                        out.extend(crate::estimate::test_replicate_statistics(&prepared, w));
+                        out
+                    };
+                    if let Some(g) = &groups {
+                        let mult = g.multipliers(&rep, r, &weights_for)?;
+                        // Quantiles need the rows' replicate weights: a_i times the group's factor.
+                        let q = if n_extra == 0 {
+                            Vec::new()
+                        } else {
+                            let w: Vec<f64> = g
+                                .row_base
+                                .iter()
+                                .zip(&g.of_row)
+                                .map(|(a, &k)| a * mult[k as usize])
+                                .collect();
+                            quantile_statistics(&w)
+                        };
+                        inputs.progress.advance(1);
+                        return Ok((None, Some(mult), q));
+                    }
+                    let w = weights_for(r)?;
+                    let theta = crate::estimate::point_estimates(inputs.request, &prepared, &w);
+                    let q = quantile_statistics(&w);
+                    inputs.progress.advance(1);
+                    Ok((
+                        Some(theta),
+                        keep_matrix.then(|| kept_rows.iter().map(|&i| w[i]).collect::<Vec<f64>>()),
+                        q,
+                    ))
+                })
+                .collect();
+            // The block's multipliers group after group (`[k * width + j]` for replicate
+            // start + j), NaN for a dropped replicate.
+            let width = end - start;
+            let by_group =
+                &mut block_multipliers[..sums.as_ref().map_or(0, |s| s.n_groups() * width)];
+            by_group.fill(f64::NAN);
+            for (r, res) in (start..end).zip(results) {
+                match res {
+                    Ok((theta, w, q)) => {
+                        succeeded[r] = true;
+                        if let Some(theta) = theta {
+                            for (k, t) in theta.into_iter().enumerate() {
+                                thetas[k * n_rep + r] = t;
+                            }
+                        }
+                        for (k, t) in q.into_iter().enumerate() {
+                            extra_thetas[k * n_rep + r] = t;
+                        }
+                        match (&groups, w) {
+                            (Some(_), Some(mult)) => {
+                                for (k, &m) in mult.iter().enumerate() {
+                                    by_group[k * width + (r - start)] = m;
+                                }
+                                for (p, &k) in rank_groups.iter().enumerate() {
+                                    rank_multipliers[p * n_rep + r] = mult[k as usize];
+                                }
+                                matrix.push(None);
+                            }
+                            (_, w) => matrix.push(w),
                         }
                     }
-                    for (k, t) in q.into_iter().enumerate() {
-                        extra_thetas[k * n_rep + r] = t;
-                    }
-                    matrix.push(w);
-                }
-                Err(message) if settings.drop_failed => {
-                    dropped.push(r + 1);
-                    warnings.push(format!(
-                        "{} replicate {} of scheme \"{}\" dropped: {message}",
-                        settings.name,
-                        r + 1,
-                        scheme.name
-                    ));
-                    matrix.push(None);
-                }
-                Err(message) => {
-                    return Err(err(
-                        settings,
-                        format!(
-                            "replicate {} of scheme \"{}\": {message} (set [variance] drop_failed = true to drop failed replicates with a warning)",
+                    Err(message) if settings.drop_failed => {
+                        dropped.push(r + 1);
+                        warnings.push(format!(
+                            "{} replicate {} of scheme \"{}\" dropped: {message}",
+                            settings.name,
                             r + 1,
                             scheme.name
-                        ),
-                    ));
-                }
-            }
-        }
-        if let Some(sums) = &sums {
-            // Multipliers group after group, NaN for a dropped replicate.
-            let n_groups = sums.n_groups();
-            let mut by_group = vec![f64::NAN; n_groups * n_rep];
-            for (r, mult) in matrix.iter().enumerate() {
-                if let Some(mult) = mult {
-                    for (k, &m) in mult.iter().enumerate() {
-                        by_group[k * n_rep + r] = m;
+                        ));
+                        matrix.push(None);
+                    }
+                    Err(message) => {
+                        return Err(err(
+                            settings,
+                            format!(
+                                "replicate {} of scheme \"{}\": {message} (set [variance] drop_failed = true to drop failed replicates with a warning)",
+                                r + 1,
+                                scheme.name
+                            ),
+                        ));
                     }
                 }
             }
-            thetas = sums.point_estimates_all(&by_group, n_rep);
+            if let Some(sums) = &sums {
+                // Each θ_r is the same sum in the same order whatever the block.
+                let block_thetas = sums.point_estimates_all(by_group, width);
+                for (k, t) in block_thetas.chunks(width).enumerate() {
+                    thetas[k * n_rep + start..k * n_rep + end].copy_from_slice(t);
+                }
+            }
         }
+        // The sums and the blocks' multipliers are done with: free them before the df's rank
+        // matrix is formed.
+        drop(block_multipliers);
+        drop(sums);
         // One statistic at a time, as R's svrVar on one svymean: a replicate whose estimate of
         // this statistic is not finite (an empty domain in that replicate) is left out for it.
         let column = |k: usize, f: &dyn Fn(f64) -> f64| -> Vec<f64> {
@@ -510,7 +588,7 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
         // Rank of the replicate weights over rows: with groups, from the multipliers.
         let rank_over = |rows: &[usize]| -> usize {
             match &groups {
-                Some(g) => g.rank(&matrix, &scheme.adjusted, rows),
+                Some(g) => g.rank(&rank_multipliers, &rank_groups, &succeeded, rows),
                 None => {
                     let at: Vec<usize> = rows.iter().map(|&i| position[i] as usize).collect();
                     replicate_rank(&matrix, &at)
@@ -521,7 +599,12 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
             (_, false) => 0,
             // Rows of a group have proportional replicate weights: one row per group has the
             // rank of all rows.
-            (Some(g), true) => g.rank(&matrix, &scheme.adjusted, &g.representative),
+            (Some(g), true) => g.rank(
+                &rank_multipliers,
+                &rank_groups,
+                &succeeded,
+                &rank_representatives,
+            ),
             (None, true) => replicate_rank(&matrix, &sampled),
         };
         let rank_cache = std::sync::Mutex::new(std::collections::HashMap::<Vec<u32>, usize>::new());
@@ -584,10 +667,6 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
                 .collect()
         };
         let whole_rank_df = std::sync::OnceLock::new();
-        let df_rule = settings.replicate_df.or(match profile_df {
-            Some(_) => None,
-            None => Some(ReplicateDfRule::Rank),
-        });
         let full_domain = inputs.request.domain_df == crate::estimate::DomainDf::Full;
         let df = |psus: &[u32], n_rows: usize, rows: &dyn Fn() -> Vec<usize>| -> f64 {
             match df_rule {

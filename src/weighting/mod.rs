@@ -221,15 +221,7 @@ impl Chain {
                 for &r in respondents {
                     responded[nr.class_of_row[r]] += base_weights[r];
                 }
-                for (k, label) in nr.labels.iter().enumerate() {
-                    if !(responded[k] > 0.0) && sampled[k] > 0.0 {
-                        return Err(WeightingError::EmptyClass {
-                            scheme: self.name.clone(),
-                            class: label.clone(),
-                            sampled: nr.sampled_count[k],
-                        });
-                    }
-                }
+                nr.check(&self.name, &sampled, &responded)?;
                 respondents
                     .iter()
                     .map(|&r| {
@@ -244,6 +236,14 @@ impl Chain {
             }
         };
         self.calibrate(adjusted)
+    }
+
+    /// The nonresponse adjustment on class sums, for the replicate stage's sums path; `None`
+    /// when the chain does not adjust for nonresponse.
+    pub fn classes(&self) -> Option<ChainClasses<'_>> {
+        self.nonresponse
+            .as_ref()
+            .map(|nr| ChainClasses { chain: self, nr })
     }
 
     /// The calibration step on cell totals (`calibration::CalibrationModel::collapse`): the
@@ -304,6 +304,63 @@ impl Chain {
                 })
             }
         }
+    }
+}
+
+impl NonresponseClasses {
+    /// A class whose sampled units carry weight and whose respondents carry none is the
+    /// chain's `EmptyClass` error (the first such class in label order).
+    fn check(
+        &self,
+        scheme: &str,
+        sampled: &[f64],
+        responded: &[f64],
+    ) -> Result<(), WeightingError> {
+        for (k, label) in self.labels.iter().enumerate() {
+            // NaN respondent weight counts as none.
+            let respondents_weigh = responded[k] > 0.0;
+            if !respondents_weigh && sampled[k] > 0.0 {
+                return Err(WeightingError::EmptyClass {
+                    scheme: scheme.to_string(),
+                    class: label.clone(),
+                    sampled: self.sampled_count[k],
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A chain's weighting-class nonresponse adjustment seen through its class sums
+/// ([`Chain::classes`]): what [`Chain::apply`] computes from rows, from Σ d over the sampled
+/// units and over the respondents of each class.
+#[derive(Debug, Clone, Copy)]
+pub struct ChainClasses<'a> {
+    chain: &'a Chain,
+    nr: &'a NonresponseClasses,
+}
+
+impl ChainClasses<'_> {
+    /// Number of weighting classes.
+    pub fn n_classes(&self) -> usize {
+        self.nr.labels.len()
+    }
+
+    /// Class of every used frame row (respondents and unit nonrespondents).
+    pub fn class_of_row(&self) -> &[usize] {
+        &self.nr.class_of_row
+    }
+
+    /// The nonresponse factor Σ_{j∈s_c} d_j / Σ_{j∈r_c} d_j of every class from those two sums
+    /// (0 for a class without weight at all), or the error [`Chain::apply`] gives on the rows
+    /// with the same sums.
+    pub fn factors(&self, sampled: &[f64], responded: &[f64]) -> Result<Vec<f64>, WeightingError> {
+        self.nr.check(&self.chain.name, sampled, responded)?;
+        Ok(sampled
+            .iter()
+            .zip(responded)
+            .map(|(&s, &r)| if r > 0.0 { s / r } else { 0.0 })
+            .collect())
     }
 }
 
