@@ -471,6 +471,7 @@ impl ColumnBuilder {
     }
 
     /// Append a copy of the last cell.
+    #[inline]
     pub(crate) fn repeat_last(&mut self) {
         if self.rules.numeric {
             let v = self.values.last().copied().unwrap_or(f64::NAN);
@@ -485,6 +486,7 @@ impl ColumnBuilder {
         self.blank.push(b);
     }
 
+    #[inline]
     fn push_cell(&mut self, value: f64, code: u32, state: CellState, blank: bool) {
         if self.rules.numeric {
             self.values.push(value);
@@ -496,6 +498,7 @@ impl ColumnBuilder {
     }
 
     /// An empty cell (blank text or Arrow null).
+    #[inline]
     pub(crate) fn push_null(&mut self) {
         // Resolved later by skip logic into NotAsked or NoResponse.
         self.push_cell(f64::NAN, u32::MAX, CellState::NotAsked, true);
@@ -549,25 +552,26 @@ impl ColumnBuilder {
     }
 
     /// A cell given as a number (an Arrow numeric array, or parsed CSV text).
+    #[inline]
     pub(crate) fn push_num(&mut self, x: f64) -> Option<CellProblem> {
         if !self.rules.numeric {
             return self.push_str(&format_number(x));
         }
         let k = x as usize;
+        let slow;
         let outcome = if k < self.rules.small.len() && k as f64 == x {
-            self.rules.small[k].clone()
+            &self.rules.small[k]
         } else {
-            self.rules.classify(x, false)
+            slow = self.rules.classify(x, false);
+            &slow
         };
-        match outcome {
-            Outcome::Value => self.push_cell(x, u32::MAX, CellState::Value, false),
-            Outcome::Missing(st) => self.push_cell(f64::NAN, u32::MAX, st, false),
-            Outcome::Problem(p) => {
-                self.push_cell(f64::NAN, u32::MAX, CellState::OtherMissing, false);
-                return Some(p);
-            }
-        }
-        None
+        let (value, state, problem) = match outcome {
+            Outcome::Value => (x, CellState::Value, None),
+            Outcome::Missing(st) => (f64::NAN, *st, None),
+            Outcome::Problem(p) => (f64::NAN, CellState::OtherMissing, Some(p.clone())),
+        };
+        self.push_cell(value, u32::MAX, state, false);
+        problem
     }
 
     pub(crate) fn finish(self) -> Column {

@@ -233,7 +233,12 @@ fn parse_piece(
             let Some(i) = *slot else { continue };
             match &mut slots[i] {
                 Slot::Typed(b) => {
-                    let problem = if let Some(problem) = b.push_whole_number(field) {
+                    // Blank cells (questions skipped) are common: no parsing, no comparison.
+                    let problem = if field.is_empty() {
+                        b.push_null();
+                        previous[i] = None;
+                        None
+                    } else if let Some(problem) = b.push_whole_number(field) {
                         previous[i] = None;
                         problem
                     } else {
@@ -396,7 +401,6 @@ pub(super) fn read_csv_from(
     // The header: the first record, after an optional byte-order mark.
     let header_end = loop {
         let n = read_more(source, &mut buf, cuts.block).map_err(|e| io(&e))?;
-        hasher.update(&buf[buf.len() - n..]);
         total_read += n as u64;
         at_end = n == 0;
         let body = buf.strip_prefix(UTF8_BOM).unwrap_or(&buf);
@@ -442,7 +446,10 @@ pub(super) fn read_csv_from(
         .collect();
     check_header(path, &header)?;
     let (slot_of, template, ignored) = plan_slots(&header, plan);
+    hasher.update(&buf[..header_end]);
     buf.drain(..header_end);
+    // Bytes of `buf` from here on are not hashed yet: they are hashed while they are parsed.
+    let mut unhashed = 0;
 
     // The file's columns: each block's pieces are appended as soon as they are parsed, so a
     // block's pieces are the only memory beside the columns.
@@ -468,10 +475,17 @@ pub(super) fn read_csv_from(
             return Err(too_long(n_rows + 1));
         }
         let ranges = pieces(&buf, end, delimiter, cuts.piece);
-        let block: Vec<Piece> = ranges
-            .par_iter()
-            .map(|&(from, to)| parse_piece(&buf[from..to], header.len(), &slot_of, &template))
-            .collect();
+        let ((), block) = rayon::join(
+            || hasher.update(&buf[unhashed..]),
+            || -> Vec<Piece> {
+                ranges
+                    .par_iter()
+                    .map(|&(from, to)| {
+                        parse_piece(&buf[from..to], header.len(), &slot_of, &template)
+                    })
+                    .collect()
+            },
+        );
         let block_rows: usize = block.iter().map(|p| p.n_rows).sum();
         if !reserved && block_rows > 0 {
             // The whole file's columns, sized once from the first block's bytes per row.
@@ -510,8 +524,8 @@ pub(super) fn read_csv_from(
             break;
         }
         buf.drain(..end);
+        unhashed = buf.len();
         let n = read_more(source, &mut buf, cuts.block).map_err(|e| io(&e))?;
-        hasher.update(&buf[buf.len() - n..]);
         total_read += n as u64;
         at_end = n == 0;
         progress.advance(total_read.saturating_sub(reported));
@@ -699,6 +713,13 @@ mod tests {
         };
         let expected_problems = problems(&whole);
         let sha = whole.sha256.clone();
+        let mut direct = sha2::Sha256::new();
+        direct.update(&bytes);
+        assert_eq!(
+            sha,
+            crate::ingest::hex_digest(direct),
+            "the hash is of the file's bytes"
+        );
         let expected = columns(whole);
         let notes = &expected.iter().find(|c| c.0 == "note").expect("note").1;
         assert!(
