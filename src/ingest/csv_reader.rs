@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use sha2::Digest;
 
 use super::builder::{AutoBuilder, CellProblem, CellProblems};
-use super::read::{MAX_LINE_BYTES, Slot, check_header, finish_slots, plan_slots};
+use super::read::{MAX_LINE_BYTES, Slot, check_header, finish_slots, plan_slots, reserve_columns};
 use super::{ColumnPlan, FindingKind, IngestError, RawTable};
 use crate::progress::Progress;
 
@@ -313,37 +313,6 @@ pub(crate) fn read_csv(
     Ok(table)
 }
 
-/// Room for `rows` rows in every column, refused with the figures when the machine cannot
-/// hold them (a CSV file has no row count: `rows` is estimated from the bytes per row).
-fn reserve_columns(path: &Path, slots: &mut [Slot], rows: u64) -> Result<(), IngestError> {
-    let per_row: u64 = slots
-        .iter()
-        .map(|s| match s {
-            Slot::Typed(b) => b.bytes_per_cell(),
-            // Inferred columns keep their text until the end: count a short one.
-            Slot::Auto(_) => 32,
-        })
-        .sum();
-    let columns = slots.len();
-    let too_large = |message: String| IngestError::TooLarge {
-        path: path.to_path_buf(),
-        rows,
-        columns,
-        message,
-    };
-    crate::memory::check(per_row.saturating_mul(rows)).map_err(too_large)?;
-    // A little more than the estimate, so that a file whose later rows are longer than the
-    // first block's does not double its columns at the end.
-    let capacity = usize::try_from(rows.saturating_add(rows / 64)).unwrap_or(usize::MAX);
-    for slot in slots {
-        if let Slot::Typed(b) = slot {
-            b.try_reserve(capacity)
-                .map_err(|e| too_large(format!("need more memory than the system grants ({e})")))?;
-        }
-    }
-    Ok(())
-}
-
 /// Fill `buf` from `source` with up to `want` more bytes; the number read (0 at the end).
 fn read_more(source: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<usize> {
     let start = buf.len();
@@ -491,7 +460,10 @@ pub(super) fn read_csv_from(
             // The whole file's columns, sized once from the first block's bytes per row.
             reserved = true;
             let rows = expected_bytes.saturating_mul(block_rows as u64) / end.max(1) as u64;
-            reserve_columns(path, &mut slots, rows)?;
+            // A little more than the estimate, so that a file whose later rows are shorter
+            // than the first block's does not double its columns at the end.
+            let capacity = usize::try_from(rows.saturating_add(rows / 64)).unwrap_or(usize::MAX);
+            reserve_columns(path, &mut slots, rows, capacity)?;
         }
         let mut by_column: Vec<Vec<Slot>> = slots.iter().map(|_| Vec::new()).collect();
         for piece in block {

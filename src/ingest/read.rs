@@ -111,6 +111,39 @@ fn next_batch(
     })
 }
 
+/// Room for `capacity` rows in every typed column, after checking that `rows` rows fit in
+/// memory; refused with the figures when they do not.
+pub(super) fn reserve_columns(
+    path: &Path,
+    slots: &mut [Slot],
+    rows: u64,
+    capacity: usize,
+) -> Result<(), IngestError> {
+    let per_row: u64 = slots
+        .iter()
+        .map(|s| match s {
+            Slot::Typed(b) => b.bytes_per_cell(),
+            // Inferred columns keep their text until the end: count a short one.
+            Slot::Auto(_) => 32,
+        })
+        .sum();
+    let columns = slots.len();
+    let too_large = |message: String| IngestError::TooLarge {
+        path: path.to_path_buf(),
+        rows,
+        columns,
+        message,
+    };
+    crate::memory::check(per_row.saturating_mul(rows)).map_err(too_large)?;
+    for slot in slots {
+        if let Slot::Typed(b) = slot {
+            b.try_reserve(capacity)
+                .map_err(|e| too_large(format!("need more memory than the system grants ({e})")))?;
+        }
+    }
+    Ok(())
+}
+
 /// Read a Parquet file, streaming the needed columns only. The file's hash is computed alongside
 /// the read, and every column is read by its own reader, in parallel (each column on its own,
 /// in row order, so the result does not depend on the number of threads): Parquet stores a
@@ -165,28 +198,7 @@ fn read_parquet_columns(
     let file_rows = usize::try_from(claimed.min(file_bytes.saturating_mul(64))).unwrap_or(0);
     // A file that declares more rows than the machine can hold is refused with the figures
     // (a legitimate 82 MB file can hold 50 million rows, 25 GB once loaded).
-    let per_row: u64 = slots
-        .iter()
-        .map(|s| match s {
-            Slot::Typed(b) => b.bytes_per_cell(),
-            // Inferred columns keep their text until the end: count a short one.
-            Slot::Auto(_) => 32,
-        })
-        .sum();
-    let n_columns = slots.len();
-    let too_large = |message: String| IngestError::TooLarge {
-        path: path.to_path_buf(),
-        rows: file_rows as u64,
-        columns: n_columns,
-        message,
-    };
-    crate::memory::check(per_row.saturating_mul(file_rows as u64)).map_err(too_large)?;
-    for slot in &mut slots {
-        if let Slot::Typed(b) = slot {
-            b.try_reserve(file_rows)
-                .map_err(|e| too_large(format!("need more memory than the system grants ({e})")))?;
-        }
-    }
+    reserve_columns(path, &mut slots, file_rows as u64, file_rows)?;
     // Progress counts cells: every column advances by its batches' rows.
     let n_slots = slots.len().max(1);
     progress.start(
