@@ -352,8 +352,9 @@ pub(super) fn read_csv_from(
         path: path.to_path_buf(),
         format: "CSV",
         message: format!(
-            "{}a line is longer than {} MiB: this does not look like a CSV file of survey \
-             records (check the file, its line breaks, or that it is not compressed)",
+            "{}a record is longer than {} MiB (one line, or a quoted field whose closing \
+             quote is missing): this does not look like a CSV file of survey records (check \
+             the file, its line breaks and quotes, or that it is not compressed)",
             if row == 0 {
                 String::new()
             } else {
@@ -753,6 +754,24 @@ mod tests {
                 "{e:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_quote_left_open_stops_the_read_at_its_row() {
+        let mut bytes = b"id,region\n1,R1\n2,R2\n3,\"open\n".to_vec();
+        bytes.extend(std::iter::repeat_n(b"x\n".as_slice(), 9 << 20).flatten());
+        let cuts = Cuts {
+            block: 1 << 20,
+            piece: 1 << 18,
+        };
+        let e = read(&bytes, bytes.len() as u64, cuts)
+            .err()
+            .map(|e| e.to_string());
+        let e = e.unwrap_or_default();
+        assert!(
+            e.contains("data row 3") && e.contains("longer than 16 MiB"),
+            "{e}"
+        );
     }
 
     #[test]
