@@ -602,7 +602,7 @@ mod tests {
                 3 => format!("plain {i}"),
                 _ => "\"\"".to_string(),
             };
-            let code = if r % 11 == 0 {
+            let code = if r.is_multiple_of(11) {
                 "x".to_string()
             } else {
                 (r % 4).to_string()
@@ -619,8 +619,8 @@ mod tests {
                 out[at] = 0xFF;
                 continue;
             }
-            if r % 37 != 0 {
-                out.extend_from_slice(if r % 2 == 0 { b"\r\n" } else { b"\n" });
+            if !r.is_multiple_of(37) {
+                out.extend_from_slice(if r.is_multiple_of(2) { b"\r\n" } else { b"\n" });
             }
         }
         out
@@ -665,17 +665,17 @@ mod tests {
                 .any(|p| p.1 == "code" && p.2 == "x")
         );
         // Every cell as written back, with its state (NaN cells compare equal this way).
-        let columns =
-            |t: RawTable| -> Vec<(String, Vec<(Option<String>, crate::frame::CellState)>)> {
-                t.builders
-                    .into_iter()
-                    .map(|b| {
-                        let c = b.finish();
-                        let cells = (0..c.len()).map(|r| (c.display(r), c.state[r])).collect();
-                        (c.name, cells)
-                    })
-                    .collect()
-            };
+        type Cells = Vec<(Option<String>, crate::frame::CellState)>;
+        let columns = |t: RawTable| -> Vec<(String, Cells)> {
+            t.builders
+                .into_iter()
+                .map(|b| {
+                    let c = b.finish();
+                    let cells = (0..c.len()).map(|r| (c.display(r), c.state[r])).collect();
+                    (c.name, cells)
+                })
+                .collect()
+        };
         let problems = |t: &RawTable| {
             let cells: Vec<(usize, String, String, CellProblem)> = t
                 .cell_problems
