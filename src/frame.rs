@@ -50,7 +50,7 @@ impl CellState {
 pub enum ColumnData {
     /// Numbers: codes of numerically-coded categorical variables, counts, measurements, weights.
     /// An entry is meaningful only where the cell state is [`CellState::Value`] (else it is NaN).
-    Num(Vec<f64>),
+    Num(NumValues),
     /// Text, dictionary-encoded: `codes[i]` indexes `levels`. Levels are in order of first
     /// appearance in the input; entries whose state is not `Value` have code `u32::MAX`.
     Text {
@@ -61,6 +61,430 @@ pub enum ColumnData {
     },
 }
 
+/// Values of a numeric column, stored in one byte a cell where they allow it.
+///
+/// Most survey items are categorical or yes/no codes: whole numbers in 0..=254. Such a column
+/// is kept as bytes (byte 255 stands for "no value", NaN), an eighth of the memory of `f64`s;
+/// 10 million rows of 46 items fit in a few GB (see `docs/performance.md`). Any other number
+/// turns the column into `f64`s. Readers see `f64`s either way, through indexing or
+/// [`NumValues::get`], so the two storages give identical results.
+#[derive(Debug, Clone)]
+pub enum NumValues {
+    /// One `f64` per cell.
+    Wide(Vec<f64>),
+    /// One byte per cell: the whole number, or [`NO_BYTE`] for no value (NaN).
+    Byte(Vec<u8>),
+}
+
+/// The byte of a [`NumValues::Byte`] cell without a value.
+const NO_BYTE: u8 = u8::MAX;
+
+/// The `f64` of every byte, so that a byte cell can be read by reference (`v[r]`).
+static BYTE_VALUE: [f64; 256] = {
+    let mut t = [0.0; 256];
+    let mut k = 0;
+    while k < 255 {
+        t[k] = k as f64;
+        k += 1;
+    }
+    t[255] = f64::NAN;
+    t
+};
+
+/// The byte of `x` when a byte column can hold it exactly (NaN is [`NO_BYTE`]; -0.0 is not
+/// held, so that every value keeps its bits).
+#[inline]
+fn byte_of(x: f64) -> Option<u8> {
+    if x.is_nan() {
+        return Some(NO_BYTE);
+    }
+    let k = x as usize;
+    (k < 255 && (k as f64).to_bits() == x.to_bits()).then_some(k as u8)
+}
+
+impl NumValues {
+    /// An empty column with room for `capacity` cells, stored as bytes until a value needs more.
+    pub fn with_capacity(capacity: usize) -> NumValues {
+        NumValues::Byte(Vec::with_capacity(capacity))
+    }
+
+    /// `values` in the smallest storage that holds them exactly.
+    pub fn compact(values: Vec<f64>) -> NumValues {
+        let bytes: Option<Vec<u8>> = values.iter().map(|&x| byte_of(x)).collect();
+        match bytes {
+            Some(b) => NumValues::Byte(b),
+            None => NumValues::Wide(values),
+        }
+    }
+
+    /// Number of cells.
+    pub fn len(&self) -> usize {
+        match self {
+            NumValues::Wide(v) => v.len(),
+            NumValues::Byte(v) => v.len(),
+        }
+    }
+
+    /// True when there are no cells.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The value of cell `i` (NaN where the cell has no value).
+    #[inline]
+    pub fn get(&self, i: usize) -> f64 {
+        match self {
+            NumValues::Wide(v) => v[i],
+            NumValues::Byte(v) => BYTE_VALUE[v[i] as usize],
+        }
+    }
+
+    /// Every value in order.
+    pub fn iter(&self) -> impl Iterator<Item = f64> + '_ {
+        (0..self.len()).map(move |i| self.get(i))
+    }
+
+    /// The values as `f64`s, borrowed when they are stored so.
+    pub fn as_f64(&self, rows: std::ops::Range<usize>) -> std::borrow::Cow<'_, [f64]> {
+        match self {
+            NumValues::Wide(v) => std::borrow::Cow::Borrowed(&v[rows]),
+            NumValues::Byte(v) => {
+                std::borrow::Cow::Owned(v[rows].iter().map(|&b| BYTE_VALUE[b as usize]).collect())
+            }
+        }
+    }
+
+    /// The values as a new `Vec<f64>`.
+    pub fn to_vec(&self) -> Vec<f64> {
+        match self {
+            NumValues::Wide(v) => v.clone(),
+            NumValues::Byte(_) => self.iter().collect(),
+        }
+    }
+
+    /// Sets cell `i` to `x`, widening the storage if a byte cannot hold it.
+    pub fn set(&mut self, i: usize, x: f64) {
+        if let NumValues::Byte(v) = self {
+            match byte_of(x) {
+                Some(b) => {
+                    v[i] = b;
+                    return;
+                }
+                None => self.widen(),
+            }
+        }
+        if let NumValues::Wide(v) = self {
+            v[i] = x;
+        }
+    }
+
+    /// Appends `x`, widening the storage if a byte cannot hold it.
+    #[inline]
+    pub fn push(&mut self, x: f64) {
+        match self {
+            NumValues::Byte(v) => match byte_of(x) {
+                Some(b) => v.push(b),
+                None => {
+                    self.widen();
+                    self.push(x);
+                }
+            },
+            NumValues::Wide(v) => v.push(x),
+        }
+    }
+
+    /// Appends the cells of `other`.
+    pub fn extend_from(&mut self, other: &NumValues) {
+        match (&mut *self, other) {
+            (NumValues::Byte(a), NumValues::Byte(b)) => a.extend_from_slice(b),
+            (NumValues::Wide(a), NumValues::Wide(b)) => a.extend_from_slice(b),
+            (NumValues::Wide(a), NumValues::Byte(_)) => a.extend(other.iter()),
+            (NumValues::Byte(_), NumValues::Wide(_)) => {
+                self.widen();
+                self.extend_from(other);
+            }
+        }
+    }
+
+    /// Room for `additional` more cells.
+    pub fn reserve_exact(&mut self, additional: usize) {
+        match self {
+            NumValues::Wide(v) => v.reserve_exact(additional),
+            NumValues::Byte(v) => v.reserve_exact(additional),
+        }
+    }
+
+    /// [`NumValues::reserve_exact`], an allocation the system refuses being an error.
+    pub fn try_reserve_exact(
+        &mut self,
+        additional: usize,
+    ) -> Result<(), std::collections::TryReserveError> {
+        match self {
+            NumValues::Wide(v) => v.try_reserve_exact(additional),
+            NumValues::Byte(v) => v.try_reserve_exact(additional),
+        }
+    }
+
+    /// The last value, if any.
+    pub fn last(&self) -> Option<f64> {
+        self.len().checked_sub(1).map(|i| self.get(i))
+    }
+
+    /// Only `rows`, in the given order, in the same storage.
+    pub fn take(&self, rows: &[usize]) -> NumValues {
+        match self {
+            NumValues::Wide(v) => NumValues::Wide(rows.iter().map(|&r| v[r]).collect()),
+            NumValues::Byte(v) => NumValues::Byte(rows.iter().map(|&r| v[r]).collect()),
+        }
+    }
+
+    /// Switches to `f64` storage, keeping the room reserved for cells still to come.
+    fn widen(&mut self) {
+        if let NumValues::Byte(v) = self {
+            let mut wide = Vec::with_capacity(v.capacity());
+            wide.extend(v.iter().map(|&b| BYTE_VALUE[b as usize]));
+            *self = NumValues::Wide(wide);
+        }
+    }
+}
+
+impl std::ops::Index<usize> for NumValues {
+    type Output = f64;
+    #[inline]
+    fn index(&self, i: usize) -> &f64 {
+        match self {
+            NumValues::Wide(v) => &v[i],
+            NumValues::Byte(v) => &BYTE_VALUE[v[i] as usize],
+        }
+    }
+}
+
+impl FromIterator<f64> for NumValues {
+    fn from_iter<I: IntoIterator<Item = f64>>(values: I) -> NumValues {
+        NumValues::compact(values.into_iter().collect())
+    }
+}
+
+impl From<Vec<f64>> for NumValues {
+    fn from(values: Vec<f64>) -> NumValues {
+        NumValues::compact(values)
+    }
+}
+
+/// Equal when the values are (as `f64`s: NaN equals nothing), whatever the storage.
+impl PartialEq for NumValues {
+    fn eq(&self, other: &NumValues) -> bool {
+        self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, b)| a == b)
+    }
+}
+
+impl PartialEq<Vec<f64>> for NumValues {
+    fn eq(&self, other: &Vec<f64>) -> bool {
+        self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, &b)| a == b)
+    }
+}
+
+/// Per-cell states of a column, without a byte a cell while every cell is a value.
+///
+/// Design variables, weights and most derived indicators have no missing cells; their state is
+/// a count. The first cell of another state writes out the states cell by cell.
+#[derive(Debug, Clone)]
+pub enum States {
+    /// `n` cells, all [`CellState::Value`].
+    AllValue(usize),
+    /// One state per cell.
+    Cells(Vec<CellState>),
+}
+
+/// What an [`States::AllValue`] cell reads as, and its slices of up to [`ALL_VALUE_ROWS`].
+const ALL_VALUE_ROWS: usize = 1 << 15;
+static ALL_VALUE: [CellState; ALL_VALUE_ROWS] = [CellState::Value; ALL_VALUE_ROWS];
+
+impl States {
+    /// `states`, as a count when every one is a value.
+    pub fn compact(states: Vec<CellState>) -> States {
+        if states.iter().all(|&s| s == CellState::Value) {
+            States::AllValue(states.len())
+        } else {
+            States::Cells(states)
+        }
+    }
+
+    /// Number of cells.
+    pub fn len(&self) -> usize {
+        match self {
+            States::AllValue(n) => *n,
+            States::Cells(v) => v.len(),
+        }
+    }
+
+    /// True when there are no cells.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True when every cell is a value.
+    pub fn all_value(&self) -> bool {
+        match self {
+            States::AllValue(_) => true,
+            States::Cells(v) => v.iter().all(|&s| s == CellState::Value),
+        }
+    }
+
+    /// Every state in order.
+    pub fn iter(&self) -> StatesIter<'_> {
+        match self {
+            States::AllValue(n) => StatesIter::AllValue(std::iter::repeat_n(&CellState::Value, *n)),
+            States::Cells(v) => StatesIter::Cells(v.iter()),
+        }
+    }
+
+    /// The states of `rows`, borrowed where they are stored or short enough.
+    pub fn slice(&self, rows: std::ops::Range<usize>) -> std::borrow::Cow<'_, [CellState]> {
+        match self {
+            States::Cells(v) => std::borrow::Cow::Borrowed(&v[rows]),
+            States::AllValue(_) if rows.len() <= ALL_VALUE_ROWS => {
+                std::borrow::Cow::Borrowed(&ALL_VALUE[..rows.len()])
+            }
+            States::AllValue(_) => std::borrow::Cow::Owned(vec![CellState::Value; rows.len()]),
+        }
+    }
+
+    /// Appends `s`.
+    #[inline]
+    pub fn push(&mut self, s: CellState) {
+        match self {
+            States::AllValue(n) if s == CellState::Value => *n += 1,
+            States::AllValue(_) => {
+                self.cells().push(s);
+            }
+            States::Cells(v) => v.push(s),
+        }
+    }
+
+    /// Appends the states of `other`.
+    pub fn extend_from(&mut self, other: &States) {
+        match (&mut *self, other) {
+            (States::AllValue(a), States::AllValue(b)) => *a += b,
+            (States::Cells(a), States::AllValue(b)) => {
+                a.extend(std::iter::repeat_n(CellState::Value, *b))
+            }
+            (_, States::Cells(b)) => self.cells().extend_from_slice(b),
+        }
+    }
+
+    /// The last state, if any.
+    pub fn last(&self) -> Option<CellState> {
+        self.len().checked_sub(1).map(|i| self[i])
+    }
+
+    /// Only `rows`, in the given order.
+    pub fn take(&self, rows: &[usize]) -> States {
+        match self {
+            States::AllValue(_) => States::AllValue(rows.len()),
+            States::Cells(v) => States::Cells(rows.iter().map(|&r| v[r]).collect()),
+        }
+    }
+
+    /// The states written out cell by cell, for changing them.
+    pub fn cells(&mut self) -> &mut Vec<CellState> {
+        if let States::AllValue(n) = *self {
+            *self = States::Cells(vec![CellState::Value; n]);
+        }
+        match self {
+            States::Cells(v) => v,
+            States::AllValue(_) => unreachable!("written out just above"),
+        }
+    }
+}
+
+impl std::ops::Index<usize> for States {
+    type Output = CellState;
+    #[inline]
+    fn index(&self, i: usize) -> &CellState {
+        match self {
+            States::AllValue(n) => {
+                assert!(i < *n, "row {i} of a column of {n}");
+                &CellState::Value
+            }
+            States::Cells(v) => &v[i],
+        }
+    }
+}
+
+impl std::ops::IndexMut<usize> for States {
+    fn index_mut(&mut self, i: usize) -> &mut CellState {
+        &mut self.cells()[i]
+    }
+}
+
+/// The states of a column in order (see [`States::iter`]).
+#[derive(Debug, Clone)]
+pub enum StatesIter<'a> {
+    /// Of an [`States::AllValue`] column.
+    AllValue(std::iter::RepeatN<&'a CellState>),
+    /// Of a [`States::Cells`] column.
+    Cells(std::slice::Iter<'a, CellState>),
+}
+
+impl<'a> Iterator for StatesIter<'a> {
+    type Item = &'a CellState;
+    #[inline]
+    fn next(&mut self) -> Option<&'a CellState> {
+        match self {
+            StatesIter::AllValue(it) => it.next(),
+            StatesIter::Cells(it) => it.next(),
+        }
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            StatesIter::AllValue(it) => it.size_hint(),
+            StatesIter::Cells(it) => it.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for StatesIter<'_> {}
+
+impl<'a> IntoIterator for &'a States {
+    type Item = &'a CellState;
+    type IntoIter = StatesIter<'a>;
+    fn into_iter(self) -> StatesIter<'a> {
+        self.iter()
+    }
+}
+
+impl FromIterator<CellState> for States {
+    fn from_iter<I: IntoIterator<Item = CellState>>(states: I) -> States {
+        States::compact(states.into_iter().collect())
+    }
+}
+
+impl From<Vec<CellState>> for States {
+    fn from(states: Vec<CellState>) -> States {
+        States::compact(states)
+    }
+}
+
+/// Equal when the states are, whatever the storage.
+impl PartialEq for States {
+    fn eq(&self, other: &States) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl<const N: usize> PartialEq<[CellState; N]> for States {
+    fn eq(&self, other: &[CellState; N]) -> bool {
+        self.len() == N && self.iter().eq(other.iter())
+    }
+}
+
+impl PartialEq<Vec<CellState>> for States {
+    fn eq(&self, other: &Vec<CellState>) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
 /// One variable: its values and per-cell state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Column {
@@ -69,7 +493,7 @@ pub struct Column {
     /// Values.
     pub data: ColumnData,
     /// Per-row state; same length as the values.
-    pub state: Vec<CellState>,
+    pub state: States,
 }
 
 impl Column {
@@ -110,7 +534,7 @@ impl Column {
     /// Keep only `rows` (in the given order).
     pub fn take(&self, rows: &[usize]) -> Column {
         let data = match &self.data {
-            ColumnData::Num(v) => ColumnData::Num(rows.iter().map(|&r| v[r]).collect()),
+            ColumnData::Num(v) => ColumnData::Num(v.take(rows)),
             ColumnData::Text { codes, levels } => ColumnData::Text {
                 codes: rows.iter().map(|&r| codes[r]).collect(),
                 levels: levels.clone(),
@@ -119,7 +543,7 @@ impl Column {
         Column {
             name: self.name.clone(),
             data,
-            state: rows.iter().map(|&r| self.state[r]).collect(),
+            state: self.state.take(rows),
         }
     }
 }
