@@ -362,6 +362,23 @@ impl States {
         }
     }
 
+    /// [`States::push`], with room for `capacity` states if they must be written out now: a
+    /// builder knows the column's length, and doubling a `Vec` of 10 million states would
+    /// copy them and leave up to twice the room.
+    #[inline]
+    pub fn push_within(&mut self, s: CellState, capacity: usize) {
+        match self {
+            States::AllValue(n) if s == CellState::Value => *n += 1,
+            States::AllValue(n) => {
+                let mut cells = Vec::with_capacity(capacity.max(*n + 1));
+                cells.resize(*n, CellState::Value);
+                cells.push(s);
+                *self = States::Cells(cells);
+            }
+            States::Cells(v) => v.push(s),
+        }
+    }
+
     /// Appends the states of `other`.
     pub fn extend_from(&mut self, other: &States) {
         match (&mut *self, other) {

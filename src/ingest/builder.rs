@@ -329,7 +329,7 @@ impl ColumnBuilder {
         for (i, &v) in values.iter().enumerate() {
             if !valid(i) {
                 out.push(f64::NAN);
-                state.push(CellState::NotAsked);
+                state.push_within(CellState::NotAsked, blank.capacity());
                 blank.push(true);
                 continue;
             }
@@ -352,11 +352,11 @@ impl ColumnBuilder {
                 }
                 Outcome::Missing(st) => {
                     out.push(f64::NAN);
-                    state.push(*st);
+                    state.push_within(*st, blank.capacity());
                 }
                 Outcome::Problem(p) => {
                     out.push(f64::NAN);
-                    state.push(CellState::OtherMissing);
+                    state.push_within(CellState::OtherMissing, blank.capacity());
                     problems.push((i, x, p.clone()));
                 }
             }
@@ -405,7 +405,7 @@ impl ColumnBuilder {
             self.codes.push(c);
         }
         let st = self.state.last().unwrap_or(CellState::NotAsked);
-        self.state.push(st);
+        self.state.push_within(st, self.blank.capacity());
         let b = self.blank.last().copied().unwrap_or(true);
         self.blank.push(b);
     }
@@ -416,7 +416,7 @@ impl ColumnBuilder {
         } else {
             self.codes.push(code);
         }
-        self.state.push(state);
+        self.state.push_within(state, self.blank.capacity());
         self.blank.push(blank);
     }
 
