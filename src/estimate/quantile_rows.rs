@@ -31,7 +31,10 @@ pub(super) struct DomainOrders {
 }
 
 pub(super) fn domain_orders(vals: &IndicatorValues, breakdowns: &[Breakdown]) -> DomainOrders {
-    let all = QuantileOrder::of_rows(&vals.y.as_f64(0..vals.y.len()), (0..vals.y.len()).filter(|&r| vals.defined[r]));
+    let all = QuantileOrder::of_rows(
+        &vals.y.as_f64(0..vals.y.len()),
+        (0..vals.y.len()).filter(|&r| vals.defined[r]),
+    );
     DomainOrders {
         by_breakdown: breakdowns
             .iter()
@@ -450,7 +453,11 @@ pub fn quantile_replicate_statistics(
         let vals = &prepared.values[e.indicator];
         if current != Some(key) {
             if let Some(orders) = &prepared.quantile_orders[e.indicator] {
-                domain.refill(&orders.by_breakdown[e.breakdown][e.domain], &vals.y.as_f64(0..vals.y.len()), w);
+                domain.refill(
+                    &orders.by_breakdown[e.breakdown][e.domain],
+                    &vals.y.as_f64(0..vals.y.len()),
+                    w,
+                );
             }
             current = Some(key);
         }

@@ -1204,13 +1204,13 @@ fn apply_skip_logic(
                     "answer recorded for a unit nonrespondent; ignored",
                 );
             }
-            col.state[r] = CellState::NotAsked;
+            col.state.set(r, CellState::NotAsked);
             continue;
         }
         let was_asked = asked.is_none_or(|a| a[r]);
         if blank[r] {
             if was_asked {
-                col.state[r] = CellState::NoResponse;
+                col.state.set(r, CellState::NoResponse);
                 // A blanked invalid answer has its finding already (with the value).
                 if !is_design && !edited.is_some_and(|e| e[r]) {
                     findings.push(
@@ -1222,7 +1222,7 @@ fn apply_skip_logic(
                     );
                 }
             } else {
-                col.state[r] = CellState::NotAsked;
+                col.state.set(r, CellState::NotAsked);
             }
         } else if !was_asked {
             let shown = col.display(r).unwrap_or_else(|| "(missing code)".into());
@@ -1243,7 +1243,7 @@ fn apply_skip_logic(
             }
             if can_blank {
                 // Editing makes it what skip logic says it is: not asked (not item nonresponse).
-                col.state[r] = CellState::NotAsked;
+                col.state.set(r, CellState::NotAsked);
                 match &mut col.data {
                     ColumnData::Num(values) => values.set(r, f64::NAN),
                     ColumnData::Text { codes, .. } => codes[r] = u32::MAX,

@@ -102,11 +102,14 @@ fn load_csv(
         let mut col = frame.column(&v.name).expect("column").clone();
         for (i, &b) in blank.iter().enumerate() {
             if b {
-                col.state[i] = if asked.is_true(i) {
-                    CellState::NoResponse
-                } else {
-                    CellState::NotAsked
-                };
+                col.state.set(
+                    i,
+                    if asked.is_true(i) {
+                        CellState::NoResponse
+                    } else {
+                        CellState::NotAsked
+                    },
+                );
             }
         }
         frame.set(col).expect("set");
