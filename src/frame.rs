@@ -372,7 +372,15 @@ impl States {
             States::AllValue(_) if rows.len() <= ALL_VALUE_ROWS => {
                 std::borrow::Cow::Borrowed(&ALL_VALUE[..rows.len()])
             }
-            _ => std::borrow::Cow::Owned(rows.map(|r| self[r]).collect()),
+            States::AllValue(_) => std::borrow::Cow::Owned(vec![CellState::Value; rows.len()]),
+            States::Packed { nibbles, len } => {
+                assert!(
+                    rows.end <= *len,
+                    "rows to {} of a column of {len}",
+                    rows.end
+                );
+                std::borrow::Cow::Owned(rows.map(|r| STATE_OF_CODE[nibble(nibbles, r)]).collect())
+            }
         }
     }
 
