@@ -110,18 +110,16 @@ impl NumValues {
 
     /// `values` in the smallest storage that holds them exactly.
     pub fn compact(values: Vec<f64>) -> NumValues {
-        // Checked first, so that the bytes are allocated once at their size (collecting into
-        // an `Option<Vec<u8>>` would grow the vector by doubling).
-        if values.iter().all(|&x| byte_of(x).is_some()) {
-            NumValues::Byte(
-                values
-                    .iter()
-                    .map(|&x| byte_of(x).unwrap_or(NO_BYTE))
-                    .collect(),
-            )
-        } else {
-            NumValues::Wide(values)
+        // The bytes are allocated once at their size (collecting into an `Option<Vec<u8>>`
+        // would grow the vector by doubling), and given up at the first other number.
+        let mut bytes = Vec::with_capacity(values.len());
+        for &x in &values {
+            match byte_of(x) {
+                Some(b) => bytes.push(b),
+                None => return NumValues::Wide(values),
+            }
         }
+        NumValues::Byte(bytes)
     }
 
     /// Number of cells.
@@ -397,13 +395,7 @@ impl States {
     pub fn push_within(&mut self, s: CellState, capacity: usize) {
         match self {
             States::AllValue(n) if s == CellState::Value => *n += 1,
-            States::AllValue(n) => {
-                let n = *n;
-                let mut nibbles = Vec::with_capacity(capacity.max(n + 1).div_ceil(2));
-                nibbles.resize(n.div_ceil(2), 0);
-                *self = States::Packed { nibbles, len: n };
-                self.push_within(s, capacity);
-            }
+            States::AllValue(_) => self.write_out(s, capacity),
             States::Packed { nibbles, len } => {
                 if *len % 2 == 0 {
                     nibbles.push(s as u8);
@@ -413,6 +405,23 @@ impl States {
                 *len += 1;
             }
         }
+    }
+
+    /// An all-value column turned into packed states, with `s` appended.
+    #[cold]
+    fn write_out(&mut self, s: CellState, capacity: usize) {
+        let n = self.len();
+        let mut nibbles = Vec::with_capacity(capacity.max(n + 1).div_ceil(2));
+        nibbles.resize(n.div_ceil(2), 0);
+        if n % 2 == 0 {
+            nibbles.push(s as u8);
+        } else if let Some(last) = nibbles.last_mut() {
+            *last |= (s as u8) << 4;
+        }
+        *self = States::Packed {
+            nibbles,
+            len: n + 1,
+        };
     }
 
     /// Appends the states of `other`.
@@ -458,6 +467,7 @@ impl States {
     }
 
     /// Sets the state of cell `i`.
+    #[inline]
     pub fn set(&mut self, i: usize, s: CellState) {
         assert!(i < self.len(), "row {i} of a column of {}", self.len());
         if let States::AllValue(n) = *self {
