@@ -397,7 +397,7 @@ impl States {
             States::AllValue(n) if s == CellState::Value => *n += 1,
             States::AllValue(_) => self.write_out(s, capacity),
             States::Packed { nibbles, len } => {
-                if *len % 2 == 0 {
+                if len.is_multiple_of(2) {
                     nibbles.push(s as u8);
                 } else if let Some(last) = nibbles.last_mut() {
                     *last |= (s as u8) << 4;
@@ -413,7 +413,7 @@ impl States {
         let n = self.len();
         let mut nibbles = Vec::with_capacity(capacity.max(n + 1).div_ceil(2));
         nibbles.resize(n.div_ceil(2), 0);
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             nibbles.push(s as u8);
         } else if let Some(last) = nibbles.last_mut() {
             *last |= (s as u8) << 4;
@@ -434,7 +434,7 @@ impl States {
                     nibbles: more,
                     len: n,
                 },
-            ) if *len % 2 == 0 => {
+            ) if len.is_multiple_of(2) => {
                 nibbles.extend_from_slice(more);
                 *len += n;
             }
