@@ -216,7 +216,7 @@ fn prepared(rows: usize) -> Arc<Prepared> {
                 Design::build(&ingested.frame, &respondents, &pipeline.design).expect("design");
             let base: Vec<f64> = match &ingested.frame.column("design_weight").expect("weight").data
             {
-                cvsurvey::frame::ColumnData::Num(v) => v.clone(),
+                cvsurvey::frame::ColumnData::Num(v) => v.to_vec(),
                 _ => panic!("numeric weights"),
             };
             let schemes = cvsurvey::weighting::compute(

@@ -50,7 +50,7 @@ impl CellState {
 pub enum ColumnData {
     /// Numbers: codes of numerically-coded categorical variables, counts, measurements, weights.
     /// An entry is meaningful only where the cell state is [`CellState::Value`] (else it is NaN).
-    Num(Vec<f64>),
+    Num(NumValues),
     /// Text, dictionary-encoded: `codes[i]` indexes `levels`. Levels are in order of first
     /// appearance in the input; entries whose state is not `Value` have code `u32::MAX`.
     Text {
@@ -61,6 +61,520 @@ pub enum ColumnData {
     },
 }
 
+/// Values of a numeric column, stored in one byte a cell where they allow it.
+///
+/// Most survey items are categorical or yes/no codes: whole numbers in 0..=254. Such a column
+/// is kept as bytes (byte 255 stands for "no value", NaN), an eighth of the memory of `f64`s;
+/// 10 million rows of 46 items fit in a few GB (see `docs/performance.md`). Any other number
+/// turns the column into `f64`s. Readers see `f64`s either way, through indexing or
+/// [`NumValues::get`], so the two storages give identical results.
+#[derive(Debug, Clone)]
+pub enum NumValues {
+    /// One `f64` per cell.
+    Wide(Vec<f64>),
+    /// One byte per cell: the whole number, or [`NO_BYTE`] for no value (NaN).
+    Byte(Vec<u8>),
+}
+
+/// The byte of a [`NumValues::Byte`] cell without a value.
+const NO_BYTE: u8 = u8::MAX;
+
+/// The `f64` of every byte, so that a byte cell can be read by reference (`v[r]`).
+static BYTE_VALUE: [f64; 256] = {
+    let mut t = [0.0; 256];
+    let mut k = 0;
+    while k < 255 {
+        t[k] = k as f64;
+        k += 1;
+    }
+    t[255] = f64::NAN;
+    t
+};
+
+/// The byte of `x` when a byte column can hold it exactly (NaN is [`NO_BYTE`]; -0.0 is not
+/// held, so that every value keeps its bits).
+#[inline]
+fn byte_of(x: f64) -> Option<u8> {
+    if x.is_nan() {
+        return Some(NO_BYTE);
+    }
+    let k = x as usize;
+    (k < 255 && (k as f64).to_bits() == x.to_bits()).then_some(k as u8)
+}
+
+impl NumValues {
+    /// An empty column with room for `capacity` cells, stored as bytes until a value needs more.
+    pub fn with_capacity(capacity: usize) -> NumValues {
+        NumValues::Byte(Vec::with_capacity(capacity))
+    }
+
+    /// `values` in the smallest storage that holds them exactly.
+    pub fn compact(values: Vec<f64>) -> NumValues {
+        // The bytes are allocated once at their size (collecting into an `Option<Vec<u8>>`
+        // would grow the vector by doubling), and given up at the first other number.
+        let mut bytes = Vec::with_capacity(values.len());
+        for &x in &values {
+            match byte_of(x) {
+                Some(b) => bytes.push(b),
+                None => return NumValues::Wide(values),
+            }
+        }
+        NumValues::Byte(bytes)
+    }
+
+    /// Number of cells.
+    pub fn len(&self) -> usize {
+        match self {
+            NumValues::Wide(v) => v.len(),
+            NumValues::Byte(v) => v.len(),
+        }
+    }
+
+    /// True when there are no cells.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The value of cell `i` (NaN where the cell has no value).
+    #[inline]
+    pub fn get(&self, i: usize) -> f64 {
+        match self {
+            NumValues::Wide(v) => v[i],
+            NumValues::Byte(v) => BYTE_VALUE[v[i] as usize],
+        }
+    }
+
+    /// Every value in order.
+    pub fn iter(&self) -> impl Iterator<Item = f64> + '_ {
+        (0..self.len()).map(move |i| self.get(i))
+    }
+
+    /// The values as `f64`s, borrowed when they are stored so.
+    pub fn as_f64(&self, rows: std::ops::Range<usize>) -> std::borrow::Cow<'_, [f64]> {
+        match self {
+            NumValues::Wide(v) => std::borrow::Cow::Borrowed(&v[rows]),
+            NumValues::Byte(v) => {
+                std::borrow::Cow::Owned(v[rows].iter().map(|&b| BYTE_VALUE[b as usize]).collect())
+            }
+        }
+    }
+
+    /// The values as a new `Vec<f64>`.
+    pub fn to_vec(&self) -> Vec<f64> {
+        match self {
+            NumValues::Wide(v) => v.clone(),
+            NumValues::Byte(_) => self.iter().collect(),
+        }
+    }
+
+    /// Sets cell `i` to `x`, widening the storage if a byte cannot hold it.
+    pub fn set(&mut self, i: usize, x: f64) {
+        if let NumValues::Byte(v) = self {
+            match byte_of(x) {
+                Some(b) => {
+                    v[i] = b;
+                    return;
+                }
+                None => self.widen(),
+            }
+        }
+        if let NumValues::Wide(v) = self {
+            v[i] = x;
+        }
+    }
+
+    /// Appends `x`, widening the storage if a byte cannot hold it.
+    #[inline]
+    pub fn push(&mut self, x: f64) {
+        match self {
+            NumValues::Byte(v) => match byte_of(x) {
+                Some(b) => v.push(b),
+                None => {
+                    self.widen();
+                    self.push(x);
+                }
+            },
+            NumValues::Wide(v) => v.push(x),
+        }
+    }
+
+    /// Appends the cells of `other`.
+    pub fn extend_from(&mut self, other: &NumValues) {
+        match (&mut *self, other) {
+            (NumValues::Byte(a), NumValues::Byte(b)) => a.extend_from_slice(b),
+            (NumValues::Wide(a), NumValues::Wide(b)) => a.extend_from_slice(b),
+            (NumValues::Wide(a), NumValues::Byte(_)) => a.extend(other.iter()),
+            (NumValues::Byte(_), NumValues::Wide(_)) => {
+                self.widen();
+                self.extend_from(other);
+            }
+        }
+    }
+
+    /// Room for `additional` more cells.
+    pub fn reserve_exact(&mut self, additional: usize) {
+        match self {
+            NumValues::Wide(v) => v.reserve_exact(additional),
+            NumValues::Byte(v) => v.reserve_exact(additional),
+        }
+    }
+
+    /// [`NumValues::reserve_exact`], an allocation the system refuses being an error.
+    pub fn try_reserve_exact(
+        &mut self,
+        additional: usize,
+    ) -> Result<(), std::collections::TryReserveError> {
+        match self {
+            NumValues::Wide(v) => v.try_reserve_exact(additional),
+            NumValues::Byte(v) => v.try_reserve_exact(additional),
+        }
+    }
+
+    /// The last value, if any.
+    pub fn last(&self) -> Option<f64> {
+        self.len().checked_sub(1).map(|i| self.get(i))
+    }
+
+    /// Only `rows`, in the given order, in the same storage.
+    pub fn take(&self, rows: &[usize]) -> NumValues {
+        match self {
+            NumValues::Wide(v) => NumValues::Wide(rows.iter().map(|&r| v[r]).collect()),
+            NumValues::Byte(v) => NumValues::Byte(rows.iter().map(|&r| v[r]).collect()),
+        }
+    }
+
+    /// Switches to `f64` storage, keeping the room reserved for cells still to come.
+    fn widen(&mut self) {
+        if let NumValues::Byte(v) = self {
+            let mut wide = Vec::with_capacity(v.capacity());
+            wide.extend(v.iter().map(|&b| BYTE_VALUE[b as usize]));
+            *self = NumValues::Wide(wide);
+        }
+    }
+}
+
+impl std::ops::Index<usize> for NumValues {
+    type Output = f64;
+    #[inline]
+    fn index(&self, i: usize) -> &f64 {
+        match self {
+            NumValues::Wide(v) => &v[i],
+            NumValues::Byte(v) => &BYTE_VALUE[v[i] as usize],
+        }
+    }
+}
+
+impl FromIterator<f64> for NumValues {
+    fn from_iter<I: IntoIterator<Item = f64>>(values: I) -> NumValues {
+        NumValues::compact(values.into_iter().collect())
+    }
+}
+
+impl From<Vec<f64>> for NumValues {
+    fn from(values: Vec<f64>) -> NumValues {
+        NumValues::compact(values)
+    }
+}
+
+/// Equal when the values are (as `f64`s: NaN equals nothing), whatever the storage.
+impl PartialEq for NumValues {
+    fn eq(&self, other: &NumValues) -> bool {
+        self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, b)| a == b)
+    }
+}
+
+impl PartialEq<Vec<f64>> for NumValues {
+    fn eq(&self, other: &Vec<f64>) -> bool {
+        self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, &b)| a == b)
+    }
+}
+
+/// Per-cell states of a column: nothing a cell while every cell is a value, else four bits.
+///
+/// Design variables, weights and most derived indicators have no missing cells; their state is
+/// a count. A column with other states (skip logic, missing codes) keeps two states a byte:
+/// ten million rows of 40 such items take 200 MB instead of 400 MB. Readers see
+/// [`CellState`]s through indexing and [`States::iter`].
+#[derive(Debug, Clone)]
+pub enum States {
+    /// `n` cells, all [`CellState::Value`].
+    AllValue(usize),
+    /// Cell `i` in the low (even `i`) or high (odd `i`) four bits of byte `i / 2`.
+    Packed {
+        /// Two states a byte.
+        nibbles: Vec<u8>,
+        /// Number of cells.
+        len: usize,
+    },
+}
+
+/// The state of every four-bit code, so that a packed cell can be read by reference.
+static STATE_OF_CODE: [CellState; 16] = {
+    let mut t = [CellState::OtherMissing; 16];
+    t[0] = CellState::Value;
+    t[1] = CellState::NotAsked;
+    t[2] = CellState::NoResponse;
+    t[3] = CellState::DontKnow;
+    t[4] = CellState::Refused;
+    t
+};
+
+/// What an [`States::AllValue`] cell reads as, and its slices of up to [`ALL_VALUE_ROWS`].
+const ALL_VALUE_ROWS: usize = 1 << 15;
+static ALL_VALUE: [CellState; ALL_VALUE_ROWS] = [CellState::Value; ALL_VALUE_ROWS];
+
+#[inline]
+fn nibble(nibbles: &[u8], i: usize) -> usize {
+    usize::from((nibbles[i / 2] >> ((i % 2) * 4)) & 0xF)
+}
+
+impl States {
+    /// `states`, as a count when every one is a value.
+    pub fn compact(states: Vec<CellState>) -> States {
+        let mut out = States::AllValue(0);
+        for s in states.iter().copied() {
+            out.push_within(s, states.len());
+        }
+        out
+    }
+
+    /// Number of cells.
+    pub fn len(&self) -> usize {
+        match self {
+            States::AllValue(n) => *n,
+            States::Packed { len, .. } => *len,
+        }
+    }
+
+    /// True when there are no cells.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True when every cell is a value.
+    pub fn all_value(&self) -> bool {
+        self.iter().all(|&s| s == CellState::Value)
+    }
+
+    /// Every state in order.
+    pub fn iter(&self) -> StatesIter<'_> {
+        StatesIter {
+            states: self,
+            next: 0,
+        }
+    }
+
+    /// The states of `rows`, borrowed where every cell is a value.
+    pub fn slice(&self, rows: std::ops::Range<usize>) -> std::borrow::Cow<'_, [CellState]> {
+        match self {
+            States::AllValue(_) if rows.len() <= ALL_VALUE_ROWS => {
+                std::borrow::Cow::Borrowed(&ALL_VALUE[..rows.len()])
+            }
+            States::AllValue(_) => std::borrow::Cow::Owned(vec![CellState::Value; rows.len()]),
+            States::Packed { nibbles, len } => {
+                assert!(
+                    rows.end <= *len,
+                    "rows to {} of a column of {len}",
+                    rows.end
+                );
+                std::borrow::Cow::Owned(rows.map(|r| STATE_OF_CODE[nibble(nibbles, r)]).collect())
+            }
+        }
+    }
+
+    /// Appends `s`.
+    #[inline]
+    pub fn push(&mut self, s: CellState) {
+        self.push_within(s, 0);
+    }
+
+    /// [`States::push`], with room for `capacity` states if they must be written out now: a
+    /// builder knows the column's length, and doubling the states of 10 million rows would
+    /// copy them and leave up to twice the room.
+    #[inline]
+    pub fn push_within(&mut self, s: CellState, capacity: usize) {
+        match self {
+            States::AllValue(n) if s == CellState::Value => *n += 1,
+            States::AllValue(_) => self.write_out(s, capacity),
+            States::Packed { nibbles, len } => {
+                if len.is_multiple_of(2) {
+                    nibbles.push(s as u8);
+                } else if let Some(last) = nibbles.last_mut() {
+                    *last |= (s as u8) << 4;
+                }
+                *len += 1;
+            }
+        }
+    }
+
+    /// An all-value column turned into packed states, with `s` appended.
+    #[cold]
+    fn write_out(&mut self, s: CellState, capacity: usize) {
+        let n = self.len();
+        let mut nibbles = Vec::with_capacity(capacity.max(n + 1).div_ceil(2));
+        nibbles.resize(n.div_ceil(2), 0);
+        if n.is_multiple_of(2) {
+            nibbles.push(s as u8);
+        } else if let Some(last) = nibbles.last_mut() {
+            *last |= (s as u8) << 4;
+        }
+        *self = States::Packed {
+            nibbles,
+            len: n + 1,
+        };
+    }
+
+    /// Appends the states of `other`.
+    pub fn extend_from(&mut self, other: &States) {
+        match (&mut *self, other) {
+            (States::AllValue(a), States::AllValue(b)) => *a += b,
+            (
+                States::Packed { nibbles, len },
+                States::Packed {
+                    nibbles: more,
+                    len: n,
+                },
+            ) if len.is_multiple_of(2) => {
+                nibbles.extend_from_slice(more);
+                *len += n;
+            }
+            _ => {
+                let capacity = self.len() + other.len();
+                for &s in other {
+                    self.push_within(s, capacity);
+                }
+            }
+        }
+    }
+
+    /// The last state, if any.
+    pub fn last(&self) -> Option<CellState> {
+        self.len().checked_sub(1).map(|i| self[i])
+    }
+
+    /// Only `rows`, in the given order.
+    pub fn take(&self, rows: &[usize]) -> States {
+        match self {
+            States::AllValue(_) => States::AllValue(rows.len()),
+            States::Packed { .. } => {
+                let mut out = States::AllValue(0);
+                for &r in rows {
+                    out.push_within(self[r], rows.len());
+                }
+                out
+            }
+        }
+    }
+
+    /// Sets the state of cell `i`.
+    #[inline]
+    pub fn set(&mut self, i: usize, s: CellState) {
+        assert!(i < self.len(), "row {i} of a column of {}", self.len());
+        if let States::AllValue(n) = *self {
+            if s == CellState::Value {
+                return;
+            }
+            *self = States::Packed {
+                nibbles: vec![0; n.div_ceil(2)],
+                len: n,
+            };
+        }
+        if let States::Packed { nibbles, .. } = self {
+            let shift = (i % 2) * 4;
+            nibbles[i / 2] = (nibbles[i / 2] & !(0xF << shift)) | ((s as u8) << shift);
+        }
+    }
+}
+
+impl std::ops::Index<usize> for States {
+    type Output = CellState;
+    #[inline]
+    fn index(&self, i: usize) -> &CellState {
+        match self {
+            States::AllValue(n) => {
+                assert!(i < *n, "row {i} of a column of {n}");
+                &CellState::Value
+            }
+            States::Packed { nibbles, len } => {
+                assert!(i < *len, "row {i} of a column of {len}");
+                &STATE_OF_CODE[nibble(nibbles, i)]
+            }
+        }
+    }
+}
+
+/// The states of a column in order (see [`States::iter`]).
+#[derive(Debug, Clone)]
+pub struct StatesIter<'a> {
+    states: &'a States,
+    next: usize,
+}
+
+impl<'a> Iterator for StatesIter<'a> {
+    type Item = &'a CellState;
+    #[inline]
+    fn next(&mut self) -> Option<&'a CellState> {
+        let i = self.next;
+        let s = match self.states {
+            States::AllValue(n) => (i < *n).then_some(&CellState::Value),
+            States::Packed { nibbles, len } => {
+                (i < *len).then(|| &STATE_OF_CODE[nibble(nibbles, i)])
+            }
+        };
+        self.next += usize::from(s.is_some());
+        s
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.states.len() - self.next;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for StatesIter<'_> {}
+
+impl<'a> IntoIterator for &'a States {
+    type Item = &'a CellState;
+    type IntoIter = StatesIter<'a>;
+    fn into_iter(self) -> StatesIter<'a> {
+        self.iter()
+    }
+}
+
+impl FromIterator<CellState> for States {
+    fn from_iter<I: IntoIterator<Item = CellState>>(states: I) -> States {
+        let mut out = States::AllValue(0);
+        for s in states {
+            out.push(s);
+        }
+        out
+    }
+}
+
+impl From<Vec<CellState>> for States {
+    fn from(states: Vec<CellState>) -> States {
+        States::compact(states)
+    }
+}
+
+/// Equal when the states are, whatever the storage.
+impl PartialEq for States {
+    fn eq(&self, other: &States) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl<const N: usize> PartialEq<[CellState; N]> for States {
+    fn eq(&self, other: &[CellState; N]) -> bool {
+        self.len() == N && self.iter().eq(other.iter())
+    }
+}
+
+impl PartialEq<Vec<CellState>> for States {
+    fn eq(&self, other: &Vec<CellState>) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
 /// One variable: its values and per-cell state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Column {
@@ -69,7 +583,7 @@ pub struct Column {
     /// Values.
     pub data: ColumnData,
     /// Per-row state; same length as the values.
-    pub state: Vec<CellState>,
+    pub state: States,
 }
 
 impl Column {
@@ -110,7 +624,7 @@ impl Column {
     /// Keep only `rows` (in the given order).
     pub fn take(&self, rows: &[usize]) -> Column {
         let data = match &self.data {
-            ColumnData::Num(v) => ColumnData::Num(rows.iter().map(|&r| v[r]).collect()),
+            ColumnData::Num(v) => ColumnData::Num(v.take(rows)),
             ColumnData::Text { codes, levels } => ColumnData::Text {
                 codes: rows.iter().map(|&r| codes[r]).collect(),
                 levels: levels.clone(),
@@ -119,7 +633,7 @@ impl Column {
         Column {
             name: self.name.clone(),
             data,
-            state: rows.iter().map(|&r| self.state[r]).collect(),
+            state: self.state.take(rows),
         }
     }
 }
@@ -263,5 +777,127 @@ impl Frame {
             out.by_name.insert(c.name.clone(), i);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATES: [CellState; 6] = [
+        CellState::Value,
+        CellState::NotAsked,
+        CellState::NoResponse,
+        CellState::DontKnow,
+        CellState::Refused,
+        CellState::OtherMissing,
+    ];
+
+    #[test]
+    fn byte_values_read_as_the_numbers_and_widen_on_any_other_number() {
+        let mut v = NumValues::with_capacity(4);
+        for x in [0.0, 254.0, f64::NAN, 7.0] {
+            v.push(x);
+        }
+        assert!(matches!(v, NumValues::Byte(_)));
+        assert_eq!((v[0], v[1], v[3]), (0.0, 254.0, 7.0));
+        assert!(v[2].is_nan());
+        for x in [255.0, 0.5, -0.0] {
+            let mut w = v.clone();
+            w.push(x);
+            assert!(matches!(w, NumValues::Wide(_)), "{x}");
+            assert_eq!(w[4].to_bits(), x.to_bits());
+            assert_eq!((w[0], w[1], w[3]), (0.0, 254.0, 7.0));
+            assert!(w[2].is_nan());
+        }
+        let mut s = v.clone();
+        s.set(0, 1e9);
+        assert_eq!(s.to_vec()[..2], [1e9, 254.0]);
+        assert_eq!(v.take(&[3, 1]).to_vec(), vec![7.0, 254.0]);
+    }
+
+    #[test]
+    fn compact_keeps_every_value_bit_for_bit() {
+        let values = vec![3.0, -0.0, 12.0];
+        let c = NumValues::compact(values.clone());
+        assert!(matches!(c, NumValues::Wide(_)));
+        assert!(
+            c.iter()
+                .zip(&values)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        );
+        assert!(matches!(
+            NumValues::compact(vec![1.0, f64::NAN]),
+            NumValues::Byte(_)
+        ));
+        let mut joined = NumValues::compact(vec![1.0, 2.0]);
+        joined.extend_from(&NumValues::compact(vec![1000.0]));
+        assert_eq!(joined, vec![1.0, 2.0, 1000.0]);
+    }
+
+    #[test]
+    fn packed_states_read_back_as_written_at_every_position() {
+        // Every state at an even and an odd position, after a run of values.
+        let written: Vec<CellState> = (0..40).map(|i| STATES[(i * 7 + i / 6) % 6]).collect();
+        let mut states = States::AllValue(0);
+        for &s in &[CellState::Value; 3] {
+            states.push(s);
+        }
+        for &s in &written {
+            states.push_within(s, 43);
+        }
+        let expected: Vec<CellState> = [CellState::Value; 3].into_iter().chain(written).collect();
+        assert_eq!(states, expected);
+        assert_eq!(states.iter().len(), expected.len());
+        assert_eq!(states.slice(5..9).to_vec(), expected[5..9].to_vec());
+        let rows = [42, 0, 17, 17, 4];
+        let taken: Vec<CellState> = rows.iter().map(|&r| expected[r]).collect();
+        assert_eq!(states.take(&rows), taken);
+        let mut set = states.clone();
+        set.set(4, CellState::Refused);
+        set.set(5, CellState::Value);
+        assert_eq!(
+            (set[3], set[4], set[5], set[6]),
+            (
+                expected[3],
+                CellState::Refused,
+                CellState::Value,
+                expected[6]
+            )
+        );
+    }
+
+    #[test]
+    fn states_stay_a_count_until_a_cell_is_not_a_value() {
+        let mut s = States::compact(vec![CellState::Value; 5]);
+        assert!(matches!(s, States::AllValue(5)));
+        assert_eq!(s.slice(1..4).len(), 3);
+        s.set(2, CellState::Value);
+        assert!(matches!(s, States::AllValue(5)));
+        s.set(2, CellState::DontKnow);
+        assert_eq!(
+            s,
+            vec![
+                CellState::Value,
+                CellState::Value,
+                CellState::DontKnow,
+                CellState::Value,
+                CellState::Value
+            ]
+        );
+        // Appending after an odd or an even length gives the same states.
+        for head in [3, 4] {
+            let mut a = States::compact(vec![CellState::NotAsked; head]);
+            a.extend_from(&States::compact(vec![CellState::Refused, CellState::Value]));
+            a.extend_from(&States::AllValue(2));
+            let mut expected = vec![CellState::NotAsked; head];
+            expected.extend([
+                CellState::Refused,
+                CellState::Value,
+                CellState::Value,
+                CellState::Value,
+            ]);
+            assert_eq!(a, expected);
+        }
     }
 }

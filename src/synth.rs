@@ -1437,7 +1437,7 @@ impl<'q> Plan<'q> {
                 .push(Column {
                     name: c.name.clone(),
                     data: col,
-                    state: vec![CellState::Value; n],
+                    state: crate::frame::States::AllValue(n),
                 })
                 .map_err(|e| SynthError::Parameters(e.to_string()))?;
         }
@@ -1499,7 +1499,7 @@ impl<'q> Plan<'q> {
                 }
             }
             let data = if g.numeric {
-                ColumnData::Num(value.clone())
+                ColumnData::Num(value.clone().into())
             } else {
                 ColumnData::Text {
                     codes: code
@@ -1514,7 +1514,7 @@ impl<'q> Plan<'q> {
                 .push(Column {
                     name: v.name.clone(),
                     data,
-                    state,
+                    state: state.into(),
                 })
                 .map_err(|e| SynthError::Parameters(e.to_string()))?;
             gen_bufs[gi] = Some(if g.numeric {
@@ -1616,8 +1616,9 @@ impl<'q> Plan<'q> {
     ) -> (Buf, ColumnData) {
         let n = responded.len();
         let s = &self.strata[p.stratum];
-        let num =
-            |x: f64| -> (Buf, ColumnData) { (Buf::Num(vec![x; n]), ColumnData::Num(vec![x; n])) };
+        let num = |x: f64| -> (Buf, ColumnData) {
+            (Buf::Num(vec![x; n]), ColumnData::Num(vec![x; n].into()))
+        };
         let text = |levels: &Arc<Vec<String>>, k: u32| -> (Buf, ColumnData) {
             (
                 Buf::Code(vec![k; n]),
@@ -1637,7 +1638,7 @@ impl<'q> Plan<'q> {
                         codes: (0..n as u32).collect(),
                         levels: ids.iter().map(|x| id_text(*x)).collect(),
                     },
-                    _ => ColumnData::Num(ids.clone()),
+                    _ => ColumnData::Num(ids.clone().into()),
                 };
                 (Buf::Num(ids), data)
             }
@@ -1666,7 +1667,7 @@ impl<'q> Plan<'q> {
                     .iter()
                     .map(|&r| if r { 1.0 } else { 0.0 })
                     .collect();
-                (Buf::Num(v.clone()), ColumnData::Num(v))
+                (Buf::Num(v.clone()), ColumnData::Num(v.into()))
             }
         }
     }

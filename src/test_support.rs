@@ -54,7 +54,7 @@ pub(crate) fn frame(text: &str) -> Frame {
             .map(|c| c.as_deref().map_or(Some(f64::NAN), |s| s.parse().ok()))
             .collect();
         let data = match nums {
-            Some(v) => ColumnData::Num(v),
+            Some(v) => ColumnData::Num(v.into()),
             None => {
                 let mut levels: Vec<String> = Vec::new();
                 let codes = cells

@@ -211,18 +211,18 @@ fn expression_frame() -> &'static Frame {
         let columns = [
             Column {
                 name: "a".into(),
-                data: ColumnData::Num(masked([0.0, 1.0, -3.5, 0.0, 0.0, 0.0, 0.0, 1e300])),
-                state: states.to_vec(),
+                data: ColumnData::Num(masked([0.0, 1.0, -3.5, 0.0, 0.0, 0.0, 0.0, 1e300]).into()),
+                state: states.to_vec().into(),
             },
             Column {
                 name: "b".into(),
-                data: ColumnData::Num(masked([1.0, 2.0, 1.0, 0.0, 0.0, 0.0, 0.0, 2.0])),
-                state: states.to_vec(),
+                data: ColumnData::Num(masked([1.0, 2.0, 1.0, 0.0, 0.0, 0.0, 0.0, 2.0]).into()),
+                state: states.to_vec().into(),
             },
             Column {
                 name: "flag".into(),
-                data: ColumnData::Num(masked([1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0])),
-                state: states.to_vec(),
+                data: ColumnData::Num(masked([1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]).into()),
+                state: states.to_vec().into(),
             },
             Column {
                 name: "t".into(),
@@ -240,7 +240,7 @@ fn expression_frame() -> &'static Frame {
                         .collect(),
                     levels: vec!["R01".into(), "=x".into()],
                 },
-                state: states.to_vec(),
+                state: states.to_vec().into(),
             },
         ];
         for column in columns {

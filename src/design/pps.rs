@@ -300,12 +300,12 @@ fn sum_one_pairs(totals: &[f64], probs: &[f64]) -> f64 {
 mod tests {
     use super::*;
     use crate::design::{DesignSpec, LonelyPsu};
-    use crate::frame::{CellState, Column, ColumnData, Frame};
+    use crate::frame::{Column, ColumnData, Frame};
     use crate::test_support::{frame, read_csv, rel};
 
     fn num(f: &Frame, name: &str) -> Vec<f64> {
         match &f.column(name).expect("column").data {
-            ColumnData::Num(v) => v.clone(),
+            ColumnData::Num(v) => v.to_vec(),
             ColumnData::Text { .. } => panic!("{name} is text"),
         }
     }
@@ -331,8 +331,8 @@ mod tests {
         let n = f.n_rows();
         f.push(Column {
             name: "w".into(),
-            data: ColumnData::Num(w),
-            state: vec![CellState::Value; n],
+            data: ColumnData::Num(w.into()),
+            state: crate::frame::States::AllValue(n),
         })
         .expect("w");
         Design::build(f, &rows, spec).expect("design")
@@ -517,8 +517,8 @@ mod tests {
         let n = g.n_rows();
         let col = Column {
             name: name.into(),
-            data: ColumnData::Num(values),
-            state: vec![CellState::Value; n],
+            data: ColumnData::Num(values.into()),
+            state: crate::frame::States::AllValue(n),
         };
         if g.column(name).is_some() {
             g.set(col).expect("set");

@@ -527,8 +527,8 @@ mod tests {
         let n = f.n_rows();
         f.push(Column {
             name: "w".into(),
-            data: ColumnData::Num(w_all),
-            state: vec![CellState::Value; n],
+            data: ColumnData::Num(w_all.into()),
+            state: crate::frame::States::AllValue(n),
         })
         .expect("w");
         let rows: Vec<usize> = (0..n).collect();
@@ -687,8 +687,8 @@ mod tests {
         psu[11] = 1.0;
         g.set(Column {
             name: "psu".into(),
-            data: ColumnData::Num(psu),
-            state: vec![CellState::Value; 12],
+            data: ColumnData::Num(psu.into()),
+            state: vec![CellState::Value; 12].into(),
         })
         .expect("set");
         let e = Design::build(&g, &rows, &spec(Some("st"), &["psu"], &[], "w"))
@@ -711,8 +711,8 @@ mod tests {
         n_col[9] = 1.5;
         h.set(Column {
             name: "N".into(),
-            data: ColumnData::Num(n_col.clone()),
-            state: vec![CellState::Value; 12],
+            data: ColumnData::Num(n_col.clone().into()),
+            state: vec![CellState::Value; 12].into(),
         })
         .expect("set");
         let e = Design::build(&h, &rows, &spec(Some("st"), &["psu"], &["N"], "w"))
@@ -724,8 +724,8 @@ mod tests {
         n_col[6] = 5.0;
         h.set(Column {
             name: "N".into(),
-            data: ColumnData::Num(n_col),
-            state: vec![CellState::Value; 12],
+            data: ColumnData::Num(n_col.into()),
+            state: vec![CellState::Value; 12].into(),
         })
         .expect("set");
         let e =
@@ -744,7 +744,7 @@ mod tests {
         p.push(Column {
             name: "p".into(),
             data: ColumnData::Num((0..12).map(|i| 0.05 + 0.01 * i as f64).collect()),
-            state: vec![CellState::Value; 12],
+            state: vec![CellState::Value; 12].into(),
         })
         .expect("push");
         let e = Design::build(&p, &rows, &spec(Some("st"), &["psu"], &["p"], "w"))
@@ -764,8 +764,8 @@ mod tests {
         let frac: Vec<f64> = frac.iter().zip(nh).map(|(n, s)| s / n).collect();
         k.push(Column {
             name: "f".into(),
-            data: ColumnData::Num(frac),
-            state: vec![CellState::Value; 12],
+            data: ColumnData::Num(frac.into()),
+            state: vec![CellState::Value; 12].into(),
         })
         .expect("push");
         let mut a = spec(Some("st"), &["psu"], &["N"], "w");

@@ -429,7 +429,7 @@ mod tests {
         let y = vec![1e9 + 1.0, 1e9 + 2.0, 1e9 + 4.0, 1e9 + 8.0, 1e9 + 16.0];
         let w = vec![1.0, 2.0, 1.5, 0.5, 3.0];
         let vals = IndicatorValues {
-            y: y.clone(),
+            y: y.clone().into(),
             x: None,
             defined: vec![true; 5],
             item_missing: None,

@@ -62,7 +62,7 @@ pub use replicate_sums::GroupedSums;
 use rayon::prelude::*;
 
 use crate::design::Design;
-use crate::frame::{CellState, ColumnData, Frame, format_number};
+use crate::frame::{CellState, ColumnData, Frame, NumValues, format_number};
 use crate::questionnaire::{EvalState, Indicator, IndicatorKind};
 use crate::weighting::{LinearResidual, ResidualSolver, Scheme};
 use ci::CiMethod;
@@ -230,8 +230,10 @@ pub enum EstimateError {
 
 /// Indicator values over the respondent rows.
 struct IndicatorValues {
-    y: Vec<f64>,
-    x: Option<Vec<f64>>,
+    /// Values, in one byte a row for 0/1 indicators and codes (see [`NumValues`]): eleven
+    /// indicators of 10 million rows would otherwise take 0.9 GB.
+    y: NumValues,
+    x: Option<NumValues>,
     defined: Vec<bool>,
     /// Rows of the universe whose value is item-missing; `None` when there is none (the usual
     /// case, which then needs no pass over the rows).
@@ -356,8 +358,13 @@ fn evaluate(
         )));
     }
     Ok(IndicatorValues {
-        y: y.values,
-        x,
+        // A quantile's values are sorted and read as a slice: kept as `f64`s.
+        y: if ind.kind == IndicatorKind::Quantile {
+            NumValues::Wide(y.values)
+        } else {
+            NumValues::compact(y.values)
+        },
+        x: x.map(NumValues::compact),
         defined,
         item_missing,
     })
@@ -1912,7 +1919,7 @@ mod item_missing_tests {
             missing: missing.clone(),
         });
         IndicatorValues {
-            y: vec![1.0; n],
+            y: vec![1.0; n].into(),
             x: None,
             defined: universe
                 .iter()

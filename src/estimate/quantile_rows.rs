@@ -31,7 +31,10 @@ pub(super) struct DomainOrders {
 }
 
 pub(super) fn domain_orders(vals: &IndicatorValues, breakdowns: &[Breakdown]) -> DomainOrders {
-    let all = QuantileOrder::of_rows(&vals.y, (0..vals.y.len()).filter(|&r| vals.defined[r]));
+    let all = QuantileOrder::of_rows(
+        &vals.y.as_f64(0..vals.y.len()),
+        (0..vals.y.len()).filter(|&r| vals.defined[r]),
+    );
     DomainOrders {
         by_breakdown: breakdowns
             .iter()
@@ -81,7 +84,7 @@ pub(super) fn taylor_block(
         let item_missing = item_missing_shares(vals, w, b);
         let domains: Vec<SortedDomain> = orders.by_breakdown[index]
             .iter()
-            .map(|o| SortedDomain::from_order(o, &vals.y, w))
+            .map(|o| SortedDomain::from_order(o, &vals.y.as_f64(0..vals.y.len()), w))
             .collect();
         // An uncalibrated single-stage scheme forms F̂'s sums by (domain, PSU) from the sorted
         // rows: the rows at or below q̂ are a prefix of each domain's order.
@@ -417,7 +420,7 @@ pub fn quantile_plan(
                 if order.is_empty() {
                     continue;
                 }
-                let domain = SortedDomain::from_order(order, &vals.y, w);
+                let domain = SortedDomain::from_order(order, &vals.y.as_f64(0..vals.y.len()), w);
                 for (k, &p) in spec.probs.iter().enumerate() {
                     let quantile = domain.quantile(p, spec.rule);
                     entries.push(PlanEntry {
@@ -450,7 +453,11 @@ pub fn quantile_replicate_statistics(
         let vals = &prepared.values[e.indicator];
         if current != Some(key) {
             if let Some(orders) = &prepared.quantile_orders[e.indicator] {
-                domain.refill(&orders.by_breakdown[e.breakdown][e.domain], &vals.y, w);
+                domain.refill(
+                    &orders.by_breakdown[e.breakdown][e.domain],
+                    &vals.y.as_f64(0..vals.y.len()),
+                    w,
+                );
             }
             current = Some(key);
         }
@@ -499,7 +506,7 @@ pub fn quantile_replicate_rows(
         let order = &orders.by_breakdown[e.breakdown][e.domain];
         let vals = &prepared.values[e.indicator];
         if current != Some((e.indicator, e.breakdown, e.domain)) {
-            domain.refill(order, &vals.y, w);
+            domain.refill(order, &vals.y.as_f64(0..vals.y.len()), w);
             let kept: Vec<usize> = order
                 .rows()
                 .iter()

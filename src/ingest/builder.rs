@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::frame::{CellState, Column, ColumnData, format_number};
+use crate::frame::{CellState, Column, ColumnData, NumValues, States, format_number};
 use crate::questionnaire::{MissingMeaning, VarType, Variable};
 
 /// What went wrong with one cell; turned into a finding by the caller.
@@ -270,11 +270,13 @@ impl CellRules {
 pub(crate) struct ColumnBuilder {
     pub name: String,
     rules: CellRules,
-    values: Vec<f64>,
+    /// Numbers, in one byte a cell while they allow it (see [`NumValues`]).
+    values: NumValues,
     codes: Vec<u32>,
     levels: Vec<String>,
     level_index: HashMap<String, u32>,
-    pub state: Vec<CellState>,
+    /// States, without a byte a cell while every cell is a value.
+    pub state: States,
     /// True where the cell was empty in the input.
     pub blank: Vec<bool>,
 }
@@ -284,11 +286,11 @@ impl ColumnBuilder {
         ColumnBuilder {
             name: name.to_string(),
             rules,
-            values: Vec::with_capacity(if capacity > 0 { capacity } else { 0 }),
+            values: NumValues::with_capacity(capacity),
             codes: Vec::new(),
             levels: Vec::new(),
             level_index: HashMap::new(),
-            state: Vec::with_capacity(capacity),
+            state: States::AllValue(0),
             blank: Vec::with_capacity(capacity),
         }
     }
@@ -306,7 +308,7 @@ impl ColumnBuilder {
     /// pieces were cut.
     pub(crate) fn append(&mut self, piece: ColumnBuilder) {
         if self.rules.numeric {
-            self.values.extend_from_slice(&piece.values);
+            self.values.extend_from(&piece.values);
         } else {
             let remap: Vec<u32> = piece
                 .levels
@@ -328,7 +330,7 @@ impl ColumnBuilder {
                     .map(|&c| remap.get(c as usize).copied().unwrap_or(u32::MAX)),
             );
         }
-        self.state.extend_from_slice(&piece.state);
+        self.state.extend_from(&piece.state);
         self.blank.extend_from_slice(&piece.blank);
     }
 
@@ -345,11 +347,11 @@ impl ColumnBuilder {
     /// Room for `additional` more cells, so that a file's columns grow once, not by doubling.
     pub(crate) fn reserve(&mut self, additional: usize) {
         if self.rules.numeric {
+            // Room for bytes; a column that needs `f64`s takes that room once, when it widens.
             self.values.reserve_exact(additional);
         } else {
             self.codes.reserve_exact(additional);
         }
-        self.state.reserve_exact(additional);
         self.blank.reserve_exact(additional);
     }
 
@@ -364,7 +366,6 @@ impl ColumnBuilder {
         } else {
             self.codes.try_reserve_exact(additional)?;
         }
-        self.state.try_reserve_exact(additional)?;
         self.blank.try_reserve_exact(additional)
     }
 
@@ -404,7 +405,7 @@ impl ColumnBuilder {
         for (i, &v) in values.iter().enumerate() {
             if !valid(i) {
                 out.push(f64::NAN);
-                state.push(CellState::NotAsked);
+                state.push_within(CellState::NotAsked, blank.capacity());
                 blank.push(true);
                 continue;
             }
@@ -427,11 +428,11 @@ impl ColumnBuilder {
                 }
                 Outcome::Missing(st) => {
                     out.push(f64::NAN);
-                    state.push(*st);
+                    state.push_within(*st, blank.capacity());
                 }
                 Outcome::Problem(p) => {
                     out.push(f64::NAN);
-                    state.push(CellState::OtherMissing);
+                    state.push_within(CellState::OtherMissing, blank.capacity());
                     problems.push((i, x, p.clone()));
                 }
             }
@@ -474,14 +475,14 @@ impl ColumnBuilder {
     #[inline]
     pub(crate) fn repeat_last(&mut self) {
         if self.rules.numeric {
-            let v = self.values.last().copied().unwrap_or(f64::NAN);
+            let v = self.values.last().unwrap_or(f64::NAN);
             self.values.push(v);
         } else {
             let c = self.codes.last().copied().unwrap_or(u32::MAX);
             self.codes.push(c);
         }
-        let st = self.state.last().copied().unwrap_or(CellState::NotAsked);
-        self.state.push(st);
+        let st = self.state.last().unwrap_or(CellState::NotAsked);
+        self.state.push_within(st, self.blank.capacity());
         let b = self.blank.last().copied().unwrap_or(true);
         self.blank.push(b);
     }
@@ -493,7 +494,7 @@ impl ColumnBuilder {
         } else {
             self.codes.push(code);
         }
-        self.state.push(state);
+        self.state.push_within(state, self.blank.capacity());
         self.blank.push(blank);
     }
 

@@ -625,7 +625,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         let column = crate::frame::Column {
             name: ROW_ID.to_string(),
             data: ColumnData::Num((1..=n_rows).map(|r| r as f64).collect()),
-            state: vec![CellState::Value; n_rows],
+            state: crate::frame::States::AllValue(n_rows),
         };
         frame
             .push(column)
@@ -898,7 +898,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         // Ids usually come in increasing order (numbers, or text codes, which are numbered in
         // order of first appearance): then they are distinct, and one pass says so.
         let increasing = match &col.data {
-            ColumnData::Num(v) => v.windows(2).all(|w| w[0] < w[1]),
+            ColumnData::Num(v) => (1..v.len()).all(|r| v[r - 1] < v[r]),
             ColumnData::Text { codes, .. } => codes.windows(2).all(|w| w[0] < w[1]),
         } && col.state.iter().all(|&s| s == CellState::Value);
         let mut keyed: Vec<(u64, usize)> = if increasing {
@@ -1198,13 +1198,13 @@ fn apply_skip_logic(
                     "answer recorded for a unit nonrespondent; ignored",
                 );
             }
-            col.state[r] = CellState::NotAsked;
+            col.state.set(r, CellState::NotAsked);
             continue;
         }
         let was_asked = asked.is_none_or(|a| a[r]);
         if blank[r] {
             if was_asked {
-                col.state[r] = CellState::NoResponse;
+                col.state.set(r, CellState::NoResponse);
                 // A blanked invalid answer has its finding already (with the value).
                 if !is_design && !edited.is_some_and(|e| e[r]) {
                     findings.push(
@@ -1216,7 +1216,7 @@ fn apply_skip_logic(
                     );
                 }
             } else {
-                col.state[r] = CellState::NotAsked;
+                col.state.set(r, CellState::NotAsked);
             }
         } else if !was_asked {
             let shown = col.display(r).unwrap_or_else(|| "(missing code)".into());
@@ -1237,9 +1237,9 @@ fn apply_skip_logic(
             }
             if can_blank {
                 // Editing makes it what skip logic says it is: not asked (not item nonresponse).
-                col.state[r] = CellState::NotAsked;
+                col.state.set(r, CellState::NotAsked);
                 match &mut col.data {
-                    ColumnData::Num(values) => values[r] = f64::NAN,
+                    ColumnData::Num(values) => values.set(r, f64::NAN),
                     ColumnData::Text { codes, .. } => codes[r] = u32::MAX,
                 }
             }

@@ -64,7 +64,13 @@ fn spec(path: PathBuf, invalid_answer: InvalidAnswer) -> IngestSpec {
 }
 
 fn states(got: &Ingested, name: &str) -> Vec<CellState> {
-    got.frame.column(name).expect("column").state.clone()
+    got.frame
+        .column(name)
+        .expect("column")
+        .state
+        .iter()
+        .copied()
+        .collect()
 }
 
 /// (row, column, value, kind, action) of every finding.

@@ -618,8 +618,8 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
             .frame
             .push(crate::frame::Column {
                 name: crate::design::WEIGHT_FROM_FPC.to_string(),
-                data: ColumnData::Num(weights),
-                state: vec![crate::frame::CellState::Value; n],
+                data: ColumnData::Num(weights.into()),
+                state: crate::frame::States::AllValue(n),
             })
             .map_err(|_| IngestError::DuplicateColumn {
                 path: p.data.path.clone(),
@@ -1246,7 +1246,7 @@ fn row_label(row: &crate::output::ComparisonRow<'_>) -> String {
 
 pub(crate) fn numeric_column(ingested: &Ingested, name: &str) -> Vec<f64> {
     match ingested.frame.column(name).map(|c| &c.data) {
-        Some(ColumnData::Num(v)) => v.clone(),
+        Some(ColumnData::Num(v)) => v.to_vec(),
         // Ingest quarantines rows whose weight is not a positive number, so a text weight column
         // can only reach here when every row was quarantined.
         _ => vec![f64::NAN; ingested.frame.n_rows()],

@@ -497,7 +497,7 @@ impl Questionnaire {
             let col = d.expr.eval(frame)?;
             let column = crate::frame::Column {
                 name: d.name.clone(),
-                data: crate::frame::ColumnData::Num(col.values),
+                data: crate::frame::ColumnData::Num(col.values.into()),
                 state: col.state.into_iter().map(EvalState::to_cell).collect(),
             };
             frame

@@ -80,7 +80,7 @@ fn load_csv(
             }
         }
         let data = if v.numeric_storage {
-            ColumnData::Num(values)
+            ColumnData::Num(values.into())
         } else {
             ColumnData::Text { codes, levels }
         };
@@ -88,7 +88,7 @@ fn load_csv(
             .push(Column {
                 name: v.name.clone(),
                 data,
-                state,
+                state: state.into(),
             })
             .expect("push");
         blanks.push(blank);
@@ -102,11 +102,14 @@ fn load_csv(
         let mut col = frame.column(&v.name).expect("column").clone();
         for (i, &b) in blank.iter().enumerate() {
             if b {
-                col.state[i] = if asked.is_true(i) {
-                    CellState::NoResponse
-                } else {
-                    CellState::NotAsked
-                };
+                col.state.set(
+                    i,
+                    if asked.is_true(i) {
+                        CellState::NoResponse
+                    } else {
+                        CellState::NotAsked
+                    },
+                );
             }
         }
         frame.set(col).expect("set");
@@ -505,14 +508,14 @@ value = "flag"
                 codes: vec![0, 1, u32::MAX],
                 levels: vec!["E".into(), "H".into()],
             },
-            state: vec![CellState::Value, CellState::Value, CellState::NotAsked],
+            state: vec![CellState::Value, CellState::Value, CellState::NotAsked].into(),
         })
         .expect("push");
     frame
         .push(Column {
             name: "flag".into(),
-            data: ColumnData::Num(vec![1.0, 1.0, 1.0]),
-            state: vec![CellState::Value; 3],
+            data: ColumnData::Num(vec![1.0, 1.0, 1.0].into()),
+            state: vec![CellState::Value; 3].into(),
         })
         .expect("push");
     q.add_derived(&mut frame).expect("derived");
@@ -522,7 +525,7 @@ value = "flag"
         vec![CellState::Value, CellState::Value, CellState::NotAsked]
     );
     match &both.data {
-        ColumnData::Num(v) => assert_eq!(&v[..2], &[1.0, 0.0]),
+        ColumnData::Num(v) => assert_eq!(&v.to_vec()[..2], &[1.0, 0.0]),
         other => panic!("{other:?}"),
     }
     // a second call is refused rather than silently overwriting
@@ -713,8 +716,8 @@ expr = "doubled * 2"
         let mut f = Frame::new(2);
         f.push(Column {
             name: "x".into(),
-            data: ColumnData::Num(vec![1.0, 3.0]),
-            state: vec![CellState::Value; 2],
+            data: ColumnData::Num(vec![1.0, 3.0].into()),
+            state: vec![CellState::Value; 2].into(),
         })
         .expect("push");
         f

@@ -899,7 +899,7 @@ fn supplied_design_weights(
                 .zip(&column.state)
                 .zip(inputs.base_weights)
                 .enumerate()
-                .map(|(i, ((&x, &state), &d))| {
+                .map(|(i, ((x, &state), &d))| {
                     if state != crate::frame::CellState::Value || !(x.is_finite() && x >= 0.0) {
                         return Err(format!(
                             "replicate weight column {name} has no usable weight for used row {} \

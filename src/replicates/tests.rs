@@ -22,7 +22,7 @@ fn frame(path: &str) -> Frame {
 
 fn num(f: &Frame, name: &str) -> Vec<f64> {
     match &f.column(name).expect("column").data {
-        ColumnData::Num(v) => v.clone(),
+        ColumnData::Num(v) => v.to_vec(),
         ColumnData::Text { .. } => panic!("{name} is text"),
     }
 }
@@ -362,8 +362,8 @@ fn replicates_supplied_bootstrap_matches_r() {
                 .collect();
             f.push(Column {
                 name: name.clone(),
-                data: ColumnData::Num(v),
-                state: vec![CellState::Value; rows.len()],
+                data: ColumnData::Num(v.into()),
+                state: vec![CellState::Value; rows.len()].into(),
             })
             .expect("push");
             columns.push(name.clone());

@@ -52,8 +52,8 @@ fn num(name: &str, v: Vec<f64>) -> Column {
     let state = vec![CellState::Value; v.len()];
     Column {
         name: name.into(),
-        data: ColumnData::Num(v),
-        state,
+        data: ColumnData::Num(v.into()),
+        state: state.into(),
     }
 }
 

@@ -424,7 +424,13 @@ fn every_drafted_questionnaire_validates_the_file_it_was_drafted_from() {
 }
 
 fn states(got: &cvsurvey::ingest::Ingested, name: &str) -> Vec<cvsurvey::frame::CellState> {
-    got.frame.column(name).expect(name).state.clone()
+    got.frame
+        .column(name)
+        .expect(name)
+        .state
+        .iter()
+        .copied()
+        .collect()
 }
 
 fn shown(got: &cvsurvey::ingest::Ingested, name: &str) -> Vec<Option<String>> {

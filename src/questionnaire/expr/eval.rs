@@ -4,6 +4,7 @@
 //! text literals are resolved against a column's levels once, and the per-row loops neither
 //! allocate nor look anything up by name.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 
@@ -19,9 +20,10 @@ use EvalState::{Missing, NotApplicable, Value};
 /// An intermediate result: a constant, a borrowed numeric column, or a computed column.
 enum Col<'a> {
     Const(f64),
+    /// A frame column's rows of the chunk: borrowed, or read out of byte storage.
     Data {
-        values: &'a [f64],
-        state: &'a [CellState],
+        values: Cow<'a, [f64]>,
+        state: Cow<'a, [CellState]>,
     },
     Owned {
         values: Vec<f64>,
@@ -31,8 +33,8 @@ enum Col<'a> {
     /// `any(...)` are mostly made of these, and a column per comparison would be allocated,
     /// filled and read once.
     Cmp {
-        values: &'a [f64],
-        state: &'a [CellState],
+        values: Cow<'a, [f64]>,
+        state: Cow<'a, [CellState]>,
         test: Test<'a>,
     },
 }
@@ -369,7 +371,7 @@ enum TextCol<'a> {
     Var {
         codes: &'a [u32],
         levels: &'a [String],
-        state: &'a [CellState],
+        state: Cow<'a, [CellState]>,
     },
 }
 
@@ -387,8 +389,8 @@ impl<'a> Ctx<'a> {
         let c = self.column(name)?;
         match &c.data {
             ColumnData::Num(values) => Ok(Col::Data {
-                values: &values[self.rows.clone()],
-                state: &c.state[self.rows.clone()],
+                values: values.as_f64(self.rows.clone()),
+                state: c.state.slice(self.rows.clone()),
             }),
             ColumnData::Text { .. } => Err(EvalError::ColumnType {
                 expr: self.source.to_string(),
@@ -408,7 +410,7 @@ impl<'a> Ctx<'a> {
                     ColumnData::Text { codes, levels } => Ok(TextCol::Var {
                         codes: &codes[self.rows.clone()],
                         levels,
-                        state: &c.state[self.rows.clone()],
+                        state: c.state.slice(self.rows.clone()),
                     }),
                     ColumnData::Num(_) => Err(EvalError::ColumnType {
                         expr: self.source.to_string(),
@@ -478,24 +480,24 @@ impl<'a> Ctx<'a> {
                 out.done()
             }
             Node::Binary(op, a, b) => {
-                let (ca, cb) = (self.eval(a)?, self.eval(b)?);
+                let (mut ca, mut cb) = (self.eval(a)?, self.eval(b)?);
                 if is_comparison(*op) {
-                    match (&ca, &cb) {
+                    match (ca, cb) {
                         (Col::Data { values, state }, Col::Const(c)) => {
                             return Ok(Col::Cmp {
                                 values,
                                 state,
-                                test: Test::Op(*op, *c),
+                                test: Test::Op(*op, c),
                             });
                         }
                         (Col::Const(c), Col::Data { values, state }) => {
                             return Ok(Col::Cmp {
                                 values,
                                 state,
-                                test: Test::Op(mirrored(*op), *c),
+                                test: Test::Op(mirrored(*op), c),
                             });
                         }
-                        _ => {}
+                        (a, b) => (ca, cb) = (a, b),
                     }
                 }
                 match op {

@@ -57,7 +57,7 @@ fn text_col(name: &str, cells: &[Option<&str>]) -> Column {
     Column {
         name: name.into(),
         data: ColumnData::Text { codes, levels },
-        state,
+        state: state.into(),
     }
 }
 

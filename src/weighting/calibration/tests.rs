@@ -68,7 +68,7 @@ fn column(name: &str, values: &[String]) -> Column {
     Column {
         name: name.to_string(),
         data,
-        state,
+        state: state.into(),
     }
 }
 
