@@ -106,7 +106,7 @@ fn text_column(name: &str, values: Vec<String>) -> crate::frame::Column {
         .collect();
     crate::frame::Column {
         name: name.to_string(),
-        state: vec![crate::frame::CellState::Value; values.len()],
+        state: vec![crate::frame::CellState::Value; values.len()].into(),
         data: crate::frame::ColumnData::Text { codes, levels },
     }
 }
@@ -155,8 +155,8 @@ fn reshaped(d: &crate::test_support::Demo) -> Reshaped {
     frame
         .set(crate::frame::Column {
             name: d.p.design.weight.clone(),
-            data: crate::frame::ColumnData::Num(base_weights.clone()),
-            state: vec![crate::frame::CellState::Value; kept.len()],
+            data: crate::frame::ColumnData::Num(base_weights.clone().into()),
+            state: vec![crate::frame::CellState::Value; kept.len()].into(),
         })
         .expect("design weights");
     let responded: Vec<bool> = kept.iter().map(|&r| d.ingested.respondent[r]).collect();
