@@ -292,10 +292,7 @@ pub(crate) fn read_csv(
     na: &[String],
     progress: &dyn Progress,
 ) -> Result<RawTable, IngestError> {
-    let io = |e: &dyn std::fmt::Display| IngestError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
+    let io = |e: &dyn std::fmt::Display| IngestError::io(path, e);
     let mut file = File::open(path).map_err(|e| io(&e))?;
     let file_bytes = file.metadata().map_err(|e| io(&e))?.len();
     progress.start("ingest", file_bytes);
@@ -344,10 +341,7 @@ pub(super) fn read_csv_from(
     progress: &dyn Progress,
 ) -> Result<RawTable, IngestError> {
     let delimiter = b',';
-    let io = |e: &dyn std::fmt::Display| IngestError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
+    let io = |e: &dyn std::fmt::Display| IngestError::io(path, e);
     let too_long = |row: usize| IngestError::Malformed {
         path: path.to_path_buf(),
         format: "CSV",

@@ -1272,6 +1272,16 @@ pub fn sha256_file(path: &Path) -> Result<String, std::io::Error> {
     Ok(hex_digest(hasher))
 }
 
+impl IngestError {
+    /// The file `path` could not be opened or read.
+    pub(crate) fn io(path: &Path, e: &dyn std::fmt::Display) -> IngestError {
+        IngestError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }
+    }
+}
+
 /// Lower-case hex of a finished SHA-256.
 pub(crate) fn hex_digest(hasher: sha2::Sha256) -> String {
     use sha2::Digest;

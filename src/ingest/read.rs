@@ -170,10 +170,7 @@ fn read_parquet_columns(
     na: &[String],
     progress: &dyn Progress,
 ) -> Result<RawTable, IngestError> {
-    let io = |e: &dyn std::fmt::Display| IngestError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
+    let io = |e: &dyn std::fmt::Display| IngestError::io(path, e);
     let malformed = |e: &dyn std::fmt::Display| IngestError::Malformed {
         path: path.to_path_buf(),
         format: "Parquet",
