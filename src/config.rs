@@ -17,6 +17,7 @@ use crate::ingest::InvalidAnswer;
 use crate::output::reliability::RawReliability;
 use crate::output::sdmx::RawSdmx;
 use crate::output::settings::PublicationConfig;
+use crate::questionnaire::Level;
 use crate::replicates::{Certainty, ReplicateDfRule, ReplicateNonresponse, ReplicateProfile};
 use crate::weighting::{
     CalibrationConfig, CalibrationMethodName, RakeConvergence, TrimConfig, TrimTarget,
@@ -232,6 +233,30 @@ struct RawData {
     na: Option<Vec<String>>,
     #[serde(default)]
     response: Option<String>,
+    #[serde(default)]
+    household_id: Option<String>,
+    #[serde(default)]
+    household: Option<RawHouseholdData>,
+}
+
+/// `[data.household]`: the household file of a survey of households and persons.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHouseholdData {
+    path: String,
+    id: String,
+    #[serde(default)]
+    response: Option<String>,
+}
+
+/// `[design.person]`: how a person's design weight follows from the household's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPersonDesign {
+    #[serde(default)]
+    selection_factor: Option<String>,
+    #[serde(default)]
+    weight: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -257,12 +282,18 @@ struct RawDesign {
     adjust_domain_lonely: bool,
     #[serde(default)]
     pps: Option<String>,
+    #[serde(default)]
+    person: Option<RawPersonDesign>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawWeighting {
     name: String,
+    #[serde(default)]
+    level: Option<String>,
+    #[serde(default)]
+    household_scheme: Option<String>,
     #[serde(default)]
     nonresponse: Option<RawNonresponse>,
     #[serde(default)]
@@ -457,6 +488,34 @@ pub struct EstimationSpec {
     pub domain_df: DomainDf,
 }
 
+/// The household file of a survey of households and persons (`[data.household]`,
+/// `[data] household_id`, `[design.person]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HouseholdSpec {
+    /// Household file: one row per sampled household, respondents and nonrespondents.
+    pub path: PathBuf,
+    /// Household id column of the household file.
+    pub id: String,
+    /// Household response column (1 responding, 0 not); `None`: every household responded.
+    pub response: Option<String>,
+    /// Column of the person file naming each person's household.
+    pub person_household_id: String,
+    /// How a person's design weight follows from the household's.
+    pub person_weight: PersonWeight,
+}
+
+/// A person's design weight (`[design.person]`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PersonWeight {
+    /// Household design weight × this column (one adult selected at random among the eligible:
+    /// the number of eligible adults).
+    SelectionFactor(String),
+    /// A person design-weight column of the person file.
+    Column(String),
+    /// Every member is interviewed: a person carries the household's design weight.
+    Household,
+}
+
 /// A checked pipeline configuration with paths resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pipeline {
@@ -471,8 +530,17 @@ pub struct Pipeline {
     /// No weight column was named: the design weights follow from the FPCs of every stage
     /// (column [`crate::design::WEIGHT_FROM_FPC`] of the frame).
     pub weight_from_fpc: bool,
-    /// Weighting schemes, in config order (at least one).
+    /// Weighting schemes, in config order (at least one); of persons when the survey has a
+    /// household file.
     pub weighting: Vec<WeightingSpec>,
+    /// The household file, when the survey has households and persons.
+    pub households: Option<HouseholdSpec>,
+    /// Household weighting schemes (`level = "household"`), in config order; at least one when
+    /// the survey has a household file.
+    pub household_weighting: Vec<WeightingSpec>,
+    /// Person schemes that start from a household scheme's final weights (`household_scheme`):
+    /// person scheme → household scheme.
+    pub person_scheme_bases: Vec<(String, String)>,
     /// Variance methods, in config order.
     pub variance: Vec<VarianceMethod>,
     /// Settings of the replicate methods.
@@ -662,15 +730,56 @@ impl Pipeline {
             pps,
         };
 
-        let mut weighting = Vec::new();
-        if raw.weighting.is_empty() {
-            weighting.push(WeightingSpec {
-                name: "design".into(),
-                nonresponse_classes: None,
-                calibration: None,
-            });
-        }
+        let households = household_spec(&raw.data, raw.design.person.as_ref(), &resolve)
+            .map_err(|(key, m)| invalid(&key, m))?;
+        let mut weighting: Vec<WeightingSpec> = Vec::new();
+        let mut household_weighting: Vec<WeightingSpec> = Vec::new();
+        let mut person_scheme_bases = Vec::new();
         for w in raw.weighting {
+            let level = match w.level.as_deref() {
+                None => Level::Person,
+                Some(text) => Level::from_name(text).ok_or_else(|| {
+                    invalid(
+                        "weighting.level",
+                        format!("scheme \"{}\": level = {text:?}; write \"household\" or \"person\"", w.name),
+                    )
+                })?,
+            };
+            if level == Level::Household && households.is_none() {
+                return Err(invalid(
+                    "weighting.level",
+                    format!("scheme \"{}\" is a household scheme, but the survey has one file: add [data.household] (and [data] household_id), or remove level", w.name),
+                ));
+            }
+            if let Some(base) = &w.household_scheme {
+                if level == Level::Household {
+                    return Err(invalid(
+                        "weighting.household_scheme",
+                        format!("scheme \"{}\" is a household scheme; household_scheme names the household scheme a person scheme starts from", w.name),
+                    ));
+                }
+                if !household_weighting.iter().any(|h| &h.name == base) {
+                    return Err(invalid(
+                        "weighting.household_scheme",
+                        format!(
+                            "scheme \"{}\": \"{base}\" is not a household scheme defined before it (household schemes: {})",
+                            w.name,
+                            if household_weighting.is_empty() { "none".to_string() } else { household_weighting.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ") }
+                        ),
+                    ));
+                }
+                person_scheme_bases.push((w.name.clone(), base.clone()));
+            }
+            let same_level = match level {
+                Level::Household => &household_weighting,
+                Level::Person => &weighting,
+            };
+            if same_level.iter().any(|x| x.name == w.name) {
+                return Err(invalid(
+                    "weighting.name",
+                    format!("scheme \"{}\" is defined twice", w.name),
+                ));
+            }
             let calibration = match w.calibration {
                 None => None,
                 Some(c) => Some(
@@ -683,12 +792,6 @@ impl Pipeline {
                     "a weighting scheme needs a name".into(),
                 ));
             }
-            if weighting.iter().any(|x: &WeightingSpec| x.name == w.name) {
-                return Err(invalid(
-                    "weighting.name",
-                    format!("scheme \"{}\" is defined twice", w.name),
-                ));
-            }
             let classes = match w.nonresponse {
                 Some(nr) if nr.classes.is_empty() => {
                     return Err(invalid(
@@ -699,11 +802,27 @@ impl Pipeline {
                 Some(nr) => Some(nr.classes),
                 None => None,
             };
-            weighting.push(WeightingSpec {
+            let spec = WeightingSpec {
                 name: w.name,
                 nonresponse_classes: classes,
                 calibration,
-            });
+            };
+            match level {
+                Level::Household => household_weighting.push(spec),
+                Level::Person => weighting.push(spec),
+            }
+        }
+        // Without a scheme of its own, a unit is estimated with its design weights.
+        let design_scheme = || WeightingSpec {
+            name: "design".into(),
+            nonresponse_classes: None,
+            calibration: None,
+        };
+        if weighting.is_empty() {
+            weighting.push(design_scheme());
+        }
+        if households.is_some() && household_weighting.is_empty() {
+            household_weighting.push(design_scheme());
         }
 
         let raw_variance = raw.variance.unwrap_or_default();
@@ -878,6 +997,9 @@ impl Pipeline {
             design,
             weight_from_fpc,
             weighting,
+            households,
+            household_weighting,
+            person_scheme_bases,
             variance,
             replicate,
             estimation: EstimationSpec {
@@ -1048,6 +1170,64 @@ fn check_contrasts(raw: Vec<RawContrast>) -> Result<Vec<ContrastSpec>, (String, 
         });
     }
     Ok(out)
+}
+
+/// `[data.household]`, `[data] household_id` and `[design.person]` checked together; errors are
+/// (key, message).
+fn household_spec(
+    data: &RawData,
+    person: Option<&RawPersonDesign>,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<Option<HouseholdSpec>, (String, String)> {
+    let fail = |key: &str, m: &str| Err((key.to_string(), m.to_string()));
+    let Some(h) = &data.household else {
+        if data.household_id.is_some() {
+            return fail(
+                "data.household_id",
+                "links persons to households, but there is no household file: add [data.household] with path and id, or remove the key",
+            );
+        }
+        if person.is_some() {
+            return fail(
+                "design.person",
+                "says how a person's weight follows from the household's, but there is no household file: add [data.household], or remove [design.person]",
+            );
+        }
+        return Ok(None);
+    };
+    let Some(link) = &data.household_id else {
+        return fail(
+            "data.household_id",
+            "missing: with a household file, name the person file's column that holds each person's household id",
+        );
+    };
+    if h.id.trim().is_empty() || link.trim().is_empty() {
+        return fail(
+            "data.household.id",
+            "the household id columns must be named",
+        );
+    }
+    let person_weight = match person {
+        None => PersonWeight::Household,
+        Some(p) => match (&p.selection_factor, &p.weight) {
+            (Some(_), Some(_)) => {
+                return fail(
+                    "design.person",
+                    "gives both selection_factor and weight: a person's design weight is either the household weight times the selection factor or a person weight column; keep one",
+                );
+            }
+            (Some(f), None) => PersonWeight::SelectionFactor(f.clone()),
+            (None, Some(w)) => PersonWeight::Column(w.clone()),
+            (None, None) => PersonWeight::Household,
+        },
+    };
+    Ok(Some(HouseholdSpec {
+        path: resolve(&h.path),
+        id: h.id.clone(),
+        response: h.response.clone(),
+        person_household_id: link.clone(),
+        person_weight,
+    }))
 }
 
 /// Check one `[weighting.calibration]` table; errors are (key, message).

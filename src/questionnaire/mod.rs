@@ -160,6 +160,41 @@ pub struct Variable {
     pub frame: bool,
     /// The SDG breakdown this variable's codes are sent as, when used as a domain.
     pub sdmx: Option<SdmxMapping>,
+    /// The unit the variable is measured on: a household variable is read from the household
+    /// file, a person variable from the person file.
+    pub level: Level,
+}
+
+/// The unit of a variable or an indicator in a survey of households and persons
+/// (`docs/questionnaire.md`, "Households and persons"). Household crimes are asked once per
+/// household and estimated over households; personal crimes, bribery and feelings of safety over
+/// persons. A questionnaire without household variables describes one unit, the person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Level {
+    /// Estimated over households with household weights.
+    Household,
+    /// Estimated over persons with person weights (the default).
+    #[default]
+    Person,
+}
+
+impl Level {
+    /// The name in questionnaires, configs and the `level` output column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Household => "household",
+            Level::Person => "person",
+        }
+    }
+
+    /// Parse `household` or `person` (any case).
+    pub fn from_name(name: &str) -> Option<Level> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "household" => Some(Level::Household),
+            "person" => Some(Level::Person),
+            _ => None,
+        }
+    }
 }
 
 /// A variable computed from others by an expression.
@@ -175,6 +210,9 @@ pub struct Derived {
     pub codes: Vec<CodeLabel>,
     /// The SDG breakdown this variable's codes are sent as, when used as a domain.
     pub sdmx: Option<SdmxMapping>,
+    /// Household when every variable it uses is a household variable (it can then be computed
+    /// on the household file), person otherwise.
+    pub level: Level,
 }
 
 /// What an indicator estimates.
@@ -304,6 +342,8 @@ pub struct Indicator {
     pub categories: Vec<Indicator>,
     /// A quantile indicator's probabilities, rule and interval.
     pub quantile: Option<QuantileSpec>,
+    /// The unit it is estimated over (a household indicator uses household variables only).
+    pub level: Level,
 }
 
 impl Indicator {
@@ -328,6 +368,51 @@ impl Indicator {
 }
 
 impl Questionnaire {
+    /// True when some variable is measured on households: the survey then has a household file
+    /// and a person file (`[data.household]`).
+    pub fn has_households(&self) -> bool {
+        self.variables.iter().any(|v| v.level == Level::Household)
+    }
+
+    /// The level of a variable or derived variable.
+    pub fn level_of(&self, name: &str) -> Option<Level> {
+        self.variable(name)
+            .map(|v| v.level)
+            .or_else(|| self.derived_variable(name).map(|d| d.level))
+    }
+
+    /// The household part: household variables, the derived variables computed from them, and
+    /// household indicators. The household file is read and estimated with it.
+    pub fn household_part(&self) -> Questionnaire {
+        let household = Level::Household;
+        Questionnaire {
+            variables: self.variables.iter().filter(|v| v.level == household).cloned().collect(),
+            derived: self.derived.iter().filter(|d| d.level == household).cloned().collect(),
+            indicators: self.indicators.iter().filter(|i| i.level == household).cloned().collect(),
+            ..self.clone()
+        }
+    }
+
+    /// What the person file is checked against: its variables only. Derived variables, which may
+    /// use household variables, are computed once the households are joined.
+    pub fn person_file_part(&self) -> Questionnaire {
+        Questionnaire {
+            variables: self.variables.iter().filter(|v| v.level == Level::Person).cloned().collect(),
+            derived: Vec::new(),
+            indicators: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// The person part for estimation: every variable (household ones are joined to their
+    /// persons) and the person indicators.
+    pub fn person_part(&self) -> Questionnaire {
+        Questionnaire {
+            indicators: self.indicators.iter().filter(|i| i.level == Level::Person).cloned().collect(),
+            ..self.clone()
+        }
+    }
+
     /// Read and check a questionnaire file.
     pub fn load(path: &Path) -> Result<Questionnaire, QuestionnaireError> {
         parse::load(path)

@@ -13,6 +13,7 @@ use toml::Spanned;
 
 use super::expr::{Expr, ExprType, VarInfo};
 use super::{
+    Level,
     Category, CodeLabel, Derived, Indicator, IndicatorKind, MissingCode, MissingMeaning,
     MissingRange, Problem, QuantileInterval, QuantileRule, QuantileSpec, Questionnaire,
     QuestionnaireError, SDG_BREAKDOWN_DIMENSIONS, SdmxMapping, VarType, Variable,
@@ -92,6 +93,7 @@ struct RawVariable {
     #[serde(default)]
     frame: bool,
     sdmx: Option<RawSdmxMapping>,
+    level: Option<String>,
 }
 
 /// `sdmx = { dimension = "SEX", codes = { 1 = "M", 2 = "F" } }` on a variable or derived variable.
@@ -111,6 +113,7 @@ struct RawDerived {
     expr: Spanned<String>,
     codes: Option<Ordered<String>>,
     sdmx: Option<RawSdmxMapping>,
+    level: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +149,7 @@ struct RawIndicator {
     probs: Option<Vec<f64>>,
     qrule: Option<String>,
     ci: Option<String>,
+    level: Option<String>,
 }
 
 /// A TOML table read as a list of (key, value) pairs in file order.
@@ -650,12 +654,45 @@ impl Checker<'_> {
             if let Some(m) = &sdmx {
                 sdmx_dimensions.push((d.name.clone(), m.dimension.clone(), at));
             }
+            // Household when every input is (a constant too): then it can be computed on the
+            // household file, and joined to persons like any household variable.
+            let inputs_level = expr
+                .variables()
+                .iter()
+                .map(|n| {
+                    variables
+                        .iter()
+                        .find(|v| &v.name == n)
+                        .map(|v| v.level)
+                        .or_else(|| derived.iter().find(|x: &&Derived| &x.name == n).map(|x| x.level))
+                        .unwrap_or(Level::Person)
+                })
+                .max()
+                .unwrap_or(Level::Household);
+            let what = format!("derived variable {}", d.name);
+            let level = match d.level.as_deref() {
+                None => inputs_level,
+                Some(text) => {
+                    let declared = self.level(at, &what, Some(text));
+                    if declared == Level::Household && inputs_level == Level::Person {
+                        self.at(
+                            at,
+                            format!(
+                                "{what}: declared level = \"household\" but it uses person variables ({}); a household variable can use household variables only",
+                                self.person_inputs(&expr, &variables, &derived).join(", ")
+                            ),
+                        );
+                    }
+                    declared
+                }
+            };
             derived.push(Derived {
                 name: d.name.clone(),
                 label: d.label.clone(),
                 expr,
                 codes,
                 sdmx,
+                level,
             });
         }
 
@@ -706,6 +743,8 @@ impl Checker<'_> {
                 indicators.push(ind);
             }
         }
+
+        self.check_levels(&variables, &derived, &indicators, &raw);
 
         Questionnaire {
             id: raw.questionnaire.id,
@@ -903,7 +942,110 @@ impl Checker<'_> {
             asked_if: None,
             frame: v.frame,
             sdmx,
+            level: self.level(at, &what, v.level.as_deref()),
         })
+    }
+
+    /// `level = "household" | "person"` of a variable, derived variable or indicator.
+    fn level(&mut self, at: usize, what: &str, text: Option<&str>) -> Level {
+        match text {
+            None => Level::Person,
+            Some(t) => Level::from_name(t).unwrap_or_else(|| {
+                self.at(
+                    at,
+                    format!("{what}: level = {t:?}; write \"household\" or \"person\""),
+                );
+                Level::Person
+            }),
+        }
+    }
+
+    /// The person variables an expression uses.
+    fn person_inputs(&self, expr: &Expr, variables: &[Variable], derived: &[Derived]) -> Vec<String> {
+        expr.variables()
+            .into_iter()
+            .filter(|n| {
+                let level = variables
+                    .iter()
+                    .find(|v| &v.name == n)
+                    .map(|v| v.level)
+                    .or_else(|| derived.iter().find(|d| &d.name == n).map(|d| d.level));
+                level == Some(Level::Person)
+            })
+            .collect()
+    }
+
+    /// A household indicator reads household variables only (it is estimated on the household
+    /// file); skip rules stay within their variable's file, which is checked before the files
+    /// are joined.
+    fn check_levels(
+        &mut self,
+        variables: &[Variable],
+        derived: &[Derived],
+        indicators: &[Indicator],
+        raw: &RawFile,
+    ) {
+        let level_of = |n: &str| {
+            variables
+                .iter()
+                .find(|v| v.name == n)
+                .map(|v| v.level)
+                .or_else(|| derived.iter().find(|d| d.name == n).map(|d| d.level))
+        };
+        let positions: HashMap<&str, usize> = raw
+            .indicators
+            .iter()
+            .map(|ri| (ri.get_ref().id.as_str(), ri.span().start))
+            .collect();
+        for ind in indicators.iter().filter(|i| i.level == Level::Household) {
+            let mut used: Vec<String> = std::iter::once(ind)
+                .chain(&ind.categories)
+                .flat_map(|i| [&i.value, &i.numerator, &i.denominator, &i.universe])
+                .flatten()
+                .flat_map(|e| e.variables())
+                .filter(|n| level_of(n) == Some(Level::Person))
+                .collect();
+            used.sort_unstable();
+            used.dedup();
+            if !used.is_empty() {
+                let at = positions.get(ind.id.as_str()).copied().unwrap_or(0);
+                self.at(
+                    at,
+                    format!(
+                        "indicator {}: level = \"household\" but it uses person variables ({}); a household indicator is estimated on the household file and can use household variables only (a person indicator may use household variables)",
+                        ind.id,
+                        used.join(", ")
+                    ),
+                );
+            }
+        }
+        if !variables.iter().any(|v| v.level == Level::Household) {
+            return;
+        }
+        for (v, rv) in variables.iter().zip(
+            raw.variables
+                .iter()
+                .filter(|rv| !rv.get_ref().name.is_empty()),
+        ) {
+            let Some(cond) = &v.asked_if else { continue };
+            let other: Vec<String> = cond
+                .variables()
+                .into_iter()
+                .filter(|n| level_of(n).is_some_and(|l| l != v.level))
+                .collect();
+            if !other.is_empty() {
+                self.at(
+                    rv.span().start,
+                    format!(
+                        "variable {}, asked_if: uses {} of the other file ({}); a skip rule is checked while its variable's file is read, before households and persons are joined, so it can use variables of the {} file only",
+                        v.name,
+                        if v.level == Level::Person { "household variables" } else { "person variables" },
+                        other.join(", "),
+                        v.level.as_str()
+                    ),
+                );
+            }
+        }
     }
 
     /// Check an `sdmx` mapping: an SDG breakdown dimension, and an SDMX code for every valid code
@@ -1159,6 +1301,7 @@ impl Checker<'_> {
             category: None,
             categories: Vec::new(),
             quantile,
+            level: self.level(at, &format!("indicator {id}"), r.level.as_deref()),
         };
         if kind == IndicatorKind::Distribution {
             indicator.categories = self.distribution_parts(at, r, &indicator, scope, labels)?;
