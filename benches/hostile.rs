@@ -88,6 +88,8 @@ fn spec(path: PathBuf) -> IngestSpec {
         derived: None,
         invalid_answer: Default::default(),
         unit_columns: Vec::new(),
+        optional_columns: Vec::new(),
+        household_link: None,
     }
 }
 

@@ -174,6 +174,8 @@ fn ingest_spec(rows: usize, path: &Path) -> (IngestSpec, Questionnaire) {
         derived: None,
         invalid_answer: Default::default(),
         unit_columns: Vec::new(),
+        optional_columns: Vec::new(),
+        household_link: None,
     };
     (spec, q)
 }

@@ -741,21 +741,30 @@ impl Pipeline {
                 Some(text) => Level::from_name(text).ok_or_else(|| {
                     invalid(
                         "weighting.level",
-                        format!("scheme \"{}\": level = {text:?}; write \"household\" or \"person\"", w.name),
+                        format!(
+                            "scheme \"{}\": level = {text:?}; write \"household\" or \"person\"",
+                            w.name
+                        ),
                     )
                 })?,
             };
             if level == Level::Household && households.is_none() {
                 return Err(invalid(
                     "weighting.level",
-                    format!("scheme \"{}\" is a household scheme, but the survey has one file: add [data.household] (and [data] household_id), or remove level", w.name),
+                    format!(
+                        "scheme \"{}\" is a household scheme, but the survey has one file: add [data.household] (and [data] household_id), or remove level",
+                        w.name
+                    ),
                 ));
             }
             if let Some(base) = &w.household_scheme {
                 if level == Level::Household {
                     return Err(invalid(
                         "weighting.household_scheme",
-                        format!("scheme \"{}\" is a household scheme; household_scheme names the household scheme a person scheme starts from", w.name),
+                        format!(
+                            "scheme \"{}\" is a household scheme; household_scheme names the household scheme a person scheme starts from",
+                            w.name
+                        ),
                     ));
                 }
                 if !household_weighting.iter().any(|h| &h.name == base) {
@@ -764,7 +773,15 @@ impl Pipeline {
                         format!(
                             "scheme \"{}\": \"{base}\" is not a household scheme defined before it (household schemes: {})",
                             w.name,
-                            if household_weighting.is_empty() { "none".to_string() } else { household_weighting.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ") }
+                            if household_weighting.is_empty() {
+                                "none".to_string()
+                            } else {
+                                household_weighting
+                                    .iter()
+                                    .map(|h| h.name.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            }
                         ),
                     ));
                 }

@@ -73,6 +73,8 @@ fn demo_spec(path: PathBuf) -> IngestSpec {
         derived: None,
         invalid_answer: Default::default(),
         unit_columns: Vec::new(),
+        optional_columns: Vec::new(),
+        household_link: None,
     }
 }
 

@@ -120,6 +120,9 @@ pub struct EstimateRow {
     pub flag: Flag,
     /// Which reliability rule fired (empty when reliable).
     pub flag_reason: String,
+    /// The unit estimated over: households or persons (`level` in `estimates.parquet` of a
+    /// survey with a household file).
+    pub level: crate::questionnaire::Level,
 }
 
 /// Whether a cell may be published as it stands (see `docs/reliability-flags.md`).
@@ -1411,6 +1414,7 @@ fn estimate_block(
                     item_missing_share: item_missing[d],
                     flag: Flag::Reliable,
                     flag_reason: String::new(),
+                    level: crate::questionnaire::Level::Person,
                 });
             };
             if ind.kind == IndicatorKind::Proportion {

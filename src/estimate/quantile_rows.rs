@@ -372,6 +372,7 @@ fn quantile_row(
         item_missing_share,
         flag: Flag::Reliable,
         flag_reason: String::new(),
+        level: crate::questionnaire::Level::Person,
     }
 }
 

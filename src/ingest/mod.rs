@@ -13,6 +13,7 @@ pub mod dictionary;
 mod dta;
 mod dta_lengths;
 mod findings;
+pub mod households;
 mod por;
 mod read;
 mod sav;
@@ -65,6 +66,12 @@ pub struct IngestSpec {
     /// so an invalid answer in them still quarantines a respondent. (Nonresponse classes, read
     /// in every row, are in `required_columns`, where an invalid value always quarantines.)
     pub unit_columns: Vec<String>,
+    /// Columns loaded when the file has them (a design column a person file may repeat, a
+    /// selection factor that may be in either file).
+    pub optional_columns: Vec<String>,
+    /// The person file of a survey of households and persons: how its rows are linked to the
+    /// households (`households::HouseholdLink::check`).
+    pub household_link: Option<households::HouseholdLink>,
 }
 
 /// What an invalid answer does to its row: a code the questionnaire does not declare, a value
@@ -193,6 +200,10 @@ pub enum FindingKind {
     /// A code labelled or declared missing in an SPSS/Stata file's dictionary that the
     /// questionnaire does not declare (kept; reported once per variable and code, row 0).
     UndeclaredLabel,
+    /// A person whose household is not among the used rows of the household file.
+    UnknownHousehold,
+    /// A person row that contradicts its household's row (response status, design columns).
+    HouseholdMismatch,
 }
 
 impl FindingKind {
@@ -214,6 +225,8 @@ impl FindingKind {
             FindingKind::ItemNonresponse => "item_nonresponse",
             FindingKind::NonrespondentAnswers => "nonrespondent_answers",
             FindingKind::UndeclaredLabel => "undeclared_label",
+            FindingKind::UnknownHousehold => "unknown_household",
+            FindingKind::HouseholdMismatch => "household_mismatch",
         }
     }
 
@@ -523,6 +536,7 @@ fn column_plan(name: &str, spec: &IngestSpec, q: &Questionnaire) -> ColumnPlan {
     if let Some(v) = q.variable(name) {
         ColumnPlan::Declared(CellRules::from_variable(v).with_na(&spec.na))
     } else if needed_columns(spec).contains(&name)
+        || spec.optional_columns.iter().any(|c| c == name)
         || spec
             .column_patterns
             .iter()
@@ -918,6 +932,10 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
             let id = col.display(rows[0]).unwrap_or_default();
             findings.push_duplicates(rows, spec.id_column(), &id);
         }
+    }
+
+    if let Some(link) = &spec.household_link {
+        link.check(&frame, &respondent, &mut findings);
     }
 
     let editing = Editing {

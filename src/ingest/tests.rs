@@ -185,6 +185,8 @@ fn invalid_answers_in_weighting_variables_still_quarantine() {
     let path = scratch_file("weighting.csv", CSV.as_bytes());
     let spec = IngestSpec {
         unit_columns: vec!["q1".into()],
+        optional_columns: Vec::new(),
+        household_link: None,
         ..spec(path, InvalidAnswer::Blank)
     };
     let got = read(&spec, &questionnaire()).expect("read");

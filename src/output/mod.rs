@@ -19,6 +19,7 @@ use parquet::file::properties::WriterProperties;
 use crate::estimate::EstimateRow;
 use crate::frame::Column;
 use crate::ingest::FindingRef;
+use crate::questionnaire::Level;
 
 pub mod association;
 pub mod context;
@@ -236,7 +237,17 @@ pub fn estimates_batch(rows: &[EstimateRow]) -> Result<RecordBatch, arrow_schema
         s(|r| &r.flag_reason),
         o(|r| r.item_missing_share),
     ];
-    RecordBatch::try_new(Arc::new(estimates_schema()), columns)
+    let mut columns = columns;
+    let mut schema = estimates_schema();
+    // A survey of households and persons says which unit each row is estimated over; the
+    // files of one unit keep their columns.
+    if rows.iter().any(|r| r.level == Level::Household) {
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("level", DataType::Utf8, false));
+        schema = Schema::new(fields);
+        columns.push(s(|r| r.level.as_str()));
+    }
+    RecordBatch::try_new(Arc::new(schema), columns)
 }
 
 /// Write `estimates.parquet` (ZSTD) with key-value `metadata`.

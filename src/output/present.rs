@@ -429,6 +429,7 @@ qrule = "hf7"
             item_missing_share: None,
             flag: crate::estimate::Flag::Reliable,
             flag_reason: String::new(),
+            level: crate::questionnaire::Level::Person,
         }
     }
 

@@ -52,30 +52,40 @@ fn num(x: Option<f64>) -> String {
 /// `estimates.csv`: the rows with the Parquet columns, text made spreadsheet-safe.
 pub fn estimates_csv(rows: &[EstimateRow]) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(CSV_COLUMNS)?;
+    // `level` last, in a survey of households and persons only (as in `estimates.parquet`).
+    let two_units = rows
+        .iter()
+        .any(|r| r.level == crate::questionnaire::Level::Household);
+    let level: &[&str] = if two_units { &["level"] } else { &[] };
+    w.write_record(CSV_COLUMNS.iter().chain(level))?;
     for r in rows {
-        w.write_record([
-            spreadsheet_safe(&r.indicator).as_ref(),
-            &spreadsheet_safe(&r.weighting),
-            r.variance.as_str(),
-            &spreadsheet_safe(&r.domain_var),
-            &spreadsheet_safe(&r.domain_value),
-            &spreadsheet_safe(r.category.as_deref().unwrap_or_default()),
-            &num(r.estimate),
-            &num(r.se),
-            &num(r.ci_low),
-            &num(r.ci_high),
-            r.ci_method.as_str(),
-            &num(r.df),
-            &num(r.cv),
-            &num(r.deff),
-            &r.n_unweighted.to_string(),
-            &format!("{}", r.n_weighted),
-            &num(r.n_effective),
-            r.flag.as_str(),
-            &spreadsheet_safe(&r.flag_reason),
-            &num(r.item_missing_share),
-        ])?;
+        let level: &[&str] = if two_units { &[r.level.as_str()] } else { &[] };
+        w.write_record(
+            [
+                spreadsheet_safe(&r.indicator).as_ref(),
+                &spreadsheet_safe(&r.weighting),
+                r.variance.as_str(),
+                &spreadsheet_safe(&r.domain_var),
+                &spreadsheet_safe(&r.domain_value),
+                &spreadsheet_safe(r.category.as_deref().unwrap_or_default()),
+                &num(r.estimate),
+                &num(r.se),
+                &num(r.ci_low),
+                &num(r.ci_high),
+                r.ci_method.as_str(),
+                &num(r.df),
+                &num(r.cv),
+                &num(r.deff),
+                &r.n_unweighted.to_string(),
+                &format!("{}", r.n_weighted),
+                &num(r.n_effective),
+                r.flag.as_str(),
+                &spreadsheet_safe(&r.flag_reason),
+                &num(r.item_missing_share),
+            ]
+            .into_iter()
+            .chain(level.iter().copied()),
+        )?;
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
@@ -270,6 +280,7 @@ mod tests {
             item_missing_share: None,
             flag: Flag::Reliable,
             flag_reason: String::new(),
+            level: crate::questionnaire::Level::Person,
         };
         let text = String::from_utf8(estimates_csv(&[row]).expect("csv")).expect("utf8");
         let line = text.lines().nth(1).expect("row");

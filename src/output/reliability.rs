@@ -984,6 +984,7 @@ mod tests {
             item_missing_share: None,
             flag: Flag::Reliable,
             flag_reason: String::new(),
+            level: crate::questionnaire::Level::Person,
         };
         let info: BTreeMap<&str, (bool, f64)> = [("dist", (true, 1.0))].into_iter().collect();
         assert_eq!(

@@ -87,6 +87,10 @@ pub fn read_estimates(path: &Path) -> Result<Vec<EstimateRow>, OutputError> {
             number("n_weighted")?,
             number("n_effective")?,
         );
+        // Files of one unit have no level column: their rows are persons.
+        let level = batch
+            .column_by_name("level")
+            .and_then(|c| c.as_string_opt::<i32>().cloned());
         // Files written before item-level editing have no item_missing_share column.
         let item_missing_share = batch
             .column_by_name("item_missing_share")
@@ -132,6 +136,10 @@ pub fn read_estimates(path: &Path) -> Result<Vec<EstimateRow>, OutputError> {
                 flag: Flag::from_name(flag.value(i))
                     .ok_or_else(|| unknown("flag", flag.value(i)))?,
                 flag_reason: flag_reason.value(i).to_string(),
+                level: level
+                    .as_ref()
+                    .and_then(|c| crate::questionnaire::Level::from_name(c.value(i)))
+                    .unwrap_or_default(),
             });
         }
     }
@@ -326,6 +334,7 @@ mod tests {
             item_missing_share: None,
             flag: Flag::Reliable,
             flag_reason: String::new(),
+            level: crate::questionnaire::Level::Person,
         }
     }
 

@@ -50,6 +50,9 @@ pub const OUTPUT_FILES: &[&str] = &[
     "contrasts.csv",
     "tests.parquet",
     "tests.csv",
+    "household_quarantine.csv",
+    "household_findings.csv",
+    "household_weights.parquet",
 ];
 
 /// File-manager metadata that the system recreates at will (macOS Finder, Windows Explorer):

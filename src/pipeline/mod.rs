@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+mod households;
+use households::compute_households_and_persons;
+
 use crate::config::{ConfigError, Pipeline};
 use crate::design::{Design, DesignError};
 use crate::estimate::{
@@ -457,6 +460,8 @@ fn ingest_spec(p: &Pipeline, q: &Questionnaire) -> IngestSpec {
         } else {
             Vec::new()
         },
+        optional_columns: Vec::new(),
+        household_link: None,
     }
 }
 
@@ -465,7 +470,17 @@ pub(crate) fn read_data(
     q: &Questionnaire,
     opts: RunOptions<'_>,
 ) -> Result<Ingested, PipelineError> {
-    let ingested = crate::ingest::read_with_progress(&ingest_spec(p, q), q, opts.progress())?;
+    read_with_spec(p, q, &ingest_spec(p, q), opts)
+}
+
+/// Read a file as `spec` says; under `--strict` any finding but item nonresponse stops the run.
+fn read_with_spec(
+    p: &Pipeline,
+    q: &Questionnaire,
+    spec: &IngestSpec,
+    opts: RunOptions<'_>,
+) -> Result<Ingested, PipelineError> {
+    let ingested = crate::ingest::read_with_progress(spec, q, opts.progress())?;
     // Item nonresponse is a property of the answers, not an error in the file: never fatal.
     let real = |kind: FindingKind| kind != FindingKind::ItemNonresponse;
     let first = opts
@@ -502,16 +517,21 @@ fn write_row_reports(
     staged: &mut StagedFiles,
     dir: &Path,
     ingested: &Ingested,
+    prefix: &str,
 ) -> Result<(), PipelineError> {
     crate::output::write_findings(
         staged,
-        &dir.join("quarantine.csv"),
+        &dir.join(format!("{prefix}quarantine.csv")),
         ingested
             .findings
             .iter()
             .filter(|f| f.action == FindingAction::Quarantined),
     )?;
-    crate::output::write_findings(staged, &dir.join("findings.csv"), ingested.findings.iter())?;
+    crate::output::write_findings(
+        staged,
+        &dir.join(format!("{prefix}findings.csv")),
+        ingested.findings.iter(),
+    )?;
     Ok(())
 }
 
@@ -538,7 +558,7 @@ pub fn validate(config_path: &Path, opts: RunOptions<'_>) -> Result<RunReport, P
     let output = output_folder(&p)?;
     let ingested = read_data(&p, &q, opts)?;
     let mut staged = output.stage();
-    write_row_reports(&mut staged, &p.output_dir, &ingested)?;
+    write_row_reports(&mut staged, &p.output_dir, &ingested, "")?;
     let files = output.commit(staged)?;
     Ok(report(&p, &q, &ingested, None, &[], Vec::new(), files))
 }
@@ -584,6 +604,19 @@ struct Computed {
     contrasts: Vec<ContrastRow>,
     /// Rows of the tests of association: test, scheme, variance method, statistic.
     tests: Vec<crate::estimate::TestRow>,
+    /// The households of a survey of households and persons; the fields above are then the
+    /// persons' (estimates, contrasts, tests and warnings of both units).
+    household: Option<Box<HouseholdPart>>,
+}
+
+/// The household unit of a run.
+struct HouseholdPart {
+    /// The run's config as the households see it: their file, design weight and schemes.
+    pipeline: Pipeline,
+    ingested: Ingested,
+    design: Design,
+    schemes: Vec<Scheme>,
+    replicate_weights: Vec<(String, Vec<f64>)>,
 }
 
 fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, PipelineError> {
@@ -591,8 +624,33 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
     let (p, q) = prepare(config_path)?;
     let output = output_folder(&p)?;
     clock.lap("config");
+    if p.households.is_some() {
+        return compute_households_and_persons(p, q, output, opts, clock);
+    }
     let mut ingested = read_data(&p, &q, opts)?;
     clock.lap("ingest");
+    let respondents = respondents_with_weights(&p, &mut ingested, &output, "")?;
+    let unit = compute_unit(&p, &q, &ingested, &respondents, opts, &mut clock)?;
+    Ok(Computed::assemble(
+        output,
+        opts.timings.then_some(clock),
+        p,
+        q,
+        ingested,
+        unit,
+        None,
+    ))
+}
+
+/// The respondents' rows; the design weights derived from the fpc when no weight column is
+/// named. No respondent left stops the run, after the row reports (prefixed `prefix`) that say
+/// why every row was quarantined.
+fn respondents_with_weights(
+    p: &Pipeline,
+    ingested: &mut Ingested,
+    output: &OutputFolder,
+    prefix: &str,
+) -> Result<Vec<usize>, PipelineError> {
     let respondents: Vec<usize> = (0..ingested.frame.n_rows())
         .filter(|&r| ingested.respondent[r])
         .collect();
@@ -600,13 +658,13 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
         // The row reports say why every row was quarantined; they replace the folder's
         // previous outputs as `validate` would.
         let mut staged = output.stage();
-        write_row_reports(&mut staged, &p.output_dir, &ingested)?;
+        write_row_reports(&mut staged, &p.output_dir, &ingested, prefix)?;
         output.commit(staged)?;
         return Err(PipelineError::NoRespondents {
             path: p.data.path.clone(),
             read: ingested.rows_read,
             quarantined: ingested.rows_quarantined,
-            reports: p.output_dir.join("quarantine.csv"),
+            reports: p.output_dir.join(format!("{prefix}quarantine.csv")),
         });
     }
     if p.weight_from_fpc {
@@ -630,6 +688,30 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
             })?;
     }
 
+    Ok(respondents)
+}
+
+/// One unit's design, weighting and estimates.
+struct Unit {
+    design: Design,
+    schemes: Vec<Scheme>,
+    estimates: Vec<EstimateRow>,
+    contrasts: Vec<ContrastRow>,
+    tests: Vec<crate::estimate::TestRow>,
+    warnings: Vec<String>,
+    replicate_weights: Vec<(String, Vec<f64>)>,
+}
+
+/// Design, weighting, and the estimates of every variance method for the unit of `ingested`.
+fn compute_unit(
+    p: &Pipeline,
+    q: &Questionnaire,
+    ingested: &Ingested,
+    respondents: &[usize],
+    opts: RunOptions<'_>,
+    clock: &mut StageClock,
+) -> Result<Unit, PipelineError> {
+    let respondents = respondents.to_vec();
     let design = Design::build(&ingested.frame, &respondents, &p.design)?;
     clock.lap("design");
     let base_weights = numeric_column(&ingested, &p.design.weight);
@@ -781,20 +863,44 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
         )
     });
     clock.lap("estimate");
-    Ok(Computed {
-        output,
-        warnings,
-        replicate_weights,
-        timings: opts.timings.then_some(clock),
-        pipeline: p,
-        questionnaire: q,
-        ingested,
+    Ok(Unit {
         design,
         schemes,
         estimates,
         contrasts,
         tests: test_rows,
+        warnings,
+        replicate_weights,
     })
+}
+
+impl Computed {
+    /// The run of one unit, or of persons with `household` beside them.
+    fn assemble(
+        output: OutputFolder,
+        timings: Option<StageClock>,
+        pipeline: Pipeline,
+        questionnaire: Questionnaire,
+        ingested: Ingested,
+        unit: Unit,
+        household: Option<Box<HouseholdPart>>,
+    ) -> Computed {
+        Computed {
+            output,
+            warnings: unit.warnings,
+            replicate_weights: unit.replicate_weights,
+            timings,
+            pipeline,
+            questionnaire,
+            ingested,
+            design: unit.design,
+            schemes: unit.schemes,
+            estimates: unit.estimates,
+            contrasts: unit.contrasts,
+            tests: unit.tests,
+            household,
+        }
+    }
 }
 
 /// The replicate stage's settings for `variance` from `[variance]`; none for Taylor, which is not
@@ -869,12 +975,28 @@ fn stage_outputs(c: &Computed, comparison: bool) -> Result<StagedFiles, Pipeline
                 &c.estimates,
                 &metadata,
             )?;
-            write_row_reports(&mut staged, dir, &c.ingested)?;
+            write_row_reports(&mut staged, dir, &c.ingested, "")?;
+            if let Some(h) = &c.household {
+                write_row_reports(&mut staged, dir, &h.ingested, "household_")?;
+            }
             Ok(staged)
         },
         || -> Result<StagedFiles, PipelineError> {
             let mut staged = c.output.stage();
-            write_weights_file(&mut staged, c, &metadata)?;
+            write_weights_file(
+                &mut staged,
+                &dir.join("weights.parquet"),
+                (&c.pipeline, &c.ingested, &c.schemes, &c.replicate_weights),
+                &metadata,
+            )?;
+            if let Some(h) = &c.household {
+                write_weights_file(
+                    &mut staged,
+                    &dir.join("household_weights.parquet"),
+                    (&h.pipeline, &h.ingested, &h.schemes, &h.replicate_weights),
+                    &metadata,
+                )?;
+            }
             Ok(staged)
         },
     );
@@ -931,12 +1053,30 @@ fn stage_outputs(c: &Computed, comparison: bool) -> Result<StagedFiles, Pipeline
 /// weight of every scheme (and of every replicate when they are published).
 fn write_weights_file(
     staged: &mut StagedFiles,
-    c: &Computed,
+    path: &Path,
+    (pipeline, ingested, schemes, replicate_weights): (
+        &Pipeline,
+        &Ingested,
+        &[Scheme],
+        &[(String, Vec<f64>)],
+    ),
     metadata: &[(String, String)],
 ) -> Result<(), PipelineError> {
-    let base = numeric_column(&c.ingested, &c.pipeline.design.weight);
+    struct Unit<'a> {
+        pipeline: &'a Pipeline,
+        ingested: &'a Ingested,
+        schemes: &'a [Scheme],
+        replicate_weights: &'a [(String, Vec<f64>)],
+    }
+    let c = Unit {
+        pipeline,
+        ingested,
+        schemes,
+        replicate_weights,
+    };
+    let base = numeric_column(c.ingested, &c.pipeline.design.weight);
     let mut per_scheme: Vec<(String, Vec<Option<f64>>)> = Vec::new();
-    for s in &c.schemes {
+    for s in c.schemes {
         let mut full = vec![None; c.ingested.frame.n_rows()];
         let mut k = 0;
         for (r, slot) in full.iter_mut().enumerate() {
@@ -947,7 +1087,7 @@ fn write_weights_file(
         }
         per_scheme.push((s.name.clone(), full));
     }
-    for (name, weights) in &c.replicate_weights {
+    for (name, weights) in c.replicate_weights {
         let mut full = vec![None; c.ingested.frame.n_rows()];
         let mut k = 0;
         for (r, slot) in full.iter_mut().enumerate() {
@@ -960,7 +1100,7 @@ fn write_weights_file(
     }
     crate::output::write_weights(
         staged,
-        &c.pipeline.output_dir.join("weights.parquet"),
+        path,
         c.ingested.frame.column(
             c.pipeline
                 .data
@@ -1087,13 +1227,17 @@ fn collapsed_strata_json(design: &Design) -> serde_json::Value {
         .collect()
 }
 
-/// `weighting.json`: per scheme its definition and the distribution of its final weights.
-fn weighting_json(c: &Computed) -> String {
-    let schemes: Vec<serde_json::Value> = c
-        .pipeline
-        .weighting
+/// Per scheme its definition and the distribution of its final weights.
+fn schemes_json(p: &Pipeline, schemes: &[Scheme]) -> serde_json::Value {
+    // Schemes are in config order: match each to its definition by name.
+    schemes
         .iter()
-        .zip(&c.schemes)
+        .filter_map(|s| {
+            p.weighting
+                .iter()
+                .find(|w| w.name == s.name)
+                .map(|w| (w, s))
+        })
         .map(|(spec, s)| {
             let calibration = s.calibration.as_ref().map(|c| {
                 serde_json::json!({
@@ -1117,26 +1261,25 @@ fn weighting_json(c: &Computed) -> String {
                 "weights": WeightSummary::of(&s.weights),
             })
         })
-        .collect();
-    let mut json = serde_json::json!({ "schemes": schemes });
+        .collect()
+}
+
+/// `weighting.json`: per scheme its definition and the distribution of its final weights.
+fn weighting_json(c: &Computed) -> String {
+    let mut json = serde_json::json!({ "schemes": schemes_json(&c.pipeline, &c.schemes) });
     if !c.design.collapsed_strata().is_empty() {
         json["collapsed_strata"] = collapsed_strata_json(&c.design);
+    }
+    if let Some(h) = &c.household {
+        json["household_schemes"] = schemes_json(&h.pipeline, &h.schemes);
     }
     let mut text = serde_json::to_string_pretty(&json).unwrap_or_default();
     text.push('\n');
     text
 }
 
-/// `run_summary.json`: row accounting per input file, findings by kind, what was run, and (with
-/// `--timings`) the wall time of each stage.
-fn run_summary_json(c: &Computed) -> String {
-    let i = &c.ingested;
-    assert_eq!(
-        i.rows_read,
-        i.rows_used() + i.rows_quarantined,
-        "row accounting"
-    );
-    // Per kind: the count, whether any of them quarantined its row, and the count per action.
+/// Per kind: the count, whether any of them quarantined its row, and the count per action.
+fn findings_json(i: &Ingested) -> serde_json::Value {
     let mut findings: serde_json::Map<String, serde_json::Value> = serde_json::Map::new();
     for ((k, action), n) in findings_by_kind(i) {
         let entry = findings
@@ -1148,6 +1291,19 @@ fn run_summary_json(c: &Computed) -> String {
         }
         entry[action.as_str()] = serde_json::json!(n);
     }
+    findings.into()
+}
+
+/// `run_summary.json`: row accounting per input file, findings by kind, what was run, and (with
+/// `--timings`) the wall time of each stage.
+fn run_summary_json(c: &Computed) -> String {
+    let i = &c.ingested;
+    assert_eq!(
+        i.rows_read,
+        i.rows_used() + i.rows_quarantined,
+        "row accounting"
+    );
+    let findings = findings_json(i);
     let file_name = |path: &Path| {
         path.file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -1173,6 +1329,35 @@ fn run_summary_json(c: &Computed) -> String {
         "estimates": c.estimates.len(),
         "warnings": c.warnings,
     });
+    if let Some(h) = &c.household {
+        // Households and persons are counted separately: each file's rows, findings, design.
+        let i = &h.ingested;
+        summary["inputs"][0]["level"] = serde_json::json!("person");
+        if let Some(inputs) = summary["inputs"].as_array_mut() {
+            inputs.insert(
+                0,
+                serde_json::json!({
+                    "level": "household",
+                    "file": file_name(&h.pipeline.data.path),
+                    "sha256": i.sha256,
+                    "rows_read": i.rows_read,
+                    "rows_used": i.rows_used(),
+                    "rows_quarantined": i.rows_quarantined,
+                    "respondents": i.respondent.iter().filter(|&&r| r).count(),
+                    "ignored_columns": i.ignored_columns,
+                    "absent_variables": i.absent_variables,
+                }),
+            );
+        }
+        summary["household_findings"] = findings_json(i);
+        summary["household_design"] = design_json(&h.design);
+        summary["household_weighting"] = h
+            .schemes
+            .iter()
+            .map(|s| s.name.clone())
+            .collect::<Vec<_>>()
+            .into();
+    }
     if let Some(clock) = &c.timings {
         summary["wall_time_ms"] = clock
             .laps

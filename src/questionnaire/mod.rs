@@ -386,9 +386,24 @@ impl Questionnaire {
     pub fn household_part(&self) -> Questionnaire {
         let household = Level::Household;
         Questionnaire {
-            variables: self.variables.iter().filter(|v| v.level == household).cloned().collect(),
-            derived: self.derived.iter().filter(|d| d.level == household).cloned().collect(),
-            indicators: self.indicators.iter().filter(|i| i.level == household).cloned().collect(),
+            variables: self
+                .variables
+                .iter()
+                .filter(|v| v.level == household)
+                .cloned()
+                .collect(),
+            derived: self
+                .derived
+                .iter()
+                .filter(|d| d.level == household)
+                .cloned()
+                .collect(),
+            indicators: self
+                .indicators
+                .iter()
+                .filter(|i| i.level == household)
+                .cloned()
+                .collect(),
             ..self.clone()
         }
     }
@@ -397,7 +412,12 @@ impl Questionnaire {
     /// use household variables, are computed once the households are joined.
     pub fn person_file_part(&self) -> Questionnaire {
         Questionnaire {
-            variables: self.variables.iter().filter(|v| v.level == Level::Person).cloned().collect(),
+            variables: self
+                .variables
+                .iter()
+                .filter(|v| v.level == Level::Person)
+                .cloned()
+                .collect(),
             derived: Vec::new(),
             indicators: Vec::new(),
             ..self.clone()
@@ -408,7 +428,12 @@ impl Questionnaire {
     /// persons) and the person indicators.
     pub fn person_part(&self) -> Questionnaire {
         Questionnaire {
-            indicators: self.indicators.iter().filter(|i| i.level == Level::Person).cloned().collect(),
+            indicators: self
+                .indicators
+                .iter()
+                .filter(|i| i.level == Level::Person)
+                .cloned()
+                .collect(),
             ..self.clone()
         }
     }

@@ -13,8 +13,7 @@ use toml::Spanned;
 
 use super::expr::{Expr, ExprType, VarInfo};
 use super::{
-    Level,
-    Category, CodeLabel, Derived, Indicator, IndicatorKind, MissingCode, MissingMeaning,
+    Category, CodeLabel, Derived, Indicator, IndicatorKind, Level, MissingCode, MissingMeaning,
     MissingRange, Problem, QuantileInterval, QuantileRule, QuantileSpec, Questionnaire,
     QuestionnaireError, SDG_BREAKDOWN_DIMENSIONS, SdmxMapping, VarType, Variable,
 };
@@ -664,7 +663,12 @@ impl Checker<'_> {
                         .iter()
                         .find(|v| &v.name == n)
                         .map(|v| v.level)
-                        .or_else(|| derived.iter().find(|x: &&Derived| &x.name == n).map(|x| x.level))
+                        .or_else(|| {
+                            derived
+                                .iter()
+                                .find(|x: &&Derived| &x.name == n)
+                                .map(|x| x.level)
+                        })
                         .unwrap_or(Level::Person)
                 })
                 .max()
@@ -961,7 +965,12 @@ impl Checker<'_> {
     }
 
     /// The person variables an expression uses.
-    fn person_inputs(&self, expr: &Expr, variables: &[Variable], derived: &[Derived]) -> Vec<String> {
+    fn person_inputs(
+        &self,
+        expr: &Expr,
+        variables: &[Variable],
+        derived: &[Derived],
+    ) -> Vec<String> {
         expr.variables()
             .into_iter()
             .filter(|n| {

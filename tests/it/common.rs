@@ -240,6 +240,8 @@ pub fn demo_ingest_spec(path: PathBuf) -> cvsurvey::ingest::IngestSpec {
         derived: None,
         invalid_answer: Default::default(),
         unit_columns: Vec::new(),
+        optional_columns: Vec::new(),
+        household_link: None,
     }
 }
 

@@ -9,6 +9,7 @@ mod edge_cases;
 mod editing;
 mod fuzz_regressions;
 mod golden;
+mod households;
 mod identities;
 mod lonely;
 mod oracle;
