@@ -22,7 +22,7 @@ pub const PERSON_DESIGN_WEIGHT: &str = "_person_design_weight";
 /// indicators, domains, contrasts and tests of its level.
 fn unit_pipeline(p: &Pipeline, q: &Questionnaire, level: Level) -> Pipeline {
     let mut unit = p.clone();
-    let of_level =
+    let usable =
         |name: &str| q.level_of(name) == Some(Level::Household) || level == Level::Person;
     let indicator_level = |id: &str| q.indicator(id).map(|i| i.level);
     unit.estimation.indicators = if p.estimation.indicators.iter().any(|i| i == "*") {
@@ -41,7 +41,7 @@ fn unit_pipeline(p: &Pipeline, q: &Questionnaire, level: Level) -> Pipeline {
     };
     unit.estimation
         .domains
-        .retain(|d| d.split(':').all(|v| of_level(v)));
+        .retain(|d| d.split(':').all(|v| usable(v)));
     unit.contrasts.retain(|c| {
         c.indicators
             .iter()
@@ -165,12 +165,6 @@ pub(super) fn compute_households_and_persons(
         &shared,
         factor.as_deref(),
     );
-    let link = HouseholdLink {
-        selection_factor: link
-            .selection_factor
-            .map(|(name, values)| (name, values.filter(|_| factor_in_households))),
-        ..link
-    };
     let q_file = q.person_file_part();
     let mut spec = ingest_spec(&pp, &q_file);
     let in_households = |c: &String| households.frame.column(c).is_some();

@@ -1126,11 +1126,6 @@ fn publication_context(
     };
     let p = &c.pipeline;
     let all_rows = vec![true; c.design.n_rows()];
-    let file_name = |path: &Path| {
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
     PublicationContext {
         questionnaire: &c.questionnaire,
         contrasts: &c.contrasts,
@@ -1294,6 +1289,27 @@ fn findings_json(i: &Ingested) -> serde_json::Value {
     findings.into()
 }
 
+/// The last component of a path, as outputs name input files.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// One input file's row accounting in `run_summary.json`.
+fn input_json(path: &Path, i: &Ingested) -> serde_json::Value {
+    serde_json::json!({
+        "file": file_name(path),
+        "sha256": i.sha256,
+        "rows_read": i.rows_read,
+        "rows_used": i.rows_used(),
+        "rows_quarantined": i.rows_quarantined,
+        "respondents": i.respondent.iter().filter(|&&r| r).count(),
+        "ignored_columns": i.ignored_columns,
+        "absent_variables": i.absent_variables,
+    })
+}
+
 /// `run_summary.json`: row accounting per input file, findings by kind, what was run, and (with
 /// `--timings`) the wall time of each stage.
 fn run_summary_json(c: &Computed) -> String {
@@ -1304,24 +1320,10 @@ fn run_summary_json(c: &Computed) -> String {
         "row accounting"
     );
     let findings = findings_json(i);
-    let file_name = |path: &Path| {
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
     let mut summary = serde_json::json!({
         "tool": { "name": "cvsurvey", "version": VERSION },
         "questionnaire": { "id": c.questionnaire.id, "version": c.questionnaire.version },
-        "inputs": [{
-            "file": file_name(&c.pipeline.data.path),
-            "sha256": i.sha256,
-            "rows_read": i.rows_read,
-            "rows_used": i.rows_used(),
-            "rows_quarantined": i.rows_quarantined,
-            "respondents": i.respondent.iter().filter(|&&r| r).count(),
-            "ignored_columns": i.ignored_columns,
-            "absent_variables": i.absent_variables,
-        }],
+        "inputs": [input_json(&c.pipeline.data.path, i)],
         "findings": findings,
         "design": design_json(&c.design),
         "weighting": c.schemes.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
@@ -1332,22 +1334,11 @@ fn run_summary_json(c: &Computed) -> String {
     if let Some(h) = &c.household {
         // Households and persons are counted separately: each file's rows, findings, design.
         let i = &h.ingested;
+        let mut household = input_json(&h.pipeline.data.path, i);
+        household["level"] = serde_json::json!("household");
         summary["inputs"][0]["level"] = serde_json::json!("person");
         if let Some(inputs) = summary["inputs"].as_array_mut() {
-            inputs.insert(
-                0,
-                serde_json::json!({
-                    "level": "household",
-                    "file": file_name(&h.pipeline.data.path),
-                    "sha256": i.sha256,
-                    "rows_read": i.rows_read,
-                    "rows_used": i.rows_used(),
-                    "rows_quarantined": i.rows_quarantined,
-                    "respondents": i.respondent.iter().filter(|&&r| r).count(),
-                    "ignored_columns": i.ignored_columns,
-                    "absent_variables": i.absent_variables,
-                }),
-            );
+            inputs.insert(0, household);
         }
         summary["household_findings"] = findings_json(i);
         summary["household_design"] = design_json(&h.design);
@@ -1448,11 +1439,6 @@ fn provenance(
             path: path.to_path_buf(),
             message: e.to_string(),
         })
-    };
-    let file_name = |path: &Path| {
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
     };
     Ok(vec![
         ("cvsurvey.version".into(), VERSION.into()),

@@ -5,29 +5,11 @@
 //! a selection factor below 1, a household indicator using a person variable, both ways of
 //! giving a person weight, a person file whose design column disagrees with its household's).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::common::{cvsurvey_run, rel_diff, relocated_config, root, scratch};
+use crate::common::{cvsurvey_run, read_csv, rel_diff, relocated_config, root, scratch};
 
 const TOL: f64 = 1e-8;
-
-fn read_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let mut reader =
-        csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let header = reader.headers().expect("header").clone();
-    reader
-        .records()
-        .map(|r| {
-            let r = r.expect("record");
-            header
-                .iter()
-                .zip(r.iter())
-                .map(|(h, v)| (h.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
-}
 
 /// The fixture's files copied into a scratch folder, `edit` applied to (file name, text).
 fn scratch_survey(name: &str, edit: impl Fn(&str, String) -> String) -> PathBuf {
@@ -43,6 +25,21 @@ fn scratch_survey(name: &str, edit: impl Fn(&str, String) -> String) -> PathBuf 
         std::fs::write(dir.join(file), edit(file, text)).expect("write");
     }
     relocated_config(&dir.join("pipeline.toml"), &dir, &[])
+}
+
+/// Run `config`, which must succeed; its output folder.
+fn run_ok(config: &Path) -> PathBuf {
+    let (code, out) = cvsurvey_run(config);
+    assert_eq!(code, 0, "{out}");
+    config.parent().expect("dir").join("out")
+}
+
+/// `text` with `edit` applied to its lines (header first), ending in a line break.
+fn edit_lines(text: &str, edit: impl FnOnce(&mut Vec<String>)) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    edit(&mut lines);
+    lines.push(String::new());
+    lines.join("\n")
 }
 
 #[test]
@@ -94,15 +91,14 @@ fn household_and_person_estimates_equal_r() {
 fn persons_that_cannot_be_linked_are_quarantined_with_their_reason() {
     let config = scratch_survey("households_bad_links", |file, text| match file {
         "persons.csv" => {
-            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-            // Row 1: a household that does not exist; row 2: its stratum repeated wrongly.
-            lines[1] = lines[1].replacen(
-                &lines[1].split(',').nth(1).expect("hh").to_string(),
-                "999999",
-                1,
-            );
-            lines.push(String::new());
-            lines.join("\n")
+            edit_lines(&text, |lines| {
+                // Row 1: a household that does not exist.
+                lines[1] = lines[1].replacen(
+                    &lines[1].split(',').nth(1).expect("hh").to_string(),
+                    "999999",
+                    1,
+                );
+            })
         }
         "households.csv" => {
             // The household of the second person twice: both rows are quarantined as
@@ -117,29 +113,26 @@ fn persons_that_cannot_be_linked_are_quarantined_with_their_reason() {
                 .nth(1)
                 .expect("hh")
                 .to_string();
-            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-            let copy = lines
-                .iter()
-                .find(|l| l.split(',').next() == Some(household.as_str()))
-                .expect("the household")
-                .clone();
-            lines.push(copy);
-            lines.push(String::new());
-            lines.join("\n")
+            edit_lines(&text, |lines| {
+                let copy = lines
+                    .iter()
+                    .find(|l| l.split(',').next() == Some(household.as_str()))
+                    .expect("the household")
+                    .clone();
+                lines.push(copy)
+            })
         }
         _ => text,
     });
-    let (code, out) = cvsurvey_run(&config);
-    assert_eq!(code, 0, "{out}");
-    let dir = config.parent().expect("dir");
-    let quarantine = read_csv(&dir.join("out/quarantine.csv"));
+    let out = run_ok(&config);
+    let quarantine = read_csv(&out.join("quarantine.csv"));
     assert!(
         quarantine.iter().any(|q| q["kind"] == "unknown_household"
             && q["value"] == "999999"
             && q["reason"].contains("not in the household file")),
         "{quarantine:?}"
     );
-    let household_quarantine = read_csv(&dir.join("out/household_quarantine.csv"));
+    let household_quarantine = read_csv(&out.join("household_quarantine.csv"));
     assert_eq!(household_quarantine.len(), 2, "{household_quarantine:?}");
     assert!(
         household_quarantine
@@ -152,7 +145,7 @@ fn persons_that_cannot_be_linked_are_quarantined_with_their_reason() {
         "{quarantine:?}"
     );
     let summary: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("out/run_summary.json")).expect("summary"),
+        &std::fs::read_to_string(out.join("run_summary.json")).expect("summary"),
     )
     .expect("json");
     let persons = &summary["inputs"][1];
@@ -168,8 +161,7 @@ fn a_selection_factor_below_one_quarantines_the_person() {
             "range = [1, 12]\nlevel = \"household\"",
             "range = [0, 12]\nlevel = \"household\"",
         ),
-        "households.csv" => {
-            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        "households.csv" => edit_lines(&text, |lines| {
             let k = lines
                 .iter()
                 .position(|l| l.split(',').nth(5) == Some("1"))
@@ -177,15 +169,11 @@ fn a_selection_factor_below_one_quarantines_the_person() {
             let mut cells: Vec<String> = lines[k].split(',').map(str::to_string).collect();
             cells[6] = "0".into();
             lines[k] = cells.join(",");
-            lines.push(String::new());
-            lines.join("\n")
-        }
+        }),
         _ => text,
     });
-    let (code, out) = cvsurvey_run(&config);
-    assert_eq!(code, 0, "{out}");
-    let dir = config.parent().expect("dir");
-    let quarantine = read_csv(&dir.join("out/quarantine.csv"));
+    let out = run_ok(&config);
+    let quarantine = read_csv(&out.join("quarantine.csv"));
     assert!(
         quarantine.iter().any(|q| q["column"] == "eligible_adults"
             && q["kind"] == "invalid_weight"
@@ -198,21 +186,18 @@ fn a_selection_factor_below_one_quarantines_the_person() {
 fn a_design_column_repeated_in_the_person_file_must_agree() {
     let config = scratch_survey("households_design_mismatch", |file, text| match file {
         "persons.csv" => {
-            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-            lines[0].push_str(",stratum");
-            for (k, line) in lines.iter_mut().enumerate().skip(1) {
-                // Every person in stratum 1 except the first, whose household is elsewhere.
-                line.push_str(if k == 1 { ",4" } else { ",1" });
-            }
-            lines.push(String::new());
-            lines.join("\n")
+            edit_lines(&text, |lines| {
+                lines[0].push_str(",stratum");
+                for (k, line) in lines.iter_mut().enumerate().skip(1) {
+                    // Every person in stratum 1 except the first, whose household is elsewhere.
+                    line.push_str(if k == 1 { ",4" } else { ",1" });
+                }
+            })
         }
         _ => text,
     });
-    let (code, out) = cvsurvey_run(&config);
-    assert_eq!(code, 0, "{out}");
-    let dir = config.parent().expect("dir");
-    let quarantine = read_csv(&dir.join("out/quarantine.csv"));
+    let out = run_ok(&config);
+    let quarantine = read_csv(&out.join("quarantine.csv"));
     assert!(
         quarantine
             .iter()

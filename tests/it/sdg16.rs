@@ -7,30 +7,11 @@
 //! sending its breakdowns from the questionnaire alone.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
-use crate::common::{rel_diff, relocated_config, root, scratch};
+use crate::common::{read_csv, rel_diff, relocated_config, root, scratch};
 
 /// Relative tolerance against R.
 const TOL: f64 = 1e-8;
-
-/// A CSV file as rows of column name → cell.
-fn read_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let mut reader =
-        csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let header = reader.headers().expect("header").clone();
-    reader
-        .records()
-        .map(|r| {
-            let r = r.expect("record");
-            header
-                .iter()
-                .zip(r.iter())
-                .map(|(h, v)| (h.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
-}
 
 /// The demo run with suppression off (R gives every cell a value), into a scratch folder.
 fn run_demo(name: &str) -> std::path::PathBuf {
