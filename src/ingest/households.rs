@@ -111,7 +111,7 @@ impl HouseholdLink {
                     frame.column(name),
                 )
             });
-        for r in 0..frame.n_rows() {
+        for (r, &responded) in respondent.iter().enumerate() {
             let Some(id) = link.display(r) else {
                 // Blank: reported with the design fields.
                 continue;
@@ -129,7 +129,7 @@ impl HouseholdLink {
                 findings.push(r, &self.column, &id, FindingKind::UnknownHousehold, &reason);
                 continue;
             };
-            if respondent[r] && !self.responded[h] {
+            if responded && !self.responded[h] {
                 findings.push(
                     r,
                     &self.column,

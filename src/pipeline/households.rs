@@ -41,7 +41,7 @@ fn unit_pipeline(p: &Pipeline, q: &Questionnaire, level: Level) -> Pipeline {
     };
     unit.estimation
         .domains
-        .retain(|d| d.split(':').all(|v| usable(v)));
+        .retain(|d| d.split(':').all(usable));
     unit.contrasts.retain(|c| {
         c.indicators
             .iter()

@@ -658,7 +658,7 @@ fn respondents_with_weights(
         // The row reports say why every row was quarantined; they replace the folder's
         // previous outputs as `validate` would.
         let mut staged = output.stage();
-        write_row_reports(&mut staged, &p.output_dir, &ingested, prefix)?;
+        write_row_reports(&mut staged, &p.output_dir, ingested, prefix)?;
         output.commit(staged)?;
         return Err(PipelineError::NoRespondents {
             path: p.data.path.clone(),
