@@ -2764,6 +2764,104 @@ asked_if = "paid == 1"
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    const TWO_UNITS: &str = r#"
+[questionnaire]
+id = "two-units"
+version = "0.1"
+
+[[variables]]
+name = "hh_size"
+type = "integer"
+range = [1, 15]
+level = "household"
+
+[[variables]]
+name = "eligible_adults"
+type = "integer"
+range = [1, 12]
+level = "household"
+
+[[variables]]
+name = "burglary_12m"
+codes = { 1 = "Yes", 2 = "No" }
+level = "household"
+
+[[variables]]
+name = "sex"
+codes = { 1 = "Male", 2 = "Female" }
+
+[[variables]]
+name = "age"
+type = "integer"
+range = [18, 90]
+
+[[variables]]
+name = "age_group"
+codes = { 1 = "18-39", 2 = "40+" }
+"#;
+
+    #[test]
+    fn household_sizes_average_about_four() {
+        let w = household_size_weights(1, 20);
+        let mean = w
+            .iter()
+            .enumerate()
+            .map(|(j, x)| (j + 1) as f64 * x)
+            .sum::<f64>()
+            / w.iter().sum::<f64>();
+        assert!((mean - 3.8).abs() < 0.01, "{mean}");
+        assert_eq!(household_size_weights(3, 5).len(), 3);
+    }
+
+    #[test]
+    fn without_nonresponse_the_margins_are_the_weighted_households_and_adults() {
+        let q = Questionnaire::from_toml_str(TWO_UNITS, Path::new("two.toml")).expect("valid");
+        let plan = Plan::new(
+            &q,
+            &SynthSpec {
+                nonresponse: 0.0,
+                psu_size: Some(10),
+                ..spec(1000, 3)
+            },
+        )
+        .expect("plan");
+        let dir = scratch("two-units");
+        let (h, p) = (dir.join("h.csv"), dir.join("p.csv"));
+        let tally = plan.write_two(&h, &p, Format::Csv).expect("write");
+        let (header, households) = csv_rows(&h);
+        let col = |n: &str| header.iter().position(|c| c == n).expect("column");
+        let (w, a, size) = (col("hh_weight"), col("eligible_adults"), col("hh_size"));
+        let num = |r: &Vec<String>, k: usize| r[k].parse::<f64>().expect("number");
+        // Every household responds and its one selected adult too.
+        assert_eq!(
+            (tally.households, tally.persons, tally.person_respondents),
+            (1000, 1000, 1000)
+        );
+        assert!(households.iter().all(|r| num(r, a) <= num(r, size)));
+        let total = |csv: &str, var: &str| -> f64 {
+            csv.lines()
+                .filter(|l| l.starts_with(&format!("{var},")))
+                .map(|l| {
+                    l.rsplit(',')
+                        .next()
+                        .expect("total")
+                        .parse::<f64>()
+                        .expect("number")
+                })
+                .sum()
+        };
+        let n_households: f64 = households.iter().map(|r| num(r, w)).sum();
+        let hm = plan.household_margins_csv();
+        assert_eq!(total(&hm, "region"), n_households.round());
+        assert_eq!(total(&hm, "urban"), n_households.round());
+        // With every household responding, N = Σ hh_weight × eligible adults.
+        let n_adults: f64 = households.iter().map(|r| num(r, w) * num(r, a)).sum();
+        let pm = plan.person_margins_csv(&tally);
+        assert_eq!(total(&pm, "sex"), n_adults.round());
+        assert_eq!(total(&pm, "age_group"), n_adults.round());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn age_group_follows_age() {
         assert_eq!(age_bounds("18-29"), Some((18.0, 29.0)));

@@ -569,6 +569,14 @@ fn synth_households_files_ingest_with_zero_quarantined_rows() {
             "{file}: {:?}",
             ingested.findings
         );
+        // Codes, ranges and skip rules all kept: the only findings are blanks where asked.
+        let kinds: Vec<_> = ingested.findings.counts().keys().map(|(k, _)| *k).collect();
+        assert!(
+            kinds
+                .iter()
+                .all(|k| *k == cvsurvey::ingest::FindingKind::ItemNonresponse),
+            "{file}: {kinds:?}"
+        );
         assert!(
             ingested.absent_variables.is_empty(),
             "{file}: {:?}",
