@@ -34,10 +34,29 @@
 //! calibration (`sex`, `age`, `age_group`) are always answered. Unit nonrespondents (about 15 %,
 //! varying by stratum) carry the frame columns only.
 //!
+//! # Households and persons
+//!
+//! A questionnaire with household variables (`level = "household"`) gives two files. The design
+//! above then samples households (`--rows` counts them; `hh_weight` is the same formula, the
+//! PSU's listed size counting households) into the household file: `hh_id`, `region`, `stratum`,
+//! `psu`, `urban`, `psu_pop`, `hh_weight`, `hh_responded` (the `--nonresponse` rate, about 15 %
+//! by default), then the household variables, answered by responding households only and drawn
+//! with the household's propensity `η`. The roster is always complete: the household size is one
+//! plus a Poisson(2.8) count, the eligible adults one plus a Binomial(size − 1, 0.55). The person
+//! file has one row per responding household, the adult selected at random among its eligible
+//! adults: `resp_id` (household id × 100 + the adult's line), `hh_id`, `responded` (about 10 %
+//! nonresponse), then the person variables, answered by respondents with the propensity
+//! `u_PSU + e_region + 0.3·urban + 0.5·z_household + √0.75·z_person`: persons share their
+//! household's PSU effect and half of its own. Their design weight is `hh_weight ×
+//! eligible_adults`. The margins are households by region and urban/rural (Σ `hh_weight` over
+//! the sampled households) and adults by sex and age group (the adults of responding households
+//! weighted up for household nonresponse within strata).
+//!
 //! # Randomness
 //!
 //! PCG32 ([`crate::replicates::rng::Pcg32`]) seeded with the user's seed, one stream per PSU (the
-//! stream selector is the PSU's index) and one per stratum and region for the frame, so the file
+//! stream selector is the PSU's index; another per PSU for its households' selected persons) and
+//! one per stratum and region for the frame, so the file
 //! is identical whatever the number of threads and PSUs are generated in parallel, block by block
 //! (about 128k rows: one Parquet row group), without holding the whole file in memory. The seed
 //! and the generator are written to the Parquet metadata.
@@ -81,7 +100,7 @@ pub struct SynthSpec {
     /// Seed of the PCG32 streams.
     pub seed: u64,
     /// Mean unit nonresponse rate (it varies by stratum around this value); of households in a
-    /// survey of households and persons, whose selected adults have about 10 % more.
+    /// survey of households and persons (about 10 % of their selected adults do not respond).
     pub nonresponse: f64,
 }
 
