@@ -64,7 +64,8 @@ enum Command {
         /// The questionnaire (TOML).
         #[arg(long)]
         questionnaire: PathBuf,
-        /// Sampled persons (rows), respondents and unit nonrespondents.
+        /// Sampled persons (rows), respondents and unit nonrespondents; sampled households when
+        /// the questionnaire has household variables.
         #[arg(long)]
         rows: u64,
         /// Regions; strata are region x urban/rural.
@@ -79,16 +80,21 @@ enum Command {
         /// Seed of the PCG32 generator.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Mean unit nonresponse rate.
+        /// Mean unit nonresponse rate (of households when the questionnaire has household
+        /// variables).
         #[arg(long, default_value_t = 0.15)]
         nonresponse: f64,
-        /// Output file: .csv or .parquet.
+        /// Output file: .csv or .parquet. With household variables in the questionnaire, two
+        /// files: <stem>_households.<ext> and <stem>_persons.<ext>, or households.<ext> and
+        /// persons.<ext> when --out is a folder (existing, or ending with /).
         #[arg(long)]
         out: PathBuf,
         /// Output format (default: from the --out extension).
         #[arg(long, value_parser = ["csv", "parquet"])]
         format: Option<String>,
-        /// Also write population totals (variable,category,total) for calibration.
+        /// Also write population totals (variable,category,total) for calibration. With
+        /// household variables: the persons' totals, and household_<name> beside it the
+        /// households'.
         #[arg(long)]
         margins: Option<PathBuf>,
         /// Where to write the questionnaire copy when --regions exceeds its region codes.

@@ -34,10 +34,29 @@
 //! calibration (`sex`, `age`, `age_group`) are always answered. Unit nonrespondents (about 15 %,
 //! varying by stratum) carry the frame columns only.
 //!
+//! # Households and persons
+//!
+//! A questionnaire with household variables (`level = "household"`) gives two files. The design
+//! above then samples households (`--rows` counts them; `hh_weight` is the same formula, the
+//! PSU's listed size counting households) into the household file: `hh_id`, `region`, `stratum`,
+//! `psu`, `urban`, `psu_pop`, `hh_weight`, `hh_responded` (the `--nonresponse` rate, about 15 %
+//! by default), then the household variables, answered by responding households only and drawn
+//! with the household's propensity `η`. The roster is always complete: the household size is one
+//! plus a Poisson(2.8) count, the eligible adults one plus a Binomial(size − 1, 0.55). The person
+//! file has one row per responding household, the adult selected at random among its eligible
+//! adults: `resp_id` (household id × 100 + the adult's line), `hh_id`, `responded` (about 10 %
+//! nonresponse), then the person variables, answered by respondents with the propensity
+//! `u_PSU + e_region + 0.3·urban + 0.5·z_household + √0.75·z_person`: persons share their
+//! household's PSU effect and half of its own. Their design weight is `hh_weight ×
+//! eligible_adults`. The margins are households by region and urban/rural (Σ `hh_weight` over
+//! the sampled households) and adults by sex and age group (the adults of responding households
+//! weighted up for household nonresponse within strata).
+//!
 //! # Randomness
 //!
 //! PCG32 ([`crate::replicates::rng::Pcg32`]) seeded with the user's seed, one stream per PSU (the
-//! stream selector is the PSU's index) and one per stratum and region for the frame, so the file
+//! stream selector is the PSU's index; another per PSU for its households' selected persons) and
+//! one per stratum and region for the frame, so the file
 //! is identical whatever the number of threads and PSUs are generated in parallel, block by block
 //! (about 128k rows: one Parquet row group), without holding the whole file in memory. The seed
 //! and the generator are written to the Parquet metadata.
@@ -58,7 +77,7 @@ use parquet::file::properties::WriterProperties;
 use rayon::prelude::*;
 
 use crate::frame::{CellState, Column, ColumnData, Frame};
-use crate::questionnaire::{EvalState, MissingMeaning, Questionnaire, VarType, Variable};
+use crate::questionnaire::{EvalState, Level, MissingMeaning, Questionnaire, VarType, Variable};
 use crate::replicates::rng::Pcg32;
 
 /// Rows per generated block and per Parquet row group.
@@ -67,7 +86,8 @@ pub const BLOCK_ROWS: usize = 131_072;
 /// What to generate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SynthSpec {
-    /// Sampled persons (rows), respondents and unit nonrespondents.
+    /// Sampled persons (rows), respondents and unit nonrespondents; sampled households in a
+    /// survey of households and persons.
     pub rows: u64,
     /// Number of regions; strata are region × urban/rural.
     pub regions: u32,
@@ -79,7 +99,8 @@ pub struct SynthSpec {
     pub psu_size: Option<u64>,
     /// Seed of the PCG32 streams.
     pub seed: u64,
-    /// Mean unit nonresponse rate (it varies by stratum around this value).
+    /// Mean unit nonresponse rate (it varies by stratum around this value); of households in a
+    /// survey of households and persons (about 10 % of their selected adults do not respond).
     pub nonresponse: f64,
 }
 
@@ -133,11 +154,44 @@ pub struct SynthSummary {
     pub questionnaire: PathBuf,
     /// Files written.
     pub files: Vec<PathBuf>,
+    /// The person file of a survey of households and persons (then `rows`, `respondents` and
+    /// `columns` above are the household file's); `None` for a single-unit questionnaire.
+    pub persons: Option<PersonFile>,
+}
+
+/// The person file of a survey of households and persons.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonFile {
+    /// Selected persons: one per responding household.
+    pub rows: u64,
+    /// Responding persons among them.
+    pub respondents: u64,
+    /// Columns written, in file order.
+    pub columns: Vec<String>,
 }
 
 impl SynthSummary {
     /// Human-readable summary, one fact per line.
     pub fn text(&self) -> String {
+        if let Some(p) = &self.persons {
+            let mut s = format!(
+                "households {} ({} responding, {} nonresponding)\npersons   {} selected, one adult per responding household ({} respondents, {} nonrespondents)\ndesign    {} strata, {} PSUs, population {} households\nquestionnaire {}\n",
+                self.rows,
+                self.respondents,
+                self.rows - self.respondents,
+                p.rows,
+                p.respondents,
+                p.rows - p.respondents,
+                self.strata,
+                self.psus,
+                self.population,
+                self.questionnaire.display()
+            );
+            for f in &self.files {
+                s.push_str(&format!("wrote     {}\n", f.display()));
+            }
+            return s;
+        }
         let mut s = format!(
             "rows      {} ({} respondents, {} unit nonrespondents)\ndesign    {} strata, {} PSUs, population {}\nquestionnaire {}\n",
             self.rows,
@@ -198,19 +252,38 @@ impl SynthError {
 }
 
 /// Generate the file(s) of `req`.
+///
+/// A questionnaire with household variables gives two files: `<stem>_households.<ext>` and
+/// `<stem>_persons.<ext>` next to `out`, or `households.<ext>` and `persons.<ext>` when `out` is
+/// a folder (an existing one, or a path ending with `/`; CSV unless `format` says Parquet). Its
+/// margins file holds the persons' margins and `household_<name>` next to it the households'.
 pub fn generate(req: &SynthRequest) -> Result<SynthSummary, SynthError> {
-    let format = match req.format {
-        Some(f) => f.check_extension(&req.out)?,
-        None => Format::of(&req.out)?,
+    let folder_out = is_folder(&req.out);
+    let format = match (req.format, folder_out) {
+        (Some(f), true) => f,
+        (None, true) => Format::Csv,
+        (Some(f), false) => f.check_extension(&req.out)?,
+        (None, false) => Format::of(&req.out)?,
     };
     let mut q = Questionnaire::load(&req.questionnaire).map_err(|e| SynthError::Questionnaire {
         path: req.questionnaire.clone(),
         message: e.to_string(),
     })?;
+    if folder_out && !q.has_households() {
+        return Err(SynthError::Parameters(format!(
+            "--out {} is a folder, but {} has no household variables and gives one file: name the file, e.g. --out {}",
+            req.out.display(),
+            req.questionnaire.display(),
+            req.out.join("survey.csv").display()
+        )));
+    }
     let mut files = Vec::new();
     let mut q_path = req.questionnaire.clone();
     if let Some(text) = extended_questionnaire(&q, req.spec.regions)? {
         let path = req.questionnaire_out.clone().unwrap_or_else(|| {
+            if folder_out {
+                return req.out.join("questionnaire.toml");
+            }
             let stem = req
                 .out
                 .file_stem()
@@ -227,22 +300,89 @@ pub fn generate(req: &SynthRequest) -> Result<SynthSummary, SynthError> {
         q_path = path;
     }
     let plan = Plan::new(&q, &req.spec)?;
-    let respondents = plan.write(&req.out, format)?;
-    files.push(req.out.clone());
+    let columns = plan.columns.iter().map(|c| c.name.clone()).collect();
+    if !plan.two_units {
+        let respondents = plan.write(&req.out, format)?;
+        files.push(req.out.clone());
+        if let Some(m) = &req.margins {
+            write_file(m, plan.margins_csv().as_bytes())?;
+            files.push(m.clone());
+        }
+        return Ok(SynthSummary {
+            rows: req.spec.rows,
+            respondents,
+            strata: plan.strata.len(),
+            psus: plan.psus.len(),
+            population: plan.population,
+            columns,
+            questionnaire: q_path,
+            files,
+            persons: None,
+        });
+    }
+    let (households, persons) = unit_paths(&req.out, folder_out, format);
+    let tally = plan.write_two(&households, &persons, format)?;
+    files.push(households);
+    files.push(persons);
     if let Some(m) = &req.margins {
-        write_file(m, plan.margins_csv().as_bytes())?;
+        write_file(m, plan.person_margins_csv(&tally).as_bytes())?;
+        let hm = household_margins_path(m);
+        write_file(&hm, plan.household_margins_csv().as_bytes())?;
+        files.push(hm);
         files.push(m.clone());
     }
     Ok(SynthSummary {
         rows: req.spec.rows,
-        respondents,
+        respondents: tally.households,
         strata: plan.strata.len(),
         psus: plan.psus.len(),
         population: plan.population,
-        columns: plan.columns.iter().map(|c| c.name.clone()).collect(),
+        columns,
         questionnaire: q_path,
         files,
+        persons: Some(PersonFile {
+            rows: tally.persons,
+            respondents: tally.person_respondents,
+            columns: plan.person_columns.iter().map(|c| c.name.clone()).collect(),
+        }),
     })
+}
+
+/// `--out` names a folder: an existing one, or a path ending with a separator.
+fn is_folder(out: &Path) -> bool {
+    let text = out.as_os_str().to_string_lossy();
+    text.ends_with('/') || text.ends_with(std::path::MAIN_SEPARATOR) || out.is_dir()
+}
+
+/// The household and person files of a survey of households and persons.
+fn unit_paths(out: &Path, folder_out: bool, format: Format) -> (PathBuf, PathBuf) {
+    let ext = match out.extension().and_then(|e| e.to_str()) {
+        Some(e) if !folder_out => e.to_string(),
+        _ => format.name().to_string(),
+    };
+    if folder_out {
+        return (
+            out.join(format!("households.{ext}")),
+            out.join(format!("persons.{ext}")),
+        );
+    }
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "synth".into());
+    (
+        out.with_file_name(format!("{stem}_households.{ext}")),
+        out.with_file_name(format!("{stem}_persons.{ext}")),
+    )
+}
+
+/// `household_<name>` next to the person margins file.
+fn household_margins_path(margins: &Path) -> PathBuf {
+    let name = margins
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "margins.csv".into());
+    margins.with_file_name(format!("household_{name}"))
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SynthError> {
@@ -320,6 +460,8 @@ enum Role {
     Weight,
     PsuPop,
     Responded,
+    /// In the person file of a survey of households and persons: the person's household.
+    HouseholdId,
 }
 
 const ROLES: [(Role, &str); 8] = [
@@ -332,6 +474,34 @@ const ROLES: [(Role, &str); 8] = [
     (Role::PsuPop, "psu_pop"),
     (Role::Responded, "responded"),
 ];
+
+/// The household file's frame and design columns, in file order, with their default names.
+const HOUSEHOLD_ROLES: [(Role, &str); 8] = [
+    (Role::Id, "hh_id"),
+    (Role::Region, "region"),
+    (Role::Stratum, "stratum"),
+    (Role::Psu, "psu"),
+    (Role::Urban, "urban"),
+    (Role::PsuPop, "psu_pop"),
+    (Role::Weight, "hh_weight"),
+    (Role::Responded, "hh_responded"),
+];
+
+/// The person file's own columns (the household id follows the person id).
+const PERSON_ROLES: [(Role, &str); 2] = [(Role::Id, "resp_id"), (Role::Responded, "responded")];
+
+/// The role of a variable; in a survey of households and persons the household file's weight
+/// and response columns are also recognised by their household names.
+fn role_in(v: &Variable, two_units: bool) -> Option<Role> {
+    if two_units {
+        match v.name.to_ascii_lowercase().as_str() {
+            "hh_weight" => return Some(Role::Weight),
+            "hh_responded" => return Some(Role::Responded),
+            _ => {}
+        }
+    }
+    role_of(v)
+}
 
 fn role_of(v: &Variable) -> Option<Role> {
     let lower = v.name.to_ascii_lowercase();
@@ -449,8 +619,10 @@ struct Stratum {
     population: f64,
     /// PSUs in the stratum frame.
     frame_psus: u32,
-    /// Unit nonresponse probability.
+    /// Unit nonresponse probability (of households in a survey of households and persons).
     nonresponse: f64,
+    /// Nonresponse probability of the selected adults of responding households.
+    person_nonresponse: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -471,8 +643,8 @@ enum OutType {
     Float,
     /// Text from a fixed list of levels.
     Text(Arc<Vec<String>>),
-    /// Text ids `P000000001`.
-    IdText,
+    /// Text ids with this prefix: `P000000001` (persons), `H000000001` (households).
+    IdText(char),
 }
 
 #[derive(Debug, Clone)]
@@ -504,6 +676,14 @@ enum Draw {
     Table { low: i64, cdf: Vec<f64> },
     /// Count `low + Geometric`, capped at `high`; larger for higher η.
     Count { low: i64, high: i64 },
+    /// Eligible adults of a household: 1 + Binomial(size − 1, 0.55) from the household size
+    /// (index into gens) when the questionnaire has one, else 1 + Geometric; within
+    /// [low, high].
+    Adults {
+        size: Option<usize>,
+        low: i64,
+        high: i64,
+    },
     /// Uniform integer in [low, high].
     UniformInt { low: i64, high: i64 },
     /// Uniform real in [low, high], two decimals.
@@ -537,6 +717,8 @@ struct VarGen {
     blank: f64,
     /// Filled for nonrespondents too.
     frame: bool,
+    /// The file it belongs to in a survey of households and persons.
+    level: Level,
 }
 
 /// The sample and how to fill it.
@@ -549,9 +731,19 @@ struct Plan<'q> {
     region_effects: Vec<f64>,
     strata: Vec<Stratum>,
     psus: Vec<Psu>,
+    /// Columns of the single file, or of the household file of a survey of households and
+    /// persons.
     columns: Vec<OutColumn>,
+    /// Columns of the person file; empty for a single-unit questionnaire.
+    person_columns: Vec<OutColumn>,
+    /// The questionnaire has household variables: a household file and a person file.
+    two_units: bool,
+    /// Generator of the number of eligible adults (the selected person's line number is drawn
+    /// among them).
+    adults_gen: Option<usize>,
     /// Variable generators in generation (dependency) order.
     gens: Vec<VarGen>,
+    /// Population of the frame (persons, or households in a survey of households and persons).
     population: f64,
     sex: Option<(usize, Vec<f64>)>,
     age_group: Option<(usize, Vec<f64>)>,
@@ -560,6 +752,8 @@ struct Plan<'q> {
 /// Stream selectors for the frame draws, far above any PSU index.
 const STREAM_REGION: u64 = 1 << 40;
 const STREAM_STRATUM: u64 = 2 << 40;
+/// Stream selectors of the selected persons of a PSU's households: this plus the PSU's index.
+const STREAM_PERSON: u64 = 3 << 40;
 
 fn uniform(rng: &mut Pcg32) -> f64 {
     (f64::from(rng.next_u32()) + 0.5) / 4_294_967_296.0
@@ -671,6 +865,39 @@ fn is_age(v: &Variable) -> bool {
     v.var_type == VarType::Integer
         && (n == "age" || n.starts_with("age_") && n.contains("year"))
         && v.range.is_some_and(|(lo, hi)| lo >= 0.0 && hi - lo >= 20.0)
+}
+
+/// The number of members of a household (an integer variable of the household roster).
+fn is_household_size(v: &Variable) -> bool {
+    v.var_type == VarType::Integer
+        && v.level == Level::Household
+        && matches!(
+            v.name.to_ascii_lowercase().as_str(),
+            "hh_size" | "household_size" | "hhsize" | "hh_members"
+        )
+}
+
+/// The number of adults eligible for selection in a household: the selection factor of the
+/// randomly selected adult.
+fn is_eligible_adults(v: &Variable) -> bool {
+    v.var_type == VarType::Integer
+        && v.level == Level::Household
+        && matches!(
+            v.name.to_ascii_lowercase().as_str(),
+            "eligible_adults" | "n_eligible" | "hh_adults" | "n_adults" | "adults"
+        )
+}
+
+/// Relative frequencies of household sizes `low..=high`: one plus a Poisson(2.8) count, a mean
+/// of about 3.8 members as in many victimisation survey countries.
+fn household_size_weights(low: i64, high: i64) -> Vec<f64> {
+    (low..=high.max(low))
+        .map(|k| {
+            let j = (k - 1).max(0);
+            let log_fact: f64 = (1..=j).map(|i| (i as f64).ln()).sum();
+            (j as f64 * 2.8f64.ln() - 2.8 - log_fact).exp()
+        })
+        .collect()
 }
 
 fn is_age_group(name: &str) -> bool {
@@ -890,6 +1117,14 @@ impl<'q> Plan<'q> {
                 population: listed.iter().sum(),
                 frame_psus: frame_psus as u32,
                 nonresponse,
+                // About 10 %, a little higher in towns, as among households.
+                person_nonresponse: if spec.nonresponse == 0.0 {
+                    0.0
+                } else if urban {
+                    0.12
+                } else {
+                    0.08
+                },
             });
         }
         debug_assert_eq!(first_row, spec.rows);
@@ -904,6 +1139,9 @@ impl<'q> Plan<'q> {
             strata,
             psus: selected,
             columns: Vec::new(),
+            person_columns: Vec::new(),
+            two_units: q.has_households(),
+            adults_gen: None,
             gens: Vec::new(),
             population,
             sex: None,
@@ -914,37 +1152,35 @@ impl<'q> Plan<'q> {
     }
 
     /// Output columns (questionnaire order; undeclared frame columns first) and generators in
-    /// dependency order.
+    /// dependency order. In a survey of households and persons, each file has its own columns:
+    /// the household file the frame and design columns and the household variables, the person
+    /// file the person id, the household id and response, then the person variables.
     fn plan_columns(&mut self) -> Result<(), SynthError> {
         let q = self.q;
+        let two_units = self.two_units;
         let region_levels = self.region_codes.clone();
         let stratum_levels = Arc::new(self.stratum_names());
         let urban_levels = Arc::new(self.urban_codes.to_vec());
-        let role_type = |role: Role, v: Option<&Variable>| -> OutType {
+        let role_type = |role: Role, v: Option<&Variable>, prefix: char| -> OutType {
             match (role, v) {
                 (Role::Region, Some(v)) if v.numeric_storage => OutType::Int,
                 (Role::Region, _) => OutType::Text(region_levels.clone()),
                 (Role::Stratum, Some(v)) if v.numeric_storage => OutType::Int,
                 (Role::Stratum, _) => OutType::Text(stratum_levels.clone()),
                 (Role::Urban, Some(v)) if !v.numeric_storage => OutType::Text(urban_levels.clone()),
-                (Role::Id, Some(v)) if !v.numeric_storage => OutType::IdText,
+                (Role::Id, Some(v)) if !v.numeric_storage => OutType::IdText(prefix),
                 (Role::Weight, _) => OutType::Float,
                 _ => OutType::Int,
             }
         };
-        let declared_roles: Vec<Role> = q.variables.iter().filter_map(role_of).collect();
-        for (role, name) in ROLES {
-            if !declared_roles.contains(&role) {
-                self.columns.push(OutColumn {
-                    name: name.to_string(),
-                    ty: role_type(role, None),
-                    source: Source::Role(role),
-                });
-            }
-        }
-        // Generation order: skip rules (and age group from age) after what they read.
+        // Generation order: skip rules (and age group from age, eligible adults from the
+        // household size) after what they read.
         let names: Vec<&str> = q.variables.iter().map(|v| v.name.as_str()).collect();
         let age_index = q.variables.iter().position(is_age);
+        let size_index = q
+            .variables
+            .iter()
+            .position(|v| two_units && is_household_size(v));
         let deps: Vec<Vec<usize>> = q
             .variables
             .iter()
@@ -959,6 +1195,12 @@ impl<'q> Plan<'q> {
                     && let Some(a) = age_index
                 {
                     d.push(a);
+                }
+                if two_units
+                    && is_eligible_adults(v)
+                    && let Some(h) = size_index
+                {
+                    d.push(h);
                 }
                 d
             })
@@ -983,37 +1225,99 @@ impl<'q> Plan<'q> {
         let mut gen_of = vec![usize::MAX; names.len()];
         for &i in &order {
             let v = &q.variables[i];
-            if role_of(v).is_some() {
+            if role_in(v, two_units).is_some() {
                 continue;
             }
             gen_of[i] = self.gens.len();
-            let g = self.var_gen(i, age_index.map(|a| gen_of[a]))?;
+            let g = self.var_gen(
+                i,
+                age_index.map(|a| gen_of[a]),
+                size_index.map(|h| gen_of[h]),
+            )?;
+            if two_units && v.level == Level::Household && is_eligible_adults(v) {
+                self.adults_gen = Some(self.gens.len());
+            }
             self.gens.push(g);
         }
-        for (i, v) in q.variables.iter().enumerate() {
-            let (ty, source) = match role_of(v) {
-                Some(role) => (role_type(role, Some(v)), Source::Role(role)),
-                None => {
-                    let g = &self.gens[gen_of[i]];
-                    let ty = if !g.numeric {
-                        OutType::Text(g.levels.clone())
-                    } else if v.var_type == VarType::Numeric
-                        || g.codes_num.iter().any(|c| c.fract() != 0.0)
-                        || g.missing.iter().any(|m| m.1.fract() != 0.0)
-                    {
-                        OutType::Float
-                    } else {
-                        OutType::Int
-                    };
-                    (ty, Source::Var(gen_of[i]))
+        let file_columns = |level: Option<Level>, roles: &[(Role, &str)], prefix: char| {
+            let in_file = |v: &&Variable| level.is_none_or(|l| v.level == l);
+            let declared_roles: Vec<Role> = q
+                .variables
+                .iter()
+                .filter(in_file)
+                .filter_map(|v| role_in(v, two_units))
+                .collect();
+            let mut columns: Vec<OutColumn> = roles
+                .iter()
+                .filter(|(role, _)| !declared_roles.contains(role))
+                .map(|&(role, name)| OutColumn {
+                    name: name.to_string(),
+                    ty: role_type(role, None, prefix),
+                    source: Source::Role(role),
+                })
+                .collect();
+            for (i, v) in q.variables.iter().enumerate() {
+                if !in_file(&v) {
+                    continue;
                 }
-            };
-            self.columns.push(OutColumn {
-                name: v.name.clone(),
-                ty,
-                source,
-            });
+                let (ty, source) = match role_in(v, two_units) {
+                    Some(role) => (role_type(role, Some(v), prefix), Source::Role(role)),
+                    None => {
+                        let g = &self.gens[gen_of[i]];
+                        let ty = if !g.numeric {
+                            OutType::Text(g.levels.clone())
+                        } else if v.var_type == VarType::Numeric
+                            || g.codes_num.iter().any(|c| c.fract() != 0.0)
+                            || g.missing.iter().any(|m| m.1.fract() != 0.0)
+                        {
+                            OutType::Float
+                        } else {
+                            OutType::Int
+                        };
+                        (ty, Source::Var(gen_of[i]))
+                    }
+                };
+                columns.push(OutColumn {
+                    name: v.name.clone(),
+                    ty,
+                    source,
+                });
+            }
+            columns
+        };
+        if !two_units {
+            self.columns = file_columns(None, &ROLES, 'P');
+            return Ok(());
         }
+        let households = file_columns(Some(Level::Household), &HOUSEHOLD_ROLES, 'H');
+        let mut persons = file_columns(Some(Level::Person), &PERSON_ROLES, 'P');
+        // The link to the household: the household file's id, right after the person id.
+        let household_id = households
+            .iter()
+            .find(|c| matches!(c.source, Source::Role(Role::Id)))
+            .map(|c| OutColumn {
+                name: c.name.clone(),
+                ty: c.ty.clone(),
+                source: Source::Role(Role::HouseholdId),
+            });
+        let after_id = persons
+            .iter()
+            .position(|c| matches!(c.source, Source::Role(Role::Id)))
+            .map_or(0, |k| k + 1);
+        if let Some(c) = household_id {
+            if persons.iter().any(|p| p.name == c.name) {
+                return Err(SynthError::Questionnaire {
+                    path: q.source.clone(),
+                    message: format!(
+                        "the household id {} is also a person variable: declare it once, with level = \"household\"",
+                        c.name
+                    ),
+                });
+            }
+            persons.insert(after_id, c);
+        }
+        self.columns = households;
+        self.person_columns = persons;
         Ok(())
     }
 
@@ -1030,10 +1334,18 @@ impl<'q> Plan<'q> {
             .collect()
     }
 
-    fn var_gen(&mut self, i: usize, age_gen: Option<usize>) -> Result<VarGen, SynthError> {
+    fn var_gen(
+        &mut self,
+        i: usize,
+        age_gen: Option<usize>,
+        size_gen: Option<usize>,
+    ) -> Result<VarGen, SynthError> {
         let v = &self.q.variables[i];
         let n_valid = v.codes.len();
-        let protected = is_sex(&v.name) || is_age(v) || is_age_group(&v.name) || v.frame;
+        // The household roster (size, eligible adults) is always complete in a survey of
+        // households and persons: the selection factor cannot be missing for a respondent.
+        let roster = self.two_units && (is_household_size(v) || is_eligible_adults(v));
+        let protected = is_sex(&v.name) || is_age(v) || is_age_group(&v.name) || v.frame || roster;
         let mut levels: Vec<String> = v.codes.iter().map(|c| c.code.clone()).collect();
         let value_levels = Arc::new(levels.clone());
         levels.extend(v.missing.iter().map(|m| m.code.clone()));
@@ -1137,6 +1449,22 @@ impl<'q> Plan<'q> {
                     cdf: cdf_of(&w),
                 }
             }
+            VarType::Integer if roster && is_household_size(v) => {
+                let (lo, hi) = v.range.unwrap_or((1.0, 20.0));
+                let (lo, hi) = (lo.ceil().max(1.0) as i64, hi.floor().max(1.0) as i64);
+                Draw::Table {
+                    low: lo,
+                    cdf: cdf_of(&household_size_weights(lo, hi)),
+                }
+            }
+            VarType::Integer if roster => {
+                let (lo, hi) = v.range.unwrap_or((1.0, 12.0));
+                Draw::Adults {
+                    size: size_gen,
+                    low: lo.ceil().max(1.0) as i64,
+                    high: hi.floor().max(1.0) as i64,
+                }
+            }
             VarType::Integer => match v.range {
                 Some((lo, hi)) if hi - lo <= 100.0 => Draw::Count {
                     low: lo.ceil() as i64,
@@ -1193,6 +1521,7 @@ impl<'q> Plan<'q> {
                 0.0
             },
             frame: v.frame,
+            level: v.level,
         })
     }
 
@@ -1229,6 +1558,69 @@ impl<'q> Plan<'q> {
         out
     }
 
+    /// The household margins of a survey of households and persons: households by region and
+    /// by urban/rural, Σ household design weights over all sampled households (the
+    /// Horvitz–Thompson estimate of the frame's households), rounded so that both add up to the
+    /// same total.
+    fn household_margins_csv(&self) -> String {
+        let mut out = String::from("variable,category,total\n");
+        let mut by_region = vec![0.0; self.region_codes.len()];
+        let mut by_urban = vec![0.0; 2];
+        for p in &self.psus {
+            let s = &self.strata[p.stratum];
+            let w = p.weight * f64::from(p.rows);
+            by_region[s.region] += w;
+            by_urban[usize::from(!s.urban)] += w;
+        }
+        let n = by_region.iter().sum::<f64>().round();
+        push_margin(
+            &mut out,
+            &self.role_name(Role::Region),
+            &self.region_codes,
+            &by_region,
+            n,
+        );
+        push_margin(
+            &mut out,
+            &self.role_name(Role::Urban),
+            &self.urban_codes,
+            &by_urban,
+            n,
+        );
+        out
+    }
+
+    /// The person margins of a survey of households and persons: adults by sex and by age
+    /// group. The adult population is estimated from the households, within each stratum
+    /// `N_h = (Σ_s w / Σ_r w) · Σ_r w · a`, with `w` the household design weight, `a` the
+    /// eligible adults, `s` the sampled and `r` the responding households (a weighting-class
+    /// adjustment for household nonresponse), and split by the generator's shares of sex and age
+    /// group.
+    fn person_margins_csv(&self, tally: &TwoUnitTally) -> String {
+        let mut out = String::from("variable,category,total\n");
+        let h = self.strata.len();
+        let (mut sampled, mut responding, mut adults) = (vec![0.0; h], vec![0.0; h], vec![0.0; h]);
+        for p in &self.psus {
+            sampled[p.stratum] += p.weight * f64::from(p.rows);
+        }
+        for t in &tally.psus {
+            responding[t.stratum] += t.responding_weight;
+            adults[t.stratum] += t.adults_weight;
+        }
+        let n: f64 = (0..h)
+            .filter(|&k| responding[k] > 0.0)
+            .map(|k| sampled[k] / responding[k] * adults[k])
+            .sum::<f64>()
+            .round();
+        for (i, probs) in [&self.sex, &self.age_group].into_iter().flatten() {
+            let v = &self.q.variables[*i];
+            let cats: Vec<String> = v.codes.iter().map(|c| c.code.clone()).collect();
+            let totals: Vec<f64> = probs.iter().map(|p| p * n).collect();
+            push_margin(&mut out, &v.name, &cats, &totals, n);
+        }
+        out
+    }
+
     fn role_name(&self, role: Role) -> String {
         self.columns
             .iter()
@@ -1239,51 +1631,62 @@ impl<'q> Plan<'q> {
 
     /// Generate and write every row; returns the number of respondents.
     fn write(&self, out: &Path, format: Format) -> Result<u64, SynthError> {
-        let io = |e: &dyn std::fmt::Display| SynthError::Io {
-            path: out.to_path_buf(),
-            message: e.to_string(),
-        };
-        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| io(&e))?;
-        }
-        let tmp = out.with_extension(format!(
-            "{}.partial",
-            out.extension().and_then(|e| e.to_str()).unwrap_or("out")
-        ));
-        let file = File::create(&tmp).map_err(|e| io(&e))?;
-        let mut sink = match format {
-            Format::Csv => {
-                let mut w = BufWriter::with_capacity(1 << 20, file);
-                let header: Vec<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
-                writeln!(w, "{}", header.join(",")).map_err(|e| io(&e))?;
-                Sink::Csv(w)
-            }
-            Format::Parquet => {
-                let props = WriterProperties::builder()
-                    .set_compression(Compression::ZSTD(
-                        ZstdLevel::try_new(1).map_err(|e| io(&e))?,
-                    ))
-                    .set_max_row_group_row_count(Some(BLOCK_ROWS))
-                    .set_coerce_types(true)
-                    .set_key_value_metadata(Some(vec![
-                        KeyValue::new("cvsurvey.synth.generator".into(), "pcg32".to_string()),
-                        KeyValue::new("cvsurvey.synth.seed".into(), self.spec.seed.to_string()),
-                        KeyValue::new("cvsurvey.synth.rows".into(), self.spec.rows.to_string()),
-                        KeyValue::new(
-                            "cvsurvey.synth.regions".into(),
-                            self.spec.regions.to_string(),
-                        ),
-                        KeyValue::new("cvsurvey.questionnaire.id".into(), self.q.id.clone()),
-                    ]))
-                    .build();
-                let writer =
-                    ArrowWriter::try_new(file, self.schema(), Some(props)).map_err(|e| io(&e))?;
-                Sink::Parquet(Box::new(writer))
-            }
-        };
+        let mut sink = FileSink::create(out, format, &self.columns, self.metadata(None))?;
         let mut respondents = 0u64;
+        for (block, _) in self.blocks() {
+            let block = block?;
+            respondents += block.respondents;
+            sink.write(&block)?;
+        }
+        sink.finish()?;
+        Ok(respondents)
+    }
+
+    /// Generate and write the household and the person file of a survey of households and
+    /// persons, block by block.
+    fn write_two(
+        &self,
+        households: &Path,
+        persons: &Path,
+        format: Format,
+    ) -> Result<TwoUnitTally, SynthError> {
+        let mut hh_sink = FileSink::create(
+            households,
+            format,
+            &self.columns,
+            self.metadata(Some(Level::Household)),
+        )?;
+        let mut person_sink = FileSink::create(
+            persons,
+            format,
+            &self.person_columns,
+            self.metadata(Some(Level::Person)),
+        )?;
+        let mut tally = TwoUnitTally::default();
+        for (block, person_block) in self.blocks() {
+            let block = block?;
+            tally.households += block.respondents;
+            tally.psus.extend(block.tally.iter().copied());
+            hh_sink.write(&block)?;
+            if let Some(b) = person_block {
+                tally.persons += b.rows as u64;
+                tally.person_respondents += b.respondents;
+                person_sink.write(&b)?;
+            }
+        }
+        hh_sink.finish()?;
+        person_sink.finish()?;
+        Ok(tally)
+    }
+
+    /// The blocks of rows in file order: PSUs grouped into about [`BLOCK_ROWS`] rows (of the
+    /// household file in a survey of households and persons), each group generated in parallel.
+    fn blocks(&self) -> impl Iterator<Item = (Result<Block, SynthError>, Option<Block>)> + '_ {
         let mut start = 0;
-        while start < self.psus.len() {
+        std::iter::from_fn(move || {
+            if start >= self.psus.len() {
+                return None;
+            }
             let mut end = start;
             let mut rows = 0usize;
             while end < self.psus.len()
@@ -1292,127 +1695,53 @@ impl<'q> Plan<'q> {
                 rows += self.psus[end].rows as usize;
                 end += 1;
             }
-            let parts: Vec<Block> = self.psus[start..end]
+            let parts: Result<Vec<(Block, Option<Block>)>, SynthError> = self.psus[start..end]
                 .par_iter()
                 .map(|p| self.psu_block(p))
-                .collect::<Result<_, _>>()?;
-            let block = Block::concat(parts, self.columns.len());
-            respondents += block.respondents;
-            match &mut sink {
-                Sink::Csv(w) => self.write_csv(w, &block).map_err(|e| io(&e))?,
-                Sink::Parquet(w) => {
-                    let batch = self.batch(&block).map_err(|e| io(&e))?;
-                    w.write(&batch).map_err(|e| io(&e))?;
-                }
-            }
+                .collect();
             start = end;
-        }
-        match sink {
-            Sink::Csv(mut w) => w.flush().map_err(|e| io(&e))?,
-            Sink::Parquet(w) => {
-                w.close().map_err(|e| io(&e))?;
-            }
-        }
-        std::fs::rename(&tmp, out).map_err(|e| io(&e))?;
-        Ok(respondents)
-    }
-
-    fn schema(&self) -> Arc<Schema> {
-        Arc::new(Schema::new(
-            self.columns
-                .iter()
-                .map(|c| {
-                    let ty = match c.ty {
-                        OutType::Int => DataType::Int64,
-                        OutType::Float => DataType::Float64,
-                        OutType::Text(_) | OutType::IdText => DataType::Utf8,
-                    };
-                    Field::new(c.name.clone(), ty, true)
-                })
-                .collect::<Vec<_>>(),
-        ))
-    }
-
-    fn batch(&self, block: &Block) -> Result<RecordBatch, arrow_schema::ArrowError> {
-        let arrays: Vec<ArrayRef> = self
-            .columns
-            .iter()
-            .zip(&block.columns)
-            .map(|(c, buf)| -> ArrayRef {
-                match (&c.ty, buf) {
-                    (OutType::Int, Buf::Num(v)) => {
-                        let nulls =
-                            NullBuffer::from(v.iter().map(|x| !x.is_nan()).collect::<Vec<_>>());
-                        let vals: Vec<i64> = v
-                            .iter()
-                            .map(|x| if x.is_nan() { 0 } else { *x as i64 })
-                            .collect();
-                        Arc::new(PrimitiveArray::<Int64Type>::new(vals.into(), Some(nulls)))
-                    }
-                    (OutType::Float, Buf::Num(v)) => {
-                        let nulls =
-                            NullBuffer::from(v.iter().map(|x| !x.is_nan()).collect::<Vec<_>>());
-                        let vals: Vec<f64> = v
-                            .iter()
-                            .map(|x| if x.is_nan() { 0.0 } else { *x })
-                            .collect();
-                        Arc::new(PrimitiveArray::<Float64Type>::new(vals.into(), Some(nulls)))
-                    }
-                    (OutType::IdText, Buf::Num(v)) => Arc::new(StringArray::from_iter(
-                        v.iter().map(|x| (!x.is_nan()).then(|| id_text(*x))),
-                    )),
-                    (OutType::Text(levels), Buf::Code(v)) => Arc::new(StringArray::from_iter(
-                        v.iter()
-                            .map(|&k| (k != u32::MAX).then(|| levels[k as usize].as_str())),
-                    )),
-                    (_, buf) => {
-                        // Unreachable by construction; keep a typed null column.
-                        let n = match buf {
-                            Buf::Num(v) => v.len(),
-                            Buf::Code(c) => c.len(),
-                        };
-                        Arc::new(StringArray::from_iter(std::iter::repeat_n(None::<&str>, n)))
-                    }
+            Some(match parts {
+                Err(e) => {
+                    start = self.psus.len();
+                    (Err(e), None)
+                }
+                Ok(parts) => {
+                    let (units, persons): (Vec<Block>, Vec<Option<Block>>) =
+                        parts.into_iter().unzip();
+                    let persons: Option<Vec<Block>> = persons.into_iter().collect();
+                    (
+                        Ok(Block::concat(units, self.columns.len())),
+                        persons.map(|p| Block::concat(p, self.person_columns.len())),
+                    )
                 }
             })
-            .collect();
-        RecordBatch::try_new(self.schema(), arrays)
+        })
     }
 
-    fn write_csv(&self, w: &mut BufWriter<File>, block: &Block) -> std::io::Result<()> {
-        let mut line = String::with_capacity(512);
-        for r in 0..block.rows {
-            line.clear();
-            for (k, (c, buf)) in self.columns.iter().zip(&block.columns).enumerate() {
-                if k > 0 {
-                    line.push(',');
-                }
-                match (&c.ty, buf) {
-                    (OutType::Int, Buf::Num(v)) if !v[r].is_nan() => {
-                        use std::fmt::Write as _;
-                        let _ = write!(line, "{}", v[r] as i64);
-                    }
-                    (OutType::Float, Buf::Num(v)) if !v[r].is_nan() => {
-                        use std::fmt::Write as _;
-                        let _ = write!(line, "{}", v[r]);
-                    }
-                    (OutType::IdText, Buf::Num(v)) if !v[r].is_nan() => {
-                        line.push_str(&id_text(v[r]));
-                    }
-                    (OutType::Text(levels), Buf::Code(v)) if v[r] != u32::MAX => {
-                        push_csv_field(&mut line, &levels[v[r] as usize]);
-                    }
-                    _ => {}
-                }
-            }
-            line.push('\n');
-            w.write_all(line.as_bytes())?;
+    /// Parquet key-value metadata: generator, seed, size, questionnaire, and the unit of the file
+    /// in a survey of households and persons.
+    fn metadata(&self, unit: Option<Level>) -> Vec<KeyValue> {
+        let mut kv = vec![
+            KeyValue::new("cvsurvey.synth.generator".into(), "pcg32".to_string()),
+            KeyValue::new("cvsurvey.synth.seed".into(), self.spec.seed.to_string()),
+            KeyValue::new("cvsurvey.synth.rows".into(), self.spec.rows.to_string()),
+            KeyValue::new(
+                "cvsurvey.synth.regions".into(),
+                self.spec.regions.to_string(),
+            ),
+            KeyValue::new("cvsurvey.questionnaire.id".into(), self.q.id.clone()),
+        ];
+        if let Some(level) = unit {
+            kv.push(KeyValue::new(
+                "cvsurvey.synth.unit".into(),
+                level.as_str().to_string(),
+            ));
         }
-        Ok(())
+        kv
     }
 
-    /// Generate the rows of one PSU.
-    fn psu_block(&self, p: &Psu) -> Result<Block, SynthError> {
+    /// Generate the rows of one PSU: its persons, or its households and their selected persons.
+    fn psu_block(&self, p: &Psu) -> Result<(Block, Option<Block>), SynthError> {
         let n = p.rows as usize;
         let s = &self.strata[p.stratum];
         let mut rng = Pcg32::new(self.spec.seed, p.id - 1);
@@ -1423,15 +1752,97 @@ impl<'q> Plan<'q> {
             responded[0] = true;
         }
         let eta: Vec<f64> = (0..n).map(|_| normal(&mut rng) + shift).collect();
+        let units = Units {
+            ids: (0..n)
+                .map(|r| (p.first_row + r as u64 + 1) as f64)
+                .collect(),
+            household_ids: Vec::new(),
+            responded,
+            eta,
+        };
+        if !self.two_units {
+            let (block, _) = self.fill(&self.columns, None, p, &units, &mut rng)?;
+            return Ok((block, None));
+        }
+        let (mut households, values) =
+            self.fill(&self.columns, Some(Level::Household), p, &units, &mut rng)?;
 
+        // One adult selected at random in each responding household, with a stream of its own
+        // so that the household file does not depend on the person questionnaire.
+        let mut rng = Pcg32::new(self.spec.seed, STREAM_PERSON + p.id - 1);
+        let selected: Vec<usize> = (0..n).filter(|&r| units.responded[r]).collect();
+        let adults: Vec<f64> = selected
+            .iter()
+            .map(|&r| {
+                self.adults_gen
+                    .map(|g| values[g][r])
+                    .filter(|x| x.is_finite() && *x >= 1.0)
+                    .unwrap_or(1.0)
+            })
+            .collect();
+        // The person id is the household id and the selected adult's line in the roster.
+        let ids: Vec<f64> = selected
+            .iter()
+            .zip(&adults)
+            .map(|(&r, &a)| {
+                let line = 1 + rng.below((a as u32).clamp(1, 99));
+                units.ids[r] * 100.0 + f64::from(line)
+            })
+            .collect();
+        let mut responded: Vec<bool> = selected
+            .iter()
+            .map(|_| uniform(&mut rng) >= s.person_nonresponse)
+            .collect();
+        if !responded.iter().any(|&r| r) {
+            responded[0] = true;
+        }
+        // Members of a household resemble each other beyond their PSU: half of the household's
+        // own propensity, the rest the person's.
+        let eta: Vec<f64> = selected
+            .iter()
+            .map(|&r| shift + 0.5 * (units.eta[r] - shift) + 0.75f64.sqrt() * normal(&mut rng))
+            .collect();
+        let persons = Units {
+            ids,
+            household_ids: selected.iter().map(|&r| units.ids[r]).collect(),
+            responded,
+            eta,
+        };
+        let (persons, _) = self.fill(
+            &self.person_columns,
+            Some(Level::Person),
+            p,
+            &persons,
+            &mut rng,
+        )?;
+        households.tally = vec![PsuTally {
+            stratum: p.stratum,
+            responding_weight: p.weight * households.respondents as f64,
+            adults_weight: p.weight * adults.iter().sum::<f64>(),
+        }];
+        Ok((households, Some(persons)))
+    }
+
+    /// The columns of one file for one PSU's units, drawing the variables of `level` (all when
+    /// `None`) in dependency order; also returns every generator's values (NaN where not drawn).
+    fn fill(
+        &self,
+        out: &[OutColumn],
+        level: Option<Level>,
+        p: &Psu,
+        units: &Units,
+        rng: &mut Pcg32,
+    ) -> Result<(Block, Vec<Vec<f64>>), SynthError> {
+        let n = units.responded.len();
+        let (responded, eta) = (&units.responded, &units.eta);
         let mut frame = Frame::new(n);
-        let mut columns: Vec<Option<Buf>> = vec![None; self.columns.len()];
+        let mut columns: Vec<Option<Buf>> = vec![None; out.len()];
         // Frame and design columns.
-        for (k, c) in self.columns.iter().enumerate() {
+        for (k, c) in out.iter().enumerate() {
             let Source::Role(role) = c.source else {
                 continue;
             };
-            let (buf, col) = self.role_column(role, &c.ty, p, &responded);
+            let (buf, col) = self.role_column(role, &c.ty, p, units);
             columns[k] = Some(buf);
             frame
                 .push(Column {
@@ -1445,6 +1856,9 @@ impl<'q> Plan<'q> {
         let mut gen_bufs: Vec<Option<Buf>> = vec![None; self.gens.len()];
         let mut gen_values: Vec<Vec<f64>> = vec![Vec::new(); self.gens.len()];
         for (gi, g) in self.gens.iter().enumerate() {
+            if level.is_some_and(|l| g.level != l) {
+                continue;
+            }
             let v = &self.q.variables[g.var];
             let asked: Vec<bool> = match &v.asked_if {
                 None => vec![true; n],
@@ -1469,7 +1883,7 @@ impl<'q> Plan<'q> {
                     continue;
                 }
                 // Missing codes and blanks first, then a value.
-                let u = uniform(&mut rng);
+                let u = uniform(rng);
                 let mut acc = 0.0;
                 let mut done = false;
                 for &(pm, num_code, level, st) in &g.missing {
@@ -1489,7 +1903,7 @@ impl<'q> Plan<'q> {
                 if done {
                     continue;
                 }
-                let (x, j) = self.draw_value(g, &mut rng, eta[r], r, &gen_values);
+                let (x, j) = self.draw_value(g, rng, eta[r], r, &gen_values);
                 state[r] = CellState::Value;
                 value[r] = x;
                 if g.numeric {
@@ -1524,19 +1938,21 @@ impl<'q> Plan<'q> {
             });
             gen_values[gi] = value;
         }
-        for (k, c) in self.columns.iter().enumerate() {
+        for (k, c) in out.iter().enumerate() {
             if let Source::Var(gi) = c.source {
                 columns[k] = gen_bufs[gi].take();
             }
         }
-        Ok(Block {
+        let block = Block {
             rows: n,
             respondents: responded.iter().filter(|&&r| r).count() as u64,
             columns: columns
                 .into_iter()
                 .map(|b| b.unwrap_or(Buf::Num(vec![f64::NAN; n])))
                 .collect(),
-        })
+            tally: Vec::new(),
+        };
+        Ok((block, gen_values))
     }
 
     /// One value: (number, text level index).
@@ -1584,6 +2000,25 @@ impl<'q> Plan<'q> {
                 }
                 (x as f64, 0)
             }
+            Draw::Adults { size, low, high } => {
+                let members = size
+                    .map(|g| gen_values[g][row])
+                    .filter(|x| x.is_finite() && *x >= 1.0);
+                let mut x = 1;
+                match members {
+                    Some(m) => {
+                        for _ in 1..m as i64 {
+                            x += i64::from(uniform(rng) < 0.55);
+                        }
+                    }
+                    None => {
+                        while x < *high && uniform(rng) > 0.45 {
+                            x += 1;
+                        }
+                    }
+                }
+                (x.clamp(*low, (*high).max(*low)) as f64, 0)
+            }
             Draw::UniformInt { low, high } => {
                 let span = (*high - *low + 1).max(1) as u64;
                 ((*low + rng.below_u64(span) as i64) as f64, 0)
@@ -1607,14 +2042,8 @@ impl<'q> Plan<'q> {
         }
     }
 
-    fn role_column(
-        &self,
-        role: Role,
-        ty: &OutType,
-        p: &Psu,
-        responded: &[bool],
-    ) -> (Buf, ColumnData) {
-        let n = responded.len();
+    fn role_column(&self, role: Role, ty: &OutType, p: &Psu, units: &Units) -> (Buf, ColumnData) {
+        let n = units.responded.len();
         let s = &self.strata[p.stratum];
         let num = |x: f64| -> (Buf, ColumnData) {
             (Buf::Num(vec![x; n]), ColumnData::Num(vec![x; n].into()))
@@ -1629,14 +2058,16 @@ impl<'q> Plan<'q> {
             )
         };
         match role {
-            Role::Id => {
-                let ids: Vec<f64> = (0..n)
-                    .map(|r| (p.first_row + r as u64 + 1) as f64)
-                    .collect();
+            Role::Id | Role::HouseholdId => {
+                let ids = if role == Role::Id {
+                    units.ids.clone()
+                } else {
+                    units.household_ids.clone()
+                };
                 let data = match ty {
-                    OutType::IdText => ColumnData::Text {
+                    OutType::IdText(prefix) => ColumnData::Text {
                         codes: (0..n as u32).collect(),
-                        levels: ids.iter().map(|x| id_text(*x)).collect(),
+                        levels: ids.iter().map(|x| id_text(*prefix, *x)).collect(),
                     },
                     _ => ColumnData::Num(ids.clone().into()),
                 };
@@ -1663,7 +2094,8 @@ impl<'q> Plan<'q> {
             Role::Weight => num(p.weight),
             Role::PsuPop => num(f64::from(s.frame_psus)),
             Role::Responded => {
-                let v: Vec<f64> = responded
+                let v: Vec<f64> = units
+                    .responded
                     .iter()
                     .map(|&r| if r { 1.0 } else { 0.0 })
                     .collect();
@@ -1673,8 +2105,226 @@ impl<'q> Plan<'q> {
     }
 }
 
-fn id_text(x: f64) -> String {
-    format!("P{:09}", x as u64)
+/// One output file being written: a `.partial` file renamed when complete.
+struct FileSink<'a> {
+    out: PathBuf,
+    tmp: PathBuf,
+    columns: &'a [OutColumn],
+    schema: Arc<Schema>,
+    sink: Sink,
+}
+
+impl<'a> FileSink<'a> {
+    fn create(
+        out: &Path,
+        format: Format,
+        columns: &'a [OutColumn],
+        metadata: Vec<KeyValue>,
+    ) -> Result<FileSink<'a>, SynthError> {
+        let io = |e: &dyn std::fmt::Display| SynthError::Io {
+            path: out.to_path_buf(),
+            message: e.to_string(),
+        };
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| io(&e))?;
+        }
+        let tmp = out.with_extension(format!(
+            "{}.partial",
+            out.extension().and_then(|e| e.to_str()).unwrap_or("out")
+        ));
+        let file = File::create(&tmp).map_err(|e| io(&e))?;
+        let schema = schema(columns);
+        let sink = match format {
+            Format::Csv => {
+                let mut w = BufWriter::with_capacity(1 << 20, file);
+                let header: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+                writeln!(w, "{}", header.join(",")).map_err(|e| io(&e))?;
+                Sink::Csv(w)
+            }
+            Format::Parquet => {
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(
+                        ZstdLevel::try_new(1).map_err(|e| io(&e))?,
+                    ))
+                    .set_max_row_group_row_count(Some(BLOCK_ROWS))
+                    .set_coerce_types(true)
+                    .set_key_value_metadata(Some(metadata))
+                    .build();
+                let writer =
+                    ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| io(&e))?;
+                Sink::Parquet(Box::new(writer))
+            }
+        };
+        Ok(FileSink {
+            out: out.to_path_buf(),
+            tmp,
+            columns,
+            schema,
+            sink,
+        })
+    }
+
+    fn io(&self, e: &dyn std::fmt::Display) -> SynthError {
+        SynthError::Io {
+            path: self.out.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    fn write(&mut self, block: &Block) -> Result<(), SynthError> {
+        let result = match &mut self.sink {
+            Sink::Csv(w) => write_csv(w, self.columns, block).map_err(|e| e.to_string()),
+            Sink::Parquet(w) => batch(&self.schema, self.columns, block)
+                .map_err(|e| e.to_string())
+                .and_then(|b| w.write(&b).map_err(|e| e.to_string())),
+        };
+        result.map_err(|e| self.io(&e))
+    }
+
+    fn finish(self) -> Result<(), SynthError> {
+        match self.sink {
+            Sink::Csv(mut w) => w.flush().map_err(|e| SynthError::Io {
+                path: self.out.clone(),
+                message: e.to_string(),
+            })?,
+            Sink::Parquet(w) => {
+                w.close().map_err(|e| SynthError::Io {
+                    path: self.out.clone(),
+                    message: e.to_string(),
+                })?;
+            }
+        }
+        std::fs::rename(&self.tmp, &self.out).map_err(|e| SynthError::Io {
+            path: self.out.clone(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// What the two files of a survey of households and persons hold.
+#[derive(Debug, Default)]
+struct TwoUnitTally {
+    /// Responding households.
+    households: u64,
+    /// Selected persons (one per responding household).
+    persons: u64,
+    /// Responding persons.
+    person_respondents: u64,
+    psus: Vec<PsuTally>,
+}
+
+fn schema(columns: &[OutColumn]) -> Arc<Schema> {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| {
+                let ty = match c.ty {
+                    OutType::Int => DataType::Int64,
+                    OutType::Float => DataType::Float64,
+                    OutType::Text(_) | OutType::IdText(_) => DataType::Utf8,
+                };
+                Field::new(c.name.clone(), ty, true)
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
+
+fn batch(
+    schema: &Arc<Schema>,
+    columns: &[OutColumn],
+    block: &Block,
+) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    let arrays: Vec<ArrayRef> = columns
+        .iter()
+        .zip(&block.columns)
+        .map(|(c, buf)| -> ArrayRef {
+            match (&c.ty, buf) {
+                (OutType::Int, Buf::Num(v)) => {
+                    let nulls = NullBuffer::from(v.iter().map(|x| !x.is_nan()).collect::<Vec<_>>());
+                    let vals: Vec<i64> = v
+                        .iter()
+                        .map(|x| if x.is_nan() { 0 } else { *x as i64 })
+                        .collect();
+                    Arc::new(PrimitiveArray::<Int64Type>::new(vals.into(), Some(nulls)))
+                }
+                (OutType::Float, Buf::Num(v)) => {
+                    let nulls = NullBuffer::from(v.iter().map(|x| !x.is_nan()).collect::<Vec<_>>());
+                    let vals: Vec<f64> = v
+                        .iter()
+                        .map(|x| if x.is_nan() { 0.0 } else { *x })
+                        .collect();
+                    Arc::new(PrimitiveArray::<Float64Type>::new(vals.into(), Some(nulls)))
+                }
+                (OutType::IdText(prefix), Buf::Num(v)) => Arc::new(StringArray::from_iter(
+                    v.iter()
+                        .map(|x| (!x.is_nan()).then(|| id_text(*prefix, *x))),
+                )),
+                (OutType::Text(levels), Buf::Code(v)) => Arc::new(StringArray::from_iter(
+                    v.iter()
+                        .map(|&k| (k != u32::MAX).then(|| levels[k as usize].as_str())),
+                )),
+                (_, buf) => {
+                    // Unreachable by construction; keep a typed null column.
+                    let n = match buf {
+                        Buf::Num(v) => v.len(),
+                        Buf::Code(c) => c.len(),
+                    };
+                    Arc::new(StringArray::from_iter(std::iter::repeat_n(None::<&str>, n)))
+                }
+            }
+        })
+        .collect();
+    RecordBatch::try_new(schema.clone(), arrays)
+}
+
+fn write_csv(w: &mut BufWriter<File>, columns: &[OutColumn], block: &Block) -> std::io::Result<()> {
+    let mut line = String::with_capacity(512);
+    for r in 0..block.rows {
+        line.clear();
+        for (k, (c, buf)) in columns.iter().zip(&block.columns).enumerate() {
+            if k > 0 {
+                line.push(',');
+            }
+            match (&c.ty, buf) {
+                (OutType::Int, Buf::Num(v)) if !v[r].is_nan() => {
+                    use std::fmt::Write as _;
+                    let _ = write!(line, "{}", v[r] as i64);
+                }
+                (OutType::Float, Buf::Num(v)) if !v[r].is_nan() => {
+                    use std::fmt::Write as _;
+                    let _ = write!(line, "{}", v[r]);
+                }
+                (OutType::IdText(prefix), Buf::Num(v)) if !v[r].is_nan() => {
+                    line.push_str(&id_text(*prefix, v[r]));
+                }
+                (OutType::Text(levels), Buf::Code(v)) if v[r] != u32::MAX => {
+                    push_csv_field(&mut line, &levels[v[r] as usize]);
+                }
+                _ => {}
+            }
+        }
+        line.push('\n');
+        w.write_all(line.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Margin lines `name,category,total`, totals rounded and the last category taking the rest so
+/// that they add up to `n`.
+fn push_margin(out: &mut String, name: &str, cats: &[String], totals: &[f64], n: f64) {
+    if totals.is_empty() {
+        return;
+    }
+    let mut rounded: Vec<f64> = totals.iter().map(|t| t.round()).collect();
+    let last = rounded.len() - 1;
+    rounded[last] = n - rounded[..last].iter().sum::<f64>();
+    for (c, t) in cats.iter().zip(rounded) {
+        out.push_str(&format!("{name},{c},{}\n", crate::frame::format_number(t)));
+    }
+}
+
+fn id_text(prefix: char, x: f64) -> String {
+    format!("{prefix}{:09}", x as u64)
 }
 
 fn push_csv_field(line: &mut String, s: &str) {
@@ -1703,12 +2353,35 @@ struct Block {
     rows: usize,
     respondents: u64,
     columns: Vec<Buf>,
+    /// Household file: per PSU, what the person margins are estimated from.
+    tally: Vec<PsuTally>,
+}
+
+/// A PSU's responding households and their eligible adults, weighted by the household design
+/// weight.
+#[derive(Debug, Clone, Copy)]
+struct PsuTally {
+    stratum: usize,
+    /// Σ household weight over responding households.
+    responding_weight: f64,
+    /// Σ household weight × eligible adults over responding households.
+    adults_weight: f64,
+}
+
+/// The units of one file in one PSU: ids, the household of each (person file), response and
+/// latent propensity.
+struct Units {
+    ids: Vec<f64>,
+    household_ids: Vec<f64>,
+    responded: Vec<bool>,
+    eta: Vec<f64>,
 }
 
 impl Block {
     fn concat(parts: Vec<Block>, n_cols: usize) -> Block {
         let rows = parts.iter().map(|b| b.rows).sum();
         let respondents = parts.iter().map(|b| b.respondents).sum();
+        let tally = parts.iter().flat_map(|b| b.tally.iter().copied()).collect();
         let mut columns: Vec<Buf> = Vec::with_capacity(n_cols);
         let mut parts: Vec<std::vec::IntoIter<Buf>> =
             parts.into_iter().map(|b| b.columns.into_iter()).collect();
@@ -1735,6 +2408,7 @@ impl Block {
             rows,
             respondents,
             columns,
+            tally,
         }
     }
 }
@@ -2106,6 +2780,104 @@ asked_if = "paid == 1"
             round * 3 > x.iter().filter(|v| **v >= 100.0).count(),
             "{round}"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    const TWO_UNITS: &str = r#"
+[questionnaire]
+id = "two-units"
+version = "0.1"
+
+[[variables]]
+name = "hh_size"
+type = "integer"
+range = [1, 15]
+level = "household"
+
+[[variables]]
+name = "eligible_adults"
+type = "integer"
+range = [1, 12]
+level = "household"
+
+[[variables]]
+name = "burglary_12m"
+codes = { 1 = "Yes", 2 = "No" }
+level = "household"
+
+[[variables]]
+name = "sex"
+codes = { 1 = "Male", 2 = "Female" }
+
+[[variables]]
+name = "age"
+type = "integer"
+range = [18, 90]
+
+[[variables]]
+name = "age_group"
+codes = { 1 = "18-39", 2 = "40+" }
+"#;
+
+    #[test]
+    fn household_sizes_average_about_four() {
+        let w = household_size_weights(1, 20);
+        let mean = w
+            .iter()
+            .enumerate()
+            .map(|(j, x)| (j + 1) as f64 * x)
+            .sum::<f64>()
+            / w.iter().sum::<f64>();
+        assert!((mean - 3.8).abs() < 0.01, "{mean}");
+        assert_eq!(household_size_weights(3, 5).len(), 3);
+    }
+
+    #[test]
+    fn without_nonresponse_the_margins_are_the_weighted_households_and_adults() {
+        let q = Questionnaire::from_toml_str(TWO_UNITS, Path::new("two.toml")).expect("valid");
+        let plan = Plan::new(
+            &q,
+            &SynthSpec {
+                nonresponse: 0.0,
+                psu_size: Some(10),
+                ..spec(1000, 3)
+            },
+        )
+        .expect("plan");
+        let dir = scratch("two-units");
+        let (h, p) = (dir.join("h.csv"), dir.join("p.csv"));
+        let tally = plan.write_two(&h, &p, Format::Csv).expect("write");
+        let (header, households) = csv_rows(&h);
+        let col = |n: &str| header.iter().position(|c| c == n).expect("column");
+        let (w, a, size) = (col("hh_weight"), col("eligible_adults"), col("hh_size"));
+        let num = |r: &Vec<String>, k: usize| r[k].parse::<f64>().expect("number");
+        // Every household responds and its one selected adult too.
+        assert_eq!(
+            (tally.households, tally.persons, tally.person_respondents),
+            (1000, 1000, 1000)
+        );
+        assert!(households.iter().all(|r| num(r, a) <= num(r, size)));
+        let total = |csv: &str, var: &str| -> f64 {
+            csv.lines()
+                .filter(|l| l.starts_with(&format!("{var},")))
+                .map(|l| {
+                    l.rsplit(',')
+                        .next()
+                        .expect("total")
+                        .parse::<f64>()
+                        .expect("number")
+                })
+                .sum()
+        };
+        let n_households: f64 = households.iter().map(|r| num(r, w)).sum();
+        let hm = plan.household_margins_csv();
+        assert_eq!(total(&hm, "region"), n_households.round());
+        assert_eq!(total(&hm, "urban"), n_households.round());
+        // With every household responding, N = Σ hh_weight × eligible adults.
+        let n_adults: f64 = households.iter().map(|r| num(r, w) * num(r, a)).sum();
+        let pm = plan.person_margins_csv(&tally);
+        assert_eq!(total(&pm, "sex"), n_adults.round());
+        assert_eq!(total(&pm, "age_group"), n_adults.round());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -346,3 +346,477 @@ fn synth_bad_psu_size_and_format_are_one_line_errors() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--psu-size"), "{stderr}");
 }
+
+// ------------------------------------------------------------------------------------------
+// Surveys of households and persons (questionnaires/cvs-households.toml)
+
+/// Header and rows of a generated CSV file (the synthetic files quote nothing).
+fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(path).expect("generated file");
+    let mut lines = text.lines();
+    let header = lines
+        .next()
+        .expect("header")
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let rows = lines
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    (header, rows)
+}
+
+fn column(header: &[String], name: &str) -> usize {
+    header
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+}
+
+fn synth_households(dir: &Path, out: &str, extra: &[&str], threads: &str) -> (i32, String, String) {
+    let q = root().join("questionnaires/cvs-households.toml");
+    let mut args = vec![
+        "synth",
+        "--questionnaire",
+        s(&q),
+        "--regions",
+        "3",
+        "--seed",
+        "5",
+    ];
+    // A name ending with `/` keeps it: the output is then a folder.
+    let out = dir.join(out).display().to_string();
+    args.extend(["--out", out.as_str()]);
+    args.extend(extra);
+    let result = Command::new(env!("CARGO_BIN_EXE_cvsurvey"))
+        .args(&args)
+        .env("RAYON_NUM_THREADS", threads)
+        .output()
+        .expect("run cvsurvey");
+    (
+        result.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&result.stdout).into_owned(),
+        String::from_utf8_lossy(&result.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn synth_households_writes_one_person_per_responding_household() {
+    let dir = scratch("synth-households");
+    let (code, stdout, stderr) =
+        synth_households(&dir, "hh.csv", &["--rows", "2400", "--psu-size", "20"], "2");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("households 2400 ("), "{stdout}");
+    assert!(stdout.contains("6 strata, 120 PSUs"), "{stdout}");
+    let (hh_header, households) = read_csv(&dir.join("hh_households.csv"));
+    let (p_header, persons) = read_csv(&dir.join("hh_persons.csv"));
+    assert_eq!(
+        hh_header[..8],
+        [
+            "hh_id",
+            "region",
+            "stratum",
+            "psu",
+            "urban",
+            "psu_pop",
+            "hh_weight",
+            "hh_responded"
+        ]
+    );
+    assert_eq!(p_header[..3], ["resp_id", "hh_id", "responded"]);
+    assert!(
+        !p_header
+            .iter()
+            .any(|c| c == "burglary_12m" || c == "stratum")
+    );
+    assert!(!hh_header.iter().any(|c| c == "sex" || c == "resp_id"));
+    assert_eq!(households.len(), 2400);
+
+    let (hid, hresp, size, adults, burglary) = (
+        column(&hh_header, "hh_id"),
+        column(&hh_header, "hh_responded"),
+        column(&hh_header, "hh_size"),
+        column(&hh_header, "eligible_adults"),
+        column(&hh_header, "burglary_12m"),
+    );
+    let mut responding = std::collections::BTreeMap::new();
+    for h in &households {
+        if h[hresp] == "1" {
+            let a: u32 = h[adults]
+                .parse()
+                .expect("eligible adults of a responding household");
+            let n: u32 = h[size].parse().expect("household size");
+            assert!((1..=n.min(12)).contains(&a), "{h:?}");
+            assert!(!h[burglary].is_empty(), "{h:?}");
+            responding.insert(h[hid].clone(), a);
+        } else {
+            assert_eq!(h[hresp], "0");
+            assert!(h[adults].is_empty() && h[burglary].is_empty(), "{h:?}");
+        }
+    }
+    let nonresponse = 1.0 - responding.len() as f64 / households.len() as f64;
+    assert!((0.05..0.25).contains(&nonresponse), "{nonresponse}");
+
+    let (pid, link, presp, sex, assault) = (
+        column(&p_header, "resp_id"),
+        column(&p_header, "hh_id"),
+        column(&p_header, "responded"),
+        column(&p_header, "sex"),
+        column(&p_header, "assault_12m"),
+    );
+    // Exactly one person per responding household, and no other household.
+    let linked: std::collections::BTreeSet<&String> = persons.iter().map(|p| &p[link]).collect();
+    assert_eq!(linked.len(), persons.len(), "one person per household");
+    assert!(linked.iter().copied().eq(responding.keys()));
+    let mut respondents = 0;
+    for p in &persons {
+        // resp_id = household id × 100 + the selected adult's line among the eligible adults.
+        let id: u64 = p[pid].parse().expect("person id");
+        let h: u64 = p[link].parse().expect("household id");
+        assert_eq!(id / 100, h, "{p:?}");
+        assert!(
+            (1..=u64::from(responding[&p[link]])).contains(&(id % 100)),
+            "{p:?}"
+        );
+        if p[presp] == "1" {
+            respondents += 1;
+            assert!(["1", "2"].contains(&p[sex].as_str()), "{p:?}");
+        } else {
+            assert!(p[sex].is_empty() && p[assault].is_empty(), "{p:?}");
+        }
+    }
+    let person_nonresponse = 1.0 - respondents as f64 / persons.len() as f64;
+    assert!(
+        (0.04..0.18).contains(&person_nonresponse),
+        "{person_nonresponse}"
+    );
+    assert!(
+        stdout.contains(&format!("{} respondents", respondents)),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn synth_households_same_files_at_1_and_4_threads() {
+    let dir = scratch("synth-households-threads");
+    let mut files = Vec::new();
+    for (threads, ext) in [
+        ("1", "csv"),
+        ("4", "csv"),
+        ("1", "parquet"),
+        ("4", "parquet"),
+    ] {
+        let name = format!("t{threads}.{ext}");
+        let (code, _, stderr) = synth_households(
+            &dir,
+            &name,
+            &["--rows", "20000", "--psu-size", "15"],
+            threads,
+        );
+        assert_eq!(code, 0, "{stderr}");
+        let read = |unit: &str| {
+            std::fs::read(dir.join(format!("t{threads}_{unit}.{ext}"))).expect("generated file")
+        };
+        files.push((read("households"), read("persons")));
+    }
+    assert!(files[0] == files[1], "CSV differs between 1 and 4 threads");
+    assert!(
+        files[2] == files[3],
+        "Parquet differs between 1 and 4 threads"
+    );
+}
+
+#[test]
+fn synth_households_files_ingest_with_zero_quarantined_rows() {
+    use cvsurvey::ingest::{IngestSpec, read};
+    use cvsurvey::questionnaire::Questionnaire;
+    let dir = scratch("synth-households-ingest");
+    let (code, _, stderr) = synth_households(
+        &dir,
+        "d/",
+        &["--rows", "3000", "--psu-size", "20", "--format", "parquet"],
+        "2",
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let q = Questionnaire::load(&root().join("questionnaires/cvs-households.toml"))
+        .expect("questionnaire");
+    for (file, part, id, response, required) in [
+        (
+            "households.parquet",
+            q.household_part(),
+            "hh_id",
+            "hh_responded",
+            vec![],
+        ),
+        (
+            "persons.parquet",
+            q.person_file_part(),
+            "resp_id",
+            "responded",
+            vec!["hh_id".to_string()],
+        ),
+    ] {
+        let spec = IngestSpec {
+            path: dir.join("d").join(file),
+            id: Some(id.into()),
+            response: Some(response.into()),
+            required_columns: required,
+            ..Default::default()
+        };
+        let ingested = read(&spec, &part).expect("ingest");
+        assert_eq!(
+            ingested.rows_quarantined, 0,
+            "{file}: {:?}",
+            ingested.findings
+        );
+        // Codes, ranges and skip rules all kept: the only findings are blanks where asked.
+        let kinds: Vec<_> = ingested.findings.counts().keys().map(|(k, _)| *k).collect();
+        assert!(
+            kinds
+                .iter()
+                .all(|k| *k == cvsurvey::ingest::FindingKind::ItemNonresponse),
+            "{file}: {kinds:?}"
+        );
+        assert!(
+            ingested.absent_variables.is_empty(),
+            "{file}: {:?}",
+            ingested.absent_variables
+        );
+        assert!(
+            ingested.respondent.iter().any(|&r| !r),
+            "{file} has nonrespondents"
+        );
+    }
+}
+
+#[test]
+fn synth_households_bad_parameters_are_one_line_errors() {
+    let dir = scratch("synth-households-bad");
+    for (out, args, expect) in [
+        ("x.csv", vec!["--rows", "0"], "--rows must be at least 1"),
+        (
+            "x.csv",
+            vec!["--rows", "3000", "--psu-size", "3001"],
+            "--psu-size 3001 is larger than --rows 3000",
+        ),
+        (
+            "x.csv",
+            vec!["--rows", "100", "--psu-size", "40"],
+            "fewer than 2 PSUs per stratum",
+        ),
+    ] {
+        let (code, _, stderr) = synth_households(&dir, out, &args, "2");
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains(expect), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+    // A folder for a single-unit questionnaire: which one file would it be?
+    let q = root().join("questionnaires/cvs-core.toml");
+    let folder = format!("{}/", dir.join("single").display());
+    let (code, _, stderr) = cvsurvey(&[
+        "synth",
+        "--questionnaire",
+        s(&q),
+        "--rows",
+        "100",
+        "--regions",
+        "2",
+        "--out",
+        &folder,
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("is a folder"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .expect("scratch")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn cvs_households_questionnaire_splits_into_household_and_person_parts() {
+    use cvsurvey::questionnaire::{Level, Questionnaire};
+    let q = Questionnaire::load(&root().join("questionnaires/cvs-households.toml"))
+        .expect("questionnaire");
+    assert!(q.has_households());
+    let ids = |q: &Questionnaire| {
+        q.indicators
+            .iter()
+            .map(|i| i.id.clone())
+            .collect::<Vec<_>>()
+    };
+    let household = q.household_part();
+    let crimes = [
+        "burglary",
+        "vehicle_theft",
+        "theft_from_vehicle",
+        "vandalism",
+    ];
+    let mut expected: Vec<String> = crimes.iter().map(|c| format!("{c}_prevalence")).collect();
+    expected.push("household_crime_prevalence".into());
+    expected.extend(crimes.iter().map(|c| format!("{c}_incidence_per_1000")));
+    expected.extend(crimes.iter().map(|c| format!("{c}_repeat")));
+    expected.push("burglary_reporting_rate".into());
+    assert_eq!(ids(&household), expected);
+    assert!(
+        household
+            .variables
+            .iter()
+            .all(|v| v.level == Level::Household)
+    );
+    assert!(
+        household
+            .derived
+            .iter()
+            .all(|d| d.level == Level::Household)
+    );
+    assert_eq!(
+        household.derived.len(),
+        q.derived.len(),
+        "every derived variable is household"
+    );
+    for v in [
+        "hh_id",
+        "region",
+        "urban",
+        "stratum",
+        "psu",
+        "psu_pop",
+        "hh_weight",
+        "eligible_adults",
+    ] {
+        assert_eq!(q.level_of(v), Some(Level::Household), "{v}");
+    }
+    let person = q.person_part();
+    assert_eq!(ids(&person).len() + expected.len(), q.indicators.len());
+    assert!(person.indicators.iter().all(|i| i.level == Level::Person));
+    for id in [
+        "bribery_paid_or_asked",
+        "feel_safe_dark",
+        "assault_reporting_rate",
+        "robbery_reporting_rate",
+    ] {
+        assert!(ids(&person).iter().any(|i| i == id), "{id}");
+    }
+    let person_file = q.person_file_part();
+    for v in [
+        "resp_id",
+        "responded",
+        "sex",
+        "age_group",
+        "safe_dark",
+        "bribe_paid",
+        "assault_12m",
+    ] {
+        assert!(person_file.variable(v).is_some(), "{v}");
+    }
+    assert!(person_file.variable("burglary_12m").is_none());
+    // SDMX breakdowns as in cvs-core.
+    let sdmx = |v: &str| {
+        q.variable(v)
+            .and_then(|v| v.sdmx.clone())
+            .expect("sdmx")
+            .dimension
+    };
+    assert_eq!(
+        [sdmx("sex"), sdmx("age_group"), sdmx("urban")],
+        ["SEX", "AGE", "URBANISATION"]
+    );
+}
+
+/// The demo of a survey of households and persons is what its README's command makes, and its
+/// config names columns of the right files.
+#[test]
+fn demo_households_is_reproducible_and_consistent_with_its_config() {
+    let demo = root().join("fixtures/demo-households");
+    let dir = scratch("synth-demo-households");
+    let out = format!("{}/", dir.display());
+    let margins = dir.join("margins.csv");
+    let q = root().join("questionnaires/cvs-households.toml");
+    let (code, _, stderr) = cvsurvey(&[
+        "synth",
+        "--questionnaire",
+        s(&q),
+        "--rows",
+        "3000",
+        "--regions",
+        "4",
+        "--psu-size",
+        "20",
+        "--nonresponse",
+        "0.12",
+        "--seed",
+        "11",
+        "--out",
+        &out,
+        "--margins",
+        s(&margins),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    for f in [
+        "households.csv",
+        "persons.csv",
+        "household_margins.csv",
+        "margins.csv",
+    ] {
+        let made = std::fs::read(dir.join(f)).expect("made");
+        let committed = std::fs::read(demo.join(f)).expect("committed");
+        assert!(made == committed, "{f} differs from the README's command");
+    }
+    let readme = std::fs::read_to_string(demo.join("README.md")).expect("README");
+    assert!(readme.contains("--rows 3000 --regions 4 --psu-size 20 --nonresponse 0.12 --seed 11"));
+
+    let config = cvsurvey::config::Pipeline::load(&demo.join("pipeline.toml")).expect("config");
+    let hh = config.households.as_ref().expect("household file");
+    let (hh_header, households) = read_csv(&hh.path);
+    let (p_header, _) = read_csv(&config.data.path);
+    for c in [&hh.id, hh.response.as_ref().expect("response")]
+        .into_iter()
+        .chain(&config.design.strata)
+        .chain(&config.design.psu)
+        .chain([&config.design.weight])
+    {
+        column(&hh_header, c);
+    }
+    let cvsurvey::config::PersonWeight::SelectionFactor(factor) = &hh.person_weight else {
+        panic!("selection factor expected: {:?}", hh.person_weight);
+    };
+    column(&hh_header, factor);
+    column(&p_header, &hh.person_household_id);
+    column(&p_header, config.data.id.as_ref().expect("person id"));
+    column(
+        &p_header,
+        config.data.response.as_ref().expect("person response"),
+    );
+    // Household margins: every variable a household column, each adding up to the same total.
+    let margin_totals = |path: &Path, header: &[String]| {
+        let mut totals = std::collections::BTreeMap::<String, f64>::new();
+        for line in std::fs::read_to_string(path)
+            .expect("margins")
+            .lines()
+            .skip(1)
+        {
+            let f: Vec<&str> = line.split(',').collect();
+            column(header, f[0]);
+            *totals.entry(f[0].into()).or_default() += f[2].parse::<f64>().expect("total");
+        }
+        totals
+    };
+    let hm = margin_totals(&demo.join("household_margins.csv"), &hh_header);
+    assert_eq!(hm.keys().collect::<Vec<_>>(), ["region", "urban"]);
+    let weight = column(&hh_header, "hh_weight");
+    let sum: f64 = households
+        .iter()
+        .map(|h| h[weight].parse::<f64>().expect("weight"))
+        .sum();
+    assert!(hm.values().all(|&t| t == sum.round()), "{hm:?} vs {sum}");
+    let pm = margin_totals(&demo.join("margins.csv"), &p_header);
+    assert_eq!(pm.keys().collect::<Vec<_>>(), ["age_group", "sex"]);
+    assert_eq!(pm["age_group"], pm["sex"]);
+    let schemes = |w: &[cvsurvey::weighting::WeightingSpec]| {
+        w.iter().map(|s| s.name.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(schemes(&config.household_weighting), ["hh_raked"]);
+    assert_eq!(schemes(&config.weighting), ["raked"]);
+}
