@@ -22,8 +22,7 @@ pub const PERSON_DESIGN_WEIGHT: &str = "_person_design_weight";
 /// indicators, domains, contrasts and tests of its level.
 fn unit_pipeline(p: &Pipeline, q: &Questionnaire, level: Level) -> Pipeline {
     let mut unit = p.clone();
-    let usable =
-        |name: &str| q.level_of(name) == Some(Level::Household) || level == Level::Person;
+    let usable = |name: &str| q.level_of(name) == Some(Level::Household) || level == Level::Person;
     let indicator_level = |id: &str| q.indicator(id).map(|i| i.level);
     unit.estimation.indicators = if p.estimation.indicators.iter().any(|i| i == "*") {
         q.indicators
@@ -39,9 +38,7 @@ fn unit_pipeline(p: &Pipeline, q: &Questionnaire, level: Level) -> Pipeline {
             .cloned()
             .collect()
     };
-    unit.estimation
-        .domains
-        .retain(|d| d.split(':').all(usable));
+    unit.estimation.domains.retain(|d| d.split(':').all(usable));
     unit.contrasts.retain(|c| {
         c.indicators
             .iter()
@@ -114,18 +111,30 @@ fn check_levels(p: &Pipeline, q: &Questionnaire) -> Result<(), PipelineError> {
     }
 }
 
-pub(super) fn compute_households_and_persons(
-    p: Pipeline,
-    q: Questionnaire,
-    output: OutputFolder,
+/// Both files as read and checked: the households, and the persons linked to them with their
+/// household's columns joined and the derived variables computed.
+pub(super) struct TwoFiles {
+    /// The config as the households see it.
+    pub ph: Pipeline,
+    pub qh: Questionnaire,
+    pub households: Ingested,
+    /// The config as the persons see it (design weight: [`PERSON_DESIGN_WEIGHT`], added by the
+    /// run).
+    pub pp: Pipeline,
+    pub qp: Questionnaire,
+    pub persons: Ingested,
+    /// Each person's row in the household frame.
+    pub of_person: Vec<usize>,
+}
+
+/// Read the household file, then the person file linked to it (`docs/pipeline.md`,
+/// "Households and persons", steps 1–3).
+pub(super) fn read_two_files(
+    p: &Pipeline,
+    q: &Questionnaire,
+    h: &HouseholdSpec,
     opts: RunOptions<'_>,
-    mut clock: StageClock,
-) -> Result<Computed, PipelineError> {
-    let h = p
-        .households
-        .clone()
-        .expect("a survey with a household file");
-    check_levels(&p, &q)?;
+) -> Result<TwoFiles, PipelineError> {
     let factor = match &h.person_weight {
         PersonWeight::SelectionFactor(c) => Some(c.clone()),
         _ => None,
@@ -133,16 +142,13 @@ pub(super) fn compute_households_and_persons(
 
     // Households: their own file, design and schemes.
     let qh = q.household_part();
-    let ph = household_pipeline(&p, &h, &q);
+    let ph = household_pipeline(p, h, q);
     let mut spec = ingest_spec(&ph, &qh);
     spec.optional_columns.extend(factor.iter().cloned());
-    let mut households = read_with_spec(&ph, &qh, &spec, opts)?;
-    let household_respondents =
-        respondents_with_weights(&ph, &mut households, &output, "household_")?;
-    clock.lap("ingest households");
+    let households = read_with_spec(&ph, &qh, &spec, opts)?;
 
     // Persons, each linked to a household and given its columns.
-    let mut pp = unit_pipeline(&p, &q, Level::Person);
+    let mut pp = unit_pipeline(p, q, Level::Person);
     pp.design.weight = PERSON_DESIGN_WEIGHT.to_string();
     pp.weight_from_fpc = false;
     let qp = q.person_part();
@@ -191,6 +197,41 @@ pub(super) fn compute_households_and_persons(
     });
     qp.add_derived_needed(&mut persons.frame, &read_after_ingest(&pp, &qp))
         .map_err(|e| IngestError::Derived(e.to_string()))?;
+    Ok(TwoFiles {
+        ph,
+        qh,
+        households,
+        pp,
+        qp,
+        persons,
+        of_person,
+    })
+}
+
+pub(super) fn compute_households_and_persons(
+    p: Pipeline,
+    q: Questionnaire,
+    output: OutputFolder,
+    opts: RunOptions<'_>,
+    mut clock: StageClock,
+) -> Result<Computed, PipelineError> {
+    let h = p
+        .households
+        .clone()
+        .expect("a survey with a household file");
+    check_levels(&p, &q)?;
+    let TwoFiles {
+        ph,
+        qh,
+        mut households,
+        mut pp,
+        qp,
+        mut persons,
+        of_person,
+    } = read_two_files(&p, &q, &h, opts)?;
+    clock.lap("ingest");
+    let household_respondents =
+        respondents_with_weights(&ph, &mut households, &output, "household_")?;
     let household_weight = numeric_column(&households, &ph.design.weight);
     let person_weight: Vec<f64> = match &h.person_weight {
         PersonWeight::Household => of_person.iter().map(|&k| household_weight[k]).collect(),
@@ -206,7 +247,6 @@ pub(super) fn compute_households_and_persons(
     };
     push_weight(&mut persons, PERSON_DESIGN_WEIGHT, person_weight, &p)?;
     let person_respondents = respondents_with_weights(&pp, &mut persons, &output, "")?;
-    clock.lap("ingest persons");
 
     let mut household_unit = compute_unit(
         &ph,

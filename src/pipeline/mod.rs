@@ -182,6 +182,54 @@ pub struct RunReport {
     pub reliability: (String, bool),
     /// No id column was named: rows are identified by their data row number.
     pub row_number_ids: bool,
+    /// The household file of a survey of households and persons (the fields above are then the
+    /// person file's; `estimates` holds the rows of both).
+    pub households: Option<HouseholdReport>,
+}
+
+/// The household file's part of a run's summary.
+#[derive(Debug, Clone)]
+pub struct HouseholdReport {
+    /// Household file.
+    pub data_path: PathBuf,
+    /// Rows read.
+    pub rows_read: u64,
+    /// Rows used.
+    pub rows_used: u64,
+    /// Rows quarantined.
+    pub rows_quarantined: u64,
+    /// Responding households.
+    pub respondents: u64,
+    /// Findings per kind and action.
+    pub findings_by_kind: BTreeMap<(FindingKind, FindingAction), usize>,
+    /// Strata and PSUs among responding households, and the design df (`run` only).
+    pub design: Option<(usize, usize, f64)>,
+    /// Household schemes with the distribution of their final weights.
+    pub schemes: Vec<(String, WeightSummary)>,
+}
+
+impl HouseholdReport {
+    fn of(ingested: &Ingested, path: &Path, design: Option<&Design>, schemes: &[Scheme]) -> Self {
+        HouseholdReport {
+            data_path: path.to_path_buf(),
+            rows_read: ingested.rows_read,
+            rows_used: ingested.rows_used(),
+            rows_quarantined: ingested.rows_quarantined,
+            respondents: ingested.respondent.iter().filter(|&&r| r).count() as u64,
+            findings_by_kind: findings_by_kind(ingested),
+            design: design.map(design_summary),
+            schemes: schemes
+                .iter()
+                .map(|s| (s.name.clone(), WeightSummary::of(&s.weights)))
+                .collect(),
+        }
+    }
+}
+
+/// Strata, PSUs and design df of a design.
+fn design_summary(design: &Design) -> (usize, usize, f64) {
+    let all_rows: Vec<bool> = vec![true; design.n_rows()];
+    (design.n_strata(), design.n_psu(), design.degf(&all_rows))
 }
 
 /// Load the config and questionnaire and check every cross-reference before data is read.
@@ -556,6 +604,16 @@ fn output_folder(p: &Pipeline) -> Result<OutputFolder, PipelineError> {
 pub fn validate(config_path: &Path, opts: RunOptions<'_>) -> Result<RunReport, PipelineError> {
     let (p, q) = prepare(config_path)?;
     let output = output_folder(&p)?;
+    if let Some(h) = &p.households {
+        let two = households::read_two_files(&p, &q, h, opts)?;
+        let mut staged = output.stage();
+        write_row_reports(&mut staged, &p.output_dir, &two.persons, "")?;
+        write_row_reports(&mut staged, &p.output_dir, &two.households, "household_")?;
+        let files = output.commit(staged)?;
+        let mut report = report(&p, &q, &two.persons, None, &[], Vec::new(), files);
+        report.households = Some(HouseholdReport::of(&two.households, &h.path, None, &[]));
+        return Ok(report);
+    }
     let ingested = read_data(&p, &q, opts)?;
     let mut staged = output.stage();
     write_row_reports(&mut staged, &p.output_dir, &ingested, "")?;
@@ -1379,12 +1437,15 @@ pub fn compare(config_path: &Path, opts: RunOptions<'_>) -> Result<RunReport, Pi
 }
 
 fn finish(c: Computed, files: Vec<PathBuf>) -> RunReport {
-    let all_rows: Vec<bool> = vec![true; c.design.n_rows()];
-    let design_summary = Some((
-        c.design.n_strata(),
-        c.design.n_psu(),
-        c.design.degf(&all_rows),
-    ));
+    let design_summary = Some(design_summary(&c.design));
+    let households = c.household.as_ref().map(|h| {
+        HouseholdReport::of(
+            &h.ingested,
+            &h.pipeline.data.path,
+            Some(&h.design),
+            &h.schemes,
+        )
+    });
     let Computed {
         pipeline,
         questionnaire,
@@ -1408,7 +1469,128 @@ fn finish(c: Computed, files: Vec<PathBuf>) -> RunReport {
     report.warnings.extend(warnings);
     report.contrasts = contrasts;
     report.tests = tests;
+    report.households = households;
     report
+}
+
+/// One file's lines of the console summary.
+struct UnitLines<'a> {
+    data_path: &'a Path,
+    row_number_ids: bool,
+    rows_read: u64,
+    rows_used: u64,
+    rows_quarantined: u64,
+    respondents: u64,
+    /// What a respondent is: "respondents", "responding households".
+    respondent_word: &'static str,
+    findings_by_kind: &'a BTreeMap<(FindingKind, FindingAction), usize>,
+    design: Option<(usize, usize, f64)>,
+    schemes: &'a [(String, WeightSummary)],
+    /// The file's estimates.
+    estimates: &'a [EstimateRow],
+}
+
+/// Data, rows, findings, design, weights and the whole-population estimates of one file.
+fn write_unit(s: &mut String, u: &UnitLines<'_>) {
+    let _ = writeln!(
+        s,
+        "data      {}{}",
+        u.data_path.display(),
+        if u.row_number_ids {
+            "  (no [data] id: rows are identified by their row number)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        s,
+        "rows      {} read = {} used + {} quarantined  ({} {}, {} unit nonrespondents)",
+        u.rows_read,
+        u.rows_used,
+        u.rows_quarantined,
+        u.respondents,
+        u.respondent_word,
+        u.rows_used - u.respondents
+    );
+    if u.findings_by_kind.is_empty() {
+        let _ = writeln!(s, "findings  none");
+    } else {
+        let parts: Vec<String> = u
+            .findings_by_kind
+            .iter()
+            .map(|((k, action), n)| match action {
+                FindingAction::Quarantined => format!("{n} {k}"),
+                _ => format!("{n} {k} ({action})"),
+            })
+            .collect();
+        let _ = writeln!(s, "findings  {}", parts.join(", "));
+    }
+    if let Some((strata, psus, df)) = u.design {
+        // The df the whole-population estimates use, per variance method: the design's for
+        // Taylor, the replicate weights' rank for replicate methods.
+        let mut by_method: Vec<(&str, f64, f64)> = Vec::new();
+        for r in u.estimates.iter().filter(|r| r.domain_var == TOTAL) {
+            let Some(d) = r.df else { continue };
+            match by_method.iter_mut().find(|m| m.0 == r.variance.as_str()) {
+                Some(m) => {
+                    m.1 = m.1.min(d);
+                    m.2 = m.2.max(d);
+                }
+                None => by_method.push((r.variance.as_str(), d, d)),
+            }
+        }
+        let df_text = if by_method.iter().all(|&(_, lo, hi)| lo == df && hi == df) {
+            format!("{df} df")
+        } else {
+            let used: Vec<String> = by_method
+                .iter()
+                .map(|(m, lo, hi)| {
+                    if lo == hi {
+                        format!("{lo} ({m})")
+                    } else {
+                        format!("{lo}–{hi} ({m})")
+                    }
+                })
+                .collect();
+            format!(
+                "{df} df; whole-population estimates use df {}",
+                used.join(", ")
+            )
+        };
+        let _ = writeln!(s, "design    {strata} strata, {psus} PSUs, {df_text}");
+    }
+    for (name, w) in u.schemes {
+        let _ = writeln!(
+            s,
+            "weights   {name}: min {:.4}, max {:.4}, sum {:.1}, Kish deff {:.3}",
+            w.min, w.max, w.sum, w.kish_deff
+        );
+    }
+    if !u.estimates.is_empty() {
+        let names: Vec<String> = u.schemes.iter().map(|(n, _)| n.clone()).collect();
+        let table = crate::output::comparison_table(&u.estimates, &names);
+        let _ = writeln!(
+            s,
+            "estimates {} rows; whole population, estimate (SE) by weighting scheme:",
+            u.estimates.len()
+        );
+        let mut header = format!("  {:<34}", "indicator");
+        for n in &names {
+            header.push_str(&format!(" {n:>18}"));
+        }
+        let _ = writeln!(s, "{header}");
+        for row in table.iter().filter(|r| r.key[2] == TOTAL) {
+            let mut line = format!("  {:<34}", row_label(row));
+            for cell in &row.by_scheme {
+                let f = |x: Option<f64>| x.map_or("NA".to_string(), |v| format!("{v:.4}"));
+                let text = cell.map_or("-".to_string(), |r| {
+                    format!("{} ({})", f(r.estimate), f(r.se))
+                });
+                line.push_str(&format!(" {text:>18}"));
+            }
+            let _ = writeln!(s, "{line}");
+        }
+    }
 }
 
 /// An indicator in the console tables: its id, with the category (a distribution's code, a
@@ -1490,6 +1672,7 @@ fn report(
         tests: Vec::new(),
         files,
         row_number_ids: p.data.id.is_none(),
+        households: None,
         reliability: (
             p.publication.reliability.preset.as_str().to_string(),
             p.publication.reliability.suppress,
@@ -1516,102 +1699,47 @@ impl RunReport {
             "cvsurvey {VERSION} · questionnaire {}",
             self.questionnaire
         );
-        let _ = writeln!(
-            s,
-            "data      {}{}",
-            self.data_path.display(),
-            if self.row_number_ids {
-                "  (no [data] id: rows are identified by their row number)"
-            } else {
-                ""
-            }
-        );
-        let _ = writeln!(
-            s,
-            "rows      {} read = {} used + {} quarantined  ({} respondents, {} unit nonrespondents)",
-            self.rows_read,
-            self.rows_used,
-            self.rows_quarantined,
-            self.respondents,
-            self.rows_used - self.respondents
-        );
-        if self.findings_by_kind.is_empty() {
-            let _ = writeln!(s, "findings  none");
-        } else {
-            let parts: Vec<String> = self
-                .findings_by_kind
-                .iter()
-                .map(|((k, action), n)| match action {
-                    FindingAction::Quarantined => format!("{n} {k}"),
-                    _ => format!("{n} {k} ({action})"),
-                })
-                .collect();
-            let _ = writeln!(s, "findings  {}", parts.join(", "));
-        }
-        if let Some((strata, psus, df)) = self.design {
-            // The df the whole-population estimates use, per variance method: the design's for
-            // Taylor, the replicate weights' rank for replicate methods.
-            let mut by_method: Vec<(&str, f64, f64)> = Vec::new();
-            for r in self.estimates.iter().filter(|r| r.domain_var == TOTAL) {
-                let Some(d) = r.df else { continue };
-                match by_method.iter_mut().find(|m| m.0 == r.variance.as_str()) {
-                    Some(m) => {
-                        m.1 = m.1.min(d);
-                        m.2 = m.2.max(d);
-                    }
-                    None => by_method.push((r.variance.as_str(), d, d)),
-                }
-            }
-            let df_text = if by_method.iter().all(|&(_, lo, hi)| lo == df && hi == df) {
-                format!("{df} df")
-            } else {
-                let used: Vec<String> = by_method
+        let all = self.estimates.as_slice();
+        let person_lines = |estimates| UnitLines {
+            data_path: &self.data_path,
+            row_number_ids: self.row_number_ids,
+            rows_read: self.rows_read,
+            rows_used: self.rows_used,
+            rows_quarantined: self.rows_quarantined,
+            respondents: self.respondents,
+            respondent_word: "respondents",
+            findings_by_kind: &self.findings_by_kind,
+            design: self.design,
+            schemes: &self.schemes,
+            estimates,
+        };
+        match &self.households {
+            None => write_unit(&mut s, &person_lines(all)),
+            Some(h) => {
+                // Each unit with its own rows: households first, as in the outputs.
+                let (household_rows, person_rows): (Vec<EstimateRow>, Vec<EstimateRow>) = all
                     .iter()
-                    .map(|(m, lo, hi)| {
-                        if lo == hi {
-                            format!("{lo} ({m})")
-                        } else {
-                            format!("{lo}–{hi} ({m})")
-                        }
-                    })
-                    .collect();
-                format!(
-                    "{df} df; whole-population estimates use df {}",
-                    used.join(", ")
-                )
-            };
-            let _ = writeln!(s, "design    {strata} strata, {psus} PSUs, {df_text}");
-        }
-        for (name, w) in &self.schemes {
-            let _ = writeln!(
-                s,
-                "weights   {name}: min {:.4}, max {:.4}, sum {:.1}, Kish deff {:.3}",
-                w.min, w.max, w.sum, w.kish_deff
-            );
-        }
-        if !self.estimates.is_empty() {
-            let names: Vec<String> = self.schemes.iter().map(|(n, _)| n.clone()).collect();
-            let table = crate::output::comparison_table(&self.estimates, &names);
-            let _ = writeln!(
-                s,
-                "estimates {} rows; whole population, estimate (SE) by weighting scheme:",
-                self.estimates.len()
-            );
-            let mut header = format!("  {:<34}", "indicator");
-            for n in &names {
-                header.push_str(&format!(" {n:>18}"));
-            }
-            let _ = writeln!(s, "{header}");
-            for row in table.iter().filter(|r| r.key[2] == TOTAL) {
-                let mut line = format!("  {:<34}", row_label(row));
-                for cell in &row.by_scheme {
-                    let f = |x: Option<f64>| x.map_or("NA".to_string(), |v| format!("{v:.4}"));
-                    let text = cell.map_or("-".to_string(), |r| {
-                        format!("{} ({})", f(r.estimate), f(r.se))
-                    });
-                    line.push_str(&format!(" {text:>18}"));
-                }
-                let _ = writeln!(s, "{line}");
+                    .cloned()
+                    .partition(|r| r.level == crate::questionnaire::Level::Household);
+                let _ = writeln!(s, "households");
+                write_unit(
+                    &mut s,
+                    &UnitLines {
+                        data_path: &h.data_path,
+                        row_number_ids: false,
+                        rows_read: h.rows_read,
+                        rows_used: h.rows_used,
+                        rows_quarantined: h.rows_quarantined,
+                        respondents: h.respondents,
+                        respondent_word: "responding households",
+                        findings_by_kind: &h.findings_by_kind,
+                        design: h.design,
+                        schemes: &h.schemes,
+                        estimates: &household_rows,
+                    },
+                );
+                let _ = writeln!(s, "persons");
+                write_unit(&mut s, &person_lines(&person_rows));
             }
         }
         if !self.estimates.is_empty() {

@@ -6,6 +6,7 @@
 //! giving a person weight, a person file whose design column disagrees with its household's).
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use crate::common::{cvsurvey_run, read_csv, rel_diff, relocated_config, root, scratch};
 
@@ -237,4 +238,40 @@ fn config_and_questionnaire_mistakes_are_refused_with_their_reason() {
     let (code, out) = cvsurvey_run(&no_link);
     assert_ne!(code, 0);
     assert!(out.contains("data.household_id"), "{out}");
+}
+
+#[test]
+fn validate_checks_both_files_and_the_summary_has_both_units() {
+    let config = scratch_survey("households_validate", |file, text| match file {
+        "persons.csv" => edit_lines(&text, |lines| {
+            lines[1] = lines[1].replacen(
+                &lines[1].split(',').nth(1).expect("hh").to_string(),
+                "999999",
+                1,
+            );
+        }),
+        _ => text,
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_cvsurvey"))
+        .args(["validate", config.to_str().expect("utf8")])
+        .output()
+        .expect("run cvsurvey");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("households\n")
+            && stdout
+                .contains("rows      72 read = 72 used + 0 quarantined  (68 responding households")
+            && stdout.contains("rows      68 read = 67 used + 1 quarantined"),
+        "{stdout}"
+    );
+    let dir = config.parent().expect("dir").join("out");
+    let quarantine = read_csv(&dir.join("quarantine.csv"));
+    assert_eq!(quarantine.len(), 1);
+    assert_eq!(quarantine[0]["kind"], "unknown_household");
+    assert!(dir.join("household_findings.csv").exists());
 }
