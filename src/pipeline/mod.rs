@@ -772,7 +772,7 @@ fn compute_unit(
     let respondents = respondents.to_vec();
     let design = Design::build(&ingested.frame, &respondents, &p.design)?;
     clock.lap("design");
-    let base_weights = numeric_column(&ingested, &p.design.weight);
+    let base_weights = numeric_column(ingested, &p.design.weight);
     let schemes = crate::weighting::compute(
         &ingested.frame,
         &ingested.row_numbers,
@@ -831,7 +831,7 @@ fn compute_unit(
                 .flat_map(|d| d.split(':'))
                 .map(str::to_string),
         )
-        .chain(contrast_variables(&p))
+        .chain(contrast_variables(p))
         .chain(tests.iter().flat_map(|t| {
             [t.rows.clone(), t.cols.clone()]
                 .into_iter()
@@ -873,7 +873,7 @@ fn compute_unit(
             contrasts: &p.contrasts,
             tests: &tests,
         };
-        match replicate_settings(&p, variance) {
+        match replicate_settings(p, variance) {
             // Taylor linearization.
             None => {
                 let taylor = crate::estimate::estimate_with_progress(&request, opts.progress())?;
@@ -905,7 +905,7 @@ fn compute_unit(
             }
         }
     }
-    crate::output::reliability::apply_reliability(&mut estimates, &p.publication.reliability, &q);
+    crate::output::reliability::apply_reliability(&mut estimates, &p.publication.reliability, q);
     // Contrast after contrast, indicator, scheme, then variance method (config order each).
     let position = |list: &[String], x: &str| list.iter().position(|y| y == x);
     contrasts.sort_by_key(|r| {
@@ -1219,20 +1219,28 @@ fn publication_context(
             n_psu: c.design.n_psu(),
             df: c.design.degf(&all_rows),
         },
-        schemes: p
-            .weighting
+        // Household schemes first (as their rows in the tables), then the persons'; each
+        // matched to its definition by name.
+        schemes: c
+            .household
             .iter()
-            .zip(&c.schemes)
-            .map(|(spec, s)| SchemeSummary {
-                name: s.name.clone(),
-                nonresponse_classes: spec.nonresponse_classes.clone(),
-                weights: WeightSummary::of(&s.weights),
-                calibration: s.calibration.as_ref().map(|k| CalibrationFit {
-                    method: k.method.clone(),
-                    iterations: k.iterations,
-                    max_margin_error: k.max_margin_error,
-                    converged: k.converged,
-                }),
+            .map(|h| (&h.pipeline, h.schemes.as_slice()))
+            .chain(std::iter::once((p, c.schemes.as_slice())))
+            .flat_map(|(p, schemes)| {
+                schemes.iter().filter_map(move |s| {
+                    let spec = p.weighting.iter().find(|w| w.name == s.name)?;
+                    Some(SchemeSummary {
+                        name: s.name.clone(),
+                        nonresponse_classes: spec.nonresponse_classes.clone(),
+                        weights: WeightSummary::of(&s.weights),
+                        calibration: s.calibration.as_ref().map(|k| CalibrationFit {
+                            method: k.method.clone(),
+                            iterations: k.iterations,
+                            max_margin_error: k.max_margin_error,
+                            converged: k.converged,
+                        }),
+                    })
+                })
             })
             .collect(),
         variance_methods: p.variance.iter().map(|v| v.as_str().to_string()).collect(),
@@ -1568,7 +1576,7 @@ fn write_unit(s: &mut String, u: &UnitLines<'_>) {
     }
     if !u.estimates.is_empty() {
         let names: Vec<String> = u.schemes.iter().map(|(n, _)| n.clone()).collect();
-        let table = crate::output::comparison_table(&u.estimates, &names);
+        let table = crate::output::comparison_table(u.estimates, &names);
         let _ = writeln!(
             s,
             "estimates {} rows; whole population, estimate (SE) by weighting scheme:",
