@@ -4,6 +4,7 @@ mod analyses;
 mod cli;
 mod common;
 mod contrasts;
+mod demo_households;
 mod designs;
 mod edge_cases;
 mod editing;
