@@ -1222,20 +1222,25 @@ pub fn rows_with_variances(
         .design
         .degf(&scheme.weights.iter().map(|&x| x != 0.0).collect::<Vec<_>>());
     let fine = prepared.fine.as_ref();
-    let mut rows = Vec::new();
-    for (i, ind) in req.indicators.iter().enumerate() {
-        if ind.kind == IndicatorKind::Quantile {
-            // Rows from quantile_replicate_rows.
-            continue;
-        }
-        let range = i * per_indicator..(i + 1) * per_indicator;
-        let given = Replicated {
-            variances: &variances[range.clone()],
-            logit_variances: &logit_variances[range],
-            df,
-        };
-        rows.extend(
-            estimate_block(
+    // Indicators in parallel (their replicate df, the rank of each domain's replicate weights,
+    // is most of the work), rows kept in indicator order.
+    use rayon::prelude::*;
+    let blocks: Vec<Result<Vec<EstimateRow>, EstimateError>> = req
+        .indicators
+        .par_iter()
+        .enumerate()
+        .map(|(i, ind)| {
+            if ind.kind == IndicatorKind::Quantile {
+                // Rows from quantile_replicate_rows.
+                return Ok(Vec::new());
+            }
+            let range = i * per_indicator..(i + 1) * per_indicator;
+            let given = Replicated {
+                variances: &variances[range.clone()],
+                logit_variances: &logit_variances[range],
+                df,
+            };
+            Ok(estimate_block(
                 req,
                 ind,
                 &prepared.values[i],
@@ -1247,8 +1252,12 @@ pub fn rows_with_variances(
                 fine.map_or(SumsPath::PerBreakdown, SumsPath::FineCells),
                 full_df,
             )?
-            .rows,
-        );
+            .rows)
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for block in blocks {
+        rows.extend(block?);
     }
     Ok(rows)
 }
@@ -1614,6 +1623,9 @@ fn grouped_domain_stats(
     let mut out = Vec::with_capacity(k);
     let mut totals = vec![0.0; n_psu];
     let mut present = vec![false; n_psu];
+    // Every domain's rows in one pass over the rows, formed the first time a replicate df asks
+    // for a domain's rows (not one pass per domain).
+    let rows_by_domain = std::cell::OnceCell::<Vec<Vec<usize>>>::new();
     for d in 0..k {
         // A breakdown formed only for contrasts needs the scores of the contrasted domains.
         let kept_only = !b.published;
@@ -1628,11 +1640,19 @@ fn grouped_domain_stats(
                     .map(|p| p as u32)
                     .collect();
                 let rows = || -> Vec<usize> {
-                    (0..b.of_row.len())
-                        .filter(|&r| {
-                            vals.defined[r] && b.of_row[r] == Some(d as u32) && w[r] != 0.0
-                        })
-                        .collect()
+                    rows_by_domain.get_or_init(|| {
+                        let mut by_domain = vec![Vec::new(); k];
+                        for (r, of) in b.of_row.iter().enumerate() {
+                            if let Some(e) = of
+                                && vals.defined[r]
+                                && w[r] != 0.0
+                            {
+                                by_domain[*e as usize].push(r);
+                            }
+                        }
+                        by_domain
+                    })[d]
+                        .clone()
                 };
                 (variances[d], df_of(&psus, nobs[d], &rows))
             }

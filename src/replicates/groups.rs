@@ -237,4 +237,77 @@ impl<'a> Groups<'a> {
         }
         numerical_rank(&a, rows.len(), m)
     }
+
+    /// The groups of `rows` with a non-zero weight, sorted, each with Σ a_i² over its rows among
+    /// `rows`: what [`Groups::rank_of_groups`] needs.
+    pub(super) fn present(&self, rows: &[usize]) -> (Vec<u32>, Vec<f64>) {
+        // One slot per group rather than a sort of the rows: domains run to every row.
+        let mut sum_sq = vec![0.0; self.psu.len()];
+        for &i in rows {
+            let a = self.row_base[i];
+            sum_sq[self.of_row[i] as usize] += a * a;
+        }
+        sum_sq
+            .iter()
+            .enumerate()
+            .filter(|&(_, &x)| x != 0.0)
+            .map(|(g, &x)| (g as u32, x))
+            .unzip()
+    }
+
+    /// The numerical rank of the replicate weights over rows whose groups and Σ a_i² are
+    /// `present` ([`Groups::present`]), computed on one row per group, scaled by √(Σ a_i²):
+    /// the rows of a group have replicate weights a_i F_r,k, so this matrix has the rows'
+    /// inner products between replicate columns (WᵀW), and the column Gram–Schmidt of
+    /// [`numerical_rank`] (R's `qr` on the rows) gives the same rank at a cost in groups, not
+    /// rows. `multipliers` and `groups` as in [`Groups::rank`].
+    pub(super) fn rank_of_groups(
+        &self,
+        multipliers: &[f64],
+        groups: &[u32],
+        succeeded: &[bool],
+        (present, sum_sq): (&[u32], &[f64]),
+    ) -> usize {
+        let n_rep = succeeded.len();
+        let kept: Vec<usize> = (0..n_rep).filter(|&r| succeeded[r]).collect();
+        let m = kept.len();
+        if m == 0 || present.is_empty() {
+            return 0;
+        }
+        let at: Vec<usize> = present
+            .iter()
+            .map(|g| groups.binary_search(g).expect("the df's groups are kept") * n_rep)
+            .collect();
+        let scale: Vec<f64> = sum_sq.iter().map(|x| x.sqrt()).collect();
+        // Most domains have full rank: shown on a few groups against the whole columns' norms
+        // (one pass over the groups, in their multipliers' order), as numerical_rank does on
+        // rows, before the whole matrix is formed.
+        // A quarter more groups than replicates: m independent columns show on them when the
+        // domain has full rank (the multipliers of distinct groups are not proportional), at a
+        // fraction of the cost of numerical_rank's four rows per column.
+        if let Some(sampled) = super::rank_subset_rows(present.len(), m + m / 4 + 8) {
+            let mut norms = vec![0.0; m];
+            for (&p, s) in at.iter().zip(&scale) {
+                let row = &multipliers[p..p + n_rep];
+                for (norm, &r) in norms.iter_mut().zip(&kept) {
+                    let x = s * row[r];
+                    *norm += x * x;
+                }
+            }
+            norms.iter_mut().for_each(|x| *x = x.sqrt());
+            let sample: Vec<f64> = kept
+                .iter()
+                .flat_map(|&r| sampled.iter().map(move |&j| (j, r)))
+                .map(|(j, r)| scale[j] * multipliers[at[j] + r])
+                .collect();
+            if super::full_rank_shown(&sample, sampled.len(), m, &norms) {
+                return m;
+            }
+        }
+        let mut a = Vec::with_capacity(present.len() * m);
+        for &r in &kept {
+            a.extend(at.iter().zip(&scale).map(|(&p, s)| s * multipliers[p + r]));
+        }
+        numerical_rank(&a, present.len(), m)
+    }
 }

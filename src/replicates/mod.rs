@@ -945,11 +945,31 @@ fn full_rank_on_subset(a: &[f64], n: usize, m: usize) -> bool {
         return false;
     }
     let step = n / k;
+    let norms: Vec<f64> = (0..m)
+        .map(|r| {
+            let column = &a[r * n..(r + 1) * n];
+            dot(column, column).sqrt()
+        })
+        .collect();
+    let sample: Vec<f64> = (0..m)
+        .flat_map(|r| (0..k).map(move |j| a[r * n + j * step]))
+        .collect();
+    full_rank_shown(&sample, k, m, &norms)
+}
+
+/// `k` rows sampled for [`full_rank_shown`] out of `n`, evenly spaced; none when there are too
+/// few rows for the subset to say anything (fewer than 2k).
+pub(crate) fn rank_subset_rows(n: usize, k: usize) -> Option<Vec<usize>> {
+    (k > 0 && n >= 2 * k).then(|| (0..k).map(|j| j * (n / k)).collect())
+}
+
+/// True when the `m` columns of `sample` (`k` sampled rows each, column after column) are
+/// independent by the rule of [`numerical_rank`] against the whole columns' norms `norms`:
+/// then the whole matrix has rank `m`.
+pub(crate) fn full_rank_shown(sample: &[f64], k: usize, m: usize, norms: &[f64]) -> bool {
     let mut basis: Vec<Vec<f64>> = Vec::with_capacity(m);
     for r in 0..m {
-        let column = &a[r * n..(r + 1) * n];
-        let norm_all = dot(column, column).sqrt();
-        let mut v: Vec<f64> = (0..k).map(|j| column[j * step]).collect();
+        let mut v: Vec<f64> = sample[r * k..(r + 1) * k].to_vec();
         for _ in 0..2 {
             for q in &basis {
                 let d = dot(q, &v);
@@ -959,7 +979,7 @@ fn full_rank_on_subset(a: &[f64], n: usize, m: usize) -> bool {
             }
         }
         let norm = dot(&v, &v).sqrt();
-        if norm == 0.0 || norm < RANK_TOL * norm_all {
+        if norm == 0.0 || norm < RANK_TOL * norms[r] {
             return false;
         }
         v.iter_mut().for_each(|x| *x /= norm);

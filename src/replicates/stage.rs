@@ -347,10 +347,9 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
                 base_weights: inputs.base_weights,
                 unit_of_frame_row: &psu_of_frame_row,
             });
-        let groups = match scheme.chain.cells() {
+        let grouping = match scheme.chain.cells() {
             Some(cells)
-                if !inputs.keep_weights
-                    && !supplied_replicates
+                if !supplied_replicates
                     && rep.psu_factors(0).is_some()
                     && recompute.is_some() == recompute_nr =>
             {
@@ -362,6 +361,12 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
                 ))
             }
             _ => None,
+        };
+        // Replicate weights to be published run on the rows; their groups still serve the df.
+        let (groups, published_groups) = if inputs.keep_weights {
+            (None, grouping)
+        } else {
+            (grouping, None)
         };
         let sums = groups.as_ref().map(|g| {
             crate::estimate::GroupedSums::build(
@@ -556,6 +561,29 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
         // matrix is formed.
         drop(block_multipliers);
         drop(sums);
+        // Published replicate weights ran on the rows, all of them kept: their groups'
+        // multipliers follow from one row per group (w_i,r = a_i F_r,g), so that the df is the
+        // same whether the weights are published or not.
+        let (rank_groups, rank_multipliers) = match &published_groups {
+            Some(g)
+                if reweighted
+                    && rank_df_rule
+                    && kept_rows.len() == n
+                    && g.psu.len() * n_rep <= RANK_CELLS =>
+            {
+                let mut m = vec![f64::NAN; g.psu.len() * n_rep];
+                for (k, &i) in g.representative.iter().enumerate() {
+                    let a = g.row_base[i];
+                    for (r, w) in matrix.iter().enumerate() {
+                        if let Some(w) = w {
+                            m[k * n_rep + r] = if a != 0.0 { w[i] / a } else { 0.0 };
+                        }
+                    }
+                }
+                ((0..g.psu.len() as u32).collect::<Vec<u32>>(), m)
+            }
+            _ => (rank_groups, rank_multipliers),
+        };
         // One statistic at a time, as R's svrVar on one svymean: a replicate whose estimate of
         // this statistic is not finite (an empty domain in that replicate) is left out for it.
         let column = |k: usize, f: &dyn Fn(f64) -> f64| -> Vec<f64> {
@@ -608,12 +636,40 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
             (None, true) => replicate_rank(&matrix, &sampled),
         };
         let rank_cache = std::sync::Mutex::new(std::collections::HashMap::<Vec<u32>, usize>::new());
+        // Every group's multipliers are kept (up to RANK_CELLS group × replicate cells): the
+        // rank of any domain is then exact from its groups.
+        let by_groups = groups
+            .as_ref()
+            .or(published_groups.as_ref())
+            .filter(|g| reweighted && rank_df_rule && rank_groups.len() == g.psu.len());
         let rank_df = |psus: &[u32], n_rows: usize, rows: &dyn Fn() -> Vec<usize>| -> f64 {
             if reweighted {
-                // Exact on small domains, where rank deficiency occurs; larger domains take the
-                // rank of the whole replicate matrix (docs/variance.md).
+                // Exact on small domains over their rows, on larger ones over their groups (the
+                // same rank); otherwise (supplied weights, a calibration not collapsed to cells,
+                // too many groups) larger domains take the rank of the whole replicate matrix
+                // (docs/variance.md).
                 if n_rows <= 2 * n_rep {
                     rank_over(&rows()) as f64 - 1.0
+                } else if let Some(g) = by_groups {
+                    let (present, sum_sq) = g.present(&rows());
+                    if let Some(&rank) = rank_cache
+                        .lock()
+                        .ok()
+                        .and_then(|c| c.get(&present).copied())
+                        .as_ref()
+                    {
+                        return rank as f64 - 1.0;
+                    }
+                    let rank = g.rank_of_groups(
+                        &rank_multipliers,
+                        &rank_groups,
+                        &succeeded,
+                        (&present, &sum_sq),
+                    );
+                    if let Ok(mut c) = rank_cache.lock() {
+                        c.insert(present, rank);
+                    }
+                    rank as f64 - 1.0
                 } else {
                     full_rank as f64 - 1.0
                 }

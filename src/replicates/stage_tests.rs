@@ -475,3 +475,118 @@ fn group_multipliers_give_the_chains_replicate_weights() {
     }
     assert!(checked > 100, "{checked} replicates compared");
 }
+
+/// The rank of a domain's replicate weights over its groups (one row per group scaled by
+/// √Σa², `Groups::rank_of_groups`) equals the rank over its rows (`Groups::rank`), for domains
+/// that lose rank (a few strata under JKn) and domains that do not (bootstrap), whole and
+/// thinned out within groups.
+#[test]
+fn domain_rank_over_groups_equals_the_rank_over_rows() {
+    use super::groups::{Groups, Recompute};
+    use super::{ReplicateDesign, ReplicateMethod, ReplicateOptions};
+    let d = demo();
+    let data = reshaped(&d);
+    let specs = recompute_specs(&d, &["nrclass", "urban"]);
+    let n = data.frame.n_rows();
+    let mut compared = 0;
+    let mut ranks = Vec::new();
+    for method in [
+        ReplicateMethod::Jkn,
+        ReplicateMethod::Bootstrap {
+            replicates: 40,
+            seed: 3,
+        },
+    ] {
+        let spec = design_spec(&d, Some("stratum"), "psu");
+        let design =
+            crate::design::Design::build(&data.frame, &data.respondents, &spec).expect("design");
+        let schemes = crate::weighting::compute(
+            &data.frame,
+            &data.row_numbers,
+            &data.base_weights,
+            &data.respondents,
+            &specs,
+        )
+        .expect("schemes");
+        let options = ReplicateOptions {
+            mse: false,
+            certainty: Default::default(),
+        };
+        let rep =
+            ReplicateDesign::build(&data.frame, &design, &method, &options).expect("replicates");
+        let unit_of_row = rep.unit_of_row().expect("constructed replicates");
+        let mut unit_of_psu = std::collections::HashMap::new();
+        for (k, &r) in data.respondents.iter().enumerate() {
+            unit_of_psu.insert(label(&data.frame, "upsu", r), unit_of_row[k]);
+        }
+        let unit_of_frame_row: Vec<Option<u32>> = (0..n)
+            .map(|r| unit_of_psu.get(&label(&data.frame, "upsu", r)).copied())
+            .collect();
+        let strata: Vec<String> = data
+            .respondents
+            .iter()
+            .map(|&r| label(&data.frame, "stratum", r))
+            .collect();
+        let mut first_strata: Vec<&String> = strata.iter().collect();
+        first_strata.sort();
+        first_strata.dedup();
+        first_strata.truncate(3);
+        let few_strata: Vec<usize> = (0..strata.len())
+            .filter(|&i| first_strata.contains(&&strata[i]))
+            .collect();
+        let thinned: Vec<usize> = few_strata.iter().copied().step_by(3).collect();
+        for scheme in &schemes {
+            let (Some(classes), Some(cells)) = (scheme.chain.classes(), scheme.chain.cells())
+            else {
+                continue;
+            };
+            let groups = Groups::build(
+                unit_of_row,
+                &scheme.adjusted,
+                cells,
+                Some(Recompute {
+                    classes,
+                    respondents: &data.respondents,
+                    base_weights: &data.base_weights,
+                    unit_of_frame_row: &unit_of_frame_row,
+                }),
+            );
+            let on_rows = |_: usize| -> Result<Vec<f64>, String> { Err("not used".into()) };
+            let n_rep = rep.n_replicates();
+            let n_groups = groups.psu.len();
+            let mut multipliers = vec![f64::NAN; n_groups * n_rep];
+            let mut succeeded = vec![false; n_rep];
+            for r in 0..n_rep {
+                if let Ok(m) = groups.multipliers(&rep, r, &on_rows) {
+                    for (k, x) in m.iter().enumerate() {
+                        multipliers[k * n_rep + r] = *x;
+                    }
+                    succeeded[r] = true;
+                }
+            }
+            let all: Vec<u32> = (0..n_groups as u32).collect();
+            for rows in [&few_strata, &thinned] {
+                let on_rows = groups.rank(&multipliers, &all, &succeeded, rows);
+                let (present, sum_sq) = groups.present(rows);
+                let on_groups =
+                    groups.rank_of_groups(&multipliers, &all, &succeeded, (&present, &sum_sq));
+                assert_eq!(
+                    on_groups,
+                    on_rows,
+                    "{} {method:?}, {} rows",
+                    scheme.name,
+                    rows.len()
+                );
+                assert!(on_rows > 1, "{} {method:?}: rank {on_rows}", scheme.name);
+                ranks.push(on_rows);
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 8, "{compared} domains compared");
+    // Both kinds occur: bootstrap domains of full rank (40 replicates) and domains short of it.
+    assert!(
+        ranks.contains(&40) && ranks.iter().any(|&r| r < 40),
+        "{ranks:?}"
+    );
+}

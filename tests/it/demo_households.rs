@@ -193,12 +193,10 @@ fn demo_households_jkn_matches_r_with_the_whole_designs_df() {
 }
 
 /// R's `degf()` of a domain of a reweighted replicate design is the rank of the domain's own
-/// replicate weights; the pipeline takes that rank only for domains of at most 2R rows and the
-/// whole design's rank for larger ones (docs/variance.md, "Replicate df"). Domains made of whole
-/// strata or calibration cells (region, urban, sex, age group) have far lower rank: 86 of the 241
-/// JKn rows differ (region R04 of households: df 145 against R's 34).
+/// replicate weights. Domains made of whole strata or calibration cells (region, urban, sex, age
+/// group) have far lower rank than the whole design (region R04 of households: 34 against
+/// 145), so the domain's own rank must be computed whatever its size.
 #[test]
-#[ignore = "known difference: replicate df of large domains of a reweighted design (src/replicates/stage.rs, rank_df)"]
 fn demo_households_jkn_domain_df_is_the_rank_of_the_domains_replicate_weights() {
     let out = run_demo("demo-households-jkn", "[\"taylor\", \"jkn\"]", &[]);
     let reference = reference("reference_jkn.csv");
