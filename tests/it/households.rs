@@ -55,7 +55,7 @@ fn household_and_person_estimates_equal_r() {
     assert_eq!(code, 0, "{out}");
     let ours = read_csv(&dir.join("out/estimates.csv"));
     let reference = read_csv(&root().join("fixtures/households/reference.csv"));
-    assert_eq!(reference.len(), 32);
+    assert_eq!(reference.len(), 42);
     for r in &reference {
         let key = ["indicator", "weighting", "domain_var", "domain_value"];
         let row = ours
