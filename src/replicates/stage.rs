@@ -642,36 +642,64 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
             .as_ref()
             .or(published_groups.as_ref())
             .filter(|g| reweighted && rank_df_rule && rank_groups.len() == g.psu.len());
+        let group_rank_cache =
+            std::sync::Mutex::new(std::collections::HashMap::<Vec<u64>, usize>::new());
+        // A rank by the set that determines it (replication units or PSUs of the domain: the
+        // rank of PSU factors is structural), computed once.
+        let cached = |key: Vec<u32>, rank: &dyn Fn(&[u32]) -> usize| -> usize {
+            if let Some(&known) = rank_cache
+                .lock()
+                .ok()
+                .and_then(|c| c.get(&key).copied())
+                .as_ref()
+            {
+                return known;
+            }
+            let value = rank(&key);
+            if let Ok(mut c) = rank_cache.lock() {
+                c.insert(key, value);
+            }
+            value
+        };
         let rank_df = |psus: &[u32], n_rows: usize, rows: &dyn Fn() -> Vec<usize>| -> f64 {
-            if reweighted {
+            let rank = if reweighted {
                 // Exact on small domains over their rows, on larger ones over their groups (the
                 // same rank); otherwise (supplied weights, a calibration not collapsed to cells,
                 // too many groups) larger domains take the rank of the whole replicate matrix
                 // (docs/variance.md).
                 if n_rows <= 2 * n_rep {
-                    rank_over(&rows()) as f64 - 1.0
+                    rank_over(&rows())
                 } else if let Some(g) = by_groups {
+                    // Keyed by the groups and their Σ a², which fix the numerical rank: the
+                    // same groups with other weights can fall on the other side of the
+                    // tolerance, and the first of them to be computed must not decide.
                     let (present, sum_sq) = g.present(&rows());
-                    if let Some(&rank) = rank_cache
+                    let key: Vec<u64> = present
+                        .iter()
+                        .zip(&sum_sq)
+                        .flat_map(|(&g, x)| [u64::from(g), x.to_bits()])
+                        .collect();
+                    if let Some(&known) = group_rank_cache
                         .lock()
                         .ok()
-                        .and_then(|c| c.get(&present).copied())
+                        .and_then(|c| c.get(&key).copied())
                         .as_ref()
                     {
-                        return rank as f64 - 1.0;
+                        known
+                    } else {
+                        let rank = g.rank_of_groups(
+                            &rank_multipliers,
+                            &rank_groups,
+                            &succeeded,
+                            (&present, &sum_sq),
+                        );
+                        if let Ok(mut c) = group_rank_cache.lock() {
+                            c.insert(key, rank);
+                        }
+                        rank
                     }
-                    let rank = g.rank_of_groups(
-                        &rank_multipliers,
-                        &rank_groups,
-                        &succeeded,
-                        (&present, &sum_sq),
-                    );
-                    if let Ok(mut c) = rank_cache.lock() {
-                        c.insert(present, rank);
-                    }
-                    rank as f64 - 1.0
                 } else {
-                    full_rank as f64 - 1.0
+                    full_rank
                 }
             } else if let Some(units) = ssu_units {
                 // Replication units are not the PSUs: the domain's units key the cache.
@@ -679,34 +707,13 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
                 let mut present: Vec<u32> = rows.iter().map(|&i| units[i]).collect();
                 present.sort_unstable();
                 present.dedup();
-                if let Some(&rank) = rank_cache
-                    .lock()
-                    .ok()
-                    .and_then(|c| c.get(&present).copied())
-                    .as_ref()
-                {
-                    return rank as f64 - 1.0;
-                }
-                let rank = factor_rank(&rep, &present, &rows, units);
-                if let Ok(mut c) = rank_cache.lock() {
-                    c.insert(present, rank);
-                }
-                rank as f64 - 1.0
+                cached(present, &|present| factor_rank(&rep, present, &rows, units))
             } else {
-                if let Some(&rank) = rank_cache
-                    .lock()
-                    .ok()
-                    .and_then(|c| c.get(psus).copied())
-                    .as_ref()
-                {
-                    return rank as f64 - 1.0;
-                }
-                let rank = factor_rank(&rep, psus, &rows(), inputs.design.psu_of_row());
-                if let Ok(mut c) = rank_cache.lock() {
-                    c.insert(psus.to_vec(), rank);
-                }
-                rank as f64 - 1.0
-            }
+                cached(psus.to_vec(), &|psus| {
+                    factor_rank(&rep, psus, &rows(), inputs.design.psu_of_row())
+                })
+            };
+            rank as f64 - 1.0
         };
         // The whole replicate design: its rows with a non-zero weight and their PSUs (R's
         // degf(design) of a full replicate design; contrasts and `domain_df = "full"`).

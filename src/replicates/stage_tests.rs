@@ -367,14 +367,56 @@ fn a_class_left_without_respondents_fails_the_same_replicate_on_sums() {
 /// multiplier is the weight the whole chain gives on the rows from the replicate's design
 /// weights (unit nonrespondents of PSUs without respondents at factor 1), to 1e-12 relative,
 /// for every constructed method; where the chain fails, the error is the same.
+/// The reshaped demo's schemes under `specs`, its replicates by `method` on the design
+/// (`strata`, `psu`), and the replication unit of every frame row (none for a unit nonrespondent
+/// of a PSU without respondents).
+fn replicated(
+    d: &crate::test_support::Demo,
+    data: &Reshaped,
+    specs: &[crate::weighting::WeightingSpec],
+    method: &super::ReplicateMethod,
+    strata: Option<&str>,
+    psu: &str,
+) -> (
+    Vec<crate::weighting::Scheme>,
+    super::ReplicateDesign,
+    Vec<Option<u32>>,
+) {
+    let spec = design_spec(d, strata, psu);
+    let design =
+        crate::design::Design::build(&data.frame, &data.respondents, &spec).expect("design");
+    let schemes = crate::weighting::compute(
+        &data.frame,
+        &data.row_numbers,
+        &data.base_weights,
+        &data.respondents,
+        specs,
+    )
+    .expect("schemes");
+    let options = super::ReplicateOptions {
+        mse: false,
+        certainty: Default::default(),
+    };
+    let rep =
+        super::ReplicateDesign::build(&data.frame, &design, method, &options).expect("replicates");
+    let unit_of_row = rep.unit_of_row().expect("constructed replicates");
+    let mut unit_of_psu = std::collections::HashMap::new();
+    for (k, &r) in data.respondents.iter().enumerate() {
+        unit_of_psu.insert(label(&data.frame, "upsu", r), unit_of_row[k]);
+    }
+    let unit_of_frame_row: Vec<Option<u32>> = (0..data.frame.n_rows())
+        .map(|r| unit_of_psu.get(&label(&data.frame, "upsu", r)).copied())
+        .collect();
+    (schemes, rep, unit_of_frame_row)
+}
+
 #[test]
 fn group_multipliers_give_the_chains_replicate_weights() {
+    use super::ReplicateMethod;
     use super::groups::{Groups, Recompute};
-    use super::{ReplicateDesign, ReplicateMethod, ReplicateOptions};
     let d = demo();
     let data = reshaped(&d);
     let specs = recompute_specs(&d, &["nrclass", "urban"]);
-    let n = data.frame.n_rows();
     let bootstrap = ReplicateMethod::Bootstrap {
         replicates: 8,
         seed: 7,
@@ -398,31 +440,8 @@ fn group_multipliers_give_the_chains_replicate_weights() {
         (ReplicateMethod::Brr, Some("pair"), "upsu"),
         (ReplicateMethod::Fay { rho: 0.3 }, Some("pair"), "upsu"),
     ] {
-        let spec = design_spec(&d, strata, psu);
-        let design =
-            crate::design::Design::build(&data.frame, &data.respondents, &spec).expect("design");
-        let schemes = crate::weighting::compute(
-            &data.frame,
-            &data.row_numbers,
-            &data.base_weights,
-            &data.respondents,
-            &specs,
-        )
-        .expect("schemes");
-        let options = ReplicateOptions {
-            mse: false,
-            certainty: Default::default(),
-        };
-        let rep =
-            ReplicateDesign::build(&data.frame, &design, &method, &options).expect("replicates");
+        let (schemes, rep, unit_of_frame_row) = replicated(&d, &data, &specs, &method, strata, psu);
         let unit_of_row = rep.unit_of_row().expect("constructed replicates");
-        let mut unit_of_psu = std::collections::HashMap::new();
-        for (k, &r) in data.respondents.iter().enumerate() {
-            unit_of_psu.insert(label(&data.frame, "upsu", r), unit_of_row[k]);
-        }
-        let unit_of_frame_row: Vec<Option<u32>> = (0..n)
-            .map(|r| unit_of_psu.get(&label(&data.frame, "upsu", r)).copied())
-            .collect();
         assert!(unit_of_frame_row.iter().any(Option::is_none));
         for scheme in &schemes {
             let (Some(classes), Some(cells)) = (scheme.chain.classes(), scheme.chain.cells())
@@ -482,12 +501,11 @@ fn group_multipliers_give_the_chains_replicate_weights() {
 /// thinned out within groups.
 #[test]
 fn domain_rank_over_groups_equals_the_rank_over_rows() {
+    use super::ReplicateMethod;
     use super::groups::{Groups, Recompute};
-    use super::{ReplicateDesign, ReplicateMethod, ReplicateOptions};
     let d = demo();
     let data = reshaped(&d);
     let specs = recompute_specs(&d, &["nrclass", "urban"]);
-    let n = data.frame.n_rows();
     let mut compared = 0;
     let mut ranks = Vec::new();
     for method in [
@@ -497,31 +515,9 @@ fn domain_rank_over_groups_equals_the_rank_over_rows() {
             seed: 3,
         },
     ] {
-        let spec = design_spec(&d, Some("stratum"), "psu");
-        let design =
-            crate::design::Design::build(&data.frame, &data.respondents, &spec).expect("design");
-        let schemes = crate::weighting::compute(
-            &data.frame,
-            &data.row_numbers,
-            &data.base_weights,
-            &data.respondents,
-            &specs,
-        )
-        .expect("schemes");
-        let options = ReplicateOptions {
-            mse: false,
-            certainty: Default::default(),
-        };
-        let rep =
-            ReplicateDesign::build(&data.frame, &design, &method, &options).expect("replicates");
+        let (schemes, rep, unit_of_frame_row) =
+            replicated(&d, &data, &specs, &method, Some("stratum"), "psu");
         let unit_of_row = rep.unit_of_row().expect("constructed replicates");
-        let mut unit_of_psu = std::collections::HashMap::new();
-        for (k, &r) in data.respondents.iter().enumerate() {
-            unit_of_psu.insert(label(&data.frame, "upsu", r), unit_of_row[k]);
-        }
-        let unit_of_frame_row: Vec<Option<u32>> = (0..n)
-            .map(|r| unit_of_psu.get(&label(&data.frame, "upsu", r)).copied())
-            .collect();
         let strata: Vec<String> = data
             .respondents
             .iter()
