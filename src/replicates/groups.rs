@@ -261,12 +261,15 @@ impl<'a> Groups<'a> {
     /// inner products between replicate columns (WᵀW), and the column Gram–Schmidt of
     /// [`numerical_rank`] (R's `qr` on the rows) gives the same rank at a cost in groups, not
     /// rows. `multipliers` and `groups` as in [`Groups::rank`].
+    /// `largest[r]`: the largest |multiplier| of replicate r over all groups, which bounds the
+    /// columns' norms without a pass over the domain's groups.
     pub(super) fn rank_of_groups(
         &self,
         multipliers: &[f64],
         groups: &[u32],
         succeeded: &[bool],
         (present, sum_sq): (&[u32], &[f64]),
+        largest: &[f64],
     ) -> usize {
         let n_rep = succeeded.len();
         let kept: Vec<usize> = (0..n_rep).filter(|&r| succeeded[r]).collect();
@@ -286,6 +289,18 @@ impl<'a> Groups<'a> {
         // domain has full rank (the multipliers of distinct groups are not proportional), at a
         // fraction of the cost of numerical_rank's four rows per column.
         if let Some(sampled) = super::rank_subset_rows(present.len(), m + m / 4 + 8) {
+            let sample: Vec<f64> = kept
+                .iter()
+                .flat_map(|&r| sampled.iter().map(move |&j| (j, r)))
+                .map(|(j, r)| scale[j] * multipliers[at[j] + r])
+                .collect();
+            // Shown against bounds of the columns' norms (√(Σ a²) times the largest
+            // multiplier) it holds against the norms; only when that fails are the norms summed.
+            let total: f64 = sum_sq.iter().sum::<f64>().sqrt();
+            let bounds: Vec<f64> = kept.iter().map(|&r| total * largest[r]).collect();
+            if super::full_rank_shown(&sample, sampled.len(), m, &bounds) {
+                return m;
+            }
             let mut norms = vec![0.0; m];
             for (&p, s) in at.iter().zip(&scale) {
                 let row = &multipliers[p..p + n_rep];
@@ -295,11 +310,6 @@ impl<'a> Groups<'a> {
                 }
             }
             norms.iter_mut().for_each(|x| *x = x.sqrt());
-            let sample: Vec<f64> = kept
-                .iter()
-                .flat_map(|&r| sampled.iter().map(move |&j| (j, r)))
-                .map(|(j, r)| scale[j] * multipliers[at[j] + r])
-                .collect();
             if super::full_rank_shown(&sample, sampled.len(), m, &norms) {
                 return m;
             }

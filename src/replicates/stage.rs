@@ -642,6 +642,19 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
             .as_ref()
             .or(published_groups.as_ref())
             .filter(|g| reweighted && rank_df_rule && rank_groups.len() == g.psu.len());
+        let largest_multiplier: Vec<f64> = if by_groups.is_some() {
+            let mut largest = vec![0.0f64; n_rep];
+            for row in rank_multipliers.chunks(n_rep.max(1)) {
+                for (l, &x) in largest.iter_mut().zip(row) {
+                    if x.is_finite() {
+                        *l = l.max(x.abs());
+                    }
+                }
+            }
+            largest
+        } else {
+            Vec::new()
+        };
         let group_rank_cache =
             std::sync::Mutex::new(std::collections::HashMap::<Vec<u64>, usize>::new());
         // A rank by the set that determines it (replication units or PSUs of the domain: the
@@ -692,6 +705,7 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
                             &rank_groups,
                             &succeeded,
                             (&present, &sum_sq),
+                            &largest_multiplier,
                         );
                         if let Ok(mut c) = group_rank_cache.lock() {
                             c.insert(key, rank);
