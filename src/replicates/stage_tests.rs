@@ -410,10 +410,33 @@ fn replicated(
     (schemes, rep, unit_of_frame_row)
 }
 
+/// The groups of a scheme whose replicates recompute its nonresponse adjustment and calibrate
+/// on cells; none for other schemes.
+fn recomputed_groups<'a>(
+    scheme: &'a crate::weighting::Scheme,
+    unit_of_row: &'a [u32],
+    data: &'a Reshaped,
+    unit_of_frame_row: &'a [Option<u32>],
+) -> Option<super::groups::Groups<'a>> {
+    let (Some(classes), Some(cells)) = (scheme.chain.classes(), scheme.chain.cells()) else {
+        return None;
+    };
+    Some(super::groups::Groups::build(
+        unit_of_row,
+        &scheme.adjusted,
+        cells,
+        Some(super::groups::Recompute {
+            classes,
+            respondents: &data.respondents,
+            base_weights: &data.base_weights,
+            unit_of_frame_row,
+        }),
+    ))
+}
+
 #[test]
 fn group_multipliers_give_the_chains_replicate_weights() {
     use super::ReplicateMethod;
-    use super::groups::{Groups, Recompute};
     let d = demo();
     let data = reshaped(&d);
     let specs = recompute_specs(&d, &["nrclass", "urban"]);
@@ -444,21 +467,10 @@ fn group_multipliers_give_the_chains_replicate_weights() {
         let unit_of_row = rep.unit_of_row().expect("constructed replicates");
         assert!(unit_of_frame_row.iter().any(Option::is_none));
         for scheme in &schemes {
-            let (Some(classes), Some(cells)) = (scheme.chain.classes(), scheme.chain.cells())
+            let Some(groups) = recomputed_groups(scheme, unit_of_row, &data, &unit_of_frame_row)
             else {
                 continue;
             };
-            let groups = Groups::build(
-                unit_of_row,
-                &scheme.adjusted,
-                cells,
-                Some(Recompute {
-                    classes,
-                    respondents: &data.respondents,
-                    base_weights: &data.base_weights,
-                    unit_of_frame_row: &unit_of_frame_row,
-                }),
-            );
             let on_rows = |r: usize| -> Result<Vec<f64>, String> {
                 let f = rep.psu_factors(r).expect("factors");
                 let base: Vec<f64> = data
@@ -502,7 +514,6 @@ fn group_multipliers_give_the_chains_replicate_weights() {
 #[test]
 fn domain_rank_over_groups_equals_the_rank_over_rows() {
     use super::ReplicateMethod;
-    use super::groups::{Groups, Recompute};
     let d = demo();
     let data = reshaped(&d);
     let specs = recompute_specs(&d, &["nrclass", "urban"]);
@@ -532,21 +543,10 @@ fn domain_rank_over_groups_equals_the_rank_over_rows() {
             .collect();
         let thinned: Vec<usize> = few_strata.iter().copied().step_by(3).collect();
         for scheme in &schemes {
-            let (Some(classes), Some(cells)) = (scheme.chain.classes(), scheme.chain.cells())
+            let Some(groups) = recomputed_groups(scheme, unit_of_row, &data, &unit_of_frame_row)
             else {
                 continue;
             };
-            let groups = Groups::build(
-                unit_of_row,
-                &scheme.adjusted,
-                cells,
-                Some(Recompute {
-                    classes,
-                    respondents: &data.respondents,
-                    base_weights: &data.base_weights,
-                    unit_of_frame_row: &unit_of_frame_row,
-                }),
-            );
             let on_rows = |_: usize| -> Result<Vec<f64>, String> { Err("not used".into()) };
             let n_rep = rep.n_replicates();
             let n_groups = groups.psu.len();
