@@ -226,6 +226,7 @@ fn prepared(rows: usize) -> Arc<Prepared> {
                 &ingested.row_numbers,
                 &base,
                 &respondents,
+                None,
                 &pipeline.weighting,
             )
             .expect("weighting");

@@ -338,6 +338,8 @@ struct RawTrim {
 #[serde(deny_unknown_fields)]
 struct RawNonresponse {
     classes: Vec<String>,
+    #[serde(default)]
+    eligibility: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -809,19 +811,35 @@ impl Pipeline {
                     "a weighting scheme needs a name".into(),
                 ));
             }
-            let classes = match w.nonresponse {
+            let (classes, adjust_eligibility) = match w.nonresponse {
                 Some(nr) if nr.classes.is_empty() => {
                     return Err(invalid(
                         "weighting.nonresponse.classes",
                         format!("scheme \"{}\": list at least one class column", w.name),
                     ));
                 }
-                Some(nr) => Some(nr.classes),
-                None => None,
+                Some(nr) => {
+                    let adjust = match nr.eligibility.as_deref() {
+                        None | Some("none") => false,
+                        Some("adjust") => true,
+                        Some(other) => {
+                            return Err(invalid(
+                                "weighting.nonresponse.eligibility",
+                                format!(
+                                    "scheme \"{}\": \"{other}\" is not \"adjust\" (spread the weight of unknown-eligibility cases, drop ineligible ones) or \"none\" (every nonrespondent counts as eligible)",
+                                    w.name
+                                ),
+                            ));
+                        }
+                    };
+                    (Some(nr.classes), adjust)
+                }
+                None => (None, false),
             };
             let spec = WeightingSpec {
                 name: w.name,
                 nonresponse_classes: classes,
+                adjust_eligibility,
                 calibration,
             };
             match level {
@@ -833,6 +851,7 @@ impl Pipeline {
         let design_scheme = || WeightingSpec {
             name: "design".into(),
             nonresponse_classes: None,
+            adjust_eligibility: false,
             calibration: None,
         };
         if weighting.is_empty() {

@@ -206,6 +206,7 @@ pub(crate) fn design_and_schemes(
         &d.ingested.row_numbers,
         &base_weights,
         respondents,
+        None,
         specs,
     )
     .expect("schemes");

@@ -778,6 +778,7 @@ fn compute_unit(
         &ingested.row_numbers,
         &base_weights,
         &respondents,
+        None,
         &p.weighting,
     )?;
     clock.lap("weighting");

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::{ReplicateDesign, numerical_rank};
-use crate::weighting::{ChainCells, ChainClasses};
+use crate::weighting::{ChainCells, ChainClasses, ClassTotals, Eligibility};
 
 /// What the groups need to redo a chain's weighting-class nonresponse adjustment in every
 /// replicate (`[variance] nonresponse = "recompute"`).
@@ -24,12 +24,15 @@ pub(super) struct Recompute<'a> {
 }
 
 /// Σ d over the sampled units (respondents and unit nonrespondents) of every (replication
-/// unit, nonresponse class) pair that has some.
+/// unit, nonresponse class) pair that has some, and, with the eligibility adjustment, over its
+/// units of known eligibility and its eligible units.
 struct ClassSums<'a> {
     classes: ChainClasses<'a>,
     unit: Vec<Option<u32>>,
     class: Vec<u32>,
     sampled: Vec<f64>,
+    known: Vec<f64>,
+    eligible: Vec<f64>,
 }
 
 /// Respondent rows grouped by (replication unit, calibration cell), and by nonresponse class
@@ -85,27 +88,43 @@ impl<'a> Groups<'a> {
                     .iter()
                     .map(|&r| class_of_frame_row[r] as u32)
                     .collect();
+                let eligibility = nr.classes.eligibility_of_row();
                 let mut sums = ClassSums {
                     classes: nr.classes,
                     unit: Vec::new(),
                     class: Vec::new(),
                     sampled: Vec::new(),
+                    known: Vec::new(),
+                    eligible: Vec::new(),
                 };
                 let mut id: HashMap<(Option<u32>, u32), usize> = HashMap::new();
-                for ((&d, &unit), &class) in nr
+                for (row, ((&d, &unit), &class)) in nr
                     .base_weights
                     .iter()
                     .zip(nr.unit_of_frame_row)
                     .zip(class_of_frame_row)
+                    .enumerate()
                 {
                     let key = (unit, class as u32);
                     let e = *id.entry(key).or_insert_with(|| {
                         sums.unit.push(key.0);
                         sums.class.push(key.1);
                         sums.sampled.push(0.0);
+                        if eligibility.is_some() {
+                            sums.known.push(0.0);
+                            sums.eligible.push(0.0);
+                        }
                         sums.sampled.len() - 1
                     });
                     sums.sampled[e] += d;
+                    match eligibility.map(|el| el[row]) {
+                        Some(Eligibility::Eligible) => {
+                            sums.known[e] += d;
+                            sums.eligible[e] += d;
+                        }
+                        Some(Eligibility::Ineligible) => sums.known[e] += d,
+                        Some(Eligibility::Unknown) | None => {}
+                    }
                 }
                 (Cow::Owned(row_base), Some(class_of_row), Some(sums))
             }
@@ -158,19 +177,21 @@ impl<'a> Groups<'a> {
         // Before calibration: f_r,u, times NR_r,l when recomputed.
         let mut pre: Vec<f64> = self.psu.iter().map(|&u| f[u as usize]).collect();
         if let Some(nr) = &self.nonresponse {
-            let n_classes = nr.classes.n_classes();
-            let mut sampled = vec![0.0; n_classes];
-            for ((&unit, &class), &d) in nr.unit.iter().zip(&nr.class).zip(&nr.sampled) {
-                sampled[class as usize] += unit.map_or(1.0, |u| f[u as usize]) * d;
+            let eligibility = !nr.known.is_empty();
+            let mut totals = ClassTotals::zeros(nr.classes.n_classes(), eligibility);
+            for (e, (&unit, &class)) in nr.unit.iter().zip(&nr.class).enumerate() {
+                let fu = unit.map_or(1.0, |u| f[u as usize]);
+                let class = class as usize;
+                totals.sampled[class] += fu * nr.sampled[e];
+                if eligibility {
+                    totals.known[class] += fu * nr.known[e];
+                    totals.eligible[class] += fu * nr.eligible[e];
+                }
             }
-            let mut responded = vec![0.0; n_classes];
             for ((&p, &class), &a) in pre.iter().zip(&self.class).zip(&self.base) {
-                responded[class as usize] += p * a;
+                totals.responded[class as usize] += p * a;
             }
-            let factor = nr
-                .classes
-                .factors(&sampled, &responded)
-                .map_err(|e| e.to_string())?;
+            let factor = nr.classes.factors(&totals).map_err(|e| e.to_string())?;
             for (p, &class) in pre.iter_mut().zip(&self.class) {
                 *p *= factor[class as usize];
             }

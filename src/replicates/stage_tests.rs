@@ -90,6 +90,39 @@ struct Reshaped {
     /// Respondent flag of every row, before the fifth PSUs lose theirs.
     responded: Vec<bool>,
     respondents: Vec<usize>,
+    /// Eligibility of every row, for schemes that adjust for it.
+    eligibility: Option<Vec<crate::weighting::Eligibility>>,
+}
+
+/// The reshaped demo with final dispositions: every fourth unit nonrespondent ineligible and
+/// the next of unknown eligibility (classes then mix all three), and `specs` adjusting for
+/// eligibility wherever they adjust for nonresponse.
+fn with_eligibility(mut data: Reshaped, specs: &mut [crate::weighting::WeightingSpec]) -> Reshaped {
+    use crate::weighting::Eligibility;
+    let mut is_respondent = vec![false; data.frame.n_rows()];
+    for &r in &data.respondents {
+        is_respondent[r] = true;
+    }
+    let mut k = 0;
+    let eligibility = is_respondent
+        .iter()
+        .map(|&responded| {
+            if responded {
+                return Eligibility::Eligible;
+            }
+            k += 1;
+            match k % 4 {
+                0 => Eligibility::Ineligible,
+                1 => Eligibility::Unknown,
+                _ => Eligibility::Eligible,
+            }
+        })
+        .collect();
+    data.eligibility = Some(eligibility);
+    for s in specs {
+        s.adjust_eligibility = s.nonresponse_classes.is_some();
+    }
+    data
 }
 
 fn text_column(name: &str, values: Vec<String>) -> crate::frame::Column {
@@ -169,6 +202,7 @@ fn reshaped(d: &crate::test_support::Demo) -> Reshaped {
         base_weights,
         responded,
         respondents,
+        eligibility: None,
     }
 }
 
@@ -208,6 +242,7 @@ fn run_both(
         &data.row_numbers,
         &data.base_weights,
         &data.respondents,
+        data.eligibility.as_deref(),
         specs,
     )
     .expect("schemes");
@@ -292,8 +327,25 @@ fn assert_same_rows_and_ses(
 #[test]
 fn recomputed_nonresponse_on_sums_equals_the_chain_on_rows() {
     let d = demo();
-    let data = reshaped(&d);
     let specs = recompute_specs(&d, &["nrclass", "urban"]);
+    sums_equal_rows_with_recomputed_nonresponse(&d, &reshaped(&d), &specs);
+}
+
+/// The same with the eligibility adjustment redone in every replicate: sums by (unit, class)
+/// of the sampled, known-eligibility and eligible units give the rows' replicate weights.
+#[test]
+fn recomputed_eligibility_adjustment_on_sums_equals_the_chain_on_rows() {
+    let d = demo();
+    let mut specs = recompute_specs(&d, &["nrclass", "urban"]);
+    let data = with_eligibility(reshaped(&d), &mut specs);
+    sums_equal_rows_with_recomputed_nonresponse(&d, &data, &specs);
+}
+
+fn sums_equal_rows_with_recomputed_nonresponse(
+    d: &crate::test_support::Demo,
+    data: &Reshaped,
+    specs: &[crate::weighting::WeightingSpec],
+) {
     for (method, strata, psu) in [
         (VarianceMethod::Bootstrap, Some("stratum"), "psu"),
         (VarianceMethod::Subbootstrap, Some("stratum"), "psu"),
@@ -303,10 +355,10 @@ fn recomputed_nonresponse_on_sums_equals_the_chain_on_rows() {
         (VarianceMethod::Brr, Some("pair"), "upsu"),
         (VarianceMethod::Fay, Some("pair"), "upsu"),
     ] {
-        let spec = design_spec(&d, strata, psu);
+        let spec = design_spec(d, strata, psu);
         // Half-samples push bounded calibrations out of their bounds: those replicates are
         // dropped, the same on both paths.
-        let [sums, rows] = run_both(&d, &data, &spec, &specs, method, true);
+        let [sums, rows] = run_both(d, data, &spec, specs, method, true);
         let (sums, rows) = (sums.expect("sums"), rows.expect("rows"));
         assert!(sums.weights.is_empty() && !rows.weights.is_empty());
         assert_eq!(sums.warnings, rows.warnings);
@@ -390,6 +442,7 @@ fn replicated(
         &data.row_numbers,
         &data.base_weights,
         &data.respondents,
+        data.eligibility.as_deref(),
         specs,
     )
     .expect("schemes");
@@ -436,10 +489,25 @@ fn recomputed_groups<'a>(
 
 #[test]
 fn group_multipliers_give_the_chains_replicate_weights() {
-    use super::ReplicateMethod;
     let d = demo();
-    let data = reshaped(&d);
     let specs = recompute_specs(&d, &["nrclass", "urban"]);
+    group_multipliers_give_replicate_weights(&d, &reshaped(&d), &specs);
+}
+
+#[test]
+fn group_multipliers_give_the_chains_replicate_weights_with_eligibility() {
+    let d = demo();
+    let mut specs = recompute_specs(&d, &["nrclass", "urban"]);
+    let data = with_eligibility(reshaped(&d), &mut specs);
+    group_multipliers_give_replicate_weights(&d, &data, &specs);
+}
+
+fn group_multipliers_give_replicate_weights(
+    d: &crate::test_support::Demo,
+    data: &Reshaped,
+    specs: &[crate::weighting::WeightingSpec],
+) {
+    use super::ReplicateMethod;
     let bootstrap = ReplicateMethod::Bootstrap {
         replicates: 8,
         seed: 7,
@@ -463,11 +531,11 @@ fn group_multipliers_give_the_chains_replicate_weights() {
         (ReplicateMethod::Brr, Some("pair"), "upsu"),
         (ReplicateMethod::Fay { rho: 0.3 }, Some("pair"), "upsu"),
     ] {
-        let (schemes, rep, unit_of_frame_row) = replicated(&d, &data, &specs, &method, strata, psu);
+        let (schemes, rep, unit_of_frame_row) = replicated(d, data, specs, &method, strata, psu);
         let unit_of_row = rep.unit_of_row().expect("constructed replicates");
         assert!(unit_of_frame_row.iter().any(Option::is_none));
         for scheme in &schemes {
-            let Some(groups) = recomputed_groups(scheme, unit_of_row, &data, &unit_of_frame_row)
+            let Some(groups) = recomputed_groups(scheme, unit_of_row, data, &unit_of_frame_row)
             else {
                 continue;
             };

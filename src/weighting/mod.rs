@@ -94,6 +94,64 @@ struct NonresponseClasses {
     class_of_row: Vec<usize>,
     labels: Vec<String>,
     sampled_count: Vec<usize>,
+    /// Eligibility of every used row, when the adjustment treats unknown eligibility and
+    /// ineligible cases apart (`eligibility = "adjust"`).
+    eligibility: Option<Vec<Eligibility>>,
+}
+
+/// Eligibility of a sampled case, from its final disposition (AAPOR Standard Definitions:
+/// interviews and eligible nonrespondents, unknown eligibility, not eligible). Respondents are
+/// eligible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eligibility {
+    /// An eligible case: respondent or eligible nonrespondent.
+    Eligible,
+    /// Eligibility unknown (e.g. never contacted, address not located).
+    Unknown,
+    /// Not eligible: out of the target population.
+    Ineligible,
+}
+
+/// Σ d by nonresponse class: over the sampled units, over the respondents and, when the chain
+/// adjusts for eligibility, over the units of known eligibility and the eligible units.
+#[derive(Debug, Clone, Default)]
+pub struct ClassTotals {
+    /// Σ d over every sampled unit of the class.
+    pub sampled: Vec<f64>,
+    /// Σ d over the respondents.
+    pub responded: Vec<f64>,
+    /// Σ d over the units of known eligibility (eligible or not); empty without the
+    /// eligibility adjustment.
+    pub known: Vec<f64>,
+    /// Σ d over the eligible units (respondents and eligible nonrespondents); empty without
+    /// the eligibility adjustment.
+    pub eligible: Vec<f64>,
+}
+
+impl ClassTotals {
+    /// Zero totals for `n_classes` classes, with the eligibility sums when `eligibility`.
+    pub fn zeros(n_classes: usize, eligibility: bool) -> ClassTotals {
+        let extra = if eligibility { n_classes } else { 0 };
+        ClassTotals {
+            sampled: vec![0.0; n_classes],
+            responded: vec![0.0; n_classes],
+            known: vec![0.0; extra],
+            eligible: vec![0.0; extra],
+        }
+    }
+
+    /// Add a sampled unit of `class` with weight `d` (its response is added apart).
+    pub fn add_sampled(&mut self, class: usize, d: f64, eligibility: Option<Eligibility>) {
+        self.sampled[class] += d;
+        match eligibility {
+            Some(Eligibility::Eligible) => {
+                self.known[class] += d;
+                self.eligible[class] += d;
+            }
+            Some(Eligibility::Ineligible) => self.known[class] += d,
+            Some(Eligibility::Unknown) | None => {}
+        }
+    }
 }
 
 /// Result of running a chain once.
@@ -115,16 +173,30 @@ impl Chain {
         frame: &Frame,
         row_numbers: &[u64],
         respondents: &[usize],
+        eligibility: Option<&[Eligibility]>,
         spec: &WeightingSpec,
     ) -> Result<Chain, WeightingError> {
         let nonresponse = match &spec.nonresponse_classes {
             None => None,
-            Some(classes) => Some(nonresponse_classes(
-                frame,
-                row_numbers,
-                classes,
-                &spec.name,
-            )?),
+            Some(classes) => {
+                let mut nr = nonresponse_classes(frame, row_numbers, classes, &spec.name)?;
+                if spec.adjust_eligibility {
+                    let eligibility = eligibility.ok_or_else(|| WeightingError::NoEligibility {
+                        scheme: spec.name.clone(),
+                    })?;
+                    if let Some(&r) = respondents
+                        .iter()
+                        .find(|&&r| eligibility[r] != Eligibility::Eligible)
+                    {
+                        return Err(WeightingError::IneligibleRespondent {
+                            scheme: spec.name.clone(),
+                            row: row_numbers[r],
+                        });
+                    }
+                    nr.eligibility = Some(eligibility.to_vec());
+                }
+                Some(nr)
+            }
         };
         let calibration = match &spec.calibration {
             None => None,
@@ -202,8 +274,9 @@ impl Chain {
     ///
     /// Nonresponse adjustment (weighting classes c): for a respondent i in class c,
     /// `w_i = d_i · Σ_{j∈s_c} d_j / Σ_{j∈r_c} d_j`, s_c all sampled units of the class, r_c its
-    /// respondents (Särndal & Lundström 2005, ch. 8). A class whose respondents carry no weight
-    /// is an error naming it.
+    /// respondents (Särndal & Lundström 2005, ch. 8); with the eligibility adjustment, the
+    /// factor of [`eligibility_factor`]. A class whose respondents carry no weight is an error
+    /// naming it.
     pub fn apply(
         &self,
         base_weights: &[f64],
@@ -212,27 +285,37 @@ impl Chain {
         let adjusted: Vec<f64> = match &self.nonresponse {
             None => respondents.iter().map(|&r| base_weights[r]).collect(),
             Some(nr) => {
-                let n_classes = nr.labels.len();
-                let mut sampled = vec![0.0; n_classes];
-                let mut responded = vec![0.0; n_classes];
+                let eligibility = nr.eligibility.as_deref();
+                let mut totals = ClassTotals::zeros(nr.labels.len(), eligibility.is_some());
                 for (r, &w) in base_weights.iter().enumerate() {
-                    sampled[nr.class_of_row[r]] += w;
+                    totals.add_sampled(nr.class_of_row[r], w, eligibility.map(|e| e[r]));
                 }
                 for &r in respondents {
-                    responded[nr.class_of_row[r]] += base_weights[r];
+                    totals.responded[nr.class_of_row[r]] += base_weights[r];
                 }
-                nr.check(&self.name, &sampled, &responded)?;
-                respondents
-                    .iter()
-                    .map(|&r| {
-                        let k = nr.class_of_row[r];
-                        if responded[k] > 0.0 {
-                            base_weights[r] * sampled[k] / responded[k]
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect()
+                let ClassTotals {
+                    sampled, responded, ..
+                } = &totals;
+                if eligibility.is_some() {
+                    let factors = nr.factors(&self.name, &totals)?;
+                    respondents
+                        .iter()
+                        .map(|&r| base_weights[r] * factors[nr.class_of_row[r]])
+                        .collect()
+                } else {
+                    nr.check(&self.name, &totals)?;
+                    respondents
+                        .iter()
+                        .map(|&r| {
+                            let k = nr.class_of_row[r];
+                            if responded[k] > 0.0 {
+                                base_weights[r] * sampled[k] / responded[k]
+                            } else {
+                                0.0
+                            }
+                        })
+                        .collect()
+                }
             }
         };
         self.calibrate(adjusted)
@@ -307,19 +390,50 @@ impl Chain {
     }
 }
 
+/// The nonresponse factor of a class with the eligibility adjustment, from its sums of design
+/// weights over the sampled units `s`, those of known eligibility `k` (eligible or not), the
+/// eligible ones `e` and the respondents `r`:
+///
+/// `(s / k) · (e / r)`
+///
+/// Three steps in one (Valliant, Dever & Kreuter 2018, *Practical Tools for Designing and
+/// Weighting Survey Samples*, §13.5; R `svrep::redistribute_weights` run twice): the weight of
+/// the cases of unknown eligibility goes to the cases of known eligibility in proportion to
+/// their weights (factor s/k), the ineligible cases leave with their share (weight 0), and the
+/// eligible nonrespondents' weight goes to the respondents (factor e·(s/k) / r·(s/k) = e/r).
+/// The respondents' total, (s/k)·e, is the estimated number of eligible units. 0 for a class
+/// without respondent weight (where [`NonresponseClasses::check`] allows it).
+pub fn eligibility_factor(s: f64, k: f64, e: f64, r: f64) -> f64 {
+    if r > 0.0 && k > 0.0 {
+        (s / k) * (e / r)
+    } else {
+        0.0
+    }
+}
+
 impl NonresponseClasses {
     /// A class whose sampled units carry weight and whose respondents carry none is the
-    /// chain's `EmptyClass` error (the first such class in label order).
-    fn check(
-        &self,
-        scheme: &str,
-        sampled: &[f64],
-        responded: &[f64],
-    ) -> Result<(), WeightingError> {
+    /// chain's `EmptyClass` error (the first such class in label order). With the eligibility
+    /// adjustment, only eligible weight needs respondents, and a class whose every case is of
+    /// unknown eligibility is an error (nothing to estimate its eligible share from).
+    fn check(&self, scheme: &str, totals: &ClassTotals) -> Result<(), WeightingError> {
+        let adjusts_eligibility = self.eligibility.is_some();
         for (k, label) in self.labels.iter().enumerate() {
             // NaN respondent weight counts as none.
-            let respondents_weigh = responded[k] > 0.0;
-            if !respondents_weigh && sampled[k] > 0.0 {
+            let respondents_weigh = totals.responded[k] > 0.0;
+            let needs_respondents = if adjusts_eligibility {
+                if totals.sampled[k] > 0.0 && !(totals.known[k] > 0.0) {
+                    return Err(WeightingError::UnknownEligibilityOnly {
+                        scheme: scheme.to_string(),
+                        class: label.clone(),
+                        sampled: self.sampled_count[k],
+                    });
+                }
+                totals.eligible[k] > 0.0
+            } else {
+                totals.sampled[k] > 0.0
+            };
+            if !respondents_weigh && needs_respondents {
                 return Err(WeightingError::EmptyClass {
                     scheme: scheme.to_string(),
                     class: label.clone(),
@@ -328,6 +442,29 @@ impl NonresponseClasses {
             }
         }
         Ok(())
+    }
+
+    /// The factor of every class: Σ_s d / Σ_r d, or [`eligibility_factor`] with the
+    /// eligibility adjustment; 0 for a class without respondent weight.
+    fn factors(&self, scheme: &str, totals: &ClassTotals) -> Result<Vec<f64>, WeightingError> {
+        self.check(scheme, totals)?;
+        let ClassTotals {
+            sampled,
+            responded,
+            known,
+            eligible,
+        } = totals;
+        Ok(if self.eligibility.is_some() {
+            (0..self.labels.len())
+                .map(|c| eligibility_factor(sampled[c], known[c], eligible[c], responded[c]))
+                .collect()
+        } else {
+            sampled
+                .iter()
+                .zip(responded)
+                .map(|(&s, &r)| if r > 0.0 { s / r } else { 0.0 })
+                .collect()
+        })
     }
 }
 
@@ -351,16 +488,17 @@ impl ChainClasses<'_> {
         &self.nr.class_of_row
     }
 
-    /// The nonresponse factor Σ_{j∈s_c} d_j / Σ_{j∈r_c} d_j of every class from those two sums
-    /// (0 for a class without weight at all), or the error [`Chain::apply`] gives on the rows
-    /// with the same sums.
-    pub fn factors(&self, sampled: &[f64], responded: &[f64]) -> Result<Vec<f64>, WeightingError> {
-        self.nr.check(&self.chain.name, sampled, responded)?;
-        Ok(sampled
-            .iter()
-            .zip(responded)
-            .map(|(&s, &r)| if r > 0.0 { s / r } else { 0.0 })
-            .collect())
+    /// Eligibility of every used frame row, when the chain adjusts for it.
+    pub fn eligibility_of_row(&self) -> Option<&[Eligibility]> {
+        self.nr.eligibility.as_deref()
+    }
+
+    /// The nonresponse factor of every class from its sums ([`ClassTotals`]; the eligibility
+    /// sums filled when [`ChainClasses::eligibility_of_row`] is some): Σ_{j∈s_c} d_j /
+    /// Σ_{j∈r_c} d_j, or [`eligibility_factor`]; 0 for a class without weight at all. The
+    /// error is the one [`Chain::apply`] gives on the rows with the same sums.
+    pub fn factors(&self, totals: &ClassTotals) -> Result<Vec<f64>, WeightingError> {
+        self.nr.factors(&self.chain.name, totals)
     }
 }
 
@@ -405,19 +543,22 @@ impl ChainCells<'_> {
 /// * `frame`: all used rows (respondents and unit nonrespondents);
 /// * `row_numbers`: the data row number of each frame row (for messages);
 /// * `base_weights`: design weight of each frame row;
-/// * `respondents`: frame row indices of the respondents (the output weights follow this order).
+/// * `respondents`: frame row indices of the respondents (the output weights follow this order);
+/// * `eligibility`: eligibility of each frame row, from the final dispositions, for schemes
+///   that adjust for it.
 pub fn compute(
     frame: &Frame,
     row_numbers: &[u64],
     base_weights: &[f64],
     respondents: &[usize],
+    eligibility: Option<&[Eligibility]>,
     specs: &[WeightingSpec],
 ) -> Result<Vec<Scheme>, WeightingError> {
     use rayon::prelude::*;
     specs
         .par_iter()
         .map(|spec| {
-            let chain = Chain::build(frame, row_numbers, respondents, spec)?;
+            let chain = Chain::build(frame, row_numbers, respondents, eligibility, spec)?;
             let Weighted {
                 weights,
                 adjusted,
@@ -531,6 +672,7 @@ fn nonresponse_classes(
         class_of_row,
         labels,
         sampled_count,
+        eligibility: None,
     })
 }
 
@@ -562,6 +704,36 @@ pub enum WeightingError {
         scheme: String,
         /// The calibration error, naming the margin, category or file.
         message: String,
+    },
+    /// The eligibility adjustment was asked for without the cases' eligibility.
+    #[error(
+        "weighting \"{scheme}\": eligibility = \"adjust\" needs the final disposition of every sampled case; set [data] disposition and [dispositions]"
+    )]
+    NoEligibility {
+        /// Scheme.
+        scheme: String,
+    },
+    /// A respondent's disposition says it is not an eligible case.
+    #[error(
+        "weighting \"{scheme}\": row {row} is a respondent whose disposition is not an eligible case; correct its disposition or its response flag"
+    )]
+    IneligibleRespondent {
+        /// Scheme.
+        scheme: String,
+        /// Data row number (1-based).
+        row: u64,
+    },
+    /// A class has only cases of unknown eligibility: no eligible share to spread them by.
+    #[error(
+        "weighting \"{scheme}\": nonresponse class {class} has {sampled} sampled units, all of unknown eligibility, so their eligible share cannot be estimated; merge it with a neighbouring class"
+    )]
+    UnknownEligibilityOnly {
+        /// Scheme.
+        scheme: String,
+        /// Class key.
+        class: String,
+        /// Sampled units in the class.
+        sampled: usize,
     },
     /// A class has sampled units but no respondent to carry their weight.
     #[error(
@@ -678,6 +850,205 @@ fn order_statistics(data: &[f64], wanted: &mut Vec<usize>) -> Vec<(usize, f64)> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two classes with respondents (R), eligible nonrespondents (N), cases of unknown
+    /// eligibility (U) and ineligible cases (X).
+    fn disposition_fixture() -> (Frame, Vec<f64>, Vec<usize>, Vec<Eligibility>) {
+        use Eligibility::{Eligible, Ineligible, Unknown};
+        let class = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0];
+        let d = vec![
+            10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 5.0, 15.0, 25.0, 35.0, 45.0, 55.0,
+        ];
+        //            R     R     N     U     X     R    R    N     U     U     X     R
+        let eligibility = vec![
+            Eligible, Eligible, Eligible, Unknown, Ineligible, Eligible, Eligible, Eligible,
+            Unknown, Unknown, Ineligible, Eligible,
+        ];
+        let respondents = vec![0, 1, 5, 6, 11];
+        let mut frame = Frame::new(class.len());
+        frame
+            .push(crate::frame::Column {
+                name: "class".into(),
+                data: ColumnData::Num(class.to_vec().into()),
+                state: vec![CellState::Value; class.len()].into(),
+            })
+            .expect("class column");
+        (frame, d, respondents, eligibility)
+    }
+
+    fn eligibility_spec() -> WeightingSpec {
+        WeightingSpec {
+            name: "nr".into(),
+            nonresponse_classes: Some(vec!["class".into()]),
+            adjust_eligibility: true,
+            calibration: None,
+        }
+    }
+
+    /// The closed form equals the three steps done one after the other on the rows, and the
+    /// class factors by hand: class 1 has s = 210, known k = 170 (all but the U case), eligible
+    /// e = 120 and respondents r = 90, so (210/170)(120/90); class 2 has s = 180, k = 120,
+    /// e = 75, r = 60.
+    #[test]
+    fn eligibility_adjustment_is_the_three_steps() {
+        let (frame, d, respondents, eligibility) = disposition_fixture();
+        let rows: Vec<u64> = (1..=12).collect();
+        let chain = Chain::build(
+            &frame,
+            &rows,
+            &respondents,
+            Some(&eligibility),
+            &eligibility_spec(),
+        )
+        .expect("chain");
+        let w = chain.apply(&d, &respondents).expect("weights").weights;
+
+        // Step by step: unknown eligibility → known cases of the class, in proportion to d.
+        let class_of = |r: usize| usize::from(r >= 6);
+        let mut step = d.clone();
+        for c in 0..2 {
+            let in_class = |r: &usize| class_of(*r) == c;
+            let all: f64 = (0..12).filter(in_class).map(|r| d[r]).sum();
+            let known: f64 = (0..12)
+                .filter(in_class)
+                .filter(|&r| eligibility[r] != Eligibility::Unknown)
+                .map(|r| d[r])
+                .sum();
+            for r in (0..12).filter(in_class) {
+                step[r] = if eligibility[r] == Eligibility::Unknown {
+                    0.0
+                } else {
+                    d[r] * all / known
+                };
+            }
+        }
+        // Ineligible cases leave; eligible nonrespondents → respondents of the class.
+        let eligible_total: Vec<f64> = (0..2)
+            .map(|c| {
+                (0..12)
+                    .filter(|&r| class_of(r) == c && eligibility[r] == Eligibility::Eligible)
+                    .map(|r| step[r])
+                    .sum()
+            })
+            .collect();
+        let respondent_total: Vec<f64> = (0..2)
+            .map(|c| {
+                respondents
+                    .iter()
+                    .filter(|&&r| class_of(r) == c)
+                    .map(|&r| step[r])
+                    .sum()
+            })
+            .collect();
+        for (i, &r) in respondents.iter().enumerate() {
+            let c = class_of(r);
+            let by_steps = step[r] * eligible_total[c] / respondent_total[c];
+            assert!(
+                (w[i] - by_steps).abs() <= 1e-12 * by_steps,
+                "row {r}: {} vs {by_steps}",
+                w[i]
+            );
+        }
+        let by_hand = [
+            10.0 * (210.0 / 170.0) * (120.0 / 90.0),
+            20.0 * (210.0 / 170.0) * (120.0 / 90.0),
+            60.0 * (210.0 / 170.0) * (120.0 / 90.0),
+            5.0 * (180.0 / 120.0) * (75.0 / 60.0),
+            55.0 * (180.0 / 120.0) * (75.0 / 60.0),
+        ];
+        for (i, (&got, &want)) in w.iter().zip(&by_hand).enumerate() {
+            assert!(
+                (got - want).abs() <= 1e-12 * want,
+                "respondent {i}: {got} vs {want}"
+            );
+        }
+        // The respondents carry the estimated number of eligible units: the eligible cases'
+        // weight after the unknown cases' weight is spread.
+        let total: f64 = w.iter().sum();
+        let eligible: f64 = eligible_total.iter().sum();
+        assert!(
+            (total - eligible).abs() <= 1e-12 * eligible,
+            "{total} vs {eligible}"
+        );
+        // With the ineligible cases' share, the sampled total is kept.
+        let ineligible: f64 = (0..12)
+            .filter(|&r| eligibility[r] == Eligibility::Ineligible)
+            .map(|r| step[r])
+            .sum();
+        let sampled: f64 = d.iter().sum();
+        assert!((total + ineligible - sampled).abs() <= 1e-12 * sampled);
+    }
+
+    /// Without the adjustment, ineligible and unknown cases count as nonrespondents and the
+    /// respondents carry the whole sampled weight, more than the eligible population.
+    #[test]
+    fn treating_ineligible_cases_as_nonrespondents_inflates_the_weights() {
+        let (frame, d, respondents, eligibility) = disposition_fixture();
+        let rows: Vec<u64> = (1..=12).collect();
+        let mut spec = eligibility_spec();
+        let adjusted = Chain::build(&frame, &rows, &respondents, Some(&eligibility), &spec)
+            .and_then(|c| c.apply(&d, &respondents))
+            .expect("adjusted");
+        spec.adjust_eligibility = false;
+        let naive = Chain::build(&frame, &rows, &respondents, Some(&eligibility), &spec)
+            .and_then(|c| c.apply(&d, &respondents))
+            .expect("naive");
+        let sum = |w: &[f64]| w.iter().sum::<f64>();
+        assert_eq!(sum(&naive.weights), d.iter().sum::<f64>());
+        let eligible = 210.0 / 170.0 * 120.0 + 180.0 / 120.0 * 75.0;
+        assert!((sum(&adjusted.weights) - eligible).abs() < 1e-9);
+        assert!(sum(&naive.weights) > 1.3 * eligible);
+    }
+
+    #[test]
+    fn eligibility_errors_name_the_class_or_row() {
+        use Eligibility::{Eligible, Ineligible, Unknown};
+        let (frame, d, respondents, mut eligibility) = disposition_fixture();
+        let rows: Vec<u64> = (1..=12).collect();
+        let spec = eligibility_spec();
+        let build = |e: Option<&[Eligibility]>| Chain::build(&frame, &rows, &respondents, e, &spec);
+        assert!(matches!(
+            build(None),
+            Err(WeightingError::NoEligibility { .. })
+        ));
+        eligibility[5] = Ineligible;
+        match build(Some(&eligibility)) {
+            Err(e @ WeightingError::IneligibleRespondent { row: 6, .. }) => {
+                assert!(e.to_string().contains("row 6"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        eligibility[5] = Eligible;
+        // Class 2 with every case of unknown eligibility.
+        let mut unknown = eligibility.clone();
+        unknown[6..].iter_mut().for_each(|e| *e = Unknown);
+        let respondents_1: Vec<usize> = vec![0, 1, 5];
+        let chain =
+            Chain::build(&frame, &rows, &respondents_1, Some(&unknown), &spec).expect("chain");
+        match chain.apply(&d, &respondents_1) {
+            Err(e @ WeightingError::UnknownEligibilityOnly { .. }) => {
+                assert!(e.to_string().contains("class=2"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Class 2 with ineligible and unknown cases only needs no respondent.
+        let mut no_eligible = eligibility.clone();
+        for (r, e) in no_eligible.iter_mut().enumerate().skip(6) {
+            *e = if r % 2 == 0 { Ineligible } else { Unknown };
+        }
+        let chain =
+            Chain::build(&frame, &rows, &respondents_1, Some(&no_eligible), &spec).expect("chain");
+        let w = chain.apply(&d, &respondents_1).expect("weights").weights;
+        assert_eq!(w.len(), 3);
+        // Class 2 with an eligible nonrespondent and no respondent is the empty-class error.
+        no_eligible[7] = Eligible;
+        let chain =
+            Chain::build(&frame, &rows, &respondents_1, Some(&no_eligible), &spec).expect("chain");
+        assert!(matches!(
+            chain.apply(&d, &respondents_1),
+            Err(WeightingError::EmptyClass { .. })
+        ));
+    }
 
     #[test]
     fn order_statistics_are_those_of_the_sorted_data() {

@@ -11,6 +11,10 @@ pub struct WeightingSpec {
     pub name: String,
     /// Weighting-class nonresponse adjustment: the classes' columns.
     pub nonresponse_classes: Option<Vec<String>>,
+    /// Within the nonresponse classes, spread the weight of cases of unknown eligibility over
+    /// the cases of known eligibility and drop the ineligible ones before the nonresponse
+    /// adjustment (`eligibility = "adjust"`; needs every sampled case's eligibility).
+    pub adjust_eligibility: bool,
     /// Calibration to population totals.
     pub calibration: Option<CalibrationConfig>,
 }
