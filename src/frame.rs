@@ -778,6 +778,19 @@ impl Frame {
         }
         out
     }
+
+    /// Drop every column `keep` does not keep (their memory is freed), keeping the order of
+    /// the rest: a run frees the answers once the estimation has its copy.
+    pub fn retain_columns(&mut self, keep: impl Fn(&str) -> bool) {
+        self.columns.retain(|c| keep(&c.name));
+        self.columns.shrink_to_fit();
+        self.by_name = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+    }
 }
 
 #[cfg(test)]
@@ -899,5 +912,26 @@ mod tests {
             ]);
             assert_eq!(a, expected);
         }
+    }
+
+    #[test]
+    fn retained_columns_keep_their_order_and_lookup() {
+        let mut frame = Frame::new(3);
+        for (name, x) in [("id", 1.0), ("item", 2.0), ("psu", 3.0), ("other", 4.0)] {
+            frame
+                .push(Column {
+                    name: name.into(),
+                    data: ColumnData::Num(vec![x; 3].into()),
+                    state: States::AllValue(3),
+                })
+                .expect("column");
+        }
+        frame.retain_columns(|name| name == "psu" || name == "id");
+        let names: Vec<&str> = frame.columns().iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["id", "psu"]);
+        assert!(frame.column("item").is_none() && frame.column("other").is_none());
+        let psu = frame.column("psu").expect("psu kept");
+        assert_eq!(psu.data, ColumnData::Num(vec![3.0; 3].into()));
+        assert_eq!(frame.n_rows(), 3);
     }
 }

@@ -137,7 +137,7 @@ impl FineCells {
         let mut count = n_psu;
         for b in breakdowns.iter().filter(|b| b.labels.len() > 1) {
             let levels = b.labels.len();
-            let value = |r: usize| b.of_row[r].unwrap_or(levels as u32);
+            let value = |r: usize| b.of_row.at(r).unwrap_or(levels as u32);
             if !refine(&mut of_row, &mut count, levels + 1, value, limit) {
                 return None;
             }
@@ -160,7 +160,7 @@ impl FineCells {
             .map(|b| {
                 first_row
                     .iter()
-                    .map(|&r| b.of_row[r as usize].unwrap_or(NO_VALUE))
+                    .map(|&r| b.of_row.at(r as usize).unwrap_or(NO_VALUE))
                     .collect()
             })
             .collect();
@@ -350,7 +350,7 @@ mod tests {
         Breakdown {
             var: var.into(),
             labels: (0..labels).map(|l| l.to_string()).collect(),
-            of_row,
+            of_row: of_row.into_iter().collect(),
             published: true,
         }
     }
@@ -399,7 +399,7 @@ mod tests {
         for (b, bd) in breakdowns.iter().enumerate().skip(1) {
             let mut direct = vec![0usize; bd.labels.len()];
             for r in 0..n {
-                if let (Some(d), true) = (bd.of_row[r], defined[r]) {
+                if let (Some(d), true) = (bd.of_row.at(r), defined[r]) {
                     direct[d as usize] += 1;
                 }
             }

@@ -40,7 +40,7 @@ pub(super) fn domain_orders(vals: &IndicatorValues, breakdowns: &[Breakdown]) ->
             .iter()
             .map(|b| {
                 if b.published {
-                    all.split(|r| b.of_row[r], b.labels.len())
+                    all.split(|r| b.of_row.at(r), b.labels.len())
                 } else {
                     Vec::new()
                 }
@@ -132,7 +132,7 @@ pub(super) fn taylor_block(
             }
             let below = IndicatorValues {
                 y: (0..n)
-                    .map(|r| match b.of_row[r] {
+                    .map(|r| match b.of_row.at(r) {
                         Some(d) if vals.defined[r] && vals.y[r] <= q[d as usize] => 1.0,
                         _ => 0.0,
                     })
@@ -308,7 +308,7 @@ fn cdf_stats(
     (0..b.labels.len())
         .map(|d| {
             for (r, m) in mask.iter_mut().enumerate() {
-                *m = below.defined[r] && b.of_row[r] == Some(d as u32);
+                *m = below.defined[r] && b.of_row.at(r) == Some(d as u32);
             }
             if !mask.contains(&true) {
                 return Ok(None);

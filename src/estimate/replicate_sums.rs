@@ -158,7 +158,7 @@ fn table(
     for g in 0..start.len() - 1 {
         for &i in &order[start[g]..start[g + 1]] {
             let i = i as usize;
-            let Some(d) = b.of_row[i] else { continue };
+            let Some(d) = b.of_row.at(i) else { continue };
             if !vals.defined[i] {
                 continue;
             }

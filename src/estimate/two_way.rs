@@ -90,7 +90,7 @@ pub(super) fn table_plans(
                 let mut seen = vec![false; b.labels.len()];
                 for (r, v) in b.of_row.iter().enumerate() {
                     if let (true, Some(v)) = (in_universe[r], v) {
-                        seen[*v as usize] = true;
+                        seen[v as usize] = true;
                     }
                 }
                 let kept: Vec<&String> = b
@@ -126,8 +126,8 @@ pub(super) fn table_plans(
                     if !in_universe[r] {
                         return None;
                     }
-                    let i = rows.of_row[r].and_then(|v| row_index[v as usize])?;
-                    let j = cols.of_row[r].and_then(|v| col_index[v as usize])?;
+                    let i = rows.of_row.at(r).and_then(|v| row_index[v as usize])?;
+                    let j = cols.of_row.at(r).and_then(|v| col_index[v as usize])?;
                     Some(i + nr as u32 * j)
                 })
                 .collect();

@@ -5,8 +5,9 @@
 //! strata and PSUs. Methods: `docs/pipeline.md`, "Households and persons".
 
 use super::{
-    Computed, HouseholdPart, PipelineError, RunOptions, StageClock, Unit, compute_unit,
-    ingest_spec, numeric_column, read_after_ingest, read_with_spec, respondents_with_weights,
+    AnswersAfterCopy, Computed, HouseholdPart, PipelineError, RunOptions, StageClock, Unit,
+    compute_unit, ingest_spec, numeric_column, read_after_ingest, read_with_spec,
+    respondents_with_weights,
 };
 use crate::config::{HouseholdSpec, PersonWeight, Pipeline};
 use crate::frame::{Column, ColumnData, States};
@@ -251,8 +252,9 @@ pub(super) fn compute_households_and_persons(
     let mut household_unit = compute_unit(
         &ph,
         &qh,
-        &households,
+        &mut households,
         &household_respondents,
+        AnswersAfterCopy::Keep,
         opts,
         &mut clock,
     )?;
@@ -323,7 +325,15 @@ pub(super) fn compute_households_and_persons(
                 ));
             }
         }
-        let mut unit = compute_unit(&pg, &qp, &persons, &person_respondents, opts, &mut clock)?;
+        let mut unit = compute_unit(
+            &pg,
+            &qp,
+            &mut persons,
+            &person_respondents,
+            AnswersAfterCopy::Keep,
+            opts,
+            &mut clock,
+        )?;
         unit.warnings.extend(group_warnings);
         person_unit = Some(match person_unit {
             None => unit,

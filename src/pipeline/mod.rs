@@ -688,7 +688,15 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
     let mut ingested = read_data(&p, &q, opts)?;
     clock.lap("ingest");
     let respondents = respondents_with_weights(&p, &mut ingested, &output, "")?;
-    let unit = compute_unit(&p, &q, &ingested, &respondents, opts, &mut clock)?;
+    let unit = compute_unit(
+        &p,
+        &q,
+        &mut ingested,
+        &respondents,
+        AnswersAfterCopy::Free,
+        opts,
+        &mut clock,
+    )?;
     Ok(Computed::assemble(
         output,
         opts.timings.then_some(clock),
@@ -760,12 +768,54 @@ struct Unit {
     replicate_weights: Vec<(String, Vec<f64>)>,
 }
 
+/// What becomes of the ingested frame's other columns once estimation has its copy of the
+/// respondents' estimation columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AnswersAfterCopy {
+    /// Kept: the frame serves another unit after this one (the persons of several groups).
+    Keep,
+    /// Freed: only the columns that the replicate stage and the outputs read stay (the
+    /// design's columns, the id and the design weight), which lowers the run's peak memory.
+    Free,
+}
+
+/// The columns of the ingested frame that the stages after weighting read: the design's
+/// (the replicate stage's units, SDR sort order), the id and the design weight
+/// (`weights.parquet`). `None`: every column (supplied replicate weights name their columns by
+/// patterns).
+fn columns_read_after_weighting(p: &Pipeline) -> Option<Vec<String>> {
+    if p.variance
+        .contains(&crate::estimate::VarianceMethod::Supplied)
+    {
+        return None;
+    }
+    let d = &p.design;
+    let mut names: Vec<String> = d
+        .strata
+        .iter()
+        .chain(&d.psu)
+        .chain(&d.fpc)
+        .cloned()
+        .collect();
+    names.push(d.weight.clone());
+    names.extend(d.collapse.order.iter().chain(&d.collapse.within).cloned());
+    names.extend(p.replicate.sort.iter().cloned());
+    names.push(
+        p.data
+            .id
+            .clone()
+            .unwrap_or_else(|| crate::ingest::ROW_ID.to_string()),
+    );
+    Some(names)
+}
+
 /// Design, weighting, and the estimates of every variance method for the unit of `ingested`.
 fn compute_unit(
     p: &Pipeline,
     q: &Questionnaire,
-    ingested: &Ingested,
+    ingested: &mut Ingested,
     respondents: &[usize],
+    answers: AnswersAfterCopy,
     opts: RunOptions<'_>,
     clock: &mut StageClock,
 ) -> Result<Unit, PipelineError> {
@@ -842,6 +892,13 @@ fn compute_unit(
     let resp_frame = ingested.frame.take_columns(&respondents, |name| {
         estimation_columns.iter().any(|c| c == name)
     });
+    if answers == AnswersAfterCopy::Free
+        && let Some(keep) = columns_read_after_weighting(p)
+    {
+        ingested
+            .frame
+            .retain_columns(|name| keep.iter().any(|c| c == name));
+    }
     let mut estimates = Vec::new();
     let mut contrasts = Vec::new();
     let mut test_rows = Vec::new();
