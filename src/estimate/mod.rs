@@ -413,6 +413,11 @@ impl DomainOfRow {
         self.0.len()
     }
 
+    /// The codes themselves, `NONE` included, for loops that count every row.
+    fn codes(&self) -> &[u32] {
+        &self.0
+    }
+
     fn at(&self, r: usize) -> Option<u32> {
         let d = self.0[r];
         (d != Self::NONE).then_some(d)
@@ -907,27 +912,34 @@ impl Prepared {
     /// Respondent rows (sorted, distinct) of every indicator × domain with at most `max_rows`
     /// rows: the domains whose replicate df must be computed on their own rows.
     pub fn small_domain_rows(&self, max_rows: usize) -> Vec<usize> {
-        let mut keep = Vec::new();
-        for vals in &self.values {
-            for b in &self.breakdowns {
-                let mut count = vec![0usize; b.labels.len()];
-                for (r, d) in b.of_row.iter().enumerate() {
-                    if let Some(d) = d
-                        && vals.defined[r]
+        let per_indicator: Vec<Vec<usize>> = self
+            .values
+            .par_iter()
+            .map(|vals| {
+                let mut keep = Vec::new();
+                for b in &self.breakdowns {
+                    // Rows outside every domain counted in a last slot: no branch per row.
+                    let k = b.labels.len();
+                    let mut count = vec![0usize; k + 1];
+                    for (&d, &defined) in b.of_row.codes().iter().zip(&vals.defined) {
+                        count[(d as usize).min(k)] += usize::from(defined);
+                    }
+                    let small = |d: u32| (d as usize) < k && count[d as usize] <= max_rows;
+                    if !(0..k as u32).any(|d| count[d as usize] > 0 && small(d)) {
+                        continue;
+                    }
+                    for (r, (&d, &defined)) in
+                        b.of_row.codes().iter().zip(&vals.defined).enumerate()
                     {
-                        count[d as usize] += 1;
+                        if defined && small(d) {
+                            keep.push(r);
+                        }
                     }
                 }
-                for (r, d) in b.of_row.iter().enumerate() {
-                    if let Some(d) = d
-                        && vals.defined[r]
-                        && count[d as usize] <= max_rows
-                    {
-                        keep.push(r);
-                    }
-                }
-            }
-        }
+                keep
+            })
+            .collect();
+        let mut keep = per_indicator.concat();
         keep.sort_unstable();
         keep.dedup();
         keep
@@ -1311,7 +1323,11 @@ struct Replicated<'a> {
 
 /// Replicate df of a domain from (its PSUs with non-zero-weight rows, sorted; its number of
 /// rows; a function listing its rows, called only when needed).
-pub type ReplicateDf<'a> = dyn Fn(&[u32], usize, &dyn Fn() -> Vec<usize>) -> f64 + Sync + 'a;
+pub type ReplicateDf<'a> = dyn Fn(&[u32], usize, &DomainRows<'_>) -> f64 + Sync + 'a;
+
+/// The rows of a domain, listed when a replicate df needs them: borrowed where the estimate
+/// stage has them already.
+pub type DomainRows<'r> = dyn Fn() -> std::borrow::Cow<'r, [usize]> + 'r;
 
 /// Rows of one indicator under one scheme. `replicated`: variances per statistic (in
 /// [`point_estimates`] order) and the replicate df, replacing the Taylor variance. `keep`: per
@@ -1676,20 +1692,21 @@ fn grouped_domain_stats(
                     .filter(|&p| cells[d * n_psu + p].nonzero > 0)
                     .map(|p| p as u32)
                     .collect();
-                let rows = || -> Vec<usize> {
-                    rows_by_domain.get_or_init(|| {
-                        let mut by_domain = vec![Vec::new(); k];
-                        for (r, of) in b.of_row.iter().enumerate() {
-                            if let Some(e) = of
-                                && vals.defined[r]
-                                && w[r] != 0.0
-                            {
-                                by_domain[e as usize].push(r);
+                let rows = || -> std::borrow::Cow<'_, [usize]> {
+                    std::borrow::Cow::Borrowed(
+                        &rows_by_domain.get_or_init(|| {
+                            let mut by_domain = vec![Vec::new(); k];
+                            for (r, of) in b.of_row.iter().enumerate() {
+                                if let Some(e) = of
+                                    && vals.defined[r]
+                                    && w[r] != 0.0
+                                {
+                                    by_domain[e as usize].push(r);
+                                }
                             }
-                        }
-                        by_domain
-                    })[d]
-                        .clone()
+                            by_domain
+                        })[d],
+                    )
                 };
                 (variances[d], df_of(&psus, nobs[d], &rows))
             }
@@ -1997,6 +2014,58 @@ mod item_missing_tests {
             labels: vec!["1".into(), "2".into()],
             of_row: of_row.into_iter().collect(),
             published: true,
+        }
+    }
+
+    /// The rows of every indicator × domain value with few rows, against the definition
+    /// counted value by value.
+    #[test]
+    fn small_domain_rows_are_those_of_every_small_indicator_domain() {
+        let n = 40;
+        let of_row = |m: u32| -> Vec<Option<u32>> {
+            (0..n as u32)
+                .map(|r| (r % 7 != 3).then_some((r * r) % m))
+                .collect()
+        };
+        let breakdowns = vec![two_domains(of_row(2)), {
+            let mut b = two_domains(of_row(5));
+            b.labels = (0..5).map(|l| l.to_string()).collect();
+            b
+        }];
+        let values: Vec<IndicatorValues> = [3, 4]
+            .into_iter()
+            .map(|k| values((0..n).map(|r| r % k != 0).collect(), vec![false; n]))
+            .collect();
+        let prepared = Prepared {
+            values,
+            breakdowns,
+            fine: None,
+            pairs: Vec::new(),
+            keep: Vec::new(),
+            quantile_orders: Vec::new(),
+            tables: Vec::new(),
+        };
+        for max_rows in [0, 3, 5, 8, 12, 40] {
+            let mut expected = Vec::new();
+            for vals in &prepared.values {
+                for b in &prepared.breakdowns {
+                    for d in 0..b.labels.len() as u32 {
+                        let rows: Vec<usize> = (0..n)
+                            .filter(|&r| vals.defined[r] && b.of_row.at(r) == Some(d))
+                            .collect();
+                        if rows.len() <= max_rows {
+                            expected.extend(rows);
+                        }
+                    }
+                }
+            }
+            expected.sort_unstable();
+            expected.dedup();
+            assert_eq!(
+                prepared.small_domain_rows(max_rows),
+                expected,
+                "max {max_rows}"
+            );
         }
     }
 

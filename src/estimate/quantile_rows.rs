@@ -520,7 +520,7 @@ pub fn quantile_replicate_rows(
             df = df_of(&psus, kept.len(), &|| {
                 let mut rows = kept.clone();
                 rows.sort_unstable();
-                rows
+                rows.into()
             });
             current = Some((e.indicator, e.breakdown, e.domain));
         }

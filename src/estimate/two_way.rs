@@ -383,7 +383,7 @@ pub(super) fn replicate_tests(
         let mut psus: Vec<u32> = kept.iter().map(|&r| psu_of_row[r]).collect();
         psus.sort_unstable();
         psus.dedup();
-        let design_df = df_of(&psus, kept.len(), &|| kept.clone());
+        let design_df = df_of(&psus, kept.len(), &|| kept.as_slice().into());
         let n_rows = plan.in_universe.iter().filter(|&&u| u).count();
         out.extend(test_rows(
             spec,

@@ -674,65 +674,67 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
             }
             value
         };
-        let rank_df = |psus: &[u32], n_rows: usize, rows: &dyn Fn() -> Vec<usize>| -> f64 {
-            let rank = if reweighted {
-                // Exact on small domains over their rows, on larger ones over their groups (the
-                // same rank); otherwise (supplied weights, a calibration not collapsed to cells,
-                // too many groups) larger domains take the rank of the whole replicate matrix
-                // (docs/variance.md).
-                if n_rows <= 2 * n_rep {
-                    rank_over(&rows())
-                } else if let Some(g) = by_groups {
-                    // Keyed by the groups and their Σ a², which fix the numerical rank: the
-                    // same groups with other weights can fall on the other side of the
-                    // tolerance, and the first of them to be computed must not decide.
-                    let (present, sum_sq) = g.present(&rows());
-                    let key: Vec<u64> = present
-                        .iter()
-                        .zip(&sum_sq)
-                        .flat_map(|(&g, x)| [u64::from(g), x.to_bits()])
-                        .collect();
-                    if let Some(&known) = group_rank_cache
-                        .lock()
-                        .ok()
-                        .and_then(|c| c.get(&key).copied())
-                        .as_ref()
-                    {
-                        known
-                    } else {
-                        let rank = g.rank_of_groups(
-                            &rank_multipliers,
-                            &rank_groups,
-                            &succeeded,
-                            (&present, &sum_sq),
-                            &largest_multiplier,
-                        );
-                        if let Ok(mut c) = group_rank_cache.lock() {
-                            c.insert(key, rank);
+        let rank_df =
+            |psus: &[u32], n_rows: usize, rows: &crate::estimate::DomainRows<'_>| -> f64 {
+                let rank = if reweighted {
+                    // Exact on small domains over their rows, on larger ones over their groups (the
+                    // same rank); otherwise (supplied weights, a calibration not collapsed to cells,
+                    // too many groups) larger domains take the rank of the whole replicate matrix
+                    // (docs/variance.md).
+                    if n_rows <= 2 * n_rep {
+                        rank_over(&rows())
+                    } else if let Some(g) = by_groups {
+                        // Keyed by the groups and their Σ a², which fix the numerical rank: the
+                        // same groups with other weights can fall on the other side of the
+                        // tolerance, and the first of them to be computed must not decide.
+                        let (present, sum_sq) = g.present(&rows());
+                        let key: Vec<u64> = present
+                            .iter()
+                            .zip(&sum_sq)
+                            .flat_map(|(&g, x)| [u64::from(g), x.to_bits()])
+                            .collect();
+                        if let Some(&known) = group_rank_cache
+                            .lock()
+                            .ok()
+                            .and_then(|c| c.get(&key).copied())
+                            .as_ref()
+                        {
+                            known
+                        } else {
+                            let rank = g.rank_of_groups(
+                                &rank_multipliers,
+                                &rank_groups,
+                                &succeeded,
+                                (&present, &sum_sq),
+                                &largest_multiplier,
+                            );
+                            if let Ok(mut c) = group_rank_cache.lock() {
+                                c.insert(key, rank);
+                            }
+                            rank
                         }
-                        rank
+                    } else {
+                        full_rank
                     }
+                } else if let Some(units) = ssu_units {
+                    // Replication units are not the PSUs: the domain's units key the cache.
+                    let rows = rows();
+                    let mut present: Vec<u32> = rows.iter().map(|&i| units[i]).collect();
+                    present.sort_unstable();
+                    present.dedup();
+                    cached(present, &|present| factor_rank(&rep, present, &rows, units))
                 } else {
-                    full_rank
-                }
-            } else if let Some(units) = ssu_units {
-                // Replication units are not the PSUs: the domain's units key the cache.
-                let rows = rows();
-                let mut present: Vec<u32> = rows.iter().map(|&i| units[i]).collect();
-                present.sort_unstable();
-                present.dedup();
-                cached(present, &|present| factor_rank(&rep, present, &rows, units))
-            } else {
-                cached(psus.to_vec(), &|psus| {
-                    factor_rank(&rep, psus, &rows(), inputs.design.psu_of_row())
-                })
+                    cached(psus.to_vec(), &|psus| {
+                        factor_rank(&rep, psus, &rows(), inputs.design.psu_of_row())
+                    })
+                };
+                rank as f64 - 1.0
             };
-            rank as f64 - 1.0
-        };
         // The whole replicate design: its rows with a non-zero weight and their PSUs (R's
         // degf(design) of a full replicate design; contrasts and `domain_df = "full"`).
-        let whole_rows =
-            || -> Vec<usize> { (0..n).filter(|&i| scheme.weights[i] != 0.0).collect() };
+        let whole_rows = || -> std::borrow::Cow<'_, [usize]> {
+            (0..n).filter(|&i| scheme.weights[i] != 0.0).collect()
+        };
         let n_whole = scheme.weights.iter().filter(|&&w| w != 0.0).count();
         let whole_psus: Vec<u32> = {
             let mut present = vec![false; inputs.design.n_psu()];
@@ -745,7 +747,7 @@ pub(crate) fn run(inputs: &Inputs<'_>) -> Result<Output, ReplicateStageError> {
         };
         let whole_rank_df = std::sync::OnceLock::new();
         let full_domain = inputs.request.domain_df == crate::estimate::DomainDf::Full;
-        let df = |psus: &[u32], n_rows: usize, rows: &dyn Fn() -> Vec<usize>| -> f64 {
+        let df = |psus: &[u32], n_rows: usize, rows: &crate::estimate::DomainRows<'_>| -> f64 {
             match df_rule {
                 None => profile_df.unwrap_or(f64::NAN),
                 Some(ReplicateDfRule::Design) if full_domain => {
