@@ -797,7 +797,13 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
     }
 
     let outcomes = match &spec.dispositions {
-        Some(d) => Some(dispositions(&frame, spec, d, &mut respondent, &mut findings)?),
+        Some(d) => Some(dispositions(
+            &frame,
+            spec,
+            d,
+            &mut respondent,
+            &mut findings,
+        )?),
         None => None,
     };
 

@@ -57,7 +57,9 @@ pub fn write_parquet(
         Arc::new(StringArray::from_iter_values(
             rows.iter().map(|r| r.group_value.as_str()),
         )),
-        Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.weighted)))),
+        Arc::new(BooleanArray::from_iter(
+            rows.iter().map(|r| Some(r.weighted)),
+        )),
         Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.rate))),
         Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.value))),
     ];
@@ -75,7 +77,11 @@ pub fn write_parquet(
 }
 
 /// Write `fieldwork.csv`.
-pub fn write_csv(staged: &mut StagedFiles, path: &Path, rows: &[RateRow]) -> Result<(), OutputError> {
+pub fn write_csv(
+    staged: &mut StagedFiles,
+    path: &Path,
+    rows: &[RateRow],
+) -> Result<(), OutputError> {
     super::stage_csv(staged, path, csv_bytes(rows))
 }
 

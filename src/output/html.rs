@@ -1392,7 +1392,10 @@ pub fn fieldwork_section(s: &mut String, report: &crate::fieldwork::FieldworkRep
             .rates
             .iter()
             .find(|r| {
-                r.group_var == var && r.group_value == group && r.weighted == weighted && r.rate == rate
+                r.group_var == var
+                    && r.group_value == group
+                    && r.weighted == weighted
+                    && r.rate == rate
             })
             .and_then(|r| r.value)
     };
@@ -1432,7 +1435,12 @@ pub fn fieldwork_section(s: &mut String, report: &crate::fieldwork::FieldworkRep
     }
     const SHOWN: [&str; 6] = ["RR1", "RR3", "COOP1", "REF1", "CON1", "e"];
     for var in vars {
-        let _ = write!(s, "<h3>By {}</h3><table><tr><th class=\"l\">{}</th>", escape(var), escape(var));
+        let _ = write!(
+            s,
+            "<h3>By {}</h3><table><tr><th class=\"l\">{}</th>",
+            escape(var),
+            escape(var)
+        );
         for o in Outcome::ALL {
             let _ = write!(s, "<th>{}</th>", o.letter());
         }
@@ -1455,10 +1463,18 @@ pub fn fieldwork_section(s: &mut String, report: &crate::fieldwork::FieldworkRep
                 let _ = write!(s, "<td>{n}</td>");
             }
             for rate in SHOWN {
-                let _ = write!(s, "<td>{}</td>", percent(value(var, &g.group_value, false, rate)));
+                let _ = write!(
+                    s,
+                    "<td>{}</td>",
+                    percent(value(var, &g.group_value, false, rate))
+                );
             }
             if has_weighted {
-                let _ = write!(s, "<td>{}</td>", percent(value(var, &g.group_value, true, "RR3")));
+                let _ = write!(
+                    s,
+                    "<td>{}</td>",
+                    percent(value(var, &g.group_value, true, "RR3"))
+                );
             }
             s.push_str("</tr>");
         }
@@ -1487,7 +1503,9 @@ pub fn fieldwork_section(s: &mut String, report: &crate::fieldwork::FieldworkRep
             );
             for (k, m) in InterviewerMetric::ALL.iter().enumerate() {
                 let shown = match m {
-                    InterviewerMetric::SkipFindings => i.values[k].map_or("–".into(), |v| format!("{v:.2}")),
+                    InterviewerMetric::SkipFindings => {
+                        i.values[k].map_or("–".into(), |v| format!("{v:.2}"))
+                    }
                     _ => format!("{} %", percent(i.values[k])),
                 };
                 let flagged = i.z[k].is_some_and(|z| z.abs() > report.outlier_z);

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 mod households;
 mod monitor;
-pub use monitor::monitor;
 use households::compute_households_and_persons;
+pub use monitor::monitor;
 
 use crate::config::{ConfigError, Pipeline};
 use crate::design::{Design, DesignError};
@@ -519,14 +519,17 @@ fn ingest_spec(p: &Pipeline, q: &Questionnaire) -> IngestSpec {
         },
         optional_columns: Vec::new(),
         household_link: None,
-        dispositions: p.fieldwork.as_ref().map(|f| crate::ingest::DispositionSpec {
-            column: f.disposition.clone(),
-            map: f.dispositions.clone(),
-            interview_date: f.interview_date.clone(),
-            start: f.start,
-            end: f.end,
-            today: crate::fieldwork::Date::today(),
-        }),
+        dispositions: p
+            .fieldwork
+            .as_ref()
+            .map(|f| crate::ingest::DispositionSpec {
+                column: f.disposition.clone(),
+                map: f.dispositions.clone(),
+                interview_date: f.interview_date.clone(),
+                start: f.start,
+                end: f.end,
+                today: crate::fieldwork::Date::today(),
+            }),
     }
 }
 

@@ -41,21 +41,17 @@ pub(crate) fn fieldwork_report(
             None => vec![BLANK.to_string(); n],
         }
     };
-    let groupings: Vec<Grouping> = f
-        .by
-        .iter()
-        .map(|v| Grouping::from_labels(v, &labels(v)))
-        .collect();
+    let groupings: Vec<Grouping> =
+        f.by.iter()
+            .map(|v| Grouping::from_labels(v, &labels(v)))
+            .collect();
     let rates = group_rates(outcomes, weights, &groupings, f.dispositions.e);
 
     let (dates, undated) = match &f.interview_date {
         Some(name) => {
             let col = frame.column(name);
             let parsed: Vec<Option<Date>> = (0..n)
-                .map(|r| {
-                    col.and_then(|c| c.display(r))
-                        .and_then(|t| Date::parse(&t))
-                })
+                .map(|r| col.and_then(|c| c.display(r)).and_then(|t| Date::parse(&t)))
                 .collect();
             let undated = parsed.iter().filter(|d| d.is_none()).count();
             (returns_by_date(&parsed, &ingested.respondent), undated)
@@ -110,7 +106,11 @@ impl ItemCounts {
             dont_know: vec![0; n],
             skip_findings: vec![0; n],
         };
-        let not_items = [Some(&f.disposition), f.interviewer.as_ref(), f.interview_date.as_ref()];
+        let not_items = [
+            Some(&f.disposition),
+            f.interviewer.as_ref(),
+            f.interview_date.as_ref(),
+        ];
         for v in q.variables.iter().filter(|v| !v.frame) {
             if not_items.contains(&Some(&v.name)) {
                 continue;
@@ -195,7 +195,10 @@ pub fn monitor(config_path: &Path, opts: RunOptions<'_>) -> Result<RunReport, Pi
     let fieldwork = fieldwork_report(&f, &q, &ingested, &outcomes, weights.as_deref());
     let metadata = vec![
         ("cvsurvey_version".to_string(), super::VERSION.to_string()),
-        ("questionnaire".to_string(), format!("{} {}", q.id, q.version)),
+        (
+            "questionnaire".to_string(),
+            format!("{} {}", q.id, q.version),
+        ),
         ("data_sha256".to_string(), ingested.sha256.clone()),
     ];
     let mut staged = output.stage();
