@@ -471,3 +471,115 @@ fn config_errors_name_the_code_and_the_missing_half() {
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("monitor needs final dispositions"), "{text}");
 }
+
+/// The demo survey of households and persons with its person response flags as dispositions
+/// (1 → complete 11, 0 → refusal 21) in the person file: the same estimates, and the rates of
+/// the persons by the households' region.
+#[test]
+fn a_two_file_survey_takes_its_dispositions_from_the_person_file() {
+    let demo = root().join("fixtures/demo-households");
+    let dir = scratch("fieldwork-households");
+    let persons = read_csv(&demo.join("persons.csv"));
+    let source = csv::Reader::from_path(demo.join("persons.csv"))
+        .expect("persons")
+        .headers()
+        .expect("header")
+        .clone();
+    let mut header: Vec<String> = source.iter().map(str::to_string).collect();
+    header.push("outcome".into());
+    let mut w = csv::Writer::from_path(dir.join("persons.csv")).expect("write");
+    w.write_record(&header).expect("header");
+    let mut respondents = 0;
+    for row in &persons {
+        let code = if row["responded"] == "1" { "11" } else { "21" };
+        respondents += usize::from(code == "11");
+        let cells: Vec<&str> = header
+            .iter()
+            .map(|h| {
+                if h == "outcome" {
+                    code
+                } else {
+                    row[h].as_str()
+                }
+            })
+            .collect();
+        w.write_record(cells).expect("row");
+    }
+    w.flush().expect("flush");
+    let text = std::fs::read_to_string(demo.join("pipeline.toml")).expect("config");
+    let absolute = |t: &str, out: &Path, persons: &Path| {
+        t.replace(
+            "\"../../questionnaires/",
+            &format!("\"{}/questionnaires/", root().display()),
+        )
+        .replace("\"persons.csv\"", &format!("\"{}\"", persons.display()))
+        .replace(
+            "\"households.csv\"",
+            &format!("\"{}\"", demo.join("households.csv").display()),
+        )
+        .replace(
+            "\"household_margins.csv\"",
+            &format!("\"{}\"", demo.join("household_margins.csv").display()),
+        )
+        .replace(
+            "\"margins.csv\"",
+            &format!("\"{}\"", demo.join("margins.csv").display()),
+        )
+        .replace(
+            "dir = \"out\"",
+            &format!(
+                "dir = \"{}\"\nformats = [\"parquet\", \"csv\"]",
+                out.display()
+            ),
+        )
+    };
+    let plain = dir.join("plain.toml");
+    std::fs::write(
+        &plain,
+        absolute(&text, &dir.join("plain"), &demo.join("persons.csv")),
+    )
+    .expect("plain");
+    let with = absolute(&text, &dir.join("out"), &dir.join("persons.csv"))
+        .replace(
+            "response = \"responded\"          #",
+            "disposition = \"outcome\"         #",
+        )
+        .replace(
+            "[design]",
+            "[dispositions]\ncomplete = [11]\nrefusal = [21]\n\n[fieldwork]\nby = [\"region\"]\n\n[design]",
+        );
+    assert!(with.contains("disposition = \"outcome\""), "{with}");
+    let cfg = dir.join("pipeline.toml");
+    std::fs::write(&cfg, with).expect("config");
+
+    let (code, msg) = cvsurvey("run", &plain);
+    assert_eq!(code, 0, "{msg}");
+    let (code, msg) = cvsurvey("run", &cfg);
+    assert_eq!(code, 0, "{msg}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/estimates.csv")).expect("estimates"),
+        std::fs::read_to_string(dir.join("plain/estimates.csv")).expect("estimates"),
+    );
+    let table = rates(&dir.join("out"));
+    assert_close(
+        rate(&table, ("_T", "_T"), false, "RR1"),
+        respondents as f64 / persons.len() as f64,
+        "RR1 = I / all persons",
+    );
+    assert!(
+        table
+            .keys()
+            .any(|(var, value, _, _)| var == "region" && value == "R01")
+    );
+
+    let (code, msg) = cvsurvey("monitor", &cfg);
+    assert_eq!(code, 0, "{msg}");
+    assert!(dir.join("out/fieldwork.html").is_file());
+    assert!(
+        !table.is_empty()
+            && !rates(&dir.join("out"))
+                .keys()
+                .any(|(_, _, w, _)| w == "true"),
+        "monitor's person rates are unweighted"
+    );
+}
