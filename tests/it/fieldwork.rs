@@ -378,6 +378,10 @@ fn bad_returns_are_findings_with_row_column_and_value() {
             "1" => {
                 r.insert("responded".into(), "1".into());
             }
+            // No disposition: quarantined like a blank response.
+            "10" => {
+                r.insert("outcome".into(), String::new());
+            }
             _ => {}
         }
     });
@@ -413,9 +417,18 @@ fn bad_returns_are_findings_with_row_column_and_value() {
         [t("7", "interview_date", "03/05/2026")]
     );
     assert_eq!(find("disposition_mismatch"), [t("1", "responded", "1")]);
-    // Findings, not quarantine: every row is used.
-    assert!(text.contains("200 used + 0 quarantined"), "{text}");
-    assert!(read_csv(&dir.join("out/quarantine.csv")).is_empty());
+    // Findings, not quarantine: every row with a disposition is used.
+    assert!(text.contains("199 used + 1 quarantined"), "{text}");
+    let quarantined = read_csv(&dir.join("out/quarantine.csv"));
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(
+        (
+            quarantined[0]["row"].as_str(),
+            quarantined[0]["column"].as_str(),
+            quarantined[0]["kind"].as_str()
+        ),
+        ("10", "outcome", "missing_design_value")
+    );
 }
 
 #[test]
