@@ -1365,8 +1365,8 @@ mod tests {
     }
 }
 
-/// Rows, quarantine and respondents of the returns, for the monitoring page.
-#[derive(Debug, Clone, Copy)]
+/// Rows, quarantine, respondents and findings of the returns, for the monitoring page.
+#[derive(Debug, Clone)]
 pub struct ReturnsSummary {
     /// Rows read.
     pub rows_read: u64,
@@ -1374,6 +1374,9 @@ pub struct ReturnsSummary {
     pub rows_quarantined: u64,
     /// Respondents among the used rows.
     pub respondents: u64,
+    /// Findings per kind and what was done about them.
+    pub findings_by_kind:
+        std::collections::BTreeMap<(crate::ingest::FindingKind, FindingAction), usize>,
 }
 
 /// A rate as a percentage with one decimal, or a dash where it has no value.
@@ -1561,6 +1564,23 @@ pub fn render_fieldwork_page(
         summary.respondents
     );
     fieldwork_section(&mut s, report, true);
+    s.push_str("<h2 id=\"findings\">Findings</h2>");
+    if summary.findings_by_kind.is_empty() {
+        s.push_str("<p>No validation findings.</p>");
+    } else {
+        s.push_str(
+            "<table><tr><th class=\"l\">Finding</th><th>Count</th><th class=\"l\">Effect</th></tr>",
+        );
+        for ((kind, action), n) in &summary.findings_by_kind {
+            let _ = write!(
+                s,
+                "<tr><td class=\"l\">{}</td><td>{n}</td><td class=\"l\">{}</td></tr>",
+                escape(kind.as_str()),
+                escape(action.as_str())
+            );
+        }
+        s.push_str("</table><p class=\"note\">Rows, columns and values: findings.csv.</p>");
+    }
     s.push_str("</body></html>\n");
     s
 }

@@ -216,6 +216,7 @@ pub fn monitor(config_path: &Path, opts: RunOptions<'_>) -> Result<RunReport, Pi
             rows_read: ingested.rows_read,
             rows_quarantined: ingested.rows_quarantined,
             respondents: ingested.respondent.iter().filter(|&&r| r).count() as u64,
+            findings_by_kind: ingested.findings.counts().clone(),
         },
     );
     crate::output::write_text(&mut staged, &p.output_dir.join("fieldwork.html"), &page)?;

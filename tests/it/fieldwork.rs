@@ -417,6 +417,11 @@ fn bad_returns_are_findings_with_row_column_and_value() {
         [t("7", "interview_date", "03/05/2026")]
     );
     assert_eq!(find("disposition_mismatch"), [t("1", "responded", "1")]);
+    let page = std::fs::read_to_string(dir.join("out/fieldwork.html")).expect("page");
+    assert!(
+        page.contains("<td class=\"l\">date_outside_fieldwork</td><td>2</td>"),
+        "the page counts the findings"
+    );
     // Findings, not quarantine: every row with a disposition is used.
     assert!(text.contains("199 used + 1 quarantined"), "{text}");
     let quarantined = read_csv(&dir.join("out/quarantine.csv"));
