@@ -90,6 +90,7 @@ fn spec(path: PathBuf) -> IngestSpec {
         unit_columns: Vec::new(),
         optional_columns: Vec::new(),
         household_link: None,
+        dispositions: None,
     }
 }
 

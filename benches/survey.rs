@@ -176,6 +176,7 @@ fn ingest_spec(rows: usize, path: &Path) -> (IngestSpec, Questionnaire) {
         unit_columns: Vec::new(),
         optional_columns: Vec::new(),
         household_link: None,
+        dispositions: None,
     };
     (spec, q)
 }

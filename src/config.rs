@@ -13,6 +13,7 @@ use crate::design::{CollapseSpec, DesignSpec, LonelyPsu, PpsMethod};
 use crate::estimate::ContrastSpec;
 use crate::estimate::ci::CiMethod;
 use crate::estimate::{DomainDf, VarianceMethod};
+use crate::fieldwork::{DEFAULT_OUTLIER_Z, Date, DispositionMap, EligibilityRate, Outcome};
 use crate::ingest::InvalidAnswer;
 use crate::output::reliability::RawReliability;
 use crate::output::sdmx::RawSdmx;
@@ -140,6 +141,10 @@ struct RawPipeline {
     test: Vec<RawTest>,
     #[serde(default)]
     validation: Option<RawValidation>,
+    #[serde(default)]
+    dispositions: Option<RawDispositions>,
+    #[serde(default)]
+    fieldwork: Option<RawFieldwork>,
     output: RawOutput,
 }
 
@@ -237,6 +242,12 @@ struct RawData {
     household_id: Option<String>,
     #[serde(default)]
     household: Option<RawHouseholdData>,
+    #[serde(default)]
+    disposition: Option<String>,
+    #[serde(default)]
+    interviewer: Option<String>,
+    #[serde(default)]
+    interview_date: Option<String>,
 }
 
 /// `[data.household]`: the household file of a survey of households and persons.
@@ -567,6 +578,9 @@ pub struct Pipeline {
     pub tests: Vec<TestConfig>,
     /// `[validation] invalid_answer`: what an invalid answer does to its respondent.
     pub invalid_answer: InvalidAnswer,
+    /// Final dispositions and the fieldwork outputs (`[data] disposition`, `[dispositions]`,
+    /// `[fieldwork]`); `None` without dispositions.
+    pub fieldwork: Option<FieldworkSpec>,
 }
 
 impl Pipeline {
@@ -1018,6 +1032,17 @@ impl Pipeline {
             })?,
         };
 
+        let fieldwork = check_fieldwork(
+            FieldworkColumns {
+                disposition: raw.data.disposition.clone(),
+                interviewer: raw.data.interviewer.clone(),
+                interview_date: raw.data.interview_date.clone(),
+            },
+            raw.dispositions,
+            raw.fieldwork,
+        )
+        .map_err(|(key, m)| invalid(&key, m))?;
+
         Ok(Pipeline {
             config_path: path.to_path_buf(),
             questionnaire: resolve(&raw.questionnaire),
@@ -1053,6 +1078,7 @@ impl Pipeline {
             contrasts,
             tests,
             invalid_answer,
+            fieldwork,
         })
     }
 }
@@ -1796,4 +1822,397 @@ fn check_replicates(v: &RawVariance) -> Result<ReplicateSettings, (String, Strin
         sort: v.sort.clone(),
         circular: v.circular.unwrap_or(false),
     })
+}
+
+/// `[dispositions]`: the survey's disposition codes per AAPOR category.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDispositions {
+    #[serde(default)]
+    complete: Vec<RawCode>,
+    #[serde(default)]
+    partial: Vec<RawCode>,
+    #[serde(default)]
+    refusal: Vec<RawCode>,
+    #[serde(default)]
+    noncontact: Vec<RawCode>,
+    #[serde(default)]
+    other: Vec<RawCode>,
+    #[serde(default)]
+    unknown_eligibility: Vec<RawCode>,
+    #[serde(default)]
+    not_eligible: Vec<RawCode>,
+    #[serde(default)]
+    partial_is_response: Option<bool>,
+    #[serde(default)]
+    e: Option<RawEligibilityRate>,
+}
+
+/// A disposition code: a number or a text, as the data writes it.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawCode {
+    Integer(i64),
+    Number(f64),
+    Text(String),
+}
+
+impl RawCode {
+    fn text(&self) -> String {
+        match self {
+            RawCode::Integer(i) => i.to_string(),
+            RawCode::Number(x) => crate::frame::format_number(*x),
+            RawCode::Text(t) => t.trim().to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawEligibilityRate {
+    Number(f64),
+    Text(String),
+}
+
+/// `[fieldwork]`: groups of the rates table, the fieldwork period, the outlier threshold.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFieldwork {
+    #[serde(default)]
+    by: Vec<String>,
+    #[serde(default)]
+    start: Option<String>,
+    #[serde(default)]
+    end: Option<String>,
+    #[serde(default)]
+    outlier_z: Option<f64>,
+}
+
+/// The fieldwork columns of `[data]`.
+struct FieldworkColumns {
+    disposition: Option<String>,
+    interviewer: Option<String>,
+    interview_date: Option<String>,
+}
+
+/// Final dispositions and what the fieldwork outputs show (`docs/fieldwork.md`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldworkSpec {
+    /// Column of the final disposition code of every sampled case (`[data] disposition`).
+    pub disposition: String,
+    /// Interviewer column (`[data] interviewer`).
+    pub interviewer: Option<String>,
+    /// Interview date column, ISO 8601 dates (`[data] interview_date`).
+    pub interview_date: Option<String>,
+    /// Codes per AAPOR category, partials' response status and the e rule.
+    pub dispositions: DispositionMap,
+    /// Variables the rates are also given by (`[fieldwork] by`), in config order.
+    pub by: Vec<String>,
+    /// First day of fieldwork: an earlier interview date is a finding.
+    pub start: Option<Date>,
+    /// Last day of fieldwork: a later interview date is a finding.
+    pub end: Option<Date>,
+    /// |robust z| above which an interviewer is an outlier (`[fieldwork] outlier_z`).
+    pub outlier_z: f64,
+}
+
+/// Check `[data] disposition`, `[dispositions]` and `[fieldwork]` together.
+fn check_fieldwork(
+    columns: FieldworkColumns,
+    dispositions: Option<RawDispositions>,
+    fieldwork: Option<RawFieldwork>,
+) -> Result<Option<FieldworkSpec>, (String, String)> {
+    let (disposition, raw) = match (columns.disposition, dispositions) {
+        (Some(column), Some(raw)) => (column, raw),
+        (None, None) => {
+            let unused = [
+                ("data.interviewer", columns.interviewer.is_some()),
+                ("data.interview_date", columns.interview_date.is_some()),
+                ("fieldwork", fieldwork.is_some()),
+            ];
+            return match unused.iter().find(|(_, given)| *given) {
+                Some((key, _)) => Err((
+                    key.to_string(),
+                    "the fieldwork outputs need final dispositions: add [data] disposition = \"<column of disposition codes>\" and [dispositions], or remove the key".into(),
+                )),
+                None => Ok(None),
+            };
+        }
+        (Some(column), None) => {
+            return Err((
+                "dispositions".into(),
+                format!(
+                    "[data] disposition = \"{column}\" needs [dispositions] mapping its codes to AAPOR categories (complete, partial, refusal, noncontact, other, unknown_eligibility, not_eligible)"
+                ),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err((
+                "data.disposition".into(),
+                "[dispositions] is given but [data] names no disposition column: add disposition = \"<column of disposition codes>\" to [data]".into(),
+            ));
+        }
+    };
+    if disposition.trim().is_empty() {
+        return Err((
+            "data.disposition".into(),
+            "the disposition column's name is empty".into(),
+        ));
+    }
+    let lists = [
+        (Outcome::Complete, &raw.complete),
+        (Outcome::Partial, &raw.partial),
+        (Outcome::Refusal, &raw.refusal),
+        (Outcome::NonContact, &raw.noncontact),
+        (Outcome::Other, &raw.other),
+        (Outcome::UnknownEligibility, &raw.unknown_eligibility),
+        (Outcome::NotEligible, &raw.not_eligible),
+    ];
+    let mut pairs: Vec<(String, Outcome)> = Vec::new();
+    for (outcome, codes) in lists {
+        for code in codes.iter() {
+            let text = code.text();
+            if text.is_empty() {
+                return Err((
+                    format!("dispositions.{}", outcome.config_key()),
+                    "a code is empty: write each code as the data holds it".into(),
+                ));
+            }
+            let number = text.parse::<f64>().ok();
+            let same =
+                |c: &String| *c == text || (number.is_some() && c.parse::<f64>().ok() == number);
+            if let Some((_, first)) = pairs.iter().find(|(c, _)| same(c)) {
+                let key = format!("dispositions.{}", outcome.config_key());
+                return Err((
+                    key,
+                    if *first == outcome {
+                        format!("code {text} is listed twice under {}", outcome.config_key())
+                    } else {
+                        format!(
+                            "code {text} is mapped to two categories, {} and {}: keep it in one",
+                            first.config_key(),
+                            outcome.config_key()
+                        )
+                    },
+                ));
+            }
+            pairs.push((text, outcome));
+        }
+    }
+    if !pairs.iter().any(|(_, o)| *o == Outcome::Complete) {
+        return Err((
+            "dispositions.complete".into(),
+            "no code of a complete interview: list the code(s) of complete interviews".into(),
+        ));
+    }
+    let e = match raw.e {
+        None => EligibilityRate::Estimate,
+        Some(RawEligibilityRate::Text(t)) if t.trim().eq_ignore_ascii_case("estimate") => {
+            EligibilityRate::Estimate
+        }
+        Some(RawEligibilityRate::Text(t)) => {
+            return Err((
+                "dispositions.e".into(),
+                format!("\"{t}\" is neither \"estimate\" nor a number in [0, 1]"),
+            ));
+        }
+        Some(RawEligibilityRate::Number(x)) if (0.0..=1.0).contains(&x) => {
+            EligibilityRate::Fixed(x)
+        }
+        Some(RawEligibilityRate::Number(x)) => {
+            return Err((
+                "dispositions.e".into(),
+                format!(
+                    "{x} is outside [0, 1]: e is the eligible share among cases of unknown eligibility; give a number in [0, 1] or \"estimate\""
+                ),
+            ));
+        }
+    };
+    let raw_fieldwork = fieldwork.unwrap_or(RawFieldwork {
+        by: Vec::new(),
+        start: None,
+        end: None,
+        outlier_z: None,
+    });
+    let date = |key: &str, text: &Option<String>| -> Result<Option<Date>, (String, String)> {
+        match text {
+            None => Ok(None),
+            Some(t) => Date::parse(t).map(Some).ok_or_else(|| {
+                (
+                    format!("fieldwork.{key}"),
+                    format!("\"{t}\" is not an ISO 8601 date (YYYY-MM-DD)"),
+                )
+            }),
+        }
+    };
+    let start = date("start", &raw_fieldwork.start)?;
+    let end = date("end", &raw_fieldwork.end)?;
+    if let (Some(s), Some(e)) = (start, end)
+        && e < s
+    {
+        return Err((
+            "fieldwork.end".into(),
+            format!("{e} is before the start, {s}"),
+        ));
+    }
+    let outlier_z = raw_fieldwork.outlier_z.unwrap_or(DEFAULT_OUTLIER_Z);
+    if !(outlier_z.is_finite() && outlier_z > 0.0) {
+        return Err((
+            "fieldwork.outlier_z".into(),
+            format!(
+                "{outlier_z} is not a positive number (the default, 3.5, is Iglewicz and Hoaglin's)"
+            ),
+        ));
+    }
+    let mut by: Vec<String> = Vec::new();
+    for v in raw_fieldwork.by {
+        if v.trim().is_empty() || by.contains(&v) {
+            return Err((
+                "fieldwork.by".into(),
+                format!("\"{v}\" is empty or listed twice"),
+            ));
+        }
+        by.push(v);
+    }
+    Ok(Some(FieldworkSpec {
+        disposition,
+        interviewer: columns.interviewer,
+        interview_date: columns.interview_date,
+        dispositions: DispositionMap::new(pairs, raw.partial_is_response.unwrap_or(true), e),
+        by,
+        start,
+        end,
+        outlier_z,
+    }))
+}
+
+#[cfg(test)]
+mod fieldwork_tests {
+    use super::*;
+
+    const BASE: &str = r#"
+questionnaire = "q.toml"
+[data]
+path = "d.csv"
+id = "id"
+disposition = "outcome"
+[design]
+weight = "w"
+[output]
+dir = "out"
+"#;
+
+    const CODES: &str = "[dispositions]\ncomplete = [11]\npartial = [12]\nrefusal = [21, 22]\nnoncontact = [\"NC\"]\nunknown_eligibility = [31]\nnot_eligible = [41]\n";
+
+    fn parse(text: &str) -> Result<Pipeline, ConfigError> {
+        Pipeline::from_str(text, Path::new("/tmp/cfg/pipeline.toml"))
+    }
+
+    fn message(text: &str) -> String {
+        parse(text).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn dispositions_map_numbers_and_texts_with_defaults() {
+        let p = parse(&format!("{BASE}\n{CODES}")).expect("config");
+        let f = p.fieldwork.expect("fieldwork");
+        assert_eq!(f.disposition, "outcome");
+        assert_eq!(f.dispositions.outcome("22"), Some(Outcome::Refusal));
+        assert_eq!(f.dispositions.outcome("NC"), Some(Outcome::NonContact));
+        assert_eq!(f.dispositions.outcome("23"), None);
+        assert!(f.dispositions.partial_is_response);
+        assert_eq!(f.dispositions.e, EligibilityRate::Estimate);
+        assert_eq!(f.outlier_z, 3.5);
+        assert!(f.by.is_empty() && f.start.is_none());
+        assert!(
+            parse(BASE.replace("disposition = \"outcome\"\n", "").as_str())
+                .expect("no fieldwork")
+                .fieldwork
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn fieldwork_settings_are_read() {
+        let text = format!(
+            "{}\n{CODES}partial_is_response = false\ne = 0.8\n[fieldwork]\nby = [\"region\", \"interviewer\"]\nstart = \"2026-03-01\"\nend = \"2026-04-30\"\noutlier_z = 3",
+            BASE.replace(
+                "id = \"id\"",
+                "id = \"id\"\ninterviewer = \"iwer\"\ninterview_date = \"day\""
+            )
+        );
+        let f = parse(&text).expect("config").fieldwork.expect("fieldwork");
+        assert!(!f.dispositions.partial_is_response);
+        assert_eq!(f.dispositions.e, EligibilityRate::Fixed(0.8));
+        assert_eq!(f.by, ["region", "interviewer"]);
+        assert_eq!(f.start, Date::parse("2026-03-01"));
+        assert_eq!(f.end, Date::parse("2026-04-30"));
+        assert_eq!(f.outlier_z, 3.0);
+        assert_eq!(f.interviewer.as_deref(), Some("iwer"));
+        assert_eq!(f.interview_date.as_deref(), Some("day"));
+    }
+
+    #[test]
+    fn a_code_in_two_categories_is_named_with_both() {
+        let m = message(&format!(
+            "{BASE}\n[dispositions]\ncomplete = [11]\nrefusal = [21, 11.0]"
+        ));
+        assert!(
+            m.contains("dispositions.refusal")
+                && m.contains("code 11")
+                && m.contains("complete and refusal"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn dispositions_need_their_column_and_the_reverse() {
+        let m = message(&format!("{BASE}\n"));
+        assert!(
+            m.contains("needs [dispositions]") && m.contains("outcome"),
+            "{m}"
+        );
+        let m = message(&format!(
+            "{}\n{CODES}",
+            BASE.replace("disposition = \"outcome\"\n", "")
+        ));
+        assert!(m.contains("data.disposition"), "{m}");
+        let m = message(&format!(
+            "{}\n[fieldwork]\nby = [\"region\"]",
+            BASE.replace("disposition = \"outcome\"\n", "")
+        ));
+        assert!(m.contains("fieldwork") && m.contains("dispositions"), "{m}");
+    }
+
+    #[test]
+    fn e_outside_zero_one_and_bad_dates_are_refused() {
+        for (extra, key, says) in [
+            ("e = 1.5", "dispositions.e", "outside [0, 1]"),
+            ("e = -0.1", "dispositions.e", "outside [0, 1]"),
+            ("e = \"guess\"", "dispositions.e", "estimate"),
+            (
+                "[fieldwork]\nstart = \"01/03/2026\"",
+                "fieldwork.start",
+                "ISO 8601",
+            ),
+            (
+                "[fieldwork]\nstart = \"2026-03-01\"\nend = \"2026-02-01\"",
+                "fieldwork.end",
+                "before the start",
+            ),
+            (
+                "[fieldwork]\noutlier_z = 0",
+                "fieldwork.outlier_z",
+                "positive",
+            ),
+        ] {
+            let m = message(&format!("{BASE}\n{CODES}{extra}"));
+            assert!(m.contains(key) && m.contains(says), "{extra}: {m}");
+        }
+        let fixed = parse(&format!("{BASE}\n{CODES}e = 1")).expect("e = 1 is allowed");
+        assert_eq!(
+            fixed.fieldwork.expect("fieldwork").dispositions.e,
+            EligibilityRate::Fixed(1.0)
+        );
+    }
 }

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod design;
 pub mod estimate;
+pub mod fieldwork;
 pub mod frame;
 pub mod ingest;
 pub mod memory;

@@ -42,6 +42,16 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Check the fieldwork returns received so far: AAPOR outcome rates overall and by group,
+    /// returns per interview date, outlier interviewers; writes fieldwork.parquet, fieldwork.csv,
+    /// fieldwork.html, quarantine.csv and findings.csv. No weighting, no estimation.
+    Monitor {
+        /// The pipeline config (TOML), with [data] disposition and [dispositions].
+        config: PathBuf,
+        /// Treat any validation finding as an error.
+        #[arg(long)]
+        strict: bool,
+    },
     /// Print a run's estimates as a table: estimate, interval, SE, CV, n and flag.
     Show {
         /// The run's output folder (the config's `[output] dir`).
@@ -140,6 +150,9 @@ fn main() -> ExitCode {
         }
         Command::Validate { config, strict } => {
             cvsurvey::pipeline::validate(config, options(*strict, false))
+        }
+        Command::Monitor { config, strict } => {
+            cvsurvey::pipeline::monitor(config, options(*strict, false))
         }
         Command::Show {
             dir,

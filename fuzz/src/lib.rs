@@ -75,6 +75,7 @@ fn demo_spec(path: PathBuf) -> IngestSpec {
         unit_columns: Vec::new(),
         optional_columns: Vec::new(),
         household_link: None,
+        dispositions: None,
     }
 }
 

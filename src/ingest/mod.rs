@@ -29,6 +29,7 @@ use findings::FindingsBuilder;
 pub use findings::{FindingRef, Findings};
 use rayon::prelude::*;
 
+use crate::fieldwork::{Date, DispositionMap, Outcome};
 use crate::frame::{CellState, ColumnData, Frame};
 use crate::questionnaire::Questionnaire;
 
@@ -72,6 +73,26 @@ pub struct IngestSpec {
     /// The person file of a survey of households and persons: how its rows are linked to the
     /// households (`households::HouseholdLink::check`).
     pub household_link: Option<households::HouseholdLink>,
+    /// Final dispositions: the respondents follow from them, and their returns are checked.
+    pub dispositions: Option<DispositionSpec>,
+}
+
+/// The final disposition of every sampled case and the interview dates (`docs/fieldwork.md`).
+#[derive(Debug, Clone)]
+pub struct DispositionSpec {
+    /// Column of disposition codes: filled in every row, each code mapped.
+    pub column: String,
+    /// Codes to AAPOR categories; a complete interview (and a partial one when partials
+    /// respond) is a respondent.
+    pub map: DispositionMap,
+    /// Interview date column (ISO 8601), checked against the fieldwork period and `today`.
+    pub interview_date: Option<String>,
+    /// First day of fieldwork.
+    pub start: Option<Date>,
+    /// Last day of fieldwork.
+    pub end: Option<Date>,
+    /// An interview date after this is in the future.
+    pub today: Date,
 }
 
 /// What an invalid answer does to its row: a code the questionnaire does not declare, a value
@@ -204,6 +225,14 @@ pub enum FindingKind {
     UnknownHousehold,
     /// A person row that contradicts its household's row (response status, design columns).
     HouseholdMismatch,
+    /// The response column disagrees with the disposition code (kept; the disposition decides).
+    DispositionMismatch,
+    /// A complete interview with no answer at all (kept).
+    EmptyInterview,
+    /// An interview date that is not an ISO 8601 date (kept).
+    InvalidDate,
+    /// An interview date in the future, before the fieldwork start or after its end (kept).
+    DateOutsideFieldwork,
 }
 
 impl FindingKind {
@@ -227,6 +256,10 @@ impl FindingKind {
             FindingKind::UndeclaredLabel => "undeclared_label",
             FindingKind::UnknownHousehold => "unknown_household",
             FindingKind::HouseholdMismatch => "household_mismatch",
+            FindingKind::DispositionMismatch => "disposition_mismatch",
+            FindingKind::EmptyInterview => "empty_interview",
+            FindingKind::InvalidDate => "invalid_date",
+            FindingKind::DateOutsideFieldwork => "date_outside_fieldwork",
         }
     }
 
@@ -238,6 +271,10 @@ impl FindingKind {
             FindingKind::ItemNonresponse
                 | FindingKind::NonrespondentAnswers
                 | FindingKind::UndeclaredLabel
+                | FindingKind::DispositionMismatch
+                | FindingKind::EmptyInterview
+                | FindingKind::InvalidDate
+                | FindingKind::DateOutsideFieldwork
         )
     }
 }
@@ -291,6 +328,8 @@ pub struct Ingested {
     /// Questionnaire variables absent from the file (allowed when no expression or config key
     /// uses them).
     pub absent_variables: Vec<String>,
+    /// Per used row: the AAPOR category of its disposition code (with dispositions only).
+    pub outcomes: Option<Vec<Outcome>>,
 }
 
 impl Ingested {
@@ -321,6 +360,18 @@ pub enum IngestError {
         path: PathBuf,
         /// What it is instead.
         kind: &'static str,
+    },
+    /// Disposition codes that `[dispositions]` does not map.
+    #[error(
+        "{path}: column {column}: disposition code(s) not mapped to a category in [dispositions]: {codes}; add each code to one category of [dispositions] (or correct the rows)"
+    )]
+    UnmappedDisposition {
+        /// Data file.
+        path: PathBuf,
+        /// Disposition column.
+        column: String,
+        /// The codes, each with its data rows (at most ten listed).
+        codes: String,
     },
     /// Extension is none of .csv, .parquet, .sav, .zsav, .por, .dta.
     #[error(
@@ -529,6 +580,10 @@ fn needed_columns(spec: &IngestSpec) -> Vec<&str> {
     v.extend(spec.design_columns.iter().map(String::as_str));
     v.extend(spec.positive_columns.iter().map(String::as_str));
     v.extend(spec.required_columns.iter().map(String::as_str));
+    if let Some(d) = &spec.dispositions {
+        v.push(&d.column);
+        v.extend(d.interview_date.as_deref());
+    }
     v
 }
 
@@ -741,6 +796,17 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         }
     }
 
+    let outcomes = match &spec.dispositions {
+        Some(d) => Some(dispositions(
+            &frame,
+            spec,
+            d,
+            &mut respondent,
+            &mut findings,
+        )?),
+        None => None,
+    };
+
     // Editing: invalid answers (so far the only findings on answer columns) are blanked and read
     // on as a blank written in the file, so that skip logic makes them item nonresponse or not
     // asked and derived variables see them missing.
@@ -789,6 +855,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
     // Design fields: present everywhere; weights finite and > 0.
     let mut design_cols: Vec<&str> = vec![spec.id_column()];
     design_cols.extend(spec.response.as_deref());
+    design_cols.extend(spec.dispositions.as_ref().map(|d| d.column.as_str()));
     design_cols.extend(spec.design_columns.iter().map(String::as_str));
     design_cols.extend(spec.positive_columns.iter().map(String::as_str));
     let mut checked = std::collections::HashSet::new();
@@ -937,6 +1004,9 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
     if let Some(link) = &spec.household_link {
         link.check(&frame, &respondent, &mut findings);
     }
+    if let (Some(d), Some(outcomes)) = (&spec.dispositions, &outcomes) {
+        check_returns(&frame, q, spec, d, outcomes, &blanks, &mut findings);
+    }
 
     let editing = Editing {
         invalid_answer: spec.invalid_answer,
@@ -971,6 +1041,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         frame.take(&used)
     };
     let respondent: Vec<bool> = used.iter().map(|&r| respondent[r]).collect();
+    let outcomes = outcomes.map(|o| used.iter().map(|&r| o[r]).collect());
     let row_numbers: Vec<u64> = used.iter().map(|&r| r as u64 + 1).collect();
     match &spec.derived {
         None => q.add_derived(&mut frame),
@@ -988,6 +1059,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         sha256,
         ignored_columns: ignored,
         absent_variables: absent_declared,
+        outcomes,
     };
     assert_eq!(
         ingested.rows_read,
@@ -995,6 +1067,174 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         "row accounting"
     );
     Ok(ingested)
+}
+
+/// The AAPOR category of every row's disposition code; the respondents are those the map says
+/// respond. With a response column too, a row where it says otherwise is a finding (the
+/// disposition decides). A code the map lacks stops ingest, naming the codes and their rows.
+fn dispositions(
+    frame: &Frame,
+    spec: &IngestSpec,
+    d: &DispositionSpec,
+    respondent: &mut [bool],
+    findings: &mut FindingsBuilder,
+) -> Result<Vec<Outcome>, IngestError> {
+    const LISTED_ROWS: usize = 10;
+    const LISTED_CODES: usize = 10;
+    let col = frame.column(&d.column).expect("checked present");
+    let n_rows = respondent.len();
+    // A blank code quarantines the row (a design field); its outcome is never read.
+    let mut outcomes = vec![Outcome::UnknownEligibility; n_rows];
+    let mut unmapped: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut codes = vec![None; n_rows];
+    for (r, outcome) in outcomes.iter_mut().enumerate() {
+        let Some(code) = col.display(r) else {
+            continue;
+        };
+        match d.map.outcome(&code) {
+            Some(o) => *outcome = o,
+            None => match unmapped.iter_mut().find(|(c, _)| *c == code) {
+                Some((_, rows)) => rows.push(r),
+                None => unmapped.push((code.clone(), vec![r])),
+            },
+        }
+        codes[r] = Some(code);
+    }
+    if !unmapped.is_empty() {
+        let listed: Vec<String> = unmapped
+            .iter()
+            .take(LISTED_CODES)
+            .map(|(code, rows)| {
+                let shown: Vec<String> = rows
+                    .iter()
+                    .take(LISTED_ROWS)
+                    .map(|r| (r + 1).to_string())
+                    .collect();
+                let more = if rows.len() > LISTED_ROWS {
+                    format!(" and {} more", rows.len() - LISTED_ROWS)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "\"{code}\" (row{} {}{more})",
+                    if rows.len() == 1 { "" } else { "s" },
+                    shown.join(", ")
+                )
+            })
+            .collect();
+        let more = if unmapped.len() > LISTED_CODES {
+            format!(" and {} more codes", unmapped.len() - LISTED_CODES)
+        } else {
+            String::new()
+        };
+        return Err(IngestError::UnmappedDisposition {
+            path: spec.path.clone(),
+            column: d.column.clone(),
+            codes: format!("{}{more}", listed.join(", ")),
+        });
+    }
+    let response = spec.response.as_deref().and_then(|c| frame.column(c));
+    for r in 0..n_rows {
+        let Some(code) = &codes[r] else {
+            continue;
+        };
+        let responds = d.map.is_respondent(outcomes[r]);
+        if let (Some(column), Some(col)) = (spec.response.as_deref(), response) {
+            let stated = match col.display(r).as_deref() {
+                Some("1") => Some(true),
+                Some("0") => Some(false),
+                _ => None,
+            };
+            if stated.is_some_and(|s| s != responds) {
+                let category = outcomes[r].config_key();
+                findings.push(
+                    r,
+                    column,
+                    &col.display(r).unwrap_or_default(),
+                    FindingKind::DispositionMismatch,
+                    &format!(
+                        "disposition {} is {code} ({category}), a {}: the disposition decides; correct one of the two",
+                        d.column,
+                        if responds { "respondent" } else { "nonrespondent" }
+                    ),
+                );
+            }
+        }
+        respondent[r] = responds;
+    }
+    Ok(outcomes)
+}
+
+/// Findings on the returns themselves: a complete interview without a single answer, and
+/// interview dates that are unreadable, in the future or outside the fieldwork period.
+fn check_returns(
+    frame: &Frame,
+    q: &Questionnaire,
+    spec: &IngestSpec,
+    d: &DispositionSpec,
+    outcomes: &[Outcome],
+    blanks: &HashMap<String, Vec<bool>>,
+    findings: &mut FindingsBuilder,
+) {
+    let n_rows = outcomes.len();
+    let needed = needed_columns(spec);
+    let answers: Vec<&Vec<bool>> = q
+        .variables
+        .iter()
+        .filter(|v| !v.frame && !needed.contains(&v.name.as_str()))
+        .filter_map(|v| blanks.get(&v.name))
+        .collect();
+    if !answers.is_empty() {
+        let codes = frame.column(&d.column).expect("checked present");
+        for r in 0..n_rows {
+            if outcomes[r] == Outcome::Complete && answers.iter().all(|blank| blank[r]) {
+                findings.push(
+                    r,
+                    &d.column,
+                    &codes.display(r).unwrap_or_default(),
+                    FindingKind::EmptyInterview,
+                    "a complete interview with no answer at all: check the return, or code it as the non-interview it is",
+                );
+            }
+        }
+    }
+    let Some(name) = &d.interview_date else {
+        return;
+    };
+    let col = frame.column(name).expect("checked present");
+    for r in 0..n_rows {
+        let Some(text) = col.display(r) else {
+            continue;
+        };
+        let problem = match Date::parse(&text) {
+            None => Some((
+                FindingKind::InvalidDate,
+                "not an ISO 8601 date (YYYY-MM-DD)".to_string(),
+            )),
+            Some(date) if date > d.today => Some((
+                FindingKind::DateOutsideFieldwork,
+                format!("in the future (today is {})", d.today),
+            )),
+            Some(date) if d.start.is_some_and(|s| date < s) => Some((
+                FindingKind::DateOutsideFieldwork,
+                format!(
+                    "before the fieldwork start, {}",
+                    d.start.map(|s| s.to_string()).unwrap_or_default()
+                ),
+            )),
+            Some(date) if d.end.is_some_and(|e| date > e) => Some((
+                FindingKind::DateOutsideFieldwork,
+                format!(
+                    "after the fieldwork end, {}",
+                    d.end.map(|e| e.to_string()).unwrap_or_default()
+                ),
+            )),
+            Some(_) => None,
+        };
+        if let Some((kind, reason)) = problem {
+            findings.push(r, name, &text, kind, &reason);
+        }
+    }
 }
 
 /// What a cell problem's reason depends on besides its column.

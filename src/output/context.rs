@@ -128,6 +128,9 @@ pub struct PublicationContext<'a> {
     pub contrasts: &'a [ContrastRow],
     /// Tests of association of the run (`tests.parquet`); none without `[[test]]`.
     pub tests: &'a [TestRow],
+    /// Fieldwork outcome rates and interviewers (`fieldwork.parquet`); none without
+    /// dispositions.
+    pub fieldwork: Option<&'a crate::fieldwork::FieldworkReport>,
 }
 
 impl PublicationContext<'_> {

@@ -871,6 +871,9 @@ pub fn render(
     if !ctx.tests.is_empty() {
         s.push_str("<a href=\"#tests\">Tests of association</a>");
     }
+    if ctx.fieldwork.is_some() {
+        s.push_str("<a href=\"#fieldwork\">Fieldwork</a>");
+    }
     s.push_str("<a href=\"#quality\">Data quality</a><a href=\"#weighting\">Weighting</a><a href=\"#methods\">Methods</a><a href=\"#provenance\">Provenance</a></nav>");
 
     // Indicators.
@@ -934,6 +937,9 @@ pub fn render(
     }
     if !ctx.tests.is_empty() {
         tests_section(&mut s, ctx);
+    }
+    if let Some(f) = ctx.fieldwork {
+        fieldwork_section(&mut s, f, false);
     }
 
     // Data quality.
@@ -1357,4 +1363,224 @@ mod tests {
         assert_eq!(nice_ceiling(120.0), 120.0);
         assert_eq!(nice_ceiling(0.0), 1.0);
     }
+}
+
+/// Rows, quarantine, respondents and findings of the returns, for the monitoring page.
+#[derive(Debug, Clone)]
+pub struct ReturnsSummary {
+    /// Rows read.
+    pub rows_read: u64,
+    /// Rows quarantined.
+    pub rows_quarantined: u64,
+    /// Respondents among the used rows.
+    pub respondents: u64,
+    /// Findings per kind and what was done about them.
+    pub findings_by_kind:
+        std::collections::BTreeMap<(crate::ingest::FindingKind, FindingAction), usize>,
+}
+
+/// A rate as a percentage with one decimal, or a dash where it has no value.
+fn percent(x: Option<f64>) -> String {
+    x.map_or_else(|| "–".to_string(), |v| format!("{:.1}", 100.0 * v))
+}
+
+/// The "Fieldwork" section: AAPOR rates of the whole sample (unweighted and weighted), by each
+/// `by` variable, the interviewers (outliers marked) and, with `dates`, returns per interview
+/// date.
+pub fn fieldwork_section(s: &mut String, report: &crate::fieldwork::FieldworkReport, dates: bool) {
+    use crate::fieldwork::{InterviewerMetric, Outcome, RATES};
+    s.push_str("<h2 id=\"fieldwork\">Fieldwork</h2>");
+    let value = |var: &str, group: &str, weighted: bool, rate: &str| {
+        report
+            .rates
+            .iter()
+            .find(|r| {
+                r.group_var == var
+                    && r.group_value == group
+                    && r.weighted == weighted
+                    && r.rate == rate
+            })
+            .and_then(|r| r.value)
+    };
+    let has_weighted = report.rates.iter().any(|r| r.weighted);
+    if let Some(total) = report.rates.first() {
+        s.push_str("<h3>Whole sample</h3><table><tr>");
+        for o in Outcome::ALL {
+            let _ = write!(s, "<th>{}</th>", o.letter());
+        }
+        s.push_str("</tr><tr>");
+        for n in total.counts {
+            let _ = write!(s, "<td>{n}</td>");
+        }
+        s.push_str("</tr></table><table><tr><th class=\"l\">Rate</th><th>Unweighted %</th>");
+        if has_weighted {
+            s.push_str("<th>Weighted %</th>");
+        }
+        s.push_str("</tr>");
+        for rate in RATES {
+            let _ = write!(
+                s,
+                "<tr><td class=\"l\">{rate}</td><td>{}</td>",
+                percent(value("_T", "_T", false, rate))
+            );
+            if has_weighted {
+                let _ = write!(s, "<td>{}</td>", percent(value("_T", "_T", true, rate)));
+            }
+            s.push_str("</tr>");
+        }
+        s.push_str("</table>");
+    }
+    let mut vars: Vec<&str> = Vec::new();
+    for r in &report.rates {
+        if r.group_var != "_T" && !vars.contains(&r.group_var.as_str()) {
+            vars.push(&r.group_var);
+        }
+    }
+    const SHOWN: [&str; 6] = ["RR1", "RR3", "COOP1", "REF1", "CON1", "e"];
+    for var in vars {
+        let _ = write!(
+            s,
+            "<h3>By {}</h3><table><tr><th class=\"l\">{}</th>",
+            escape(var),
+            escape(var)
+        );
+        for o in Outcome::ALL {
+            let _ = write!(s, "<th>{}</th>", o.letter());
+        }
+        for rate in SHOWN {
+            let _ = write!(s, "<th>{rate} %</th>");
+        }
+        if has_weighted {
+            s.push_str("<th>RR3 weighted %</th>");
+        }
+        s.push_str("</tr>");
+        let mut groups: Vec<&crate::fieldwork::RateRow> = Vec::new();
+        for r in report.rates.iter().filter(|r| r.group_var == var) {
+            if !groups.iter().any(|g| g.group_value == r.group_value) {
+                groups.push(r);
+            }
+        }
+        for g in groups {
+            let _ = write!(s, "<tr><td class=\"l\">{}</td>", escape(&g.group_value));
+            for n in g.counts {
+                let _ = write!(s, "<td>{n}</td>");
+            }
+            for rate in SHOWN {
+                let _ = write!(
+                    s,
+                    "<td>{}</td>",
+                    percent(value(var, &g.group_value, false, rate))
+                );
+            }
+            if has_weighted {
+                let _ = write!(
+                    s,
+                    "<td>{}</td>",
+                    percent(value(var, &g.group_value, true, "RR3"))
+                );
+            }
+            s.push_str("</tr>");
+        }
+        s.push_str("</table>");
+    }
+    if !report.interviewers.is_empty() {
+        let outliers = report.interviewers.iter().filter(|i| i.outlier).count();
+        let _ = write!(
+            s,
+            "<h3>Interviewers</h3><p>{outliers} of {} interviewers stand out (robust z-score beyond ±{}; marked).</p><table><tr><th class=\"l\">Interviewer</th><th>Cases</th><th>Interviews</th>",
+            report.interviewers.len(),
+            number(report.outlier_z)
+        );
+        for m in InterviewerMetric::ALL {
+            let _ = write!(s, "<th>{}</th><th>z</th>", escape(m.label()));
+        }
+        s.push_str("</tr>");
+        for i in &report.interviewers {
+            let _ = write!(
+                s,
+                "<tr{}><td class=\"l\">{}</td><td>{}</td><td>{}</td>",
+                if i.outlier { " class=\"caution\"" } else { "" },
+                escape(&i.interviewer),
+                i.cases,
+                i.interviews
+            );
+            for (k, m) in InterviewerMetric::ALL.iter().enumerate() {
+                let shown = match m {
+                    InterviewerMetric::SkipFindings => {
+                        i.values[k].map_or("–".into(), |v| format!("{v:.2}"))
+                    }
+                    _ => format!("{} %", percent(i.values[k])),
+                };
+                let flagged = i.z[k].is_some_and(|z| z.abs() > report.outlier_z);
+                let _ = write!(
+                    s,
+                    "<td>{shown}</td><td{}>{}</td>",
+                    if flagged { " class=\"flag\"" } else { "" },
+                    i.z[k].map_or("–".into(), |z| format!("{z:.1}"))
+                );
+            }
+            s.push_str("</tr>");
+        }
+        s.push_str("</table><p class=\"note\">Robust z-score: (x − median) / (1.4826 × MAD) among interviewers (Iglewicz and Hoaglin 1993); where MAD is 0, 1.2533 × the mean absolute deviation. Item nonresponse and don't know: shares of the questions asked of the interviewer's respondents.</p>");
+    }
+    if dates && !report.dates.is_empty() {
+        s.push_str("<h3>Returns per interview date</h3><table><tr><th class=\"l\">Date</th><th>Returns</th><th>Respondents</th></tr>");
+        for d in &report.dates {
+            let _ = write!(
+                s,
+                "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td></tr>",
+                d.date, d.returns, d.respondents
+            );
+        }
+        let _ = write!(
+            s,
+            "</table><p class=\"note\">{} cases without a readable interview date.</p>",
+            report.undated
+        );
+    }
+    s.push_str("<p class=\"note\">AAPOR Standard Definitions (2023); formulas in docs/fieldwork.md. A dash: the rate's denominator is zero. Weighted: sums of design weights.</p>");
+}
+
+/// `fieldwork.html` of `cvsurvey monitor`: one page with the returns so far.
+pub fn render_fieldwork_page(
+    title: &str,
+    data_file: &str,
+    report: &crate::fieldwork::FieldworkReport,
+    summary: &ReturnsSummary,
+) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Fieldwork: {}</title><style>{STYLE}</style></head><body><h1>Fieldwork: {}</h1>",
+        escape(title),
+        escape(title)
+    );
+    let _ = write!(
+        s,
+        "<p class=\"sub\">{} · {} rows read, {} quarantined (findings.csv, quarantine.csv) · {} respondents</p>",
+        escape(data_file),
+        summary.rows_read,
+        summary.rows_quarantined,
+        summary.respondents
+    );
+    fieldwork_section(&mut s, report, true);
+    s.push_str("<h2 id=\"findings\">Findings</h2>");
+    if summary.findings_by_kind.is_empty() {
+        s.push_str("<p>No validation findings.</p>");
+    } else {
+        s.push_str(
+            "<table><tr><th class=\"l\">Finding</th><th>Count</th><th class=\"l\">Effect</th></tr>",
+        );
+        for ((kind, action), n) in &summary.findings_by_kind {
+            let _ = write!(
+                s,
+                "<tr><td class=\"l\">{}</td><td>{n}</td><td class=\"l\">{}</td></tr>",
+                escape(kind.as_str()),
+                escape(action.as_str())
+            );
+        }
+        s.push_str("</table><p class=\"note\">Rows, columns and values: findings.csv.</p>");
+    }
+    s.push_str("</body></html>\n");
+    s
 }

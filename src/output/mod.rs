@@ -24,6 +24,7 @@ use crate::questionnaire::Level;
 pub mod association;
 pub mod context;
 pub mod contrasts;
+pub mod fieldwork;
 pub mod html;
 pub mod present;
 pub mod publish;

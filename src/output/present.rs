@@ -386,6 +386,7 @@ qrule = "hf7"
             provenance: Vec::new(),
             contrasts: &[],
             tests,
+            fieldwork: None,
         }
     }
 

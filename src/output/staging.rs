@@ -53,6 +53,9 @@ pub const OUTPUT_FILES: &[&str] = &[
     "household_quarantine.csv",
     "household_findings.csv",
     "household_weights.parquet",
+    "fieldwork.parquet",
+    "fieldwork.csv",
+    "fieldwork.html",
 ];
 
 /// File-manager metadata that the system recreates at will (macOS Finder, Windows Explorer):

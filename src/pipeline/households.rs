@@ -62,6 +62,8 @@ fn household_pipeline(p: &Pipeline, h: &HouseholdSpec, q: &Questionnaire) -> Pip
     ph.data.response = h.response.clone();
     ph.weighting = p.household_weighting.clone();
     ph.households = None;
+    // Dispositions are read from the person file only.
+    ph.fieldwork = None;
     ph
 }
 

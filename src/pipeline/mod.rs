@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 mod households;
+mod monitor;
 use households::compute_households_and_persons;
+pub use monitor::monitor;
 
 use crate::config::{ConfigError, Pipeline};
 use crate::design::{Design, DesignError};
@@ -488,6 +490,13 @@ fn ingest_spec(p: &Pipeline, q: &Questionnaire) -> IngestSpec {
     for w in &p.weighting {
         required.extend(w.nonresponse_classes.iter().flatten().cloned());
     }
+    if let Some(f) = &p.fieldwork {
+        for c in f.interviewer.iter().chain(&f.by) {
+            if !required.contains(c) {
+                required.push(c.clone());
+            }
+        }
+    }
     IngestSpec {
         path: p.data.path.clone(),
         id: p.data.id.clone(),
@@ -510,6 +519,17 @@ fn ingest_spec(p: &Pipeline, q: &Questionnaire) -> IngestSpec {
         },
         optional_columns: Vec::new(),
         household_link: None,
+        dispositions: p
+            .fieldwork
+            .as_ref()
+            .map(|f| crate::ingest::DispositionSpec {
+                column: f.disposition.clone(),
+                map: f.dispositions.clone(),
+                interview_date: f.interview_date.clone(),
+                start: f.start,
+                end: f.end,
+                today: crate::fieldwork::Date::today(),
+            }),
     }
 }
 
@@ -665,6 +685,9 @@ struct Computed {
     /// The households of a survey of households and persons; the fields above are then the
     /// persons' (estimates, contrasts, tests and warnings of both units).
     household: Option<Box<HouseholdPart>>,
+    /// Outcome rates and interviewers, with dispositions only (of the person file in a survey
+    /// of households and persons).
+    fieldwork: Option<crate::fieldwork::FieldworkReport>,
 }
 
 /// The household unit of a run.
@@ -766,6 +789,9 @@ struct Unit {
     tests: Vec<crate::estimate::TestRow>,
     warnings: Vec<String>,
     replicate_weights: Vec<(String, Vec<f64>)>,
+    /// The AAPOR category of every row the weighting sees (all sampled cases of the unit's
+    /// used rows, respondents and not), with dispositions only.
+    outcomes: Option<Vec<crate::fieldwork::Outcome>>,
 }
 
 /// What becomes of the ingested frame's other columns once estimation has its copy of the
@@ -987,6 +1013,7 @@ fn compute_unit(
         tests: test_rows,
         warnings,
         replicate_weights,
+        outcomes: ingested.outcomes.clone(),
     })
 }
 
@@ -1001,7 +1028,22 @@ impl Computed {
         unit: Unit,
         household: Option<Box<HouseholdPart>>,
     ) -> Computed {
+        let fieldwork = match (&pipeline.fieldwork, &unit.outcomes) {
+            (Some(f), Some(outcomes)) => {
+                let weights = numeric_column(&ingested, &pipeline.design.weight);
+                let weights = weights.iter().all(|w| w.is_finite()).then_some(weights);
+                Some(monitor::fieldwork_report(
+                    f,
+                    &questionnaire,
+                    &ingested,
+                    outcomes,
+                    weights.as_deref(),
+                ))
+            }
+            _ => None,
+        };
         Computed {
+            fieldwork,
             output,
             warnings: unit.warnings,
             replicate_weights: unit.replicate_weights,
@@ -1148,6 +1190,9 @@ fn stage_outputs(c: &Computed, comparison: bool) -> Result<StagedFiles, Pipeline
             crate::output::association::write_csv(&mut staged, &path, &c.tests)?;
         }
     }
+    if let Some(f) = &c.fieldwork {
+        monitor::stage_fieldwork(&mut staged, dir, f, &metadata)?;
+    }
     if comparison {
         // Before the publication products, so that manifest.json lists it too.
         let names: Vec<String> = c.schemes.iter().map(|s| s.name.clone()).collect();
@@ -1246,6 +1291,7 @@ fn publication_context(
         questionnaire: &c.questionnaire,
         contrasts: &c.contrasts,
         tests: &c.tests,
+        fieldwork: c.fieldwork.as_ref(),
         title: p.title.clone().unwrap_or_default(),
         reference_period: p.reference_period.clone().unwrap_or_default(),
         tool_version: VERSION.to_string(),

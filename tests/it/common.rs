@@ -242,6 +242,7 @@ pub fn demo_ingest_spec(path: PathBuf) -> cvsurvey::ingest::IngestSpec {
         unit_columns: Vec::new(),
         optional_columns: Vec::new(),
         household_link: None,
+        dispositions: None,
     }
 }
 

@@ -8,6 +8,7 @@ mod demo_households;
 mod designs;
 mod edge_cases;
 mod editing;
+mod fieldwork;
 mod fuzz_regressions;
 mod golden;
 mod households;

@@ -89,6 +89,7 @@ fn context<'a>(d: &'a Demo) -> PublicationContext<'a> {
         title: "Demo survey on corruption and crime victimisation".into(),
         contrasts: &[],
         tests: &[],
+        fieldwork: None,
         reference_period: "2025".into(),
         tool_version: "test".into(),
         data_file: "data.csv".into(),
