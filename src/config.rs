@@ -1042,6 +1042,28 @@ impl Pipeline {
             raw.fieldwork,
         )
         .map_err(|(key, m)| invalid(&key, m))?;
+        // The eligibility adjustment reads every sampled case's final disposition, which only
+        // the person file (or the one file) carries.
+        if let Some(h) = household_weighting.iter().find(|w| w.adjust_eligibility) {
+            return Err(invalid(
+                "weighting.nonresponse.eligibility",
+                format!(
+                    "household scheme \"{}\": eligibility = \"adjust\" needs final dispositions, which are read from the person file only; adjust household nonresponse without it",
+                    h.name
+                ),
+            ));
+        }
+        if fieldwork.is_none()
+            && let Some(w) = weighting.iter().find(|w| w.adjust_eligibility)
+        {
+            return Err(invalid(
+                "weighting.nonresponse.eligibility",
+                format!(
+                    "scheme \"{}\": eligibility = \"adjust\" needs every sampled case's final disposition: add [data] disposition = \"<column>\" and [dispositions] mapping its codes to AAPOR categories",
+                    w.name
+                ),
+            ));
+        }
 
         Ok(Pipeline {
             config_path: path.to_path_buf(),
@@ -2110,6 +2132,30 @@ dir = "out"
 
     fn message(text: &str) -> String {
         parse(text).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn eligibility_adjustment_needs_dispositions_and_a_known_value() {
+        let scheme = |value: &str| {
+            format!(
+                "[[weighting]]\nname = \"nr\"\nnonresponse = {{ classes = [\"region\"], eligibility = \"{value}\" }}\n"
+            )
+        };
+        let p = parse(&format!("{BASE}\n{CODES}\n{}", scheme("adjust"))).expect("config");
+        assert!(p.weighting[0].adjust_eligibility);
+        let p = parse(&format!("{BASE}\n{CODES}\n{}", scheme("none"))).expect("config");
+        assert!(!p.weighting[0].adjust_eligibility);
+        let m = message(&format!("{BASE}\n{CODES}\n{}", scheme("yes")));
+        assert!(
+            m.contains("weighting.nonresponse.eligibility") && m.contains("\"yes\""),
+            "{m}"
+        );
+        let without = BASE.replace("disposition = \"outcome\"\n", "");
+        let m = message(&format!("{without}\n{}", scheme("adjust")));
+        assert!(
+            m.contains("weighting.nonresponse.eligibility") && m.contains("[dispositions]"),
+            "{m}"
+        );
     }
 
     #[test]

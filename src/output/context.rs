@@ -31,6 +31,8 @@ pub struct SchemeSummary {
     pub name: String,
     /// Nonresponse adjustment classes, if any.
     pub nonresponse_classes: Option<Vec<String>>,
+    /// The nonresponse adjustment spreads unknown-eligibility cases and drops ineligible ones.
+    pub eligibility_adjusted: bool,
     /// Distribution of the final weights.
     pub weights: WeightSummary,
     /// Calibration fit, when the scheme is calibrated.
@@ -150,4 +152,13 @@ pub fn source_date_epoch() -> Option<i64> {
     std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.trim().parse::<i64>().ok())
+}
+
+/// What the reports add to a nonresponse adjustment that adjusts for eligibility.
+pub fn eligibility_note(adjusted: bool) -> &'static str {
+    if adjusted {
+        ", after spreading the weight of cases of unknown eligibility over the cases of known eligibility and dropping ineligible cases"
+    } else {
+        ""
+    }
 }

@@ -13,7 +13,7 @@
 
 use std::fmt::Write as _;
 
-use super::context::PublicationContext;
+use super::context::{PublicationContext, eligibility_note};
 use super::present::{
     DomainCells, by_domain, category_columns, ci_method_name, display_scale, domain_labels, number,
     quantile_rule_name, table_rows, test_groups, variable_label, variance_name,
@@ -1013,7 +1013,11 @@ pub fn render(
     s.push_str("<p class=\"note\">Boxes: quartiles of the final weights; whiskers: minimum and maximum. The design effect due to weighting is Kish's 1 + CV² = n Σw² / (Σw)².</p>");
     for sc in &ctx.schemes {
         let adj = match &sc.nonresponse_classes {
-            Some(c) => format!("nonresponse adjustment within classes of {}", c.join(" × ")),
+            Some(c) => format!(
+                "nonresponse adjustment within classes of {}{}",
+                c.join(" × "),
+                eligibility_note(sc.eligibility_adjusted)
+            ),
             None => "design weights of respondents".into(),
         };
         let _ = write!(s, "<p><b>{}</b>: {}.", escape(&sc.name), escape(&adj));

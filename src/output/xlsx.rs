@@ -221,7 +221,11 @@ fn cover(rows: &[EstimateRow], ctx: &PublicationContext<'_>, cfg: &PublicationCo
     b.pair("Sampling design", &d.describe());
     for s in &ctx.schemes {
         let mut text = match &s.nonresponse_classes {
-            Some(c) => format!("nonresponse adjustment within classes of {}", c.join(" × ")),
+            Some(c) => format!(
+                "nonresponse adjustment within classes of {}{}",
+                c.join(" × "),
+                super::context::eligibility_note(s.eligibility_adjusted)
+            ),
             None => "design weights".into(),
         };
         if let Some(c) = &s.calibration {

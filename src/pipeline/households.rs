@@ -382,7 +382,8 @@ pub(super) fn compute_households_and_persons(
         replicate_weights: household_unit.replicate_weights,
     };
     pp.weighting = p.weighting.clone();
-    Ok(Computed::assemble(
+    let fieldwork = super::fieldwork_of(&pp, &q, &persons);
+    let mut computed = Computed::assemble(
         output,
         opts.timings.then_some(clock),
         pp,
@@ -390,7 +391,9 @@ pub(super) fn compute_households_and_persons(
         persons,
         person_unit,
         Some(Box::new(household)),
-    ))
+    );
+    computed.fieldwork = fieldwork;
+    Ok(computed)
 }
 
 /// A household scheme's final weight of every household frame row (0 for nonrespondents).

@@ -15,6 +15,7 @@ use crate::design::{Design, DesignError};
 use crate::estimate::{
     ContrastRow, EstimateError, EstimateRow, EstimationRequest, TOTAL, VarianceMethod,
 };
+use crate::fieldwork::Outcome;
 use crate::frame::ColumnData;
 use crate::ingest::{FindingAction, FindingKind, IngestError, IngestSpec, Ingested};
 use crate::output::{OutputError, OutputFolder, StagedFiles};
@@ -22,7 +23,7 @@ use crate::progress::{Progress, Silent};
 use crate::questionnaire::{Indicator, IndicatorKind, Questionnaire, QuestionnaireError};
 use crate::replicates::stage::{self, ReplicateStageSettings};
 use crate::replicates::{ReplicateMethod, ReplicateStageError, SuppliedKind, SuppliedSpec};
-use crate::weighting::{Scheme, WeightSummary, WeightingError};
+use crate::weighting::{Eligibility, Scheme, WeightSummary, WeightingError};
 
 /// Tool version written to output metadata.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -711,6 +712,8 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
     let mut ingested = read_data(&p, &q, opts)?;
     clock.lap("ingest");
     let respondents = respondents_with_weights(&p, &mut ingested, &output, "")?;
+    // Before the answers are freed: the interviewer figures read them.
+    let fieldwork = fieldwork_of(&p, &q, &ingested);
     let unit = compute_unit(
         &p,
         &q,
@@ -720,7 +723,7 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
         opts,
         &mut clock,
     )?;
-    Ok(Computed::assemble(
+    let mut computed = Computed::assemble(
         output,
         opts.timings.then_some(clock),
         p,
@@ -728,7 +731,9 @@ fn compute(config_path: &Path, opts: RunOptions<'_>) -> Result<Computed, Pipelin
         ingested,
         unit,
         None,
-    ))
+    );
+    computed.fieldwork = fieldwork;
+    Ok(computed)
 }
 
 /// The respondents' rows; the design weights derived from the fpc when no weight column is
@@ -780,6 +785,39 @@ fn respondents_with_weights(
     Ok(respondents)
 }
 
+/// The fieldwork rates and interviewer figures of a run with dispositions, weighted by the
+/// design weights where every row has one.
+fn fieldwork_of(
+    p: &Pipeline,
+    q: &Questionnaire,
+    ingested: &Ingested,
+) -> Option<crate::fieldwork::FieldworkReport> {
+    let (f, outcomes) = (p.fieldwork.as_ref()?, ingested.outcomes.as_ref()?);
+    let weights = numeric_column(ingested, &p.design.weight);
+    let weights = weights.iter().all(|w| w.is_finite()).then_some(weights);
+    Some(monitor::fieldwork_report(
+        f,
+        q,
+        ingested,
+        outcomes,
+        weights.as_deref(),
+    ))
+}
+
+/// A case's eligibility for the nonresponse adjustment from its AAPOR category: interviews
+/// and eligible non-interviews (refusal, noncontact, other) are eligible.
+fn eligibility_of(outcome: Outcome) -> Eligibility {
+    match outcome {
+        Outcome::Complete
+        | Outcome::Partial
+        | Outcome::Refusal
+        | Outcome::NonContact
+        | Outcome::Other => Eligibility::Eligible,
+        Outcome::UnknownEligibility => Eligibility::Unknown,
+        Outcome::NotEligible => Eligibility::Ineligible,
+    }
+}
+
 /// One unit's design, weighting and estimates.
 struct Unit {
     design: Design,
@@ -789,9 +827,6 @@ struct Unit {
     tests: Vec<crate::estimate::TestRow>,
     warnings: Vec<String>,
     replicate_weights: Vec<(String, Vec<f64>)>,
-    /// The AAPOR category of every row the weighting sees (all sampled cases of the unit's
-    /// used rows, respondents and not), with dispositions only.
-    outcomes: Option<Vec<crate::fieldwork::Outcome>>,
 }
 
 /// What becomes of the ingested frame's other columns once estimation has its copy of the
@@ -849,14 +884,20 @@ fn compute_unit(
     let design = Design::build(&ingested.frame, &respondents, &p.design)?;
     clock.lap("design");
     let base_weights = numeric_column(ingested, &p.design.weight);
+    let eligibility: Option<Vec<Eligibility>> = ingested
+        .outcomes
+        .as_ref()
+        .filter(|_| p.weighting.iter().any(|w| w.adjust_eligibility))
+        .map(|outcomes| outcomes.iter().map(|&o| eligibility_of(o)).collect());
     let schemes = crate::weighting::compute(
         &ingested.frame,
         &ingested.row_numbers,
         &base_weights,
         &respondents,
-        None,
+        eligibility.as_deref(),
         &p.weighting,
     )?;
+    drop(eligibility);
     clock.lap("weighting");
 
     // A distribution is estimated as its parts, one proportion per category or item.
@@ -942,6 +983,22 @@ fn compute_unit(
             )
         })
         .collect();
+    if let Some(outcomes) = &ingested.outcomes {
+        let count = |o: Outcome| outcomes.iter().filter(|&&x| x == o).count();
+        let (unknown, ineligible) = (
+            count(Outcome::UnknownEligibility),
+            count(Outcome::NotEligible),
+        );
+        for w in &p.weighting {
+            if w.nonresponse_classes.is_some() && !w.adjust_eligibility && unknown + ineligible > 0
+            {
+                warnings.push(format!(
+                    "weighting \"{}\": {ineligible} ineligible case(s) and {unknown} of unknown eligibility are adjusted for as eligible nonrespondents, which inflates the weights by the ineligible share; set nonresponse = {{ classes = [...], eligibility = \"adjust\" }}",
+                    w.name
+                ));
+            }
+        }
+    }
     let mut replicate_weights = Vec::new();
     for &variance in &p.variance {
         let request = EstimationRequest {
@@ -1013,7 +1070,6 @@ fn compute_unit(
         tests: test_rows,
         warnings,
         replicate_weights,
-        outcomes: ingested.outcomes.clone(),
     })
 }
 
@@ -1028,22 +1084,8 @@ impl Computed {
         unit: Unit,
         household: Option<Box<HouseholdPart>>,
     ) -> Computed {
-        let fieldwork = match (&pipeline.fieldwork, &unit.outcomes) {
-            (Some(f), Some(outcomes)) => {
-                let weights = numeric_column(&ingested, &pipeline.design.weight);
-                let weights = weights.iter().all(|w| w.is_finite()).then_some(weights);
-                Some(monitor::fieldwork_report(
-                    f,
-                    &questionnaire,
-                    &ingested,
-                    outcomes,
-                    weights.as_deref(),
-                ))
-            }
-            _ => None,
-        };
         Computed {
-            fieldwork,
+            fieldwork: None,
             output,
             warnings: unit.warnings,
             replicate_weights: unit.replicate_weights,
@@ -1336,6 +1378,7 @@ fn publication_context(
                     Some(SchemeSummary {
                         name: s.name.clone(),
                         nonresponse_classes: spec.nonresponse_classes.clone(),
+                        eligibility_adjusted: spec.adjust_eligibility,
                         weights: WeightSummary::of(&s.weights),
                         calibration: s.calibration.as_ref().map(|k| CalibrationFit {
                             method: k.method.clone(),
@@ -1419,12 +1462,16 @@ fn schemes_json(p: &Pipeline, schemes: &[Scheme]) -> serde_json::Value {
                     "warnings": c.warnings,
                 })
             });
-            serde_json::json!({
+            let mut scheme = serde_json::json!({
                 "name": s.name,
                 "nonresponse_classes": spec.nonresponse_classes,
                 "calibration": calibration,
                 "weights": WeightSummary::of(&s.weights),
-            })
+            });
+            if spec.adjust_eligibility {
+                scheme["eligibility"] = "adjust".into();
+            }
+            scheme
         })
         .collect()
 }

@@ -601,3 +601,194 @@ fn a_two_file_survey_takes_its_dispositions_from_the_person_file() {
         "monitor's person rates are unweighted"
     );
 }
+
+/// `weights.parquet` as id → (design weight, the final weight of each of `schemes`).
+fn final_weights(out: &Path, schemes: &[&str]) -> BTreeMap<String, (f64, Vec<Option<f64>>)> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Float64Type;
+    let file = File::open(out.join("weights.parquet")).expect("weights.parquet");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let mut weights = BTreeMap::new();
+    for batch in reader {
+        let batch = batch.expect("batch");
+        let ids = batch.column_by_name("id").expect("id").as_string::<i32>();
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .unwrap_or_else(|| panic!("column {name}"))
+                .as_primitive::<Float64Type>()
+                .clone()
+        };
+        let design = column("design_weight");
+        let finals: Vec<_> = schemes.iter().map(|s| column(s)).collect();
+        for i in 0..batch.num_rows() {
+            let of_scheme = finals
+                .iter()
+                .map(|c| (!arrow_array::Array::is_null(c, i)).then(|| c.value(i)))
+                .collect();
+            weights.insert(ids.value(i).to_string(), (design.value(i), of_scheme));
+        }
+    }
+    weights
+}
+
+/// The fixture's config with two schemes adjusting for nonresponse by region, with and
+/// without the eligibility adjustment, and replicates that redo both.
+fn eligibility_config(dir: &Path, data: &Path) -> PathBuf {
+    let cfg = config(dir, data, &[]);
+    let mut text = std::fs::read_to_string(&cfg).expect("config");
+    text.push_str(
+        "\n[[weighting]]\nname = \"eligible\"\nnonresponse = { classes = [\"region\"], eligibility = \"adjust\" }\n\n\
+         [[weighting]]\nname = \"naive\"\nnonresponse = { classes = [\"region\"] }\n\n\
+         [variance]\nmethod = [\"taylor\", \"bootstrap\", \"jkn\"]\nreplicates = 30\n",
+    );
+    std::fs::write(&cfg, text).expect("config");
+    cfg
+}
+
+/// `eligibility = "adjust"`: each respondent's weight is the three steps of the
+/// eligibility adjustment done here on the returns (unknown-eligibility weight to the cases of
+/// known eligibility of its region, ineligible cases out, eligible nonrespondents' weight to
+/// the respondents); the respondents carry the estimated eligible total; the scheme without it
+/// carries the whole sample and is warned about; replicates redo it.
+#[test]
+fn eligibility_in_the_weights_is_the_three_steps_by_region() {
+    let dir = scratch("fieldwork-eligibility");
+    let returns = fixture().join("returns.csv");
+    let cfg = eligibility_config(&dir, &returns);
+    let (code, text) = cvsurvey("run", &cfg);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("weighting \"naive\": 15 ineligible case(s) and 20 of unknown eligibility"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("weighting \"eligible\": 15 ineligible"),
+        "{text}"
+    );
+    let weights = final_weights(&dir.join("out"), &["eligible", "naive"]);
+
+    // The three steps, region by region, from the returns.
+    let rows = read_csv(&returns);
+    let mut step = BTreeMap::new();
+    let mut eligible_totals = Vec::new();
+    for region in ["N", "S"] {
+        let of_region: Vec<_> = rows.iter().filter(|r| r["region"] == region).collect();
+        let d = |r: &BTreeMap<String, String>| r["w"].parse::<f64>().expect("weight");
+        let category = |r: &BTreeMap<String, String>| letter(&r["outcome"]);
+        let sum = |keep: &dyn Fn(usize) -> bool| -> f64 {
+            of_region
+                .iter()
+                .filter(|r| keep(category(r)))
+                .map(|r| d(r))
+                .sum()
+        };
+        // Categories in AAPOR order: I, P, R, NC, O, U, NE.
+        let all = sum(&|_| true);
+        let known = sum(&|c| c != 5);
+        let mut after_unknown: Vec<(String, usize, f64)> = of_region
+            .iter()
+            .map(|r| {
+                let w = if category(r) == 5 {
+                    0.0
+                } else {
+                    d(r) * all / known
+                };
+                (r["resp_id"].clone(), category(r), w)
+            })
+            .collect();
+        let eligible: f64 = after_unknown.iter().filter(|x| x.1 < 5).map(|x| x.2).sum();
+        let responded: f64 = after_unknown.iter().filter(|x| x.1 < 2).map(|x| x.2).sum();
+        for x in &mut after_unknown {
+            if x.1 < 2 {
+                x.2 *= eligible / responded;
+                step.insert(x.0.clone(), x.2);
+            }
+        }
+        eligible_totals.push(eligible);
+    }
+    let mut n = 0;
+    let (mut total, mut naive_total, mut design_total) = (0.0, 0.0, 0.0);
+    for (id, (design, finals)) in &weights {
+        design_total += design;
+        match (step.get(id), finals[0], finals[1]) {
+            (Some(&want), Some(got), Some(naive)) => {
+                assert_close(got, want, &format!("respondent {id}"));
+                total += got;
+                naive_total += naive;
+                n += 1;
+            }
+            (None, None, None) => {}
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+    assert_eq!(n, 102, "interviews (complete and partial)");
+    // The respondents carry the estimated eligible total of the two regions.
+    assert_close(total, eligible_totals.iter().sum(), "eligible total");
+    // Without the adjustment the respondents carry the whole sample.
+    assert_close(naive_total, design_total, "naive total");
+    assert!(naive_total > total * 1.05, "{naive_total} vs {total}");
+
+    // Replicates redo the adjustment: both schemes have replicate SEs, and they differ.
+    let estimates = read_csv(&dir.join("out/estimates.csv"));
+    for method in ["bootstrap", "jkn"] {
+        let se = |scheme: &str| -> f64 {
+            estimates
+                .iter()
+                .find(|r| {
+                    r["variance"] == method && r["weighting"] == scheme && r["domain_var"] == "_T"
+                })
+                .and_then(|r| r["se"].parse().ok())
+                .unwrap_or_else(|| panic!("{method} {scheme}: no se"))
+        };
+        assert!(se("eligible") > 0.0 && se("naive") > 0.0);
+        assert_ne!(se("eligible"), se("naive"), "{method}");
+    }
+}
+
+/// A quarter of the nonrespondents ineligible and none of unknown eligibility: treating them
+/// as nonrespondents over-states the population by exactly their design weight; the
+/// adjustment removes it.
+#[test]
+fn ineligible_cases_counted_as_nonrespondents_inflate_the_population() {
+    let dir = scratch("fieldwork-ineligible-quarter");
+    let seen = std::cell::Cell::new(0usize);
+    let data = returns_with(&dir, |row| {
+        let code = row["outcome"].clone();
+        if code != "11" && code != "12" {
+            seen.set(seen.get() + 1);
+            let ineligible = seen.get().is_multiple_of(4);
+            row.insert(
+                "outcome".into(),
+                if ineligible { "41" } else { "21" }.into(),
+            );
+            if ineligible {
+                row.insert("interview_date".into(), String::new());
+            }
+        }
+    });
+    let cfg = eligibility_config(&dir, &data);
+    let (code, text) = cvsurvey("run", &cfg);
+    assert_eq!(code, 0, "{text}");
+    let weights = final_weights(&dir.join("out"), &["eligible", "naive"]);
+    let rows = read_csv(&data);
+    let ineligible: f64 = rows
+        .iter()
+        .filter(|r| r["outcome"] == "41")
+        .map(|r| r["w"].parse::<f64>().expect("w"))
+        .sum();
+    let nonrespondents = rows
+        .iter()
+        .filter(|r| r["outcome"] != "11" && r["outcome"] != "12")
+        .count();
+    let ineligible_count = rows.iter().filter(|r| r["outcome"] == "41").count();
+    assert_eq!(ineligible_count, nonrespondents / 4);
+    let total = |k: usize| -> f64 { weights.values().filter_map(|(_, f)| f[k]).sum() };
+    let design: f64 = weights.values().map(|(d, _)| d).sum();
+    assert_close(total(1), design, "naive total");
+    assert_close(total(0), design - ineligible, "eligible total");
+    assert_close(total(1) - total(0), ineligible, "bias of the naive weights");
+}

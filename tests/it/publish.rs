@@ -118,6 +118,7 @@ fn context<'a>(d: &'a Demo) -> PublicationContext<'a> {
             .map(|(w, (name, summary))| SchemeSummary {
                 name: name.clone(),
                 nonresponse_classes: w.nonresponse_classes.clone(),
+                eligibility_adjusted: w.adjust_eligibility,
                 weights: summary.clone(),
                 calibration: None,
             })
