@@ -773,7 +773,12 @@ mod tests {
         let bytes: Vec<String> = (0..255).rev().map(|k| k.to_string()).collect();
         let mut wide: Vec<String> = (0..1000).map(|k| k.to_string()).collect();
         wide.extend(["-0", "-3", "007", "0254", "255", "1.0"].map(String::from));
-        for (coded, texts) in [(true, &bytes), (false, &bytes), (true, &wide), (false, &wide)] {
+        for (coded, texts) in [
+            (true, &bytes),
+            (false, &bytes),
+            (true, &wide),
+            (false, &wide),
+        ] {
             let rules = numeric_rules(coded);
             let mut fast = ColumnBuilder::new("q", rules.clone(), 0);
             let mut general = ColumnBuilder::new("q", rules, 0);

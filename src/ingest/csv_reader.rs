@@ -324,6 +324,9 @@ fn parse_piece(
     // The previous cell of each column: survey files repeat values down a column (region,
     // stratum, a PSU's weight), and a cell's outcome depends on its text only.
     let mut previous: Vec<Option<(String, Option<CellProblem>)>> = vec![None; slots.len()];
+    // A piece is almost always UTF-8 as a whole (one check, at memory speed): then its rows need
+    // no check of their own and its cells are cut from the text as they are.
+    let piece_text = std::str::from_utf8(bytes).ok();
     let mut records = Records::new(bytes, b',');
     let mut batch = Batch::default();
     let mut cell_problems = CellProblems::default();
@@ -356,7 +359,8 @@ fn parse_piece(
                     _ => &bytes[start..end],
                 };
                 // Delimiters are ASCII: the record is UTF-8 exactly when its text is.
-                let utf8 = std::str::from_utf8(record).is_ok();
+                let utf8 = (text == RowText::Piece && piece_text.is_some())
+                    || std::str::from_utf8(record).is_ok();
                 if !utf8 {
                     row_problems.push((
                         row,
@@ -379,6 +383,7 @@ fn parse_piece(
             let cells = Cells {
                 batch: &batch,
                 piece: bytes,
+                piece_text,
                 field: k,
                 n_fields,
             };
@@ -416,32 +421,45 @@ fn parse_piece(
 struct Cells<'t> {
     batch: &'t Batch,
     piece: &'t [u8],
+    /// The piece, when it is UTF-8 as a whole.
+    piece_text: Option<&'t str>,
     field: usize,
     n_fields: usize,
 }
 
 impl<'t> Cells<'t> {
+    /// Where row `r`'s cell is; `None` for a row that is unusable.
+    #[inline]
+    fn span(&self, r: usize) -> Option<(RowText, std::ops::Range<usize>)> {
+        let (text, start) = self.batch.rows[r];
+        let ends = &self.batch.ends[r * self.n_fields..(r + 1) * self.n_fields];
+        let from = match (text, self.field) {
+            (RowText::Unusable, _) => return None,
+            (_, 0) => start,
+            (RowText::Piece, k) => ends[k - 1] + 1,
+            (RowText::Unquoted, k) => ends[k - 1],
+        };
+        Some((text, from..ends[self.field]))
+    }
+
     /// The bytes of row `r`'s cell; `None` for a row that is unusable.
     #[inline]
     fn bytes(&self, r: usize) -> Option<&'t [u8]> {
-        let (text, start) = self.batch.rows[r];
-        let ends = &self.batch.ends[r * self.n_fields..(r + 1) * self.n_fields];
-        let (text, gap) = match text {
-            RowText::Piece => (self.piece, 1),
-            RowText::Unquoted => (self.batch.unquoted.as_slice(), 0),
-            RowText::Unusable => return None,
-        };
-        let from = if self.field == 0 {
-            start
-        } else {
-            ends[self.field - 1] + gap
-        };
-        text.get(from..ends[self.field])
+        let (text, span) = self.span(r)?;
+        match text {
+            RowText::Unquoted => self.batch.unquoted.get(span),
+            _ => self.piece.get(span),
+        }
     }
 
     /// Row `r`'s cell as text (its row was checked to be UTF-8).
     fn text(&self, r: usize) -> Option<&'t str> {
-        self.bytes(r).and_then(|b| std::str::from_utf8(b).ok())
+        let (text, span) = self.span(r)?;
+        match (text, self.piece_text) {
+            (RowText::Piece, Some(piece)) => piece.get(span),
+            (RowText::Unquoted, _) => std::str::from_utf8(self.batch.unquoted.get(span)?).ok(),
+            _ => std::str::from_utf8(self.piece.get(span)?).ok(),
+        }
     }
 }
 
@@ -519,7 +537,11 @@ pub(crate) fn read_csv(
 }
 
 /// Fill `buf` from `source` with up to `want` more bytes; the number read (0 at the end).
-fn read_more(source: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<usize> {
+fn read_more(
+    source: &mut (dyn Read + Send),
+    buf: &mut Vec<u8>,
+    want: usize,
+) -> std::io::Result<usize> {
     let start = buf.len();
     buf.resize(start + want, 0);
     let mut filled = start;
@@ -541,7 +563,7 @@ fn read_more(source: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> std::io::
 /// [`read_csv`] on an open source that should hold `expected_bytes`.
 pub(super) fn read_csv_from(
     path: &Path,
-    source: &mut dyn Read,
+    source: &mut (dyn Read + Send),
     expected_bytes: u64,
     cuts: Cuts,
     plan: &(dyn Fn(&str) -> ColumnPlan + Sync),
@@ -568,6 +590,7 @@ pub(super) fn read_csv_from(
     let mut hasher = sha2::Sha256::new();
     let mut total_read = 0u64;
     let mut buf: Vec<u8> = Vec::new();
+    let mut spare: Vec<u8> = Vec::new();
     let mut at_end;
 
     // The header: the first record, after an optional byte-order mark.
@@ -647,8 +670,19 @@ pub(super) fn read_csv_from(
             return Err(too_long(n_rows + 1));
         }
         let ranges = pieces(&buf, end, delimiter, cuts.piece);
-        let ((), block) = rayon::join(
-            || hasher.update(&buf[unhashed..]),
+        // The next block is read while this one is parsed (beside the hashing, which is
+        // quicker): it starts with this block's unfinished record, already hashed.
+        spare.clear();
+        spare.extend_from_slice(&buf[end..]);
+        let (read, block) = rayon::join(
+            || {
+                hasher.update(&buf[unhashed..]);
+                if at_end {
+                    Ok(0)
+                } else {
+                    read_more(source, &mut spare, cuts.block)
+                }
+            },
             || -> Vec<Piece> {
                 ranges
                     .par_iter()
@@ -698,9 +732,9 @@ pub(super) fn read_csv_from(
         if at_end {
             break;
         }
-        buf.drain(..end);
-        unhashed = buf.len();
-        let n = read_more(source, &mut buf, cuts.block).map_err(|e| io(&e))?;
+        let n = read.map_err(|e| io(&e))?;
+        unhashed = buf.len() - end;
+        std::mem::swap(&mut buf, &mut spare);
         total_read += n as u64;
         at_end = n == 0;
         progress.advance(total_read.saturating_sub(reported));
@@ -824,7 +858,12 @@ mod tests {
             b"x\n\xEF\xBB\xBFa,b\n\xEF\xBB\xBF\"q\",c\n",
         ];
         for text in cases {
-            assert_eq!(split(text), split_by_csv(text), "{:?}", String::from_utf8_lossy(text));
+            assert_eq!(
+                split(text),
+                split_by_csv(text),
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
         }
         // And the same on the records of the last case cut after its first line: a piece that
         // starts with those bytes.
@@ -843,7 +882,12 @@ mod tests {
             let text: Vec<u8> = (0..len)
                 .map(|j| alphabet[((state >> (j % 50)) as usize + j * 7) % alphabet.len()])
                 .collect();
-            assert_eq!(split(&text), split_by_csv(&text), "{:?}", String::from_utf8_lossy(&text));
+            assert_eq!(
+                split(&text),
+                split_by_csv(&text),
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            );
         }
     }
 
