@@ -337,7 +337,7 @@ impl ColumnBuilder {
     /// A CSV cell written as a whole number in a numeric column (the usual cell of a
     /// categorical or count item), read without the general float parser: `Some(problem)`.
     /// `None`, and nothing pushed, for any other cell (read it with [`Self::push_str`]).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_whole_number(&mut self, digits: &[u8]) -> Option<Option<CellProblem>> {
         if !self.rules.numeric {
             return None;
@@ -349,7 +349,12 @@ impl ColumnBuilder {
             && k < 255
         {
             let (byte, state, problem) = match &self.rules.small[k] {
-                Outcome::Value => (k as u8, CellState::Value, None),
+                Outcome::Value => {
+                    values.push(k as u8);
+                    self.state.push(CellState::Value);
+                    self.blank.push(false);
+                    return Some(None);
+                }
                 Outcome::Missing(st) => (NO_VALUE_BYTE, *st, None),
                 Outcome::Problem(p) => (NO_VALUE_BYTE, CellState::OtherMissing, Some(p.clone())),
             };

@@ -478,13 +478,17 @@ fn store_cells<'t>(
             None | Some([]) => {
                 b.push_null();
                 // The last cell is now a null: the next cell cannot repeat the one before.
-                *previous = None;
+                if previous.is_some() {
+                    *previous = None;
+                }
                 continue;
             }
             Some(field) => field,
         };
         if let Some(problem) = b.push_whole_number(field) {
-            *previous = None;
+            if previous.is_some() {
+                *previous = None;
+            }
             if let Some(p) = problem {
                 problems.push((row, cells.field, cells.text(r).unwrap_or_default(), p));
             }
