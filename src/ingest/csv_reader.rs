@@ -515,6 +515,51 @@ fn store_cells<'t>(
     }
 }
 
+/// The file's columns and findings so far, and its rows.
+struct Columns {
+    slots: Vec<Slot>,
+    cell_problems: CellProblems,
+    row_problems: Vec<(usize, FindingKind, String)>,
+    n_rows: usize,
+}
+
+impl Columns {
+    /// Append the pieces of a block, in file order.
+    fn append(&mut self, block: Vec<Piece>) {
+        if block.is_empty() {
+            return;
+        }
+        let mut by_column: Vec<Vec<Slot>> = self.slots.iter().map(|_| Vec::new()).collect();
+        for piece in block {
+            let offset = self.n_rows;
+            self.cell_problems.append(&piece.cell_problems, offset);
+            self.row_problems.extend(
+                piece
+                    .row_problems
+                    .into_iter()
+                    .map(|(row, kind, message)| (row + offset, kind, message)),
+            );
+            self.n_rows += piece.n_rows;
+            for (k, slot) in piece.slots.into_iter().enumerate() {
+                by_column[k].push(slot);
+            }
+        }
+        // Every column on its own, so the result does not depend on the number of threads.
+        self.slots
+            .par_iter_mut()
+            .zip(by_column.into_par_iter())
+            .for_each(|(slot, pieces)| {
+                for piece in pieces {
+                    match (&mut *slot, piece) {
+                        (Slot::Typed(b), Slot::Typed(p)) => b.append(*p),
+                        (Slot::Auto(a), Slot::Auto(p)) => a.append(p),
+                        _ => {}
+                    }
+                }
+            });
+    }
+}
+
 /// Read a CSV file (header row, comma separated, optional double quotes) and its SHA-256.
 pub(crate) fn read_csv(
     path: &Path,
@@ -650,18 +695,24 @@ pub(super) fn read_csv_from(
     // Bytes of `buf` from here on are not hashed yet: they are hashed while they are parsed.
     let mut unhashed = 0;
 
-    // The file's columns: each block's pieces are appended as soon as they are parsed, so a
-    // block's pieces are the only memory beside the columns.
-    let mut slots: Vec<Slot> = template
+    // The file's columns: each block's pieces are appended while the next block is parsed, so
+    // two blocks' pieces are the only memory beside the columns.
+    let slots: Vec<Slot> = template
         .iter()
         .map(|s| match s {
             Slot::Typed(b) => Slot::Typed(Box::new(b.empty_like(0))),
             Slot::Auto(a) => Slot::Auto(AutoBuilder::new(&a.name)),
         })
         .collect();
-    let mut cell_problems = CellProblems::default();
-    let mut row_problems = Vec::new();
-    let mut n_rows = 0usize;
+    let mut columns = Columns {
+        slots,
+        cell_problems: CellProblems::default(),
+        row_problems: Vec::new(),
+        n_rows: 0,
+    };
+    // The previous block's pieces: appended to the columns while the next block is parsed.
+    let mut parsed: Vec<Piece> = Vec::new();
+    let mut parsed_rows = 0usize;
     let mut reported = 0u64;
     let mut reserved = false;
     loop {
@@ -671,16 +722,19 @@ pub(super) fn read_csv_from(
             RecordEnds::new(&buf, delimiter).last()
         };
         if end == 0 && !at_end && buf.len() as u64 > MAX_LINE_BYTES {
-            return Err(too_long(n_rows + 1));
+            return Err(too_long(parsed_rows + 1));
         }
         let ranges = pieces(&buf, end, delimiter, cuts.piece);
-        // The next block is read while this one is parsed (beside the hashing, which is
-        // quicker): it starts with this block's unfinished record, already hashed.
+        // The next block is read while this one is parsed, beside the hashing and the previous
+        // block's append (both quicker than the parse): it starts with this block's unfinished
+        // record, already hashed.
         spare.clear();
         spare.extend_from_slice(&buf[end..]);
+        let previous = std::mem::take(&mut parsed);
         let (read, block) = rayon::join(
             || {
                 hasher.update(&buf[unhashed..]);
+                columns.append(previous);
                 if at_end {
                     Ok(0)
                 } else {
@@ -697,43 +751,20 @@ pub(super) fn read_csv_from(
             },
         );
         let block_rows: usize = block.iter().map(|p| p.n_rows).sum();
+        parsed_rows += block_rows;
         if !reserved && block_rows > 0 {
-            // The whole file's columns, sized once from the first block's bytes per row.
+            // The whole file's columns, sized once from the first block's bytes per row
+            // (before the first block is appended).
             reserved = true;
             let rows = expected_bytes.saturating_mul(block_rows as u64) / end.max(1) as u64;
             // A little more than the estimate, so that a file whose later rows are shorter
             // than the first block's does not double its columns at the end.
             let capacity = usize::try_from(rows.saturating_add(rows / 64)).unwrap_or(usize::MAX);
-            reserve_columns(path, &mut slots, rows, capacity)?;
+            reserve_columns(path, &mut columns.slots, rows, capacity)?;
         }
-        let mut by_column: Vec<Vec<Slot>> = slots.iter().map(|_| Vec::new()).collect();
-        for piece in block {
-            cell_problems.append(&piece.cell_problems, n_rows);
-            row_problems.extend(
-                piece
-                    .row_problems
-                    .into_iter()
-                    .map(|(row, kind, message)| (row + n_rows, kind, message)),
-            );
-            n_rows += piece.n_rows;
-            for (k, slot) in piece.slots.into_iter().enumerate() {
-                by_column[k].push(slot);
-            }
-        }
-        // Every column on its own, so the result does not depend on the number of threads.
-        slots
-            .par_iter_mut()
-            .zip(by_column.into_par_iter())
-            .for_each(|(slot, pieces)| {
-                for piece in pieces {
-                    match (&mut *slot, piece) {
-                        (Slot::Typed(b), Slot::Typed(p)) => b.append(*p),
-                        (Slot::Auto(a), Slot::Auto(p)) => a.append(p),
-                        _ => {}
-                    }
-                }
-            });
+        parsed = block;
         if at_end {
+            columns.append(parsed);
             break;
         }
         let n = read.map_err(|e| io(&e))?;
@@ -744,6 +775,12 @@ pub(super) fn read_csv_from(
         progress.advance(total_read.saturating_sub(reported));
         reported = total_read;
     }
+    let Columns {
+        slots,
+        cell_problems,
+        row_problems,
+        n_rows,
+    } = columns;
     if total_read != expected_bytes {
         return Err(IngestError::ChangedWhileRead {
             path: path.to_path_buf(),
