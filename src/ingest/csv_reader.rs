@@ -197,7 +197,9 @@ struct Records<'a> {
     bytes: &'a [u8],
     pos: usize,
     delimiter: u8,
-    core: csv_core::Reader,
+    /// Built at the first record with a quote (building it costs more than splitting a
+    /// piece's records without quotes).
+    core: Option<csv_core::Reader>,
     /// False until `core` has read its first byte (see [`Records::quoted`]).
     core_started: bool,
     /// A quoted record's unquoted text and field ends, as `csv_core` writes them.
@@ -215,7 +217,7 @@ impl<'a> Records<'a> {
             bytes,
             pos: 0,
             delimiter,
-            core: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
+            core: None,
             core_started: false,
             core_text: vec![0; 256],
             core_ends: vec![0; 64],
@@ -256,6 +258,10 @@ impl<'a> Records<'a> {
     /// The record at `start`, which has a quote before its first line break, read by `csv_core`.
     fn quoted(&mut self, start: usize, batch: &mut Batch) -> (RowText, usize) {
         use csv_core::ReadRecordResult as R;
+        let delimiter = self.delimiter;
+        let core = self
+            .core
+            .get_or_insert_with(|| csv_core::ReaderBuilder::new().delimiter(delimiter).build());
         let (mut read, mut text_len, mut n_ends) = (0, 0, 0);
         loop {
             let rest = &self.bytes[start + read..];
@@ -267,7 +273,7 @@ impl<'a> Records<'a> {
                 &rest[..rest.len().min(1)]
             };
             self.core_started = true;
-            let (result, n_in, n_out, n_end) = self.core.read_record(
+            let (result, n_in, n_out, n_end) = core.read_record(
                 input,
                 &mut self.core_text[text_len..],
                 &mut self.core_ends[n_ends..],
