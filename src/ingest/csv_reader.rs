@@ -976,6 +976,9 @@ mod tests {
             let line = match r % 37 {
                 0 => format!("{i},R{}\n", r % 3),
                 1 => format!("{i},R\u{0}{},1.5,1,\"{}\",z\n", r % 3, i),
+                // The bytes of a byte-order mark inside the file are data (an invalid id here),
+                // wherever a piece starts.
+                _ if i % 50 == 7 => format!("\u{feff}{i},R1,3.25,{code},{note},z"),
                 _ => format!("{i},R{},{}.25,{code},{note},z", r % 3, r % 100),
             };
             out.extend_from_slice(line.as_bytes());
@@ -1029,6 +1032,12 @@ mod tests {
                 .cell_problems
                 .iter()
                 .any(|p| p.1 == "code" && p.2 == "x")
+        );
+        assert!(
+            whole
+                .cell_problems
+                .iter()
+                .any(|p| p.1 == "id" && p.2 == "\u{feff}57")
         );
         // Every cell as written back, with its state (NaN cells compare equal this way).
         type Cells = Vec<(Option<String>, crate::frame::CellState)>;
