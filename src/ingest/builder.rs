@@ -337,11 +337,33 @@ impl ColumnBuilder {
     /// A CSV cell written as a whole number in a numeric column (the usual cell of a
     /// categorical or count item), read without the general float parser: `Some(problem)`.
     /// `None`, and nothing pushed, for any other cell (read it with [`Self::push_str`]).
-    pub(crate) fn push_whole_number(&mut self, field: &str) -> Option<Option<CellProblem>> {
+    #[inline(always)]
+    pub(crate) fn push_whole_number(&mut self, digits: &[u8]) -> Option<Option<CellProblem>> {
         if !self.rules.numeric {
             return None;
         }
-        whole_number(field.as_bytes()).map(|x| self.push_num(x))
+        // One to three digits, the usual cell: its outcome is in the table and a byte column
+        // takes it as it is (255 and above need the general path, as they do not fit a byte).
+        if let (1..=3, NumValues::Byte(values)) = (digits.len(), &mut self.values)
+            && let Some(k) = small_number(digits)
+            && k < 255
+        {
+            let (byte, state, problem) = match &self.rules.small[k] {
+                Outcome::Value => {
+                    values.push(k as u8);
+                    self.state.push(CellState::Value);
+                    self.blank.push(false);
+                    return Some(None);
+                }
+                Outcome::Missing(st) => (NO_VALUE_BYTE, *st, None),
+                Outcome::Problem(p) => (NO_VALUE_BYTE, CellState::OtherMissing, Some(p.clone())),
+            };
+            values.push(byte);
+            self.state.push_within(state, self.blank.capacity());
+            self.blank.push(false);
+            return Some(problem);
+        }
+        whole_number(digits).map(|x| self.push_num(x))
     }
 
     /// Room for `additional` more cells, so that a file's columns grow once, not by doubling.
@@ -501,8 +523,18 @@ impl ColumnBuilder {
     /// An empty cell (blank text or Arrow null).
     #[inline]
     pub(crate) fn push_null(&mut self) {
-        // Resolved later by skip logic into NotAsked or NoResponse.
-        self.push_cell(f64::NAN, u32::MAX, CellState::NotAsked, true);
+        // Resolved later by skip logic into NotAsked or NoResponse. Blank cells are almost
+        // half of a survey file's (questions not asked): a byte column takes its byte directly.
+        match &mut self.values {
+            NumValues::Byte(values) if self.rules.numeric => values.push(NO_VALUE_BYTE),
+            _ => {
+                self.push_cell(f64::NAN, u32::MAX, CellState::NotAsked, true);
+                return;
+            }
+        }
+        self.state
+            .push_within(CellState::NotAsked, self.blank.capacity());
+        self.blank.push(true);
     }
 
     /// A cell given as text (CSV, or an Arrow string array).
@@ -590,6 +622,23 @@ impl ColumnBuilder {
             state: self.state,
         }
     }
+}
+
+/// The byte of a [`NumValues::Byte`] cell without a value (NaN), as `frame` stores it.
+const NO_VALUE_BYTE: u8 = u8::MAX;
+
+/// The value of one to three ASCII digits; `None` for any other text.
+#[inline]
+fn small_number(digits: &[u8]) -> Option<usize> {
+    let mut k = 0usize;
+    for &b in digits {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        k = k * 10 + usize::from(d);
+    }
+    Some(k)
 }
 
 /// The value of a cell written as an optional minus sign and 1 to 15 ASCII digits (exact in
@@ -703,6 +752,65 @@ mod tests {
             all.iter().nth(2).map(|p| p.3),
             Some(CellProblem::OutOfRange { high, .. }) if *high == 120.0
         ));
+    }
+
+    /// Numeric rules with codes, missing codes and a missing range, or a range.
+    fn numeric_rules(coded: bool) -> CellRules {
+        let mut rules = CellRules::free(true);
+        if coded {
+            rules.codes_num = vec![1.0, 2.0, 3.0, 7.0, 254.0, 300.0];
+            rules.missing_num = vec![(8.0, CellState::DontKnow), (9.0, CellState::Refused)];
+            rules.missing_ranges = vec![(90.0, 99.0, CellState::NoResponse)];
+        } else {
+            rules.integer = true;
+            rules.range = Some((18.0, 120.0));
+        }
+        rules.code_bits = small_code_bits(&rules.codes_num);
+        rules.small = (0..256)
+            .map(|k| rules.classify(f64::from(k), true))
+            .collect();
+        rules
+    }
+
+    #[test]
+    fn whole_numbers_are_stored_as_the_general_path_stores_them() {
+        // Numbers that fit a byte column, then numbers that widen it.
+        let bytes: Vec<String> = (0..255).rev().map(|k| k.to_string()).collect();
+        let mut wide: Vec<String> = (0..1000).map(|k| k.to_string()).collect();
+        wide.extend(["-0", "-3", "007", "0254", "255", "1.0"].map(String::from));
+        for (coded, texts) in [
+            (true, &bytes),
+            (false, &bytes),
+            (true, &wide),
+            (false, &wide),
+        ] {
+            let rules = numeric_rules(coded);
+            let mut fast = ColumnBuilder::new("q", rules.clone(), 0);
+            let mut general = ColumnBuilder::new("q", rules, 0);
+            for text in texts {
+                let problem = fast
+                    .push_whole_number(text.as_bytes())
+                    .unwrap_or_else(|| fast.push_str(text));
+                assert_eq!(problem, general.push_str(text), "{text}");
+            }
+            // A blank cell after the numbers, through both paths.
+            fast.push_null();
+            general.push_cell(f64::NAN, u32::MAX, CellState::NotAsked, true);
+            assert_eq!(fast.blank, general.blank);
+            let (fast, general) = (fast.finish(), general.finish());
+            assert_eq!(fast.state, general.state);
+            let (ColumnData::Num(fast), ColumnData::Num(general)) = (fast.data, general.data)
+            else {
+                panic!("numeric columns");
+            };
+            // The same storage (a byte a cell until a value needs more), the same bits.
+            assert_eq!(
+                std::mem::discriminant(&fast),
+                std::mem::discriminant(&general)
+            );
+            let bits = |v: &NumValues| v.iter().map(f64::to_bits).collect::<Vec<_>>();
+            assert_eq!(bits(&fast), bits(&general));
+        }
     }
 
     #[test]

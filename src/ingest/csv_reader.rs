@@ -16,7 +16,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use sha2::Digest;
 
-use super::builder::{AutoBuilder, CellProblem, CellProblems};
+use super::builder::{AutoBuilder, CellProblem, CellProblems, ColumnBuilder};
 use super::read::{MAX_LINE_BYTES, Slot, check_header, finish_slots, plan_slots, reserve_columns};
 use super::{ColumnPlan, FindingKind, IngestError, RawTable};
 use crate::progress::Progress;
@@ -155,6 +155,151 @@ fn pieces(buf: &[u8], end: usize, delimiter: u8, piece: usize) -> Vec<(usize, us
         .collect()
 }
 
+/// Rows split at a time before their cells are stored column after column: each column's
+/// builder, rules and previous cell stay in registers over the batch, and the batch's field
+/// ends (64 rows of a 45-column file: 23 KiB) stay in the first-level cache.
+const BATCH_ROWS: usize = 64;
+
+/// Where the fields of a batch row are.
+#[derive(Clone, Copy, PartialEq)]
+enum RowText {
+    /// In the piece, delimiters included: field `k` starts one byte after field `k - 1` ends.
+    Piece,
+    /// In the batch's unquoted text (a record with quotes), fields one after the other.
+    Unquoted,
+    /// A row with the wrong number of fields or not UTF-8: every cell is null.
+    Unusable,
+}
+
+/// Rows of a piece split into fields, waiting to be stored column after column.
+#[derive(Default)]
+struct Batch {
+    /// Each row's text and where its first field starts in it.
+    rows: Vec<(RowText, usize)>,
+    /// `n_fields` field ends a row, in the row's text.
+    ends: Vec<usize>,
+    unquoted: Vec<u8>,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.ends.clear();
+        self.unquoted.clear();
+    }
+}
+
+/// The records of a piece, split exactly as the `csv` crate splits them (its default dialect:
+/// `"` quotes, `""` inside quotes, CR, LF or CRLF ends a record, blank lines are no records).
+/// A record without a quote, most of a survey file, is split here at its delimiters without
+/// copying; a record with a quote goes through `csv_core`, the `csv` crate's own parser.
+struct Records<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    delimiter: u8,
+    /// Built at the first record with a quote (building it costs more than splitting a
+    /// piece's records without quotes).
+    core: Option<csv_core::Reader>,
+    /// False until `core` has read its first byte (see [`Records::quoted`]).
+    core_started: bool,
+    /// A quoted record's unquoted text and field ends, as `csv_core` writes them.
+    core_text: Vec<u8>,
+    core_ends: Vec<usize>,
+}
+
+fn ends_record(b: u8) -> bool {
+    b == b'\n' || b == b'\r'
+}
+
+impl<'a> Records<'a> {
+    fn new(bytes: &'a [u8], delimiter: u8) -> Records<'a> {
+        Records {
+            bytes,
+            pos: 0,
+            delimiter,
+            core: None,
+            core_started: false,
+            core_text: vec![0; 256],
+            core_ends: vec![0; 64],
+        }
+    }
+
+    /// The next record: its field ends appended to `batch.ends`, its text and first field's
+    /// start returned; `None` at the end of the piece.
+    fn next_into(&mut self, batch: &mut Batch) -> Option<(RowText, usize)> {
+        let bytes = self.bytes;
+        // Line breaks between records are skipped, as `csv_core` does: a blank line is no record.
+        while self.pos < bytes.len() && ends_record(bytes[self.pos]) {
+            self.pos += 1;
+        }
+        if self.pos == bytes.len() {
+            return None;
+        }
+        let start = self.pos;
+        let first_end = batch.ends.len();
+        let mut i = start;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b == self.delimiter {
+                batch.ends.push(i);
+            } else if ends_record(b) {
+                break;
+            } else if b == b'"' {
+                batch.ends.truncate(first_end);
+                return Some(self.quoted(start, batch));
+            }
+            i += 1;
+        }
+        batch.ends.push(i);
+        self.pos = i;
+        Some((RowText::Piece, start))
+    }
+
+    /// The record at `start`, which has a quote before its first line break, read by `csv_core`.
+    fn quoted(&mut self, start: usize, batch: &mut Batch) -> (RowText, usize) {
+        use csv_core::ReadRecordResult as R;
+        let delimiter = self.delimiter;
+        let core = self
+            .core
+            .get_or_insert_with(|| csv_core::ReaderBuilder::new().delimiter(delimiter).build());
+        let (mut read, mut text_len, mut n_ends) = (0, 0, 0);
+        loop {
+            let rest = &self.bytes[start + read..];
+            // `csv_core` strips a byte-order mark from the first bytes it is given; here, in
+            // the middle of the file, those bytes are data: the first call gets one byte.
+            let input = if self.core_started {
+                rest
+            } else {
+                &rest[..rest.len().min(1)]
+            };
+            self.core_started = true;
+            let (result, n_in, n_out, n_end) = core.read_record(
+                input,
+                &mut self.core_text[text_len..],
+                &mut self.core_ends[n_ends..],
+            );
+            read += n_in;
+            text_len += n_out;
+            n_ends += n_end;
+            match result {
+                R::InputEmpty => {}
+                R::OutputFull => self.core_text.resize(self.core_text.len() * 2, 0),
+                R::OutputEndsFull => self.core_ends.resize(self.core_ends.len() * 2, 0),
+                R::Record | R::End => break,
+            }
+        }
+        self.pos = start + read;
+        let base = batch.unquoted.len();
+        batch
+            .unquoted
+            .extend_from_slice(&self.core_text[..text_len]);
+        batch
+            .ends
+            .extend(self.core_ends[..n_ends].iter().map(|&e| base + e));
+        (RowText::Unquoted, base)
+    }
+}
+
 /// One piece of the file, parsed.
 struct Piece {
     slots: Vec<Slot>,
@@ -163,6 +308,9 @@ struct Piece {
     cell_problems: CellProblems,
     row_problems: Vec<(usize, FindingKind, String)>,
 }
+
+/// A cell problem of a batch: row in the piece, field, value as written, problem.
+type BatchProblem<'t> = (usize, usize, &'t str, CellProblem);
 
 /// Parse the records of `bytes` into fresh column pieces shaped like `template`.
 fn parse_piece(
@@ -182,89 +330,90 @@ fn parse_piece(
     // The previous cell of each column: survey files repeat values down a column (region,
     // stratum, a PSU's weight), and a cell's outcome depends on its text only.
     let mut previous: Vec<Option<(String, Option<CellProblem>)>> = vec![None; slots.len()];
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
-    let mut record = csv::ByteRecord::new();
+    // A piece is almost always UTF-8 as a whole (one check, at memory speed): then its rows need
+    // no check of their own and its cells are cut from the text as they are.
+    let piece_text = std::str::from_utf8(bytes).ok();
+    let mut records = Records::new(bytes, b',');
+    let mut batch = Batch::default();
     let mut cell_problems = CellProblems::default();
     let mut row_problems = Vec::new();
     let mut n_rows = 0usize;
     loop {
-        let row = n_rows;
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                n_rows += 1;
+        batch.clear();
+        let first_row = n_rows;
+        let mut at_end = false;
+        while batch.rows.len() < BATCH_ROWS {
+            let first_end = batch.ends.len();
+            let Some((text, start)) = records.next_into(&mut batch) else {
+                at_end = true;
+                break;
+            };
+            let row = n_rows;
+            n_rows += 1;
+            let n = batch.ends.len() - first_end;
+            let usable = if n != n_fields {
                 row_problems.push((
                     row,
                     FindingKind::MalformedRow,
-                    format!("unreadable CSV record: {e}"),
+                    format!("{n} fields where the header has {n_fields}"),
                 ));
-                null_row(&mut slots, &mut previous);
-                continue;
+                false
+            } else {
+                let end = batch.ends[batch.ends.len() - 1];
+                let record = match text {
+                    RowText::Unquoted => &batch.unquoted[start..end],
+                    _ => &bytes[start..end],
+                };
+                // Delimiters are ASCII: the record is UTF-8 exactly when its text is.
+                let utf8 = (text == RowText::Piece && piece_text.is_some())
+                    || std::str::from_utf8(record).is_ok();
+                if !utf8 {
+                    row_problems.push((
+                        row,
+                        FindingKind::InvalidEncoding,
+                        "the row is not valid UTF-8".into(),
+                    ));
+                }
+                utf8
+            };
+            if usable {
+                batch.rows.push((text, start));
+            } else {
+                batch.ends.resize(first_end + n_fields, 0);
+                batch.rows.push((RowText::Unusable, 0));
             }
         }
-        n_rows += 1;
-        if record.len() != n_fields {
-            row_problems.push((
-                row,
-                FindingKind::MalformedRow,
-                format!("{} fields where the header has {}", record.len(), n_fields),
-            ));
-            null_row(&mut slots, &mut previous);
-            continue;
-        }
-        let text = match csv::StringRecord::from_byte_record(std::mem::take(&mut record)) {
-            Ok(text) => text,
-            Err(e) => {
-                record = e.into_byte_record();
-                row_problems.push((
-                    row,
-                    FindingKind::InvalidEncoding,
-                    "the row is not valid UTF-8".into(),
-                ));
-                null_row(&mut slots, &mut previous);
-                continue;
-            }
-        };
-        for (field, slot) in text.iter().zip(slot_of) {
+        let mut problems: Vec<BatchProblem> = Vec::new();
+        for (k, slot) in slot_of.iter().enumerate() {
             let Some(i) = *slot else { continue };
+            let cells = Cells {
+                batch: &batch,
+                piece: bytes,
+                piece_text,
+                field: k,
+                n_fields,
+            };
             match &mut slots[i] {
                 Slot::Typed(b) => {
-                    // Blank cells (questions skipped) are common: no parsing, no comparison.
-                    let problem = if field.is_empty() {
-                        b.push_null();
-                        previous[i] = None;
-                        None
-                    } else if let Some(problem) = b.push_whole_number(field) {
-                        previous[i] = None;
-                        problem
-                    } else {
-                        match &previous[i] {
-                            Some((text, problem)) if text == field => {
-                                b.repeat_last();
-                                problem.clone()
-                            }
-                            _ => {
-                                let problem = b.push_str(field);
-                                let kept = previous[i].get_or_insert_with(|| (String::new(), None));
-                                kept.0.clear();
-                                kept.0.push_str(field);
-                                kept.1.clone_from(&problem);
-                                problem
-                            }
-                        }
-                    };
-                    if let Some(p) = problem {
-                        cell_problems.push(row, &b.name, field.trim(), p);
+                    store_cells(b, &mut previous[i], &cells, first_row, &mut problems)
+                }
+                Slot::Auto(a) => {
+                    for r in 0..batch.rows.len() {
+                        a.push(cells.text(r));
                     }
                 }
-                Slot::Auto(a) => a.push(Some(field)),
             }
         }
-        record = text.into_byte_record();
+        // Problems in the order of the file: row after row, field after field.
+        problems.sort_by_key(|p| (p.0, p.1));
+        for (row, k, value, problem) in problems {
+            if let Some(Slot::Typed(b)) = slot_of[k].map(|i| &slots[i]) {
+                cell_problems.push(row, &b.name, value, problem);
+            }
+        }
+        if at_end {
+            break;
+        }
     }
     Piece {
         slots,
@@ -274,14 +423,146 @@ fn parse_piece(
     }
 }
 
-fn null_row(slots: &mut [Slot], previous: &mut [Option<(String, Option<CellProblem>)>]) {
-    for (s, p) in slots.iter_mut().zip(previous) {
-        match s {
-            Slot::Typed(b) => b.push_null(),
-            Slot::Auto(a) => a.push(None),
+/// The cells of one field over the rows of a batch.
+struct Cells<'t> {
+    batch: &'t Batch,
+    piece: &'t [u8],
+    /// The piece, when it is UTF-8 as a whole.
+    piece_text: Option<&'t str>,
+    field: usize,
+    n_fields: usize,
+}
+
+impl<'t> Cells<'t> {
+    /// Where row `r`'s cell is; `None` for a row that is unusable.
+    #[inline]
+    fn span(&self, r: usize) -> Option<(RowText, std::ops::Range<usize>)> {
+        let (text, start) = self.batch.rows[r];
+        let ends = &self.batch.ends[r * self.n_fields..(r + 1) * self.n_fields];
+        let from = match (text, self.field) {
+            (RowText::Unusable, _) => return None,
+            (_, 0) => start,
+            (RowText::Piece, k) => ends[k - 1] + 1,
+            (RowText::Unquoted, k) => ends[k - 1],
+        };
+        Some((text, from..ends[self.field]))
+    }
+
+    /// The bytes of row `r`'s cell; `None` for a row that is unusable.
+    #[inline]
+    fn bytes(&self, r: usize) -> Option<&'t [u8]> {
+        let (text, span) = self.span(r)?;
+        match text {
+            RowText::Unquoted => self.batch.unquoted.get(span),
+            _ => self.piece.get(span),
         }
-        // The last cell is now a null: the next cell cannot repeat the one before.
-        *p = None;
+    }
+
+    /// Row `r`'s cell as text (its row was checked to be UTF-8).
+    fn text(&self, r: usize) -> Option<&'t str> {
+        let (text, span) = self.span(r)?;
+        match (text, self.piece_text) {
+            (RowText::Piece, Some(piece)) => piece.get(span),
+            (RowText::Unquoted, _) => std::str::from_utf8(self.batch.unquoted.get(span)?).ok(),
+            _ => std::str::from_utf8(self.piece.get(span)?).ok(),
+        }
+    }
+}
+
+/// Store one field of a batch in its column, problems noted with their rows in the piece.
+fn store_cells<'t>(
+    b: &mut ColumnBuilder,
+    previous: &mut Option<(String, Option<CellProblem>)>,
+    cells: &Cells<'t>,
+    first_row: usize,
+    problems: &mut Vec<BatchProblem<'t>>,
+) {
+    for r in 0..cells.batch.rows.len() {
+        let row = first_row + r;
+        let field = match cells.bytes(r) {
+            // Blank cells (questions skipped) are common: no parsing, no comparison.
+            None | Some([]) => {
+                b.push_null();
+                // The last cell is now a null: the next cell cannot repeat the one before.
+                if previous.is_some() {
+                    *previous = None;
+                }
+                continue;
+            }
+            Some(field) => field,
+        };
+        if let Some(problem) = b.push_whole_number(field) {
+            if previous.is_some() {
+                *previous = None;
+            }
+            if let Some(p) = problem {
+                problems.push((row, cells.field, cells.text(r).unwrap_or_default(), p));
+            }
+            continue;
+        }
+        let field = cells.text(r).unwrap_or_default();
+        let problem = match previous {
+            Some((text, problem)) if text == field => {
+                b.repeat_last();
+                problem.clone()
+            }
+            _ => {
+                let problem = b.push_str(field);
+                let kept = previous.get_or_insert_with(|| (String::new(), None));
+                kept.0.clear();
+                kept.0.push_str(field);
+                kept.1.clone_from(&problem);
+                problem
+            }
+        };
+        if let Some(p) = problem {
+            problems.push((row, cells.field, field.trim(), p));
+        }
+    }
+}
+
+/// The file's columns and findings so far, and its rows.
+struct Columns {
+    slots: Vec<Slot>,
+    cell_problems: CellProblems,
+    row_problems: Vec<(usize, FindingKind, String)>,
+    n_rows: usize,
+}
+
+impl Columns {
+    /// Append the pieces of a block, in file order.
+    fn append(&mut self, block: Vec<Piece>) {
+        if block.is_empty() {
+            return;
+        }
+        let mut by_column: Vec<Vec<Slot>> = self.slots.iter().map(|_| Vec::new()).collect();
+        for piece in block {
+            let offset = self.n_rows;
+            self.cell_problems.append(&piece.cell_problems, offset);
+            self.row_problems.extend(
+                piece
+                    .row_problems
+                    .into_iter()
+                    .map(|(row, kind, message)| (row + offset, kind, message)),
+            );
+            self.n_rows += piece.n_rows;
+            for (k, slot) in piece.slots.into_iter().enumerate() {
+                by_column[k].push(slot);
+            }
+        }
+        // Every column on its own, so the result does not depend on the number of threads.
+        self.slots
+            .par_iter_mut()
+            .zip(by_column.into_par_iter())
+            .for_each(|(slot, pieces)| {
+                for piece in pieces {
+                    match (&mut *slot, piece) {
+                        (Slot::Typed(b), Slot::Typed(p)) => b.append(*p),
+                        (Slot::Auto(a), Slot::Auto(p)) => a.append(p),
+                        _ => {}
+                    }
+                }
+            });
     }
 }
 
@@ -311,7 +592,11 @@ pub(crate) fn read_csv(
 }
 
 /// Fill `buf` from `source` with up to `want` more bytes; the number read (0 at the end).
-fn read_more(source: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<usize> {
+fn read_more(
+    source: &mut (dyn Read + Send),
+    buf: &mut Vec<u8>,
+    want: usize,
+) -> std::io::Result<usize> {
     let start = buf.len();
     buf.resize(start + want, 0);
     let mut filled = start;
@@ -333,7 +618,7 @@ fn read_more(source: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> std::io::
 /// [`read_csv`] on an open source that should hold `expected_bytes`.
 pub(super) fn read_csv_from(
     path: &Path,
-    source: &mut dyn Read,
+    source: &mut (dyn Read + Send),
     expected_bytes: u64,
     cuts: Cuts,
     plan: &(dyn Fn(&str) -> ColumnPlan + Sync),
@@ -360,6 +645,7 @@ pub(super) fn read_csv_from(
     let mut hasher = sha2::Sha256::new();
     let mut total_read = 0u64;
     let mut buf: Vec<u8> = Vec::new();
+    let mut spare: Vec<u8> = Vec::new();
     let mut at_end;
 
     // The header: the first record, after an optional byte-order mark.
@@ -415,18 +701,24 @@ pub(super) fn read_csv_from(
     // Bytes of `buf` from here on are not hashed yet: they are hashed while they are parsed.
     let mut unhashed = 0;
 
-    // The file's columns: each block's pieces are appended as soon as they are parsed, so a
-    // block's pieces are the only memory beside the columns.
-    let mut slots: Vec<Slot> = template
+    // The file's columns: each block's pieces are appended while the next block is parsed, so
+    // two blocks' pieces are the only memory beside the columns.
+    let slots: Vec<Slot> = template
         .iter()
         .map(|s| match s {
             Slot::Typed(b) => Slot::Typed(Box::new(b.empty_like(0))),
             Slot::Auto(a) => Slot::Auto(AutoBuilder::new(&a.name)),
         })
         .collect();
-    let mut cell_problems = CellProblems::default();
-    let mut row_problems = Vec::new();
-    let mut n_rows = 0usize;
+    let mut columns = Columns {
+        slots,
+        cell_problems: CellProblems::default(),
+        row_problems: Vec::new(),
+        n_rows: 0,
+    };
+    // The previous block's pieces: appended to the columns while the next block is parsed.
+    let mut parsed: Vec<Piece> = Vec::new();
+    let mut parsed_rows = 0usize;
     let mut reported = 0u64;
     let mut reserved = false;
     loop {
@@ -436,11 +728,25 @@ pub(super) fn read_csv_from(
             RecordEnds::new(&buf, delimiter).last()
         };
         if end == 0 && !at_end && buf.len() as u64 > MAX_LINE_BYTES {
-            return Err(too_long(n_rows + 1));
+            return Err(too_long(parsed_rows + 1));
         }
         let ranges = pieces(&buf, end, delimiter, cuts.piece);
-        let ((), block) = rayon::join(
-            || hasher.update(&buf[unhashed..]),
+        // The next block is read while this one is parsed, beside the hashing and the previous
+        // block's append (both quicker than the parse): it starts with this block's unfinished
+        // record, already hashed.
+        spare.clear();
+        spare.extend_from_slice(&buf[end..]);
+        let previous = std::mem::take(&mut parsed);
+        let (read, block) = rayon::join(
+            || {
+                hasher.update(&buf[unhashed..]);
+                columns.append(previous);
+                if at_end {
+                    Ok(0)
+                } else {
+                    read_more(source, &mut spare, cuts.block)
+                }
+            },
             || -> Vec<Piece> {
                 ranges
                     .par_iter()
@@ -451,53 +757,36 @@ pub(super) fn read_csv_from(
             },
         );
         let block_rows: usize = block.iter().map(|p| p.n_rows).sum();
+        parsed_rows += block_rows;
         if !reserved && block_rows > 0 {
-            // The whole file's columns, sized once from the first block's bytes per row.
+            // The whole file's columns, sized once from the first block's bytes per row
+            // (before the first block is appended).
             reserved = true;
             let rows = expected_bytes.saturating_mul(block_rows as u64) / end.max(1) as u64;
             // A little more than the estimate, so that a file whose later rows are shorter
             // than the first block's does not double its columns at the end.
             let capacity = usize::try_from(rows.saturating_add(rows / 64)).unwrap_or(usize::MAX);
-            reserve_columns(path, &mut slots, rows, capacity)?;
+            reserve_columns(path, &mut columns.slots, rows, capacity)?;
         }
-        let mut by_column: Vec<Vec<Slot>> = slots.iter().map(|_| Vec::new()).collect();
-        for piece in block {
-            cell_problems.append(&piece.cell_problems, n_rows);
-            row_problems.extend(
-                piece
-                    .row_problems
-                    .into_iter()
-                    .map(|(row, kind, message)| (row + n_rows, kind, message)),
-            );
-            n_rows += piece.n_rows;
-            for (k, slot) in piece.slots.into_iter().enumerate() {
-                by_column[k].push(slot);
-            }
-        }
-        // Every column on its own, so the result does not depend on the number of threads.
-        slots
-            .par_iter_mut()
-            .zip(by_column.into_par_iter())
-            .for_each(|(slot, pieces)| {
-                for piece in pieces {
-                    match (&mut *slot, piece) {
-                        (Slot::Typed(b), Slot::Typed(p)) => b.append(*p),
-                        (Slot::Auto(a), Slot::Auto(p)) => a.append(p),
-                        _ => {}
-                    }
-                }
-            });
+        parsed = block;
         if at_end {
+            columns.append(parsed);
             break;
         }
-        buf.drain(..end);
-        unhashed = buf.len();
-        let n = read_more(source, &mut buf, cuts.block).map_err(|e| io(&e))?;
+        let n = read.map_err(|e| io(&e))?;
+        unhashed = buf.len() - end;
+        std::mem::swap(&mut buf, &mut spare);
         total_read += n as u64;
         at_end = n == 0;
         progress.advance(total_read.saturating_sub(reported));
         reported = total_read;
     }
+    let Columns {
+        slots,
+        cell_problems,
+        row_problems,
+        n_rows,
+    } = columns;
     if total_read != expected_bytes {
         return Err(IngestError::ChangedWhileRead {
             path: path.to_path_buf(),
@@ -566,6 +855,89 @@ mod tests {
         assert_eq!(RecordEnds::new(text.as_bytes(), b',').last(), 4);
     }
 
+    /// The records of `bytes` as [`Records`] splits them, each as its fields.
+    fn split(bytes: &[u8]) -> Vec<Vec<Vec<u8>>> {
+        let mut records = Records::new(bytes, b',');
+        let mut batch = Batch::default();
+        let mut out = Vec::new();
+        loop {
+            batch.clear();
+            let Some((text, start)) = records.next_into(&mut batch) else {
+                return out;
+            };
+            let (text, gap) = match text {
+                RowText::Unquoted => (batch.unquoted.as_slice(), 0),
+                _ => (bytes, 1),
+            };
+            let mut from = start;
+            let mut fields = Vec::new();
+            for &end in &batch.ends {
+                fields.push(text[from..end].to_vec());
+                from = end + gap;
+            }
+            out.push(fields);
+        }
+    }
+
+    /// The records of `bytes` as the `csv` crate reads them.
+    fn split_by_csv(bytes: &[u8]) -> Vec<Vec<Vec<u8>>> {
+        csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(bytes)
+            .byte_records()
+            .map(|r| r.expect("record").iter().map(<[u8]>::to_vec).collect())
+            .collect()
+    }
+
+    #[test]
+    fn records_are_split_as_the_csv_crate_splits_them() {
+        let cases: [&[u8]; 9] = [
+            b"a,b\r\nc,d\n\n\r\ne,\"f\r\ng\"\rh,i",
+            b"x,5\" tall,\"q\"\"q\"tail,y\n",
+            b",,\n , \n\"\"\n\"\",\"\"",
+            b"1,\"open\nstill open",
+            b"1,2\n3,\"x\"",
+            b"\r\n\r\n",
+            b"",
+            b"a,\"\xC3\xA9\"\"\n\",\xFF\n",
+            // Bytes of a byte-order mark in the middle of a file are data, quoted or not.
+            b"x\n\xEF\xBB\xBFa,b\n\xEF\xBB\xBF\"q\",c\n",
+        ];
+        for text in cases {
+            assert_eq!(
+                split(text),
+                split_by_csv(text),
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        // And the same on the records of the last case cut after its first line: a piece that
+        // starts with those bytes.
+        let piece = &cases[8][2..];
+        assert_eq!(split(piece)[0][0], b"\xEF\xBB\xBFa".to_vec());
+        // (The quote after them is not at the start of the field: it is a literal.)
+        assert_eq!(split(&piece[6..])[0][0], b"\xEF\xBB\xBF\"q\"".to_vec());
+        // Random texts over the bytes that matter.
+        let alphabet: &[u8] = b"a1,,\"\"\r\n \xC3\xA9";
+        let mut state = 99u64;
+        for _ in 0..20_000 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = (state >> 58) as usize;
+            let text: Vec<u8> = (0..len)
+                .map(|j| alphabet[((state >> (j % 50)) as usize + j * 7) % alphabet.len()])
+                .collect();
+            assert_eq!(
+                split(&text),
+                split_by_csv(&text),
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+    }
+
     use crate::ingest::builder::CellRules;
     use crate::progress::Silent;
 
@@ -604,6 +976,9 @@ mod tests {
             let line = match r % 37 {
                 0 => format!("{i},R{}\n", r % 3),
                 1 => format!("{i},R\u{0}{},1.5,1,\"{}\",z\n", r % 3, i),
+                // The bytes of a byte-order mark inside the file are data (an invalid id here),
+                // wherever a piece starts.
+                _ if i % 50 == 7 => format!("\u{feff}{i},R1,3.25,{code},{note},z"),
                 _ => format!("{i},R{},{}.25,{code},{note},z", r % 3, r % 100),
             };
             out.extend_from_slice(line.as_bytes());
@@ -657,6 +1032,12 @@ mod tests {
                 .cell_problems
                 .iter()
                 .any(|p| p.1 == "code" && p.2 == "x")
+        );
+        assert!(
+            whole
+                .cell_problems
+                .iter()
+                .any(|p| p.1 == "id" && p.2 == "\u{feff}57")
         );
         // Every cell as written back, with its state (NaN cells compare equal this way).
         type Cells = Vec<(Option<String>, crate::frame::CellState)>;
