@@ -11,7 +11,7 @@ use std::process::Command;
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::common::{read_csv, root, scratch};
+use crate::common::{read_csv, relocated_config, root, scratch};
 
 const CONTRACT: [&str; 12] = [
     "group_var",
@@ -35,31 +35,10 @@ fn fixture() -> PathBuf {
 /// The fixture's config in `dir`, with absolute paths, output in `dir/out`, the data file
 /// `data` and each (line start, replacement) of `edits` applied.
 fn config(dir: &Path, data: &Path, edits: &[(&str, &str)]) -> PathBuf {
-    let text = std::fs::read_to_string(fixture().join("pipeline.toml")).expect("config");
-    let mut out = String::new();
-    for line in text.lines() {
-        let mut line = line.to_string();
-        if line.starts_with("questionnaire = ") {
-            line = format!(
-                "questionnaire = \"{}\"",
-                fixture().join("questionnaire.toml").display()
-            );
-        } else if line.starts_with("path = ") {
-            line = format!("path = \"{}\"", data.display());
-        } else if line.starts_with("dir = ") {
-            line = format!("dir = \"{}\"", dir.join("out").display());
-        }
-        for (from, to) in edits {
-            if line.starts_with(from) {
-                line = to.to_string();
-            }
-        }
-        out.push_str(&line);
-        out.push('\n');
-    }
-    let path = dir.join("pipeline.toml");
-    std::fs::write(&path, out).expect("write config");
-    path
+    let path = format!("path = \"{}\"", data.display());
+    let mut extra = vec![("path = ", path.as_str())];
+    extra.extend_from_slice(edits);
+    relocated_config(&fixture().join("pipeline.toml"), dir, &extra)
 }
 
 /// The fixture's returns with `edit` applied to each row (column name → cell).
