@@ -732,7 +732,9 @@ pub(super) fn read_csv_from(
                 v
             });
     let mut header_start;
-    let header_ends: Vec<usize> = loop {
+    // `None`: the header would be longer than a record may be with that delimiter (a quote
+    // opening a field only after it, never closed): not the file's delimiter.
+    let header_ends: Vec<Option<usize>> = loop {
         let n = read_more(source, &mut buf, cuts.block).map_err(|e| io(&e))?;
         total_read += n as u64;
         at_end = n == 0;
@@ -745,15 +747,23 @@ pub(super) fn read_csv_from(
         if at_end || ends.iter().all(Option::is_some) {
             break ends
                 .iter()
-                .map(|e| e.map_or(buf.len(), |e| header_start + e))
+                .map(|e| Some(e.map_or(buf.len(), |e| header_start + e)))
                 .collect();
         }
         if buf.len() as u64 > MAX_LINE_BYTES {
-            return Err(too_long(0));
+            let given_unfinished = format.delimiter.is_some() && ends[0].is_none();
+            if given_unfinished || ends.iter().all(Option::is_none) {
+                return Err(too_long(0));
+            }
+            break ends.iter().map(|e| e.map(|e| header_start + e)).collect();
         }
     };
     let mut headers = Vec::with_capacity(candidates.len());
     for (&d, &end) in candidates.iter().zip(&header_ends) {
+        let Some(end) = end else {
+            headers.push(Vec::new());
+            continue;
+        };
         let fields = header_fields(&buf[header_start..end], d).map_err(|message| {
             IngestError::Malformed {
                 path: path.to_path_buf(),
@@ -779,7 +789,7 @@ pub(super) fn read_csv_from(
     };
     let chosen = choose_delimiter(path, format, &candidates, &headers, &expected)?;
     let delimiter = candidates[chosen];
-    let header_end = header_ends[chosen];
+    let header_end = header_ends[chosen].unwrap_or(buf.len());
     let header = std::mem::take(&mut headers[chosen]);
     check_header(path, &header)?;
     let decimal_comma = format.decimal_comma;
@@ -1509,6 +1519,35 @@ mod tests {
             e.contains("hostile.csv") && e.contains("decimal = \",\"") && e.contains("id | region"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_quote_left_open_under_another_delimiter_does_not_stop_detection() {
+        // At ";" the quote would open a field that never closes: the header would be the whole
+        // file, longer than a record may be. At "," it is a literal.
+        let mut bytes = b"id,amount;\"x\n".to_vec();
+        let rows = (MAX_LINE_BYTES as usize) / 4 + 1000;
+        for _ in 0..rows {
+            bytes.extend_from_slice(b"1,2\n");
+        }
+        let cuts = Cuts {
+            block: 1 << 20,
+            piece: 1 << 18,
+        };
+        let (table, used) =
+            read_as(&bytes, bytes.len() as u64, cuts, &TextFormat::default()).expect("read");
+        assert_eq!(used, b',');
+        assert_eq!(table.n_rows, rows);
+        // Given, that delimiter's header is too long to be one.
+        let format = TextFormat {
+            delimiter: Some(b';'),
+            ..TextFormat::default()
+        };
+        let e = read_as(&bytes, bytes.len() as u64, cuts, &format)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("longer than 16 MiB"), "{e}");
     }
 
     #[test]

@@ -404,8 +404,8 @@ pub enum IngestError {
     },
     /// Extension is none of .csv, .tsv, .tab, .parquet, .sav, .zsav, .por, .dta.
     #[error(
-        "{path}: unsupported data file type; use a .csv, .tsv or .parquet file, or an SPSS \
-         (.sav, .zsav, .por) or Stata (.dta) file"
+        "{path}: unsupported data file type; use a .csv or .parquet file (or a tab-separated \
+         .tsv or .tab file), or an SPSS (.sav, .zsav, .por) or Stata (.dta) file"
     )]
     UnsupportedFormat {
         /// Data file.
