@@ -78,6 +78,7 @@ fn file(name: &str, rows: usize, cell: impl Fn(usize) -> (String, String)) -> Pa
 fn spec(path: PathBuf) -> IngestSpec {
     IngestSpec {
         path,
+        text_format: Default::default(),
         id: Some("id".into()),
         response: None,
         design_columns: vec!["stratum".into(), "fpc".into()],

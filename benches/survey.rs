@@ -164,6 +164,7 @@ fn ingest_spec(rows: usize, path: &Path) -> (IngestSpec, Questionnaire) {
     let q = Questionnaire::load(&data(rows).questionnaire).expect("questionnaire");
     let spec = IngestSpec {
         path: path.to_path_buf(),
+        text_format: Default::default(),
         id: Some("resp_id".into()),
         response: Some("responded".into()),
         design_columns: vec!["stratum".into(), "psu".into()],

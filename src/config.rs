@@ -14,7 +14,7 @@ use crate::estimate::ContrastSpec;
 use crate::estimate::ci::CiMethod;
 use crate::estimate::{DomainDf, VarianceMethod};
 use crate::fieldwork::{DEFAULT_OUTLIER_Z, Date, DispositionMap, EligibilityRate, Outcome};
-use crate::ingest::InvalidAnswer;
+use crate::ingest::{InvalidAnswer, TextFormat};
 use crate::output::reliability::RawReliability;
 use crate::output::sdmx::RawSdmx;
 use crate::output::settings::PublicationConfig;
@@ -233,6 +233,12 @@ impl RawPipeline {
 struct RawData {
     path: String,
     #[serde(default)]
+    delimiter: Option<String>,
+    #[serde(default)]
+    decimal: Option<String>,
+    #[serde(default)]
+    encoding: Option<String>,
+    #[serde(default)]
     id: Option<String>,
     #[serde(default)]
     na: Option<Vec<String>>,
@@ -442,6 +448,67 @@ pub struct DataSpec {
     pub na: Vec<String>,
     /// Response indicator column (1 respondent, 0 unit nonrespondent); `None`: all respond.
     pub response: Option<String>,
+    /// How a CSV/TSV file is written (`delimiter`, `decimal`, `encoding`).
+    pub text_format: TextFormat,
+}
+
+/// `[data] delimiter`, `decimal` and `encoding` checked: the key and what is wrong otherwise.
+fn text_format(raw: &RawData) -> Result<TextFormat, (&'static str, String)> {
+    let delimiter = match raw.delimiter.as_deref() {
+        None => None,
+        Some(",") => Some(b','),
+        Some(";") => Some(b';'),
+        Some("\t" | "tab" | "\\t") => Some(b'\t'),
+        Some("|") => Some(b'|'),
+        Some(other) => {
+            return Err((
+                "data.delimiter",
+                format!(
+                    "\"{other}\" is not one of \",\", \";\", \"\\t\" (or \"tab\"), \"|\"; leave the key \
+                     out to detect the delimiter from the header"
+                ),
+            ));
+        }
+    };
+    let decimal_comma = match raw.decimal.as_deref() {
+        None | Some(".") => false,
+        Some(",") => true,
+        Some(other) => {
+            return Err((
+                "data.decimal",
+                format!("\"{other}\" is not one of \".\" (the default), \",\""),
+            ));
+        }
+    };
+    if decimal_comma && delimiter == Some(b',') {
+        return Err((
+            "data.decimal",
+            "decimal = \",\" with delimiter = \",\": a number such as 1,5 would be two cells; \
+             set the delimiter the file uses (\";\", \"tab\" or \"|\")"
+                .into(),
+        ));
+    }
+    let encoding = match raw.encoding.as_deref() {
+        None => None,
+        Some(label) => match encoding_rs::Encoding::for_label(label.trim().as_bytes()) {
+            // The WHATWG "replacement" encoding decodes any file to a single error.
+            Some(e) if e != encoding_rs::REPLACEMENT => Some(e),
+            _ => {
+                return Err((
+                    "data.encoding",
+                    format!(
+                        "\"{label}\" is not an encoding label (WHATWG Encoding Standard); e.g. \
+                         windows-1250, iso-8859-2, windows-1252, utf-8"
+                    ),
+                ));
+            }
+        },
+    };
+    Ok(TextFormat {
+        delimiter,
+        decimal_comma,
+        encoding,
+    })
 }
 
 /// Settings of the replicate variance methods.
@@ -1019,6 +1086,8 @@ impl Pipeline {
             invalid(&key, message)
         })?;
 
+        let data_text_format =
+            text_format(&raw.data).map_err(|(key, message)| invalid(key, message))?;
         let invalid_answer = match raw.validation.and_then(|v| v.invalid_answer) {
             None => InvalidAnswer::Blank,
             Some(name) => InvalidAnswer::from_name(&name).ok_or_else(|| {
@@ -1076,6 +1145,7 @@ impl Pipeline {
                     .na
                     .unwrap_or_else(|| vec![String::new(), "NA".into(), ".".into()]),
                 response: raw.data.response,
+                text_format: data_text_format,
             },
             design,
             weight_from_fpc,
@@ -1727,6 +1797,51 @@ dir = "out"
         assert!(e.to_string().contains("validation.invalid_answer"), "{e}");
         let e = parse("[validation]\non_invalid = \"blank\"").expect_err("unknown key");
         assert!(e.to_string().contains("on_invalid"), "{e}");
+    }
+
+    fn with_data_keys(keys: &str) -> Result<Pipeline, ConfigError> {
+        Pipeline::from_str(
+            &BASE.replace("id = \"id\"", &format!("id = \"id\"\n{keys}")),
+            Path::new("/tmp/cfg/pipeline.toml"),
+        )
+    }
+
+    #[test]
+    fn text_format_keys_are_read_and_checked() {
+        let p = with_data_keys("").expect("defaults");
+        assert_eq!(p.data.text_format, TextFormat::default());
+        let p = with_data_keys("delimiter = \";\"\ndecimal = \",\"\nencoding = \"Windows-1250\"")
+            .expect("a European export");
+        assert_eq!(p.data.text_format.delimiter, Some(b';'));
+        assert!(p.data.text_format.decimal_comma);
+        assert_eq!(p.data.text_format.encoding, Some(encoding_rs::WINDOWS_1250));
+        // Latin-1 is windows-1252 under the WHATWG labels, as browsers read it.
+        let p = with_data_keys("encoding = \"latin1\"").expect("latin1");
+        assert_eq!(p.data.text_format.encoding, Some(encoding_rs::WINDOWS_1252));
+        for tab in ["\"\\t\"", "\"tab\"", "'\\t'"] {
+            let p = with_data_keys(&format!("delimiter = {tab}")).expect("tab");
+            assert_eq!(p.data.text_format.delimiter, Some(b'\t'), "{tab}");
+        }
+        let e = with_data_keys("encoding = \"windows-1250x\"").expect_err("unknown label");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("data.encoding")
+                && msg.contains("\"windows-1250x\"")
+                && msg.contains("iso-8859-2"),
+            "{msg}"
+        );
+        let e = with_data_keys("encoding = \"replacement\"").expect_err("replacement");
+        assert!(e.to_string().contains("data.encoding"), "{e}");
+        let e = with_data_keys("decimal = \",\"\ndelimiter = \",\"").expect_err("comma twice");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("data.decimal") && msg.contains("delimiter"),
+            "{msg}"
+        );
+        let e = with_data_keys("delimiter = \"::\"").expect_err("unknown delimiter");
+        assert!(e.to_string().contains("data.delimiter"), "{e}");
+        let e = with_data_keys("decimal = \"·\"").expect_err("unknown decimal mark");
+        assert!(e.to_string().contains("data.decimal"), "{e}");
     }
 }
 

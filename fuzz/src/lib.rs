@@ -63,6 +63,7 @@ fn scratch_path(stem: &str, extension: &str) -> PathBuf {
 fn demo_spec(path: PathBuf) -> IngestSpec {
     IngestSpec {
         path,
+        text_format: Default::default(),
         id: Some("resp_id".into()),
         response: Some("responded".into()),
         design_columns: vec!["stratum".into(), "psu".into()],

@@ -110,6 +110,8 @@ pub(crate) struct CellRules {
     /// The valid codes as a bitset when they are all whole numbers in 0..256 (categorical
     /// questions), so a cell is checked with one lookup instead of a scan of the code list.
     pub code_bits: Option<[u64; 4]>,
+    /// Numbers are written with a decimal comma (`1,5`): see [`parse_number`].
+    pub decimal_comma: bool,
     /// The outcome of every whole number in 0..256 (missing code, value or problem), so that
     /// the usual cell of a categorical or count column is classified by one lookup.
     small: Vec<Outcome>,
@@ -191,6 +193,7 @@ impl CellRules {
             range: v.range,
             na: Vec::new(),
             code_bits: None,
+            decimal_comma: false,
             small: Vec::new(),
         };
         rules.code_bits = small_code_bits(&rules.codes_num);
@@ -243,6 +246,12 @@ impl CellRules {
         self
     }
 
+    /// The same rules, reading numbers written with a decimal comma.
+    pub(crate) fn with_decimal_comma(mut self, decimal_comma: bool) -> CellRules {
+        self.decimal_comma = decimal_comma;
+        self
+    }
+
     /// Rules for a column the questionnaire does not declare: any number, or any text.
     pub(crate) fn free(numeric: bool) -> CellRules {
         let mut rules = CellRules {
@@ -256,6 +265,7 @@ impl CellRules {
             range: None,
             na: Vec::new(),
             code_bits: None,
+            decimal_comma: false,
             small: Vec::new(),
         };
         rules.small = (0..256)
@@ -545,9 +555,9 @@ impl ColumnBuilder {
             return None;
         }
         if self.rules.numeric {
-            match s.parse::<f64>() {
-                Ok(x) if x.is_finite() => self.push_num(x),
-                Ok(_) | Err(_) => {
+            match parse_number(s, self.rules.decimal_comma) {
+                Some(x) => self.push_num(x),
+                None => {
                     // A declared text missing code on a numeric column ("DK") is still a missing code.
                     if let Some(&(_, st)) = self.rules.missing_text.iter().find(|(c, _)| c == s) {
                         self.push_cell(f64::NAN, u32::MAX, st, false);
@@ -663,6 +673,24 @@ fn whole_number(field: &[u8]) -> Option<f64> {
     Some(if negative { -x } else { x })
 }
 
+/// The finite number a cell's text (already trimmed) writes; `None` for any other text.
+///
+/// With `decimal_comma`, the comma is the decimal mark (`1,5`, `-0,25`) and a point makes the
+/// text no number: thousands separators are not read, and a point there would be one
+/// (`1.234` meaning 1234), so it is refused rather than read as 1.234.
+pub(crate) fn parse_number(s: &str, decimal_comma: bool) -> Option<f64> {
+    let x = if !decimal_comma {
+        s.parse::<f64>().ok()?
+    } else if s.contains('.') {
+        return None;
+    } else if s.contains(',') {
+        s.replacen(',', ".", 1).parse::<f64>().ok()?
+    } else {
+        s.parse::<f64>().ok()?
+    };
+    x.is_finite().then_some(x)
+}
+
 /// A column the questionnaire does not declare: its type is decided once all values are seen
 /// (numeric when every non-blank value parses as a number).
 #[derive(Debug, Default)]
@@ -691,18 +719,21 @@ impl AutoBuilder {
     }
 
     pub(crate) fn into_builder(self) -> ColumnBuilder {
-        self.into_builder_with_na(&[])
+        self.into_builder_with_na(&[], false)
     }
 
-    /// The column typed from its cells: numeric when every cell is a number or one of the
-    /// texts `na` (read as blank), text otherwise (where `na` texts stay values).
-    pub(crate) fn into_builder_with_na(self, na: &[String]) -> ColumnBuilder {
+    /// The column typed from its cells: numeric when every cell is a number (written with a
+    /// decimal comma when `decimal_comma`) or one of the texts `na` (read as blank), text
+    /// otherwise (where `na` texts stay values).
+    pub(crate) fn into_builder_with_na(self, na: &[String], decimal_comma: bool) -> ColumnBuilder {
         let numeric = self
             .raw
             .iter()
             .flatten()
-            .all(|s| s.parse::<f64>().is_ok_and(f64::is_finite) || na.iter().any(|t| t == s));
-        let rules = CellRules::free(numeric).with_na(if numeric { na } else { &[] });
+            .all(|s| parse_number(s, decimal_comma).is_some() || na.iter().any(|t| t == s));
+        let rules = CellRules::free(numeric)
+            .with_na(if numeric { na } else { &[] })
+            .with_decimal_comma(decimal_comma);
         let mut b = ColumnBuilder::new(&self.name, rules, self.raw.len());
         for cell in &self.raw {
             match cell {

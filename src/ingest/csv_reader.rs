@@ -18,7 +18,9 @@ use sha2::Digest;
 
 use super::builder::{AutoBuilder, CellProblem, CellProblems, ColumnBuilder};
 use super::read::{MAX_LINE_BYTES, Slot, check_header, finish_slots, plan_slots, reserve_columns};
-use super::{ColumnPlan, FindingKind, IngestError, RawTable};
+use super::{
+    ColumnPlan, DELIMITERS, FindingKind, IngestError, RawTable, TextFormat, delimiter_name,
+};
 use crate::progress::Progress;
 
 /// How a file is cut: bytes read at a time, and bytes of records one parallel task parses
@@ -315,6 +317,7 @@ type BatchProblem<'t> = (usize, usize, &'t str, CellProblem);
 /// Parse the records of `bytes` into fresh column pieces shaped like `template`.
 fn parse_piece(
     bytes: &[u8],
+    delimiter: u8,
     n_fields: usize,
     slot_of: &[Option<usize>],
     template: &[Slot],
@@ -333,7 +336,7 @@ fn parse_piece(
     // A piece is almost always UTF-8 as a whole (one check, at memory speed): then its rows need
     // no check of their own and its cells are cut from the text as they are.
     let piece_text = std::str::from_utf8(bytes).ok();
-    let mut records = Records::new(bytes, b',');
+    let mut records = Records::new(bytes, delimiter);
     let mut batch = Batch::default();
     let mut cell_problems = CellProblems::default();
     let mut row_problems = Vec::new();
@@ -566,18 +569,57 @@ impl Columns {
     }
 }
 
-/// Read a CSV file (header row, comma separated, optional double quotes) and its SHA-256.
+/// Read a delimited text file (header row, optional double quotes) written as `format` says,
+/// with its SHA-256 and the delimiter it was read with.
 pub(crate) fn read_csv(
     path: &Path,
     plan: &(dyn Fn(&str) -> ColumnPlan + Sync),
     na: &[String],
+    format: &TextFormat,
     progress: &dyn Progress,
-) -> Result<RawTable, IngestError> {
+) -> Result<(RawTable, u8), IngestError> {
     let io = |e: &dyn std::fmt::Display| IngestError::io(path, e);
     let mut file = File::open(path).map_err(|e| io(&e))?;
     let file_bytes = file.metadata().map_err(|e| io(&e))?.len();
-    progress.start("ingest", file_bytes);
-    let table = read_csv_from(path, &mut file, file_bytes, CUTS, plan, na, progress)?;
+    let read = match format.encoding {
+        Some(encoding) if encoding != encoding_rs::UTF_8 => {
+            // Another encoding is transcoded to UTF-8 as a whole before the parse, which then
+            // runs as on a UTF-8 file; the hash stays the file's own. UTF-8 files, the usual
+            // case, never take this path.
+            let mut raw = Vec::new();
+            file.read_to_end(&mut raw).map_err(|e| io(&e))?;
+            if raw.len() as u64 != file_bytes {
+                return Err(IngestError::ChangedWhileRead {
+                    path: path.to_path_buf(),
+                    before: file_bytes,
+                    after: raw.len() as u64,
+                });
+            }
+            let sha256 = super::hex_digest(sha2::Sha256::new_with_prefix(&raw));
+            let text = to_utf8(&raw, encoding);
+            drop(raw);
+            progress.start("ingest", text.len() as u64);
+            let mut source = text.as_slice();
+            let (mut table, delimiter) = read_csv_from(
+                path,
+                &mut source,
+                text.len() as u64,
+                CUTS,
+                plan,
+                na,
+                format,
+                progress,
+            )?;
+            table.sha256 = sha256;
+            return Ok((table, delimiter));
+        }
+        _ => {
+            progress.start("ingest", file_bytes);
+            read_csv_from(
+                path, &mut file, file_bytes, CUTS, plan, na, format, progress,
+            )?
+        }
+    };
     // A file written to while it is read (a fieldwork export still running) gives a table
     // that matches no version of the file.
     let now = std::fs::metadata(path).map_err(|e| io(&e))?.len();
@@ -588,7 +630,34 @@ pub(crate) fn read_csv(
             after: now,
         });
     }
-    Ok(table)
+    Ok(read)
+}
+
+/// `raw` in `encoding` as UTF-8 (a byte-order mark, of any Unicode encoding, wins over
+/// `encoding` and is dropped). A byte sequence the encoding does not define becomes a byte that
+/// is not UTF-8, so its row is an `invalid_encoding` finding as in a UTF-8 file.
+fn to_utf8(raw: &[u8], encoding: &'static encoding_rs::Encoding) -> Vec<u8> {
+    use encoding_rs::DecoderResult;
+    let mut decoder = encoding.new_decoder();
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 4 + 16);
+    let mut input = raw;
+    loop {
+        let room = decoder
+            .max_utf8_buffer_length_without_replacement(input.len())
+            .unwrap_or(input.len().saturating_mul(3))
+            .max(16);
+        let start = out.len();
+        out.resize(start + room, 0);
+        let (result, read, written) =
+            decoder.decode_to_utf8_without_replacement(input, &mut out[start..], true);
+        out.truncate(start + written);
+        input = &input[read..];
+        match result {
+            DecoderResult::InputEmpty => return out,
+            DecoderResult::OutputFull => {}
+            DecoderResult::Malformed(..) => out.push(0xFF),
+        }
+    }
 }
 
 /// Fill `buf` from `source` with up to `want` more bytes; the number read (0 at the end).
@@ -615,7 +684,8 @@ fn read_more(
     Ok(filled - start)
 }
 
-/// [`read_csv`] on an open source that should hold `expected_bytes`.
+/// [`read_csv`] on an open UTF-8 source that should hold `expected_bytes`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn read_csv_from(
     path: &Path,
     source: &mut (dyn Read + Send),
@@ -623,9 +693,9 @@ pub(super) fn read_csv_from(
     cuts: Cuts,
     plan: &(dyn Fn(&str) -> ColumnPlan + Sync),
     na: &[String],
+    format: &TextFormat,
     progress: &dyn Progress,
-) -> Result<RawTable, IngestError> {
-    let delimiter = b',';
+) -> Result<(RawTable, u8), IngestError> {
     let io = |e: &dyn std::fmt::Display| IngestError::io(path, e);
     let too_long = |row: usize| IngestError::Malformed {
         path: path.to_path_buf(),
@@ -648,54 +718,88 @@ pub(super) fn read_csv_from(
     let mut spare: Vec<u8> = Vec::new();
     let mut at_end;
 
-    // The header: the first record, after an optional byte-order mark.
-    let header_end = loop {
+    // The header: the first record, after an optional byte-order mark. Where it ends depends
+    // on the delimiter (a quote opens a field only after one), so it is found for each.
+    let candidates: Vec<u8> =
+        format
+            .delimiter
+            .into_iter()
+            .chain(DELIMITERS)
+            .fold(Vec::new(), |mut v, d| {
+                if !v.contains(&d) {
+                    v.push(d);
+                }
+                v
+            });
+    let mut header_start;
+    // `None`: the header would be longer than a record may be with that delimiter (a quote
+    // opening a field only after it, never closed): not the file's delimiter.
+    let header_ends: Vec<Option<usize>> = loop {
         let n = read_more(source, &mut buf, cuts.block).map_err(|e| io(&e))?;
         total_read += n as u64;
         at_end = n == 0;
         let body = buf.strip_prefix(UTF8_BOM).unwrap_or(&buf);
-        let offset = buf.len() - body.len();
-        if let Some(end) = RecordEnds::new(body, delimiter).next_at_or_after(0) {
-            break offset + end;
+        header_start = buf.len() - body.len();
+        let ends: Vec<Option<usize>> = candidates
+            .iter()
+            .map(|&d| RecordEnds::new(body, d).next_at_or_after(0))
+            .collect();
+        if at_end || ends.iter().all(Option::is_some) {
+            break ends
+                .iter()
+                .map(|e| Some(e.map_or(buf.len(), |e| header_start + e)))
+                .collect();
         }
         if buf.len() as u64 > MAX_LINE_BYTES {
-            return Err(too_long(0));
-        }
-        if at_end {
-            break buf.len();
+            let given_unfinished = format.delimiter.is_some() && ends[0].is_none();
+            if given_unfinished || ends.iter().all(Option::is_none) {
+                return Err(too_long(0));
+            }
+            break ends.iter().map(|e| e.map(|e| header_start + e)).collect();
         }
     };
-    let header_start = if buf.starts_with(UTF8_BOM) { 3 } else { 0 };
-    let header_record = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(&buf[header_start..header_end])
-        .byte_records()
-        .next();
-    let header_record = match header_record {
-        None => {
-            return Err(IngestError::Empty {
+    let mut headers = Vec::with_capacity(candidates.len());
+    for (&d, &end) in candidates.iter().zip(&header_ends) {
+        let Some(end) = end else {
+            headers.push(Vec::new());
+            continue;
+        };
+        let fields = header_fields(&buf[header_start..end], d).map_err(|message| {
+            IngestError::Malformed {
                 path: path.to_path_buf(),
-                message: "the file is empty; expected a header row and data rows".into(),
-            });
+                format: "CSV",
+                message,
+            }
+        })?;
+        match fields {
+            Some(fields) => headers.push(fields),
+            None => {
+                return Err(IngestError::Empty {
+                    path: path.to_path_buf(),
+                    message: "the file is empty; expected a header row and data rows".into(),
+                });
+            }
         }
-        Some(r) => r.map_err(|e| IngestError::Malformed {
-            path: path.to_path_buf(),
-            format: "CSV",
-            message: e.to_string(),
-        })?,
+    }
+    let expected = |header: &[String]| {
+        header
+            .iter()
+            .filter(|name| !matches!(plan(name), ColumnPlan::Ignore))
+            .count()
     };
-    let header: Vec<String> = header_record
-        .iter()
-        .map(|f| {
-            String::from_utf8_lossy(f)
-                .trim()
-                .trim_start_matches('\u{feff}')
-                .to_string()
-        })
-        .collect();
+    let chosen = choose_delimiter(path, format, &candidates, &headers, &expected)?;
+    let delimiter = candidates[chosen];
+    let header_end = header_ends[chosen].unwrap_or(buf.len());
+    let header = std::mem::take(&mut headers[chosen]);
     check_header(path, &header)?;
-    let (slot_of, template, ignored) = plan_slots(&header, plan);
+    let decimal_comma = format.decimal_comma;
+    let plan = |name: &str| match plan(name) {
+        ColumnPlan::Declared(rules) => {
+            ColumnPlan::Declared(rules.with_decimal_comma(decimal_comma))
+        }
+        other => other,
+    };
+    let (slot_of, template, ignored) = plan_slots(&header, &plan);
     hasher.update(&buf[..header_end]);
     buf.drain(..header_end);
     // Bytes of `buf` from here on are not hashed yet: they are hashed while they are parsed.
@@ -751,7 +855,7 @@ pub(super) fn read_csv_from(
                 ranges
                     .par_iter()
                     .map(|&(from, to)| {
-                        parse_piece(&buf[from..to], header.len(), &slot_of, &template)
+                        parse_piece(&buf[from..to], delimiter, header.len(), &slot_of, &template)
                     })
                     .collect()
             },
@@ -800,8 +904,8 @@ pub(super) fn read_csv_from(
             message: "the file has a header but no data rows".into(),
         });
     }
-    Ok(RawTable {
-        builders: finish_slots(slots, na),
+    let table = RawTable {
+        builders: finish_slots(slots, na, format.decimal_comma),
         n_rows,
         cell_problems,
         row_problems,
@@ -809,7 +913,98 @@ pub(super) fn read_csv_from(
         ignored,
         header,
         file_findings: Vec::new(),
-    })
+    };
+    Ok((table, delimiter))
+}
+
+/// The header's column names split at `delimiter` (`None`: no record at all).
+fn header_fields(bytes: &[u8], delimiter: u8) -> Result<Option<Vec<String>>, String> {
+    let record = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(bytes)
+        .byte_records()
+        .next();
+    let Some(record) = record else {
+        return Ok(None);
+    };
+    let record = record.map_err(|e| e.to_string())?;
+    Ok(Some(
+        record
+            .iter()
+            .map(|f| {
+                String::from_utf8_lossy(f)
+                    .trim()
+                    .trim_start_matches('\u{feff}')
+                    .to_string()
+            })
+            .collect(),
+    ))
+}
+
+/// Which of `candidates` the file is read with (an index), given each one's header.
+///
+/// A delimiter given (first candidate) is used unless the header does not contain it while
+/// another delimiter splits it: then the file is refused, as its columns would read as one.
+/// Otherwise the delimiter that splits the header into the most columns the run expects wins,
+/// then the one that splits it into the most columns; ties go to the earlier candidate (the
+/// comma first).
+fn choose_delimiter(
+    path: &Path,
+    format: &TextFormat,
+    candidates: &[u8],
+    headers: &[Vec<String>],
+    expected: &dyn Fn(&[String]) -> usize,
+) -> Result<usize, IngestError> {
+    let shown = |header: &[String]| {
+        let text = header.join(" | ");
+        match text.char_indices().nth(120) {
+            Some((at, _)) => format!("{}…", &text[..at]),
+            None => text,
+        }
+    };
+    let mut best = 0;
+    let mut best_key = (0, 0);
+    for (k, header) in headers.iter().enumerate() {
+        let key = (expected(header), header.len());
+        if key > best_key {
+            best = k;
+            best_key = key;
+        }
+    }
+    let chosen = match format.delimiter {
+        Some(given) => {
+            if headers[0].len() == 1 && headers[best].len() > 1 {
+                let (name, other) = (delimiter_name(given), delimiter_name(candidates[best]));
+                return Err(IngestError::TextFormat {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "the delimiter is {name} but the header has no {name}: it reads as one \
+                         column \"{}\"; split at {other} it has {} columns ({}): set [data] \
+                         delimiter = {other}, or leave the key out to detect the delimiter",
+                        shown(&headers[0]),
+                        headers[best].len(),
+                        shown(&headers[best]),
+                    ),
+                });
+            }
+            0
+        }
+        None => best,
+    };
+    if format.decimal_comma && candidates[chosen] == b',' {
+        return Err(IngestError::TextFormat {
+            path: path.to_path_buf(),
+            message: format!(
+                "[data] decimal = \",\" needs a delimiter other than the comma, but the header \
+                 is comma-separated ({}): set [data] delimiter (\";\", \"tab\" or \"|\") to \
+                 the file's delimiter, or decimal = \".\" if its numbers use a point",
+                shown(&headers[chosen])
+            ),
+        });
+    }
+    Ok(chosen)
 }
 
 #[cfg(test)]
@@ -996,6 +1191,15 @@ mod tests {
     }
 
     fn read(bytes: &[u8], expected: u64, cuts: Cuts) -> Result<RawTable, IngestError> {
+        read_as(bytes, expected, cuts, &TextFormat::default()).map(|(table, _)| table)
+    }
+
+    fn read_as(
+        bytes: &[u8],
+        expected: u64,
+        cuts: Cuts,
+        format: &TextFormat,
+    ) -> Result<(RawTable, u8), IngestError> {
         let mut source = bytes;
         read_csv_from(
             Path::new("hostile.csv"),
@@ -1004,6 +1208,7 @@ mod tests {
             cuts,
             &plan,
             &[],
+            format,
             &Silent,
         )
     }
@@ -1168,5 +1373,246 @@ mod tests {
             assert_eq!(bytes[w[1].0 - 1], b'\n');
             assert_eq!(bytes[w[1].0 - 2], b'x');
         }
+    }
+
+    /// The same survey records written with `delimiter` and a decimal comma or point: text
+    /// cells with accents and every delimiter inside quotes, numbers with decimals in a
+    /// declared column (`amount`) and in an undeclared one (`note`), CRLF and LF.
+    fn locale_file(delimiter: u8, decimal_comma: bool) -> Vec<u8> {
+        let d = char::from(delimiter).to_string();
+        let number = |x: f64| {
+            let t = format!("{x:.2}");
+            if decimal_comma {
+                t.replace('.', ",")
+            } else {
+                t
+            }
+        };
+        let mut out = ["id", "region", "amount", "code", "note"].join(&d);
+        out.push_str("\r\n");
+        for i in 0..300u32 {
+            let region = match i % 4 {
+                0 => "R1",
+                1 => "Łódź",
+                2 => "\"Zagreb; centar, | \t \"\"staro\"\"\"",
+                _ => "",
+            };
+            let amount = number(f64::from(i) * 0.25 - 10.0);
+            let note = if i % 5 == 0 {
+                String::new()
+            } else {
+                number(f64::from(i % 7) / 8.0)
+            };
+            let code = (i % 4).to_string();
+            out.push_str(&[i.to_string(), region.into(), amount, code, note].join(&d));
+            out.push_str(if i % 2 == 0 { "\n" } else { "\r\n" });
+        }
+        out.into_bytes()
+    }
+
+    type TableCells = Vec<(String, Vec<(Option<String>, crate::frame::CellState)>)>;
+
+    fn cells_of(t: RawTable) -> TableCells {
+        t.builders
+            .into_iter()
+            .map(|b| {
+                let c = b.finish();
+                let cells = (0..c.len()).map(|r| (c.display(r), c.state[r])).collect();
+                (c.name, cells)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_delimiter_and_decimal_mark_reads_the_same_table_as_the_comma_file() {
+        let plain = locale_file(b',', false);
+        let (table, delimiter) =
+            read_as(&plain, plain.len() as u64, CUTS, &TextFormat::default()).expect("read");
+        assert_eq!(delimiter, b',');
+        assert!((table.cell_problems.len() == 0) && table.row_problems.is_empty());
+        let expected = cells_of(table);
+        let amounts = &expected[2].1;
+        assert_eq!(amounts[1].0.as_deref(), Some("-9.75"));
+        for delimiter in [b';', b'\t', b'|'] {
+            for decimal_comma in [false, true] {
+                let bytes = locale_file(delimiter, decimal_comma);
+                for given in [None, Some(delimiter)] {
+                    let format = TextFormat {
+                        delimiter: given,
+                        decimal_comma,
+                        encoding: None,
+                    };
+                    for cuts in [CUTS, Cuts { block: 7, piece: 3 }] {
+                        let (table, used) =
+                            read_as(&bytes, bytes.len() as u64, cuts, &format).expect("read");
+                        let case = format!("{:?} {format:?} {cuts:?}", char::from(delimiter));
+                        assert_eq!(used, delimiter, "{case}");
+                        assert!((table.cell_problems.len() == 0), "{case}");
+                        assert!(table.row_problems.is_empty(), "{case}");
+                        assert_eq!(cells_of(table), expected, "{case}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn with_a_decimal_comma_a_point_is_no_number_and_its_cell_is_named() {
+        let bytes = "id;amount;note\n1;1,5;x\n2;1.234;y\n3;-0,25;z\n".as_bytes();
+        let format = TextFormat {
+            delimiter: None,
+            decimal_comma: true,
+            encoding: None,
+        };
+        let (table, _) = read_as(bytes, bytes.len() as u64, CUTS, &format).expect("read");
+        let problems: Vec<(usize, String, String, CellProblem)> = table
+            .cell_problems
+            .iter()
+            .map(|(r, c, v, p)| (r, c.to_string(), v.to_string(), p.clone()))
+            .collect();
+        assert_eq!(
+            problems,
+            vec![(1, "amount".into(), "1.234".into(), CellProblem::NotANumber)]
+        );
+        let cells = cells_of(table);
+        let amounts: Vec<Option<String>> = cells[1].1.iter().map(|c| c.0.clone()).collect();
+        assert_eq!(amounts[0].as_deref(), Some("1.5"));
+        assert_eq!(amounts[2].as_deref(), Some("-0.25"));
+        // A text column keeps its commas and points as written.
+        let bytes = "id;note\n1;a,b\n2;1.5\n".as_bytes();
+        let (table, _) = read_as(bytes, bytes.len() as u64, CUTS, &format).expect("read");
+        let notes: Vec<Option<String>> = cells_of(table)[1].1.iter().map(|c| c.0.clone()).collect();
+        assert_eq!(
+            notes,
+            vec![Some("a,b".to_string()), Some("1.5".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_delimiter_the_header_contradicts_is_refused_with_the_header() {
+        let bytes = locale_file(b',', false);
+        let format = TextFormat {
+            delimiter: Some(b';'),
+            ..TextFormat::default()
+        };
+        let e = read_as(&bytes, bytes.len() as u64, CUTS, &format)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("hostile.csv")
+                && e.contains("the delimiter is \";\"")
+                && e.contains("id,region,amount,code,note")
+                && e.contains("delimiter = \",\""),
+            "{e}"
+        );
+        // A decimal comma in a file the header shows to be comma-separated.
+        let format = TextFormat {
+            decimal_comma: true,
+            ..TextFormat::default()
+        };
+        let e = read_as(&bytes, bytes.len() as u64, CUTS, &format)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("hostile.csv") && e.contains("decimal = \",\"") && e.contains("id | region"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_quote_left_open_under_another_delimiter_does_not_stop_detection() {
+        // At ";" the quote would open a field that never closes: the header would be the whole
+        // file, longer than a record may be. At "," it is a literal.
+        let mut bytes = b"id,amount;\"x\n".to_vec();
+        let rows = (MAX_LINE_BYTES as usize) / 4 + 1000;
+        for _ in 0..rows {
+            bytes.extend_from_slice(b"1,2\n");
+        }
+        let cuts = Cuts {
+            block: 1 << 20,
+            piece: 1 << 18,
+        };
+        let (table, used) =
+            read_as(&bytes, bytes.len() as u64, cuts, &TextFormat::default()).expect("read");
+        assert_eq!(used, b',');
+        assert_eq!(table.n_rows, rows);
+        // Given, that delimiter's header is too long to be one.
+        let format = TextFormat {
+            delimiter: Some(b';'),
+            ..TextFormat::default()
+        };
+        let e = read_as(&bytes, bytes.len() as u64, cuts, &format)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("longer than 16 MiB"), "{e}");
+    }
+
+    #[test]
+    fn detection_prefers_the_expected_columns_and_ties_go_to_the_comma() {
+        // Split at ";" the header has more columns, but only "," gives expected names.
+        let bytes = b"id,amount;x;y;z\n1,2;3;4;5\n";
+        let (_, used) =
+            read_as(bytes, bytes.len() as u64, CUTS, &TextFormat::default()).expect("read");
+        assert_eq!(used, b',');
+        // One column: every delimiter splits it alike.
+        let bytes = b"id\n1\n";
+        let (_, used) =
+            read_as(bytes, bytes.len() as u64, CUTS, &TextFormat::default()).expect("read");
+        assert_eq!(used, b',');
+    }
+
+    #[test]
+    fn bytes_an_encoding_does_not_define_stay_invalid_utf8() {
+        // 0xFF is no Shift_JIS byte: its row must be an invalid_encoding finding, not text.
+        let out = to_utf8(b"a;\xFF;\x82\xA0\n", encoding_rs::SHIFT_JIS);
+        let mut want = b"a;\xFF".to_vec();
+        want.extend_from_slice(";あ\n".as_bytes());
+        assert_eq!(out, want);
+        assert!(std::str::from_utf8(&out).is_err());
+        // A byte-order mark wins over the label, and is dropped.
+        assert_eq!(
+            to_utf8(b"\xEF\xBB\xBFid\n", encoding_rs::WINDOWS_1250),
+            b"id\n"
+        );
+    }
+
+    #[test]
+    fn a_windows_1250_file_reads_as_its_utf8_text_and_keeps_its_own_hash() {
+        let utf8 = locale_file(b';', true);
+        let text = std::str::from_utf8(&utf8).expect("utf-8");
+        let (legacy, _, lossy) = encoding_rs::WINDOWS_1250.encode(text);
+        assert!(!lossy);
+        let legacy = legacy.into_owned();
+        let dir = std::env::temp_dir().join(format!("cvsurvey-csvlocale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch folder");
+        let path = dir.join("returns-1250.csv");
+        std::fs::write(&path, &legacy).expect("write");
+        let format = TextFormat {
+            delimiter: Some(b';'),
+            decimal_comma: true,
+            encoding: Some(encoding_rs::WINDOWS_1250),
+        };
+        let (table, _) = read_csv(&path, &plan, &[], &format, &Silent).expect("read");
+        assert_eq!(
+            table.sha256,
+            crate::ingest::hex_digest(sha2::Sha256::new_with_prefix(&legacy))
+        );
+        assert!(table.row_problems.is_empty(), "{:?}", table.row_problems);
+        assert!(table.cell_problems.len() == 0);
+        let legacy_cells = cells_of(table);
+        let (expected, _) = read_as(&utf8, utf8.len() as u64, CUTS, &format).expect("utf-8 read");
+        assert_eq!(legacy_cells, cells_of(expected));
+        assert_eq!(legacy_cells[1].1[1].0.as_deref(), Some("Łódź"));
+        // Read as UTF-8 (no key), the same file's accented rows are not text.
+        let plain = TextFormat {
+            encoding: None,
+            ..format
+        };
+        let (table, _) = read_csv(&path, &plan, &[], &plain, &Silent).expect("read");
+        assert!(table.row_problems.len() > 50);
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -39,8 +39,10 @@ pub const ROW_ID: &str = "_row";
 /// Which columns matter beyond the questionnaire, and how they must look.
 #[derive(Debug, Clone, Default)]
 pub struct IngestSpec {
-    /// Data file: `.csv`, `.parquet`, `.sav`, `.zsav` or `.dta`.
+    /// Data file: `.csv` (`.tsv`, `.tab`), `.parquet`, `.sav`, `.zsav` or `.dta`.
     pub path: PathBuf,
+    /// How a text file is written: delimiter, decimal mark, encoding.
+    pub text_format: TextFormat,
     /// Unique id column; `None`: rows are identified by their data row number (column
     /// [`ROW_ID`] of the frame).
     pub id: Option<String>,
@@ -75,6 +77,31 @@ pub struct IngestSpec {
     pub household_link: Option<households::HouseholdLink>,
     /// Final dispositions: the respondents follow from them, and their returns are checked.
     pub dispositions: Option<DispositionSpec>,
+}
+
+/// How a delimited text file (CSV, TSV) is written, as national offices and CAPI systems export
+/// them (`docs/data-formats.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TextFormat {
+    /// Field delimiter; `None`: tab for `.tsv`/`.tab` files, else detected from the header
+    /// ([`DELIMITERS`]).
+    pub delimiter: Option<u8>,
+    /// Numbers are written with a decimal comma (`1,5`) instead of a point.
+    pub decimal_comma: bool,
+    /// Text encoding; `None`: UTF-8 (a byte-order mark of another Unicode encoding is honoured
+    /// either way).
+    pub encoding: Option<&'static encoding_rs::Encoding>,
+}
+
+/// The delimiters a header is tried with, in the order that breaks ties.
+pub const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+
+/// A delimiter as a user writes it in the config and reads it in messages.
+pub fn delimiter_name(delimiter: u8) -> String {
+    match delimiter {
+        b'\t' => "tab".into(),
+        d => format!("\"{}\"", char::from(d)),
+    }
 }
 
 /// The final disposition of every sampled case and the interview dates (`docs/fieldwork.md`).
@@ -330,6 +357,8 @@ pub struct Ingested {
     pub absent_variables: Vec<String>,
     /// Per used row: the AAPOR category of its disposition code (with dispositions only).
     pub outcomes: Option<Vec<Outcome>>,
+    /// The delimiter a text file was read with (given or detected); `None` for other formats.
+    pub delimiter: Option<u8>,
 }
 
 impl Ingested {
@@ -373,10 +402,10 @@ pub enum IngestError {
         /// The codes, each with its data rows (at most ten listed).
         codes: String,
     },
-    /// Extension is none of .csv, .parquet, .sav, .zsav, .por, .dta.
+    /// Extension is none of .csv, .tsv, .tab, .parquet, .sav, .zsav, .por, .dta.
     #[error(
-        "{path}: unsupported data file type; use a .csv or .parquet file, or an SPSS (.sav, \
-         .zsav, .por) or Stata (.dta) file"
+        "{path}: unsupported data file type; use a .csv or .parquet file (or a tab-separated \
+         .tsv or .tab file), or an SPSS (.sav, .zsav, .por) or Stata (.dta) file"
     )]
     UnsupportedFormat {
         /// Data file.
@@ -425,6 +454,14 @@ pub enum IngestError {
         /// Expected format.
         format: &'static str,
         /// Parser message.
+        message: String,
+    },
+    /// A text file's delimiter or decimal mark does not fit its header.
+    #[error("{path}: {message}")]
+    TextFormat {
+        /// Data file.
+        path: PathBuf,
+        /// What does not fit and what to do.
         message: String,
     },
     /// Columns required by the questionnaire or the config are absent.
@@ -527,13 +564,23 @@ pub fn read_with_progress(
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
+    let mut delimiter = None;
     let raw = match extension.as_deref() {
-        Some("csv") => csv_reader::read_csv(
-            path,
-            &|name| column_plan(name, spec, questionnaire),
-            &spec.na,
-            progress,
-        )?,
+        Some(text @ ("csv" | "tsv" | "tab")) => {
+            let mut format = spec.text_format;
+            if text != "csv" {
+                format.delimiter = format.delimiter.or(Some(b'\t'));
+            }
+            let (raw, used) = csv_reader::read_csv(
+                path,
+                &|name| column_plan(name, spec, questionnaire),
+                &spec.na,
+                &format,
+                progress,
+            )?;
+            delimiter = Some(used);
+            raw
+        }
         Some("parquet") | Some("pq") => read::read_parquet(
             path,
             &|name| column_plan(name, spec, questionnaire),
@@ -551,7 +598,10 @@ pub fn read_with_progress(
             });
         }
     };
-    let ingested = validate(raw, spec, questionnaire);
+    let ingested = validate(raw, spec, questionnaire).map(|mut i| {
+        i.delimiter = delimiter;
+        i
+    });
     progress.finish();
     ingested
 }
@@ -1060,6 +1110,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         ignored_columns: ignored,
         absent_variables: absent_declared,
         outcomes,
+        delimiter: None,
     };
     assert_eq!(
         ingested.rows_read,

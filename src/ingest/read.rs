@@ -68,12 +68,18 @@ pub(super) fn plan_slots(
     (slot_of, slots, ignored)
 }
 
-pub(super) fn finish_slots(slots: Vec<Slot>, na: &[String]) -> Vec<ColumnBuilder> {
+/// The columns of a file, those the questionnaire does not declare typed from their cells
+/// (numbers written with a decimal comma when `decimal_comma`).
+pub(super) fn finish_slots(
+    slots: Vec<Slot>,
+    na: &[String],
+    decimal_comma: bool,
+) -> Vec<ColumnBuilder> {
     slots
         .into_iter()
         .map(|s| match s {
             Slot::Typed(b) => *b,
-            Slot::Auto(a) => a.into_builder_with_na(na),
+            Slot::Auto(a) => a.into_builder_with_na(na, decimal_comma),
         })
         .collect()
 }
@@ -270,7 +276,7 @@ fn read_parquet_columns(
         }
     }
     Ok(RawTable {
-        builders: finish_slots(slots, na),
+        builders: finish_slots(slots, na, false),
         n_rows,
         cell_problems,
         row_problems: Vec::new(),

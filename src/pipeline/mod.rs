@@ -156,6 +156,8 @@ pub struct RunReport {
     pub questionnaire: String,
     /// Data file.
     pub data_path: PathBuf,
+    /// The delimiter a text data file was read with (given or detected).
+    pub delimiter: Option<u8>,
     /// Rows read, used, quarantined.
     pub rows_read: u64,
     /// Rows used.
@@ -195,6 +197,8 @@ pub struct RunReport {
 pub struct HouseholdReport {
     /// Household file.
     pub data_path: PathBuf,
+    /// The delimiter a text household file was read with (given or detected).
+    pub delimiter: Option<u8>,
     /// Rows read.
     pub rows_read: u64,
     /// Rows used.
@@ -215,6 +219,7 @@ impl HouseholdReport {
     fn of(ingested: &Ingested, path: &Path, design: Option<&Design>, schemes: &[Scheme]) -> Self {
         HouseholdReport {
             data_path: path.to_path_buf(),
+            delimiter: ingested.delimiter,
             rows_read: ingested.rows_read,
             rows_used: ingested.rows_used(),
             rows_quarantined: ingested.rows_quarantined,
@@ -500,6 +505,7 @@ fn ingest_spec(p: &Pipeline, q: &Questionnaire) -> IngestSpec {
     }
     IngestSpec {
         path: p.data.path.clone(),
+        text_format: p.data.text_format,
         id: p.data.id.clone(),
         response: p.data.response.clone(),
         design_columns,
@@ -1635,6 +1641,7 @@ fn finish(c: Computed, files: Vec<PathBuf>) -> RunReport {
 /// One file's lines of the console summary.
 struct UnitLines<'a> {
     data_path: &'a Path,
+    delimiter: Option<u8>,
     row_number_ids: bool,
     rows_read: u64,
     rows_used: u64,
@@ -1653,8 +1660,13 @@ struct UnitLines<'a> {
 fn write_unit(s: &mut String, u: &UnitLines<'_>) {
     let _ = writeln!(
         s,
-        "data      {}{}",
+        "data      {}{}{}",
         u.data_path.display(),
+        // A delimiter other than the comma is said, as it may have been detected.
+        match u.delimiter {
+            Some(d) if d != b',' => format!("  (delimiter {})", crate::ingest::delimiter_name(d)),
+            _ => String::new(),
+        },
         if u.row_number_ids {
             "  (no [data] id: rows are identified by their row number)"
         } else {
@@ -1816,6 +1828,7 @@ fn report(
     RunReport {
         questionnaire: format!("{} {}", q.id, q.version),
         data_path: p.data.path.clone(),
+        delimiter: ingested.delimiter,
         rows_read: ingested.rows_read,
         rows_used: ingested.rows_used(),
         rows_quarantined: ingested.rows_quarantined,
@@ -1861,6 +1874,7 @@ impl RunReport {
         let all = self.estimates.as_slice();
         let person_lines = |estimates| UnitLines {
             data_path: &self.data_path,
+            delimiter: self.delimiter,
             row_number_ids: self.row_number_ids,
             rows_read: self.rows_read,
             rows_used: self.rows_used,
@@ -1885,6 +1899,7 @@ impl RunReport {
                     &mut s,
                     &UnitLines {
                         data_path: &h.data_path,
+                        delimiter: h.delimiter,
                         row_number_ids: false,
                         rows_read: h.rows_read,
                         rows_used: h.rows_used,

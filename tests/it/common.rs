@@ -230,6 +230,7 @@ pub fn rel_diff(a: f64, b: f64) -> f64 {
 pub fn demo_ingest_spec(path: PathBuf) -> cvsurvey::ingest::IngestSpec {
     cvsurvey::ingest::IngestSpec {
         path,
+        text_format: Default::default(),
         id: Some("resp_id".into()),
         response: Some("responded".into()),
         design_columns: vec!["stratum".into(), "psu".into()],

@@ -13,6 +13,7 @@ mod fuzz_regressions;
 mod golden;
 mod households;
 mod identities;
+mod locale;
 mod lonely;
 mod oracle;
 mod pipeline_properties;
