@@ -1815,6 +1815,9 @@ dir = "out"
     fn text_format_keys_are_read_and_checked() {
         let p = with_data_keys("").expect("defaults");
         assert_eq!(p.data.text_format, TextFormat::default());
+        assert_eq!(p.data.sheet, None);
+        let p = with_data_keys("sheet = \"data\"").expect("a workbook's sheet");
+        assert_eq!(p.data.sheet.as_deref(), Some("data"));
         let p = with_data_keys("delimiter = \";\"\ndecimal = \",\"\nencoding = \"Windows-1250\"")
             .expect("a European export");
         assert_eq!(p.data.text_format.delimiter, Some(b';'));

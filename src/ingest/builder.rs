@@ -12,9 +12,15 @@ pub(crate) enum CellProblem {
     NotANumber,
     NotInteger,
     InvalidCode,
-    OutOfRange { low: f64, high: f64 },
+    OutOfRange {
+        low: f64,
+        high: f64,
+    },
     /// A workbook cell holding an error value (`#N/A`); `cell` as Excel names it (`Sheet1!C5`).
-    ErrorCell { cell: String },
+    /// (Boxed: an entry stays the size the two bounds make it.)
+    ErrorCell {
+        cell: Box<str>,
+    },
 }
 
 /// The cell problems a reader found: row, column, value as written and problem. The values

@@ -114,7 +114,9 @@ fn read_range(
 ) -> Result<RawTable, IngestError> {
     let empty = |message: &str| IngestError::Empty {
         path: path.to_path_buf(),
-        message: format!("sheet {sheet}: {message}"),
+        message: format!(
+            "sheet {sheet}: {message}; if the data are on another sheet, name it in [data] sheet"
+        ),
     };
     let Some((top, left)) = range.start() else {
         return Err(empty("the sheet is empty"));
@@ -148,7 +150,10 @@ fn read_range(
             Cell::Number(x) => format_number(x),
             Cell::Blank => String::new(),
             Cell::Error(e) => {
-                return Err(header_error(c, format!("holds the error {e}; put the column's name there")));
+                return Err(header_error(
+                    c,
+                    format!("holds the error {e}; put the column's name there"),
+                ));
             }
         };
         if name.is_empty() {
@@ -194,7 +199,7 @@ fn read_range(
                 (Slot::Typed(b), Cell::Error(e)) => {
                     b.push_invalid();
                     let problem = CellProblem::ErrorCell {
-                        cell: cell_name(sheet, top + 1 + r as u32, left + c as u32),
+                        cell: cell_name(sheet, top + 1 + r as u32, left + c as u32).into(),
                     };
                     cell_problems.push(r, &b.name, &e, problem);
                 }

@@ -60,15 +60,21 @@ fn write_sheet(sheet: &mut Worksheet, rows: &[Vec<String>]) {
         .expect("formula");
 }
 
-/// A workbook with a first sheet of notes and the data on the sheet `data`.
+/// A workbook with a first sheet of notes and the data on the sheet `data`, whose used range
+/// runs past the data.
 fn demo_workbook(path: &Path, rows: &[Vec<String>]) {
     let mut book = Workbook::new();
     let notes = book.add_worksheet();
     notes.set_name("notes").expect("name");
-    notes.write_string(0, 0, "Fieldwork returns").expect("write");
+    notes
+        .write_string(0, 0, "Fieldwork returns")
+        .expect("write");
     let data = book.add_worksheet();
     data.set_name("data").expect("name");
     write_sheet(data, rows);
+    // A styled but empty cell far below the data (the used range runs to it): no data row.
+    let shaded = rust_xlsxwriter::Format::new().set_background_color("#FFFF00");
+    data.write_blank(20_000, 3, &shaded).expect("blank");
     book.save(path).expect("save workbook");
 }
 
@@ -107,11 +113,15 @@ fn the_demo_as_a_workbook_gives_byte_identical_estimates() {
         "the workbook gives other estimates than the CSV demo"
     );
 
-    // Without `sheet`, the first sheet (the notes) is read: the demo's columns are missing.
+    // Without `sheet`, the first sheet (the notes, a header only) is read.
     let config = config_for(&dir, &data, "");
     let (code, stdout, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
     assert_ne!(code, 0, "{stdout}");
-    assert!(stderr.contains("resp_id"), "{stderr}");
+    assert!(
+        stderr.contains("returns.xlsx: sheet notes: the sheet has a header but no data rows"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("[data] sheet"), "{stderr}");
 }
 
 /// `validate` on the demo with `rows` as a workbook (data on its only sheet, `Sheet1`).
