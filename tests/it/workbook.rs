@@ -74,7 +74,8 @@ fn demo_workbook(path: &Path, rows: &[Vec<String>]) {
     write_sheet(data, rows);
     // A styled but empty cell far below the data (the used range runs to it): no data row.
     let shaded = rust_xlsxwriter::Format::new().set_background_color("#FFFF00");
-    data.write_blank(20_000, 3, &shaded).expect("blank");
+    let below = u32::try_from(rows.len() + 10_000).expect("rows");
+    data.write_blank(below, 3, &shaded).expect("blank");
     book.save(path).expect("save workbook");
 }
 
