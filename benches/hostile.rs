@@ -79,6 +79,7 @@ fn spec(path: PathBuf) -> IngestSpec {
     IngestSpec {
         path,
         text_format: Default::default(),
+        sheet: None,
         id: Some("id".into()),
         response: None,
         design_columns: vec!["stratum".into(), "fpc".into()],

@@ -165,6 +165,7 @@ fn ingest_spec(rows: usize, path: &Path) -> (IngestSpec, Questionnaire) {
     let spec = IngestSpec {
         path: path.to_path_buf(),
         text_format: Default::default(),
+        sheet: None,
         id: Some("resp_id".into()),
         response: Some("responded".into()),
         design_columns: vec!["stratum".into(), "psu".into()],

@@ -239,6 +239,8 @@ struct RawData {
     #[serde(default)]
     encoding: Option<String>,
     #[serde(default)]
+    sheet: Option<String>,
+    #[serde(default)]
     id: Option<String>,
     #[serde(default)]
     na: Option<Vec<String>>,
@@ -450,6 +452,8 @@ pub struct DataSpec {
     pub response: Option<String>,
     /// How a CSV/TSV file is written (`delimiter`, `decimal`, `encoding`).
     pub text_format: TextFormat,
+    /// `sheet`: the sheet of a workbook (`.xlsx`, `.xlsm`, `.xls`, `.ods`); `None`: the first.
+    pub sheet: Option<String>,
 }
 
 /// `[data] delimiter`, `decimal` and `encoding` checked: the key and what is wrong otherwise.
@@ -1146,6 +1150,7 @@ impl Pipeline {
                     .unwrap_or_else(|| vec![String::new(), "NA".into(), ".".into()]),
                 response: raw.data.response,
                 text_format: data_text_format,
+                sheet: raw.data.sheet,
             },
             design,
             weight_from_fpc,
@@ -1810,6 +1815,9 @@ dir = "out"
     fn text_format_keys_are_read_and_checked() {
         let p = with_data_keys("").expect("defaults");
         assert_eq!(p.data.text_format, TextFormat::default());
+        assert_eq!(p.data.sheet, None);
+        let p = with_data_keys("sheet = \"data\"").expect("a workbook's sheet");
+        assert_eq!(p.data.sheet.as_deref(), Some("data"));
         let p = with_data_keys("delimiter = \";\"\ndecimal = \",\"\nencoding = \"Windows-1250\"")
             .expect("a European export");
         assert_eq!(p.data.text_format.delimiter, Some(b';'));

@@ -64,6 +64,7 @@ fn demo_spec(path: PathBuf) -> IngestSpec {
     IngestSpec {
         path,
         text_format: Default::default(),
+        sheet: None,
         id: Some("resp_id".into()),
         response: Some("responded".into()),
         design_columns: vec!["stratum".into(), "psu".into()],

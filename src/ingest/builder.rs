@@ -12,7 +12,15 @@ pub(crate) enum CellProblem {
     NotANumber,
     NotInteger,
     InvalidCode,
-    OutOfRange { low: f64, high: f64 },
+    OutOfRange {
+        low: f64,
+        high: f64,
+    },
+    /// A workbook cell holding an error value (`#N/A`); `cell` as Excel names it (`Sheet1!C5`).
+    /// (Boxed: an entry stays the size the two bounds make it.)
+    ErrorCell {
+        cell: Box<str>,
+    },
 }
 
 /// The cell problems a reader found: row, column, value as written and problem. The values
@@ -545,6 +553,11 @@ impl ColumnBuilder {
         self.state
             .push_within(CellState::NotAsked, self.blank.capacity());
         self.blank.push(true);
+    }
+
+    /// A cell that holds no usable value and is reported (a workbook's error value `#N/A`).
+    pub(crate) fn push_invalid(&mut self) {
+        self.push_cell(f64::NAN, u32::MAX, CellState::OtherMissing, false);
     }
 
     /// A cell given as text (CSV, or an Arrow string array).

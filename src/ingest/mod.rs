@@ -19,6 +19,7 @@ mod read;
 mod sav;
 mod stat_sink;
 pub mod statfile;
+mod workbook;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -43,6 +44,9 @@ pub struct IngestSpec {
     pub path: PathBuf,
     /// How a text file is written: delimiter, decimal mark, encoding.
     pub text_format: TextFormat,
+    /// The sheet of a workbook (`.xlsx`, `.xlsm`, `.xls`, `.ods`) holding the data; `None`: the
+    /// first sheet.
+    pub sheet: Option<String>,
     /// Unique id column; `None`: rows are identified by their data row number (column
     /// [`ROW_ID`] of the frame).
     pub id: Option<String>,
@@ -260,6 +264,8 @@ pub enum FindingKind {
     InvalidDate,
     /// An interview date in the future, before the fieldwork start or after its end (kept).
     DateOutsideFieldwork,
+    /// A workbook cell holding an error value (`#N/A`, `#DIV/0!`).
+    ErrorCell,
 }
 
 impl FindingKind {
@@ -287,6 +293,7 @@ impl FindingKind {
             FindingKind::EmptyInterview => "empty_interview",
             FindingKind::InvalidDate => "invalid_date",
             FindingKind::DateOutsideFieldwork => "date_outside_fieldwork",
+            FindingKind::ErrorCell => "error_cell",
         }
     }
 
@@ -405,7 +412,8 @@ pub enum IngestError {
     /// Extension is none of .csv, .tsv, .tab, .parquet, .sav, .zsav, .por, .dta.
     #[error(
         "{path}: unsupported data file type; use a .csv or .parquet file (or a tab-separated \
-         .tsv or .tab file), or an SPSS (.sav, .zsav, .por) or Stata (.dta) file"
+         .tsv or .tab file), an SPSS (.sav, .zsav, .por) or Stata (.dta) file, or a workbook \
+         (.xlsx, .xlsm, .xls, .ods)"
     )]
     UnsupportedFormat {
         /// Data file.
@@ -444,6 +452,29 @@ pub enum IngestError {
         /// Data file.
         path: PathBuf,
         /// Which.
+        message: String,
+    },
+    /// The workbook has no sheet of the configured name.
+    #[error(
+        "{path}: the workbook has no sheet \"{sheet}\"; its sheets are: {sheets}; set [data] \
+         sheet to one of them"
+    )]
+    SheetNotFound {
+        /// Data file.
+        path: PathBuf,
+        /// Configured sheet.
+        sheet: String,
+        /// The workbook's sheets.
+        sheets: String,
+    },
+    /// A workbook's header cell is empty, repeated or an error.
+    #[error("{path}: header cell {cell} {message}")]
+    HeaderCell {
+        /// Data file.
+        path: PathBuf,
+        /// The cell as Excel names it (`Sheet1!C1`).
+        cell: String,
+        /// What is wrong and what to do.
         message: String,
     },
     /// The file is not valid CSV/Parquet.
@@ -592,6 +623,17 @@ pub fn read_with_progress(
         }
         Some("dta") => dta::read_dta(path, &|name| column_plan(name, spec, questionnaire))?,
         Some("por") => por::read_por(path, &|name| column_plan(name, spec, questionnaire))?,
+        Some("xlsx" | "xlsm" | "xls" | "ods") => {
+            let read = || {
+                workbook::read_workbook(
+                    path,
+                    spec.sheet.as_deref(),
+                    &|name| column_plan(name, spec, questionnaire),
+                    &spec.na,
+                )
+            };
+            read::hashed_beside(path, read)?
+        }
         _ => {
             return Err(IngestError::UnsupportedFormat {
                 path: path.to_path_buf(),
@@ -795,11 +837,14 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
             CellProblem::NotInteger => FindingKind::NotInteger,
             CellProblem::InvalidCode => FindingKind::InvalidCode,
             CellProblem::OutOfRange { .. } => FindingKind::OutOfRange,
+            CellProblem::ErrorCell { .. } => FindingKind::ErrorCell,
         };
         let key = match problem {
             CellProblem::OutOfRange { low, high } => {
                 CellReason::Range(low.to_bits(), high.to_bits())
             }
+            // The reason names the cell: one per cell.
+            CellProblem::ErrorCell { .. } => CellReason::Cell(row),
             _ => CellReason::Kind(kind),
         };
         let reason = match reasons.get(&(column_id, key)) {
@@ -877,6 +922,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
                     | FindingKind::NotInteger
                     | FindingKind::InvalidCode
                     | FindingKind::OutOfRange
+                    | FindingKind::ErrorCell
             );
             let (column, can_blank) = &columns[f.column as usize];
             if !invalid_answer || !can_blank[usize::from(respondent[row])] {
@@ -1294,6 +1340,8 @@ enum CellReason {
     Kind(FindingKind),
     /// The bounds' bits.
     Range(u64, u64),
+    /// A workbook error cell, by data row.
+    Cell(usize),
 }
 
 /// The reason written for a cell problem of `column`.
@@ -1316,6 +1364,9 @@ fn cell_reason(q: &Questionnaire, column: &str, problem: &CellProblem) -> String
         }
         CellProblem::OutOfRange { low, high } => {
             format!("outside the valid range [{low}, {high}]")
+        }
+        CellProblem::ErrorCell { cell } => {
+            format!("{cell} holds an error value instead of an answer; correct the cell")
         }
     }
 }

@@ -85,7 +85,7 @@ pub(super) fn finish_slots(
 }
 
 /// Run `read` while the other core hashes the file, and put the hash in the table.
-fn hashed_beside(
+pub(super) fn hashed_beside(
     path: &Path,
     read: impl FnOnce() -> Result<RawTable, IngestError> + Send,
 ) -> Result<RawTable, IngestError> {

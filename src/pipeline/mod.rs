@@ -506,6 +506,7 @@ fn ingest_spec(p: &Pipeline, q: &Questionnaire) -> IngestSpec {
     IngestSpec {
         path: p.data.path.clone(),
         text_format: p.data.text_format,
+        sheet: p.data.sheet.clone(),
         id: p.data.id.clone(),
         response: p.data.response.clone(),
         design_columns,

@@ -199,7 +199,12 @@ fn unsupported_and_empty_data_files_are_errors() {
     // Each file replaces the previous one in the config; each error names the file.
     let mut previous = data;
     for (name, content, expected) in [
-        ("data.xlsx", "not really", ".csv or .parquet"),
+        ("data.json", "not really", ".csv or .parquet"),
+        (
+            "fake.xlsx",
+            "not really",
+            "not a readable Excel or OpenDocument workbook",
+        ),
         ("empty.csv", "", "empty"),
         ("fake.parquet", "a,b\n1,2\n", "Parquet"),
     ] {

@@ -231,6 +231,7 @@ pub fn demo_ingest_spec(path: PathBuf) -> cvsurvey::ingest::IngestSpec {
     cvsurvey::ingest::IngestSpec {
         path,
         text_format: Default::default(),
+        sheet: None,
         id: Some("resp_id".into()),
         response: Some("responded".into()),
         design_columns: vec!["stratum".into(), "psu".into()],

@@ -24,3 +24,4 @@ mod sav_bounds;
 mod sdg16;
 mod statfiles;
 mod synth;
+mod workbook;

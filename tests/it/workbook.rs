@@ -1,0 +1,196 @@
+//! Workbooks as data files (`[data] path = "returns.xlsx"`, `sheet`): the demo as a workbook
+//! gives byte-identical estimates to the CSV demo, and a bad sheet or header is refused naming
+//! the file and the cell as Excel shows it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rust_xlsxwriter::{Formula, Workbook, Worksheet};
+
+use crate::common::{relocated_config, root, scratch};
+
+fn cvsurvey(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cvsurvey"))
+        .args(args)
+        .output()
+        .expect("run cvsurvey");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The demo data as rows of cells (header first).
+fn demo_rows() -> Vec<Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(root().join("fixtures/demo/data.csv"))
+        .expect("demo data");
+    reader
+        .records()
+        .map(|r| r.expect("record").iter().map(str::to_string).collect())
+        .collect()
+}
+
+/// `rows` written on `sheet` as a spreadsheet user would have them: numbers in numeric cells,
+/// text in text cells, blanks left empty. The first data row's weight is a formula whose
+/// cached value is the weight.
+fn write_sheet(sheet: &mut Worksheet, rows: &[Vec<String>]) {
+    for (r, row) in rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            let (r, c) = (r as u32, c as u16);
+            if cell.is_empty() {
+                continue;
+            }
+            match cell.parse::<f64>() {
+                Ok(x) if r > 0 => sheet.write_number(r, c, x).map(|_| ()),
+                _ => sheet.write_string(r, c, cell).map(|_| ()),
+            }
+            .expect("write cell");
+        }
+    }
+    let weight = rows[0]
+        .iter()
+        .position(|c| c == "design_weight")
+        .expect("weight column");
+    let formula = Formula::new(format!("={}*1", rows[1][weight])).set_result(&rows[1][weight]);
+    sheet
+        .write_formula(1, weight as u16, formula)
+        .expect("formula");
+}
+
+/// A workbook with a first sheet of notes and the data on the sheet `data`, whose used range
+/// runs past the data.
+fn demo_workbook(path: &Path, rows: &[Vec<String>]) {
+    let mut book = Workbook::new();
+    let notes = book.add_worksheet();
+    notes.set_name("notes").expect("name");
+    notes
+        .write_string(0, 0, "Fieldwork returns")
+        .expect("write");
+    let data = book.add_worksheet();
+    data.set_name("data").expect("name");
+    write_sheet(data, rows);
+    // A styled but empty cell far below the data (the used range runs to it): no data row.
+    let shaded = rust_xlsxwriter::Format::new().set_background_color("#FFFF00");
+    let below = u32::try_from(rows.len() + 10_000).expect("rows");
+    data.write_blank(below, 3, &shaded).expect("blank");
+    book.save(path).expect("save workbook");
+}
+
+/// The demo config in `dir` reading `data` with the `[data]` lines `keys`, writing CSV only.
+fn config_for(dir: &Path, data: &Path, keys: &str) -> PathBuf {
+    let data_lines = format!("path = \"{}\"\n{keys}", data.display());
+    relocated_config(
+        &root().join("fixtures/demo/pipeline.toml"),
+        dir,
+        &[
+            ("path = ", &data_lines),
+            ("formats = ", "formats = [\"csv\"]"),
+        ],
+    )
+}
+
+fn run_estimates(dir: &Path, config: &Path) -> Vec<u8> {
+    let (code, stdout, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    std::fs::read(dir.join("out/estimates.csv")).expect("estimates.csv")
+}
+
+#[test]
+fn the_demo_as_a_workbook_gives_byte_identical_estimates() {
+    let rows = demo_rows();
+    let plain_dir = scratch("workbook-plain");
+    let plain_config = config_for(&plain_dir, &root().join("fixtures/demo/data.csv"), "");
+    let plain = run_estimates(&plain_dir, &plain_config);
+
+    let dir = scratch("workbook-xlsx");
+    let data = dir.join("returns.xlsx");
+    demo_workbook(&data, &rows);
+    let from_sheet = run_estimates(&dir, &config_for(&dir, &data, "sheet = \"data\""));
+    assert!(
+        plain == from_sheet,
+        "the workbook gives other estimates than the CSV demo"
+    );
+
+    // Without `sheet`, the first sheet (the notes, a header only) is read.
+    let config = config_for(&dir, &data, "");
+    let (code, stdout, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
+    assert_ne!(code, 0, "{stdout}");
+    assert!(
+        stderr.contains("returns.xlsx: sheet notes: the sheet has a header but no data rows"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("[data] sheet"), "{stderr}");
+}
+
+/// `validate` on the demo with `rows` as a workbook (data on its only sheet, `Sheet1`).
+fn validate_workbook(name: &str, rows: &[Vec<String>], keys: &str) -> (i32, String, PathBuf) {
+    let dir = scratch(name);
+    let data = dir.join("returns.xlsx");
+    let mut book = Workbook::new();
+    write_sheet(book.add_worksheet(), rows);
+    book.save(&data).expect("save");
+    let config = config_for(&dir, &data, keys);
+    let (code, stdout, stderr) = cvsurvey(&["validate", config.to_str().expect("utf8")]);
+    (code, format!("{stdout}{stderr}"), dir)
+}
+
+#[test]
+fn an_absent_sheet_is_refused_naming_the_file_the_sheet_and_the_sheets() {
+    let (code, out, _) = validate_workbook("workbook-no-sheet", &demo_rows(), "sheet = \"data\"");
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("returns.xlsx"), "{out}");
+    assert!(out.contains("no sheet \"data\""), "{out}");
+    assert!(out.contains("its sheets are: Sheet1"), "{out}");
+}
+
+#[test]
+fn an_empty_or_repeated_header_cell_is_refused_naming_the_cell() {
+    let mut rows = demo_rows();
+    rows[0][2] = String::new();
+    let (code, out, _) = validate_workbook("workbook-empty-header", &rows, "");
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("header cell Sheet1!C1 is empty"), "{out}");
+
+    let mut rows = demo_rows();
+    rows[0][3] = rows[0][1].clone();
+    let (code, out, _) = validate_workbook("workbook-repeated-header", &rows, "");
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("header cell Sheet1!D1 repeats the column name region of Sheet1!B1"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_error_cell_is_a_finding_naming_the_cell() {
+    let rows = demo_rows();
+    let age = rows[0].iter().position(|c| c == "age").expect("age");
+    let dir = scratch("workbook-error-cell");
+    let data = dir.join("returns.xlsx");
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    write_sheet(sheet, &rows);
+    // Data row 5 is the sheet's row 6 (the header is row 1).
+    sheet
+        .write_formula(5, age as u16, Formula::new("=NA()").set_result("#N/A"))
+        .expect("formula");
+    book.save(&data).expect("save");
+    let config = config_for(&dir, &data, "");
+    let (code, stdout, stderr) = cvsurvey(&["validate", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("error_cell"), "{stdout}");
+    let findings = std::fs::read_to_string(dir.join("out/findings.csv")).expect("findings");
+    let line = findings
+        .lines()
+        .find(|l| l.contains("error_cell"))
+        .unwrap_or_default();
+    let column = char::from(b'A' + age as u8);
+    assert!(
+        line.starts_with(&format!("5,{},age,#N/A,error_cell,", rows[5][0])),
+        "{findings}"
+    );
+    assert!(line.contains(&format!("Sheet1!{column}6")), "{findings}");
+}
