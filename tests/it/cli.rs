@@ -4,19 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{read_estimates, relocated_config, root, scratch};
-
-fn cvsurvey(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cvsurvey"))
-        .args(args)
-        .output()
-        .expect("run cvsurvey");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::common::{cvsurvey, read_estimates, relocated_config, root, scratch};
 
 fn demo_config(dir: &Path) -> PathBuf {
     relocated_config(&root().join("fixtures/demo/pipeline.toml"), dir, &[])

@@ -254,6 +254,31 @@ pub fn cvs_core() -> cvsurvey::questionnaire::Questionnaire {
         .expect("cvs-core")
 }
 
+/// Run the binary with `args`; exit code, stdout and stderr.
+pub fn cvsurvey(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cvsurvey"))
+        .args(args)
+        .output()
+        .expect("run cvsurvey");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The demo data as rows of cells (header first).
+pub fn demo_rows() -> Vec<Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(root().join("fixtures/demo/data.csv"))
+        .expect("demo data");
+    reader
+        .records()
+        .map(|r| r.expect("record").iter().map(str::to_string).collect())
+        .collect()
+}
+
 /// Run the binary on `config`; exit code and stdout + stderr.
 pub fn cvsurvey_run(config: &Path) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_cvsurvey"))

@@ -3,33 +3,8 @@
 //! estimates, and a format that does not fit the file is refused naming the file, key and value.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use crate::common::{relocated_config, root, scratch};
-
-fn cvsurvey(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cvsurvey"))
-        .args(args)
-        .output()
-        .expect("run cvsurvey");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// The demo data as rows of cells (header first).
-fn demo_rows() -> Vec<Vec<String>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_path(root().join("fixtures/demo/data.csv"))
-        .expect("demo data");
-    reader
-        .records()
-        .map(|r| r.expect("record").iter().map(str::to_string).collect())
-        .collect()
-}
+use crate::common::{cvsurvey, demo_rows, relocated_config, root, scratch};
 
 /// The demo data as a European export: semicolons, decimal commas, and the stratum labels
 /// (a text column) led by accented place names, in Windows-1250. The common lead keeps the

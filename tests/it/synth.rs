@@ -5,19 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::{root, scratch};
-
-fn cvsurvey(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cvsurvey"))
-        .args(args)
-        .output()
-        .expect("run cvsurvey");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::common::{cvsurvey, root, scratch};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf8 path")
