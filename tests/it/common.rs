@@ -254,6 +254,19 @@ pub fn cvs_core() -> cvsurvey::questionnaire::Questionnaire {
         .expect("cvs-core")
 }
 
+/// The demo config in `dir` reading `data` with the `[data]` lines `keys`, writing CSV only.
+pub fn config_for(dir: &Path, data: &Path, keys: &str) -> PathBuf {
+    let data_lines = format!("path = \"{}\"\n{keys}", data.display());
+    relocated_config(
+        &root().join("fixtures/demo/pipeline.toml"),
+        dir,
+        &[
+            ("path = ", &data_lines),
+            ("formats = ", "formats = [\"csv\"]"),
+        ],
+    )
+}
+
 /// Run the binary with `args`; exit code, stdout and stderr.
 pub fn cvsurvey(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_cvsurvey"))

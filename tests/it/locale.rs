@@ -2,9 +2,9 @@
 //! `decimal`, `encoding`; `.tsv` files): the same survey in each form gives byte-identical
 //! estimates, and a format that does not fit the file is refused naming the file, key and value.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::common::{cvsurvey, demo_rows, relocated_config, root, scratch};
+use crate::common::{config_for, cvsurvey, demo_rows, root, scratch};
 
 /// The demo data as a European export: semicolons, decimal commas, and the stratum labels
 /// (a text column) led by accented place names, in Windows-1250. The common lead keeps the
@@ -40,19 +40,6 @@ fn european_export(rows: &[Vec<String>]) -> Vec<u8> {
         "the file is not UTF-8"
     );
     bytes.into_owned()
-}
-
-/// The demo config in `dir` reading `data` with the `[data]` lines `keys`, writing CSV only.
-fn config_for(dir: &Path, data: &Path, keys: &str) -> PathBuf {
-    let data_lines = format!("path = \"{}\"\n{keys}", data.display());
-    relocated_config(
-        &root().join("fixtures/demo/pipeline.toml"),
-        dir,
-        &[
-            ("path = ", &data_lines),
-            ("formats = ", "formats = [\"csv\"]"),
-        ],
-    )
 }
 
 fn run_estimates(dir: &Path, config: &Path) -> (String, Vec<u8>) {

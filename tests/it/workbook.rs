@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use rust_xlsxwriter::{Formula, Workbook, Worksheet};
 
-use crate::common::{cvsurvey, demo_rows, relocated_config, root, scratch};
+use crate::common::{config_for, cvsurvey, demo_rows, root, scratch};
 
 /// `rows` written on `sheet` as a spreadsheet user would have them: numbers in numeric cells,
 /// text in text cells, blanks left empty. The first data row's weight is a formula whose
@@ -52,19 +52,6 @@ fn demo_workbook(path: &Path, rows: &[Vec<String>]) {
     let below = u32::try_from(rows.len() + 10_000).expect("rows");
     data.write_blank(below, 3, &shaded).expect("blank");
     book.save(path).expect("save workbook");
-}
-
-/// The demo config in `dir` reading `data` with the `[data]` lines `keys`, writing CSV only.
-fn config_for(dir: &Path, data: &Path, keys: &str) -> PathBuf {
-    let data_lines = format!("path = \"{}\"\n{keys}", data.display());
-    relocated_config(
-        &root().join("fixtures/demo/pipeline.toml"),
-        dir,
-        &[
-            ("path = ", &data_lines),
-            ("formats = ", "formats = [\"csv\"]"),
-        ],
-    )
 }
 
 fn run_estimates(dir: &Path, config: &Path) -> Vec<u8> {
