@@ -7,6 +7,7 @@
 
 pub mod expr;
 pub mod import;
+pub mod xpath;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
