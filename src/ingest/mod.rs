@@ -366,6 +366,8 @@ pub struct Ingested {
     pub outcomes: Option<Vec<Outcome>>,
     /// The delimiter a text file was read with (given or detected); `None` for other formats.
     pub delimiter: Option<u8>,
+    /// The sheet a workbook was read from (given or the first); `None` for other formats.
+    pub sheet: Option<String>,
 }
 
 impl Ingested {
@@ -596,6 +598,7 @@ pub fn read_with_progress(
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
     let mut delimiter = None;
+    let mut sheet = None;
     let raw = match extension.as_deref() {
         Some(text @ ("csv" | "tsv" | "tab")) => {
             let mut format = spec.text_format;
@@ -631,6 +634,10 @@ pub fn read_with_progress(
                     &|name| column_plan(name, spec, questionnaire),
                     &spec.na,
                 )
+                .map(|(table, name)| {
+                    sheet = Some(name);
+                    table
+                })
             };
             read::hashed_beside(path, read)?
         }
@@ -642,6 +649,7 @@ pub fn read_with_progress(
     };
     let ingested = validate(raw, spec, questionnaire).map(|mut i| {
         i.delimiter = delimiter;
+        i.sheet = sheet;
         i
     });
     progress.finish();
@@ -1157,6 +1165,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         absent_variables: absent_declared,
         outcomes,
         delimiter: None,
+        sheet: None,
     };
     assert_eq!(
         ingested.rows_read,

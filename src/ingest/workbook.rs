@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use calamine::{Data, Range, Reader, open_workbook_auto};
+use calamine::{Data, Dimensions, Range, Reader, Sheets, open_workbook_auto};
 
 use super::builder::{CellProblem, CellProblems};
 use super::read::{Slot, finish_slots, plan_slots};
@@ -72,13 +72,13 @@ fn trim_midnight(s: &str) -> &str {
     s.strip_suffix("T00:00:00").unwrap_or(s)
 }
 
-/// Read one sheet of a workbook: `sheet`, else the first.
+/// Read one sheet of a workbook: `sheet`, else the first. Returns the table and the sheet's name.
 pub(crate) fn read_workbook(
     path: &Path,
     sheet: Option<&str>,
     plan: &dyn Fn(&str) -> ColumnPlan,
     na: &[String],
-) -> Result<RawTable, IngestError> {
+) -> Result<(RawTable, String), IngestError> {
     let malformed = |e: &dyn std::fmt::Display| IngestError::Malformed {
         path: path.to_path_buf(),
         format: "Excel or OpenDocument workbook",
@@ -102,13 +102,22 @@ pub(crate) fn read_workbook(
         })?,
     };
     let range = workbook.worksheet_range(&name).map_err(|e| malformed(&e))?;
-    read_range(path, &name, &range, plan, na)
+    // OpenDocument merged cells are not exposed by calamine: there a merged header shows as its
+    // first cell followed by empty ones, which the empty-header check names.
+    let merged = match &mut workbook {
+        Sheets::Xlsx(x) => x.merge_cells_by_sheet_name(&name).map_err(|e| malformed(&e))?,
+        Sheets::Xls(x) => x.merge_cells_by_sheet_name(&name).map_err(|e| malformed(&e))?,
+        Sheets::Xlsb(_) | Sheets::Ods(_) => Vec::new(),
+    };
+    let table = read_range(path, &name, &range, &merged, plan, na)?;
+    Ok((table, name))
 }
 
 fn read_range(
     path: &Path,
     sheet: &str,
     range: &Range<Data>,
+    merged: &[Dimensions],
     plan: &dyn Fn(&str) -> ColumnPlan,
     na: &[String],
 ) -> Result<RawTable, IngestError> {
@@ -142,6 +151,26 @@ fn read_range(
         cell: name_of(c),
         message,
     };
+    // A merged header cell names one column and leaves the others of its span nameless.
+    let header_columns = left..left + width as u32;
+    if let Some(m) = merged.iter().find(|m| {
+        m.start.0 <= top
+            && top <= m.end.0
+            && m.start.1 < header_columns.end
+            && header_columns.start <= m.end.1
+    }) {
+        return Err(IngestError::HeaderCell {
+            path: path.to_path_buf(),
+            cell: format!(
+                "{}:{}",
+                cell_name(sheet, m.start.0, m.start.1),
+                cell_name("", m.end.0, m.end.1).trim_start_matches('!')
+            ),
+            message: "is a merged cell; unmerge it and give each column its own name in the \
+                      first row"
+                .into(),
+        });
+    }
     let mut header = Vec::with_capacity(width);
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (c, d) in header_cells.iter().enumerate() {

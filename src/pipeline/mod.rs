@@ -158,6 +158,8 @@ pub struct RunReport {
     pub data_path: PathBuf,
     /// The delimiter a text data file was read with (given or detected).
     pub delimiter: Option<u8>,
+    /// The sheet a workbook data file was read from (given or the first).
+    pub sheet: Option<String>,
     /// Rows read, used, quarantined.
     pub rows_read: u64,
     /// Rows used.
@@ -199,6 +201,8 @@ pub struct HouseholdReport {
     pub data_path: PathBuf,
     /// The delimiter a text household file was read with (given or detected).
     pub delimiter: Option<u8>,
+    /// The sheet a workbook household file was read from (given or the first).
+    pub sheet: Option<String>,
     /// Rows read.
     pub rows_read: u64,
     /// Rows used.
@@ -220,6 +224,7 @@ impl HouseholdReport {
         HouseholdReport {
             data_path: path.to_path_buf(),
             delimiter: ingested.delimiter,
+            sheet: ingested.sheet.clone(),
             rows_read: ingested.rows_read,
             rows_used: ingested.rows_used(),
             rows_quarantined: ingested.rows_quarantined,
@@ -1643,6 +1648,7 @@ fn finish(c: Computed, files: Vec<PathBuf>) -> RunReport {
 struct UnitLines<'a> {
     data_path: &'a Path,
     delimiter: Option<u8>,
+    sheet: Option<&'a str>,
     row_number_ids: bool,
     rows_read: u64,
     rows_used: u64,
@@ -1661,12 +1667,17 @@ struct UnitLines<'a> {
 fn write_unit(s: &mut String, u: &UnitLines<'_>) {
     let _ = writeln!(
         s,
-        "data      {}{}{}",
+        "data      {}{}{}{}",
         u.data_path.display(),
         // A delimiter other than the comma is said, as it may have been detected.
         match u.delimiter {
             Some(d) if d != b',' => format!("  (delimiter {})", crate::ingest::delimiter_name(d)),
             _ => String::new(),
+        },
+        // The sheet is said, as it may be the first one by default.
+        match u.sheet {
+            Some(name) => format!("  (sheet {name})"),
+            None => String::new(),
         },
         if u.row_number_ids {
             "  (no [data] id: rows are identified by their row number)"
@@ -1830,6 +1841,7 @@ fn report(
         questionnaire: format!("{} {}", q.id, q.version),
         data_path: p.data.path.clone(),
         delimiter: ingested.delimiter,
+        sheet: ingested.sheet.clone(),
         rows_read: ingested.rows_read,
         rows_used: ingested.rows_used(),
         rows_quarantined: ingested.rows_quarantined,
@@ -1876,6 +1888,7 @@ impl RunReport {
         let person_lines = |estimates| UnitLines {
             data_path: &self.data_path,
             delimiter: self.delimiter,
+            sheet: self.sheet.as_deref(),
             row_number_ids: self.row_number_ids,
             rows_read: self.rows_read,
             rows_used: self.rows_used,
@@ -1901,6 +1914,7 @@ impl RunReport {
                     &UnitLines {
                         data_path: &h.data_path,
                         delimiter: h.delimiter,
+                        sheet: h.sheet.as_deref(),
                         row_number_ids: false,
                         rows_read: h.rows_read,
                         rows_used: h.rows_used,

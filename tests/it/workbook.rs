@@ -76,6 +76,12 @@ fn the_demo_as_a_workbook_gives_byte_identical_estimates() {
         "the workbook gives other estimates than the CSV demo"
     );
 
+    // The summary says which sheet was read.
+    let config = config_for(&dir, &data, "sheet = \"data\"");
+    let (code, stdout, stderr) = cvsurvey(&["validate", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("returns.xlsx  (sheet data)"), "{stdout}");
+
     // Without `sheet`, the first sheet (the notes, a header only) is read.
     let config = config_for(&dir, &data, "");
     let (code, stdout, stderr) = cvsurvey(&["run", config.to_str().expect("utf8")]);
@@ -123,6 +129,27 @@ fn an_empty_or_repeated_header_cell_is_refused_naming_the_cell() {
     assert!(
         out.contains("header cell Sheet1!D1 repeats the column name region of Sheet1!B1"),
         "{out}"
+    );
+}
+
+#[test]
+fn a_merged_header_cell_is_refused_naming_the_merged_cells() {
+    let rows = demo_rows();
+    let dir = scratch("workbook-merged-header");
+    let data = dir.join("returns.xlsx");
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    write_sheet(sheet, &rows);
+    sheet
+        .merge_range(0, 2, 0, 3, &rows[0][2], &rust_xlsxwriter::Format::new())
+        .expect("merge");
+    book.save(&data).expect("save");
+    let config = config_for(&dir, &data, "");
+    let (code, stdout, stderr) = cvsurvey(&["validate", config.to_str().expect("utf8")]);
+    assert_ne!(code, 0, "{stdout}");
+    assert!(
+        stderr.contains("header cell Sheet1!C1:D1 is a merged cell; unmerge it"),
+        "{stderr}"
     );
 }
 
