@@ -105,8 +105,12 @@ pub(crate) fn read_workbook(
     // OpenDocument merged cells are not exposed by calamine: there a merged header shows as its
     // first cell followed by empty ones, which the empty-header check names.
     let merged = match &mut workbook {
-        Sheets::Xlsx(x) => x.merge_cells_by_sheet_name(&name).map_err(|e| malformed(&e))?,
-        Sheets::Xls(x) => x.merge_cells_by_sheet_name(&name).map_err(|e| malformed(&e))?,
+        Sheets::Xlsx(x) => x
+            .merge_cells_by_sheet_name(&name)
+            .map_err(|e| malformed(&e))?,
+        Sheets::Xls(x) => x
+            .merge_cells_by_sheet_name(&name)
+            .map_err(|e| malformed(&e))?,
         Sheets::Xlsb(_) | Sheets::Ods(_) => Vec::new(),
     };
     let table = read_range(path, &name, &range, &merged, plan, na)?;

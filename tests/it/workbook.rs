@@ -183,3 +183,78 @@ fn an_error_cell_is_a_finding_naming_the_cell() {
     );
     assert!(line.contains(&format!("Sheet1!{column}6")), "{findings}");
 }
+
+/// Text as XML character data or attribute value.
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `rows` as an OpenDocument spreadsheet (the format LibreOffice saves): numbers in float
+/// cells, text in string cells, blanks as empty cells, on a sheet named `returns`.
+fn write_ods(path: &Path, rows: &[Vec<String>]) {
+    use std::io::Write;
+    let mut content = String::from(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2"><office:body><office:spreadsheet><table:table table:name="returns">"#,
+    );
+    for (r, row) in rows.iter().enumerate() {
+        content.push_str("<table:table-row>");
+        for cell in row {
+            match cell.parse::<f64>() {
+                _ if cell.is_empty() => content.push_str("<table:table-cell/>"),
+                Ok(x) if r > 0 => content.push_str(&format!(
+                    r#"<table:table-cell office:value-type="float" office:value="{x}"><text:p>{x}</text:p></table:table-cell>"#
+                )),
+                _ => content.push_str(&format!(
+                    r#"<table:table-cell office:value-type="string"><text:p>{}</text:p></table:table-cell>"#,
+                    xml_escape(cell)
+                )),
+            }
+        }
+        content.push_str("</table:table-row>");
+    }
+    content.push_str("</table:table></office:spreadsheet></office:body></office:document-content>");
+    let manifest = r#"<?xml version="1.0" encoding="UTF-8"?>
+<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#;
+    let file = std::fs::File::create(path).expect("create ods");
+    let mut zip = zip::ZipWriter::new(file);
+    // The mimetype comes first and uncompressed, as the OpenDocument package format requires.
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let deflated = zip::write::SimpleFileOptions::default();
+    for (name, body, options) in [
+        (
+            "mimetype",
+            "application/vnd.oasis.opendocument.spreadsheet",
+            stored,
+        ),
+        ("META-INF/manifest.xml", manifest, deflated),
+        ("content.xml", content.as_str(), deflated),
+    ] {
+        zip.start_file(name, options).expect("zip entry");
+        zip.write_all(body.as_bytes()).expect("zip write");
+    }
+    zip.finish().expect("zip finish");
+}
+
+#[test]
+fn the_demo_as_an_opendocument_sheet_gives_byte_identical_estimates() {
+    let plain_dir = scratch("workbook-ods-plain");
+    let plain_config = config_for(&plain_dir, &root().join("fixtures/demo/data.csv"), "");
+    let plain = run_estimates(&plain_dir, &plain_config);
+
+    let dir = scratch("workbook-ods");
+    let data = dir.join("returns.ods");
+    write_ods(&data, &demo_rows());
+    let config = config_for(&dir, &data, "");
+    let (code, stdout, stderr) = cvsurvey(&["validate", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("returns.ods  (sheet returns)"), "{stdout}");
+    assert!(
+        plain == run_estimates(&dir, &config),
+        "the OpenDocument sheet gives other estimates than the CSV demo"
+    );
+}
