@@ -266,6 +266,14 @@ struct RawHouseholdData {
     id: String,
     #[serde(default)]
     response: Option<String>,
+    #[serde(default)]
+    delimiter: Option<String>,
+    #[serde(default)]
+    decimal: Option<String>,
+    #[serde(default)]
+    encoding: Option<String>,
+    #[serde(default)]
+    sheet: Option<String>,
 }
 
 /// `[design.person]`: how a person's design weight follows from the household's.
@@ -456,9 +464,16 @@ pub struct DataSpec {
     pub sheet: Option<String>,
 }
 
-/// `[data] delimiter`, `decimal` and `encoding` checked: the key and what is wrong otherwise.
-fn text_format(raw: &RawData) -> Result<TextFormat, (&'static str, String)> {
-    let delimiter = match raw.delimiter.as_deref() {
+/// `delimiter`, `decimal` and `encoding` of the table `section` (`data`, `data.household`)
+/// checked: the key and what is wrong otherwise.
+fn text_format(
+    section: &str,
+    delimiter: Option<&str>,
+    decimal: Option<&str>,
+    encoding: Option<&str>,
+) -> Result<TextFormat, (String, String)> {
+    let key = |k: &str| format!("{section}.{k}");
+    let delimiter = match delimiter {
         None => None,
         Some(",") => Some(b','),
         Some(";") => Some(b';'),
@@ -466,7 +481,7 @@ fn text_format(raw: &RawData) -> Result<TextFormat, (&'static str, String)> {
         Some("|") => Some(b'|'),
         Some(other) => {
             return Err((
-                "data.delimiter",
+                key("delimiter"),
                 format!(
                     "\"{other}\" is not one of \",\", \";\", \"\\t\" (or \"tab\"), \"|\"; leave the key \
                      out to detect the delimiter from the header"
@@ -474,32 +489,32 @@ fn text_format(raw: &RawData) -> Result<TextFormat, (&'static str, String)> {
             ));
         }
     };
-    let decimal_comma = match raw.decimal.as_deref() {
+    let decimal_comma = match decimal {
         None | Some(".") => false,
         Some(",") => true,
         Some(other) => {
             return Err((
-                "data.decimal",
+                key("decimal"),
                 format!("\"{other}\" is not one of \".\" (the default), \",\""),
             ));
         }
     };
     if decimal_comma && delimiter == Some(b',') {
         return Err((
-            "data.decimal",
+            key("decimal"),
             "decimal = \",\" with delimiter = \",\": a number such as 1,5 would be two cells; \
              set the delimiter the file uses (\";\", \"tab\" or \"|\")"
                 .into(),
         ));
     }
-    let encoding = match raw.encoding.as_deref() {
+    let encoding = match encoding {
         None => None,
         Some(label) => match encoding_rs::Encoding::for_label(label.trim().as_bytes()) {
             // The WHATWG "replacement" encoding decodes any file to a single error.
             Some(e) if e != encoding_rs::REPLACEMENT => Some(e),
             _ => {
                 return Err((
-                    "data.encoding",
+                    key("encoding"),
                     format!(
                         "\"{label}\" is not an encoding label (WHATWG Encoding Standard); e.g. \
                          windows-1250, iso-8859-2, windows-1252, utf-8"
@@ -586,6 +601,11 @@ pub struct HouseholdSpec {
     pub person_household_id: String,
     /// How a person's design weight follows from the household's.
     pub person_weight: PersonWeight,
+    /// How the household file is written, if text (`[data.household] delimiter`, `decimal`,
+    /// `encoding`; each defaults to `[data]`'s).
+    pub text_format: TextFormat,
+    /// The household file's sheet, if a workbook; `None`: its first sheet.
+    pub sheet: Option<String>,
 }
 
 /// A person's design weight (`[design.person]`).
@@ -817,6 +837,14 @@ impl Pipeline {
             pps,
         };
 
+        // Before the household file's keys, which default to these.
+        let data_text_format = text_format(
+            "data",
+            raw.data.delimiter.as_deref(),
+            raw.data.decimal.as_deref(),
+            raw.data.encoding.as_deref(),
+        )
+        .map_err(|(key, message)| invalid(&key, message))?;
         let households = household_spec(&raw.data, raw.design.person.as_ref(), &resolve)
             .map_err(|(key, m)| invalid(&key, m))?;
         let mut weighting: Vec<WeightingSpec> = Vec::new();
@@ -1090,8 +1118,6 @@ impl Pipeline {
             invalid(&key, message)
         })?;
 
-        let data_text_format =
-            text_format(&raw.data).map_err(|(key, message)| invalid(key, message))?;
         let invalid_answer = match raw.validation.and_then(|v| v.invalid_answer) {
             None => InvalidAnswer::Blank,
             Some(name) => InvalidAnswer::from_name(&name).ok_or_else(|| {
@@ -1380,12 +1406,22 @@ fn household_spec(
             (None, None) => PersonWeight::Household,
         },
     };
+    // A key the household table leaves out is the person file's: one office exports both
+    // files alike. The sheet is not: two files in one workbook are two sheets.
+    let text_format = text_format(
+        "data.household",
+        h.delimiter.as_deref().or(data.delimiter.as_deref()),
+        h.decimal.as_deref().or(data.decimal.as_deref()),
+        h.encoding.as_deref().or(data.encoding.as_deref()),
+    )?;
     Ok(Some(HouseholdSpec {
         path: resolve(&h.path),
         id: h.id.clone(),
         response: h.response.clone(),
         person_household_id: link.clone(),
         person_weight,
+        text_format,
+        sheet: h.sheet.clone(),
     }))
 }
 
@@ -1850,6 +1886,50 @@ dir = "out"
         assert!(e.to_string().contains("data.delimiter"), "{e}");
         let e = with_data_keys("decimal = \"·\"").expect_err("unknown decimal mark");
         assert!(e.to_string().contains("data.decimal"), "{e}");
+    }
+
+    /// BASE with a household file whose table has `keys`, and `[data]` keys `data_keys`.
+    fn with_household_keys(data_keys: &str, keys: &str) -> Result<Pipeline, ConfigError> {
+        let text = BASE.replace(
+            "id = \"id\"",
+            &format!("id = \"id\"\nhousehold_id = \"hh\"\n{data_keys}"),
+        );
+        Pipeline::from_str(
+            &format!(
+                "{text}\n[data.household]\npath = \"hh.xlsx\"\nid = \"hh\"\n{keys}\n\n\
+                 [[weighting]]\nname = \"hh\"\nlevel = \"household\"\n"
+            ),
+            Path::new("/tmp/cfg/pipeline.toml"),
+        )
+    }
+
+    #[test]
+    fn the_household_file_has_its_own_sheet_and_inherits_the_text_format() {
+        let format = |p: &Pipeline| p.households.as_ref().expect("household file").text_format;
+        let sheet = |p: &Pipeline| p.households.as_ref().expect("household file").sheet.clone();
+        let p = with_household_keys(
+            "sheet = \"persons\"\ndelimiter = \";\"\ndecimal = \",\"",
+            "",
+        )
+        .expect("inherited");
+        assert_eq!(format(&p).delimiter, Some(b';'));
+        assert!(format(&p).decimal_comma);
+        // Two files in one workbook are two sheets: the first sheet unless named.
+        assert_eq!(sheet(&p), None);
+        let p = with_household_keys(
+            "delimiter = \";\"\nencoding = \"latin1\"",
+            "sheet = \"households\"\ndelimiter = \"tab\"\nencoding = \"utf-8\"",
+        )
+        .expect("own keys");
+        assert_eq!(format(&p).delimiter, Some(b'\t'));
+        assert_eq!(format(&p).encoding, Some(encoding_rs::UTF_8));
+        assert_eq!(sheet(&p).as_deref(), Some("households"));
+        assert_eq!(p.data.text_format.delimiter, Some(b';'));
+        let e = with_household_keys("", "encoding = \"klingon\"").expect_err("bad label");
+        assert!(e.to_string().contains("data.household.encoding"), "{e}");
+        let e =
+            with_household_keys("decimal = \",\"", "delimiter = \",\"").expect_err("comma twice");
+        assert!(e.to_string().contains("data.household.decimal"), "{e}");
     }
 }
 

@@ -60,6 +60,8 @@ fn household_pipeline(p: &Pipeline, h: &HouseholdSpec, q: &Questionnaire) -> Pip
     ph.data.path = h.path.clone();
     ph.data.id = Some(h.id.clone());
     ph.data.response = h.response.clone();
+    ph.data.text_format = h.text_format;
+    ph.data.sheet = h.sheet.clone();
     ph.weighting = p.household_weighting.clone();
     ph.households = None;
     // Dispositions are read from the person file only.

@@ -282,10 +282,15 @@ pub fn cvsurvey(args: &[&str]) -> (i32, String, String) {
 
 /// The demo data as rows of cells (header first).
 pub fn demo_rows() -> Vec<Vec<String>> {
+    csv_rows(&root().join("fixtures/demo/data.csv"))
+}
+
+/// A CSV file as rows of cells (header first).
+pub fn csv_rows(path: &Path) -> Vec<Vec<String>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
-        .from_path(root().join("fixtures/demo/data.csv"))
-        .expect("demo data");
+        .from_path(path)
+        .expect("CSV file");
     reader
         .records()
         .map(|r| r.expect("record").iter().map(str::to_string).collect())

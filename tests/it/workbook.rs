@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use rust_xlsxwriter::{Formula, Workbook, Worksheet};
 
-use crate::common::{config_for, cvsurvey, demo_rows, root, scratch};
+use crate::common::{config_for, csv_rows, cvsurvey, demo_rows, relocated_config, root, scratch};
 
 /// `rows` written on `sheet` as a spreadsheet user would have them: numbers in numeric cells,
-/// text in text cells, blanks left empty. The first data row's weight is a formula whose
-/// cached value is the weight.
+/// text in text cells, blanks left empty. The first data row's `design_weight`, if any, is a
+/// formula whose cached value is the weight.
 fn write_sheet(sheet: &mut Worksheet, rows: &[Vec<String>]) {
     for (r, row) in rows.iter().enumerate() {
         for (c, cell) in row.iter().enumerate() {
@@ -25,10 +25,9 @@ fn write_sheet(sheet: &mut Worksheet, rows: &[Vec<String>]) {
             .expect("write cell");
         }
     }
-    let weight = rows[0]
-        .iter()
-        .position(|c| c == "design_weight")
-        .expect("weight column");
+    let Some(weight) = rows[0].iter().position(|c| c == "design_weight") else {
+        return;
+    };
     let formula = Formula::new(format!("={}*1", rows[1][weight])).set_result(&rows[1][weight]);
     sheet
         .write_formula(1, weight as u16, formula)
@@ -257,4 +256,67 @@ fn the_demo_as_an_opendocument_sheet_gives_byte_identical_estimates() {
         plain == run_estimates(&dir, &config),
         "the OpenDocument sheet gives other estimates than the CSV demo"
     );
+}
+
+#[test]
+fn households_and_persons_on_two_sheets_of_one_workbook_give_byte_identical_estimates() {
+    let fixture = root().join("fixtures/demo-households");
+    let plain_dir = scratch("workbook-two-files-plain");
+    let plain = run_estimates(
+        &plain_dir,
+        &relocated_config(
+            &fixture.join("pipeline.toml"),
+            &plain_dir,
+            &[("formats = ", "formats = [\"csv\"]")],
+        ),
+    );
+
+    let dir = scratch("workbook-two-files");
+    let data = dir.join("returns.xlsx");
+    let mut book = Workbook::new();
+    for name in ["households", "persons"] {
+        let sheet = book.add_worksheet();
+        sheet.set_name(name).expect("name");
+        write_sheet(sheet, &csv_rows(&fixture.join(format!("{name}.csv"))));
+    }
+    book.save(&data).expect("save");
+    // Both files are the one workbook; [data] reads the persons' sheet, [data.household] the
+    // households' (its sheet is not inherited from [data]).
+    let config = relocated_config(
+        &fixture.join("pipeline.toml"),
+        &dir,
+        &[("formats = ", "formats = [\"csv\"]")],
+    );
+    let text = std::fs::read_to_string(&config).expect("config");
+    let persons = format!(
+        "path = \"{}\"",
+        fixture
+            .canonicalize()
+            .expect("dir")
+            .join("persons.csv")
+            .display()
+    );
+    let households = persons.replace("persons.csv", "households.csv");
+    let sheet_of = |name: &str| format!("path = \"{}\"\nsheet = \"{name}\"", data.display());
+    assert!(
+        text.contains(&persons) && text.contains(&households),
+        "{text}"
+    );
+    std::fs::write(
+        &config,
+        text.replace(&persons, &sheet_of("persons"))
+            .replace(&households, &sheet_of("households")),
+    )
+    .expect("write config");
+    assert!(
+        plain == run_estimates(&dir, &config),
+        "two sheets give other estimates than the two CSV files"
+    );
+    let (code, stdout, stderr) = cvsurvey(&["validate", config.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("returns.xlsx  (sheet households)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("returns.xlsx  (sheet persons)"), "{stdout}");
 }
