@@ -913,6 +913,7 @@ pub(super) fn read_csv_from(
         ignored,
         header,
         file_findings: Vec::new(),
+        sheet: None,
     };
     Ok((table, delimiter))
 }

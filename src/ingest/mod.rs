@@ -366,8 +366,37 @@ pub struct Ingested {
     pub outcomes: Option<Vec<Outcome>>,
     /// The delimiter a text file was read with (given or detected); `None` for other formats.
     pub delimiter: Option<u8>,
-    /// The sheet a workbook was read from (given or the first); `None` for other formats.
-    pub sheet: Option<String>,
+    /// Where a workbook's cells are, so findings can name them as Excel shows them; `None`
+    /// for other formats.
+    pub sheet: Option<SheetPlace>,
+}
+
+/// The sheet a workbook's data were read from and where its header is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SheetPlace {
+    /// Sheet name.
+    pub sheet: String,
+    /// The header's row on the sheet, from 0 (Excel row 1).
+    pub header_row: u32,
+    /// Each header name's column on the sheet, from 0 (Excel column A).
+    pub columns: HashMap<String, u32>,
+}
+
+impl SheetPlace {
+    /// Data row `row` (from 1) of `column` as Excel names the cell (`data!J6`); the whole row
+    /// (`data!6:6`) for a row-level finding or a column the sheet does not have.
+    pub fn cell(&self, row: u64, column: &str) -> String {
+        let sheet_row = u64::from(self.header_row) + row;
+        match self.columns.get(column) {
+            Some(&c) => workbook::cell_name_at(&self.sheet, sheet_row, c),
+            None => format!(
+                "{}!{}:{}",
+                workbook::sheet_reference(&self.sheet),
+                sheet_row + 1,
+                sheet_row + 1
+            ),
+        }
+    }
 }
 
 impl Ingested {
@@ -598,7 +627,6 @@ pub fn read_with_progress(
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
     let mut delimiter = None;
-    let mut sheet = None;
     let raw = match extension.as_deref() {
         Some(text @ ("csv" | "tsv" | "tab")) => {
             let mut format = spec.text_format;
@@ -634,10 +662,6 @@ pub fn read_with_progress(
                     &|name| column_plan(name, spec, questionnaire),
                     &spec.na,
                 )
-                .map(|(table, name)| {
-                    sheet = Some(name);
-                    table
-                })
             };
             read::hashed_beside(path, read)?
         }
@@ -649,7 +673,6 @@ pub fn read_with_progress(
     };
     let ingested = validate(raw, spec, questionnaire).map(|mut i| {
         i.delimiter = delimiter;
-        i.sheet = sheet;
         i
     });
     progress.finish();
@@ -717,6 +740,8 @@ pub(crate) struct RawTable {
     /// Findings about the file's dictionary (SPSS/Stata value labels and missing values):
     /// (column, code, reason); reported with row 0, never quarantining.
     pub file_findings: Vec<(String, String, String)>,
+    /// A workbook's sheet and where its cells are.
+    pub sheet: Option<SheetPlace>,
 }
 
 fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Ingested, IngestError> {
@@ -730,6 +755,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         ignored,
         header,
         file_findings,
+        sheet,
     } = raw;
 
     // Every column the config names and every variable an expression reads must be present;
@@ -1165,7 +1191,7 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         absent_variables: absent_declared,
         outcomes,
         delimiter: None,
-        sheet: None,
+        sheet,
     };
     assert_eq!(
         ingested.rows_read,

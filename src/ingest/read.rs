@@ -284,6 +284,7 @@ fn read_parquet_columns(
         ignored,
         header,
         file_findings: Vec::new(),
+        sheet: None,
     })
 }
 

@@ -333,6 +333,7 @@ impl StatSink {
             ignored: self.ignored,
             header: self.header,
             file_findings,
+            sheet: None,
         })
     }
 }

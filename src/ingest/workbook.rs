@@ -11,25 +11,43 @@ use calamine::{Data, Dimensions, Range, Reader, Sheets, open_workbook_auto};
 
 use super::builder::{CellProblem, CellProblems};
 use super::read::{Slot, finish_slots, plan_slots};
-use super::{ColumnPlan, IngestError, RawTable};
+use super::{ColumnPlan, IngestError, RawTable, SheetPlace};
 use crate::frame::format_number;
 
 /// A cell as Excel names it: `Sheet1!C5` (row and column 0-based, as calamine counts them).
 pub(crate) fn cell_name(sheet: &str, row: u32, column: u32) -> String {
+    cell_name_at(sheet, u64::from(row), column)
+}
+
+/// [`cell_name`] for a row counted past the data (a data row number plus the header's row).
+pub(crate) fn cell_name_at(sheet: &str, row: u64, column: u32) -> String {
+    format!(
+        "{}!{}{}",
+        sheet_reference(sheet),
+        column_letters(column),
+        row + 1
+    )
+}
+
+/// A sheet as Excel writes it before `!`: quoted when it is not a plain word.
+pub(crate) fn sheet_reference(sheet: &str) -> String {
+    if sheet.chars().all(|ch| ch.is_alphanumeric() || ch == '_') {
+        sheet.to_string()
+    } else {
+        format!("'{}'", sheet.replace('\'', "''"))
+    }
+}
+
+/// A 0-based column as Excel's letters: 0 → A, 26 → AA.
+fn column_letters(column: u32) -> String {
     let mut letters = Vec::new();
-    let mut c = column as u64 + 1;
+    let mut c = u64::from(column) + 1;
     while c > 0 {
         let rem = ((c - 1) % 26) as u8;
         letters.push(char::from(b'A' + rem));
         c = (c - 1) / 26;
     }
-    let column: String = letters.into_iter().rev().collect();
-    // Excel quotes a sheet name that is not a plain word.
-    if sheet.chars().all(|ch| ch.is_alphanumeric() || ch == '_') {
-        format!("{sheet}!{column}{}", row as u64 + 1)
-    } else {
-        format!("'{}'!{column}{}", sheet.replace('\'', "''"), row as u64 + 1)
-    }
+    letters.into_iter().rev().collect()
 }
 
 /// A cell's value as the column builders take it.
@@ -72,13 +90,13 @@ fn trim_midnight(s: &str) -> &str {
     s.strip_suffix("T00:00:00").unwrap_or(s)
 }
 
-/// Read one sheet of a workbook: `sheet`, else the first. Returns the table and the sheet's name.
+/// Read one sheet of a workbook: `sheet`, else the first.
 pub(crate) fn read_workbook(
     path: &Path,
     sheet: Option<&str>,
     plan: &dyn Fn(&str) -> ColumnPlan,
     na: &[String],
-) -> Result<(RawTable, String), IngestError> {
+) -> Result<RawTable, IngestError> {
     let malformed = |e: &dyn std::fmt::Display| IngestError::Malformed {
         path: path.to_path_buf(),
         format: "Excel or OpenDocument workbook",
@@ -113,8 +131,7 @@ pub(crate) fn read_workbook(
             .map_err(|e| malformed(&e))?,
         Sheets::Xlsb(_) | Sheets::Ods(_) => Vec::new(),
     };
-    let table = read_range(path, &name, &range, &merged, plan, na)?;
-    Ok((table, name))
+    read_range(path, &name, &range, &merged, plan, na)
 }
 
 fn read_range(
@@ -168,7 +185,7 @@ fn read_range(
             cell: format!(
                 "{}:{}",
                 cell_name(sheet, m.start.0, m.start.1),
-                cell_name("", m.end.0, m.end.1).trim_start_matches('!')
+                format!("{}{}", column_letters(m.end.1), u64::from(m.end.0) + 1)
             ),
             message: "is a merged cell; unmerge it and give each column its own name in the \
                       first row"
@@ -255,6 +272,15 @@ fn read_range(
         row_problems: Vec::new(),
         sha256: String::new(),
         ignored,
+        sheet: Some(SheetPlace {
+            sheet: sheet.to_string(),
+            header_row: top,
+            columns: header
+                .iter()
+                .enumerate()
+                .map(|(c, name)| (name.clone(), left + c as u32))
+                .collect(),
+        }),
         header,
         file_findings: Vec::new(),
     })
@@ -272,6 +298,20 @@ mod tests {
         assert_eq!(cell_name("Sheet1", 0, 701), "Sheet1!ZZ1");
         assert_eq!(cell_name("Sheet1", 0, 702), "Sheet1!AAA1");
         assert_eq!(cell_name("my data", 1, 0), "'my data'!A2");
+    }
+
+    #[test]
+    fn a_finding_names_its_cell_below_a_header_that_starts_lower() {
+        // The header on Excel row 3 from column B: data row 1 is row 4, `age` is column C.
+        let place = SheetPlace {
+            sheet: "it's data".into(),
+            header_row: 2,
+            columns: [("id".to_string(), 1), ("age".to_string(), 2)].into(),
+        };
+        assert_eq!(place.cell(1, "age"), "'it''s data'!C4");
+        assert_eq!(place.cell(10, "id"), "'it''s data'!B13");
+        // A row-level finding (no column) names the whole row.
+        assert_eq!(place.cell(10, ""), "'it''s data'!13:13");
     }
 
     #[test]

@@ -265,30 +265,42 @@ pub fn write_estimates(
     write_batch(staged, path, &batch, metadata)
 }
 
-/// Write findings as CSV with columns `row,id,column,value,kind,reason,action`.
+/// Write findings as CSV with columns `row,id,column,value,kind,reason,action`, and `cell`
+/// when `cell_of` names a finding's (row, column) as the data file's own viewer shows it (a
+/// workbook's `data!J6`; empty for a finding about the whole file).
 ///
 /// `quarantine.csv` gets the findings that excluded their row; `findings.csv` all of them.
 pub fn write_findings<'a>(
     staged: &mut StagedFiles,
     path: &Path,
     findings: impl Iterator<Item = FindingRef<'a>>,
+    cell_of: Option<&dyn Fn(u64, &str) -> String>,
 ) -> Result<(), OutputError> {
     staged.write(path, |out| {
         let mut w = csv::Writer::from_writer(out);
         let e = |err: csv::Error| io_err(path, err);
-        w.write_record(["row", "id", "column", "value", "kind", "reason", "action"])
-            .map_err(e)?;
+        let columns = [
+            "row", "id", "column", "value", "kind", "reason", "action", "cell",
+        ];
+        let width = if cell_of.is_some() { 8 } else { 7 };
+        w.write_record(&columns[..width]).map_err(e)?;
         for f in findings {
-            w.write_record([
-                f.row.to_string().as_str(),
+            let cell = match cell_of {
+                Some(name) if f.row > 0 => name(f.row, f.column),
+                _ => String::new(),
+            };
+            let row = f.row.to_string();
+            let record = [
+                row.as_str(),
                 &spreadsheet_safe(f.id),
                 &spreadsheet_safe(f.column),
                 &spreadsheet_safe(f.value),
                 f.kind.as_str(),
                 &spreadsheet_safe(&f.reason),
                 f.action.as_str(),
-            ])
-            .map_err(e)?;
+                &spreadsheet_safe(&cell),
+            ];
+            w.write_record(&record[..width]).map_err(e)?;
         }
         w.flush().map_err(|err| io_err(path, err))?;
         Ok(())

@@ -224,7 +224,7 @@ impl HouseholdReport {
         HouseholdReport {
             data_path: path.to_path_buf(),
             delimiter: ingested.delimiter,
-            sheet: ingested.sheet.clone(),
+            sheet: ingested.sheet.as_ref().map(|s| s.sheet.clone()),
             rows_read: ingested.rows_read,
             rows_used: ingested.rows_used(),
             rows_quarantined: ingested.rows_quarantined,
@@ -600,6 +600,11 @@ fn write_row_reports(
     ingested: &Ingested,
     prefix: &str,
 ) -> Result<(), PipelineError> {
+    let cell_of = ingested
+        .sheet
+        .as_ref()
+        .map(|s| move |row: u64, column: &str| s.cell(row, column));
+    let cell_of = cell_of.as_ref().map(|f| f as &dyn Fn(u64, &str) -> String);
     crate::output::write_findings(
         staged,
         &dir.join(format!("{prefix}quarantine.csv")),
@@ -607,11 +612,13 @@ fn write_row_reports(
             .findings
             .iter()
             .filter(|f| f.action == FindingAction::Quarantined),
+        cell_of,
     )?;
     crate::output::write_findings(
         staged,
         &dir.join(format!("{prefix}findings.csv")),
         ingested.findings.iter(),
+        cell_of,
     )?;
     Ok(())
 }
@@ -1841,7 +1848,7 @@ fn report(
         questionnaire: format!("{} {}", q.id, q.version),
         data_path: p.data.path.clone(),
         delimiter: ingested.delimiter,
-        sheet: ingested.sheet.clone(),
+        sheet: ingested.sheet.as_ref().map(|s| s.sheet.clone()),
         rows_read: ingested.rows_read,
         rows_used: ingested.rows_used(),
         rows_quarantined: ingested.rows_quarantined,

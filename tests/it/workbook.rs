@@ -165,6 +165,9 @@ fn an_error_cell_is_a_finding_naming_the_cell() {
     sheet
         .write_formula(5, age as u16, Formula::new("=NA()").set_result("#N/A"))
         .expect("formula");
+    // A code sex does not have, on data row 9.
+    let sex = rows[0].iter().position(|c| c == "sex").expect("sex");
+    sheet.write_number(9, sex as u16, 7).expect("cell");
     book.save(&data).expect("save");
     let config = config_for(&dir, &data, "");
     let (code, stdout, stderr) = cvsurvey(&["validate", config.to_str().expect("utf8")]);
@@ -181,6 +184,22 @@ fn an_error_cell_is_a_finding_naming_the_cell() {
         "{findings}"
     );
     assert!(line.contains(&format!("Sheet1!{column}6")), "{findings}");
+    // Every finding names its cell as Excel shows it, in a last column.
+    assert!(
+        findings.starts_with("row,id,column,value,kind,reason,action,cell\n"),
+        "{findings}"
+    );
+    assert!(line.ends_with(&format!(",Sheet1!{column}6")), "{findings}");
+    let sex = rows[0].iter().position(|c| c == "sex").expect("sex");
+    let invalid = findings
+        .lines()
+        .find(|l| l.starts_with(&format!("9,{},sex,7,", rows[9][0])))
+        .unwrap_or_default();
+    let sex_column = char::from(b'A' + sex as u8);
+    assert!(
+        invalid.ends_with(&format!(",Sheet1!{sex_column}10")),
+        "{findings}"
+    );
 }
 
 /// Text as XML character data or attribute value.
