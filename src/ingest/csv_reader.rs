@@ -583,40 +583,42 @@ pub(crate) fn read_csv(
     let file_bytes = file.metadata().map_err(|e| io(&e))?.len();
     let read = match format.encoding {
         Some(encoding) if encoding != encoding_rs::UTF_8 => {
-            // Another encoding is transcoded to UTF-8 as a whole before the parse, which then
-            // runs as on a UTF-8 file; the hash stays the file's own. UTF-8 files, the usual
-            // case, never take this path.
-            let mut raw = Vec::new();
-            file.read_to_end(&mut raw).map_err(|e| io(&e))?;
-            if raw.len() as u64 != file_bytes {
-                return Err(IngestError::ChangedWhileRead {
-                    path: path.to_path_buf(),
-                    before: file_bytes,
-                    after: raw.len() as u64,
-                });
-            }
-            let sha256 = super::hex_digest(sha2::Sha256::new_with_prefix(&raw));
-            let text = to_utf8(&raw, encoding);
-            drop(raw);
-            progress.start("ingest", text.len() as u64);
-            let mut source = text.as_slice();
+            // Another encoding is transcoded to UTF-8 while it is read, and the parse runs as
+            // on a UTF-8 file of unknown length; the hash and the size are the file's own.
+            // UTF-8 files, the usual case, never take this path.
+            progress.start("ingest", file_bytes);
+            let mut source = Transcoding::new(file, encoding);
             let (mut table, delimiter) = read_csv_from(
                 path,
                 &mut source,
-                text.len() as u64,
+                SourceSize::About(file_bytes),
                 CUTS,
                 plan,
                 na,
                 format,
                 progress,
             )?;
-            table.sha256 = sha256;
-            return Ok((table, delimiter));
+            if source.raw_bytes != file_bytes {
+                return Err(IngestError::ChangedWhileRead {
+                    path: path.to_path_buf(),
+                    before: file_bytes,
+                    after: source.raw_bytes,
+                });
+            }
+            table.sha256 = super::hex_digest(source.raw_hash);
+            (table, delimiter)
         }
         _ => {
             progress.start("ingest", file_bytes);
             read_csv_from(
-                path, &mut file, file_bytes, CUTS, plan, na, format, progress,
+                path,
+                &mut file,
+                SourceSize::Exact(file_bytes),
+                CUTS,
+                plan,
+                na,
+                format,
+                progress,
             )?
         }
     };
@@ -633,30 +635,114 @@ pub(crate) fn read_csv(
     Ok(read)
 }
 
-/// `raw` in `encoding` as UTF-8 (a byte-order mark, of any Unicode encoding, wins over
-/// `encoding` and is dropped). A byte sequence the encoding does not define becomes a byte that
-/// is not UTF-8, so its row is an `invalid_encoding` finding as in a UTF-8 file.
-fn to_utf8(raw: &[u8], encoding: &'static encoding_rs::Encoding) -> Vec<u8> {
-    use encoding_rs::DecoderResult;
-    let mut decoder = encoding.new_decoder();
-    let mut out = Vec::with_capacity(raw.len() + raw.len() / 4 + 16);
-    let mut input = raw;
-    loop {
-        let room = decoder
-            .max_utf8_buffer_length_without_replacement(input.len())
-            .unwrap_or(input.len().saturating_mul(3))
-            .max(16);
-        let start = out.len();
-        out.resize(start + room, 0);
-        let (result, read, written) =
-            decoder.decode_to_utf8_without_replacement(input, &mut out[start..], true);
-        out.truncate(start + written);
-        input = &input[read..];
-        match result {
-            DecoderResult::InputEmpty => return out,
-            DecoderResult::OutputFull => {}
-            DecoderResult::Malformed(..) => out.push(0xFF),
+/// How many bytes a source to parse holds.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum SourceSize {
+    /// Exactly this many (the file's size when opened): any other count means the file
+    /// changed while it was read.
+    Exact(u64),
+    /// About this many (a file transcoded while read); used for the progress and the room
+    /// reserved for the rows.
+    About(u64),
+}
+
+/// Bytes read from the file per transcoding step.
+const TRANSCODE_CHUNK: usize = 1 << 20;
+
+/// A file in another encoding read as UTF-8 (a byte-order mark, of any Unicode encoding, wins
+/// over the encoding and is dropped), its own bytes counted and hashed on the way. A byte
+/// sequence the encoding does not define becomes a byte that is not UTF-8, so its row is an
+/// `invalid_encoding` finding as in a UTF-8 file. Memory is a chunk, not the file.
+struct Transcoding<R> {
+    file: R,
+    decoder: encoding_rs::Decoder,
+    raw: Vec<u8>,
+    text: Vec<u8>,
+    /// Bytes of `text` already given out.
+    given: usize,
+    at_end: bool,
+    /// Bytes read from the file.
+    raw_bytes: u64,
+    raw_hash: sha2::Sha256,
+}
+
+impl<R: Read> Transcoding<R> {
+    fn new(file: R, encoding: &'static encoding_rs::Encoding) -> Transcoding<R> {
+        Transcoding::with_chunk(file, encoding, TRANSCODE_CHUNK)
+    }
+
+    fn with_chunk(
+        file: R,
+        encoding: &'static encoding_rs::Encoding,
+        chunk: usize,
+    ) -> Transcoding<R> {
+        Transcoding {
+            file,
+            decoder: encoding.new_decoder(),
+            raw: vec![0; chunk.max(1)],
+            text: Vec::new(),
+            given: 0,
+            at_end: false,
+            raw_bytes: 0,
+            raw_hash: sha2::Sha256::new(),
         }
+    }
+
+    /// The next chunk of the file as UTF-8 in `text` (empty only at the end).
+    fn transcode_chunk(&mut self) -> std::io::Result<()> {
+        use encoding_rs::DecoderResult;
+        self.text.clear();
+        self.given = 0;
+        let n = loop {
+            match self.file.read(&mut self.raw) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+        self.raw_bytes += n as u64;
+        self.raw_hash.update(&self.raw[..n]);
+        // At the end, the decoder is told so: a sequence it holds unfinished is malformed.
+        let last = n == 0;
+        self.at_end = last;
+        let mut input = &self.raw[..n];
+        loop {
+            let room = self
+                .decoder
+                .max_utf8_buffer_length_without_replacement(input.len())
+                .unwrap_or(input.len().saturating_mul(3))
+                .max(16);
+            let start = self.text.len();
+            self.text.resize(start + room, 0);
+            let (result, read, written) = self.decoder.decode_to_utf8_without_replacement(
+                input,
+                &mut self.text[start..],
+                last,
+            );
+            self.text.truncate(start + written);
+            input = &input[read..];
+            match result {
+                DecoderResult::InputEmpty => return Ok(()),
+                DecoderResult::OutputFull => {}
+                DecoderResult::Malformed(..) => self.text.push(0xFF),
+            }
+        }
+    }
+}
+
+impl<R: Read> Read for Transcoding<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        // A chunk of the file can decode to nothing (a byte-order mark alone): read on.
+        while self.given == self.text.len() {
+            if self.at_end {
+                return Ok(0);
+            }
+            self.transcode_chunk()?;
+        }
+        let n = out.len().min(self.text.len() - self.given);
+        out[..n].copy_from_slice(&self.text[self.given..self.given + n]);
+        self.given += n;
+        Ok(n)
     }
 }
 
@@ -684,12 +770,12 @@ fn read_more(
     Ok(filled - start)
 }
 
-/// [`read_csv`] on an open UTF-8 source that should hold `expected_bytes`.
+/// [`read_csv`] on an open UTF-8 source holding `size` bytes.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn read_csv_from(
     path: &Path,
     source: &mut (dyn Read + Send),
-    expected_bytes: u64,
+    size: SourceSize,
     cuts: Cuts,
     plan: &(dyn Fn(&str) -> ColumnPlan + Sync),
     na: &[String],
@@ -866,7 +952,8 @@ pub(super) fn read_csv_from(
             // The whole file's columns, sized once from the first block's bytes per row
             // (before the first block is appended).
             reserved = true;
-            let rows = expected_bytes.saturating_mul(block_rows as u64) / end.max(1) as u64;
+            let (SourceSize::Exact(bytes) | SourceSize::About(bytes)) = size;
+            let rows = bytes.saturating_mul(block_rows as u64) / end.max(1) as u64;
             // A little more than the estimate, so that a file whose later rows are shorter
             // than the first block's does not double its columns at the end.
             let capacity = usize::try_from(rows.saturating_add(rows / 64)).unwrap_or(usize::MAX);
@@ -891,10 +978,12 @@ pub(super) fn read_csv_from(
         row_problems,
         n_rows,
     } = columns;
-    if total_read != expected_bytes {
+    if let SourceSize::Exact(expected) = size
+        && total_read != expected
+    {
         return Err(IngestError::ChangedWhileRead {
             path: path.to_path_buf(),
-            before: expected_bytes,
+            before: expected,
             after: total_read,
         });
     }
@@ -1205,7 +1294,7 @@ mod tests {
         read_csv_from(
             Path::new("hostile.csv"),
             &mut source,
-            expected,
+            SourceSize::Exact(expected),
             cuts,
             &plan,
             &[],
@@ -1565,19 +1654,34 @@ mod tests {
         assert_eq!(used, b',');
     }
 
+    /// `raw` read as UTF-8 through [`Transcoding`], `chunk` file bytes at a time.
+    fn to_utf8(raw: &[u8], encoding: &'static encoding_rs::Encoding, chunk: usize) -> Vec<u8> {
+        let mut source = Transcoding::with_chunk(raw, encoding, chunk);
+        let mut out = Vec::new();
+        source.read_to_end(&mut out).expect("in memory");
+        assert_eq!(source.raw_bytes, raw.len() as u64);
+        out
+    }
+
     #[test]
     fn bytes_an_encoding_does_not_define_stay_invalid_utf8() {
         // 0xFF is no Shift_JIS byte: its row must be an invalid_encoding finding, not text.
-        let out = to_utf8(b"a;\xFF;\x82\xA0\n", encoding_rs::SHIFT_JIS);
+        // Whatever the chunks, a two-byte character cut between them included.
         let mut want = b"a;\xFF".to_vec();
         want.extend_from_slice(";あ\n".as_bytes());
-        assert_eq!(out, want);
-        assert!(std::str::from_utf8(&out).is_err());
-        // A byte-order mark wins over the label, and is dropped.
-        assert_eq!(
-            to_utf8(b"\xEF\xBB\xBFid\n", encoding_rs::WINDOWS_1250),
-            b"id\n"
-        );
+        for chunk in [1, 2, 3, 4, 5, 64] {
+            let out = to_utf8(b"a;\xFF;\x82\xA0\n", encoding_rs::SHIFT_JIS, chunk);
+            assert_eq!(out, want, "chunk {chunk}");
+            assert!(std::str::from_utf8(&out).is_err());
+            // A character the file ends in the middle of is malformed too.
+            assert_eq!(to_utf8(b"a\x82", encoding_rs::SHIFT_JIS, chunk), b"a\xFF");
+            // A byte-order mark wins over the label, and is dropped.
+            assert_eq!(
+                to_utf8(b"\xEF\xBB\xBFid\n", encoding_rs::WINDOWS_1250, chunk),
+                b"id\n"
+            );
+        }
+        assert_eq!(to_utf8(b"", encoding_rs::WINDOWS_1250, 4), b"");
     }
 
     #[test]
