@@ -234,16 +234,37 @@ struct Column {
 }
 
 fn normalise_column(raw: &str) -> Column {
+    let raw = raw.trim();
+    // `label::English (en)`; older forms write `label:English` and `bind:relevant`.
     let (base, language) = match raw.split_once("::") {
         Some((b, l)) => (b, Some(l.trim().to_string())),
-        None => (raw, None),
+        None => match raw.split_once(':') {
+            Some((b, l)) if matches!(b.trim().to_lowercase().as_str(), "label" | "hint") => {
+                (b, Some(l.trim().to_string()))
+            }
+            _ => (raw, None),
+        },
     };
-    let base = base
+    let mut base = base
         .trim()
         .to_lowercase()
         .split_whitespace()
         .collect::<Vec<_>>()
         .join("_");
+    for prefix in ["bind::", "bind:", "control::", "control:"] {
+        if let Some(rest) = base.strip_prefix(prefix) {
+            base = rest.to_string();
+        }
+    }
+    // pyxform's aliases of the columns read here.
+    let base = match base.as_str() {
+        "relevance" => "relevant".to_string(),
+        "calculate" => "calculation".to_string(),
+        "caption" => "label".to_string(),
+        "value" => "name".to_string(),
+        "command" => "type".to_string(),
+        _ => base,
+    };
     Column {
         base,
         language: language.filter(|l| !l.is_empty()),
@@ -353,10 +374,7 @@ fn read_form(path: &Path) -> Result<FormSheets, XlsformError> {
     let mut book = open_workbook_auto(path).map_err(|e| open(&e))?;
     let names = book.sheet_names();
     let mut read = |wanted: &str| -> Result<Option<Sheet>, XlsformError> {
-        let Some(name) = names
-            .iter()
-            .find(|n| n.trim().eq_ignore_ascii_case(wanted))
-        else {
+        let Some(name) = names.iter().find(|n| n.trim().eq_ignore_ascii_case(wanted)) else {
             return Ok(None);
         };
         let range = book.worksheet_range(name).map_err(|e| open(&e))?;
@@ -425,7 +443,10 @@ fn read_header(path: &Path) -> Result<Vec<String>, XlsformError> {
             .rows()
             .find(|r| r.iter().any(|d| !matches!(d, Data::Empty)))
             .ok_or_else(|| fail(format!("sheet {first} is empty")))?;
-        return Ok(header.iter().map(|d| cell_text(d).trim().to_string()).collect());
+        return Ok(header
+            .iter()
+            .map(|d| cell_text(d).trim().to_string())
+            .collect());
     }
     let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
     let text = String::from_utf8_lossy(&bytes);
@@ -508,12 +529,15 @@ impl Naming {
     /// Latitude, longitude, altitude, precision.
     fn geopoint(&self, column: &str) -> [String; 4] {
         match self.geopoint {
-            GeopointStyle::Kobo => ["latitude", "longitude", "altitude", "precision"]
-                .map(|p| format!("_{column}_{p}")),
-            GeopointStyle::Central => ["Latitude", "Longitude", "Altitude", "Accuracy"]
-                .map(|p| format!("{column}-{p}")),
-            GeopointStyle::Underscore => ["latitude", "longitude", "altitude", "precision"]
-                .map(|p| format!("{column}_{p}")),
+            GeopointStyle::Kobo => {
+                ["latitude", "longitude", "altitude", "precision"].map(|p| format!("_{column}_{p}"))
+            }
+            GeopointStyle::Central => {
+                ["Latitude", "Longitude", "Altitude", "Accuracy"].map(|p| format!("{column}-{p}"))
+            }
+            GeopointStyle::Underscore => {
+                ["latitude", "longitude", "altitude", "precision"].map(|p| format!("{column}_{p}"))
+            }
         }
     }
 
@@ -544,19 +568,29 @@ struct Choice {
 #[derive(Debug, Clone, PartialEq)]
 enum Kind {
     /// `select_one LIST`: one coded column.
-    SelectOne { choices: Vec<Choice> },
+    SelectOne {
+        choices: Vec<Choice>,
+    },
     /// `select_multiple LIST`: one 0/1 column per choice.
-    SelectMultiple { choices: Vec<Choice> },
+    SelectMultiple {
+        choices: Vec<Choice>,
+    },
     Integer,
     Decimal,
     /// `range` with its `parameters` (start, end, step).
-    Range { low: f64, high: f64, whole: bool },
+    Range {
+        low: f64,
+        high: f64,
+        whole: bool,
+    },
     /// Free text, dates, times, media file names, barcodes, lines and shapes.
     Text,
     /// Latitude, longitude, altitude and precision.
     Geopoint,
     /// `calculate`: a derived variable where the calculation translates.
-    Calculate { calculation: String },
+    Calculate {
+        calculation: String,
+    },
 }
 
 /// A skip rule of the form: the row's own `relevant` or an enclosing group's.
@@ -591,7 +625,10 @@ enum Entry {
     /// A comment in the draft: a block not drafted.
     Comment(String),
     /// The drafted repeat begins here (its key columns are declared here).
-    RepeatStart { name: String, cell: String },
+    RepeatStart {
+        name: String,
+        cell: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -732,18 +769,54 @@ fn parse_type(ty: &str) -> Option<ParsedType> {
         "endgroup" => TypeClass::End(Block::Group),
         "endrepeat" | "endlgroup" => TypeClass::End(Block::Repeat),
         "endloop" => TypeClass::End(Block::Loop),
-        "integer" | "int" | "qint" | "addintegerprompt" | "percentage"
-        | "numberofdaysinlastmonth" | "numberofdaysinlastsixmonths"
+        "integer"
+        | "int"
+        | "qint"
+        | "addintegerprompt"
+        | "percentage"
+        | "numberofdaysinlastmonth"
+        | "numberofdaysinlastsixmonths"
         | "numberofdaysinlastyear" => TypeClass::Integer,
         "decimal" | "qdecimal" | "adddecimalprompt" => TypeClass::Decimal,
         "range" => TypeClass::Range,
-        "text" | "string" | "qstring" | "addtextprompt" | "date" | "qdate" | "adddateprompt"
-        | "time" | "datetime" | "qdatetime" | "adddatetimeprompt" | "barcode" | "qbarcode"
-        | "addbarcodeprompt" | "image" | "photo" | "qimage" | "qpicture" | "addimageprompt"
-        | "addphotoprompt" | "audio" | "qaudio" | "addaudioprompt" | "video" | "qvideo"
-        | "addvideoprompt" | "file" | "addfileprompt" | "geotrace" | "qgeotrace"
-        | "geoshape" | "qgeoshape" | "hidden" | "acknowledge" | "qacknowledge"
-        | "addacknowledgeprompt" | "trigger" | "backgroundaudio" => TypeClass::Text,
+        "text"
+        | "string"
+        | "qstring"
+        | "addtextprompt"
+        | "date"
+        | "qdate"
+        | "adddateprompt"
+        | "time"
+        | "datetime"
+        | "qdatetime"
+        | "adddatetimeprompt"
+        | "barcode"
+        | "qbarcode"
+        | "addbarcodeprompt"
+        | "image"
+        | "photo"
+        | "qimage"
+        | "qpicture"
+        | "addimageprompt"
+        | "addphotoprompt"
+        | "audio"
+        | "qaudio"
+        | "addaudioprompt"
+        | "video"
+        | "qvideo"
+        | "addvideoprompt"
+        | "file"
+        | "addfileprompt"
+        | "geotrace"
+        | "qgeotrace"
+        | "geoshape"
+        | "qgeoshape"
+        | "hidden"
+        | "acknowledge"
+        | "qacknowledge"
+        | "addacknowledgeprompt"
+        | "trigger"
+        | "backgroundaudio" => TypeClass::Text,
         "geopoint" | "gps" | "location" | "qgeopoint" | "qlocation" | "addlocationprompt" => {
             TypeClass::Geopoint
         }
@@ -774,7 +847,10 @@ fn settings_value(settings: Option<&Sheet>, key: &str) -> String {
 }
 
 fn yes(value: &str) -> bool {
-    matches!(value.to_ascii_lowercase().as_str(), "yes" | "true" | "1" | "true()")
+    matches!(
+        value.to_ascii_lowercase().as_str(),
+        "yes" | "true" | "1" | "true()"
+    )
 }
 
 /// The label language: `wanted`, else the settings' default language, else the first.
@@ -801,15 +877,17 @@ fn choose_language(
             .cloned()
     };
     match wanted {
-        Some(w) => find(w).map(Some).ok_or_else(|| XlsformError::UnknownLanguage {
-            path: path.to_path_buf(),
-            language: w.to_string(),
-            languages: if languages.is_empty() {
-                "none (its labels are in a plain `label` column; leave out --language)".into()
-            } else {
-                languages.join(", ")
-            },
-        }),
+        Some(w) => find(w)
+            .map(Some)
+            .ok_or_else(|| XlsformError::UnknownLanguage {
+                path: path.to_path_buf(),
+                language: w.to_string(),
+                languages: if languages.is_empty() {
+                    "none (its labels are in a plain `label` column; leave out --language)".into()
+                } else {
+                    languages.join(", ")
+                },
+            }),
         None if languages.is_empty() => Ok(None),
         None => Ok(find(default).or_else(|| languages.first().cloned())),
     }
@@ -828,8 +906,12 @@ fn read_questions(
         column,
         header: sheet.header_text(),
     };
-    let c_type = survey.col("type").ok_or_else(|| missing_column(survey, "type"))?;
-    let c_name = survey.col("name").ok_or_else(|| missing_column(survey, "name"))?;
+    let c_type = survey
+        .col("type")
+        .ok_or_else(|| missing_column(survey, "type"))?;
+    let c_name = survey
+        .col("name")
+        .ok_or_else(|| missing_column(survey, "name"))?;
 
     // Languages: of the label columns, survey sheet first.
     let mut languages: Vec<String> = Vec::new();
@@ -861,7 +943,8 @@ fn read_questions(
     // Choice lists.
     let allow_duplicates = yes(&settings_value(settings, "allow_choice_duplicates"));
     let mut lists: BTreeMap<String, Vec<Choice>> = BTreeMap::new();
-    if let Some(ch) = &sheets.choices {
+    // An empty choices sheet is no choices sheet.
+    if let Some(ch) = sheets.choices.as_ref().filter(|c| !c.header.is_empty()) {
         let c_list = ch
             .col("list_name")
             .ok_or_else(|| missing_column(ch, "list_name"))?;
@@ -984,11 +1067,15 @@ fn read_questions(
                 }
                 if drafted_here && !drafted {
                     let why = match block {
-                        Block::Loop => "a loop's questions are exported once per choice of its list: declare them by hand",
+                        Block::Loop => {
+                            "a loop's questions are exported once per choice of its list: declare them by hand"
+                        }
                         _ if stack.iter().any(|o| o.block == Block::Repeat) => {
                             "a repeat inside a repeat is a third level, which cvsurvey does not have"
                         }
-                        _ => "only the first repeat is drafted (as the person level); a further repeat is another export file",
+                        _ => {
+                            "only the first repeat is drafted (as the person level); a further repeat is another export file"
+                        }
                     };
                     form.entries.push(Entry::Comment(format!(
                         "{} {name} ({type_cell}) is not drafted: {why}.",
@@ -1080,8 +1167,10 @@ fn read_questions(
                     });
                 }
                 names.insert(scoped, survey.cell(i, c_name));
-                form.no_column
-                    .insert(name, format!("{keyword} fields have no column in the draft"));
+                form.no_column.insert(
+                    name,
+                    format!("{keyword} fields have no column in the draft"),
+                );
             }
             continue;
         };
@@ -1121,6 +1210,16 @@ fn read_questions(
         let mut relevance_all: Vec<Relevance> =
             stack.iter().filter_map(|o| o.relevance.clone()).collect();
         relevance_all.extend(relevance);
+        let other = parsed.or_other
+            && matches!(
+                parsed.class,
+                TypeClass::SelectOne | TypeClass::SelectMultiple
+            );
+        let own_name = name.clone();
+        let own_cell = type_cell.clone();
+        let own_path = path_of(&stack);
+        let own_relevance = relevance_all.clone();
+        let in_repeat = stack.iter().any(|o| o.block == Block::Repeat);
         form.entries.push(Entry::Question(Question {
             cell: type_cell,
             path: stack.iter().map(|o| o.name.clone()).collect(),
@@ -1132,6 +1231,30 @@ fn read_questions(
             kind,
             notes,
         }));
+        if other {
+            // `or_other` adds the text question `<name>_other`, asked where "other" is chosen.
+            let chosen = if parsed.class == TypeClass::SelectMultiple {
+                format!("selected(${{{own_name}}}, 'other')")
+            } else {
+                format!("${{{own_name}}} = 'other'")
+            };
+            let mut relevance = own_relevance;
+            relevance.push(Relevance {
+                cell: own_cell.clone(),
+                xpath: chosen,
+            });
+            form.entries.push(Entry::Question(Question {
+                cell: own_cell,
+                name: format!("{own_name}_other"),
+                path: own_path,
+                label: "Other: specify".into(),
+                kind: Kind::Text,
+                in_repeat,
+                relevance,
+                constraint: String::new(),
+                notes: vec!["added by or_other".into()],
+            }));
+        }
     }
     if let Some(open) = stack.pop() {
         return Err(XlsformError::Unmatched {
@@ -1403,7 +1526,9 @@ fn draft(
     let mut head = String::new();
     comment_lines(
         &mut head,
-        &format!("Questionnaire drafted by `cvsurvey questionnaire import` from the XLSForm {file_name}."),
+        &format!(
+            "Questionnaire drafted by `cvsurvey questionnaire import` from the XLSForm {file_name}."
+        ),
     );
     comment_lines(
         &mut head,
@@ -1414,7 +1539,9 @@ fn draft(
                 Some(_) => " (detected from the --data header)".to_string(),
                 None => " (the default; give --data with an export to detect them)".to_string(),
             },
-            form.language.as_deref().unwrap_or("the form's label column")
+            form.language
+                .as_deref()
+                .unwrap_or("the form's label column")
         ),
     );
     comment_lines(
@@ -1451,7 +1578,10 @@ fn draft(
             "The submission's key in the main (household) file; each row of the roster file \
              names its household's in PARENT_KEY.",
         );
-        let _ = writeln!(text, "name = \"KEY\"\ntype = \"text\"\nframe = true\nlevel = \"household\"");
+        let _ = writeln!(
+            text,
+            "name = \"KEY\"\ntype = \"text\"\nframe = true\nlevel = \"household\""
+        );
         declared.insert("KEY".into());
         pieces.push(Piece::fixed(text));
     }
@@ -1654,7 +1784,10 @@ fn draft(
                 match translate_calculation(calculation, &lookup) {
                     Ok(expr) if !declared.contains(&column) => {
                         let mut block = String::from("\n[[derived]]\n");
-                        comment_lines(&mut block, &format!("calculate {} ({}): {calculation}", q.name, q.cell));
+                        comment_lines(
+                            &mut block,
+                            &format!("calculate {} ({}): {calculation}", q.name, q.cell),
+                        );
                         let _ = writeln!(block, "name = {}", quote(&column));
                         if !q.label.is_empty() {
                             let _ = writeln!(block, "label = {}", quote(&q.label));
@@ -1678,7 +1811,10 @@ fn draft(
                     Ok(_) => {
                         comment_lines(
                             &mut text,
-                            &format!("calculate {} ({}): the name {column} is taken", q.name, q.cell),
+                            &format!(
+                                "calculate {} ({}): the name {column} is taken",
+                                q.name, q.cell
+                            ),
                         );
                         tally.calculations_untranslated += 1;
                         derived.push(Piece::fixed(text));
@@ -1705,7 +1841,10 @@ fn draft(
                 let mut text = String::from("\n");
                 comment_lines(
                     &mut text,
-                    &format!("{} ({}): the column {name} is declared already: left out", q.name, q.cell),
+                    &format!(
+                        "{} ({}): the column {name} is declared already: left out",
+                        q.name, q.cell
+                    ),
                 );
                 pieces.push(Piece::fixed(text));
                 continue;
@@ -1745,7 +1884,13 @@ fn draft(
             let id: String = q
                 .name
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .collect();
             let _ = writeln!(block, "id = {}", quote(&id));
             if !q.label.is_empty() {
@@ -1880,7 +2025,10 @@ fn settle(path: &Path, mut pieces: Vec<Piece>) -> Result<String, XlsformError> {
             let k = starts.partition_point(|&s| s <= at).saturating_sub(1);
             if let Some(fallback) = pieces[k].fallback.take() {
                 let mut text = fallback;
-                comment_lines(&mut text, &format!("(the questionnaire parser: {})", problem.message));
+                comment_lines(
+                    &mut text,
+                    &format!("(the questionnaire parser: {})", problem.message),
+                );
                 if !text.starts_with('\n') {
                     text.insert(0, '\n');
                 }
