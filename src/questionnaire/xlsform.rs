@@ -2056,3 +2056,354 @@ fn settle(path: &Path, mut pieces: Vec<Piece>) -> Result<String, XlsformError> {
         message: "the draft does not settle".into(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sheets(survey: &[&[&str]], choices: &[&[&str]], settings: &[&[&str]]) -> FormSheets {
+        FormSheets {
+            survey: Sheet::from_rows("survey", survey),
+            choices: (!choices.is_empty()).then(|| Sheet::from_rows("choices", choices)),
+            settings: (!settings.is_empty()).then(|| Sheet::from_rows("settings", settings)),
+        }
+    }
+
+    fn drafted(form: &FormSheets, language: Option<&str>, header: Option<&[&str]>) -> XlsformDraft {
+        let header: Option<Vec<String>> = header.map(|h| h.iter().map(|s| s.to_string()).collect());
+        draft(Path::new("form.xlsx"), form, language, header.as_deref()).expect("drafts")
+    }
+
+    const CHOICES: &[&[&str]] = &[
+        &[
+            "list name",
+            "name",
+            "label::English (en)",
+            "label::Français (fr)",
+        ],
+        &["yn", "1", "Yes", "Oui"],
+        &["yn", "2", "No", "Non"],
+        &["fruit", "apple", "Apple", "Pomme"],
+        &["fruit", "kiwi", "Kiwi", "Kiwi"],
+    ];
+
+    #[test]
+    fn type_cells_are_read_with_pyxform_aliases() {
+        let t = |ty: &str| parse_type(ty).map(|p| (p.class, p.list, p.or_other));
+        assert_eq!(
+            t("select_one yn"),
+            Some((TypeClass::SelectOne, "yn".into(), false))
+        );
+        assert_eq!(
+            t("select one from yn"),
+            Some((TypeClass::SelectOne, "yn".into(), false))
+        );
+        assert_eq!(
+            t("select all that apply from toilet_type or specify other"),
+            Some((TypeClass::SelectMultiple, "toilet_type".into(), true))
+        );
+        assert_eq!(
+            t("select_multiple Fruit or_other"),
+            Some((TypeClass::SelectMultiple, "Fruit".into(), true))
+        );
+        assert_eq!(
+            t("select_one_from_file places.csv").map(|x| x.0),
+            Some(TypeClass::OtherText)
+        );
+        assert_eq!(
+            t("begin lgroup").map(|x| x.0),
+            Some(TypeClass::Begin(Block::Repeat))
+        );
+        assert_eq!(
+            t("end_repeat").map(|x| x.0),
+            Some(TypeClass::End(Block::Repeat))
+        );
+        assert_eq!(
+            t("begin loop over fruit"),
+            Some((TypeClass::Begin(Block::Loop), "fruit".into(), false))
+        );
+        assert_eq!(t("dateTime").map(|x| x.0), Some(TypeClass::Text));
+        assert_eq!(t("phone number").map(|x| x.0), Some(TypeClass::None));
+        assert_eq!(t("uri:deviceid").map(|x| x.0), Some(TypeClass::None));
+        assert_eq!(t("integr"), None);
+    }
+
+    #[test]
+    fn columns_are_normalised_as_pyxform_reads_them() {
+        let c = |raw: &str| {
+            let c = normalise_column(raw);
+            (c.base, c.language)
+        };
+        assert_eq!(c(" List Name "), ("list_name".into(), None));
+        assert_eq!(
+            c("label::English (en)"),
+            ("label".into(), Some("English (en)".into()))
+        );
+        assert_eq!(c("label:French"), ("label".into(), Some("French".into())));
+        assert_eq!(c("bind:relevant"), ("relevant".into(), None));
+        assert_eq!(c("Relevance"), ("relevant".into(), None));
+        assert_eq!(cell_name("survey", 12, 1), "survey!B12");
+        assert_eq!(cell_name("survey", 3, 27), "survey!AB3");
+    }
+
+    #[test]
+    fn range_parameters_have_odk_defaults() {
+        assert_eq!(range_parameters(""), (1.0, 10.0, true));
+        assert_eq!(
+            range_parameters("start=0 end=5 step=0.5"),
+            (0.0, 5.0, false)
+        );
+        assert_eq!(range_parameters("start=10;end=0"), (0.0, 10.0, true));
+    }
+
+    #[test]
+    fn groups_are_flattened_as_the_export_names_them() {
+        let form = sheets(
+            &[
+                &["type", "name", "label"],
+                &["begin_group", "hh", "Household"],
+                &["begin group", "roof", ""],
+                &["integer", "rooms", "Rooms"],
+                &["end group", "", ""],
+                &["end_group", "", ""],
+                &["text", "comment", "Comment"],
+            ],
+            CHOICES,
+            &[],
+        );
+        let d = drafted(&form, None, None);
+        assert!(d.toml.contains("name = \"hh/roof/rooms\""), "{}", d.toml);
+        assert!(d.toml.contains("name = \"comment\""));
+        let d = drafted(&form, None, Some(&["hh-roof-rooms", "comment"]));
+        assert!(d.toml.contains("name = \"hh-roof-rooms\""), "{}", d.toml);
+        assert!(
+            d.summary.contains("2 of 2 main-file columns found"),
+            "{}",
+            d.summary
+        );
+        let d = drafted(&form, None, Some(&["rooms", "comment", "KEY"]));
+        assert!(d.toml.contains("name = \"rooms\""), "{}", d.toml);
+    }
+
+    #[test]
+    fn select_multiple_items_and_geopoints_are_named_as_the_export_names_them() {
+        let form = sheets(
+            &[
+                &["type", "name", "label::English (en)"],
+                &["select_multiple fruit", "likes", "Fruit liked"],
+                &["geopoint", "home", "Home"],
+            ],
+            CHOICES,
+            &[],
+        );
+        let d = drafted(&form, None, None);
+        for name in [
+            "likes/apple",
+            "likes/kiwi",
+            "_home_latitude",
+            "_home_precision",
+        ] {
+            assert!(
+                d.toml.contains(&format!("name = \"{name}\"")),
+                "{name}: {}",
+                d.toml
+            );
+        }
+        assert!(
+            d.toml.contains("items = [\"likes/apple\", \"likes/kiwi\"]"),
+            "{}",
+            d.toml
+        );
+        assert!(
+            d.toml.contains("universe = \"answered(`likes/apple`)\""),
+            "{}",
+            d.toml
+        );
+        assert!(d.toml.contains("codes = { 0 = \"No\", 1 = \"Yes\" }"));
+        let q = Questionnaire::from_toml_str(&d.toml, Path::new("d.toml")).expect("parses");
+        let set = q.indicator("likes").expect("multiple-response set");
+        assert_eq!(set.kind, super::super::IndicatorKind::Distribution);
+
+        let d = drafted(&form, None, Some(&["likes_apple", "home-Latitude"]));
+        assert!(d.toml.contains("name = \"likes_kiwi\""), "{}", d.toml);
+        assert!(d.toml.contains("name = \"home-Accuracy\""), "{}", d.toml);
+    }
+
+    #[test]
+    fn the_language_is_the_wanted_else_the_default_else_the_first() {
+        let languages = vec!["English (en)".to_string(), "Français (fr)".to_string()];
+        let p = Path::new("f.xlsx");
+        let pick = |wanted, default| choose_language(p, &languages, wanted, default);
+        assert_eq!(pick(None, "").expect("ok").as_deref(), Some("English (en)"));
+        assert_eq!(
+            pick(None, "Français (fr)").expect("ok").as_deref(),
+            Some("Français (fr)")
+        );
+        assert_eq!(
+            pick(Some("fr"), "").expect("ok").as_deref(),
+            Some("Français (fr)")
+        );
+        assert_eq!(
+            pick(Some("english (EN)"), "").expect("ok").as_deref(),
+            Some("English (en)")
+        );
+        let e = pick(Some("de"), "").expect_err("unknown");
+        assert!(e.to_string().contains("English (en), Français (fr)"), "{e}");
+        assert_eq!(choose_language(p, &[], None, "").expect("ok"), None);
+        assert!(choose_language(p, &[], Some("en"), "").is_err());
+
+        let form = sheets(
+            &[
+                &[
+                    "type",
+                    "name",
+                    "label::English (en)",
+                    "label::Français (fr)",
+                ],
+                &["select_one yn", "agree", "Agree?", "D'accord ?"],
+            ],
+            CHOICES,
+            &[&["form_id", "default_language"], &["f1", "Français (fr)"]],
+        );
+        let d = drafted(&form, None, None);
+        assert!(d.toml.contains("label = \"D'accord ?\""), "{}", d.toml);
+        assert!(d.toml.contains("1 = \"Oui\""), "{}", d.toml);
+        assert!(d.toml.contains("id = \"f1\""), "{}", d.toml);
+        assert!(
+            d.summary.contains("Français (fr) (chosen)"),
+            "{}",
+            d.summary
+        );
+    }
+
+    #[test]
+    fn the_first_repeat_is_the_person_level_and_further_repeats_are_not_drafted() {
+        let form = sheets(
+            &[
+                &["type", "name", "label"],
+                &["integer", "size", "Household size"],
+                &["begin_repeat", "members", "Members"],
+                &["integer", "age", "Age"],
+                &["begin_repeat", "jobs", "Jobs"],
+                &["text", "job", "Job"],
+                &["end_repeat", "", ""],
+                &["end_repeat", "", ""],
+                &["begin_repeat", "plots", "Plots"],
+                &["decimal", "area", "Area"],
+                &["end_repeat", "", ""],
+            ],
+            CHOICES,
+            &[],
+        );
+        let d = drafted(&form, None, None);
+        let q = Questionnaire::from_toml_str(&d.toml, Path::new("d.toml")).expect("parses");
+        assert_eq!(q.variable("size").map(|v| v.level), Some(Level::Household));
+        assert_eq!(q.variable("KEY").map(|v| v.level), Some(Level::Household));
+        assert_eq!(
+            q.variable("members/age").map(|v| v.level),
+            Some(Level::Person)
+        );
+        assert_eq!(
+            q.variable("PARENT_KEY").map(|v| v.level),
+            Some(Level::Person)
+        );
+        assert!(q.variable("members/jobs/job").is_none());
+        assert!(q.variable("plots/area").is_none());
+        assert!(
+            d.toml.contains("# repeat jobs (survey!A5) is not drafted"),
+            "{}",
+            d.toml
+        );
+        assert!(
+            d.summary.contains("members drafted as the person level")
+                && d.summary.contains("jobs not drafted (1 questions)")
+                && d.summary.contains("plots not drafted (1 questions)"),
+            "{}",
+            d.summary
+        );
+    }
+
+    #[test]
+    fn an_untranslated_skip_rule_is_a_comment_naming_the_form_row() {
+        let form = sheets(
+            &[
+                &["type", "name", "label", "relevant"],
+                &["text", "name", "Name", ""],
+                &["integer", "age", "Age", "regex(${name}, '[a-z]+')"],
+            ],
+            CHOICES,
+            &[],
+        );
+        let d = drafted(&form, None, None);
+        assert!(
+            d.toml.contains(
+                "skip rule not translated (survey!D3: relevant regex(${name}, '[a-z]+'))"
+            ),
+            "{}",
+            d.toml
+        );
+        assert!(!d.toml.contains("asked_if"), "{}", d.toml);
+        assert!(
+            d.summary.contains("0 translated, 1 not translated"),
+            "{}",
+            d.summary
+        );
+    }
+
+    #[test]
+    fn a_piece_the_parser_refuses_is_replaced_by_its_comment() {
+        let pieces = vec![
+            Piece::fixed("[questionnaire]\nid = \"x\"\nversion = \"1\"\n".into()),
+            Piece::fixed("\n[[variables]]\nname = \"a\"\ntype = \"integer\"\n".into()),
+            Piece {
+                text: "asked_if = \"nowhere == 1\"\n".into(),
+                fallback: Some("# skip rule of a not accepted\n".into()),
+            },
+        ];
+        let text = settle(Path::new("f.xlsx"), pieces).expect("settles");
+        assert!(text.contains("# skip rule of a not accepted"), "{text}");
+        assert!(
+            text.contains("nowhere"),
+            "the parser's reason is kept: {text}"
+        );
+        assert!(!text.contains("asked_if ="), "{text}");
+        Questionnaire::from_toml_str(&text, Path::new("d.toml")).expect("parses");
+    }
+
+    #[test]
+    fn form_errors_name_the_cell() {
+        let p = Path::new("f.xlsx");
+        let dup = sheets(
+            &[
+                &["type", "name", "label"],
+                &["begin_group", "g", ""],
+                &["integer", "a", ""],
+                &["end_group", "", ""],
+                &["integer", "a", ""],
+                &["integer", "a", ""],
+            ],
+            CHOICES,
+            &[],
+        );
+        // The same name in another group is another column; twice in one group is an error.
+        let e = draft(p, &dup, None, None).expect_err("duplicate");
+        assert!(
+            e.to_string()
+                .contains("survey!B6: the name \"a\" is already used at survey!B5"),
+            "{e}"
+        );
+        let no_name = sheets(&[&["type", "name"], &["integer", ""]], CHOICES, &[]);
+        let e = draft(p, &no_name, None, None).expect_err("no name");
+        assert!(
+            e.to_string()
+                .contains("survey!B2: a integer row has no name"),
+            "{e}"
+        );
+        let no_type = sheets(&[&["kind", "name"], &["integer", "a"]], CHOICES, &[]);
+        let e = draft(p, &no_type, None, None).expect_err("no type column");
+        assert!(
+            e.to_string().contains("sheet survey has no `type` column"),
+            "{e}"
+        );
+    }
+}
