@@ -46,6 +46,7 @@ fn draft_synth_validate(form: &Path, dir: &Path) -> String {
     assert!(stderr.contains("variables from"), "summary: {stderr}");
     let q = dir.join("draft.toml");
     std::fs::write(&q, &draft).expect("write draft");
+    // A roster: households and persons, linked by the export's keys (KEY, PARENT_KEY).
     let two_files = draft.contains("level = \"household\"");
     let out = if two_files {
         format!("{}/", dir.display())
@@ -66,8 +67,8 @@ fn draft_synth_validate(form: &Path, dir: &Path) -> String {
     assert_eq!(code, 0, "{}: synth: {stderr}", form.display());
     let data = if two_files {
         format!(
-            "[data]\npath = \"{}\"\nid = \"resp_id\"\nresponse = \"responded\"\nhousehold_id = \"hh_id\"\n\
-             [data.household]\npath = \"{}\"\nid = \"hh_id\"\nresponse = \"hh_responded\"\n\
+            "[data]\npath = \"{}\"\nid = \"resp_id\"\nresponse = \"responded\"\nhousehold_id = \"PARENT_KEY\"\n\
+             [data.household]\npath = \"{}\"\nid = \"KEY\"\nresponse = \"hh_responded\"\n\
              [design]\nstrata = \"stratum\"\npsu = \"psu\"\nweight = \"hh_weight\"\nnest = true\n",
             s(&dir.join("persons.csv")),
             s(&dir.join("households.csv"))
