@@ -612,6 +612,8 @@ struct Question {
     kind: Kind,
     /// In the drafted repeat (a person question when the form has one).
     in_repeat: bool,
+    /// In a loop: one of its copies, one per choice (`${name}` cannot name it).
+    in_loop: bool,
     /// Enclosing groups' skip rules, outermost first, then the question's own.
     relevance: Vec<Relevance>,
     constraint: String,
@@ -653,8 +655,10 @@ struct Open {
     name: String,
     cell: String,
     relevance: Option<Relevance>,
-    /// Its questions are drafted (false in a nested or second repeat, and in a loop).
+    /// Its questions are drafted (false in a nested or second repeat).
     drafted: bool,
+    /// A loop's list: its questions are asked (and exported) once per choice.
+    choices: Vec<Choice>,
 }
 
 /// The form as read: questions in order, choice lists, languages, settings.
@@ -1062,14 +1066,20 @@ fn read_questions(
                         drafted = false;
                     }
                 }
+                let mut choices = Vec::new();
                 if block == Block::Loop {
-                    drafted = false;
+                    choices = lists.get(&parsed.list).cloned().ok_or_else(|| {
+                        XlsformError::MissingList {
+                            path: path.to_path_buf(),
+                            cell: type_cell.clone(),
+                            question: name.clone(),
+                            list: parsed.list.clone(),
+                            lists: list_names(),
+                        }
+                    })?;
                 }
                 if drafted_here && !drafted {
                     let why = match block {
-                        Block::Loop => {
-                            "a loop's questions are exported once per choice of its list: declare them by hand"
-                        }
                         _ if stack.iter().any(|o| o.block == Block::Repeat) => {
                             "a repeat inside a repeat is a third level, which cvsurvey does not have"
                         }
@@ -1089,6 +1099,7 @@ fn read_questions(
                     cell: type_cell,
                     relevance,
                     drafted,
+                    choices,
                 });
             } else {
                 match stack.pop() {
@@ -1215,45 +1226,62 @@ fn read_questions(
                 parsed.class,
                 TypeClass::SelectOne | TypeClass::SelectMultiple
             );
-        let own_name = name.clone();
-        let own_cell = type_cell.clone();
-        let own_path = path_of(&stack);
-        let own_relevance = relevance_all.clone();
         let in_repeat = stack.iter().any(|o| o.block == Block::Repeat);
-        form.entries.push(Entry::Question(Question {
-            cell: type_cell,
-            path: stack.iter().map(|o| o.name.clone()).collect(),
-            in_repeat: stack.iter().any(|o| o.block == Block::Repeat),
-            label: label_of(survey, row),
-            constraint: survey.get(row, c_constraint).to_string(),
-            relevance: relevance_all,
-            name,
-            kind,
-            notes,
-        }));
-        if other {
-            // `or_other` adds the text question `<name>_other`, asked where "other" is chosen.
-            let chosen = if parsed.class == TypeClass::SelectMultiple {
-                format!("selected(${{{own_name}}}, 'other')")
-            } else {
-                format!("${{{own_name}}} = 'other'")
+        let in_loop = stack.iter().any(|o| o.block == Block::Loop);
+        if in_loop {
+            form.no_column.insert(
+                name.clone(),
+                "it is in a loop, exported once per choice of the loop's list".into(),
+            );
+        }
+        let label = label_of(survey, row);
+        let constraint = survey.get(row, c_constraint).to_string();
+        for (path, choice) in loop_paths(&stack) {
+            // pyxform puts the loop choice's label and name into a label.
+            let label = match choice {
+                Some(c) => label
+                    .replace("%(label)s", &c.label)
+                    .replace("%(name)s", &c.code),
+                None => label.clone(),
             };
-            let mut relevance = own_relevance;
-            relevance.push(Relevance {
-                cell: own_cell.clone(),
-                xpath: chosen,
-            });
             form.entries.push(Entry::Question(Question {
-                cell: own_cell,
-                name: format!("{own_name}_other"),
-                path: own_path,
-                label: "Other: specify".into(),
-                kind: Kind::Text,
+                cell: type_cell.clone(),
+                name: name.clone(),
+                path: path.clone(),
+                label,
+                kind: kind.clone(),
                 in_repeat,
-                relevance,
-                constraint: String::new(),
-                notes: vec!["added by or_other".into()],
+                in_loop,
+                relevance: relevance_all.clone(),
+                constraint: constraint.clone(),
+                notes: notes.clone(),
             }));
+            if other {
+                // `or_other` adds the text question `<name>_other`, asked where "other" is
+                // chosen.
+                let chosen = if parsed.class == TypeClass::SelectMultiple {
+                    format!("selected(${{{name}}}, 'other')")
+                } else {
+                    format!("${{{name}}} = 'other'")
+                };
+                let mut relevance = relevance_all.clone();
+                relevance.push(Relevance {
+                    cell: type_cell.clone(),
+                    xpath: chosen,
+                });
+                form.entries.push(Entry::Question(Question {
+                    cell: type_cell.clone(),
+                    name: format!("{name}_other"),
+                    path,
+                    label: "Other: specify".into(),
+                    kind: Kind::Text,
+                    in_repeat,
+                    in_loop,
+                    relevance,
+                    constraint: String::new(),
+                    notes: vec!["added by or_other".into()],
+                }));
+            }
         }
     }
     if let Some(open) = stack.pop() {
@@ -1270,6 +1298,30 @@ fn read_questions(
     }
     form.languages = languages;
     Ok(form)
+}
+
+/// The paths of a question inside `stack`: one, or one per choice of each enclosing loop
+/// (`loop/choice/question`), with the innermost loop's choice.
+fn loop_paths(stack: &[Open]) -> Vec<(Vec<String>, Option<&Choice>)> {
+    let mut paths: Vec<(Vec<String>, Option<&Choice>)> = vec![(Vec::new(), None)];
+    for open in stack {
+        for (p, _) in &mut paths {
+            p.push(open.name.clone());
+        }
+        if open.block == Block::Loop {
+            paths = paths
+                .into_iter()
+                .flat_map(|(p, _)| {
+                    open.choices.iter().map(move |c| {
+                        let mut p = p.clone();
+                        p.push(c.code.clone());
+                        (p, Some(c))
+                    })
+                })
+                .collect();
+        }
+    }
+    paths
 }
 
 fn path_of(stack: &[Open]) -> Vec<String> {
@@ -1440,6 +1492,9 @@ fn draft(
     let mut no_column = form.no_column.clone();
     for e in &form.entries {
         let Entry::Question(q) = e else { continue };
+        if q.in_loop {
+            continue;
+        }
         let column = naming.column(&q.path, &q.name);
         let kind = match &q.kind {
             Kind::SelectOne { choices } if !choices.is_empty() => FieldKind::SelectOne {
@@ -2320,6 +2375,46 @@ mod tests {
                 && d.summary.contains("plots not drafted (1 questions)"),
             "{}",
             d.summary
+        );
+    }
+
+    #[test]
+    fn a_loop_is_drafted_once_per_choice_of_its_list() {
+        let form = sheets(
+            &[
+                &["type", "name", "label"],
+                &["begin loop over fruit", "eaten", ""],
+                &["integer", "times", "Times %(label)s eaten"],
+                &["end loop", "", ""],
+            ],
+            CHOICES,
+            &[],
+        );
+        let d = drafted(&form, None, None);
+        assert!(
+            d.toml.contains("name = \"eaten/apple/times\""),
+            "{}",
+            d.toml
+        );
+        assert!(
+            d.toml.contains("label = \"Times Kiwi eaten\""),
+            "{}",
+            d.toml
+        );
+        let missing = sheets(
+            &[
+                &["type", "name"],
+                &["begin loop over veg", "l"],
+                &["end loop", ""],
+            ],
+            CHOICES,
+            &[],
+        );
+        let e = draft(Path::new("f.xlsx"), &missing, None, None).expect_err("no list");
+        assert!(
+            e.to_string()
+                .contains("survey!A2: `l` selects from list \"veg\""),
+            "{e}"
         );
     }
 

@@ -188,8 +188,15 @@ fn the_export_header_given_with_data_names_the_columns() {
         ),
         "or_other adds the text question <name>_other: {draft}"
     );
+    // A loop's questions once per choice of its list, as the export has them.
     assert!(
-        stderr.contains("11 of 11 main-file columns found"),
+        draft.contains(
+            "name = \"transport/loop_over_transport_types_frequency/bus/frequency_to_referral_facility\""
+        ),
+        "{draft}"
+    );
+    assert!(
+        stderr.contains("20 of 20 main-file columns found"),
         "{stderr}"
     );
 
