@@ -70,7 +70,10 @@ pub fn translate_relevant(xpath: &str, field: &FieldLookup<'_>) -> Result<String
 }
 
 /// A `calculation` as a derived variable's `expr` (numbers and true/false only).
-pub fn translate_calculation(xpath: &str, field: &FieldLookup<'_>) -> Result<String, Untranslated> {
+pub fn translate_calculation(
+    xpath: &str,
+    field: &FieldLookup<'_>,
+) -> Result<String, Untranslated> {
     let _ = (xpath, field);
     Err(Untranslated {
         reason: "calculations are not translated yet".into(),
