@@ -121,13 +121,22 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum QuestionnaireCommand {
     /// Draft a questionnaire (TOML, on standard output) from an SPSS (.sav, .zsav, .por) or Stata
-    /// (.dta) file's dictionary, or from a CSV and its codebook.
+    /// (.dta) file's dictionary, from a CSV and its codebook, or from an XLSForm (.xlsx, .xls,
+    /// .xlsm, .ods: ODK, KoboToolbox, SurveyCTO), with a summary on standard error.
     Import {
-        /// The data file.
+        /// The data file, or the XLSForm.
         file: PathBuf,
         /// Codebook CSV for CSV data: variable,label,type,code,code_label,missing.
         #[arg(long)]
         codebook: Option<PathBuf>,
+        /// XLSForm: the label language (default: the settings' default_language, else the
+        /// first).
+        #[arg(long)]
+        language: Option<String>,
+        /// XLSForm: an export of the form's data (CSV or workbook; only its header is read),
+        /// to name the columns as that export does.
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
 }
 
@@ -221,8 +230,42 @@ fn main() -> ExitCode {
             };
         }
         Command::Questionnaire {
-            command: QuestionnaireCommand::Import { file, codebook },
+            command:
+                QuestionnaireCommand::Import {
+                    file,
+                    codebook,
+                    language,
+                    data,
+                },
         } => {
+            use cvsurvey::questionnaire::xlsform;
+            if xlsform::is_xlsform(file) {
+                if codebook.is_some() {
+                    eprintln!(
+                        "error: {}: --codebook is for CSV data; an XLSForm carries its own choices",
+                        file.display()
+                    );
+                    return ExitCode::from(2);
+                }
+                return match xlsform::import_xlsform(file, language.as_deref(), data.as_deref()) {
+                    Ok(draft) => {
+                        print!("{}", draft.toml);
+                        eprint!("{}", draft.summary);
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {}", cut(&e.to_string()));
+                        ExitCode::from(2)
+                    }
+                };
+            }
+            if language.is_some() || data.is_some() {
+                eprintln!(
+                    "error: {}: --language and --data apply to an XLSForm (.xlsx, .xls, .xlsm, .ods); this file is read as data",
+                    file.display()
+                );
+                return ExitCode::from(2);
+            }
             return match cvsurvey::questionnaire::import::import(file, codebook.as_deref()) {
                 Ok(toml) => {
                     print!("{toml}");

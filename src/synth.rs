@@ -48,7 +48,9 @@
 //! nonresponse), then the person variables, answered by respondents with the propensity
 //! `u_PSU + e_region + 0.3·urban + 0.5·z_household + √0.75·z_person`: persons share their
 //! household's PSU effect and half of its own. Their design weight is `hh_weight ×
-//! eligible_adults`. The margins are households by region and urban/rural (Σ `hh_weight` over
+//! eligible_adults`. A frame text variable `KEY` of the household file is its id, and a person
+//! frame variable `PARENT_KEY` the person file's link to it (the keys of a roster exported by
+//! ODK or KoboToolbox, as `questionnaire import FORM.xlsx` drafts them). The margins are households by region and urban/rural (Σ `hh_weight` over
 //! the sampled households) and adults by sex and age group (the adults of responding households
 //! weighted up for household nonresponse within strata).
 //!
@@ -497,6 +499,11 @@ fn role_in(v: &Variable, two_units: bool) -> Option<Role> {
         match v.name.to_ascii_lowercase().as_str() {
             "hh_weight" => return Some(Role::Weight),
             "hh_responded" => return Some(Role::Responded),
+            // An ODK/KoboToolbox roster file names its household in PARENT_KEY (a questionnaire
+            // drafted from an XLSForm declares it so).
+            "parent_key" if v.frame && v.level == Level::Person => {
+                return Some(Role::HouseholdId);
+            }
             _ => {}
         }
     }
@@ -508,7 +515,9 @@ fn role_of(v: &Variable) -> Option<Role> {
     if let Some((r, _)) = ROLES.iter().find(|(r, n)| *n == lower && *r != Role::Id) {
         return Some(*r);
     }
-    let id_like = lower == "id" || lower.ends_with("_id") || lower.starts_with("id_");
+    // `KEY`: the submission key of ODK/KoboToolbox exports.
+    let id_like =
+        lower == "id" || lower == "key" || lower.ends_with("_id") || lower.starts_with("id_");
     (v.frame && id_like && matches!(v.var_type, VarType::Integer | VarType::Text))
         .then_some(Role::Id)
 }
@@ -1304,7 +1313,14 @@ impl<'q> Plan<'q> {
             .iter()
             .position(|c| matches!(c.source, Source::Role(Role::Id)))
             .map_or(0, |k| k + 1);
-        if let Some(c) = household_id {
+        let declared_link = persons
+            .iter()
+            .position(|p| matches!(p.source, Source::Role(Role::HouseholdId)));
+        if let (Some(k), Some(c)) = (declared_link, &household_id) {
+            // The person file declares its own link column (PARENT_KEY): it takes the household
+            // id's values, written as the household file writes them.
+            persons[k].ty = c.ty.clone();
+        } else if let Some(c) = household_id {
             if persons.iter().any(|p| p.name == c.name) {
                 return Err(SynthError::Questionnaire {
                     path: q.source.clone(),
@@ -2878,6 +2894,65 @@ codes = { 1 = "18-39", 2 = "40+" }
         let pm = plan.person_margins_csv(&tally);
         assert_eq!(total(&pm, "sex"), n_adults.round());
         assert_eq!(total(&pm, "age_group"), n_adults.round());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_roster_drafted_from_an_xlsform_links_persons_by_parent_key() {
+        let q = Questionnaire::from_toml_str(
+            r#"
+[questionnaire]
+id = "roster"
+version = "0.1"
+
+[[variables]]
+name = "KEY"
+type = "text"
+frame = true
+level = "household"
+
+[[variables]]
+name = "rooms"
+type = "integer"
+range = [1, 9]
+level = "household"
+
+[[variables]]
+name = "PARENT_KEY"
+type = "text"
+frame = true
+level = "person"
+
+[[variables]]
+name = "members/age"
+type = "integer"
+range = [0, 99]
+"#,
+            Path::new("roster.toml"),
+        )
+        .expect("valid");
+        let plan = Plan::new(&q, &spec(200, 2)).expect("plan");
+        let dir = scratch("roster-keys");
+        let (h, p) = (dir.join("h.csv"), dir.join("p.csv"));
+        plan.write_two(&h, &p, Format::Csv).expect("write");
+        let (h_header, households) = csv_rows(&h);
+        let (p_header, persons) = csv_rows(&p);
+        let key = h_header.iter().position(|c| c == "KEY").expect("KEY");
+        assert!(!h_header.iter().any(|c| c == "hh_id"), "{h_header:?}");
+        let parent = p_header
+            .iter()
+            .position(|c| c == "PARENT_KEY")
+            .expect("PARENT_KEY");
+        // PARENT_KEY is the household's KEY, the only link column of the person file.
+        assert!(
+            !p_header.iter().any(|c| c == "KEY" || c == "hh_id"),
+            "{p_header:?}"
+        );
+        let keys: std::collections::HashSet<&str> =
+            households.iter().map(|r| r[key].as_str()).collect();
+        assert_eq!(keys.len(), households.len());
+        assert!(!persons.is_empty());
+        assert!(persons.iter().all(|r| keys.contains(r[parent].as_str())));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -90,7 +90,7 @@ pub fn import(data: &Path, codebook: Option<&Path>) -> Result<String, ImportErro
 }
 
 /// A TOML basic string.
-fn quote(s: &str) -> String {
+pub(super) fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -112,7 +112,7 @@ fn quote(s: &str) -> String {
 
 /// Text for a `#` comment: TOML comments end at the line's end and may not hold control
 /// characters, so those (from labels and codes in the file) are written as `\u{..}`.
-fn comment_text(s: &str) -> String {
+pub(super) fn comment_text(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_control() && c != '\t' {
@@ -126,7 +126,7 @@ fn comment_text(s: &str) -> String {
 
 /// `text` in lines of at most `width` characters, broken at spaces (a longer word keeps its
 /// own line).
-fn wrap(text: &str, width: usize) -> Vec<String> {
+pub(super) fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = String::new();
     for word in text.split(' ') {
@@ -431,7 +431,7 @@ fn code_key(code: &str, text: bool) -> String {
     if text { quote(code) } else { key(code) }
 }
 
-fn toml_codes(codes: &[(String, String)], text: bool) -> String {
+pub(super) fn toml_codes(codes: &[(String, String)], text: bool) -> String {
     let parts: Vec<String> = codes
         .iter()
         .map(|(c, l)| format!("{} = {}", code_key(c, text), quote(l)))
@@ -459,7 +459,7 @@ fn toml_missing(missing: &[(String, MissingMeaning, String)], text: bool) -> Str
 }
 
 /// A TOML number: whole numbers without a fraction, infinities as `inf`/`-inf`.
-fn toml_number(x: f64) -> String {
+pub(super) fn toml_number(x: f64) -> String {
     if x == f64::INFINITY {
         "inf".into()
     } else if x == f64::NEG_INFINITY {
@@ -488,7 +488,7 @@ fn toml_ranges(ranges: &[DraftRange]) -> String {
     format!("[{}]", parts.join(", "))
 }
 
-fn identifier(path: &Path) -> String {
+pub(super) fn identifier(path: &Path) -> String {
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())

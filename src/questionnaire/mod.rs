@@ -7,6 +7,7 @@
 
 pub mod expr;
 pub mod import;
+pub mod xlsform;
 pub mod xpath;
 
 use std::collections::BTreeMap;

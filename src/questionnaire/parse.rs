@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 use toml::Spanned;
 
-use super::expr::{Expr, ExprType, VarInfo};
+use super::expr::{Expr, ExprType, VarInfo, is_plain_identifier};
 use super::{
     Category, CodeLabel, Derived, Indicator, IndicatorKind, Level, MissingCode, MissingMeaning,
     MissingRange, Problem, QuantileInterval, QuantileRule, QuantileSpec, Questionnaire,
@@ -1437,7 +1437,13 @@ impl Checker<'_> {
                     ok = false;
                     continue;
                 };
-                let value = compile(self, &format!("({item}) {count}"));
+                // An item named as exports name them (`q/choice`) is written in backticks.
+                let written = if is_plain_identifier(item) {
+                    item.clone()
+                } else {
+                    format!("`{item}`")
+                };
+                let value = compile(self, &format!("({written}) {count}"));
                 ok &= value.is_some();
                 if let Some(v) = &value
                     && v.output_type() != ExprType::Bool

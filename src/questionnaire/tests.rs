@@ -932,3 +932,35 @@ fn sdmx_mappings_are_read_and_checked() {
         );
     }
 }
+
+#[test]
+fn multiple_response_items_named_as_exports_name_them_are_written_in_backticks() {
+    let text = format!(
+        r#"{HEAD}
+[[variables]]
+name = "likes/apple"
+codes = {{ 0 = "No", 1 = "Yes" }}
+
+[[variables]]
+name = "likes/kiwi"
+codes = {{ 0 = "No", 1 = "Yes" }}
+
+[[indicators]]
+id = "likes"
+kind = "distribution"
+items = ["likes/apple", "likes/kiwi"]
+universe = "answered(`likes/apple`)"
+"#
+    );
+    let q =
+        Questionnaire::from_toml_str(&text, Path::new("q.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let items = q.indicator("likes").expect("likes").estimated();
+    assert_eq!(
+        items[1].value.as_ref().map(Expr::source),
+        Some("(`likes/kiwi`) == 1")
+    );
+    assert_eq!(
+        items[1].category.as_ref().map(|c| c.code.as_str()),
+        Some("likes/kiwi")
+    );
+}

@@ -25,3 +25,4 @@ mod sdg16;
 mod statfiles;
 mod synth;
 mod workbook;
+mod xlsform;
