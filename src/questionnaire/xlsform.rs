@@ -335,16 +335,10 @@ impl Sheet {
     }
 }
 
-/// A cell as Excel names it (`survey!B12`); `row` 1-based, `column` 0-based.
+/// A cell as Excel names it (`survey!B12`); `row` 1-based, as the form's rows are numbered
+/// here, `column` 0-based.
 fn cell_name(sheet: &str, row: u32, column: u32) -> String {
-    let mut letters = Vec::new();
-    let mut c = u64::from(column) + 1;
-    while c > 0 {
-        letters.push(char::from(b'A' + ((c - 1) % 26) as u8));
-        c = (c - 1) / 26;
-    }
-    let column: String = letters.into_iter().rev().collect();
-    format!("{sheet}!{column}{row}")
+    crate::ingest::cell_name(sheet, row.saturating_sub(1), column)
 }
 
 fn cell_text(d: &Data) -> String {
