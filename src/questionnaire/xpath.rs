@@ -188,6 +188,32 @@ enum Tok {
     Path(String),
 }
 
+impl Tok {
+    /// How the token is shown in messages.
+    fn describe(&self) -> String {
+        match self {
+            Tok::Field(name) => format!("${{{name}}}"),
+            Tok::Dot => "`.`".into(),
+            Tok::Str(s) => format!("'{s}'"),
+            Tok::Num(x) => crate::frame::format_number(*x),
+            Tok::Name(n) => format!("`{n}`"),
+            Tok::LParen => "`(`".into(),
+            Tok::RParen => "`)`".into(),
+            Tok::Comma => "`,`".into(),
+            Tok::Eq => "`=`".into(),
+            Tok::Ne => "`!=`".into(),
+            Tok::Lt => "`<`".into(),
+            Tok::Le => "`<=`".into(),
+            Tok::Gt => "`>`".into(),
+            Tok::Ge => "`>=`".into(),
+            Tok::Plus => "`+`".into(),
+            Tok::Minus => "`-`".into(),
+            Tok::Star => "`*`".into(),
+            Tok::Path(p) => format!("`{p}`"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
     Or,
@@ -375,7 +401,11 @@ impl Parser<'_> {
                 char_position(self.src, at)
             ));
         }
-        syntax_error(self.src, at, format!("expected {wanted}, found {tok:?}"))
+        syntax_error(
+            self.src,
+            at,
+            format!("expected {wanted}, found {}", tok.describe()),
+        )
     }
 
     fn binary_op(&self, level: u8) -> Option<Op> {

@@ -8,7 +8,8 @@
 
 use super::*;
 use crate::frame::{CellState, Column, ColumnData, Frame};
-use crate::questionnaire::expr::{Expr, ExprType, VarInfo};
+use crate::questionnaire::Questionnaire;
+use crate::questionnaire::expr::{EvalState, Expr, ExprType, VarInfo};
 
 fn select_one(name: &str, codes: &[&str]) -> FormField {
     let codes: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
@@ -498,20 +499,151 @@ const RELEVANTS: &[&str] = &[
     "${age} >= 15 and ${age} < 50 and ${sex} = 2",
     "number(${age}) > 15",
     "(${age} > 15) = false()",
+    "(${age} > 15) = (${consent} = 'yes')",
+    "selected(${crimes}, 'theft') != (${hh_size} > 2)",
     "not(${victim} = 1) and ${hh_size} > 1",
     "${crimes} = ''",
     "not(${sex} = 2 and ${age} > 49)",
     "${age} > 17 or not(${region} = 'north')",
 ];
 
+/// The form as a drafted questionnaire: one variable per column, codes as the draft declares
+/// them (a select_multiple item is a 0/1 categorical), plus one question `asked_k` per skip rule
+/// with the translation as its `asked_if`.
+fn questionnaire_of(fields: &[FormField], skip_rules: &[String]) -> Questionnaire {
+    let mut toml = String::from("[questionnaire]\nid = \"xlsform\"\nversion = \"1\"\n");
+    let mut var = |name: &str, body: String| {
+        toml.push_str(&format!("\n[[variables]]\nname = \"{name}\"\n{body}\n"));
+    };
+    for f in fields {
+        match &f.kind {
+            FieldKind::Number => var(&f.column, "type = \"numeric\"".into()),
+            FieldKind::Text => var(&f.column, "type = \"text\"".into()),
+            FieldKind::SelectOne { codes, .. } => {
+                let codes: Vec<String> =
+                    codes.iter().map(|c| format!("\"{c}\" = \"{c}\"")).collect();
+                var(&f.column, format!("codes = {{ {} }}", codes.join(", ")));
+            }
+            FieldKind::SelectMultiple { items } => {
+                for i in items {
+                    var(&i.column, "codes = { 0 = \"no\", 1 = \"yes\" }".into());
+                }
+            }
+            FieldKind::Calculated => {}
+        }
+    }
+    for (k, rule) in skip_rules.iter().enumerate() {
+        var(
+            &format!("asked_{k}"),
+            format!("type = \"integer\"\nasked_if = '{rule}'"),
+        );
+    }
+    Questionnaire::from_toml_str(&toml, std::path::Path::new("xlsform.toml"))
+        .unwrap_or_else(|e| panic!("{e}\n{toml}"))
+}
+
+/// The first set of answers where `asked` (the translation evaluated on the answers as data)
+/// differs from ODK Collect's evaluation of `xpath`, if any.
+fn disagreement(xpath: &str, asked: &Expr, fields: &[FormField]) -> Option<String> {
+    let ast = parse(xpath).expect("parses");
+    let mut names = Vec::new();
+    fields_used(&ast, &mut names);
+    let rows = answer_rows(&names);
+    let used: Vec<&FormField> = names
+        .iter()
+        .map(|n| fields.iter().find(|f| &f.name == n).expect("field"))
+        .collect();
+    let frame = frame_of(&used, &rows);
+    let ours = asked.eval_true(&frame).expect("evaluates");
+    rows.iter().zip(ours).find_map(|((answers, _), ours)| {
+        let odk = odk_bool(&odk_eval(&ast, fields, answers));
+        (odk != ours).then(|| format!("answers {answers:?}: ODK asks {odk}, cvsurvey asks {ours}"))
+    })
+}
+
 #[test]
 fn relevant_asks_exactly_where_odk_collect_asks() {
     let fields = form();
     let lookup = lookup_in(&fields);
-    let scope = scope_of(&fields);
     assert!(RELEVANTS.len() >= 40);
-    for &xpath in RELEVANTS {
-        let translated = translate_relevant(xpath, &*lookup)
+    let translated: Vec<String> = RELEVANTS
+        .iter()
+        .map(|x| {
+            translate_relevant(x, &*lookup)
+                .unwrap_or_else(|u| panic!("{x}: not translated: {}", u.reason))
+        })
+        .collect();
+    let q = questionnaire_of(&fields, &translated);
+    for (k, xpath) in RELEVANTS.iter().enumerate() {
+        let name = format!("asked_{k}");
+        let v = q
+            .variables
+            .iter()
+            .find(|v| v.name == name)
+            .expect("variable");
+        let asked = v.asked_if.as_ref().expect("asked_if");
+        if let Some(d) = disagreement(xpath, asked, &fields) {
+            panic!("{xpath} → {}: {d}", translated[k]);
+        }
+    }
+}
+
+#[test]
+fn the_odk_comparison_catches_a_naive_translation() {
+    let fields = form();
+    let scope = scope_of(&fields);
+    for (xpath, naive) in [
+        ("not(${age} > 15)", "age <= 15"),
+        ("${consent} != 'no'", "consent != \"no\""),
+        ("${name} = ''", "name == \"\""),
+        ("${age} = ${hh_size}", "age == hh_size"),
+        (
+            "count-selected(${crimes}) = 0",
+            "sum(`crimes/theft`, `crimes/assault`) == 0",
+        ),
+    ] {
+        let expr = Expr::parse(naive, &scope).expect("parses");
+        assert!(
+            disagreement(xpath, &expr, &fields).is_some(),
+            "{xpath} vs {naive}"
+        );
+    }
+}
+
+/// Calculations as found in forms; their results are numbers or true/false.
+const CALCULATIONS: &[&str] = &[
+    "${age} * 12",
+    "${hh_size} - 1",
+    "${income} div 12",
+    "${income} div ${hh_size}",
+    "if(${age} >= 18, 1, 0)",
+    "if(selected(${crimes}, 'theft'), 1, 0)",
+    "count-selected(${crimes})",
+    "coalesce(${income}, 0)",
+    "${age} > 15",
+    "${consent} = 'yes'",
+    "not(${consent} = 'no')",
+    "selected(${crimes}, 'theft') + selected(${crimes}, 'assault')",
+    "-${age}",
+    "number(${age}) + 1",
+    "${sex}",
+    "${age} + ${hh_size}",
+    "if(${consent} = 'yes', ${income}, 0)",
+    "${calc_total} * 2",
+    "(${age} - 15) * (${hh_size} + 1)",
+    "${age} - ${hh_size} - 1",
+    "${income} div (${hh_size} * 2)",
+];
+
+/// Where ODK's result is a number or true/false, ours is that value; where ODK's is NaN,
+/// Infinity or '' (a blank input), ours is unknown.
+#[test]
+fn calculations_give_odk_values_and_unknown_where_odk_has_none() {
+    let fields = form();
+    let lookup = lookup_in(&fields);
+    let scope = scope_of(&fields);
+    for &xpath in CALCULATIONS {
+        let translated = translate_calculation(xpath, &*lookup)
             .unwrap_or_else(|u| panic!("{xpath}: not translated: {}", u.reason));
         let expr = Expr::parse(&translated, &scope)
             .unwrap_or_else(|e| panic!("{xpath} → {translated}: {}", e.message));
@@ -523,15 +655,80 @@ fn relevant_asks_exactly_where_odk_collect_asks() {
             .iter()
             .map(|n| fields.iter().find(|f| &f.name == n).expect("field"))
             .collect();
-        let frame = frame_of(&used, &rows);
-        let asked = expr.eval_true(&frame).expect("evaluates");
+        let ours = expr.eval(&frame_of(&used, &rows)).expect("evaluates");
         for (r, (answers, _)) in rows.iter().enumerate() {
-            let odk = odk_bool(&odk_eval(&ast, &fields, answers));
-            assert_eq!(
-                asked[r], odk,
-                "{xpath} → {translated}: answers {answers:?} (row {r}): ODK asks: {odk}"
+            let odk = match odk_eval(&ast, &fields, answers) {
+                Xv::B(b) => Some(f64::from(u8::from(b))),
+                Xv::S(s) if s.is_empty() => None,
+                v => Some(odk_number(&v)).filter(|x| x.is_finite()),
+            };
+            let got = (ours.state[r] == EvalState::Value).then_some(ours.values[r]);
+            let same = match (odk, got) {
+                (Some(a), Some(b)) => (a - b).abs() <= 1e-12 * a.abs().max(1.0),
+                (None, None) => true,
+                _ => false,
+            };
+            assert!(
+                same,
+                "{xpath} → {translated}: answers {answers:?}: ODK {odk:?}, cvsurvey {got:?}"
             );
         }
+    }
+}
+
+#[test]
+fn calculations_read_plainly() {
+    let fields = form();
+    let lookup = lookup_in(&fields);
+    for (xpath, expected) in [
+        ("${age} * 12", "age * 12"),
+        ("${income} div (${hh_size} * 2)", "income / (hh_size * 2)"),
+        ("${age} - (${hh_size} - 1)", "age - (hh_size - 1)"),
+        (
+            "if(${age} >= 18, 1, 0)",
+            "if(coalesce(age >= 18, false), 1, 0)",
+        ),
+        ("coalesce(${income}, 0)", "coalesce(income, 0)"),
+        ("${consent} = 'yes'", "coalesce(consent == \"yes\", false)"),
+        ("${calc_total} * 2", "calc_total * 2"),
+        ("-${age}", "-age"),
+        ("3 + 4", "7"),
+    ] {
+        assert_eq!(
+            translate_calculation(xpath, &*lookup).as_deref(),
+            Ok(expected),
+            "{xpath}"
+        );
+    }
+}
+
+#[test]
+fn constraint_ranges_are_inclusive_bounds_on_the_current_field() {
+    let inf = f64::INFINITY;
+    for (xpath, expected) in [
+        (". >= 0 and . <= 120", Some((0.0, 120.0))),
+        (".>=0 and .<=120", Some((0.0, 120.0))),
+        (". <= 99", Some((-inf, 99.0))),
+        (". >= -1", Some((-1.0, inf))),
+        ("0 <= . and 120 >= .", Some((0.0, 120.0))),
+        ("(. >= 0) and (. <= 5)", Some((0.0, 5.0))),
+        (". >= 0 and . >= 5 and . <= 10", Some((5.0, 10.0))),
+        (". >= 1.5", Some((1.5, inf))),
+        // Strict bounds are a range only for whole numbers, which the constraint cannot tell.
+        (". > 0", None),
+        (". >= 0 and . < 120", None),
+        (". != 5", None),
+        (". >= 0 or . = 999", None),
+        (". >= 10 and . <= 5", None),
+        ("${age} >= 0", None),
+        ("regex(., '^[0-9]+$')", None),
+        (". >= 0 and . <= 120 and . != 99", None),
+        (". >= ${age}", None),
+        (". >= '0'", None),
+        ("", None),
+        (". >=", None),
+    ] {
+        assert_eq!(constraint_range(xpath), expected, "{xpath}");
     }
 }
 
@@ -670,7 +867,7 @@ fn what_is_not_translated_says_why() {
         ("(${age} > 3", "syntax error at character 12: expected `)`"),
         (
             "${age} > 3)",
-            "syntax error at character 11: expected an operator or the end",
+            "syntax error at character 11: expected an operator or the end, found `)`",
         ),
         (
             "${consent} = 'yes",
