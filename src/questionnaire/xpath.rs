@@ -628,11 +628,27 @@ const P_ATOM: u8 = 8;
 struct Operand {
     text: String,
     prec: u8,
+    /// Never unknown (a literal, `count-selected()`, a `coalesce` ending in a literal).
+    definite: bool,
 }
 
 impl Operand {
+    /// A variable, or a call that can be unknown.
     fn atom(text: String) -> Operand {
-        Operand { text, prec: P_ATOM }
+        Operand {
+            text,
+            prec: P_ATOM,
+            definite: false,
+        }
+    }
+
+    /// A literal, or a call that always has a value.
+    fn constant(text: String) -> Operand {
+        Operand {
+            text,
+            prec: P_ATOM,
+            definite: true,
+        }
     }
 
     /// The text, in parentheses when it binds looser than `min`.
@@ -705,6 +721,19 @@ impl Out {
             Out::Coalesce(e, d) => Out::Coalesce(Box::new(e.negate()), !d),
             Out::If(c, a, b) => Out::If(c, Box::new(a.negate()), Box::new(b.negate())),
             Out::BoolEq(a, b, ne) => Out::BoolEq(a, b, !ne),
+        }
+    }
+
+    /// Whether the expression can evaluate to unknown (it reads a cell outside `answered()` or
+    /// `coalesce()`).
+    fn may_be_unknown(&self) -> bool {
+        match self {
+            Out::Const(_) | Out::Answered { .. } | Out::Coalesce(..) => false,
+            Out::Cmp(a, _, b) => !(a.definite && b.definite),
+            Out::In { .. } => true,
+            Out::And(v) | Out::Or(v) => v.iter().any(Out::may_be_unknown),
+            Out::If(c, a, b) => c.may_be_unknown() || a.may_be_unknown() || b.may_be_unknown(),
+            Out::BoolEq(a, b, _) => a.may_be_unknown() || b.may_be_unknown(),
         }
     }
 
@@ -799,10 +828,12 @@ impl Cond {
 
     /// False where a blank input makes it unknown (ODK: NaN or `''` compares false).
     fn false_on_blank(out: Out) -> Cond {
-        Cond {
-            out,
-            unknown: Unknown::False,
-        }
+        let unknown = if out.may_be_unknown() {
+            Unknown::False
+        } else {
+            Unknown::Never
+        };
+        Cond { out, unknown }
     }
 
     fn negate(self) -> Cond {
@@ -817,11 +848,28 @@ impl Cond {
     }
 
     /// Never unknown: `coalesce(e, v)` where ODK's value on unknown is `v`.
+    ///
+    /// Over `and`/`or` the `coalesce` goes to each part that can be unknown: every such part has
+    /// the same ODK value on unknown as the whole (see [`Cond::combine`]), so each part becomes
+    /// exact, and so does their `and`/`or`; `coalesce(a != 1, true) and answered(b)` reads
+    /// better than `coalesce(a != 1 and answered(b), true)`.
     fn definite(self) -> Cond {
-        match self.unknown {
-            Unknown::Never => self,
-            u => Cond::always(Out::Coalesce(Box::new(self.out), u == Unknown::True)),
-        }
+        let on_unknown = match self.unknown {
+            Unknown::Never => return self,
+            u => u == Unknown::True,
+        };
+        let part = |o: Out| {
+            if o.may_be_unknown() {
+                Out::Coalesce(Box::new(o), on_unknown)
+            } else {
+                o
+            }
+        };
+        Cond::always(match self.out {
+            Out::And(v) => Out::And(v.into_iter().map(part).collect()),
+            Out::Or(v) => Out::Or(v.into_iter().map(part).collect()),
+            other => part(other),
+        })
     }
 
     /// True exactly where ODK's is (unknown counts as not true, as for `asked_if`).
@@ -951,6 +999,7 @@ impl<'a> Translator<'a, '_> {
                     Ok(Val::Number(Operand {
                         text: format!("-{}", x.at(P_ATOM)),
                         prec: P_NEG,
+                        definite: x.definite,
                     }))
                 }
             },
@@ -1018,6 +1067,7 @@ impl<'a> Translator<'a, '_> {
         Ok(Val::Number(Operand {
             text: format!("{} {sym} {}", x.at(prec), y.at(right_min)),
             prec,
+            definite: x.definite && y.definite,
         }))
     }
 
@@ -1027,6 +1077,7 @@ impl<'a> Translator<'a, '_> {
             Val::Num(x) if x.is_finite() => Ok(Operand {
                 text: crate::frame::format_number(x),
                 prec: if x < 0.0 { P_NEG } else { P_ATOM },
+                definite: true,
             }),
             Val::Num(_) => Err(untranslated("a computed constant is not a finite number")),
             Val::Str(s) => {
@@ -1064,6 +1115,7 @@ impl<'a> Translator<'a, '_> {
                 Ok(Operand {
                     prec: out.prec(),
                     text: out.render(),
+                    definite: true,
                 })
             }
         }
@@ -1180,7 +1232,7 @@ impl<'a> Translator<'a, '_> {
                     (Lit::Str(s), Op::Eq) => Ok(Cond::false_on_blank(Out::Cmp(
                         Operand::atom(variable(&f.column)?),
                         "==",
-                        Operand::atom(text_literal(s)),
+                        Operand::constant(text_literal(s)),
                     ))),
                     _ => Err(untranslated(format!(
                         "${{{}}} is a text field compared as a number",
@@ -1343,7 +1395,7 @@ impl<'a> Translator<'a, '_> {
                         )));
                     }
                 };
-                Ok(Val::Number(Operand::atom(text)))
+                Ok(Val::Number(Operand::constant(text)))
             }
             "string-length" => {
                 arity(1)?;
@@ -1385,12 +1437,10 @@ impl<'a> Translator<'a, '_> {
                     ));
                 }
                 let (x, y) = (self.number(a)?, self.number(b)?);
-                Ok(Val::Number(Operand::atom(format!(
-                    "if({}, {}, {})",
-                    c.render(),
-                    x.text,
-                    y.text
-                ))))
+                Ok(Val::Number(Operand {
+                    definite: x.definite && y.definite,
+                    ..Operand::atom(format!("if({}, {}, {})", c.render(), x.text, y.text))
+                }))
             }
             "coalesce" => {
                 arity(2)?;
@@ -1406,10 +1456,10 @@ impl<'a> Translator<'a, '_> {
                     ));
                 }
                 let (x, y) = (self.number(a)?, self.number(b)?);
-                Ok(Val::Number(Operand::atom(format!(
-                    "coalesce({}, {})",
-                    x.text, y.text
-                ))))
+                Ok(Val::Number(Operand {
+                    definite: x.definite || y.definite,
+                    ..Operand::atom(format!("coalesce({}, {})", x.text, y.text))
+                }))
             }
             "int" | "round" => Err(untranslated(format!(
                 "function {name}() is not translated: cvsurvey expressions have no rounding"
@@ -1429,7 +1479,7 @@ impl<'a> Translator<'a, '_> {
                 Some(item) => Ok(Cond::false_on_blank(Out::Cmp(
                     Operand::atom(variable(&item.column)?),
                     "==",
-                    Operand::atom("1".into()),
+                    Operand::constant("1".into()),
                 ))),
                 None => Ok(Cond::constant(false)),
             },
@@ -1446,7 +1496,7 @@ impl<'a> Translator<'a, '_> {
 }
 
 fn zero() -> Operand {
-    Operand::atom("0".into())
+    Operand::constant("0".into())
 }
 
 fn symbol(op: Op) -> &'static str {
@@ -1533,7 +1583,7 @@ fn choice_set(
         [one] => Out::Cmp(
             Operand::atom(var.to_string()),
             if negated { "!=" } else { "==" },
-            Operand::atom(one.clone()),
+            Operand::constant(one.clone()),
         ),
         _ => Out::In {
             var: var.to_string(),
