@@ -159,8 +159,10 @@ fn untranslated(reason: impl Into<String>) -> Untranslated {
 // ---------------------------------------------------------------------------------------------
 // The XPath subset: tokens and syntax tree.
 
-/// Deepest nesting accepted, so that a hostile form cannot exhaust the stack.
-const MAX_DEPTH: usize = 64;
+/// Deepest syntax tree accepted (parentheses, calls, unary minus and chained operators such as
+/// `${q} = 1 or ${q} = 2 or ...` each add a level), so that a hostile form cannot exhaust the
+/// stack; real skip rules stay far below it.
+const MAX_DEPTH: usize = 200;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
@@ -446,38 +448,45 @@ impl Parser<'_> {
             }
         };
         let mut lhs = operand(self)?;
+        // Each operator of a chain deepens the (left-leaning) tree by one level.
+        let mut chained = 0;
         while let Some(op) = self.binary_op(level) {
             self.pos += 1;
+            chained += 1;
+            self.deeper()?;
             let rhs = operand(self)?;
             lhs = Ast::Bin(op, Box::new(lhs), Box::new(rhs));
         }
+        self.depth -= chained;
         Ok(lhs)
     }
 
-    fn or(&mut self) -> Result<Ast, Untranslated> {
+    /// One level deeper; an error beyond [`MAX_DEPTH`] (parsing stops there, so the count
+    /// need not be restored on errors).
+    fn deeper(&mut self) -> Result<(), Untranslated> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(untranslated(format!(
                 "the expression is nested more than {MAX_DEPTH} levels deep"
             )));
         }
-        let ast = self.level(0);
+        Ok(())
+    }
+
+    fn or(&mut self) -> Result<Ast, Untranslated> {
+        self.deeper()?;
+        let ast = self.level(0)?;
         self.depth -= 1;
-        ast
+        Ok(ast)
     }
 
     fn unary(&mut self) -> Result<Ast, Untranslated> {
         if self.peek() == Some(&Tok::Minus) {
             self.pos += 1;
-            self.depth += 1;
-            if self.depth > MAX_DEPTH {
-                return Err(untranslated(format!(
-                    "the expression is nested more than {MAX_DEPTH} levels deep"
-                )));
-            }
-            let inner = self.unary();
+            self.deeper()?;
+            let inner = self.unary()?;
             self.depth -= 1;
-            return Ok(Ast::Neg(Box::new(inner?)));
+            return Ok(Ast::Neg(Box::new(inner)));
         }
         self.primary()
     }
@@ -787,11 +796,74 @@ fn paren(out: &Out, min: u8) -> String {
     }
 }
 
+/// Parts of an `and`/`or` chain up to which it is written flat.
+const FLAT_CHAIN: usize = 16;
+
+/// The parts joined by `sep`. A longer chain is written as a balanced tree of parenthesised
+/// halves, because cvsurvey's parser limits the depth of an expression and a flat chain of `n`
+/// parts is `n` levels deep.
 fn join(v: &[Out], sep: &str, min: u8) -> String {
+    if v.len() > FLAT_CHAIN {
+        let (left, right) = v.split_at(v.len() / 2);
+        return format!("({}){sep}({})", join(left, sep, min), join(right, sep, min));
+    }
     v.iter()
         .map(|o| paren(o, min))
         .collect::<Vec<_>>()
         .join(sep)
+}
+
+/// The variable and codes of `var == code` or `var in [codes]` (`!=` / `not in` when
+/// `negated`), if `out` is one.
+fn choice_test(out: &Out, negated: bool) -> Option<(String, Vec<String>)> {
+    match out {
+        Out::Cmp(a, op, b)
+            if *op == if negated { "!=" } else { "==" }
+                && !a.definite
+                && b.definite
+                && a.prec == P_ATOM
+                && !a.text.contains('(') =>
+        {
+            Some((a.text.clone(), vec![b.text.clone()]))
+        }
+        Out::In {
+            var,
+            items,
+            negated: n,
+        } if *n == negated => Some((var.clone(), items.clone())),
+        _ => None,
+    }
+}
+
+/// `q == 1 or q == 2` as `q in [1, 2]`, and `q != 1 and q != 2` as `q not in [1, 2]`: the same
+/// value everywhere, including unknown where `q` is blank.
+fn merge_choices(parts: Vec<Out>, and: bool) -> Vec<Out> {
+    let mut out: Vec<Out> = Vec::with_capacity(parts.len());
+    for part in parts {
+        let merged = choice_test(&part, and).and_then(|(var, items)| {
+            out.iter_mut().find_map(|prev| {
+                let (pvar, mut pitems) = choice_test(prev, and)?;
+                if pvar != var {
+                    return None;
+                }
+                for i in &items {
+                    if !pitems.contains(i) {
+                        pitems.push(i.clone());
+                    }
+                }
+                *prev = Out::In {
+                    var: pvar,
+                    items: pitems,
+                    negated: and,
+                };
+                Some(())
+            })
+        });
+        if merged.is_none() {
+            out.push(part);
+        }
+    }
+    out
 }
 
 /// What ODK has where the cvsurvey expression is unknown (a blank input).
@@ -908,6 +980,13 @@ impl Cond {
                 Out::Or(v) if !and => parts.extend(v),
                 other => parts.push(other),
             }
+        }
+        let mut parts = merge_choices(parts, and);
+        if parts.len() == 1 {
+            return Cond {
+                out: parts.remove(0),
+                unknown,
+            };
         }
         Cond {
             out: if and { Out::And(parts) } else { Out::Or(parts) },
@@ -1235,7 +1314,7 @@ impl<'a> Translator<'a, '_> {
                         Operand::constant(text_literal(s)),
                     ))),
                     _ => Err(untranslated(format!(
-                        "${{{}}} is a text field compared as a number",
+                        "${{{}}} is a text or date field compared as a number",
                         f.name
                     ))),
                 },

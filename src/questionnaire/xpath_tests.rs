@@ -691,6 +691,11 @@ fn calculations_read_plainly() {
         ("coalesce(${income}, 0)", "coalesce(income, 0)"),
         ("${consent} = 'yes'", "coalesce(consent == \"yes\", false)"),
         ("${calc_total} * 2", "calc_total * 2"),
+        ("${age} > 15", "coalesce(age > 15, false)"),
+        (
+            "count-selected(${crimes}) + 1",
+            "coalesce(sum(`crimes/theft`, `crimes/assault`, `crimes/burglary`, `crimes/other`, `crimes/none`), 0) + 1",
+        ),
         ("-${age}", "-age"),
         ("3 + 4", "7"),
     ] {
@@ -749,10 +754,7 @@ fn translations_read_as_a_person_would_write_them() {
         ("selected(${crimes}, 'theft')", "`crimes/theft` == 1"),
         ("selected(${crimes}, 'arson')", "false"),
         ("${region} = 'west'", "false"),
-        (
-            "${victim} = 1 or ${victim} = 2",
-            "victim == 1 or victim == 2",
-        ),
+        ("${victim} = 1 or ${victim} = 2", "victim in [1, 2]"),
         (
             "${region} != 'east' and ${consent} = 'yes'",
             "coalesce(region != \"east\", true) and consent == \"yes\"",
@@ -768,6 +770,22 @@ fn translations_read_as_a_person_would_write_them() {
              `crimes/none`), 0) > 1",
         ),
         ("${reported} = 1", "reported == \"01\""),
+        ("${reported} > 1", "reported == \"02\""),
+        ("${education} >= 3", "education >= 3"),
+        ("${age} != 5", "coalesce(age != 5, true)"),
+        (
+            "${age} = ${hh_size}",
+            "age == hh_size or (not answered(age) and not answered(hh_size))",
+        ),
+        ("${age}", "age != 0"),
+        ("${consent}", "answered(consent)"),
+        ("${victim} != 3", "coalesce(victim != 3, true)"),
+        ("${victim} = 1 or ${victim} = 3", "victim in [1, 3]"),
+        (
+            "${hh_size} != 1 and ${age} > 2",
+            "coalesce(hh_size != 1, true) and age > 2",
+        ),
+        ("count-selected(${sex}) = 1", "if(answered(sex), 1, 0) == 1"),
         (
             "(${age} >= 18 or ${hh_size} = 1) and ${consent} = 'yes'",
             "(age >= 18 or hh_size == 1) and consent == \"yes\"",
@@ -821,11 +839,11 @@ fn what_is_not_translated_says_why() {
         ),
         (
             "${name} = 3",
-            "${name} is a text field compared as a number",
+            "${name} is a text or date field compared as a number",
         ),
         (
             "${name} > 'a'",
-            "${name} is a text field compared as a number",
+            "${name} is a text or date field compared as a number",
         ),
         (
             "${crimes} = 'theft'",
@@ -899,10 +917,19 @@ fn what_is_not_translated_says_why() {
         let reason = reason_relevant(xpath);
         assert!(reason.contains(says), "{xpath}: {reason}");
     }
-    let deep = format!("{}1{}", "(".repeat(100), ")".repeat(100));
-    assert!(reason_relevant(&deep).contains("nested more than 64 levels"));
+    let deep = format!("{}1{}", "(".repeat(300), ")".repeat(300));
+    assert!(reason_relevant(&deep).contains("nested more than 200 levels"));
+    let minus = format!("{}1 > 0", "-".repeat(300));
+    assert!(reason_relevant(&minus).contains("nested more than 200 levels"));
+    let chain = vec!["${age} = 1"; 5000].join(" or ");
+    assert!(reason_relevant(&chain).contains("nested more than 200 levels"));
     let fields = form();
     let lookup = lookup_in(&fields);
+    let long_but_real = (0..120)
+        .map(|k| format!("${{age}} = {k}"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    assert!(translate_relevant(&long_but_real, &*lookup).is_ok());
     let backtick = [plain("q", "q`1", FieldKind::Number)];
     let lookup_bt = lookup_in(&backtick);
     assert!(
@@ -1000,4 +1027,24 @@ fn random_skip_rules_ask_exactly_where_odk_collect_asks() {
     }
     // Most rules are within the translated subset (the rest compare text fields as numbers).
     assert!(translated > 900, "{translated} of 1500 translated");
+}
+
+#[test]
+fn long_chains_stay_within_the_depth_cvsurvey_parses() {
+    let fields = form();
+    let lookup = lookup_in(&fields);
+    let scope = scope_of(&fields);
+    for sep in [" or ", " and "] {
+        let xpath = (0..150)
+            .map(|k| match k % 3 {
+                0 => format!("${{age}} > {k}"),
+                1 => format!("${{hh_size}} != {}", k % 7),
+                _ => format!("not(${{income}} < {k})"),
+            })
+            .collect::<Vec<_>>()
+            .join(sep);
+        let text = translate_relevant(&xpath, &*lookup).expect("translates");
+        let expr = Expr::parse(&text, &scope).unwrap_or_else(|e| panic!("{text}: {}", e.message));
+        assert_eq!(disagreement(&xpath, &expr, &fields), None, "{text}");
+    }
 }
