@@ -1304,6 +1304,17 @@ impl<'a> Translator<'a, '_> {
                     // A blank number field is '', so only '' equals it; an answer is a
                     // number, which never equals ''.
                     (Lit::Str(s), Op::Eq) if s.is_empty() => Ok(Cond::always(answered(f, true)?)),
+                    // A calculate compared with text most likely computes text (`if(…, 'yes',
+                    // 'no')`), which the derived variable cannot hold: not `false`.
+                    (Lit::Str(s), _)
+                        if f.kind == FieldKind::Calculated && xpath_number(s).is_nan() =>
+                    {
+                        Err(untranslated(format!(
+                            "calculate field ${{{}}} is compared with the text '{s}'; only \
+                             numeric calculations are translated",
+                            f.name
+                        )))
+                    }
                     _ => cmp(Operand::atom(variable(&f.column)?), lit.number()),
                 },
                 FieldKind::Text => match (&lit, op) {

@@ -944,6 +944,10 @@ fn what_is_not_translated_says_why() {
         translate_calculation("'abc'", &*lookup).is_err_and(|u| u.reason.contains("gives text"))
     );
     assert!(
+        translate_calculation("if(${calc_total} = 'yes', 1, 0)", &*lookup)
+            .is_err_and(|u| u.reason.contains("compared with the text 'yes'"))
+    );
+    assert!(
         translate_calculation("${name}", &*lookup)
             .is_err_and(|u| u.reason.contains("gives the text of ${name}"))
     );
