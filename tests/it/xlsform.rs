@@ -453,3 +453,143 @@ fn a_survey_sheet_with_a_million_styled_empty_rows_ends_at_its_last_question() {
     assert!(draft.contains("name = \"age\""), "{draft}");
     assert!(stderr.contains("1 variables from 1 questions"), "{stderr}");
 }
+
+/// The demo survey's questionnaire (`questionnaires/cvs-core.toml`) as a bilingual XLSForm, as a
+/// national office would have written it for its tablets: `fixtures/xlsform/cvsurvey/*.tsv`, one
+/// file per sheet, written into a workbook here.
+fn demo_survey_form(dir: &Path) -> PathBuf {
+    let mut book = Workbook::new();
+    for name in ["survey", "choices", "settings"] {
+        let text =
+            std::fs::read_to_string(root().join(format!("fixtures/xlsform/cvsurvey/{name}.tsv")))
+                .expect("form sheet");
+        let sheet = book.add_worksheet();
+        sheet.set_name(name).expect("sheet name");
+        for (r, line) in text.lines().enumerate() {
+            for (c, cell) in line.split('\t').enumerate() {
+                if !cell.is_empty() {
+                    sheet
+                        .write_string(r as u32, c as u16, cell)
+                        .expect("write cell");
+                }
+            }
+        }
+    }
+    let path = dir.join("cvs-core.xlsx");
+    book.save(&path).expect("save form");
+    path
+}
+
+/// (row, column, kind) of every finding of a `validate` run.
+fn findings_of(dir: &Path) -> std::collections::BTreeSet<(String, String, String)> {
+    read_csv(&dir.join("out/findings.csv"))
+        .into_iter()
+        .map(|f| (f["row"].clone(), f["column"].clone(), f["kind"].clone()))
+        .collect()
+}
+
+#[test]
+fn the_demo_survey_as_an_xlsform_asks_what_its_questionnaire_asks() {
+    let dir = scratch("xlsform-demo-survey");
+    let form = demo_survey_form(&dir);
+    let demo = root().join("fixtures/demo/data.csv");
+    let (code, draft, stderr) =
+        cvsurvey(&["questionnaire", "import", s(&form), "--data", s(&demo)]);
+    assert_eq!(code, 0, "{stderr}");
+    // Every skip rule and calculation of the form translates.
+    assert!(
+        stderr.contains("skip rules: 20 translated, 0 not translated"),
+        "{stderr}"
+    );
+    assert!(draft.contains("name = \"age_group_calc\""), "{draft}");
+    assert!(draft.contains("name = \"victim_any\""), "{draft}");
+    // The export's columns carry no group path (detected from the demo data's header).
+    assert!(draft.contains("name = \"bribe_police\""), "{draft}");
+    let draft_path = dir.join("draft.toml");
+    std::fs::write(&draft_path, &draft).expect("write draft");
+    // Like every fixture form: synthetic data from the draft validate against it.
+    let synth_dir = dir.join("synth");
+    std::fs::create_dir_all(&synth_dir).expect("synth folder");
+    draft_synth_validate(&form, &synth_dir);
+
+    // The demo returns with answers where the skip rules say none belong and blanks where they
+    // say a question was asked, so that the two questionnaires' skip rules are put to work.
+    let mut rows = crate::common::demo_rows();
+    let col = |name: &str| rows[0].iter().position(|c| c == name).expect(name);
+    let (bribe, nbribes, amount) = (
+        col("bribe_police"),
+        col("nbribes_police"),
+        col("bribe_amount"),
+    );
+    let (assault_n, reported, contact) = (
+        col("assault_n"),
+        col("assault_reported"),
+        col("contact_courts"),
+    );
+    for (r, row) in rows.iter_mut().enumerate().skip(1) {
+        if r % 13 == 0 {
+            row[bribe] = "1".into();
+            row[nbribes] = "3".into();
+        }
+        if r % 17 == 0 {
+            row[reported] = String::new();
+            row[amount] = String::new();
+        }
+        if r % 19 == 0 {
+            row[assault_n] = "2".into();
+        }
+        if r % 29 == 0 {
+            row[contact] = "8".into();
+        }
+    }
+    let data = dir.join("returns.csv");
+    let mut w = csv::Writer::from_path(&data).expect("write returns");
+    for row in &rows {
+        w.write_record(row).expect("row");
+    }
+    w.flush().expect("flush");
+
+    let validate = |name: &str, questionnaire: &Path| {
+        let run = dir.join(name);
+        std::fs::create_dir_all(&run).expect("run folder");
+        let config = run.join("pipeline.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "questionnaire = \"{}\"\n[data]\npath = \"{}\"\nid = \"resp_id\"\nresponse = \"responded\"\n\
+                 [design]\nstrata = \"stratum\"\npsu = \"psu\"\nweight = \"design_weight\"\nnest = true\n\
+                 [[weighting]]\nname = \"design\"\n[output]\ndir = \"{}\"\n",
+                questionnaire.display(),
+                data.display(),
+                run.join("out").display()
+            ),
+        )
+        .expect("config");
+        let (code, stdout, stderr) = cvsurvey(&["validate", s(&config)]);
+        assert_eq!(code, 0, "{name}: {stdout}{stderr}");
+        findings_of(&run)
+    };
+    // A form does not know which of its questions are frame columns, filled for unit
+    // nonrespondents too (region, urban): those are the questionnaire's only other findings.
+    let frame = |f: &(String, String, String)| f.1 == "region" || f.1 == "urban";
+    let from_toml = validate("toml", &root().join("questionnaires/cvs-core.toml"));
+    let mut from_form = validate("xlsform", &draft_path);
+    assert!(
+        from_form.iter().any(|f| frame(f) && f.2 == "nonrespondent_answers"),
+        "region and urban are no frame columns in the draft"
+    );
+    from_form.retain(|f| !frame(f));
+    for kind in ["answered_not_asked", "item_nonresponse"] {
+        assert!(
+            from_toml.iter().any(|f| f.2 == kind),
+            "the perturbed returns have no {kind} finding"
+        );
+    }
+    let differ: Vec<_> = from_form.symmetric_difference(&from_toml).take(20).collect();
+    assert!(
+        differ.is_empty(),
+        "the XLSForm's draft and the questionnaire find different cells (of {} and {}), e.g. {differ:?}",
+        from_form.len(),
+        from_toml.len()
+    );
+}
