@@ -873,7 +873,21 @@ fn is_age(v: &Variable) -> bool {
     let n = v.name.to_ascii_lowercase();
     v.var_type == VarType::Integer
         && (n == "age" || n.starts_with("age_") && n.contains("year"))
-        && v.range.is_some_and(|(lo, hi)| lo >= 0.0 && hi - lo >= 20.0)
+        && drawn_range(v).is_some_and(|(lo, hi)| lo >= 0.0 && hi - lo >= 20.0)
+}
+
+/// How far past its finite end values of a range with an open end are drawn.
+const OPEN_RANGE_SPAN: f64 = 1000.0;
+
+/// The range values are drawn from: the variable's, an open end (`[0, inf]`) closed
+/// [`OPEN_RANGE_SPAN`] past the other.
+fn drawn_range(v: &Variable) -> Option<(f64, f64)> {
+    match v.range? {
+        (lo, hi) if lo.is_finite() && hi.is_finite() => Some((lo, hi)),
+        (lo, _) if lo.is_finite() => Some((lo, lo + OPEN_RANGE_SPAN)),
+        (_, hi) if hi.is_finite() => Some((hi - OPEN_RANGE_SPAN, hi)),
+        _ => None,
+    }
 }
 
 /// The number of members of a household (an integer variable of the household roster).
@@ -1396,7 +1410,7 @@ impl<'q> Plan<'q> {
                     v.codes.iter().map(|c| age_bounds(&c.label)).collect();
                 let age = age_gen.zip(bounds).and_then(|(a, bounds)| {
                     let age_var = &self.q.variables[self.gens[a].var];
-                    let (lo, hi) = age_var.range?;
+                    let (lo, hi) = drawn_range(age_var)?;
                     let covered = (lo as i64..=hi as i64).all(|x| {
                         bounds
                             .iter()
@@ -1455,7 +1469,7 @@ impl<'q> Plan<'q> {
                 }
             }
             VarType::Integer if is_age(v) => {
-                let (lo, hi) = v.range.unwrap_or((18.0, 90.0));
+                let (lo, hi) = drawn_range(v).unwrap_or((18.0, 90.0));
                 let (lo, hi) = (lo.ceil() as i64, hi.floor() as i64);
                 let w: Vec<f64> = (lo..=hi)
                     .map(|x| (hi - x + 1) as f64 + (hi - lo + 1) as f64 / 2.0)
@@ -1466,7 +1480,7 @@ impl<'q> Plan<'q> {
                 }
             }
             VarType::Integer if roster && is_household_size(v) => {
-                let (lo, hi) = v.range.unwrap_or((1.0, 20.0));
+                let (lo, hi) = drawn_range(v).unwrap_or((1.0, 20.0));
                 let (lo, hi) = (lo.ceil().max(1.0) as i64, hi.floor().max(1.0) as i64);
                 Draw::Table {
                     low: lo,
@@ -1474,14 +1488,14 @@ impl<'q> Plan<'q> {
                 }
             }
             VarType::Integer if roster => {
-                let (lo, hi) = v.range.unwrap_or((1.0, 12.0));
+                let (lo, hi) = drawn_range(v).unwrap_or((1.0, 12.0));
                 Draw::Adults {
                     size: size_gen,
                     low: lo.ceil().max(1.0) as i64,
                     high: hi.floor().max(1.0) as i64,
                 }
             }
-            VarType::Integer => match v.range {
+            VarType::Integer => match drawn_range(v) {
                 Some((lo, hi)) if hi - lo <= 100.0 => Draw::Count {
                     low: lo.ceil() as i64,
                     high: hi.floor() as i64,
@@ -1492,7 +1506,7 @@ impl<'q> Plan<'q> {
                 },
                 None => Draw::Count { low: 0, high: 1000 },
             },
-            VarType::Numeric => match v.range {
+            VarType::Numeric => match drawn_range(v) {
                 Some((lo, hi)) if is_amount_range(lo, hi) => Draw::Amount { low: lo, high: hi },
                 Some((lo, hi)) => Draw::UniformNum { low: lo, high: hi },
                 None => Draw::LogNormal,
@@ -2725,6 +2739,55 @@ universe = 'owns_car in ["Y", "N"]'
         let region = q40.variable("region").expect("region");
         assert_eq!(region.codes.len(), 40);
         assert_eq!(region.codes[39].code, "R40");
+    }
+
+    #[test]
+    fn a_range_with_an_open_end_is_drawn_past_its_finite_end() {
+        let q = Questionnaire::from_toml_str(
+            r#"
+[questionnaire]
+id = "open"
+version = "0.1"
+
+[[variables]]
+name = "visits"
+type = "integer"
+range = [0, inf]
+
+[[variables]]
+name = "balance"
+type = "numeric"
+range = [-inf, 10]
+"#,
+            Path::new("open.toml"),
+        )
+        .expect("questionnaire");
+        let plan = Plan::new(&q, &spec(2_000, 4)).expect("plan");
+        let dir = scratch("open-range");
+        let out = dir.join("o.csv");
+        plan.write(&out, Format::Csv).expect("write");
+        let (header, rows) = csv_rows(&out);
+        let col = |n: &str| header.iter().position(|h| h == n).expect("column");
+        let values = |c: usize| -> Vec<f64> {
+            rows.iter()
+                .filter(|r| !r[c].is_empty())
+                .map(|r| r[c].parse::<f64>().expect("number"))
+                .collect()
+        };
+        let (visits, balance) = (values(col("visits")), values(col("balance")));
+        assert!(visits.len() > 1000 && balance.len() > 1000);
+        assert!(
+            visits
+                .iter()
+                .all(|&x| (0.0..=OPEN_RANGE_SPAN).contains(&x) && x.fract() == 0.0)
+        );
+        assert!(
+            balance
+                .iter()
+                .all(|&x| (10.0 - OPEN_RANGE_SPAN..=10.0).contains(&x))
+        );
+        // Not one value: the window is drawn from.
+        assert!(visits.iter().any(|&x| x > 1.0));
     }
 
     #[test]

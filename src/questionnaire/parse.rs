@@ -921,10 +921,15 @@ impl Checker<'_> {
                         format!("{what}: range applies to integer and numeric variables only"),
                     );
                 }
-                if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+                // An end may be open (`[0, inf]`, a count with no upper limit, as forms'
+                // constraints `. >= 0` say), not both.
+                if !(lo <= hi) || (lo.is_infinite() && hi.is_infinite()) {
                     self.at(
                         at,
-                        format!("{what}: range [{lo}, {hi}] must be two finite numbers, low first"),
+                        format!(
+                            "{what}: range [{lo}, {hi}] must be two numbers, low first (-inf or \
+                             inf for an open end)"
+                        ),
                     );
                 }
                 Some((lo, hi))

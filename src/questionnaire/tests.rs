@@ -555,6 +555,30 @@ fn malformed_files_do_not_panic() {
 }
 
 #[test]
+fn a_range_may_have_one_open_end() {
+    let with_range = |range: &str| {
+        Questionnaire::from_toml_str(
+            &format!("{HEAD}[[variables]]\nname = \"n\"\ntype = \"integer\"\nrange = {range}"),
+            Path::new("q.toml"),
+        )
+    };
+    let q = with_range("[0, inf]").expect("no upper limit");
+    assert_eq!(q.variables[0].range, Some((0.0, f64::INFINITY)));
+    let q = with_range("[-inf, 99]").expect("no lower limit");
+    assert_eq!(q.variables[0].range, Some((f64::NEG_INFINITY, 99.0)));
+    for bad in [
+        "[-inf, inf]",
+        "[inf, inf]",
+        "[nan, 3]",
+        "[5, 1]",
+        "[inf, 0]",
+    ] {
+        let e = with_range(bad).expect_err(bad).to_string();
+        assert!(e.contains("must be two numbers, low first"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn stata_extended_missing_codes_keep_numeric_storage() {
     let text = r#"
 [questionnaire]

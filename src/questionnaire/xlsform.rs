@@ -1460,7 +1460,6 @@ struct Tally {
     sets: usize,
     rules_translated: usize,
     rules_untranslated: usize,
-    ranges_dropped: usize,
 }
 
 fn draft(
@@ -1712,8 +1711,9 @@ fn draft(
         // Range: `range` parameters, or a numeric constraint with two ends.
         let mut range = None;
         if matches!(q.kind, Kind::Integer | Kind::Decimal) && !q.constraint.is_empty() {
+            // An open end (`. >= 0`) stays open: `range = [0, inf]`.
             match constraint_range(&q.constraint) {
-                Some((lo, hi)) if lo.is_finite() && hi.is_finite() => {
+                Some((lo, hi)) if !(lo.is_infinite() && hi.is_infinite()) => {
                     let (lo, hi) = if q.kind == Kind::Integer {
                         (lo.ceil(), hi.floor())
                     } else {
@@ -1723,14 +1723,7 @@ fn draft(
                         range = Some((lo, hi));
                     }
                 }
-                Some(_) => {
-                    tally.ranges_dropped += 1;
-                    notes.push(format!(
-                        "constraint {} has an open end: no range (a range needs two ends)",
-                        q.constraint
-                    ));
-                }
-                None => notes.push(format!("constraint not drafted: {}", q.constraint)),
+                _ => notes.push(format!("constraint not drafted: {}", q.constraint)),
             }
         }
 
@@ -1988,13 +1981,6 @@ fn draft(
             summary,
             "calculations: {} translated, {} not",
             tally.derived, tally.calculations_untranslated
-        );
-    }
-    if tally.ranges_dropped > 0 {
-        let _ = writeln!(
-            summary,
-            "constraints with an open end (no range): {}",
-            tally.ranges_dropped
         );
     }
     let _ = writeln!(summary, "choice lists: {}", form.lists);
@@ -2410,6 +2396,43 @@ mod tests {
                 .contains("survey!A2: `l` selects from list \"veg\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn constraints_become_ranges_open_ends_included() {
+        let form = sheets(
+            &[
+                &["type", "name", "label", "constraint"],
+                &["integer", "age", "Age", ". >= 0 and . <= 120"],
+                &["integer", "visits", "Visits", ". >= 0"],
+                &["decimal", "balance", "Balance", ". <= 10.5"],
+                &["integer", "code", "Code", "regex(., '[0-9]+')"],
+            ],
+            CHOICES,
+            &[],
+        );
+        let d = drafted(&form, None, None);
+        for range in [
+            "range = [0, 120]",
+            "range = [0, inf]",
+            "range = [-inf, 10.5]",
+        ] {
+            assert!(d.toml.contains(range), "{range}: {}", d.toml);
+        }
+        assert!(
+            d.toml
+                .contains("constraint not drafted: regex(., '[0-9]+')"),
+            "{}",
+            d.toml
+        );
+        // The draft reads back with the open ends.
+        let q = Questionnaire::from_toml_str(&d.toml, Path::new("draft.toml")).expect("parses");
+        let visits = q
+            .variables
+            .iter()
+            .find(|v| v.name == "visits")
+            .expect("visits");
+        assert_eq!(visits.range, Some((0.0, f64::INFINITY)));
     }
 
     #[test]

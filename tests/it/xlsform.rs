@@ -575,7 +575,9 @@ fn the_demo_survey_as_an_xlsform_asks_what_its_questionnaire_asks() {
     let from_toml = validate("toml", &root().join("questionnaires/cvs-core.toml"));
     let mut from_form = validate("xlsform", &draft_path);
     assert!(
-        from_form.iter().any(|f| frame(f) && f.2 == "nonrespondent_answers"),
+        from_form
+            .iter()
+            .any(|f| frame(f) && f.2 == "nonrespondent_answers"),
         "region and urban are no frame columns in the draft"
     );
     from_form.retain(|f| !frame(f));
@@ -585,7 +587,10 @@ fn the_demo_survey_as_an_xlsform_asks_what_its_questionnaire_asks() {
             "the perturbed returns have no {kind} finding"
         );
     }
-    let differ: Vec<_> = from_form.symmetric_difference(&from_toml).take(20).collect();
+    let differ: Vec<_> = from_form
+        .symmetric_difference(&from_toml)
+        .take(20)
+        .collect();
     assert!(
         differ.is_empty(),
         "the XLSForm's draft and the questionnaire find different cells (of {} and {}), e.g. {differ:?}",
