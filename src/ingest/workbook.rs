@@ -183,9 +183,10 @@ fn read_range(
         return Err(IngestError::HeaderCell {
             path: path.to_path_buf(),
             cell: format!(
-                "{}:{}",
+                "{}:{}{}",
                 cell_name(sheet, m.start.0, m.start.1),
-                format!("{}{}", column_letters(m.end.1), u64::from(m.end.0) + 1)
+                column_letters(m.end.1),
+                u64::from(m.end.0) + 1
             ),
             message: "is a merged cell; unmerge it and give each column its own name in the \
                       first row"

@@ -265,6 +265,9 @@ pub fn write_estimates(
     write_batch(staged, path, &batch, metadata)
 }
 
+/// Names a finding's (data row, column) as the data file's own viewer shows it.
+pub type CellNamer<'a> = &'a dyn Fn(u64, &str) -> String;
+
 /// Write findings as CSV with columns `row,id,column,value,kind,reason,action`, and `cell`
 /// when `cell_of` names a finding's (row, column) as the data file's own viewer shows it (a
 /// workbook's `data!J6`; empty for a finding about the whole file).
@@ -274,7 +277,7 @@ pub fn write_findings<'a>(
     staged: &mut StagedFiles,
     path: &Path,
     findings: impl Iterator<Item = FindingRef<'a>>,
-    cell_of: Option<&dyn Fn(u64, &str) -> String>,
+    cell_of: Option<CellNamer<'_>>,
 ) -> Result<(), OutputError> {
     staged.write(path, |out| {
         let mut w = csv::Writer::from_writer(out);

@@ -604,7 +604,7 @@ fn write_row_reports(
         .sheet
         .as_ref()
         .map(|s| move |row: u64, column: &str| s.cell(row, column));
-    let cell_of = cell_of.as_ref().map(|f| f as &dyn Fn(u64, &str) -> String);
+    let cell_of = cell_of.as_ref().map(|f| f as crate::output::CellNamer<'_>);
     crate::output::write_findings(
         staged,
         &dir.join(format!("{prefix}quarantine.csv")),

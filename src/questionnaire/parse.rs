@@ -923,7 +923,8 @@ impl Checker<'_> {
                 }
                 // An end may be open (`[0, inf]`, a count with no upper limit, as forms'
                 // constraints `. >= 0` say), not both.
-                if !(lo <= hi) || (lo.is_infinite() && hi.is_infinite()) {
+                let ordered = lo.partial_cmp(&hi).is_some_and(|o| o.is_le());
+                if !ordered || (lo.is_infinite() && hi.is_infinite()) {
                     self.at(
                         at,
                         format!(
