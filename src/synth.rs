@@ -50,9 +50,10 @@
 //! household's PSU effect and half of its own. Their design weight is `hh_weight ×
 //! eligible_adults`. A frame text variable `KEY` of the household file is its id, and a person
 //! frame variable `PARENT_KEY` the person file's link to it (the keys of a roster exported by
-//! ODK or KoboToolbox, as `questionnaire import FORM.xlsx` drafts them). The margins are households by region and urban/rural (Σ `hh_weight` over
-//! the sampled households) and adults by sex and age group (the adults of responding households
-//! weighted up for household nonresponse within strata).
+//! ODK or KoboToolbox, as `questionnaire import FORM.xlsx` drafts them). The margins are
+//! households by region and urban/rural (Σ `hh_weight` over the sampled households) and adults
+//! by sex and age group (the adults of responding households weighted up for household
+//! nonresponse within strata).
 //!
 //! # Randomness
 //!
