@@ -233,7 +233,7 @@ impl HouseholdReport {
             design: design.map(design_summary),
             schemes: schemes
                 .iter()
-                .map(|s| (s.name.clone(), WeightSummary::of(&s.weights)))
+                .map(|s| (s.name.clone(), s.summary().clone()))
                 .collect(),
         }
     }
@@ -1398,7 +1398,7 @@ fn publication_context(
                         name: s.name.clone(),
                         nonresponse_classes: spec.nonresponse_classes.clone(),
                         eligibility_adjusted: spec.adjust_eligibility,
-                        weights: WeightSummary::of(&s.weights),
+                        weights: s.summary().clone(),
                         calibration: s.calibration.as_ref().map(|k| CalibrationFit {
                             method: k.method.clone(),
                             iterations: k.iterations,
@@ -1485,7 +1485,7 @@ fn schemes_json(p: &Pipeline, schemes: &[Scheme]) -> serde_json::Value {
                 "name": s.name,
                 "nonresponse_classes": spec.nonresponse_classes,
                 "calibration": calibration,
-                "weights": WeightSummary::of(&s.weights),
+                "weights": s.summary().clone(),
             });
             if spec.adjust_eligibility {
                 scheme["eligibility"] = "adjust".into();
@@ -1857,7 +1857,7 @@ fn report(
         design,
         schemes: schemes
             .iter()
-            .map(|s| (s.name.clone(), WeightSummary::of(&s.weights)))
+            .map(|s| (s.name.clone(), s.summary().clone()))
             .collect(),
         estimates,
         contrasts: Vec::new(),

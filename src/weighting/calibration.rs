@@ -562,8 +562,18 @@ impl CalibrationModel {
         let mut columns = vec!["(Intercept)".to_string()];
         let mut population = vec![population_size];
         let mut factors = Vec::new();
-        for fm in &margins.factors {
-            let (ids, keys) = value_ids(frame, &source, &fm.variable, rows)?;
+        // Each margin variable's values read at once (a pass over the respondents each); the
+        // first error in margin order is reported, as in a loop.
+        let values: Vec<Result<(Vec<u32>, Vec<String>), CalibrationError>> = {
+            use rayon::prelude::*;
+            margins
+                .factors
+                .par_iter()
+                .map(|fm| value_ids(frame, &source, &fm.variable, rows))
+                .collect()
+        };
+        for (fm, values) in margins.factors.iter().zip(values) {
+            let (ids, keys) = values?;
             // Map data ids to margin categories.
             let by_key: HashMap<&str, usize> = fm
                 .categories

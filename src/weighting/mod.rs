@@ -37,6 +37,15 @@ pub struct Scheme {
     pub calibration: Option<CalibrationOutcome>,
     /// The chain, kept so that replicates can be weighted the same way.
     pub chain: Chain,
+    /// The final weights' summary, computed the first time a report asks (several do).
+    summary: std::sync::OnceLock<WeightSummary>,
+}
+
+impl Scheme {
+    /// The distribution of the final weights ([`WeightSummary::of`]), computed once.
+    pub fn summary(&self) -> &WeightSummary {
+        self.summary.get_or_init(|| WeightSummary::of(&self.weights))
+    }
 }
 
 /// What a calibration did.
@@ -598,6 +607,7 @@ pub fn compute(
                 calibrated: calibration.is_some(),
                 calibration,
                 chain: chain.for_replicates(iterations),
+                summary: std::sync::OnceLock::new(),
             })
         })
         .collect()
