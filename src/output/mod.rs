@@ -12,9 +12,11 @@ use arrow_array::builder::StringBuilder;
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::compute_leaves;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use rayon::prelude::*;
 
 use crate::estimate::EstimateRow;
 use crate::frame::Column;
@@ -539,12 +541,50 @@ fn write_batch_with(
         ))
         .build();
     staged.write(path, |out| {
-        let mut writer =
-            ArrowWriter::try_new(out, batch.schema(), Some(props)).map_err(|e| perr(&e))?;
-        writer.write(batch).map_err(|e| perr(&e))?;
-        writer.close().map_err(|e| perr(&e))?;
-        Ok(())
+        encode_parquet(out, batch, props).map_err(|e| perr(&e))
     })
+}
+
+/// `batch` as a Parquet file written to `out`, the columns of each row group encoded at the same
+/// time and appended in schema order: the bytes `ArrowWriter::write` gives (row groups of
+/// `props`' size, the same pages), in a fraction of the time for a file with a row per input row.
+fn encode_parquet<W: Write + Send>(
+    out: W,
+    batch: &RecordBatch,
+    props: WriterProperties,
+) -> Result<(), parquet::errors::ParquetError> {
+    let rows_per_group = props
+        .max_row_group_row_count()
+        .unwrap_or(parquet::file::properties::DEFAULT_MAX_ROW_GROUP_ROW_COUNT)
+        .max(1);
+    let writer = ArrowWriter::try_new(out, batch.schema(), Some(props))?;
+    let (mut file, groups) = writer.into_serialized_writer()?;
+    let schema = batch.schema();
+    let mut start = 0;
+    while start < batch.num_rows() {
+        let rows = batch.slice(start, rows_per_group.min(batch.num_rows() - start));
+        let writers = groups.create_column_writers(file.flushed_row_groups().len())?;
+        let mut leaves = Vec::with_capacity(writers.len());
+        for (field, column) in schema.fields().iter().zip(rows.columns()) {
+            leaves.extend(compute_leaves(field, column)?);
+        }
+        let chunks: Vec<_> = writers
+            .into_par_iter()
+            .zip(leaves.into_par_iter())
+            .map(|(mut writer, leaf)| {
+                writer.write(&leaf)?;
+                writer.close()
+            })
+            .collect();
+        let mut group = file.next_row_group()?;
+        for chunk in chunks {
+            chunk?.append_to_row_group(&mut group)?;
+        }
+        group.close()?;
+        start += rows.num_rows();
+    }
+    file.close()?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -571,6 +611,61 @@ mod tests {
         }
         assert_eq!(csv_number(0.05), "0.05");
         assert_eq!(csv_number(7.242167093390781e-99), "7.242167093390781e-99");
+    }
+
+    #[test]
+    fn columns_encoded_at_once_give_the_bytes_of_the_arrow_writer() {
+        // Several row groups and several pages in each, nulls and text included.
+        let n = 3_500usize;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, false),
+            Field::new("w", DataType::Float64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("R{i:05}")),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    (0..n).map(|i| (i * i % 97) as i64),
+                )),
+                Arc::new(Float64Array::from_iter(
+                    (0..n).map(|i| (i % 7 != 0).then(|| 1.0 + i as f64 / 3.0)),
+                )),
+            ],
+        )
+        .expect("batch");
+        let props = || {
+            WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("level")))
+                .set_max_row_group_row_count(Some(1000))
+                .set_data_page_row_count_limit(300)
+                .set_key_value_metadata(Some(vec![KeyValue::new("k".to_string(), "v".to_string())]))
+                .build()
+        };
+        let mut plain = Vec::new();
+        let mut writer =
+            ArrowWriter::try_new(&mut plain, batch.schema(), Some(props())).expect("writer");
+        writer.write(&batch).expect("write");
+        writer.close().expect("close");
+        let mut fast = Vec::new();
+        encode_parquet(&mut fast, &batch, props()).expect("encode");
+        assert!(plain.len() > 1000);
+        assert!(
+            plain == fast,
+            "{} and {} bytes differ",
+            plain.len(),
+            fast.len()
+        );
+        // An empty batch: a file without row groups, as the writer makes it.
+        let empty = batch.slice(0, 0);
+        let (mut plain, mut fast) = (Vec::new(), Vec::new());
+        let writer = ArrowWriter::try_new(&mut plain, empty.schema(), Some(props()));
+        writer.expect("writer").close().expect("close");
+        encode_parquet(&mut fast, &empty, props()).expect("encode");
+        assert!(plain == fast);
     }
 
     #[test]

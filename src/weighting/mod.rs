@@ -44,7 +44,8 @@ pub struct Scheme {
 impl Scheme {
     /// The distribution of the final weights ([`WeightSummary::of`]), computed once.
     pub fn summary(&self) -> &WeightSummary {
-        self.summary.get_or_init(|| WeightSummary::of(&self.weights))
+        self.summary
+            .get_or_init(|| WeightSummary::of(&self.weights))
     }
 }
 
