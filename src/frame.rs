@@ -650,11 +650,11 @@ pub fn format_number(x: f64) -> String {
 pub fn write_number(x: f64, out: &mut String) {
     use std::fmt::Write;
     // Writing to a String cannot fail.
-    let _ = if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 {
-        write!(out, "{}", x as i64)
+    if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 {
+        out.push_str(itoa::Buffer::new().format(x as i64));
     } else {
-        write!(out, "{x}")
-    };
+        let _ = write!(out, "{x}");
+    }
 }
 
 /// A set of equally long columns, addressable by name.
@@ -805,6 +805,28 @@ mod tests {
         CellState::Refused,
         CellState::OtherMissing,
     ];
+
+    #[test]
+    fn numbers_are_written_as_whole_numbers_where_they_are_and_shortest_otherwise() {
+        for (x, text) in [
+            (0.0, "0"),
+            (-0.0, "0"),
+            (7.0, "7"),
+            (-42.0, "-42"),
+            (999_999_999_999_999.0, "999999999999999"),
+            (1e15, "1000000000000000"),
+            (1.5, "1.5"),
+            (-0.25, "-0.25"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "inf"),
+        ] {
+            assert_eq!(format_number(x), text, "{x:?}");
+        }
+        // Appended, not replaced.
+        let mut out = String::from("id=");
+        write_number(12.0, &mut out);
+        assert_eq!(out, "id=12");
+    }
 
     #[test]
     fn byte_values_read_as_the_numbers_and_widen_on_any_other_number() {
