@@ -1033,6 +1033,20 @@ fn header_fields(bytes: &[u8], delimiter: u8) -> Result<Option<Vec<String>>, Str
     ))
 }
 
+/// A delimited file's header (its first record) split as detection splits it when no column
+/// names are expected: with the delimiter of [`DELIMITERS`] that gives the most columns, ties
+/// to the earlier one, as [`choose_delimiter`] decides without expected names.
+pub(crate) fn detected_header(first_record: &[u8]) -> Result<Vec<String>, String> {
+    let mut best: Vec<String> = Vec::new();
+    for d in DELIMITERS {
+        let header = header_fields(first_record, d)?.unwrap_or_default();
+        if header.len() > best.len() {
+            best = header;
+        }
+    }
+    Ok(best)
+}
+
 /// Which of `candidates` the file is read with (an index), given each one's header.
 ///
 /// A delimiter given (first candidate) is used unless the header does not contain it while
@@ -1638,6 +1652,17 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("longer than 16 MiB"), "{e}");
+    }
+
+    #[test]
+    fn a_header_alone_splits_at_the_delimiter_giving_the_most_columns() {
+        // KoboToolbox's semicolons, with a comma inside a quoted name and a byte-order mark.
+        let header =
+            detected_header(b"\xEF\xBB\xBFstart;\"a, b\";grp/q1;grp/q2\r\n").expect("header");
+        assert_eq!(header, ["start", "a, b", "grp/q1", "grp/q2"]);
+        assert_eq!(detected_header(b"a\tb\tc\n").expect("tab"), ["a", "b", "c"]);
+        // One column: every delimiter gives one, the first (the comma) is kept.
+        assert_eq!(detected_header(b"only\n").expect("one"), ["only"]);
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod sav;
 mod stat_sink;
 pub mod statfile;
 mod workbook;
+pub(crate) use csv_reader::detected_header;
 pub(crate) use workbook::cell_name;
 
 use std::collections::HashMap;

@@ -442,34 +442,20 @@ fn read_header(path: &Path) -> Result<Vec<String>, XlsformError> {
             .map(|d| cell_text(d).trim().to_string())
             .collect());
     }
-    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    let text = String::from_utf8_lossy(&bytes);
-    let first = text
-        .trim_start_matches('\u{feff}')
-        .lines()
-        .next()
-        .unwrap_or("");
-    if first.trim().is_empty() {
+    // Only the first line is read (an export can be large). Exports are comma-, semicolon-
+    // (KoboToolbox's default) or tab-separated: split as ingest detects a delimiter.
+    use std::io::{BufRead, Read};
+    let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+    let mut first = Vec::new();
+    std::io::BufReader::new(file)
+        .take(1 << 20)
+        .read_until(b'\n', &mut first)
+        .map_err(|e| fail(e.to_string()))?;
+    let header = crate::ingest::detected_header(&first).map_err(fail)?;
+    if header.iter().all(String::is_empty) {
         return Err(fail("the first line is empty".into()));
     }
-    // Exports are comma-, semicolon- (KoboToolbox's default) or tab-separated: the header's
-    // most frequent of these is its delimiter.
-    let delimiter = [b',', b';', b'\t', b'|']
-        .into_iter()
-        .max_by_key(|d| first.bytes().filter(|b| b == d).count())
-        .unwrap_or(b',');
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(first.as_bytes());
-    let record = reader
-        .records()
-        .next()
-        .transpose()
-        .map_err(|e| fail(e.to_string()))?
-        .unwrap_or_default();
-    Ok(record.iter().map(|h| h.trim().to_string()).collect())
+    Ok(header)
 }
 
 // ------------------------------------------------------------------------------------------
