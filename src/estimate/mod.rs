@@ -68,7 +68,7 @@ use crate::weighting::{LinearResidual, ResidualSolver, Scheme};
 use ci::CiMethod;
 use contrast::{ContrastPair, Kept, KeptScore};
 use fine::DomainSums as CellSums;
-use fine::{DomainSums, FineCells, FineTotals};
+use fine::{DomainSums, FineCells, FineTotals, SparseRows};
 
 /// Domain label used for the whole population (SDMX convention).
 pub const TOTAL: &str = "_T";
@@ -626,14 +626,16 @@ fn estimate_with(
                 // The calibration cell joins the key, so that the model row is constant
                 // within a fine cell.
                 cal.as_ref()
-                    .and_then(|_| scheme.chain.cells())
-                    .and_then(|cells| {
+                    .and_then(|_| Some((scheme.chain.cells()?, prepared.fine.as_ref()?)))
+                    .and_then(|(cells, by_domains)| {
                         let cell_of = |r: usize| cells.cell_of(r);
-                        FineCells::build(
+                        let form = cal.as_ref()?.form;
+                        by_domains.split_by_calibration(
                             req.design.psu_of_row(),
-                            req.design.n_psu(),
                             &prepared.breakdowns,
-                            Some((&cell_of, cells.n_cells())),
+                            &cell_of,
+                            cells.n_cells(),
+                            &|i, f| form.terms(i, f),
                         )
                     })
             } else {
@@ -1349,8 +1351,8 @@ fn estimate_block(
     let mut rows = Vec::new();
     let mut kept = Vec::new();
     let keep = keep.filter(|_| replicated.is_none());
-    let mut mask = vec![false; n];
-    let mut scores = vec![0.0; n];
+    // A domain's row mask and scores, for the row path only (allocated when first needed).
+    let mut row_buffers: Option<(Vec<bool>, Vec<f64>)> = None;
     let mut k = 0usize;
     // Sums by domain value × PSU (fine cells or a pass per breakdown), or row scores: the
     // choice is `sums_path`'s.
@@ -1409,6 +1411,8 @@ fn estimate_block(
                     if !b.published && !keep.is_some_and(|kp| kp[stat]) {
                         continue;
                     }
+                    let (mask, scores) =
+                        row_buffers.get_or_insert_with(|| (vec![false; n], vec![0.0; n]));
                     for r in 0..n {
                         mask[r] = vals.defined[r] && b.of_row.at(r) == Some(d as u32);
                     }
@@ -1424,8 +1428,8 @@ fn estimate_block(
                         ind.kind,
                         vals,
                         scheme,
-                        &mask,
-                        &mut scores,
+                        mask,
+                        scores,
                         full_df,
                         given,
                         keep_scores,
@@ -1568,6 +1572,9 @@ struct CalibratedSums<'a> {
     score_weight: Vec<f64>,
     /// n_psu × dim, row-major.
     fitted: Vec<f64>,
+    /// The same by non-zero entries: a PSU's fitted totals are zero in the model columns
+    /// (post-strata, raking margins' categories) none of its rows is in.
+    fitted_nonzero: SparseRows,
 }
 
 /// Largest PSU × model-column table of fitted totals kept per scheme (a joint post-strata table
@@ -1592,11 +1599,13 @@ impl<'a> CalibratedSums<'a> {
             .map(|i| form.score_weight(i, scheme.weights[i]))
             .collect();
         let fitted = form.psu_fitted_totals(design.psu_of_row(), design.n_psu());
+        let fitted_nonzero = SparseRows::from_dense(&fitted, form.dim());
         Some(CalibratedSums {
             form,
             solver: form.solver(),
             score_weight,
             fitted,
+            fitted_nonzero,
         })
     }
 }
@@ -1724,9 +1733,16 @@ fn grouped_domain_stats(
                         let scale = estimator::scale(kind, sw[d], swx[d]);
                         beta.iter_mut().for_each(|x| *x /= scale);
                         c.solver.solve(beta);
-                        for (p, t) in totals.iter_mut().enumerate() {
-                            let f = &c.fitted[p * dim..(p + 1) * dim];
-                            *t -= f.iter().zip(beta.iter()).map(|(a, b)| a * b).sum::<f64>();
+                        if beta.iter().all(|b| b.is_finite()) {
+                            for (p, t) in totals.iter_mut().enumerate() {
+                                *t -= c.fitted_nonzero.dot(p, beta);
+                            }
+                        } else {
+                            // 0 · ∞ is NaN: the dense product keeps it.
+                            for (p, t) in totals.iter_mut().enumerate() {
+                                let f = &c.fitted[p * dim..(p + 1) * dim];
+                                *t -= f.iter().zip(beta.iter()).map(|(a, b)| a * b).sum::<f64>();
+                            }
                         }
                         None
                     }

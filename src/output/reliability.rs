@@ -20,6 +20,7 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
 use serde::Deserialize;
 
 use super::PublicationConfigError;
@@ -586,15 +587,19 @@ pub fn apply_reliability(
             .or_default()
             .push(i);
     }
+    // Each decision may invert the beta distribution (the Korn–Graubard interval): in
+    // parallel, collected in cell order.
+    let cells: Vec<Vec<usize>> = cells.into_values().collect();
+    let read: &[EstimateRow] = rows;
     let decisions: Vec<(Vec<usize>, Assessment)> = cells
-        .into_values()
+        .into_par_iter()
         .map(|idx| {
             let reference = idx
                 .iter()
                 .copied()
-                .find(|&i| rows[i].ci_method == CiMethod::Beta)
+                .find(|&i| read[i].ci_method == CiMethod::Beta)
                 .unwrap_or(idx[0]);
-            let r = &rows[reference];
+            let r = &read[reference];
             let (proportion, m) = info
                 .get(r.indicator.as_str())
                 .copied()
