@@ -642,8 +642,8 @@ mod tests {
             item_missing: None,
         };
         let kind = IndicatorKind::Mean;
-        for b in 0..3 {
-            let levels = breakdowns[b].labels.len();
+        for (b, breakdown) in breakdowns.iter().enumerate() {
+            let levels = breakdown.labels.len();
             let sums = |cells: &FineCells| {
                 let totals = cells.totals(kind, &vals, &w, Some(&b_w));
                 cells

@@ -1413,8 +1413,8 @@ fn estimate_block(
                     }
                     let (mask, scores) =
                         row_buffers.get_or_insert_with(|| (vec![false; n], vec![0.0; n]));
-                    for r in 0..n {
-                        mask[r] = vals.defined[r] && b.of_row.at(r) == Some(d as u32);
+                    for (r, m) in mask.iter_mut().enumerate() {
+                        *m = vals.defined[r] && b.of_row.at(r) == Some(d as u32);
                     }
                     let n_unweighted = mask.iter().filter(|&&m| m).count();
                     if n_unweighted == 0 {
