@@ -676,6 +676,12 @@ impl StageClock {
         }
     }
 
+    /// A stage that ran beside another: its own wall time, `took`; the next lap starts now.
+    fn lap_of(&mut self, stage: &'static str, took: std::time::Duration) {
+        self.laps.push((stage, took.as_secs_f64() * 1e3));
+        self.last = std::time::Instant::now();
+    }
+
     fn lap(&mut self, stage: &'static str) {
         let now = std::time::Instant::now();
         self.laps
@@ -900,25 +906,6 @@ fn compute_unit(
     clock: &mut StageClock,
 ) -> Result<Unit, PipelineError> {
     let respondents = respondents.to_vec();
-    let design = Design::build(&ingested.frame, &respondents, &p.design)?;
-    clock.lap("design");
-    let base_weights = numeric_column(ingested, &p.design.weight);
-    let eligibility: Option<Vec<Eligibility>> = ingested
-        .outcomes
-        .as_ref()
-        .filter(|_| p.weighting.iter().any(|w| w.adjust_eligibility))
-        .map(|outcomes| outcomes.iter().map(|&o| eligibility_of(o)).collect());
-    let schemes = crate::weighting::compute(
-        &ingested.frame,
-        &ingested.row_numbers,
-        &base_weights,
-        &respondents,
-        eligibility.as_deref(),
-        &p.weighting,
-    )?;
-    drop(eligibility);
-    clock.lap("weighting");
-
     // A distribution is estimated as its parts, one proportion per category or item.
     let indicators: Vec<&Indicator> = if p.estimation.indicators.iter().any(|i| i == "*") {
         q.indicators.iter().flat_map(Indicator::estimated).collect()
@@ -930,7 +917,7 @@ fn compute_unit(
             .flat_map(Indicator::estimated)
             .collect()
     };
-    let tests: Vec<crate::estimate::TestSpec> = p
+    let tests: Result<Vec<crate::estimate::TestSpec>, PipelineError> = p
         .tests
         .iter()
         .map(|t| {
@@ -950,7 +937,7 @@ fn compute_unit(
                 universe,
             })
         })
-        .collect::<Result<_, PipelineError>>()?;
+        .collect();
     // Estimation reads the indicators' variables and the domains only: copy just those columns
     // of the respondents (a copy of the whole frame is most of the run's peak memory).
     let estimation_columns: Vec<String> = indicators
@@ -969,15 +956,54 @@ fn compute_unit(
                 .map(str::to_string),
         )
         .chain(contrast_variables(p))
-        .chain(tests.iter().flat_map(|t| {
+        .chain(tests.iter().flatten().flat_map(|t| {
             [t.rows.clone(), t.cols.clone()]
                 .into_iter()
                 .chain(t.universe.iter().flat_map(|u| u.variables()))
         }))
         .collect();
-    let resp_frame = ingested.frame.take_columns(&respondents, |name| {
-        estimation_columns.iter().any(|c| c == name)
-    });
+    let base_weights = numeric_column(ingested, &p.design.weight);
+    let eligibility: Option<Vec<Eligibility>> = ingested
+        .outcomes
+        .as_ref()
+        .filter(|_| p.weighting.iter().any(|w| w.adjust_eligibility))
+        .map(|outcomes| outcomes.iter().map(|&o| eligibility_of(o)).collect());
+    // The design and the respondents' copy do not depend on the weights: they are formed while
+    // the weighting runs (its calibration has long stretches on one thread). Each stage's
+    // time is its own wall time, so the two laps overlap.
+    let frame = &ingested.frame;
+    let ((design_and_copy, design_time), (schemes, weighting_time)) = rayon::join(
+        || {
+            let start = std::time::Instant::now();
+            let design = Design::build(frame, &respondents, &p.design);
+            let design_time = start.elapsed();
+            let with_copy = design.map(|d| {
+                let copy = frame.take_columns(&respondents, |name| {
+                    estimation_columns.iter().any(|c| c == name)
+                });
+                (d, copy)
+            });
+            (with_copy, design_time)
+        },
+        || {
+            let start = std::time::Instant::now();
+            let schemes = crate::weighting::compute(
+                frame,
+                &ingested.row_numbers,
+                &base_weights,
+                &respondents,
+                eligibility.as_deref(),
+                &p.weighting,
+            );
+            (schemes, start.elapsed())
+        },
+    );
+    let (design, resp_frame) = design_and_copy?;
+    clock.lap_of("design", design_time);
+    let schemes = schemes?;
+    clock.lap_of("weighting", weighting_time);
+    drop(eligibility);
+    let tests = tests?;
     if answers == AnswersAfterCopy::Free
         && let Some(keep) = columns_read_after_weighting(p)
     {
