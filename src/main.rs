@@ -22,7 +22,8 @@ enum Command {
         /// Treat any validation finding as an error.
         #[arg(long)]
         strict: bool,
-        /// Record wall time per stage in run_summary.json.
+        /// Record wall time per stage in run_summary.json (design and weighting run at the same
+        /// time: each is its own wall time).
         #[arg(long)]
         timings: bool,
     },

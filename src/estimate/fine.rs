@@ -16,18 +16,13 @@
 //! (ȳ − c)² Σ w, which keeps the precision of the two-pass form when the values are far from
 //! zero (Chan, Golub & LeVeque 1983, "shifted data").
 
+use rayon::prelude::*;
+
 use super::{Breakdown, IndicatorValues, PsuCell, estimator};
 use crate::questionnaire::IndicatorKind;
 
 /// A breakdown's value of a fine cell whose rows have no value of that domain variable.
 const NO_VALUE: u32 = u32::MAX;
-
-/// Largest lookup table (entries, 1 MiB) used to number the pairs (cell so far, next
-/// component); larger products visit the rows id by id instead, as a table that does not stay
-/// in cache costs a miss per row and its pages a fault each (1M-row benchmark: the split by
-/// calibration cell 13 ms against 16 ms with tables up to 2^24 entries, the breakdowns' cells
-/// 19 ms against 25 ms with tables up to 2^16).
-const MAX_TABLE: usize = 1 << 18;
 
 /// Rows of a matrix stored by their non-zero entries, in column order.
 #[derive(Debug, Default)]
@@ -134,91 +129,130 @@ pub(super) struct DomainSums {
     pub rhs: Vec<f64>,
 }
 
-/// Renumbers `ids` (values below `*count`) by the pairs (id, component value), component values
-/// below `radix`, in order of first appearance. False when the number of cells exceeds `limit`.
-///
-/// The numbering is that of the final cells' first rows, whatever the order of refinement, so
-/// cells refined further later (by the calibration cell) number as if built in one go.
-fn refine(
-    ids: &mut [u32],
-    count: &mut usize,
-    radix: usize,
-    component: impl Fn(usize) -> u32,
-    limit: usize,
-) -> bool {
-    match count.checked_mul(radix).filter(|&t| t <= MAX_TABLE) {
-        Some(table_len) => {
-            let mut next = 0u32;
-            let mut table = vec![u32::MAX; table_len];
-            for (r, id) in ids.iter_mut().enumerate() {
-                let slot = &mut table[*id as usize * radix + component(r) as usize];
-                if *slot == u32::MAX {
-                    *slot = next;
-                    next += 1;
-                }
-                *id = *slot;
+/// A component of the fine-cell key: its code of a row, below `radix`.
+type Component<'a> = (&'a (dyn Fn(usize) -> u32 + Sync), u64);
+
+/// Rows numbered by (PSU, `previous` cell, the codes of `components`), in order of first
+/// appearance: the fine cell of every row, and the number of cells. The components are packed
+/// into 32-bit keys (several per key, mixed radix), each key refining the cells of the one
+/// before.
+fn cells_within_psus(
+    psu_of_row: &[u32],
+    n_psu: usize,
+    previous: Option<&[u32]>,
+    components: &[Component<'_>],
+) -> (Vec<u32>, usize) {
+    type Strided<'a> = (&'a (dyn Fn(usize) -> u32 + Sync), u64);
+    let mut groups: Vec<(Vec<Strided<'_>>, u64)> = Vec::new();
+    for &(code, radix) in components {
+        match groups.last_mut() {
+            Some((group, product)) if product.checked_mul(radix).is_some_and(|p| p <= 1 << 32) => {
+                group.push((code, *product));
+                *product *= radix;
             }
-            *count = next as usize;
+            _ => groups.push((vec![(code, 1)], radix)),
         }
-        None => *count = refine_by_rows_of_each_id(ids, *count, radix, component),
     }
-    *count <= limit
+    let mut cells: Option<(Vec<u32>, usize)> = None;
+    for (group, _) in &groups {
+        let before = cells
+            .as_ref()
+            .map(|(of_row, _)| of_row.as_slice())
+            .or(previous);
+        let key = |r: usize| -> u64 {
+            let packed: u64 = group
+                .iter()
+                .map(|&(code, stride)| u64::from(code(r)) * stride)
+                .sum();
+            (u64::from(before.map_or(0, |p| p[r])) << 32) | packed
+        };
+        cells = Some(number_within_psus(psu_of_row, n_psu, &key));
+    }
+    cells.unwrap_or_else(|| {
+        number_within_psus(psu_of_row, n_psu, &|r| {
+            previous.map_or(0, |p| u64::from(p[r]))
+        })
+    })
 }
 
-/// [`refine`] for a pair table too large to allocate and touch: the rows of each id visited
-/// together (a counting sort by id), so that a table of `radix` slots, cleared after each id,
-/// finds every pair's first row. Returns the number of cells.
-fn refine_by_rows_of_each_id(
-    ids: &mut [u32],
-    count: usize,
-    radix: usize,
-    component: impl Fn(usize) -> u32,
-) -> usize {
-    let n = ids.len();
-    let mut start = vec![0u32; count + 1];
-    for &id in ids.iter() {
-        start[id as usize + 1] += 1;
-    }
-    for i in 0..count {
-        start[i + 1] += start[i];
-    }
-    let mut fill = start.clone();
-    let mut rows_by_id = vec![0u32; n];
-    for (r, &id) in ids.iter().enumerate() {
-        let at = &mut fill[id as usize];
-        rows_by_id[*at as usize] = r as u32;
-        *at += 1;
-    }
-    drop(fill);
-    // The first row of every row's pair (within an id, rows come in row order).
-    let mut first_row = vec![0u32; n];
-    let mut slot = vec![u32::MAX; radix];
-    for id in 0..count {
-        let rows = &rows_by_id[start[id] as usize..start[id + 1] as usize];
-        for &r in rows {
-            let s = &mut slot[component(r as usize) as usize];
-            if *s == u32::MAX {
-                *s = r;
+/// Rows numbered by (PSU, `key`) in order of first appearance. A PSU's rows are taken
+/// together (as they lie when the data is sorted by PSU, else after a counting sort) and
+/// sorted by key there, PSUs in parallel; the numbering is then one pass in row order.
+fn number_within_psus(
+    psu_of_row: &[u32],
+    n_psu: usize,
+    key: &(dyn Fn(usize) -> u64 + Sync),
+) -> (Vec<u32>, usize) {
+    let n = psu_of_row.len();
+    // (row, first row of its cell), PSU after PSU, rows ascending within a PSU.
+    let mut by_psu: Vec<(u32, u32)> = if psus_contiguous(psu_of_row, n_psu) {
+        (0..n as u32).map(|r| (r, 0)).collect()
+    } else {
+        let mut start = vec![0usize; n_psu + 1];
+        for &p in psu_of_row {
+            start[p as usize + 1] += 1;
+        }
+        for p in 0..n_psu {
+            start[p + 1] += start[p];
+        }
+        let mut out = vec![(0u32, 0u32); n];
+        for (r, &p) in psu_of_row.iter().enumerate() {
+            out[start[p as usize]].0 = r as u32;
+            start[p as usize] += 1;
+        }
+        out
+    };
+    by_psu
+        .par_chunk_by_mut(|a, b| psu_of_row[a.0 as usize] == psu_of_row[b.0 as usize])
+        .for_each_init(Vec::new, |sorted: &mut Vec<(u64, u32)>, rows| {
+            sorted.clear();
+            sorted.extend(
+                rows.iter()
+                    .enumerate()
+                    .map(|(i, &(r, _))| (key(r as usize), i as u32)),
+            );
+            // Equal keys keep their rows' order, so a cell's first entry is its first row.
+            sorted.sort_unstable();
+            let mut first = 0u32;
+            for (k, &(key, i)) in sorted.iter().enumerate() {
+                if k == 0 || sorted[k - 1].0 != key {
+                    first = rows[i as usize].0;
+                }
+                rows[i as usize].1 = first;
             }
-            first_row[r as usize] = *s;
-        }
-        for &r in rows {
-            slot[component(r as usize) as usize] = u32::MAX;
-        }
+        });
+    let mut of_row = vec![0u32; n];
+    for &(r, first) in &by_psu {
+        of_row[r as usize] = first;
     }
-    // Cells numbered in order of their first rows; a pair's first row comes at or before
-    // each of its rows, so its number is known when a later row asks for it.
-    let number_of_first = &mut rows_by_id;
+    // Cells numbered in order of their first rows: a cell's first row comes at or before each
+    // of its rows, so its number is known when a later row asks for it.
+    let mut number_of_first = by_psu;
     let mut next = 0u32;
-    for (r, id) in ids.iter_mut().enumerate() {
-        let first = first_row[r] as usize;
+    for r in 0..n {
+        let first = of_row[r] as usize;
         if first == r {
-            number_of_first[r] = next;
+            number_of_first[r].0 = next;
             next += 1;
         }
-        *id = number_of_first[first];
+        of_row[r] = number_of_first[first].0;
     }
-    next as usize
+    (of_row, next as usize)
+}
+
+/// Whether each PSU's rows are one run of consecutive rows.
+fn psus_contiguous(psu_of_row: &[u32], n_psu: usize) -> bool {
+    let mut seen = vec![false; n_psu];
+    let mut current = None;
+    for &p in psu_of_row {
+        if current != Some(p) {
+            if std::mem::replace(&mut seen[p as usize], true) {
+                return false;
+            }
+            current = Some(p);
+        }
+    }
+    true
 }
 
 impl FineCells {
@@ -229,46 +263,72 @@ impl FineCells {
         psu_of_row: &[u32],
         n_psu: usize,
         breakdowns: &[Breakdown],
-        calibration: Option<(&dyn Fn(usize) -> u32, usize)>,
+        calibration: Option<(&(dyn Fn(usize) -> u32 + Sync), usize)>,
     ) -> Option<FineCells> {
         let n = psu_of_row.len();
         if n == 0 || breakdowns.iter().any(|b| b.of_row.len() != n) {
             return None;
         }
-        let limit = n / 2;
-        let mut of_row = psu_of_row.to_vec();
-        let mut count = n_psu;
-        for b in breakdowns.iter().filter(|b| b.labels.len() > 1) {
-            let levels = b.labels.len();
-            let value = |r: usize| b.of_row.at(r).unwrap_or(levels as u32);
-            if !refine(&mut of_row, &mut count, levels + 1, value, limit) {
-                return None;
-            }
+        // A breakdown splits the PSUs unless every row has the same value (the whole sample).
+        let codes: Vec<(&[u32], u64)> = breakdowns
+            .iter()
+            .filter(|b| {
+                let codes = b.of_row.codes();
+                b.labels.len() > 1 || codes.iter().any(|&c| c != codes[0])
+            })
+            .map(|b| {
+                // No value (`u32::MAX`) takes the code after the last label.
+                (b.of_row.codes(), b.labels.len() as u64 + 1)
+            })
+            .collect();
+        let by_code: Vec<Box<dyn Fn(usize) -> u32 + Sync + '_>> = codes
+            .iter()
+            .map(|&(c, radix)| -> Box<dyn Fn(usize) -> u32 + Sync + '_> {
+                let none = (radix - 1) as u32;
+                Box::new(move |r: usize| c[r].min(none))
+            })
+            .collect();
+        let mut components: Vec<Component<'_>> = by_code
+            .iter()
+            .zip(&codes)
+            .map(|(f, &(_, radix))| (f.as_ref(), radix))
+            .collect();
+        if let Some((cell_of, n_cells)) = calibration {
+            components.push((cell_of, n_cells.max(1) as u64));
         }
-        if let Some((cell_of, n_cells)) = calibration
-            && !refine(&mut of_row, &mut count, n_cells.max(1), cell_of, limit)
-        {
-            return None;
+        // The PSUs alone are the cells of the whole sample, however many.
+        if components.is_empty() {
+            return Some(FineCells::numbered(
+                psu_of_row.to_vec(),
+                n_psu,
+                psu_of_row,
+                breakdowns,
+            ));
         }
-        Some(FineCells::numbered(of_row, count, psu_of_row, breakdowns))
+        let (of_row, count) = cells_within_psus(psu_of_row, n_psu, None, &components);
+        (count <= n / 2).then(|| FineCells::numbered(of_row, count, psu_of_row, breakdowns))
     }
 
     /// These cells (of [`FineCells::build`] without calibration) split further by calibration
     /// cell `cell_of` (codes below `n_cells`): the cells `build` gives with the calibration,
-    /// numbered alike, without grouping the rows by the breakdowns again.
-    /// `terms` gives the model row of a design row (see [`FineCells::domain_sums`]).
+    /// numbered alike, without grouping the rows by the breakdowns again. `terms` gives the
+    /// model row of a design row (see [`FineCells::domain_sums`]).
     pub(super) fn split_by_calibration(
         &self,
         psu_of_row: &[u32],
+        n_psu: usize,
         breakdowns: &[Breakdown],
-        cell_of: &dyn Fn(usize) -> u32,
+        cell_of: &(dyn Fn(usize) -> u32 + Sync),
         n_cells: usize,
         terms: &ModelTerms<'_>,
     ) -> Option<FineCells> {
-        let mut of_row = self.of_row.clone();
-        let mut count = self.psu.len();
-        let limit = of_row.len() / 2;
-        if !refine(&mut of_row, &mut count, n_cells.max(1), cell_of, limit) {
+        let (of_row, count) = cells_within_psus(
+            psu_of_row,
+            n_psu,
+            Some(&self.of_row),
+            &[(cell_of, n_cells.max(1) as u64)],
+        );
+        if count > of_row.len() / 2 {
             return None;
         }
         let mut cells = FineCells::numbered(of_row, count, psu_of_row, breakdowns);
@@ -570,29 +630,106 @@ mod tests {
             .collect()
     }
 
-    /// The pass over each id's rows numbers cells exactly as the table of pairs does.
+    /// Numbering by a map of (PSU, codes) in row order: the definition of the cells.
+    fn numbered_by_map(psu: &[u32], codes: &[Vec<u32>]) -> (Vec<u32>, usize) {
+        let mut map = std::collections::HashMap::new();
+        let of_row: Vec<u32> = (0..psu.len())
+            .map(|r| {
+                let key: Vec<u32> = std::iter::once(psu[r])
+                    .chain(codes.iter().map(|c| c[r]))
+                    .collect();
+                let next = map.len() as u32;
+                *map.entry(key).or_insert(next)
+            })
+            .collect();
+        (of_row, map.len())
+    }
+
+    /// Cells within PSUs number as a map of (PSU, codes) in row order does: PSUs in runs or
+    /// scattered, components packed into one key or several (radices past 2^32), and on top
+    /// of earlier cells.
     #[test]
-    fn refining_by_rows_of_each_id_numbers_as_the_pair_table() {
-        for (n, ids_below, radix, seed) in [(1, 1, 1, 1), (500, 7, 3, 2), (5000, 300, 40, 3)] {
-            let ids = codes(n, ids_below, seed);
-            let component = codes(n, radix, seed + 10);
-            let (mut by_table, mut by_rows) = (ids.clone(), ids);
-            let mut count_table = ids_below as usize;
-            assert!(refine(
-                &mut by_table,
-                &mut count_table,
-                radix as usize,
-                |r| component[r],
-                n
-            ));
-            let count_rows =
-                refine_by_rows_of_each_id(&mut by_rows, ids_below as usize, radix as usize, |r| {
-                    component[r]
-                });
-            assert_eq!(count_rows, count_table);
-            assert_eq!(by_rows, by_table);
-            assert!(count_table > 1 || n == 1);
+    fn cells_within_psus_number_rows_in_order_of_first_appearance() {
+        let n = 5000;
+        for (scattered, radices) in [
+            (false, vec![3u32, 6, 41]),
+            (true, vec![3, 6, 41]),
+            (true, vec![70_000, 70_000, 2]),
+            (false, vec![1]),
+        ] {
+            let psu: Vec<u32> = if scattered {
+                codes(n, 60, 21)
+            } else {
+                (0..n).map(|r| (r / 83) as u32).collect()
+            };
+            let n_psu = psu.iter().max().map_or(0, |&m| m as usize + 1);
+            // Few distinct values of the large radices, so that cells repeat.
+            let values: Vec<Vec<u32>> = radices
+                .iter()
+                .enumerate()
+                .map(|(k, &radix)| {
+                    codes(n, radix.min(4), 30 + k as u64)
+                        .into_iter()
+                        .map(|c| c * (radix / radix.min(4)))
+                        .collect()
+                })
+                .collect();
+            let code_fns: Vec<Box<dyn Fn(usize) -> u32 + Sync + '_>> = values
+                .iter()
+                .map(|v| -> Box<dyn Fn(usize) -> u32 + Sync + '_> { Box::new(move |r| v[r]) })
+                .collect();
+            let components: Vec<Component<'_>> = code_fns
+                .iter()
+                .zip(&radices)
+                .map(|(f, &radix)| (f.as_ref(), u64::from(radix)))
+                .collect();
+            let got = cells_within_psus(&psu, n_psu, None, &components);
+            let want = numbered_by_map(&psu, &values);
+            assert_eq!(got, want, "scattered {scattered}, radices {radices:?}");
+            assert!(want.1 > n_psu || radices == [1]);
+            // The same cells refined by one more code.
+            let extra = codes(n, 5, 40);
+            let extra_fn = |r: usize| extra[r];
+            let refined = cells_within_psus(&psu, n_psu, Some(&got.0), &[(&extra_fn, 5)]);
+            let mut all = values.clone();
+            all.push(extra.clone());
+            assert_eq!(refined, numbered_by_map(&psu, &all));
         }
+    }
+
+    /// A breakdown with one label and rows without a value splits the cells: its rows with and
+    /// without the value are not summed together.
+    #[test]
+    fn a_one_valued_breakdown_with_blank_rows_splits_the_cells() {
+        let psu = vec![0u32; 8];
+        let total = breakdown("_T", 1, vec![Some(0); 8]);
+        let urban = breakdown(
+            "urban",
+            1,
+            vec![
+                None,
+                Some(0),
+                Some(0),
+                None,
+                Some(0),
+                None,
+                Some(0),
+                Some(0),
+            ],
+        );
+        let fine = FineCells::build(&psu, 1, &[total, urban], None).expect("cells");
+        assert_eq!(fine.len(), 2);
+        assert_eq!(fine.value[1], vec![NO_VALUE, 0]);
+        let vals = IndicatorValues {
+            y: vec![1.0; 8].into(),
+            x: None,
+            defined: vec![true; 8],
+            item_missing: None,
+        };
+        let totals = fine.totals(IndicatorKind::Total, &vals, &[1.0; 8], None);
+        let sums = fine.domain_sums(1, 1, 1, IndicatorKind::Total, &totals, 0, &|_, _| {});
+        assert_eq!(sums.count, vec![5]);
+        assert_eq!(sums.sw, vec![5.0]);
     }
 
     /// Splitting the cells of the breakdowns by calibration cell gives the cells built with the
@@ -620,7 +757,7 @@ mod tests {
         let at_once = FineCells::build(&psu, 20, &breakdowns, Some((&cal_of, 12))).expect("cells");
         let split = FineCells::build(&psu, 20, &breakdowns, None)
             .expect("cells")
-            .split_by_calibration(&psu, &breakdowns, &cal_of, 12, &terms)
+            .split_by_calibration(&psu, 20, &breakdowns, &cal_of, 12, &terms)
             .expect("cells");
         assert!(at_once.len() > 20 * 100);
         assert_eq!(split.of_row, at_once.of_row);

@@ -632,6 +632,7 @@ fn estimate_with(
                         let form = cal.as_ref()?.form;
                         by_domains.split_by_calibration(
                             req.design.psu_of_row(),
+                            req.design.n_psu(),
                             &prepared.breakdowns,
                             &cell_of,
                             cells.n_cells(),
