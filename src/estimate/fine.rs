@@ -16,6 +16,8 @@
 //! (ȳ − c)² Σ w, which keeps the precision of the two-pass form when the values are far from
 //! zero (Chan, Golub & LeVeque 1983, "shifted data").
 
+use std::sync::{Arc, OnceLock};
+
 use rayon::prelude::*;
 
 use super::{Breakdown, IndicatorValues, PsuCell, estimator};
@@ -86,6 +88,8 @@ pub(super) struct FineCells {
     /// The calibration model row of every fine cell, taken once from its first row for
     /// every indicator × breakdown that reads it (cells split by calibration cell only).
     model: Option<SparseRows>,
+    /// Per breakdown, its (domain value, PSU) pairs, formed when first asked for.
+    domain_psus: Vec<OnceLock<Arc<DomainPsus>>>,
 }
 
 /// Per-indicator sums of one fine cell over its defined rows.
@@ -114,10 +118,25 @@ pub(super) struct FineTotals {
     shift: f64,
 }
 
+/// The (domain value, PSU) pairs of a breakdown that hold fine cells: domain after domain,
+/// PSUs ascending within a domain (most pairs are empty: a region's domain has only that
+/// region's PSUs).
+#[derive(Debug)]
+pub(super) struct DomainPsus {
+    /// Position of every fine cell's pair ([`NO_VALUE`] for a cell without a domain value).
+    pair_of_cell: Vec<u32>,
+    /// PSU of every pair.
+    pub psu: Vec<u32>,
+    /// Pairs of domain value d: `domain_start[d]..domain_start[d + 1]`.
+    pub domain_start: Vec<usize>,
+}
+
 /// A breakdown's sums, as the grouped Taylor pass needs them.
 pub(super) struct DomainSums {
-    /// By (domain value, PSU), domain-major.
+    /// By (domain value, PSU), domain-major: every pair (`pairs` none, `n_psu` per domain
+    /// value) or those of `pairs`.
     pub cells: Vec<PsuCell>,
+    pub pairs: Option<Arc<DomainPsus>>,
     pub sw: Vec<f64>,
     pub swy: Vec<f64>,
     pub swx: Vec<f64>,
@@ -127,6 +146,20 @@ pub(super) struct DomainSums {
     pub ss: Vec<f64>,
     /// Σ_D m b z per domain value (domain-major, `dim` entries each); empty without calibration.
     pub rhs: Vec<f64>,
+}
+
+impl DomainSums {
+    /// The cells of domain value `d` and, when they are not all `n_psu` PSUs in order, the
+    /// PSU of each (ascending).
+    pub(super) fn of_domain(&self, d: usize, n_psu: usize) -> (&[PsuCell], Option<&[u32]>) {
+        match &self.pairs {
+            None => (&self.cells[d * n_psu..(d + 1) * n_psu], None),
+            Some(pairs) => {
+                let range = pairs.domain_start[d]..pairs.domain_start[d + 1];
+                (&self.cells[range.clone()], Some(&pairs.psu[range]))
+            }
+        }
+    }
 }
 
 /// A component of the fine-cell key: its code of a row, below `radix`.
@@ -375,6 +408,7 @@ impl FineCells {
             value,
             first_row,
             model: None,
+            domain_psus: breakdowns.iter().map(|_| OnceLock::new()).collect(),
         }
     }
 
@@ -450,6 +484,60 @@ impl FineCells {
             .collect()
     }
 
+    /// Breakdown `b`'s (domain value, PSU) pairs among the fine cells (`levels` values,
+    /// `n_psu` PSUs).
+    fn pairs_of(&self, b: usize, levels: usize, n_psu: usize) -> DomainPsus {
+        let values = &self.value[b];
+        // Cells by domain value (a counting sort), then each value's PSUs marked and listed.
+        let mut start = vec![0usize; levels + 1];
+        for &d in values.iter().filter(|&&d| d != NO_VALUE) {
+            start[d as usize + 1] += 1;
+        }
+        for d in 0..levels {
+            start[d + 1] += start[d];
+        }
+        let mut fill = start.clone();
+        let mut cells_by_value = vec![0u32; start[levels]];
+        for (c, &d) in values.iter().enumerate().filter(|(_, d)| **d != NO_VALUE) {
+            cells_by_value[fill[d as usize]] = c as u32;
+            fill[d as usize] += 1;
+        }
+        let mut pair_of_cell = vec![NO_VALUE; values.len()];
+        let mut psu = Vec::new();
+        let mut domain_start = Vec::with_capacity(levels + 1);
+        let mut pair_at_psu = vec![NO_VALUE; n_psu];
+        let mut listed = Vec::new();
+        for d in 0..levels {
+            domain_start.push(psu.len());
+            let cells = &cells_by_value[start[d]..start[d + 1]];
+            listed.clear();
+            for &c in cells {
+                let p = self.psu[c as usize];
+                if pair_at_psu[p as usize] == NO_VALUE {
+                    pair_at_psu[p as usize] = 0;
+                    listed.push(p);
+                }
+            }
+            listed.sort_unstable();
+            for &p in &listed {
+                pair_at_psu[p as usize] = psu.len() as u32;
+                psu.push(p);
+            }
+            for &c in cells {
+                pair_of_cell[c as usize] = pair_at_psu[self.psu[c as usize] as usize];
+            }
+            for &p in &listed {
+                pair_at_psu[p as usize] = NO_VALUE;
+            }
+        }
+        domain_start.push(psu.len());
+        DomainPsus {
+            pair_of_cell,
+            psu,
+            domain_start,
+        }
+    }
+
     /// Breakdown `b`'s Σ w, Σ w y and Σ w x by domain value (`levels` values), from one
     /// indicator's fine-cell sums: what a point estimate needs.
     pub(super) fn domain_totals(
@@ -486,8 +574,12 @@ impl FineCells {
         terms: &ModelTerms<'_>,
     ) -> DomainSums {
         let k = levels;
+        let pairs = Arc::clone(
+            self.domain_psus[b].get_or_init(|| Arc::new(self.pairs_of(b, levels, n_psu))),
+        );
         let mut out = DomainSums {
-            cells: vec![PsuCell::default(); k * n_psu],
+            cells: vec![PsuCell::default(); pairs.psu.len()],
+            pairs: Some(Arc::clone(&pairs)),
             sw: vec![0.0; k],
             swy: vec![0.0; k],
             swx: vec![0.0; k],
@@ -504,7 +596,7 @@ impl FineCells {
                 continue;
             }
             let d = d as usize;
-            let cell = &mut out.cells[d * n_psu + self.psu[c] as usize];
+            let cell = &mut out.cells[pairs.pair_of_cell[c] as usize];
             cell.w += t.w;
             cell.wy += t.wy;
             cell.wx += t.wx;
@@ -793,6 +885,67 @@ mod tests {
                 kept.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
                 from_rows.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
             );
+        }
+    }
+
+    /// A breakdown's (domain value, PSU) cells hold exactly the rows of that value in that PSU,
+    /// every PSU with such rows listed once, ascending, with PSUs scattered over the rows.
+    #[test]
+    fn domain_psu_cells_hold_the_rows_of_each_pair() {
+        let n = 4000;
+        let psu = codes(n, 50, 61);
+        let total = breakdown("_T", 1, vec![Some(0); n]);
+        let region_of_psu = codes(50, 6, 62);
+        let region = breakdown(
+            "region",
+            6,
+            (0..n)
+                .map(|r| Some(region_of_psu[psu[r] as usize]))
+                .collect(),
+        );
+        let sex_codes = codes(n, 3, 63);
+        let sex = breakdown(
+            "sex",
+            2,
+            sex_codes.iter().map(|&c| (c < 2).then_some(c)).collect(),
+        );
+        let breakdowns = [total, region, sex];
+        let fine = FineCells::build(&psu, 50, &breakdowns, None).expect("cells");
+        let w: Vec<f64> = codes(n, 9, 64)
+            .into_iter()
+            .map(|c| 1.0 + f64::from(c))
+            .collect();
+        let vals = IndicatorValues {
+            y: vec![1.0; n].into(),
+            x: None,
+            defined: codes(n, 7, 65).into_iter().map(|c| c > 0).collect(),
+            item_missing: None,
+        };
+        let totals = fine.totals(IndicatorKind::Mean, &vals, &w, None);
+        for (b, bd) in breakdowns.iter().enumerate() {
+            let levels = bd.labels.len();
+            let sums = fine.domain_sums(b, levels, 50, IndicatorKind::Mean, &totals, 0, &|_, _| {});
+            let mut rows = vec![vec![0u32; 50]; levels];
+            for r in (0..n).filter(|&r| vals.defined[r]) {
+                if let Some(d) = bd.of_row.at(r) {
+                    rows[d as usize][psu[r] as usize] += 1;
+                }
+            }
+            for (d, want) in rows.iter().enumerate() {
+                let (cells, psu_of) = sums.of_domain(d, 50);
+                let psu_of = psu_of.expect("pairs");
+                assert!(psu_of.windows(2).all(|p| p[0] < p[1]));
+                let mut got = vec![0u32; 50];
+                for (c, &p) in cells.iter().zip(psu_of) {
+                    got[p as usize] = c.rows;
+                }
+                assert_eq!(&got, want, "breakdown {b}, value {d}");
+            }
+            // A region's domain lists that region's PSUs only.
+            if b == 1 {
+                let (cells, _) = sums.of_domain(0, 50);
+                assert!(cells.len() < 50);
+            }
         }
     }
 

@@ -1659,16 +1659,7 @@ fn grouped_domain_stats(
     let n_psu = design.n_psu();
     let n_strata = design.n_strata();
     let stratum_of_psu = design.stratum_of_psu();
-    let DomainSums {
-        cells,
-        sw,
-        swy,
-        swx,
-        count,
-        nobs,
-        ss,
-        mut rhs,
-    } = match (given, fine) {
+    let mut sums_of_cells = match (given, fine) {
         (Some(given), _) => given,
         (None, Some((cells, totals, index))) => {
             let terms = |i: usize, f: &mut dyn FnMut(usize, f64)| {
@@ -1680,6 +1671,16 @@ fn grouped_domain_stats(
         }
         (None, None) => row_sums(design, kind, vals, w, b, cal),
     };
+    let mut rhs = std::mem::take(&mut sums_of_cells.rhs);
+    let DomainSums {
+        sw,
+        swy,
+        swx,
+        count,
+        nobs,
+        ss,
+        ..
+    } = &sums_of_cells;
     let estimate: Vec<f64> = (0..k)
         .map(|d| estimator::point(kind, sw[d], swy[d], swx[d]))
         .collect();
@@ -1698,9 +1699,12 @@ fn grouped_domain_stats(
         }
         let (variance, df) = match replicated {
             Some((variances, df_of)) => {
-                let psus: Vec<u32> = (0..n_psu)
-                    .filter(|&p| cells[d * n_psu + p].nonzero > 0)
-                    .map(|p| p as u32)
+                let (cells, psu_of) = sums_of_cells.of_domain(d, n_psu);
+                let psus: Vec<u32> = cells
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.nonzero > 0)
+                    .map(|(i, _)| psu_of.map_or(i as u32, |ps| ps[i]))
                     .collect();
                 let rows = || -> std::borrow::Cow<'_, [usize]> {
                     std::borrow::Cow::Borrowed(
@@ -1721,11 +1725,17 @@ fn grouped_domain_stats(
                 (variances[d], df_of(&psus, nobs[d], &rows))
             }
             None => {
-                let of_domain = &cells[d * n_psu..(d + 1) * n_psu];
-                for (p, c) in of_domain.iter().enumerate() {
+                let (of_domain, psu_of) = sums_of_cells.of_domain(d, n_psu);
+                let scale = estimator::scale(kind, sw[d], swx[d]);
+                // A PSU without the domain's rows: its sums are zero.
+                if psu_of.is_some() {
+                    totals.fill(estimator::residual(kind, estimate[d], 0.0, 0.0, 0.0) / scale);
+                    present.fill(false);
+                }
+                for (i, c) in of_domain.iter().enumerate() {
+                    let p = psu_of.map_or(i, |ps| ps[i] as usize);
                     present[p] = c.rows > 0;
-                    totals[p] = estimator::residual(kind, estimate[d], c.wy, c.w, c.wx)
-                        / estimator::scale(kind, sw[d], swx[d]);
+                    totals[p] = estimator::residual(kind, estimate[d], c.wy, c.w, c.wx) / scale;
                 }
                 let psu_present = match cal {
                     None => Some(present.as_slice()),
@@ -1781,9 +1791,10 @@ fn grouped_domain_stats(
                     DomainDf::Subset => {
                         let mut strata_seen = vec![false; n_strata];
                         let (mut psus, mut strata) = (0usize, 0usize);
-                        for (p, c) in of_domain.iter().enumerate() {
+                        for (i, c) in of_domain.iter().enumerate() {
                             if c.nonzero > 0 {
                                 psus += 1;
+                                let p = psu_of.map_or(i, |ps| ps[i] as usize);
                                 let h = stratum_of_psu[p] as usize;
                                 if !strata_seen[h] {
                                     strata_seen[h] = true;
@@ -1893,6 +1904,7 @@ fn row_sums(
     }
     DomainSums {
         cells,
+        pairs: None,
         sw,
         swy,
         swx,

@@ -198,6 +198,7 @@ fn domain_psu_base(orders: &[QuantileOrder], w: &[f64], req: &EstimationRequest<
     let k = orders.len();
     let mut base = CellSums {
         cells: vec![PsuCell::default(); k * n_psu],
+        pairs: None,
         sw: vec![0.0; k],
         swy: vec![0.0; k],
         swx: vec![0.0; k],
@@ -237,6 +238,7 @@ fn prefix_cell_sums(
     let psu_of_row = req.design.psu_of_row();
     let mut out = CellSums {
         cells: base.cells.clone(),
+        pairs: None,
         sw: base.sw.clone(),
         swy: vec![0.0; orders.len()],
         swx: base.swx.clone(),
