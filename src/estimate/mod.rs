@@ -266,25 +266,49 @@ struct ItemMissing {
 /// missing row at all gets 0 everywhere without a pass over the rows (its estimate row then says
 /// whether the domain has respondents).
 fn item_missing_shares(vals: &IndicatorValues, w: &[f64], b: &Breakdown) -> Vec<Option<f64>> {
+    item_missing_shares_of(vals, w, &[b]).swap_remove(0)
+}
+
+/// [`item_missing_shares`] of several breakdowns from one pass over the rows (each domain's
+/// sums still taken in row order).
+fn item_missing_shares_of(
+    vals: &IndicatorValues,
+    w: &[f64],
+    breakdowns: &[&Breakdown],
+) -> Vec<Vec<Option<f64>>> {
     let Some(im) = &vals.item_missing else {
-        return vec![Some(0.0); b.labels.len()];
+        return breakdowns
+            .iter()
+            .map(|b| vec![Some(0.0); b.labels.len()])
+            .collect();
     };
-    let mut universe = vec![0.0; b.labels.len()];
-    let mut missing = vec![0.0; b.labels.len()];
-    for (r, d) in b.of_row.iter().enumerate() {
-        if let Some(d) = d
-            && im.universe[r]
-        {
-            universe[d as usize] += w[r];
-            if im.missing[r] {
-                missing[d as usize] += w[r];
+    let mut universe: Vec<Vec<f64>> = breakdowns
+        .iter()
+        .map(|b| vec![0.0; b.labels.len()])
+        .collect();
+    let mut missing = universe.clone();
+    let codes: Vec<&[u32]> = breakdowns.iter().map(|b| b.of_row.codes()).collect();
+    for r in (0..w.len()).filter(|&r| im.universe[r]) {
+        for ((codes, universe), missing) in codes.iter().zip(&mut universe).zip(&mut missing) {
+            let d = codes[r];
+            if d != DomainOfRow::NONE {
+                universe[d as usize] += w[r];
+                if im.missing[r] {
+                    missing[d as usize] += w[r];
+                }
             }
         }
     }
     universe
         .iter()
         .zip(&missing)
-        .map(|(&u, &m)| (u > 0.0).then(|| m / u).and_then(finite))
+        .map(|(universe, missing)| {
+            universe
+                .iter()
+                .zip(missing)
+                .map(|(&u, &m)| (u > 0.0).then(|| m / u).and_then(finite))
+                .collect()
+        })
         .collect()
 }
 
@@ -1370,6 +1394,33 @@ fn estimate_block(
         )),
         SumsPath::PerBreakdown | SumsPath::Rows => None,
     };
+    // The item-missing shares of every breakdown estimated here, in one pass over the rows.
+    let estimated: Vec<bool> = {
+        let mut start = 0;
+        breakdowns
+            .iter()
+            .map(|b| {
+                let keep_b = keep.map(|kp| &kp[start..start + b.labels.len()]);
+                start += b.labels.len();
+                b.published || keep_b.is_some_and(|kp| kp.contains(&true))
+            })
+            .collect()
+    };
+    let wanted: Vec<&Breakdown> = breakdowns
+        .iter()
+        .zip(&estimated)
+        .filter(|(_, e)| **e)
+        .map(|(b, _)| b)
+        .collect();
+    let mut shares_of_wanted = item_missing_shares_of(vals, &scheme.weights, &wanted).into_iter();
+    let item_missing_by_breakdown: Vec<Vec<Option<f64>>> = estimated
+        .iter()
+        .map(|&e| {
+            e.then(|| shares_of_wanted.next())
+                .flatten()
+                .unwrap_or_default()
+        })
+        .collect();
     for (index, b) in breakdowns.iter().enumerate() {
         let given = replicated.map(|g| (&g.variances[k..k + b.labels.len()], g.df));
         let keep_b = keep.map(|kp| &kp[k..k + b.labels.len()]);
@@ -1379,7 +1430,7 @@ fn estimate_block(
             k += b.labels.len();
             continue;
         }
-        let item_missing = item_missing_shares(vals, &scheme.weights, b);
+        let item_missing = &item_missing_by_breakdown[index];
         let grouped = if grouped_path {
             let fine = fine.as_ref().map(|(cells, totals)| (*cells, totals, index));
             grouped_domain_stats(
@@ -2106,6 +2157,22 @@ mod item_missing_tests {
             item_missing_shares(&vals, &[1.0, 2.0, 3.0, 4.0], &b),
             [Some(0.0), Some(0.0)]
         );
+    }
+
+    /// Several breakdowns in one pass give each breakdown's own shares, bit for bit.
+    #[test]
+    fn shares_of_several_breakdowns_are_each_breakdowns_own() {
+        let w = [10.0, 20.5, 30.25, 40.0, 50.125, 60.0];
+        let vals = values(
+            vec![true, true, true, false, true, true],
+            vec![false, true, false, false, true, true],
+        );
+        let a = two_domains(vec![Some(0), Some(0), Some(1), Some(1), Some(1), None]);
+        let b = two_domains(vec![Some(1), None, Some(0), Some(1), Some(1), Some(0)]);
+        let together = item_missing_shares_of(&vals, &w, &[&a, &b]);
+        assert_eq!(together[0], item_missing_shares(&vals, &w, &a));
+        assert_eq!(together[1], item_missing_shares(&vals, &w, &b));
+        assert_ne!(together[0], together[1]);
     }
 
     #[test]
