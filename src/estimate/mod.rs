@@ -621,20 +621,26 @@ fn estimate_with(
     grouped_residuals: bool,
     progress: &dyn crate::progress::Progress,
 ) -> Result<Estimates, EstimateError> {
-    let sums: Vec<Option<CalibratedSums<'_>>> = req
-        .schemes
-        .iter()
-        .map(|s| {
-            grouped_residuals
-                .then(|| CalibratedSums::of(req.design, s))
-                .flatten()
-        })
-        .collect();
     let tasks: Vec<(usize, usize)> = (0..req.indicators.len())
         .flat_map(|i| (0..req.schemes.len()).map(move |s| (i, s)))
         .collect();
     progress.start("estimate", tasks.len().try_into().unwrap_or(u64::MAX));
-    let prepared = prepare(req)?;
+    // The schemes' calibration sums (a pass over the rows each, on one thread) are formed
+    // while the indicators' values are.
+    let (sums, prepared) = rayon::join(
+        || -> Vec<Option<CalibratedSums<'_>>> {
+            req.schemes
+                .par_iter()
+                .map(|s| {
+                    grouped_residuals
+                        .then(|| CalibratedSums::of(req.design, s))
+                        .flatten()
+                })
+                .collect()
+        },
+        || prepare(req),
+    );
+    let prepared = prepared?;
     let per_scheme: Vec<SchemeCells> = req
         .schemes
         .par_iter()
