@@ -289,14 +289,14 @@ fn psus_contiguous(psu_of_row: &[u32], n_psu: usize) -> bool {
 }
 
 impl FineCells {
-    /// The fine cells of `breakdowns` over PSUs `psu_of_row` (codes below `n_psu`) and, for a
-    /// calibrated scheme, calibration cells `cell_of` (codes below `n_cells`). `None` when they
-    /// would number more than half the rows: the per-breakdown passes are then as cheap.
+    /// The fine cells of `breakdowns` over PSUs `psu_of_row` (codes below `n_psu`); a
+    /// calibrated scheme's split them by calibration cell
+    /// ([`FineCells::split_by_calibration`]). `None` when they would number more than half the
+    /// rows: the per-breakdown passes are then as cheap.
     pub(super) fn build(
         psu_of_row: &[u32],
         n_psu: usize,
         breakdowns: &[Breakdown],
-        calibration: Option<(&(dyn Fn(usize) -> u32 + Sync), usize)>,
     ) -> Option<FineCells> {
         let n = psu_of_row.len();
         if n == 0 || breakdowns.iter().any(|b| b.of_row.len() != n) {
@@ -321,14 +321,11 @@ impl FineCells {
                 Box::new(move |r: usize| c[r].min(none))
             })
             .collect();
-        let mut components: Vec<Component<'_>> = by_code
+        let components: Vec<Component<'_>> = by_code
             .iter()
             .zip(&codes)
             .map(|(f, &(_, radix))| (f.as_ref(), radix))
             .collect();
-        if let Some((cell_of, n_cells)) = calibration {
-            components.push((cell_of, n_cells.max(1) as u64));
-        }
         // The PSUs alone are the cells of the whole sample, however many.
         if components.is_empty() {
             return Some(FineCells::numbered(
@@ -342,9 +339,9 @@ impl FineCells {
         (count <= n / 2).then(|| FineCells::numbered(of_row, count, psu_of_row, breakdowns))
     }
 
-    /// These cells (of [`FineCells::build`] without calibration) split further by calibration
-    /// cell `cell_of` (codes below `n_cells`): the cells `build` gives with the calibration,
-    /// numbered alike, without grouping the rows by the breakdowns again. `terms` gives the
+    /// These cells split further by calibration cell `cell_of` (codes below `n_cells`), numbered
+    /// in order of first appearance as the cells of (PSU, domain values, calibration cell),
+    /// without grouping the rows by the domain values again. `terms` gives the
     /// model row of a design row (see [`FineCells::domain_sums`]).
     pub(super) fn split_by_calibration(
         &self,
@@ -666,7 +663,12 @@ mod tests {
         let sex = breakdown("sex", 2, sex_values.iter().flat_map(|&x| [x, x]).collect());
         let cal = twice(&[0, 0, 1, 0, 0, 0]);
         let cal_of = |r: usize| cal[r];
-        let fine = FineCells::build(&psu, 2, &[total, sex], Some((&cal_of, 2))).expect("cells");
+        let breakdowns = [total, sex];
+        let fine = FineCells::build(&psu, 2, &breakdowns)
+            .and_then(|cells| {
+                cells.split_by_calibration(&psu, 2, &breakdowns, &cal_of, 2, &|_, _| {})
+            })
+            .expect("cells");
         // (psu 0, F, cell 0), (psu 0, M, 0), (psu 0, F, 1), (psu 1, F, 0), (psu 1, none, 0).
         assert_eq!(fine.len(), 5);
         assert_eq!(fine.of_row, twice(&[0, 1, 2, 3, 4, 3]));
@@ -692,7 +694,7 @@ mod tests {
         );
         let crossed = super::super::cross(&sex, &region);
         let breakdowns = [total, sex, region, crossed];
-        let fine = FineCells::build(&psu, 4, &breakdowns, None).expect("cells");
+        let fine = FineCells::build(&psu, 4, &breakdowns).expect("cells");
         let defined: Vec<bool> = (0..n).map(|r| r % 5 != 0).collect();
         let wanted = [false, true, true, true];
         let counts = fine.defined_counts(&defined, &wanted, &breakdowns);
@@ -809,7 +811,7 @@ mod tests {
                 Some(0),
             ],
         );
-        let fine = FineCells::build(&psu, 1, &[total, urban], None).expect("cells");
+        let fine = FineCells::build(&psu, 1, &[total, urban]).expect("cells");
         assert_eq!(fine.len(), 2);
         assert_eq!(fine.value[1], vec![NO_VALUE, 0]);
         let vals = IndicatorValues {
@@ -824,10 +826,10 @@ mod tests {
         assert_eq!(sums.sw, vec![5.0]);
     }
 
-    /// Splitting the cells of the breakdowns by calibration cell gives the cells built with the
-    /// calibration in one go, numbered alike.
+    /// Splitting the cells of the breakdowns by calibration cell numbers rows as a map of
+    /// (PSU, domain values, calibration cell) in row order does.
     #[test]
-    fn splitting_by_calibration_equals_building_with_it() {
+    fn splitting_by_calibration_numbers_cells_by_first_appearance() {
         let n = 6000;
         let psu: Vec<u32> = (0..n).map(|r| (r / 300) as u32).collect();
         let total = breakdown("_T", 1, vec![Some(0); n]);
@@ -846,17 +848,23 @@ mod tests {
             f(0, 1.0);
             f(1 + cal[i] as usize, 2.0 + f64::from(cal[i]));
         };
-        let at_once = FineCells::build(&psu, 20, &breakdowns, Some((&cal_of, 12))).expect("cells");
-        let split = FineCells::build(&psu, 20, &breakdowns, None)
+        let split = FineCells::build(&psu, 20, &breakdowns)
             .expect("cells")
             .split_by_calibration(&psu, 20, &breakdowns, &cal_of, 12, &terms)
             .expect("cells");
-        assert!(at_once.len() > 20 * 100);
-        assert_eq!(split.of_row, at_once.of_row);
-        assert_eq!(split.psu, at_once.psu);
-        assert_eq!(split.value, at_once.value);
-        assert_eq!(split.first_row, at_once.first_row);
+        let codes_of = |b: &Breakdown| b.of_row.codes().to_vec();
+        let by_map = numbered_by_map(
+            &psu,
+            &[
+                codes_of(&breakdowns[1]),
+                codes_of(&breakdowns[2]),
+                cal.clone(),
+            ],
+        );
+        assert!(by_map.1 > 20 * 100);
+        assert_eq!((split.of_row.clone(), split.len()), by_map);
         // The model rows kept per cell give the sums Σ m b z the model of each first row gives.
+        let at_once = FineCells::numbered(split.of_row.clone(), split.len(), &psu, &breakdowns);
         assert!(at_once.model.is_none() && split.model.is_some());
         let y: Vec<f64> = codes(n, 5, 8).into_iter().map(f64::from).collect();
         let w: Vec<f64> = codes(n, 7, 9)
@@ -910,7 +918,7 @@ mod tests {
             sex_codes.iter().map(|&c| (c < 2).then_some(c)).collect(),
         );
         let breakdowns = [total, region, sex];
-        let fine = FineCells::build(&psu, 50, &breakdowns, None).expect("cells");
+        let fine = FineCells::build(&psu, 50, &breakdowns).expect("cells");
         let w: Vec<f64> = codes(n, 9, 64)
             .into_iter()
             .map(|c| 1.0 + f64::from(c))
@@ -970,11 +978,11 @@ mod tests {
         // Every row its own PSU: more cells than half the rows.
         let psu: Vec<u32> = (0..10).collect();
         let total = breakdown("_T", 1, vec![Some(0); 10]);
-        assert!(FineCells::build(&psu, 10, &[total], None).is_some());
+        assert!(FineCells::build(&psu, 10, &[total]).is_some());
         let id = breakdown("id", 10, (0..10).map(Some).collect());
         let psu = vec![0u32; 10];
         let total = breakdown("_T", 1, vec![Some(0); 10]);
-        assert!(FineCells::build(&psu, 1, &[total, id], None).is_none());
+        assert!(FineCells::build(&psu, 1, &[total, id]).is_none());
     }
 
     #[test]
@@ -982,7 +990,7 @@ mod tests {
         // Values far from zero: the shifted sums keep the two-pass precision.
         let psu = [0u32, 0, 1, 1, 1];
         let total = breakdown("_T", 1, vec![Some(0); 5]);
-        let fine = FineCells::build(&psu, 2, &[total], None).expect("cells");
+        let fine = FineCells::build(&psu, 2, &[total]).expect("cells");
         let y = vec![1e9 + 1.0, 1e9 + 2.0, 1e9 + 4.0, 1e9 + 8.0, 1e9 + 16.0];
         let w = vec![1.0, 2.0, 1.5, 0.5, 3.0];
         let vals = IndicatorValues {

@@ -1030,12 +1030,7 @@ pub fn prepare(req: &EstimationRequest<'_>) -> Result<Prepared, EstimateError> {
             evaluate(ind, req.frame, universe)
         })
         .collect::<Result<_, _>>()?;
-    let fine = FineCells::build(
-        req.design.psu_of_row(),
-        req.design.n_psu(),
-        &breakdowns,
-        None,
-    );
+    let fine = FineCells::build(req.design.psu_of_row(), req.design.n_psu(), &breakdowns);
     let pairs = contrast_pairs(req, &breakdowns, &values, fine.as_ref())?;
     let per_indicator: usize = breakdowns.iter().map(|b| b.labels.len()).sum();
     let mut keep = Vec::new();
