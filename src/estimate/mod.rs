@@ -1395,7 +1395,9 @@ fn estimate_block(
         )),
         SumsPath::PerBreakdown | SumsPath::Rows => None,
     };
-    // The item-missing shares of every breakdown estimated here, in one pass over the rows.
+    // Which breakdowns are estimated here (one formed only for contrasts is skipped when none
+    // of its domains is contrasted here, or the contrasts take their variance from
+    // replicates), and their item-missing shares, in one pass over the rows.
     let estimated: Vec<bool> = {
         let mut start = 0;
         breakdowns
@@ -1425,9 +1427,7 @@ fn estimate_block(
     for (index, b) in breakdowns.iter().enumerate() {
         let given = replicated.map(|g| (&g.variances[k..k + b.labels.len()], g.df));
         let keep_b = keep.map(|kp| &kp[k..k + b.labels.len()]);
-        if !b.published && !keep_b.is_some_and(|kp| kp.contains(&true)) {
-            // Formed for contrasts, and none of its domains is contrasted here (or the
-            // contrasts take their variance from replicates).
+        if !estimated[index] {
             k += b.labels.len();
             continue;
         }
