@@ -319,6 +319,10 @@ static STATE_OF_CODE: [CellState; 16] = {
     t
 };
 
+/// An entry of [`States::overwrite`] that leaves its cell's state as it is (no state has this
+/// four-bit code).
+pub const KEEP_STATE: u8 = 0xF;
+
 /// What an [`States::AllValue`] cell reads as, and its slices of up to [`ALL_VALUE_ROWS`].
 const ALL_VALUE_ROWS: usize = 1 << 15;
 static ALL_VALUE: [CellState; ALL_VALUE_ROWS] = [CellState::Value; ALL_VALUE_ROWS];
@@ -463,6 +467,35 @@ impl States {
                 }
                 out
             }
+        }
+    }
+
+    /// Sets every cell whose entry of `new` is a state code (`CellState as u8`) to that state;
+    /// cells whose entry is [`KEEP_STATE`] keep theirs. One pass over the packed bytes, for a
+    /// column where many cells change (skip logic), instead of [`States::set`] per cell.
+    pub fn overwrite(&mut self, new: &[u8]) {
+        assert_eq!(new.len(), self.len(), "one entry per cell");
+        if new.iter().all(|&c| c == KEEP_STATE) {
+            return;
+        }
+        if let States::AllValue(n) = *self {
+            *self = States::Packed {
+                nibbles: vec![0; n.div_ceil(2)],
+                len: n,
+            };
+        }
+        let States::Packed { nibbles, .. } = self else {
+            return;
+        };
+        let keep_or = |old: u8, code: u8| if code == KEEP_STATE { old } else { code };
+        let (pairs, last) = new.split_at(new.len() - new.len() % 2);
+        for (byte, pair) in nibbles.iter_mut().zip(pairs.chunks_exact(2)) {
+            let low = keep_or(*byte & 0xF, pair[0]);
+            let high = keep_or(*byte >> 4, pair[1]);
+            *byte = low | (high << 4);
+        }
+        if let (Some(&code), Some(byte)) = (last.first(), nibbles.last_mut()) {
+            *byte = (*byte & 0xF0) | keep_or(*byte & 0xF, code);
         }
     }
 

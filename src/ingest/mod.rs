@@ -1573,49 +1573,117 @@ fn apply_skip_logic(
     can_blank: bool,
     findings: &mut FindingsBuilder,
 ) {
-    let all_rows_var = v.frame || is_design;
     let n = col.state.len();
-    let (blank, respondent) = (&cells.blank[..n], &cells.respondent[..n]);
-    let asked = cells.asked.map(|a| &a[..n]);
-    let edited = cells.edited.map(|e| &e[..n]);
-    for r in 0..n {
-        // Most cells are answers of respondents to asked questions and need nothing: test that
-        // without branches before the per-case work below.
-        let pending = blank[r] | !(respondent[r] | all_rows_var) | asked.is_some_and(|a| !a[r]);
-        if !pending {
-            continue;
+    let all_true;
+    let asked = match cells.asked {
+        Some(a) => &a[..n],
+        None => {
+            all_true = vec![true; n];
+            &all_true[..]
         }
-        if !respondent[r] && !all_rows_var {
-            if !blank[r] {
-                findings.push(
-                    r,
-                    &v.name,
-                    &col.display(r).unwrap_or_default(),
-                    FindingKind::NonrespondentAnswers,
-                    "answer recorded for a unit nonrespondent; ignored",
-                );
-            }
-            col.state.set(r, CellState::NotAsked);
-            continue;
+    };
+    let none_edited;
+    let edited = match cells.edited {
+        Some(e) => &e[..n],
+        None => {
+            none_edited = vec![false; n];
+            &none_edited[..]
         }
-        let was_asked = asked.is_none_or(|a| a[r]);
-        if blank[r] {
-            if was_asked {
-                col.state.set(r, CellState::NoResponse);
-                // A blanked invalid answer has its finding already (with the value).
-                if !is_design && !edited.is_some_and(|e| e[r]) {
-                    findings.push(
-                        r,
-                        &v.name,
-                        "",
-                        FindingKind::ItemNonresponse,
-                        "blank although the question was asked",
-                    );
-                }
-            } else {
-                col.state.set(r, CellState::NotAsked);
+    };
+    let outcome = SkipOutcome {
+        all_rows: v.frame || is_design,
+        is_design,
+        can_blank,
+    };
+    // Each cell's new state and whether it needs a finding, without branches: nonrespondents'
+    // rows and follow-up questions make the pending cells too many and too scattered for a
+    // per-cell branch to be predicted.
+    let mut codes = vec![0u8; n];
+    for ((((code, &blank), &respondent), &asked), &edited) in codes
+        .iter_mut()
+        .zip(&cells.blank[..n])
+        .zip(&cells.respondent[..n])
+        .zip(asked)
+        .zip(edited)
+    {
+        *code = outcome.code(blank, respondent, asked, edited);
+    }
+    if codes.iter().fold(0, |any, &c| any | c) & NEEDS_FINDING != 0 {
+        // The findings show the cell as read, so they come before its state changes.
+        for r in 0..n {
+            if codes[r] & NEEDS_FINDING != 0 {
+                outcome.report(col, v, r, cells.blank[r], cells.respondent[r], findings);
+                codes[r] &= !NEEDS_FINDING;
             }
-        } else if !was_asked {
+        }
+    }
+    col.state.overwrite(&codes);
+}
+
+/// Bit of a [`SkipOutcome::code`] marking a cell that gets a finding.
+const NEEDS_FINDING: u8 = 0x10;
+
+/// What skip logic makes of the cells of one variable.
+#[derive(Clone, Copy)]
+struct SkipOutcome {
+    /// Asked of every row, unit nonrespondents included (frame and design variables).
+    all_rows: bool,
+    is_design: bool,
+    /// Editing blanks answers given where the question was not asked.
+    can_blank: bool,
+}
+
+impl SkipOutcome {
+    /// The cell's new state code ([`crate::frame::KEEP_STATE`] to keep it), with
+    /// [`NEEDS_FINDING`] set where it gets a finding:
+    /// - a unit nonrespondent's cell is not asked (an answer there is reported);
+    /// - a blank where the question was asked is item nonresponse (reported unless it is a
+    ///   design field, checked elsewhere, or a blanked invalid answer, reported with its value);
+    /// - a blank where it was not asked is not asked;
+    /// - an answer where it was not asked is reported, and not asked when editing blanks it.
+    #[inline(always)]
+    fn code(self, blank: bool, respondent: bool, asked: bool, edited: bool) -> u8 {
+        let in_scope = respondent | self.all_rows;
+        let not_asked = !in_scope | (!asked & (blank | self.can_blank));
+        let no_response = in_scope & blank & asked;
+        let finding = (!in_scope & !blank)
+            | (no_response & !self.is_design & !edited)
+            | (in_scope & !blank & !asked);
+        let state = u8::from(not_asked) * CellState::NotAsked as u8
+            | u8::from(no_response) * CellState::NoResponse as u8
+            | u8::from(!(not_asked | no_response)) * crate::frame::KEEP_STATE;
+        state | u8::from(finding) * NEEDS_FINDING
+    }
+
+    /// The finding of row `r` (one [`SkipOutcome::code`] marks), and the answer blanked where
+    /// editing blanks it.
+    #[cold]
+    fn report(
+        self,
+        col: &mut crate::frame::Column,
+        v: &crate::questionnaire::Variable,
+        r: usize,
+        blank: bool,
+        respondent: bool,
+        findings: &mut FindingsBuilder,
+    ) {
+        if !(respondent | self.all_rows) {
+            findings.push(
+                r,
+                &v.name,
+                &col.display(r).unwrap_or_default(),
+                FindingKind::NonrespondentAnswers,
+                "answer recorded for a unit nonrespondent; ignored",
+            );
+        } else if blank {
+            findings.push(
+                r,
+                &v.name,
+                "",
+                FindingKind::ItemNonresponse,
+                "blank although the question was asked",
+            );
+        } else {
             let shown = col.display(r).unwrap_or_else(|| "(missing code)".into());
             let rule = v
                 .asked_if
@@ -1629,12 +1697,8 @@ fn apply_skip_logic(
                 FindingKind::AnsweredNotAsked,
                 &format!("answered although not asked (asked_if: {rule})"),
             );
-            if can_blank {
+            if self.can_blank {
                 findings.blank_last();
-            }
-            if can_blank {
-                // Editing makes it what skip logic says it is: not asked (not item nonresponse).
-                col.state.set(r, CellState::NotAsked);
                 match &mut col.data {
                     ColumnData::Num(values) => values.set(r, f64::NAN),
                     ColumnData::Text { codes, .. } => codes[r] = u32::MAX,

@@ -364,3 +364,172 @@ fn findings_carry_the_row_id_and_a_duplicate_names_the_other_rows() {
     assert_eq!(counts[&(InvalidCode, FindingAction::Blanked)], 1);
     assert_eq!(got.row_numbers, [2]);
 }
+
+/// The per-cell rules of skip logic, one branch per case: what [`apply_skip_logic`]'s
+/// branch-free codes must reproduce.
+fn skip_logic_cell_by_cell(
+    col: &mut crate::frame::Column,
+    v: &crate::questionnaire::Variable,
+    cells: &Cells<'_>,
+    is_design: bool,
+    can_blank: bool,
+    findings: &mut FindingsBuilder,
+) {
+    let all_rows_var = v.frame || is_design;
+    for r in 0..col.state.len() {
+        let respondent = cells.respondent[r];
+        let blank = cells.blank[r];
+        let was_asked = cells.asked.is_none_or(|a| a[r]);
+        if !respondent && !all_rows_var {
+            if !blank {
+                let shown = col.display(r).unwrap_or_default();
+                findings.push(
+                    r,
+                    &v.name,
+                    &shown,
+                    FindingKind::NonrespondentAnswers,
+                    "answer recorded for a unit nonrespondent; ignored",
+                );
+            }
+            col.state.set(r, NotAsked);
+        } else if blank && was_asked {
+            col.state.set(r, NoResponse);
+            if !is_design && !cells.edited.is_some_and(|e| e[r]) {
+                findings.push(
+                    r,
+                    &v.name,
+                    "",
+                    FindingKind::ItemNonresponse,
+                    "blank although the question was asked",
+                );
+            }
+        } else if blank {
+            col.state.set(r, NotAsked);
+        } else if !was_asked {
+            let shown = col.display(r).unwrap_or_else(|| "(missing code)".into());
+            let rule = v.asked_if.as_ref().map(|e| e.source().to_string());
+            findings.push(
+                r,
+                &v.name,
+                &shown,
+                FindingKind::AnsweredNotAsked,
+                &format!(
+                    "answered although not asked (asked_if: {})",
+                    rule.unwrap_or_default()
+                ),
+            );
+            if can_blank {
+                findings.blank_last();
+                col.state.set(r, NotAsked);
+                match &mut col.data {
+                    ColumnData::Num(values) => values.set(r, f64::NAN),
+                    ColumnData::Text { codes, .. } => codes[r] = u32::MAX,
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn skip_logic_codes_match_the_cell_by_cell_rules() {
+    use crate::frame::{Column, NumValues, States};
+    let q = questionnaire();
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut coin = |one_in: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % one_in == 0
+    };
+    // Odd and even lengths (the last packed byte holds one cell or two); every flag of the
+    // variable; each input pattern dense enough to meet every combination of a cell's inputs.
+    for n in [1usize, 2, 7, 64, 301] {
+        for (name, text) in [("q2", false), ("q2", true), ("region", false)] {
+            let v = q.variable(name).expect("declared");
+            for flags in 0..8u8 {
+                let (is_design, can_blank) = (flags & 1 != 0, flags & 2 != 0);
+                let with_asked = flags & 4 != 0;
+                let blank: Vec<bool> = (0..n).map(|_| coin(3)).collect();
+                let respondent: Vec<bool> = (0..n).map(|_| !coin(4)).collect();
+                let asked: Vec<bool> = (0..n).map(|_| !coin(2)).collect();
+                let edited: Vec<bool> = (0..n).map(|r| blank[r] && coin(2)).collect();
+                let mut state = States::AllValue(0);
+                for r in 0..n {
+                    // Blank cells as read, and a few missing codes among the answers.
+                    state.push(if blank[r] {
+                        NoResponse
+                    } else if coin(9) {
+                        CellState::Refused
+                    } else {
+                        Value
+                    });
+                }
+                let data = if text {
+                    ColumnData::Text {
+                        codes: (0..n).map(|r| (r % 2) as u32).collect(),
+                        levels: vec!["a".into(), "b".into()],
+                    }
+                } else {
+                    ColumnData::Num(NumValues::compact((0..n).map(|r| r as f64).collect()))
+                };
+                let original = Column {
+                    name: name.into(),
+                    data,
+                    state,
+                };
+                let cells = Cells {
+                    blank: &blank,
+                    edited: flags.is_multiple_of(3).then_some(&edited[..]),
+                    respondent: &respondent,
+                    asked: with_asked.then_some(&asked[..]),
+                };
+                let (mut fast, mut plain) = (original.clone(), original.clone());
+                let (mut fast_found, mut plain_found) =
+                    (FindingsBuilder::default(), FindingsBuilder::default());
+                apply_skip_logic(&mut fast, v, &cells, is_design, can_blank, &mut fast_found);
+                skip_logic_cell_by_cell(
+                    &mut plain,
+                    v,
+                    &cells,
+                    is_design,
+                    can_blank,
+                    &mut plain_found,
+                );
+                let case = format!("{name} text {text}, n {n}, flags {flags}");
+                assert_eq!(
+                    fast.state.iter().collect::<Vec<_>>(),
+                    plain.state.iter().collect::<Vec<_>>(),
+                    "{case}"
+                );
+                for r in 0..n {
+                    assert_eq!(fast.display(r), plain.display(r), "{case}, row {r}");
+                }
+                if let (ColumnData::Num(a), ColumnData::Num(b)) = (&fast.data, &plain.data) {
+                    let bits = |v: &NumValues| v.iter().map(f64::to_bits).collect::<Vec<_>>();
+                    assert_eq!(bits(a), bits(b), "{case}");
+                }
+                if let (ColumnData::Text { codes: a, .. }, ColumnData::Text { codes: b, .. }) =
+                    (&fast.data, &plain.data)
+                {
+                    assert_eq!(a, b, "{case}");
+                }
+                let id = |r: usize, out: &mut String| out.push_str(&r.to_string());
+                let (fast_found, plain_found) = (
+                    fast_found.finish(Vec::new(), id),
+                    plain_found.finish(Vec::new(), id),
+                );
+                // A design variable asked of everyone has none: its blanks are checked elsewhere.
+                let expect_findings = n >= 64 && (!is_design || with_asked);
+                assert!(
+                    !plain_found.is_empty() || !expect_findings,
+                    "{case}: no findings to compare"
+                );
+                assert_eq!(
+                    fast_found.iter().collect::<Vec<_>>(),
+                    plain_found.iter().collect::<Vec<_>>(),
+                    "{case}"
+                );
+            }
+        }
+    }
+}
