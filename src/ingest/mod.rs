@@ -1649,10 +1649,10 @@ impl SkipOutcome {
         let finding = (!in_scope & !blank)
             | (no_response & !self.is_design & !edited)
             | (in_scope & !blank & !asked);
-        let state = u8::from(not_asked) * CellState::NotAsked as u8
-            | u8::from(no_response) * CellState::NoResponse as u8
-            | u8::from(!(not_asked | no_response)) * crate::frame::KEEP_STATE;
-        state | u8::from(finding) * NEEDS_FINDING
+        let state = (u8::from(not_asked) * CellState::NotAsked as u8)
+            | (u8::from(no_response) * CellState::NoResponse as u8)
+            | (u8::from(!(not_asked | no_response)) * crate::frame::KEEP_STATE);
+        state | (u8::from(finding) * NEEDS_FINDING)
     }
 
     /// The finding of row `r` (one [`SkipOutcome::code`] marks), and the answer blanked where
