@@ -1610,10 +1610,10 @@ fn apply_skip_logic(
     }
     if codes.iter().fold(0, |any, &c| any | c) & NEEDS_FINDING != 0 {
         // The findings show the cell as read, so they come before its state changes.
-        for r in 0..n {
-            if codes[r] & NEEDS_FINDING != 0 {
+        for (r, code) in codes.iter_mut().enumerate() {
+            if *code & NEEDS_FINDING != 0 {
                 outcome.report(col, v, r, cells.blank[r], cells.respondent[r], findings);
-                codes[r] &= !NEEDS_FINDING;
+                *code &= !NEEDS_FINDING;
             }
         }
     }
