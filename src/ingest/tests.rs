@@ -439,7 +439,7 @@ fn skip_logic_codes_match_the_cell_by_cell_rules() {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        seed % one_in == 0
+        seed.is_multiple_of(one_in)
     };
     // Odd and even lengths (the last packed byte holds one cell or two); every flag of the
     // variable; each input pattern dense enough to meet every combination of a cell's inputs.
@@ -452,11 +452,11 @@ fn skip_logic_codes_match_the_cell_by_cell_rules() {
                 let blank: Vec<bool> = (0..n).map(|_| coin(3)).collect();
                 let respondent: Vec<bool> = (0..n).map(|_| !coin(4)).collect();
                 let asked: Vec<bool> = (0..n).map(|_| !coin(2)).collect();
-                let edited: Vec<bool> = (0..n).map(|r| blank[r] && coin(2)).collect();
+                let edited: Vec<bool> = blank.iter().map(|&b| b && coin(2)).collect();
                 let mut state = States::AllValue(0);
-                for r in 0..n {
+                for &blank in &blank {
                     // Blank cells as read, and a few missing codes among the answers.
-                    state.push(if blank[r] {
+                    state.push(if blank {
                         NoResponse
                     } else if coin(9) {
                         CellState::Refused
