@@ -77,7 +77,7 @@ pub enum NumValues {
 }
 
 /// The byte of a [`NumValues::Byte`] cell without a value.
-const NO_BYTE: u8 = u8::MAX;
+pub(crate) const NO_BYTE: u8 = u8::MAX;
 
 /// The `f64` of every byte, so that a byte cell can be read by reference (`v[r]`).
 static BYTE_VALUE: [f64; 256] = {
@@ -195,6 +195,15 @@ impl NumValues {
                 }
             },
             NumValues::Wide(v) => v.push(x),
+        }
+    }
+
+    /// The cells as bytes ([`NO_BYTE`] for no value) while the column is stored so: a reader
+    /// that has checked a run of cells fits appends them directly.
+    pub(crate) fn bytes_mut(&mut self) -> Option<&mut Vec<u8>> {
+        match self {
+            NumValues::Byte(bytes) => Some(bytes),
+            NumValues::Wide(_) => None,
         }
     }
 
@@ -411,6 +420,35 @@ impl States {
         }
     }
 
+    /// Appends the states whose codes (`CellState as u8`) are `codes`, with room for
+    /// `capacity` states if they must be written out (see [`States::push_within`]).
+    pub fn extend_codes(&mut self, codes: &[u8], capacity: usize) {
+        if let States::AllValue(n) = self
+            && codes.iter().all(|&c| c == CellState::Value as u8)
+        {
+            *n += codes.len();
+            return;
+        }
+        let mut codes = codes;
+        while let Some((&first, rest)) = codes.split_first() {
+            // Cell by cell until the packed states end on a whole byte, then two a byte.
+            if let States::Packed { nibbles, len } = self
+                && len.is_multiple_of(2)
+            {
+                let pairs = codes.chunks_exact(2);
+                let last = pairs.remainder().first().copied();
+                nibbles.extend(pairs.map(|pair| pair[0] | (pair[1] << 4)));
+                *len += codes.len() - usize::from(last.is_some());
+                if let Some(c) = last {
+                    self.push_within(STATE_OF_CODE[usize::from(c & 0xF)], capacity);
+                }
+                return;
+            }
+            self.push_within(STATE_OF_CODE[usize::from(first & 0xF)], capacity);
+            codes = rest;
+        }
+    }
+
     /// An all-value column turned into packed states, with `s` appended.
     #[cold]
     fn write_out(&mut self, s: CellState, capacity: usize) {
@@ -460,12 +498,23 @@ impl States {
     pub fn take(&self, rows: &[usize]) -> States {
         match self {
             States::AllValue(_) => States::AllValue(rows.len()),
-            States::Packed { .. } => {
-                let mut out = States::AllValue(0);
-                for &r in rows {
-                    out.push_within(self[r], rows.len());
+            States::Packed { nibbles, .. } => {
+                // Two cells a byte, straight into the packed bytes; a count again if every
+                // cell taken is a value.
+                let code = |r: usize| nibble(nibbles, r) as u8;
+                let pairs = rows.chunks_exact(2);
+                let last = pairs.remainder().first().map(|&r| code(r));
+                let mut taken = Vec::with_capacity(rows.len().div_ceil(2));
+                taken.extend(pairs.map(|pair| code(pair[0]) | (code(pair[1]) << 4)));
+                taken.extend(last);
+                if taken.iter().all(|&b| b == 0) {
+                    States::AllValue(rows.len())
+                } else {
+                    States::Packed {
+                        nibbles: taken,
+                        len: rows.len(),
+                    }
                 }
-                out
             }
         }
     }
@@ -921,6 +970,11 @@ mod tests {
         let rows = [42, 0, 17, 17, 4];
         let taken: Vec<CellState> = rows.iter().map(|&r| expected[r]).collect();
         assert_eq!(states.take(&rows), taken);
+        let even = [17, 4, 42, 3];
+        let taken: Vec<CellState> = even.iter().map(|&r| expected[r]).collect();
+        assert_eq!(states.take(&even), taken);
+        // Rows whose every cell is a value are a count again.
+        assert!(matches!(states.take(&[0, 2, 1]), States::AllValue(3)));
         let mut set = states.clone();
         set.set(4, CellState::Refused);
         set.set(5, CellState::Value);
@@ -933,6 +987,47 @@ mod tests {
                 expected[6]
             )
         );
+    }
+
+    #[test]
+    fn states_extended_by_codes_or_overwritten_match_cell_by_cell() {
+        use CellState::{NoResponse, NotAsked, Refused, Value};
+        let runs: [&[CellState]; 5] = [
+            &[Value, Value, Value],
+            &[Value, NotAsked, Refused],
+            &[NoResponse],
+            &[Value, Value],
+            &[NotAsked, Value, Value, NoResponse],
+        ];
+        for skip in 0..runs.len() {
+            let (mut by_codes, mut by_cell) = (States::AllValue(0), States::AllValue(0));
+            for run in runs.iter().cycle().skip(skip).take(runs.len()) {
+                let codes: Vec<u8> = run.iter().map(|&s| s as u8).collect();
+                by_codes.extend_codes(&codes, 0);
+                for &s in *run {
+                    by_cell.push(s);
+                }
+                assert_eq!(by_codes, by_cell, "runs from {skip}");
+            }
+            // Every third cell set to NoResponse, the others kept.
+            let new: Vec<u8> = (0..by_cell.len())
+                .map(|i| {
+                    if i % 3 == 0 {
+                        NoResponse as u8
+                    } else {
+                        KEEP_STATE
+                    }
+                })
+                .collect();
+            by_codes.overwrite(&new);
+            for i in (0..by_cell.len()).step_by(3) {
+                by_cell.set(i, NoResponse);
+            }
+            assert_eq!(by_codes, by_cell, "overwritten, runs from {skip}");
+        }
+        let mut untouched = States::AllValue(3);
+        untouched.overwrite(&[KEEP_STATE; 3]);
+        assert!(matches!(untouched, States::AllValue(3)));
     }
 
     #[test]

@@ -299,6 +299,51 @@ pub(crate) struct ColumnBuilder {
     pub blank: Vec<bool>,
 }
 
+/// A number type of a file's numeric column (an Arrow primitive type).
+pub(crate) trait FileNumber: Copy {
+    fn to_f64(self) -> f64;
+    /// The number itself when it is a whole number below 255 that a byte column holds
+    /// exactly (not -0.0), else 255: an index into a table of the outcomes of 0..255.
+    fn small_index(self) -> usize;
+}
+
+macro_rules! whole_file_number {
+    ($($t:ty),*) => {$(
+        impl FileNumber for $t {
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline(always)]
+            fn small_index(self) -> usize {
+                // A negative number, sign-extended and read unsigned, is above 255.
+                (self as i128 as u128).min(255) as usize
+            }
+        }
+    )*};
+}
+whole_file_number!(i8, i16, i32, i64, u8, u16, u32, u64);
+
+macro_rules! float_file_number {
+    ($($t:ty),*) => {$(
+        impl FileNumber for $t {
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                f64::from(self)
+            }
+            #[inline(always)]
+            fn small_index(self) -> usize {
+                let x = f64::from(self);
+                // `as usize` saturates (NaN to 0): whole numbers with their own bits (not
+                // -0.0) are those that round-trip.
+                let k = (x as usize).min(255);
+                if (k as f64).to_bits() == x.to_bits() { k } else { 255 }
+            }
+        }
+    )*};
+}
+float_file_number!(f32, f64);
+
 impl ColumnBuilder {
     pub(crate) fn new(name: &str, rules: CellRules, capacity: usize) -> ColumnBuilder {
         ColumnBuilder {
@@ -428,7 +473,22 @@ impl ColumnBuilder {
     /// A run of numeric cells (one Arrow array): `valid(i)` false marks a null. `whole` says
     /// the values cannot have a fraction (integer arrays). Problems are returned as
     /// (index in `values`, value, problem); the caller formats the value.
-    pub(crate) fn push_numbers<T: Copy>(
+    pub(crate) fn push_numbers<T: FileNumber>(
+        &mut self,
+        values: &[T],
+        valid: impl Fn(usize) -> bool,
+        whole: bool,
+        problems: &mut Vec<(usize, f64, CellProblem)>,
+    ) {
+        debug_assert!(self.rules.numeric);
+        self.reserve(values.len());
+        if !self.push_small_numbers(values, &valid) {
+            self.push_numbers_each(values, T::to_f64, valid, whole, problems);
+        }
+    }
+
+    /// [`ColumnBuilder::push_numbers`] cell by cell: every cell classified on its own.
+    fn push_numbers_each<T: Copy>(
         &mut self,
         values: &[T],
         to_f64: impl Fn(T) -> f64,
@@ -436,8 +496,6 @@ impl ColumnBuilder {
         whole: bool,
         problems: &mut Vec<(usize, f64, CellProblem)>,
     ) {
-        debug_assert!(self.rules.numeric);
-        self.reserve(values.len());
         let rules = &self.rules;
         let out = &mut self.values;
         let state = &mut self.state;
@@ -477,6 +535,69 @@ impl ColumnBuilder {
                 }
             }
         }
+    }
+
+    /// [`ColumnBuilder::push_numbers`] for a run whose every cell is null or a whole number
+    /// below 255 that is a value or a missing code (the usual array of a categorical item):
+    /// one pass with no branch per cell, bytes written straight into a byte column. False, and
+    /// nothing pushed, when a cell needs more (a problem, a larger or fractional number) or the
+    /// column already holds `f64`s: the caller then takes the cell-by-cell path.
+    fn push_small_numbers<T: FileNumber>(
+        &mut self,
+        values: &[T],
+        valid: &impl Fn(usize) -> bool,
+    ) -> bool {
+        // Per whole number below 255: the byte stored and the state code, or NOT_SMALL.
+        const NOT_SMALL: u16 = u16::MAX;
+        let mut cell_of = [NOT_SMALL; 256];
+        let no_value =
+            |st: CellState| u16::from(crate::frame::NO_BYTE) | (u16::from(st as u8) << 8);
+        for (k, (cell, outcome)) in cell_of
+            .iter_mut()
+            .zip(&self.rules.small)
+            .take(255)
+            .enumerate()
+        {
+            *cell = match outcome {
+                Outcome::Value => k as u16,
+                Outcome::Missing(st) => no_value(*st),
+                Outcome::Problem(_) => NOT_SMALL,
+            };
+        }
+        let Some(bytes) = self.values.bytes_mut() else {
+            return false;
+        };
+        let start = bytes.len();
+        bytes.resize(start + values.len(), 0);
+        let cells = &mut bytes[start..];
+        let mut states = vec![0u8; values.len()];
+        // Branch-free loops over slices, so that they compile to straight-line code: every
+        // cell through the table (a null's slot holds some number, mended next), then nulls.
+        for ((byte, state), &v) in cells.iter_mut().zip(states.iter_mut()).zip(values) {
+            // Index 255 stands for every number a byte cannot hold: NOT_SMALL.
+            let cell = cell_of[v.small_index()];
+            *byte = cell as u8;
+            *state = (cell >> 8) as u8;
+        }
+        let not_asked = CellState::NotAsked as u8;
+        for (i, (byte, state)) in cells.iter_mut().zip(states.iter_mut()).enumerate() {
+            let is_valid = valid(i);
+            *byte = if is_valid {
+                *byte
+            } else {
+                crate::frame::NO_BYTE
+            };
+            *state = if is_valid { *state } else { not_asked };
+        }
+        // NOT_SMALL's state byte, left only by a non-null cell that needs more.
+        if states.contains(&((NOT_SMALL >> 8) as u8)) {
+            bytes.truncate(start);
+            return false;
+        }
+        let capacity = self.blank.capacity();
+        self.state.extend_codes(&states, capacity);
+        self.blank.extend((0..values.len()).map(|i| !valid(i)));
+        true
     }
 
     /// A run of text cells (one Arrow string array, or a CSV column). Survey files repeat the
@@ -866,6 +987,88 @@ mod tests {
         }
         for text in ["", "-", "1.5", "1e3", "+1", " 1", "1234567890123456", "x"] {
             assert_eq!(whole_number(text.as_bytes()), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn runs_of_small_numbers_are_stored_as_cell_by_cell() {
+        // Runs the byte path takes (codes, missing codes, nulls) and runs it must leave to the
+        // cell-by-cell path (a problem, 255, -0.0, a fraction, NaN), each after a run of
+        // each kind so that a refused run leaves nothing behind.
+        let runs: Vec<Vec<Option<f64>>> = vec![
+            vec![Some(1.0), Some(2.0), Some(3.0)],
+            vec![Some(1.0), None, Some(8.0), Some(95.0), None],
+            vec![None, None, None],
+            vec![Some(7.0)],
+            vec![Some(1.0), Some(4.0)],
+            vec![Some(254.0), Some(2.0)],
+            vec![Some(255.0)],
+            vec![Some(-0.0), Some(1.0)],
+            vec![Some(1.5)],
+            vec![Some(f64::NAN), None],
+            vec![Some(300.0), Some(1.0)],
+            vec![Some(20.0), Some(119.0), None, Some(18.0)],
+        ];
+        for coded in [true, false] {
+            // The byte path takes a run of codes and nulls, and refuses one with a fraction.
+            let mut fresh = ColumnBuilder::new("q", numeric_rules(coded), 0);
+            let codes = if coded {
+                [1.0, 0.0, 8.0]
+            } else {
+                [20.0, 0.0, 99.0]
+            };
+            assert!(fresh.push_small_numbers(&codes, &|i| i != 1));
+            assert!(!fresh.push_small_numbers(&[2.0, 1.5], &|_| true));
+            for order in 0..runs.len() {
+                let rules = numeric_rules(coded);
+                let mut fast = ColumnBuilder::new("q", rules.clone(), 0);
+                let mut each = ColumnBuilder::new("q", rules, 0);
+                let (mut fast_found, mut each_found) = (Vec::new(), Vec::new());
+                // Every run once, starting from a different one each time.
+                for run in runs.iter().cycle().skip(order).take(runs.len()) {
+                    let values: Vec<f64> = run.iter().map(|c| c.unwrap_or(0.0)).collect();
+                    let valid = |i: usize| run[i].is_some();
+                    fast.push_numbers(&values, valid, false, &mut fast_found);
+                    each.push_numbers_each(&values, |x| x, valid, false, &mut each_found);
+                }
+                let case = format!("coded {coded}, from run {order}");
+                assert_eq!(fast.blank, each.blank, "{case}");
+                let bits = |v: &[(usize, f64, CellProblem)]| {
+                    v.iter()
+                        .map(|(i, x, p)| (*i, x.to_bits(), p.clone()))
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(bits(&fast_found), bits(&each_found), "{case}");
+                assert!(!each_found.is_empty(), "{case}: the runs hold problems");
+                let (fast, each) = (fast.finish(), each.finish());
+                assert_eq!(fast.state, each.state, "{case}");
+                assert!(
+                    !fast.state.all_value(),
+                    "{case}: the runs hold missing cells"
+                );
+                let (ColumnData::Num(fast), ColumnData::Num(each)) = (fast.data, each.data) else {
+                    panic!("numeric columns");
+                };
+                assert_eq!(
+                    std::mem::discriminant(&fast),
+                    std::mem::discriminant(&each),
+                    "{case}"
+                );
+                let bits = |v: &NumValues| v.iter().map(f64::to_bits).collect::<Vec<_>>();
+                assert_eq!(bits(&fast), bits(&each), "{case}");
+            }
+        }
+    }
+
+    #[test]
+    fn small_index_is_the_number_only_where_a_byte_holds_it() {
+        assert_eq!((0i8.small_index(), (-1i8).small_index()), (0, 255));
+        assert_eq!((254i64.small_index(), 255i64.small_index()), (254, 255));
+        assert_eq!((i64::MIN.small_index(), u64::MAX.small_index()), (255, 255));
+        assert_eq!((7u16.small_index(), 300u32.small_index()), (7, 255));
+        assert_eq!((7.0f32.small_index(), 254.0f64.small_index()), (7, 254));
+        for x in [-0.0, 1.5, 255.0, -1.0, f64::NAN, f64::INFINITY, 1e300] {
+            assert_eq!(x.small_index(), 255, "{x}");
         }
     }
 }

@@ -310,16 +310,11 @@ fn push_array(
             match slot {
                 Slot::Typed(b) if b.stores_numbers() => {
                     let mut found = Vec::new();
-                    let to_f64 = |v| v as f64;
                     match a.nulls().filter(|n| n.null_count() > 0) {
-                        None => b.push_numbers(a.values(), to_f64, |_| true, $whole, &mut found),
-                        Some(nulls) => b.push_numbers(
-                            a.values(),
-                            to_f64,
-                            |i| nulls.is_valid(i),
-                            $whole,
-                            &mut found,
-                        ),
+                        None => b.push_numbers(a.values(), |_| true, $whole, &mut found),
+                        Some(nulls) => {
+                            b.push_numbers(a.values(), |i| nulls.is_valid(i), $whole, &mut found)
+                        }
                     }
                     problems.extend(
                         found
