@@ -23,6 +23,7 @@ mod workbook;
 pub(crate) use csv_reader::detected_header;
 pub(crate) use workbook::cell_name;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -1574,22 +1575,8 @@ fn apply_skip_logic(
     findings: &mut FindingsBuilder,
 ) {
     let n = col.state.len();
-    let all_true;
-    let asked = match cells.asked {
-        Some(a) => &a[..n],
-        None => {
-            all_true = vec![true; n];
-            &all_true[..]
-        }
-    };
-    let none_edited;
-    let edited = match cells.edited {
-        Some(e) => &e[..n],
-        None => {
-            none_edited = vec![false; n];
-            &none_edited[..]
-        }
-    };
+    let asked = flag_of_every_cell(cells.asked, n, true);
+    let edited = flag_of_every_cell(cells.edited, n, false);
     let outcome = SkipOutcome {
         all_rows: v.frame || is_design,
         is_design,
@@ -1603,8 +1590,8 @@ fn apply_skip_logic(
         .iter_mut()
         .zip(&cells.blank[..n])
         .zip(&cells.respondent[..n])
-        .zip(asked)
-        .zip(edited)
+        .zip(asked.iter())
+        .zip(edited.iter())
     {
         *code = outcome.code(blank, respondent, asked, edited);
     }
@@ -1618,6 +1605,14 @@ fn apply_skip_logic(
         }
     }
     col.state.overwrite(&codes);
+}
+
+/// The first `n` of `given`, or `otherwise` for every cell where no flags are given.
+fn flag_of_every_cell(given: Option<&[bool]>, n: usize, otherwise: bool) -> Cow<'_, [bool]> {
+    given.map_or_else(
+        || Cow::Owned(vec![otherwise; n]),
+        |flags| Cow::Borrowed(&flags[..n]),
+    )
 }
 
 /// Bit of a [`SkipOutcome::code`] marking a cell that gets a finding.
