@@ -211,6 +211,15 @@ impl CellRules {
         rules
     }
 
+    /// The outcome of a non-null number: looked up for a whole number below 255, classified
+    /// otherwise (-0.0 too, which compares equal to 0 in every check).
+    fn outcome_of(&self, x: f64, whole: bool) -> std::borrow::Cow<'_, Outcome> {
+        match x.small_index() {
+            k if k < 255 => std::borrow::Cow::Borrowed(&self.small[k]),
+            _ => std::borrow::Cow::Owned(self.classify(x, whole)),
+        }
+    }
+
     /// The outcome of a non-null number; `whole` says it cannot have a fraction. Checks in the
     /// same order as [`ColumnBuilder::push_num`].
     fn classify(&self, x: f64, whole: bool) -> Outcome {
@@ -509,17 +518,7 @@ impl ColumnBuilder {
             }
             let x = to_f64(v);
             blank.push(false);
-            // `as usize` saturates (NaN to 0), so the round trip holds only for whole numbers
-            // in 0..256 (-0.0 maps to 0, which it equals in every check).
-            let k = x as usize;
-            let slow;
-            let outcome = if k < rules.small.len() && k as f64 == x {
-                &rules.small[k]
-            } else {
-                slow = rules.classify(x, whole);
-                &slow
-            };
-            match outcome {
+            match &*rules.outcome_of(x, whole) {
                 Outcome::Value => {
                     out.push(x);
                     state.push(CellState::Value);
@@ -539,7 +538,7 @@ impl ColumnBuilder {
 
     /// [`ColumnBuilder::push_numbers`] for a run whose every cell is null or a whole number
     /// below 255 that is a value or a missing code (the usual array of a categorical item):
-    /// one pass with no branch per cell, bytes written straight into a byte column. False, and
+    /// branch-free passes through a table, bytes written straight into a byte column. False, and
     /// nothing pushed, when a cell needs more (a problem, a larger or fractional number) or the
     /// column already holds `f64`s: the caller then takes the cell-by-cell path.
     fn push_small_numbers<T: FileNumber>(
@@ -734,15 +733,7 @@ impl ColumnBuilder {
         if !self.rules.numeric {
             return self.push_str(&format_number(x));
         }
-        let k = x as usize;
-        let slow;
-        let outcome = if k < self.rules.small.len() && k as f64 == x {
-            &self.rules.small[k]
-        } else {
-            slow = self.rules.classify(x, false);
-            &slow
-        };
-        let (value, state, problem) = match outcome {
+        let (value, state, problem) = match &*self.rules.outcome_of(x, false) {
             Outcome::Value => (x, CellState::Value, None),
             Outcome::Missing(st) => (f64::NAN, *st, None),
             Outcome::Problem(p) => (f64::NAN, CellState::OtherMissing, Some(p.clone())),
