@@ -93,6 +93,7 @@ fn spec(path: PathBuf) -> IngestSpec {
         optional_columns: Vec::new(),
         household_link: None,
         dispositions: None,
+        without_sha256: false,
     }
 }
 

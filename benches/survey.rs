@@ -179,6 +179,7 @@ fn ingest_spec(rows: usize, path: &Path) -> (IngestSpec, Questionnaire) {
         optional_columns: Vec::new(),
         household_link: None,
         dispositions: None,
+        without_sha256: false,
     };
     (spec, q)
 }

@@ -78,6 +78,7 @@ fn demo_spec(path: PathBuf) -> IngestSpec {
         optional_columns: Vec::new(),
         household_link: None,
         dispositions: None,
+        without_sha256: false,
     }
 }
 

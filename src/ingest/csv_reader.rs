@@ -570,12 +570,13 @@ impl Columns {
 }
 
 /// Read a delimited text file (header row, optional double quotes) written as `format` says,
-/// with its SHA-256 and the delimiter it was read with.
+/// with its SHA-256 (when `fingerprint`) and the delimiter it was read with.
 pub(crate) fn read_csv(
     path: &Path,
     plan: &(dyn Fn(&str) -> ColumnPlan + Sync),
     na: &[String],
     format: &TextFormat,
+    fingerprint: bool,
     progress: &dyn Progress,
 ) -> Result<(RawTable, u8), IngestError> {
     let io = |e: &dyn std::fmt::Display| IngestError::io(path, e);
@@ -596,6 +597,7 @@ pub(crate) fn read_csv(
                 plan,
                 na,
                 format,
+                fingerprint,
                 progress,
             )?;
             if source.raw_bytes != file_bytes {
@@ -605,7 +607,9 @@ pub(crate) fn read_csv(
                     after: source.raw_bytes,
                 });
             }
-            table.sha256 = super::hex_digest(source.raw_hash);
+            if fingerprint {
+                table.sha256 = super::hex_digest(source.raw_hash);
+            }
             (table, delimiter)
         }
         _ => {
@@ -618,6 +622,7 @@ pub(crate) fn read_csv(
                 plan,
                 na,
                 format,
+                fingerprint,
                 progress,
             )?
         }
@@ -780,6 +785,7 @@ pub(super) fn read_csv_from(
     plan: &(dyn Fn(&str) -> ColumnPlan + Sync),
     na: &[String],
     format: &TextFormat,
+    fingerprint: bool,
     progress: &dyn Progress,
 ) -> Result<(RawTable, u8), IngestError> {
     let io = |e: &dyn std::fmt::Display| IngestError::io(path, e);
@@ -798,7 +804,7 @@ pub(super) fn read_csv_from(
             MAX_LINE_BYTES >> 20
         ),
     };
-    let mut hasher = sha2::Sha256::new();
+    let mut hasher = fingerprint.then(sha2::Sha256::new);
     let mut total_read = 0u64;
     let mut buf: Vec<u8> = Vec::new();
     let mut spare: Vec<u8> = Vec::new();
@@ -886,7 +892,9 @@ pub(super) fn read_csv_from(
         other => other,
     };
     let (slot_of, template, ignored) = plan_slots(&header, &plan);
-    hasher.update(&buf[..header_end]);
+    if let Some(hasher) = &mut hasher {
+        hasher.update(&buf[..header_end]);
+    }
     buf.drain(..header_end);
     // Bytes of `buf` from here on are not hashed yet: they are hashed while they are parsed.
     let mut unhashed = 0;
@@ -929,7 +937,9 @@ pub(super) fn read_csv_from(
         let previous = std::mem::take(&mut parsed);
         let (read, block) = rayon::join(
             || {
-                hasher.update(&buf[unhashed..]);
+                if let Some(hasher) = &mut hasher {
+                    hasher.update(&buf[unhashed..]);
+                }
                 columns.append(previous);
                 if at_end {
                     Ok(0)
@@ -998,7 +1008,7 @@ pub(super) fn read_csv_from(
         n_rows,
         cell_problems,
         row_problems,
-        sha256: super::hex_digest(hasher),
+        sha256: hasher.map(super::hex_digest).unwrap_or_default(),
         ignored,
         header,
         file_findings: Vec::new(),
@@ -1313,6 +1323,7 @@ mod tests {
             &plan,
             &[],
             format,
+            true,
             &Silent,
         )
     }
@@ -1725,7 +1736,7 @@ mod tests {
             decimal_comma: true,
             encoding: Some(encoding_rs::WINDOWS_1250),
         };
-        let (table, _) = read_csv(&path, &plan, &[], &format, &Silent).expect("read");
+        let (table, _) = read_csv(&path, &plan, &[], &format, true, &Silent).expect("read");
         assert_eq!(
             table.sha256,
             crate::ingest::hex_digest(sha2::Sha256::new_with_prefix(&legacy))
@@ -1736,12 +1747,26 @@ mod tests {
         let (expected, _) = read_as(&utf8, utf8.len() as u64, CUTS, &format).expect("utf-8 read");
         assert_eq!(legacy_cells, cells_of(expected));
         assert_eq!(legacy_cells[1].1[1].0.as_deref(), Some("Łódź"));
+        // Without its fingerprint (`validate`): the same cells, no SHA-256, from either path.
+        let (unhashed, _) = read_csv(&path, &plan, &[], &format, false, &Silent).expect("read");
+        assert_eq!(unhashed.sha256, "");
+        assert_eq!(cells_of(unhashed), legacy_cells);
+        let utf8_path = dir.join("returns-utf8.csv");
+        std::fs::write(&utf8_path, &utf8).expect("write");
+        let utf8_format = TextFormat {
+            encoding: None,
+            ..format.clone()
+        };
+        let (unhashed, _) =
+            read_csv(&utf8_path, &plan, &[], &utf8_format, false, &Silent).expect("read");
+        assert_eq!(unhashed.sha256, "");
+        assert_eq!(cells_of(unhashed), legacy_cells);
         // Read as UTF-8 (no key), the same file's accented rows are not text.
         let plain = TextFormat {
             encoding: None,
             ..format
         };
-        let (table, _) = read_csv(&path, &plan, &[], &plain, &Silent).expect("read");
+        let (table, _) = read_csv(&path, &plan, &[], &plain, true, &Silent).expect("read");
         assert!(table.row_problems.len() > 50);
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -84,6 +84,9 @@ pub struct IngestSpec {
     pub household_link: Option<households::HouseholdLink>,
     /// Final dispositions: the respondents follow from them, and their returns are checked.
     pub dispositions: Option<DispositionSpec>,
+    /// Nothing publishes the file's SHA-256 (`validate`): CSV and Parquet files are then read
+    /// without computing it, and [`Ingested::sha256`] is empty.
+    pub without_sha256: bool,
 }
 
 /// How a delimited text file (CSV, TSV) is written, as national offices and CAPI systems export
@@ -641,6 +644,7 @@ pub fn read_with_progress(
                 &|name| column_plan(name, spec, questionnaire),
                 &spec.na,
                 &format,
+                !spec.without_sha256,
                 progress,
             )?;
             delimiter = Some(used);
@@ -650,6 +654,7 @@ pub fn read_with_progress(
             path,
             &|name| column_plan(name, spec, questionnaire),
             &spec.na,
+            !spec.without_sha256,
             progress,
         )?,
         Some("sav") | Some("zsav") => {

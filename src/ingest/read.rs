@@ -158,9 +158,15 @@ pub(crate) fn read_parquet(
     path: &Path,
     plan: &(dyn Fn(&str) -> ColumnPlan + Sync),
     na: &[String],
+    fingerprint: bool,
     progress: &dyn Progress,
 ) -> Result<RawTable, IngestError> {
-    hashed_beside(path, || read_parquet_columns(path, plan, na, progress))
+    let read = || read_parquet_columns(path, plan, na, progress);
+    if fingerprint {
+        hashed_beside(path, read)
+    } else {
+        read()
+    }
 }
 
 /// Cell problems of one column: (row index, value as written, problem).

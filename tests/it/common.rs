@@ -245,6 +245,7 @@ pub fn demo_ingest_spec(path: PathBuf) -> cvsurvey::ingest::IngestSpec {
         optional_columns: Vec::new(),
         household_link: None,
         dispositions: None,
+        without_sha256: false,
     }
 }
 
