@@ -1755,7 +1755,7 @@ mod tests {
         std::fs::write(&utf8_path, &utf8).expect("write");
         let utf8_format = TextFormat {
             encoding: None,
-            ..format.clone()
+            ..format
         };
         let (unhashed, _) =
             read_csv(&utf8_path, &plan, &[], &utf8_format, false, &Silent).expect("read");
