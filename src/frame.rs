@@ -91,6 +91,46 @@ static BYTE_VALUE: [f64; 256] = {
     t
 };
 
+/// Cells of a [`NumValues`] as stored: a reader that goes over many cells matches the storage
+/// once and then reads bytes (a skip rule's test on a byte is a lookup in a 256-entry table).
+#[derive(Debug, Clone, Copy)]
+pub enum StoredValues<'a> {
+    /// `f64`s as in [`NumValues::Wide`].
+    Wide(&'a [f64]),
+    /// Bytes as in [`NumValues::Byte`]; [`byte_value`] gives each one's `f64`.
+    Byte(&'a [u8]),
+}
+
+impl StoredValues<'_> {
+    /// Number of cells.
+    pub fn len(&self) -> usize {
+        match self {
+            StoredValues::Wide(v) => v.len(),
+            StoredValues::Byte(v) => v.len(),
+        }
+    }
+
+    /// True when there are no cells.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The value of cell `i`; NaN where it has no value or `i` is past the end.
+    #[inline]
+    pub fn get(&self, i: usize) -> f64 {
+        match self {
+            StoredValues::Wide(v) => v.get(i).copied().unwrap_or(f64::NAN),
+            StoredValues::Byte(v) => v.get(i).map_or(f64::NAN, |&b| byte_value(b)),
+        }
+    }
+}
+
+/// The `f64` of a [`NumValues::Byte`] cell ([`NO_BYTE`] is NaN).
+#[inline]
+pub fn byte_value(b: u8) -> f64 {
+    BYTE_VALUE[usize::from(b)]
+}
+
 /// The byte of `x` when a byte column can hold it exactly (NaN is [`NO_BYTE`]; -0.0 is not
 /// held, so that every value keeps its bits).
 #[inline]
@@ -156,6 +196,14 @@ impl NumValues {
             NumValues::Byte(v) => {
                 std::borrow::Cow::Owned(v[rows].iter().map(|&b| BYTE_VALUE[b as usize]).collect())
             }
+        }
+    }
+
+    /// The cells of `rows` as they are stored, without widening bytes to `f64`s.
+    pub fn stored(&self, rows: std::ops::Range<usize>) -> StoredValues<'_> {
+        match self {
+            NumValues::Wide(v) => StoredValues::Wide(&v[rows]),
+            NumValues::Byte(v) => StoredValues::Byte(&v[rows]),
         }
     }
 
@@ -390,7 +438,22 @@ impl States {
                     "rows to {} of a column of {len}",
                     rows.end
                 );
-                std::borrow::Cow::Owned(rows.map(|r| STATE_OF_CODE[nibble(nibbles, r)]).collect())
+                // Two cells a byte, whole bytes at a time between a first and a last odd cell.
+                let mut out = vec![CellState::Value; rows.len()];
+                let odd_start = usize::from(rows.start % 2 == 1 && !rows.is_empty());
+                if odd_start == 1 {
+                    out[0] = STATE_OF_CODE[nibble(nibbles, rows.start)];
+                }
+                let first_pair = rows.start + odd_start;
+                let mut pairs = out[odd_start..].chunks_exact_mut(2);
+                for (pair, &byte) in (&mut pairs).zip(&nibbles[first_pair / 2..]) {
+                    pair[0] = STATE_OF_CODE[usize::from(byte & 0xF)];
+                    pair[1] = STATE_OF_CODE[usize::from(byte >> 4)];
+                }
+                if let [last] = pairs.into_remainder() {
+                    *last = STATE_OF_CODE[nibble(nibbles, rows.end - 1)];
+                }
+                std::borrow::Cow::Owned(out)
             }
         }
     }
@@ -966,7 +1029,16 @@ mod tests {
         let expected: Vec<CellState> = [CellState::Value; 3].into_iter().chain(written).collect();
         assert_eq!(states, expected);
         assert_eq!(states.iter().len(), expected.len());
-        assert_eq!(states.slice(5..9).to_vec(), expected[5..9].to_vec());
+        // Slices from and to every even and odd row, empty ones too, read two cells a byte.
+        for start in 0..=expected.len() {
+            for end in start..=expected.len() {
+                assert_eq!(
+                    states.slice(start..end).as_ref(),
+                    &expected[start..end],
+                    "{start}..{end}"
+                );
+            }
+        }
         let rows = [42, 0, 17, 17, 4];
         let taken: Vec<CellState> = rows.iter().map(|&r| expected[r]).collect();
         assert_eq!(states.take(&rows), taken);

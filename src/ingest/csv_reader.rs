@@ -199,6 +199,10 @@ struct Records<'a> {
     bytes: &'a [u8],
     pos: usize,
     delimiter: u8,
+    /// The delimiters, line breaks and quotes of the eight bytes from `word_start` not yet
+    /// visited, as the high bit of their byte (see [`structural_bytes`]).
+    word_start: usize,
+    word_hits: u64,
     /// Built at the first record with a quote (building it costs more than splitting a
     /// piece's records without quotes).
     core: Option<csv_core::Reader>,
@@ -213,12 +217,53 @@ fn ends_record(b: u8) -> bool {
     b == b'\n' || b == b'\r'
 }
 
+/// Every byte of a word set to `b`.
+const fn splat(b: u8) -> u64 {
+    u64::from_le_bytes([b; 8])
+}
+
+/// The high bit of each byte of `word` that is zero, and no other bit (exact: no carry crosses a
+/// byte, unlike the shorter test that only says whether some byte is zero).
+#[inline]
+fn zero_bytes(word: u64) -> u64 {
+    const LOW7: u64 = splat(0x7F);
+    !(((word & LOW7).wrapping_add(LOW7)) | word | LOW7)
+}
+
+/// The high bit of each byte of the eight from `start` (fewer at the end of `bytes`) that is a
+/// delimiter, a line break or a quote: the bytes where a field or a record may end. Eight bytes
+/// are tested at once without a branch per byte, whose outcome (a delimiter every two or three
+/// bytes in a file of codes) cannot be predicted.
+#[inline]
+fn structural_bytes(bytes: &[u8], start: usize, delimiter: u8) -> u64 {
+    let rest = bytes.get(start..).unwrap_or_default();
+    let (word, len) = match rest.first_chunk::<8>() {
+        Some(eight) => (u64::from_le_bytes(*eight), 8),
+        None => {
+            let mut eight = [0; 8];
+            eight[..rest.len()].copy_from_slice(rest);
+            (u64::from_le_bytes(eight), rest.len())
+        }
+    };
+    let hits = zero_bytes(word ^ splat(delimiter))
+        | zero_bytes(word ^ splat(b'\n'))
+        | zero_bytes(word ^ splat(b'\r'))
+        | zero_bytes(word ^ splat(b'"'));
+    if len == 8 {
+        hits
+    } else {
+        hits & ((1u64 << (8 * len)) - 1)
+    }
+}
+
 impl<'a> Records<'a> {
     fn new(bytes: &'a [u8], delimiter: u8) -> Records<'a> {
         Records {
             bytes,
             pos: 0,
             delimiter,
+            word_start: 0,
+            word_hits: 0,
             core: None,
             core_started: false,
             core_text: vec![0; 256],
@@ -239,22 +284,40 @@ impl<'a> Records<'a> {
         }
         let start = self.pos;
         let first_end = batch.ends.len();
-        let mut i = start;
-        while i < bytes.len() {
+        self.word_start = start;
+        self.word_hits = structural_bytes(bytes, start, self.delimiter);
+        let end = loop {
+            let Some(i) = self.next_structural() else {
+                break bytes.len();
+            };
             let b = bytes[i];
             if b == self.delimiter {
                 batch.ends.push(i);
             } else if ends_record(b) {
-                break;
-            } else if b == b'"' {
+                break i;
+            } else {
                 batch.ends.truncate(first_end);
                 return Some(self.quoted(start, batch));
             }
-            i += 1;
-        }
-        batch.ends.push(i);
-        self.pos = i;
+        };
+        batch.ends.push(end);
+        self.pos = end;
         Some((RowText::Piece, start))
+    }
+
+    /// The next delimiter, line break or quote of the piece from the record's start, visited.
+    #[inline]
+    fn next_structural(&mut self) -> Option<usize> {
+        while self.word_hits == 0 {
+            self.word_start += 8;
+            if self.word_start >= self.bytes.len() {
+                return None;
+            }
+            self.word_hits = structural_bytes(self.bytes, self.word_start, self.delimiter);
+        }
+        let at = self.word_start + (self.word_hits.trailing_zeros() / 8) as usize;
+        self.word_hits &= self.word_hits - 1;
+        Some(at)
     }
 
     /// The record at `start`, which has a quote before its first line break, read by `csv_core`.
@@ -1197,6 +1260,26 @@ mod tests {
             .byte_records()
             .map(|r| r.expect("record").iter().map(<[u8]>::to_vec).collect())
             .collect()
+    }
+
+    #[test]
+    fn structural_bytes_are_the_delimiters_line_breaks_and_quotes_byte_by_byte() {
+        // Every byte value at every place of a word, words cut short by the end, and
+        // delimiters next to the bytes whose tests share bits with theirs.
+        let all: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
+        for delimiter in [b',', b';', b'\t', b'|', 0, 0x80, 0xFF, b'"'] {
+            for start in 0..all.len() + 2 {
+                let hits = structural_bytes(&all, start, delimiter);
+                for k in 0..8 {
+                    let byte = all.get(start + k);
+                    let expected =
+                        byte.is_some_and(|&b| b == delimiter || ends_record(b) || b == b'"');
+                    let bit = hits >> (8 * k + 7) & 1 == 1;
+                    assert_eq!(bit, expected, "delimiter {delimiter}, byte {byte:?} at {k}");
+                }
+                assert_eq!(hits & !splat(0x80), 0, "only high bits");
+            }
+        }
     }
 
     #[test]

@@ -606,11 +606,11 @@ impl Questionnaire {
             if !wanted(k) {
                 continue;
             }
-            let col = d.expr.eval(frame)?;
+            let (values, state) = d.expr.eval_column(frame)?;
             let column = crate::frame::Column {
                 name: d.name.clone(),
-                data: crate::frame::ColumnData::Num(col.values.into()),
-                state: col.state.into_iter().map(EvalState::to_cell).collect(),
+                data: crate::frame::ColumnData::Num(values),
+                state,
             };
             frame
                 .push(column)

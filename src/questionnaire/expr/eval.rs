@@ -13,16 +13,18 @@ use rayon::prelude::*;
 use super::check::{Agg, Node, StateArg, StateFn, TextOp};
 use super::parser::BinOp;
 use super::{EvalColumn, EvalError, EvalState};
-use crate::frame::{CellState, Column, ColumnData, Frame};
+use crate::frame::{
+    CellState, Column, ColumnData, Frame, NumValues, States, StoredValues, byte_value,
+};
 
 use EvalState::{Missing, NotApplicable, Value};
 
 /// An intermediate result: a constant, a borrowed numeric column, or a computed column.
 enum Col<'a> {
     Const(f64),
-    /// A frame column's rows of the chunk: borrowed, or read out of byte storage.
+    /// A frame column's rows of the chunk, as stored (bytes are read as `f64`s cell by cell).
     Data {
-        values: Cow<'a, [f64]>,
+        values: StoredValues<'a>,
         state: Cow<'a, [CellState]>,
     },
     Owned {
@@ -33,7 +35,7 @@ enum Col<'a> {
     /// `any(...)` are mostly made of these, and a column per comparison would be allocated,
     /// filled and read once.
     Cmp {
-        values: Cow<'a, [f64]>,
+        values: StoredValues<'a>,
         state: Cow<'a, [CellState]>,
         test: Test<'a>,
     },
@@ -60,6 +62,12 @@ impl Test<'_> {
             },
             Test::In(list, negate) => list.contains(&x) != negate,
         }
+    }
+
+    /// The outcome of the test on every byte of a byte column: a comparison of a byte cell
+    /// is a lookup (the outcome on [`crate::frame::NO_BYTE`] is the one on NaN).
+    fn byte_table(self) -> [bool; 256] {
+        std::array::from_fn(|b| self.holds(byte_value(b as u8)))
     }
 }
 
@@ -100,6 +108,25 @@ macro_rules! with_test {
     };
 }
 
+/// Calls `f(i, holds)` for every cell `i` of `values`, `holds` the test's outcome on its value:
+/// the operator matched once, and on byte cells the outcome looked up.
+#[inline]
+fn each_outcome(values: StoredValues<'_>, test: Test<'_>, mut f: impl FnMut(usize, bool)) {
+    match values {
+        StoredValues::Byte(bytes) => {
+            let table = test.byte_table();
+            for (i, &b) in bytes.iter().enumerate() {
+                f(i, table[usize::from(b)]);
+            }
+        }
+        StoredValues::Wide(wide) => with_test!(test, |holds| {
+            for (i, &x) in wide.iter().enumerate() {
+                f(i, holds(x));
+            }
+        }),
+    }
+}
+
 impl Col<'_> {
     #[inline]
     fn get(&self, i: usize) -> (EvalState, f64) {
@@ -107,7 +134,7 @@ impl Col<'_> {
             Col::Const(x) => (Value, *x),
             Col::Data { values, state } => {
                 let s = state.get(i).map_or(Missing, |&c| EvalState::from_cell(c));
-                (s, values.get(i).copied().unwrap_or(f64::NAN))
+                (s, values.get(i))
             }
             Col::Owned { values, state } => (
                 state.get(i).copied().unwrap_or(Missing),
@@ -120,10 +147,7 @@ impl Col<'_> {
             } => {
                 let s = state.get(i).map_or(Missing, |&c| EvalState::from_cell(c));
                 if s == Value {
-                    (
-                        Value,
-                        b2f(test.holds(values.get(i).copied().unwrap_or(f64::NAN))),
-                    )
+                    (Value, b2f(test.holds(values.get(i))))
                 } else {
                     (s, f64::NAN)
                 }
@@ -140,9 +164,23 @@ impl Col<'_> {
         match self {
             Col::Const(x) => (0..n).for_each(|i| f(i, Value, *x)),
             Col::Data { values, state } => {
-                for i in 0..n {
-                    let s = state.get(i).map_or(Missing, |&c| EvalState::from_cell(c));
-                    f(i, s, values.get(i).copied().unwrap_or(f64::NAN));
+                let state_of =
+                    |i: usize| state.get(i).map_or(Missing, |&c| EvalState::from_cell(c));
+                match values {
+                    StoredValues::Byte(bytes) => {
+                        for i in 0..n {
+                            f(
+                                i,
+                                state_of(i),
+                                bytes.get(i).map_or(f64::NAN, |&b| byte_value(b)),
+                            );
+                        }
+                    }
+                    StoredValues::Wide(wide) => {
+                        for i in 0..n {
+                            f(i, state_of(i), wide.get(i).copied().unwrap_or(f64::NAN));
+                        }
+                    }
                 }
             }
             Col::Owned { values, state } => {
@@ -158,20 +196,20 @@ impl Col<'_> {
                 values,
                 state,
                 test,
-            } => with_test!(*test, |holds| {
-                for i in 0..n {
-                    let s = state.get(i).map_or(Missing, |&c| EvalState::from_cell(c));
-                    if s == Value {
-                        f(
-                            i,
-                            Value,
-                            b2f(holds(values.get(i).copied().unwrap_or(f64::NAN))),
-                        );
-                    } else {
-                        f(i, s, f64::NAN);
+            } => {
+                // Rows past the stored cells read as missing, as `get` gives them.
+                each_outcome(*values, *test, |i, holds| {
+                    if i < n {
+                        match state.get(i).map_or(Missing, |&c| EvalState::from_cell(c)) {
+                            Value => f(i, Value, b2f(holds)),
+                            s => f(i, s, f64::NAN),
+                        }
                     }
+                });
+                for i in values.len()..n {
+                    f(i, Missing, f64::NAN);
                 }
-            }),
+            }
         }
     }
 }
@@ -365,6 +403,40 @@ pub(super) fn eval_true(node: &Node, frame: &Frame, source: &str) -> Result<Vec<
     Ok(out)
 }
 
+/// [`eval`] stored as a frame column: each chunk's values compacted and its states coded in
+/// parallel, the chunks joined in row order (the storage is bytes exactly when every value
+/// fits one, as [`NumValues::compact`] of the whole column would choose).
+pub(super) fn eval_column(
+    node: &Node,
+    frame: &Frame,
+    source: &str,
+) -> Result<(NumValues, States), EvalError> {
+    let n = frame.n_rows();
+    let pieces: Vec<Result<(NumValues, Vec<u8>), EvalError>> = (0..n.div_ceil(CHUNK_ROWS))
+        .into_par_iter()
+        .map(|k| {
+            let start = k * CHUNK_ROWS;
+            let len = CHUNK_ROWS.min(n - start);
+            let col = chunk(frame, source, start, len).eval(node)?;
+            let mut values = Vec::with_capacity(len);
+            let mut codes = Vec::with_capacity(len);
+            col.each(len, |_, s, x| {
+                values.push(if s == Value { x } else { f64::NAN });
+                codes.push(s.to_cell() as u8);
+            });
+            Ok((NumValues::compact(values), codes))
+        })
+        .collect();
+    let mut values = NumValues::with_capacity(n);
+    let mut states = States::AllValue(0);
+    for piece in pieces {
+        let (chunk_values, codes) = piece?;
+        values.extend_from(&chunk_values);
+        states.extend_codes(&codes, n);
+    }
+    Ok((values, states))
+}
+
 /// A text operand resolved against the frame.
 enum TextCol<'a> {
     Lit(&'a str),
@@ -389,7 +461,7 @@ impl<'a> Ctx<'a> {
         let c = self.column(name)?;
         match &c.data {
             ColumnData::Num(values) => Ok(Col::Data {
-                values: values.as_f64(self.rows.clone()),
+                values: values.stored(self.rows.clone()),
                 state: c.state.slice(self.rows.clone()),
             }),
             ColumnData::Text { .. } => Err(EvalError::ColumnType {
@@ -769,15 +841,25 @@ fn aggregate<'a>(n: usize, agg: Agg, cols: &[Col<'_>]) -> Col<'a> {
             && state.len() == n
         {
             let hit_when = agg == Agg::Any;
-            with_test!(*test, |holds| {
-                for ((f, &x), &s) in flags.iter_mut().zip(values.iter()).zip(state.iter()) {
-                    let seen = u8::from(s != CellState::NotAsked) * SEEN;
-                    let missing =
-                        u8::from(s != CellState::Value && s != CellState::NotAsked) * MISSING;
-                    let hit = u8::from(s == CellState::Value && holds(x) == hit_when) * HIT;
-                    *f |= seen | missing | hit;
+            let mark = |f: &mut u8, s: CellState, holds: bool| {
+                let seen = u8::from(s != CellState::NotAsked) * SEEN;
+                let missing = u8::from(s != CellState::Value && s != CellState::NotAsked) * MISSING;
+                let hit = u8::from(s == CellState::Value && holds == hit_when) * HIT;
+                *f |= seen | missing | hit;
+            };
+            match *values {
+                StoredValues::Byte(bytes) => {
+                    let table = test.byte_table();
+                    for ((f, &b), &s) in flags.iter_mut().zip(bytes).zip(state.iter()) {
+                        mark(f, s, table[usize::from(b)]);
+                    }
                 }
-            });
+                StoredValues::Wide(wide) => with_test!(*test, |holds| {
+                    for ((f, &x), &s) in flags.iter_mut().zip(wide).zip(state.iter()) {
+                        mark(f, s, holds(x));
+                    }
+                }),
+            }
             continue;
         }
         // sum/count of data columns (totals over several questions): the same, branch-free.
@@ -786,18 +868,26 @@ fn aggregate<'a>(n: usize, agg: Agg, cols: &[Col<'_>]) -> Col<'a> {
             && state.len() == n
         {
             let count = agg == Agg::Count;
-            for (((f, a), &x), &s) in flags
-                .iter_mut()
-                .zip(acc.iter_mut())
-                .zip(values.iter())
-                .zip(state.iter())
-            {
+            let add = |(f, a): (&mut u8, &mut f64), x: f64, s: CellState| {
                 let value = s == CellState::Value;
                 let seen = u8::from(s != CellState::NotAsked) * SEEN;
                 let missing = u8::from(!value && s != CellState::NotAsked) * MISSING;
                 *f |= seen | missing;
                 let term = if count { b2f(x != 0.0) } else { x };
                 *a += if value { term } else { 0.0 };
+            };
+            let cells = flags.iter_mut().zip(acc.iter_mut());
+            match *values {
+                StoredValues::Byte(bytes) => {
+                    for ((cell, &b), &s) in cells.zip(bytes).zip(state.iter()) {
+                        add(cell, byte_value(b), s);
+                    }
+                }
+                StoredValues::Wide(wide) => {
+                    for ((cell, &x), &s) in cells.zip(wide).zip(state.iter()) {
+                        add(cell, x, s);
+                    }
+                }
             }
             continue;
         }

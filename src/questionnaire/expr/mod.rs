@@ -240,6 +240,16 @@ impl Expr {
     pub fn eval_true(&self, frame: &Frame) -> Result<Vec<bool>, EvalError> {
         eval::eval_true(&self.node, frame, &self.source)
     }
+
+    /// The expression as a frame column, as [`Expr::eval`] gives it with states mapped by
+    /// [`EvalState::to_cell`]: values in the smallest storage that holds them, built chunk by
+    /// chunk without a whole column of `f64`s in between.
+    pub fn eval_column(
+        &self,
+        frame: &Frame,
+    ) -> Result<(crate::frame::NumValues, crate::frame::States), EvalError> {
+        eval::eval_column(&self.node, frame, &self.source)
+    }
 }
 
 #[cfg(test)]
