@@ -406,6 +406,51 @@ impl ColumnBuilder {
         self.blank.extend_from_slice(&piece.blank);
     }
 
+    /// The CSV cells of a batch of rows (`cell(r)` for `r` in `0..n`, `None` for an unusable
+    /// row) when every one is blank or one to three digits below 255 whose number is a value or
+    /// a missing code (a categorical item's usual batch): stored at once, each as
+    /// [`Self::push_null`] or [`Self::push_whole_number`] stores it. False, and nothing stored,
+    /// when a cell needs more (the caller then stores the cells one by one).
+    pub(crate) fn push_small_cells<'t>(
+        &mut self,
+        n: usize,
+        cell: impl Fn(usize) -> Option<&'t [u8]>,
+    ) -> bool {
+        const MAX: usize = 64;
+        if !self.rules.numeric || n > MAX {
+            return false;
+        }
+        let mut bytes = [NO_VALUE_BYTE; MAX];
+        let mut states = [CellState::NotAsked as u8; MAX];
+        let mut blanks = [true; MAX];
+        for r in 0..n {
+            let digits = match cell(r) {
+                None | Some([]) => continue,
+                Some(digits) => digits,
+            };
+            let Some(k) = (digits.len() <= 3)
+                .then(|| small_number(digits))
+                .flatten()
+                .filter(|&k| k < 255)
+            else {
+                return false;
+            };
+            (bytes[r], states[r]) = match &self.rules.small[k] {
+                Outcome::Value => (k as u8, CellState::Value as u8),
+                Outcome::Missing(st) => (NO_VALUE_BYTE, *st as u8),
+                Outcome::Problem(_) => return false,
+            };
+            blanks[r] = false;
+        }
+        let Some(values) = self.values.bytes_mut() else {
+            return false;
+        };
+        values.extend_from_slice(&bytes[..n]);
+        self.state.extend_codes(&states[..n], self.blank.capacity());
+        self.blank.extend_from_slice(&blanks[..n]);
+        true
+    }
+
     /// A CSV cell written as a whole number in a numeric column (the usual cell of a
     /// categorical or count item), read without the general float parser: `Some(problem)`.
     /// `None`, and nothing pushed, for any other cell (read it with [`Self::push_str`]).
@@ -1049,6 +1094,78 @@ mod tests {
                 assert_eq!(bits(&fast), bits(&each), "{case}");
             }
         }
+    }
+
+    #[test]
+    fn batches_of_small_cells_are_stored_as_cell_by_cell() {
+        // Batches the batch path takes (codes, missing codes, blanks, unusable rows) and
+        // batches it must leave to the cell-by-cell path, each after every other batch so that
+        // a refused batch leaves nothing behind.
+        let batches: Vec<Vec<Option<&[u8]>>> = vec![
+            vec![Some(b"1"), Some(b"2"), Some(b"3")],
+            vec![Some(b"1"), Some(b""), Some(b"8"), Some(b"95"), None],
+            vec![Some(b""), None, Some(b"")],
+            vec![Some(b"007"), Some(b"254"), Some(b"0")],
+            vec![Some(b"20"), Some(b"119"), Some(b""), Some(b"18")],
+            vec![Some(b"255")],
+            vec![Some(b"1"), Some(b"0254")],
+            vec![Some(b"-0"), Some(b"1")],
+            vec![Some(b" 1")],
+            vec![Some(b"1.5"), Some(b"")],
+            vec![Some(b"300"), Some(b"1")],
+            vec![Some(b"x")],
+            vec![Some(b"4"), Some(b"121")],
+        ];
+        let each_cell = |b: &mut ColumnBuilder, batch: &[Option<&[u8]>], found: &mut Vec<_>| {
+            for (r, cell) in batch.iter().enumerate() {
+                match cell {
+                    None | Some([]) => b.push_null(),
+                    Some(digits) => {
+                        let problem = match b.push_whole_number(digits) {
+                            Some(problem) => problem,
+                            None => b.push_str(std::str::from_utf8(digits).expect("text")),
+                        };
+                        found.extend(problem.map(|p| (r, p)));
+                    }
+                }
+            }
+        };
+        let mut taken = 0;
+        for coded in [true, false] {
+            for order in 0..batches.len() {
+                let rules = numeric_rules(coded);
+                let mut fast = ColumnBuilder::new("q", rules.clone(), 0);
+                let mut each = ColumnBuilder::new("q", rules, 0);
+                let (mut fast_found, mut each_found) = (Vec::new(), Vec::new());
+                for batch in batches.iter().cycle().skip(order).take(batches.len()) {
+                    if fast.push_small_cells(batch.len(), |r| batch[r]) {
+                        taken += 1;
+                    } else {
+                        each_cell(&mut fast, batch, &mut fast_found);
+                    }
+                    each_cell(&mut each, batch, &mut each_found);
+                }
+                let case = format!("coded {coded}, from batch {order}");
+                assert_eq!(fast.blank, each.blank, "{case}");
+                assert_eq!(fast_found, each_found, "{case}");
+                let (fast, each) = (fast.finish(), each.finish());
+                assert_eq!(fast.state, each.state, "{case}");
+                let (ColumnData::Num(fast), ColumnData::Num(each)) = (fast.data, each.data) else {
+                    panic!("numeric columns");
+                };
+                let bits = |v: &NumValues| v.iter().map(f64::to_bits).collect::<Vec<_>>();
+                assert_eq!(bits(&fast), bits(&each), "{case}");
+            }
+        }
+        // Coded: the first four batches before the column widens (at 300); ranged: the
+        // first three and the fifth (8, 95, 7 and 254 are problems there) until it does.
+        assert!(
+            taken >= 2 * batches.len(),
+            "the batch path was taken {taken} times"
+        );
+        // A text column takes no batch.
+        let mut text = ColumnBuilder::new("t", CellRules::free(false), 0);
+        assert!(!text.push_small_cells(1, |_| Some(b"1")));
     }
 
     #[test]

@@ -543,7 +543,13 @@ fn store_cells<'t>(
     first_row: usize,
     problems: &mut Vec<BatchProblem<'t>>,
 ) {
-    for r in 0..cells.batch.rows.len() {
+    let n = cells.batch.rows.len();
+    // Blanks and small codes only (most batches of an item): no cell can repeat the one before.
+    if b.push_small_cells(n, |r| cells.bytes(r)) {
+        *previous = None;
+        return;
+    }
+    for r in 0..n {
         let row = first_row + r;
         let field = match cells.bytes(r) {
             // Blank cells (questions skipped) are common: no parsing, no comparison.
