@@ -297,6 +297,8 @@ impl CellRules {
 pub(crate) struct ColumnBuilder {
     pub name: String,
     rules: CellRules,
+    /// [`small_cell_table`] of the rules.
+    small_cells: [u16; 256],
     /// Numbers, in one byte a cell while they allow it (see [`NumValues`]).
     values: NumValues,
     codes: Vec<u32>,
@@ -357,6 +359,7 @@ impl ColumnBuilder {
     pub(crate) fn new(name: &str, rules: CellRules, capacity: usize) -> ColumnBuilder {
         ColumnBuilder {
             name: name.to_string(),
+            small_cells: small_cell_table(&rules.small),
             rules,
             values: NumValues::with_capacity(capacity),
             codes: Vec::new(),
@@ -428,19 +431,16 @@ impl ColumnBuilder {
                 None | Some([]) => continue,
                 Some(digits) => digits,
             };
-            let Some(k) = (digits.len() <= 3)
-                .then(|| small_number(digits))
-                .flatten()
-                .filter(|&k| k < 255)
-            else {
+            // Four digits or more, or not digits: index 255, NOT_SMALL.
+            let k = match digits.len() {
+                1..=3 => small_number(digits).map_or(255, |k| k.min(255)),
+                _ => 255,
+            };
+            let cell = self.small_cells[k];
+            if cell == NOT_SMALL {
                 return false;
-            };
-            (bytes[r], states[r]) = match &self.rules.small[k] {
-                Outcome::Value => (k as u8, CellState::Value as u8),
-                Outcome::Missing(st) => (NO_VALUE_BYTE, *st as u8),
-                Outcome::Problem(_) => return false,
-            };
-            blanks[r] = false;
+            }
+            (bytes[r], states[r], blanks[r]) = (cell as u8, (cell >> 8) as u8, false);
         }
         let Some(values) = self.values.bytes_mut() else {
             return false;
@@ -591,23 +591,7 @@ impl ColumnBuilder {
         values: &[T],
         valid: &impl Fn(usize) -> bool,
     ) -> bool {
-        // Per whole number below 255: the byte stored and the state code, or NOT_SMALL.
-        const NOT_SMALL: u16 = u16::MAX;
-        let mut cell_of = [NOT_SMALL; 256];
-        let no_value =
-            |st: CellState| u16::from(crate::frame::NO_BYTE) | (u16::from(st as u8) << 8);
-        for (k, (cell, outcome)) in cell_of
-            .iter_mut()
-            .zip(&self.rules.small)
-            .take(255)
-            .enumerate()
-        {
-            *cell = match outcome {
-                Outcome::Value => k as u16,
-                Outcome::Missing(st) => no_value(*st),
-                Outcome::Problem(_) => NOT_SMALL,
-            };
-        }
+        let cell_of = &self.small_cells;
         let Some(bytes) = self.values.bytes_mut() else {
             return false;
         };
@@ -806,6 +790,25 @@ impl ColumnBuilder {
 
 /// The byte of a [`NumValues::Byte`] cell without a value (NaN), as `frame` stores it.
 const NO_VALUE_BYTE: u8 = u8::MAX;
+
+/// A [`small_cell_table`] entry for a number a byte column cannot take as it is (a problem, or
+/// 255): its state half is no state's code.
+const NOT_SMALL: u16 = u16::MAX;
+
+/// Per whole number below 256, what a byte column stores for it: the byte in the low half and
+/// the state's code in the high half (a missing code: no value, its state), or [`NOT_SMALL`]
+/// for a problem and for 255 (which a byte cannot hold).
+fn small_cell_table(small: &[Outcome]) -> [u16; 256] {
+    let mut table = [NOT_SMALL; 256];
+    for (k, (cell, outcome)) in table.iter_mut().zip(small).take(255).enumerate() {
+        *cell = match outcome {
+            Outcome::Value => k as u16 | (u16::from(CellState::Value as u8) << 8),
+            Outcome::Missing(st) => u16::from(NO_VALUE_BYTE) | (u16::from(*st as u8) << 8),
+            Outcome::Problem(_) => NOT_SMALL,
+        };
+    }
+    table
+}
 
 /// The value of one to three ASCII digits; `None` for any other text.
 #[inline]
