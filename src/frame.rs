@@ -543,6 +543,35 @@ impl States {
                 nibbles.extend_from_slice(more);
                 *len += n;
             }
+            // After an odd number of cells: the first new cell fills the high half of the last
+            // byte, and each byte after is the high half of one byte of `other` and the low
+            // half of the next (pieces of a file read in parallel end at odd rows half the time).
+            (
+                States::Packed { nibbles, len },
+                States::Packed {
+                    nibbles: more,
+                    len: n,
+                },
+            ) if *n > 0 => {
+                if let (Some(last), Some(&first)) = (nibbles.last_mut(), more.first()) {
+                    *last = (*last & 0xF) | (first << 4);
+                }
+                let added = (n - 1).div_ceil(2);
+                let whole = more.windows(2).take(added);
+                let taken = whole.len();
+                nibbles.extend(whole.map(|w| (w[0] >> 4) | (w[1] << 4)));
+                if taken < added
+                    && let Some(&end) = more.last()
+                {
+                    nibbles.push(end >> 4);
+                }
+                *len += n;
+            }
+            // Values are code 0: zero bytes, and the high half of an odd last byte is zero.
+            (States::Packed { nibbles, len }, States::AllValue(n)) => {
+                *len += n;
+                nibbles.resize(len.div_ceil(2), 0);
+            }
             _ => {
                 let capacity = self.len() + other.len();
                 for &s in other {
@@ -1133,6 +1162,53 @@ mod tests {
                 CellState::Value,
             ]);
             assert_eq!(a, expected);
+        }
+    }
+
+    #[test]
+    fn states_appended_at_any_parity_match_cell_by_cell() {
+        // Every head and tail length up to 7, each as a count (all values) or packed, the
+        // packed ones over every state.
+        let make = |len: usize, seed: usize, packed: bool| -> Vec<CellState> {
+            (0..len)
+                .map(|i| {
+                    if packed {
+                        STATES[(i * 5 + seed) % STATES.len()]
+                    } else {
+                        CellState::Value
+                    }
+                })
+                .collect()
+        };
+        for head_len in 0..8 {
+            for tail_len in 0..8 {
+                for (head_packed, tail_packed) in
+                    [(false, false), (false, true), (true, false), (true, true)]
+                {
+                    let head = make(head_len, head_len, head_packed);
+                    let tail = make(tail_len, 3 + tail_len, tail_packed);
+                    let mut joined = States::compact(head.clone());
+                    joined.extend_from(&States::compact(tail.clone()));
+                    let mut each = States::compact(head.clone());
+                    for &s in &tail {
+                        each.push(s);
+                    }
+                    let expected: Vec<CellState> = head.iter().chain(&tail).copied().collect();
+                    let case = format!("{head:?} + {tail:?}");
+                    assert_eq!(joined, expected, "{case}");
+                    assert_eq!(joined.len(), expected.len(), "{case}");
+                    assert_eq!(
+                        matches!(joined, States::AllValue(_)),
+                        matches!(each, States::AllValue(_)),
+                        "{case}: the same storage"
+                    );
+                    if let (States::Packed { nibbles: a, .. }, States::Packed { nibbles: b, .. }) =
+                        (&joined, &each)
+                    {
+                        assert_eq!(a, b, "{case}: the same bytes");
+                    }
+                }
+            }
         }
     }
 
