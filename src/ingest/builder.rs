@@ -1029,6 +1029,36 @@ mod tests {
         }
     }
 
+    /// Two empty builders of a numeric column with the same rules: one for a fast path, one
+    /// for the cell-by-cell path it must match.
+    fn twin_builders(coded: bool) -> (ColumnBuilder, ColumnBuilder) {
+        let rules = numeric_rules(coded);
+        (
+            ColumnBuilder::new("q", rules.clone(), 0),
+            ColumnBuilder::new("q", rules, 0),
+        )
+    }
+
+    /// `fast` holds the cells `each` holds: blanks, states, storage and values bit for bit.
+    /// The finished `fast` column.
+    fn assert_same_cells(fast: ColumnBuilder, each: ColumnBuilder, case: &str) -> Column {
+        assert_eq!(fast.blank, each.blank, "{case}");
+        let (fast, each) = (fast.finish(), each.finish());
+        assert_eq!(fast.state, each.state, "{case}");
+        let (ColumnData::Num(fast_values), ColumnData::Num(each_values)) = (&fast.data, &each.data)
+        else {
+            panic!("numeric columns");
+        };
+        assert_eq!(
+            std::mem::discriminant(fast_values),
+            std::mem::discriminant(each_values),
+            "{case}"
+        );
+        let bits = |v: &NumValues| v.iter().map(f64::to_bits).collect::<Vec<_>>();
+        assert_eq!(bits(fast_values), bits(each_values), "{case}");
+        fast
+    }
+
     #[test]
     fn runs_of_small_numbers_are_stored_as_cell_by_cell() {
         // Runs the byte path takes (codes, missing codes, nulls) and runs it must leave to the
@@ -1059,9 +1089,7 @@ mod tests {
             assert!(fresh.push_small_numbers(&codes, &|i| i != 1));
             assert!(!fresh.push_small_numbers(&[2.0, 1.5], &|_| true));
             for order in 0..runs.len() {
-                let rules = numeric_rules(coded);
-                let mut fast = ColumnBuilder::new("q", rules.clone(), 0);
-                let mut each = ColumnBuilder::new("q", rules, 0);
+                let (mut fast, mut each) = twin_builders(coded);
                 let (mut fast_found, mut each_found) = (Vec::new(), Vec::new());
                 // Every run once, starting from a different one each time.
                 for run in runs.iter().cycle().skip(order).take(runs.len()) {
@@ -1071,7 +1099,6 @@ mod tests {
                     each.push_numbers_each(&values, |x| x, valid, false, &mut each_found);
                 }
                 let case = format!("coded {coded}, from run {order}");
-                assert_eq!(fast.blank, each.blank, "{case}");
                 let bits = |v: &[(usize, f64, CellProblem)]| {
                     v.iter()
                         .map(|(i, x, p)| (*i, x.to_bits(), p.clone()))
@@ -1079,22 +1106,11 @@ mod tests {
                 };
                 assert_eq!(bits(&fast_found), bits(&each_found), "{case}");
                 assert!(!each_found.is_empty(), "{case}: the runs hold problems");
-                let (fast, each) = (fast.finish(), each.finish());
-                assert_eq!(fast.state, each.state, "{case}");
+                let fast = assert_same_cells(fast, each, &case);
                 assert!(
                     !fast.state.all_value(),
                     "{case}: the runs hold missing cells"
                 );
-                let (ColumnData::Num(fast), ColumnData::Num(each)) = (fast.data, each.data) else {
-                    panic!("numeric columns");
-                };
-                assert_eq!(
-                    std::mem::discriminant(&fast),
-                    std::mem::discriminant(&each),
-                    "{case}"
-                );
-                let bits = |v: &NumValues| v.iter().map(f64::to_bits).collect::<Vec<_>>();
-                assert_eq!(bits(&fast), bits(&each), "{case}");
             }
         }
     }
@@ -1136,9 +1152,7 @@ mod tests {
         let mut taken = 0;
         for coded in [true, false] {
             for order in 0..batches.len() {
-                let rules = numeric_rules(coded);
-                let mut fast = ColumnBuilder::new("q", rules.clone(), 0);
-                let mut each = ColumnBuilder::new("q", rules, 0);
+                let (mut fast, mut each) = twin_builders(coded);
                 let (mut fast_found, mut each_found) = (Vec::new(), Vec::new());
                 for batch in batches.iter().cycle().skip(order).take(batches.len()) {
                     if fast.push_small_cells(batch.len(), |r| batch[r]) {
@@ -1149,15 +1163,8 @@ mod tests {
                     each_cell(&mut each, batch, &mut each_found);
                 }
                 let case = format!("coded {coded}, from batch {order}");
-                assert_eq!(fast.blank, each.blank, "{case}");
                 assert_eq!(fast_found, each_found, "{case}");
-                let (fast, each) = (fast.finish(), each.finish());
-                assert_eq!(fast.state, each.state, "{case}");
-                let (ColumnData::Num(fast), ColumnData::Num(each)) = (fast.data, each.data) else {
-                    panic!("numeric columns");
-                };
-                let bits = |v: &NumValues| v.iter().map(f64::to_bits).collect::<Vec<_>>();
-                assert_eq!(bits(&fast), bits(&each), "{case}");
+                assert_same_cells(fast, each, &case);
             }
         }
         // Coded: the first four batches before the column widens (at 300); ranged: the
