@@ -34,7 +34,7 @@ pub use findings::{FindingRef, Findings};
 use rayon::prelude::*;
 
 use crate::fieldwork::{Date, DispositionMap, Outcome};
-use crate::frame::{CellState, ColumnData, Frame};
+use crate::frame::{CellState, ColumnData, Frame, NO_BYTE, States, StoredValues};
 use crate::questionnaire::Questionnaire;
 
 /// Frame column holding the data row number (1-based) when the config names no id column.
@@ -905,30 +905,50 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
     let mut respondent = vec![true; n_rows];
     if let Some(resp) = spec.response.as_deref() {
         let col = frame.column(resp).expect("checked present");
-        for (r, is_resp) in respondent.iter_mut().enumerate() {
-            if col.state[r] != CellState::Value {
-                continue;
-            }
-            let status = match &col.data {
-                ColumnData::Num(v) if v[r] == 1.0 => Some(true),
-                ColumnData::Num(v) if v[r] == 0.0 => Some(false),
-                ColumnData::Num(_) => None,
-                ColumnData::Text { codes, levels } => match levels[codes[r] as usize].as_str() {
-                    "1" => Some(true),
-                    "0" => Some(false),
+        // The usual response column: 0/1 in every row, as bytes; nothing to report.
+        let zero_one = match &col.data {
+            ColumnData::Num(v) if matches!(col.state, States::AllValue(_)) => {
+                match v.stored(0..v.len()) {
+                    StoredValues::Byte(bytes) if bytes.iter().all(|&b| b <= 1) => Some(bytes),
                     _ => None,
-                },
-            };
-            match status {
-                Some(true) => {}
-                Some(false) => *is_resp = false,
-                None => findings.push(
-                    r,
-                    resp,
-                    &col.display(r).unwrap_or_default(),
-                    FindingKind::InvalidResponse,
-                    "response must be 1 (respondent) or 0 (nonrespondent)",
-                ),
+                }
+            }
+            _ => None,
+        };
+        match zero_one {
+            Some(bytes) => respondent
+                .iter_mut()
+                .zip(bytes)
+                .for_each(|(is_resp, &b)| *is_resp = b == 1),
+            None => {
+                for (r, is_resp) in respondent.iter_mut().enumerate() {
+                    if col.state[r] != CellState::Value {
+                        continue;
+                    }
+                    let status = match &col.data {
+                        ColumnData::Num(v) if v[r] == 1.0 => Some(true),
+                        ColumnData::Num(v) if v[r] == 0.0 => Some(false),
+                        ColumnData::Num(_) => None,
+                        ColumnData::Text { codes, levels } => {
+                            match levels[codes[r] as usize].as_str() {
+                                "1" => Some(true),
+                                "0" => Some(false),
+                                _ => None,
+                            }
+                        }
+                    };
+                    match status {
+                        Some(true) => {}
+                        Some(false) => *is_resp = false,
+                        None => findings.push(
+                            r,
+                            resp,
+                            &col.display(r).unwrap_or_default(),
+                            FindingKind::InvalidResponse,
+                            "response must be 1 (respondent) or 0 (nonrespondent)",
+                        ),
+                    }
+                }
             }
         }
     }
@@ -1003,6 +1023,10 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
         }
         let col = frame.column(name).expect("checked present");
         let blank = &blanks[name];
+        // A column without a blank or missing cell (the usual design column) has nothing here.
+        if matches!(col.state, States::AllValue(_)) && !blank.contains(&true) {
+            continue;
+        }
         // Cells of this column that already have a finding (a design value that is not a
         // number, say), in one pass over the findings: looking each cell up in the findings
         // was quadratic when most cells have one.
@@ -1072,6 +1096,13 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
     for name in &spec.positive_columns {
         let col = frame.column(name).expect("checked present");
         match &col.data {
+            // Every cell a value, finite and positive (the usual weight column): nothing to report.
+            ColumnData::Num(v)
+                if matches!(col.state, States::AllValue(_))
+                    && match v.stored(0..v.len()) {
+                        StoredValues::Wide(w) => w.iter().all(|x| x.is_finite() && *x > 0.0),
+                        StoredValues::Byte(b) => b.iter().all(|&b| b != 0 && b != NO_BYTE),
+                    } => {}
             ColumnData::Num(v) => {
                 for r in 0..n_rows {
                     if col.state[r] == CellState::Value && !(v[r].is_finite() && v[r] > 0.0) {
@@ -1170,17 +1201,19 @@ fn validate(raw: RawTable, spec: &IngestSpec, q: &Questionnaire) -> Result<Inges
             quarantined[f.row as usize - 1] = true;
         }
     }
-    let used: Vec<usize> = (0..n_rows).filter(|&r| !quarantined[r]).collect();
-    let rows_quarantined = (n_rows - used.len()) as u64;
-    // Nothing quarantined (the usual case): keep the columns instead of copying them.
-    let mut frame = if used.len() == n_rows {
-        frame
+    // Nothing quarantined (the usual case): the columns and row flags are kept as they are.
+    let (mut frame, respondent, outcomes, row_numbers) = if quarantined.contains(&true) {
+        let used: Vec<usize> = (0..n_rows).filter(|&r| !quarantined[r]).collect();
+        (
+            frame.take(&used),
+            used.iter().map(|&r| respondent[r]).collect(),
+            outcomes.map(|o| used.iter().map(|&r| o[r]).collect()),
+            used.iter().map(|&r| r as u64 + 1).collect::<Vec<u64>>(),
+        )
     } else {
-        frame.take(&used)
+        (frame, respondent, outcomes, (1..=n_rows as u64).collect())
     };
-    let respondent: Vec<bool> = used.iter().map(|&r| respondent[r]).collect();
-    let outcomes = outcomes.map(|o| used.iter().map(|&r| o[r]).collect());
-    let row_numbers: Vec<u64> = used.iter().map(|&r| r as u64 + 1).collect();
+    let rows_quarantined = (n_rows - row_numbers.len()) as u64;
     match &spec.derived {
         None => q.add_derived(&mut frame),
         Some(needed) => q.add_derived_needed(&mut frame, needed),

@@ -533,3 +533,54 @@ fn skip_logic_codes_match_the_cell_by_cell_rules() {
         }
     }
 }
+
+/// A clean 0/1 response column, positive weights and complete design fields are read without a
+/// row-by-row check (no finding can come of one); anything else takes the checks row by row.
+/// Both give each row's response status as the column says.
+#[test]
+fn response_status_and_design_checks_on_clean_and_faulty_columns() {
+    let read_csv = |name: &str, text: &str| {
+        let spec = IngestSpec {
+            response: Some("resp".into()),
+            design_columns: vec!["region".into()],
+            ..spec(scratch_file(name, text.as_bytes()), InvalidAnswer::Blank)
+        };
+        read(&spec, &questionnaire()).expect("read")
+    };
+    let clean = read_csv(
+        "clean-status.csv",
+        "id,region,w,q1,q2,resp\n1,1,10,1,5,1\n2,1,20.5,,,0\n3,2,30,2,,1\n4,2,1,,,0\n",
+    );
+    assert!(findings(&clean).is_empty(), "{:?}", findings(&clean));
+    assert_eq!(clean.respondent, [true, false, true, false]);
+    assert_eq!(clean.row_numbers, [1, 2, 3, 4]);
+    assert_eq!((clean.rows_read, clean.rows_quarantined), (4, 0));
+
+    // A response of 2, a blank stratum, a negative weight.
+    let faulty = read_csv(
+        "faulty-status.csv",
+        "id,region,w,q1,q2,resp\n1,1,10,1,5,1\n2,1,20,,,0\n3,2,30,2,,2\n4,,40,1,5,1\n5,1,-1,,,0\n",
+    );
+    use FindingKind::*;
+    let kinds: Vec<(u64, &str, FindingKind)> = findings(&faulty)
+        .into_iter()
+        .map(|(row, column, _, kind, _)| (row, column, kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (3, "resp", InvalidResponse),
+            (4, "region", MissingDesignValue),
+            (5, "w", InvalidWeight),
+        ]
+    );
+    // Each of rows 3 to 5 is quarantined (a row of unknown response status cannot be
+    // weighted); of the rest, row 2 did not respond.
+    assert!(
+        findings(&faulty)[..3]
+            .iter()
+            .all(|f| f.4 == FindingAction::Quarantined)
+    );
+    assert_eq!(faulty.row_numbers, [1, 2]);
+    assert_eq!(faulty.respondent, [true, false]);
+}
