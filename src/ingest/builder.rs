@@ -431,12 +431,8 @@ impl ColumnBuilder {
                 None | Some([]) => continue,
                 Some(digits) => digits,
             };
-            // Four digits or more, or not digits: index 255, NOT_SMALL.
-            let k = match digits.len() {
-                1..=3 => small_number(digits).map_or(255, |k| k.min(255)),
-                _ => 255,
-            };
-            let cell = self.small_cells[k];
+            // Any other cell: index 255, NOT_SMALL.
+            let cell = self.small_cells[small_code(digits).unwrap_or(255)];
             if cell == NOT_SMALL {
                 return false;
             }
@@ -461,10 +457,7 @@ impl ColumnBuilder {
         }
         // One to three digits, the usual cell: its outcome is in the table and a byte column
         // takes it as it is (255 and above need the general path, as they do not fit a byte).
-        if let (1..=3, NumValues::Byte(values)) = (digits.len(), &mut self.values)
-            && let Some(k) = small_number(digits)
-            && k < 255
-        {
+        if let (Some(k), NumValues::Byte(values)) = (small_code(digits), &mut self.values) {
             let (byte, state, problem) = match &self.rules.small[k] {
                 Outcome::Value => {
                     values.push(k as u8);
@@ -808,6 +801,16 @@ fn small_cell_table(small: &[Outcome]) -> [u16; 256] {
         };
     }
     table
+}
+
+/// The number of a cell written as one to three ASCII digits when a byte column holds it (below
+/// 255): an index into the tables of small numbers. `None` for any other cell.
+#[inline]
+fn small_code(digits: &[u8]) -> Option<usize> {
+    match digits.len() {
+        1..=3 => small_number(digits).filter(|&k| k < 255),
+        _ => None,
+    }
 }
 
 /// The value of one to three ASCII digits; `None` for any other text.

@@ -847,6 +847,8 @@ fn aggregate<'a>(n: usize, agg: Agg, cols: &[Col<'_>]) -> Col<'a> {
                 let hit = u8::from(s == CellState::Value && holds == hit_when) * HIT;
                 *f |= seen | missing | hit;
             };
+            // `each_outcome` with indexed flags and states measured 3 % slower on `validate`:
+            // the three slices are zipped here instead.
             match *values {
                 StoredValues::Byte(bytes) => {
                     let table = test.byte_table();
